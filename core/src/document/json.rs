@@ -1,0 +1,209 @@
+//! Writes a JSON tree into an Automerge object as a minimal set of operations (only what differs
+//! is written), and reads documents back as JSON. This is the single bridge between the model's
+//! serde representation and Automerge, so every document type uses the same rules:
+//!
+//! - objects become maps, keys missing from the new value are deleted;
+//! - arrays become lists, rewritten only when they differ (lists here are short and rarely
+//!   co-edited; per-key maps are used where concurrent edits must merge, e.g. tags);
+//! - strings become scalar strings, except where [`TextPolicy`] marks a path as collaborative
+//!   text: those become Automerge text and are edited with a character diff;
+//! - numbers become `Int`, `Uint` or `F64`; `null` removes the key.
+
+use automerge::transaction::Transactable;
+use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value as AmValue};
+use serde_json::{Map, Number, Value};
+
+/// Decides which map entries hold collaborative text. `path` is the list of keys from the root.
+pub(crate) type TextPolicy = fn(path: &[&str]) -> bool;
+
+/// Makes the map `obj` equal to `target`, emitting operations only where they differ.
+pub(crate) fn reconcile_map<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    target: &Map<String, Value>,
+    path: &mut Vec<String>,
+    text: TextPolicy,
+) -> Result<(), AutomergeError> {
+    let existing: Vec<String> = tx.keys(obj).collect();
+    for key in existing {
+        if !matches!(target.get(&key), Some(v) if !v.is_null()) {
+            tx.delete(obj, key.as_str())?;
+        }
+    }
+    for (key, value) in target {
+        if value.is_null() {
+            continue;
+        }
+        path.push(key.clone());
+        let is_text = {
+            let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+            text(&refs)
+        };
+        reconcile_entry(tx, obj, key, value, path, is_text, text)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+fn reconcile_entry<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: &Value,
+    path: &mut Vec<String>,
+    is_text: bool,
+    text: TextPolicy,
+) -> Result<(), AutomergeError> {
+    let current = tx.get(obj, key)?;
+    match value {
+        Value::String(s) if is_text => {
+            let text_obj = match current {
+                Some((AmValue::Object(ObjType::Text), id)) => id,
+                _ => tx.put_object(obj, key, ObjType::Text)?,
+            };
+            if tx.text(&text_obj)? != *s {
+                tx.update_text(&text_obj, s)?;
+            }
+        }
+        Value::Object(map) => {
+            let child = match current {
+                Some((AmValue::Object(ObjType::Map), id)) => id,
+                _ => tx.put_object(obj, key, ObjType::Map)?,
+            };
+            reconcile_map(tx, &child, map, path, text)?;
+        }
+        Value::Array(items) => {
+            let same = match &current {
+                Some((AmValue::Object(ObjType::List), id)) => read_value(tx, id)? == *value,
+                _ => false,
+            };
+            if !same {
+                let list = tx.put_object(obj, key, ObjType::List)?;
+                for (index, item) in items.iter().enumerate() {
+                    insert_into_list(tx, &list, index, item)?;
+                }
+            }
+        }
+        scalar => {
+            let wanted = to_scalar(scalar);
+            let same = matches!(&current, Some((AmValue::Scalar(v), _)) if v.as_ref() == &wanted);
+            if !same {
+                tx.put(obj, key, wanted)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_into_list<T: Transactable>(
+    tx: &mut T,
+    list: &ObjId,
+    index: usize,
+    value: &Value,
+) -> Result<(), AutomergeError> {
+    match value {
+        Value::Object(map) => {
+            let child = tx.insert_object(list, index, ObjType::Map)?;
+            for (key, v) in map {
+                if !v.is_null() {
+                    put_fresh(tx, &child, key, v)?;
+                }
+            }
+        }
+        Value::Array(items) => {
+            let child = tx.insert_object(list, index, ObjType::List)?;
+            for (i, v) in items.iter().enumerate() {
+                insert_into_list(tx, &child, i, v)?;
+            }
+        }
+        scalar => tx.insert(list, index, to_scalar(scalar))?,
+    }
+    Ok(())
+}
+
+fn put_fresh<T: Transactable>(
+    tx: &mut T,
+    map: &ObjId,
+    key: &str,
+    value: &Value,
+) -> Result<(), AutomergeError> {
+    match value {
+        Value::Object(inner) => {
+            let child = tx.put_object(map, key, ObjType::Map)?;
+            for (k, v) in inner {
+                if !v.is_null() {
+                    put_fresh(tx, &child, k, v)?;
+                }
+            }
+        }
+        Value::Array(items) => {
+            let child = tx.put_object(map, key, ObjType::List)?;
+            for (i, v) in items.iter().enumerate() {
+                insert_into_list(tx, &child, i, v)?;
+            }
+        }
+        scalar => tx.put(map, key, to_scalar(scalar))?,
+    }
+    Ok(())
+}
+
+fn to_scalar(value: &Value) -> ScalarValue {
+    match value {
+        Value::Bool(b) => ScalarValue::Boolean(*b),
+        Value::Number(n) => number_to_scalar(n),
+        Value::String(s) => ScalarValue::Str(s.as_str().into()),
+        _ => ScalarValue::Null,
+    }
+}
+
+fn number_to_scalar(n: &Number) -> ScalarValue {
+    if let Some(i) = n.as_i64() {
+        ScalarValue::Int(i)
+    } else if let Some(u) = n.as_u64() {
+        ScalarValue::Uint(u)
+    } else {
+        ScalarValue::F64(n.as_f64().unwrap_or(0.0))
+    }
+}
+
+/// Reads any object (or the root, with `ObjId::Root`) of a document as JSON. Text objects read
+/// as strings; bytes, counters and timestamps as numbers or null.
+pub(crate) fn read_value<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Value, AutomergeError> {
+    match doc.object_type(obj)? {
+        ObjType::Map | ObjType::Table => {
+            let mut map = Map::new();
+            for key in doc.keys(obj) {
+                if let Some((value, id)) = doc.get(obj, key.as_str())? {
+                    map.insert(key, read_am(doc, value, &id)?);
+                }
+            }
+            Ok(Value::Object(map))
+        }
+        ObjType::List => {
+            let mut items = Vec::new();
+            for index in 0..doc.length(obj) {
+                if let Some((value, id)) = doc.get(obj, index)? {
+                    items.push(read_am(doc, value, &id)?);
+                }
+            }
+            Ok(Value::Array(items))
+        }
+        ObjType::Text => Ok(Value::String(doc.text(obj)?)),
+    }
+}
+
+fn read_am<R: ReadDoc>(doc: &R, value: AmValue<'_>, id: &ObjId) -> Result<Value, AutomergeError> {
+    Ok(match value {
+        AmValue::Object(_) => read_value(doc, id)?,
+        AmValue::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => Value::String(s.to_string()),
+            ScalarValue::Int(i) => Value::from(*i),
+            ScalarValue::Uint(u) => Value::from(*u),
+            ScalarValue::F64(f) => Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+            ScalarValue::Counter(c) => Value::from(i64::from(c)),
+            ScalarValue::Timestamp(t) => Value::from(*t),
+            ScalarValue::Boolean(b) => Value::Bool(*b),
+            _ => Value::Null,
+        },
+    })
+}

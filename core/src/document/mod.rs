@@ -1,0 +1,53 @@
+//! Automerge documents: one per item, one per space. This module turns model values into
+//! Automerge operations and documents back into model values, and describes each change (who
+//! made it and which fields it touched) in the change message so that history can be shown
+//! without replaying documents. It knows nothing of SQLite.
+
+mod json;
+mod note;
+mod schema;
+
+pub(crate) use note::ChangeNote;
+pub use schema::DocKind;
+pub(crate) use schema::{item_from_doc, item_to_json, space_from_doc, space_to_json};
+
+use automerge::{transaction::CommitOptions, Automerge, Change, ObjId};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Brings the whole document to `target` in one change described by `note`; returns the new
+/// change, or `None` when the document already was `target`.
+pub(crate) fn write_change(
+    doc: &mut Automerge,
+    doc_id: &str,
+    kind: DocKind,
+    target: &Value,
+    note: &ChangeNote,
+    time_ms: i64,
+) -> Result<Option<Change>> {
+    let Value::Object(root) = target else {
+        return Err(Error::document(doc_id, "document root must be a map"));
+    };
+    let mut tx = doc.transaction();
+    if let Err(e) = json::reconcile_map(&mut tx, &ObjId::Root, root, &mut Vec::new(), kind.text_policy()) {
+        tx.rollback();
+        return Err(Error::document(doc_id, e));
+    }
+    let options = CommitOptions::default()
+        .with_message(note.encode())
+        .with_time(time_ms);
+    let (hash, _) = tx.commit_with(options);
+    if hash.is_none() {
+        return Ok(None);
+    }
+    Ok(doc.get_last_local_change())
+}
+
+/// Reads a whole document as JSON.
+pub(crate) fn read_json(doc: &Automerge, doc_id: &str) -> Result<Value> {
+    json::read_value(doc, &ObjId::Root).map_err(|e| Error::document(doc_id, e))
+}
+
+#[cfg(test)]
+mod tests;

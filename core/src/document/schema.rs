@@ -1,0 +1,118 @@
+//! The layout of item and space documents and its version.
+//!
+//! Item document root: `schema` (version), `id`, `space`, `author`, `created_at`,
+//! `updated_at` (ms since epoch), `title` (map language → string), `body` (map language →
+//! Automerge text), `tags` (map tag → true, so concurrent additions merge), `location`,
+//! `media` (list), `audience`, `status`, `valid_until`, `on_behalf_of`, `details` (map with
+//! `kind` and the kind's fields). Space document root: `schema`, `id`, `name`, `description`
+//! (map language → text), `time_zone`, `default_language`, `categories`, `layers`.
+
+use automerge::Automerge;
+use serde_json::{Map, Value};
+
+use super::{json::TextPolicy, read_json};
+use crate::error::{Error, Result};
+use crate::model::{Item, Space, SpaceId, SpaceMeta};
+
+/// Version of the document layout written by this core.
+pub(crate) const DOC_SCHEMA_VERSION: u64 = 1;
+
+/// Which layout a document follows: an item or a space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocKind {
+    Item,
+    Space,
+}
+
+impl DocKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DocKind::Item => "item",
+            DocKind::Space => "space",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "item" => Some(DocKind::Item),
+            "space" => Some(DocKind::Space),
+            _ => None,
+        }
+    }
+
+    pub(super) fn text_policy(&self) -> TextPolicy {
+        match self {
+            DocKind::Item => |path| path.len() == 2 && path[0] == "body",
+            DocKind::Space => |path| path.len() == 2 && path[0] == "description",
+        }
+    }
+}
+
+/// The document JSON of an item.
+pub(crate) fn item_to_json(item: &Item) -> Result<Value> {
+    let mut value = to_object(item, "item")?;
+    if let Some(Value::Array(tags)) = value.remove("tags") {
+        let set: Map<String, Value> = tags
+            .into_iter()
+            .filter_map(|t| t.as_str().map(|s| (s.to_owned(), Value::Bool(true))))
+            .collect();
+        value.insert("tags".into(), Value::Object(set));
+    }
+    value.insert("schema".into(), Value::from(DOC_SCHEMA_VERSION));
+    Ok(Value::Object(value))
+}
+
+/// Reads an item back from its document.
+pub(crate) fn item_from_doc(doc: &Automerge, doc_id: &str) -> Result<Item> {
+    let mut root = from_doc(doc, doc_id)?;
+    if let Some(Value::Object(tags)) = root.remove("tags") {
+        let list = tags
+            .into_iter()
+            .filter(|(_, v)| v.as_bool() == Some(true))
+            .map(|(k, _)| Value::String(k))
+            .collect();
+        root.insert("tags".into(), Value::Array(list));
+    }
+    serde_json::from_value(Value::Object(root))
+        .map_err(|e| Error::document(doc_id, format!("not a readable item: {e}")))
+}
+
+/// The document JSON of a space.
+pub(crate) fn space_to_json(id: SpaceId, meta: &SpaceMeta) -> Result<Value> {
+    let mut value = to_object(meta, "space")?;
+    value.insert("id".into(), Value::String(id.to_string()));
+    value.insert("schema".into(), Value::from(DOC_SCHEMA_VERSION));
+    Ok(Value::Object(value))
+}
+
+/// Reads a space back from its document.
+pub(crate) fn space_from_doc(doc: &Automerge, doc_id: &str) -> Result<Space> {
+    let root = from_doc(doc, doc_id)?;
+    serde_json::from_value(Value::Object(root))
+        .map_err(|e| Error::document(doc_id, format!("not a readable space: {e}")))
+}
+
+fn to_object<T: serde::Serialize>(value: &T, what: &str) -> Result<Map<String, Value>> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::document(what, "did not serialize to a map")),
+        Err(e) => Err(Error::document(what, e)),
+    }
+}
+
+fn from_doc(doc: &Automerge, doc_id: &str) -> Result<Map<String, Value>> {
+    let Value::Object(mut root) = read_json(doc, doc_id)? else {
+        return Err(Error::document(doc_id, "root is not a map"));
+    };
+    match root.remove("schema").and_then(|v| v.as_u64()) {
+        Some(v) if v <= DOC_SCHEMA_VERSION => Ok(root),
+        Some(v) => Err(Error::document(
+            doc_id,
+            format!("written with document schema {v}, this core reads up to {DOC_SCHEMA_VERSION}"),
+        )),
+        None => Err(Error::document(
+            doc_id,
+            "has no schema version (empty or foreign document)",
+        )),
+    }
+}

@@ -1,0 +1,109 @@
+//! The one error type of the core. Every failure a caller can see is a variant here with a
+//! message that says what was wrong; personal data (texts, names) never goes into a message.
+
+use crate::schedule::ScheduleError;
+use crate::search::SearchSyntaxError;
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the core, typed so that apps can react per case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field of a command failed validation; `field` names it, `reason` says why.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+
+    /// Coordinates outside WGS84 ranges or not finite.
+    #[error(
+        "invalid coordinates: latitude {lat} must be within -90..=90 and longitude {lon} within -180..=180"
+    )]
+    InvalidCoordinates { lat: f64, lon: f64 },
+
+    /// An item kind that this version does not know.
+    #[error(
+        "unknown item kind `{0}`; expected one of post, place, offer, event, request, observation, comment"
+    )]
+    UnknownKind(String),
+
+    /// A JSON payload handed in by the app could not be read.
+    #[error("malformed {what}: {reason}")]
+    MalformedInput { what: &'static str, reason: String },
+
+    /// A write would grow a document beyond the store's per-document budget.
+    #[error("document too large: {size} bytes after this change, the budget is {budget} bytes")]
+    DocumentTooLarge { size: usize, budget: usize },
+
+    /// Change bytes from another store or the network that do not decode.
+    #[error("malformed change for document {doc}: {reason}")]
+    MalformedChange { doc: String, reason: String },
+
+    /// An update that tries to turn an item into another kind.
+    #[error("an item's kind cannot change (item is a {existing}, update is a {requested})")]
+    KindChange {
+        existing: &'static str,
+        requested: &'static str,
+    },
+
+    /// The requested item or space is not in this store (or not visible to the viewer).
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+
+    /// Opening hours or event timing that cannot be evaluated.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+
+    /// A search string that cannot be searched.
+    #[error(transparent)]
+    Search(#[from] SearchSyntaxError),
+
+    /// The device has no space left; nothing of the failed write was stored.
+    #[error("the device storage is full; the write was not stored")]
+    StorageFull,
+
+    /// The database file is damaged or is not a Quartier store.
+    #[error("the store is damaged or not a Quartier store: {0}")]
+    Corrupt(String),
+
+    /// The store was written by a newer version of the core.
+    #[error("the store has schema version {found}, this core supports up to {supported}")]
+    SchemaTooNew { found: i64, supported: i64 },
+
+    /// Any other SQLite failure.
+    #[error("storage error: {0}")]
+    Storage(rusqlite::Error),
+
+    /// An Automerge operation failed on a document held by this store.
+    #[error("document error in {doc}: {reason}")]
+    Document { doc: String, reason: String },
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::StorageFull,
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                Error::Corrupt(error.to_string())
+            }
+            _ => Error::Storage(error),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn document(doc: impl ToString, error: impl std::fmt::Display) -> Self {
+        Error::Document {
+            doc: doc.to_string(),
+            reason: error.to_string(),
+        }
+    }
+}

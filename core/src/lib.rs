@@ -1,0 +1,32 @@
+//! # quartier-core
+//!
+//! The offline-first core of Quartier: the data model of a neighbourhood's hybrid social space,
+//! one Automerge document per item and per space, a SQLite store with projections for every
+//! query the apps need, and live queries.
+//!
+//! Data flows one way: **command → Automerge change → one SQLite transaction (document change +
+//! outbox + projection) → live-query listeners**. Reads never touch Automerge: they query the
+//! projection tables. Merging changes from elsewhere goes through the same path.
+//!
+//! Modules, from the bottom up:
+//! - [`model`]: plain data and validation;
+//! - [`schedule`]: opening hours and event recurrence (RRULE), pure functions;
+//! - [`search`]: text folding and search-query parsing, pure functions;
+//! - `document`: model ↔ Automerge (crate-private);
+//! - [`store`]: SQLite persistence, writes, merges, live queries;
+//! - [`query`]: the read side, on projections only.
+
+pub mod error;
+pub mod model;
+pub mod query;
+pub mod schedule;
+pub mod search;
+pub mod store;
+
+mod document;
+
+pub use document::DocKind;
+pub use error::{Error, Result};
+pub use store::{
+    IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions, Subscription,
+};

@@ -1,0 +1,245 @@
+//! What each kind of item carries beyond the common fields. Offers follow Open Referral HSDS 3.0
+//! (organization, service, location, schedule, contact, languages, accessibility); events and
+//! opening hours follow iCalendar (RFC 5545) recurrence rules.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::access::string_enum;
+use super::ids::ItemId;
+use crate::error::{Error, Result};
+use crate::schedule::{EventTiming, OpeningRule};
+
+string_enum!(
+    /// The kinds of item. Stable names used in documents and the protocol.
+    ItemKind, "kind" {
+        Post = "post",
+        Place = "place",
+        Offer = "offer",
+        Event = "event",
+        Request = "request",
+        Observation = "observation",
+        Comment = "comment",
+    }
+);
+
+impl ItemKind {
+    /// Parses a kind name, with [`Error::UnknownKind`] for names this version does not know.
+    pub fn parse(text: &str) -> Result<Self> {
+        text.parse()
+            .map_err(|_| Error::UnknownKind(text.chars().take(40).collect()))
+    }
+}
+
+/// The kind-specific part of an item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ItemDetails {
+    Post(Post),
+    Place(Place),
+    Offer(Offer),
+    Event(Event),
+    Request(Request),
+    Observation(Observation),
+    Comment(Comment),
+}
+
+impl ItemDetails {
+    pub fn kind(&self) -> ItemKind {
+        match self {
+            ItemDetails::Post(_) => ItemKind::Post,
+            ItemDetails::Place(_) => ItemKind::Place,
+            ItemDetails::Offer(_) => ItemKind::Offer,
+            ItemDetails::Event(_) => ItemKind::Event,
+            ItemDetails::Request(_) => ItemKind::Request,
+            ItemDetails::Observation(_) => ItemKind::Observation,
+            ItemDetails::Comment(_) => ItemKind::Comment,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        match self {
+            ItemDetails::Offer(offer) => {
+                if offer.organization.name.trim().is_empty() {
+                    return Err(Error::invalid(
+                        "offer organization",
+                        "an offer needs the organization's name",
+                    ));
+                }
+                for rule in &offer.schedules {
+                    rule.validate()?;
+                }
+                Ok(())
+            }
+            ItemDetails::Event(event) => Ok(event.timing.validate()?),
+            ItemDetails::Request(request) if request.category.trim().is_empty() => Err(Error::invalid(
+                "request category",
+                "a help request needs a category",
+            )),
+            ItemDetails::Observation(obs) if obs.preset.trim().is_empty() => Err(Error::invalid(
+                "observation preset",
+                "an observation needs the survey preset it follows",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The parent item of a comment.
+    pub fn parent(&self) -> Option<ItemId> {
+        match self {
+            ItemDetails::Comment(c) => Some(c.parent),
+            _ => None,
+        }
+    }
+}
+
+string_enum!(
+    /// News is dated reporting; a notice is a standing announcement (notice board).
+    PostType, "post type" { News = "news", Notice = "notice" }
+);
+
+/// A news item or notice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    pub post_type: PostType,
+}
+
+/// A postal address.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    #[serde(default)]
+    pub street: String,
+    #[serde(default)]
+    pub postal_code: String,
+    #[serde(default)]
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default)]
+    pub country: String,
+}
+
+/// A point of interest: a café, a bench, a playground, a meeting room.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Place {
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub address: Option<Address>,
+    /// Accessibility facts, e.g. `step_free_entrance = "yes"`, `toilet = "no"`.
+    #[serde(default)]
+    pub accessibility: BTreeMap<String, String>,
+}
+
+/// HSDS organization: who runs the service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Organization {
+    pub name: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// HSDS location: where the service is delivered (the map position is the item's location).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceLocation {
+    pub name: String,
+    #[serde(default)]
+    pub address: Option<Address>,
+}
+
+/// HSDS contact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A service of an organisation (HSDS `service`): the item's title is the service name and its
+/// body the description.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub organization: Organization,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub service_url: Option<String>,
+    #[serde(default)]
+    pub fees: Option<String>,
+    #[serde(default)]
+    pub eligibility: Option<String>,
+    #[serde(default)]
+    pub location: Option<ServiceLocation>,
+    /// Opening hours (HSDS `schedule`, RRULE based).
+    #[serde(default)]
+    pub schedules: Vec<OpeningRule>,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    /// BCP-47 tags of the languages the service is offered in.
+    #[serde(default)]
+    pub languages: Vec<String>,
+    /// Accessibility facts of the service (HSDS `accessibility`).
+    #[serde(default)]
+    pub accessibility: Vec<String>,
+}
+
+/// An event, possibly recurring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub timing: EventTiming,
+    #[serde(default)]
+    pub venue: Option<String>,
+}
+
+string_enum!(
+    /// Biete (offering help) or Suche (looking for help).
+    RequestDirection, "request direction" { Offer = "offer", Need = "need" }
+);
+
+string_enum!(
+    /// Where a help request stands.
+    RequestState, "request state" { Open = "open", Taken = "taken", Done = "done" }
+);
+
+/// A neighbourly help request or offer (Biete/Suche).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub direction: RequestDirection,
+    pub category: String,
+    pub state: RequestState,
+}
+
+/// A value in an observation's form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+/// A field survey: a preset (form) with its field values; the position is the item's location
+/// (GPS with accuracy, or placed by hand).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub preset: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldValue>,
+}
+
+/// A comment on another item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    pub parent: ItemId,
+}

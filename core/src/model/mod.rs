@@ -1,0 +1,26 @@
+//! The data model: identifiers, items of every kind, spaces, access rules. Plain data with
+//! validation; it knows nothing of Automerge or SQLite.
+
+mod access;
+mod details;
+mod geo;
+mod ids;
+mod item;
+mod media;
+mod space;
+mod text;
+
+pub use access::{Audience, Role, Status, Viewer};
+pub use details::{
+    Address, Comment, Contact, Event, FieldValue, ItemDetails, ItemKind, Observation, Offer, Organization,
+    Place, Post, PostType, Request, RequestDirection, RequestState, ServiceLocation,
+};
+pub use geo::{haversine_m, validate_coordinates, Location, PositionSource};
+pub use ids::{ItemId, PersonId, SpaceId};
+pub use item::{
+    ConsentMethod, Item, ItemContent, ItemPatch, NewItem, OnBehalfOf, MAX_BODY_BYTES, MAX_MEDIA, MAX_TAGS,
+    MAX_TAG_CHARS, MAX_TITLE_BYTES,
+};
+pub use media::MediaRef;
+pub use space::{Category, Layer, Space, SpaceMeta};
+pub use text::{validate_language_tag, LocalizedText, EASY_LANGUAGE_SUBTAG};

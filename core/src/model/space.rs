@@ -1,0 +1,74 @@
+//! A space's shared metadata (one Automerge document per space): name, description, time zone,
+//! categories and layers. Membership and roles are not here: the server decides them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::SpaceId;
+use super::text::LocalizedText;
+use crate::error::{Error, Result};
+
+/// A category of items (e.g. `food` → "Lebensmittel"), with labels per language.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Category {
+    pub label: LocalizedText,
+    #[serde(default)]
+    pub icon: Option<String>,
+}
+
+/// A map layer: a named selection of kinds and tags that a person switches on or off.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    pub label: LocalizedText,
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// What a space's members share about the space itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpaceMeta {
+    pub name: LocalizedText,
+    #[serde(default)]
+    pub description: LocalizedText,
+    /// IANA time zone in which opening hours are read, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// BCP-47 tag of the language most members read.
+    pub default_language: String,
+    #[serde(default)]
+    pub categories: BTreeMap<String, Category>,
+    #[serde(default)]
+    pub layers: BTreeMap<String, Layer>,
+}
+
+impl SpaceMeta {
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(Error::invalid("space name", "a space needs a name"));
+        }
+        self.name.validate("space name", 1024)?;
+        self.description.validate("space description", 16 * 1024)?;
+        crate::schedule::parse_time_zone(&self.time_zone)?;
+        super::text::validate_language_tag(&self.default_language)
+            .map_err(|reason| Error::invalid("default language", reason))?;
+        for key in self.categories.keys().chain(self.layers.keys()) {
+            if key.is_empty() || key.len() > 64 {
+                return Err(Error::invalid(
+                    "space keys",
+                    "category and layer keys must have 1 to 64 bytes",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A space as read from the projection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Space {
+    pub id: SpaceId,
+    #[serde(flatten)]
+    pub meta: SpaceMeta,
+}

@@ -1,0 +1,88 @@
+//! One item in detail: the item, its history (who changed which fields, when, from which
+//! device) and its comments.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{item_from_row, Filter};
+use crate::error::{Error, Result};
+use crate::model::{Item, ItemId, PersonId, Viewer};
+
+/// One change in an item's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Automerge change hash, hex.
+    pub change: String,
+    /// The device (Automerge actor), hex.
+    pub device: String,
+    /// The person on whose behalf the change was made, when the change says so.
+    pub person: Option<PersonId>,
+    pub at: DateTime<Utc>,
+    /// Top-level fields the change touched (`created` for the first).
+    pub fields: Vec<String>,
+}
+
+/// An item with its history and comments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemDetail {
+    pub item: Item,
+    /// Oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Comments visible to the viewer, oldest first.
+    pub comments: Vec<Item>,
+}
+
+pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Result<ItemDetail> {
+    let not_found = || Error::NotFound {
+        what: "item",
+        id: id.to_string(),
+    };
+    let mut f = Filter::default();
+    f.and("i.item_id = ?", [SqlValue::Text(id.to_string())])
+        .visible_to(viewer);
+    let json: String = conn
+        .prepare_cached(&format!("SELECT i.json FROM items i WHERE {}", f.sql()))?
+        .query_row(f.params(), |r| r.get(0))
+        .optional()?
+        .ok_or_else(not_found)?;
+    let item = item_from_row(&json)?;
+    let mut history = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, actor, person, at, fields FROM item_history WHERE item_id = ?1 ORDER BY at, hash",
+    )?;
+    let mut rows = stmt.query([id.to_string()])?;
+    while let Some(row) = rows.next()? {
+        let person: Option<String> = row.get(2)?;
+        let fields: String = row.get(4)?;
+        history.push(HistoryEntry {
+            change: row.get(0)?,
+            device: row.get(1)?,
+            person: person.and_then(|p| p.parse().ok()),
+            at: DateTime::from_timestamp_millis(row.get(3)?).unwrap_or_default(),
+            fields: fields
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        });
+    }
+    let mut f = Filter::default();
+    f.and("i.parent_id = ?", [SqlValue::Text(id.to_string())])
+        .visible_to(viewer);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT i.json FROM items i WHERE {} ORDER BY i.created_at, i.id",
+        f.sql()
+    ))?;
+    let mut rows = stmt.query(f.params())?;
+    let mut comments = Vec::new();
+    while let Some(row) = rows.next()? {
+        let json: String = row.get(0)?;
+        comments.push(item_from_row(&json)?);
+    }
+    Ok(ItemDetail {
+        item,
+        history,
+        comments,
+    })
+}

@@ -1,0 +1,78 @@
+//! Events in a date range, recurring series expanded into their occurrences.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+
+use super::{clamp_limit, item_from_row, Filter};
+use crate::error::{Error, Result};
+use crate::model::{Item, SpaceId, Status, Viewer};
+use crate::schedule::EventTiming;
+
+/// Events of a space overlapping `[from, to)`.
+#[derive(Clone, Debug)]
+pub struct EventsQuery {
+    pub space: SpaceId,
+    pub viewer: Viewer,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Most occurrences returned.
+    pub limit: u32,
+}
+
+/// One occurrence of an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventOccurrence {
+    pub item: Item,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+pub(crate) fn events_between(conn: &Connection, q: &EventsQuery) -> Result<Vec<EventOccurrence>> {
+    if q.to <= q.from {
+        return Err(Error::invalid("date range", "the end must be after the start"));
+    }
+    let limit = clamp_limit(q.limit) as usize;
+    let mut f = Filter::default();
+    f.and(
+        "e.first_start < ? AND (e.last_end IS NULL OR e.last_end > ?)",
+        [
+            SqlValue::Integer(q.to.timestamp_millis()),
+            SqlValue::Integer(q.from.timestamp_millis()),
+        ],
+    );
+    f.visible_in(q.space, &q.viewer)
+        .effective_status_in(&[Status::Published, Status::Expired], q.from);
+    let sql = format!(
+        "SELECT i.json, e.timing FROM event_series e JOIN items i ON i.id = e.item WHERE {} ORDER BY e.first_start",
+        f.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(f.params())?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let timing: String = row.get(1)?;
+        let timing: EventTiming =
+            serde_json::from_str(&timing).map_err(|e| Error::Corrupt(format!("event projection: {e}")))?;
+        let occurrences = match timing.occurrences_between(q.from, q.to, limit) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::debug!(error = %e, "event timing no longer evaluates");
+                continue;
+            }
+        };
+        if occurrences.is_empty() {
+            continue;
+        }
+        let json: String = row.get(0)?;
+        let item = item_from_row(&json)?;
+        out.extend(occurrences.into_iter().map(|o| EventOccurrence {
+            item: item.clone(),
+            start: o.start,
+            end: o.end,
+        }));
+    }
+    out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.item.id.cmp(&b.item.id)));
+    out.truncate(limit);
+    Ok(out)
+}

@@ -1,0 +1,138 @@
+//! The feed of a space: newest first, filtered, with keyset pagination.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+
+use super::{clamp_limit, item_from_row, Filter};
+use crate::error::{Error, Result};
+use crate::model::{Audience, Item, ItemKind, PersonId, SpaceId, Status, Viewer};
+
+/// Where the previous page ended; opaque to apps (`to_string` / `parse`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedCursor {
+    created_at: i64,
+    row: i64,
+}
+
+impl std::fmt::Display for FeedCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.created_at, self.row)
+    }
+}
+
+impl std::str::FromStr for FeedCursor {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || Error::invalid("feed cursor", "not a cursor returned by a feed page");
+        let (a, b) = text.split_once('.').ok_or_else(bad)?;
+        Ok(Self {
+            created_at: a.parse().map_err(|_| bad())?,
+            row: b.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A feed request.
+#[derive(Clone, Debug)]
+pub struct FeedQuery {
+    pub space: SpaceId,
+    pub viewer: Viewer,
+    /// Kinds to show; empty = every kind but comments.
+    pub kinds: Vec<ItemKind>,
+    pub tag: Option<String>,
+    pub author: Option<PersonId>,
+    /// Statuses to show (as seen at `at`: a published item past its validity is expired);
+    /// empty = published only.
+    pub statuses: Vec<Status>,
+    /// Audiences to show; empty = every audience the viewer may see.
+    pub audiences: Vec<Audience>,
+    pub limit: u32,
+    pub after: Option<FeedCursor>,
+    /// The moment validity is judged at; `None` = now.
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl FeedQuery {
+    /// The first page of everything published in `space` for `viewer`.
+    pub fn new(space: SpaceId, viewer: Viewer) -> Self {
+        Self {
+            space,
+            viewer,
+            kinds: Vec::new(),
+            tag: None,
+            author: None,
+            statuses: Vec::new(),
+            audiences: Vec::new(),
+            limit: 50,
+            after: None,
+            at: None,
+        }
+    }
+}
+
+/// One page of a feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedPage {
+    pub items: Vec<Item>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<FeedCursor>,
+}
+
+pub(crate) fn feed(conn: &Connection, q: &FeedQuery) -> Result<FeedPage> {
+    let at = q.at.unwrap_or_else(Utc::now);
+    let mut f = Filter::default();
+    f.visible_in(q.space, &q.viewer).kinds(&q.kinds);
+    if let Some(tag) = &q.tag {
+        f.and(
+            "i.id IN (SELECT item FROM item_tags WHERE tag = ?)",
+            [SqlValue::Text(tag.clone())],
+        );
+    }
+    if let Some(author) = &q.author {
+        f.and("i.author = ?", [SqlValue::Text(author.to_string())]);
+    }
+    if !q.audiences.is_empty() {
+        f.and_in("i.audience", q.audiences.iter().map(|a| a.as_str().to_owned()));
+    }
+    let statuses = if q.statuses.is_empty() {
+        vec![Status::Published]
+    } else {
+        q.statuses.clone()
+    };
+    f.effective_status_in(&statuses, at);
+    if let Some(cursor) = q.after {
+        f.and(
+            "(i.created_at < ? OR (i.created_at = ? AND i.id < ?))",
+            [
+                SqlValue::Integer(cursor.created_at),
+                SqlValue::Integer(cursor.created_at),
+                SqlValue::Integer(cursor.row),
+            ],
+        );
+    }
+    let limit = clamp_limit(q.limit);
+    f.push_param(SqlValue::Integer(limit + 1));
+    let sql = format!(
+        "SELECT i.id, i.created_at, i.json FROM items i WHERE {} ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
+        f.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(f.params())?;
+    let mut items = Vec::new();
+    let mut last_key = None;
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if items.len() as i64 == limit {
+            more = true;
+            break;
+        }
+        let (id, created_at, json): (i64, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        items.push(item_from_row(&json)?);
+        last_key = Some(FeedCursor { created_at, row: id });
+    }
+    Ok(FeedPage {
+        items,
+        next: if more { last_key } else { None },
+    })
+}

@@ -1,0 +1,164 @@
+//! Map queries through the R*Tree: items in a viewport, and items within a radius of a point
+//! ordered by distance.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+
+use super::{clamp_limit, item_from_row, Filter};
+use crate::error::{Error, Result};
+use crate::model::{haversine_m, validate_coordinates, Item, ItemKind, Location, SpaceId, Status, Viewer};
+
+/// Metres per degree of latitude (and of longitude at the equator).
+const METRES_PER_DEGREE: f64 = 111_320.0;
+
+/// Items whose position lies in a bounding box. A box whose west edge is east of its east
+/// edge crosses the antimeridian.
+#[derive(Clone, Debug)]
+pub struct ViewportQuery {
+    pub space: SpaceId,
+    pub viewer: Viewer,
+    pub south: f64,
+    pub west: f64,
+    pub north: f64,
+    pub east: f64,
+    /// Kinds to include; empty = every kind but comments.
+    pub kinds: Vec<ItemKind>,
+    pub limit: u32,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Items within `radius_m` metres of a point, nearest first.
+#[derive(Clone, Debug)]
+pub struct RadiusQuery {
+    pub space: SpaceId,
+    pub viewer: Viewer,
+    pub center: Location,
+    pub radius_m: f64,
+    pub kinds: Vec<ItemKind>,
+    pub limit: u32,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// An item with its distance from the query point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NearbyItem {
+    pub item: Item,
+    pub distance_m: f64,
+}
+
+pub(crate) fn viewport(conn: &Connection, q: &ViewportQuery) -> Result<Vec<Item>> {
+    validate_coordinates(q.south, q.west)?;
+    validate_coordinates(q.north, q.east)?;
+    if q.south > q.north {
+        return Err(Error::invalid(
+            "viewport",
+            "south edge is north of the north edge",
+        ));
+    }
+    let limit = clamp_limit(q.limit);
+    let boxes = if q.west <= q.east {
+        vec![(q.west, q.east)]
+    } else {
+        vec![(q.west, 180.0), (-180.0, q.east)]
+    };
+    let mut out = Vec::new();
+    for (west, east) in boxes {
+        let remaining = limit - out.len() as i64;
+        if remaining <= 0 {
+            break;
+        }
+        let rows = in_box(
+            conn,
+            q.space,
+            &q.viewer,
+            &q.kinds,
+            q.at,
+            (q.south, west, q.north, east),
+            Some(remaining),
+        )?;
+        out.extend(rows.into_iter().map(|(item, _, _)| item));
+    }
+    Ok(out)
+}
+
+pub(crate) fn near(conn: &Connection, q: &RadiusQuery) -> Result<Vec<NearbyItem>> {
+    q.center.validate()?;
+    if !q.radius_m.is_finite() || q.radius_m <= 0.0 || q.radius_m > 100_000.0 {
+        return Err(Error::invalid("radius", "must be more than 0 and at most 100 km"));
+    }
+    let dlat = q.radius_m / METRES_PER_DEGREE;
+    let cos = q.center.lat.to_radians().cos().max(1e-6);
+    let dlon = (q.radius_m / (METRES_PER_DEGREE * cos)).min(180.0);
+    let south = (q.center.lat - dlat).max(-90.0);
+    let north = (q.center.lat + dlat).min(90.0);
+    let mut boxes = Vec::new();
+    let (west, east) = (q.center.lon - dlon, q.center.lon + dlon);
+    if west < -180.0 {
+        boxes.push((west + 360.0, 180.0));
+        boxes.push((-180.0, east));
+    } else if east > 180.0 {
+        boxes.push((west, 180.0));
+        boxes.push((-180.0, east - 360.0));
+    } else {
+        boxes.push((west, east));
+    }
+    let mut found = Vec::new();
+    for (w, e) in boxes {
+        for (item, lat, lon) in in_box(
+            conn,
+            q.space,
+            &q.viewer,
+            &q.kinds,
+            q.at,
+            (south, w, north, e),
+            None,
+        )? {
+            let distance_m = haversine_m(q.center.lat, q.center.lon, lat, lon);
+            if distance_m <= q.radius_m {
+                found.push(NearbyItem { item, distance_m });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
+    found.truncate(clamp_limit(q.limit) as usize);
+    Ok(found)
+}
+
+/// Visible, current items in one non-wrapping box, with their coordinates.
+fn in_box(
+    conn: &Connection,
+    space: SpaceId,
+    viewer: &Viewer,
+    kinds: &[ItemKind],
+    at: Option<DateTime<Utc>>,
+    (south, west, north, east): (f64, f64, f64, f64),
+    limit: Option<i64>,
+) -> Result<Vec<(Item, f64, f64)>> {
+    let mut f = Filter::default();
+    f.and(
+        "g.min_lat <= ? AND g.max_lat >= ? AND g.min_lon <= ? AND g.max_lon >= ?",
+        [
+            SqlValue::Real(north),
+            SqlValue::Real(south),
+            SqlValue::Real(east),
+            SqlValue::Real(west),
+        ],
+    );
+    f.visible_in(space, viewer)
+        .kinds(kinds)
+        .effective_status_in(&[Status::Published], at.unwrap_or_else(Utc::now));
+    f.push_param(SqlValue::Integer(limit.unwrap_or(-1)));
+    let sql = format!(
+        "SELECT i.json, g.min_lat, g.min_lon FROM items_geo g JOIN items i ON i.id = g.id WHERE {} LIMIT ?",
+        f.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(f.params())?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let json: String = row.get(0)?;
+        out.push((item_from_row(&json)?, row.get(1)?, row.get(2)?));
+    }
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+//! Full-text search over titles, bodies, tags and names, ranked (BM25, title first), with
+//! snippets cut from the original text and the matched words marked.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+
+use super::{clamp_limit, item_from_row, Filter};
+use crate::error::Result;
+use crate::model::{Item, ItemKind, SpaceId, Status, Viewer};
+use crate::search::{snippet, SearchQuery, Snippet};
+
+/// Characters of body text around the best match in a hit's snippet.
+const SNIPPET_CHARS: usize = 160;
+
+/// A search request.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    /// The space to search, or every space the store holds.
+    pub space: Option<SpaceId>,
+    pub viewer: Viewer,
+    /// What the person typed.
+    pub text: String,
+    /// Kinds to include; empty = every kind but comments.
+    pub kinds: Vec<ItemKind>,
+    pub limit: u32,
+    /// The moment validity is judged at; `None` = now.
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl SearchRequest {
+    pub fn new(space: SpaceId, viewer: Viewer, text: impl Into<String>) -> Self {
+        Self {
+            space: Some(space),
+            viewer,
+            text: text.into(),
+            kinds: Vec::new(),
+            limit: 20,
+            at: None,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchHit {
+    pub item: Item,
+    /// BM25 score; lower is better (SQLite's convention).
+    pub score: f64,
+    pub title: Snippet,
+    pub body: Snippet,
+}
+
+pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<SearchHit>> {
+    let query = SearchQuery::parse(&request.text)?;
+    let at = request.at.unwrap_or_else(Utc::now);
+    let mut f = Filter::default();
+    f.and("items_fts MATCH ?", [SqlValue::Text(query.fts5_match())]);
+    match request.space {
+        Some(space) => f.visible_in(space, &request.viewer),
+        None => f.visible_to(&request.viewer),
+    };
+    f.kinds(&request.kinds)
+        .effective_status_in(&[Status::Published], at);
+    f.push_param(SqlValue::Integer(clamp_limit(request.limit)));
+    let sql = format!(
+        "SELECT i.json, bm25(items_fts, 8.0, 1.0, 3.0) AS score
+         FROM items_fts JOIN items i ON i.id = items_fts.rowid
+         WHERE {} ORDER BY score LIMIT ?",
+        f.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(f.params())?;
+    let mut hits = Vec::new();
+    while let Some(row) = rows.next()? {
+        let json: String = row.get(0)?;
+        let item = item_from_row(&json)?;
+        let title = best_snippet(item.content.title.iter().map(|(_, t)| t), &query, usize::MAX);
+        let body = best_snippet(item.content.body.iter().map(|(_, t)| t), &query, SNIPPET_CHARS);
+        hits.push(SearchHit {
+            item,
+            score: row.get(1)?,
+            title,
+            body,
+        });
+    }
+    Ok(hits)
+}
+
+/// The snippet of the language variant with the most matches.
+fn best_snippet<'a>(texts: impl Iterator<Item = &'a str>, query: &SearchQuery, max_chars: usize) -> Snippet {
+    let mut best: Option<Snippet> = None;
+    for text in texts {
+        let s = snippet(text, query, max_chars.min(text.chars().count().max(1)));
+        if best.as_ref().is_none_or(|b| s.matches.len() > b.matches.len()) {
+            best = Some(s);
+        }
+    }
+    best.unwrap_or(Snippet {
+        text: String::new(),
+        matches: Vec::new(),
+    })
+}

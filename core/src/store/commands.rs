@@ -1,0 +1,268 @@
+//! Local writes: every command validates, makes one Automerge change, and stores the change,
+//! its outbox entry and the projection rows in one transaction.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{documents, now, projection, Store};
+use crate::document::{
+    item_from_doc, item_to_json, space_from_doc, space_to_json, write_change, ChangeNote, DocKind,
+};
+use crate::error::{Error, Result};
+use crate::model::{Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
+
+use documents::LoadedDoc;
+
+impl Store {
+    /// Creates a space; `by` becomes the author of its first change.
+    pub fn create_space(&self, meta: SpaceMeta, by: PersonId) -> Result<Space> {
+        meta.validate()?;
+        let space = Space {
+            id: SpaceId::new(),
+            meta,
+        };
+        let json = space_to_json(space.id, &space.meta)?;
+        let doc_id = space.id.to_string();
+        self.write(|tx, touched| {
+            let mut loaded = LoadedDoc::new(DocKind::Space, self.actor());
+            loaded.space_id = Some(doc_id.clone());
+            self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, ["created"]))?;
+            projection::project_space(tx, &space, super::now_ms())?;
+            touched.spaces.insert(doc_id.clone());
+            Ok(space)
+        })
+    }
+
+    /// Replaces a space's metadata (only fields that differ are written).
+    pub fn update_space(&self, id: SpaceId, meta: SpaceMeta, by: PersonId) -> Result<Space> {
+        meta.validate()?;
+        let doc_id = id.to_string();
+        self.write(|tx, touched| {
+            let mut loaded = self.load_doc(tx, &doc_id, DocKind::Space, "space")?;
+            let space = Space { id, meta };
+            let json = space_to_json(id, &space.meta)?;
+            self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, ["meta"]))?;
+            projection::project_space(tx, &space, super::now_ms())?;
+            touched.spaces.insert(doc_id.clone());
+            Ok(space)
+        })
+    }
+
+    /// Creates an item; durable when this returns.
+    pub fn create_item(&self, new: NewItem) -> Result<Item> {
+        new.content.validate()?;
+        let at = now();
+        let item = Item {
+            id: ItemId::new(),
+            space: new.space,
+            author: new.author,
+            created_at: at,
+            updated_at: at,
+            content: new.content,
+        };
+        let json = item_to_json(&item)?;
+        let doc_id = item.id.to_string();
+        let space_id = item.space.to_string();
+        self.write(|tx, touched| {
+            require_space(tx, &space_id)?;
+            if let Some(parent) = item.content.details.parent() {
+                require_item(tx, &parent.to_string())?;
+            }
+            let mut loaded = LoadedDoc::new(DocKind::Item, self.actor());
+            loaded.space_id = Some(space_id.clone());
+            let change = self.commit_change(
+                tx,
+                &doc_id,
+                &mut loaded,
+                &json,
+                ChangeNote::new(item.author, ["created"]),
+            )?;
+            projection::project_item(tx, &item)?;
+            if let Some(change) = change {
+                projection::record_history(tx, &doc_id, &change)?;
+            }
+            touched.spaces.insert(space_id.clone());
+            touched.items.insert(doc_id.clone());
+            Ok(item)
+        })
+    }
+
+    /// Edits an item: the fields set in `patch` change, the rest stays (and merges with
+    /// concurrent edits of other fields). A patch that changes nothing writes nothing.
+    pub fn update_item(&self, id: ItemId, patch: &ItemPatch, by: PersonId) -> Result<Item> {
+        self.change_item(id, by, patch.fields(), |current| {
+            let content = patch.apply_to(current)?;
+            content.validate()?;
+            Ok(content)
+        })
+    }
+
+    /// Deletes an item (a tombstone: it disappears from every query, its history remains until
+    /// [`Store::erase_item`]).
+    pub fn delete_item(&self, id: ItemId, by: PersonId) -> Result<()> {
+        self.change_item(id, by, vec!["status"], |current| {
+            let mut content = current.clone();
+            content.status = Status::Deleted;
+            Ok(content)
+        })?;
+        Ok(())
+    }
+
+    fn change_item(
+        &self,
+        id: ItemId,
+        by: PersonId,
+        fields: Vec<&'static str>,
+        edit: impl FnOnce(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
+    ) -> Result<Item> {
+        let doc_id = id.to_string();
+        self.write(|tx, touched| {
+            let mut loaded = self.load_doc(tx, &doc_id, DocKind::Item, "item")?;
+            let current = item_from_doc(&loaded.doc, &doc_id)?;
+            let content = edit(&current.content)?;
+            if content == current.content {
+                return Ok(current);
+            }
+            let item = Item {
+                updated_at: now(),
+                content,
+                ..current
+            };
+            let json = item_to_json(&item)?;
+            let change = self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, fields))?;
+            projection::project_item(tx, &item)?;
+            if let Some(change) = change {
+                projection::record_history(tx, &doc_id, &change)?;
+            }
+            touched.spaces.insert(item.space.to_string());
+            touched.items.insert(doc_id.clone());
+            Ok(item)
+        })
+    }
+
+    /// Erases an item for a data-protection request: its document, every change, its outbox
+    /// entries, its projections and history, and the same for its comments, are removed from
+    /// the database file (secure delete) and the WAL is checkpointed.
+    pub fn erase_item(&self, id: ItemId) -> Result<usize> {
+        let doc_id = id.to_string();
+        let erased = self.write(|tx, touched| {
+            let space: Option<String> = tx
+                .query_row(
+                    "SELECT space_id FROM documents WHERE doc_id = ?1",
+                    [&doc_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let Some(space) = space else {
+                return Err(Error::NotFound {
+                    what: "item",
+                    id: doc_id.clone(),
+                });
+            };
+            let mut doomed = vec![doc_id.clone()];
+            let mut stmt = tx.prepare("SELECT item_id FROM items WHERE parent_id = ?1")?;
+            for child in stmt.query_map([&doc_id], |r| r.get::<_, String>(0))? {
+                doomed.push(child?);
+            }
+            for doc in &doomed {
+                documents::erase(tx, doc)?;
+                projection::remove_item(tx, doc)?;
+                touched.items.insert(doc.clone());
+            }
+            touched.spaces.insert(space);
+            Ok(doomed.len())
+        })?;
+        // Best effort: a reader holding an old snapshot can delay the truncation, the pages are
+        // already overwritten by secure_delete once checkpointed.
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "checkpoint after erasure failed");
+        }
+        Ok(erased)
+    }
+
+    fn load_doc(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+        kind: DocKind,
+        what: &'static str,
+    ) -> Result<LoadedDoc> {
+        match documents::load(tx, doc_id, self.actor())? {
+            Some(loaded) if loaded.kind == kind => Ok(loaded),
+            _ => Err(Error::NotFound {
+                what,
+                id: doc_id.to_owned(),
+            }),
+        }
+    }
+
+    /// Makes the change, enforces the document budget, stores change and outbox entry, and
+    /// compacts when due. Returns the change, or `None` if the document was already `target`.
+    fn commit_change(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+        loaded: &mut LoadedDoc,
+        target: &serde_json::Value,
+        note: ChangeNote,
+    ) -> Result<Option<automerge::Change>> {
+        let Some(change) = write_change(
+            &mut loaded.doc,
+            doc_id,
+            loaded.kind,
+            target,
+            &note,
+            super::now_ms(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let budget = self.options().document_budget;
+        let estimate = loaded.stored_bytes() as usize + change.raw_bytes().len();
+        if estimate > budget {
+            // Incremental changes overstate the size; only a real snapshot decides.
+            let size = loaded.doc.save().len();
+            if size > budget {
+                return Err(Error::DocumentTooLarge { size, budget });
+            }
+        }
+        documents::store_change(tx, doc_id, loaded, &change, super::now_ms())?;
+        documents::compact_if_due(tx, doc_id, loaded)?;
+        let space = loaded.space_id.clone().unwrap_or_default();
+        documents::enqueue(tx, doc_id, loaded.kind, &space, &change, super::now_ms())?;
+        Ok(Some(change))
+    }
+}
+
+fn require_space(conn: &Connection, space_id: &str) -> Result<()> {
+    let known: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM spaces WHERE space_id = ?1",
+            params![space_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    known.map(|_| ()).ok_or_else(|| Error::NotFound {
+        what: "space",
+        id: space_id.to_owned(),
+    })
+}
+
+fn require_item(conn: &Connection, item_id: &str) -> Result<()> {
+    let known: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM items WHERE item_id = ?1 AND status != 'deleted'",
+            params![item_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    known.map(|_| ()).ok_or_else(|| Error::NotFound {
+        what: "item",
+        id: item_id.to_owned(),
+    })
+}
+
+/// Reads a space document back (used by merges and rebuilds).
+pub(crate) fn space_of(loaded: &LoadedDoc, doc_id: &str) -> Result<Space> {
+    space_from_doc(&loaded.doc, doc_id)
+}

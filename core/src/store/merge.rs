@@ -1,0 +1,248 @@
+//! Merging changes made elsewhere, through the same path as a local write: the changes are
+//! stored with their document and the projections are rewritten from the merged document, in
+//! one transaction. Also the projection rebuild that a schema upgrade asks for.
+
+use std::collections::BTreeMap;
+
+use automerge::Change;
+use rusqlite::Connection;
+
+use super::commands::space_of;
+use super::documents::{self, LoadedDoc};
+use super::{projection, Store, Touched};
+use crate::document::{item_from_doc, DocKind};
+use crate::error::{Error, Result};
+
+use super::IncomingChange;
+
+/// What a merge did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Changes new to this store and applied.
+    pub applied: usize,
+    /// Changes this store already had.
+    pub duplicates: usize,
+    /// Changes stored but waiting for changes they depend on.
+    pub waiting: usize,
+    /// Documents whose merged content this version cannot read (kept, not shown).
+    pub unreadable: Vec<String>,
+}
+
+impl Store {
+    /// Applies changes from another store or the network. Every change is decoded first: if
+    /// any is malformed, nothing is stored. Duplicates and any order are fine; a change whose
+    /// dependencies are missing is kept and applied when they arrive.
+    pub fn apply_changes(&self, incoming: &[IncomingChange]) -> Result<MergeReport> {
+        let mut by_doc: BTreeMap<&str, (DocKind, Vec<Change>)> = BTreeMap::new();
+        for change in incoming {
+            let malformed = |reason: String| Error::MalformedChange {
+                doc: change.doc_id.chars().take(40).collect(),
+                reason,
+            };
+            uuid::Uuid::parse_str(&change.doc_id)
+                .map_err(|_| malformed("the document id is not a UUID".into()))?;
+            let decoded = Change::from_bytes(change.bytes.clone()).map_err(|e| malformed(e.to_string()))?;
+            let entry = by_doc
+                .entry(change.doc_id.as_str())
+                .or_insert_with(|| (change.kind, Vec::new()));
+            if entry.0 != change.kind {
+                return Err(malformed(
+                    "the same document is sent as an item and as a space".into(),
+                ));
+            }
+            entry.1.push(decoded);
+        }
+        self.write(|tx, touched| {
+            let mut report = MergeReport::default();
+            for (doc_id, (kind, changes)) in by_doc {
+                self.merge_document(tx, doc_id, kind, changes, &mut report, touched)?;
+            }
+            Ok(report)
+        })
+    }
+
+    fn merge_document(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+        kind: DocKind,
+        changes: Vec<Change>,
+        report: &mut MergeReport,
+        touched: &mut Touched,
+    ) -> Result<()> {
+        let mut loaded =
+            documents::load(tx, doc_id, self.actor())?.unwrap_or_else(|| LoadedDoc::new(kind, self.actor()));
+        if loaded.kind != kind {
+            return Err(Error::MalformedChange {
+                doc: doc_id.to_owned(),
+                reason: format!("the store holds this document as a {}", loaded.kind.as_str()),
+            });
+        }
+        let before = loaded.doc.get_heads();
+        let mut fresh = Vec::new();
+        for change in changes {
+            if loaded.doc.get_change_meta_by_hash(&change.hash()).is_some() {
+                report.duplicates += 1;
+            } else {
+                fresh.push(change);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        loaded
+            .doc
+            .apply_changes(fresh.clone())
+            .map_err(|e| Error::MalformedChange {
+                doc: doc_id.to_owned(),
+                reason: e.to_string(),
+            })?;
+        for change in &fresh {
+            if loaded.doc.get_change_meta_by_hash(&change.hash()).is_some() {
+                report.applied += 1;
+            } else {
+                report.waiting += 1;
+            }
+            documents::store_change(tx, doc_id, &mut loaded, change, super::now_ms())?;
+        }
+        if loaded.doc.get_heads() != before {
+            self.reproject(tx, doc_id, &mut loaded, &before, report, touched)?;
+        }
+        documents::compact_if_due(tx, doc_id, &mut loaded)?;
+        Ok(())
+    }
+
+    /// Rewrites the projection of a document from its content, and records the history of the
+    /// changes applied since `since`.
+    fn reproject(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+        loaded: &mut LoadedDoc,
+        since: &[automerge::ChangeHash],
+        report: &mut MergeReport,
+        touched: &mut Touched,
+    ) -> Result<()> {
+        match loaded.kind {
+            DocKind::Item => {
+                for change in loaded.doc.get_changes(since) {
+                    projection::record_history(tx, doc_id, &change)?;
+                }
+                match item_from_doc(&loaded.doc, doc_id) {
+                    Ok(item) if item.id.to_string() == doc_id => {
+                        let space = item.space.to_string();
+                        tx.execute(
+                            "UPDATE documents SET space_id = ?2 WHERE doc_id = ?1",
+                            [doc_id, &space],
+                        )?;
+                        loaded.space_id = Some(space.clone());
+                        projection::project_item(tx, &item)?;
+                        touched.spaces.insert(space);
+                        touched.items.insert(doc_id.to_owned());
+                    }
+                    Ok(_) => report.unreadable.push(doc_id.to_owned()),
+                    Err(e) => {
+                        tracing::debug!(doc = doc_id, error = %e, "merged item not readable yet");
+                        report.unreadable.push(doc_id.to_owned());
+                    }
+                }
+            }
+            DocKind::Space => match space_of(loaded, doc_id) {
+                Ok(space) if space.id.to_string() == doc_id && space.meta.validate().is_ok() => {
+                    tx.execute("UPDATE documents SET space_id = ?1 WHERE doc_id = ?1", [doc_id])?;
+                    projection::project_space(tx, &space, super::now_ms())?;
+                    touched.spaces.insert(doc_id.to_owned());
+                }
+                _ => report.unreadable.push(doc_id.to_owned()),
+            },
+        }
+        Ok(())
+    }
+
+    /// Rebuilds every projection from the documents (after a schema upgrade, or on request).
+    pub fn rebuild_projections(&self) -> Result<()> {
+        self.write(|tx, touched| {
+            for table in [
+                "item_tags",
+                "items_fts",
+                "items_geo",
+                "offer_hours",
+                "event_series",
+                "items",
+                "spaces",
+                "item_history",
+            ] {
+                tx.execute(&format!("DELETE FROM {table}"), [])?;
+            }
+            let mut ids = Vec::new();
+            {
+                let mut stmt = tx.prepare("SELECT doc_id FROM documents ORDER BY kind DESC, doc_id")?;
+                for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+                    ids.push(id?);
+                }
+            }
+            let mut report = MergeReport::default();
+            for doc_id in ids {
+                if let Some(mut loaded) = documents::load(tx, &doc_id, self.actor())? {
+                    self.reproject(tx, &doc_id, &mut loaded, &[], &mut report, touched)?;
+                }
+            }
+            if !report.unreadable.is_empty() {
+                tracing::warn!(
+                    count = report.unreadable.len(),
+                    "documents not readable during rebuild"
+                );
+            }
+            Ok(())
+        })
+    }
+
+    /// The heads of a document, hex, sorted: equal heads mean equal documents.
+    pub fn document_heads(&self, doc_id: &str) -> Result<Vec<String>> {
+        self.read(|conn| {
+            let loaded = documents::load(conn, doc_id, self.actor())?.ok_or_else(|| Error::NotFound {
+                what: "document",
+                id: doc_id.to_owned(),
+            })?;
+            let mut heads: Vec<String> = loaded.doc.get_heads().iter().map(|h| h.to_string()).collect();
+            heads.sort();
+            Ok(heads)
+        })
+    }
+
+    /// Ids of every document in the store with its kind, sorted.
+    pub fn document_ids(&self) -> Result<Vec<(String, DocKind)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT doc_id, kind FROM documents ORDER BY doc_id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, kind) = row?;
+                if let Some(kind) = DocKind::parse(&kind) {
+                    out.push((id, kind));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every change of a document, for handing to another store (tests, device-to-device).
+    pub fn document_changes(&self, doc_id: &str) -> Result<Vec<IncomingChange>> {
+        self.read(|conn| {
+            let loaded = documents::load(conn, doc_id, self.actor())?.ok_or_else(|| Error::NotFound {
+                what: "document",
+                id: doc_id.to_owned(),
+            })?;
+            Ok(loaded
+                .doc
+                .get_changes(&[])
+                .into_iter()
+                .map(|c| IncomingChange {
+                    doc_id: doc_id.to_owned(),
+                    kind: loaded.kind,
+                    bytes: c.raw_bytes().to_vec(),
+                })
+                .collect())
+        })
+    }
+}

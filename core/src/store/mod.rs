@@ -1,0 +1,179 @@
+//! The local store: one SQLite database holding every document (snapshot + changes), the
+//! outbox, and the projections that queries read. All writes go through [`Store`], one SQLite
+//! transaction each (document change + outbox + projection), and live-query listeners are told
+//! after the commit. See `docs/store.md` for the concurrency model.
+
+mod commands;
+mod connection;
+mod documents;
+mod live;
+mod merge;
+pub(crate) mod migrations;
+mod outbox;
+mod projection;
+mod reads;
+mod sync_types;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use automerge::ActorId;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior};
+
+pub use live::{LiveQuery, LiveResult, Subscription};
+pub use merge::MergeReport;
+pub use migrations::SCHEMA_VERSION;
+pub use sync_types::{IncomingChange, OutgoingChange};
+
+use crate::error::{Error, Result};
+use connection::ReaderPool;
+
+/// Default per-document budget: generous for text, photos live outside documents.
+pub const DEFAULT_DOCUMENT_BUDGET: usize = 1024 * 1024;
+
+/// Settings of a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// A local write that would make its document larger than this is refused.
+    pub document_budget: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            document_budget: DEFAULT_DOCUMENT_BUDGET,
+        }
+    }
+}
+
+/// What a committed write touched, for live queries.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Touched {
+    pub spaces: BTreeSet<String>,
+    pub items: BTreeSet<String>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: ReaderPool,
+    actor: ActorId,
+    options: StoreOptions,
+    live: live::LiveQueries,
+}
+
+/// A Quartier store. Cheap to clone; all clones share one writer connection and one reader
+/// pool, and may be used from any thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, upgrading its schema if it is older.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = connection::open_writer(&path)?;
+        let outcome = migrations::migrate(&mut writer, SCHEMA_VERSION)?;
+        let actor = documents::device_actor(&writer, now_ms())?;
+        let readers = ReaderPool::new(path.clone());
+        let live = live::LiveQueries::start(path.clone())?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers,
+                actor,
+                options,
+                live,
+            }),
+        };
+        if outcome.rebuild_projections {
+            store.rebuild_projections()?;
+        }
+        Ok(store)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// This device's Automerge actor id, hex encoded.
+    pub fn device_actor(&self) -> String {
+        self.inner.actor.to_hex_string()
+    }
+
+    /// Runs `f` in one immediate SQLite transaction on the writer connection and, once it has
+    /// committed, tells live queries what it touched. An error rolls everything back.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Touched) -> Result<T>,
+    ) -> Result<T> {
+        let mut touched = Touched::default();
+        let value = {
+            let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx, &mut touched)?;
+            tx.commit()?;
+            value
+        };
+        self.inner.live.notify(touched);
+        Ok(value)
+    }
+
+    /// Runs a read on a pooled read-only connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.inner.readers.with(f)
+    }
+
+    pub(crate) fn actor(&self) -> &ActorId {
+        &self.inner.actor
+    }
+
+    pub(crate) fn options(&self) -> &StoreOptions {
+        &self.inner.options
+    }
+
+    /// Checks the database file with SQLite's `integrity_check`.
+    pub fn integrity_check(&self) -> Result<()> {
+        self.read(|conn| {
+            let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            if result == "ok" {
+                Ok(())
+            } else {
+                Err(Error::Corrupt(result))
+            }
+        })
+    }
+
+    /// Moves the WAL into the database file and truncates it (after erasure, and on close).
+    pub fn checkpoint(&self) -> Result<()> {
+        let conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Checkpoints and closes the store; pending live queries are stopped.
+    pub fn close(self) -> Result<()> {
+        self.checkpoint()
+    }
+}
+
+/// Milliseconds since the epoch, the resolution of every stored time.
+pub(crate) fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Now, truncated to the stored resolution so that values read back compare equal.
+pub(crate) fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(now_ms()).unwrap_or_else(Utc::now)
+}

@@ -1,0 +1,72 @@
+//! The outbox: changes made (or relayed) here that no server has acknowledged yet. Entries
+//! leave only when acknowledged. Changes of items that are drafts or meant for their author only
+//! are held back: they stay on the device until the item is published to an audience.
+
+use rusqlite::params;
+
+use super::{OutgoingChange, Store};
+use crate::document::DocKind;
+use crate::error::{Error, Result};
+
+impl Store {
+    /// The oldest outbox entries that may leave the device, at most `limit`.
+    pub fn pending_changes(&self, limit: usize) -> Result<Vec<OutgoingChange>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
+                 LEFT JOIN items i ON i.item_id = o.doc_id
+                 WHERE i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only')
+                 ORDER BY o.seq LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, doc_id, kind, space, hash, bytes) = row?;
+                let kind =
+                    DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
+                let space = space
+                    .parse()
+                    .map_err(|_| Error::Corrupt(format!("outbox space {space}")))?;
+                let hash = hash.iter().map(|b| format!("{b:02x}")).collect();
+                out.push(OutgoingChange {
+                    seq,
+                    doc_id,
+                    kind,
+                    space,
+                    hash,
+                    bytes,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Number of outbox entries, held-back ones included.
+    pub fn outbox_len(&self) -> Result<usize> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as usize)
+        })
+    }
+
+    /// Removes acknowledged entries; returns how many were removed.
+    pub fn acknowledge(&self, seqs: &[i64]) -> Result<usize> {
+        self.write(|tx, _| {
+            let mut removed = 0;
+            for seq in seqs {
+                removed += tx
+                    .prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                    .execute([seq])?;
+            }
+            Ok(removed)
+        })
+    }
+}

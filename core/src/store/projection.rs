@@ -1,0 +1,176 @@
+//! Projection rows: what queries read. Written from model values in the same transaction as
+//! the document change that produced them, by local writes and merges alike.
+
+use automerge::Change;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::document::ChangeNote;
+use crate::error::{Error, Result};
+use crate::model::{Item, ItemDetails, Space, Status};
+use crate::search::fold;
+
+/// Writes (or rewrites) every projection row of an item.
+pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
+    let c = &item.content;
+    let json = serde_json::to_string(item).map_err(|e| Error::document(item.id, e))?;
+    let row_id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO items (item_id, space_id, kind, author, parent_id, audience, status, created_at,
+                                updated_at, valid_until, json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (item_id) DO UPDATE SET
+                space_id = excluded.space_id, kind = excluded.kind, author = excluded.author,
+                parent_id = excluded.parent_id, audience = excluded.audience, status = excluded.status,
+                created_at = excluded.created_at, updated_at = excluded.updated_at,
+                valid_until = excluded.valid_until, json = excluded.json
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                item.id.to_string(),
+                item.space.to_string(),
+                item.kind().as_str(),
+                item.author.to_string(),
+                c.details.parent().map(|p| p.to_string()),
+                c.audience.as_str(),
+                c.status.as_str(),
+                item.created_at.timestamp_millis(),
+                item.updated_at.timestamp_millis(),
+                c.valid_until.map(|t| t.timestamp_millis()),
+                json,
+            ],
+            |r| r.get(0),
+        )?;
+    clear_secondary(conn, row_id)?;
+    if c.status == Status::Deleted {
+        return Ok(());
+    }
+    for tag in &c.tags {
+        conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item) VALUES (?1, ?2)")?
+            .execute(params![tag, row_id])?;
+    }
+    conn.prepare_cached("INSERT INTO items_fts (rowid, title, body, extra) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            row_id,
+            fold(&c.title.joined()),
+            fold(&c.body.joined()),
+            fold(&extra_text(item))
+        ])?;
+    if let Some(loc) = &c.location {
+        conn.prepare_cached(
+            "INSERT INTO items_geo (id, min_lat, max_lat, min_lon, max_lon) VALUES (?1, ?2, ?2, ?3, ?3)",
+        )?
+        .execute(params![row_id, loc.lat, loc.lon])?;
+    }
+    match &c.details {
+        ItemDetails::Offer(offer) if !offer.schedules.is_empty() => {
+            let rules = serde_json::to_string(&offer.schedules).map_err(|e| Error::document(item.id, e))?;
+            conn.prepare_cached("INSERT INTO offer_hours (item, rules) VALUES (?1, ?2)")?
+                .execute(params![row_id, rules])?;
+        }
+        ItemDetails::Event(event) => {
+            // A timing that no longer evaluates (merged from a newer peer) leaves the event out of
+            // calendar queries; the item itself stays readable.
+            if let Ok((first_start, last_end)) = event.timing.series_bounds() {
+                let timing = serde_json::to_string(&event.timing).map_err(|e| Error::document(item.id, e))?;
+                conn.prepare_cached(
+                    "INSERT INTO event_series (item, first_start, last_end, timing) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    row_id,
+                    first_start.timestamp_millis(),
+                    last_end.map(|t| t.timestamp_millis()),
+                    timing
+                ])?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Removes the secondary rows of an item (tags, text, map, hours, events).
+fn clear_secondary(conn: &Connection, row_id: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM item_tags WHERE item = ?1",
+        "DELETE FROM items_fts WHERE rowid = ?1",
+        "DELETE FROM items_geo WHERE id = ?1",
+        "DELETE FROM offer_hours WHERE item = ?1",
+        "DELETE FROM event_series WHERE item = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([row_id])?;
+    }
+    Ok(())
+}
+
+/// Removes every projection row of an item, its history included.
+pub(crate) fn remove_item(conn: &Connection, item_id: &str) -> Result<()> {
+    let row_id: Option<i64> = conn
+        .query_row("SELECT id FROM items WHERE item_id = ?1", [item_id], |r| r.get(0))
+        .optional()?;
+    if let Some(row_id) = row_id {
+        clear_secondary(conn, row_id)?;
+        conn.execute("DELETE FROM items WHERE id = ?1", [row_id])?;
+    }
+    conn.execute("DELETE FROM item_history WHERE item_id = ?1", [item_id])?;
+    Ok(())
+}
+
+/// Words searched besides title and body: tags and the kind's names and categories.
+fn extra_text(item: &Item) -> String {
+    let mut parts: Vec<&str> = item.content.tags.iter().map(String::as_str).collect();
+    match &item.content.details {
+        ItemDetails::Offer(o) => {
+            parts.push(&o.organization.name);
+            parts.extend(o.category.as_deref());
+            parts.extend(o.location.as_ref().map(|l| l.name.as_str()));
+        }
+        ItemDetails::Place(p) => {
+            parts.extend(p.category.as_deref());
+            if let Some(a) = &p.address {
+                parts.extend([a.street.as_str(), a.city.as_str()]);
+            }
+        }
+        ItemDetails::Event(e) => parts.extend(e.venue.as_deref()),
+        ItemDetails::Request(r) => parts.push(&r.category),
+        ItemDetails::Observation(o) => {
+            parts.push(&o.preset);
+            parts.extend(o.category.as_deref());
+        }
+        ItemDetails::Post(_) | ItemDetails::Comment(_) => {}
+    }
+    if let Some(behalf) = &item.content.on_behalf_of {
+        parts.push(&behalf.name);
+    }
+    parts.join(" ")
+}
+
+/// Writes the space row.
+pub(crate) fn project_space(conn: &Connection, space: &Space, now_ms: i64) -> Result<()> {
+    let json = serde_json::to_string(space).map_err(|e| Error::document(space.id, e))?;
+    conn.prepare_cached(
+        "INSERT INTO spaces (space_id, time_zone, json, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (space_id) DO UPDATE SET time_zone = excluded.time_zone, json = excluded.json,
+                                              updated_at = excluded.updated_at",
+    )?
+    .execute(params![space.id.to_string(), space.meta.time_zone, json, now_ms])?;
+    Ok(())
+}
+
+/// Records one change of an item document in its history.
+pub(crate) fn record_history(conn: &Connection, item_id: &str, change: &Change) -> Result<()> {
+    let note = ChangeNote::decode(change.message());
+    let fields = note.as_ref().map(|n| n.fields.join(",")).unwrap_or_default();
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO item_history (item_id, hash, actor, person, at, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        item_id,
+        change.hash().to_string(),
+        change.actor_id().to_hex_string(),
+        note.map(|n| n.by.to_string()),
+        change.timestamp(),
+        fields,
+    ])?;
+    Ok(())
+}

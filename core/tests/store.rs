@@ -1,0 +1,264 @@
+//! Writes, edits, merges, deletion and erasure through the public API.
+
+mod common;
+
+use common::*;
+use quartier_core::model::*;
+use quartier_core::query::FeedQuery;
+use quartier_core::{Error, IncomingChange, Store, StoreOptions};
+
+#[test]
+fn created_item_reads_back_from_feed_and_survives_reopen() {
+    let fx = Fixture::new();
+    let item = fx.post("Flohmarkt am Samstag", "Auf dem Leipziger Platz");
+    let page = fx
+        .store
+        .feed(&FeedQuery::new(fx.space, fx.viewer(Role::Resident)))
+        .unwrap();
+    assert_eq!(page.items, vec![item.clone()]);
+    let path = fx.store.path().to_path_buf();
+    let viewer = fx.viewer(Role::Resident);
+    let space = fx.space;
+    drop(fx.store);
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    let page = reopened.feed(&FeedQuery::new(space, viewer)).unwrap();
+    assert_eq!(page.items, vec![item]);
+    reopened.integrity_check().unwrap();
+}
+
+#[test]
+fn update_changes_only_patched_fields_and_records_history() {
+    let fx = Fixture::new();
+    let item = fx.post("Sperrmüll", "Bitte nichts auf den Gehweg stellen");
+    let editor = PersonId::new();
+    let patch = ItemPatch {
+        title: Some(LocalizedText::single("de", "Sperrmüll am Montag")),
+        ..Default::default()
+    };
+    let updated = fx.store.update_item(item.id, &patch, editor).unwrap();
+    assert_eq!(updated.content.title.get("de"), Some("Sperrmüll am Montag"));
+    assert_eq!(updated.content.body, item.content.body);
+    let detail = fx.store.item_detail(item.id, &fx.viewer(Role::Resident)).unwrap();
+    assert_eq!(detail.item, updated);
+    assert_eq!(detail.history.len(), 2);
+    assert_eq!(detail.history[0].fields, vec!["created"]);
+    assert_eq!(detail.history[0].person, Some(fx.author));
+    assert_eq!(detail.history[1].fields, vec!["title"]);
+    assert_eq!(detail.history[1].person, Some(editor));
+    assert_eq!(detail.history[1].device, fx.store.device_actor());
+}
+
+#[test]
+fn concurrent_edits_from_two_stores_merge() {
+    let a = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let b = Store::open(dir.path().join("b.db"), StoreOptions::default()).unwrap();
+    let item = a.post("Hoffest", "Wir feiern im Hof.");
+    // b receives everything a has.
+    for (doc, _) in a.store.document_ids().unwrap() {
+        b.apply_changes(&a.store.document_changes(&doc).unwrap()).unwrap();
+    }
+    // Both edit concurrently: a the title, b the body.
+    a.store
+        .update_item(
+            item.id,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Großes Hoffest")),
+                ..Default::default()
+            },
+            a.author,
+        )
+        .unwrap();
+    b.update_item(
+        item.id,
+        &ItemPatch {
+            body: Some(LocalizedText::single(
+                "de",
+                "Wir feiern im Hof. Bringt Kuchen mit!",
+            )),
+            ..Default::default()
+        },
+        a.author,
+    )
+    .unwrap();
+    let doc = item.id.to_string();
+    let from_a = a.store.document_changes(&doc).unwrap();
+    let from_b = b.document_changes(&doc).unwrap();
+    a.store.apply_changes(&from_b).unwrap();
+    b.apply_changes(&from_a).unwrap();
+    assert_eq!(
+        a.store.document_heads(&doc).unwrap(),
+        b.document_heads(&doc).unwrap()
+    );
+    let viewer = a.viewer(Role::Resident);
+    let on_a = a.store.item_detail(item.id, &viewer).unwrap().item;
+    let on_b = b.item_detail(item.id, &viewer).unwrap().item;
+    assert_eq!(on_a.content, on_b.content);
+    assert_eq!(on_a.content.title.get("de"), Some("Großes Hoffest"));
+    assert_eq!(
+        on_a.content.body.get("de"),
+        Some("Wir feiern im Hof. Bringt Kuchen mit!")
+    );
+}
+
+#[test]
+fn malformed_change_bytes_are_rejected_and_nothing_is_stored() {
+    let fx = Fixture::new();
+    let good = fx.post("Gut", "Text");
+    let before = fx.store.document_ids().unwrap();
+    let mut changes = fx.store.document_changes(&good.id.to_string()).unwrap();
+    let garbage = IncomingChange {
+        doc_id: ItemId::new().to_string(),
+        kind: quartier_core::DocKind::Item,
+        bytes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
+    };
+    changes.push(garbage);
+    let err = fx.store.apply_changes(&changes).unwrap_err();
+    assert!(matches!(err, Error::MalformedChange { .. }), "{err}");
+    assert_eq!(fx.store.document_ids().unwrap(), before);
+    let err = fx
+        .store
+        .apply_changes(&[IncomingChange {
+            doc_id: "not-a-uuid".into(),
+            kind: quartier_core::DocKind::Item,
+            bytes: vec![],
+        }])
+        .unwrap_err();
+    assert!(err.to_string().contains("not a UUID"), "{err}");
+}
+
+#[test]
+fn delete_hides_and_erase_removes_everything() {
+    let fx = Fixture::new();
+    let item = fx.post("Geheimnis", "Dieser Text soll verschwinden: Zauberwort");
+    let comment = fx.create(ItemContent::new(
+        LocalizedText::single("de", "Kommentar"),
+        ItemDetails::Comment(Comment { parent: item.id }),
+    ));
+    let viewer = fx.viewer(Role::Resident);
+    fx.store.delete_item(comment.id, fx.author).unwrap();
+    assert!(fx
+        .store
+        .item_detail(item.id, &viewer)
+        .unwrap()
+        .comments
+        .is_empty());
+    assert!(matches!(
+        fx.store.item_detail(comment.id, &viewer),
+        Err(Error::NotFound { .. })
+    ));
+    let erased = fx.store.erase_item(item.id).unwrap();
+    assert_eq!(erased, 2);
+    assert!(fx
+        .store
+        .document_ids()
+        .unwrap()
+        .iter()
+        .all(|(d, _)| *d != item.id.to_string()));
+    assert!(matches!(
+        fx.store.item_detail(item.id, &viewer),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(fx
+        .store
+        .pending_changes(100)
+        .unwrap()
+        .iter()
+        .all(|c| c.doc_id != item.id.to_string()));
+    fx.store.checkpoint().unwrap();
+    let bytes = std::fs::read(fx.store.path()).unwrap();
+    let needle = b"Zauberwort";
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "erased text still in the database file"
+    );
+}
+
+#[test]
+fn invalid_input_is_rejected_with_typed_errors_and_nothing_stored() {
+    let fx = Fixture::new();
+    let outbox = fx.store.outbox_len().unwrap();
+    let bad_place = place("Bank", 91.0, 6.9);
+    assert!(matches!(
+        fx.store.create_item(NewItem::new(fx.space, fx.author, bad_place)),
+        Err(Error::InvalidCoordinates { .. })
+    ));
+    let nan_place = place("Bank", f64::NAN, 6.9);
+    assert!(matches!(
+        fx.store.create_item(NewItem::new(fx.space, fx.author, nan_place)),
+        Err(Error::InvalidCoordinates { .. })
+    ));
+    let no_title = post("", "");
+    assert!(matches!(
+        fx.store.create_item(NewItem::new(fx.space, fx.author, no_title)),
+        Err(Error::Invalid { field: "title", .. })
+    ));
+    let mut bad_lang = post("Titel", "");
+    bad_lang.title = LocalizedText::single("deutsch!", "Titel");
+    assert!(matches!(
+        fx.store.create_item(NewItem::new(fx.space, fx.author, bad_lang)),
+        Err(Error::Invalid { .. })
+    ));
+    let unknown_space = NewItem::new(SpaceId::new(), fx.author, post("Titel", ""));
+    assert!(matches!(
+        fx.store.create_item(unknown_space),
+        Err(Error::NotFound { what: "space", .. })
+    ));
+    let json = r#"{"space":"0190f5a0-0000-7000-8000-000000000000","author":"0190f5a0-0000-7000-8000-000000000001",
+        "title":{"de":"x"},"audience":"everyone","status":"published","details":{"kind":"spaceship"}}"#;
+    assert!(matches!(NewItem::from_json(json), Err(Error::UnknownKind(k)) if k == "spaceship"));
+    assert!(matches!(
+        NewItem::from_json("{not json"),
+        Err(Error::MalformedInput { .. })
+    ));
+    assert!(matches!(ItemKind::parse("gossip"), Err(Error::UnknownKind(_))));
+    assert_eq!(fx.store.outbox_len().unwrap(), outbox);
+    assert!(fx
+        .store
+        .feed(&FeedQuery::new(fx.space, fx.viewer(Role::Coordinator)))
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[test]
+fn oversize_document_is_refused_and_the_item_stays_as_it_was() {
+    let fx = Fixture::with_options(StoreOptions {
+        document_budget: 16 * 1024,
+    });
+    let item = fx.post("Chronik", "Anfang.");
+    let mut text = String::new();
+    let mut last_ok = item.clone();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let err = loop {
+        // Varied words, so that compression in snapshots cannot hide the growth.
+        for _ in 0..300 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text.push(char::from(b'a' + (seed % 26) as u8));
+            if seed % 7 == 0 {
+                text.push(' ');
+            }
+        }
+        let patch = ItemPatch {
+            body: Some(LocalizedText::single("de", text.clone())),
+            ..Default::default()
+        };
+        match fx.store.update_item(item.id, &patch, fx.author) {
+            Ok(i) => last_ok = i,
+            Err(e) => break e,
+        }
+        assert!(text.len() < 64 * 1024, "budget never enforced");
+    };
+    assert!(
+        matches!(err, Error::DocumentTooLarge { budget: 16384, .. }),
+        "{err}"
+    );
+    let now = fx
+        .store
+        .item_detail(item.id, &fx.viewer(Role::Resident))
+        .unwrap()
+        .item;
+    assert_eq!(now, last_ok);
+}
