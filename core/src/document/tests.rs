@@ -1,1 +1,91 @@
+use automerge::{ActorId, Automerge};
+use serde_json::json;
 
+use super::*;
+use crate::model::{ItemId, PersonId};
+
+fn note() -> ChangeNote {
+    ChangeNote::new(PersonId::new(), ["test"])
+}
+
+fn doc(actor: u8) -> Automerge {
+    Automerge::new().with_actor(ActorId::from(vec![actor; 16]))
+}
+
+#[test]
+fn writing_the_same_value_twice_makes_no_second_change() {
+    let mut d = doc(1);
+    let value = json!({"schema": 1, "title": {"de": "Hallo"}, "body": {"de": "Text"}, "n": 3, "f": 1.5});
+    assert!(write_change(&mut d, "x", DocKind::Item, &value, &note(), 0).unwrap().is_some());
+    assert!(write_change(&mut d, "x", DocKind::Item, &value, &note(), 0).unwrap().is_none());
+    assert_eq!(read_json(&d, "x").unwrap(), value);
+}
+
+#[test]
+fn body_is_text_and_concurrent_body_edits_merge_per_character() {
+    let mut a = doc(1);
+    let base = json!({"body": {"de": "Wir feiern im Hof."}});
+    write_change(&mut a, "x", DocKind::Item, &base, &note(), 0).unwrap();
+    let mut b = a.fork().with_actor(ActorId::from(vec![2; 16]));
+    write_change(&mut a, "x", DocKind::Item, &json!({"body": {"de": "Heute: Wir feiern im Hof."}}), &note(), 0).unwrap();
+    write_change(&mut b, "x", DocKind::Item, &json!({"body": {"de": "Wir feiern im Hof. Mit Kuchen."}}), &note(), 0)
+        .unwrap();
+    a.merge(&mut b).unwrap();
+    assert_eq!(read_json(&a, "x").unwrap(), json!({"body": {"de": "Heute: Wir feiern im Hof. Mit Kuchen."}}));
+}
+
+#[test]
+fn concurrent_tag_additions_and_field_edits_both_survive() {
+    let mut a = doc(1);
+    write_change(&mut a, "x", DocKind::Item, &json!({"tags": {"fest": true}, "title": {"de": "A"}}), &note(), 0)
+        .unwrap();
+    let mut b = a.fork().with_actor(ActorId::from(vec![2; 16]));
+    write_change(&mut a, "x", DocKind::Item, &json!({"tags": {"fest": true, "hof": true}, "title": {"de": "A"}}), &note(), 0)
+        .unwrap();
+    write_change(&mut b, "x", DocKind::Item, &json!({"tags": {"fest": true, "kuchen": true}, "title": {"de": "B"}}), &note(), 0)
+        .unwrap();
+    a.merge(&mut b).unwrap();
+    let merged = read_json(&a, "x").unwrap();
+    assert_eq!(merged["tags"], json!({"fest": true, "hof": true, "kuchen": true}));
+    assert_eq!(merged["title"], json!({"de": "B"}));
+}
+
+#[test]
+fn removed_keys_are_deleted_and_lists_replaced() {
+    let mut d = doc(1);
+    write_change(&mut d, "x", DocKind::Item, &json!({"a": 1, "l": [1, {"k": "v"}], "m": {"z": true}}), &note(), 0).unwrap();
+    write_change(&mut d, "x", DocKind::Item, &json!({"l": [2], "m": {}}), &note(), 0).unwrap();
+    assert_eq!(read_json(&d, "x").unwrap(), json!({"l": [2], "m": {}}));
+}
+
+#[test]
+fn item_round_trips_through_its_document_and_note_travels_with_the_change() {
+    let item: crate::model::Item = serde_json::from_value(json!({
+        "id": ItemId::new(), "space": crate::model::SpaceId::new(), "author": PersonId::new(),
+        "created_at": 1_700_000_000_000i64, "updated_at": 1_700_000_000_000i64,
+        "title": {"de": "Tafel", "de-x-easy": "Essen für alle"}, "body": {"de": "Jeden Dienstag"},
+        "tags": ["essen", "hilfe"], "location": {"lat": 50.95, "lon": 6.95, "source": "manual"},
+        "media": [], "audience": "everyone", "status": "published",
+        "details": {"kind": "request", "direction": "need", "category": "food", "state": "open"}
+    }))
+    .unwrap();
+    let mut d = doc(1);
+    let by = PersonId::new();
+    let change = write_change(&mut d, "x", DocKind::Item, &item_to_json(&item).unwrap(), &ChangeNote::new(by, ["created"]), 42)
+        .unwrap()
+        .unwrap();
+    assert_eq!(item_from_doc(&d, "x").unwrap(), item);
+    let decoded = ChangeNote::decode(change.message()).unwrap();
+    assert_eq!(decoded.by, by);
+    assert_eq!(change.timestamp(), 42);
+}
+
+#[test]
+fn documents_from_a_newer_schema_or_without_one_are_refused() {
+    let mut d = doc(1);
+    write_change(&mut d, "x", DocKind::Item, &json!({"schema": 99, "title": {}}), &note(), 0).unwrap();
+    assert!(item_from_doc(&d, "x").unwrap_err().to_string().contains("schema 99"));
+    let mut e = doc(1);
+    write_change(&mut e, "y", DocKind::Item, &json!({"title": {}}), &note(), 0).unwrap();
+    assert!(item_from_doc(&e, "y").unwrap_err().to_string().contains("no schema"));
+}
