@@ -17,34 +17,13 @@ use crate::model::{Item, Space, SpaceId, SpaceMeta};
 /// Version of the document layout written by this core.
 pub(crate) const DOC_SCHEMA_VERSION: u64 = 1;
 
-/// Which layout a document follows: an item or a space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DocKind {
-    Item,
-    Space,
-}
+pub use quartier_protocol::DocKind;
 
-impl DocKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            DocKind::Item => "item",
-            DocKind::Space => "space",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "item" => Some(DocKind::Item),
-            "space" => Some(DocKind::Space),
-            _ => None,
-        }
-    }
-
-    pub(super) fn text_policy(&self) -> TextPolicy {
-        match self {
-            DocKind::Item => |path| path.len() == 2 && path[0] == "body",
-            DocKind::Space => |path| path.len() == 2 && path[0] == "description",
-        }
+/// Which paths of a document hold collaborative text: item bodies and space descriptions.
+pub(super) fn text_policy(kind: DocKind) -> TextPolicy {
+    match kind {
+        DocKind::Item => |path| path.len() == 2 && path[0] == "body",
+        DocKind::Space => |path| path.len() == 2 && path[0] == "description",
     }
 }
 

@@ -45,15 +45,9 @@ macro_rules! string_enum {
 }
 pub(crate) use string_enum;
 
-string_enum!(
-    /// A member's role in one space, lowest to highest privilege for public content.
-    Role, "role" {
-        Resident = "resident",
-        Volunteer = "volunteer",
-        Caseworker = "caseworker",
-        Coordinator = "coordinator",
-    }
-);
+/// A member's role in one space, lowest to highest privilege for public content. Decided by
+/// the server; shared with the protocol.
+pub use quartier_protocol::Role;
 
 string_enum!(
     /// Who an item is meant for.

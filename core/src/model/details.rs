@@ -35,6 +35,9 @@ impl ItemKind {
 /// The kind-specific part of an item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Offers are the largest variant; items are few in memory at a time (a page), so boxing would
+// only make construction clumsier for apps.
+#[allow(clippy::large_enum_variant)]
 pub enum ItemDetails {
     Post(Post),
     Place(Place),

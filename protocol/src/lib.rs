@@ -1,0 +1,26 @@
+//! # quartier-protocol
+//!
+//! The one place where the messages between a Quartier device and a Quartier server are
+//! defined, shared by `quartier-core` (client) and `quartier-server`. Specified in
+//! `docs/protocol.md`.
+//!
+//! - [`messages`]: requests and responses, plain serde types;
+//! - [`wire`]: their encoding on the wire (CBOR, zstd-compressed) with size limits and typed
+//!   errors for anything malformed;
+//! - [`signing`]: what a device signs for each change it pushes.
+//!
+//! Nothing here does I/O.
+
+pub mod messages;
+pub mod signing;
+pub mod wire;
+
+pub use messages::*;
+pub use wire::{decode, encode, WireError, MAX_DECODED_BYTES};
+
+/// Version of the protocol this crate speaks. A server answers requests of another version
+/// with `409` and [`messages::ErrorBody`] naming the versions it speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Media type of request and response bodies.
+pub const CONTENT_TYPE: &str = "application/vnd.quartier.sync+cbor";

@@ -1,0 +1,258 @@
+//! Requests and responses of protocol version 1. Ids are UUIDs; byte fields are CBOR byte
+//! strings. Every enum that may grow has an `Unknown` variant so that a newer peer's additions
+//! are skipped, not fatal.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A member's role in one space; decided by the server only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Resident,
+    Volunteer,
+    Caseworker,
+    Coordinator,
+}
+
+impl Role {
+    pub const ALL: &'static [Role] = &[
+        Role::Resident,
+        Role::Volunteer,
+        Role::Caseworker,
+        Role::Coordinator,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Resident => "resident",
+            Role::Volunteer => "volunteer",
+            Role::Caseworker => "caseworker",
+            Role::Coordinator => "coordinator",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.iter().copied().find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which layout a document follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    Item,
+    Space,
+}
+
+impl DocKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DocKind::Item => "item",
+            DocKind::Space => "space",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DocKind> {
+        match text {
+            "item" => Some(DocKind::Item),
+            "space" => Some(DocKind::Space),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /v1/devices`: a device introduces its public key and gets a credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterDevice {
+    /// Ed25519 public key of the device.
+    #[serde(with = "serde_bytes")]
+    pub public_key: Vec<u8>,
+    /// A name the person chose for themselves (may be a pseudonym).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// Answer to [`RegisterDevice`]: who the device is and the bearer token it authenticates with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRegistered {
+    pub device: Uuid,
+    pub person: Uuid,
+    pub token: String,
+}
+
+/// `POST /v1/spaces`: registers a space the device created; its person becomes coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSpace {
+    pub space: Uuid,
+}
+
+/// `POST /v1/spaces/{space}/invites` (coordinators): an invite code for a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateInvite {
+    pub role: Role,
+    /// Milliseconds since the epoch after which the code no longer works.
+    pub expires_at_ms: i64,
+    pub max_uses: u32,
+}
+
+/// Answer to [`CreateInvite`]. `code` is short enough for a QR code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCreated {
+    pub code: String,
+}
+
+/// `POST /v1/invites/redeem`: joins the space of an invite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemInvite {
+    pub code: String,
+}
+
+/// A person's membership of a space, as the server decided it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub space: Uuid,
+    pub person: Uuid,
+    pub role: Role,
+}
+
+/// `PUT /v1/spaces/{space}/members/{person}` (coordinators): changes a member's role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetRole {
+    pub role: Role,
+}
+
+/// Where a device stands in one space: the server sequence number it has everything up to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceCursor {
+    pub space: Uuid,
+    /// 0 for a device that has nothing of the space yet (it then gets snapshots).
+    pub after: u64,
+}
+
+/// One record in a push or a page. Record types may be added without a version break: a peer
+/// skips `Unknown` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// One Automerge change, signed by the device that made it.
+    Change {
+        space: Uuid,
+        doc: Uuid,
+        kind: DocKind,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        /// The device whose key signed `signature`.
+        device: Uuid,
+        /// Ed25519 signature over [`crate::signing::change_signing_payload`].
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+    /// A compacted document (server → device, for devices new to a space).
+    Snapshot {
+        space: Uuid,
+        doc: Uuid,
+        kind: DocKind,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A record type this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Record {
+    /// Approximate size on the wire, for byte budgets.
+    pub fn weight(&self) -> usize {
+        match self {
+            Record::Change { bytes, signature, .. } => bytes.len() + signature.len() + 64,
+            Record::Snapshot { bytes, .. } => bytes.len() + 48,
+            Record::Unknown => 8,
+        }
+    }
+}
+
+/// `POST /v1/sync`: one batched exchange per request, never one handshake per document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    pub protocol: u32,
+    pub cursors: Vec<SpaceCursor>,
+    pub push: Vec<Record>,
+    /// Most bytes of records the device wants in the response.
+    pub budget_bytes: u32,
+}
+
+/// What became of a pushed change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AckOutcome {
+    /// Stored now.
+    Stored,
+    /// The server already had it.
+    Duplicate,
+    /// Refused; the device should drop it from its outbox and tell the person.
+    Rejected { code: RejectCode, message: String },
+    #[serde(other)]
+    Unknown,
+}
+
+/// Why a pushed change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    BadSignature,
+    NotAMember,
+    Forbidden,
+    NotYourChange,
+    TooLarge,
+    Malformed,
+    #[serde(other)]
+    Other,
+}
+
+/// The acknowledgement of one pushed record, by its position in the push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub index: u32,
+    pub outcome: AckOutcome,
+}
+
+/// Records of one space after the device's cursor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpacePage {
+    pub space: Uuid,
+    pub records: Vec<Record>,
+    /// The cursor to send next time for this space.
+    pub next: u64,
+    /// More records wait after `next`.
+    pub more: bool,
+}
+
+/// Answer to [`SyncRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    pub protocol: u32,
+    pub acks: Vec<Ack>,
+    pub pages: Vec<SpacePage>,
+    /// The device's memberships now (read-only copy for the device).
+    pub memberships: Vec<Membership>,
+    /// Spaces the device asked about but may no longer see: purge them.
+    pub revoked: Vec<Uuid>,
+}
+
+/// Body of every 4xx/5xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `unauthorized`, `protocol_version`, `malformed`.
+    pub code: String,
+    pub message: String,
+    /// Versions the server speaks (on `protocol_version`).
+    #[serde(default)]
+    pub protocol_versions: Vec<u32>,
+}

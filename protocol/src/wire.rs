@@ -1,0 +1,147 @@
+//! Encoding of messages on the wire: CBOR, compressed with zstd. Decoding is bounded (a body
+//! that would decompress beyond [`MAX_DECODED_BYTES`] is refused before it is inflated) and
+//! every failure is a typed [`WireError`].
+
+use std::io::Read;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Largest decompressed body either side accepts.
+pub const MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;
+
+/// zstd level: 3 is the library default, fast on low-end phones with most of the gain.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Why bytes could not be turned into a message.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum WireError {
+    #[error("the body is not zstd-compressed data: {0}")]
+    Compression(String),
+    #[error("the body decompresses to more than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the body is not a valid message: {0}")]
+    Malformed(String),
+    #[error("the message could not be encoded: {0}")]
+    Encode(String),
+}
+
+/// Encodes a message: CBOR, then zstd.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+    let mut cbor = Vec::new();
+    ciborium::into_writer(message, &mut cbor).map_err(|e| WireError::Encode(e.to_string()))?;
+    zstd::encode_all(cbor.as_slice(), ZSTD_LEVEL).map_err(|e| WireError::Encode(e.to_string()))
+}
+
+/// Decodes a message, refusing bodies that inflate beyond `limit` bytes.
+pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
+    let decoder =
+        zstd::stream::read::Decoder::new(body).map_err(|e| WireError::Compression(e.to_string()))?;
+    let mut cbor = Vec::new();
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut cbor)
+        .map_err(|e| WireError::Compression(e.to_string()))?;
+    if cbor.len() > limit {
+        return Err(WireError::TooLarge { limit });
+    }
+    ciborium::from_reader(cbor.as_slice()).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::*;
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    fn request() -> SyncRequest {
+        SyncRequest {
+            protocol: crate::PROTOCOL_VERSION,
+            cursors: vec![SpaceCursor {
+                space: Uuid::from_u128(1),
+                after: 42,
+            }],
+            push: vec![Record::Change {
+                space: Uuid::from_u128(1),
+                doc: Uuid::from_u128(2),
+                kind: DocKind::Item,
+                bytes: vec![1, 2, 3],
+                device: Uuid::from_u128(3),
+                signature: vec![7; 64],
+            }],
+            budget_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = encode(&request()).unwrap();
+        assert_eq!(
+            decode::<SyncRequest>(&bytes, MAX_DECODED_BYTES).unwrap(),
+            request()
+        );
+    }
+
+    #[test]
+    fn unknown_record_types_are_skipped_not_fatal() {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum Future {
+            SealedMessage { ciphertext: Vec<u8> },
+        }
+        #[derive(Serialize)]
+        struct FutureRequest {
+            protocol: u32,
+            cursors: Vec<SpaceCursor>,
+            push: Vec<Future>,
+            budget_bytes: u32,
+            extra_field: String,
+        }
+        let bytes = encode(&FutureRequest {
+            protocol: 1,
+            cursors: vec![],
+            push: vec![Future::SealedMessage { ciphertext: vec![1] }],
+            budget_bytes: 10,
+            extra_field: "from a newer peer".into(),
+        })
+        .unwrap();
+        let decoded: SyncRequest = decode(&bytes, MAX_DECODED_BYTES).unwrap();
+        assert_eq!(decoded.push, vec![Record::Unknown]);
+    }
+
+    #[test]
+    fn bombs_and_garbage_are_typed_errors() {
+        let bomb = zstd::encode_all(vec![0u8; 2 * 1024 * 1024].as_slice(), 19).unwrap();
+        assert_eq!(
+            decode::<SyncRequest>(&bomb, 1024 * 1024),
+            Err(WireError::TooLarge { limit: 1024 * 1024 })
+        );
+        assert!(matches!(
+            decode::<SyncRequest>(b"hello", 1024),
+            Err(WireError::Compression(_))
+        ));
+        let not_cbor = zstd::encode_all(&b"\xff\xff\xff"[..], 3).unwrap();
+        assert!(matches!(
+            decode::<SyncRequest>(&not_cbor, 1024),
+            Err(WireError::Malformed(_))
+        ));
+        let full = encode(&request()).unwrap();
+        assert!(decode::<SyncRequest>(&full[..full.len() / 2], MAX_DECODED_BYTES).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<SyncRequest>(&bytes, 4096);
+            let _ = decode::<SyncResponse>(&bytes, 4096);
+        }
+
+        #[test]
+        fn corrupted_messages_never_panic(flip in 0usize..200, value in any::<u8>()) {
+            let mut bytes = encode(&request()).unwrap();
+            let i = flip % bytes.len();
+            bytes[i] = value;
+            let _ = decode::<SyncRequest>(&bytes, 4096);
+        }
+    }
+}
