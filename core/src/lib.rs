@@ -12,10 +12,11 @@
 //! - [`model`]: plain data and validation;
 //! - [`schedule`]: opening hours and event recurrence (RRULE), pure functions;
 //! - [`search`]: text folding and search-query parsing, pure functions;
-//! - `document`: model ↔ Automerge (crate-private);
+//! - [`document`]: model ↔ Automerge;
 //! - [`store`]: SQLite persistence, writes, merges, live queries;
 //! - [`query`]: the read side, on projections only.
 
+pub mod document;
 pub mod error;
 pub mod model;
 pub mod query;
@@ -23,7 +24,6 @@ pub mod schedule;
 pub mod search;
 pub mod store;
 
-mod document;
 
 pub use document::DocKind;
 pub use error::{Error, Result};

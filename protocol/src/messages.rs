@@ -128,12 +128,14 @@ pub struct SetRole {
     pub role: Role,
 }
 
-/// Where a device stands in one space: the server sequence number it has everything up to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a device stands in one space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpaceCursor {
     pub space: Uuid,
-    /// 0 for a device that has nothing of the space yet (it then gets snapshots).
-    pub after: u64,
+    /// The `next` of the last page the device committed, verbatim; `None` for a device that has
+    /// nothing of the space yet (it then gets compacted snapshots, not the history).
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// One record in a push or a page. Record types may be added without a version break: a peer
@@ -196,8 +198,10 @@ pub enum AckOutcome {
     Stored,
     /// The server already had it.
     Duplicate,
-    /// Refused; the device should drop it from its outbox and tell the person.
+    /// Refused for good; the device drops it from its outbox and tells the person.
     Rejected { code: RejectCode, message: String },
+    /// Not stored yet (e.g. a change it depends on has not arrived); keep it and push it again.
+    Deferred { message: String },
     #[serde(other)]
     Unknown,
 }
@@ -228,8 +232,8 @@ pub struct Ack {
 pub struct SpacePage {
     pub space: Uuid,
     pub records: Vec<Record>,
-    /// The cursor to send next time for this space.
-    pub next: u64,
+    /// The cursor to send next time for this space (opaque to devices).
+    pub next: String,
     /// More records wait after `next`.
     pub more: bool,
 }

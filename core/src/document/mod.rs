@@ -1,15 +1,17 @@
 //! Automerge documents: one per item, one per space. This module turns model values into
 //! Automerge operations and documents back into model values, and describes each change (who
 //! made it and which fields it touched) in the change message so that history can be shown
-//! without replaying documents. It knows nothing of SQLite.
+//! without replaying documents. It knows nothing of SQLite. The server uses the readers here to
+//! check pushed changes against the permission table.
 
 mod json;
 mod note;
 mod schema;
 
-pub(crate) use note::ChangeNote;
+pub use note::ChangeNote;
 pub use schema::DocKind;
-pub(crate) use schema::{item_from_doc, item_to_json, space_from_doc, space_to_json};
+pub use schema::{item_from_doc, space_from_doc};
+pub(crate) use schema::{item_to_json, space_to_json};
 
 use automerge::{transaction::CommitOptions, Automerge, Change, ObjId};
 use serde_json::Value;

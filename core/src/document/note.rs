@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::PersonId;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ChangeNote {
+pub struct ChangeNote {
     pub by: PersonId,
     #[serde(default)]
     pub fields: Vec<String>,

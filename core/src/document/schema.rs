@@ -42,7 +42,7 @@ pub(crate) fn item_to_json(item: &Item) -> Result<Value> {
 }
 
 /// Reads an item back from its document.
-pub(crate) fn item_from_doc(doc: &Automerge, doc_id: &str) -> Result<Item> {
+pub fn item_from_doc(doc: &Automerge, doc_id: &str) -> Result<Item> {
     let mut root = from_doc(doc, doc_id)?;
     if let Some(Value::Object(tags)) = root.remove("tags") {
         let list = tags
@@ -65,7 +65,7 @@ pub(crate) fn space_to_json(id: SpaceId, meta: &SpaceMeta) -> Result<Value> {
 }
 
 /// Reads a space back from its document.
-pub(crate) fn space_from_doc(doc: &Automerge, doc_id: &str) -> Result<Space> {
+pub fn space_from_doc(doc: &Automerge, doc_id: &str) -> Result<Space> {
     let root = from_doc(doc, doc_id)?;
     serde_json::from_value(Value::Object(root))
         .map_err(|e| Error::document(doc_id, format!("not a readable space: {e}")))

@@ -120,3 +120,34 @@ impl Viewer {
         statuses
     }
 }
+
+/// What someone wants to do with an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Create,
+    EditOwn,
+    EditOthers,
+    Delete,
+    Read,
+}
+
+/// The permission table: may a member with `role` do `action` on an item of `kind` for
+/// `audience`? `is_author` says whether the item is theirs (for `Delete` and `Read`). The server
+/// enforces this on every push and pull; apps may ask it to grey out what will be refused.
+pub fn permits(role: Role, action: Action, kind: super::ItemKind, audience: Audience, is_author: bool) -> bool {
+    use super::ItemKind as K;
+    let may_write_kind = match kind {
+        K::Post | K::Request | K::Comment => true,
+        K::Place | K::Observation => role >= Role::Volunteer,
+        K::Event => role >= Role::Volunteer,
+        K::Offer => matches!(role, Role::Caseworker | Role::Coordinator),
+    };
+    // Author-only items never leave the device, so no server ever accepts one.
+    let may_write_audience = audience != Audience::AuthorOnly && (audience.admits(role));
+    match action {
+        Action::Read => is_author || audience.admits(role),
+        Action::Create | Action::EditOwn => may_write_kind && may_write_audience,
+        Action::EditOthers => role == Role::Coordinator && audience.admits(role),
+        Action::Delete => (is_author && may_write_audience) || (role == Role::Coordinator && audience.admits(role)),
+    }
+}

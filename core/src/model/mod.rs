@@ -10,7 +10,7 @@ mod media;
 mod space;
 mod text;
 
-pub use access::{Audience, Role, Status, Viewer};
+pub use access::{permits, Action, Audience, Role, Status, Viewer};
 pub use details::{
     Address, Comment, Contact, Event, FieldValue, ItemDetails, ItemKind, Observation, Offer, Organization,
     Place, Post, PostType, Request, RequestDirection, RequestState, ServiceLocation,

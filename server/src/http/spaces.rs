@@ -1,0 +1,130 @@
+//! Spaces, invites and membership: decided by the server only.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use quartier_protocol::{CreateInvite, CreateSpace, InviteCreated, Membership, RedeemInvite, Role, SetRole};
+use uuid::Uuid;
+
+use super::auth::Device;
+use super::{blocking, Wire};
+use crate::error::ServerError;
+use crate::state::AppState;
+use crate::storage::{now_ms, random_token, spaces};
+
+/// Longest an invite may stay valid.
+const MAX_INVITE_DAYS: i64 = 90;
+const MAX_INVITE_USES: u32 = 10_000;
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Wire(req): Wire<CreateSpace>,
+) -> Result<Wire<Membership>, ServerError> {
+    let device = device.active()?;
+    let membership =
+        blocking(move || spaces::create_space(&state.db.lock(), req.space, device.person)).await?;
+    Ok(Wire(membership))
+}
+
+fn require_coordinator(conn: &rusqlite::Connection, space: Uuid, person: Uuid) -> Result<(), ServerError> {
+    match spaces::role_of(conn, space, person)? {
+        Some(Role::Coordinator) => Ok(()),
+        Some(_) => Err(ServerError::Forbidden("only coordinators may do this".into())),
+        None => Err(ServerError::Forbidden(
+            "you are not a member of this space".into(),
+        )),
+    }
+}
+
+pub async fn invite(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Path(space): Path<Uuid>,
+    Wire(req): Wire<CreateInvite>,
+) -> Result<Wire<InviteCreated>, ServerError> {
+    let device = device.active()?;
+    let now = now_ms();
+    if req.expires_at_ms <= now || req.expires_at_ms > now + MAX_INVITE_DAYS * 86_400_000 {
+        return Err(ServerError::BadRequest(format!(
+            "an invite must expire in the future, within {MAX_INVITE_DAYS} days"
+        )));
+    }
+    if req.max_uses == 0 || req.max_uses > MAX_INVITE_USES {
+        return Err(ServerError::BadRequest(format!(
+            "max_uses must be 1 to {MAX_INVITE_USES}"
+        )));
+    }
+    // 16 random bytes: 32 hex characters, fits a QR code with room for a server address.
+    let code = random_token(16)?;
+    let stored = code.clone();
+    blocking(move || {
+        let conn = state.db.lock();
+        require_coordinator(&conn, space, device.person)?;
+        spaces::create_invite(
+            &conn,
+            space,
+            req.role,
+            req.expires_at_ms,
+            req.max_uses,
+            &stored,
+            device.person,
+        )
+    })
+    .await?;
+    Ok(Wire(InviteCreated { code }))
+}
+
+pub async fn redeem(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Wire(req): Wire<RedeemInvite>,
+) -> Result<Wire<Membership>, ServerError> {
+    let device = device.active()?;
+    if req.code.len() > 128 {
+        return Err(ServerError::BadRequest("not an invite code".into()));
+    }
+    let membership =
+        blocking(move || spaces::redeem_invite(&state.db.lock(), &req.code, device.person)).await?;
+    Ok(Wire(membership))
+}
+
+pub async fn set_role(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Path((space, person)): Path<(Uuid, Uuid)>,
+    Wire(req): Wire<SetRole>,
+) -> Result<Wire<Membership>, ServerError> {
+    let device = device.active()?;
+    let membership = blocking(move || {
+        let conn = state.db.lock();
+        require_coordinator(&conn, space, device.person)?;
+        spaces::set_role(&conn, space, person, req.role)
+    })
+    .await?;
+    Ok(Wire(membership))
+}
+
+/// Removes a member (coordinators), or leaves a space (the member themselves). At once: the
+/// member's next sync purges the space from their devices.
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Path((space, person)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ServerError> {
+    let device = device.active()?;
+    blocking(move || {
+        let conn = state.db.lock();
+        if person != device.person {
+            require_coordinator(&conn, space, device.person)?;
+        }
+        if spaces::remove_member(&conn, space, person)? {
+            Ok(())
+        } else {
+            Err(ServerError::NotFound("no such member".into()))
+        }
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,73 @@
+//! `POST /v1/sync`: one batched exchange.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use quartier_protocol::{SyncRequest, SyncResponse, PROTOCOL_VERSION};
+
+use super::auth::Device;
+use super::{blocking, Wire};
+use crate::error::ServerError;
+use crate::state::AppState;
+use crate::storage::spaces;
+
+/// Most records one request may push, and most spaces it may ask about.
+const MAX_PUSH: usize = 5_000;
+const MAX_CURSORS: usize = 500;
+
+pub async fn sync(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Wire(req): Wire<SyncRequest>,
+) -> Result<Wire<SyncResponse>, ServerError> {
+    if req.protocol != PROTOCOL_VERSION {
+        return Err(ServerError::ProtocolVersion(req.protocol));
+    }
+    if req.push.len() > MAX_PUSH || req.cursors.len() > MAX_CURSORS {
+        return Err(ServerError::BadRequest(format!(
+            "at most {MAX_PUSH} records and {MAX_CURSORS} spaces per request"
+        )));
+    }
+    let device = device.0;
+    // A revoked device learns that every space it asks about is gone, and nothing else.
+    if device.revoked {
+        return Ok(Wire(SyncResponse {
+            protocol: PROTOCOL_VERSION,
+            acks: vec![],
+            pages: vec![],
+            memberships: vec![],
+            revoked: req.cursors.iter().map(|c| c.space).collect(),
+        }));
+    }
+    let response = blocking(move || {
+        let conn = state.db.lock();
+        let tx = conn.unchecked_transaction()?;
+        // The cache holds what the transaction stored; if it does not commit, forget those documents.
+        let forget = || {
+            for record in &req.push {
+                if let quartier_protocol::Record::Change { doc, .. } = record {
+                    state.docs.forget(*doc);
+                }
+            }
+        };
+        let acks = crate::sync::push(&tx, &state.docs, device.person, &req.push).inspect_err(|_| forget())?;
+        tx.commit().inspect_err(|_| forget())?;
+        let (pages, revoked) = crate::sync::pull(
+            &conn,
+            &state.docs,
+            device.person,
+            &req.cursors,
+            req.budget_bytes as usize,
+        )?;
+        let memberships = spaces::memberships(&conn, device.person)?;
+        Ok(SyncResponse {
+            protocol: PROTOCOL_VERSION,
+            acks,
+            pages,
+            memberships,
+            revoked,
+        })
+    })
+    .await?;
+    Ok(Wire(response))
+}

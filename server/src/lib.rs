@@ -1,0 +1,51 @@
+//! # quartier-server
+//!
+//! The sync service: device registration, spaces, invites and membership (the server is the
+//! only authority on roles), and the batched, signed sync exchange of `docs/protocol.md`. The
+//! embedded default keeps everything in one SQLite file in a data folder.
+//!
+//! - `config`: settings from defaults, file, environment, flags;
+//! - `storage`: the database (accounts, spaces, the change log);
+//! - `documents`: documents in memory (LRU) for permission checks and snapshots;
+//! - `sync`: push checks and pull paging, under the core's permission table;
+//! - `http`: routes and wire-format bodies.
+
+pub mod config;
+pub mod documents;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod storage;
+pub mod sync;
+
+use std::sync::Arc;
+
+pub use config::Config;
+pub use error::ServerError;
+
+/// Starts serving and returns when a shutdown signal has been handled and in-flight requests
+/// have finished.
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let db = storage::Db::open(&config.data_dir)?;
+    let state = Arc::new(state::AppState {
+        docs: documents::DocCache::new(config.doc_cache),
+        db,
+        config: config.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServerError::Startup(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("quartier-server listening on http://{local}");
+    tracing::info!(%local, data = %config.data_dir.display(), "serving");
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))
+}

@@ -1,0 +1,11 @@
+//! What every request handler shares.
+
+use crate::config::Config;
+use crate::documents::DocCache;
+use crate::storage::Db;
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub docs: DocCache,
+}

@@ -1,0 +1,32 @@
+//! The sync exchange: checking and storing pushed changes, and paging the log out to devices,
+//! both under the permission table of `quartier_core::model::permits`.
+
+mod pull;
+mod push;
+
+pub use pull::pull;
+pub use push::push;
+
+use quartier_core::model::{permits, Action, Audience, ItemKind, Role};
+
+use crate::storage::DocMeta;
+
+/// Whether a member may see a document, from its stored metadata.
+pub(crate) fn may_read(meta: &DocMeta, person: &str, role: Role) -> bool {
+    if meta.kind == "space" {
+        return true;
+    }
+    let (Some(kind), Some(audience)) = (meta.item_kind.as_deref(), meta.audience.as_deref()) else {
+        return false;
+    };
+    let (Ok(kind), Ok(audience)) = (ItemKind::parse(kind), audience.parse::<Audience>()) else {
+        return false;
+    };
+    permits(
+        role,
+        Action::Read,
+        kind,
+        audience,
+        meta.author.as_deref() == Some(person),
+    )
+}

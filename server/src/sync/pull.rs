@@ -1,0 +1,182 @@
+//! Paging the log out to a device: per space, the records after its cursor that it may see,
+//! within the request's byte budget. A device without a cursor gets compacted snapshots of the
+//! documents it may see first (cursor `s:<log position>:<last document>`), then the changes
+//! after that position (cursor `c:<log position>`).
+
+use std::collections::HashMap;
+
+use quartier_protocol::{DocKind, Record, SpaceCursor, SpacePage};
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::may_read;
+use crate::documents::DocCache;
+use crate::error::ServerError;
+use crate::storage::{log, spaces, DocMeta};
+
+/// Bounds of the byte budget a device may ask for.
+pub const MIN_BUDGET: usize = 16 * 1024;
+pub const MAX_BUDGET: usize = 8 * 1024 * 1024;
+
+/// Rows read from the log per step.
+const STEP: i64 = 256;
+
+enum Position {
+    Snapshots { upto: i64, last_doc: String },
+    Changes { after: i64 },
+}
+
+impl Position {
+    fn parse(cursor: Option<&str>) -> Result<Option<Position>, ServerError> {
+        let bad = || ServerError::BadRequest("a cursor was not one this server gave out".into());
+        let Some(cursor) = cursor else { return Ok(None) };
+        if let Some(rest) = cursor.strip_prefix("c:") {
+            return Ok(Some(Position::Changes {
+                after: rest.parse().map_err(|_| bad())?,
+            }));
+        }
+        if let Some(rest) = cursor.strip_prefix("s:") {
+            let (upto, last_doc) = rest.split_once(':').ok_or_else(bad)?;
+            return Ok(Some(Position::Snapshots {
+                upto: upto.parse().map_err(|_| bad())?,
+                last_doc: last_doc.to_owned(),
+            }));
+        }
+        Err(bad())
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Position::Snapshots { upto, last_doc } => format!("s:{upto}:{last_doc}"),
+            Position::Changes { after } => format!("c:{after}"),
+        }
+    }
+}
+
+/// Pages for every cursor of a request, and the spaces the person may no longer see.
+pub fn pull(
+    conn: &Connection,
+    docs: &DocCache,
+    person: Uuid,
+    cursors: &[SpaceCursor],
+    budget: usize,
+) -> Result<(Vec<SpacePage>, Vec<Uuid>), ServerError> {
+    let mut budget = budget.clamp(MIN_BUDGET, MAX_BUDGET);
+    let mut pages = Vec::new();
+    let mut revoked = Vec::new();
+    for cursor in cursors {
+        let Some(role) = spaces::role_of(conn, cursor.space, person)? else {
+            revoked.push(cursor.space);
+            continue;
+        };
+        let person_text = person.to_string();
+        let mut metas: HashMap<Uuid, Option<DocMeta>> = HashMap::new();
+        let mut position = match Position::parse(cursor.after.as_deref())? {
+            Some(p) => p,
+            None => Position::Snapshots {
+                upto: log::last_seq(conn, cursor.space)?,
+                last_doc: String::new(),
+            },
+        };
+        let mut records = Vec::new();
+        let mut more = false;
+        'page: loop {
+            match &mut position {
+                Position::Snapshots { upto, last_doc } => {
+                    let batch = log::docs_after(conn, cursor.space, last_doc, STEP)?;
+                    let exhausted = (batch.len() as i64) < STEP;
+                    for (doc, meta) in batch {
+                        if may_read(&meta, &person_text, role) {
+                            let record = snapshot(conn, docs, cursor.space, doc, &meta)?;
+                            if !records.is_empty() && record.weight() > budget {
+                                more = true;
+                                break 'page;
+                            }
+                            budget = budget.saturating_sub(record.weight());
+                            records.push(record);
+                        }
+                        *last_doc = doc.to_string();
+                    }
+                    if exhausted {
+                        position = Position::Changes { after: *upto };
+                    }
+                }
+                Position::Changes { after } => {
+                    let rows = log::rows_after(conn, cursor.space, *after, STEP)?;
+                    let exhausted = (rows.len() as i64) < STEP;
+                    for row in rows {
+                        let meta = meta_of(conn, &mut metas, row.doc)?;
+                        if let Some(meta) = meta.filter(|m| may_read(m, &person_text, role)) {
+                            let record = if row.reveal {
+                                snapshot(conn, docs, cursor.space, row.doc, &meta)?
+                            } else {
+                                Record::Change {
+                                    space: cursor.space,
+                                    doc: row.doc,
+                                    kind: kind_of(Some(&meta)),
+                                    bytes: row.bytes,
+                                    device: row.device.unwrap_or_default(),
+                                    signature: row.signature,
+                                }
+                            };
+                            if !records.is_empty() && record.weight() > budget {
+                                more = true;
+                                break 'page;
+                            }
+                            budget = budget.saturating_sub(record.weight());
+                            records.push(record);
+                        }
+                        *after = row.seq;
+                    }
+                    if exhausted {
+                        break 'page;
+                    }
+                }
+            }
+        }
+        pages.push(SpacePage {
+            space: cursor.space,
+            records,
+            next: position.render(),
+            more,
+        });
+    }
+    Ok((pages, revoked))
+}
+
+/// A document's metadata, read once per request.
+fn meta_of(
+    conn: &Connection,
+    metas: &mut HashMap<Uuid, Option<DocMeta>>,
+    doc: Uuid,
+) -> Result<Option<DocMeta>, ServerError> {
+    if let Some(meta) = metas.get(&doc) {
+        return Ok(meta.clone());
+    }
+    let meta = log::doc_meta(conn, doc)?;
+    metas.insert(doc, meta.clone());
+    Ok(meta)
+}
+
+fn kind_of(meta: Option<&DocMeta>) -> DocKind {
+    match meta.map(|m| m.kind.as_str()) {
+        Some("space") => DocKind::Space,
+        _ => DocKind::Item,
+    }
+}
+
+fn snapshot(
+    conn: &Connection,
+    docs: &DocCache,
+    space: Uuid,
+    doc: Uuid,
+    meta: &DocMeta,
+) -> Result<Record, ServerError> {
+    let state = docs.get(conn, doc)?;
+    Ok(Record::Snapshot {
+        space,
+        doc,
+        kind: kind_of(Some(meta)),
+        bytes: state.save(),
+    })
+}
