@@ -74,6 +74,42 @@ pub enum Error {
     #[error("storage error: {0}")]
     Storage(rusqlite::Error),
 
+    /// No link to the server (no network, DNS, refused, timed out, dropped mid-response).
+    #[error("offline: the server could not be reached ({0})")]
+    Offline(String),
+
+    /// The server does not know this device's credentials.
+    #[error("the server refused this device's credentials")]
+    Unauthorized,
+
+    /// This device was revoked (lost or removed); its spaces have been purged.
+    #[error("this device has been revoked")]
+    DeviceRevoked,
+
+    /// The device has not registered with a server yet.
+    #[error("this device is not registered with a server")]
+    NotRegistered,
+
+    /// The server refused a request or failed; `code` is the protocol's error code.
+    #[error("the server answered {status} ({code}): {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+
+    /// Client and server speak different protocol versions.
+    #[error("protocol version mismatch: this device speaks {ours}, the server speaks {theirs:?}")]
+    ProtocolMismatch { ours: u32, theirs: Vec<u32> },
+
+    /// The server's answer could not be read.
+    #[error("malformed answer from the server: {0}")]
+    MalformedResponse(String),
+
+    /// A sync was cancelled by the app.
+    #[error("sync cancelled")]
+    Cancelled,
+
     /// An Automerge operation failed on a document held by this store.
     #[error("document error in {doc}: {reason}")]
     Document { doc: String, reason: String },

@@ -14,7 +14,8 @@
 //! - [`search`]: text folding and search-query parsing, pure functions;
 //! - [`document`]: model ↔ Automerge;
 //! - [`store`]: SQLite persistence, writes, merges, live queries;
-//! - [`query`]: the read side, on projections only.
+//! - [`query`]: the read side, on projections only;
+//! - [`sync`]: sync with a server: device key, sans-IO exchange, HTTP client, background task.
 
 pub mod document;
 pub mod error;
@@ -23,7 +24,7 @@ pub mod query;
 pub mod schedule;
 pub mod search;
 pub mod store;
-
+pub mod sync;
 
 pub use document::DocKind;
 pub use error::{Error, Result};

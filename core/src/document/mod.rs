@@ -32,7 +32,13 @@ pub(crate) fn write_change(
         return Err(Error::document(doc_id, "document root must be a map"));
     };
     let mut tx = doc.transaction();
-    if let Err(e) = json::reconcile_map(&mut tx, &ObjId::Root, root, &mut Vec::new(), schema::text_policy(kind)) {
+    if let Err(e) = json::reconcile_map(
+        &mut tx,
+        &ObjId::Root,
+        root,
+        &mut Vec::new(),
+        schema::text_policy(kind),
+    ) {
         tx.rollback();
         return Err(Error::document(doc_id, e));
     }

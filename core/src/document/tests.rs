@@ -16,8 +16,12 @@ fn doc(actor: u8) -> Automerge {
 fn writing_the_same_value_twice_makes_no_second_change() {
     let mut d = doc(1);
     let value = json!({"schema": 1, "title": {"de": "Hallo"}, "body": {"de": "Text"}, "n": 3, "f": 1.5});
-    assert!(write_change(&mut d, "x", DocKind::Item, &value, &note(), 0).unwrap().is_some());
-    assert!(write_change(&mut d, "x", DocKind::Item, &value, &note(), 0).unwrap().is_none());
+    assert!(write_change(&mut d, "x", DocKind::Item, &value, &note(), 0)
+        .unwrap()
+        .is_some());
+    assert!(write_change(&mut d, "x", DocKind::Item, &value, &note(), 0)
+        .unwrap()
+        .is_none());
     assert_eq!(read_json(&d, "x").unwrap(), value);
 }
 
@@ -27,23 +31,62 @@ fn body_is_text_and_concurrent_body_edits_merge_per_character() {
     let base = json!({"body": {"de": "Wir feiern im Hof."}});
     write_change(&mut a, "x", DocKind::Item, &base, &note(), 0).unwrap();
     let mut b = a.fork().with_actor(ActorId::from(vec![2; 16]));
-    write_change(&mut a, "x", DocKind::Item, &json!({"body": {"de": "Heute: Wir feiern im Hof."}}), &note(), 0).unwrap();
-    write_change(&mut b, "x", DocKind::Item, &json!({"body": {"de": "Wir feiern im Hof. Mit Kuchen."}}), &note(), 0)
-        .unwrap();
+    write_change(
+        &mut a,
+        "x",
+        DocKind::Item,
+        &json!({"body": {"de": "Heute: Wir feiern im Hof."}}),
+        &note(),
+        0,
+    )
+    .unwrap();
+    write_change(
+        &mut b,
+        "x",
+        DocKind::Item,
+        &json!({"body": {"de": "Wir feiern im Hof. Mit Kuchen."}}),
+        &note(),
+        0,
+    )
+    .unwrap();
     a.merge(&mut b).unwrap();
-    assert_eq!(read_json(&a, "x").unwrap(), json!({"body": {"de": "Heute: Wir feiern im Hof. Mit Kuchen."}}));
+    assert_eq!(
+        read_json(&a, "x").unwrap(),
+        json!({"body": {"de": "Heute: Wir feiern im Hof. Mit Kuchen."}})
+    );
 }
 
 #[test]
 fn concurrent_tag_additions_and_field_edits_both_survive() {
     let mut a = doc(1);
-    write_change(&mut a, "x", DocKind::Item, &json!({"tags": {"fest": true}, "title": {"de": "A"}}), &note(), 0)
-        .unwrap();
+    write_change(
+        &mut a,
+        "x",
+        DocKind::Item,
+        &json!({"tags": {"fest": true}, "title": {"de": "A"}}),
+        &note(),
+        0,
+    )
+    .unwrap();
     let mut b = a.fork().with_actor(ActorId::from(vec![2; 16]));
-    write_change(&mut a, "x", DocKind::Item, &json!({"tags": {"fest": true, "hof": true}, "title": {"de": "A"}}), &note(), 0)
-        .unwrap();
-    write_change(&mut b, "x", DocKind::Item, &json!({"tags": {"fest": true, "kuchen": true}, "title": {"de": "B"}}), &note(), 0)
-        .unwrap();
+    write_change(
+        &mut a,
+        "x",
+        DocKind::Item,
+        &json!({"tags": {"fest": true, "hof": true}, "title": {"de": "A"}}),
+        &note(),
+        0,
+    )
+    .unwrap();
+    write_change(
+        &mut b,
+        "x",
+        DocKind::Item,
+        &json!({"tags": {"fest": true, "kuchen": true}, "title": {"de": "B"}}),
+        &note(),
+        0,
+    )
+    .unwrap();
     a.merge(&mut b).unwrap();
     let merged = read_json(&a, "x").unwrap();
     assert_eq!(merged["tags"], json!({"fest": true, "hof": true, "kuchen": true}));
@@ -53,8 +96,24 @@ fn concurrent_tag_additions_and_field_edits_both_survive() {
 #[test]
 fn removed_keys_are_deleted_and_lists_replaced() {
     let mut d = doc(1);
-    write_change(&mut d, "x", DocKind::Item, &json!({"a": 1, "l": [1, {"k": "v"}], "m": {"z": true}}), &note(), 0).unwrap();
-    write_change(&mut d, "x", DocKind::Item, &json!({"l": [2], "m": {}}), &note(), 0).unwrap();
+    write_change(
+        &mut d,
+        "x",
+        DocKind::Item,
+        &json!({"a": 1, "l": [1, {"k": "v"}], "m": {"z": true}}),
+        &note(),
+        0,
+    )
+    .unwrap();
+    write_change(
+        &mut d,
+        "x",
+        DocKind::Item,
+        &json!({"l": [2], "m": {}}),
+        &note(),
+        0,
+    )
+    .unwrap();
     assert_eq!(read_json(&d, "x").unwrap(), json!({"l": [2], "m": {}}));
 }
 
@@ -71,9 +130,16 @@ fn item_round_trips_through_its_document_and_note_travels_with_the_change() {
     .unwrap();
     let mut d = doc(1);
     let by = PersonId::new();
-    let change = write_change(&mut d, "x", DocKind::Item, &item_to_json(&item).unwrap(), &ChangeNote::new(by, ["created"]), 42)
-        .unwrap()
-        .unwrap();
+    let change = write_change(
+        &mut d,
+        "x",
+        DocKind::Item,
+        &item_to_json(&item).unwrap(),
+        &ChangeNote::new(by, ["created"]),
+        42,
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(item_from_doc(&d, "x").unwrap(), item);
     let decoded = ChangeNote::decode(change.message()).unwrap();
     assert_eq!(decoded.by, by);
@@ -83,9 +149,23 @@ fn item_round_trips_through_its_document_and_note_travels_with_the_change() {
 #[test]
 fn documents_from_a_newer_schema_or_without_one_are_refused() {
     let mut d = doc(1);
-    write_change(&mut d, "x", DocKind::Item, &json!({"schema": 99, "title": {}}), &note(), 0).unwrap();
-    assert!(item_from_doc(&d, "x").unwrap_err().to_string().contains("schema 99"));
+    write_change(
+        &mut d,
+        "x",
+        DocKind::Item,
+        &json!({"schema": 99, "title": {}}),
+        &note(),
+        0,
+    )
+    .unwrap();
+    assert!(item_from_doc(&d, "x")
+        .unwrap_err()
+        .to_string()
+        .contains("schema 99"));
     let mut e = doc(1);
     write_change(&mut e, "y", DocKind::Item, &json!({"title": {}}), &note(), 0).unwrap();
-    assert!(item_from_doc(&e, "y").unwrap_err().to_string().contains("no schema"));
+    assert!(item_from_doc(&e, "y")
+        .unwrap_err()
+        .to_string()
+        .contains("no schema"));
 }

@@ -134,7 +134,13 @@ pub enum Action {
 /// The permission table: may a member with `role` do `action` on an item of `kind` for
 /// `audience`? `is_author` says whether the item is theirs (for `Delete` and `Read`). The server
 /// enforces this on every push and pull; apps may ask it to grey out what will be refused.
-pub fn permits(role: Role, action: Action, kind: super::ItemKind, audience: Audience, is_author: bool) -> bool {
+pub fn permits(
+    role: Role,
+    action: Action,
+    kind: super::ItemKind,
+    audience: Audience,
+    is_author: bool,
+) -> bool {
     use super::ItemKind as K;
     let may_write_kind = match kind {
         K::Post | K::Request | K::Comment => true,
@@ -148,6 +154,8 @@ pub fn permits(role: Role, action: Action, kind: super::ItemKind, audience: Audi
         Action::Read => is_author || audience.admits(role),
         Action::Create | Action::EditOwn => may_write_kind && may_write_audience,
         Action::EditOthers => role == Role::Coordinator && audience.admits(role),
-        Action::Delete => (is_author && may_write_audience) || (role == Role::Coordinator && audience.admits(role)),
+        Action::Delete => {
+            (is_author && may_write_audience) || (role == Role::Coordinator && audience.admits(role))
+        }
     }
 }

@@ -9,8 +9,8 @@ use super::{clamp_limit, item_from_row, Filter};
 use crate::error::{Error, Result};
 use crate::model::{haversine_m, validate_coordinates, Item, ItemKind, Location, SpaceId, Status, Viewer};
 
-/// Metres per degree of latitude (and of longitude at the equator).
-const METRES_PER_DEGREE: f64 = 111_320.0;
+/// The earth radius [`haversine_m`] measures with (`model::geo::EARTH_RADIUS_M`).
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// Items whose position lies in a bounding box. A box whose west edge is east of its east
 /// edge crosses the antimeridian.
@@ -87,14 +87,25 @@ pub(crate) fn near(conn: &Connection, q: &RadiusQuery) -> Result<Vec<NearbyItem>
     if !q.radius_m.is_finite() || q.radius_m <= 0.0 || q.radius_m > 100_000.0 {
         return Err(Error::invalid("radius", "must be more than 0 and at most 100 km"));
     }
-    let dlat = q.radius_m / METRES_PER_DEGREE;
-    let cos = q.center.lat.to_radians().cos().max(1e-6);
-    let dlon = (q.radius_m / (METRES_PER_DEGREE * cos)).min(180.0);
+    // The box around the circle on the sphere `haversine_m` measures on (with a hair of slack
+    // for rounding): `angle` is the radius seen from the earth's centre; the circle spans
+    // asin(sin(angle) / cos(lat)) of longitude either side, every longitude once it reaches a pole.
+    let angle = q.radius_m / EARTH_RADIUS_M * (1.0 + 1e-9);
+    let dlat = angle.to_degrees();
+    let reach = angle.sin() / q.center.lat.to_radians().cos();
+    let dlon = if reach.is_finite() && reach < 1.0 {
+        reach.asin().to_degrees()
+    } else {
+        180.0
+    };
     let south = (q.center.lat - dlat).max(-90.0);
     let north = (q.center.lat + dlat).min(90.0);
     let mut boxes = Vec::new();
     let (west, east) = (q.center.lon - dlon, q.center.lon + dlon);
-    if west < -180.0 {
+    if dlon >= 180.0 {
+        // Two halves would meet (and report items on that meridian twice).
+        boxes.push((-180.0, 180.0));
+    } else if west < -180.0 {
         boxes.push((west + 360.0, 180.0));
         boxes.push((-180.0, east));
     } else if east > 180.0 {
@@ -148,17 +159,29 @@ fn in_box(
     f.visible_in(space, viewer)
         .kinds(kinds)
         .effective_status_in(&[Status::Published], at.unwrap_or_else(Utc::now));
-    f.push_param(SqlValue::Integer(limit.unwrap_or(-1)));
     let sql = format!(
-        "SELECT i.json, g.min_lat, g.min_lon FROM items_geo g JOIN items i ON i.id = g.id WHERE {} LIMIT ?",
+        "SELECT i.json, g.min_lat, g.min_lon FROM items_geo g JOIN items i ON i.id = g.id WHERE {}",
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(f.params())?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
+        if limit.is_some_and(|limit| out.len() as i64 >= limit) {
+            break;
+        }
         let json: String = row.get(0)?;
-        out.push((item_from_row(&json)?, row.get(1)?, row.get(2)?));
+        let item = item_from_row(&json)?;
+        // The R*Tree holds 32-bit floats rounded outwards, so it may return points just outside
+        // the box: the item's own position is exact and decides.
+        let (lat, lon) = match item.content.location {
+            Some(l) => (l.lat, l.lon),
+            None => (row.get(1)?, row.get(2)?),
+        };
+        if lat < south || lat > north || lon < west || lon > east {
+            continue;
+        }
+        out.push((item, lat, lon));
     }
     Ok(out)
 }

@@ -28,37 +28,54 @@ pub struct MergeReport {
     pub unreadable: Vec<String>,
 }
 
+/// Changes grouped by document, decoded.
+pub(crate) type DecodedChanges<'a> = BTreeMap<&'a str, (DocKind, Vec<Change>)>;
+
+/// Decodes every change first: one malformed change refuses the whole batch.
+pub(crate) fn decode_incoming(incoming: &[IncomingChange]) -> Result<DecodedChanges<'_>> {
+    let mut by_doc: DecodedChanges<'_> = BTreeMap::new();
+    for change in incoming {
+        let malformed = |reason: String| Error::MalformedChange {
+            doc: change.doc_id.chars().take(40).collect(),
+            reason,
+        };
+        uuid::Uuid::parse_str(&change.doc_id)
+            .map_err(|_| malformed("the document id is not a UUID".into()))?;
+        let decoded = Change::from_bytes(change.bytes.clone()).map_err(|e| malformed(e.to_string()))?;
+        let entry = by_doc
+            .entry(change.doc_id.as_str())
+            .or_insert_with(|| (change.kind, Vec::new()));
+        if entry.0 != change.kind {
+            return Err(malformed(
+                "the same document is sent as an item and as a space".into(),
+            ));
+        }
+        entry.1.push(decoded);
+    }
+    Ok(by_doc)
+}
+
 impl Store {
     /// Applies changes from another store or the network. Every change is decoded first: if
     /// any is malformed, nothing is stored. Duplicates and any order are fine; a change whose
     /// dependencies are missing is kept and applied when they arrive.
     pub fn apply_changes(&self, incoming: &[IncomingChange]) -> Result<MergeReport> {
-        let mut by_doc: BTreeMap<&str, (DocKind, Vec<Change>)> = BTreeMap::new();
-        for change in incoming {
-            let malformed = |reason: String| Error::MalformedChange {
-                doc: change.doc_id.chars().take(40).collect(),
-                reason,
-            };
-            uuid::Uuid::parse_str(&change.doc_id)
-                .map_err(|_| malformed("the document id is not a UUID".into()))?;
-            let decoded = Change::from_bytes(change.bytes.clone()).map_err(|e| malformed(e.to_string()))?;
-            let entry = by_doc
-                .entry(change.doc_id.as_str())
-                .or_insert_with(|| (change.kind, Vec::new()));
-            if entry.0 != change.kind {
-                return Err(malformed(
-                    "the same document is sent as an item and as a space".into(),
-                ));
-            }
-            entry.1.push(decoded);
+        let by_doc = decode_incoming(incoming)?;
+        self.write(|tx, touched| self.merge_decoded(tx, by_doc, touched))
+    }
+
+    /// Merges decoded changes inside the caller's transaction (sync applies pages this way).
+    pub(crate) fn merge_decoded(
+        &self,
+        tx: &Connection,
+        by_doc: DecodedChanges<'_>,
+        touched: &mut Touched,
+    ) -> Result<MergeReport> {
+        let mut report = MergeReport::default();
+        for (doc_id, (kind, changes)) in by_doc {
+            self.merge_document(tx, doc_id, kind, changes, &mut report, touched)?;
         }
-        self.write(|tx, touched| {
-            let mut report = MergeReport::default();
-            for (doc_id, (kind, changes)) in by_doc {
-                self.merge_document(tx, doc_id, kind, changes, &mut report, touched)?;
-            }
-            Ok(report)
-        })
+        Ok(report)
     }
 
     fn merge_document(
@@ -80,8 +97,10 @@ impl Store {
         }
         let before = loaded.doc.get_heads();
         let mut fresh = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for change in changes {
-            if loaded.doc.get_change_meta_by_hash(&change.hash()).is_some() {
+            // The same change twice in one batch counts (and is stored) once.
+            if loaded.doc.get_change_meta_by_hash(&change.hash()).is_some() || !seen.insert(change.hash()) {
                 report.duplicates += 1;
             } else {
                 fresh.push(change);

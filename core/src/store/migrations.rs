@@ -29,10 +29,15 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/003_history.sql"),
         rebuilds_projections: true,
     },
+    Migration {
+        version: 4,
+        sql: include_str!("migrations/004_sync.sql"),
+        rebuilds_projections: false,
+    },
 ];
 
 /// The schema version this core writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// What a migration run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

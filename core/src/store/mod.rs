@@ -11,6 +11,7 @@ mod merge;
 pub(crate) mod migrations;
 mod outbox;
 mod projection;
+mod purge;
 mod reads;
 mod sync_types;
 
@@ -23,8 +24,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior};
 
 pub use live::{LiveQuery, LiveResult, Subscription};
+pub(crate) use merge::decode_incoming;
 pub use merge::MergeReport;
 pub use migrations::SCHEMA_VERSION;
+pub(crate) use purge::purge_space;
 pub use sync_types::{IncomingChange, OutgoingChange};
 
 use crate::error::{Error, Result};
@@ -60,6 +63,7 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: ReaderPool,
     actor: ActorId,
+    signing_key: ed25519_dalek::SigningKey,
     options: StoreOptions,
     live: live::LiveQueries,
 }
@@ -84,6 +88,7 @@ impl Store {
         let mut writer = connection::open_writer(&path)?;
         let outcome = migrations::migrate(&mut writer, SCHEMA_VERSION)?;
         let actor = documents::device_actor(&writer, now_ms())?;
+        let signing_key = crate::sync::identity::load_or_create(&writer)?;
         let readers = ReaderPool::new(path.clone());
         let live = live::LiveQueries::start(path.clone())?;
         let store = Store {
@@ -92,6 +97,7 @@ impl Store {
                 writer: Mutex::new(writer),
                 readers,
                 actor,
+                signing_key,
                 options,
                 live,
             }),
@@ -137,6 +143,15 @@ impl Store {
 
     pub(crate) fn actor(&self) -> &ActorId {
         &self.inner.actor
+    }
+
+    pub(crate) fn signing_key(&self) -> &ed25519_dalek::SigningKey {
+        &self.inner.signing_key
+    }
+
+    /// This device's Ed25519 public key, registered with the server.
+    pub fn device_public_key(&self) -> [u8; 32] {
+        self.inner.signing_key.verifying_key().to_bytes()
     }
 
     pub(crate) fn options(&self) -> &StoreOptions {

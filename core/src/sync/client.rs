@@ -1,0 +1,390 @@
+//! The HTTP half of sync (reqwest, rustls): registration, spaces and invites, and `sync_now`,
+//! which loops request → apply → commit until the server has nothing more and the outbox is
+//! empty. Store work runs on blocking threads so the async runtime stays responsive.
+
+use std::time::Duration;
+
+use quartier_protocol::{
+    CreateInvite, CreateSpace, DeviceRegistered, ErrorBody, InviteCreated, Membership, RedeemInvite,
+    RegisterDevice, Role, SetRole, SyncResponse, CONTENT_TYPE, MAX_DECODED_BYTES, PROTOCOL_VERSION,
+};
+use reqwest::{Method, StatusCode};
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::account::{record_membership, save_account, Account};
+use super::exchange::ExchangeOutcome;
+use crate::error::{Error, Result};
+use crate::model::{PersonId, SpaceId};
+use crate::store::Store;
+
+/// Byte budget asked for per page: about a minute of a 2G link, small enough that a dropped
+/// link loses little.
+pub const DEFAULT_PAGE_BUDGET: u32 = 256 * 1024;
+/// Outbox entries pushed per request.
+pub const DEFAULT_PUSH_BATCH: usize = 500;
+/// Requests one `sync_now` makes at most, so a misbehaving server cannot keep it busy forever.
+const MAX_ROUNDS: usize = 10_000;
+
+/// Progress of a running sync, reported after every committed page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// Requests made so far in this sync.
+    pub rounds: usize,
+    pub pushed: usize,
+    pub received: usize,
+    /// Local changes still waiting for the server.
+    pub outbox_left: usize,
+}
+
+/// What a finished `sync_now` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub rounds: usize,
+    pub pushed: usize,
+    pub received: usize,
+    pub rejected: Vec<super::exchange::RejectedChange>,
+    pub purged: Vec<String>,
+    /// Bytes sent and received in bodies (compressed).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// A connection to one Quartier server.
+#[derive(Clone, Debug)]
+pub struct SyncClient {
+    http: reqwest::Client,
+    base: String,
+    page_budget: u32,
+    push_batch: usize,
+}
+
+impl SyncClient {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8470`).
+    pub fn new(base_url: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| Error::invalid("server address", e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            page_budget: DEFAULT_PAGE_BUDGET,
+            push_batch: DEFAULT_PUSH_BATCH,
+        })
+    }
+
+    /// Sets the byte budget per page and the push batch size.
+    pub fn with_limits(mut self, page_budget: u32, push_batch: usize) -> Self {
+        self.page_budget = page_budget;
+        self.push_batch = push_batch.max(1);
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Req,
+        traffic: Option<&mut (u64, u64)>,
+    ) -> Result<Resp> {
+        let bytes = quartier_protocol::encode(body).map_err(|e| Error::MalformedResponse(e.to_string()))?;
+        let sent = bytes.len() as u64;
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", CONTENT_TYPE)
+            .body(bytes);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| Error::Offline(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Offline(format!("the answer was cut off: {e}")))?;
+        if let Some(traffic) = traffic {
+            traffic.0 += sent;
+            traffic.1 += body.len() as u64;
+        }
+        if status.is_success() {
+            return quartier_protocol::decode(&body, MAX_DECODED_BYTES)
+                .map_err(|e| Error::MalformedResponse(e.to_string()));
+        }
+        let error: Option<ErrorBody> = quartier_protocol::decode(&body, 64 * 1024).ok();
+        let (code, message) = error
+            .as_ref()
+            .map(|e| (e.code.clone(), e.message.clone()))
+            .unwrap_or_else(|| ("unknown".into(), format!("HTTP {status}")));
+        Err(match (status, code.as_str()) {
+            (StatusCode::UNAUTHORIZED, _) => Error::Unauthorized,
+            (_, "revoked") => Error::DeviceRevoked,
+            (_, "protocol_version") => Error::ProtocolMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: error.map(|e| e.protocol_versions).unwrap_or_default(),
+            },
+            _ => Error::Server {
+                status: status.as_u16(),
+                code,
+                message,
+            },
+        })
+    }
+
+    async fn account(store: &Store) -> Result<Account> {
+        blocking(store, |s| s.account())
+            .await?
+            .ok_or(Error::NotRegistered)
+    }
+
+    /// Registers this device (its public key) and keeps the credential in the store. The
+    /// person id it returns is the one to author content with.
+    pub async fn register(&self, store: &Store, display_name: Option<&str>) -> Result<Account> {
+        let request = RegisterDevice {
+            public_key: store.device_public_key().to_vec(),
+            display_name: display_name.map(str::to_owned),
+        };
+        let registered: DeviceRegistered = self
+            .call(Method::POST, "/v1/devices", None, &request, None)
+            .await?;
+        let account = Account {
+            server: self.base.clone(),
+            device: registered.device,
+            person: PersonId::from(registered.person),
+            token: registered.token,
+        };
+        let saved = account.clone();
+        blocking(store, move |s| s.write(|tx, _| save_account(tx, &saved))).await?;
+        Ok(account)
+    }
+
+    /// Registers a space created on this device; its person becomes coordinator.
+    pub async fn create_space(&self, store: &Store, space: SpaceId) -> Result<Membership> {
+        let account = Self::account(store).await?;
+        let membership: Membership = self
+            .call(
+                Method::POST,
+                "/v1/spaces",
+                Some(&account.token),
+                &CreateSpace {
+                    space: space.as_uuid(),
+                },
+                None,
+            )
+            .await?;
+        self.remember(store, membership).await
+    }
+
+    /// Creates an invite code (coordinators) for a role, valid until `expires_at_ms`.
+    pub async fn create_invite(
+        &self,
+        store: &Store,
+        space: SpaceId,
+        role: Role,
+        expires_at_ms: i64,
+        max_uses: u32,
+    ) -> Result<String> {
+        let account = Self::account(store).await?;
+        let created: InviteCreated = self
+            .call(
+                Method::POST,
+                &format!("/v1/spaces/{space}/invites"),
+                Some(&account.token),
+                &CreateInvite {
+                    role,
+                    expires_at_ms,
+                    max_uses,
+                },
+                None,
+            )
+            .await?;
+        Ok(created.code)
+    }
+
+    /// Joins the space of an invite code.
+    pub async fn redeem_invite(&self, store: &Store, code: &str) -> Result<Membership> {
+        let account = Self::account(store).await?;
+        let membership: Membership = self
+            .call(
+                Method::POST,
+                "/v1/invites/redeem",
+                Some(&account.token),
+                &RedeemInvite {
+                    code: code.to_owned(),
+                },
+                None,
+            )
+            .await?;
+        self.remember(store, membership).await
+    }
+
+    /// Changes a member's role (coordinators).
+    pub async fn set_role(
+        &self,
+        store: &Store,
+        space: SpaceId,
+        person: PersonId,
+        role: Role,
+    ) -> Result<Membership> {
+        let account = Self::account(store).await?;
+        self.call(
+            Method::PUT,
+            &format!("/v1/spaces/{space}/members/{person}"),
+            Some(&account.token),
+            &SetRole { role },
+            None,
+        )
+        .await
+    }
+
+    /// Removes a member from a space (coordinators), effective at once.
+    pub async fn remove_member(&self, store: &Store, space: SpaceId, person: PersonId) -> Result<()> {
+        let account = Self::account(store).await?;
+        self.call_empty(
+            Method::DELETE,
+            &format!("/v1/spaces/{space}/members/{person}"),
+            &account.token,
+        )
+        .await
+    }
+
+    /// Revokes one of this person's devices (a lost phone), effective at once.
+    pub async fn revoke_device(&self, store: &Store, device: uuid::Uuid) -> Result<()> {
+        let account = Self::account(store).await?;
+        self.call_empty(Method::DELETE, &format!("/v1/devices/{device}"), &account.token)
+            .await
+    }
+
+    async fn call_empty(&self, method: Method, path: &str, token: &str) -> Result<()> {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| Error::Offline(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        let error: Option<ErrorBody> = quartier_protocol::decode(&body, 64 * 1024).ok();
+        Err(match (status, error) {
+            (StatusCode::UNAUTHORIZED, _) => Error::Unauthorized,
+            (_, Some(e)) if e.code == "revoked" => Error::DeviceRevoked,
+            (_, Some(e)) => Error::Server {
+                status: status.as_u16(),
+                code: e.code,
+                message: e.message,
+            },
+            (_, None) => Error::Server {
+                status: status.as_u16(),
+                code: "unknown".into(),
+                message: format!("HTTP {status}"),
+            },
+        })
+    }
+
+    async fn remember(&self, store: &Store, membership: Membership) -> Result<Membership> {
+        let m = membership.clone();
+        blocking(store, move |s| s.write(|tx, _| record_membership(tx, &m))).await?;
+        Ok(membership)
+    }
+
+    /// Syncs until the server has nothing more for this device and the outbox holds nothing
+    /// the server would take. Each page is committed before the next request, so an
+    /// interruption loses at most the page in flight. `progress` is called after every page.
+    pub async fn sync_now(&self, store: &Store, progress: impl Fn(&SyncProgress)) -> Result<SyncReport> {
+        let account = Self::account(store).await?;
+        let mut report = SyncReport::default();
+        let mut traffic = (0u64, 0u64);
+        let result = async {
+            loop {
+                if report.rounds >= MAX_ROUNDS {
+                    return Err(Error::Server {
+                        status: 0,
+                        code: "too_many_rounds".into(),
+                        message: "the server never finished".into(),
+                    });
+                }
+                let (budget, batch) = (self.page_budget, self.push_batch);
+                let (request, pushed) = blocking(store, move |s| s.build_sync_request(budget, batch)).await?;
+                let pushed_count = pushed.len();
+                let response: SyncResponse = self
+                    .call(
+                        Method::POST,
+                        "/v1/sync",
+                        Some(&account.token),
+                        &request,
+                        Some(&mut traffic),
+                    )
+                    .await?;
+                let outcome: ExchangeOutcome =
+                    blocking(store, move |s| s.apply_sync_response(&pushed, &response)).await?;
+                report.rounds += 1;
+                report.pushed += outcome.acknowledged;
+                report.received += outcome.received;
+                report.rejected.extend(outcome.rejected.iter().cloned());
+                report.purged.extend(outcome.purged.iter().cloned());
+                let outbox_left = blocking(store, |s| s.sync_outbox_len()).await?;
+                progress(&SyncProgress {
+                    rounds: report.rounds,
+                    pushed: report.pushed,
+                    received: report.received,
+                    outbox_left,
+                });
+                let pushed_everything = pushed_count == 0
+                    || (outbox_left == 0)
+                    || outcome.acknowledged + outcome.rejected.len() == 0;
+                if !outcome.more && pushed_everything {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        report.bytes_sent = traffic.0;
+        report.bytes_received = traffic.1;
+        match result {
+            Ok(()) => Ok(report),
+            Err(e) => {
+                let message = e.to_string();
+                let _ = blocking(store, move |s| s.record_sync_error(&message)).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Outbox entries the server would take now (of spaces it knows this device in, not held
+    /// back as drafts or author-only).
+    pub fn sync_outbox_len(&self) -> Result<usize> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM outbox o JOIN memberships m ON m.space_id = o.space_id
+                 LEFT JOIN items i ON i.item_id = o.doc_id
+                 WHERE i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as usize)
+        })
+    }
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| Error::invalid("sync", format!("worker failed: {e}")))?
+}

@@ -1,0 +1,19 @@
+//! Sync with a Quartier server (protocol in `docs/protocol.md`, types in `quartier-protocol`).
+//!
+//! - `identity`: the device's Ed25519 key and change signatures;
+//! - `account`: registration, the server's memberships (read-only copy), per-space status;
+//! - `exchange`: sans-IO — the store's state into a request, a response into the store, one
+//!   transaction per response;
+//! - `client`: HTTP (reqwest, rustls) around the exchange;
+//! - `background`: periodic sync with exponential backoff and jitter.
+
+mod account;
+mod background;
+mod client;
+mod exchange;
+pub(crate) mod identity;
+
+pub use account::{Account, SpaceMembership, SpaceSyncStatus};
+pub use background::{BackgroundSync, BackoffPolicy, SyncEvent};
+pub use client::{SyncClient, SyncProgress, SyncReport, DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH};
+pub use exchange::{ExchangeOutcome, PushedEntries, RejectedChange};

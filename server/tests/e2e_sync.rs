@@ -1,0 +1,160 @@
+//! End to end: a real `quartier-server` process on loopback, several device stores.
+
+mod common;
+
+use common::*;
+use quartier_core::model::*;
+use quartier_core::Error;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_devices_edit_offline_sync_in_any_order_and_converge() {
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    let b = join(&server.url, &a, space, Role::Volunteer, "Helga").await;
+    let c = join(&server.url, &a, space, Role::Resident, "Cem").await;
+    // Everyone gets the space first.
+    for d in [&a, &b, &c] {
+        d.sync().await;
+    }
+    assert_eq!(
+        b.store.space(space).expect("space on b").meta.name.get("de"),
+        Some("Nippes")
+    );
+    // Offline edits on all three.
+    let shared = a.post(space, "Hoffest", Audience::Everyone);
+    a.post(space, "Sperrmüll", Audience::Everyone);
+    b.post(space, "Repair-Café", Audience::Everyone);
+    c.post(space, "Suche Leiter", Audience::Everyone);
+    // Random-ish order of syncs, with repeats.
+    for d in [&c, &a, &b, &c, &a] {
+        d.sync().await;
+    }
+    // Concurrent edits of the same item on two devices.
+    a.store
+        .update_item(
+            shared.id,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Großes Hoffest")),
+                ..Default::default()
+            },
+            a.person,
+        )
+        .expect("edit title");
+    for d in [&b, &a, &c, &b] {
+        d.sync().await;
+    }
+    let viewer = |d: &Device| d.viewer(Role::Volunteer);
+    let expected = vec!["Großes Hoffest", "Repair-Café", "Sperrmüll", "Suche Leiter"];
+    for d in [&a, &b, &c] {
+        assert_eq!(titles(&d.store, space, viewer(d)), expected);
+        assert_eq!(
+            d.store.outbox_len().expect("outbox"),
+            0,
+            "everything acknowledged"
+        );
+    }
+    let doc = shared.id.to_string();
+    assert_eq!(
+        a.store.document_heads(&doc).expect("heads a"),
+        b.store.document_heads(&doc).expect("heads b")
+    );
+    assert_eq!(
+        a.store.document_heads(&doc).expect("heads a"),
+        c.store.document_heads(&doc).expect("heads c")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiences_are_enforced_on_pull_and_drafts_never_leave_the_device() {
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    let caseworker = join(&server.url, &a, space, Role::Caseworker, "Frau Weber").await;
+    let resident = join(&server.url, &a, space, Role::Resident, "Ali").await;
+    a.sync().await;
+    caseworker.sync().await;
+    caseworker.post(space, "Fallbesprechung", Audience::Caseworkers);
+    caseworker.post(space, "Öffentlicher Hinweis", Audience::Everyone);
+    let draft = caseworker
+        .store
+        .create_item(NewItem::new(
+            space,
+            caseworker.person,
+            ItemContent {
+                status: Status::Draft,
+                ..ItemContent::new(
+                    LocalizedText::single("de", "Entwurf"),
+                    ItemDetails::Post(Post {
+                        post_type: PostType::Notice,
+                    }),
+                )
+            },
+        ))
+        .expect("draft");
+    caseworker.sync().await;
+    resident.sync().await;
+    // The resident's store never received the caseworker-only item, nor the draft.
+    let ids: Vec<String> = resident
+        .store
+        .document_ids()
+        .expect("ids")
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert!(!ids.contains(&draft.id.to_string()));
+    assert_eq!(
+        titles(&resident.store, space, resident.viewer(Role::Coordinator)),
+        vec!["Öffentlicher Hinweis"]
+    );
+    // Another caseworker device would see it: the coordinator does not (professional secrecy).
+    a.sync().await;
+    assert_eq!(
+        titles(&a.store, space, a.viewer(Role::Caseworker)),
+        vec!["Öffentlicher Hinweis"]
+    );
+    // The draft is still waiting on its device.
+    assert!(caseworker.store.outbox_len().expect("outbox") >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_purged_at_the_next_sync() {
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    let b = join(&server.url, &a, space, Role::Resident, "Bea").await;
+    a.post(space, "Nachricht", Audience::Everyone);
+    a.sync().await;
+    b.sync().await;
+    assert_eq!(
+        titles(&b.store, space, b.viewer(Role::Resident)),
+        vec!["Nachricht"]
+    );
+    a.client
+        .remove_member(&a.store, space, b.person)
+        .await
+        .expect("remove");
+    let report = b.sync().await;
+    assert_eq!(report.purged, vec![space.to_string()]);
+    assert!(b.store.document_ids().expect("ids").is_empty());
+    assert!(matches!(b.store.space(space), Err(Error::NotFound { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_purged_and_refused() {
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    a.post(space, "Nachricht", Audience::Everyone);
+    a.sync().await;
+    let account = a.store.account().expect("account").expect("registered");
+    a.client
+        .revoke_device(&a.store, account.device)
+        .await
+        .expect("revoke own device");
+    let report = a.sync().await;
+    assert_eq!(report.purged, vec![space.to_string()]);
+    assert!(a.store.document_ids().expect("ids").is_empty());
+    let err = a
+        .client
+        .create_space(&a.store, SpaceId::new())
+        .await
+        .expect_err("revoked");
+    assert!(matches!(err, Error::DeviceRevoked), "{err}");
+}
