@@ -158,3 +158,79 @@ async fn a_revoked_device_is_purged_and_refused() {
         .expect_err("revoked");
     assert!(matches!(err, Error::DeviceRevoked), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sync_delivers_and_backs_off_when_the_server_is_gone() {
+    use quartier_core::sync::{BackgroundSync, BackoffPolicy, SyncEvent};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    let b = join(&server.url, &a, space, Role::Resident, "Bo").await;
+    let events: Arc<Mutex<Vec<SyncEvent>>> = Arc::default();
+    let policy = BackoffPolicy {
+        interval: Duration::from_millis(100),
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+    };
+    let sink = Arc::clone(&events);
+    let background = BackgroundSync::start(
+        &tokio::runtime::Handle::current(),
+        b.client.clone(),
+        b.store.clone(),
+        policy,
+        move |e| sink.lock().expect("events").push(e),
+    );
+    a.post(space, "Laternenumzug", Audience::Everyone);
+    a.sync().await;
+    background.sync_soon();
+    let store = b.store.clone();
+    let viewer = b.viewer(Role::Resident);
+    let delivered = tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(10), || {
+            titles(&store, space, viewer) == vec!["Laternenumzug".to_string()]
+        })
+    })
+    .await
+    .expect("wait");
+    assert!(delivered, "background sync never delivered the item");
+    let status = b.store.sync_status().expect("status");
+    assert_eq!(status.len(), 1);
+    assert!(status[0].last_success.is_some());
+    assert_eq!(status[0].outbox, 0);
+    // The server goes away: failures are reported with growing pauses, capped.
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    background.stop();
+    let retries: Vec<Duration> = events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter_map(|e| match e {
+            SyncEvent::Failed { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        retries.len() >= 2,
+        "expected several failed attempts, got {retries:?}"
+    );
+    assert!(
+        retries.iter().all(|d| *d <= Duration::from_millis(400)),
+        "{retries:?}"
+    );
+    let status = b.store.sync_status().expect("status");
+    assert!(
+        status[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("offline")),
+        "{status:?}"
+    );
+    assert!(events
+        .lock()
+        .expect("events")
+        .iter()
+        .any(|e| matches!(e, SyncEvent::Progress(_))));
+}
