@@ -55,6 +55,7 @@ pub async fn sync(
         let (pages, revoked) = crate::sync::pull(
             &conn,
             &state.docs,
+            device.device,
             device.person,
             &req.cursors,
             req.budget_bytes as usize,

@@ -53,10 +53,12 @@ impl Position {
     }
 }
 
-/// Pages for every cursor of a request, and the spaces the person may no longer see.
+/// Pages for every cursor of a request, and the spaces the person may no longer see. Changes the
+/// requesting device pushed itself are not echoed back to it.
 pub fn pull(
     conn: &Connection,
     docs: &DocCache,
+    device: Uuid,
     person: Uuid,
     cursors: &[SpaceCursor],
     budget: usize,
@@ -105,6 +107,10 @@ pub fn pull(
                     let rows = log::rows_after(conn, cursor.space, *after, STEP)?;
                     let exhausted = (rows.len() as i64) < STEP;
                     for row in rows {
+                        if !row.reveal && row.device == Some(device) {
+                            *after = row.seq;
+                            continue;
+                        }
                         let meta = meta_of(conn, &mut metas, row.doc)?;
                         if let Some(meta) = meta.filter(|m| may_read(m, &person_text, role)) {
                             let record = if row.reveal {
