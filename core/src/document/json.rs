@@ -2,19 +2,35 @@
 //! is written), and reads documents back as JSON. This is the single bridge between the model's
 //! serde representation and Automerge, so every document type uses the same rules:
 //!
-//! - objects become maps, keys missing from the new value are deleted;
+//! - objects become maps, keys missing from the new value are deleted; where the
+//!   [`PathPolicy`] marks a map as one value ([`Shape::Atomic`]: a position, a consent record),
+//!   it is written whole when it differs, so that concurrent edits pick one of them instead of
+//!   mixing their fields;
 //! - arrays become lists, rewritten only when they differ (lists here are short and rarely
 //!   co-edited; per-key maps are used where concurrent edits must merge, e.g. tags);
-//! - strings become scalar strings, except where [`TextPolicy`] marks a path as collaborative
-//!   text: those become Automerge text and are edited with a character diff;
-//! - numbers become `Int`, `Uint` or `F64`; `null` removes the key.
+//! - strings become scalar strings, except where the [`PathPolicy`] marks a path as
+//!   collaborative text ([`Shape::Text`]): those become Automerge text and are edited with a
+//!   character diff;
+//! - numbers become `Int`, `Uint` or `F64`; `null` removes the key (so a value is compared with
+//!   what is stored with its null entries left out).
 
 use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value as AmValue};
 use serde_json::{Map, Number, Value};
 
-/// Decides which map entries hold collaborative text. `path` is the list of keys from the root.
-pub(crate) type TextPolicy = fn(path: &[&str]) -> bool;
+/// How the value at a path is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Maps merge per key, strings are scalars.
+    Plain,
+    /// A string that is collaborative text.
+    Text,
+    /// A map that is one value, replaced whole when it differs.
+    Atomic,
+}
+
+/// Decides the [`Shape`] of each map entry. `path` is the list of keys from the root.
+pub(crate) type PathPolicy = fn(path: &[&str]) -> Shape;
 
 /// Makes the map `obj` equal to `target`, emitting operations only where they differ.
 pub(crate) fn reconcile_map<T: Transactable>(
@@ -22,7 +38,7 @@ pub(crate) fn reconcile_map<T: Transactable>(
     obj: &ObjId,
     target: &Map<String, Value>,
     path: &mut Vec<String>,
-    text: TextPolicy,
+    policy: PathPolicy,
 ) -> Result<(), AutomergeError> {
     let existing: Vec<String> = tx.keys(obj).collect();
     for key in existing {
@@ -35,11 +51,11 @@ pub(crate) fn reconcile_map<T: Transactable>(
             continue;
         }
         path.push(key.clone());
-        let is_text = {
+        let shape = {
             let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-            text(&refs)
+            policy(&refs)
         };
-        reconcile_entry(tx, obj, key, value, path, is_text, text)?;
+        reconcile_entry(tx, obj, key, value, path, shape, policy)?;
         path.pop();
     }
     Ok(())
@@ -51,12 +67,12 @@ fn reconcile_entry<T: Transactable>(
     key: &str,
     value: &Value,
     path: &mut Vec<String>,
-    is_text: bool,
-    text: TextPolicy,
+    shape: Shape,
+    policy: PathPolicy,
 ) -> Result<(), AutomergeError> {
     let current = tx.get(obj, key)?;
     match value {
-        Value::String(s) if is_text => {
+        Value::String(s) if shape == Shape::Text => {
             let text_obj = match current {
                 Some((AmValue::Object(ObjType::Text), id)) => id,
                 _ => tx.put_object(obj, key, ObjType::Text)?,
@@ -65,16 +81,22 @@ fn reconcile_entry<T: Transactable>(
                 tx.update_text(&text_obj, s)?;
             }
         }
-        Value::Object(map) => {
-            let child = match current {
-                Some((AmValue::Object(ObjType::Map), id)) => id,
-                _ => tx.put_object(obj, key, ObjType::Map)?,
-            };
-            reconcile_map(tx, &child, map, path, text)?;
-        }
+        Value::Object(map) => match current {
+            Some((AmValue::Object(ObjType::Map), id)) if shape != Shape::Atomic => {
+                reconcile_map(tx, &id, map, path, policy)?
+            }
+            Some((AmValue::Object(ObjType::Map), id)) if read_value(tx, &id)? == stored_form(value) => {}
+            _ if shape == Shape::Atomic => put_fresh(tx, obj, key, value)?,
+            _ => {
+                let child = tx.put_object(obj, key, ObjType::Map)?;
+                reconcile_map(tx, &child, map, path, policy)?;
+            }
+        },
         Value::Array(items) => {
+            // Compared as stored: null entries of maps in the list are not stored, and a list
+            // written again at every change would undo concurrent edits of it.
             let same = match &current {
-                Some((AmValue::Object(ObjType::List), id)) => read_value(tx, id)? == *value,
+                Some((AmValue::Object(ObjType::List), id)) => read_value(tx, id)? == stored_form(value),
                 _ => false,
             };
             if !same {
@@ -145,6 +167,20 @@ fn put_fresh<T: Transactable>(
         scalar => tx.put(map, key, to_scalar(scalar))?,
     }
     Ok(())
+}
+
+/// A JSON value as it reads back once written: null entries of maps are not stored.
+fn stored_form(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), stored_form(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(stored_form).collect()),
+        other => other.clone(),
+    }
 }
 
 fn to_scalar(value: &Value) -> ScalarValue {

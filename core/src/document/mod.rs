@@ -37,7 +37,7 @@ pub(crate) fn write_change(
         &ObjId::Root,
         root,
         &mut Vec::new(),
-        schema::text_policy(kind),
+        schema::path_policy(kind),
     ) {
         tx.rollback();
         return Err(Error::document(doc_id, e));

@@ -10,7 +10,8 @@
 use automerge::Automerge;
 use serde_json::{Map, Value};
 
-use super::{json::TextPolicy, read_json};
+use super::json::{PathPolicy, Shape};
+use super::read_json;
 use crate::error::{Error, Result};
 use crate::model::{Item, Space, SpaceId, SpaceMeta};
 
@@ -19,11 +20,20 @@ pub(crate) const DOC_SCHEMA_VERSION: u64 = 1;
 
 pub use quartier_protocol::DocKind;
 
-/// Which paths of a document hold collaborative text: item bodies and space descriptions.
-pub(super) fn text_policy(kind: DocKind) -> TextPolicy {
+/// How each path of a document is written: item bodies and space descriptions are
+/// collaborative text; an item's position and its consent record are single values, never a
+/// mix of two concurrent edits.
+pub(super) fn path_policy(kind: DocKind) -> PathPolicy {
     match kind {
-        DocKind::Item => |path| path.len() == 2 && path[0] == "body",
-        DocKind::Space => |path| path.len() == 2 && path[0] == "description",
+        DocKind::Item => |path| match path {
+            ["body", _] => Shape::Text,
+            ["location"] | ["on_behalf_of"] => Shape::Atomic,
+            _ => Shape::Plain,
+        },
+        DocKind::Space => |path| match path {
+            ["description", _] => Shape::Text,
+            _ => Shape::Plain,
+        },
     }
 }
 

@@ -1,0 +1,680 @@
+//! Schema upgrades: a store holding data is taken back to every earlier schema version (by
+//! dropping what later migrations added), opened, and must come back with everything the
+//! original shows: feed, search, map, opening hours, events, details with history, outbox,
+//! documents (changes waiting for their dependencies included). Also: a store from a newer core
+//! is refused without being changed, a file that is not a store gives a typed error, and a
+//! current store reopens without any change.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use common::*;
+use quartier_core::model::*;
+use quartier_core::query::{
+    EventsQuery, FeedQuery, HistoryEntry, OpenOffersQuery, RadiusQuery, SearchRequest, ViewportQuery,
+};
+use quartier_core::store::SCHEMA_VERSION;
+use quartier_core::{Error, IncomingChange, OutgoingChange, Store, StoreOptions};
+use rusqlite::{Connection, OpenFlags};
+
+/// What one migration added: tables (their indexes and shadow tables go with them) and
+/// columns of earlier tables.
+struct Added {
+    version: i64,
+    tables: &'static [&'static str],
+    columns: &'static [(&'static str, &'static str)],
+}
+
+/// What each migration added, to take a store back to an earlier version.
+const ADDED_BY: &[Added] = &[
+    Added {
+        version: 1,
+        tables: &["device", "documents", "doc_changes", "outbox"],
+        columns: &[],
+    },
+    Added {
+        version: 2,
+        tables: &[
+            "spaces",
+            "items",
+            "item_tags",
+            "items_fts",
+            "items_geo",
+            "offer_hours",
+            "event_series",
+        ],
+        columns: &[],
+    },
+    Added {
+        version: 3,
+        tables: &["item_history"],
+        columns: &[],
+    },
+    Added {
+        version: 4,
+        tables: &["account", "memberships", "sync_spaces"],
+        columns: &[("device", "signing_key")],
+    },
+];
+
+/// Tables of the schema at `version`.
+fn tables_at(version: i64) -> BTreeSet<String> {
+    ADDED_BY
+        .iter()
+        .filter(|a| a.version <= version)
+        .flat_map(|a| a.tables.iter().map(|t| (*t).to_owned()))
+        .collect()
+}
+
+const SEARCH_WORDS: &[&str] = &["flohmarkt", "hof", "kuchen", "baeckerei", "food", "caritas"];
+
+// ---------------------------------------------------------------------------------------------
+// Raw database access
+
+fn read_only(path: &Path) -> Connection {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only")
+}
+
+fn user_version(path: &Path) -> i64 {
+    read_only(path)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version")
+}
+
+/// Ordinary tables of the database (no SQLite internals, no shadow tables of virtual tables).
+fn tables(path: &Path) -> BTreeSet<String> {
+    let conn = read_only(path);
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+             AND name NOT LIKE 'items_fts_%' AND name NOT LIKE 'items_geo_%'",
+        )
+        .expect("prepare");
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    names
+}
+
+/// Every row of every table (shadow tables included) and the user version, as text: two equal
+/// dumps mean nothing in the file changed that a query could see.
+fn dump(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let conn = read_only(path);
+    let mut out = BTreeMap::new();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    out.insert("(user_version)".to_owned(), vec![version.to_string()]);
+    let names: Vec<(String, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_master ORDER BY name")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("schema");
+        rows
+    };
+    out.insert(
+        "(schema)".to_owned(),
+        names.iter().map(|(n, sql)| format!("{n}: {sql}")).collect(),
+    );
+    let table_names: Vec<String> = {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("tables");
+        rows
+    };
+    for table in table_names {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{table}\""))
+            .expect("select");
+        let columns = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut row = Vec::with_capacity(columns);
+                for i in 0..columns {
+                    row.push(format!("{:?}", r.get::<_, rusqlite::types::Value>(i)?));
+                }
+                Ok(row.join(" | "))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("row");
+        rows.sort();
+        out.insert(table, rows);
+    }
+    out
+}
+
+/// Copies a closed store and takes the copy back to schema `version`.
+fn downgraded_copy(original: &Path, dir: &Path, version: i64) -> PathBuf {
+    let copy = dir.join(format!("v{version}.db"));
+    std::fs::copy(original, &copy).expect("copy the store");
+    let conn = Connection::open(&copy).expect("open the copy");
+    for added in ADDED_BY.iter().rev().filter(|a| a.version > version) {
+        for table in added.tables.iter().rev() {
+            conn.execute_batch(&format!("DROP TABLE {table}"))
+                .expect("drop a later table");
+        }
+        for (table, column) in added.columns {
+            conn.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+                .expect("drop a later column");
+        }
+    }
+    conn.pragma_update(None, "user_version", version)
+        .expect("set user_version");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    drop(conn);
+    assert_eq!(tables(&copy), tables_at(version), "copy at version {version}");
+    assert_eq!(user_version(&copy), version);
+    copy
+}
+
+/// Closes a store and makes sure its file alone holds everything (no WAL left to copy).
+fn close(store: Store) {
+    let path = store.path().to_path_buf();
+    store.close().expect("close");
+    let conn = Connection::open(&path).expect("reopen raw");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A store with data in it, and what it shows
+
+struct Data {
+    space: SpaceId,
+    other_space: SpaceId,
+    author: PersonId,
+    items: Vec<ItemId>,
+    /// A change stored in the original that waits for `missing`.
+    missing: IncomingChange,
+    /// The heads of that document once `missing` has arrived.
+    heads_after_missing: Vec<String>,
+}
+
+fn build(fx: &Fixture) -> Data {
+    let store = &fx.store;
+    let author = fx.author;
+    let mut items = Vec::new();
+    let mut flohmarkt = post("Flohmarkt im Hof", "Am Samstag gibt es Kuchen und Trödel.");
+    flohmarkt.tags = ["fest", "kinder"].iter().map(|t| (*t).to_owned()).collect();
+    flohmarkt.location = Some(Location::new(50.956, 6.944));
+    let flohmarkt = fx.create(flohmarkt);
+    items.push(flohmarkt.id);
+    let updated = store
+        .update_item(
+            flohmarkt.id,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Großer Flohmarkt im Hof")),
+                tags: Some(
+                    ["fest", "kinder", "trödel"]
+                        .iter()
+                        .map(|t| (*t).to_owned())
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            PersonId::new(),
+        )
+        .expect("update");
+    assert_eq!(updated.content.tags.len(), 3);
+    items.push(fx.create(comment(flohmarkt.id, "Ich bringe Kuchen mit")).id);
+    items.push(fx.create(place("Bäckerei Schmitz", 50.958, 6.941)).id);
+    let mut tafel = request("Wer fährt mich zur Tafel?", "food");
+    tafel.location = Some(Location::new(50.951, 6.95));
+    items.push(fx.create(tafel).id);
+    let mut beratung = offer(
+        "Sozialberatung",
+        vec![opening(
+            "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+            hm(9, 0),
+            hm(17, 0),
+            None,
+        )],
+    );
+    beratung.location = Some(Location::new(50.953, 6.947));
+    items.push(fx.create(beratung).id);
+    items.push(
+        fx.create(event(
+            "Repair-Café",
+            local(2025, 3, 8, 15, 0),
+            local(2025, 3, 8, 18, 0),
+            Some("FREQ=WEEKLY;COUNT=4"),
+            vec![local(2025, 3, 15, 15, 0)],
+        ))
+        .id,
+    );
+    let mut zaehlung = ItemContent::new(
+        LocalizedText::single("de", "Baumzählung"),
+        ItemDetails::Observation(Observation {
+            preset: "tree".into(),
+            category: Some("linde".into()),
+            fields: [("height_m".to_owned(), FieldValue::Number(12.5))]
+                .into_iter()
+                .collect(),
+        }),
+    );
+    zaehlung.location = Some(Location::gps(50.955, 6.946, 4.0));
+    items.push(fx.create(zaehlung).id);
+    let mut draft = post("Entwurf", "Noch nicht fertig");
+    draft.status = Status::Draft;
+    items.push(fx.create(draft).id);
+    let gone = fx.post("Verschenke Sofa", "Abzuholen im Hof");
+    store.delete_item(gone.id, author).expect("delete");
+    items.push(gone.id);
+    let other_space = fx.other_space("Ehrenfeld");
+    items.push(
+        store
+            .create_item(NewItem::new(other_space, author, post("Hofkonzert", "Im Hof")))
+            .expect("item in the other space")
+            .id,
+    );
+    // The server acknowledged the first changes.
+    let acked: Vec<i64> = store
+        .pending_changes(2)
+        .expect("pending")
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(store.acknowledge(&acked).expect("acknowledge"), 2);
+
+    // A change that waits for its dependency: another device edits the Flohmarkt twice, and
+    // only its second change arrives here.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let other = Store::open(dir.path().join("other.db"), StoreOptions::default()).expect("open");
+    for (doc, _) in store.document_ids().expect("ids") {
+        other
+            .apply_changes(&store.document_changes(&doc).expect("changes"))
+            .expect("apply");
+    }
+    for text in [
+        "Am Samstag gibt es Kuchen, Kaffee und Trödel.",
+        "Am Samstag: Kuchen, Kaffee, Trödel.",
+    ] {
+        other
+            .update_item(
+                flohmarkt.id,
+                &ItemPatch {
+                    body: Some(LocalizedText::single("de", text)),
+                    ..Default::default()
+                },
+                author,
+            )
+            .expect("edit elsewhere");
+    }
+    let doc = flohmarkt.id.to_string();
+    let here: BTreeSet<Vec<u8>> = store
+        .document_changes(&doc)
+        .expect("changes")
+        .into_iter()
+        .map(|c| c.bytes)
+        .collect();
+    let mut new: Vec<IncomingChange> = other
+        .document_changes(&doc)
+        .expect("changes")
+        .into_iter()
+        .filter(|c| !here.contains(&c.bytes))
+        .collect();
+    assert_eq!(new.len(), 2);
+    let second = new.pop().expect("second change");
+    let first = new.pop().expect("first change");
+    let report = store.apply_changes(&[second]).expect("apply the second change");
+    assert_eq!(report.waiting, 1, "{report:?}");
+    Data {
+        space: fx.space,
+        other_space,
+        author,
+        items,
+        missing: first,
+        heads_after_missing: other.document_heads(&doc).expect("heads"),
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Detail {
+    item: Item,
+    history: Vec<HistoryEntry>,
+    comments: Vec<Item>,
+}
+
+/// A search hit: the item, its title and body snippets with the matches marked.
+type Hit = (ItemId, String, String);
+
+/// Everything the store shows, through its public API.
+#[derive(Debug, PartialEq)]
+struct Shown {
+    device: String,
+    documents: Vec<(String, Vec<String>)>,
+    spaces: Vec<Space>,
+    feed: Vec<Item>,
+    other_feed: Vec<Item>,
+    public_feed: Vec<Item>,
+    details: Vec<(ItemId, Result<Detail, String>)>,
+    search: Vec<(&'static str, Vec<Hit>)>,
+    viewport: Vec<Item>,
+    near: Vec<(ItemId, i64)>,
+    open_offers: Vec<Item>,
+    events: Vec<(ItemId, chrono::DateTime<chrono::Utc>)>,
+    pending: Vec<OutgoingChange>,
+    outbox_len: usize,
+}
+
+fn shown(store: &Store, data: &Data) -> Shown {
+    let coordinator = Viewer::new(data.author, Role::Coordinator);
+    let resident = Viewer::new(
+        "0190f5a0-0000-7000-8000-0000000000bb".parse().expect("person"),
+        Role::Resident,
+    );
+    let at = utc(2025, 3, 4, 10, 0); // a Tuesday, 11:00 in Berlin
+    let feed = |space: SpaceId, viewer: Viewer, all: bool| {
+        let mut q = FeedQuery::new(space, viewer);
+        if all {
+            q.statuses = Status::ALL.to_vec();
+        }
+        q.limit = 1000;
+        store.feed(&q).expect("feed").items
+    };
+    let documents = store
+        .document_ids()
+        .expect("ids")
+        .into_iter()
+        .map(|(doc, _)| {
+            let heads = store.document_heads(&doc).expect("heads");
+            (doc, heads)
+        })
+        .collect();
+    let details = data
+        .items
+        .iter()
+        .map(|id| {
+            let detail = match store.item_detail(*id, &coordinator) {
+                Ok(d) => Ok(Detail {
+                    item: d.item,
+                    history: d.history,
+                    comments: d.comments,
+                }),
+                Err(Error::NotFound { .. }) => Err("not found".to_owned()),
+                Err(e) => panic!("item_detail: {e}"),
+            };
+            (*id, detail)
+        })
+        .collect();
+    let search = SEARCH_WORDS
+        .iter()
+        .map(|word| {
+            let mut q = SearchRequest::new(data.space, coordinator, *word);
+            q.space = None;
+            q.limit = 1000;
+            let hits = store
+                .search(&q)
+                .expect("search")
+                .into_iter()
+                .map(|h| (h.item.id, h.title.marked("[", "]"), h.body.marked("[", "]")))
+                .collect();
+            (*word, hits)
+        })
+        .collect();
+    let viewport = store
+        .viewport(&ViewportQuery {
+            space: data.space,
+            viewer: coordinator,
+            south: 50.9,
+            west: 6.9,
+            north: 51.0,
+            east: 7.0,
+            kinds: Vec::new(),
+            limit: 1000,
+            at: None,
+        })
+        .expect("viewport");
+    let near = store
+        .near(&RadiusQuery {
+            space: data.space,
+            viewer: coordinator,
+            center: Location::new(50.955, 6.945),
+            radius_m: 2_000.0,
+            kinds: Vec::new(),
+            limit: 1000,
+            at: None,
+        })
+        .expect("near")
+        .into_iter()
+        .map(|n| (n.item.id, n.distance_m.round() as i64))
+        .collect();
+    let open_offers = store
+        .open_offers(&OpenOffersQuery {
+            space: data.space,
+            viewer: coordinator,
+            at,
+        })
+        .expect("open offers");
+    let events = store
+        .events_between(&EventsQuery {
+            space: data.space,
+            viewer: coordinator,
+            from: utc(2025, 3, 1, 0, 0),
+            to: utc(2025, 4, 1, 0, 0),
+            limit: 100,
+        })
+        .expect("events")
+        .into_iter()
+        .map(|o| (o.item.id, o.start))
+        .collect();
+    Shown {
+        device: store.device_actor(),
+        documents,
+        spaces: store.spaces().expect("spaces"),
+        feed: feed(data.space, coordinator, true),
+        other_feed: feed(data.other_space, coordinator, true),
+        public_feed: feed(data.space, resident, false),
+        details,
+        search,
+        viewport,
+        near,
+        open_offers,
+        events,
+        pending: store.pending_changes(1000).expect("pending"),
+        outbox_len: store.outbox_len().expect("outbox"),
+    }
+}
+
+/// Compares part by part, so that a failure names what differs.
+fn assert_same(expected: &Shown, got: &Shown, what: &str) {
+    assert_eq!(expected.device, got.device, "{what}: device actor");
+    assert_eq!(expected.documents, got.documents, "{what}: documents and heads");
+    assert_eq!(expected.spaces, got.spaces, "{what}: spaces");
+    assert_eq!(expected.feed, got.feed, "{what}: feed");
+    assert_eq!(
+        expected.other_feed, got.other_feed,
+        "{what}: feed of the other space"
+    );
+    assert_eq!(expected.public_feed, got.public_feed, "{what}: public feed");
+    for ((id, e), (_, g)) in expected.details.iter().zip(&got.details) {
+        assert_eq!(e, g, "{what}: detail of {id}");
+    }
+    assert_eq!(expected.search, got.search, "{what}: search");
+    assert_eq!(expected.viewport, got.viewport, "{what}: viewport");
+    assert_eq!(expected.near, got.near, "{what}: near");
+    assert_eq!(expected.open_offers, got.open_offers, "{what}: open offers");
+    assert_eq!(expected.events, got.events, "{what}: events");
+    assert_eq!(expected.pending, got.pending, "{what}: pending outbox");
+    assert_eq!(expected.outbox_len, got.outbox_len, "{what}: outbox length");
+    assert_eq!(expected, got, "{what}");
+}
+
+/// The original store must show what was put in: guards the test against comparing empties.
+fn assert_meaningful(s: &Shown, data: &Data) {
+    assert_eq!(
+        s.feed.len(),
+        7,
+        "feed: every kind but comments, the deleted item left out"
+    );
+    assert_eq!(s.other_feed.len(), 1);
+    assert_eq!(s.public_feed.len(), 6, "public feed: no draft");
+    assert_eq!(s.details.iter().filter(|(_, d)| d.is_err()).count(), 1);
+    let (_, flohmarkt) = &s.details[0];
+    let flohmarkt = flohmarkt.as_ref().expect("flohmarkt");
+    assert_eq!(flohmarkt.history.len(), 2);
+    assert_eq!(flohmarkt.history[1].fields, ["title", "tags"]);
+    assert_eq!(flohmarkt.comments.len(), 1);
+    assert!(
+        s.search.iter().all(|(_, hits)| !hits.is_empty()),
+        "{:?}",
+        s.search
+    );
+    assert_eq!(s.viewport.len(), 5, "{:?}", s.viewport);
+    assert_eq!(s.near.len(), 5);
+    assert_eq!(s.open_offers.len(), 1);
+    assert_eq!(s.events.len(), 3);
+    // One creation per item, two spaces, an update and a delete, less the two acknowledged.
+    assert_eq!(s.outbox_len, data.items.len() + 2 + 1 + 1 - 2);
+    assert_eq!(s.pending.len(), s.outbox_len - 1, "the draft stays on the device");
+}
+
+#[test]
+fn stores_of_every_earlier_version_upgrade_with_their_data() {
+    let fx = Fixture::new();
+    let data = build(&fx);
+    let expected = shown(&fx.store, &data);
+    assert_meaningful(&expected, &data);
+    let original = fx.store.path().to_path_buf();
+    let Fixture { dir, store, .. } = fx;
+    close(store);
+    assert_eq!(user_version(&original), SCHEMA_VERSION);
+    assert_eq!(
+        ADDED_BY.last().map(|a| a.version),
+        Some(SCHEMA_VERSION),
+        "a new migration: say in ADDED_BY what it adds"
+    );
+    assert_eq!(
+        tables(&original),
+        tables_at(SCHEMA_VERSION),
+        "a migration added tables this test does not know: extend ADDED_BY"
+    );
+
+    for version in 1..SCHEMA_VERSION {
+        let copy = downgraded_copy(&original, dir.path(), version);
+        let store = Store::open(&copy, StoreOptions::default()).expect("open an older store");
+        let what = format!("upgraded from version {version}");
+        assert_eq!(user_version(&copy), SCHEMA_VERSION, "{what}");
+        store.integrity_check().expect("integrity");
+        assert_same(&expected, &shown(&store, &data), &what);
+        // Sync state starts empty; the device has a signing key (new if the version had none).
+        assert!(store.account().expect("account").is_none(), "{what}");
+        assert!(store.memberships().expect("memberships").is_empty(), "{what}");
+        let key = store.device_public_key();
+        assert_ne!(key, [0; 32], "{what}");
+        close(store);
+
+        // Upgraded once, it reopens without any change.
+        let before = dump(&copy);
+        let store = Store::open(&copy, StoreOptions::default()).expect("reopen");
+        assert_same(&expected, &shown(&store, &data), &what);
+        assert_eq!(store.device_public_key(), key, "{what}: the signing key changed");
+        close(store);
+        assert_eq!(before, dump(&copy), "{what}: reopening changed the file");
+
+        // The change that was waiting still waits, and is applied when its dependency comes.
+        let store = Store::open(&copy, StoreOptions::default()).expect("reopen");
+        let report = store
+            .apply_changes(std::slice::from_ref(&data.missing))
+            .expect("apply");
+        assert_eq!(report.applied, 1, "{what}: {report:?}");
+        let doc = data.items[0].to_string();
+        assert_eq!(
+            store.document_heads(&doc).expect("heads"),
+            data.heads_after_missing,
+            "{what}"
+        );
+        let detail = store
+            .item_detail(data.items[0], &Viewer::new(data.author, Role::Coordinator))
+            .expect("detail");
+        assert_eq!(
+            detail.item.content.body.get("de"),
+            Some("Am Samstag: Kuchen, Kaffee, Trödel.")
+        );
+        assert_eq!(detail.history.len(), 4, "{what}");
+        store.integrity_check().expect("integrity");
+    }
+}
+
+#[test]
+fn a_current_store_reopens_without_changes() {
+    let fx = Fixture::new();
+    let data = build(&fx);
+    let expected = shown(&fx.store, &data);
+    let path = fx.store.path().to_path_buf();
+    let Fixture { dir: _dir, store, .. } = fx;
+    close(store);
+    let before = dump(&path);
+    let store = Store::open(&path, StoreOptions::default()).expect("reopen");
+    assert_same(&expected, &shown(&store, &data), "reopened");
+    store.integrity_check().expect("integrity");
+    close(store);
+    assert_eq!(before, dump(&path), "reopening a current store changed it");
+}
+
+#[test]
+fn a_store_from_a_newer_core_is_refused_and_left_alone() {
+    let fx = Fixture::new();
+    fx.post("Aus der Zukunft", "Text");
+    let path = fx.store.path().to_path_buf();
+    let Fixture { dir: _dir, store, .. } = fx;
+    close(store);
+    let conn = Connection::open(&path).expect("open raw");
+    conn.pragma_update(None, "user_version", 99)
+        .expect("user_version");
+    drop(conn);
+    let before = dump(&path);
+    match Store::open(&path, StoreOptions::default()) {
+        Err(Error::SchemaTooNew { found, supported }) => {
+            assert_eq!(found, 99);
+            assert_eq!(supported, SCHEMA_VERSION);
+        }
+        Err(other) => panic!("expected SchemaTooNew, got {other}"),
+        Ok(_) => panic!("a store from a newer core was opened"),
+    }
+    assert_eq!(before, dump(&path), "the refused store was changed");
+}
+
+#[test]
+fn a_file_that_is_not_a_store_gives_a_typed_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let random: Vec<u8> = (0..8192)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let cases: [(&str, &[u8]); 3] = [
+        ("random.db", &random),
+        ("text.db", b"this is a shopping list, not a database\n"),
+        ("short.db", b"SQLite"),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        match Store::open(&path, StoreOptions::default()) {
+            Err(Error::Corrupt(_)) => {}
+            Err(other) => panic!("{name}: expected Corrupt, got {other:?}"),
+            Ok(_) => panic!("{name}: a file that is not a store was opened"),
+        }
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "{name} was changed");
+    }
+}
