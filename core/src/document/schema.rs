@@ -27,7 +27,9 @@ pub(super) fn path_policy(kind: DocKind) -> PathPolicy {
     match kind {
         DocKind::Item => |path| match path {
             ["body", _] => Shape::Text,
-            ["location"] | ["on_behalf_of"] => Shape::Atomic,
+            // One value each: merging their fields could make a place nobody set, a consent
+            // nobody gave, or an event that ends before it starts.
+            ["location"] | ["on_behalf_of"] | ["details", "timing"] => Shape::Atomic,
             _ => Shape::Plain,
         },
         DocKind::Space => |path| match path {
