@@ -29,21 +29,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         coordinator,
     )?;
-    println!("Created space “{}” ({}), time zone {}", space.meta.name.best(&["de"]).unwrap_or("?"), space.id, space.meta.time_zone);
+    println!(
+        "Created space “{}” ({}), time zone {}",
+        space.meta.name.best(&["de"]).unwrap_or("?"),
+        space.id,
+        space.meta.time_zone
+    );
 
-    let create = |author: PersonId, content: ItemContent| phone_a.create_item(NewItem::new(space.id, author, content));
+    let create =
+        |author: PersonId, content: ItemContent| phone_a.create_item(NewItem::new(space.id, author, content));
 
     let tafel = create(
         coordinator,
         ItemContent {
-            body: LocalizedText::single("de", "Lebensmittelausgabe für Menschen mit wenig Geld. Bitte Berechtigungsnachweis mitbringen.")
-                .with("de-x-easy", "Hier bekommen Sie Essen. Es kostet fast nichts."),
+            body: LocalizedText::single(
+                "de",
+                "Lebensmittelausgabe für Menschen mit wenig Geld. Bitte Berechtigungsnachweis mitbringen.",
+            )
+            .with("de-x-easy", "Hier bekommen Sie Essen. Es kostet fast nichts."),
             tags: ["essen".to_string(), "tafel".to_string()].into(),
             location: Some(Location::new(50.9668, 6.9526)),
             ..ItemContent::new(
-                LocalizedText::single("de", "Tafel-Ausgabe an der Kempener Straße").with("tr", "Gıda bankası"),
+                LocalizedText::single("de", "Tafel-Ausgabe an der Kempener Straße")
+                    .with("tr", "Gıda bankası"),
                 ItemDetails::Offer(Offer {
-                    organization: Organization { name: "Kölner Tafel e.V.".into(), ..Default::default() },
+                    organization: Organization {
+                        name: "Kölner Tafel e.V.".into(),
+                        ..Default::default()
+                    },
                     category: Some("food".into()),
                     schedules: vec![OpeningRule {
                         rrule: "FREQ=WEEKLY;BYDAY=TU,FR".into(),
@@ -64,12 +77,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let beratung = create(
         coordinator,
         ItemContent {
-            body: LocalizedText::single("de", "Offene Sprechstunde der Schuldnerberatung, ohne Termin. Vertraulich und kostenlos."),
+            body: LocalizedText::single(
+                "de",
+                "Offene Sprechstunde der Schuldnerberatung, ohne Termin. Vertraulich und kostenlos.",
+            ),
             location: Some(Location::new(50.9641, 6.9553)),
             ..ItemContent::new(
                 LocalizedText::single("de", "Schuldnerberatung im Bürgerzentrum Altenberger Hof"),
                 ItemDetails::Offer(Offer {
-                    organization: Organization { name: "Caritas Köln".into(), ..Default::default() },
+                    organization: Organization {
+                        name: "Caritas Köln".into(),
+                        ..Default::default()
+                    },
                     category: Some("counselling".into()),
                     schedules: vec![OpeningRule {
                         rrule: "FREQ=MONTHLY;BYDAY=1WE".into(),
@@ -88,7 +107,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cafe = create(
         volunteer,
         ItemContent {
-            body: LocalizedText::single("de", "Kaffee, Kuchen und Gespräche für Jung und Alt. Rollstuhlgerecht."),
+            body: LocalizedText::single(
+                "de",
+                "Kaffee, Kuchen und Gespräche für Jung und Alt. Rollstuhlgerecht.",
+            ),
             location: Some(Location::gps(50.9652, 6.9571, 8.0)),
             ..ItemContent::new(
                 LocalizedText::single("de", "Nachbarschaftscafé in der Neusser Straße"),
@@ -111,7 +133,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             location: Some(Location::new(50.9701, 6.9489)),
             ..ItemContent::new(
                 LocalizedText::single("de", "Spielplatz am Leipziger Platz"),
-                ItemDetails::Place(Place { category: Some("playground".into()), ..Default::default() }),
+                ItemDetails::Place(Place {
+                    category: Some("playground".into()),
+                    ..Default::default()
+                }),
             )
         },
     )?;
@@ -124,7 +149,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     create(
         volunteer,
         ItemContent {
-            body: LocalizedText::single("de", "Kaputte Toaster, Fahrräder, Kleidung: gemeinsam reparieren statt wegwerfen."),
+            body: LocalizedText::single(
+                "de",
+                "Kaputte Toaster, Fahrräder, Kleidung: gemeinsam reparieren statt wegwerfen.",
+            ),
             ..ItemContent::new(
                 LocalizedText::single("de", "Repair-Café").with("en", "Repair café"),
                 ItemDetails::Event(Event {
@@ -143,8 +171,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     create(
         volunteer,
         ItemContent {
-            body: LocalizedText::single("de", "Frau K. (82) sucht jemanden, der dienstags ihre Einkäufe in den 3. Stock trägt."),
-            on_behalf_of: Some(OnBehalfOf { name: "Frau K.".into(), consent: ConsentMethod::Verbal, consent_given_at: now }),
+            body: LocalizedText::single(
+                "de",
+                "Frau K. (82) sucht jemanden, der dienstags ihre Einkäufe in den 3. Stock trägt.",
+            ),
+            on_behalf_of: Some(OnBehalfOf {
+                name: "Frau K.".into(),
+                consent: ConsentMethod::Verbal,
+                consent_given_at: now,
+            }),
             ..ItemContent::new(
                 LocalizedText::single("de", "Hilfe beim Einkaufen tragen"),
                 ItemDetails::Request(Request {
@@ -158,12 +193,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     create(
         volunteer,
         ItemContent {
-            body: LocalizedText::single("tr", "Mahallede komşularla çay içmek için herkesi davet ediyoruz.")
-                .with("uk", "Запрошуємо сусідів на чай у нашому районі.")
-                .with("ar", "ندعو جميع الجيران لشرب الشاي في الحي."),
+            body: LocalizedText::single(
+                "tr",
+                "Mahallede komşularla çay içmek için herkesi davet ediyoruz.",
+            )
+            .with("uk", "Запрошуємо сусідів на чай у нашому районі.")
+            .with("ar", "ندعو جميع الجيران لشرب الشاي في الحي."),
             ..ItemContent::new(
-                LocalizedText::single("tr", "Komşu çayı").with("uk", "Чай для сусідів").with("ar", "شاي الجيران"),
-                ItemDetails::Post(Post { post_type: PostType::Notice }),
+                LocalizedText::single("tr", "Komşu çayı")
+                    .with("uk", "Чай для сусідів")
+                    .with("ar", "شاي الجيران"),
+                ItemDetails::Post(Post {
+                    post_type: PostType::Notice,
+                }),
             )
         },
     )?;
@@ -171,7 +213,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let page = phone_a.feed(&FeedQuery::new(space.id, resident))?;
     println!("\n## Feed ({} items, newest first)", page.items.len());
     for item in &page.items {
-        println!("- [{}] {}", item.kind(), item.content.title.best(&["de"]).unwrap_or("?"));
+        println!(
+            "- [{}] {}",
+            item.kind(),
+            item.content.title.best(&["de"]).unwrap_or("?")
+        );
     }
 
     println!("\n## Search");
@@ -179,7 +225,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let hits = phone_a.search(&SearchRequest::new(space.id, resident, text))?;
         println!("“{text}” → {} hit(s)", hits.len());
         for hit in hits {
-            println!("    {}  …{}", hit.title.marked("[", "]"), hit.body.marked("[", "]"));
+            println!(
+                "    {}  …{}",
+                hit.title.marked("[", "]"),
+                hit.body.marked("[", "]")
+            );
         }
     }
     match phone_a.search(&SearchRequest::new(space.id, resident, "\"(( -")) {
@@ -198,17 +248,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         at: None,
     })?;
     for n in near {
-        println!("- {:>5.0} m  {}", n.distance_m, n.item.content.title.best(&["de"]).unwrap_or("?"));
+        println!(
+            "- {:>5.0} m  {}",
+            n.distance_m,
+            n.item.content.title.best(&["de"]).unwrap_or("?")
+        );
     }
 
     println!("\n## Open now?");
-    let tuesday_11 = Berlin.with_ymd_and_hms(2026, 12, 1, 11, 0, 0).single().map(|t| t.with_timezone(&Utc)).unwrap_or(now);
-    let first_wednesday_15 =
-        Berlin.with_ymd_and_hms(2026, 12, 2, 15, 0, 0).single().map(|t| t.with_timezone(&Utc)).unwrap_or(now);
-    for (label, at) in [("right now", now), ("Tue 1 Dec 2026, 11:00", tuesday_11), ("Wed 2 Dec 2026, 15:00", first_wednesday_15)] {
-        let open = phone_a.open_offers(&OpenOffersQuery { space: space.id, viewer: resident, at })?;
-        let names: Vec<&str> = open.iter().filter_map(|i| i.content.title.best(&["de"])).collect();
-        println!("- {label}: {}", if names.is_empty() { "nothing open".to_string() } else { names.join(", ") });
+    let tuesday_11 = Berlin
+        .with_ymd_and_hms(2026, 12, 1, 11, 0, 0)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now);
+    let first_wednesday_15 = Berlin
+        .with_ymd_and_hms(2026, 12, 2, 15, 0, 0)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now);
+    for (label, at) in [
+        ("right now", now),
+        ("Tue 1 Dec 2026, 11:00", tuesday_11),
+        ("Wed 2 Dec 2026, 15:00", first_wednesday_15),
+    ] {
+        let open = phone_a.open_offers(&OpenOffersQuery {
+            space: space.id,
+            viewer: resident,
+            at,
+        })?;
+        let names: Vec<&str> = open
+            .iter()
+            .filter_map(|i| i.content.title.best(&["de"]))
+            .collect();
+        println!(
+            "- {label}: {}",
+            if names.is_empty() {
+                "nothing open".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
     }
 
     println!("\n## Events in the next 4 weeks");
@@ -220,7 +299,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         limit: 10,
     })?;
     for e in events {
-        println!("- {}  {}", e.start.with_timezone(&Berlin).format("%a %d.%m. %H:%M"), e.item.content.title.best(&["de"]).unwrap_or("?"));
+        println!(
+            "- {}  {}",
+            e.start.with_timezone(&Berlin).format("%a %d.%m. %H:%M"),
+            e.item.content.title.best(&["de"]).unwrap_or("?")
+        );
     }
 
     println!("\n## Two phones edit offline, then merge");
@@ -231,7 +314,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("phone B received {} documents", phone_b.document_ids()?.len());
     phone_a.update_item(
         beratung.id,
-        &ItemPatch { title: Some(LocalizedText::single("de", "Schuldner- und Insolvenzberatung im Altenberger Hof")), ..Default::default() },
+        &ItemPatch {
+            title: Some(LocalizedText::single(
+                "de",
+                "Schuldner- und Insolvenzberatung im Altenberger Hof",
+            )),
+            ..Default::default()
+        },
         coordinator,
     )?;
     phone_b.update_item(
@@ -249,16 +338,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (from_a, from_b) = (phone_a.document_changes(&doc)?, phone_b.document_changes(&doc)?);
     let report_a = phone_a.apply_changes(&from_b)?;
     let report_b = phone_b.apply_changes(&from_a)?;
-    println!("merge on A: {} applied, {} duplicates; on B: {} applied, {} duplicates", report_a.applied, report_a.duplicates, report_b.applied, report_b.duplicates);
+    println!(
+        "merge on A: {} applied, {} duplicates; on B: {} applied, {} duplicates",
+        report_a.applied, report_a.duplicates, report_b.applied, report_b.duplicates
+    );
     let merged = phone_b.item_detail(beratung.id, &resident)?;
-    println!("title: {}", merged.item.content.title.best(&["de"]).unwrap_or("?"));
+    println!(
+        "title: {}",
+        merged.item.content.title.best(&["de"]).unwrap_or("?")
+    );
     println!("body:  {}", merged.item.content.body.best(&["de"]).unwrap_or("?"));
-    println!("same heads on both phones: {}", phone_a.document_heads(&doc)? == phone_b.document_heads(&doc)?);
+    println!(
+        "same heads on both phones: {}",
+        phone_a.document_heads(&doc)? == phone_b.document_heads(&doc)?
+    );
     println!("history:");
     for h in merged.history {
-        println!("- {} by device {}…: {}", h.at.format("%H:%M:%S%.3f"), &h.device[..8.min(h.device.len())], h.fields.join(", "));
+        println!(
+            "- {} by device {}…: {}",
+            h.at.format("%H:%M:%S%.3f"),
+            &h.device[..8.min(h.device.len())],
+            h.fields.join(", ")
+        );
     }
-    println!("\nOutbox on phone A: {} change(s) waiting for a server.", phone_a.outbox_len()?);
+    println!(
+        "\nOutbox on phone A: {} change(s) waiting for a server.",
+        phone_a.outbox_len()?
+    );
     let _ = tafel;
     Ok(())
 }

@@ -79,7 +79,6 @@ impl Filter {
         let statuses: Vec<SqlValue> = viewer
             .statuses()
             .iter()
-            .filter(|s| **s != crate::model::Status::Expired)
             .map(|s| SqlValue::Text(s.as_str().into()))
             .collect();
         let a_marks = vec!["?"; audiences.len().max(1)].join(", ");

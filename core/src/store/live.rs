@@ -223,18 +223,18 @@ fn notifier(path: PathBuf, registry: Weak<Registry>, receiver: mpsc::Receiver<No
         while let Ok(more) = receiver.try_recv() {
             absorb(more);
         }
-        let Some(registry) = registry.upgrade() else {
+        let Some(live) = registry.upgrade() else {
             return;
         };
-        let due: Vec<Arc<Subscriber>> = registry
+        let due: Vec<(u64, Arc<Subscriber>)> = live
             .subscribers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(id, s)| fresh.contains(id) || s.query.affected_by(&touched))
-            .map(|(_, s)| Arc::clone(s))
+            .map(|(id, s)| (*id, Arc::clone(s)))
             .collect();
-        drop(registry);
+        drop(live);
         if due.is_empty() {
             continue;
         }
@@ -248,7 +248,17 @@ fn notifier(path: PathBuf, registry: Weak<Registry>, receiver: mpsc::Receiver<No
             }
         }
         let Some(c) = conn.as_ref() else { continue };
-        for subscriber in due {
+        for (id, subscriber) in due {
+            // A subscription cancelled while earlier listeners ran is not called any more.
+            let subscribed = registry.upgrade().is_some_and(|live| {
+                live.subscribers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains_key(&id)
+            });
+            if !subscribed {
+                continue;
+            }
             let result = subscriber.query.run(c);
             if catch_unwind(AssertUnwindSafe(|| (subscriber.listener)(result))).is_err() {
                 tracing::error!("a live query listener panicked; it stays subscribed");

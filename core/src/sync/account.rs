@@ -31,6 +31,14 @@ impl std::fmt::Debug for Account {
     }
 }
 
+impl Account {
+    /// The bearer token this device authenticates with, for tools and tests (e.g. a hand-made
+    /// `POST /v1/sync`). A credential: never log it.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
 /// A space this device's person belongs to, with their role, as the server stated it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpaceMembership {

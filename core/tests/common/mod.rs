@@ -92,3 +92,115 @@ pub fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
         .single()
         .expect("valid date")
 }
+
+// ---- Helpers for the query and live-query tests (queries.rs, live.rs). ----
+
+/// A local (wall-clock) date-time.
+pub fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(y, m, d)
+        .and_then(|date| date.and_hms_opt(h, min, 0))
+        .expect("valid local date-time")
+}
+
+/// A calendar date.
+pub fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+}
+
+/// A local time of day.
+pub fn hm(h: u32, min: u32) -> chrono::NaiveTime {
+    chrono::NaiveTime::from_hms_opt(h, min, 0).expect("valid time")
+}
+
+/// An opening rule `rrule` from `opens` to `closes`, valid from `valid_from`.
+pub fn opening(
+    rrule: &str,
+    opens: chrono::NaiveTime,
+    closes: chrono::NaiveTime,
+    valid_from: Option<chrono::NaiveDate>,
+) -> quartier_core::schedule::OpeningRule {
+    quartier_core::schedule::OpeningRule {
+        rrule: rrule.into(),
+        opens,
+        closes,
+        valid_from,
+        valid_until: None,
+        closed_on: Vec::new(),
+        description: None,
+    }
+}
+
+/// An offer (HSDS service) with opening rules.
+pub fn offer(title: &str, schedules: Vec<quartier_core::schedule::OpeningRule>) -> ItemContent {
+    ItemContent::new(
+        LocalizedText::single("de", title),
+        ItemDetails::Offer(Offer {
+            organization: Organization {
+                name: "Caritas Köln".into(),
+                ..Default::default()
+            },
+            schedules,
+            ..Default::default()
+        }),
+    )
+}
+
+/// An event in Berlin time from `start` to `end`, repeated by `rrule`, with `exdates` cancelled.
+pub fn event(
+    title: &str,
+    start: chrono::NaiveDateTime,
+    end: chrono::NaiveDateTime,
+    rrule: Option<&str>,
+    exdates: Vec<chrono::NaiveDateTime>,
+) -> ItemContent {
+    ItemContent::new(
+        LocalizedText::single("de", title),
+        ItemDetails::Event(Event {
+            timing: quartier_core::schedule::EventTiming {
+                start,
+                end,
+                time_zone: "Europe/Berlin".into(),
+                rrule: rrule.map(str::to_owned),
+                exdates,
+            },
+            venue: None,
+        }),
+    )
+}
+
+/// A neighbourly help request (Suche) in `category`.
+pub fn request(title: &str, category: &str) -> ItemContent {
+    ItemContent::new(
+        LocalizedText::single("de", title),
+        ItemDetails::Request(Request {
+            direction: RequestDirection::Need,
+            category: category.into(),
+            state: RequestState::Open,
+        }),
+    )
+}
+
+/// A comment on `parent`.
+pub fn comment(parent: ItemId, text: &str) -> ItemContent {
+    ItemContent::new(
+        LocalizedText::single("de", text),
+        ItemDetails::Comment(Comment { parent }),
+    )
+}
+
+impl Fixture {
+    /// Creates an item in the fixture's space written by `author`.
+    pub fn create_by(&self, author: PersonId, content: ItemContent) -> Item {
+        self.store
+            .create_item(NewItem::new(self.space, author, content))
+            .expect("create item")
+    }
+
+    /// Creates a second space in the same store.
+    pub fn other_space(&self, name: &str) -> SpaceId {
+        self.store
+            .create_space(space_meta(name), self.author)
+            .expect("create space")
+            .id
+    }
+}
