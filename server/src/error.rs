@@ -22,6 +22,8 @@ pub enum ServerError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Gone(String),
@@ -49,6 +51,7 @@ impl ServerError {
             ServerError::Revoked => (StatusCode::FORBIDDEN, "revoked"),
             ServerError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ServerError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ServerError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ServerError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ServerError::Gone(_) => (StatusCode::GONE, "gone"),
             ServerError::ProtocolVersion(_) => (StatusCode::CONFLICT, "protocol_version"),

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use quartier_protocol::{DeviceRegistered, RegisterDevice};
 use uuid::Uuid;
 
 use super::auth::Device;
-use super::{blocking, Wire};
+use super::{blocking, Ids, Wire};
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::storage::{accounts, random_token};
@@ -53,7 +53,7 @@ pub async fn register(
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     caller: Device,
-    Path(device): Path<Uuid>,
+    Ids(device): Ids<Uuid>,
 ) -> Result<StatusCode, ServerError> {
     let caller = caller.active()?;
     blocking(move || {

@@ -33,6 +33,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(spaces::set_role).delete(spaces::remove),
         )
         .route("/v1/sync", post(sync::sync))
+        // Every refusal carries an `ErrorBody`, unknown routes and methods included.
+        .fallback(|| async { crate::error::ServerError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            crate::error::ServerError::MethodNotAllowed("this endpoint does not take this method".into())
+        })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -44,4 +49,26 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| crate::error::ServerError::Internal(format!("worker failed: {e}")))?
+}
+
+/// Ids in the path (`{space}`, `{person}`, `{device}`). A malformed id is refused like every
+/// other request, `400` with an `ErrorBody`, not with axum's plain-text rejection.
+pub(crate) struct Ids<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Ids<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = crate::error::ServerError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(ids)| Ids(ids))
+            .map_err(|e| crate::error::ServerError::BadRequest(e.body_text()))
+    }
 }

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use quartier_protocol::{CreateInvite, CreateSpace, InviteCreated, Membership, RedeemInvite, Role, SetRole};
 use uuid::Uuid;
 
 use super::auth::Device;
-use super::{blocking, Wire};
+use super::{blocking, Ids, Wire};
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::storage::{now_ms, random_token, spaces};
@@ -41,7 +41,7 @@ fn require_coordinator(conn: &rusqlite::Connection, space: Uuid, person: Uuid) -
 pub async fn invite(
     State(state): State<Arc<AppState>>,
     device: Device,
-    Path(space): Path<Uuid>,
+    Ids(space): Ids<Uuid>,
     Wire(req): Wire<CreateInvite>,
 ) -> Result<Wire<InviteCreated>, ServerError> {
     let device = device.active()?;
@@ -93,7 +93,7 @@ pub async fn redeem(
 pub async fn set_role(
     State(state): State<Arc<AppState>>,
     device: Device,
-    Path((space, person)): Path<(Uuid, Uuid)>,
+    Ids((space, person)): Ids<(Uuid, Uuid)>,
     Wire(req): Wire<SetRole>,
 ) -> Result<Wire<Membership>, ServerError> {
     let device = device.active()?;
@@ -111,7 +111,7 @@ pub async fn set_role(
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     device: Device,
-    Path((space, person)): Path<(Uuid, Uuid)>,
+    Ids((space, person)): Ids<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ServerError> {
     let device = device.active()?;
     blocking(move || {

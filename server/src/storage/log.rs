@@ -27,8 +27,14 @@ pub struct LogRow {
     pub signature: Vec<u8>,
 }
 
+/// A `docs` row: space, kind, author, item kind, audience.
+type DocRow = (String, String, Option<String>, Option<String>, Option<String>);
+
+/// A document's snapshot (if compacted) and the changes logged after it.
+pub type DocState = (Option<Vec<u8>>, Vec<Vec<u8>>);
+
 pub fn doc_meta(conn: &Connection, doc: Uuid) -> Result<Option<DocMeta>, ServerError> {
-    let row: Option<(String, String, Option<String>, Option<String>, Option<String>)> = conn
+    let row: Option<DocRow> = conn
         .prepare_cached("SELECT space_id, kind, author, item_kind, audience FROM docs WHERE doc_id = ?1")?
         .query_row([doc.to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -179,7 +185,7 @@ pub fn docs_after(
 }
 
 /// Loads what is needed to rebuild a document: its snapshot and the changes after it.
-pub fn doc_state(conn: &Connection, doc: Uuid) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>), ServerError> {
+pub fn doc_state(conn: &Connection, doc: Uuid) -> Result<DocState, ServerError> {
     let (snapshot, since): (Option<Vec<u8>>, i64) = conn
         .prepare_cached("SELECT snapshot, snapshot_seq FROM docs WHERE doc_id = ?1")?
         .query_row([doc.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -1,10 +1,14 @@
 //! Paging the log out to a device: per space, the records after its cursor that it may see,
 //! within the request's byte budget. A device without a cursor gets compacted snapshots of the
-//! documents it may see first (cursor `s:<log position>:<last document>`), then the changes
-//! after that position (cursor `c:<log position>`).
+//! documents it may see first (cursor `s:<log position>:<last document>:<role>`), then the
+//! changes after that position (cursor `c:<log position>:<role>`). The role a cursor was paged
+//! as is part of it: a device whose person has since been given a role that reads more (a
+//! resident made volunteer) starts over with snapshots, or it would never receive what its new
+//! role may see of the log behind its cursor.
 
 use std::collections::HashMap;
 
+use quartier_core::model::{Audience, Role};
 use quartier_protocol::{DocKind, Record, SpaceCursor, SpacePage};
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -27,30 +31,43 @@ enum Position {
 }
 
 impl Position {
-    fn parse(cursor: Option<&str>) -> Result<Option<Position>, ServerError> {
+    /// The position and the role it was paged as (`None` in cursors of servers before roles
+    /// were recorded in them).
+    fn parse(cursor: Option<&str>) -> Result<Option<(Position, Option<Role>)>, ServerError> {
         let bad = || ServerError::BadRequest("a cursor was not one this server gave out".into());
         let Some(cursor) = cursor else { return Ok(None) };
+        let role = |text: Option<&str>| match text {
+            None => Ok(None),
+            Some(text) => Role::parse(text).map(Some).ok_or_else(bad),
+        };
         if let Some(rest) = cursor.strip_prefix("c:") {
-            return Ok(Some(Position::Changes {
-                after: rest.parse().map_err(|_| bad())?,
-            }));
+            let mut parts = rest.splitn(2, ':');
+            let after = parts.next().unwrap_or_default().parse().map_err(|_| bad())?;
+            return Ok(Some((Position::Changes { after }, role(parts.next())?)));
         }
         if let Some(rest) = cursor.strip_prefix("s:") {
-            let (upto, last_doc) = rest.split_once(':').ok_or_else(bad)?;
-            return Ok(Some(Position::Snapshots {
-                upto: upto.parse().map_err(|_| bad())?,
-                last_doc: last_doc.to_owned(),
-            }));
+            let mut parts = rest.splitn(3, ':');
+            let upto = parts.next().unwrap_or_default().parse().map_err(|_| bad())?;
+            let last_doc = parts.next().ok_or_else(bad)?.to_owned();
+            return Ok(Some((
+                Position::Snapshots { upto, last_doc },
+                role(parts.next())?,
+            )));
         }
         Err(bad())
     }
 
-    fn render(&self) -> String {
+    fn render(&self, role: Role) -> String {
         match self {
-            Position::Snapshots { upto, last_doc } => format!("s:{upto}:{last_doc}"),
-            Position::Changes { after } => format!("c:{after}"),
+            Position::Snapshots { upto, last_doc } => format!("s:{upto}:{last_doc}:{role}"),
+            Position::Changes { after } => format!("c:{after}:{role}"),
         }
     }
+}
+
+/// Whether `now` may read an audience that `before` could not.
+fn reads_more(now: Role, before: Role) -> bool {
+    Audience::ALL.iter().any(|a| a.admits(now) && !a.admits(before))
 }
 
 /// Pages for every cursor of a request, and the spaces the person may no longer see. Changes the
@@ -74,8 +91,9 @@ pub fn pull(
         let person_text = person.to_string();
         let mut metas: HashMap<Uuid, Option<DocMeta>> = HashMap::new();
         let mut position = match Position::parse(cursor.after.as_deref())? {
-            Some(p) => p,
-            None => Position::Snapshots {
+            Some((p, seen_as)) if !seen_as.is_some_and(|before| reads_more(role, before)) => p,
+            // New to the space, or promoted since: snapshots of everything it may see now.
+            _ => Position::Snapshots {
                 upto: log::last_seq(conn, cursor.space)?,
                 last_doc: String::new(),
             },
@@ -143,7 +161,7 @@ pub fn pull(
         pages.push(SpacePage {
             space: cursor.space,
             records,
-            next: position.render(),
+            next: position.render(role),
             more,
         });
     }

@@ -99,6 +99,16 @@ fn store_change(
     let change = Change::from_bytes(bytes.to_vec())
         .map_err(|e| reject(RejectCode::Malformed, format!("not an Automerge change: {e}")))?;
     let hash = change.hash();
+    // `Change::from_bytes` does not verify the chunk's checksum (bytes 4..8, the first four bytes
+    // of the hash), and neither the hash nor the signature covers it: without this check anyone
+    // relaying a change could alter those bytes unnoticed, and the altered copy, stored first,
+    // would be the one every device receives (the genuine one then counts as a duplicate).
+    if bytes.get(4..8) != Some(&hash.as_ref()[..4]) {
+        return Err(reject(
+            RejectCode::Malformed,
+            "the change's checksum does not match its contents",
+        ));
+    }
     if log::has_change(conn, hash.as_ref()).map_err(internal)? {
         return Ok(AckOutcome::Duplicate);
     }

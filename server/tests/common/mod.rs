@@ -51,8 +51,7 @@ impl Server {
     pub fn kill(mut self) -> TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let data = std::mem::replace(&mut self.data, tempfile::tempdir().expect("temp dir"));
-        data
+        std::mem::replace(&mut self.data, tempfile::tempdir().expect("temp dir"))
     }
 }
 
@@ -177,4 +176,320 @@ pub fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+// ---- Raw protocol access: hand-made requests and devices that hold their own key and token
+// (permissions.rs, malformed.rs). ----
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::{Signer, SigningKey};
+use quartier_core::IncomingChange;
+use quartier_protocol::{
+    DeviceRegistered, DocKind, ErrorBody, Membership, Record, RedeemInvite, RegisterDevice, SpaceCursor,
+    SyncRequest, SyncResponse, CONTENT_TYPE, MAX_DECODED_BYTES, PROTOCOL_VERSION,
+};
+use uuid::Uuid;
+
+/// One HTTP answer, as received.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// The body as a protocol message (panics with the status if it is not one).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> T {
+        quartier_protocol::decode(&self.body, MAX_DECODED_BYTES).unwrap_or_else(|e| {
+            panic!(
+                "HTTP {}: the body is not the expected message ({e}): {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body[..self.body.len().min(200)])
+            )
+        })
+    }
+
+    /// The body as an [`ErrorBody`], if it is one.
+    pub fn error_body(&self) -> Option<ErrorBody> {
+        quartier_protocol::decode(&self.body, 64 * 1024).ok()
+    }
+}
+
+/// A plain HTTP client for hand-made requests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// Sends `body` as is (any method), with `Authorization` set to `auth` verbatim when given.
+pub async fn send_raw(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    auth: Option<&str>,
+    body: Vec<u8>,
+) -> RawAnswer {
+    let mut request = client
+        .request(method, url)
+        .header("content-type", CONTENT_TYPE)
+        .body(body);
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.bytes().await.expect("the answer arrives").to_vec();
+    RawAnswer { status, body }
+}
+
+/// POSTs raw bytes to `base + path`, with a bearer token when given.
+pub async fn post_raw(base: &str, path: &str, token: Option<&str>, body: Vec<u8>) -> RawAnswer {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    send_raw(
+        &http(),
+        reqwest::Method::POST,
+        &format!("{base}{path}"),
+        auth.as_deref(),
+        body,
+    )
+    .await
+}
+
+/// POSTs a protocol message.
+pub async fn post_msg<T: serde::Serialize>(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    msg: &T,
+) -> RawAnswer {
+    post_raw(base, path, token, quartier_protocol::encode(msg).expect("encode")).await
+}
+
+/// A device made by hand: its own Ed25519 key, device id, person id and bearer token, so tests
+/// can sign (or mis-sign) changes and send requests no well-behaved store would.
+pub struct RawDevice {
+    pub key: SigningKey,
+    pub device: Uuid,
+    pub person: PersonId,
+    pub token: String,
+}
+
+impl RawDevice {
+    pub async fn register(url: &str, name: &str) -> RawDevice {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("randomness");
+        let key = SigningKey::from_bytes(&secret);
+        let answer = post_msg(
+            url,
+            "/v1/devices",
+            None,
+            &RegisterDevice {
+                public_key: key.verifying_key().to_bytes().to_vec(),
+                display_name: Some(name.into()),
+            },
+        )
+        .await;
+        assert_eq!(answer.status, 200, "register {name}: {:?}", answer.error_body());
+        let registered: DeviceRegistered = answer.decode();
+        RawDevice {
+            key,
+            device: registered.device,
+            person: PersonId::from(registered.person),
+            token: registered.token,
+        }
+    }
+
+    /// Redeems an invite code.
+    pub async fn redeem(&self, url: &str, code: &str) -> Membership {
+        let answer = post_msg(
+            url,
+            "/v1/invites/redeem",
+            Some(&self.token),
+            &RedeemInvite { code: code.into() },
+        )
+        .await;
+        assert_eq!(answer.status, 200, "redeem: {:?}", answer.error_body());
+        answer.decode()
+    }
+
+    /// Signs one change of `doc` with this device's key.
+    pub fn sign(&self, doc: Uuid, bytes: &[u8]) -> Vec<u8> {
+        sign_with(&self.key, &doc.to_string(), bytes)
+    }
+
+    /// A change record signed by this device.
+    pub fn record(&self, space: SpaceId, doc: Uuid, kind: DocKind, bytes: Vec<u8>) -> Record {
+        Record::Change {
+            space: space.as_uuid(),
+            doc,
+            kind,
+            signature: self.sign(doc, &bytes),
+            bytes,
+            device: self.device,
+        }
+    }
+
+    /// One `POST /v1/sync` pushing `push`, with `cursors`; panics unless it is answered 200.
+    pub async fn sync(&self, url: &str, cursors: Vec<SpaceCursor>, push: Vec<Record>) -> SyncResponse {
+        let answer = post_msg(
+            url,
+            "/v1/sync",
+            Some(&self.token),
+            &SyncRequest {
+                protocol: PROTOCOL_VERSION,
+                cursors,
+                push,
+                budget_bytes: 8 * 1024 * 1024,
+            },
+        )
+        .await;
+        assert_eq!(answer.status, 200, "sync: {:?}", answer.error_body());
+        answer.decode()
+    }
+
+    /// Pushes records without asking for any page; returns the acks' outcomes.
+    pub async fn push(&self, url: &str, push: Vec<Record>) -> Vec<quartier_protocol::AckOutcome> {
+        let response = self.sync(url, vec![], push).await;
+        response.acks.into_iter().map(|a| a.outcome).collect()
+    }
+
+    /// Every document of `space` this device may see now, read from scratch (no cursor) and
+    /// paged to the end: doc id → kind.
+    pub async fn visible_docs(&self, url: &str, space: SpaceId) -> BTreeMap<Uuid, DocKind> {
+        let mut docs = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let response = self
+                .sync(
+                    url,
+                    vec![SpaceCursor {
+                        space: space.as_uuid(),
+                        after: after.clone(),
+                    }],
+                    vec![],
+                )
+                .await;
+            let Some(page) = response.pages.into_iter().next() else {
+                return docs;
+            };
+            for record in page.records {
+                match record {
+                    Record::Change { doc, kind, .. } | Record::Snapshot { doc, kind, .. } => {
+                        docs.insert(doc, kind);
+                    }
+                    Record::Unknown => {}
+                }
+            }
+            if !page.more {
+                return docs;
+            }
+            after = Some(page.next);
+        }
+    }
+}
+
+/// Signs a change (its Automerge hash) for `doc_id` with `key`, as a device does.
+pub fn sign_with(key: &SigningKey, doc_id: &str, bytes: &[u8]) -> Vec<u8> {
+    let hash = automerge::Change::from_bytes(bytes.to_vec())
+        .expect("an Automerge change")
+        .hash();
+    key.sign(&quartier_protocol::signing::change_signing_payload(
+        doc_id,
+        hash.as_ref(),
+    ))
+    .to_bytes()
+    .to_vec()
+}
+
+/// A scratch store nobody syncs: a workbench to author changes that are then pushed by hand.
+pub fn workbench() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path().join("bench.db"), StoreOptions::default()).expect("open store");
+    (dir, store)
+}
+
+/// Copies a document from one store to another (device to device, out of band).
+pub fn copy_doc(from: &Store, to: &Store, doc_id: &str) {
+    let changes = from.document_changes(doc_id).expect("changes to copy");
+    to.apply_changes(&changes).expect("apply copied changes");
+}
+
+/// Hashes of a document's changes in a store (empty if the store does not have it).
+pub fn change_hashes(store: &Store, doc_id: &str) -> BTreeSet<automerge::ChangeHash> {
+    store
+        .document_changes(doc_id)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            automerge::Change::from_bytes(c.bytes.clone())
+                .expect("change")
+                .hash()
+        })
+        .collect()
+}
+
+/// Runs `f` on `store` and returns the bytes of the one change it made to `doc_id`.
+pub fn new_change<T>(store: &Store, doc_id: &str, f: impl FnOnce(&Store) -> T) -> (T, Vec<u8>) {
+    let before = change_hashes(store, doc_id);
+    let value = f(store);
+    let fresh: Vec<IncomingChange> = store
+        .document_changes(doc_id)
+        .expect("changes")
+        .into_iter()
+        .filter(|c| {
+            !before.contains(
+                &automerge::Change::from_bytes(c.bytes.clone())
+                    .expect("change")
+                    .hash(),
+            )
+        })
+        .collect();
+    assert_eq!(fresh.len(), 1, "expected exactly one new change of {doc_id}");
+    (value, fresh.into_iter().next().expect("one").bytes)
+}
+
+/// The document as Automerge, from a store's changes.
+pub fn automerge_doc(store: &Store, doc_id: &str) -> automerge::Automerge {
+    let mut doc = automerge::Automerge::new();
+    let changes = store
+        .document_changes(doc_id)
+        .expect("document")
+        .into_iter()
+        .map(|c| automerge::Change::from_bytes(c.bytes).expect("change"));
+    doc.apply_changes(changes).expect("apply");
+    doc
+}
+
+/// An item as a store holds it (any status, deleted included), read from its document.
+pub fn stored_item(store: &Store, id: ItemId) -> Option<Item> {
+    let doc_id = id.to_string();
+    store.document_changes(&doc_id).ok()?;
+    quartier_core::document::item_from_doc(&automerge_doc(store, &doc_id), &doc_id).ok()
+}
+
+/// Counts of `quartier-server admin stats` on a data folder (persons, devices, spaces, members,
+/// docs, log); readable while the server runs (SQLite WAL).
+pub fn admin_stats(data: &std::path::Path) -> BTreeMap<String, i64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_quartier-server"))
+        .args(["admin", "--data"])
+        .arg(data)
+        .arg("stats")
+        .env("QUARTIER_LOG", "warn")
+        .output()
+        .expect("run admin stats");
+    assert!(
+        out.status.success(),
+        "admin stats failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            Some((k.to_owned(), v.trim().parse().ok()?))
+        })
+        .collect()
 }
