@@ -5,7 +5,10 @@
 //! A response is applied in one transaction: the pages' records, the new cursors, the
 //! acknowledged outbox entries, the memberships and the purge of revoked spaces. An
 //! interruption therefore loses at most the page in flight, and applying the same response twice
-//! changes nothing the second time.
+//! changes nothing the second time. A response to a request built before the store's cursors or
+//! memberships moved (delivered late or twice, or racing another sync of the same store) is stale:
+//! only its acknowledgements are applied, so an old page can neither move a cursor back nor bring
+//! back a space purged since.
 
 use std::collections::BTreeSet;
 
@@ -20,17 +23,21 @@ use super::identity::sign_change;
 use crate::error::{Error, Result};
 use crate::store::{IncomingChange, Store};
 
-/// The outbox entries a request pushes, by their position in the request.
+/// What a request carried, to apply its response against: the outbox entries it pushes, by
+/// their position in the request, and the cursor it sent for each space.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PushedEntries(pub(crate) Vec<i64>);
+pub struct PushedEntries {
+    pub(crate) seqs: Vec<i64>,
+    pub(crate) cursors: Vec<SpaceCursor>,
+}
 
 impl PushedEntries {
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.seqs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.seqs.is_empty()
     }
 }
 
@@ -56,6 +63,9 @@ pub struct ExchangeOutcome {
     pub purged: Vec<String>,
     /// The server has more for at least one space.
     pub more: bool,
+    /// The response answered a request older than the store's cursors or memberships (delivered
+    /// late or twice): only its acknowledgements were applied.
+    pub stale: bool,
 }
 
 impl Store {
@@ -113,8 +123,9 @@ impl Store {
                 });
                 pushed.push(seq);
             }
+            let entries = PushedEntries { seqs: pushed, cursors: cursors.clone() };
             let request = SyncRequest { protocol: PROTOCOL_VERSION, cursors, push, budget_bytes };
-            Ok((request, PushedEntries(pushed)))
+            Ok((request, entries))
         })
     }
 
@@ -142,7 +153,7 @@ impl Store {
         self.write(|tx, touched| {
             let mut outcome = ExchangeOutcome { received: incoming.len(), ..Default::default() };
             for ack in &response.acks {
-                let Some(seq) = pushed.0.get(ack.index as usize) else { continue };
+                let Some(seq) = pushed.seqs.get(ack.index as usize) else { continue };
                 match &ack.outcome {
                     AckOutcome::Stored | AckOutcome::Duplicate => {
                         outcome.acknowledged += remove_outbox(tx, *seq)?;
@@ -159,6 +170,14 @@ impl Store {
                     }
                     AckOutcome::Deferred { .. } | AckOutcome::Unknown => outcome.deferred += 1,
                 }
+            }
+            // Acknowledgements hold whenever they arrive (outbox positions are never reused); the
+            // rest only if the store still stands where the request was built.
+            if is_stale(tx, pushed, response)? {
+                outcome.stale = true;
+                outcome.received = 0;
+                outcome.more = true;
+                return Ok(outcome);
             }
             let revoked: BTreeSet<String> = response.revoked.iter().map(|s| s.to_string()).collect();
             self.merge_decoded(tx, by_doc, touched)?;
@@ -196,6 +215,33 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Whether a space the response speaks of has moved since the request was built: its cursor
+/// changed, or it is no longer among the memberships (purged). Spaces the request did not carry
+/// are not judged.
+fn is_stale(conn: &Connection, pushed: &PushedEntries, response: &SyncResponse) -> Result<bool> {
+    let spaces = response
+        .pages
+        .iter()
+        .map(|p| p.space)
+        .chain(response.revoked.iter().copied());
+    for space in spaces {
+        let Some(sent) = pushed.cursors.iter().find(|c| c.space == space) else {
+            continue;
+        };
+        let now: Option<Option<String>> = conn
+            .prepare_cached(
+                "SELECT s.cursor FROM memberships m LEFT JOIN sync_spaces s ON s.space_id = m.space_id
+                 WHERE m.space_id = ?1",
+            )?
+            .query_row([space.to_string()], |r| r.get(0))
+            .optional()?;
+        if now.as_ref() != Some(&sent.after) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn remove_outbox(conn: &Connection, seq: i64) -> Result<usize> {
