@@ -59,7 +59,7 @@ mod tests {
             protocol: crate::PROTOCOL_VERSION,
             cursors: vec![SpaceCursor {
                 space: Uuid::from_u128(1),
-                after: 42,
+                after: Some("c:42".into()),
             }],
             push: vec![Record::Change {
                 space: Uuid::from_u128(1),
