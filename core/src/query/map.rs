@@ -159,8 +159,12 @@ fn in_box(
     f.visible_in(space, viewer)
         .kinds(kinds)
         .effective_status_in(&[Status::Published], at.unwrap_or_else(Utc::now));
+    // CROSS JOIN keeps the R*Tree as the outer loop: with a plain JOIN SQLite's planner (no
+    // statistics) walks every item of the space by index and probes the R*Tree for each, which
+    // is ~30 ms for a district-sized box and over 1 s for a sparse one at 100 000 items.
     let sql = format!(
-        "SELECT i.json, g.min_lat, g.min_lon FROM items_geo g JOIN items i ON i.id = g.id WHERE {}",
+        "SELECT i.json, g.min_lat, g.min_lon \
+         FROM items_geo g CROSS JOIN items i ON i.id = g.id WHERE {}",
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -1,0 +1,238 @@
+//! Whole-system sync figures against a real `quartier-server` process on loopback:
+//! initial sync of a 10 000-item space (wall time, requests, bytes on the wire, against the
+//! zstd-compressed JSON of the same content), one new change to a synced device, server ingest
+//! rate, and server memory with many spaces.
+//!
+//! `cargo build --release -p quartier-server && cargo run --release -p quartier-server --example sync_bench`
+//! Options: `--items N` (default 10000), `--spaces N --per-space M` (default 200 × 50).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use quartier_bench::{Generator, Mix};
+use quartier_core::model::{ItemKind, Role};
+use quartier_core::query::FeedQuery;
+use quartier_core::sync::SyncClient;
+use quartier_core::{Store, StoreOptions};
+
+type BoxError = Box<dyn std::error::Error>;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &std::path::Path) -> Result<Server, BoxError> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(|p| p.parent()).ok_or("no target dir")?;
+    let binary = dir.join("quartier-server");
+    let mut child = Command::new(&binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("QUARTIER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {}: {e} (build it with cargo build --release -p quartier-server)",
+                binary.display()
+            )
+        })?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let url = line.trim().rsplit(' ').next().ok_or("no url")?.to_owned();
+    Ok(Server { child, url })
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Stores live on a memory file system when there is one: generation is not what is measured.
+fn scratch() -> Result<tempfile::TempDir, BoxError> {
+    let shm = std::path::Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    })
+}
+
+async fn device(
+    url: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<(Store, SyncClient, quartier_core::model::PersonId), BoxError> {
+    let store = Store::open(dir.join(format!("{name}.db")), StoreOptions::default())?;
+    let client = SyncClient::new(url)?.with_limits(1024 * 1024, 1000);
+    let account = client.register(&store, Some(name)).await?;
+    Ok((store, client, account.person))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), BoxError> {
+    let items = arg("--items", 10_000);
+    let spaces = arg("--spaces", 200);
+    let per_space = arg("--per-space", 50);
+    let data = scratch()?;
+    let server = start_server(data.path())?;
+    let phones = scratch()?;
+    println!(
+        "server {} (pid {}), stores in {}",
+        server.url,
+        server.child.id(),
+        phones.path().display()
+    );
+
+    // A coordinator fills a space offline.
+    let (a, a_client, a_person) = device(&server.url, phones.path(), "a").await?;
+    let space = a.create_space(Generator::space_meta(), a_person)?.id;
+    a_client.create_space(&a, space).await?;
+    let mut gen = Generator::new(0x5eed, Mix::Mixed);
+    let mut parents = Vec::new();
+    let started = Instant::now();
+    for _ in 0..items {
+        let mut new = gen.next_item(space, &parents);
+        new.author = a_person;
+        let item = a.create_item(new)?;
+        if item.kind() != ItemKind::Comment {
+            parents.push(item.id);
+        }
+    }
+    println!(
+        "generated {items} items in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Ingest: the coordinator pushes everything.
+    let started = Instant::now();
+    let push = a_client.sync_now(&a, |_| {}).await?;
+    let ingest = started.elapsed();
+    println!(
+        "ingest: {} changes in {:.2} s = {:.0} changes/s, {} requests, {} KiB sent",
+        push.pushed,
+        ingest.as_secs_f64(),
+        push.pushed as f64 / ingest.as_secs_f64(),
+        push.rounds,
+        push.bytes_sent / 1024
+    );
+
+    // A new member's initial sync.
+    let expires = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let code = a_client
+        .create_invite(&a, space, Role::Resident, expires, 1)
+        .await?;
+    let (b, b_client, b_person) = device(&server.url, phones.path(), "b").await?;
+    b_client.redeem_invite(&b, &code).await?;
+    let started = Instant::now();
+    let initial = b_client.sync_now(&b, |_| {}).await?;
+    let wall = started.elapsed();
+    let mut feed = FeedQuery::new(space, quartier_core::model::Viewer::new(b_person, Role::Resident));
+    feed.limit = 1000;
+    let mut json = Vec::new();
+    let mut count = 0;
+    loop {
+        let page = b.feed(&feed)?;
+        for item in &page.items {
+            json.extend(serde_json::to_vec(item)?);
+            json.push(b'\n');
+            count += 1;
+        }
+        match page.next {
+            Some(next) => feed.after = Some(next),
+            None => break,
+        }
+    }
+    // Comments are not in the feed; count them through the documents instead.
+    let docs = b.document_ids()?.len();
+    let zstd_json = zstd::encode_all(json.as_slice(), 3)?.len() as u64;
+    let wire = initial.bytes_sent + initial.bytes_received;
+    let mib = initial.bytes_received as f64 / (1024.0 * 1024.0);
+    println!(
+        "initial sync: {docs} documents ({count} in the feed) in {:.2} s, {} requests, {:.2} MiB received, {} KiB sent",
+        wall.as_secs_f64(),
+        initial.rounds,
+        mib,
+        initial.bytes_sent / 1024
+    );
+    println!(
+        "  bytes on the wire {wire} vs zstd JSON of the feed items {zstd_json}: ratio {:.2} (JSON covers {count} of {docs} documents)",
+        wire as f64 / zstd_json as f64
+    );
+    println!(
+        "  requests per MiB page budget: {:.2}",
+        initial.rounds as f64 / mib.max(1.0)
+    );
+
+    // One new change to an already synced device.
+    let mut new = gen.next_item(space, &[]);
+    new.author = a_person;
+    a.create_item(new)?;
+    a_client.sync_now(&a, |_| {}).await?;
+    let one = b_client.sync_now(&b, |_| {}).await?;
+    println!(
+        "one new change: {} request(s), {} bytes sent + {} bytes received = {} bytes",
+        one.rounds,
+        one.bytes_sent,
+        one.bytes_received,
+        one.bytes_sent + one.bytes_received
+    );
+    let pushed_one = {
+        let mut new = gen.next_item(space, &[]);
+        new.author = a_person;
+        a.create_item(new)?;
+        a_client.sync_now(&a, |_| {}).await?
+    };
+    println!(
+        "pushing one change: {} request(s), {} bytes on the wire",
+        pushed_one.rounds,
+        pushed_one.bytes_sent + pushed_one.bytes_received
+    );
+
+    // Many spaces: server memory stays bounded by its document cache.
+    let before = rss_kib(server.child.id());
+    let (c, c_client, c_person) = device(&server.url, phones.path(), "c").await?;
+    let started = Instant::now();
+    for _ in 0..spaces {
+        let s = c.create_space(Generator::space_meta(), c_person)?.id;
+        c_client.create_space(&c, s).await?;
+        for _ in 0..per_space {
+            let mut new = gen.next_item(s, &[]);
+            new.author = c_person;
+            c.create_item(new)?;
+        }
+    }
+    let pushed = c_client.sync_now(&c, |_| {}).await?;
+    println!(
+        "{spaces} spaces × {per_space} items: pushed {} changes in {:.1} s (incl. generation); server RSS {} KiB before, {} KiB after",
+        pushed.pushed,
+        started.elapsed().as_secs_f64(),
+        before.unwrap_or(0),
+        rss_kib(server.child.id()).unwrap_or(0)
+    );
+    Ok(())
+}
