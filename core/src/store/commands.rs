@@ -4,9 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{documents, now, projection, Store};
-use crate::document::{
-    item_from_doc, item_to_json, space_from_doc, space_to_json, write_change, ChangeNote, DocKind,
-};
+use crate::document::{item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, DocKind};
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
 
@@ -260,9 +258,4 @@ fn require_item(conn: &Connection, item_id: &str) -> Result<()> {
         what: "item",
         id: item_id.to_owned(),
     })
-}
-
-/// Reads a space document back (used by merges and rebuilds).
-pub(crate) fn space_of(loaded: &LoadedDoc, doc_id: &str) -> Result<Space> {
-    space_from_doc(&loaded.doc, doc_id)
 }

@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use automerge::Change;
 use rusqlite::Connection;
 
-use super::commands::space_of;
 use super::documents::{self, LoadedDoc};
 use super::{projection, Store, Touched};
-use crate::document::{item_from_doc, DocKind};
+use crate::document::{item_from_doc, space_from_doc, DocKind};
 use crate::error::{Error, Result};
 
 use super::IncomingChange;
@@ -166,7 +165,7 @@ impl Store {
                     }
                 }
             }
-            DocKind::Space => match space_of(loaded, doc_id) {
+            DocKind::Space => match space_from_doc(&loaded.doc, doc_id) {
                 Ok(space) if space.id.to_string() == doc_id && space.meta.validate().is_ok() => {
                     tx.execute("UPDATE documents SET space_id = ?1 WHERE doc_id = ?1", [doc_id])?;
                     projection::project_space(tx, &space, super::now_ms())?;

@@ -27,6 +27,7 @@ pub use live::{LiveQuery, LiveResult, Subscription};
 pub(crate) use merge::decode_incoming;
 pub use merge::MergeReport;
 pub use migrations::SCHEMA_VERSION;
+pub(crate) use outbox::MAY_LEAVE_DEVICE;
 pub(crate) use purge::purge_space;
 pub use sync_types::{IncomingChange, OutgoingChange};
 

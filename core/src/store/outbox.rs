@@ -8,16 +8,20 @@ use super::{OutgoingChange, Store};
 use crate::document::DocKind;
 use crate::error::{Error, Result};
 
+/// Outbox rows (`o`) that may leave the device: not changes of drafts or author-only items
+/// (`i` is the items projection, left-joined on the document id). Every query that selects what
+/// to send uses this one condition.
+pub(crate) const MAY_LEAVE_DEVICE: &str =
+    "LEFT JOIN items i ON i.item_id = o.doc_id WHERE (i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only'))";
+
 impl Store {
     /// The oldest outbox entries that may leave the device, at most `limit`.
     pub fn pending_changes(&self, limit: usize) -> Result<Vec<OutgoingChange>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
-                 LEFT JOIN items i ON i.item_id = o.doc_id
-                 WHERE i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only')
-                 ORDER BY o.seq LIMIT ?1",
-            )?;
+                 {MAY_LEAVE_DEVICE} ORDER BY o.seq LIMIT ?1"
+            ))?;
             let rows = stmt.query_map(params![limit as i64], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,

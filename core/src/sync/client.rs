@@ -15,7 +15,7 @@ use super::account::{record_membership, save_account, Account};
 use super::exchange::ExchangeOutcome;
 use crate::error::{Error, Result};
 use crate::model::{PersonId, SpaceId};
-use crate::store::Store;
+use crate::store::{Store, MAY_LEAVE_DEVICE};
 
 /// Byte budget asked for per page: about a minute of a 2G link, small enough that a dropped
 /// link loses little.
@@ -118,24 +118,7 @@ impl SyncClient {
             return quartier_protocol::decode(&body, MAX_DECODED_BYTES)
                 .map_err(|e| Error::MalformedResponse(e.to_string()));
         }
-        let error: Option<ErrorBody> = quartier_protocol::decode(&body, 64 * 1024).ok();
-        let (code, message) = error
-            .as_ref()
-            .map(|e| (e.code.clone(), e.message.clone()))
-            .unwrap_or_else(|| ("unknown".into(), format!("HTTP {status}")));
-        Err(match (status, code.as_str()) {
-            (StatusCode::UNAUTHORIZED, _) => Error::Unauthorized,
-            (_, "revoked") => Error::DeviceRevoked,
-            (_, "protocol_version") => Error::ProtocolMismatch {
-                ours: PROTOCOL_VERSION,
-                theirs: error.map(|e| e.protocol_versions).unwrap_or_default(),
-            },
-            _ => Error::Server {
-                status: status.as_u16(),
-                code,
-                message,
-            },
-        })
+        Err(error_from(status, &body))
     }
 
     async fn account(store: &Store) -> Result<Account> {
@@ -275,21 +258,7 @@ impl SyncClient {
             return Ok(());
         }
         let body = response.bytes().await.unwrap_or_default();
-        let error: Option<ErrorBody> = quartier_protocol::decode(&body, 64 * 1024).ok();
-        Err(match (status, error) {
-            (StatusCode::UNAUTHORIZED, _) => Error::Unauthorized,
-            (_, Some(e)) if e.code == "revoked" => Error::DeviceRevoked,
-            (_, Some(e)) => Error::Server {
-                status: status.as_u16(),
-                code: e.code,
-                message: e.message,
-            },
-            (_, None) => Error::Server {
-                status: status.as_u16(),
-                code: "unknown".into(),
-                message: format!("HTTP {status}"),
-            },
-        })
+        Err(error_from(status, &body))
     }
 
     async fn remember(&self, store: &Store, membership: Membership) -> Result<Membership> {
@@ -368,13 +337,33 @@ impl Store {
     pub fn sync_outbox_len(&self) -> Result<usize> {
         self.read(|conn| {
             Ok(conn.query_row(
-                "SELECT count(*) FROM outbox o JOIN memberships m ON m.space_id = o.space_id
-                 LEFT JOIN items i ON i.item_id = o.doc_id
-                 WHERE i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only')",
+                &format!("SELECT count(*) FROM outbox o JOIN memberships m ON m.space_id = o.space_id {MAY_LEAVE_DEVICE}"),
                 [],
                 |r| r.get::<_, i64>(0),
             )? as usize)
         })
+    }
+}
+
+/// The typed error for a refused request, from its status and `ErrorBody` (if it has one).
+fn error_from(status: StatusCode, body: &[u8]) -> Error {
+    let error: Option<ErrorBody> = quartier_protocol::decode(body, 64 * 1024).ok();
+    let (code, message) = error
+        .as_ref()
+        .map(|e| (e.code.clone(), e.message.clone()))
+        .unwrap_or_else(|| ("unknown".into(), format!("HTTP {status}")));
+    match (status, code.as_str()) {
+        (StatusCode::UNAUTHORIZED, _) => Error::Unauthorized,
+        (_, "revoked") => Error::DeviceRevoked,
+        (_, "protocol_version") => Error::ProtocolMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: error.map(|e| e.protocol_versions).unwrap_or_default(),
+        },
+        _ => Error::Server {
+            status: status.as_u16(),
+            code,
+            message,
+        },
     }
 }
 

@@ -21,7 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::account::{load_account, record_membership};
 use super::identity::sign_change;
 use crate::error::{Error, Result};
-use crate::store::{IncomingChange, Store};
+use crate::store::{IncomingChange, Store, MAY_LEAVE_DEVICE};
 
 /// What a request carried, to apply its response against: the outbox entries it pushes, by
 /// their position in the request, and the cursor it sent for each space.
@@ -90,13 +90,11 @@ impl Store {
                 cursors.push(SpaceCursor { space, after });
             }
             // Only spaces the server knows this person in: anything else would be refused and lost.
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
-                 JOIN memberships m ON m.space_id = o.space_id
-                 LEFT JOIN items i ON i.item_id = o.doc_id
-                 WHERE i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only')
-                 ORDER BY o.seq LIMIT ?1",
-            )?;
+                 JOIN memberships m ON m.space_id = o.space_id {MAY_LEAVE_DEVICE}
+                 ORDER BY o.seq LIMIT ?1"
+            ))?;
             let rows = stmt.query_map([max_push as i64], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
