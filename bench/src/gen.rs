@@ -561,14 +561,11 @@ impl Generator {
             .map(|_| format!("{:016x}", self.rng.random::<u64>()))
             .collect();
         MediaRef {
-            hash,
-            mime_type: "image/jpeg".into(),
-            size: self.rng.random_range(40_000..3_000_000),
             alt_text: LocalizedText::single(
                 "de",
                 format!("Foto: {} in {}", ctx.topic.names[0], ctx.district.name),
             ),
-            caption: LocalizedText::new(),
+            ..MediaRef::new(hash, "image/jpeg", self.rng.random_range(40_000..3_000_000))
         }
     }
 

@@ -110,6 +110,27 @@ pub enum Error {
     #[error("sync cancelled")]
     Cancelled,
 
+    /// A media file of a kind the store does not take, or whose content could not be
+    /// recognised; `mime_type` is what was sniffed from the content (`unknown` if nothing).
+    #[error("unsupported media ({mime_type}): {reason}")]
+    UnsupportedMedia { mime_type: String, reason: String },
+
+    /// A media file whose content claims a known type but does not decode (truncated, damaged).
+    #[error("malformed {mime_type}: {reason}")]
+    MalformedMedia { mime_type: String, reason: String },
+
+    /// A media file over a size limit of the store (bytes or pixels).
+    #[error("media too large: {reason}")]
+    MediaTooLarge { reason: String },
+
+    /// A downloaded media file whose content does not have the hash it was fetched for.
+    #[error("media content does not match its hash: expected {expected}, got {actual}")]
+    MediaHashMismatch { expected: String, actual: String },
+
+    /// A file-system failure in the media folder; `op` says what was being done.
+    #[error("media file error while {op}: {reason}")]
+    MediaIo { op: &'static str, reason: String },
+
     /// An Automerge operation failed on a document held by this store.
     #[error("document error in {doc}: {reason}")]
     Document { doc: String, reason: String },
@@ -133,6 +154,17 @@ impl Error {
         Error::Invalid {
             field,
             reason: reason.into(),
+        }
+    }
+
+    /// A file-system error in the media folder; a full disk is [`Error::StorageFull`].
+    pub(crate) fn media_io(op: &'static str, error: std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Error::StorageFull,
+            _ => Error::MediaIo {
+                op,
+                reason: error.to_string(),
+            },
         }
     }
 

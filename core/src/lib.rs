@@ -14,11 +14,13 @@
 //! - [`search`]: text folding and search-query parsing, pure functions;
 //! - [`document`]: model ↔ Automerge;
 //! - [`store`]: SQLite persistence, writes, merges, live queries;
+//! - [`media`]: the content-addressed media store: import, image processing, eviction;
 //! - [`query`]: the read side, on projections only;
 //! - [`sync`]: sync with a server: device key, sans-IO exchange, HTTP client, background task.
 
 pub mod document;
 pub mod error;
+pub mod media;
 pub mod model;
 pub mod query;
 pub mod schedule;

@@ -57,6 +57,11 @@ const ADDED_BY: &[Added] = &[
         tables: &["account", "memberships", "sync_spaces"],
         columns: &[("device", "signing_key")],
     },
+    Added {
+        version: 5,
+        tables: &["media", "media_settings"],
+        columns: &[],
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -34,10 +34,16 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/004_sync.sql"),
         rebuilds_projections: false,
     },
+    Migration {
+        version: 5,
+        sql: include_str!("migrations/005_media.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 006. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
-/// The schema version this core writes.
-pub const SCHEMA_VERSION: i64 = 4;
+/// The schema version this core writes: the last migration's.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// What a migration run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -1,0 +1,156 @@
+//! The media folder next to the database: `<db>.media/<hash>` holds content, `<db>.media/tmp/`
+//! files being written or downloaded. Files are written atomically: temporary file, fsync,
+//! rename into place, fsync of the folder, so a crash leaves either the whole file or none.
+//! Touches the file system only.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+
+/// The folder of media files of the store at `db`.
+pub(crate) fn media_dir(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".media");
+    PathBuf::from(name)
+}
+
+/// The folder for files not yet in place; inside the media folder, hence on its file system,
+/// so that a rename moves a finished file in.
+pub(crate) fn temp_dir(db: &Path) -> PathBuf {
+    media_dir(db).join("tmp")
+}
+
+/// A fully written and synced file in the temporary folder, with its BLAKE3 hash and size.
+/// Removed when dropped unless it was placed.
+pub(crate) struct Staged {
+    file: NamedTempFile,
+    pub hash: String,
+    pub size: u64,
+}
+
+impl Staged {
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Moves the file to `<dir>/<hash>`. Returns whether it was newly placed: `false` when
+    /// the same content was already there (then the temporary copy is dropped).
+    pub fn place(self, dir: &Path) -> Result<bool> {
+        let target = dir.join(&self.hash);
+        if target.exists() {
+            return Ok(false);
+        }
+        self.file
+            .persist(&target)
+            .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+        sync_dir(dir)?;
+        Ok(true)
+    }
+}
+
+/// Writes `bytes` to a new synced temporary file in `tmp`.
+pub(crate) fn stage_bytes(tmp: &Path, bytes: &[u8]) -> Result<Staged> {
+    stage_reader(tmp, bytes, u64::MAX)
+}
+
+/// Copies `reader` to a new synced temporary file in `tmp`, hashing on the way; more than
+/// `limit` bytes is [`Error::MediaTooLarge`] and leaves nothing behind.
+pub(crate) fn stage_reader(tmp: &Path, reader: impl Read, limit: u64) -> Result<Staged> {
+    fs::create_dir_all(tmp).map_err(|e| Error::media_io("creating the media folder", e))?;
+    let mut file =
+        NamedTempFile::new_in(tmp).map_err(|e| Error::media_io("creating a temporary media file", e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut limited = reader.take(limit.saturating_add(1));
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match limited.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::media_io("reading the media to import", e)),
+        };
+        size += n as u64;
+        if size > limit {
+            return Err(too_large(size, limit));
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n])
+            .map_err(|e| Error::media_io("writing a media file", e))?;
+    }
+    file.as_file()
+        .sync_all()
+        .map_err(|e| Error::media_io("syncing a media file", e))?;
+    Ok(Staged {
+        file,
+        hash: hasher.finalize().to_hex().to_string(),
+        size,
+    })
+}
+
+/// Moves a file that was written elsewhere (a finished download) to `<dir>/<hash>`, after
+/// syncing it. Copies when a rename is impossible (another file system). Returns whether it
+/// was newly placed; an already present copy wins and `file` is removed.
+pub(crate) fn place_external(file: &Path, dir: &Path, tmp: &Path, hash: &str) -> Result<bool> {
+    let target = dir.join(hash);
+    if target.exists() {
+        remove_quietly(file);
+        return Ok(false);
+    }
+    File::open(file)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::media_io("syncing a downloaded media file", e))?;
+    match fs::rename(file, &target) {
+        Ok(()) => {
+            sync_dir(dir)?;
+            Ok(true)
+        }
+        Err(_) => {
+            let source =
+                File::open(file).map_err(|e| Error::media_io("opening a downloaded media file", e))?;
+            let staged = stage_reader(tmp, source, u64::MAX)?;
+            let placed = staged.place(dir)?;
+            remove_quietly(file);
+            Ok(placed)
+        }
+    }
+}
+
+/// BLAKE3 hash (hex) and size of a file, streamed.
+pub(crate) fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut file = File::open(path).map_err(|e| Error::media_io("opening a downloaded media file", e))?;
+    let mut hasher = blake3::Hasher::new();
+    let size = io::copy(&mut file, &mut hasher).map_err(|e| Error::media_io("reading a media file", e))?;
+    Ok((hasher.finalize().to_hex().to_string(), size))
+}
+
+/// Removes a file; a missing file is fine, other failures are logged (the row already says
+/// the bytes are gone, so the worst case is a stray file).
+pub(crate) fn remove_quietly(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a media file");
+        }
+    }
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::media_io("syncing the media folder", e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+pub(crate) fn too_large(size: u64, limit: u64) -> Error {
+    Error::MediaTooLarge {
+        reason: format!("more than {limit} bytes (read {size}), the import limit"),
+    }
+}
