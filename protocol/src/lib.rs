@@ -7,10 +7,12 @@
 //! - [`messages`]: requests and responses, plain serde types;
 //! - [`wire`]: their encoding on the wire (CBOR, zstd-compressed) with size limits and typed
 //!   errors for anything malformed;
-//! - [`signing`]: what a device signs for each change it pushes.
+//! - [`signing`]: what a device signs for each change it pushes;
+//! - [`blobs`]: media transfer (announce, chunk, download), `docs/blobs.md`.
 //!
 //! Nothing here does I/O.
 
+pub mod blobs;
 pub mod messages;
 pub mod signing;
 pub mod wire;

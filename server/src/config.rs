@@ -17,6 +17,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Documents kept in memory for permission checks (LRU).
     pub doc_cache: usize,
+    /// Largest blob (media file) accepted, in bytes.
+    pub max_blob_bytes: u64,
+    /// Blob bytes one space may hold (uploads under way included).
+    pub space_quota_bytes: u64,
 }
 
 impl Default for Config {
@@ -26,6 +30,8 @@ impl Default for Config {
             data_dir: PathBuf::from("quartier-data"),
             max_body_bytes: 8 * 1024 * 1024,
             doc_cache: 2_000,
+            max_blob_bytes: 200 * 1024 * 1024,
+            space_quota_bytes: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -38,6 +44,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
     pub doc_cache: Option<usize>,
+    pub max_blob_bytes: Option<u64>,
+    pub space_quota_bytes: Option<u64>,
 }
 
 impl FileConfig {
@@ -60,6 +68,12 @@ impl FileConfig {
         }
         if let Some(v) = self.doc_cache {
             base.doc_cache = v;
+        }
+        if let Some(v) = self.max_blob_bytes {
+            base.max_blob_bytes = v;
+        }
+        if let Some(v) = self.space_quota_bytes {
+            base.space_quota_bytes = v;
         }
         base
     }

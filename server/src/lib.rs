@@ -8,8 +8,10 @@
 //! - `storage`: the database (accounts, spaces, the change log);
 //! - `documents`: documents in memory (LRU) for permission checks and snapshots;
 //! - `sync`: push checks and pull paging, under the core's permission table;
+//! - `blobs`: media files (chunked uploads, ranged downloads, quotas, who may fetch what);
 //! - `http`: routes and wire-format bodies.
 
+pub mod blobs;
 pub mod config;
 pub mod documents;
 pub mod error;
@@ -30,7 +32,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let db = storage::Db::open(&config.data_dir)?;
+    let blob_store = blobs::fs::FsBlobStore::open(&config.data_dir.join("blobs"))
+        .map_err(|e| ServerError::Startup(format!("blob folder: {e}")))?;
     let state = Arc::new(state::AppState {
+        blobs: blobs::Blobs::new(
+            Arc::new(blob_store),
+            blobs::BlobLimits {
+                max_blob_bytes: config.max_blob_bytes,
+                space_quota_bytes: config.space_quota_bytes,
+            },
+        ),
         docs: documents::DocCache::new(config.doc_cache),
         db,
         config: config.clone(),

@@ -25,6 +25,12 @@ enum Command {
         /// Folder for the database.
         #[arg(long, env = "QUARTIER_DATA")]
         data: Option<PathBuf>,
+        /// Largest blob (media file) accepted, in bytes.
+        #[arg(long, env = "QUARTIER_MAX_BLOB_BYTES")]
+        max_blob_bytes: Option<u64>,
+        /// Blob bytes one space may hold.
+        #[arg(long, env = "QUARTIER_SPACE_QUOTA_BYTES")]
+        space_quota_bytes: Option<u64>,
     },
     /// Administrative tasks on the data folder.
     Admin {
@@ -64,7 +70,18 @@ fn run(cli: Cli) -> Result<(), quartier_server::ServerError> {
         config = FileConfig::read(path)?.apply(config);
     }
     match cli.command {
-        Command::Serve { listen, data } => {
+        Command::Serve {
+            listen,
+            data,
+            max_blob_bytes,
+            space_quota_bytes,
+        } => {
+            if let Some(v) = max_blob_bytes {
+                config.max_blob_bytes = v;
+            }
+            if let Some(v) = space_quota_bytes {
+                config.space_quota_bytes = v;
+            }
             if let Some(listen) = listen {
                 config.listen = listen;
             }

@@ -1,5 +1,6 @@
 //! What every request handler shares.
 
+use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::documents::DocCache;
 use crate::storage::Db;
@@ -8,4 +9,5 @@ pub struct AppState {
     pub config: Config,
     pub db: Db,
     pub docs: DocCache,
+    pub blobs: Blobs,
 }

@@ -346,7 +346,7 @@ impl Store {
 }
 
 /// The typed error for a refused request, from its status and `ErrorBody` (if it has one).
-fn error_from(status: StatusCode, body: &[u8]) -> Error {
+pub(super) fn error_from(status: StatusCode, body: &[u8]) -> Error {
     let error: Option<ErrorBody> = quartier_protocol::decode(body, 64 * 1024).ok();
     let (code, message) = error
         .as_ref()
@@ -368,7 +368,7 @@ fn error_from(status: StatusCode, body: &[u8]) -> Error {
 }
 
 /// Runs store work on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     store: &Store,
     f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
 ) -> Result<T> {

@@ -5,15 +5,21 @@
 //! - `exchange`: sans-IO — the store's state into a request, a response into the store, one
 //!   transaction per response;
 //! - `client`: HTTP (reqwest, rustls) around the exchange;
-//! - `background`: periodic sync with exponential backoff and jitter.
+//! - `background`: periodic sync with exponential backoff and jitter;
+//! - `transfer`: the media transfer queue (chunked, resumable uploads and downloads by priority).
 
 mod account;
 mod background;
 mod client;
 mod exchange;
 pub(crate) mod identity;
+mod transfer;
 
 pub use account::{Account, SpaceMembership, SpaceSyncStatus};
 pub use background::{BackgroundSync, BackoffPolicy, SyncEvent};
 pub use client::{SyncClient, SyncProgress, SyncReport, DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH};
 pub use exchange::{ExchangeOutcome, PushedEntries, RejectedChange};
+pub use transfer::{
+    Transfer, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
+    TransferTraffic,
+};

@@ -3,6 +3,7 @@
 //! threads.
 
 mod auth;
+mod blobs;
 mod body;
 mod devices;
 mod spaces;
@@ -33,6 +34,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(spaces::set_role).delete(spaces::remove),
         )
         .route("/v1/sync", post(sync::sync))
+        .route("/v1/spaces/{space}/blobs", post(blobs::announce))
+        .route("/v1/blobs/{hash}/chunks/{index}", put(blobs::put_chunk))
+        .route("/v1/blobs/{hash}/complete", post(blobs::complete))
+        .route("/v1/blobs/{hash}", get(blobs::download))
         // Every refusal carries an `ErrorBody`, unknown routes and methods included.
         .fallback(|| async { crate::error::ServerError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {

@@ -16,7 +16,7 @@ use rusqlite::Connection;
 
 use crate::error::ServerError;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The database.
 pub struct Db {
@@ -37,7 +37,14 @@ impl Db {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version == 0 {
             conn.execute_batch(include_str!("schema.sql"))?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            conn.pragma_update(None, "user_version", 1)?;
+        }
+        if version <= 1 {
+            // Version 2: blobs (media), `002_blobs.sql`.
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(include_str!("002_blobs.sql"))?;
+            tx.pragma_update(None, "user_version", 2)?;
+            tx.commit()?;
         } else if version > SCHEMA_VERSION {
             return Err(ServerError::Startup(format!(
                 "database schema {version} is newer than this server ({SCHEMA_VERSION})"

@@ -185,7 +185,9 @@ fn store_change(
         });
     }
     let doc_id = doc.to_string();
-    let (meta, reveal) = match kind {
+    // Blobs the document references now (items only; a deleted item references none), so a
+    // blob download can be checked against the items that use it (`blobs::index::may_fetch`).
+    let (meta, reveal, blob_refs) = match kind {
         DocKind::Space => {
             if role != Role::Coordinator {
                 return Err(reject(
@@ -210,6 +212,7 @@ fn store_change(
                     audience: None,
                 },
                 false,
+                None,
             )
         }
         DocKind::Item => {
@@ -231,11 +234,25 @@ fn store_change(
                     audience: Some(new.content.audience.as_str().into()),
                 },
                 reveal,
+                Some(if new.content.status == Status::Deleted {
+                    Vec::new()
+                } else {
+                    new.content
+                        .media
+                        .iter()
+                        .flat_map(|m| m.hashes())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                }),
             )
         }
     };
     let seq = log::append_change(conn, doc, &meta, hash.as_ref(), bytes, device, &signature, reveal)
         .map_err(internal)?;
+    if let Some(hashes) = &blob_refs {
+        crate::blobs::index::set_refs(conn, doc, hashes.iter().map(String::as_str))
+            .map_err(|e| reject(RejectCode::Other, e.to_string()))?;
+    }
     docs.stored(conn, doc, after, seq).map_err(internal)?;
     Ok(AckOutcome::Stored)
 }

@@ -2,6 +2,8 @@
 //! temporary folders) that register with it.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,10 +28,16 @@ impl Server {
 
     /// Starts on a fresh port with an existing data folder (for restarts).
     pub fn start_in(data: TempDir) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    /// Starts with extra environment variables (settings such as `QUARTIER_SPACE_QUOTA_BYTES`).
+    pub fn start_with(data: TempDir, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quartier-server"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
             .env("QUARTIER_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,827 @@
+//! Blobs against a real `quartier-server` process (`docs/blobs.md`): uploads in chunks verified
+//! by BLAKE3, ranged downloads, quotas and size limits, malformed requests, who may fetch what,
+//! and the core's transfer queue resuming through a proxy that cuts connections at random byte
+//! offsets. Randomness is seeded; the seed is printed, `QUARTIER_FAULT_SEED=<n>` replays a run.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::proxy::Proxy;
+use common::*;
+use quartier_core::media::ImportOptions;
+use quartier_core::model::*;
+use quartier_core::sync::{
+    SyncClient, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
+};
+use quartier_protocol::blobs::{AnnounceBlob, UploadState, BLOB_CHUNK_BYTES};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use reqwest::Method;
+
+const CHUNK: usize = BLOB_CHUNK_BYTES as usize;
+
+fn seed(test: &str) -> u64 {
+    let seed = std::env::var("QUARTIER_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        });
+    eprintln!("{test}: seed {seed} (replay with QUARTIER_FAULT_SEED={seed})");
+    seed
+}
+
+fn random_bytes(rng: &mut StdRng, n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
+fn hash_of(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+fn token_of(device: &Device) -> String {
+    device
+        .store
+        .account()
+        .expect("account")
+        .expect("registered")
+        .token()
+        .to_owned()
+}
+
+async fn announce(url: &str, token: &str, space: SpaceId, hash: &str, size: u64) -> RawAnswer {
+    post_msg(
+        url,
+        &format!("/v1/spaces/{space}/blobs"),
+        Some(token),
+        &AnnounceBlob {
+            hash: hash.into(),
+            size,
+            mime_type: "image/jpeg".into(),
+            chunk_size: BLOB_CHUNK_BYTES,
+        },
+    )
+    .await
+}
+
+async fn put_chunk(url: &str, token: &str, hash: &str, index: &str, bytes: Vec<u8>) -> RawAnswer {
+    send_raw(
+        &http(),
+        Method::PUT,
+        &format!("{url}/v1/blobs/{hash}/chunks/{index}"),
+        Some(&format!("Bearer {token}")),
+        bytes,
+    )
+    .await
+}
+
+async fn complete(url: &str, token: &str, hash: &str) -> RawAnswer {
+    post_raw(url, &format!("/v1/blobs/{hash}/complete"), Some(token), vec![]).await
+}
+
+/// A download: status, `Content-Range` and body.
+async fn get(url: &str, token: &str, hash: &str, range: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+    let mut request = http().get(format!("{url}/v1/blobs/{hash}")).bearer_auth(token);
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let content_range = response
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (
+        status,
+        content_range,
+        response.bytes().await.expect("body").to_vec(),
+    )
+}
+
+/// Announces, sends every chunk and completes; panics on any refusal.
+async fn upload(url: &str, token: &str, space: SpaceId, bytes: &[u8]) -> String {
+    let hash = hash_of(bytes);
+    let answer = announce(url, token, space, &hash, bytes.len() as u64).await;
+    assert_eq!(answer.status, 200, "announce: {:?}", answer.error_body());
+    for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+        let answer = put_chunk(url, token, &hash, &i.to_string(), chunk.to_vec()).await;
+        assert_eq!(answer.status, 200, "chunk {i}: {:?}", answer.error_body());
+    }
+    let answer = complete(url, token, &hash).await;
+    assert_eq!(answer.status, 200, "complete: {:?}", answer.error_body());
+    assert!(answer.decode::<UploadState>().complete);
+    hash
+}
+
+/// Asserts a refusal: status, code, and a message that says something.
+fn refused(answer: &RawAnswer, status: u16, code: &str) -> String {
+    let body = answer.error_body().unwrap_or_else(|| {
+        panic!(
+            "HTTP {} without an ErrorBody (expected {status} {code})",
+            answer.status
+        )
+    });
+    assert_eq!(
+        (answer.status, body.code.as_str()),
+        (status, code),
+        "{}",
+        body.message
+    );
+    assert!(!body.message.trim().is_empty(), "{code} without a message");
+    body.message
+}
+
+fn post_with_media(
+    device: &Device,
+    space: SpaceId,
+    title: &str,
+    audience: Audience,
+    media: Vec<MediaRef>,
+) -> Item {
+    let content = ItemContent {
+        audience,
+        media,
+        ..ItemContent::new(
+            LocalizedText::single("de", title),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        )
+    };
+    device
+        .store
+        .create_item(NewItem::new(space, device.person, content))
+        .expect("create post")
+}
+
+async fn sync_clean(device: &Device) {
+    let report = device.sync().await;
+    assert!(report.rejected.is_empty(), "refused: {:?}", report.rejected);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_in_any_order_download_byte_identical_whole_and_by_range() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let token = token_of(&coordinator);
+    let mut rng = StdRng::seed_from_u64(seed("upload_download"));
+    let bytes = random_bytes(&mut rng, 2 * CHUNK + 123_457);
+    let hash = hash_of(&bytes);
+
+    let answer = announce(url, &token, space, &hash, bytes.len() as u64).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.error_body());
+    let state: UploadState = answer.decode();
+    assert_eq!((state.received.len(), state.complete), (0, false));
+    // Out of order, and chunk 1 twice (idempotent).
+    for i in [2usize, 1, 0, 1] {
+        let chunk = bytes.chunks(CHUNK).nth(i).expect("chunk").to_vec();
+        let answer = put_chunk(url, &token, &hash, &i.to_string(), chunk).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.error_body());
+    }
+    let state: UploadState = announce(url, &token, space, &hash, bytes.len() as u64)
+        .await
+        .decode();
+    assert_eq!(
+        state.received,
+        vec![0, 1, 2],
+        "a resumed upload learns what is there"
+    );
+    let answer = complete(url, &token, &hash).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.error_body());
+    assert!(answer.decode::<UploadState>().complete);
+
+    let (status, _, whole) = get(url, &token, &hash, None).await;
+    assert_eq!(status, 200);
+    assert!(whole == bytes, "the download is byte-identical");
+    let (status, content_range, part) = get(url, &token, &hash, Some("bytes=300000-400000")).await;
+    assert_eq!(status, 206);
+    assert_eq!(
+        content_range.as_deref(),
+        Some(format!("bytes 300000-400000/{}", bytes.len()).as_str())
+    );
+    assert!(part == bytes[300_000..=400_000]);
+    let (status, _, tail) = get(url, &token, &hash, Some("bytes=-1000")).await;
+    assert_eq!(status, 206);
+    assert!(tail == bytes[bytes.len() - 1000..]);
+    let (status, _, rest) = get(url, &token, &hash, Some(&format!("bytes={}-", CHUNK + 5))).await;
+    assert_eq!(status, 206);
+    assert!(rest == bytes[CHUNK + 5..]);
+    let (status, content_range, _) = get(url, &token, &hash, Some(&format!("bytes={}-", bytes.len()))).await;
+    assert_eq!(status, 416);
+    assert_eq!(content_range, Some(format!("bytes */{}", bytes.len())));
+
+    // Announcing a stored blob again: nothing to send. A chunk sent anyway changes nothing.
+    let state: UploadState = announce(url, &token, space, &hash, bytes.len() as u64)
+        .await
+        .decode();
+    assert!(state.complete);
+    let answer = put_chunk(url, &token, &hash, "0", vec![0u8; CHUNK]).await;
+    assert_eq!(answer.status, 200);
+    let (_, _, again) = get(url, &token, &hash, None).await;
+    assert!(again == bytes, "a stored blob cannot be overwritten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_whose_bytes_do_not_match_its_hash_is_rejected_and_discarded() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let token = token_of(&coordinator);
+    let mut rng = StdRng::seed_from_u64(seed("mismatch"));
+    let genuine = random_bytes(&mut rng, CHUNK + 1000);
+    let mut forged = genuine.clone();
+    let at = rng.random_range(0..forged.len());
+    forged[at] ^= 0x01;
+    let hash = hash_of(&genuine);
+
+    let answer = announce(url, &token, space, &hash, genuine.len() as u64).await;
+    assert_eq!(answer.status, 200);
+    for (i, chunk) in forged.chunks(CHUNK).enumerate() {
+        assert_eq!(
+            put_chunk(url, &token, &hash, &i.to_string(), chunk.to_vec())
+                .await
+                .status,
+            200
+        );
+    }
+    let message = refused(&complete(url, &token, &hash).await, 422, "hash_mismatch");
+    assert!(message.contains("BLAKE3"), "{message}");
+    let (status, _, _) = get(url, &token, &hash, None).await;
+    assert_eq!(status, 404, "nothing was stored");
+    // The partial data is gone: a new upload starts from nothing, and then succeeds.
+    let state: UploadState = announce(url, &token, space, &hash, genuine.len() as u64)
+        .await
+        .decode();
+    assert!(state.received.is_empty() && !state.complete);
+    for (i, chunk) in genuine.chunks(CHUNK).enumerate() {
+        assert_eq!(
+            put_chunk(url, &token, &hash, &i.to_string(), chunk.to_vec())
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(complete(url, &token, &hash).await.status, 200);
+    let (status, _, body) = get(url, &token, &hash, None).await;
+    assert!(status == 200 && body == genuine);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_limits_and_space_quotas_refuse_with_clear_errors() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_with(
+        data,
+        &[
+            ("QUARTIER_MAX_BLOB_BYTES", "600000"),
+            ("QUARTIER_SPACE_QUOTA_BYTES", "1000000"),
+        ],
+    );
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let token = token_of(&coordinator);
+    let mut rng = StdRng::seed_from_u64(seed("quota"));
+
+    let message = refused(
+        &announce(url, &token, space, &hash_of(b"big"), 600_001).await,
+        413,
+        "too_large",
+    );
+    assert!(message.contains("600000"), "{message}");
+    let first = random_bytes(&mut rng, 500_000);
+    let first_hash = upload(url, &token, space, &first).await;
+    // Pending uploads count too: this one reserves 400 000 of the remaining 500 000.
+    let pending = random_bytes(&mut rng, 400_000);
+    assert_eq!(
+        announce(url, &token, space, &hash_of(&pending), 400_000)
+            .await
+            .status,
+        200
+    );
+    let message = refused(
+        &announce(url, &token, space, &hash_of(b"third"), 100_001).await,
+        413,
+        "quota_exceeded",
+    );
+    assert!(
+        message.contains("1000000") && message.contains("900000"),
+        "{message}"
+    );
+    // The same blob again is not charged twice.
+    let state: UploadState = announce(url, &token, space, &first_hash, 500_000).await.decode();
+    assert!(state.complete);
+    // Another space has its own quota.
+    let other = coordinator
+        .store
+        .create_space(space_meta("Ehrenfeld"), coordinator.person)
+        .expect("space")
+        .id;
+    coordinator
+        .client
+        .create_space(&coordinator.store, other)
+        .await
+        .expect("register space");
+    assert_eq!(
+        announce(url, &token, other, &hash_of(b"third"), 100_001)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_forbidden_blob_requests_get_4xx_with_a_message() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let outsider = Device::register(url, "Fremd").await;
+    let token = token_of(&coordinator);
+    let bytes = vec![7u8; CHUNK + 10];
+    let hash = hash_of(&bytes);
+
+    // Announcements.
+    refused(&announce(url, &token, space, "ABC", 10).await, 400, "bad_request");
+    refused(
+        &announce(url, &token_of(&outsider), space, &hash, 10).await,
+        403,
+        "forbidden",
+    );
+    let odd_chunks = AnnounceBlob {
+        hash: hash.clone(),
+        size: 10,
+        mime_type: "image/jpeg".into(),
+        chunk_size: 1000,
+    };
+    let path = format!("/v1/spaces/{space}/blobs");
+    refused(
+        &post_msg(url, &path, Some(&token), &odd_chunks).await,
+        400,
+        "bad_request",
+    );
+    let bad_mime = AnnounceBlob {
+        mime_type: "jpeg".into(),
+        chunk_size: BLOB_CHUNK_BYTES,
+        ..odd_chunks
+    };
+    refused(
+        &post_msg(url, &path, Some(&token), &bad_mime).await,
+        400,
+        "bad_request",
+    );
+    refused(
+        &post_raw(url, &path, Some(&token), b"not cbor".to_vec()).await,
+        400,
+        "malformed",
+    );
+    let unauthenticated = post_msg(url, &path, None, &bad_mime).await;
+    assert_eq!(unauthenticated.status, 401);
+
+    // Chunks.
+    refused(
+        &put_chunk(url, &token, &hash, "0", vec![1; 10]).await,
+        404,
+        "unknown_upload",
+    );
+    assert_eq!(
+        announce(url, &token, space, &hash, bytes.len() as u64)
+            .await
+            .status,
+        200
+    );
+    refused(
+        &put_chunk(url, &token, &hash, "x", vec![1; 10]).await,
+        400,
+        "bad_request",
+    );
+    refused(
+        &put_chunk(url, &token, &hash, "-1", vec![1; 10]).await,
+        400,
+        "bad_request",
+    );
+    refused(
+        &put_chunk(url, &token, "nothex", "0", vec![1; 10]).await,
+        400,
+        "bad_request",
+    );
+    let message = refused(
+        &put_chunk(url, &token, &hash, "2", vec![1; 10]).await,
+        400,
+        "bad_chunk",
+    );
+    assert!(message.contains("2 chunks"), "{message}");
+    let message = refused(
+        &put_chunk(url, &token, &hash, "1", vec![1; 9]).await,
+        400,
+        "bad_chunk",
+    );
+    assert!(message.contains("10 bytes"), "{message}");
+    refused(
+        &put_chunk(url, &token, &hash, "0", vec![1; CHUNK - 1]).await,
+        400,
+        "bad_chunk",
+    );
+    refused(
+        &put_chunk(url, &token, &hash, "0", vec![1; CHUNK + 1]).await,
+        400,
+        "bad_chunk",
+    );
+    refused(
+        &put_chunk(url, &token, &hash, "0", vec![1; 3 * CHUNK]).await,
+        400,
+        "bad_request",
+    );
+    // Someone who did not announce it may not add chunks to it.
+    refused(
+        &put_chunk(url, &token_of(&outsider), &hash, "1", bytes[CHUNK..].to_vec()).await,
+        404,
+        "unknown_upload",
+    );
+    assert_eq!(
+        put_chunk(url, &token, &hash, "1", bytes[CHUNK..].to_vec())
+            .await
+            .status,
+        200
+    );
+    let message = refused(&complete(url, &token, &hash).await, 409, "missing_chunks");
+    assert!(message.contains('0'), "{message}");
+    refused(
+        &complete(url, &token, &hash_of(b"never")).await,
+        404,
+        "unknown_upload",
+    );
+
+    // Downloads.
+    assert_eq!(
+        put_chunk(url, &token, &hash, "0", bytes[..CHUNK].to_vec())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(complete(url, &token, &hash).await.status, 200);
+    for range in ["bytes=5-1", "items=0-1", "bytes=0-1,5-6", "bytes=a-", "bytes=-"] {
+        let answer = send_raw(
+            &http(),
+            Method::GET,
+            &format!("{url}/v1/blobs/{hash}"),
+            None,
+            vec![],
+        )
+        .await;
+        assert_eq!(answer.status, 401);
+        let response = http()
+            .get(format!("{url}/v1/blobs/{hash}"))
+            .bearer_auth(&token)
+            .header("range", range)
+            .send()
+            .await
+            .expect("answer");
+        let status = response.status().as_u16();
+        let body = response.bytes().await.expect("body").to_vec();
+        refused(&RawAnswer { status, body }, 400, "bad_request");
+    }
+    let (status, _, _) = get(url, &token, "0123", None).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_device_fetches_a_blob_referenced_only_by_items_it_may_not_see() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let caseworker = join(url, &coordinator, space, Role::Caseworker, "Beratung").await;
+    let resident = join(url, &coordinator, space, Role::Resident, "Nachbarin").await;
+    let outsider = Device::register(url, "Fremd").await;
+    for d in [&coordinator, &caseworker, &resident] {
+        sync_clean(d).await;
+    }
+    let mut rng = StdRng::seed_from_u64(seed("blob_permissions"));
+    let secret = random_bytes(&mut rng, 40_000);
+    let public = random_bytes(&mut rng, 50_000);
+    let loose = random_bytes(&mut rng, 30_000);
+    let secret_hash = upload(url, &token_of(&caseworker), space, &secret).await;
+    let public_hash = upload(url, &token_of(&coordinator), space, &public).await;
+    let loose_hash = upload(url, &token_of(&coordinator), space, &loose).await;
+    let case = post_with_media(
+        &caseworker,
+        space,
+        "Fallnotiz",
+        Audience::Caseworkers,
+        vec![MediaRef::new(&secret_hash, "image/jpeg", 40_000)],
+    );
+    sync_clean(&caseworker).await;
+    let news = post_with_media(
+        &coordinator,
+        space,
+        "Straßenfest",
+        Audience::Everyone,
+        vec![MediaRef::new(&public_hash, "image/jpeg", 50_000)],
+    );
+    sync_clean(&coordinator).await;
+
+    let may = |device: &Device, hash: &str| {
+        let (url, token, hash) = (url.to_owned(), token_of(device), hash.to_owned());
+        async move { get(&url, &token, &hash, None).await.0 }
+    };
+    // Only caseworkers see the caseworker item (not coordinators: professional secrecy).
+    assert_eq!(may(&caseworker, &secret_hash).await, 200);
+    assert_eq!(may(&resident, &secret_hash).await, 404);
+    assert_eq!(may(&coordinator, &secret_hash).await, 404);
+    assert_eq!(may(&outsider, &secret_hash).await, 404);
+    // Everyone in the space sees the public item; nobody outside.
+    assert_eq!(may(&resident, &public_hash).await, 200);
+    assert_eq!(may(&caseworker, &public_hash).await, 200);
+    assert_eq!(may(&outsider, &public_hash).await, 404);
+    // Referenced by nothing: only its uploader.
+    assert_eq!(may(&coordinator, &loose_hash).await, 200);
+    assert_eq!(may(&resident, &loose_hash).await, 404);
+    assert_eq!(may(&caseworker, &loose_hash).await, 404);
+
+    // The caseworker item opened to everyone: the resident may fetch its photo now.
+    caseworker
+        .store
+        .update_item(
+            case.id,
+            &ItemPatch {
+                audience: Some(Audience::Everyone),
+                ..Default::default()
+            },
+            caseworker.person,
+        )
+        .expect("widen");
+    sync_clean(&caseworker).await;
+    assert_eq!(may(&resident, &secret_hash).await, 200);
+    // The public item deleted: its photo is no longer referenced by anything the resident sees.
+    coordinator
+        .store
+        .delete_item(news.id, coordinator.person)
+        .expect("delete");
+    sync_clean(&coordinator).await;
+    assert_eq!(may(&resident, &public_hash).await, 404);
+    assert_eq!(may(&coordinator, &public_hash).await, 200, "still its uploader");
+    // A removed member fetches nothing.
+    coordinator
+        .client
+        .remove_member(&coordinator.store, space, resident.person)
+        .await
+        .expect("remove");
+    assert_eq!(may(&resident, &secret_hash).await, 404);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The core's transfer queue.
+
+/// Runs the queue until a run finishes without a dropped link; panics on any other error.
+async fn run_until_done(
+    queue: &TransferQueue,
+    store: &quartier_core::Store,
+    events: &Mutex<Vec<TransferEvent>>,
+) -> (TransferReport, usize) {
+    for attempt in 1..=60 {
+        match queue
+            .run(store, |e| events.lock().expect("events").push(e.clone()))
+            .await
+        {
+            Ok(report) => return (report, attempt),
+            Err(quartier_core::Error::Offline(_)) => continue,
+            Err(e) => panic!("transfer failed: {e}"),
+        }
+    }
+    panic!("the queue never finished");
+}
+
+/// `size` bytes that the media store takes as is (an MP3 by its ID3 header; no decoding).
+fn audio_bytes(rng: &mut StdRng, size: usize) -> Vec<u8> {
+    let mut bytes = random_bytes(rng, size);
+    bytes[..10].copy_from_slice(b"ID3\x04\x00\x00\x00\x00\x00\x00");
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_uploads_and_downloads_resume_without_resending_finished_chunks_and_arrive_byte_identical() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let resident = join(url, &coordinator, space, Role::Resident, "Nachbarin").await;
+    let mut rng = StdRng::seed_from_u64(seed("queue_cuts"));
+    let size = 12 * CHUNK + rng.random_range(1..CHUNK);
+    let audio = audio_bytes(&mut rng, size);
+    let imported = coordinator
+        .store
+        .import_media_bytes(&audio, &ImportOptions::default())
+        .expect("import");
+    let hash = imported.reference.hash.clone();
+    assert_eq!(hash, hash_of(&audio), "audio is stored as is");
+    post_with_media(
+        &coordinator,
+        space,
+        "Mitschnitt",
+        Audience::Everyone,
+        vec![imported.reference],
+    );
+    sync_clean(&coordinator).await;
+
+    // Upload through a link cut at random offsets (all within the first upload's bytes).
+    let proxy = Proxy::start(url).await;
+    let client = SyncClient::new(&proxy.url).expect("client");
+    let uploader = TransferQueue::new(&client).expect("queue");
+    let gaps: Vec<u64> = (0..8).map(|_| rng.random_range(20_000..350_000)).collect();
+    proxy.plan_cuts(&[], &gaps);
+    let events = Mutex::new(Vec::new());
+    let (report, attempts) = run_until_done(&uploader, &coordinator.store, &events).await;
+    assert_eq!(report.uploaded, vec![hash.clone()]);
+    assert_eq!(proxy.cuts(), gaps.len(), "every planned cut happened");
+    let chunks = size.div_ceil(CHUNK) as u64;
+    let traffic = uploader.traffic();
+    // Each cut loses at most the one chunk in flight; finished chunks are never sent again.
+    assert!(
+        traffic.chunks_sent <= chunks + gaps.len() as u64,
+        "{} chunk requests for {chunks} chunks and {} cuts",
+        traffic.chunks_sent,
+        gaps.len()
+    );
+    let overhead = (traffic.chunks_sent + 3 * attempts as u64) * 1024;
+    assert!(
+        proxy.up() <= size as u64 + gaps.len() as u64 * CHUNK as u64 + overhead,
+        "{} bytes up for a {size}-byte file",
+        proxy.up()
+    );
+    assert!(
+        coordinator
+            .store
+            .media_info(&hash)
+            .expect("info")
+            .expect("known")
+            .on_server
+    );
+    let last = events
+        .lock()
+        .expect("events")
+        .last()
+        .cloned()
+        .expect("progress events");
+    assert!(last.finished && last.done_bytes == size as u64 && last.direction == TransferDirection::Upload);
+
+    // Download through a link cut at random offsets.
+    sync_clean(&resident).await;
+    let (up_before, down_before) = (proxy.up(), proxy.down());
+    let client = SyncClient::new(&proxy.url).expect("client");
+    let downloader = TransferQueue::new(&client).expect("queue");
+    let gaps: Vec<u64> = (0..8).map(|_| rng.random_range(20_000..350_000)).collect();
+    proxy.plan_cuts(&gaps, &[]);
+    let events = Mutex::new(Vec::new());
+    let (report, attempts) = run_until_done(&downloader, &resident.store, &events).await;
+    assert_eq!(report.downloaded, vec![hash.clone()]);
+    assert_eq!(proxy.cuts(), 16, "every planned cut happened");
+    let path = resident.store.media_file(&hash).expect("downloaded file");
+    let downloaded = std::fs::read(path).expect("read the file");
+    assert!(downloaded == audio, "the download is byte-identical");
+    // Downloads resume at the byte where they stopped: only headers are repeated.
+    let down = proxy.down() - down_before;
+    assert!(
+        down <= size as u64 + attempts as u64 * 1024,
+        "{down} bytes down for a {size}-byte file in {attempts} attempts"
+    );
+    assert!(
+        proxy.up() - up_before <= attempts as u64 * 1024,
+        "a download sends no body"
+    );
+    let done: Vec<u64> = events
+        .lock()
+        .expect("events")
+        .iter()
+        .map(|e| e.done_bytes)
+        .collect();
+    assert!(done.windows(2).all(|w| w[0] <= w[1]), "progress only grows");
+    // Nothing left to do.
+    assert!(downloader.plan(&resident.store).expect("plan").0.is_empty());
+}
+
+/// A photo big enough for a preview and a thumbnail: PNG noise, 1400×900.
+fn photo(rng: &mut StdRng) -> Vec<u8> {
+    let mut pixels = image::RgbImage::new(1400, 900);
+    for p in pixels.pixels_mut() {
+        *p = image::Rgb([rng.random(), rng.random(), rng.random()]);
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    pixels
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbnails_then_previews_then_originals_and_on_metered_links_originals_only_on_demand() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let resident = join(url, &coordinator, space, Role::Resident, "Nachbarin").await;
+    let mut rng = StdRng::seed_from_u64(seed("queue_order"));
+    let imported = coordinator
+        .store
+        .import_media_bytes(&photo(&mut rng), &ImportOptions::default())
+        .expect("import");
+    let reference = imported.reference.clone();
+    let (thumb, preview) = (
+        reference.thumbnail.clone().expect("a thumbnail").hash,
+        reference.preview.clone().expect("a preview").hash,
+    );
+    let original = reference.hash.clone();
+    post_with_media(
+        &coordinator,
+        space,
+        "Fassade",
+        Audience::Everyone,
+        vec![reference],
+    );
+    sync_clean(&coordinator).await;
+
+    // A file on an author-only item never leaves the device.
+    let private = coordinator
+        .store
+        .import_media_bytes(&audio_bytes(&mut rng, 1000), &ImportOptions::default())
+        .expect("import");
+    post_with_media(
+        &coordinator,
+        space,
+        "Notiz",
+        Audience::AuthorOnly,
+        vec![private.reference.clone()],
+    );
+
+    let queue = TransferQueue::new(&coordinator.client).expect("queue");
+    queue.set_policy(TransferPolicy { metered: true });
+    let (plan, deferred) = queue.plan(&coordinator.store).expect("plan");
+    let planned: Vec<&str> = plan.iter().map(|t| t.media.hash.as_str()).collect();
+    assert_eq!((planned, deferred), (vec![thumb.as_str(), preview.as_str()], 1));
+    let report = queue.run(&coordinator.store, |_| {}).await.expect("metered run");
+    assert_eq!(report.uploaded, vec![thumb.clone(), preview.clone()]);
+    assert_eq!(report.deferred, 1);
+    assert!(
+        !coordinator
+            .store
+            .media_info(&original)
+            .expect("info")
+            .expect("known")
+            .on_server
+    );
+    queue.set_policy(TransferPolicy { metered: false });
+    let report = queue
+        .run(&coordinator.store, |_| {})
+        .await
+        .expect("unmetered run");
+    assert_eq!(report.uploaded, vec![original.clone()]);
+    assert!(
+        !coordinator
+            .store
+            .media_info(&private.reference.hash)
+            .expect("info")
+            .expect("known")
+            .on_server
+    );
+
+    sync_clean(&resident).await;
+    let queue = TransferQueue::new(&resident.client).expect("queue");
+    queue.set_policy(TransferPolicy { metered: true });
+    let finished = Mutex::new(Vec::new());
+    let report = queue
+        .run(&resident.store, |e| {
+            if e.finished {
+                finished.lock().expect("events").push(e.hash.clone());
+            }
+        })
+        .await
+        .expect("metered download");
+    assert_eq!(report.downloaded, vec![thumb.clone(), preview.clone()]);
+    assert_eq!(
+        *finished.lock().expect("events"),
+        vec![thumb.clone(), preview.clone()]
+    );
+    assert!(resident
+        .store
+        .media_info(&original)
+        .expect("info")
+        .is_none_or(|m| !m.present));
+    // The app shows the photo full size: fetched now, whatever the policy.
+    let path = queue
+        .fetch_now(&resident.store, &original, |_| {})
+        .await
+        .expect("fetch on demand");
+    let mine = std::fs::read(coordinator.store.media_file(&original).expect("file")).expect("read");
+    assert!(std::fs::read(path).expect("read") == mine);
+    // Asking for a hash no item references is a clear error, not a request.
+    let unknown = hash_of(b"nobody uses this");
+    assert!(matches!(
+        queue.fetch_now(&resident.store, &unknown, |_| {}).await,
+        Err(quartier_core::Error::NotFound { .. })
+    ));
+}
