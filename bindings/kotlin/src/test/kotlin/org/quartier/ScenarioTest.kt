@@ -1,0 +1,219 @@
+package org.quartier
+
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.io.TempDir
+import org.quartier.flow.SyncUpdate
+import org.quartier.flow.backgroundSyncFlow
+import org.quartier.flow.feedFlow
+import org.quartier.flow.syncFlow
+import uniffi.quartier_ffi.*
+import java.nio.file.Path
+import java.util.UUID
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertIs
+import kotlin.test.assertTrue
+
+/** The scenario every binding must pass, against the real library and a real server. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ScenarioTest {
+    private lateinit var server: ServerProcess
+
+    @TempDir
+    lateinit var dir: Path
+
+    @BeforeAll
+    fun startServer() {
+        server = ServerProcess.start()
+    }
+
+    @AfterAll
+    fun stopServer() {
+        server.close()
+    }
+
+    private fun open(name: String) = QuartierStore.open(dir.resolve("$name.db").toString())
+
+    private val anyone = UUID.randomUUID().toString()
+
+    @Test
+    fun `items of several kinds, search and map query`() {
+        open("local").use { store ->
+            val space = store.createSpace(Fixtures.berlinMeta, anyone)
+            val sid = space.id
+            val created = listOf(
+                store.createItem(Fixtures.post(sid, anyone, "Straßenfest am Samstag", "Kuchen und Musik")),
+                store.createItem(Fixtures.place(sid, anyone, "Nachbarschaftscafé", 51.3127, 9.4797)),
+                store.createItem(Fixtures.place(sid, anyone, "Bürgerhaus Süd", 51.2800, 9.4500)),
+                store.createItem(Fixtures.offer(sid, anyone, "Tafel Nordstadt")),
+                store.createItem(Fixtures.event(sid, anyone, "Seniorentreff")),
+                store.createItem(Fixtures.request(sid, anyone, "Einkaufshilfe gesucht")),
+            )
+            assertEquals(
+                listOf(ItemKind.POST, ItemKind.PLACE, ItemKind.PLACE, ItemKind.OFFER, ItemKind.EVENT, ItemKind.REQUEST),
+                created.map { it.kind },
+            )
+            assertEquals(listOf(space), store.spaces())
+
+            val viewer = Viewer(anyone, Role.RESIDENT)
+            val feed = store.feed(FeedQuery(spaceId = sid, viewer = viewer))
+            assertEquals(created.map { it.id }.toSet(), feed.items.map { it.id }.toSet())
+
+            // Case and diacritics folded: "strassenfest" finds "Straßenfest".
+            val hits = store.search(SearchRequest(spaceId = sid, viewer = viewer, text = "strassenfest"))
+            assertEquals(listOf(created[0].id), hits.map { it.item.id })
+            assertTrue(hits[0].title.matches.isNotEmpty(), "the snippet marks the match")
+
+            // A viewport around the café only, not the Bürgerhaus 3 km south.
+            val inView = store.viewport(
+                ViewportQuery(spaceId = sid, viewer = viewer, south = 51.30, west = 9.47, north = 51.32, east = 9.49),
+            )
+            assertEquals(listOf(created[1].id), inView.map { it.id })
+            val near = store.near(
+                RadiusQuery(spaceId = sid, viewer = viewer, center = Location(lat = 51.3127, lon = 9.4797, source = PositionSource.GPS), radiusM = 5_000.0),
+            )
+            assertEquals(listOf(created[1].id, created[2].id), near.map { it.item.id }, "nearest first")
+        }
+    }
+
+    @Test
+    fun `live query flow updates after a write`() = runBlocking {
+        open("live").use { store ->
+            val sid = store.createSpace(Fixtures.berlinMeta, anyone).id
+            store.createItem(Fixtures.post(sid, anyone, "Erster Beitrag"))
+            val query = FeedQuery(spaceId = sid, viewer = Viewer(anyone, Role.RESIDENT))
+            withTimeout(20_000) {
+                val pages = store.feedFlow(query)
+                // The first emission is the current state.
+                assertEquals(1, pages.first().items.size)
+                // Then a write elsewhere shows up in the same collection.
+                val seen = mutableListOf<Int>()
+                pages.first { page ->
+                    seen += page.items.size
+                    if (page.items.size == 1) store.createItem(Fixtures.post(sid, anyone, "Zweiter Beitrag"))
+                    page.items.size == 2
+                }
+                assertEquals(2, seen.last())
+            }
+        }
+    }
+
+    @Test
+    fun `two stores sync through a real server`() = runBlocking {
+        open("alice").use { alice ->
+            open("bob").use { bob ->
+                QuartierSync(alice, server.url).use { aliceSync ->
+                    QuartierSync(bob, server.url).use { bobSync ->
+                        withTimeout(60_000) { syncTwoStores(alice, aliceSync, bob, bobSync) }
+                    }
+                }
+            }
+        }
+    }
+
+    private suspend fun syncTwoStores(alice: QuartierStore, aliceSync: QuartierSync, bob: QuartierStore, bobSync: QuartierSync) {
+        val alicePerson = aliceSync.register("Alice").personId
+        val bobPerson = bobSync.register("Bob").personId
+        val sid = alice.createSpace(Fixtures.berlinMeta, alicePerson).id
+        assertEquals(Role.COORDINATOR, aliceSync.createSpace(sid).role)
+        alice.createItem(Fixtures.post(sid, alicePerson, "Hallo Nachbarschaft"))
+        alice.createItem(Fixtures.offer(sid, alicePerson, "Beratung dienstags"))
+
+        val code = aliceSync.createInvite(sid, Role.VOLUNTEER, System.currentTimeMillis() + 3_600_000, 1u)
+        assertEquals(Role.VOLUNTEER, bobSync.redeemInvite(code).role)
+
+        // Alice pushes through the Flow wrapper: progress pages, then the report.
+        val updates = aliceSync.syncFlow().toList()
+        val finished = assertIs<SyncUpdate.Finished>(updates.last())
+        assertTrue(finished.report.pushed >= 2u, "pushed ${finished.report.pushed}")
+        assertTrue(updates.dropLast(1).all { it is SyncUpdate.Progress })
+        assertEquals(0uL, alice.outboxLen())
+
+        // Bob watches his feed while he pulls: the live query sees Alice's items arrive.
+        val bobQuery = FeedQuery(spaceId = sid, viewer = Viewer(bobPerson, Role.VOLUNTEER))
+        val report = bobSync.syncNow()
+        assertTrue(report.received >= 2u, "received ${report.received}")
+        val bobFeed = bob.feedFlow(bobQuery).first { it.items.size == 2 }
+        assertEquals(setOf("Hallo Nachbarschaft", "Beratung dienstags"), bobFeed.items.map { it.content.title["de"] }.toSet())
+
+        // And back: Bob writes, both sync, Alice's live feed shows it.
+        bob.createItem(Fixtures.request(sid, bobPerson, "Wer hilft beim Umzug?"))
+        bobSync.syncNow()
+        aliceSync.syncNow()
+        val aliceFeed = alice.feedFlow(FeedQuery(spaceId = sid, viewer = Viewer(alicePerson, Role.COORDINATOR))).first { it.items.size == 3 }
+        assertTrue(aliceFeed.items.any { it.author == bobPerson && it.kind == ItemKind.REQUEST })
+    }
+
+    @Test
+    fun `background sync flow and a failing sync flow`() = runBlocking {
+        open("background").use { store ->
+            QuartierSync(store, server.url).use { sync ->
+                withTimeout(60_000) {
+                    // Not registered yet: the sync flow ends with the typed error, not a hang.
+                    assertFailsWith<QuartierException.NotRegistered> { sync.syncFlow().toList() }
+                    val person = sync.register("Carla").personId
+                    val sid = store.createSpace(Fixtures.berlinMeta, person).id
+                    sync.createSpace(sid)
+                    store.createItem(Fixtures.post(sid, person, "im Hintergrund"))
+                    // Collecting starts background sync; leaving first() stops it.
+                    val finished = sync.backgroundSyncFlow(1_000).first { it is SyncEvent.Finished }
+                    assertTrue((finished as SyncEvent.Finished).report.pushed >= 1u)
+                    assertEquals(0uL, store.outboxLen())
+                }
+            }
+        }
+    }
+
+    @Test
+    fun `typed errors arrive as QuartierException subclasses`() {
+        open("errors").use { store ->
+            val sid = store.createSpace(Fixtures.berlinMeta, anyone).id
+            val viewer = Viewer(anyone, Role.RESIDENT)
+            val missing = assertFailsWith<QuartierException.NotFound> {
+                store.itemDetail(UUID.randomUUID().toString(), viewer)
+            }
+            assertTrue(missing.message!!.contains("not found"), missing.message)
+            assertFailsWith<QuartierException.Invalid> { store.space("not-a-uuid") }
+            assertFailsWith<QuartierException.InvalidCoordinates> {
+                store.createItem(Fixtures.place(sid, anyone, "Nirgendwo", 123.0, 9.0))
+            }
+            assertFailsWith<QuartierException.Invalid> { QuartierSync(store, "ftp://example.invalid") }
+            // closeStore() closes the file (Rust `close`, renamed: Kotlin's close() frees the handle).
+            store.closeStore()
+            assertFailsWith<QuartierException.Closed> { store.spaces() }
+        }
+    }
+
+    @Test
+    fun `sync against an unreachable server is Offline, and the store stays usable`() = runBlocking {
+        open("offline").use { store ->
+            // Port 9 on loopback: nothing listens there, the connection is refused at once.
+            QuartierSync(store, "http://127.0.0.1:9").use { sync ->
+                assertFailsWith<QuartierException.Offline> { sync.register("Nobody") }
+            }
+            assertEquals(emptyList(), store.spaces())
+        }
+    }
+
+    @Test
+    fun `a panic inside the core is an exception and the library stays usable`() {
+        open("panic").use { store ->
+            val sid = store.createSpace(Fixtures.berlinMeta, anyone).id
+            repeat(3) { round ->
+                val e = assertFailsWith<QuartierException.Internal> { store.diagnosticPanic("round $round") }
+                assertTrue(e.message!!.contains("round $round"), e.message)
+                // Same store, right after the panic: writes and reads work.
+                store.createItem(Fixtures.post(sid, anyone, "nach Panik $round"))
+            }
+            val feed = store.feed(FeedQuery(spaceId = sid, viewer = Viewer(anyone, Role.RESIDENT)))
+            assertEquals(3, feed.items.size)
+        }
+    }
+}

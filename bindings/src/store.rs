@@ -1,0 +1,272 @@
+//! [`QuartierStore`]: the local store — spaces, items, every query, live-query subscriptions.
+//! Every method is synchronous, thread-safe and durable on return; call it off the UI thread.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use quartier_core::{Store, StoreOptions};
+
+use crate::error::{guard, FfiResult, QuartierError};
+use crate::types::*;
+
+/// A Quartier store (one SQLite file). Share one instance across threads; every method may be
+/// called from any thread at once. `close()` checkpoints and releases the file; afterwards
+/// every call fails with `QuartierError.Closed`. Dropping the last reference closes it too.
+#[derive(uniffi::Object)]
+pub struct QuartierStore {
+    store: RwLock<Option<Store>>,
+}
+
+impl QuartierStore {
+    /// The open store, or `Closed`. A clone is cheap (an `Arc`) and lets calls run unlocked.
+    pub(crate) fn core(&self) -> FfiResult<Store> {
+        self.store
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(QuartierError::closed)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Store) -> FfiResult<T>) -> FfiResult<T> {
+        guard(|| f(&self.core()?))
+    }
+}
+
+#[uniffi::export]
+impl QuartierStore {
+    /// Opens (or creates) the store at `path`, upgrading an older schema.
+    #[uniffi::constructor]
+    pub fn open(path: String) -> FfiResult<Arc<Self>> {
+        guard(|| {
+            let store = Store::open(&path, StoreOptions::default())?;
+            Ok(Arc::new(QuartierStore {
+                store: RwLock::new(Some(store)),
+            }))
+        })
+    }
+
+    /// Checkpoints and closes the store. Idempotent. Live subscriptions stop once the last
+    /// user of the store (a running sync) lets go of it.
+    pub fn close(&self) -> FfiResult<()> {
+        guard(|| {
+            let taken = self.store.write().unwrap_or_else(|p| p.into_inner()).take();
+            match taken {
+                Some(store) => Ok(store.close()?),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Whether `close()` has been called.
+    pub fn is_closed(&self) -> bool {
+        self.store.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> FfiResult<String> {
+        self.with(|s| Ok(s.path().display().to_string()))
+    }
+
+    /// This device's Ed25519 public key (32 bytes), its identity towards servers.
+    pub fn device_public_key(&self) -> FfiResult<Vec<u8>> {
+        self.with(|s| Ok(s.device_public_key().to_vec()))
+    }
+
+    /// This device's Automerge actor id, hex.
+    pub fn device_actor(&self) -> FfiResult<String> {
+        self.with(|s| Ok(s.device_actor()))
+    }
+
+    /// The registration with a server, once `QuartierSync.register` succeeded.
+    pub fn account(&self) -> FfiResult<Option<Account>> {
+        self.with(|s| Ok(s.account()?.as_ref().map(Into::into)))
+    }
+
+    /// The spaces this device's person belongs to, as the server last stated.
+    pub fn memberships(&self) -> FfiResult<Vec<SpaceMembership>> {
+        self.with(|s| {
+            Ok(s.memberships()?
+                .iter()
+                .map(|m| SpaceMembership {
+                    space_id: m.space.to_string(),
+                    role: m.role.into(),
+                })
+                .collect())
+        })
+    }
+
+    /// Per-space sync status (last success, last error, outbox size).
+    pub fn sync_status(&self) -> FfiResult<Vec<SpaceSyncStatus>> {
+        self.with(|s| Ok(s.sync_status()?.iter().map(Into::into).collect()))
+    }
+
+    /// Changes waiting for the server.
+    pub fn outbox_len(&self) -> FfiResult<u64> {
+        self.with(|s| Ok(s.sync_outbox_len()? as u64))
+    }
+
+    /// Runs SQLite's integrity check; `Corrupt` if the file is damaged.
+    pub fn integrity_check(&self) -> FfiResult<()> {
+        self.with(|s| Ok(s.integrity_check()?))
+    }
+
+    // -- spaces ---------------------------------------------------------------------------
+
+    /// Creates a space locally; register it with `QuartierSync.create_space` to share it.
+    pub fn create_space(&self, meta: SpaceMeta, by: String) -> FfiResult<Space> {
+        self.with(|s| Ok((&s.create_space(meta.into(), parse_id(&by)?)?).into()))
+    }
+
+    pub fn update_space(&self, space_id: String, meta: SpaceMeta, by: String) -> FfiResult<Space> {
+        self.with(|s| Ok((&s.update_space(parse_id(&space_id)?, meta.into(), parse_id(&by)?)?).into()))
+    }
+
+    pub fn space(&self, space_id: String) -> FfiResult<Space> {
+        self.with(|s| Ok((&s.space(parse_id(&space_id)?)?).into()))
+    }
+
+    pub fn spaces(&self) -> FfiResult<Vec<Space>> {
+        self.with(|s| Ok(s.spaces()?.iter().map(Into::into).collect()))
+    }
+
+    // -- items ----------------------------------------------------------------------------
+
+    /// Creates an item of any kind; durable on return.
+    pub fn create_item(&self, item: NewItem) -> FfiResult<Item> {
+        self.with(|s| Ok((&s.create_item(item.into_core()?)?).into()))
+    }
+
+    /// Creates an item from the core's JSON form (imports, tooling), e.g.
+    /// `{"space": …, "author": …, "title": {"de": …}, "audience": "everyone",
+    /// "status": "published", "details": {"kind": "post", "post_type": "news"}}`.
+    pub fn create_item_json(&self, json: String) -> FfiResult<Item> {
+        self.with(|s| Ok((&s.create_item(quartier_core::model::NewItem::from_json(&json)?)?).into()))
+    }
+
+    /// Edits the fields set in `patch`; a patch that changes nothing writes nothing.
+    pub fn update_item(&self, item_id: String, patch: ItemPatch, by: String) -> FfiResult<Item> {
+        self.with(|s| Ok((&s.update_item(parse_id(&item_id)?, &patch.into_core()?, parse_id(&by)?)?).into()))
+    }
+
+    /// Deletes an item (a tombstone, hidden from every query).
+    pub fn delete_item(&self, item_id: String, by: String) -> FfiResult<()> {
+        self.with(|s| Ok(s.delete_item(parse_id(&item_id)?, parse_id(&by)?)?))
+    }
+
+    /// Erases an item and its comments from the file (data-protection requests); returns how
+    /// many items were erased.
+    pub fn erase_item(&self, item_id: String) -> FfiResult<u32> {
+        self.with(|s| Ok(u32::try_from(s.erase_item(parse_id(&item_id)?)?).unwrap_or(u32::MAX)))
+    }
+
+    // -- queries --------------------------------------------------------------------------
+
+    pub fn feed(&self, query: FeedQuery) -> FfiResult<FeedPage> {
+        self.with(|s| Ok((&s.feed(&query.into_core()?)?).into()))
+    }
+
+    pub fn search(&self, query: SearchRequest) -> FfiResult<Vec<SearchHit>> {
+        self.with(|s| Ok(s.search(&query.into_core()?)?.iter().map(Into::into).collect()))
+    }
+
+    pub fn viewport(&self, query: ViewportQuery) -> FfiResult<Vec<Item>> {
+        self.with(|s| Ok(item_list(&s.viewport(&query.into_core()?)?)))
+    }
+
+    pub fn near(&self, query: RadiusQuery) -> FfiResult<Vec<NearbyItem>> {
+        self.with(|s| Ok(nearby(&s.near(&query.into_core()?)?)))
+    }
+
+    pub fn open_offers(&self, query: OpenOffersQuery) -> FfiResult<Vec<Item>> {
+        self.with(|s| Ok(item_list(&s.open_offers(&query.into_core()?)?)))
+    }
+
+    pub fn events_between(&self, query: EventsQuery) -> FfiResult<Vec<EventOccurrence>> {
+        self.with(|s| Ok(occurrences(&s.events_between(&query.into_core()?)?)))
+    }
+
+    pub fn item_detail(&self, item_id: String, viewer: Viewer) -> FfiResult<ItemDetail> {
+        self.with(|s| Ok((&s.item_detail(parse_id(&item_id)?, &viewer.into_core()?)?).into()))
+    }
+
+    // -- live queries ---------------------------------------------------------------------
+
+    /// Watches `query`: `listener` is called soon with the current result and again after
+    /// every commit that can change it, on the store's notifier thread (never the caller's).
+    /// Keep the returned subscription; `cancel()` or dropping it stops the calls.
+    pub fn subscribe(
+        &self,
+        query: LiveQuery,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.with(|s| crate::live::subscribe(s, query.into_core()?, listener))
+    }
+
+    pub fn subscribe_feed(
+        &self,
+        query: FeedQuery,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.subscribe(LiveQuery::Feed { query }, listener)
+    }
+
+    pub fn subscribe_search(
+        &self,
+        query: SearchRequest,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.subscribe(LiveQuery::Search { query }, listener)
+    }
+
+    pub fn subscribe_viewport(
+        &self,
+        query: ViewportQuery,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.subscribe(LiveQuery::Viewport { query }, listener)
+    }
+
+    pub fn subscribe_near(
+        &self,
+        query: RadiusQuery,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.subscribe(LiveQuery::Near { query }, listener)
+    }
+
+    pub fn subscribe_open_offers(
+        &self,
+        query: OpenOffersQuery,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.subscribe(LiveQuery::OpenOffers { query }, listener)
+    }
+
+    pub fn subscribe_events(
+        &self,
+        query: EventsQuery,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.subscribe(LiveQuery::Events { query }, listener)
+    }
+
+    pub fn subscribe_detail(
+        &self,
+        item_id: String,
+        viewer: Viewer,
+        listener: Arc<dyn crate::live::LiveQueryListener>,
+    ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
+        self.subscribe(LiveQuery::Detail { item_id, viewer }, listener)
+    }
+
+    /// Diagnostics for binding tests: panics inside a guarded store call, after a real read of
+    /// the store, while holding a lock of the facade. The panic must arrive as
+    /// `QuartierError.Internal` and the store must stay usable. Harmless in apps; never needed.
+    pub fn diagnostic_panic(&self, message: String) -> FfiResult<()> {
+        self.with(|s| {
+            let _spaces = s.spaces()?;
+            let lock = Mutex::new(());
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            panic!("diagnostic panic: {message}");
+        })
+    }
+}

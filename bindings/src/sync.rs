@@ -1,0 +1,395 @@
+//! Sync with a Quartier server: [`QuartierSync`] (async calls running on the library's own
+//! tokio runtime), [`CancelToken`] (the cancel path: uniffi does not cancel a Rust future when
+//! a Kotlin coroutine or Swift task is cancelled), progress and background-sync listeners.
+
+use std::future::Future;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use quartier_core::sync::{BackgroundSync, BackoffPolicy, SyncClient};
+use quartier_core::Error as CoreError;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+use crate::error::{FfiResult, QuartierError};
+use crate::store::QuartierStore;
+use crate::types::*;
+
+/// The library's runtime: two workers (phones and this machine have few cores) plus tokio's
+/// blocking pool, where store work of a sync runs. Built on first use.
+static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("quartier-sync")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+});
+
+fn runtime() -> FfiResult<&'static Runtime> {
+    RUNTIME
+        .as_ref()
+        .map_err(|e| QuartierError::Internal(format!("cannot start the sync runtime: {e}")))
+}
+
+/// Aborts the spawned task if the awaiting side lets go of the future.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `work` on the library runtime, cancellable through `cancel`; a panic inside becomes
+/// `Internal`, a cancellation `Cancelled`.
+async fn on_runtime<T, F>(cancel: Option<Arc<CancelToken>>, work: F) -> FfiResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, CoreError>> + Send + 'static,
+{
+    let task = runtime()?.spawn(async move {
+        match cancel {
+            Some(token) => {
+                let mut cancelled = token.receiver();
+                tokio::select! {
+                    // Cancellation first: a token cancelled before the call always wins.
+                    biased;
+                    _ = cancelled.wait_for(|c| *c) => Err(CoreError::Cancelled),
+                    result = work => result,
+                }
+            }
+            None => work.await,
+        }
+    });
+    let mut task = AbortOnDrop(task);
+    match (&mut task.0).await {
+        Ok(result) => result.map_err(QuartierError::from),
+        Err(e) if e.is_panic() => Err(QuartierError::from_panic(&*e.into_panic())),
+        Err(_) => Err(QuartierError::Cancelled("sync cancelled".into())),
+    }
+}
+
+/// Cancels the async calls it is passed to. Create one per operation (or per screen), call
+/// `cancel()` from any thread — e.g. from Kotlin's `invokeOnCancellation` or Swift's
+/// `withTaskCancellationHandler` — and the call ends with `QuartierError.Cancelled` at its next
+/// await point. Pages already committed stay committed.
+#[derive(uniffi::Object)]
+pub struct CancelToken {
+    sender: watch::Sender<bool>,
+}
+
+#[uniffi::export]
+impl CancelToken {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(CancelToken {
+            sender: watch::Sender::new(false),
+        })
+    }
+
+    /// Idempotent; calls started later with this token end at once.
+    pub fn cancel(&self) {
+        self.sender.send_replace(true);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.sender.borrow()
+    }
+}
+
+impl CancelToken {
+    fn receiver(&self) -> watch::Receiver<bool> {
+        self.sender.subscribe()
+    }
+}
+
+/// Implemented by the app; called on a library thread after every committed page.
+#[uniffi::export(with_foreign)]
+pub trait SyncProgressListener: Send + Sync {
+    fn on_progress(&self, progress: SyncProgress);
+}
+
+/// Implemented by the app; called on a library thread with everything background sync does.
+#[uniffi::export(with_foreign)]
+pub trait SyncEventListener: Send + Sync {
+    fn on_event(&self, event: SyncEvent);
+}
+
+/// Sync of one store with one server. Every async method runs on the library's runtime and
+/// may be awaited from any coroutine, task or thread; it takes an optional [`CancelToken`].
+#[derive(uniffi::Object)]
+pub struct QuartierSync {
+    store: Arc<QuartierStore>,
+    client: SyncClient,
+}
+
+impl QuartierSync {
+    fn core(&self) -> FfiResult<quartier_core::Store> {
+        self.store.core()
+    }
+}
+
+#[uniffi::export]
+impl QuartierSync {
+    /// A sync session for `store` with the server at `server_url` (e.g. `https://…`).
+    #[uniffi::constructor]
+    pub fn new(store: Arc<QuartierStore>, server_url: String) -> FfiResult<Arc<Self>> {
+        crate::error::guard(|| {
+            if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
+                return Err(QuartierError::invalid(
+                    "server address",
+                    format!("`{server_url}` must start with http:// or https://"),
+                ));
+            }
+            Ok(Arc::new(QuartierSync {
+                store,
+                client: SyncClient::new(&server_url)?,
+            }))
+        })
+    }
+
+    pub fn server_url(&self) -> String {
+        self.client.base_url().to_owned()
+    }
+
+    /// Per-space sync status from the store (no network).
+    pub fn status(&self) -> FfiResult<Vec<SpaceSyncStatus>> {
+        self.store.sync_status()
+    }
+
+    /// Registers this device; the account's `person_id` is the id to author content with.
+    #[uniffi::method(default(display_name = None, cancel = None))]
+    pub async fn register(
+        &self,
+        display_name: Option<String>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<Account> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            let account = client.register(&store, display_name.as_deref()).await?;
+            Ok(Account::from(&account))
+        })
+        .await
+    }
+
+    /// Registers a space created on this device with the server; this person becomes its
+    /// coordinator.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn create_space(
+        &self,
+        space_id: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<Membership> {
+        let (store, client) = (self.core()?, self.client.clone());
+        let space = parse_id(&space_id)?;
+        on_runtime(cancel, async move {
+            Ok(Membership::from(&client.create_space(&store, space).await?))
+        })
+        .await
+    }
+
+    /// Creates an invite code for `role` (coordinators), valid until `expires_at_ms`, for at most
+    /// `max_uses` people.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn create_invite(
+        &self,
+        space_id: String,
+        role: Role,
+        expires_at_ms: i64,
+        max_uses: u32,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<String> {
+        let (store, client) = (self.core()?, self.client.clone());
+        let space = parse_id(&space_id)?;
+        on_runtime(cancel, async move {
+            client
+                .create_invite(&store, space, role.into(), expires_at_ms, max_uses)
+                .await
+        })
+        .await
+    }
+
+    /// Joins the space of an invite code.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn redeem_invite(
+        &self,
+        code: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<Membership> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            Ok(Membership::from(&client.redeem_invite(&store, &code).await?))
+        })
+        .await
+    }
+
+    /// Changes a member's role (coordinators).
+    #[uniffi::method(default(cancel = None))]
+    pub async fn set_role(
+        &self,
+        space_id: String,
+        person_id: String,
+        role: Role,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<Membership> {
+        let (store, client) = (self.core()?, self.client.clone());
+        let (space, person) = (parse_id(&space_id)?, parse_id(&person_id)?);
+        on_runtime(cancel, async move {
+            Ok(Membership::from(
+                &client.set_role(&store, space, person, role.into()).await?,
+            ))
+        })
+        .await
+    }
+
+    /// Removes a member (coordinators), effective at once.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn remove_member(
+        &self,
+        space_id: String,
+        person_id: String,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<()> {
+        let (store, client) = (self.core()?, self.client.clone());
+        let (space, person) = (parse_id(&space_id)?, parse_id(&person_id)?);
+        on_runtime(cancel, async move {
+            client.remove_member(&store, space, person).await
+        })
+        .await
+    }
+
+    /// Revokes one of this person's devices (a lost phone).
+    #[uniffi::method(default(cancel = None))]
+    pub async fn revoke_device(&self, device_id: String, cancel: Option<Arc<CancelToken>>) -> FfiResult<()> {
+        let (store, client) = (self.core()?, self.client.clone());
+        let device = parse_uuid("device id", &device_id)?;
+        on_runtime(cancel, async move { client.revoke_device(&store, device).await }).await
+    }
+
+    /// Pushes the outbox and pulls everything new, page by page (each committed before the
+    /// next is asked for). `progress` is called after each page, on a library thread.
+    #[uniffi::method(default(progress = None, cancel = None))]
+    pub async fn sync_now(
+        &self,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<SyncReport> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            let report = client
+                .sync_now(&store, |p| {
+                    if let Some(listener) = &progress {
+                        listener.on_progress(p.into());
+                    }
+                })
+                .await?;
+            Ok(SyncReport::from(&report))
+        })
+        .await
+    }
+
+    /// Starts syncing in the background every `interval_ms` (and with exponential backoff
+    /// after failures) until the returned handle is stopped or dropped.
+    pub fn start_background(
+        &self,
+        interval_ms: u64,
+        listener: Arc<dyn SyncEventListener>,
+    ) -> FfiResult<Arc<BackgroundSyncHandle>> {
+        crate::error::guard(|| {
+            let policy = BackoffPolicy {
+                interval: Duration::from_millis(interval_ms.max(1_000)),
+                ..BackoffPolicy::default()
+            };
+            let running = BackgroundSync::start(
+                runtime()?.handle(),
+                self.client.clone(),
+                self.core()?,
+                policy,
+                move |event| listener.on_event((&event).into()),
+            );
+            Ok(Arc::new(BackgroundSyncHandle {
+                inner: Mutex::new(Some(running)),
+            }))
+        })
+    }
+}
+
+/// Background sync; `stop()` or dropping it stops it.
+#[derive(uniffi::Object)]
+pub struct BackgroundSyncHandle {
+    inner: Mutex<Option<BackgroundSync>>,
+}
+
+#[uniffi::export]
+impl BackgroundSyncHandle {
+    /// Syncs as soon as the current pause allows (after a local write, when a link appears).
+    pub fn sync_soon(&self) {
+        if let Some(running) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            running.sync_soon();
+        }
+    }
+
+    /// Stops background sync; a sync under way is abandoned (committed pages stay). Idempotent.
+    pub fn stop(&self) {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(running) = taken {
+            running.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("test runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_cancelled_token_ends_the_call_with_cancelled() {
+        let token = CancelToken::new();
+        token.cancel();
+        let result = run(on_runtime(
+            Some(token),
+            std::future::pending::<Result<(), CoreError>>(),
+        ));
+        assert!(matches!(result, Err(QuartierError::Cancelled(_))), "{result:?}");
+    }
+
+    #[test]
+    fn cancelling_later_from_another_thread_ends_a_waiting_call() {
+        let token = CancelToken::new();
+        let canceller = Arc::clone(&token);
+        let thread = std::thread::spawn(move || canceller.cancel());
+        let result = run(on_runtime(
+            Some(token),
+            std::future::pending::<Result<(), CoreError>>(),
+        ));
+        assert!(matches!(result, Err(QuartierError::Cancelled(_))), "{result:?}");
+        thread.join().expect("canceller thread");
+    }
+
+    #[test]
+    fn a_panic_on_the_runtime_becomes_internal_and_the_runtime_lives_on() {
+        let result = run(on_runtime(None, async {
+            panic!("in a task") as Result<(), CoreError>
+        }));
+        assert!(
+            matches!(&result, Err(QuartierError::Internal(m)) if m.contains("in a task")),
+            "{result:?}"
+        );
+        assert_eq!(run(on_runtime(None, async { Ok::<_, CoreError>(7) })), Ok(7));
+    }
+
+    #[test]
+    fn core_errors_keep_their_type() {
+        let result = run(on_runtime(None, async { Err::<(), _>(CoreError::NotRegistered) }));
+        assert!(matches!(result, Err(QuartierError::NotRegistered(_))));
+    }
+}

@@ -1,0 +1,1831 @@
+//! The data that crosses the boundary: uniffi records and enums mirroring the core's model,
+//! queries and sync types, and their conversions (`into_core` / `From<core>`). Ids are UUID
+//! strings, instants are milliseconds since the epoch (UTC), localized texts are maps from a
+//! BCP-47 tag to text, dates `YYYY-MM-DD`, times `HH:MM[:SS]`, local date-times
+//! `YYYY-MM-DDTHH:MM[:SS]`. Everything coming in is checked; a bad value is a typed error.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use quartier_core::model as m;
+use quartier_core::query as q;
+use quartier_core::schedule as s;
+use quartier_core::sync as sy;
+
+use crate::error::{FfiResult, QuartierError};
+
+// ---------------------------------------------------------------------------------------------
+// Scalars
+
+pub(crate) fn parse_id<T: std::str::FromStr<Err = quartier_core::Error>>(text: &str) -> FfiResult<T> {
+    text.parse().map_err(QuartierError::from)
+}
+
+pub(crate) fn parse_uuid(field: &str, text: &str) -> FfiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(text).map_err(|e| QuartierError::invalid(field, format!("not a UUID ({e})")))
+}
+
+pub(crate) fn instant(field: &str, ms: i64) -> FfiResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| QuartierError::invalid(field, format!("{ms} ms is outside the supported time range")))
+}
+
+fn opt_instant(field: &str, ms: Option<i64>) -> FfiResult<Option<DateTime<Utc>>> {
+    ms.map(|ms| instant(field, ms)).transpose()
+}
+
+fn date(field: &str, text: &str) -> FfiResult<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| QuartierError::invalid(field, format!("`{text}` is not a date YYYY-MM-DD ({e})")))
+}
+
+fn time(field: &str, text: &str) -> FfiResult<NaiveTime> {
+    NaiveTime::parse_from_str(text, "%H:%M:%S")
+        .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
+        .map_err(|e| QuartierError::invalid(field, format!("`{text}` is not a time HH:MM[:SS] ({e})")))
+}
+
+fn date_time(field: &str, text: &str) -> FfiResult<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M"))
+        .map_err(|e| {
+            QuartierError::invalid(
+                field,
+                format!("`{text}` is not a local date-time YYYY-MM-DDTHH:MM[:SS] ({e})"),
+            )
+        })
+}
+
+fn fmt_date(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn fmt_time(t: NaiveTime) -> String {
+    t.format("%H:%M:%S").to_string()
+}
+
+fn fmt_date_time(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// A text in several languages: BCP-47 tag → text (`de`, `en`, `de-x-easy` for easy language).
+pub type LocalizedText = HashMap<String, String>;
+
+fn text_in(map: LocalizedText) -> m::LocalizedText {
+    let mut text = m::LocalizedText::new();
+    for (tag, value) in map {
+        text.set(&tag, value);
+    }
+    text
+}
+
+fn text_out(text: &m::LocalizedText) -> LocalizedText {
+    text.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain enums
+
+macro_rules! mirror_enum {
+    ($(#[$doc:meta])* $name:ident = $core:path { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+        pub enum $name { $($variant),+ }
+
+        impl From<$name> for $core {
+            fn from(value: $name) -> Self {
+                match value { $($name::$variant => <$core>::$variant),+ }
+            }
+        }
+
+        impl From<$core> for $name {
+            fn from(value: $core) -> Self {
+                match value { $(<$core>::$variant => $name::$variant),+ }
+            }
+        }
+    };
+}
+
+mirror_enum!(
+    /// A member's role in a space, decided by the server.
+    Role = quartier_protocol::Role { Resident, Volunteer, Caseworker, Coordinator }
+);
+mirror_enum!(
+    /// Who may see an item.
+    Audience = m::Audience { Everyone, Volunteers, Caseworkers, AuthorOnly }
+);
+mirror_enum!(
+    /// Where an item stands; `Expired` is computed from `valid_until_ms`, `Deleted` is set by
+    /// `delete_item` only.
+    Status = m::Status { Draft, Published, Hidden, Expired, Deleted }
+);
+mirror_enum!(
+    ItemKind = m::ItemKind {
+        Post,
+        Place,
+        Offer,
+        Event,
+        Request,
+        Observation,
+        Comment
+    }
+);
+mirror_enum!(PostType = m::PostType { News, Notice });
+mirror_enum!(RequestDirection = m::RequestDirection { Offer, Need });
+mirror_enum!(RequestState = m::RequestState { Open, Taken, Done });
+mirror_enum!(
+    ConsentMethod = m::ConsentMethod {
+        Verbal,
+        Written,
+        ByProxy
+    }
+);
+mirror_enum!(PositionSource = m::PositionSource { Gps, Manual });
+
+// ---------------------------------------------------------------------------------------------
+// Item parts
+
+/// A position (WGS84), typed by hand or from GPS with its accuracy.
+#[derive(Clone, Copy, Debug, PartialEq, uniffi::Record)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+    #[uniffi(default = None)]
+    pub accuracy_m: Option<f64>,
+    pub source: PositionSource,
+}
+
+impl From<Location> for m::Location {
+    fn from(l: Location) -> Self {
+        m::Location {
+            lat: l.lat,
+            lon: l.lon,
+            accuracy_m: l.accuracy_m,
+            source: l.source.into(),
+        }
+    }
+}
+
+impl From<m::Location> for Location {
+    fn from(l: m::Location) -> Self {
+        Location {
+            lat: l.lat,
+            lon: l.lon,
+            accuracy_m: l.accuracy_m,
+            source: l.source.into(),
+        }
+    }
+}
+
+/// A derived file of a media reference (preview or thumbnail of an image).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct MediaVariantRef {
+    pub hash: String,
+    pub mime_type: String,
+    pub size: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<MediaVariantRef> for m::MediaVariantRef {
+    fn from(v: MediaVariantRef) -> Self {
+        m::MediaVariantRef {
+            hash: v.hash,
+            mime_type: v.mime_type,
+            size: v.size,
+            width: v.width,
+            height: v.height,
+        }
+    }
+}
+
+impl From<&m::MediaVariantRef> for MediaVariantRef {
+    fn from(v: &m::MediaVariantRef) -> Self {
+        MediaVariantRef {
+            hash: v.hash.clone(),
+            mime_type: v.mime_type.clone(),
+            size: v.size,
+            width: v.width,
+            height: v.height,
+        }
+    }
+}
+
+/// A photo, audio or video by its BLAKE3 hash; the bytes travel separately.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct MediaRef {
+    /// 64 lowercase hex digits.
+    pub hash: String,
+    pub mime_type: String,
+    pub size: u64,
+    #[uniffi(default = None)]
+    pub width: Option<u32>,
+    #[uniffi(default = None)]
+    pub height: Option<u32>,
+    #[uniffi(default = None)]
+    pub duration_ms: Option<u64>,
+    #[uniffi(default = None)]
+    pub preview: Option<MediaVariantRef>,
+    #[uniffi(default = None)]
+    pub thumbnail: Option<MediaVariantRef>,
+    #[uniffi(default)]
+    pub alt_text: LocalizedText,
+    #[uniffi(default)]
+    pub caption: LocalizedText,
+}
+
+impl From<MediaRef> for m::MediaRef {
+    fn from(r: MediaRef) -> Self {
+        m::MediaRef {
+            width: r.width,
+            height: r.height,
+            duration_ms: r.duration_ms,
+            preview: r.preview.map(Into::into),
+            thumbnail: r.thumbnail.map(Into::into),
+            alt_text: text_in(r.alt_text),
+            caption: text_in(r.caption),
+            ..m::MediaRef::new(r.hash, r.mime_type, r.size)
+        }
+    }
+}
+
+impl From<&m::MediaRef> for MediaRef {
+    fn from(r: &m::MediaRef) -> Self {
+        MediaRef {
+            hash: r.hash.clone(),
+            mime_type: r.mime_type.clone(),
+            size: r.size,
+            width: r.width,
+            height: r.height,
+            duration_ms: r.duration_ms,
+            preview: r.preview.as_ref().map(Into::into),
+            thumbnail: r.thumbnail.as_ref().map(Into::into),
+            alt_text: text_out(&r.alt_text),
+            caption: text_out(&r.caption),
+        }
+    }
+}
+
+/// Content recorded by a volunteer for a neighbour, with the neighbour's consent.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct OnBehalfOf {
+    pub name: String,
+    pub consent: ConsentMethod,
+    pub consent_given_at_ms: i64,
+}
+
+impl OnBehalfOf {
+    fn into_core(self) -> FfiResult<m::OnBehalfOf> {
+        Ok(m::OnBehalfOf {
+            name: self.name,
+            consent: self.consent.into(),
+            consent_given_at: instant("consent given at", self.consent_given_at_ms)?,
+        })
+    }
+}
+
+impl From<&m::OnBehalfOf> for OnBehalfOf {
+    fn from(b: &m::OnBehalfOf) -> Self {
+        OnBehalfOf {
+            name: b.name.clone(),
+            consent: b.consent.into(),
+            consent_given_at_ms: b.consent_given_at.timestamp_millis(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct Address {
+    #[uniffi(default = "")]
+    pub street: String,
+    #[uniffi(default = "")]
+    pub postal_code: String,
+    #[uniffi(default = "")]
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    #[uniffi(default = "")]
+    pub country: String,
+}
+
+impl From<Address> for m::Address {
+    fn from(a: Address) -> Self {
+        m::Address {
+            street: a.street,
+            postal_code: a.postal_code,
+            city: a.city,
+            country: a.country,
+        }
+    }
+}
+
+impl From<&m::Address> for Address {
+    fn from(a: &m::Address) -> Self {
+        Address {
+            street: a.street.clone(),
+            postal_code: a.postal_code.clone(),
+            city: a.city.clone(),
+            country: a.country.clone(),
+        }
+    }
+}
+
+/// A news item or notice.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct PostDetails {
+    pub post_type: PostType,
+}
+
+/// A point of interest.
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct PlaceDetails {
+    #[uniffi(default = None)]
+    pub category: Option<String>,
+    #[uniffi(default = None)]
+    pub address: Option<Address>,
+    /// Accessibility facts, e.g. `step_free_entrance` → `yes`.
+    #[uniffi(default)]
+    pub accessibility: HashMap<String, String>,
+}
+
+/// HSDS organization: who runs an offer.
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct Organization {
+    pub name: String,
+    #[uniffi(default = None)]
+    pub url: Option<String>,
+    #[uniffi(default = None)]
+    pub email: Option<String>,
+    #[uniffi(default = None)]
+    pub phone: Option<String>,
+}
+
+/// HSDS location where a service is delivered.
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct ServiceLocation {
+    pub name: String,
+    #[uniffi(default = None)]
+    pub address: Option<Address>,
+}
+
+/// HSDS contact.
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct Contact {
+    #[uniffi(default = None)]
+    pub name: Option<String>,
+    #[uniffi(default = None)]
+    pub title: Option<String>,
+    #[uniffi(default = None)]
+    pub phone: Option<String>,
+    #[uniffi(default = None)]
+    pub email: Option<String>,
+}
+
+/// Opening hours: an RRULE (`FREQ=WEEKLY;BYDAY=TU,FR`) with local opening and closing times.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct OpeningRule {
+    pub rrule: String,
+    /// `HH:MM` or `HH:MM:SS`, local; read back as `HH:MM:SS`.
+    pub opens: String,
+    /// Exclusive; not after `opens` means overnight, equal means 24 hours.
+    pub closes: String,
+    /// `YYYY-MM-DD`, also the series' start.
+    #[uniffi(default = None)]
+    pub valid_from: Option<String>,
+    #[uniffi(default = None)]
+    pub valid_until: Option<String>,
+    /// Holidays, `YYYY-MM-DD`.
+    #[uniffi(default = [])]
+    pub closed_on: Vec<String>,
+    #[uniffi(default = None)]
+    pub description: Option<String>,
+}
+
+impl OpeningRule {
+    fn into_core(self) -> FfiResult<s::OpeningRule> {
+        Ok(s::OpeningRule {
+            rrule: self.rrule,
+            opens: time("opening time", &self.opens)?,
+            closes: time("closing time", &self.closes)?,
+            valid_from: self
+                .valid_from
+                .as_deref()
+                .map(|d| date("valid from", d))
+                .transpose()?,
+            valid_until: self
+                .valid_until
+                .as_deref()
+                .map(|d| date("valid until", d))
+                .transpose()?,
+            closed_on: self
+                .closed_on
+                .iter()
+                .map(|d| date("closed on", d))
+                .collect::<FfiResult<_>>()?,
+            description: self.description,
+        })
+    }
+}
+
+impl From<&s::OpeningRule> for OpeningRule {
+    fn from(r: &s::OpeningRule) -> Self {
+        OpeningRule {
+            rrule: r.rrule.clone(),
+            opens: fmt_time(r.opens),
+            closes: fmt_time(r.closes),
+            valid_from: r.valid_from.map(fmt_date),
+            valid_until: r.valid_until.map(fmt_date),
+            closed_on: r.closed_on.iter().copied().map(fmt_date).collect(),
+            description: r.description.clone(),
+        }
+    }
+}
+
+/// A service of an organisation (Open Referral HSDS).
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct OfferDetails {
+    pub organization: Organization,
+    #[uniffi(default = None)]
+    pub category: Option<String>,
+    #[uniffi(default = None)]
+    pub service_url: Option<String>,
+    #[uniffi(default = None)]
+    pub fees: Option<String>,
+    #[uniffi(default = None)]
+    pub eligibility: Option<String>,
+    #[uniffi(default = None)]
+    pub location: Option<ServiceLocation>,
+    #[uniffi(default = [])]
+    pub schedules: Vec<OpeningRule>,
+    #[uniffi(default = [])]
+    pub contacts: Vec<Contact>,
+    /// BCP-47 tags.
+    #[uniffi(default = [])]
+    pub languages: Vec<String>,
+    #[uniffi(default = [])]
+    pub accessibility: Vec<String>,
+}
+
+/// When an event happens: local start and end of the first occurrence in `time_zone`, an
+/// optional RRULE and cancelled occurrences (RFC 5545).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct EventTiming {
+    /// `YYYY-MM-DDTHH:MM[:SS]`, local.
+    pub start: String,
+    pub end: String,
+    /// IANA name, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    #[uniffi(default = None)]
+    pub rrule: Option<String>,
+    #[uniffi(default = [])]
+    pub exdates: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct EventDetails {
+    pub timing: EventTiming,
+    #[uniffi(default = None)]
+    pub venue: Option<String>,
+}
+
+/// Biete/Suche: a neighbourly help request or offer.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RequestDetails {
+    pub direction: RequestDirection,
+    pub category: String,
+    pub state: RequestState,
+}
+
+/// A value in an observation's form.
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum FieldValue {
+    Bool { value: bool },
+    Number { value: f64 },
+    Text { value: String },
+}
+
+/// A field survey following a preset (form).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ObservationDetails {
+    pub preset: String,
+    #[uniffi(default = None)]
+    pub category: Option<String>,
+    #[uniffi(default)]
+    pub fields: HashMap<String, FieldValue>,
+}
+
+/// A comment on another item.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CommentDetails {
+    /// The commented item's id.
+    pub parent: String,
+}
+
+/// What an item carries beyond the common fields; the variant is the item's kind.
+// Passed by value across the FFI (uniffi enums cannot hold boxed fields); the size
+// difference costs a copy per call, not per item.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum ItemDetails {
+    Post { post: PostDetails },
+    Place { place: PlaceDetails },
+    Offer { offer: OfferDetails },
+    Event { event: EventDetails },
+    Request { request: RequestDetails },
+    Observation { observation: ObservationDetails },
+    Comment { comment: CommentDetails },
+}
+
+impl ItemDetails {
+    pub(crate) fn into_core(self) -> FfiResult<m::ItemDetails> {
+        Ok(match self {
+            ItemDetails::Post { post } => m::ItemDetails::Post(m::Post {
+                post_type: post.post_type.into(),
+            }),
+            ItemDetails::Place { place } => m::ItemDetails::Place(m::Place {
+                category: place.category,
+                address: place.address.map(Into::into),
+                accessibility: place.accessibility.into_iter().collect(),
+            }),
+            ItemDetails::Offer { offer } => m::ItemDetails::Offer(m::Offer {
+                organization: m::Organization {
+                    name: offer.organization.name,
+                    url: offer.organization.url,
+                    email: offer.organization.email,
+                    phone: offer.organization.phone,
+                },
+                category: offer.category,
+                service_url: offer.service_url,
+                fees: offer.fees,
+                eligibility: offer.eligibility,
+                location: offer.location.map(|l| m::ServiceLocation {
+                    name: l.name,
+                    address: l.address.map(Into::into),
+                }),
+                schedules: offer
+                    .schedules
+                    .into_iter()
+                    .map(OpeningRule::into_core)
+                    .collect::<FfiResult<_>>()?,
+                contacts: offer
+                    .contacts
+                    .into_iter()
+                    .map(|c| m::Contact {
+                        name: c.name,
+                        title: c.title,
+                        phone: c.phone,
+                        email: c.email,
+                    })
+                    .collect(),
+                languages: offer.languages,
+                accessibility: offer.accessibility,
+            }),
+            ItemDetails::Event { event } => m::ItemDetails::Event(m::Event {
+                timing: s::EventTiming {
+                    start: date_time("event start", &event.timing.start)?,
+                    end: date_time("event end", &event.timing.end)?,
+                    time_zone: event.timing.time_zone,
+                    rrule: event.timing.rrule,
+                    exdates: event
+                        .timing
+                        .exdates
+                        .iter()
+                        .map(|d| date_time("event exdate", d))
+                        .collect::<FfiResult<_>>()?,
+                },
+                venue: event.venue,
+            }),
+            ItemDetails::Request { request } => m::ItemDetails::Request(m::Request {
+                direction: request.direction.into(),
+                category: request.category,
+                state: request.state.into(),
+            }),
+            ItemDetails::Observation { observation } => m::ItemDetails::Observation(m::Observation {
+                preset: observation.preset,
+                category: observation.category,
+                fields: observation
+                    .fields
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            FieldValue::Bool { value } => m::FieldValue::Bool(value),
+                            FieldValue::Number { value } => m::FieldValue::Number(value),
+                            FieldValue::Text { value } => m::FieldValue::Text(value),
+                        };
+                        (k, v)
+                    })
+                    .collect(),
+            }),
+            ItemDetails::Comment { comment } => m::ItemDetails::Comment(m::Comment {
+                parent: parse_id(&comment.parent)?,
+            }),
+        })
+    }
+}
+
+impl From<&m::ItemDetails> for ItemDetails {
+    fn from(d: &m::ItemDetails) -> Self {
+        match d {
+            m::ItemDetails::Post(p) => ItemDetails::Post {
+                post: PostDetails {
+                    post_type: p.post_type.into(),
+                },
+            },
+            m::ItemDetails::Place(p) => ItemDetails::Place {
+                place: PlaceDetails {
+                    category: p.category.clone(),
+                    address: p.address.as_ref().map(Into::into),
+                    accessibility: p.accessibility.clone().into_iter().collect(),
+                },
+            },
+            m::ItemDetails::Offer(o) => ItemDetails::Offer {
+                offer: OfferDetails {
+                    organization: Organization {
+                        name: o.organization.name.clone(),
+                        url: o.organization.url.clone(),
+                        email: o.organization.email.clone(),
+                        phone: o.organization.phone.clone(),
+                    },
+                    category: o.category.clone(),
+                    service_url: o.service_url.clone(),
+                    fees: o.fees.clone(),
+                    eligibility: o.eligibility.clone(),
+                    location: o.location.as_ref().map(|l| ServiceLocation {
+                        name: l.name.clone(),
+                        address: l.address.as_ref().map(Into::into),
+                    }),
+                    schedules: o.schedules.iter().map(Into::into).collect(),
+                    contacts: o
+                        .contacts
+                        .iter()
+                        .map(|c| Contact {
+                            name: c.name.clone(),
+                            title: c.title.clone(),
+                            phone: c.phone.clone(),
+                            email: c.email.clone(),
+                        })
+                        .collect(),
+                    languages: o.languages.clone(),
+                    accessibility: o.accessibility.clone(),
+                },
+            },
+            m::ItemDetails::Event(e) => ItemDetails::Event {
+                event: EventDetails {
+                    timing: EventTiming {
+                        start: fmt_date_time(e.timing.start),
+                        end: fmt_date_time(e.timing.end),
+                        time_zone: e.timing.time_zone.clone(),
+                        rrule: e.timing.rrule.clone(),
+                        exdates: e.timing.exdates.iter().copied().map(fmt_date_time).collect(),
+                    },
+                    venue: e.venue.clone(),
+                },
+            },
+            m::ItemDetails::Request(r) => ItemDetails::Request {
+                request: RequestDetails {
+                    direction: r.direction.into(),
+                    category: r.category.clone(),
+                    state: r.state.into(),
+                },
+            },
+            m::ItemDetails::Observation(o) => ItemDetails::Observation {
+                observation: ObservationDetails {
+                    preset: o.preset.clone(),
+                    category: o.category.clone(),
+                    fields: o
+                        .fields
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                m::FieldValue::Bool(value) => FieldValue::Bool { value: *value },
+                                m::FieldValue::Number(value) => FieldValue::Number { value: *value },
+                                m::FieldValue::Text(value) => FieldValue::Text { value: value.clone() },
+                            };
+                            (k.clone(), v)
+                        })
+                        .collect(),
+                },
+            },
+            m::ItemDetails::Comment(c) => ItemDetails::Comment {
+                comment: CommentDetails {
+                    parent: c.parent.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// Everything of an item its author sets.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ItemContent {
+    pub title: LocalizedText,
+    #[uniffi(default)]
+    pub body: LocalizedText,
+    #[uniffi(default = [])]
+    pub tags: Vec<String>,
+    /// Required for places and observations.
+    #[uniffi(default = None)]
+    pub location: Option<Location>,
+    #[uniffi(default = [])]
+    pub media: Vec<MediaRef>,
+    pub audience: Audience,
+    pub status: Status,
+    #[uniffi(default = None)]
+    pub valid_until_ms: Option<i64>,
+    #[uniffi(default = None)]
+    pub on_behalf_of: Option<OnBehalfOf>,
+    pub details: ItemDetails,
+}
+
+impl ItemContent {
+    pub(crate) fn into_core(self) -> FfiResult<m::ItemContent> {
+        Ok(m::ItemContent {
+            title: text_in(self.title),
+            body: text_in(self.body),
+            tags: self.tags.into_iter().collect(),
+            location: self.location.map(Into::into),
+            media: self.media.into_iter().map(Into::into).collect(),
+            audience: self.audience.into(),
+            status: self.status.into(),
+            valid_until: opt_instant("valid until", self.valid_until_ms)?,
+            on_behalf_of: self.on_behalf_of.map(OnBehalfOf::into_core).transpose()?,
+            details: self.details.into_core()?,
+        })
+    }
+}
+
+impl From<&m::ItemContent> for ItemContent {
+    fn from(c: &m::ItemContent) -> Self {
+        ItemContent {
+            title: text_out(&c.title),
+            body: text_out(&c.body),
+            tags: c.tags.iter().cloned().collect(),
+            location: c.location.map(Into::into),
+            media: c.media.iter().map(Into::into).collect(),
+            audience: c.audience.into(),
+            status: c.status.into(),
+            valid_until_ms: c.valid_until.map(|t| t.timestamp_millis()),
+            on_behalf_of: c.on_behalf_of.as_ref().map(Into::into),
+            details: (&c.details).into(),
+        }
+    }
+}
+
+/// An item as stored.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Item {
+    pub id: String,
+    pub space_id: String,
+    pub author: String,
+    pub kind: ItemKind,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub content: ItemContent,
+}
+
+impl From<&m::Item> for Item {
+    fn from(i: &m::Item) -> Self {
+        Item {
+            id: i.id.to_string(),
+            space_id: i.space.to_string(),
+            author: i.author.to_string(),
+            kind: i.kind().into(),
+            created_at_ms: i.created_at.timestamp_millis(),
+            updated_at_ms: i.updated_at.timestamp_millis(),
+            content: (&i.content).into(),
+        }
+    }
+}
+
+fn items(list: &[m::Item]) -> Vec<Item> {
+    list.iter().map(Into::into).collect()
+}
+
+/// The command that creates an item.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewItem {
+    pub space_id: String,
+    /// The person id (from `QuartierSync.register`, or any id before registering).
+    pub author: String,
+    pub content: ItemContent,
+}
+
+impl NewItem {
+    pub(crate) fn into_core(self) -> FfiResult<m::NewItem> {
+        Ok(m::NewItem::new(
+            parse_id(&self.space_id)?,
+            parse_id(&self.author)?,
+            self.content.into_core()?,
+        ))
+    }
+}
+
+/// An edit: fields that are set change, the rest stays (and merges with concurrent edits of
+/// other fields). `clear_*` removes an optional field.
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct ItemPatch {
+    #[uniffi(default = None)]
+    pub title: Option<LocalizedText>,
+    #[uniffi(default = None)]
+    pub body: Option<LocalizedText>,
+    #[uniffi(default = None)]
+    pub tags: Option<Vec<String>>,
+    #[uniffi(default = None)]
+    pub location: Option<Location>,
+    #[uniffi(default = false)]
+    pub clear_location: bool,
+    #[uniffi(default = None)]
+    pub media: Option<Vec<MediaRef>>,
+    #[uniffi(default = None)]
+    pub audience: Option<Audience>,
+    #[uniffi(default = None)]
+    pub status: Option<Status>,
+    #[uniffi(default = None)]
+    pub valid_until_ms: Option<i64>,
+    #[uniffi(default = false)]
+    pub clear_valid_until: bool,
+    #[uniffi(default = None)]
+    pub on_behalf_of: Option<OnBehalfOf>,
+    #[uniffi(default = false)]
+    pub clear_on_behalf_of: bool,
+    /// Must be of the item's kind.
+    #[uniffi(default = None)]
+    pub details: Option<ItemDetails>,
+}
+
+/// `value` if set, `Some(None)` if cleared, `None` if neither; setting and clearing at once is
+/// a contradiction and refused.
+fn settable<T>(field: &str, value: Option<T>, clear: bool) -> FfiResult<Option<Option<T>>> {
+    match (value, clear) {
+        (Some(_), true) => Err(QuartierError::invalid(field, "set and cleared in the same patch")),
+        (Some(v), false) => Ok(Some(Some(v))),
+        (None, true) => Ok(Some(None)),
+        (None, false) => Ok(None),
+    }
+}
+
+impl ItemPatch {
+    pub(crate) fn into_core(self) -> FfiResult<m::ItemPatch> {
+        Ok(m::ItemPatch {
+            title: self.title.map(text_in),
+            body: self.body.map(text_in),
+            tags: self.tags.map(|t| t.into_iter().collect()),
+            location: settable("location", self.location.map(Into::into), self.clear_location)?,
+            media: self.media.map(|v| v.into_iter().map(Into::into).collect()),
+            audience: self.audience.map(Into::into),
+            status: self.status.map(Into::into),
+            valid_until: settable(
+                "valid until",
+                opt_instant("valid until", self.valid_until_ms)?,
+                self.clear_valid_until,
+            )?,
+            on_behalf_of: settable(
+                "on behalf of",
+                self.on_behalf_of.map(OnBehalfOf::into_core).transpose()?,
+                self.clear_on_behalf_of,
+            )?,
+            details: self.details.map(ItemDetails::into_core).transpose()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spaces
+
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct Category {
+    pub label: LocalizedText,
+    #[uniffi(default = None)]
+    pub icon: Option<String>,
+}
+
+/// A map layer: which kinds and tags it shows.
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct Layer {
+    pub label: LocalizedText,
+    #[uniffi(default = [])]
+    pub kinds: Vec<String>,
+    #[uniffi(default = [])]
+    pub tags: Vec<String>,
+}
+
+/// A space's shared metadata.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SpaceMeta {
+    pub name: LocalizedText,
+    #[uniffi(default)]
+    pub description: LocalizedText,
+    /// IANA name, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// BCP-47 tag.
+    pub default_language: String,
+    #[uniffi(default)]
+    pub categories: HashMap<String, Category>,
+    #[uniffi(default)]
+    pub layers: HashMap<String, Layer>,
+}
+
+impl From<SpaceMeta> for m::SpaceMeta {
+    fn from(s: SpaceMeta) -> Self {
+        m::SpaceMeta {
+            name: text_in(s.name),
+            description: text_in(s.description),
+            time_zone: s.time_zone,
+            default_language: s.default_language,
+            categories: s
+                .categories
+                .into_iter()
+                .map(|(k, c)| {
+                    let c = m::Category {
+                        label: text_in(c.label),
+                        icon: c.icon,
+                    };
+                    (k, c)
+                })
+                .collect(),
+            layers: s
+                .layers
+                .into_iter()
+                .map(|(k, l)| {
+                    let l = m::Layer {
+                        label: text_in(l.label),
+                        kinds: l.kinds,
+                        tags: l.tags,
+                    };
+                    (k, l)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&m::SpaceMeta> for SpaceMeta {
+    fn from(s: &m::SpaceMeta) -> Self {
+        SpaceMeta {
+            name: text_out(&s.name),
+            description: text_out(&s.description),
+            time_zone: s.time_zone.clone(),
+            default_language: s.default_language.clone(),
+            categories: s
+                .categories
+                .iter()
+                .map(|(k, c)| {
+                    let c = Category {
+                        label: text_out(&c.label),
+                        icon: c.icon.clone(),
+                    };
+                    (k.clone(), c)
+                })
+                .collect(),
+            layers: s
+                .layers
+                .iter()
+                .map(|(k, l)| {
+                    let l = Layer {
+                        label: text_out(&l.label),
+                        kinds: l.kinds.clone(),
+                        tags: l.tags.clone(),
+                    };
+                    (k.clone(), l)
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Space {
+    pub id: String,
+    pub meta: SpaceMeta,
+}
+
+impl From<&m::Space> for Space {
+    fn from(s: &m::Space) -> Self {
+        Space {
+            id: s.id.to_string(),
+            meta: (&s.meta).into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+/// Who is looking: queries show only what this person in this role may see.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Viewer {
+    pub person: String,
+    pub role: Role,
+}
+
+impl Viewer {
+    pub(crate) fn into_core(self) -> FfiResult<m::Viewer> {
+        Ok(m::Viewer::new(parse_id(&self.person)?, self.role.into()))
+    }
+}
+
+fn kinds_in(kinds: Vec<ItemKind>) -> Vec<m::ItemKind> {
+    kinds.into_iter().map(Into::into).collect()
+}
+
+/// A page of a space's feed, newest first.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct FeedQuery {
+    pub space_id: String,
+    pub viewer: Viewer,
+    /// Empty: every kind but comments.
+    #[uniffi(default = [])]
+    pub kinds: Vec<ItemKind>,
+    #[uniffi(default = None)]
+    pub tag: Option<String>,
+    #[uniffi(default = None)]
+    pub author: Option<String>,
+    /// Empty: published only.
+    #[uniffi(default = [])]
+    pub statuses: Vec<Status>,
+    /// Empty: every audience the viewer may see.
+    #[uniffi(default = [])]
+    pub audiences: Vec<Audience>,
+    #[uniffi(default = 50)]
+    pub limit: u32,
+    /// `FeedPage.next` of the previous page.
+    #[uniffi(default = None)]
+    pub after: Option<String>,
+    /// The moment validity is judged at; none = now.
+    #[uniffi(default = None)]
+    pub at_ms: Option<i64>,
+}
+
+impl FeedQuery {
+    pub(crate) fn into_core(self) -> FfiResult<q::FeedQuery> {
+        Ok(q::FeedQuery {
+            space: parse_id(&self.space_id)?,
+            viewer: self.viewer.into_core()?,
+            kinds: kinds_in(self.kinds),
+            tag: self.tag,
+            author: self.author.as_deref().map(parse_id).transpose()?,
+            statuses: self.statuses.into_iter().map(Into::into).collect(),
+            audiences: self.audiences.into_iter().map(Into::into).collect(),
+            limit: self.limit,
+            after: self.after.as_deref().map(parse_id).transpose()?,
+            at: opt_instant("at", self.at_ms)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct FeedPage {
+    pub items: Vec<Item>,
+    /// Pass as `after` for the next page; none at the end. Opaque.
+    pub next: Option<String>,
+}
+
+impl From<&q::FeedPage> for FeedPage {
+    fn from(p: &q::FeedPage) -> Self {
+        FeedPage {
+            items: items(&p.items),
+            next: p.next.map(|c| c.to_string()),
+        }
+    }
+}
+
+/// Full-text search (folds case and diacritics: `strasse` finds `Straße`).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SearchRequest {
+    /// None: every space in the store.
+    #[uniffi(default = None)]
+    pub space_id: Option<String>,
+    pub viewer: Viewer,
+    /// What the person typed.
+    pub text: String,
+    #[uniffi(default = [])]
+    pub kinds: Vec<ItemKind>,
+    #[uniffi(default = 20)]
+    pub limit: u32,
+    #[uniffi(default = None)]
+    pub at_ms: Option<i64>,
+}
+
+impl SearchRequest {
+    pub(crate) fn into_core(self) -> FfiResult<q::SearchRequest> {
+        Ok(q::SearchRequest {
+            space: self.space_id.as_deref().map(parse_id).transpose()?,
+            viewer: self.viewer.into_core()?,
+            text: self.text,
+            kinds: kinds_in(self.kinds),
+            limit: self.limit,
+            at: opt_instant("at", self.at_ms)?,
+        })
+    }
+}
+
+/// A span of a snippet's text, in UTF-16 code units (Kotlin/Java `String`, `NSString`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct TextRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// A piece of text around the matches, with the matched words' ranges.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Snippet {
+    pub text: String,
+    pub matches: Vec<TextRange>,
+}
+
+fn utf16_offset(text: &str, byte: usize) -> u32 {
+    let byte = byte.min(text.len());
+    // Ranges come from the core on char boundaries; a stray one is clamped to the previous.
+    let mut at = byte;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    u32::try_from(text[..at].encode_utf16().count()).unwrap_or(u32::MAX)
+}
+
+impl From<&quartier_core::search::Snippet> for Snippet {
+    fn from(s: &quartier_core::search::Snippet) -> Self {
+        Snippet {
+            text: s.text.clone(),
+            matches: s
+                .matches
+                .iter()
+                .map(|r| TextRange {
+                    start: utf16_offset(&s.text, r.start),
+                    end: utf16_offset(&s.text, r.end),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SearchHit {
+    pub item: Item,
+    /// BM25; lower is better.
+    pub score: f64,
+    pub title: Snippet,
+    pub body: Snippet,
+}
+
+impl From<&q::SearchHit> for SearchHit {
+    fn from(h: &q::SearchHit) -> Self {
+        SearchHit {
+            item: (&h.item).into(),
+            score: h.score,
+            title: (&h.title).into(),
+            body: (&h.body).into(),
+        }
+    }
+}
+
+/// Items inside a map viewport; `west > east` crosses the antimeridian.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ViewportQuery {
+    pub space_id: String,
+    pub viewer: Viewer,
+    pub south: f64,
+    pub west: f64,
+    pub north: f64,
+    pub east: f64,
+    #[uniffi(default = [])]
+    pub kinds: Vec<ItemKind>,
+    #[uniffi(default = 500)]
+    pub limit: u32,
+    #[uniffi(default = None)]
+    pub at_ms: Option<i64>,
+}
+
+impl ViewportQuery {
+    pub(crate) fn into_core(self) -> FfiResult<q::ViewportQuery> {
+        Ok(q::ViewportQuery {
+            space: parse_id(&self.space_id)?,
+            viewer: self.viewer.into_core()?,
+            south: self.south,
+            west: self.west,
+            north: self.north,
+            east: self.east,
+            kinds: kinds_in(self.kinds),
+            limit: self.limit,
+            at: opt_instant("at", self.at_ms)?,
+        })
+    }
+}
+
+/// Items within `radius_m` of `center`, nearest first.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RadiusQuery {
+    pub space_id: String,
+    pub viewer: Viewer,
+    pub center: Location,
+    pub radius_m: f64,
+    #[uniffi(default = [])]
+    pub kinds: Vec<ItemKind>,
+    #[uniffi(default = 100)]
+    pub limit: u32,
+    #[uniffi(default = None)]
+    pub at_ms: Option<i64>,
+}
+
+impl RadiusQuery {
+    pub(crate) fn into_core(self) -> FfiResult<q::RadiusQuery> {
+        Ok(q::RadiusQuery {
+            space: parse_id(&self.space_id)?,
+            viewer: self.viewer.into_core()?,
+            center: self.center.into(),
+            radius_m: self.radius_m,
+            kinds: kinds_in(self.kinds),
+            limit: self.limit,
+            at: opt_instant("at", self.at_ms)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NearbyItem {
+    pub item: Item,
+    pub distance_m: f64,
+}
+
+/// Offers open at a moment ("open now").
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct OpenOffersQuery {
+    pub space_id: String,
+    pub viewer: Viewer,
+    /// None: now.
+    #[uniffi(default = None)]
+    pub at_ms: Option<i64>,
+}
+
+impl OpenOffersQuery {
+    pub(crate) fn into_core(self) -> FfiResult<q::OpenOffersQuery> {
+        Ok(q::OpenOffersQuery {
+            space: parse_id(&self.space_id)?,
+            viewer: self.viewer.into_core()?,
+            at: opt_instant("at", self.at_ms)?.unwrap_or_else(Utc::now),
+        })
+    }
+}
+
+/// Event occurrences overlapping `[from_ms, to_ms)`.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct EventsQuery {
+    pub space_id: String,
+    pub viewer: Viewer,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    #[uniffi(default = 200)]
+    pub limit: u32,
+}
+
+impl EventsQuery {
+    pub(crate) fn into_core(self) -> FfiResult<q::EventsQuery> {
+        Ok(q::EventsQuery {
+            space: parse_id(&self.space_id)?,
+            viewer: self.viewer.into_core()?,
+            from: instant("from", self.from_ms)?,
+            to: instant("to", self.to_ms)?,
+            limit: self.limit,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct EventOccurrence {
+    pub item: Item,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// One change in an item's history.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct HistoryEntry {
+    pub change: String,
+    pub device: String,
+    pub person: Option<String>,
+    pub at_ms: i64,
+    pub fields: Vec<String>,
+}
+
+/// An item with its history (oldest first) and the comments the viewer may see.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ItemDetail {
+    pub item: Item,
+    pub history: Vec<HistoryEntry>,
+    pub comments: Vec<Item>,
+}
+
+impl From<&q::ItemDetail> for ItemDetail {
+    fn from(d: &q::ItemDetail) -> Self {
+        ItemDetail {
+            item: (&d.item).into(),
+            history: d
+                .history
+                .iter()
+                .map(|h| HistoryEntry {
+                    change: h.change.clone(),
+                    device: h.device.clone(),
+                    person: h.person.map(|p| p.to_string()),
+                    at_ms: h.at.timestamp_millis(),
+                    fields: h.fields.clone(),
+                })
+                .collect(),
+            comments: items(&d.comments),
+        }
+    }
+}
+
+pub(crate) fn nearby(list: &[q::NearbyItem]) -> Vec<NearbyItem> {
+    list.iter()
+        .map(|n| NearbyItem {
+            item: (&n.item).into(),
+            distance_m: n.distance_m,
+        })
+        .collect()
+}
+
+pub(crate) fn occurrences(list: &[q::EventOccurrence]) -> Vec<EventOccurrence> {
+    list.iter()
+        .map(|o| EventOccurrence {
+            item: (&o.item).into(),
+            start_ms: o.start.timestamp_millis(),
+            end_ms: o.end.timestamp_millis(),
+        })
+        .collect()
+}
+
+pub(crate) fn item_list(list: &[m::Item]) -> Vec<Item> {
+    items(list)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live queries
+
+/// A query to watch with `QuartierStore.subscribe`.
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum LiveQuery {
+    Feed { query: FeedQuery },
+    Search { query: SearchRequest },
+    Viewport { query: ViewportQuery },
+    Near { query: RadiusQuery },
+    OpenOffers { query: OpenOffersQuery },
+    Events { query: EventsQuery },
+    Detail { item_id: String, viewer: Viewer },
+}
+
+impl LiveQuery {
+    pub(crate) fn into_core(self) -> FfiResult<quartier_core::LiveQuery> {
+        use quartier_core::LiveQuery as L;
+        Ok(match self {
+            LiveQuery::Feed { query } => L::Feed(query.into_core()?),
+            LiveQuery::Search { query } => L::Search(query.into_core()?),
+            LiveQuery::Viewport { query } => L::Viewport(query.into_core()?),
+            LiveQuery::Near { query } => L::Near(query.into_core()?),
+            LiveQuery::OpenOffers { query } => L::OpenOffers(query.into_core()?),
+            LiveQuery::Events { query } => L::Events(query.into_core()?),
+            LiveQuery::Detail { item_id, viewer } => L::Detail {
+                item: parse_id(&item_id)?,
+                viewer: viewer.into_core()?,
+            },
+        })
+    }
+}
+
+/// A fresh result of a live query, in the shape of the query.
+// Passed by value across the FFI (uniffi enums cannot hold boxed fields); the size
+// difference costs a copy per call, not per item.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum LiveResult {
+    Feed { page: FeedPage },
+    Search { hits: Vec<SearchHit> },
+    Viewport { items: Vec<Item> },
+    Near { items: Vec<NearbyItem> },
+    OpenOffers { items: Vec<Item> },
+    Events { occurrences: Vec<EventOccurrence> },
+    Detail { detail: ItemDetail },
+}
+
+impl From<&quartier_core::LiveResult> for LiveResult {
+    fn from(r: &quartier_core::LiveResult) -> Self {
+        use quartier_core::LiveResult as L;
+        match r {
+            L::Feed(p) => LiveResult::Feed { page: p.into() },
+            L::Search(h) => LiveResult::Search {
+                hits: h.iter().map(Into::into).collect(),
+            },
+            L::Viewport(i) => LiveResult::Viewport { items: items(i) },
+            L::Near(n) => LiveResult::Near { items: nearby(n) },
+            L::OpenOffers(i) => LiveResult::OpenOffers { items: items(i) },
+            L::Events(o) => LiveResult::Events {
+                occurrences: occurrences(o),
+            },
+            L::Detail(d) => LiveResult::Detail {
+                detail: d.as_ref().into(),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync
+
+/// This device's registration with a server.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Account {
+    pub server: String,
+    pub device_id: String,
+    /// The person to author content as.
+    pub person_id: String,
+}
+
+impl From<&sy::Account> for Account {
+    fn from(a: &sy::Account) -> Self {
+        Account {
+            server: a.server.clone(),
+            device_id: a.device.to_string(),
+            person_id: a.person.to_string(),
+        }
+    }
+}
+
+/// A membership as the server decided it.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Membership {
+    pub space_id: String,
+    pub person_id: String,
+    pub role: Role,
+}
+
+impl From<&quartier_protocol::Membership> for Membership {
+    fn from(m: &quartier_protocol::Membership) -> Self {
+        Membership {
+            space_id: m.space.to_string(),
+            person_id: m.person.to_string(),
+            role: m.role.into(),
+        }
+    }
+}
+
+/// A space this device's person belongs to (the store's read-only copy).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SpaceMembership {
+    pub space_id: String,
+    pub role: Role,
+}
+
+/// Where one space's sync stands.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SpaceSyncStatus {
+    pub space_id: String,
+    pub role: Role,
+    pub last_success_ms: Option<i64>,
+    pub last_attempt_ms: Option<i64>,
+    pub last_error: Option<String>,
+    /// Changes waiting to be pushed.
+    pub outbox: u64,
+}
+
+impl From<&sy::SpaceSyncStatus> for SpaceSyncStatus {
+    fn from(s: &sy::SpaceSyncStatus) -> Self {
+        SpaceSyncStatus {
+            space_id: s.space.to_string(),
+            role: s.role.into(),
+            last_success_ms: s.last_success.map(|t| t.timestamp_millis()),
+            last_attempt_ms: s.last_attempt.map(|t| t.timestamp_millis()),
+            last_error: s.last_error.clone(),
+            outbox: s.outbox as u64,
+        }
+    }
+}
+
+/// Progress of a running sync, after every committed page.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SyncProgress {
+    pub rounds: u64,
+    pub pushed: u64,
+    pub received: u64,
+    pub outbox_left: u64,
+}
+
+impl From<&sy::SyncProgress> for SyncProgress {
+    fn from(p: &sy::SyncProgress) -> Self {
+        SyncProgress {
+            rounds: p.rounds as u64,
+            pushed: p.pushed as u64,
+            received: p.received as u64,
+            outbox_left: p.outbox_left as u64,
+        }
+    }
+}
+
+/// A change the server refused, with its reason.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RejectedChange {
+    pub doc_id: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// What a finished sync did.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SyncReport {
+    pub rounds: u64,
+    pub pushed: u64,
+    pub received: u64,
+    pub rejected: Vec<RejectedChange>,
+    /// Spaces purged from this device (membership ended).
+    pub purged: Vec<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl From<&sy::SyncReport> for SyncReport {
+    fn from(r: &sy::SyncReport) -> Self {
+        SyncReport {
+            rounds: r.rounds as u64,
+            pushed: r.pushed as u64,
+            received: r.received as u64,
+            rejected: r
+                .rejected
+                .iter()
+                .map(|c| RejectedChange {
+                    doc_id: c.doc_id.clone(),
+                    code: c.code.clone(),
+                    message: c.message.clone(),
+                })
+                .collect(),
+            purged: r.purged.clone(),
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+        }
+    }
+}
+
+/// What background sync reports.
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum SyncEvent {
+    Started,
+    Progress {
+        progress: SyncProgress,
+    },
+    Finished {
+        report: SyncReport,
+    },
+    /// A failed attempt; the next follows after `retry_in_ms`.
+    Failed {
+        error: String,
+        retry_in_ms: u64,
+    },
+    /// A failure retrying cannot fix (not registered, revoked…); background sync has stopped.
+    Stopped {
+        error: String,
+    },
+}
+
+impl From<&sy::SyncEvent> for SyncEvent {
+    fn from(e: &sy::SyncEvent) -> Self {
+        match e {
+            sy::SyncEvent::Started => SyncEvent::Started,
+            sy::SyncEvent::Progress(p) => SyncEvent::Progress { progress: p.into() },
+            sy::SyncEvent::Finished(r) => SyncEvent::Finished { report: r.into() },
+            sy::SyncEvent::Failed { error, retry_in } => SyncEvent::Failed {
+                error: error.clone(),
+                retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+            },
+            sy::SyncEvent::Stopped { error } => SyncEvent::Stopped { error: error.clone() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(details: ItemDetails) -> ItemContent {
+        ItemContent {
+            title: HashMap::from([
+                ("de".into(), "Titel".into()),
+                ("de-x-easy".into(), "Einfach".into()),
+            ]),
+            body: HashMap::from([("en".into(), "Body".into())]),
+            tags: vec!["a".into(), "b".into()],
+            location: Some(Location {
+                lat: 50.96,
+                lon: 6.95,
+                accuracy_m: Some(5.0),
+                source: PositionSource::Gps,
+            }),
+            media: vec![MediaRef {
+                hash: "a".repeat(64),
+                mime_type: "image/jpeg".into(),
+                size: 10,
+                width: Some(4),
+                height: Some(3),
+                duration_ms: None,
+                preview: None,
+                thumbnail: Some(MediaVariantRef {
+                    hash: "b".repeat(64),
+                    mime_type: "image/webp".into(),
+                    size: 2,
+                    width: 2,
+                    height: 1,
+                }),
+                alt_text: HashMap::from([("de".into(), "Foto".into())]),
+                caption: HashMap::new(),
+            }],
+            audience: Audience::Volunteers,
+            status: Status::Draft,
+            valid_until_ms: Some(1_800_000_000_000),
+            on_behalf_of: Some(OnBehalfOf {
+                name: "Frau K.".into(),
+                consent: ConsentMethod::Verbal,
+                consent_given_at_ms: 1_700_000_000_000,
+            }),
+            details,
+        }
+    }
+
+    fn every_kind() -> Vec<ItemDetails> {
+        vec![
+            ItemDetails::Post {
+                post: PostDetails {
+                    post_type: PostType::Notice,
+                },
+            },
+            ItemDetails::Place {
+                place: PlaceDetails {
+                    category: Some("cafe".into()),
+                    address: Some(Address {
+                        street: "Neusser Str. 250".into(),
+                        ..Address::default()
+                    }),
+                    accessibility: HashMap::from([("toilet".into(), "no".into())]),
+                },
+            },
+            ItemDetails::Offer {
+                offer: OfferDetails {
+                    organization: Organization {
+                        name: "Tafel".into(),
+                        ..Organization::default()
+                    },
+                    schedules: vec![OpeningRule {
+                        rrule: "FREQ=WEEKLY;BYDAY=TU".into(),
+                        opens: "10:00:00".into(),
+                        closes: "13:30:00".into(),
+                        valid_from: Some("2026-01-01".into()),
+                        valid_until: None,
+                        closed_on: vec!["2026-12-25".into()],
+                        description: Some("Dienstags".into()),
+                    }],
+                    contacts: vec![Contact {
+                        phone: Some("0221".into()),
+                        ..Contact::default()
+                    }],
+                    languages: vec!["de".into(), "tr".into()],
+                    ..OfferDetails::default()
+                },
+            },
+            ItemDetails::Event {
+                event: EventDetails {
+                    timing: EventTiming {
+                        start: "2026-03-05T18:00:00".into(),
+                        end: "2026-03-05T21:00:00".into(),
+                        time_zone: "Europe/Berlin".into(),
+                        rrule: Some("FREQ=WEEKLY;COUNT=3".into()),
+                        exdates: vec!["2026-03-12T18:00:00".into()],
+                    },
+                    venue: None,
+                },
+            },
+            ItemDetails::Request {
+                request: RequestDetails {
+                    direction: RequestDirection::Offer,
+                    category: "shopping".into(),
+                    state: RequestState::Taken,
+                },
+            },
+            ItemDetails::Observation {
+                observation: ObservationDetails {
+                    preset: "ramp".into(),
+                    category: None,
+                    fields: HashMap::from([
+                        ("ok".into(), FieldValue::Bool { value: true }),
+                        ("cm".into(), FieldValue::Number { value: 92.5 }),
+                        (
+                            "note".into(),
+                            FieldValue::Text {
+                                value: "steil".into(),
+                            },
+                        ),
+                    ]),
+                },
+            },
+            ItemDetails::Comment {
+                comment: CommentDetails {
+                    parent: "0190c0de-0000-7000-8000-000000000001".into(),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn item_content_of_every_kind_round_trips_through_the_core_model() {
+        for details in every_kind() {
+            let ffi = content(details);
+            let core = ffi.clone().into_core().expect("valid content");
+            core.validate().expect("the core accepts it");
+            assert_eq!(ItemContent::from(&core), ffi);
+        }
+    }
+
+    #[test]
+    fn short_times_are_accepted_and_read_back_with_seconds() {
+        let rule = OpeningRule {
+            rrule: "FREQ=DAILY".into(),
+            opens: "09:30".into(),
+            closes: "17:00".into(),
+            valid_from: None,
+            valid_until: None,
+            closed_on: vec![],
+            description: None,
+        };
+        let back = OpeningRule::from(&rule.into_core().expect("valid"));
+        assert_eq!(
+            (back.opens.as_str(), back.closes.as_str()),
+            ("09:30:00", "17:00:00")
+        );
+    }
+
+    #[test]
+    fn malformed_inputs_are_typed_errors_naming_the_field() {
+        let bad_time = OpeningRule {
+            rrule: "FREQ=DAILY".into(),
+            opens: "9 Uhr".into(),
+            closes: "17:00".into(),
+            valid_from: None,
+            valid_until: None,
+            closed_on: vec![],
+            description: None,
+        };
+        match bad_time.into_core() {
+            Err(QuartierError::Invalid(m)) => {
+                assert!(m.contains("opening time") && m.contains("9 Uhr"), "{m}")
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        assert!(matches!(
+            parse_id::<m::SpaceId>("x"),
+            Err(QuartierError::Invalid(m)) if m.contains("space id")
+        ));
+        assert!(matches!(instant("at", i64::MAX), Err(QuartierError::Invalid(_))));
+        let patch = ItemPatch {
+            location: Some(Location {
+                lat: 1.0,
+                lon: 1.0,
+                accuracy_m: None,
+                source: PositionSource::Manual,
+            }),
+            clear_location: true,
+            ..ItemPatch::default()
+        };
+        assert!(matches!(patch.into_core(), Err(QuartierError::Invalid(m)) if m.contains("location")));
+    }
+
+    #[test]
+    fn patch_clears_and_sets_optional_fields() {
+        let patch = ItemPatch {
+            clear_valid_until: true,
+            location: Some(Location {
+                lat: 1.0,
+                lon: 2.0,
+                accuracy_m: None,
+                source: PositionSource::Manual,
+            }),
+            ..ItemPatch::default()
+        }
+        .into_core()
+        .expect("valid");
+        assert_eq!(patch.valid_until, Some(None));
+        assert_eq!(patch.location, Some(Some(m::Location::new(1.0, 2.0))));
+        assert_eq!(patch.on_behalf_of, None);
+        assert_eq!(patch.fields(), vec!["location", "valid_until"]);
+    }
+
+    #[test]
+    fn snippet_ranges_are_utf16_offsets() {
+        // "Straße ü 😀 Fest": 'ß', 'ü' are 2 bytes / 1 UTF-16 unit; the emoji 4 bytes / 2 units.
+        let text = "Straße ü 😀 Fest";
+        let start = text.find("Fest").expect("in text");
+        let snippet = quartier_core::search::Snippet {
+            text: text.into(),
+            matches: std::iter::once(start..start + 4).collect(),
+        };
+        let ffi = Snippet::from(&snippet);
+        let units: Vec<u16> = text.encode_utf16().collect();
+        let r = ffi.matches[0];
+        assert_eq!(
+            String::from_utf16_lossy(&units[r.start as usize..r.end as usize]),
+            "Fest"
+        );
+    }
+}
