@@ -7,6 +7,7 @@
 //! - [`live`]: the foreign `LiveQueryListener` and the `LiveSubscription` handle;
 //! - [`sync`]: `QuartierSync` (async, on the library's tokio runtime), `CancelToken`,
 //!   progress and background-sync listeners;
+//! - [`media`]: media import, files, budget on `QuartierStore`; transfers on `QuartierSync`;
 //! - [`logging`]: `tracing` events forwarded to a foreign `Logger`, filtered by level;
 //! - [`types`]: records and enums mirroring the core's model, queries and sync types;
 //! - [`error`]: `QuartierError`, and the panic guard around every call.
@@ -17,6 +18,7 @@
 pub mod error;
 pub mod live;
 pub mod logging;
+pub mod media;
 pub mod store;
 pub mod sync;
 pub mod types;

@@ -26,7 +26,7 @@ impl QuartierStore {
             .ok_or_else(QuartierError::closed)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Store) -> FfiResult<T>) -> FfiResult<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Store) -> FfiResult<T>) -> FfiResult<T> {
         guard(|| f(&self.core()?))
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use quartier_core::sync::{BackgroundSync, BackoffPolicy, SyncClient};
+use quartier_core::sync::{BackgroundSync, BackoffPolicy, SyncClient, TransferQueue};
 use quartier_core::Error as CoreError;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -43,7 +43,7 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Runs `work` on the library runtime, cancellable through `cancel`; a panic inside becomes
 /// `Internal`, a cancellation `Cancelled`.
-async fn on_runtime<T, F>(cancel: Option<Arc<CancelToken>>, work: F) -> FfiResult<T>
+pub(crate) async fn on_runtime<T, F>(cancel: Option<Arc<CancelToken>>, work: F) -> FfiResult<T>
 where
     T: Send + 'static,
     F: Future<Output = Result<T, CoreError>> + Send + 'static,
@@ -122,10 +122,12 @@ pub trait SyncEventListener: Send + Sync {
 pub struct QuartierSync {
     store: Arc<QuartierStore>,
     client: SyncClient,
+    /// The media transfer queue of this server (its policy and traffic counters); `media.rs`.
+    pub(crate) transfers: Arc<TransferQueue>,
 }
 
 impl QuartierSync {
-    fn core(&self) -> FfiResult<quartier_core::Store> {
+    pub(crate) fn core(&self) -> FfiResult<quartier_core::Store> {
         self.store.core()
     }
 }
@@ -142,9 +144,11 @@ impl QuartierSync {
                     format!("`{server_url}` must start with http:// or https://"),
                 ));
             }
+            let client = SyncClient::new(&server_url)?;
             Ok(Arc::new(QuartierSync {
                 store,
-                client: SyncClient::new(&server_url)?,
+                transfers: Arc::new(TransferQueue::new(&client)?),
+                client,
             }))
         })
     }

@@ -1597,6 +1597,206 @@ impl From<&sy::SyncEvent> for SyncEvent {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Media
+
+/// Which file of a media reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum MediaVariant {
+    Original,
+    Preview,
+    Thumbnail,
+}
+
+impl From<quartier_core::media::MediaVariant> for MediaVariant {
+    fn from(v: quartier_core::media::MediaVariant) -> Self {
+        use quartier_core::media::MediaVariant as V;
+        match v {
+            V::Original => MediaVariant::Original,
+            V::Preview => MediaVariant::Preview,
+            V::Thumbnail => MediaVariant::Thumbnail,
+        }
+    }
+}
+
+/// One content-addressed file known to this device.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct LocalMedia {
+    pub hash: String,
+    pub mime_type: String,
+    pub size: u64,
+    pub variant: MediaVariant,
+    /// The original's hash, for previews and thumbnails.
+    pub of: Option<String>,
+    /// A server holds the file: it may be evicted here and fetched again.
+    pub on_server: bool,
+    /// Never evicted from this device.
+    pub pinned: bool,
+    /// The bytes are on this device (false after eviction).
+    pub present: bool,
+}
+
+impl From<&quartier_core::media::LocalMedia> for LocalMedia {
+    fn from(l: &quartier_core::media::LocalMedia) -> Self {
+        LocalMedia {
+            hash: l.hash.clone(),
+            mime_type: l.mime_type.clone(),
+            size: l.size,
+            variant: l.variant.into(),
+            of: l.of.clone(),
+            on_server: l.on_server,
+            pinned: l.pinned,
+            present: l.present,
+        }
+    }
+}
+
+/// How to import a photo, audio or video.
+#[derive(Clone, Debug, Default, PartialEq, Eq, uniffi::Record)]
+pub struct ImportOptions {
+    /// Keep the original bytes with their metadata (EXIF, GPS position, camera serial). Off by
+    /// default: the stored original is re-encoded upright and without metadata.
+    #[uniffi(default = false)]
+    pub keep_metadata: bool,
+    /// Never evict these files from this device.
+    #[uniffi(default = false)]
+    pub pinned: bool,
+}
+
+impl From<ImportOptions> for quartier_core::media::ImportOptions {
+    fn from(o: ImportOptions) -> Self {
+        quartier_core::media::ImportOptions {
+            keep_metadata: o.keep_metadata,
+            pinned: o.pinned,
+        }
+    }
+}
+
+/// The result of an import: a reference to put on an item (add alt text and a caption first)
+/// and the files now stored (original, then preview and thumbnail where made).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ImportedMedia {
+    pub reference: MediaRef,
+    pub stored: Vec<LocalMedia>,
+}
+
+impl From<&quartier_core::media::ImportedMedia> for ImportedMedia {
+    fn from(i: &quartier_core::media::ImportedMedia) -> Self {
+        ImportedMedia {
+            reference: (&i.reference).into(),
+            stored: i.stored.iter().map(LocalMedia::from).collect(),
+        }
+    }
+}
+
+/// What an eviction run did. `present_bytes` is above `budget` only when the rest is protected
+/// (pinned, not on a server yet, or just imported).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct EvictionReport {
+    pub evicted: Vec<String>,
+    pub freed_bytes: u64,
+    pub present_bytes: u64,
+    pub budget: u64,
+}
+
+impl From<&quartier_core::media::EvictionReport> for EvictionReport {
+    fn from(r: &quartier_core::media::EvictionReport) -> Self {
+        EvictionReport {
+            evicted: r.evicted.clone(),
+            freed_bytes: r.freed_bytes,
+            present_bytes: r.present_bytes,
+            budget: r.budget,
+        }
+    }
+}
+
+/// The link the device is on, as the app knows it: on a metered link originals wait (they
+/// move with `fetch_media` / `upload_media`), thumbnails and previews still move.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Record)]
+pub struct TransferPolicy {
+    pub metered: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum TransferDirection {
+    Upload,
+    Download,
+}
+
+impl From<sy::TransferDirection> for TransferDirection {
+    fn from(d: sy::TransferDirection) -> Self {
+        match d {
+            sy::TransferDirection::Upload => TransferDirection::Upload,
+            sy::TransferDirection::Download => TransferDirection::Download,
+        }
+    }
+}
+
+/// Progress of one file, after every chunk sent or piece received.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct TransferEvent {
+    pub hash: String,
+    pub direction: TransferDirection,
+    pub variant: MediaVariant,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    pub finished: bool,
+}
+
+impl From<&sy::TransferEvent> for TransferEvent {
+    fn from(e: &sy::TransferEvent) -> Self {
+        TransferEvent {
+            hash: e.hash.clone(),
+            direction: e.direction.into(),
+            variant: e.variant.into(),
+            done_bytes: e.done_bytes,
+            total_bytes: e.total_bytes,
+            finished: e.finished,
+        }
+    }
+}
+
+/// A file the server refused (quota, hash mismatch, not allowed); the run went on.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct FailedTransfer {
+    pub hash: String,
+    pub message: String,
+}
+
+/// What a transfer run moved.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct TransferReport {
+    pub uploaded: Vec<String>,
+    pub downloaded: Vec<String>,
+    /// Files the policy held back (originals on a metered link).
+    pub deferred: u64,
+    pub failed: Vec<FailedTransfer>,
+    pub chunks_sent: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl From<&sy::TransferReport> for TransferReport {
+    fn from(r: &sy::TransferReport) -> Self {
+        TransferReport {
+            uploaded: r.uploaded.clone(),
+            downloaded: r.downloaded.clone(),
+            deferred: r.deferred as u64,
+            failed: r
+                .failed
+                .iter()
+                .map(|(hash, message)| FailedTransfer {
+                    hash: hash.clone(),
+                    message: message.clone(),
+                })
+                .collect(),
+            chunks_sent: r.chunks_sent,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,6 +161,11 @@ func typedErrors() async throws {
         throw CheckFailure(description: "register against port 9 succeeded")
     } catch QuartierError.Offline {
     }
+    // Media: a type the store does not take, a hash that could name another file.
+    try expectError("not media", { try store.importMediaBytes(bytes: Data("kein Foto".utf8), options: nil) }) {
+        if case .Media = $0 { return true } else { return false }
+    }
+    try expectError("bad hash", { try store.mediaFile(hash: "../secret") }) { if case .Invalid = $0 { return true } else { return false } }
     try store.close()
     try expectError("closed store", { try store.spaces() }) { if case .Closed = $0 { return true } else { return false } }
 }

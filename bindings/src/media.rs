@@ -1,0 +1,160 @@
+//! Media: the store's content-addressed files ([`QuartierStore`]: import, read, pin, budget,
+//! eviction) and their transfers with the server ([`QuartierSync`]: the queue by priority, the
+//! link policy, on-demand fetch and upload). Conversions only; the behaviour is the core's
+//! (`docs/media.md`, `docs/blobs.md`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::FfiResult;
+use crate::store::QuartierStore;
+use crate::sync::{on_runtime, CancelToken, QuartierSync};
+use crate::types::*;
+
+/// Implemented by the app; called on a library thread after every chunk sent or piece received.
+#[uniffi::export(with_foreign)]
+pub trait TransferProgressListener: Send + Sync {
+    fn on_transfer(&self, event: TransferEvent);
+}
+
+/// The progress callback the core takes, forwarding to the app's listener if there is one.
+fn forward(
+    listener: Option<Arc<dyn TransferProgressListener>>,
+) -> impl Fn(&quartier_core::sync::TransferEvent) {
+    move |event| {
+        if let Some(listener) = &listener {
+            listener.on_transfer(event.into());
+        }
+    }
+}
+
+#[uniffi::export]
+impl QuartierStore {
+    /// Imports a photo, audio or video file. The type is sniffed from the content; images are
+    /// stored upright without metadata (unless `keep_metadata`) with a preview and a thumbnail.
+    /// Errors: `Media` (unsupported, malformed, too large), `StorageFull`.
+    #[uniffi::method(default(options = None))]
+    pub fn import_media_file(
+        &self,
+        path: String,
+        options: Option<ImportOptions>,
+    ) -> FfiResult<ImportedMedia> {
+        self.with(|s| {
+            let options = options.unwrap_or_default().into();
+            Ok((&s.import_media_file(Path::new(&path), &options)?).into())
+        })
+    }
+
+    /// Imports media from bytes in memory (e.g. a camera buffer); as `import_media_file`.
+    #[uniffi::method(default(options = None))]
+    pub fn import_media_bytes(
+        &self,
+        bytes: Vec<u8>,
+        options: Option<ImportOptions>,
+    ) -> FfiResult<ImportedMedia> {
+        self.with(|s| {
+            let options = options.unwrap_or_default().into();
+            Ok((&s.import_media_bytes(&bytes, &options)?).into())
+        })
+    }
+
+    /// What this device knows of a file, or `None`.
+    pub fn media_info(&self, hash: String) -> FfiResult<Option<LocalMedia>> {
+        self.with(|s| Ok(s.media_info(&hash)?.as_ref().map(LocalMedia::from)))
+    }
+
+    /// The path of a file on this device, for the platform's image or audio views. `NotFound`
+    /// if it is not here (then `QuartierSync.fetchMedia` brings it).
+    pub fn media_file(&self, hash: String) -> FfiResult<String> {
+        self.with(|s| Ok(s.media_file(&hash)?.display().to_string()))
+    }
+
+    /// The bytes of a file on this device.
+    pub fn read_media(&self, hash: String) -> FfiResult<Vec<u8>> {
+        self.with(|s| Ok(s.read_media(&hash)?))
+    }
+
+    /// Keeps a file on this device whatever the budget (`true`), or lets it be evicted again.
+    pub fn set_media_pinned(&self, hash: String, pinned: bool) -> FfiResult<()> {
+        self.with(|s| Ok(s.set_media_pinned(&hash, pinned)?))
+    }
+
+    /// Bounds the bytes of media kept on this device (persisted); evicts at once.
+    pub fn set_media_budget(&self, bytes: u64) -> FfiResult<()> {
+        self.with(|s| Ok(s.set_media_budget(bytes)?))
+    }
+
+    pub fn media_budget(&self) -> FfiResult<u64> {
+        self.with(|s| Ok(s.media_budget()?))
+    }
+
+    /// Evicts least recently used media over the budget, never what no server has yet.
+    pub fn evict_media(&self) -> FfiResult<EvictionReport> {
+        self.with(|s| Ok((&s.evict_media()?).into()))
+    }
+}
+
+#[uniffi::export]
+impl QuartierSync {
+    /// Sets the policy for the link the device is on now; call it when the link changes.
+    pub fn set_transfer_policy(&self, policy: TransferPolicy) {
+        self.transfers.set_policy(quartier_core::sync::TransferPolicy {
+            metered: policy.metered,
+        });
+    }
+
+    pub fn transfer_policy(&self) -> TransferPolicy {
+        TransferPolicy {
+            metered: self.transfers.policy().metered,
+        }
+    }
+
+    /// Moves the media the policy allows: thumbnails, then previews, then originals, uploads
+    /// before downloads. Call it after `sync_now` (text first). A dropped link ends it with
+    /// `Offline`; the next call resumes at the last finished chunk.
+    #[uniffi::method(default(progress = None, cancel = None))]
+    pub async fn transfer_media(
+        &self,
+        progress: Option<Arc<dyn TransferProgressListener>>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<TransferReport> {
+        let (store, transfers) = (self.core()?, Arc::clone(&self.transfers));
+        on_runtime(cancel, async move {
+            let report = transfers.run(&store, forward(progress)).await?;
+            Ok(TransferReport::from(&report))
+        })
+        .await
+    }
+
+    /// The path of a file referenced by an item in the store, downloading it first if it is not
+    /// on this device, whatever the policy (the app is showing it).
+    #[uniffi::method(default(progress = None, cancel = None))]
+    pub async fn fetch_media(
+        &self,
+        hash: String,
+        progress: Option<Arc<dyn TransferProgressListener>>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<String> {
+        let (store, transfers) = (self.core()?, Arc::clone(&self.transfers));
+        on_runtime(cancel, async move {
+            let path = transfers.fetch_now(&store, &hash, forward(progress)).await?;
+            Ok(path.display().to_string())
+        })
+        .await
+    }
+
+    /// Uploads one of this device's files now, whatever the policy (the user asked).
+    #[uniffi::method(default(progress = None, cancel = None))]
+    pub async fn upload_media(
+        &self,
+        hash: String,
+        progress: Option<Arc<dyn TransferProgressListener>>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<()> {
+        let (store, transfers) = (self.core()?, Arc::clone(&self.transfers));
+        on_runtime(cancel, async move {
+            transfers.upload_now(&store, &hash, forward(progress)).await
+        })
+        .await
+    }
+}
