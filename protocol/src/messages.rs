@@ -169,16 +169,27 @@ pub enum Record {
     Unknown,
 }
 
+/// How much smaller an uncompressed Automerge snapshot (`save_nocompress`, what the server
+/// sends) gets in a zstd-compressed page: about 4.5× on generated neighbourhood content
+/// (`bench/examples/snapshot_size.rs`). Rounded down, so pages err on the small side.
+pub const SNAPSHOT_WIRE_RATIO: usize = 4;
+
 impl Record {
-    /// Approximate size on the wire, for byte budgets.
+    /// Approximate size on the wire (after the page's zstd), for byte budgets: a page of budget
+    /// B is about B bytes on the link, which is what a dropped 2G connection costs.
     pub fn weight(&self) -> usize {
         match self {
             Record::Change { bytes, signature, .. } => bytes.len() + signature.len() + 64,
-            Record::Snapshot { bytes, .. } => bytes.len() + 48,
+            Record::Snapshot { bytes, .. } => bytes.len() / SNAPSHOT_WIRE_RATIO + 48,
             Record::Unknown => 8,
         }
     }
 }
+
+/// Most records one [`SyncRequest`] may push, and most spaces it may carry cursors for; a
+/// device in more spaces asks about them in windows of this many (the server refuses more).
+pub const MAX_PUSH_PER_REQUEST: usize = 5_000;
+pub const MAX_CURSORS_PER_REQUEST: usize = 500;
 
 /// `POST /v1/sync`: one batched exchange per request, never one handshake per document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

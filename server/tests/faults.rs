@@ -29,9 +29,10 @@ use rand::{Rng, SeedableRng};
 /// The smallest page budget the server grants, so that an initial sync takes many pages.
 const BUDGET: u32 = 16 * 1024;
 const BATCH: usize = 50;
-/// A's posts before the initial syncs, and words per body: about 13 pages of [`BUDGET`].
+/// A's posts before the initial syncs, and words per body: about 13 pages of [`BUDGET`]
+/// (snapshots weigh a quarter of their uncompressed size, `SNAPSHOT_WIRE_RATIO`).
 const A_POSTS: usize = 150;
-const A_WORDS: usize = 180;
+const A_WORDS: usize = 720;
 /// Attempts one resumed sync may take before the test gives up (every planned cut ends one
 /// attempt; there are fewer planned cuts than this).
 const MAX_ATTEMPTS: usize = 100;

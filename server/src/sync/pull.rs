@@ -201,6 +201,9 @@ fn snapshot(
         space,
         doc,
         kind: kind_of(Some(meta)),
-        bytes: state.save(),
+        // Uncompressed: Automerge's own DEFLATE of each document hides the redundancy between
+        // documents from the page's zstd; left to zstd, an initial sync is about half as many
+        // bytes (docs/benchmarks.md, "Sync").
+        bytes: state.save_nocompress(),
     })
 }
