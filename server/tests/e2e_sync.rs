@@ -234,3 +234,55 @@ async fn background_sync_delivers_and_backs_off_when_the_server_is_gone() {
         .iter()
         .any(|e| matches!(e, SyncEvent::Progress(_))));
 }
+
+/// A device in more spaces than one request may name (a coordinator of a whole district's
+/// groups) syncs them all, a window of spaces at a time, and a second device sees every post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_in_more_spaces_than_one_request_names_syncs_them_all() {
+    let server = Server::start();
+    let a = Device::register(&server.url, "Bezirk").await;
+    let spaces_count = quartier_protocol::MAX_CURSORS_PER_REQUEST + 7;
+    let mut spaces = Vec::new();
+    for i in 0..spaces_count {
+        let space = a
+            .store
+            .create_space(space_meta(&format!("Gruppe {i}")), a.person)
+            .expect("space")
+            .id;
+        a.client
+            .create_space(&a.store, space)
+            .await
+            .expect("register space");
+        spaces.push(space);
+    }
+    // Posts in the first and in the last spaces by id: both windows must carry them.
+    let mut by_id = spaces.clone();
+    by_id.sort_by_key(|s| s.to_string());
+    let (first, last) = (by_id[0], by_id[spaces_count - 1]);
+    a.post(first, "Erste Gruppe", Audience::Everyone);
+    a.post(last, "Letzte Gruppe", Audience::Everyone);
+    let pushed = a.sync().await;
+    assert!(pushed.pushed >= 2, "{pushed:?}");
+    assert_eq!(a.store.sync_outbox_len().expect("outbox"), 0);
+
+    // A second device of the same coordinator's team, invited to the last space only, and the
+    // first device after a write in the last window: each sees what the other wrote.
+    let b = join(&server.url, &a, last, Role::Volunteer, "Team").await;
+    b.sync().await;
+    assert_eq!(
+        titles(&b.store, last, b.viewer(Role::Volunteer)),
+        vec!["Letzte Gruppe"]
+    );
+    b.post(last, "Antwort", Audience::Everyone);
+    b.sync().await;
+    let report = a.sync().await;
+    assert!(report.rounds >= 2, "two windows of spaces: {report:?}");
+    assert_eq!(
+        titles(&a.store, last, a.viewer(Role::Coordinator)),
+        vec!["Antwort", "Letzte Gruppe"]
+    );
+    assert_eq!(
+        titles(&a.store, first, a.viewer(Role::Coordinator)),
+        vec!["Erste Gruppe"]
+    );
+}

@@ -274,6 +274,9 @@ impl SyncClient {
         let account = Self::account(store).await?;
         let mut report = SyncReport::default();
         let mut traffic = (0u64, 0u64);
+        // A device in more spaces than one request may name asks about them a window at a
+        // time: the spaces after `window` (in id order), the next window once these are done.
+        let mut window: Option<uuid::Uuid> = None;
         let result = async {
             loop {
                 if report.rounds >= MAX_ROUNDS {
@@ -284,8 +287,10 @@ impl SyncClient {
                     });
                 }
                 let (budget, batch) = (self.page_budget, self.push_batch);
-                let (request, pushed) = blocking(store, move |s| s.build_sync_request(budget, batch)).await?;
+                let (request, pushed) =
+                    blocking(store, move |s| s.build_sync_request_after(budget, batch, window)).await?;
                 let pushed_count = pushed.len();
+                let window_end = pushed.window_end;
                 let response: SyncResponse = self
                     .call(
                         Method::POST,
@@ -312,8 +317,16 @@ impl SyncClient {
                 let pushed_everything = pushed_count == 0
                     || (outbox_left == 0)
                     || outcome.acknowledged + outcome.rejected.len() == 0;
-                if !outcome.more && pushed_everything {
-                    return Ok(());
+                if !outcome.more {
+                    if window_end.is_some() {
+                        window = window_end;
+                        continue;
+                    }
+                    if pushed_everything {
+                        return Ok(());
+                    }
+                    // More to push: start again from the first window.
+                    window = None;
                 }
             }
         }

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 
 use automerge::Automerge;
 use quartier_protocol::{
-    AckOutcome, DocKind, Record, SpaceCursor, SyncRequest, SyncResponse, PROTOCOL_VERSION,
+    AckOutcome, DocKind, Record, SpaceCursor, SyncRequest, SyncResponse, MAX_CURSORS_PER_REQUEST,
+    PROTOCOL_VERSION,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -29,6 +30,9 @@ use crate::store::{IncomingChange, Store, MAY_LEAVE_DEVICE};
 pub struct PushedEntries {
     pub(crate) seqs: Vec<i64>,
     pub(crate) cursors: Vec<SpaceCursor>,
+    /// The last space of this request's window when the device is in more spaces than one
+    /// request may carry: the next window starts after it.
+    pub(crate) window_end: Option<uuid::Uuid>,
 }
 
 impl PushedEntries {
@@ -69,26 +73,48 @@ pub struct ExchangeOutcome {
 }
 
 impl Store {
-    /// Builds the next request: the cursor of every space the server lets this device see, and
-    /// up to `max_push` outbox entries of those spaces, signed.
+    /// Builds the next request: the cursor of every space the server lets this device see (the
+    /// first [`MAX_CURSORS_PER_REQUEST`] of them), and up to `max_push` outbox entries of those
+    /// spaces, signed.
     pub fn build_sync_request(
         &self,
         budget_bytes: u32,
         max_push: usize,
+    ) -> Result<(SyncRequest, PushedEntries)> {
+        self.build_sync_request_after(budget_bytes, max_push, None)
+    }
+
+    /// As [`Store::build_sync_request`], with the cursors of the spaces after `spaces_after`
+    /// (in id order): the window a device in many spaces asks about next.
+    pub fn build_sync_request_after(
+        &self,
+        budget_bytes: u32,
+        max_push: usize,
+        spaces_after: Option<uuid::Uuid>,
     ) -> Result<(SyncRequest, PushedEntries)> {
         self.read(|conn| {
             let account = load_account(conn)?.ok_or(Error::NotRegistered)?;
             let mut cursors = Vec::new();
             let mut stmt = conn.prepare_cached(
                 "SELECT m.space_id, s.cursor FROM memberships m LEFT JOIN sync_spaces s ON s.space_id = m.space_id
-                 ORDER BY m.space_id",
+                 WHERE m.space_id > ?1 ORDER BY m.space_id LIMIT ?2",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+            let after = spaces_after.map(|s| s.to_string()).unwrap_or_default();
+            // One more than a window holds, to know whether another window follows.
+            let rows = stmt.query_map(params![after, MAX_CURSORS_PER_REQUEST as i64 + 1], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?;
             for row in rows {
                 let (space, after) = row?;
                 let space = uuid::Uuid::parse_str(&space).map_err(|e| Error::Corrupt(format!("membership space: {e}")))?;
                 cursors.push(SpaceCursor { space, after });
             }
+            let window_end = if cursors.len() > MAX_CURSORS_PER_REQUEST {
+                cursors.truncate(MAX_CURSORS_PER_REQUEST);
+                cursors.last().map(|c| c.space)
+            } else {
+                None
+            };
             // Only spaces the server knows this person in: anything else would be refused and lost.
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
@@ -121,7 +147,7 @@ impl Store {
                 });
                 pushed.push(seq);
             }
-            let entries = PushedEntries { seqs: pushed, cursors: cursors.clone() };
+            let entries = PushedEntries { seqs: pushed, cursors: cursors.clone(), window_end };
             let request = SyncRequest { protocol: PROTOCOL_VERSION, cursors, push, budget_bytes };
             Ok((request, entries))
         })

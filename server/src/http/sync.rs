@@ -3,17 +3,16 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use quartier_protocol::{SyncRequest, SyncResponse, PROTOCOL_VERSION};
+use quartier_protocol::{
+    SyncRequest, SyncResponse, MAX_CURSORS_PER_REQUEST as MAX_CURSORS, MAX_PUSH_PER_REQUEST as MAX_PUSH,
+    PROTOCOL_VERSION,
+};
 
 use super::auth::Device;
 use super::{blocking, Wire};
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::storage::spaces;
-
-/// Most records one request may push, and most spaces it may ask about.
-const MAX_PUSH: usize = 5_000;
-const MAX_CURSORS: usize = 500;
 
 pub async fn sync(
     State(state): State<Arc<AppState>>,
