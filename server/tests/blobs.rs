@@ -6,7 +6,6 @@
 mod common;
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::proxy::Proxy;
 use common::*;
@@ -21,20 +20,6 @@ use rand::{Rng, RngCore, SeedableRng};
 use reqwest::Method;
 
 const CHUNK: usize = BLOB_CHUNK_BYTES as usize;
-
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("QUARTIER_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("{test}: seed {seed} (replay with QUARTIER_FAULT_SEED={seed})");
-    seed
-}
 
 fn random_bytes(rng: &mut StdRng, n: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n];

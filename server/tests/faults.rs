@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::proxy::*;
 use common::*;
@@ -38,20 +38,6 @@ const A_WORDS: usize = 720;
 const MAX_ATTEMPTS: usize = 100;
 /// Longest one `sync_now` may take before the test fails instead of hanging.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("QUARTIER_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("{test}: seed {seed} (replay with QUARTIER_FAULT_SEED={seed})");
-    seed
-}
 
 // The cutting proxy lives in `common/proxy.rs` (shared with `blobs.rs`).
 

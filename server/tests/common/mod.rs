@@ -501,3 +501,19 @@ pub fn admin_stats(data: &std::path::Path) -> BTreeMap<String, i64> {
         })
         .collect()
 }
+
+/// The seed of a randomised test: `QUARTIER_FAULT_SEED` to replay one, else the clock. Printed,
+/// so that a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("QUARTIER_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        });
+    eprintln!("{test}: seed {seed} (replay with QUARTIER_FAULT_SEED={seed})");
+    seed
+}
