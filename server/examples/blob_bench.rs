@@ -183,8 +183,9 @@ async fn round(photo: &[u8], drop_every: Option<u64>) -> Result<(Figures, Figure
         )?
         .id;
     a_client.create_space(&a, space).await?;
+    let expires = chrono::Utc::now().timestamp_millis() + 3_600_000;
     let code = a_client
-        .create_invite(&a, space, Role::Resident, i64::MAX / 2, 1)
+        .create_invite(&a, space, Role::Resident, expires, 1)
         .await?;
     let (b, b_client, _) = device(&server.url, phones.path(), "b").await?;
     b_client.redeem_invite(&b, &code).await?;
