@@ -50,19 +50,43 @@ extension QuartierStore {
         try LiveQuerySequence(store: self, query: query, onError: onError)
     }
 
+    /// The typed shortcuts below take the same `onError` as `liveQuery`: a failed evaluation
+    /// (e.g. the watched item was deleted) goes there, and the sequence goes on.
+    public typealias LiveErrorHandler = @Sendable (QuartierError) -> Void
+
     /// Feed pages of `query`, live.
-    public func feedUpdates(_ query: FeedQuery) throws -> AsyncCompactMapSequence<LiveQuerySequence, FeedPage> {
-        try liveQuery(.feed(query: query)).compactMap { if case let .feed(page) = $0 { return page } else { return nil } }
+    public func feedUpdates(_ query: FeedQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, FeedPage> {
+        try liveQuery(.feed(query: query), onError: onError).compactMap { if case let .feed(page) = $0 { return page } else { return nil } }
     }
 
     /// Search hits of `query`, live.
-    public func searchUpdates(_ query: SearchRequest) throws -> AsyncCompactMapSequence<LiveQuerySequence, [SearchHit]> {
-        try liveQuery(.search(query: query)).compactMap { if case let .search(hits) = $0 { return hits } else { return nil } }
+    public func searchUpdates(_ query: SearchRequest, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [SearchHit]> {
+        try liveQuery(.search(query: query), onError: onError).compactMap { if case let .search(hits) = $0 { return hits } else { return nil } }
     }
 
     /// Items in a map viewport, live.
-    public func viewportUpdates(_ query: ViewportQuery) throws -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
-        try liveQuery(.viewport(query: query)).compactMap { if case let .viewport(items) = $0 { return items } else { return nil } }
+    public func viewportUpdates(_ query: ViewportQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
+        try liveQuery(.viewport(query: query), onError: onError).compactMap { if case let .viewport(items) = $0 { return items } else { return nil } }
+    }
+
+    /// Items within a radius, nearest first, live.
+    public func nearUpdates(_ query: RadiusQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [NearbyItem]> {
+        try liveQuery(.near(query: query), onError: onError).compactMap { if case let .near(items) = $0 { return items } else { return nil } }
+    }
+
+    /// Offers open at the query's moment, live.
+    public func openOffersUpdates(_ query: OpenOffersQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
+        try liveQuery(.openOffers(query: query), onError: onError).compactMap { if case let .openOffers(items) = $0 { return items } else { return nil } }
+    }
+
+    /// Event occurrences in a range, live.
+    public func eventsUpdates(_ query: EventsQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [EventOccurrence]> {
+        try liveQuery(.events(query: query), onError: onError).compactMap { if case let .events(occurrences) = $0 { return occurrences } else { return nil } }
+    }
+
+    /// One item with its history and comments, live.
+    public func detailUpdates(itemId: String, viewer: Viewer, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, ItemDetail> {
+        try liveQuery(.detail(itemId: itemId, viewer: viewer), onError: onError).compactMap { if case let .detail(detail) = $0 { return detail } else { return nil } }
     }
 }
 

@@ -109,6 +109,42 @@ func liveQueryUpdates() async throws {
     try check(sizes.first == 1 && sizes.last == 2, "live sizes \(sizes)")
 }
 
+/// The typed shortcuts: a detail sequence shows the item, then reports its erasure through
+/// `onError` (typed) instead of dropping it; an events sequence expands the recurrence.
+func liveShortcutsReportErrors() async throws {
+    let store = try openStore("shortcuts")
+    defer { try? store.close() }
+    let sid = try store.createSpace(meta: meta, by: anyone).id
+    let item = try store.createItem(item: post(sid, anyone, "Wird gelöscht"))
+    let errors = ErrorBox()
+    let details = try store.detailUpdates(itemId: item.id, viewer: Viewer(person: anyone, role: .coordinator)) { errors.add($0) }
+    // Iterated by a task of its own for the whole test: ending the iteration would cancel the
+    // subscription before the erasure is reported.
+    let titles = TitleBox()
+    let consumer = Task { for await detail in details { titles.add(detail.item.content.title["de"] ?? "") } }
+    defer { consumer.cancel() }
+    let deadline = Date().addingTimeInterval(20)
+    while titles.all.isEmpty && Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+    try check(titles.all.first == "Wird gelöscht", "detail shows the item: \(titles.all)")
+    _ = try store.eraseItem(itemId: item.id)
+    while errors.all.isEmpty && Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+    try check(errors.all.contains { if case .NotFound = $0 { return true } else { return false } }, "erasure reported as NotFound: \(errors.all)")
+}
+
+final class TitleBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var titles: [String] = []
+    func add(_ title: String) { lock.lock(); titles.append(title); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return titles }
+}
+
+final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [QuartierError] = []
+    func add(_ error: QuartierError) { lock.lock(); errors.append(error); lock.unlock() }
+    var all: [QuartierError] { lock.lock(); defer { lock.unlock() }; return errors }
+}
+
 func syncTwoStores() async throws {
     try check(!serverURL.isEmpty, "QUARTIER_SERVER_URL is set")
     let alice = try openStore("alice"), bob = try openStore("bob")
@@ -290,6 +326,7 @@ func run(_ name: String, _ body: () async throws -> Void) async {
 print("quartier swift bindings, library \(libraryVersion()), server \(serverURL)")
 await run("items of several kinds, search, map query") { try itemsOfSeveralKindsSearchAndMap() }
 await run("live query sequence updates after a write") { try await liveQueryUpdates() }
+await run("typed live shortcuts report errors through onError") { try await liveShortcutsReportErrors() }
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("typed errors") { try await typedErrors() }
 await run("a panic in the core is an error; the store stays usable") { try panicIsAnError() }
