@@ -1,6 +1,7 @@
 //! Sync with a Quartier server: [`QuartierSync`] (async calls running on the library's own
 //! tokio runtime), [`CancelToken`] (the cancel path: uniffi does not cancel a Rust future when
-//! a Kotlin coroutine or Swift task is cancelled), progress and background-sync listeners.
+//! a Swift task is cancelled; a Kotlin coroutine's cancellation drops it, and `AbortOnDrop`
+//! then aborts the task), progress and background-sync listeners.
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};

@@ -4,6 +4,7 @@ import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
@@ -199,6 +200,27 @@ class ScenarioTest {
                 assertFailsWith<QuartierException.Offline> { sync.register("Nobody") }
             }
             assertEquals(emptyList(), store.spaces())
+        }
+    }
+
+    @Test
+    fun `cancelling the coroutine ends a call the server never answers, with a token or without`() = runBlocking {
+        // A server that accepts connections and never answers: the calls wait until cancelled.
+        java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress()).use { silent ->
+            open("cancel").use { store ->
+                QuartierSync(store, "http://127.0.0.1:${silent.localPort}").use { sync ->
+                    // Without a token: uniffi drops the Rust future when the coroutine is
+                    // cancelled, and the library aborts the task behind it.
+                    assertEquals(null, withTimeoutOrNull(300) { sync.register("Wartend") })
+                    // With a token cancelled from another thread: a typed Cancelled.
+                    val token = CancelToken()
+                    Thread { Thread.sleep(300); token.cancel() }.start()
+                    assertFailsWith<QuartierException.Cancelled> { sync.register("Wartend", token) }
+                    // Neither left anything behind, and the store and runtime go on.
+                    assertEquals(null, store.account())
+                    assertEquals(1, listOf(store.createSpace(Fixtures.berlinMeta, anyone)).size)
+                }
+            }
         }
     }
 
