@@ -10,9 +10,7 @@
 //! `cargo build --release -p quartier-server && cargo run --release -p quartier-server --example blob_bench`
 //! Options: `--size BYTES` (default 5000000), `--drop-every BYTES` (default 500000).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -23,45 +21,9 @@ use quartier_core::{Error, Store, StoreOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-type BoxError = Box<dyn std::error::Error>;
+mod support;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data: &std::path::Path) -> Result<Server, BoxError> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(|p| p.parent()).ok_or("no target dir")?;
-    let binary = dir.join("quartier-server");
-    let mut child = Command::new(&binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("QUARTIER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e} (build it first)", binary.display()))?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let url = line.trim().rsplit(' ').next().ok_or("no url")?.to_owned();
-    Ok(Server { child, url })
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{arg, start_server, BoxError};
 
 /// Bytes through the proxy in each direction; the link drops whenever `every` more bytes (both
 /// directions together) have passed since the last drop.

@@ -6,8 +6,6 @@
 //! `cargo build --release -p quartier-server && cargo run --release -p quartier-server --example sync_bench`
 //! Options: `--items N` (default 10000), `--spaces N --per-space M` (default 200 × 50).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use quartier_bench::{Generator, Mix};
@@ -16,41 +14,9 @@ use quartier_core::query::FeedQuery;
 use quartier_core::sync::SyncClient;
 use quartier_core::{Store, StoreOptions};
 
-type BoxError = Box<dyn std::error::Error>;
+mod support;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data: &std::path::Path) -> Result<Server, BoxError> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(|p| p.parent()).ok_or("no target dir")?;
-    let binary = dir.join("quartier-server");
-    let mut child = Command::new(&binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("QUARTIER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start {}: {e} (build it with cargo build --release -p quartier-server)",
-                binary.display()
-            )
-        })?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let url = line.trim().rsplit(' ').next().ok_or("no url")?.to_owned();
-    Ok(Server { child, url })
-}
+use support::{arg, start_server, BoxError};
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -61,15 +27,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Stores live on a memory file system when there is one: generation is not what is measured.

@@ -1,0 +1,53 @@
+//! What the whole-system benches (`sync_bench`, `blob_bench`) share: a real `quartier-server`
+//! release process on a free loopback port, and `--name value` arguments.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub type BoxError = Box<dyn std::error::Error>;
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the `quartier-server` next to this example's binary (same profile) on `data`.
+pub fn start_server(data: &std::path::Path) -> Result<Server, BoxError> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(|p| p.parent()).ok_or("no target dir")?;
+    let binary = dir.join("quartier-server");
+    let mut child = Command::new(&binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("QUARTIER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {}: {e} (build it with cargo build --release -p quartier-server)",
+                binary.display()
+            )
+        })?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let url = line.trim().rsplit(' ').next().ok_or("no url")?.to_owned();
+    Ok(Server { child, url })
+}
+
+/// The value after `name` on the command line, or `default`.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
