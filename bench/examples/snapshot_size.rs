@@ -29,7 +29,9 @@ fn main() {
     let mut nocomp = Vec::new();
     let mut changes = Vec::new();
     let mut docjson = Vec::new();
-    for (id, _) in store.document_ids().unwrap() {
+    let mut created = Vec::new();
+    let mut rebuilt = 0;
+    for (id, kind) in store.document_ids().unwrap() {
         let mut doc = Automerge::new();
         for c in store.document_changes(&id).unwrap() {
             changes.extend(&c.bytes);
@@ -38,7 +40,17 @@ fn main() {
         saved.extend(doc.save());
         nocomp.extend(doc.save_nocompress());
         docjson.extend(serde_json::to_vec(&automerge::AutoSerde::from(&doc)).unwrap());
-        let _ = doc.get_heads();
+        match quartier_core::document::creation_of(&doc, &id, kind).unwrap() {
+            Some(c) => {
+                rebuilt += 1;
+                created.extend(&c.actor);
+                created.extend(c.time_ms.to_le_bytes());
+                created.extend(c.message.unwrap_or_default().as_bytes());
+                created.extend(c.state.as_bytes());
+                created.extend(&c.check);
+            }
+            None => created.extend(doc.save_nocompress()),
+        }
     }
     let mut feed = FeedQuery::new(space, Viewer::new(person, Role::Coordinator));
     feed.limit = 5000;
@@ -64,4 +76,9 @@ fn main() {
         z(&nocomp, 19)
     );
     println!("changes {} zstd {}", changes.len(), z(&changes, 3));
+    println!(
+        "creation form ({rebuilt} rebuilt) {} zstd {}",
+        created.len(),
+        z(&created, 3)
+    );
 }

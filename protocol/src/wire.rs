@@ -70,6 +70,7 @@ mod tests {
                 signature: vec![7; 64],
             }],
             budget_bytes: 1 << 20,
+            accepts: vec![crate::ACCEPTS_CREATED.into()],
         }
     }
 

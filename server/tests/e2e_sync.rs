@@ -286,3 +286,95 @@ async fn a_device_in_more_spaces_than_one_request_names_syncs_them_all() {
         vec!["Erste Gruppe"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_history() {
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    let kept = a.post(space, "Tafel", Audience::Everyone);
+    let edited = a.post(space, "Lesecafé", Audience::Everyone);
+    a.store
+        .update_item(
+            edited.id,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Lesecafé im Hof")),
+                ..Default::default()
+            },
+            a.person,
+        )
+        .expect("edit");
+    a.sync().await;
+
+    // What the server sends a new member that accepts creations, and one that does not.
+    let raw = RawDevice::register(&server.url, "Roh").await;
+    let code = a
+        .client
+        .create_invite(
+            &a.store,
+            space,
+            Role::Resident,
+            chrono::Utc::now().timestamp_millis() + 3_600_000,
+            1,
+        )
+        .await
+        .expect("invite");
+    raw.redeem(&server.url, &code).await;
+    let cursor = || {
+        vec![quartier_protocol::SpaceCursor {
+            space: space.as_uuid(),
+            after: None,
+        }]
+    };
+    let form_of = |response: &quartier_protocol::SyncResponse, id: ItemId| {
+        response.pages[0]
+            .records
+            .iter()
+            .find_map(|r| match r {
+                quartier_protocol::Record::Created { doc, .. } if *doc == id.as_uuid() => Some("created"),
+                quartier_protocol::Record::Snapshot { doc, .. } if *doc == id.as_uuid() => Some("snapshot"),
+                _ => None,
+            })
+            .expect("the document is in the page")
+    };
+    let new = raw
+        .sync_accepting(
+            &server.url,
+            cursor(),
+            vec![],
+            vec![quartier_protocol::ACCEPTS_CREATED.into()],
+        )
+        .await;
+    assert_eq!(form_of(&new, kept.id), "created");
+    assert_eq!(form_of(&new, edited.id), "snapshot");
+    let old = raw.sync(&server.url, cursor(), vec![]).await;
+    assert_eq!(form_of(&old, kept.id), "snapshot");
+
+    // A real device rebuilds the same changes: same heads, and its edit of a rebuilt document
+    // applies on the author's device.
+    let b = join(&server.url, &a, space, Role::Coordinator, "Helga").await;
+    b.sync().await;
+    for id in [kept.id, edited.id] {
+        assert_eq!(
+            a.store.document_heads(&id.to_string()).expect("heads a"),
+            b.store.document_heads(&id.to_string()).expect("heads b")
+        );
+    }
+    b.store
+        .update_item(
+            kept.id,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Tafel Nord")),
+                ..Default::default()
+            },
+            b.person,
+        )
+        .expect("edit on b");
+    b.sync().await;
+    a.sync().await;
+    let viewer = a.viewer(Role::Coordinator);
+    assert_eq!(
+        titles(&a.store, space, viewer),
+        titles(&b.store, space, b.viewer(Role::Coordinator))
+    );
+    assert!(titles(&a.store, space, a.viewer(Role::Coordinator)).contains(&"Tafel Nord".to_string()));
+}

@@ -75,6 +75,7 @@ fn sync_request(protocol: u32, cursors: Vec<SpaceCursor>, push: Vec<Record>) -> 
         cursors,
         push,
         budget_bytes: 64 * 1024,
+        accepts: Vec::new(),
     }
 }
 

@@ -4,10 +4,12 @@
 //! without replaying documents. It knows nothing of SQLite. The server uses the readers here to
 //! check pushed changes against the permission table.
 
+mod creation;
 mod json;
 mod note;
 mod schema;
 
+pub use creation::{creation_of, rebuild_creation, Creation, CREATION_CHECK_LEN};
 pub use note::ChangeNote;
 pub use schema::DocKind;
 pub use schema::{item_from_doc, space_from_doc};
@@ -28,6 +30,19 @@ pub(crate) fn write_change(
     note: &ChangeNote,
     time_ms: i64,
 ) -> Result<Option<Change>> {
+    commit_target(doc, doc_id, kind, target, Some(note.encode()), time_ms)
+}
+
+/// The one way a document is brought to a JSON value: local writes and rebuilt creations
+/// (`creation`) must produce the same operations from the same value.
+fn commit_target(
+    doc: &mut Automerge,
+    doc_id: &str,
+    kind: DocKind,
+    target: &Value,
+    message: Option<String>,
+    time_ms: i64,
+) -> Result<Option<Change>> {
     let Value::Object(root) = target else {
         return Err(Error::document(doc_id, "document root must be a map"));
     };
@@ -42,9 +57,10 @@ pub(crate) fn write_change(
         tx.rollback();
         return Err(Error::document(doc_id, e));
     }
-    let options = CommitOptions::default()
-        .with_message(note.encode())
-        .with_time(time_ms);
+    let mut options = CommitOptions::default().with_time(time_ms);
+    if let Some(message) = message {
+        options = options.with_message(message);
+    }
     let (hash, _) = tx.commit_with(options);
     if hash.is_none() {
         return Ok(None);

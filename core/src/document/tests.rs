@@ -169,3 +169,42 @@ fn documents_from_a_newer_schema_or_without_one_are_refused() {
         .to_string()
         .contains("no schema"));
 }
+
+#[test]
+fn a_creation_rebuilds_the_same_change_and_an_edited_document_has_none() {
+    let mut d = doc(7);
+    let value = json!({"schema": 1, "title": {"de": "Tafel", "tr": "Gıda bankası"},
+        "body": {"de": "Ausgabe dienstags, Grüße ✓"}, "tags": {"essen": true},
+        "location": {"lat": 52.52, "lon": 13.405}, "valid_until": null, "n": -3});
+    let original = write_change(&mut d, "x", DocKind::Item, &value, &note(), 1_700_000_000_123)
+        .unwrap()
+        .unwrap();
+    let creation = creation_of(&d, "x", DocKind::Item).unwrap().expect("a creation");
+    assert_eq!(creation.check.len(), CREATION_CHECK_LEN);
+    let rebuilt = rebuild_creation(&creation, "x", DocKind::Item).unwrap();
+    assert_eq!(rebuilt.hash(), original.hash());
+    assert_eq!(rebuilt.raw_bytes(), original.raw_bytes());
+
+    // Anything altered on the way is refused with a typed error, never applied.
+    let mut tampered = creation.clone();
+    tampered.state = tampered.state.replace("Tafel", "Tafe1");
+    assert!(matches!(
+        rebuild_creation(&tampered, "x", DocKind::Item),
+        Err(Error::MalformedChange { .. })
+    ));
+    let mut garbage = creation.clone();
+    garbage.state = "{not json".into();
+    assert!(matches!(
+        rebuild_creation(&garbage, "x", DocKind::Item),
+        Err(Error::MalformedChange { .. })
+    ));
+    let mut no_actor = creation.clone();
+    no_actor.actor.clear();
+    assert!(rebuild_creation(&no_actor, "x", DocKind::Item).is_err());
+
+    // A second change: the history is no longer one creation, so it travels as a snapshot.
+    let mut edited = value.clone();
+    edited["title"]["de"] = json!("Tafel Nord");
+    write_change(&mut d, "x", DocKind::Item, &edited, &note(), 1_700_000_000_999).unwrap();
+    assert!(creation_of(&d, "x", DocKind::Item).unwrap().is_none());
+}

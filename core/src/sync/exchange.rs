@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 
 use automerge::Automerge;
 use quartier_protocol::{
-    AckOutcome, DocKind, Record, SpaceCursor, SyncRequest, SyncResponse, MAX_CURSORS_PER_REQUEST,
-    PROTOCOL_VERSION,
+    AckOutcome, DocKind, Record, SpaceCursor, SyncRequest, SyncResponse, ACCEPTS_CREATED,
+    MAX_CURSORS_PER_REQUEST, PROTOCOL_VERSION,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -148,7 +148,8 @@ impl Store {
                 pushed.push(seq);
             }
             let entries = PushedEntries { seqs: pushed, cursors: cursors.clone(), window_end };
-            let request = SyncRequest { protocol: PROTOCOL_VERSION, cursors, push, budget_bytes };
+            let accepts = vec![ACCEPTS_CREATED.to_owned()];
+            let request = SyncRequest { protocol: PROTOCOL_VERSION, cursors, push, budget_bytes, accepts };
             Ok((request, entries))
         })
     }
@@ -274,7 +275,8 @@ fn remove_outbox(conn: &Connection, seq: i64) -> Result<usize> {
         .execute([seq])?)
 }
 
-/// The changes a record carries: a change itself, or every change of a snapshot.
+/// The changes a record carries: a change itself, every change of a snapshot, or the rebuilt
+/// change of a creation.
 fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
     Ok(match record {
         Record::Change { doc, kind, bytes, .. } => {
@@ -298,6 +300,30 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
                     bytes: c.raw_bytes().to_vec(),
                 })
                 .collect()
+        }
+        Record::Created {
+            doc,
+            kind,
+            actor,
+            time_ms,
+            message,
+            state,
+            check,
+            ..
+        } => {
+            let creation = crate::document::Creation {
+                actor: actor.clone(),
+                time_ms: *time_ms,
+                message: message.clone(),
+                state: state.clone(),
+                check: check.clone(),
+            };
+            let change = crate::document::rebuild_creation(&creation, &doc.to_string(), *kind)?;
+            vec![IncomingChange {
+                doc_id: doc.to_string(),
+                kind: *kind,
+                bytes: change.raw_bytes().to_vec(),
+            }]
         }
         Record::Unknown => Vec::new(),
     })

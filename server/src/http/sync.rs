@@ -58,6 +58,9 @@ pub async fn sync(
             device.person,
             &req.cursors,
             req.budget_bytes as usize,
+            req.accepts
+                .iter()
+                .any(|a| a == quartier_protocol::ACCEPTS_CREATED),
         )?;
         let memberships = spaces::memberships(&conn, device.person)?;
         Ok(SyncResponse {

@@ -71,7 +71,8 @@ fn reads_more(now: Role, before: Role) -> bool {
 }
 
 /// Pages for every cursor of a request, and the spaces the person may no longer see. Changes the
-/// requesting device pushed itself are not echoed back to it.
+/// requesting device pushed itself are not echoed back to it. With `send_created` (the device
+/// accepts [`Record::Created`]) a document whose history is its creation travels in that form.
 pub fn pull(
     conn: &Connection,
     docs: &DocCache,
@@ -79,6 +80,7 @@ pub fn pull(
     person: Uuid,
     cursors: &[SpaceCursor],
     budget: usize,
+    send_created: bool,
 ) -> Result<(Vec<SpacePage>, Vec<Uuid>), ServerError> {
     let mut budget = budget.clamp(MIN_BUDGET, MAX_BUDGET);
     let mut pages = Vec::new();
@@ -107,7 +109,7 @@ pub fn pull(
                     let exhausted = (batch.len() as i64) < STEP;
                     for (doc, meta) in batch {
                         if may_read(&meta, &person_text, role) {
-                            let record = snapshot(conn, docs, cursor.space, doc, &meta)?;
+                            let record = snapshot(conn, docs, cursor.space, doc, &meta, send_created)?;
                             if !records.is_empty() && record.weight() > budget {
                                 more = true;
                                 break 'page;
@@ -132,7 +134,7 @@ pub fn pull(
                         let meta = meta_of(conn, &mut metas, row.doc)?;
                         if let Some(meta) = meta.filter(|m| may_read(m, &person_text, role)) {
                             let record = if row.reveal {
-                                snapshot(conn, docs, cursor.space, row.doc, &meta)?
+                                snapshot(conn, docs, cursor.space, row.doc, &meta, send_created)?
                             } else {
                                 Record::Change {
                                     space: cursor.space,
@@ -195,12 +197,29 @@ fn snapshot(
     space: Uuid,
     doc: Uuid,
     meta: &DocMeta,
+    send_created: bool,
 ) -> Result<Record, ServerError> {
     let state = docs.get(conn, doc)?;
+    let kind = kind_of(Some(meta));
+    if send_created {
+        // A document the rule cannot rebuild (or cannot read) still travels, as a snapshot.
+        if let Ok(Some(c)) = quartier_core::document::creation_of(&state, &doc.to_string(), kind) {
+            return Ok(Record::Created {
+                space,
+                doc,
+                kind,
+                actor: c.actor,
+                time_ms: c.time_ms,
+                message: c.message,
+                state: c.state,
+                check: c.check,
+            });
+        }
+    }
     Ok(Record::Snapshot {
         space,
         doc,
-        kind: kind_of(Some(meta)),
+        kind,
         // Uncompressed: Automerge's own DEFLATE of each document hides the redundancy between
         // documents from the page's zstd; left to zstd, an initial sync is about half as many
         // bytes (docs/benchmarks.md, "Sync").

@@ -60,9 +60,9 @@ pub fn push(
                     Err(Refusal(outcome)) => outcome,
                 }
             }
-            Record::Snapshot { .. } => AckOutcome::Rejected {
+            Record::Snapshot { .. } | Record::Created { .. } => AckOutcome::Rejected {
                 code: RejectCode::Malformed,
-                message: "devices push changes, not snapshots".into(),
+                message: "devices push signed changes, not snapshots or creations".into(),
             },
             Record::Unknown => AckOutcome::Rejected {
                 code: RejectCode::Malformed,

@@ -341,7 +341,19 @@ impl RawDevice {
     }
 
     /// One `POST /v1/sync` pushing `push`, with `cursors`; panics unless it is answered 200.
+    /// Sent as a device of before creation records: it must still get every document.
     pub async fn sync(&self, url: &str, cursors: Vec<SpaceCursor>, push: Vec<Record>) -> SyncResponse {
+        self.sync_accepting(url, cursors, push, Vec::new()).await
+    }
+
+    /// As [`RawDevice::sync`], listing the record forms `accepts` in the request.
+    pub async fn sync_accepting(
+        &self,
+        url: &str,
+        cursors: Vec<SpaceCursor>,
+        push: Vec<Record>,
+        accepts: Vec<String>,
+    ) -> SyncResponse {
         let answer = post_msg(
             url,
             "/v1/sync",
@@ -351,6 +363,7 @@ impl RawDevice {
                 cursors,
                 push,
                 budget_bytes: 8 * 1024 * 1024,
+                accepts,
             },
         )
         .await;
@@ -385,7 +398,9 @@ impl RawDevice {
             };
             for record in page.records {
                 match record {
-                    Record::Change { doc, kind, .. } | Record::Snapshot { doc, kind, .. } => {
+                    Record::Change { doc, kind, .. }
+                    | Record::Snapshot { doc, kind, .. }
+                    | Record::Created { doc, kind, .. } => {
                         docs.insert(doc, kind);
                     }
                     Record::Unknown => {}

@@ -1,0 +1,82 @@
+//! The creation form of a document: most documents of a space never change after they are
+//! created, and their one change is fully determined by who made it (actor), when, its message
+//! and the JSON it wrote. Sending those instead of the Automerge bytes lets an initial sync
+//! carry about what the JSON of the content weighs; the receiver rebuilds the change bit for bit
+//! through the same code as a local write ([`super::commit_target`]) and checks it against a
+//! prefix of the original change hash. The sender only offers this form after rebuilding the
+//! change itself and finding the same hash, so a document the rule cannot reproduce (edited,
+//! written by another tool) simply travels as a snapshot.
+
+use automerge::{ActorId, Automerge, Change};
+use serde_json::Value;
+
+use super::{commit_target, read_json, DocKind};
+use crate::error::{Error, Result};
+
+/// Bytes of the change hash a creation carries to check the rebuilt change against.
+pub const CREATION_CHECK_LEN: usize = 8;
+
+/// What rebuilds a document's only change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Creation {
+    pub actor: Vec<u8>,
+    pub time_ms: i64,
+    pub message: Option<String>,
+    /// The document's JSON after the change.
+    pub state: String,
+    /// The first [`CREATION_CHECK_LEN`] bytes of the change's hash.
+    pub check: Vec<u8>,
+}
+
+/// The creation form of `doc`, when its history is one change that [`rebuild_creation`]
+/// reproduces exactly; `None` otherwise (the document then travels as a snapshot).
+pub fn creation_of(doc: &Automerge, doc_id: &str, kind: DocKind) -> Result<Option<Creation>> {
+    let changes = doc.get_changes(&[]);
+    let [change] = changes.as_slice() else {
+        return Ok(None);
+    };
+    let state = serde_json::to_string(&read_json(doc, doc_id)?)
+        .map_err(|e| Error::document(doc_id, format!("state as JSON: {e}")))?;
+    let creation = Creation {
+        actor: change.actor_id().to_bytes().to_vec(),
+        time_ms: change.timestamp(),
+        message: change.message().map(str::to_owned),
+        state,
+        check: change.hash().0[..CREATION_CHECK_LEN].to_vec(),
+    };
+    match rebuild_creation(&creation, doc_id, kind) {
+        Ok(_) => Ok(Some(creation)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Rebuilds the change a [`Creation`] describes; refuses one whose rebuilt hash does not start
+/// with its `check` (a sender whose rules differ from ours, or damaged data).
+pub fn rebuild_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Result<Change> {
+    let malformed = |reason: String| Error::MalformedChange {
+        doc: doc_id.to_owned(),
+        reason,
+    };
+    if creation.actor.is_empty() || creation.actor.len() > 64 {
+        return Err(malformed("creation: actor id of a wrong length".into()));
+    }
+    let target: Value = serde_json::from_str(&creation.state)
+        .map_err(|e| malformed(format!("creation state is not JSON: {e}")))?;
+    let mut doc = Automerge::new().with_actor(ActorId::from(creation.actor.as_slice()));
+    let change = commit_target(
+        &mut doc,
+        doc_id,
+        kind,
+        &target,
+        creation.message.clone(),
+        creation.time_ms,
+    )
+    .map_err(|e| malformed(format!("creation: {e}")))?
+    .ok_or_else(|| malformed("creation writes nothing".into()))?;
+    if change.hash().0[..CREATION_CHECK_LEN] != creation.check[..] {
+        return Err(malformed(
+            "the rebuilt creation does not match its hash (a sender with other rules?)".into(),
+        ));
+    }
+    Ok(change)
+}
