@@ -173,7 +173,7 @@ fn documents_from_a_newer_schema_or_without_one_are_refused() {
 #[test]
 fn a_creation_rebuilds_the_same_change_and_an_edited_document_has_none() {
     let mut d = doc(7);
-    let value = json!({"schema": 1, "title": {"de": "Tafel", "tr": "Gıda bankası"},
+    let value = json!({"schema": 1, "id": "x", "title": {"de": "Tafel", "tr": "Gıda bankası"},
         "body": {"de": "Ausgabe dienstags, Grüße ✓"}, "tags": {"essen": true},
         "location": {"lat": 52.52, "lon": 13.405}, "valid_until": null, "n": -3});
     let original = write_change(&mut d, "x", DocKind::Item, &value, &note(), 1_700_000_000_123)
@@ -181,6 +181,10 @@ fn a_creation_rebuilds_the_same_change_and_an_edited_document_has_none() {
         .unwrap();
     let creation = creation_of(&d, "x", DocKind::Item).unwrap().expect("a creation");
     assert_eq!(creation.check.len(), CREATION_CHECK_LEN);
+    assert!(
+        !creation.state.contains("\"id\""),
+        "the record names the document"
+    );
     let rebuilt = rebuild_creation(&creation, "x", DocKind::Item).unwrap();
     assert_eq!(rebuilt.hash(), original.hash());
     assert_eq!(rebuilt.raw_bytes(), original.raw_bytes());
