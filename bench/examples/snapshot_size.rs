@@ -1,7 +1,8 @@
 //! How big the forms of a document set are on the wire, for the initial-sync byte budget
-//! (`protocol::messages::SNAPSHOT_WIRE_RATIO`, docs/benchmarks.md "Sync"): 2 000 generated items
+//! (`SNAPSHOT_WIRE_RATIO`, `CREATED_WIRE_RATIO`, docs/benchmarks.md "Sync"): 2 000 generated items
 //! as feed JSON, as whole-document JSON, as Automerge `save()` (DEFLATE inside), as
-//! `save_nocompress()` and as raw changes, each also zstd-compressed as one page would be.
+//! `save_nocompress()`, as raw changes and in creation form (`Record::Created`, a snapshot for
+//! edited documents), each also zstd-compressed as one page would be.
 //!
 //! `cargo run --release -p quartier-bench --example snapshot_size`
 use automerge::Automerge;
