@@ -934,6 +934,28 @@ async fn forged_changes_are_refused_and_change_nothing() {
         },
         vec![RejectCode::Malformed],
     ));
+    let creation = quartier_core::document::creation_of(
+        &automerge_doc(&bench, &p1.to_string()),
+        &p1.to_string(),
+        DocKind::Item,
+    )
+    .expect("readable")
+    .expect("an unedited item has a creation form");
+    cases.push((
+        "a creation pushed by a device".into(),
+        &f,
+        Record::Created {
+            space: space.as_uuid(),
+            doc: p1_doc,
+            kind: DocKind::Item,
+            actor: creation.actor,
+            time_ms: creation.time_ms,
+            message: creation.message,
+            state: creation.state,
+            check: creation.check,
+        },
+        vec![RejectCode::Malformed],
+    ));
     cases.push((
         "a record type the server does not know".into(),
         &f,
