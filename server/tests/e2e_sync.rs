@@ -30,16 +30,7 @@ async fn three_devices_edit_offline_sync_in_any_order_and_converge() {
         d.sync().await;
     }
     // Concurrent edits of the same item on two devices.
-    a.store
-        .update_item(
-            shared.id,
-            &ItemPatch {
-                title: Some(LocalizedText::single("de", "Großes Hoffest")),
-                ..Default::default()
-            },
-            a.person,
-        )
-        .expect("edit title");
+    a.retitle(shared.id, "Großes Hoffest");
     for d in [&b, &a, &c, &b] {
         d.sync().await;
     }
@@ -293,31 +284,12 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
     let (a, space) = space_with_coordinator(&server.url).await;
     let kept = a.post(space, "Tafel", Audience::Everyone);
     let edited = a.post(space, "Lesecafé", Audience::Everyone);
-    a.store
-        .update_item(
-            edited.id,
-            &ItemPatch {
-                title: Some(LocalizedText::single("de", "Lesecafé im Hof")),
-                ..Default::default()
-            },
-            a.person,
-        )
-        .expect("edit");
+    a.retitle(edited.id, "Lesecafé im Hof");
     a.sync().await;
 
     // What the server sends a new member that accepts creations, and one that does not.
     let raw = RawDevice::register(&server.url, "Roh").await;
-    let code = a
-        .client
-        .create_invite(
-            &a.store,
-            space,
-            Role::Resident,
-            chrono::Utc::now().timestamp_millis() + 3_600_000,
-            1,
-        )
-        .await
-        .expect("invite");
+    let code = a.invite(space, Role::Resident).await;
     raw.redeem(&server.url, &code).await;
     let cursor = || {
         vec![quartier_protocol::SpaceCursor {
@@ -359,16 +331,7 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
             b.store.document_heads(&id.to_string()).expect("heads b")
         );
     }
-    b.store
-        .update_item(
-            kept.id,
-            &ItemPatch {
-                title: Some(LocalizedText::single("de", "Tafel Nord")),
-                ..Default::default()
-            },
-            b.person,
-        )
-        .expect("edit on b");
+    b.retitle(kept.id, "Tafel Nord");
     b.sync().await;
     a.sync().await;
     let viewer = a.viewer(Role::Coordinator);

@@ -105,17 +105,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         .token()
         .to_owned();
     let volunteer = RawDevice::register(&url, "Helga").await;
-    let code = owner
-        .client
-        .create_invite(
-            &owner.store,
-            space,
-            Role::Volunteer,
-            chrono::Utc::now().timestamp_millis() + 3_600_000,
-            1,
-        )
-        .await
-        .expect("invite");
+    let code = owner.invite(space, Role::Volunteer).await;
     volunteer.redeem(&url, &code).await;
     let stranger = RawDevice::register(&url, "Fremd").await;
     let token = volunteer.token.clone();

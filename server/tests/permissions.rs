@@ -468,17 +468,7 @@ async fn the_server_enforces_the_permission_table() {
     // And a device new to the space (snapshots, not the change log) sees the same: every
     // accepted creation, no refused one.
     let fresh = RawDevice::register(&url, "Neue Fallberatung").await;
-    let code = owner
-        .client
-        .create_invite(
-            &owner.store,
-            space,
-            Role::Caseworker,
-            chrono::Utc::now().timestamp_millis() + 3_600_000,
-            1,
-        )
-        .await
-        .expect("invite");
+    let code = owner.invite(space, Role::Caseworker).await;
     fresh.redeem(&url, &code).await;
     let visible = fresh.visible_docs(&url, space).await;
     for &(cell, id) in &created {
@@ -513,23 +503,9 @@ async fn the_server_enforces_the_permission_table() {
 
 // ---- Forged changes: crafted by hand and POSTed with reqwest. ----
 
-async fn invite(owner: &Device, space: SpaceId, role: Role) -> String {
-    owner
-        .client
-        .create_invite(
-            &owner.store,
-            space,
-            role,
-            chrono::Utc::now().timestamp_millis() + 3_600_000,
-            1,
-        )
-        .await
-        .expect("invite")
-}
-
 async fn member(url: &str, owner: &Device, space: SpaceId, role: Role, name: &str) -> RawDevice {
     let device = RawDevice::register(url, name).await;
-    device.redeem(url, &invite(owner, space, role).await).await;
+    device.redeem(url, &owner.invite(space, role).await).await;
     device
 }
 
@@ -944,16 +920,7 @@ async fn forged_changes_are_refused_and_change_nothing() {
     cases.push((
         "a creation pushed by a device".into(),
         &f,
-        Record::Created {
-            space: space.as_uuid(),
-            doc: p1_doc,
-            kind: DocKind::Item,
-            actor: creation.actor,
-            time_ms: creation.time_ms,
-            message: creation.message,
-            state: creation.state,
-            check: creation.check,
-        },
+        creation.into_record(space.as_uuid(), p1_doc, DocKind::Item),
         vec![RejectCode::Malformed],
     ));
     cases.push((

@@ -8,6 +8,7 @@
 //! written by another tool) simply travels as a snapshot.
 
 use automerge::{ActorId, Automerge, Change};
+use quartier_protocol::Record;
 use serde_json::Value;
 
 use super::{commit_target, read_json, DocKind};
@@ -29,6 +30,22 @@ pub struct Creation {
     pub state: String,
     /// The first [`CREATION_CHECK_LEN`] bytes of the change's hash.
     pub check: Vec<u8>,
+}
+
+impl Creation {
+    /// The record that carries this creation of `doc` in `space`.
+    pub fn into_record(self, space: uuid::Uuid, doc: uuid::Uuid, kind: DocKind) -> Record {
+        Record::Created {
+            space,
+            doc,
+            kind,
+            actor: self.actor,
+            time_ms: self.time_ms,
+            message: self.message,
+            state: self.state,
+            check: self.check,
+        }
+    }
 }
 
 /// The creation form of `doc`, when its history is one change that [`rebuild_creation`]

@@ -204,16 +204,7 @@ fn snapshot(
     if send_created {
         // A document the rule cannot rebuild (or cannot read) still travels, as a snapshot.
         if let Ok(Some(c)) = quartier_core::document::creation_of(&state, &doc.to_string(), kind) {
-            return Ok(Record::Created {
-                space,
-                doc,
-                kind,
-                actor: c.actor,
-                time_ms: c.time_ms,
-                message: c.message,
-                state: c.state,
-                check: c.check,
-            });
+            return Ok(c.into_record(space, doc, kind));
         }
     }
     Ok(Record::Snapshot {

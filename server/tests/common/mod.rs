@@ -100,6 +100,29 @@ impl Device {
         self.client.sync_now(&self.store, |_| {}).await.expect("sync")
     }
 
+    /// A one-use invite to `space` for `role`, valid for an hour (this device must coordinate).
+    pub async fn invite(&self, space: SpaceId, role: Role) -> String {
+        let expires = chrono::Utc::now().timestamp_millis() + 3_600_000;
+        self.client
+            .create_invite(&self.store, space, role, expires, 1)
+            .await
+            .expect("invite")
+    }
+
+    /// Sets the German title of `item`, in this device's person's name.
+    pub fn retitle(&self, item: ItemId, title: &str) {
+        self.store
+            .update_item(
+                item,
+                &ItemPatch {
+                    title: Some(LocalizedText::single("de", title)),
+                    ..Default::default()
+                },
+                self.person,
+            )
+            .expect("edit title");
+    }
+
     pub fn post(&self, space: SpaceId, title: &str, audience: Audience) -> Item {
         let content = ItemContent {
             body: LocalizedText::single("de", format!("{title} — Text")),
@@ -145,12 +168,7 @@ pub async fn space_with_coordinator(url: &str) -> (Device, SpaceId) {
 }
 
 pub async fn join(url: &str, coordinator: &Device, space: SpaceId, role: Role, name: &str) -> Device {
-    let expires = chrono::Utc::now().timestamp_millis() + 3_600_000;
-    let code = coordinator
-        .client
-        .create_invite(&coordinator.store, space, role, expires, 1)
-        .await
-        .expect("invite");
+    let code = coordinator.invite(space, role).await;
     let device = Device::register(url, name).await;
     device
         .client
