@@ -16,17 +16,10 @@ use quartier_core::{Store, StoreOptions};
 
 mod support;
 
-use support::{arg, start_server, BoxError};
+use support::{arg, proc_status_kib, start_server, BoxError};
 
 fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    proc_status_kib(pid, "VmRSS")
 }
 
 /// Stores live on a memory file system when there is one: generation is not what is measured.

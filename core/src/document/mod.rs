@@ -15,10 +15,11 @@ pub use schema::DocKind;
 pub use schema::{item_from_doc, space_from_doc};
 pub(crate) use schema::{item_to_json, space_to_json};
 
-use automerge::{transaction::CommitOptions, Automerge, Change, ObjId};
+use automerge::{transaction::CommitOptions, ActorId, Automerge, Change, ObjId};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::model::{Item, PersonId, Space};
 
 /// Brings the whole document to `target` in one change described by `note`; returns the new
 /// change, or `None` when the document already was `target`.
@@ -31,6 +32,50 @@ pub(crate) fn write_change(
     time_ms: i64,
 ) -> Result<Option<Change>> {
     commit_target(doc, doc_id, kind, target, Some(note.encode()), time_ms)
+}
+
+/// The change that creates `item`'s document, as [`crate::Store::create_item`] writes it, made
+/// by the device whose Automerge actor is `actor`. For tools that write documents without a
+/// device store: the server's load benches, importers.
+pub fn new_item_change(item: &Item, actor: &ActorId) -> Result<Change> {
+    let doc_id = item.id.to_string();
+    let note = ChangeNote::new(item.author, ["created"]);
+    created(
+        DocKind::Item,
+        &doc_id,
+        &item_to_json(item)?,
+        &note,
+        actor,
+        item.created_at.timestamp_millis(),
+    )
+}
+
+/// The change that creates `space`'s document, as [`crate::Store::create_space`] writes it, made
+/// by `by` on the device whose Automerge actor is `actor`.
+pub fn new_space_change(space: &Space, by: PersonId, actor: &ActorId, time_ms: i64) -> Result<Change> {
+    let doc_id = space.id.to_string();
+    let note = ChangeNote::new(by, ["created"]);
+    created(
+        DocKind::Space,
+        &doc_id,
+        &space_to_json(space.id, &space.meta)?,
+        &note,
+        actor,
+        time_ms,
+    )
+}
+
+fn created(
+    kind: DocKind,
+    doc_id: &str,
+    target: &Value,
+    note: &ChangeNote,
+    actor: &ActorId,
+    time_ms: i64,
+) -> Result<Change> {
+    let mut doc = Automerge::new().with_actor(actor.clone());
+    write_change(&mut doc, doc_id, kind, target, note, time_ms)?
+        .ok_or_else(|| Error::document(doc_id, "a new document must write something"))
 }
 
 /// The one way a document is brought to a JSON value: local writes and rebuilt creations
