@@ -212,3 +212,40 @@ fn a_creation_rebuilds_the_same_change_and_an_edited_document_has_none() {
     write_change(&mut d, "x", DocKind::Item, &edited, &note(), 1_700_000_000_999).unwrap();
     assert!(creation_of(&d, "x", DocKind::Item).unwrap().is_none());
 }
+
+#[test]
+fn documents_made_without_a_store_read_back_and_travel_as_creations() {
+    let item: crate::model::Item = serde_json::from_value(json!({
+        "id": ItemId::new(), "space": crate::model::SpaceId::new(), "author": PersonId::new(),
+        "created_at": 1_700_000_000_000i64, "updated_at": 1_700_000_000_000i64,
+        "title": {"de": "Lesecafé"}, "body": {"de": "Donnerstags im Hof"}, "tags": ["lesen"],
+        "media": [], "audience": "volunteers", "status": "published",
+        "details": {"kind": "post", "post_type": "notice"}
+    }))
+    .unwrap();
+    let actor = ActorId::from(vec![9; 16]);
+    let change = new_item_change(&item, &actor).unwrap();
+    assert_eq!(change.actor_id(), &actor);
+    assert_eq!(change.timestamp(), 1_700_000_000_000);
+    let note = ChangeNote::decode(change.message()).unwrap();
+    assert_eq!(note.by, item.author);
+    let mut d = Automerge::new();
+    d.apply_changes([change.clone()]).unwrap();
+    let doc_id = item.id.to_string();
+    assert_eq!(item_from_doc(&d, &doc_id).unwrap(), item);
+    let creation = creation_of(&d, &doc_id, DocKind::Item).unwrap().expect("a creation");
+    assert_eq!(rebuild_creation(&creation, &doc_id, DocKind::Item).unwrap().hash(), change.hash());
+
+    let space = crate::model::Space {
+        id: crate::model::SpaceId::new(),
+        meta: serde_json::from_value(json!({
+            "name": {"de": "Nippes"}, "description": {"de": "Unser Veedel"},
+            "time_zone": "Europe/Berlin", "default_language": "de"
+        }))
+        .unwrap(),
+    };
+    let change = new_space_change(&space, item.author, &actor, 5).unwrap();
+    let mut d = Automerge::new();
+    d.apply_changes([change]).unwrap();
+    assert_eq!(space_from_doc(&d, &space.id.to_string()).unwrap(), space);
+}
