@@ -340,4 +340,37 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
         titles(&b.store, space, b.viewer(Role::Coordinator))
     );
     assert!(titles(&a.store, space, a.viewer(Role::Coordinator)).contains(&"Tafel Nord".to_string()));
+
+    // The form is recorded when a document's first change is stored and dropped with its next.
+    let untouched = a.post(space, "Kleiderkammer", Audience::Everyone);
+    a.sync().await;
+    let data = server.kill();
+    let recorded = || -> Vec<String> {
+        let db = rusqlite::Connection::open(data.path().join("quartier-server.db")).expect("db");
+        let mut stmt = db.prepare("SELECT doc_id FROM doc_creations").expect("query");
+        let rows = stmt.query_map([], |r| r.get(0)).expect("rows");
+        rows.collect::<Result<_, _>>().expect("ids")
+    };
+    let rows = recorded();
+    assert!(rows.contains(&untouched.id.to_string()));
+    assert!(!rows.contains(&kept.id.to_string()), "edited since");
+    assert!(!rows.contains(&edited.id.to_string()));
+    // A database from before the forms were recorded has no rows: the server works them out
+    // when pulled, and a new member gets the same forms.
+    rusqlite::Connection::open(data.path().join("quartier-server.db"))
+        .expect("db")
+        .execute("DELETE FROM doc_creations", [])
+        .expect("clear");
+    assert!(recorded().is_empty());
+    let server = Server::start_in(data);
+    let again = raw
+        .sync_accepting(
+            &server.url,
+            cursor(),
+            vec![],
+            vec![quartier_protocol::ACCEPTS_CREATED.into()],
+        )
+        .await;
+    assert_eq!(form_of(&again, untouched.id), "created");
+    assert_eq!(form_of(&again, kept.id), "snapshot");
 }

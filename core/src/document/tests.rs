@@ -233,8 +233,15 @@ fn documents_made_without_a_store_read_back_and_travel_as_creations() {
     d.apply_changes([change.clone()]).unwrap();
     let doc_id = item.id.to_string();
     assert_eq!(item_from_doc(&d, &doc_id).unwrap(), item);
-    let creation = creation_of(&d, &doc_id, DocKind::Item).unwrap().expect("a creation");
-    assert_eq!(rebuild_creation(&creation, &doc_id, DocKind::Item).unwrap().hash(), change.hash());
+    let creation = creation_of(&d, &doc_id, DocKind::Item)
+        .unwrap()
+        .expect("a creation");
+    assert_eq!(
+        rebuild_creation(&creation, &doc_id, DocKind::Item)
+            .unwrap()
+            .hash(),
+        change.hash()
+    );
 
     let space = crate::model::Space {
         id: crate::model::SpaceId::new(),

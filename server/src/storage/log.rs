@@ -1,5 +1,6 @@
 //! The change log and the per-document metadata kept beside it.
 
+use quartier_core::document::Creation;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -216,4 +217,45 @@ pub fn changes_since_snapshot(conn: &Connection, doc: Uuid) -> Result<i64, Serve
         .query_row([doc.to_string()], |r| r.get(0))
         .optional()?
         .unwrap_or(0))
+}
+
+/// Records `doc`'s creation form (`Some`), or that it has none (`None`: edited since).
+pub fn set_creation(conn: &Connection, doc: Uuid, creation: Option<&Creation>) -> Result<(), ServerError> {
+    match creation {
+        Some(c) => conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO doc_creations (doc_id, actor, time_ms, message, state, hash_prefix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                doc.to_string(),
+                c.actor,
+                c.time_ms,
+                c.message,
+                c.state,
+                c.check
+            ])?,
+        None => conn
+            .prepare_cached("DELETE FROM doc_creations WHERE doc_id = ?1")?
+            .execute([doc.to_string()])?,
+    };
+    Ok(())
+}
+
+/// `doc`'s creation form, if it was recorded when stored and the document was not edited since.
+pub fn creation(conn: &Connection, doc: Uuid) -> Result<Option<Creation>, ServerError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT actor, time_ms, message, state, hash_prefix FROM doc_creations WHERE doc_id = ?1",
+        )?
+        .query_row([doc.to_string()], |r| {
+            Ok(Creation {
+                actor: r.get(0)?,
+                time_ms: r.get(1)?,
+                message: r.get(2)?,
+                state: r.get(3)?,
+                check: r.get(4)?,
+            })
+        })
+        .optional()?)
 }

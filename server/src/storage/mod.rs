@@ -16,7 +16,15 @@ use rusqlite::Connection;
 
 use crate::error::ServerError;
 
-const SCHEMA_VERSION: i64 = 2;
+/// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
+const MIGRATIONS: [&str; 3] = [
+    include_str!("schema.sql"),
+    // Blobs (media).
+    include_str!("002_blobs.sql"),
+    // Creation forms of never-edited documents.
+    include_str!("003_creations.sql"),
+];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The database.
 pub struct Db {
@@ -35,20 +43,20 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version == 0 {
-            conn.execute_batch(include_str!("schema.sql"))?;
-            conn.pragma_update(None, "user_version", 1)?;
-        }
-        if version <= 1 {
-            // Version 2: blobs (media), `002_blobs.sql`.
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(include_str!("002_blobs.sql"))?;
-            tx.pragma_update(None, "user_version", 2)?;
-            tx.commit()?;
-        } else if version > SCHEMA_VERSION {
+        if version > SCHEMA_VERSION {
             return Err(ServerError::Startup(format!(
                 "database schema {version} is newer than this server ({SCHEMA_VERSION})"
             )));
+        }
+        // One step per version, each in its own transaction: a failed step leaves the database
+        // at the version before it.
+        for (to, sql) in MIGRATIONS.iter().enumerate().map(|(i, sql)| (i as i64 + 1, sql)) {
+            if version < to {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", to)?;
+                tx.commit()?;
+            }
         }
         Ok(Db {
             conn: Mutex::new(conn),
@@ -79,4 +87,61 @@ pub fn random_token(bytes: usize) -> Result<String, ServerError> {
 /// BLAKE3 of a secret, as stored.
 pub fn secret_hash(secret: &str) -> Vec<u8> {
     blake3::hash(secret.as_bytes()).as_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(db: &Db) -> i64 {
+        db.lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
+    }
+
+    #[test]
+    fn every_earlier_schema_upgrades_and_keeps_its_rows() {
+        for from in 1..SCHEMA_VERSION {
+            let dir = tempfile::tempdir().expect("dir");
+            {
+                let conn = Connection::open(dir.path().join("quartier-server.db")).expect("open");
+                for sql in &MIGRATIONS[..from as usize] {
+                    conn.execute_batch(sql).expect("old schema");
+                }
+                conn.pragma_update(None, "user_version", from).expect("version");
+                conn.execute(
+                    "INSERT INTO docs (doc_id, space_id, kind) VALUES ('d', 's', 'item')",
+                    [],
+                )
+                .expect("a document");
+            }
+            let db = Db::open(dir.path()).expect("upgrade");
+            assert_eq!(version(&db), SCHEMA_VERSION, "from {from}");
+            let conn = db.lock();
+            let docs: i64 = conn
+                .query_row("SELECT count(*) FROM docs", [], |r| r.get(0))
+                .expect("docs");
+            assert_eq!(docs, 1, "from {from}");
+            let creations: i64 = conn
+                .query_row("SELECT count(*) FROM doc_creations", [], |r| r.get(0))
+                .expect("creations table");
+            assert_eq!(creations, 0);
+        }
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        drop(Db::open(dir.path()).expect("create"));
+        Connection::open(dir.path().join("quartier-server.db"))
+            .expect("open")
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("version");
+        assert!(matches!(Db::open(dir.path()), Err(ServerError::Startup(_))));
+        let conn = Connection::open(dir.path().join("quartier-server.db")).expect("open");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("v");
+        assert_eq!(v, SCHEMA_VERSION + 1);
+    }
 }

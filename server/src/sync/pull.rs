@@ -199,10 +199,16 @@ fn snapshot(
     meta: &DocMeta,
     send_created: bool,
 ) -> Result<Record, ServerError> {
-    let state = docs.get(conn, doc)?;
     let kind = kind_of(Some(meta));
     if send_created {
-        // A document the rule cannot rebuild (or cannot read) still travels, as a snapshot.
+        if let Some(c) = log::creation(conn, doc)? {
+            return Ok(c.into_record(space, doc, kind));
+        }
+    }
+    let state = docs.get(conn, doc)?;
+    if send_created {
+        // Documents stored before creation forms were recorded are worked out now; one the
+        // rule cannot rebuild (or cannot read) still travels, as a snapshot.
         if let Ok(Some(c)) = quartier_core::document::creation_of(&state, &doc.to_string(), kind) {
             return Ok(c.into_record(space, doc, kind));
         }

@@ -5,7 +5,7 @@
 
 use automerge::Change;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use quartier_core::document::{item_from_doc, space_from_doc, ChangeNote};
+use quartier_core::document::{creation_of, item_from_doc, space_from_doc, ChangeNote};
 use quartier_core::model::{permits, Action, Item, Role, Status};
 use quartier_protocol::{signing::change_signing_payload, Ack, AckOutcome, DocKind, Record, RejectCode};
 use rusqlite::Connection;
@@ -253,6 +253,13 @@ fn store_change(
         crate::blobs::index::set_refs(conn, doc, hashes.iter().map(String::as_str))
             .map_err(|e| reject(RejectCode::Other, e.to_string()))?;
     }
+    // Worked out once here rather than on every new member's pull: a new document's creation
+    // form if the core's rule rebuilds it exactly, and none once the document is edited.
+    let creation = match existing {
+        None => creation_of(&after, &doc_id, kind).ok().flatten(),
+        Some(_) => None,
+    };
+    log::set_creation(conn, doc, creation.as_ref()).map_err(internal)?;
     docs.stored(conn, doc, after, seq).map_err(internal)?;
     Ok(AckOutcome::Stored)
 }
