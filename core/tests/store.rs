@@ -128,6 +128,31 @@ fn malformed_change_bytes_are_rejected_and_nothing_is_stored() {
 }
 
 #[test]
+fn a_relayed_change_with_an_altered_checksum_is_refused() {
+    // Bytes 4..8 of a change are its checksum, covered by neither its hash nor its signature:
+    // a relay could alter them unnoticed, and the store would pass the altered copy on.
+    let fx = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let other = Store::open(dir.path().join("other.db"), StoreOptions::default()).unwrap();
+    let item = fx.post("Weitergereicht", "Text");
+    let mut genuine = fx.store.document_changes(&fx.space.to_string()).unwrap();
+    genuine.extend(fx.store.document_changes(&item.id.to_string()).unwrap());
+    let last = genuine.len() - 1;
+    for position in 4..8 {
+        let mut altered = genuine.clone();
+        altered[last].bytes[position] ^= 0x5a;
+        let err = other.apply_changes(&altered).unwrap_err();
+        assert!(
+            matches!(&err, Error::MalformedChange { reason, .. } if reason.contains("checksum")),
+            "byte {position}: {err}"
+        );
+        assert!(other.document_ids().unwrap().is_empty(), "nothing stored");
+    }
+    other.apply_changes(&genuine).unwrap();
+    assert_eq!(other.document_ids().unwrap().len(), 2);
+}
+
+#[test]
 fn delete_hides_and_erase_removes_everything() {
     let fx = Fixture::new();
     let item = fx.post("Geheimnis", "Dieser Text soll verschwinden: Zauberwort");

@@ -948,6 +948,19 @@ async fn forged_changes_are_refused_and_change_nothing() {
     if replay != vec![AckOutcome::Duplicate] {
         failures.push(format!("a replayed change: expected duplicate, got {replay:?}"));
     }
+    // A stranger replaying a stored change learns nothing of it: not a member, not "duplicate".
+    let probe = n.push(&url, vec![valid.clone()]).await;
+    if !matches!(
+        probe.as_slice(),
+        [AckOutcome::Rejected {
+            code: RejectCode::NotAMember,
+            ..
+        }]
+    ) {
+        failures.push(format!(
+            "a stored change replayed by a non-member: expected not a member, got {probe:?}"
+        ));
+    }
     let (p2, p2_bytes) = bench_item(
         &bench,
         space,

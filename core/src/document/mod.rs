@@ -34,6 +34,14 @@ pub(crate) fn write_change(
     commit_target(doc, doc_id, kind, target, Some(note.encode()), time_ms)
 }
 
+/// Whether a change's stored checksum (bytes 4..8 of its chunk, the first four bytes of its hash)
+/// matches its contents. `Change::from_bytes` does not check it, and neither the hash nor the
+/// author's signature covers it: without this check anyone relaying a change could alter those
+/// bytes unnoticed, and the altered copy would be the one passed on.
+pub fn checksum_matches(bytes: &[u8], change: &Change) -> bool {
+    bytes.get(4..8) == Some(&change.hash().0[..4])
+}
+
 /// The change that creates `item`'s document, as [`crate::Store::create_item`] writes it, made
 /// by the device whose Automerge actor is `actor`. For tools that write documents without a
 /// device store: the server's load benches, importers.

@@ -41,6 +41,11 @@ pub(crate) fn decode_incoming(incoming: &[IncomingChange]) -> Result<DecodedChan
         uuid::Uuid::parse_str(&change.doc_id)
             .map_err(|_| malformed("the document id is not a UUID".into()))?;
         let decoded = Change::from_bytes(change.bytes.clone()).map_err(|e| malformed(e.to_string()))?;
+        if !crate::document::checksum_matches(&change.bytes, &decoded) {
+            return Err(malformed(
+                "the change's checksum does not match its contents".into(),
+            ));
+        }
         let entry = by_doc
             .entry(change.doc_id.as_str())
             .or_insert_with(|| (change.kind, Vec::new()));

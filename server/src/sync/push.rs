@@ -5,7 +5,7 @@
 
 use automerge::Change;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use quartier_core::document::{creation_of, item_from_doc, space_from_doc, ChangeNote};
+use quartier_core::document::{checksum_matches, creation_of, item_from_doc, space_from_doc, ChangeNote};
 use quartier_core::model::{permits, Action, Item, Role, Status};
 use quartier_protocol::{signing::change_signing_payload, Ack, AckOutcome, DocKind, Record, RejectCode};
 use rusqlite::Connection;
@@ -99,14 +99,21 @@ fn store_change(
     let change = Change::from_bytes(bytes.to_vec())
         .map_err(|e| reject(RejectCode::Malformed, format!("not an Automerge change: {e}")))?;
     let hash = change.hash();
-    // `Change::from_bytes` does not verify the chunk's checksum (bytes 4..8, the first four bytes
-    // of the hash), and neither the hash nor the signature covers it: without this check anyone
-    // relaying a change could alter those bytes unnoticed, and the altered copy, stored first,
-    // would be the one every device receives (the genuine one then counts as a duplicate).
-    if bytes.get(4..8) != Some(&hash.as_ref()[..4]) {
+    if !checksum_matches(bytes, &change) {
         return Err(reject(
             RejectCode::Malformed,
             "the change's checksum does not match its contents",
+        ));
+    }
+    // The pushing device must belong to the space before anything else is said about the
+    // change: otherwise a stranger could learn that a change exists from a `duplicate`.
+    if spaces::role_of(conn, space, pusher_person)
+        .map_err(internal)?
+        .is_none()
+    {
+        return Err(reject(
+            RejectCode::NotAMember,
+            "you are not a member of this space",
         ));
     }
     if log::has_change(conn, hash.as_ref()).map_err(internal)? {
@@ -151,16 +158,7 @@ fn store_change(
             "the change names another person than its signing device's",
         ));
     }
-    // Both the device pushing it and the author must belong to the space.
-    if spaces::role_of(conn, space, pusher_person)
-        .map_err(internal)?
-        .is_none()
-    {
-        return Err(reject(
-            RejectCode::NotAMember,
-            "you are not a member of this space",
-        ));
-    }
+    // The author must belong to the space too (the pusher was checked above).
     let role = spaces::role_of(conn, space, signer.person)
         .map_err(internal)?
         .ok_or_else(|| reject(RejectCode::NotAMember, "the author is not a member of this space"))?;
