@@ -20,13 +20,21 @@ impl FromRequestParts<Arc<AppState>> for Device {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .map(str::to_owned)
             .ok_or(ServerError::Unauthorized)?;
         let state = Arc::clone(state);
         let device = super::blocking(move || accounts::device_by_token(&state.db.lock(), &token)).await?;
         device.map(Device).ok_or(ServerError::Unauthorized)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110, 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 impl Device {
@@ -36,6 +44,21 @@ impl Device {
             Err(ServerError::Revoked)
         } else {
             Ok(self.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc", " Bearer abc"] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
         }
     }
 }
