@@ -308,14 +308,17 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
             })
             .expect("the document is in the page")
     };
-    let new = raw
-        .sync_accepting(
-            &server.url,
+    // As a device that accepts creations.
+    let pull_accepting = async |url: &str| {
+        raw.sync_accepting(
+            url,
             cursor(),
             vec![],
             vec![quartier_protocol::ACCEPTS_CREATED.into()],
         )
-        .await;
+        .await
+    };
+    let new = pull_accepting(&server.url).await;
     assert_eq!(form_of(&new, kept.id), "created");
     assert_eq!(form_of(&new, edited.id), "snapshot");
     let old = raw.sync(&server.url, cursor(), vec![]).await;
@@ -363,14 +366,39 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
         .expect("clear");
     assert!(recorded().is_empty());
     let server = Server::start_in(data);
-    let again = raw
-        .sync_accepting(
-            &server.url,
-            cursor(),
-            vec![],
-            vec![quartier_protocol::ACCEPTS_CREATED.into()],
-        )
-        .await;
+    let again = pull_accepting(&server.url).await;
     assert_eq!(form_of(&again, untouched.id), "created");
     assert_eq!(form_of(&again, kept.id), "snapshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_of_one_store_at_once_push_the_outbox_once() {
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    a.sync().await;
+    for n in 0..300 {
+        a.post(space, &format!("Aushang {n}"), Audience::Everyone);
+    }
+    // Small batches, so that the first sync is still pushing when the second starts.
+    let client = a.client.clone().with_limits(64 * 1024, 20);
+    let (first, second) = tokio::join!(
+        client.sync_now(&a.store, |_| {}),
+        client.sync_now(&a.store, |_| {})
+    );
+    let (first, second) = (first.expect("first sync"), second.expect("second sync"));
+    // One pushed everything; the other waited and then found nothing to push or fetch.
+    assert_eq!(first.pushed + second.pushed, 300);
+    let (busy, idle) = if first.pushed > 0 {
+        (&first, &second)
+    } else {
+        (&second, &first)
+    };
+    assert_eq!(busy.pushed, 300);
+    assert_eq!((idle.pushed, idle.rounds), (0, 1), "the waiting sync: {idle:?}");
+    assert!(
+        idle.bytes_sent < 1024,
+        "the waiting sync sent {} bytes: it pushed the outbox again",
+        idle.bytes_sent
+    );
+    assert_eq!(a.store.outbox_len().expect("outbox"), 0);
 }

@@ -67,6 +67,10 @@ struct Inner {
     signing_key: ed25519_dalek::SigningKey,
     options: StoreOptions,
     live: live::LiveQueries,
+    /// Held for a whole sync: a second sync of this store (the app's "sync now" during a
+    /// background sync) waits and then finds nothing left to push, instead of pushing the same
+    /// outbox and fetching the same pages a second time.
+    sync_gate: tokio::sync::Mutex<()>,
 }
 
 /// A Quartier store. Cheap to clone; all clones share one writer connection and one reader
@@ -101,6 +105,7 @@ impl Store {
                 signing_key,
                 options,
                 live,
+                sync_gate: tokio::sync::Mutex::new(()),
             }),
         };
         if outcome.rebuild_projections {
@@ -153,6 +158,11 @@ impl Store {
     /// This device's Ed25519 public key, registered with the server.
     pub fn device_public_key(&self) -> [u8; 32] {
         self.inner.signing_key.verifying_key().to_bytes()
+    }
+
+    /// One sync of this store at a time (see `Inner::sync_gate`).
+    pub(crate) fn sync_gate(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.sync_gate
     }
 
     pub(crate) fn options(&self) -> &StoreOptions {

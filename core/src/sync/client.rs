@@ -270,7 +270,9 @@ impl SyncClient {
     /// Syncs until the server has nothing more for this device and the outbox holds nothing
     /// the server would take. Each page is committed before the next request, so an
     /// interruption loses at most the page in flight. `progress` is called after every page.
+    /// A second call for the same store while one runs waits for it, then syncs what is left.
     pub async fn sync_now(&self, store: &Store, progress: impl Fn(&SyncProgress)) -> Result<SyncReport> {
+        let _one_sync_at_a_time = store.sync_gate().lock().await;
         let account = Self::account(store).await?;
         let mut report = SyncReport::default();
         let mut traffic = (0u64, 0u64);
