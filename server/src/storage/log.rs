@@ -219,26 +219,27 @@ pub fn changes_since_snapshot(conn: &Connection, doc: Uuid) -> Result<i64, Serve
         .unwrap_or(0))
 }
 
-/// Records `doc`'s creation form (`Some`), or that it has none (`None`: edited since).
-pub fn set_creation(conn: &Connection, doc: Uuid, creation: Option<&Creation>) -> Result<(), ServerError> {
-    match creation {
-        Some(c) => conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO doc_creations (doc_id, actor, time_ms, message, state, hash_prefix)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                doc.to_string(),
-                c.actor,
-                c.time_ms,
-                c.message,
-                c.state,
-                c.check
-            ])?,
-        None => conn
-            .prepare_cached("DELETE FROM doc_creations WHERE doc_id = ?1")?
-            .execute([doc.to_string()])?,
-    };
+/// Records `doc`'s creation form (its first change was just stored).
+pub fn record_creation(conn: &Connection, doc: Uuid, c: &Creation) -> Result<(), ServerError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO doc_creations (doc_id, actor, time_ms, message, state, hash_prefix)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        doc.to_string(),
+        c.actor,
+        c.time_ms,
+        c.message,
+        c.state,
+        c.check
+    ])?;
+    Ok(())
+}
+
+/// Drops `doc`'s creation form: it has more than one change now.
+pub fn drop_creation(conn: &Connection, doc: Uuid) -> Result<(), ServerError> {
+    conn.prepare_cached("DELETE FROM doc_creations WHERE doc_id = ?1")?
+        .execute([doc.to_string()])?;
     Ok(())
 }
 

@@ -50,13 +50,11 @@ impl Db {
         }
         // One step per version, each in its own transaction: a failed step leaves the database
         // at the version before it.
-        for (to, sql) in MIGRATIONS.iter().enumerate().map(|(i, sql)| (i as i64 + 1, sql)) {
-            if version < to {
-                let tx = conn.unchecked_transaction()?;
-                tx.execute_batch(sql)?;
-                tx.pragma_update(None, "user_version", to)?;
-                tx.commit()?;
-            }
+        for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", from as i64 + 1)?;
+            tx.commit()?;
         }
         Ok(Db {
             conn: Mutex::new(conn),

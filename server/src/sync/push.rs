@@ -253,11 +253,14 @@ fn store_change(
     }
     // Worked out once here rather than on every new member's pull: a new document's creation
     // form if the core's rule rebuilds it exactly, and none once the document is edited.
-    let creation = match existing {
-        None => creation_of(&after, &doc_id, kind).ok().flatten(),
-        Some(_) => None,
-    };
-    log::set_creation(conn, doc, creation.as_ref()).map_err(internal)?;
+    match existing {
+        None => {
+            if let Ok(Some(creation)) = creation_of(&after, &doc_id, kind) {
+                log::record_creation(conn, doc, &creation).map_err(internal)?;
+            }
+        }
+        Some(_) => log::drop_creation(conn, doc).map_err(internal)?,
+    }
     docs.stored(conn, doc, after, seq).map_err(internal)?;
     Ok(AckOutcome::Stored)
 }
