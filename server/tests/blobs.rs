@@ -562,6 +562,235 @@ async fn no_device_fetches_a_blob_referenced_only_by_items_it_may_not_see() {
     assert_eq!(may(&resident, &secret_hash).await, 404);
 }
 
+/// A space of `device`'s own, registered with the server.
+async fn own_space(device: &Device, name: &str) -> SpaceId {
+    let space = device
+        .store
+        .create_space(space_meta(name), device.person)
+        .expect("space")
+        .id;
+    device
+        .client
+        .create_space(&device.store, space)
+        .await
+        .expect("register space");
+    space
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_left_fetches_nothing_not_even_through_a_space_of_their_own_that_references_the_hash() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let caseworker = join(url, &coordinator, space, Role::Caseworker, "Beratung").await;
+    let resident = join(url, &coordinator, space, Role::Resident, "Nachbarin").await;
+    let stranger = Device::register(url, "Fremd").await;
+    for d in [&coordinator, &caseworker, &resident] {
+        sync_clean(d).await;
+    }
+    let mut rng = StdRng::seed_from_u64(seed("who_left"));
+    let photo = random_bytes(&mut rng, CHUNK + 5_000);
+    let secret = random_bytes(&mut rng, 20_000);
+    let photo_hash = upload(url, &token_of(&coordinator), space, &photo).await;
+    let secret_hash = upload(url, &token_of(&caseworker), space, &secret).await;
+    post_with_media(
+        &coordinator,
+        space,
+        "Straßenfest",
+        Audience::Everyone,
+        vec![MediaRef::new(&photo_hash, "image/jpeg", photo.len() as u64)],
+    );
+    sync_clean(&coordinator).await;
+    post_with_media(
+        &caseworker,
+        space,
+        "Fallnotiz",
+        Audience::Caseworkers,
+        vec![MediaRef::new(&secret_hash, "image/jpeg", secret.len() as u64)],
+    );
+    sync_clean(&caseworker).await;
+    sync_clean(&resident).await;
+    let fetch = |device: &Device, hash: &str| {
+        let (url, token, hash) = (url.to_owned(), token_of(device), hash.to_owned());
+        async move { get(&url, &token, &hash, None).await.0 }
+    };
+    assert_eq!(
+        fetch(&resident, &photo_hash).await,
+        200,
+        "a member reads the photo"
+    );
+
+    // Announcing a hash one has not uploaded reveals nothing: the answer is the one for a hash
+    // the server has never seen (send everything), inside the space and outside it.
+    let unheard = hash_of(b"a blob nobody ever uploaded");
+    let blank = |hash: &str, size: u64| UploadState {
+        hash: hash.into(),
+        size,
+        chunk_size: BLOB_CHUNK_BYTES,
+        received: vec![],
+        complete: false,
+    };
+    let answer = announce(
+        url,
+        &token_of(&resident),
+        space,
+        &secret_hash,
+        secret.len() as u64,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.error_body());
+    assert_eq!(
+        answer.decode::<UploadState>(),
+        blank(&secret_hash, secret.len() as u64),
+        "a stored blob looks like an unknown one"
+    );
+    let answer = announce(url, &token_of(&resident), space, &unheard, secret.len() as u64).await;
+    assert_eq!(
+        answer.decode::<UploadState>(),
+        blank(&unheard, secret.len() as u64)
+    );
+    // ... and the announcement grants nothing: the resident may still not read the case photo.
+    assert_eq!(fetch(&resident, &secret_hash).await, 404);
+    refused(
+        &complete(url, &token_of(&resident), &secret_hash).await,
+        409,
+        "missing_chunks",
+    );
+    assert_eq!(fetch(&resident, &secret_hash).await, 404);
+
+    // The resident is removed and remembers the photo's hash.
+    coordinator
+        .client
+        .remove_member(&coordinator.store, space, resident.person)
+        .await
+        .expect("remove");
+    assert_eq!(fetch(&resident, &photo_hash).await, 404);
+    // A space of their own, an item there that references the hash: nothing.
+    let elsewhere = own_space(&resident, "Anderswo").await;
+    post_with_media(
+        &resident,
+        elsewhere,
+        "Erinnerung",
+        Audience::Everyone,
+        vec![
+            MediaRef::new(&photo_hash, "image/jpeg", photo.len() as u64),
+            MediaRef::new(&secret_hash, "image/jpeg", secret.len() as u64),
+        ],
+    );
+    sync_clean(&resident).await;
+    assert_eq!(
+        fetch(&resident, &photo_hash).await,
+        404,
+        "a reference alone grants nothing"
+    );
+    assert_eq!(fetch(&resident, &secret_hash).await, 404);
+    // Announcing it there: the same blank answer, and still nothing to fetch.
+    let answer = announce(
+        url,
+        &token_of(&resident),
+        elsewhere,
+        &photo_hash,
+        photo.len() as u64,
+    )
+    .await;
+    assert_eq!(
+        answer.decode::<UploadState>(),
+        blank(&photo_hash, photo.len() as u64)
+    );
+    refused(
+        &complete(url, &token_of(&resident), &photo_hash).await,
+        409,
+        "missing_chunks",
+    );
+    assert_eq!(fetch(&resident, &photo_hash).await, 404);
+    // A stranger who learned the hash fares no better.
+    let theirs = own_space(&stranger, "Fremdraum").await;
+    post_with_media(
+        &stranger,
+        theirs,
+        "Geklaut",
+        Audience::Everyone,
+        vec![MediaRef::new(&photo_hash, "image/jpeg", photo.len() as u64)],
+    );
+    sync_clean(&stranger).await;
+    let answer = announce(url, &token_of(&stranger), theirs, &photo_hash, photo.len() as u64).await;
+    assert_eq!(
+        answer.decode::<UploadState>(),
+        blank(&photo_hash, photo.len() as u64)
+    );
+    assert_eq!(fetch(&stranger, &photo_hash).await, 404);
+
+    // Whoever has the bytes may upload them into their space and fetch them through it: the
+    // resident kept a copy of the photo (they were allowed to see it).
+    let again = upload(url, &token_of(&resident), elsewhere, &photo).await;
+    assert_eq!(again, photo_hash);
+    assert_eq!(fetch(&resident, &photo_hash).await, 200);
+    // That opens nothing else: the stranger's reference still grants nothing, and the members
+    // of the first space still read it through theirs.
+    assert_eq!(fetch(&stranger, &photo_hash).await, 404);
+    assert_eq!(fetch(&caseworker, &photo_hash).await, 200);
+    assert_eq!(fetch(&resident, &secret_hash).await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcing_someone_elses_pending_upload_with_another_size_leaves_it_intact() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let resident = join(url, &coordinator, space, Role::Resident, "Nachbarin").await;
+    let stranger = Device::register(url, "Fremd").await;
+    let theirs = own_space(&stranger, "Fremdraum").await;
+    let mut rng = StdRng::seed_from_u64(seed("pending_interference"));
+    let bytes = random_bytes(&mut rng, 2 * CHUNK + 77);
+    let hash = hash_of(&bytes);
+    let owner = token_of(&coordinator);
+
+    assert_eq!(
+        announce(url, &owner, space, &hash, bytes.len() as u64)
+            .await
+            .status,
+        200
+    );
+    for i in [0usize, 1] {
+        let chunk = bytes.chunks(CHUNK).nth(i).expect("chunk").to_vec();
+        assert_eq!(
+            put_chunk(url, &owner, &hash, &i.to_string(), chunk).await.status,
+            200
+        );
+    }
+    // Others announce the same hash with other sizes, in the same space and in another one.
+    for (token, in_space) in [(token_of(&resident), space), (token_of(&stranger), theirs)] {
+        let state: UploadState = announce(url, &token, in_space, &hash, 5).await.decode();
+        assert!(
+            state.received.is_empty() && !state.complete && state.size == 5,
+            "nothing of the owner's upload shows: {state:?}"
+        );
+        // Their chunks go into their own upload, not the owner's.
+        assert_eq!(put_chunk(url, &token, &hash, "0", vec![9; 5]).await.status, 200);
+    }
+    let state: UploadState = announce(url, &owner, space, &hash, bytes.len() as u64)
+        .await
+        .decode();
+    assert_eq!(state.received, vec![0, 1], "the owner's chunks are still there");
+    let last = bytes.chunks(CHUNK).nth(2).expect("chunk").to_vec();
+    assert_eq!(put_chunk(url, &owner, &hash, "2", last).await.status, 200);
+    let answer = complete(url, &owner, &hash).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.error_body());
+    let (status, _, body) = get(url, &owner, &hash, None).await;
+    assert!(
+        status == 200 && body == bytes,
+        "the owner's upload arrived intact"
+    );
+    // The five-byte uploads do not hash to the name: refused and discarded, the stored blob untouched.
+    refused(
+        &complete(url, &token_of(&stranger), &hash).await,
+        422,
+        "hash_mismatch",
+    );
+    let (_, _, body) = get(url, &owner, &hash, None).await;
+    assert!(body == bytes);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The core's transfer queue.
 

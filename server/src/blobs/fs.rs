@@ -1,7 +1,9 @@
 //! The default [`BlobStore`]: files under `<data>/blobs`. Touches only that folder.
 //!
 //! - `stored/ab/<hash>`: verified blobs (two-level fan-out keeps folders small);
-//! - `partial/<hash>/<index>`: chunks of uploads under way;
+//! - `partial/<hash>.<uploader>/<index>`: chunks of uploads under way, one folder per blob and
+//!   uploader (folders named by a bare hash are from before schema version 4 and are removed
+//!   on open: those uploads start over);
 //! - `tmp/`: files being written; renamed into place only once complete and synced, so a crash
 //!   never leaves a half-written chunk or blob under its final name.
 
@@ -9,6 +11,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use uuid::Uuid;
 
 use super::{BlobError, BlobStore};
 
@@ -27,6 +31,14 @@ impl FsBlobStore {
         if let Ok(entries) = fs::read_dir(root.join("tmp")) {
             for entry in entries.flatten() {
                 let _ = fs::remove_file(entry.path());
+            }
+        }
+        if let Ok(entries) = fs::read_dir(root.join("partial")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if name.to_str().is_some_and(quartier_protocol::blobs::is_blob_hash) {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
             }
         }
         Ok(FsBlobStore {
@@ -49,8 +61,11 @@ impl FsBlobStore {
         Ok(self.root.join("stored").join(&hash[..2]).join(hash))
     }
 
-    fn partial_dir(&self, hash: &str) -> Result<PathBuf, BlobError> {
-        Ok(self.root.join("partial").join(Self::checked(hash)?))
+    fn partial_dir(&self, hash: &str, uploader: Uuid) -> Result<PathBuf, BlobError> {
+        Ok(self
+            .root
+            .join("partial")
+            .join(format!("{}.{}", Self::checked(hash)?, uploader.as_simple())))
     }
 
     fn temp_path(&self, what: &str) -> PathBuf {
@@ -67,8 +82,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl BlobStore for FsBlobStore {
-    fn put_chunk(&self, hash: &str, index: u32, bytes: &[u8]) -> Result<(), BlobError> {
-        let dir = self.partial_dir(hash)?;
+    fn put_chunk(&self, hash: &str, uploader: Uuid, index: u32, bytes: &[u8]) -> Result<(), BlobError> {
+        let dir = self.partial_dir(hash, uploader)?;
         fs::create_dir_all(&dir)?;
         let temp = self.temp_path(&format!("{hash}-{index}"));
         let written = (|| {
@@ -84,18 +99,15 @@ impl BlobStore for FsBlobStore {
         Ok(written?)
     }
 
-    fn assemble(&self, hash: &str, count: u32, size: u64) -> Result<(), BlobError> {
+    fn assemble(&self, hash: &str, uploader: Uuid, count: u32, size: u64) -> Result<(), BlobError> {
         let target = self.stored_path(hash)?;
-        // Stored before (a crash after the rename, or a concurrent completion): names are
-        // content hashes and only verified files are renamed into place.
-        if target.exists() {
-            let _ = self.discard_partial(hash);
-            return Ok(());
-        }
-        let dir = self.partial_dir(hash)?;
+        // Stored before (by another upload, or a crash after the rename): the bytes are still
+        // checked, since whoever sent them gains access by it, but not written again.
+        let stored = target.exists();
+        let dir = self.partial_dir(hash, uploader)?;
         let temp = self.temp_path(hash);
         let result = (|| -> Result<bool, BlobError> {
-            let mut out = File::create(&temp)?;
+            let mut out = if stored { None } else { Some(File::create(&temp)?) };
             let mut hasher = blake3::Hasher::new();
             let mut total = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
@@ -108,17 +120,22 @@ impl BlobStore for FsBlobStore {
                         break;
                     }
                     hasher.update(&buf[..n]);
-                    out.write_all(&buf[..n])?;
+                    if let Some(out) = out.as_mut() {
+                        out.write_all(&buf[..n])?;
+                    }
                     total += n as u64;
                 }
             }
             if total != size || hasher.finalize().to_hex().as_str() != hash {
                 return Ok(false);
             }
-            out.sync_all()?;
+            if let Some(out) = out {
+                out.sync_all()?;
+            }
             Ok(true)
         })();
         match result {
+            Ok(true) if stored => self.discard_partial(hash, uploader),
             Ok(true) => {
                 let parent = target
                     .parent()
@@ -129,11 +146,11 @@ impl BlobStore for FsBlobStore {
                     return Err(e.into());
                 }
                 sync_dir(parent)?;
-                self.discard_partial(hash)
+                self.discard_partial(hash, uploader)
             }
             Ok(false) => {
                 let _ = fs::remove_file(&temp);
-                self.discard_partial(hash)?;
+                self.discard_partial(hash, uploader)?;
                 Err(BlobError::HashMismatch)
             }
             Err(e) => {
@@ -143,8 +160,8 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    fn discard_partial(&self, hash: &str) -> Result<(), BlobError> {
-        match fs::remove_dir_all(self.partial_dir(hash)?) {
+    fn discard_partial(&self, hash: &str, uploader: Uuid) -> Result<(), BlobError> {
+        match fs::remove_dir_all(self.partial_dir(hash, uploader)?) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
@@ -185,11 +202,12 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).unwrap();
         let data: Vec<u8> = (0..2500u32).map(|i| (i * 7) as u8).collect();
         let hash = hash_of(&data);
+        let me = Uuid::new_v4();
         for (i, chunk) in data.chunks(1000).enumerate().rev() {
-            store.put_chunk(&hash, i as u32, chunk).unwrap();
+            store.put_chunk(&hash, me, i as u32, chunk).unwrap();
         }
-        store.put_chunk(&hash, 1, &data[1000..2000]).unwrap();
-        store.assemble(&hash, 3, 2500).unwrap();
+        store.put_chunk(&hash, me, 1, &data[1000..2000]).unwrap();
+        store.assemble(&hash, me, 3, 2500).unwrap();
         assert!(store.exists(&hash).unwrap());
         let mut out = Vec::new();
         store
@@ -198,7 +216,35 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, &data[900..2100]);
-        assert!(!dir.path().join("partial").join(&hash).exists());
+        assert!(!store.partial_dir(&hash, me).unwrap().exists());
+    }
+
+    #[test]
+    fn a_second_upload_of_a_stored_blob_is_checked_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let data = b"the genuine content".to_vec();
+        let hash = hash_of(&data);
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        store.put_chunk(&hash, first, 0, &data).unwrap();
+        store.assemble(&hash, first, 1, data.len() as u64).unwrap();
+        store
+            .put_chunk(&hash, second, 0, b"not the genuine bytes")
+            .unwrap();
+        assert!(matches!(
+            store.assemble(&hash, second, 1, 21),
+            Err(BlobError::HashMismatch)
+        ));
+        store.put_chunk(&hash, second, 0, &data).unwrap();
+        store.assemble(&hash, second, 1, data.len() as u64).unwrap();
+        let mut out = Vec::new();
+        store
+            .open_range(&hash, 0, data.len() as u64)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        assert!(!store.partial_dir(&hash, second).unwrap().exists());
     }
 
     #[test]
@@ -206,13 +252,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         let hash = hash_of(b"what was announced");
-        store.put_chunk(&hash, 0, b"something else entirely").unwrap();
+        let me = Uuid::new_v4();
+        store.put_chunk(&hash, me, 0, b"something else entirely").unwrap();
         assert!(matches!(
-            store.assemble(&hash, 1, 23),
+            store.assemble(&hash, me, 1, 23),
             Err(BlobError::HashMismatch)
         ));
         assert!(!store.exists(&hash).unwrap());
-        assert!(!dir.path().join("partial").join(&hash).exists());
+        assert!(!store.partial_dir(&hash, me).unwrap().exists());
     }
 
     #[test]
@@ -220,7 +267,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         assert!(matches!(
-            store.put_chunk("../../x", 0, b""),
+            store.put_chunk("../../x", Uuid::new_v4(), 0, b""),
             Err(BlobError::InvalidHash)
         ));
     }

@@ -1,6 +1,7 @@
-//! The database side of blobs (`storage/002_blobs.sql`): blob rows, received chunks, per-space
-//! quota claims and the reference index from item documents to blobs. Touches only the server
-//! database; never the bytes.
+//! The database side of blobs (`storage/002_blobs.sql`, `004_blob_uploads.sql`): stored blobs,
+//! uploads under way (one per blob and uploader, with their received chunks), per-space claims
+//! (quota, and the record that a blob's bytes were uploaded into a space) and the reference
+//! index from item documents to blobs. Touches only the server database; never the bytes.
 
 use quartier_protocol::blobs::{chunk_count, AnnounceBlob, UploadState};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -9,7 +10,7 @@ use uuid::Uuid;
 use super::{BlobError, BlobLimits};
 use crate::storage::{log, now_ms, spaces};
 
-/// A blob the server holds or is receiving.
+/// A blob the server holds, or an upload under way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobRow {
     pub size: u64,
@@ -19,26 +20,46 @@ pub struct BlobRow {
     pub stored: bool,
 }
 
+/// The stored (verified) blob `hash`, if the server holds it.
 pub fn blob(conn: &Connection, hash: &str) -> Result<Option<BlobRow>, BlobError> {
     Ok(conn
         .prepare_cached(
-            "SELECT size, mime_type, chunk_size, stored_at IS NOT NULL FROM blobs WHERE hash = ?1",
+            "SELECT size, mime_type, chunk_size FROM blobs WHERE hash = ?1 AND stored_at IS NOT NULL",
         )?
         .query_row([hash], |r| {
             Ok(BlobRow {
                 size: r.get::<_, i64>(0)? as u64,
                 mime_type: r.get(1)?,
                 chunk_size: r.get::<_, i64>(2)? as u32,
-                stored: r.get(3)?,
+                stored: true,
             })
         })
         .optional()?)
 }
 
-/// Indices of the chunks received so far, ascending.
-pub fn received(conn: &Connection, hash: &str) -> Result<Vec<u32>, BlobError> {
-    let mut stmt = conn.prepare_cached("SELECT idx FROM blob_chunks WHERE hash = ?1 ORDER BY idx")?;
-    let rows = stmt.query_map([hash], |r| r.get::<_, i64>(0))?;
+/// `person`'s upload of `hash` under way, if any.
+pub fn upload(conn: &Connection, hash: &str, person: Uuid) -> Result<Option<BlobRow>, BlobError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT size, mime_type, chunk_size FROM blob_uploads WHERE hash = ?1 AND person_id = ?2",
+        )?
+        .query_row(params![hash, person.to_string()], |r| {
+            Ok(BlobRow {
+                size: r.get::<_, i64>(0)? as u64,
+                mime_type: r.get(1)?,
+                chunk_size: r.get::<_, i64>(2)? as u32,
+                stored: false,
+            })
+        })
+        .optional()?)
+}
+
+/// Indices of the chunks of `person`'s upload of `hash` received so far, ascending.
+pub fn received(conn: &Connection, hash: &str, person: Uuid) -> Result<Vec<u32>, BlobError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx FROM blob_upload_chunks WHERE hash = ?1 AND person_id = ?2 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map(params![hash, person.to_string()], |r| r.get::<_, i64>(0))?;
     let mut out = Vec::new();
     for row in rows {
         out.push(row? as u32);
@@ -46,8 +67,14 @@ pub fn received(conn: &Connection, hash: &str) -> Result<Vec<u32>, BlobError> {
     Ok(out)
 }
 
-/// The upload state a device resumes from.
-pub fn upload_state(conn: &Connection, hash: &str, row: &BlobRow) -> Result<UploadState, BlobError> {
+/// The upload state a device resumes from: a stored blob is complete, an upload under way
+/// lists `person`'s own chunks.
+pub fn upload_state(
+    conn: &Connection,
+    hash: &str,
+    person: Uuid,
+    row: &BlobRow,
+) -> Result<UploadState, BlobError> {
     Ok(UploadState {
         hash: hash.to_owned(),
         size: row.size,
@@ -55,22 +82,40 @@ pub fn upload_state(conn: &Connection, hash: &str, row: &BlobRow) -> Result<Uplo
         received: if row.stored {
             (0..chunk_count(row.size, row.chunk_size)).collect()
         } else {
-            received(conn, hash)?
+            received(conn, hash, person)?
         },
         complete: row.stored,
     })
 }
 
-/// Blob bytes charged to a space (pending uploads included).
+/// Blob bytes charged to a space (pending uploads included), each blob once.
 pub fn space_usage(conn: &Connection, space: Uuid) -> Result<u64, BlobError> {
     Ok(conn
-        .prepare_cached("SELECT coalesce(sum(size), 0) FROM blob_claims WHERE space_id = ?1")?
+        .prepare_cached(
+            "SELECT coalesce(sum(size), 0) FROM
+               (SELECT max(size) AS size FROM blob_claims WHERE space_id = ?1 GROUP BY hash)",
+        )?
         .query_row([space.to_string()], |r| r.get::<_, i64>(0))? as u64)
 }
 
-/// Records an announced upload: charges the space (once per blob), creates the pending blob if
-/// the server has none, and answers where the upload stands. The caller has checked the hash,
-/// the size limit and the membership.
+/// Whether `person`'s bytes of `hash` were verified as uploaded into `space`.
+fn uploaded_into(conn: &Connection, space: Uuid, hash: &str, person: Uuid) -> Result<bool, BlobError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM blob_claims
+             WHERE space_id = ?1 AND hash = ?2 AND person_id = ?3 AND uploaded_at IS NOT NULL",
+        )?
+        .query_row(params![space.to_string(), hash, person.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Records an announced upload and answers where it stands. Nothing of the answer depends on
+/// what others uploaded: only this person's own upload into this space is `complete`, and only
+/// this person's own chunks are listed (announcing a hash reveals nothing about it). Charges
+/// the space (once per blob) and starts or resumes this person's upload; an upload of theirs
+/// announced before with another size starts over (the returned flag: discard its chunks).
+/// The caller has checked the hash, the size limits and the membership.
 pub fn announce(
     conn: &Connection,
     space: Uuid,
@@ -80,55 +125,63 @@ pub fn announce(
 ) -> Result<(UploadState, bool), BlobError> {
     let tx = conn.unchecked_transaction()?;
     let hash = announced.hash.as_str();
-    let claimed: bool = tx
-        .prepare_cached("SELECT 1 FROM blob_claims WHERE space_id = ?1 AND hash = ?2")?
-        .query_row(params![space.to_string(), hash], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if !claimed {
+    let who = person.to_string();
+    if uploaded_into(&tx, space, hash, person)? {
+        if let Some(row) = blob(&tx, hash)? {
+            return Ok((upload_state(&tx, hash, person, &row)?, false));
+        }
+    }
+    let now = now_ms();
+    let claimed_size: Option<i64> = tx
+        .prepare_cached("SELECT size FROM blob_claims WHERE space_id = ?1 AND hash = ?2 AND person_id = ?3")?
+        .query_row(params![space.to_string(), hash, who], |r| r.get(0))
+        .optional()?;
+    if claimed_size != Some(announced.size as i64) {
         let used = space_usage(&tx, space)?;
-        if used.saturating_add(announced.size) > limits.space_quota_bytes {
+        tx.prepare_cached(
+            "INSERT INTO blob_claims (space_id, hash, person_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (space_id, hash, person_id) DO UPDATE SET size = excluded.size",
+        )?
+        .execute(params![space.to_string(), hash, who, announced.size as i64, now])?;
+        if space_usage(&tx, space)? > limits.space_quota_bytes {
+            // Dropping the transaction rolls the claim back.
             return Err(BlobError::QuotaExceeded {
                 quota: limits.space_quota_bytes,
                 used,
                 size: announced.size,
             });
         }
-        tx.prepare_cached(
-            "INSERT INTO blob_claims (space_id, hash, person_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            space.to_string(),
-            hash,
-            person.to_string(),
-            announced.size as i64,
-            now_ms()
-        ])?;
     }
     let mut discard_partial = false;
-    let row = match blob(&tx, hash)? {
-        Some(row) if row.stored || (row.size == announced.size && row.chunk_size == announced.chunk_size) => {
+    let row = match upload(&tx, hash, person)? {
+        Some(row) if row.size == announced.size && row.chunk_size == announced.chunk_size => {
+            tx.prepare_cached("UPDATE blob_uploads SET touched_at = ?3 WHERE hash = ?1 AND person_id = ?2")?
+                .execute(params![hash, who, now])?;
             row
         }
         existing => {
-            // A pending upload announced with another size or chunk size cannot both be right:
-            // the latest announcement starts over (the hash decides at completion anyway).
+            // This person announced it before with another size or chunk size: both cannot be
+            // right, the latest announcement starts their upload over (the hash decides at
+            // completion anyway). Nobody else's upload is touched.
             if existing.is_some() {
-                tx.prepare_cached("DELETE FROM blob_chunks WHERE hash = ?1")?
-                    .execute([hash])?;
-                tx.prepare_cached("DELETE FROM blobs WHERE hash = ?1")?
-                    .execute([hash])?;
+                tx.prepare_cached("DELETE FROM blob_upload_chunks WHERE hash = ?1 AND person_id = ?2")?
+                    .execute(params![hash, who])?;
                 discard_partial = true;
             }
             tx.prepare_cached(
-                "INSERT INTO blobs (hash, size, mime_type, chunk_size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO blob_uploads (hash, person_id, size, mime_type, chunk_size, created_at, touched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (hash, person_id) DO UPDATE SET size = excluded.size,
+                    mime_type = excluded.mime_type, chunk_size = excluded.chunk_size,
+                    touched_at = excluded.touched_at",
             )?
             .execute(params![
                 hash,
+                who,
                 announced.size as i64,
                 announced.mime_type,
                 announced.chunk_size,
-                now_ms()
+                now
             ])?;
             BlobRow {
                 size: announced.size,
@@ -138,57 +191,74 @@ pub fn announce(
             }
         }
     };
-    let state = upload_state(&tx, hash, &row)?;
+    let state = upload_state(&tx, hash, person, &row)?;
     tx.commit()?;
     Ok((state, discard_partial))
 }
 
-/// Whether `person` announced `hash` in a space they still belong to (and so may send chunks
-/// of it, and fetch it before any item references it).
-pub fn is_uploader(conn: &Connection, hash: &str, person: Uuid) -> Result<bool, BlobError> {
+/// Whether `person` has uploaded `hash` (verified) into some space: sending chunks of a stored
+/// blob then changes nothing and is answered as complete.
+pub fn has_uploaded(conn: &Connection, hash: &str, person: Uuid) -> Result<bool, BlobError> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM blob_claims c JOIN members m ON m.space_id = c.space_id AND m.person_id = c.person_id
-             WHERE c.hash = ?1 AND c.person_id = ?2 AND m.revoked_at IS NULL LIMIT 1",
+            "SELECT 1 FROM blob_claims WHERE hash = ?1 AND person_id = ?2 AND uploaded_at IS NOT NULL LIMIT 1",
         )?
         .query_row(params![hash, person.to_string()], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
-pub fn record_chunk(conn: &Connection, hash: &str, index: u32) -> Result<(), BlobError> {
-    conn.prepare_cached("INSERT OR IGNORE INTO blob_chunks (hash, idx) VALUES (?1, ?2)")?
-        .execute(params![hash, index])?;
+/// A chunk of `person`'s upload is durable.
+pub fn record_chunk(conn: &Connection, hash: &str, person: Uuid, index: u32) -> Result<(), BlobError> {
+    let who = person.to_string();
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO blob_upload_chunks (hash, person_id, idx) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![hash, who, index])?;
+    conn.prepare_cached("UPDATE blob_uploads SET touched_at = ?3 WHERE hash = ?1 AND person_id = ?2")?
+        .execute(params![hash, who, now_ms()])?;
     Ok(())
 }
 
-/// The blob is verified and stored: its chunks are no longer tracked.
-pub fn mark_stored(conn: &Connection, hash: &str) -> Result<(), BlobError> {
+/// `person`'s upload of `hash` is verified: the blob is stored (if it was not already), the
+/// spaces they announced it in with this size may now read it, and the upload is done.
+pub fn mark_uploaded(conn: &Connection, hash: &str, person: Uuid, row: &BlobRow) -> Result<(), BlobError> {
     let tx = conn.unchecked_transaction()?;
-    tx.prepare_cached("UPDATE blobs SET stored_at = ?2 WHERE hash = ?1")?
-        .execute(params![hash, now_ms()])?;
-    tx.prepare_cached("DELETE FROM blob_chunks WHERE hash = ?1")?
-        .execute([hash])?;
+    let (who, now) = (person.to_string(), now_ms());
+    tx.prepare_cached(
+        "INSERT INTO blobs (hash, size, mime_type, chunk_size, created_at, stored_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+         ON CONFLICT (hash) DO NOTHING",
+    )?
+    .execute(params![hash, row.size as i64, row.mime_type, row.chunk_size, now])?;
+    tx.prepare_cached(
+        "UPDATE blob_claims SET uploaded_at = ?4
+         WHERE hash = ?1 AND person_id = ?2 AND size = ?3 AND uploaded_at IS NULL",
+    )?
+    .execute(params![hash, who, row.size as i64, now])?;
+    // Announced with another size somewhere: that reservation was for bytes that never came.
+    tx.prepare_cached("DELETE FROM blob_claims WHERE hash = ?1 AND person_id = ?2 AND uploaded_at IS NULL")?
+        .execute(params![hash, who])?;
+    forget_upload(&tx, hash, &who)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Forgets a pending upload whose bytes did not match its hash, and frees the quota it held.
-pub fn forget_pending(conn: &Connection, hash: &str) -> Result<(), BlobError> {
+fn forget_upload(conn: &Connection, hash: &str, who: &str) -> Result<(), BlobError> {
+    conn.prepare_cached("DELETE FROM blob_upload_chunks WHERE hash = ?1 AND person_id = ?2")?
+        .execute(params![hash, who])?;
+    conn.prepare_cached("DELETE FROM blob_uploads WHERE hash = ?1 AND person_id = ?2")?
+        .execute(params![hash, who])?;
+    Ok(())
+}
+
+/// Forgets `person`'s upload of `hash` (its bytes did not match, or it was abandoned) and frees
+/// the quota its pending claims held. Nobody else's upload or claim is touched.
+pub fn forget_pending(conn: &Connection, hash: &str, person: Uuid) -> Result<(), BlobError> {
     let tx = conn.unchecked_transaction()?;
-    let stored: bool = tx
-        .prepare_cached("SELECT stored_at IS NOT NULL FROM blobs WHERE hash = ?1")?
-        .query_row([hash], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false);
-    if !stored {
-        tx.prepare_cached("DELETE FROM blob_chunks WHERE hash = ?1")?
-            .execute([hash])?;
-        tx.prepare_cached("DELETE FROM blob_claims WHERE hash = ?1")?
-            .execute([hash])?;
-        tx.prepare_cached("DELETE FROM blobs WHERE hash = ?1")?
-            .execute([hash])?;
-    }
+    let who = person.to_string();
+    forget_upload(&tx, hash, &who)?;
+    tx.prepare_cached("DELETE FROM blob_claims WHERE hash = ?1 AND person_id = ?2 AND uploaded_at IS NULL")?
+        .execute(params![hash, who])?;
     tx.commit()?;
     Ok(())
 }
@@ -212,14 +282,31 @@ pub fn set_refs<'a>(
     Ok(())
 }
 
-/// Whether `person` may fetch `hash`: they may read at least one item that references it (the
-/// rules pull uses), or they uploaded it into a space they still belong to.
+/// Whether `person` may fetch `hash`. Only through a space the blob's bytes were uploaded into
+/// (a reference or an announcement alone grants nothing): they uploaded it there themselves and
+/// are still a member, or they may read an item of that space that references it (the rules
+/// pull uses).
 pub fn may_fetch(conn: &Connection, hash: &str, person: Uuid) -> Result<bool, BlobError> {
-    if is_uploader(conn, hash, person)? {
+    let own: bool = conn
+        .prepare_cached(
+            "SELECT 1 FROM blob_claims c
+             JOIN members m ON m.space_id = c.space_id AND m.person_id = c.person_id
+             WHERE c.hash = ?1 AND c.person_id = ?2 AND c.uploaded_at IS NOT NULL
+               AND m.revoked_at IS NULL LIMIT 1",
+        )?
+        .query_row(params![hash, person.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if own {
         return Ok(true);
     }
     let docs: Vec<String> = conn
-        .prepare_cached("SELECT doc_id FROM blob_refs WHERE hash = ?1")?
+        .prepare_cached(
+            "SELECT r.doc_id FROM blob_refs r JOIN docs d ON d.doc_id = r.doc_id
+             WHERE r.hash = ?1 AND EXISTS (
+                SELECT 1 FROM blob_claims c
+                WHERE c.space_id = d.space_id AND c.hash = r.hash AND c.uploaded_at IS NOT NULL)",
+        )?
         .query_map([hash], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let who = person.to_string();

@@ -17,25 +17,30 @@ use std::sync::{Arc, Mutex};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quartier_protocol::ErrorBody;
+use uuid::Uuid;
 
 use crate::error::ServerError;
 
 /// Where blob bytes are kept. Calls block (file or network I/O): use them from blocking tasks.
 ///
-/// Uploads write chunks to a partial area; `assemble` turns them into a readable blob only if
-/// the whole content hashes to its name, so a blob that can be read is always a verified one.
+/// Uploads write chunks to a partial area, one upload per blob and uploader (two people
+/// announcing the same hash never share or overwrite chunks); `assemble` turns an upload into
+/// a readable blob only if the whole content hashes to its name, so a blob that can be read is
+/// always a verified one.
 pub trait BlobStore: Send + Sync {
-    /// Writes chunk `index` of the upload of `hash` durably (on return it survives a crash).
-    /// Writing the same chunk again replaces it.
-    fn put_chunk(&self, hash: &str, index: u32, bytes: &[u8]) -> Result<(), BlobError>;
+    /// Writes chunk `index` of `uploader`'s upload of `hash` durably (on return it survives a
+    /// crash). Writing the same chunk again replaces it.
+    fn put_chunk(&self, hash: &str, uploader: Uuid, index: u32, bytes: &[u8]) -> Result<(), BlobError>;
 
-    /// Joins chunks `0..count` of `hash` in order and checks their BLAKE3 against `hash` and
-    /// their total length against `size`. On success the blob is stored and its chunks are
-    /// gone; on a mismatch the chunks are discarded and [`BlobError::HashMismatch`] returned.
-    fn assemble(&self, hash: &str, count: u32, size: u64) -> Result<(), BlobError>;
+    /// Joins chunks `0..count` of `uploader`'s upload of `hash` in order and checks their
+    /// BLAKE3 against `hash` and their total length against `size`, also when the blob is
+    /// stored already (then the verified bytes are simply dropped). On success the blob is
+    /// stored and the upload's chunks are gone; on a mismatch the chunks are discarded and
+    /// [`BlobError::HashMismatch`] returned.
+    fn assemble(&self, hash: &str, uploader: Uuid, count: u32, size: u64) -> Result<(), BlobError>;
 
-    /// Removes whatever chunks of `hash` the partial area holds.
-    fn discard_partial(&self, hash: &str) -> Result<(), BlobError>;
+    /// Removes whatever chunks of `uploader`'s upload of `hash` the partial area holds.
+    fn discard_partial(&self, hash: &str, uploader: Uuid) -> Result<(), BlobError>;
 
     /// Bytes `start..end` of a stored blob.
     fn open_range(&self, hash: &str, start: u64, end: u64) -> Result<Box<dyn Read + Send>, BlobError>;

@@ -80,7 +80,10 @@ pub async fn announce(
             index::announce(&conn, space, device.person, &announced, &limits)?
         };
         if discard {
-            state.blobs.store.discard_partial(&announced.hash)?;
+            state
+                .blobs
+                .store
+                .discard_partial(&announced.hash, device.person)?;
         }
         Ok(Wire(upload))
     })
@@ -107,16 +110,19 @@ pub async fn put_chunk(
         ))
     })?;
     blocking(move || {
+        let person = device.person;
         let row = {
             let conn = state.db.lock();
-            let row = index::blob(&conn, &hash)?.ok_or(BlobError::UnknownUpload)?;
-            if !index::is_uploader(&conn, &hash, device.person)? {
-                return Err(BlobError::UnknownUpload);
+            match index::upload(&conn, &hash, person)? {
+                Some(row) => row,
+                // Sending a chunk of a blob one has uploaded changes nothing.
+                None => match index::blob(&conn, &hash)? {
+                    Some(row) if index::has_uploaded(&conn, &hash, person)? => {
+                        return Ok(Wire(index::upload_state(&conn, &hash, person, &row)?));
+                    }
+                    _ => return Err(BlobError::UnknownUpload),
+                },
             }
-            if row.stored {
-                return Ok(Wire(index::upload_state(&conn, &hash, &row)?));
-            }
-            row
         };
         let count = chunk_count(row.size, row.chunk_size);
         let (start, end) = chunk_range(row.size, row.chunk_size, index)
@@ -128,10 +134,15 @@ pub async fn put_chunk(
                 actual: bytes.len() as u64,
             });
         }
-        state.blobs.store.put_chunk(&hash, index, &bytes)?;
+        state.blobs.store.put_chunk(&hash, person, index, &bytes)?;
         let conn = state.db.lock();
-        index::record_chunk(&conn, &hash, index)?;
-        Ok(Wire(index::upload_state(&conn, &hash, &row)?))
+        // Re-read: an announcement with another size may have started the upload over while
+        // the chunk was written; then this chunk is not recorded (the device sends it again).
+        match index::upload(&conn, &hash, person)? {
+            Some(now) if now == row => index::record_chunk(&conn, &hash, person, index)?,
+            _ => return Err(BlobError::UnknownUpload),
+        }
+        Ok(Wire(index::upload_state(&conn, &hash, person, &row)?))
     })
     .await
 }
@@ -148,17 +159,20 @@ pub async fn complete(
         return Err(BlobError::InvalidHash);
     }
     blocking(move || {
+        let person = device.person;
         let _one_at_a_time = state.blobs.assembling.lock().unwrap_or_else(|p| p.into_inner());
         let row = {
             let conn = state.db.lock();
-            let row = index::blob(&conn, &hash)?.ok_or(BlobError::UnknownUpload)?;
-            if !index::is_uploader(&conn, &hash, device.person)? {
-                return Err(BlobError::UnknownUpload);
-            }
-            if row.stored {
-                return Ok(Wire(index::upload_state(&conn, &hash, &row)?));
-            }
-            let state = index::upload_state(&conn, &hash, &row)?;
+            let row = match index::upload(&conn, &hash, person)? {
+                Some(row) => row,
+                None => match index::blob(&conn, &hash)? {
+                    Some(row) if index::has_uploaded(&conn, &hash, person)? => {
+                        return Ok(Wire(index::upload_state(&conn, &hash, person, &row)?));
+                    }
+                    _ => return Err(BlobError::UnknownUpload),
+                },
+            };
+            let state = index::upload_state(&conn, &hash, person, &row)?;
             let missing = quartier_protocol::blobs::missing_chunks(&state);
             if !missing.is_empty() {
                 let shown: Vec<String> = missing.iter().take(20).map(u32::to_string).collect();
@@ -170,19 +184,19 @@ pub async fn complete(
         match state
             .blobs
             .store
-            .assemble(&hash, chunk_count(row.size, row.chunk_size), row.size)
+            .assemble(&hash, person, chunk_count(row.size, row.chunk_size), row.size)
         {
             Ok(()) => {}
             Err(BlobError::HashMismatch) => {
-                index::forget_pending(&state.db.lock(), &hash)?;
+                index::forget_pending(&state.db.lock(), &hash, person)?;
                 return Err(BlobError::HashMismatch);
             }
             Err(e) => return Err(e),
         }
         let conn = state.db.lock();
-        index::mark_stored(&conn, &hash)?;
-        let row = index::blob(&conn, &hash)?.ok_or(BlobError::NotFound)?;
-        Ok(Wire(index::upload_state(&conn, &hash, &row)?))
+        index::mark_uploaded(&conn, &hash, person, &row)?;
+        let stored = index::blob(&conn, &hash)?.ok_or(BlobError::NotFound)?;
+        Ok(Wire(index::upload_state(&conn, &hash, person, &stored)?))
     })
     .await
 }
@@ -245,9 +259,7 @@ pub async fn download(
         blocking(move || {
             let row = {
                 let conn = state.db.lock();
-                let row = index::blob(&conn, &hash)?
-                    .filter(|r| r.stored)
-                    .ok_or(BlobError::NotFound)?;
+                let row = index::blob(&conn, &hash)?.ok_or(BlobError::NotFound)?;
                 if !index::may_fetch(&conn, &hash, device.person)? {
                     return Err(BlobError::NotFound);
                 }

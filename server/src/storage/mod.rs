@@ -17,12 +17,14 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
     // Creation forms of never-edited documents.
     include_str!("003_creations.sql"),
+    // Blob uploads per uploader; blobs readable through the spaces they were uploaded into.
+    include_str!("004_blob_uploads.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -125,6 +127,41 @@ mod tests {
                 .expect("creations table");
             assert_eq!(creations, 0);
         }
+    }
+
+    #[test]
+    fn schema_4_keeps_only_claims_whose_bytes_were_uploaded() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let conn = Connection::open(dir.path().join("quartier-server.db")).expect("open");
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).expect("old schema");
+            }
+            conn.pragma_update(None, "user_version", 3).expect("version");
+            conn.execute_batch(
+                "INSERT INTO blobs VALUES ('stored', 10, 'image/jpeg', 262144, 40, 100);
+                 INSERT INTO blobs VALUES ('pending', 10, 'image/jpeg', 262144, 40, NULL);
+                 INSERT INTO blob_chunks VALUES ('pending', 0);
+                 INSERT INTO blob_claims VALUES ('s1', 'stored', 'uploader', 10, 50);
+                 INSERT INTO blob_claims VALUES ('s2', 'stored', 'announced-later', 10, 200);
+                 INSERT INTO blob_claims VALUES ('s1', 'pending', 'uploader', 10, 60);",
+            )
+            .expect("rows of version 3");
+        }
+        let db = Db::open(dir.path()).expect("upgrade");
+        let conn = db.lock();
+        let claims: Vec<(String, String, Option<i64>)> = conn
+            .prepare("SELECT space_id, person_id, uploaded_at FROM blob_claims ORDER BY space_id")
+            .expect("claims")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("claims");
+        assert_eq!(claims, vec![("s1".into(), "uploader".into(), Some(100))]);
+        let blobs: i64 = conn
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+            .expect("blobs");
+        assert_eq!(blobs, 1, "the pending upload starts over");
     }
 
     #[test]
