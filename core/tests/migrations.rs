@@ -15,7 +15,7 @@ use quartier_core::model::*;
 use quartier_core::query::{
     EventsQuery, FeedQuery, HistoryEntry, OpenOffersQuery, RadiusQuery, SearchRequest, ViewportQuery,
 };
-use quartier_core::store::SCHEMA_VERSION;
+use quartier_core::store::{APPLICATION_ID, SCHEMA_VERSION};
 use quartier_core::{Error, IncomingChange, OutgoingChange, Store, StoreOptions};
 use rusqlite::{Connection, OpenFlags};
 
@@ -682,4 +682,114 @@ fn a_file_that_is_not_a_store_gives_a_typed_error() {
         }
         assert_eq!(std::fs::read(&path).expect("read"), bytes, "{name} was changed");
     }
+}
+
+/// The main file and any journal beside it, byte for byte.
+fn files_of(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(bytes) = std::fs::read(&file) {
+            out.insert(suffix.to_owned(), bytes);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_newer_store_in_rollback_journal_mode_is_not_switched_to_wal() {
+    // A newer core may have left WAL (or a future one may never use it): the refusal must not
+    // switch the file's journal mode, which rewrites its header.
+    let fx = Fixture::new();
+    fx.post("Aus der Zukunft", "Text");
+    let path = fx.store.path().to_path_buf();
+    let Fixture { dir: _dir, store, .. } = fx;
+    close(store);
+    let conn = Connection::open(&path).expect("open raw");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .expect("journal mode");
+    assert_eq!(mode, "delete");
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .expect("user_version");
+    drop(conn);
+    let before = files_of(&path);
+    assert_eq!(before.len(), 1, "only the database file: {:?}", before.keys());
+    match Store::open(&path, StoreOptions::default()) {
+        Err(Error::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        Err(other) => panic!("expected SchemaTooNew, got {other}"),
+        Ok(_) => panic!("a store from a newer core was opened"),
+    }
+    assert!(before == files_of(&path), "the refused store's files changed");
+}
+
+#[test]
+fn another_applications_database_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // (file, user_version, application_id, journal mode): an app that leaves user_version at
+    // 0, one that versions its schema like we do, one that sets its own application_id, and
+    // one in WAL mode already.
+    let cases: [(&str, i64, i32, &str); 4] = [
+        ("notes.db", 0, 0, "delete"),
+        ("versioned.db", 3, 0, "delete"),
+        ("fossil.db", 1, 0x0f05_5112, "delete"),
+        ("wal.db", 2, 0, "wal"),
+    ];
+    for (name, version, application, journal) in cases {
+        let path = dir.path().join(name);
+        {
+            let conn = Connection::open(&path).expect("create");
+            let _: String = conn
+                .query_row(&format!("PRAGMA journal_mode = {journal}"), [], |r| r.get(0))
+                .expect("journal mode");
+            conn.execute_batch(
+                "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+                 INSERT INTO notes (text) VALUES ('Milch'), ('Brot');",
+            )
+            .expect("tables");
+            conn.pragma_update(None, "user_version", version)
+                .expect("user_version");
+            conn.pragma_update(None, "application_id", application)
+                .expect("application_id");
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .expect("checkpoint");
+        }
+        let before = files_of(&path);
+        match Store::open(&path, StoreOptions::default()) {
+            Err(Error::Corrupt(message)) => {
+                assert!(message.contains("another application"), "{name}: {message}")
+            }
+            Err(other) => panic!("{name}: expected Corrupt, got {other:?}"),
+            Ok(_) => panic!("{name}: another application's database was opened as a store"),
+        }
+        assert!(before == files_of(&path), "{name}: the file was changed");
+        let tables: Vec<String> = read_only(&path)
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("tables");
+        assert_eq!(tables, ["notes"], "{name}");
+    }
+}
+
+#[test]
+fn a_store_carries_the_quartier_application_id_and_an_empty_database_becomes_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("empty.db");
+    // An empty SQLite database (no tables, no versions) has nothing to lose: it is taken.
+    Connection::open(&path)
+        .expect("create")
+        .execute_batch("VACUUM")
+        .expect("vacuum");
+    let store = Store::open(&path, StoreOptions::default()).expect("an empty database opens");
+    close(store);
+    let id: i32 = read_only(&path)
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .expect("application_id");
+    assert_eq!(id, APPLICATION_ID);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
 }

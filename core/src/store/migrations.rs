@@ -1,7 +1,10 @@
 //! Versioned schema migrations: numbered SQL files applied one per transaction, with
-//! `PRAGMA user_version` as the version. A store from a newer core is refused, not damaged.
+//! `PRAGMA user_version` as the version. A store from a newer core, or another application's
+//! SQLite file, is refused after a read-only look ([`inspect`]), before anything writes to it.
 
-use rusqlite::Connection;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
@@ -45,6 +48,81 @@ const MIGRATIONS: &[Migration] = &[
 /// The schema version this core writes: the last migration's.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
+/// `PRAGMA application_id` of a Quartier store (ASCII `Qrtr`), so that tools such as `file`
+/// recognise it and so that another application's database is told apart from ours. Stores made
+/// before it was set carry 0 and get it on their next open.
+pub const APPLICATION_ID: i32 = 0x5172_7472;
+
+/// Tables every Quartier store has had since schema version 1.
+const FIRST_TABLES: [&str; 3] = ["device", "documents", "doc_changes"];
+
+/// Looks at an existing file through a read-only connection and refuses it unless it is empty,
+/// or a Quartier store this core can open: another application's database is
+/// [`Error::Corrupt`], a store of a newer core [`Error::SchemaTooNew`]. Nothing is written to
+/// the file (no journal mode switch, no table), so a refused file stays as it was.
+pub(crate) fn inspect(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        // A missing or empty file becomes a new store.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Ok(meta) if meta.is_file() && meta.len() == 0 => return Ok(()),
+        Ok(meta) if !meta.is_file() => {
+            return Err(Error::Corrupt(format!("{} is not a file", path.display())))
+        }
+        _ => {}
+    }
+    let conn = open_for_look(path)?;
+    let version = schema_version(&conn)?;
+    let application: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    drop(conn);
+    if application != 0 && application != APPLICATION_ID {
+        return Err(Error::Corrupt(format!(
+            "another application's database (application_id {application:#010x}); it was not changed"
+        )));
+    }
+    let ours =
+        application == APPLICATION_ID || FIRST_TABLES.iter().all(|t| tables.iter().any(|name| name == t));
+    if version == 0 && application == 0 && tables.is_empty() {
+        return Ok(()); // an empty SQLite database: nothing in it to damage
+    }
+    if !ours || version == 0 {
+        return Err(Error::Corrupt(format!(
+            "a SQLite database of another application ({} tables, schema version {version}); it was not changed",
+            tables.len()
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// A read-only connection that leaves no trace: without a `-wal` file beside it, the file
+/// alone holds the database and is opened `immutable` (a read-only connection on a WAL-mode
+/// file would otherwise create `-wal` and `-shm` files it cannot remove).
+fn open_for_look(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if !Path::new(&wal).exists() {
+        if let Some(text) = path.to_str() {
+            let escaped = text.replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+            let uri = format!("file:{escaped}?immutable=1");
+            return Ok(Connection::open_with_flags(
+                uri,
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )?);
+        }
+    }
+    Ok(Connection::open_with_flags(path, flags)?)
+}
+
 /// What a migration run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct MigrationOutcome {
@@ -86,6 +164,10 @@ pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<MigrationOut
         tx.commit()?;
         outcome.to = migration.version;
         tracing::info!(version = migration.version, "applied store migration");
+    }
+    let application: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if application != APPLICATION_ID {
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     }
     Ok(outcome)
 }

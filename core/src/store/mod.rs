@@ -26,7 +26,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use live::{LiveQuery, LiveResult, Subscription};
 pub(crate) use merge::decode_incoming;
 pub use merge::MergeReport;
-pub use migrations::SCHEMA_VERSION;
+pub use migrations::{APPLICATION_ID, SCHEMA_VERSION};
 pub(crate) use outbox::MAY_LEAVE_DEVICE;
 pub(crate) use purge::purge_space;
 pub use sync_types::{IncomingChange, OutgoingChange};
@@ -87,9 +87,13 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`, upgrading its schema if it is older.
+    /// Opens (or creates) the store at `path`, upgrading its schema if it is older. A file
+    /// that is not a Quartier store ([`Error::Corrupt`]) or was written by a newer core
+    /// ([`Error::SchemaTooNew`]) is refused without being changed.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        // A read-only look first: opening the writer already switches the file to WAL.
+        migrations::inspect(&path)?;
         let mut writer = connection::open_writer(&path)?;
         let outcome = migrations::migrate(&mut writer, SCHEMA_VERSION)?;
         let actor = documents::device_actor(&writer, now_ms())?;
