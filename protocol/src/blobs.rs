@@ -17,6 +17,43 @@ pub const BLOB_CHUNK_BYTES: u32 = 256 * 1024;
 /// Media type of chunk bodies and downloads.
 pub const BLOB_CONTENT_TYPE: &str = "application/octet-stream";
 
+/// Largest thumbnail a server accepts (512 KiB; the core makes them about 256 px wide, tens of
+/// KB). Devices on a metered link fetch nothing called a thumbnail that is larger.
+pub const MAX_THUMBNAIL_BYTES: u64 = 512 * 1024;
+/// Largest preview a server accepts (8 MiB: a 1280 px PNG with alpha, the largest the core
+/// makes, stays under it). Devices on a metered link fetch nothing called a preview that is
+/// larger.
+pub const MAX_PREVIEW_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Which file of a media reference a blob is uploaded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobVariant {
+    Original,
+    Preview,
+    Thumbnail,
+}
+
+impl BlobVariant {
+    /// The largest blob of this variant, if it is bounded (originals are bounded only by the
+    /// server's `max_blob_bytes`).
+    pub fn max_bytes(self) -> Option<u64> {
+        match self {
+            BlobVariant::Original => None,
+            BlobVariant::Preview => Some(MAX_PREVIEW_BYTES),
+            BlobVariant::Thumbnail => Some(MAX_THUMBNAIL_BYTES),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobVariant::Original => "original",
+            BlobVariant::Preview => "preview",
+            BlobVariant::Thumbnail => "thumbnail",
+        }
+    }
+}
+
 /// `POST /v1/spaces/{space}/blobs`: a device is about to upload a blob for items of a space.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnnounceBlob {
@@ -26,6 +63,10 @@ pub struct AnnounceBlob {
     pub mime_type: String,
     /// Must be [`BLOB_CHUNK_BYTES`]; carried so that a later version can change it knowingly.
     pub chunk_size: u32,
+    /// What the blob is for; a preview or thumbnail above its [`BlobVariant::max_bytes`] is
+    /// refused. Absent (devices before this field) counts as an original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<BlobVariant>,
 }
 
 /// Where an upload stands: the answer to an announcement and to every finished chunk.
@@ -102,6 +143,32 @@ mod tests {
             complete: false,
         };
         assert_eq!(missing_chunks(&state), vec![1, 3, 4]);
+    }
+
+    #[test]
+    fn announcements_without_a_variant_still_decode() {
+        #[derive(Serialize)]
+        struct Before {
+            hash: String,
+            size: u64,
+            mime_type: String,
+            chunk_size: u32,
+        }
+        let old = crate::encode(&Before {
+            hash: "a".repeat(64),
+            size: 5,
+            mime_type: "image/jpeg".into(),
+            chunk_size: BLOB_CHUNK_BYTES,
+        })
+        .unwrap();
+        let read: AnnounceBlob = crate::decode(&old, 1 << 20).unwrap();
+        assert_eq!(read.variant, None);
+        let new = AnnounceBlob {
+            variant: Some(BlobVariant::Thumbnail),
+            ..read
+        };
+        let back: AnnounceBlob = crate::decode(&crate::encode(&new).unwrap(), 1 << 20).unwrap();
+        assert_eq!(back, new);
     }
 
     #[test]

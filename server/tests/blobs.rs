@@ -14,7 +14,9 @@ use quartier_core::model::*;
 use quartier_core::sync::{
     SyncClient, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
 };
-use quartier_protocol::blobs::{AnnounceBlob, UploadState, BLOB_CHUNK_BYTES};
+use quartier_protocol::blobs::{
+    AnnounceBlob, BlobVariant, UploadState, BLOB_CHUNK_BYTES, MAX_PREVIEW_BYTES, MAX_THUMBNAIL_BYTES,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use reqwest::Method;
@@ -51,6 +53,7 @@ async fn announce(url: &str, token: &str, space: SpaceId, hash: &str, size: u64)
             size,
             mime_type: "image/jpeg".into(),
             chunk_size: BLOB_CHUNK_BYTES,
+            variant: None,
         },
     )
     .await
@@ -346,6 +349,7 @@ async fn malformed_and_forbidden_blob_requests_get_4xx_with_a_message() {
         size: 10,
         mime_type: "image/jpeg".into(),
         chunk_size: 1000,
+        variant: None,
     };
     let path = format!("/v1/spaces/{space}/blobs");
     refused(
@@ -1038,4 +1042,114 @@ async fn thumbnails_then_previews_then_originals_and_on_metered_links_originals_
         queue.fetch_now(&resident.store, &unknown, |_| {}).await,
         Err(quartier_core::Error::NotFound { .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_metered_links_thumbnails_and_previews_move_only_within_their_bound_as_the_server_has_them() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let resident = join(url, &coordinator, space, Role::Resident, "Nachbarin").await;
+    sync_clean(&resident).await;
+    let token = token_of(&coordinator);
+    let announce_as = |variant: BlobVariant, size: u64| {
+        let (url, token) = (url.to_owned(), token.clone());
+        async move {
+            post_msg(
+                &url,
+                &format!("/v1/spaces/{space}/blobs"),
+                Some(&token),
+                &AnnounceBlob {
+                    hash: hash_of(&size.to_le_bytes()),
+                    size,
+                    mime_type: "image/jpeg".into(),
+                    chunk_size: BLOB_CHUNK_BYTES,
+                    variant: Some(variant),
+                },
+            )
+            .await
+        }
+    };
+    // The server bounds what may be uploaded as a thumbnail or a preview.
+    let message = refused(
+        &announce_as(BlobVariant::Thumbnail, MAX_THUMBNAIL_BYTES + 1).await,
+        413,
+        "too_large",
+    );
+    assert!(
+        message.contains("thumbnail") && message.contains(&MAX_THUMBNAIL_BYTES.to_string()),
+        "{message}"
+    );
+    let message = refused(
+        &announce_as(BlobVariant::Preview, MAX_PREVIEW_BYTES + 1).await,
+        413,
+        "too_large",
+    );
+    assert!(message.contains("preview"), "{message}");
+    assert_eq!(
+        announce_as(BlobVariant::Thumbnail, MAX_THUMBNAIL_BYTES)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        announce_as(BlobVariant::Preview, MAX_PREVIEW_BYTES).await.status,
+        200
+    );
+    assert_eq!(
+        announce_as(BlobVariant::Original, MAX_PREVIEW_BYTES + 1)
+            .await
+            .status,
+        200
+    );
+
+    // A member's items call big files thumbnails: one declares its real size, one lies.
+    let mut rng = StdRng::seed_from_u64(seed("metered_variants"));
+    let big = 2 * CHUNK + 1_000;
+    let (honest, liar) = (random_bytes(&mut rng, big), random_bytes(&mut rng, big));
+    let (photo_a, photo_b) = (random_bytes(&mut rng, 9_000), random_bytes(&mut rng, 8_000));
+    let mut refs = Vec::new();
+    for (original, thumbnail, declared) in [(&photo_a, &honest, big as u64), (&photo_b, &liar, 20_000)] {
+        let original_hash = upload(url, &token, space, original).await;
+        let thumbnail_hash = upload(url, &token, space, thumbnail).await;
+        let mut reference = MediaRef::new(original_hash, "image/jpeg", original.len() as u64);
+        reference.thumbnail = Some(MediaVariantRef {
+            hash: thumbnail_hash,
+            mime_type: "image/jpeg".into(),
+            size: declared,
+            width: 256,
+            height: 256,
+        });
+        refs.push(reference);
+    }
+    post_with_media(&coordinator, space, "Riesig", Audience::Everyone, refs);
+    sync_clean(&coordinator).await;
+    sync_clean(&resident).await;
+
+    let queue = TransferQueue::new(&resident.client).expect("queue");
+    queue.set_policy(TransferPolicy { metered: true });
+    let report = queue.run(&resident.store, |_| {}).await.expect("metered run");
+    assert!(
+        report.downloaded.is_empty(),
+        "nothing moves: {:?}",
+        report.downloaded
+    );
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(
+        report.deferred, 4,
+        "two originals and two oversized thumbnails wait"
+    );
+    assert_eq!(
+        queue.traffic().bytes_received,
+        0,
+        "not a byte of the big files over the metered link"
+    );
+    // On an unmetered link the honest one arrives; the lie is caught by its size.
+    queue.set_policy(TransferPolicy { metered: false });
+    let report = queue.run(&resident.store, |_| {}).await.expect("unmetered run");
+    assert!(report.downloaded.contains(&hash_of(&honest)), "{report:?}");
+    assert_eq!(
+        report.failed.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
+        vec![hash_of(&liar).as_str()]
+    );
 }

@@ -4,7 +4,9 @@
 //! - Order: thumbnails, then previews, then originals; uploads before downloads of the same
 //!   rank. Text comes first because the app runs the queue after `SyncClient::sync_now`.
 //! - Policy per link ([`TransferPolicy`]): on a metered link originals move only on demand
-//!   ([`TransferQueue::fetch_now`], [`TransferQueue::upload_now`]).
+//!   ([`TransferQueue::fetch_now`], [`TransferQueue::upload_now`]), and a thumbnail or preview
+//!   is fetched only if the server's real size (asked with `HEAD`, not taken from the item
+//!   another member wrote) is within its variant's bound.
 //! - Resume: an upload asks the server which chunks it holds and sends only the others; a
 //!   download appends to a partial file in the media temp folder and continues from its length
 //!   with an HTTP `Range`. Nothing is kept in the database: the state is the server's and the
@@ -21,7 +23,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use quartier_protocol::blobs::{
-    chunk_range, is_blob_hash, missing_chunks, AnnounceBlob, UploadState, BLOB_CHUNK_BYTES, BLOB_CONTENT_TYPE,
+    chunk_range, is_blob_hash, missing_chunks, AnnounceBlob, BlobVariant, UploadState, BLOB_CHUNK_BYTES,
+    BLOB_CONTENT_TYPE,
 };
 use quartier_protocol::{CONTENT_TYPE, MAX_DECODED_BYTES};
 use reqwest::{Method, StatusCode};
@@ -41,8 +44,23 @@ pub struct TransferPolicy {
 }
 
 impl TransferPolicy {
-    fn allows(&self, variant: MediaVariant) -> bool {
-        !self.metered || variant != MediaVariant::Original
+    /// Whether `media` may move on this link by what the device knows of it (the size an item
+    /// declares). On a metered link a download is checked once more against the server's real
+    /// size before it starts.
+    fn allows(&self, media: &LocalMedia) -> bool {
+        !self.metered
+            || blob_variant(media.variant)
+                .max_bytes()
+                .is_some_and(|max| media.size <= max)
+    }
+}
+
+/// The variant an upload is announced as.
+fn blob_variant(variant: MediaVariant) -> BlobVariant {
+    match variant {
+        MediaVariant::Original => BlobVariant::Original,
+        MediaVariant::Preview => BlobVariant::Preview,
+        MediaVariant::Thumbnail => BlobVariant::Thumbnail,
     }
 }
 
@@ -78,7 +96,8 @@ pub struct TransferEvent {
 pub struct TransferReport {
     pub uploaded: Vec<String>,
     pub downloaded: Vec<String>,
-    /// Files held back by the policy (originals on a metered link).
+    /// Files held back by the policy: originals on a metered link, and thumbnails or previews
+    /// larger than their variant's bound (as the item declares them or as the server has them).
     pub deferred: usize,
     /// Files that failed for a reason retrying will not fix (refused, corrupt), with the
     /// reason; the queue went on with the others.
@@ -191,6 +210,20 @@ impl TransferQueue {
         report.deferred = deferred;
         for transfer in plan {
             let hash = transfer.media.hash.clone();
+            if policy.metered && transfer.direction == TransferDirection::Download {
+                match self.fits_metered(store, &transfer.media).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        report.deferred += 1;
+                        continue;
+                    }
+                    Err(e) if ends_run(&e) => return Err(e),
+                    Err(e) => {
+                        report.failed.push((hash, e.to_string()));
+                        continue;
+                    }
+                }
+            }
             let result = match transfer.direction {
                 TransferDirection::Upload => self
                     .upload(store, &transfer, &mut report, &progress)
@@ -263,6 +296,45 @@ impl TransferQueue {
             .await
     }
 
+    /// Asks the server how large the file of a thumbnail or preview really is (`HEAD`, no body)
+    /// and whether that is within its variant's bound: items are written by other members, and
+    /// their declared sizes prove nothing. A file whose real size is not the declared one is an
+    /// error (it would fail its hash check anyway).
+    async fn fits_metered(&self, store: &Store, media: &LocalMedia) -> Result<bool> {
+        let Some(max) = blob_variant(media.variant).max_bytes() else {
+            return Ok(false);
+        };
+        let token = Self::token(store).await?;
+        let response = self
+            .http
+            .head(format!("{}/v1/blobs/{}", self.base, media.hash))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(offline)?;
+        let status = response.status();
+        if !status.is_success() {
+            // HEAD answers carry no body: the status says it.
+            return Err(error_from(status, &[]));
+        }
+        let real = response
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| Error::MalformedResponse("a blob's HEAD answer without Content-Length".into()))?;
+        if real > max {
+            return Ok(false);
+        }
+        if real != media.size {
+            return Err(Error::MalformedResponse(format!(
+                "the server's file has {real} bytes, the item says {}",
+                media.size
+            )));
+        }
+        Ok(true)
+    }
+
     async fn token(store: &Store) -> Result<String> {
         Ok(blocking(store, |s| s.account())
             .await?
@@ -293,6 +365,7 @@ impl TransferQueue {
             size: media.size,
             mime_type: media.mime_type.clone(),
             chunk_size: BLOB_CHUNK_BYTES,
+            variant: Some(blob_variant(media.variant)),
         };
         let mut state: UploadState = self
             .call(
@@ -534,7 +607,7 @@ fn plan_for(store: &Store, policy: TransferPolicy) -> Result<(Vec<Transfer>, usi
     }
     all.sort_by_key(|t| (rank(t.media.variant), t.direction == TransferDirection::Download));
     let before = all.len();
-    all.retain(|t| policy.allows(t.media.variant));
+    all.retain(|t| policy.allows(&t.media));
     let deferred = before - all.len();
     Ok((all, deferred))
 }

@@ -87,6 +87,12 @@ pub enum BlobError {
     BadRequest(String),
     #[error("the blob has {size} bytes; this server accepts at most {limit} bytes per blob")]
     TooLarge { size: u64, limit: u64 },
+    #[error("a {variant} may have at most {limit} bytes; this one has {size} (upload it as an original)")]
+    VariantTooLarge {
+        variant: &'static str,
+        size: u64,
+        limit: u64,
+    },
     #[error(
         "the space's media quota is {quota} bytes and {used} are in use; a blob of {size} bytes does not fit"
     )]
@@ -138,7 +144,9 @@ impl BlobError {
             BlobError::ChunkLength { .. } | BlobError::ChunkOutOfRange { .. } => {
                 (StatusCode::BAD_REQUEST, "bad_chunk")
             }
-            BlobError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            BlobError::TooLarge { .. } | BlobError::VariantTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+            }
             BlobError::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
             BlobError::UnknownUpload => (StatusCode::NOT_FOUND, "unknown_upload"),
             BlobError::MissingChunks(_) => (StatusCode::CONFLICT, "missing_chunks"),

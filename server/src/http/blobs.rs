@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quartier_protocol::blobs::{
-    chunk_count, chunk_range, is_blob_hash, AnnounceBlob, UploadState, BLOB_CHUNK_BYTES,
+    chunk_count, chunk_range, is_blob_hash, AnnounceBlob, BlobVariant, UploadState, BLOB_CHUNK_BYTES,
 };
 use uuid::Uuid;
 
@@ -66,6 +66,14 @@ pub async fn announce(
         return Err(BlobError::TooLarge {
             size: announced.size,
             limit: limits.max_blob_bytes,
+        });
+    }
+    let variant = announced.variant.unwrap_or(BlobVariant::Original);
+    if let Some(limit) = variant.max_bytes().filter(|limit| announced.size > *limit) {
+        return Err(BlobError::VariantTooLarge {
+            variant: variant.as_str(),
+            size: announced.size,
+            limit,
         });
     }
     blocking(move || {
@@ -243,12 +251,16 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, Blo
 
 /// `GET /v1/blobs/{hash}`: the blob, or one byte range of it (`206`), to a device whose person
 /// may see an item that uses it (or who uploaded it). Streamed, never held whole in memory.
+/// `HEAD` answers the same headers (`Content-Length` is the real size) without opening the file:
+/// a device on a metered link checks it before fetching a thumbnail or preview.
 pub async fn download(
     State(state): State<Arc<AppState>>,
     device: Device,
     Ids(hash): Ids<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, BlobError> {
+    let head_only = method == Method::HEAD;
     let device = device.active()?;
     if !is_blob_hash(&hash) {
         return Err(BlobError::InvalidHash);
@@ -267,39 +279,20 @@ pub async fn download(
             };
             let range = parse_range(&headers, row.size)?;
             let (start, end) = range.unwrap_or((0, row.size));
-            let reader = state.blobs.store.open_range(&hash, start, end)?;
+            let reader = if head_only {
+                None
+            } else {
+                Some(state.blobs.store.open_range(&hash, start, end)?)
+            };
             Ok((row, range, reader))
         })
         .await?
     };
     let (start, end) = range.unwrap_or((0, row.size));
-    // A blocking reader pumps pieces into a small channel; the body streams them out.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        loop {
-            let mut piece = vec![0u8; STREAM_PIECE];
-            match reader.read(&mut piece) {
-                Ok(0) => break,
-                Ok(n) => {
-                    piece.truncate(n);
-                    if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
-                        break; // the device hung up
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    let stream =
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|piece| (piece, rx)) },
-        );
-    let mut response = Body::from_stream(stream).into_response();
+    let mut response = match reader {
+        Some(reader) => stream_body(reader).into_response(),
+        None => Body::empty().into_response(),
+    };
     *response.status_mut() = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
@@ -326,4 +319,34 @@ pub async fn download(
         }
     }
     Ok(response)
+}
+
+/// A blocking reader pumps pieces into a small channel; the body streams them out.
+fn stream_body(reader: Box<dyn std::io::Read + Send>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        loop {
+            let mut piece = vec![0u8; STREAM_PIECE];
+            match reader.read(&mut piece) {
+                Ok(0) => break,
+                Ok(n) => {
+                    piece.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
+                        break; // the device hung up
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|piece| (piece, rx)) },
+        );
+    Body::from_stream(stream)
 }
