@@ -940,3 +940,54 @@ fn media_references_with_variants_round_trip_through_items_and_sync() {
         .expect_err("invalid");
     assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The transfer queue's plan
+
+#[test]
+fn the_upload_plan_charges_each_file_to_its_oldest_item_without_reading_the_items_once_per_file() {
+    use quartier_core::sync::{SyncClient, TransferQueue};
+    let f = Fixture::new();
+    let other = f.other_space("Ehrenfeld");
+    const FILES: usize = 500;
+    let mut expected = std::collections::HashMap::new();
+    for i in 0..FILES {
+        // Audio is stored as it is: cheap to import, one file per item.
+        let mut bytes = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
+        bytes.extend_from_slice(format!("Mitschnitt {i}").as_bytes());
+        let imported = f.store.import_media_bytes(&bytes, &defaults()).expect("import");
+        let space = if i % 2 == 0 { f.space } else { other };
+        let mut content = post(&format!("Nr. {i}"), "Text");
+        content.media = vec![imported.reference.clone()];
+        f.store
+            .create_item(NewItem::new(space, f.author, content.clone()))
+            .expect("item");
+        // A newer item elsewhere references the same file: the oldest one's space is charged.
+        if i % 10 == 0 {
+            let elsewhere = if space == f.space { other } else { f.space };
+            f.store
+                .create_item(NewItem::new(elsewhere, f.author, content))
+                .expect("second item");
+        }
+        expected.insert(imported.reference.hash, space.to_string());
+    }
+    let client = SyncClient::new("http://127.0.0.1:9").expect("client");
+    let queue = TransferQueue::new(&client).expect("queue");
+    let started = std::time::Instant::now();
+    let (plan, deferred) = queue.plan(&f.store).expect("plan");
+    let took = started.elapsed();
+    assert_eq!((plan.len(), deferred), (FILES, 0));
+    for transfer in &plan {
+        assert_eq!(
+            transfer.space.as_deref(),
+            expected.get(&transfer.media.hash).map(String::as_str),
+            "{}",
+            transfer.media.hash
+        );
+    }
+    // Reading every item once per pending file took seconds here (500 × 550 references).
+    assert!(
+        took < std::time::Duration::from_millis(1_000),
+        "planning {FILES} uploads took {took:?}"
+    );
+}

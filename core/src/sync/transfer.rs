@@ -15,7 +15,8 @@
 //! Touches the store's media API (`crate::media`), the items projection (read-only, to find the
 //! media items reference) and the network (reqwest).
 
-use std::fs::OpenOptions;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -390,7 +391,8 @@ impl TransferQueue {
                 for index in missing_chunks(&state) {
                     let (start, end) = chunk_range(media.size, BLOB_CHUNK_BYTES, index)
                         .ok_or_else(|| Error::MalformedResponse(format!("chunk {index} is past the end")))?;
-                    let bytes = read_range(&path, start, end)?;
+                    let from = path.clone();
+                    let bytes = on_pool(move || read_range(&from, start, end)).await?;
                     report.chunks_sent += 1;
                     report.bytes_sent += bytes.len() as u64;
                     self.count(1, bytes.len() as u64, 0);
@@ -456,18 +458,9 @@ impl TransferQueue {
         let token = Self::token(store).await?;
         let dir = blocking(store, |s| Ok(s.media_temp_dir())).await?;
         let partial = dir.join(format!("{}.part", media.hash));
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&partial)
-            .map_err(|e| media_io("opening a partial download", e))?;
-        let mut have = file
-            .metadata()
-            .map_err(|e| media_io("reading a partial download", e))?
-            .len();
+        let (mut file, mut have) = PartialFile::open(partial.clone()).await?;
         if have > media.size {
-            file.set_len(0)
-                .map_err(|e| media_io("resetting a partial download", e))?;
+            file.reset().await?;
             have = 0;
         }
         let event = |done_bytes, finished| TransferEvent {
@@ -490,12 +483,10 @@ impl TransferQueue {
             let status = response.status();
             if status == StatusCode::OK && have > 0 {
                 // The server sent the whole file: start over.
-                file.set_len(0)
-                    .map_err(|e| media_io("resetting a partial download", e))?;
+                file.reset().await?;
                 have = 0;
             } else if status == StatusCode::RANGE_NOT_SATISFIABLE {
-                file.set_len(0)
-                    .map_err(|e| media_io("resetting a partial download", e))?;
+                file.reset().await?;
                 return Err(Error::MalformedResponse(
                     "the server's file is shorter than the item says".into(),
                 ));
@@ -514,18 +505,16 @@ impl TransferQueue {
                 report.bytes_received += piece.len() as u64;
                 self.count(0, 0, piece.len() as u64);
                 if have + piece.len() as u64 > media.size {
-                    file.set_len(0)
-                        .map_err(|e| media_io("resetting a partial download", e))?;
+                    file.reset().await?;
                     return Err(Error::MalformedResponse(
                         "the server sent more bytes than the item says the file has".into(),
                     ));
                 }
-                file.write_all(&piece)
-                    .map_err(|e| media_io("writing a partial download", e))?;
+                file.append(piece.to_vec()).await?;
                 have += piece.len() as u64;
                 progress(&event(have, false));
             }
-            file.sync_all().map_err(|e| media_io("syncing a download", e))?;
+            file.sync().await?;
             if have < media.size {
                 return Err(Error::Offline("the download ended early".into()));
             }
@@ -586,9 +575,18 @@ impl TransferQueue {
 
 /// Everything waiting under `policy`, in queue order, and how many files it holds back.
 fn plan_for(store: &Store, policy: TransferPolicy) -> Result<(Vec<Transfer>, usize)> {
+    // The items are read once per plan, not once per pending file.
+    let references = store.media_references()?;
+    let mut space_of: HashMap<&str, &str> = HashMap::new();
+    for (space, reference) in &references {
+        for hash in reference.hashes() {
+            space_of.entry(hash).or_insert(space.as_str());
+        }
+    }
     let mut all = Vec::new();
     for media in store.media_awaiting_upload()? {
-        let space = store.media_space(media.of.as_deref().unwrap_or(&media.hash))?;
+        let of = media.of.as_deref().unwrap_or(&media.hash);
+        let space = space_of.get(of).map(|s| (*s).to_owned());
         // Not on any item yet: nothing to charge it to, and nobody to show it to.
         if space.is_some() {
             all.push(Transfer {
@@ -598,7 +596,7 @@ fn plan_for(store: &Store, policy: TransferPolicy) -> Result<(Vec<Transfer>, usi
             });
         }
     }
-    for media in store.media_to_download()? {
+    for media in store.downloads_for(&references)? {
         all.push(Transfer {
             direction: TransferDirection::Download,
             media,
@@ -619,6 +617,70 @@ fn done_bytes(state: &UploadState) -> u64 {
         .filter_map(|i| chunk_range(state.size, state.chunk_size, *i))
         .map(|(s, e)| e - s)
         .sum()
+}
+
+/// Runs file work on tokio's blocking pool: reads, writes and `sync_all` never stall the
+/// runtime's workers (the FFI runtime has two).
+async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::invalid("transfer", format!("worker failed: {e}")))?
+}
+
+/// A partial download in the media temp folder; every operation runs on the blocking pool
+/// (the file moves to the worker and back).
+struct PartialFile {
+    file: Option<File>,
+}
+
+impl PartialFile {
+    /// Opens (creating) the file for appending; answers it and its length.
+    async fn open(path: PathBuf) -> Result<(PartialFile, u64)> {
+        on_pool(move || {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| media_io("opening a partial download", e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| media_io("reading a partial download", e))?
+                .len();
+            Ok((PartialFile { file: Some(file) }, len))
+        })
+        .await
+    }
+
+    async fn with<T: Send + 'static>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&mut File) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut file = self.file.take().ok_or_else(|| Error::MediaIo {
+            op,
+            reason: "an earlier operation on the file did not finish".into(),
+        })?;
+        let (file, result) = on_pool(move || {
+            let result = f(&mut file);
+            Ok((file, result))
+        })
+        .await?;
+        self.file = Some(file);
+        result.map_err(|e| media_io(op, e))
+    }
+
+    async fn reset(&mut self) -> Result<()> {
+        self.with("resetting a partial download", |f| f.set_len(0)).await
+    }
+
+    async fn append(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.with("writing a partial download", move |f| f.write_all(&bytes))
+            .await
+    }
+
+    async fn sync(&mut self) -> Result<()> {
+        self.with("syncing a download", |f| f.sync_all()).await
+    }
 }
 
 fn media_io(op: &'static str, e: std::io::Error) -> Error {
@@ -690,10 +752,14 @@ impl Store {
 
     /// Files that items in the store reference and that are not on this device, each once.
     pub fn media_to_download(&self) -> Result<Vec<LocalMedia>> {
+        self.downloads_for(&self.media_references()?)
+    }
+
+    fn downloads_for(&self, references: &[(String, MediaRef)]) -> Result<Vec<LocalMedia>> {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for (_, reference) in self.media_references()? {
-            for media in LocalMedia::for_reference(&reference) {
+        for (_, reference) in references {
+            for media in LocalMedia::for_reference(reference) {
                 if !is_blob_hash(&media.hash) || !seen.insert(media.hash.clone()) {
                     continue;
                 }
