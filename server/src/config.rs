@@ -21,6 +21,10 @@ pub struct Config {
     pub max_blob_bytes: u64,
     /// Blob bytes one space may hold (uploads under way included).
     pub space_quota_bytes: u64,
+    /// Seconds between garbage collections of blobs (0: never).
+    pub blob_gc_interval_secs: u64,
+    /// Seconds a blob stays unreferenced, or an upload untouched, before it is collected.
+    pub blob_gc_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -32,6 +36,8 @@ impl Default for Config {
             doc_cache: 2_000,
             max_blob_bytes: 200 * 1024 * 1024,
             space_quota_bytes: 10 * 1024 * 1024 * 1024,
+            blob_gc_interval_secs: 60 * 60,
+            blob_gc_grace_secs: 7 * 24 * 60 * 60,
         }
     }
 }
@@ -46,6 +52,8 @@ pub struct FileConfig {
     pub doc_cache: Option<usize>,
     pub max_blob_bytes: Option<u64>,
     pub space_quota_bytes: Option<u64>,
+    pub blob_gc_interval_secs: Option<u64>,
+    pub blob_gc_grace_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -74,6 +82,12 @@ impl FileConfig {
         }
         if let Some(v) = self.space_quota_bytes {
             base.space_quota_bytes = v;
+        }
+        if let Some(v) = self.blob_gc_interval_secs {
+            base.blob_gc_interval_secs = v;
+        }
+        if let Some(v) = self.blob_gc_grace_secs {
+            base.blob_gc_grace_secs = v;
         }
         base
     }

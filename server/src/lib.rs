@@ -46,6 +46,7 @@ pub async fn serve(
         db,
         config: config.clone(),
     });
+    spawn_blob_gc(&state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServerError::Startup(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -59,4 +60,33 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| ServerError::Internal(e.to_string()))
+}
+
+/// The periodic blob collection (`blobs::gc`): every `blob_gc_interval_secs`, on a blocking
+/// thread; a failure is logged and the next run tries again.
+fn spawn_blob_gc(state: &Arc<state::AppState>) {
+    let interval = state.config.blob_gc_interval_secs;
+    if interval == 0 {
+        return;
+    }
+    let grace_ms = i64::try_from(state.config.blob_gc_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(interval));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is immediate: start one interval after startup
+        loop {
+            ticks.tick().await;
+            let state = Arc::clone(&state);
+            let run = tokio::task::spawn_blocking(move || {
+                blobs::gc::collect(&state.db, &state.blobs, grace_ms, storage::now_ms())
+            })
+            .await;
+            match run {
+                Ok(Ok(report)) => tracing::info!(?report, "blob garbage collection"),
+                Ok(Err(e)) => tracing::error!(error = %e, "blob garbage collection failed"),
+                Err(e) => tracing::error!(error = %e, "blob garbage collection panicked"),
+            }
+        }
+    });
 }

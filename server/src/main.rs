@@ -31,6 +31,13 @@ enum Command {
         /// Blob bytes one space may hold.
         #[arg(long, env = "QUARTIER_SPACE_QUOTA_BYTES")]
         space_quota_bytes: Option<u64>,
+        /// Seconds between garbage collections of blobs (0: never; default one hour).
+        #[arg(long, env = "QUARTIER_BLOB_GC_INTERVAL_SECS")]
+        blob_gc_interval_secs: Option<u64>,
+        /// Seconds a blob stays unreferenced, or an upload untouched, before it is collected
+        /// (default 7 days).
+        #[arg(long, env = "QUARTIER_BLOB_GC_GRACE_SECS")]
+        blob_gc_grace_secs: Option<u64>,
     },
     /// Administrative tasks on the data folder.
     Admin {
@@ -45,6 +52,14 @@ enum Command {
 enum AdminTask {
     /// Prints counts of persons, devices, spaces, members and logged changes.
     Stats,
+    /// Collects blobs no item references and uploads abandoned for the grace period, now (the
+    /// same collection `serve` runs periodically). Best run while the server is stopped.
+    Gc {
+        /// Seconds a blob stays unreferenced, or an upload untouched, before it is collected
+        /// (default: the configured `blob_gc_grace_secs`, 7 days).
+        #[arg(long)]
+        grace_secs: Option<u64>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,7 +90,15 @@ fn run(cli: Cli) -> Result<(), quartier_server::ServerError> {
             data,
             max_blob_bytes,
             space_quota_bytes,
+            blob_gc_interval_secs,
+            blob_gc_grace_secs,
         } => {
+            if let Some(v) = blob_gc_interval_secs {
+                config.blob_gc_interval_secs = v;
+            }
+            if let Some(v) = blob_gc_grace_secs {
+                config.blob_gc_grace_secs = v;
+            }
             if let Some(v) = max_blob_bytes {
                 config.max_blob_bytes = v;
             }
@@ -91,6 +114,21 @@ fn run(cli: Cli) -> Result<(), quartier_server::ServerError> {
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|e| quartier_server::ServerError::Startup(e.to_string()))?;
             runtime.block_on(quartier_server::serve(config, shutdown_signal()))
+        }
+        Command::Admin {
+            data,
+            task: AdminTask::Gc { grace_secs },
+        } => {
+            if let Some(data) = data {
+                config.data_dir = data;
+            }
+            let grace = grace_secs.unwrap_or(config.blob_gc_grace_secs);
+            let report = quartier_server::blobs::gc::collect_in(&config, grace)?;
+            println!("abandoned_uploads: {}", report.abandoned_uploads);
+            println!("released_claims: {}", report.released_claims);
+            println!("deleted_blobs: {}", report.deleted_blobs);
+            println!("freed_bytes: {}", report.freed_bytes);
+            Ok(())
         }
         Command::Admin {
             data,

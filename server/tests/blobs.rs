@@ -1153,3 +1153,162 @@ async fn on_metered_links_thumbnails_and_previews_move_only_within_their_bound_a
         vec![hash_of(&liar).as_str()]
     );
 }
+
+/// Stored blob files under a server's data folder.
+fn stored_files(data: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for fan in std::fs::read_dir(data.join("blobs/stored"))
+        .expect("stored folder")
+        .flatten()
+    {
+        for file in std::fs::read_dir(fan.path()).expect("fan-out folder").flatten() {
+            out.push(file.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn partial_uploads(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("blobs/partial")).map_or(0, |d| d.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreferenced_blobs_and_abandoned_uploads_are_collected_after_the_grace_period() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_with(
+        data,
+        &[
+            ("QUARTIER_SPACE_QUOTA_BYTES", "1000000"),
+            ("QUARTIER_BLOB_GC_INTERVAL_SECS", "1"),
+            ("QUARTIER_BLOB_GC_GRACE_SECS", "3"),
+        ],
+    );
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let resident = join(url, &coordinator, space, Role::Resident, "Nachbarin").await;
+    sync_clean(&resident).await;
+    let token = token_of(&coordinator);
+    let mut rng = StdRng::seed_from_u64(seed("gc"));
+    let [kept, dropped, loose] = [0; 3].map(|_| random_bytes(&mut rng, 200_000));
+    let (kept_hash, dropped_hash, loose_hash) = (
+        upload(url, &token, space, &kept).await,
+        upload(url, &token, space, &dropped).await,
+        upload(url, &token, space, &loose).await,
+    );
+    post_with_media(
+        &coordinator,
+        space,
+        "Bleibt",
+        Audience::Everyone,
+        vec![MediaRef::new(&kept_hash, "image/jpeg", 200_000)],
+    );
+    let gone = post_with_media(
+        &coordinator,
+        space,
+        "Geht",
+        Audience::Everyone,
+        vec![MediaRef::new(&dropped_hash, "image/jpeg", 200_000)],
+    );
+    sync_clean(&coordinator).await;
+    // An upload that stops after its first chunk, holding 300 000 bytes of quota.
+    let abandoned = random_bytes(&mut rng, 300_000);
+    let abandoned_hash = hash_of(&abandoned);
+    assert_eq!(
+        announce(url, &token, space, &abandoned_hash, 300_000)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        put_chunk(url, &token, &abandoned_hash, "0", abandoned[..CHUNK].to_vec())
+            .await
+            .status,
+        200
+    );
+    let later = random_bytes(&mut rng, 300_000);
+    refused(
+        &announce(url, &token, space, &hash_of(&later), 300_000).await,
+        413,
+        "quota_exceeded",
+    );
+    coordinator
+        .store
+        .delete_item(gone.id, coordinator.person)
+        .expect("delete");
+    sync_clean(&coordinator).await;
+    // Within the grace period nothing is gone.
+    assert_eq!(get(url, &token, &dropped_hash, None).await.0, 200);
+    assert_eq!(get(url, &token, &loose_hash, None).await.0, 200);
+    assert_eq!(stored_files(server.data.path()).len(), 3);
+
+    let collected = wait_until(std::time::Duration::from_secs(30), || {
+        stored_files(server.data.path()) == vec![kept_hash.clone()]
+            && partial_uploads(server.data.path()) == 0
+    });
+    assert!(collected, "left: {:?}", stored_files(server.data.path()));
+    assert_eq!(get(url, &token, &dropped_hash, None).await.0, 404);
+    assert_eq!(get(url, &token, &loose_hash, None).await.0, 404);
+    assert_eq!(
+        get(url, &token_of(&resident), &kept_hash, None).await.0,
+        200,
+        "what items use stays"
+    );
+    // The abandoned upload starts from nothing, and its quota is free again.
+    let state: UploadState = announce(url, &token, space, &abandoned_hash, 300_000)
+        .await
+        .decode();
+    assert!(state.received.is_empty() && !state.complete, "{state:?}");
+    assert_eq!(
+        announce(url, &token, space, &hash_of(&later), 300_000)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_gc_collects_now_with_the_grace_period_it_is_given() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_with(data, &[("QUARTIER_BLOB_GC_INTERVAL_SECS", "0")]);
+    let url = server.url.as_str();
+    let (coordinator, space) = space_with_coordinator(url).await;
+    let token = token_of(&coordinator);
+    let mut rng = StdRng::seed_from_u64(seed("admin_gc"));
+    let (used, unused) = (random_bytes(&mut rng, 10_000), random_bytes(&mut rng, 20_000));
+    let used_hash = upload(url, &token, space, &used).await;
+    let unused_hash = upload(url, &token, space, &unused).await;
+    post_with_media(
+        &coordinator,
+        space,
+        "Foto",
+        Audience::Everyone,
+        vec![MediaRef::new(&used_hash, "image/jpeg", 10_000)],
+    );
+    sync_clean(&coordinator).await;
+    let data = server.kill();
+    let gc = |grace: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_quartier-server"))
+            .args(["admin", "--data"])
+            .arg(data.path())
+            .args(["gc", "--grace-secs", grace])
+            .env("QUARTIER_LOG", "warn")
+            .output()
+            .expect("run admin gc");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A day of grace: the unreferenced blob was uploaded just now, it stays.
+    let out = gc("86400");
+    assert!(out.contains("deleted_blobs: 0"), "{out}");
+    assert_eq!(stored_files(data.path()).len(), 2);
+    let out = gc("0");
+    assert!(
+        out.contains("deleted_blobs: 1") && out.contains("freed_bytes: 20000"),
+        "{out}"
+    );
+    assert_eq!(stored_files(data.path()), vec![used_hash.clone()]);
+    let server = Server::start_in(data);
+    assert_eq!(get(&server.url, &token, &unused_hash, None).await.0, 404);
+    assert_eq!(get(&server.url, &token, &used_hash, None).await.0, 200);
+}

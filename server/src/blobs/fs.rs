@@ -47,6 +47,18 @@ impl FsBlobStore {
         })
     }
 
+    /// Attaches to the store of a running server (`admin gc`): nothing is cleared, since the
+    /// server may be writing in `tmp/` right now.
+    pub fn attach(root: &Path) -> Result<FsBlobStore, BlobError> {
+        if !root.join("stored").is_dir() {
+            return Err(BlobError::Io(format!("{} holds no blob store", root.display())));
+        }
+        Ok(FsBlobStore {
+            root: root.to_path_buf(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
     /// Callers validate hashes before they get here; this keeps a bad one out of paths anyway.
     fn checked(hash: &str) -> Result<&str, BlobError> {
         if quartier_protocol::blobs::is_blob_hash(hash) {

@@ -9,6 +9,7 @@
 //! - [`BlobError`]: every refusal, with its HTTP status and stable code.
 
 pub mod fs;
+pub mod gc;
 pub mod index;
 
 use std::io::Read;
