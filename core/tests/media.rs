@@ -991,3 +991,78 @@ fn the_upload_plan_charges_each_file_to_its_oldest_item_without_reading_the_item
         "planning {FILES} uploads took {took:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Garbage collection
+
+#[test]
+fn media_no_item_references_is_collected_after_the_grace_period_and_pinned_media_stays() {
+    let f = Fixture::new();
+    let audio = |n: u32| {
+        let mut bytes = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
+        bytes.extend_from_slice(format!("Aufnahme {n}").repeat(100).as_bytes());
+        bytes
+    };
+    let attach = |reference: MediaRef, title: &str| {
+        let mut content = post(title, "Text");
+        content.media = vec![reference];
+        f.create(content)
+    };
+    let photo = f
+        .store
+        .import_media_bytes(&png(1400, 900, 7), &defaults())
+        .expect("photo");
+    assert_eq!(photo.stored.len(), 3, "original, preview, thumbnail");
+    attach(photo.reference.clone(), "Bleibt");
+    let dropped = f
+        .store
+        .import_media_bytes(&audio(1), &defaults())
+        .expect("import");
+    let gone = attach(dropped.reference.clone(), "Geht");
+    f.store.delete_item(gone.id, f.author).expect("delete");
+    let loose = f
+        .store
+        .import_media_bytes(&audio(2), &defaults())
+        .expect("import");
+    let pinned = f
+        .store
+        .import_media_bytes(
+            &audio(3),
+            &ImportOptions {
+                pinned: true,
+                ..defaults()
+            },
+        )
+        .expect("import");
+
+    let report = f
+        .store
+        .collect_media_garbage(std::time::Duration::from_secs(3600))
+        .expect("collect");
+    assert!(report.removed.is_empty(), "within the grace period: {report:?}");
+    let report = f
+        .store
+        .collect_media_garbage(std::time::Duration::ZERO)
+        .expect("collect");
+    let mut expected = vec![dropped.reference.hash.clone(), loose.reference.hash.clone()];
+    expected.sort();
+    let mut removed = report.removed.clone();
+    removed.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(report.freed_bytes, dropped.reference.size + loose.reference.size);
+    for hash in &expected {
+        assert!(f.store.media_info(hash).expect("info").is_none());
+        assert!(!f.store.media_dir().join(hash).exists(), "the file is gone");
+    }
+    for kept in photo
+        .reference
+        .hashes()
+        .into_iter()
+        .chain([pinned.reference.hash.as_str()])
+    {
+        assert!(f.store.media_file(kept).is_ok(), "{kept} stays");
+    }
+    let mut files = media_files(&f.store);
+    files.sort();
+    assert_eq!(files.len(), 4);
+}

@@ -154,6 +154,18 @@ pub struct EvictionReport {
     pub budget: u64,
 }
 
+/// How long a file no item references stays before [`Store::collect_media_garbage`] removes
+/// it (as the background sync calls it): time for the app to attach an import to an item.
+pub const MEDIA_GC_GRACE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 60 * 60);
+
+/// What a media garbage collection did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MediaGcReport {
+    /// Hashes whose rows (and files, where present) were removed.
+    pub removed: Vec<String>,
+    pub freed_bytes: u64,
+}
+
 /// A file ready to be registered.
 struct NewFile {
     staged: files::Staged,
@@ -580,6 +592,53 @@ impl Store {
         self.read(budget_of)
     }
 
+    /// Removes media no item in the store references any more (deleted items, items of spaces
+    /// this device left, imports never attached), once they have been neither created nor used
+    /// for `grace`: the row and the file. Pinned files stay. References are read from every
+    /// item that is not deleted (drafts and author-only items included); a reference this core
+    /// cannot read keeps every hash-like string in it.
+    pub fn collect_media_garbage(&self, grace: std::time::Duration) -> Result<MediaGcReport> {
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms().saturating_sub(grace_ms);
+        let dir = self.media_dir();
+        self.write(|tx, _| {
+            let mut referenced = std::collections::HashSet::new();
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT m.value FROM items i, json_each(i.json, '$.media') m
+                     WHERE i.status != 'deleted'",
+                )?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                for json in rows {
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&json?) {
+                        hashes_in(&value, &mut referenced);
+                    }
+                }
+            }
+            let candidates: Vec<(String, i64, bool)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT hash, size, present FROM media
+                     WHERE pinned = 0 AND created_ms <= ?1 AND last_access_ms <= ?1",
+                )?;
+                let rows = stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut report = MediaGcReport::default();
+            for (hash, size, present) in candidates {
+                if referenced.contains(&hash) {
+                    continue;
+                }
+                tx.execute("DELETE FROM media WHERE hash = ?1", [&hash])?;
+                if present {
+                    files::remove_quietly(&dir.join(&hash));
+                    report.freed_bytes += size.max(0) as u64;
+                }
+                report.removed.push(hash);
+            }
+            Ok(report)
+        })
+    }
+
     /// Evicts the least recently used files that a server has and that are not pinned, until
     /// the present media fit the budget. Originals no server has are never evicted.
     pub fn evict_media(&self) -> Result<EvictionReport> {
@@ -677,4 +736,16 @@ fn upsert(tx: &Transaction<'_>, row: &Upsert<'_>) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+/// Every string in `value` that is a media hash (64 lowercase hex digits).
+fn hashes_in(value: &serde_json::Value, out: &mut std::collections::HashSet<String>) {
+    match value {
+        serde_json::Value::String(s) if validate_hash(s).is_ok() => {
+            out.insert(s.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| hashes_in(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| hashes_in(v, out)),
+        _ => {}
+    }
 }

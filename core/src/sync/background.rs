@@ -85,6 +85,7 @@ impl BackgroundSync {
         let wake = Arc::clone(&trigger);
         let task = runtime.spawn(async move {
             let mut failures = 0u32;
+            let mut media_collected: Option<std::time::Instant> = None;
             loop {
                 on_event(SyncEvent::Started);
                 let result = client
@@ -94,6 +95,10 @@ impl BackgroundSync {
                     Ok(report) => {
                         failures = 0;
                         on_event(SyncEvent::Finished(report));
+                        if media_collected.is_none_or(|at| at.elapsed() >= MEDIA_GC_EVERY) {
+                            media_collected = Some(std::time::Instant::now());
+                            collect_media(&store).await;
+                        }
                         policy.interval
                     }
                     Err(
@@ -156,6 +161,27 @@ impl Drop for BackgroundSync {
 }
 
 /// A random fraction in `0.0..1.0` for jitter.
+/// How often the background sync collects media no item references any more.
+const MEDIA_GC_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Media garbage collection after a sync (`Store::collect_media_garbage`), on a blocking
+/// thread; a failure is logged, the sync itself succeeded.
+async fn collect_media(store: &Store) {
+    let store = store.clone();
+    let run =
+        tokio::task::spawn_blocking(move || store.collect_media_garbage(crate::media::MEDIA_GC_GRACE)).await;
+    match run {
+        Ok(Ok(report)) if !report.removed.is_empty() => tracing::info!(
+            files = report.removed.len(),
+            bytes = report.freed_bytes,
+            "media no item uses any more removed"
+        ),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "media garbage collection failed"),
+        Err(e) => tracing::warn!(error = %e, "media garbage collection panicked"),
+    }
+}
+
 fn jitter() -> f64 {
     let mut bytes = [0u8; 4];
     if getrandom::fill(&mut bytes).is_err() {
