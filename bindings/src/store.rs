@@ -104,6 +104,16 @@ impl QuartierStore {
         self.with(|s| Ok(s.sync_outbox_len()? as u64))
     }
 
+    /// Changes the server refused for good, newest first ("not delivered: reason").
+    pub fn undelivered_changes(&self) -> FfiResult<Vec<UndeliveredChange>> {
+        self.with(|s| Ok(s.undelivered_changes()?.iter().map(Into::into).collect()))
+    }
+
+    /// Forgets an undelivered change once the person has copied or dismissed it.
+    pub fn discard_undelivered(&self, id: i64) -> FfiResult<()> {
+        self.with(|s| Ok(s.discard_undelivered(id)?))
+    }
+
     /// Runs SQLite's integrity check; `Corrupt` if the file is damaged.
     pub fn integrity_check(&self) -> FfiResult<()> {
         self.with(|s| Ok(s.integrity_check()?))

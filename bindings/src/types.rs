@@ -1518,12 +1518,62 @@ impl From<&sy::SyncProgress> for SyncProgress {
     }
 }
 
-/// A change the server refused, with its reason.
+/// A change the server refused for good, with its reason. It is out of the outbox, its item
+/// is back to what the server accepted (later edits made again on top), and it is listed by
+/// `QuartierStore.undelivered_changes`.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct RejectedChange {
     pub doc_id: String,
+    /// The protocol's code, snake_case: `forbidden`, `not_a_member`, `not_your_change`,
+    /// `bad_signature`, `too_large`, `malformed`.
     pub code: String,
     pub message: String,
+    /// Later edits of the item made again on top of what the server accepted.
+    pub reapplied: u64,
+}
+
+/// A change the server asked to send again later; it stays queued.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct DeferredChange {
+    pub doc_id: String,
+    /// `missing_dependency`, `server_fault` (or `unknown` from a newer server).
+    pub reason: String,
+    /// When the server first deferred it (ms since the epoch).
+    pub since_ms: i64,
+    /// Waited longer than the sync client's bound: tell the person.
+    pub overdue: bool,
+}
+
+/// A change the server refused for good, kept for the person: show "not delivered: reason",
+/// offer to copy `content` or to discard it.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct UndeliveredChange {
+    /// For `QuartierStore.discard_undelivered`.
+    pub id: i64,
+    pub doc_id: String,
+    pub space_id: String,
+    pub code: String,
+    pub message: String,
+    pub refused_at_ms: i64,
+    /// Top-level fields the refused change set.
+    pub fields: Vec<String>,
+    /// The item's JSON as the person last saw it (null if it was gone).
+    pub content: Option<String>,
+}
+
+impl From<&quartier_core::UndeliveredChange> for UndeliveredChange {
+    fn from(u: &quartier_core::UndeliveredChange) -> Self {
+        UndeliveredChange {
+            id: u.id,
+            doc_id: u.doc_id.clone(),
+            space_id: u.space_id.clone(),
+            code: u.code.clone(),
+            message: u.message.clone(),
+            refused_at_ms: u.refused_at_ms,
+            fields: u.fields.clone(),
+            content: u.content.clone(),
+        }
+    }
 }
 
 /// What a finished sync did.
@@ -1532,7 +1582,10 @@ pub struct SyncReport {
     pub rounds: u64,
     pub pushed: u64,
     pub received: u64,
+    /// Refused for good in this sync.
     pub rejected: Vec<RejectedChange>,
+    /// Still deferred by the server after this sync.
+    pub deferred: Vec<DeferredChange>,
     /// Spaces purged from this device (membership ended).
     pub purged: Vec<String>,
     pub bytes_sent: u64,
@@ -1552,6 +1605,17 @@ impl From<&sy::SyncReport> for SyncReport {
                     doc_id: c.doc_id.clone(),
                     code: c.code.clone(),
                     message: c.message.clone(),
+                    reapplied: c.reapplied as u64,
+                })
+                .collect(),
+            deferred: r
+                .deferred
+                .iter()
+                .map(|d| DeferredChange {
+                    doc_id: d.doc_id.clone(),
+                    reason: d.reason.clone(),
+                    since_ms: d.since_ms,
+                    overdue: d.overdue,
                 })
                 .collect(),
             purged: r.purged.clone(),

@@ -32,4 +32,5 @@ pub use document::DocKind;
 pub use error::{Error, Result};
 pub use store::{
     IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions, Subscription,
+    UndeliveredChange,
 };

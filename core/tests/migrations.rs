@@ -62,6 +62,15 @@ const ADDED_BY: &[Added] = &[
         tables: &["media", "media_settings"],
         columns: &[],
     },
+    Added {
+        version: 6,
+        tables: &["undelivered"],
+        columns: &[
+            ("outbox", "deferred_since"),
+            ("outbox", "defer_reason"),
+            ("device", "creation_records_failed_at"),
+        ],
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -188,8 +188,21 @@ pub enum Record {
     Unknown,
 }
 
-/// What a device lists in [`SyncRequest::accepts`] to be sent [`Record::Created`].
-pub const ACCEPTS_CREATED: &str = "created";
+/// What a device lists in [`SyncRequest::accepts`] to be sent [`Record::Created`] made by
+/// version 1 of the creation rule (`document::commit_target` as of this protocol). A later rule
+/// gets a new name (`created/2`); a server sends a record only in a rule the device names, and a
+/// snapshot otherwise.
+pub const ACCEPTS_CREATED: &str = "created/1";
+
+/// What devices from before the rule was versioned list; they rebuild by rule 1.
+pub const ACCEPTS_CREATED_UNVERSIONED: &str = "created";
+
+/// Whether a device that lists `accepts` rebuilds creation records of rule 1.
+pub fn accepts_created_v1(accepts: &[String]) -> bool {
+    accepts
+        .iter()
+        .any(|a| a == ACCEPTS_CREATED || a == ACCEPTS_CREATED_UNVERSIONED)
+}
 
 /// How much smaller the JSON of a [`Record::Created`] gets in a zstd-compressed page: about 8×
 /// on generated neighbourhood content (`bench/examples/snapshot_size.rs`), rounded down.
@@ -249,12 +262,44 @@ pub enum AckOutcome {
     Stored,
     /// The server already had it.
     Duplicate,
-    /// Refused for good; the device drops it from its outbox and tells the person.
+    /// Refused for good: the device takes it out of its outbox, returns the document to what
+    /// the server accepted, and lists the change as not delivered, with the code, for the person.
     Rejected { code: RejectCode, message: String },
-    /// Not stored yet (e.g. a change it depends on has not arrived); keep it and push it again.
-    Deferred { message: String },
+    /// Not stored yet; keep it and push it again later. `reason` says why: a change it depends
+    /// on has not arrived, or the server failed for a moment (its database, its disk). Never
+    /// sent for a change the server will not take.
+    Deferred {
+        message: String,
+        /// Absent from servers before the reason was added: read as `missing_dependency`.
+        #[serde(default)]
+        reason: DeferReason,
+    },
     #[serde(other)]
     Unknown,
+}
+
+/// Why a pushed change was deferred (kept by the device and pushed again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeferReason {
+    /// A change it depends on has not reached the server yet.
+    #[default]
+    MissingDependency,
+    /// The server failed while storing it (a transient fault): nothing of it was stored.
+    ServerFault,
+    #[serde(other)]
+    Unknown,
+}
+
+impl DeferReason {
+    /// The snake_case name the protocol uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeferReason::MissingDependency => "missing_dependency",
+            DeferReason::ServerFault => "server_fault",
+            DeferReason::Unknown => "unknown",
+        }
+    }
 }
 
 /// Why a pushed change was refused.
@@ -269,6 +314,27 @@ pub enum RejectCode {
     Malformed,
     #[serde(other)]
     Other,
+}
+
+impl RejectCode {
+    /// The snake_case name the protocol uses (what is on the wire).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectCode::BadSignature => "bad_signature",
+            RejectCode::NotAMember => "not_a_member",
+            RejectCode::Forbidden => "forbidden",
+            RejectCode::NotYourChange => "not_your_change",
+            RejectCode::TooLarge => "too_large",
+            RejectCode::Malformed => "malformed",
+            RejectCode::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The acknowledgement of one pushed record, by its position in the push.
@@ -310,4 +376,56 @@ pub struct ErrorBody {
     /// Versions the server speaks (on `protocol_version`).
     #[serde(default)]
     pub protocol_versions: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names apps and logs see are exactly what travels on the wire.
+    #[test]
+    fn reject_code_names_are_the_wire_names() {
+        for code in [
+            RejectCode::BadSignature,
+            RejectCode::NotAMember,
+            RejectCode::Forbidden,
+            RejectCode::NotYourChange,
+            RejectCode::TooLarge,
+            RejectCode::Malformed,
+            RejectCode::Other,
+        ] {
+            let wire = serde_json::to_value(code).unwrap();
+            assert_eq!(wire, serde_json::Value::String(code.as_str().into()));
+            assert_eq!(code.to_string(), code.as_str());
+        }
+        for reason in [DeferReason::MissingDependency, DeferReason::ServerFault] {
+            let wire = serde_json::to_value(reason).unwrap();
+            assert_eq!(wire, serde_json::Value::String(reason.as_str().into()));
+        }
+    }
+
+    /// A `deferred` from a server that predates the reason still reads, as a missing
+    /// dependency; a reason from a newer server that this version does not know reads as
+    /// `unknown` (and the change is still kept).
+    #[test]
+    fn deferred_reason_is_optional_and_open() {
+        let old: AckOutcome = serde_json::from_str(r#"{"outcome":"deferred","message":"later"}"#).unwrap();
+        assert_eq!(
+            old,
+            AckOutcome::Deferred {
+                message: "later".into(),
+                reason: DeferReason::MissingDependency
+            }
+        );
+        let newer: AckOutcome =
+            serde_json::from_str(r#"{"outcome":"deferred","message":"later","reason":"moon_phase"}"#)
+                .unwrap();
+        assert!(matches!(
+            newer,
+            AckOutcome::Deferred {
+                reason: DeferReason::Unknown,
+                ..
+            }
+        ));
+    }
 }

@@ -137,7 +137,7 @@ impl Store {
 
     /// Rewrites the projection of a document from its content, and records the history of the
     /// changes applied since `since`.
-    fn reproject(
+    pub(super) fn reproject(
         &self,
         tx: &Connection,
         doc_id: &str,

@@ -42,7 +42,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/005_media.sql"),
         rebuilds_projections: false,
     },
-    // Next: 006. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 6,
+        sql: include_str!("migrations/006_undelivered.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 007. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -13,6 +13,7 @@ mod outbox;
 mod projection;
 mod purge;
 mod reads;
+mod refusal;
 mod sync_types;
 
 use std::collections::BTreeSet;
@@ -29,6 +30,7 @@ pub use merge::MergeReport;
 pub use migrations::{APPLICATION_ID, SCHEMA_VERSION};
 pub(crate) use outbox::MAY_LEAVE_DEVICE;
 pub(crate) use purge::purge_space;
+pub use refusal::UndeliveredChange;
 pub use sync_types::{IncomingChange, OutgoingChange};
 
 use crate::error::{Error, Result};

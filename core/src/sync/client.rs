@@ -22,6 +22,8 @@ use crate::store::{Store, MAY_LEAVE_DEVICE};
 pub const DEFAULT_PAGE_BUDGET: u32 = 256 * 1024;
 /// Outbox entries pushed per request.
 pub const DEFAULT_PUSH_BATCH: usize = 500;
+/// How long a deferred change may wait before a report calls it overdue.
+pub const DEFAULT_OVERDUE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// Requests one `sync_now` makes at most, so a misbehaving server cannot keep it busy forever.
 const MAX_ROUNDS: usize = 10_000;
 
@@ -42,7 +44,12 @@ pub struct SyncReport {
     pub rounds: usize,
     pub pushed: usize,
     pub received: usize,
+    /// Changes the server refused for good in this sync (listed since in
+    /// [`Store::undelivered_changes`]).
     pub rejected: Vec<super::exchange::RejectedChange>,
+    /// Changes the server has deferred and not taken yet (after this sync), with why and since
+    /// when; `overdue` ones have waited longer than the client's bound.
+    pub deferred: Vec<super::exchange::DeferredChange>,
     pub purged: Vec<String>,
     /// Bytes sent and received in bodies (compressed).
     pub bytes_sent: u64,
@@ -56,6 +63,7 @@ pub struct SyncClient {
     base: String,
     page_budget: u32,
     push_batch: usize,
+    overdue_after: Duration,
 }
 
 impl SyncClient {
@@ -71,6 +79,7 @@ impl SyncClient {
             base: base_url.trim_end_matches('/').to_owned(),
             page_budget: DEFAULT_PAGE_BUDGET,
             push_batch: DEFAULT_PUSH_BATCH,
+            overdue_after: DEFAULT_OVERDUE_AFTER,
         })
     }
 
@@ -78,6 +87,12 @@ impl SyncClient {
     pub fn with_limits(mut self, page_budget: u32, push_batch: usize) -> Self {
         self.page_budget = page_budget;
         self.push_batch = push_batch.max(1);
+        self
+    }
+
+    /// Sets how long a deferred change may wait before reports call it overdue.
+    pub fn with_overdue_after(mut self, overdue_after: Duration) -> Self {
+        self.overdue_after = overdue_after;
         self
     }
 
@@ -336,7 +351,14 @@ impl SyncClient {
         report.bytes_sent = traffic.0;
         report.bytes_received = traffic.1;
         match result {
-            Ok(()) => Ok(report),
+            Ok(()) => {
+                let bound = i64::try_from(self.overdue_after.as_millis()).unwrap_or(i64::MAX);
+                report.deferred = blocking(store, move |s| s.deferred_changes(bound)).await?;
+                for overdue in report.deferred.iter().filter(|d| d.overdue) {
+                    tracing::warn!(doc = %overdue.doc_id, reason = %overdue.reason, "a change has waited too long for the server");
+                }
+                Ok(report)
+            }
             Err(e) => {
                 let message = e.to_string();
                 let _ = blocking(store, move |s| s.record_sync_error(&message)).await;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use automerge::Automerge;
 use quartier_protocol::{
     AckOutcome, DocKind, Record, SpaceCursor, SyncRequest, SyncResponse, ACCEPTS_CREATED,
-    MAX_CURSORS_PER_REQUEST, PROTOCOL_VERSION,
+    ACCEPTS_CREATED_UNVERSIONED, MAX_CURSORS_PER_REQUEST, PROTOCOL_VERSION,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -45,12 +45,30 @@ impl PushedEntries {
     }
 }
 
-/// A pushed change the server refused for good.
+/// A pushed change the server refused for good. It is out of the outbox, its document is back
+/// to what the server accepted (the person's later edits made again on top), and it is listed
+/// in [`Store::undelivered_changes`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RejectedChange {
     pub doc_id: String,
+    /// The protocol's reject code, snake_case as on the wire (`forbidden`, `not_a_member`, …).
     pub code: String,
     pub message: String,
+    /// Later local edits of the document made again on top of what the server accepted.
+    pub reapplied: usize,
+}
+
+/// A pushed change the server asked to send again later; it stays in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeferredChange {
+    pub doc_id: String,
+    /// The protocol's defer reason, snake_case (`missing_dependency`, `server_fault`, …).
+    pub reason: String,
+    /// When the server first deferred it (milliseconds since the epoch).
+    pub since_ms: i64,
+    /// Deferred for longer than the client's bound (`SyncClient::with_overdue_after`): the app
+    /// should tell the person that this change has not reached the server.
+    pub overdue: bool,
 }
 
 /// What applying one response did.
@@ -59,7 +77,7 @@ pub struct ExchangeOutcome {
     /// Pushed changes the server now has (stored or already there).
     pub acknowledged: usize,
     /// Pushed changes to push again later.
-    pub deferred: usize,
+    pub deferred: Vec<DeferredChange>,
     pub rejected: Vec<RejectedChange>,
     /// Records received and applied.
     pub received: usize,
@@ -148,7 +166,15 @@ impl Store {
                 pushed.push(seq);
             }
             let entries = PushedEntries { seqs: pushed, cursors: cursors.clone(), window_end };
-            let accepts = vec![ACCEPTS_CREATED.to_owned()];
+            // A device that failed to rebuild a creation record asks for snapshots from then on.
+            let creation_failed: Option<i64> =
+                conn.query_row("SELECT creation_records_failed_at FROM device WHERE singleton = 1", [], |r| r.get(0))?;
+            // The unversioned name too, for servers from before the rule had a version.
+            let accepts = if creation_failed.is_some() {
+                Vec::new()
+            } else {
+                vec![ACCEPTS_CREATED.to_owned(), ACCEPTS_CREATED_UNVERSIONED.to_owned()]
+            };
             let request = SyncRequest { protocol: PROTOCOL_VERSION, cursors, push, budget_bytes, accepts };
             Ok((request, entries))
         })
@@ -167,37 +193,66 @@ impl Store {
             });
         }
         // Decode everything before touching the store: a malformed record refuses the response.
+        // A creation record this core rebuilds differently is not the server's fault nor ours:
+        // the pages are set aside (acknowledgements still hold), and this device asks for
+        // snapshots from now on, so the same page comes again in a form it can check.
         let mut incoming = Vec::new();
+        let mut creation_failed = None;
         for page in &response.pages {
             for record in &page.records {
-                incoming.extend(record_changes(record)?);
+                match record_changes(record) {
+                    Ok(changes) => incoming.extend(changes),
+                    Err(e) if matches!(record, Record::Created { .. }) => {
+                        creation_failed = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
+        }
+        if creation_failed.is_some() {
+            incoming.clear();
         }
         let by_doc = crate::store::decode_incoming(&incoming)?;
         let now = crate::store::now_ms();
         self.write(|tx, touched| {
             let mut outcome = ExchangeOutcome { received: incoming.len(), ..Default::default() };
-            for ack in &response.acks {
+            // Refusals first: returning a refused change withdraws the entries built on it,
+            // whatever the server said of those (it defers them, waiting for the refused one).
+            let mut acks: Vec<_> = response.acks.iter().collect();
+            acks.sort_by_key(|a| !matches!(a.outcome, AckOutcome::Rejected { .. }));
+            for ack in acks {
                 let Some(seq) = pushed.seqs.get(ack.index as usize) else { continue };
                 match &ack.outcome {
                     AckOutcome::Stored | AckOutcome::Duplicate => {
                         outcome.acknowledged += remove_outbox(tx, *seq)?;
                     }
                     AckOutcome::Rejected { code, message } => {
-                        let doc_id: Option<String> =
-                            tx.query_row("SELECT doc_id FROM outbox WHERE seq = ?1", [seq], |r| r.get(0)).optional()?;
-                        remove_outbox(tx, *seq)?;
-                        outcome.rejected.push(RejectedChange {
-                            doc_id: doc_id.unwrap_or_default(),
-                            code: format!("{code:?}").to_lowercase(),
-                            message: message.clone(),
-                        });
+                        if let Some(returned) = self.return_refused(tx, *seq, code.as_str(), message, touched)? {
+                            outcome.rejected.push(RejectedChange {
+                                doc_id: returned.doc_id,
+                                code: code.as_str().to_owned(),
+                                message: message.clone(),
+                                reapplied: returned.reapplied,
+                            });
+                        }
                     }
-                    AckOutcome::Deferred { .. } | AckOutcome::Unknown => outcome.deferred += 1,
+                    AckOutcome::Deferred { reason, .. } => {
+                        outcome.deferred.extend(mark_deferred(tx, *seq, reason.as_str(), now)?);
+                    }
+                    AckOutcome::Unknown => {
+                        outcome.deferred.extend(mark_deferred(tx, *seq, "unknown", now)?);
+                    }
                 }
             }
             // Acknowledgements hold whenever they arrive (outbox positions are never reused); the
             // rest only if the store still stands where the request was built.
+            if let Some(e) = &creation_failed {
+                tracing::warn!(error = %e, "a creation record did not rebuild; asking for snapshots from now on");
+                tx.execute("UPDATE device SET creation_records_failed_at = ?1 WHERE singleton = 1", [now])?;
+                outcome.more = true;
+                return Ok(outcome);
+            }
             if is_stale(tx, pushed, response)? {
                 outcome.stale = true;
                 outcome.received = 0;
@@ -226,6 +281,28 @@ impl Store {
                 outcome.purged.push(space);
             }
             Ok(outcome)
+        })
+    }
+
+    /// Outbox entries the server has deferred and not taken yet, oldest first; those deferred
+    /// for longer than `overdue_after_ms` are marked overdue.
+    pub fn deferred_changes(&self, overdue_after_ms: i64) -> Result<Vec<DeferredChange>> {
+        let now = crate::store::now_ms();
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT doc_id, defer_reason, deferred_since FROM outbox
+                 WHERE deferred_since IS NOT NULL ORDER BY deferred_since, seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let since_ms: i64 = r.get(2)?;
+                Ok(DeferredChange {
+                    doc_id: r.get(0)?,
+                    reason: r.get::<_, Option<String>>(1)?.unwrap_or_else(|| "unknown".into()),
+                    since_ms,
+                    overdue: now.saturating_sub(since_ms) > overdue_after_ms,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
@@ -267,6 +344,25 @@ fn is_stale(conn: &Connection, pushed: &PushedEntries, response: &SyncResponse) 
         }
     }
     Ok(false)
+}
+
+/// Notes that the server deferred an outbox entry (the first time, and why); `None` if the entry
+/// is gone (withdrawn with a refused change it was built on).
+fn mark_deferred(conn: &Connection, seq: i64, reason: &str, now: i64) -> Result<Option<DeferredChange>> {
+    conn.prepare_cached(
+        "UPDATE outbox SET deferred_since = coalesce(deferred_since, ?2), defer_reason = ?3 WHERE seq = ?1
+         RETURNING doc_id, deferred_since",
+    )?
+    .query_row(params![seq, now, reason], |r| {
+        Ok(DeferredChange {
+            doc_id: r.get(0)?,
+            reason: reason.to_owned(),
+            since_ms: r.get(1)?,
+            overdue: false,
+        })
+    })
+    .optional()
+    .map_err(Into::into)
 }
 
 fn remove_outbox(conn: &Connection, seq: i64) -> Result<usize> {
@@ -327,4 +423,283 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
         }
         Record::Unknown => Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The exchange without a network: responses are written by hand, as a server would answer.
+
+    use quartier_protocol::{Ack, DeferReason, Membership, RejectCode, Role};
+
+    use super::*;
+    use crate::model::*;
+    use crate::sync::account::{record_membership, save_account, Account};
+    use crate::StoreOptions;
+
+    struct Phone {
+        _dir: tempfile::TempDir,
+        store: Store,
+        person: PersonId,
+        space: SpaceId,
+    }
+
+    fn phone() -> Phone {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("phone.db"), StoreOptions::default()).unwrap();
+        let person = PersonId::new();
+        let space = store
+            .create_space(
+                SpaceMeta {
+                    name: LocalizedText::single("de", "Nippes"),
+                    description: LocalizedText::single("de", "Veedel"),
+                    time_zone: "Europe/Berlin".into(),
+                    default_language: "de".into(),
+                    categories: Default::default(),
+                    layers: Default::default(),
+                },
+                person,
+            )
+            .unwrap()
+            .id;
+        let account = Account {
+            server: "http://127.0.0.1:9".into(),
+            device: uuid::Uuid::now_v7(),
+            person,
+            token: "t".into(),
+        };
+        let membership = Membership {
+            space: space.as_uuid(),
+            person: person.as_uuid(),
+            role: Role::Coordinator,
+        };
+        store
+            .write(|tx, _| {
+                save_account(tx, &account)?;
+                record_membership(tx, &membership)
+            })
+            .unwrap();
+        // The space's own creation, taken by the server.
+        push_all(&store, |_| AckOutcome::Stored);
+        Phone {
+            _dir: dir,
+            store,
+            person,
+            space,
+        }
+    }
+
+    fn answer(acks: Vec<AckOutcome>) -> SyncResponse {
+        SyncResponse {
+            protocol: PROTOCOL_VERSION,
+            acks: acks
+                .into_iter()
+                .enumerate()
+                .map(|(index, outcome)| Ack {
+                    index: index as u32,
+                    outcome,
+                })
+                .collect(),
+            pages: Vec::new(),
+            memberships: Vec::new(),
+            revoked: Vec::new(),
+        }
+    }
+
+    fn push_all(store: &Store, outcome: impl Fn(&Record) -> AckOutcome) -> (Vec<Record>, ExchangeOutcome) {
+        let (request, pushed) = store.build_sync_request(1 << 20, 100).unwrap();
+        let response = answer(request.push.iter().map(&outcome).collect());
+        let applied = store.apply_sync_response(&pushed, &response).unwrap();
+        (request.push, applied)
+    }
+
+    fn deps_of(record: &Record) -> Vec<automerge::ChangeHash> {
+        let Record::Change { bytes, .. } = record else {
+            panic!("a change")
+        };
+        automerge::Change::from_bytes(bytes.clone())
+            .unwrap()
+            .deps()
+            .to_vec()
+    }
+
+    fn hash_of(record: &Record) -> automerge::ChangeHash {
+        let Record::Change { bytes, .. } = record else {
+            panic!("a change")
+        };
+        automerge::Change::from_bytes(bytes.clone()).unwrap().hash()
+    }
+
+    /// A refused title edit followed by an allowed body edit built on it: the title returns to
+    /// what the server has, the body edit is made again on the accepted state (so it no longer
+    /// depends on the refused change), and the refused edit is listed for the person.
+    #[test]
+    fn a_refused_change_is_returned_and_the_later_edit_made_again_on_the_accepted_state() {
+        let p = phone();
+        let item = p
+            .store
+            .create_item(NewItem::new(
+                p.space,
+                p.person,
+                ItemContent::new(
+                    LocalizedText::single("de", "Alt"),
+                    ItemDetails::Post(Post {
+                        post_type: PostType::News,
+                    }),
+                ),
+            ))
+            .unwrap();
+        let (accepted, _) = push_all(&p.store, |_| AckOutcome::Stored);
+        let creation = accepted.iter().map(hash_of).last().unwrap();
+
+        let title = ItemPatch {
+            title: Some(LocalizedText::single("de", "Verboten")),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &title, p.person).unwrap();
+        let body = ItemPatch {
+            body: Some(LocalizedText::single("de", "Neuer Text")),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &body, p.person).unwrap();
+
+        let refused_hash = std::cell::Cell::new(None);
+        let (pushed, outcome) = push_all(&p.store, |record| {
+            if refused_hash.get().is_none() {
+                refused_hash.set(Some(hash_of(record)));
+                AckOutcome::Rejected {
+                    code: RejectCode::Forbidden,
+                    message: "a resident may not make this change".into(),
+                }
+            } else {
+                AckOutcome::Deferred {
+                    message: "waiting".into(),
+                    reason: DeferReason::MissingDependency,
+                }
+            }
+        });
+        assert_eq!(pushed.len(), 2);
+        assert_eq!(outcome.rejected.len(), 1);
+        assert_eq!(outcome.rejected[0].code, "forbidden");
+        assert_eq!(outcome.rejected[0].reapplied, 1);
+        assert!(
+            outcome.deferred.is_empty(),
+            "the deferred edit was withdrawn with the refused one: {:?}",
+            outcome.deferred
+        );
+
+        let detail = p
+            .store
+            .item_detail(item.id, &Viewer::new(p.person, Role::Coordinator))
+            .unwrap();
+        let now = &detail.item;
+        assert_eq!(
+            now.content.title.get("de"),
+            Some("Alt"),
+            "back to what the server has"
+        );
+        assert_eq!(
+            now.content.body.get("de"),
+            Some("Neuer Text"),
+            "the later edit is kept"
+        );
+        assert_eq!(
+            detail.history.len(),
+            2,
+            "history: the creation and the remade edit, not the refused one"
+        );
+
+        let (again, _) = push_all(&p.store, |_| AckOutcome::Stored);
+        assert_eq!(again.len(), 1, "only the remade edit is pushed");
+        assert_eq!(
+            deps_of(&again[0]),
+            vec![creation],
+            "built on what the server accepted"
+        );
+        assert!(!p
+            .store
+            .document_changes(&item.id.to_string())
+            .unwrap()
+            .iter()
+            .any(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap().hash()
+                == refused_hash.get().unwrap()));
+
+        let undelivered = p.store.undelivered_changes().unwrap();
+        assert_eq!(undelivered.len(), 1);
+        assert_eq!(undelivered[0].fields, vec!["title".to_owned()]);
+        assert_eq!(undelivered[0].doc_id, item.id.to_string());
+    }
+
+    /// The server failing for a moment is not a refusal: the change stays, and the first time it
+    /// was deferred is what counts towards "overdue".
+    #[test]
+    fn a_server_fault_keeps_the_change_and_remembers_since_when() {
+        let p = phone();
+        p.store
+            .create_item(NewItem::new(
+                p.space,
+                p.person,
+                ItemContent::new(
+                    LocalizedText::single("de", "Hallo"),
+                    ItemDetails::Post(Post {
+                        post_type: PostType::News,
+                    }),
+                ),
+            ))
+            .unwrap();
+        let fault = |_: &Record| AckOutcome::Deferred {
+            message: "later".into(),
+            reason: DeferReason::ServerFault,
+        };
+        let (_, first) = push_all(&p.store, fault);
+        assert!(first.rejected.is_empty());
+        assert_eq!(first.deferred.len(), 1);
+        assert_eq!(first.deferred[0].reason, "server_fault");
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let (_, second) = push_all(&p.store, fault);
+        assert_eq!(second.deferred[0].since_ms, first.deferred[0].since_ms);
+        assert_eq!(p.store.sync_outbox_len().unwrap(), 1);
+        let listed = p.store.deferred_changes(0).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].overdue);
+        assert!(!p.store.deferred_changes(i64::MAX).unwrap()[0].overdue);
+        let (_, done) = push_all(&p.store, |_| AckOutcome::Stored);
+        assert_eq!(done.acknowledged, 1);
+        assert!(p.store.deferred_changes(0).unwrap().is_empty());
+    }
+
+    /// A creation record that does not rebuild sets the page aside and switches the device to
+    /// snapshots, so the same page is not asked for unchanged again.
+    #[test]
+    fn a_creation_record_that_does_not_rebuild_switches_to_snapshots() {
+        let p = phone();
+        let (request, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        assert!(request.accepts.iter().any(|a| a == ACCEPTS_CREATED));
+        let cursor_before = request.cursors.clone();
+        let mut response = answer(Vec::new());
+        response.pages.push(quartier_protocol::SpacePage {
+            space: p.space.as_uuid(),
+            records: vec![Record::Created {
+                space: p.space.as_uuid(),
+                doc: uuid::Uuid::now_v7(),
+                kind: DocKind::Item,
+                actor: vec![1; 16],
+                time_ms: 1,
+                message: None,
+                state: "{}".into(),
+                check: vec![0, 0, 0, 0],
+            }],
+            next: "c:99".into(),
+            more: false,
+        });
+        let outcome = p.store.apply_sync_response(&pushed, &response).unwrap();
+        assert!(outcome.more, "the page is asked for again");
+        assert_eq!(outcome.received, 0);
+        let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        assert_eq!(again.cursors, cursor_before, "the cursor did not move");
+        assert!(
+            again.accepts.is_empty(),
+            "snapshots from now on: {:?}",
+            again.accepts
+        );
+    }
 }

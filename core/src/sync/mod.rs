@@ -17,8 +17,10 @@ mod transfer;
 
 pub use account::{Account, SpaceMembership, SpaceSyncStatus};
 pub use background::{BackgroundSync, BackoffPolicy, SyncEvent};
-pub use client::{SyncClient, SyncProgress, SyncReport, DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH};
-pub use exchange::{ExchangeOutcome, PushedEntries, RejectedChange};
+pub use client::{
+    SyncClient, SyncProgress, SyncReport, DEFAULT_OVERDUE_AFTER, DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH,
+};
+pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange};
 pub use transfer::{
     Transfer, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
     TransferTraffic,

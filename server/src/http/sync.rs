@@ -58,9 +58,7 @@ pub async fn sync(
             device.person,
             &req.cursors,
             req.budget_bytes as usize,
-            req.accepts
-                .iter()
-                .any(|a| a == quartier_protocol::ACCEPTS_CREATED),
+            quartier_protocol::accepts_created_v1(&req.accepts),
         )?;
         let memberships = spaces::memberships(&conn, device.person)?;
         Ok(SyncResponse {

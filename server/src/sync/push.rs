@@ -7,7 +7,9 @@ use automerge::Change;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use quartier_core::document::{checksum_matches, creation_of, item_from_doc, space_from_doc, ChangeNote};
 use quartier_core::model::{permits, Action, Item, Role, Status};
-use quartier_protocol::{signing::change_signing_payload, Ack, AckOutcome, DocKind, Record, RejectCode};
+use quartier_protocol::{
+    signing::change_signing_payload, Ack, AckOutcome, DeferReason, DocKind, Record, RejectCode,
+};
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -89,7 +91,15 @@ fn store_change(
     device: Uuid,
     signature: &[u8],
 ) -> Result<AckOutcome, Refusal> {
-    let internal = |e: ServerError| reject(RejectCode::Other, e.to_string());
+    // A fault of the server's own (database, disk) is never the change's fault: the device
+    // keeps it and pushes it again. The detail goes to the log, not to the device.
+    let internal = |e: ServerError| {
+        tracing::error!(error = %e, "storing a pushed change failed");
+        Refusal(AckOutcome::Deferred {
+            message: "the server could not store this change just now; it is kept and sent again".into(),
+            reason: DeferReason::ServerFault,
+        })
+    };
     if bytes.len() > MAX_CHANGE_BYTES {
         return Err(reject(
             RejectCode::TooLarge,
@@ -180,6 +190,7 @@ fn store_change(
     if after.get_change_meta_by_hash(&hash).is_none() {
         return Ok(AckOutcome::Deferred {
             message: "a change this one depends on has not arrived yet".into(),
+            reason: DeferReason::MissingDependency,
         });
     }
     let doc_id = doc.to_string();
@@ -249,7 +260,7 @@ fn store_change(
         .map_err(internal)?;
     if let Some(hashes) = &blob_refs {
         crate::blobs::index::set_refs(conn, doc, hashes.iter().map(String::as_str))
-            .map_err(|e| reject(RejectCode::Other, e.to_string()))?;
+            .map_err(|e| internal(ServerError::Internal(format!("blob references: {e}"))))?;
     }
     // Worked out once here rather than on every new member's pull: a new document's creation
     // form if the core's rule rebuilds it exactly, and none once the document is edited.

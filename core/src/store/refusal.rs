@@ -1,0 +1,363 @@
+//! Changes a server refused for good, and what the device does about them.
+//!
+//! A refused change is never dropped silently, and never left in a document where the person's
+//! later edits would depend on it (the server would defer those forever, waiting for a change it
+//! will never take). Instead, in the transaction that applies the server's answer:
+//!
+//! 1. the refused change and every change built on it leave the document, which returns to what
+//!    the server accepted (rebuilt from the other changes, snapshot rewritten);
+//! 2. the person's later edits are made again on top of it, as new changes, field by field (the
+//!    top-level fields each edit changed, with the values it gave them), so nothing allowed is
+//!    lost; if the document has nothing left (its creation was refused), they cannot be;
+//! 3. the projection and history are rewritten from the returned document;
+//! 4. the refused change is listed in `undelivered` with the protocol's code, the server's
+//!    message, the fields it touched and the document as the person last saw it, for the app to
+//!    show ("not delivered: reason") and for the person to copy or discard.
+//!
+//! Everything here runs inside the caller's write transaction; nothing here talks to a network.
+
+use std::collections::HashSet;
+
+use automerge::{Automerge, Change, ChangeHash};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::documents::{self, LoadedDoc};
+use super::{projection, Store, Touched};
+use crate::document::{read_json, write_change, ChangeNote, DocKind};
+use crate::error::{Error, Result};
+
+/// A change the server refused for good, kept for the person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UndeliveredChange {
+    /// Local id, for [`Store::discard_undelivered`].
+    pub id: i64,
+    pub doc_id: String,
+    pub space_id: String,
+    pub kind: DocKind,
+    /// The protocol's reject code, snake_case (`forbidden`, `not_a_member`, …).
+    pub code: String,
+    /// The server's explanation.
+    pub message: String,
+    /// Milliseconds since the epoch.
+    pub refused_at_ms: i64,
+    /// Top-level fields the refused change (and edits that could not be made again) set.
+    pub fields: Vec<String>,
+    /// The document's JSON as the person last saw it, to copy from; `None` if it was gone.
+    pub content: Option<String>,
+}
+
+/// What returning one refused change did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Returned {
+    pub doc_id: String,
+    /// Later local edits made again on top of the accepted state.
+    pub reapplied: usize,
+    /// Outbox entries that left with the refused change (it included).
+    pub withdrawn: usize,
+}
+
+impl Store {
+    /// Changes the server refused for good, newest first.
+    pub fn undelivered_changes(&self) -> Result<Vec<UndeliveredChange>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, doc_id, space_id, kind, code, message, refused_at, fields, content
+                 FROM undelivered ORDER BY id DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, doc_id, space_id, kind, code, message, refused_at_ms, fields, content) = row?;
+                out.push(UndeliveredChange {
+                    id,
+                    doc_id,
+                    space_id,
+                    kind: DocKind::parse(&kind)
+                        .ok_or_else(|| Error::Corrupt(format!("undelivered kind {kind}")))?,
+                    code,
+                    message,
+                    refused_at_ms,
+                    fields: serde_json::from_str(&fields)
+                        .map_err(|e| Error::Corrupt(format!("undelivered fields: {e}")))?,
+                    content,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Forgets an undelivered change (the person has read, copied or dismissed it).
+    pub fn discard_undelivered(&self, id: i64) -> Result<()> {
+        self.write(|tx, _| {
+            let removed = tx.execute("DELETE FROM undelivered WHERE id = ?1", [id])?;
+            if removed == 0 {
+                return Err(Error::NotFound {
+                    what: "undelivered change",
+                    id: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes the refused outbox entry `seq` out of its document as described in the module
+    /// docs. `None` if the entry is no longer in the outbox (already handled).
+    pub(crate) fn return_refused(
+        &self,
+        tx: &Connection,
+        seq: i64,
+        code: &str,
+        message: &str,
+        touched: &mut Touched,
+    ) -> Result<Option<Returned>> {
+        let entry = tx
+            .query_row(
+                "SELECT doc_id, kind, space_id, hash, bytes FROM outbox WHERE seq = ?1",
+                [seq],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((doc_id, kind, space_id, hash, bytes)) = entry else {
+            return Ok(None);
+        };
+        let kind = DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
+        let refused = ChangeHash::try_from(hash.as_slice())
+            .map_err(|e| Error::Corrupt(format!("outbox hash of {doc_id}: {e}")))?;
+        let now = super::now_ms();
+        let mut returned = Returned {
+            doc_id: doc_id.clone(),
+            ..Default::default()
+        };
+
+        let Some(mut loaded) = documents::load(tx, &doc_id, self.actor())? else {
+            // The document is gone already (erased, purged): only the record is left to keep.
+            returned.withdrawn = withdraw(tx, &[refused])?;
+            record(
+                tx,
+                &doc_id,
+                &space_id,
+                kind,
+                code,
+                message,
+                now,
+                &[],
+                None,
+                &hash,
+                &bytes,
+            )?;
+            return Ok(Some(returned));
+        };
+        let old = std::mem::replace(&mut loaded.doc, Automerge::new());
+        let seen = read_json(&old, &doc_id).ok().map(|v| v.to_string());
+
+        // The refused change and everything built on it, in the order they were made (a
+        // change's first op id is above every op of the changes it builds on).
+        let mut history = old.get_changes(&[]);
+        history.sort_by_key(|c| c.start_op());
+        let mut doomed_hashes: HashSet<ChangeHash> = HashSet::from([refused]);
+        for change in &history {
+            if change.deps().iter().any(|d| doomed_hashes.contains(d)) {
+                doomed_hashes.insert(change.hash());
+            }
+        }
+        let (doomed, kept): (Vec<&Change>, Vec<&Change>) =
+            history.iter().partition(|c| doomed_hashes.contains(&c.hash()));
+        let kept: Vec<Change> = kept.into_iter().cloned().collect();
+        let local: HashSet<ChangeHash> = outbox_hashes(tx, &doc_id)?;
+
+        // The document as the server accepted it.
+        let mut base = Automerge::new().with_actor(self.actor().clone());
+        base.apply_changes(kept)
+            .map_err(|e| Error::Corrupt(format!("returning {doc_id}: {e}")))?;
+        let doomed_list: Vec<ChangeHash> = doomed_hashes.iter().copied().collect();
+        returned.withdrawn = withdraw(tx, &doomed_list)?;
+        for hash in &doomed_list {
+            tx.prepare_cached("DELETE FROM doc_changes WHERE doc_id = ?1 AND hash = ?2")?
+                .execute(params![doc_id, hash.as_ref()])?;
+            tx.prepare_cached("DELETE FROM item_history WHERE item_id = ?1 AND hash = ?2")?
+                .execute(params![doc_id, hash.to_string()])?;
+        }
+
+        let mut lost_fields: Vec<String> = note_fields(refused_change(&doomed, refused));
+        if base.get_heads().is_empty() {
+            // Its creation was refused: nothing to return to, so nothing to build on either.
+            for change in doomed.iter().filter(|c| c.hash() != refused) {
+                lost_fields.extend(note_fields(Some(change)));
+            }
+            documents::erase(tx, &doc_id)?;
+            if kind == DocKind::Item {
+                projection::remove_item(tx, &doc_id)?;
+                touched.items.insert(doc_id.clone());
+            }
+            touched.spaces.insert(space_id.clone());
+        } else {
+            loaded.doc = base;
+            documents::compact(tx, &doc_id, &mut loaded)?;
+            for change in doomed.iter().filter(|c| c.hash() != refused) {
+                if !local.contains(&change.hash()) {
+                    // Not ours to make again (another device's change built on ours cannot
+                    // exist: ours never left this device).
+                    continue;
+                }
+                if let Some(again) = self.make_again(tx, &doc_id, kind, &old, change, &mut loaded, now)? {
+                    if kind == DocKind::Item {
+                        projection::record_history(tx, &doc_id, &again)?;
+                    }
+                    returned.reapplied += 1;
+                }
+            }
+            let heads = loaded.doc.get_heads();
+            let mut report = super::MergeReport::default();
+            self.reproject(tx, &doc_id, &mut loaded, &heads, &mut report, touched)?;
+        }
+        lost_fields.sort();
+        lost_fields.dedup();
+        record(
+            tx,
+            &doc_id,
+            &space_id,
+            kind,
+            code,
+            message,
+            now,
+            &lost_fields,
+            seen.as_deref(),
+            &hash,
+            &bytes,
+        )?;
+        Ok(Some(returned))
+    }
+
+    /// Makes a later edit again on the returned document: the top-level fields it changed get
+    /// the values it gave them. `None` if it changed nothing that is still different.
+    #[allow(clippy::too_many_arguments)]
+    fn make_again(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+        kind: DocKind,
+        old: &Automerge,
+        change: &Change,
+        loaded: &mut LoadedDoc,
+        now: i64,
+    ) -> Result<Option<Change>> {
+        let at = |heads: &[ChangeHash]| -> Result<Value> {
+            let fork = old
+                .fork_at(heads)
+                .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?;
+            read_json(&fork, doc_id)
+        };
+        let (Value::Object(before), Value::Object(after)) = (at(&change.deps())?, at(&[change.hash()])?)
+        else {
+            return Ok(None);
+        };
+        let Value::Object(mut target) = read_json(&loaded.doc, doc_id)? else {
+            return Ok(None);
+        };
+        let mut changed = false;
+        for key in before.keys().chain(after.keys()) {
+            if before.get(key) == after.get(key) || key == "updated_at" {
+                continue;
+            }
+            changed = true;
+            match after.get(key) {
+                Some(value) => target.insert(key.clone(), value.clone()),
+                None => target.remove(key),
+            };
+        }
+        if !changed {
+            return Ok(None);
+        }
+        if let Some(updated) = after.get("updated_at") {
+            target.insert("updated_at".into(), updated.clone());
+        }
+        let note = ChangeNote::decode(change.message());
+        let Some(note) = note else { return Ok(None) };
+        let made = write_change(&mut loaded.doc, doc_id, kind, &Value::Object(target), &note, now)?;
+        if let Some(made) = &made {
+            documents::store_change(tx, doc_id, loaded, made, now)?;
+            let space = loaded.space_id.clone().unwrap_or_default();
+            documents::enqueue(tx, doc_id, kind, &space, made, now)?;
+        }
+        Ok(made)
+    }
+}
+
+fn refused_change<'a>(doomed: &[&'a Change], refused: ChangeHash) -> Option<&'a Change> {
+    doomed.iter().copied().find(|c| c.hash() == refused)
+}
+
+fn note_fields(change: Option<&Change>) -> Vec<String> {
+    change
+        .and_then(|c| ChangeNote::decode(c.message()))
+        .map(|n| n.fields)
+        .unwrap_or_default()
+}
+
+/// Hashes of a document's changes still in the outbox (made or relayed here, not yet taken).
+fn outbox_hashes(tx: &Connection, doc_id: &str) -> Result<HashSet<ChangeHash>> {
+    let mut stmt = tx.prepare_cached("SELECT hash FROM outbox WHERE doc_id = ?1")?;
+    let rows = stmt.query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = HashSet::new();
+    for row in rows {
+        if let Ok(hash) = ChangeHash::try_from(row?.as_slice()) {
+            out.insert(hash);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes outbox entries by change hash; returns how many there were.
+fn withdraw(tx: &Connection, hashes: &[ChangeHash]) -> Result<usize> {
+    let mut removed = 0;
+    for hash in hashes {
+        removed += tx
+            .prepare_cached("DELETE FROM outbox WHERE hash = ?1")?
+            .execute([hash.as_ref()])?;
+    }
+    Ok(removed)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    tx: &Connection,
+    doc_id: &str,
+    space_id: &str,
+    kind: DocKind,
+    code: &str,
+    message: &str,
+    now: i64,
+    fields: &[String],
+    content: Option<&str>,
+    hash: &[u8],
+    bytes: &[u8],
+) -> Result<()> {
+    let fields = serde_json::to_string(fields).map_err(|e| Error::invalid("fields", e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO undelivered (doc_id, space_id, kind, code, message, refused_at, fields, content, hash, bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![doc_id, space_id, kind.as_str(), code, message, now, fields, content, hash, bytes])?;
+    Ok(())
+}
