@@ -268,7 +268,7 @@ impl Store {
                 .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?;
             read_json(&fork, doc_id)
         };
-        let (Value::Object(before), Value::Object(after)) = (at(&change.deps())?, at(&[change.hash()])?)
+        let (Value::Object(before), Value::Object(after)) = (at(change.deps())?, at(&[change.hash()])?)
         else {
             return Ok(None);
         };

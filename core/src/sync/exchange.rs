@@ -549,7 +549,7 @@ mod tests {
             ))
             .unwrap();
         let (accepted, _) = push_all(&p.store, |_| AckOutcome::Stored);
-        let creation = accepted.iter().map(hash_of).last().unwrap();
+        let creation = accepted.iter().map(hash_of).next_back().unwrap();
 
         let title = ItemPatch {
             title: Some(LocalizedText::single("de", "Verboten")),
