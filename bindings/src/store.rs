@@ -121,7 +121,9 @@ impl QuartierStore {
 
     // -- spaces ---------------------------------------------------------------------------
 
-    /// Creates a space locally; register it with `QuartierSync.create_space` to share it.
+    /// Creates a space on this device only. `QuartierSync.create_space` creates a space and
+    /// shares it through the server in one call; `QuartierSync.register_space` shares one
+    /// created here.
     pub fn create_space(&self, meta: SpaceMeta, by: String) -> FfiResult<Space> {
         self.with(|s| Ok((&s.create_space(meta.into(), parse_id(&by)?)?).into()))
     }

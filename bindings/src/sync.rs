@@ -178,10 +178,31 @@ impl QuartierSync {
         .await
     }
 
-    /// Registers a space created on this device with the server; this person becomes its
-    /// coordinator.
+    /// Creates a space shared through this server in one call: stored on this device (this
+    /// device's person its author and coordinator), registered with the server and pushed, so
+    /// that invitees find it. Offline, the space is still created (`membership` is null) and
+    /// the next sync registers and pushes it. `NotRegistered` before `register`.
     #[uniffi::method(default(cancel = None))]
     pub async fn create_space(
+        &self,
+        meta: SpaceMeta,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<SharedSpace> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            let shared = client.create_shared_space(&store, meta.into()).await?;
+            Ok(SharedSpace {
+                space: (&shared.space).into(),
+                membership: shared.membership.as_ref().map(Membership::from),
+            })
+        })
+        .await
+    }
+
+    /// Registers a space created earlier with `QuartierStore.create_space` (local only) with
+    /// the server; this person becomes its coordinator. Push it with `sync_now` afterwards.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn register_space(
         &self,
         space_id: String,
         cancel: Option<Arc<CancelToken>>,

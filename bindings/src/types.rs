@@ -1466,6 +1466,14 @@ impl From<&quartier_protocol::Membership> for Membership {
     }
 }
 
+/// A space made by `QuartierSync.create_space`: the space, and the server's membership once
+/// it was registered (null while the server could not be reached).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SharedSpace {
+    pub space: Space,
+    pub membership: Option<Membership>,
+}
+
 /// A space this device's person belongs to (the store's read-only copy).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SpaceMembership {

@@ -71,6 +71,11 @@ const ADDED_BY: &[Added] = &[
             ("device", "creation_records_failed_at"),
         ],
     },
+    Added {
+        version: 7,
+        tables: &["space_registrations"],
+        columns: &[],
+    },
 ];
 
 /// Tables of the schema at `version`.

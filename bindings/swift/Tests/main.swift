@@ -153,8 +153,9 @@ func syncTwoStores() async throws {
     let bobSync = try QuartierSync(store: bob, serverUrl: serverURL)
     let alicePerson = try await aliceSync.register(displayName: "Alice").personId
     let bobPerson = try await bobSync.register(displayName: "Bob").personId
-    let sid = try alice.createSpace(meta: meta, by: alicePerson).id
-    try check(try await aliceSync.createSpace(spaceId: sid).role == .coordinator, "coordinator")
+    let shared = try await aliceSync.createSpace(meta: meta)
+    try check(shared.membership?.role == .coordinator, "coordinator")
+    let sid = shared.space.id
     _ = try alice.createItem(item: post(sid, alicePerson, "Hallo Nachbarschaft"))
     _ = try alice.createItem(item: offer(sid, alicePerson, "Beratung dienstags"))
     let code = try await aliceSync.createInvite(spaceId: sid, role: .volunteer,

@@ -79,8 +79,7 @@ def test_photo_travels_to_a_second_device(tmp_path, server_url):
 
     async def scenario():
         coord = await sync_a.register("Koordination")
-        space = a.create_space(space_meta(), coord.person_id).id
-        await sync_a.create_space(space)
+        space = (await sync_a.create_space(space_meta())).space.id
         imported = a.import_media_bytes(png(1600, 1200, SECRET))
         ref = imported.reference
         ref.alt_text = {"de": "Rampe am Eingang des Cafés"}

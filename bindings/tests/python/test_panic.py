@@ -55,8 +55,7 @@ def test_throwing_progress_listener_fails_the_sync_not_the_library(tmp_path, ser
 
     async def run():
         account = await sync.register("Panik")
-        space = s.create_space(space_meta(), account.person_id).id
-        await sync.create_space(space)
+        space = (await sync.create_space(space_meta())).space.id
         s.create_item(q.NewItem(space_id=space, author=account.person_id, content=post("Eins")))
         # The foreign exception unwinds through the core's sync loop as a panic, caught at the
         # boundary.

@@ -202,13 +202,18 @@ def test_sync_two_stores_through_the_server(tmp_path, server_url):
     async def scenario():
         coord = await sync_a.register("Koordination")
         assert a.account().person_id == coord.person_id
-        space = a.create_space(space_meta(), coord.person_id).id
-        membership = await sync_a.create_space(space)
-        assert membership.role == q.Role.COORDINATOR
+        # One call creates the space, registers it and pushes it.
+        shared = await sync_a.create_space(space_meta())
+        space = shared.space.id
+        assert shared.membership.role == q.Role.COORDINATOR
+        assert [m.space_id for m in a.memberships()] == [space]
         code = await sync_a.create_invite(space, q.Role.VOLUNTEER, int(time.time() * 1000) + 3_600_000, 1)
         vol = await sync_b.register("Ehrenamt")
         joined = await sync_b.redeem_invite(code)
         assert (joined.space_id, joined.role) == (space, q.Role.VOLUNTEER)
+        # The invitee finds the space at once (no sync of the coordinator needed first).
+        await sync_b.sync_now()
+        assert b.space(space).meta.name["de"] == "Nippes hilft"
         for title in ("Erste Hilfe Kurs", "Lesepaten gesucht", "Fahrradwerkstatt"):
             a.create_item(q.NewItem(space_id=space, author=coord.person_id, content=post(title)))
         assert a.outbox_len() >= 3
@@ -219,9 +224,9 @@ def test_sync_two_stores_through_the_server(tmp_path, server_url):
                 progress.append(p)
 
         pushed = await sync_a.sync_now(Progress())
-        assert pushed.pushed >= 4 and progress and progress[-1].outbox_left == 0
+        assert pushed.pushed >= 3 and progress and progress[-1].outbox_left == 0
         pulled = await sync_b.sync_now()
-        assert pulled.received >= 4 and pulled.bytes_received > 0
+        assert pulled.received >= 3 and pulled.bytes_received > 0
         titles = {i.content.title["de"] for i in b.feed(q.FeedQuery(space_id=space, viewer=viewer(vol.person_id, q.Role.VOLUNTEER))).items}
         assert titles == {"Erste Hilfe Kurs", "Lesepaten gesucht", "Fahrradwerkstatt"}
         # And back: B's post reaches A.
@@ -238,6 +243,41 @@ def test_sync_two_stores_through_the_server(tmp_path, server_url):
             await sync_b.redeem_invite("no-such-code")
         await sync_a.set_role(space, vol.person_id, q.Role.CASEWORKER)
         await sync_a.remove_member(space, vol.person_id)
+
+    asyncio.run(scenario())
+    a.close()
+    b.close()
+
+
+def test_a_space_created_offline_is_registered_by_the_next_sync(tmp_path, server_url):
+    a = q.QuartierStore.open(str(tmp_path / "a.db"))
+    b = q.QuartierStore.open(str(tmp_path / "b.db"))
+    sync_a = q.QuartierSync(a, server_url)
+    sync_b = q.QuartierSync(b, server_url)
+    # Nothing listens on port 9 of loopback: the same account, but the server is out of reach.
+    unreachable = q.QuartierSync(a, "http://127.0.0.1:9")
+
+    async def scenario():
+        with pytest.raises(q.QuartierError.NotRegistered):
+            await sync_a.create_space(space_meta())
+        assert a.spaces() == [], "nothing is created before the device is registered"
+        coord = await sync_a.register("Koordination")
+        shared = await unreachable.create_space(space_meta())
+        space = shared.space.id
+        assert shared.membership is None
+        assert [s.id for s in a.spaces()] == [space] and a.memberships() == []
+        a.create_item(q.NewItem(space_id=space, author=coord.person_id, content=post("Offline geschrieben")))
+        # Back online: the next sync registers the space and pushes it with its item.
+        report = await sync_a.sync_now()
+        assert report.pushed == 2
+        assert [(m.space_id, m.role) for m in a.memberships()] == [(space, q.Role.COORDINATOR)]
+        code = await sync_a.create_invite(space, q.Role.RESIDENT, int(time.time() * 1000) + 3_600_000, 1)
+        res = await sync_b.register("Nachbarin")
+        await sync_b.redeem_invite(code)
+        await sync_b.sync_now()
+        assert b.space(space).meta.name["de"] == "Nippes hilft"
+        titles = {i.content.title["de"] for i in b.feed(q.FeedQuery(space_id=space, viewer=viewer(res.person_id))).items}
+        assert titles == {"Offline geschrieben"}
 
     asyncio.run(scenario())
     a.close()

@@ -11,8 +11,16 @@ use crate::model::{Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, S
 use documents::LoadedDoc;
 
 impl Store {
-    /// Creates a space; `by` becomes the author of its first change.
+    /// Creates a space; `by` becomes the author of its first change. The space stays on this
+    /// device until it is registered with a server: `SyncClient::create_shared_space` does both
+    /// in one call.
     pub fn create_space(&self, meta: SpaceMeta, by: PersonId) -> Result<Space> {
+        self.create_space_with(meta, by, false)
+    }
+
+    /// Creates a space and, with `register`, marks it for registration with the server by the
+    /// next sync (in the same transaction, so a space is never created without its mark).
+    pub(crate) fn create_space_with(&self, meta: SpaceMeta, by: PersonId, register: bool) -> Result<Space> {
         meta.validate()?;
         let space = Space {
             id: SpaceId::new(),
@@ -25,8 +33,31 @@ impl Store {
             loaded.space_id = Some(doc_id.clone());
             self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, ["created"]))?;
             projection::project_space(tx, &space, super::now_ms())?;
+            if register {
+                tx.execute(
+                    "INSERT INTO space_registrations (space_id, requested_at) VALUES (?1, ?2)",
+                    params![doc_id, super::now_ms()],
+                )?;
+            }
             touched.spaces.insert(doc_id.clone());
             Ok(space)
+        })
+    }
+
+    /// Spaces created here for sharing that the server has not confirmed yet.
+    pub(crate) fn spaces_to_register(&self) -> Result<Vec<SpaceId>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.space_id FROM space_registrations r
+                 WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.space_id = r.space_id)
+                 ORDER BY r.requested_at",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row?.parse()?);
+            }
+            Ok(out)
         })
     }
 

@@ -47,7 +47,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/006_undelivered.sql"),
         rebuilds_projections: false,
     },
-    // Next: 007. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 7,
+        sql: include_str!("migrations/007_space_registrations.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 008. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

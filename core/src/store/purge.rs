@@ -31,6 +31,7 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         "DELETE FROM spaces WHERE space_id = ?1",
         "DELETE FROM memberships WHERE space_id = ?1",
         "DELETE FROM sync_spaces WHERE space_id = ?1",
+        "DELETE FROM space_registrations WHERE space_id = ?1",
     ] {
         tx.execute(sql, [space])?;
     }

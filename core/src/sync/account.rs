@@ -102,6 +102,9 @@ pub(crate) fn record_membership(conn: &Connection, membership: &Membership) -> R
     ])?;
     conn.prepare_cached("INSERT OR IGNORE INTO sync_spaces (space_id) VALUES (?1)")?
         .execute([membership.space.to_string()])?;
+    // A space created here for sharing is registered once the server states a membership.
+    conn.prepare_cached("DELETE FROM space_registrations WHERE space_id = ?1")?
+        .execute([membership.space.to_string()])?;
     Ok(())
 }
 

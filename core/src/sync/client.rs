@@ -14,7 +14,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::account::{record_membership, save_account, Account};
 use super::exchange::ExchangeOutcome;
 use crate::error::{Error, Result};
-use crate::model::{PersonId, SpaceId};
+use crate::model::{PersonId, Space, SpaceId, SpaceMeta};
 use crate::store::{Store, MAY_LEAVE_DEVICE};
 
 /// Byte budget asked for per page: about a minute of a 2G link, small enough that a dropped
@@ -54,6 +54,16 @@ pub struct SyncReport {
     /// Bytes sent and received in bodies (compressed).
     pub bytes_sent: u64,
     pub bytes_received: u64,
+}
+
+/// A space made by [`SyncClient::create_shared_space`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedSpace {
+    /// The space, stored on this device.
+    pub space: Space,
+    /// The server's statement that this person coordinates it, or `None` when the server
+    /// could not be reached: then the next sync registers the space and pushes it.
+    pub membership: Option<Membership>,
 }
 
 /// A connection to one Quartier server.
@@ -163,7 +173,55 @@ impl SyncClient {
         Ok(account)
     }
 
-    /// Registers a space created on this device; its person becomes coordinator.
+    /// Creates a space shared through this server, in one call: stored on this device (its
+    /// registered person the author and coordinator), registered with the server, and pushed
+    /// so that invitees find it. Offline, the space is still created and `membership` is
+    /// `None`; every later sync registers and pushes it before anything else. A refusal by the
+    /// server (e.g. space creation restricted by the operator) is returned as an error; the
+    /// space stays on the device and later syncs try its registration again.
+    pub async fn create_shared_space(&self, store: &Store, meta: SpaceMeta) -> Result<SharedSpace> {
+        let account = Self::account(store).await?;
+        let person = account.person;
+        let space = blocking(store, move |s| s.create_space_with(meta, person, true)).await?;
+        let membership = match self.create_space(store, space.id).await {
+            Ok(membership) => membership,
+            Err(Error::Offline(reason)) => {
+                tracing::info!(space = %space.id, %reason, "space created offline; the next sync registers it");
+                return Ok(SharedSpace {
+                    space,
+                    membership: None,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        match self.sync_now(store, |_| {}).await {
+            Ok(_) => {}
+            Err(Error::Offline(reason)) => {
+                tracing::info!(space = %space.id, %reason, "space registered; the next sync pushes it");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(SharedSpace {
+            space,
+            membership: Some(membership),
+        })
+    }
+
+    /// Registers spaces created for sharing while the server could not be reached. Offline
+    /// ends the sync; a refusal is logged and tried again at the next sync.
+    async fn register_pending_spaces(&self, store: &Store) -> Result<()> {
+        for space in blocking(store, |s| s.spaces_to_register()).await? {
+            match self.create_space(store, space).await {
+                Ok(_) => tracing::info!(%space, "registered a space created offline"),
+                Err(e @ Error::Offline(_)) => return Err(e),
+                Err(e) => tracing::warn!(%space, error = %e, "the server refused to register a space"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers a space already created on this device (`Store::create_space`); its person
+    /// becomes coordinator. [`SyncClient::create_shared_space`] creates and registers in one.
     pub async fn create_space(&self, store: &Store, space: SpaceId) -> Result<Membership> {
         let account = Self::account(store).await?;
         let membership: Membership = self
@@ -295,6 +353,8 @@ impl SyncClient {
         // time: the spaces after `window` (in id order), the next window once these are done.
         let mut window: Option<uuid::Uuid> = None;
         let result = async {
+            // Spaces created offline exist on the server before their documents are pushed.
+            self.register_pending_spaces(store).await?;
             loop {
                 if report.rounds >= MAX_ROUNDS {
                     return Err(Error::Server {

@@ -18,7 +18,8 @@ mod transfer;
 pub use account::{Account, SpaceMembership, SpaceSyncStatus};
 pub use background::{BackgroundSync, BackoffPolicy, SyncEvent};
 pub use client::{
-    SyncClient, SyncProgress, SyncReport, DEFAULT_OVERDUE_AFTER, DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH,
+    SharedSpace, SyncClient, SyncProgress, SyncReport, DEFAULT_OVERDUE_AFTER, DEFAULT_PAGE_BUDGET,
+    DEFAULT_PUSH_BATCH,
 };
 pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange};
 pub use transfer::{

@@ -63,8 +63,7 @@ class MediaTest {
                         withTimeout(60_000) {
                             val alicePerson = aliceSync.register("Alice").personId
                             val bobPerson = bobSync.register("Bob").personId
-                            val sid = alice.createSpace(Fixtures.berlinMeta, alicePerson).id
-                            aliceSync.createSpace(sid)
+                            val sid = aliceSync.createSpace(Fixtures.berlinMeta).space.id
 
                             val imported = alice.importMediaBytes(photo())
                             val ref = imported.reference

@@ -122,8 +122,9 @@ class ScenarioTest {
     private suspend fun syncTwoStores(alice: QuartierStore, aliceSync: QuartierSync, bob: QuartierStore, bobSync: QuartierSync) {
         val alicePerson = aliceSync.register("Alice").personId
         val bobPerson = bobSync.register("Bob").personId
-        val sid = alice.createSpace(Fixtures.berlinMeta, alicePerson).id
-        assertEquals(Role.COORDINATOR, aliceSync.createSpace(sid).role)
+        val shared = aliceSync.createSpace(Fixtures.berlinMeta)
+        assertEquals(Role.COORDINATOR, shared.membership?.role)
+        val sid = shared.space.id
         alice.createItem(Fixtures.post(sid, alicePerson, "Hallo Nachbarschaft"))
         alice.createItem(Fixtures.offer(sid, alicePerson, "Beratung dienstags"))
 
@@ -160,8 +161,7 @@ class ScenarioTest {
                     // Not registered yet: the sync flow ends with the typed error, not a hang.
                     assertFailsWith<QuartierException.NotRegistered> { sync.syncFlow().toList() }
                     val person = sync.register("Carla").personId
-                    val sid = store.createSpace(Fixtures.berlinMeta, person).id
-                    sync.createSpace(sid)
+                    val sid = sync.createSpace(Fixtures.berlinMeta).space.id
                     store.createItem(Fixtures.post(sid, person, "im Hintergrund"))
                     // Collecting starts background sync; leaving first() stops it.
                     val finished = sync.backgroundSyncFlow(1_000).first { it is SyncEvent.Finished }
