@@ -16,8 +16,7 @@ def test_refused_edit_does_not_wedge_the_next_allowed_change(tmp_path, server_ur
 
     async def scenario():
         coord = await sync_a.register("Koordination")
-        space = a.create_space(space_meta(), coord.person_id).id
-        await sync_a.create_space(space)
+        space = (await sync_a.create_space(space_meta())).space.id
         code = await sync_a.create_invite(space, q.Role.VOLUNTEER, int(time.time() * 1000) + 3_600_000, 1)
         vol = await sync_b.register("Ehrenamt")
         await sync_b.redeem_invite(code)
