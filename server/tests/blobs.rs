@@ -1287,6 +1287,14 @@ async fn admin_gc_collects_now_with_the_grace_period_it_is_given() {
     );
     sync_clean(&coordinator).await;
     let data = server.kill();
+    // Chunks of an upload the database does not know (written as it was dropped) go too.
+    let stray = data.path().join("blobs/partial").join(format!(
+        "{}.{}",
+        hash_of(b"stray"),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&stray).expect("stray folder");
+    std::fs::write(stray.join("0"), b"chunk").expect("stray chunk");
     let gc = |grace: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_quartier-server"))
             .args(["admin", "--data"])
@@ -1302,6 +1310,7 @@ async fn admin_gc_collects_now_with_the_grace_period_it_is_given() {
     let out = gc("86400");
     assert!(out.contains("deleted_blobs: 0"), "{out}");
     assert_eq!(stored_files(data.path()).len(), 2);
+    assert!(!stray.exists(), "the stray chunks are gone");
     let out = gc("0");
     assert!(
         out.contains("deleted_blobs: 1") && out.contains("freed_bytes: 20000"),

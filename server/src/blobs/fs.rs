@@ -179,6 +179,23 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    fn partial_uploads(&self) -> Result<Vec<(String, Uuid)>, BlobError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.root.join("partial"))? {
+            let name = entry?.file_name();
+            let Some((hash, uploader)) = name.to_str().and_then(|n| n.split_once('.')) else {
+                continue;
+            };
+            if let (true, Ok(uploader)) = (
+                quartier_protocol::blobs::is_blob_hash(hash),
+                Uuid::parse_str(uploader),
+            ) {
+                out.push((hash.to_owned(), uploader));
+            }
+        }
+        Ok(out)
+    }
+
     fn open_range(&self, hash: &str, start: u64, end: u64) -> Result<Box<dyn Read + Send>, BlobError> {
         let mut file = match File::open(self.stored_path(hash)?) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BlobError::NotFound),

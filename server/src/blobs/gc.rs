@@ -49,6 +49,14 @@ pub fn collect(db: &Db, blobs: &Blobs, grace_ms: i64, now_ms: i64) -> Result<GcR
         report.abandoned_uploads += 1;
     }
 
+    // Chunk folders of uploads the database does not know (a chunk written as its upload was
+    // dropped). Uploads are recorded before their first chunk, so none of these is under way.
+    for (hash, person) in blobs.store.partial_uploads()? {
+        if index::upload(&db.lock(), &hash, person)?.is_none() {
+            blobs.store.discard_partial(&hash, person)?;
+        }
+    }
+
     let deleted: Vec<(String, i64)> = {
         let conn = db.lock();
         let tx = conn.unchecked_transaction()?;

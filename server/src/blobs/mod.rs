@@ -43,6 +43,11 @@ pub trait BlobStore: Send + Sync {
     /// Removes whatever chunks of `uploader`'s upload of `hash` the partial area holds.
     fn discard_partial(&self, hash: &str, uploader: Uuid) -> Result<(), BlobError>;
 
+    /// Every upload the partial area holds chunks of, as (hash, uploader): garbage collection
+    /// removes those the database no longer knows (a chunk that arrived as its upload was
+    /// dropped).
+    fn partial_uploads(&self) -> Result<Vec<(String, Uuid)>, BlobError>;
+
     /// Bytes `start..end` of a stored blob.
     fn open_range(&self, hash: &str, start: u64, end: u64) -> Result<Box<dyn Read + Send>, BlobError>;
 
