@@ -13,10 +13,64 @@
 //!   character diff;
 //! - numbers become `Int`, `Uint` or `F64`; `null` removes the key (so a value is compared with
 //!   what is stored with its null entries left out).
+//!
+//! Documents come from other devices, so nothing here recurses deeper than [`MAX_NESTING`]
+//! levels of maps and lists: a deeper document (a few hundred bytes of nested maps would
+//! otherwise exhaust the stack) is refused with [`JsonError::TooDeep`] before anything reads it.
 
 use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value as AmValue};
 use serde_json::{Map, Number, Value};
+
+/// Deepest nesting of maps and lists (below the root) a document may have. The model's deepest
+/// path is a handful of levels (`details` → `timing` → …); anything deeper was not written by a
+/// core and is refused, never read by recursion an input could drive.
+pub const MAX_NESTING: usize = 32;
+
+/// Why a document could not be read or written as JSON.
+#[derive(Debug)]
+pub(crate) enum JsonError {
+    Automerge(AutomergeError),
+    /// Maps and lists nested deeper than [`MAX_NESTING`].
+    TooDeep,
+}
+
+impl From<AutomergeError> for JsonError {
+    fn from(e: AutomergeError) -> Self {
+        JsonError::Automerge(e)
+    }
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsonError::Automerge(e) => e.fmt(f),
+            JsonError::TooDeep => write!(f, "maps and lists nested deeper than {MAX_NESTING} levels"),
+        }
+    }
+}
+
+/// Whether a JSON value nests maps and lists deeper than [`MAX_NESTING`] (counted without
+/// recursion: a value parsed from outside can be deep).
+pub(crate) fn too_deep(value: &Value) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(map) => Box::new(map.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        for child in children {
+            if matches!(child, Value::Object(_) | Value::Array(_)) {
+                if depth + 1 > MAX_NESTING {
+                    return true;
+                }
+                stack.push((child, depth + 1));
+            }
+        }
+    }
+    false
+}
 
 /// How the value at a path is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +93,7 @@ pub(crate) fn reconcile_map<T: Transactable>(
     target: &Map<String, Value>,
     path: &mut Vec<String>,
     policy: PathPolicy,
-) -> Result<(), AutomergeError> {
+) -> Result<(), JsonError> {
     let existing: Vec<String> = tx.keys(obj).collect();
     for key in existing {
         if !matches!(target.get(&key), Some(v) if !v.is_null()) {
@@ -69,7 +123,7 @@ fn reconcile_entry<T: Transactable>(
     path: &mut Vec<String>,
     shape: Shape,
     policy: PathPolicy,
-) -> Result<(), AutomergeError> {
+) -> Result<(), JsonError> {
     let current = tx.get(obj, key)?;
     match value {
         Value::String(s) if shape == Shape::Text => {
@@ -203,14 +257,19 @@ fn number_to_scalar(n: &Number) -> ScalarValue {
 }
 
 /// Reads any object (or the root, with `ObjId::Root`) of a document as JSON. Text objects read
-/// as strings; bytes, counters and timestamps as numbers or null.
-pub(crate) fn read_value<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Value, AutomergeError> {
+/// as strings; bytes, counters and timestamps as numbers or null. Refuses objects nested deeper
+/// than [`MAX_NESTING`] below `obj`.
+pub(crate) fn read_value<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Value, JsonError> {
+    read_at(doc, obj, 0)
+}
+
+fn read_at<R: ReadDoc>(doc: &R, obj: &ObjId, depth: usize) -> Result<Value, JsonError> {
     match doc.object_type(obj)? {
         ObjType::Map | ObjType::Table => {
             let mut map = Map::new();
             for key in doc.keys(obj) {
                 if let Some((value, id)) = doc.get(obj, key.as_str())? {
-                    map.insert(key, read_am(doc, value, &id)?);
+                    map.insert(key, read_am(doc, value, &id, depth)?);
                 }
             }
             Ok(Value::Object(map))
@@ -219,7 +278,7 @@ pub(crate) fn read_value<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Value, Auto
             let mut items = Vec::new();
             for index in 0..doc.length(obj) {
                 if let Some((value, id)) = doc.get(obj, index)? {
-                    items.push(read_am(doc, value, &id)?);
+                    items.push(read_am(doc, value, &id, depth)?);
                 }
             }
             Ok(Value::Array(items))
@@ -228,9 +287,11 @@ pub(crate) fn read_value<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Value, Auto
     }
 }
 
-fn read_am<R: ReadDoc>(doc: &R, value: AmValue<'_>, id: &ObjId) -> Result<Value, AutomergeError> {
+fn read_am<R: ReadDoc>(doc: &R, value: AmValue<'_>, id: &ObjId, depth: usize) -> Result<Value, JsonError> {
     Ok(match value {
-        AmValue::Object(_) => read_value(doc, id)?,
+        AmValue::Object(ObjType::Text) => Value::String(doc.text(id)?),
+        AmValue::Object(_) if depth >= MAX_NESTING => return Err(JsonError::TooDeep),
+        AmValue::Object(_) => read_at(doc, id, depth + 1)?,
         AmValue::Scalar(s) => match s.as_ref() {
             ScalarValue::Str(s) => Value::String(s.to_string()),
             ScalarValue::Int(i) => Value::from(*i),

@@ -10,6 +10,7 @@ mod note;
 mod schema;
 
 pub use creation::{creation_of, rebuild_creation, Creation, CREATION_CHECK_LEN};
+pub use json::MAX_NESTING;
 pub use note::ChangeNote;
 pub use schema::DocKind;
 pub use schema::{item_from_doc, space_from_doc};
@@ -99,6 +100,9 @@ fn commit_target(
     let Value::Object(root) = target else {
         return Err(Error::document(doc_id, "document root must be a map"));
     };
+    if json::too_deep(target) {
+        return Err(json_error(doc_id, json::JsonError::TooDeep));
+    }
     let mut tx = doc.transaction();
     if let Err(e) = json::reconcile_map(
         &mut tx,
@@ -108,7 +112,7 @@ fn commit_target(
         schema::path_policy(kind),
     ) {
         tx.rollback();
-        return Err(Error::document(doc_id, e));
+        return Err(json_error(doc_id, e));
     }
     let mut options = CommitOptions::default().with_time(time_ms);
     if let Some(message) = message {
@@ -121,9 +125,20 @@ fn commit_target(
     Ok(doc.get_last_local_change())
 }
 
-/// Reads a whole document as JSON.
+/// Reads a whole document as JSON; a document nested deeper than [`MAX_NESTING`] is refused as
+/// a [`Error::MalformedChange`] (only changes from elsewhere can make one).
 pub(crate) fn read_json(doc: &Automerge, doc_id: &str) -> Result<Value> {
-    json::read_value(doc, &ObjId::Root).map_err(|e| Error::document(doc_id, e))
+    json::read_value(doc, &ObjId::Root).map_err(|e| json_error(doc_id, e))
+}
+
+fn json_error(doc_id: &str, e: json::JsonError) -> Error {
+    match e {
+        json::JsonError::TooDeep => Error::MalformedChange {
+            doc: doc_id.to_owned(),
+            reason: e.to_string(),
+        },
+        json::JsonError::Automerge(e) => Error::document(doc_id, e),
+    }
 }
 
 #[cfg(test)]

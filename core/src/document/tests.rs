@@ -256,3 +256,75 @@ fn documents_made_without_a_store_read_back_and_travel_as_creations() {
     d.apply_changes([change]).unwrap();
     assert_eq!(space_from_doc(&d, &space.id.to_string()).unwrap(), space);
 }
+
+/// Maps nested `levels` deep under the root key `deep` of an otherwise readable item, made by
+/// one change of a few bytes per level (as another device could send).
+fn nested_maps(levels: usize) -> Automerge {
+    use automerge::transaction::Transactable;
+    let mut d = doc(9);
+    let mut tx = d.transaction();
+    tx.put(automerge::ROOT, "schema", 1u64).unwrap();
+    let mut obj = tx
+        .put_object(automerge::ROOT, "deep", automerge::ObjType::Map)
+        .unwrap();
+    for _ in 1..levels {
+        obj = tx.put_object(&obj, "d", automerge::ObjType::Map).unwrap();
+    }
+    tx.commit();
+    d
+}
+
+#[test]
+fn documents_nested_too_deep_are_refused_without_exhausting_the_stack() {
+    // Deep enough to overflow any thread's stack when read by recursion (the server died of
+    // ~180 levels): refused with a typed error, on a 1 MiB stack too.
+    let deep = nested_maps(20_000);
+    let result = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            let item = item_from_doc(&deep, "x").map(|_| ());
+            let space = space_from_doc(&deep, "x").map(|_| ());
+            let creation = creation_of(&deep, "x", DocKind::Item).map(|_| ());
+            (item, space, creation)
+        })
+        .unwrap()
+        .join()
+        .expect("reading a deep document does not crash");
+    for outcome in [result.0, result.1, result.2] {
+        let err = outcome.expect_err("a document nested 20 000 deep is refused");
+        assert!(
+            matches!(&err, Error::MalformedChange { reason, .. } if reason.contains("nested deeper")),
+            "{err}"
+        );
+    }
+    // The bound itself: MAX_NESTING levels read, one more refused.
+    let at_limit = read_json(&nested_maps(MAX_NESTING), "x").expect("at the limit");
+    assert!(at_limit.get("deep").is_some());
+    assert!(matches!(
+        read_json(&nested_maps(MAX_NESTING + 1), "x"),
+        Err(Error::MalformedChange { .. })
+    ));
+}
+
+#[test]
+fn a_creation_record_nested_too_deep_is_refused() {
+    // serde_json parses up to 128 levels; the writer must not recurse through them either.
+    let mut state = String::from("{\"schema\":1,\"deep\":");
+    for _ in 0..100 {
+        state.push_str("{\"d\":");
+    }
+    state.push('1');
+    for _ in 0..100 {
+        state.push('}');
+    }
+    state.push('}');
+    let creation = Creation {
+        actor: vec![1; 16],
+        time_ms: 0,
+        message: None,
+        state,
+        check: vec![0; CREATION_CHECK_LEN],
+    };
+    let err = rebuild_creation(&creation, "x", DocKind::Item).expect_err("too deep");
+    assert!(err.to_string().contains("nested deeper"), "{err}");
+}
