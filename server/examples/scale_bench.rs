@@ -257,13 +257,15 @@ fn seed(data: &std::path::Path, space_count: usize, items: usize) -> Result<(Uui
     let started = Instant::now();
     let mut stored = 0usize;
     let mut space_ids = Vec::new();
+    // Seeding is not one request of a member: no work budget per request (the holds stay bounded).
+    let limits = quartier_server::sync::PushLimits {
+        work_per_request: usize::MAX,
+        ..Default::default()
+    };
     for (space, records) in receiver {
-        let conn = db.lock();
-        spaces::create_space(&conn, space, person)?;
+        spaces::create_space(&db.lock(), space, person)?;
         for batch in records.chunks(BATCH) {
-            let tx = conn.unchecked_transaction()?;
-            let acks = quartier_server::sync::push(&tx, &docs, person, batch)?;
-            tx.commit()?;
+            let acks = quartier_server::sync::push(&db, &docs, person, batch, &limits)?.acks;
             if let Some(refused) = acks
                 .iter()
                 .find(|a| !matches!(a.outcome, quartier_protocol::AckOutcome::Stored))

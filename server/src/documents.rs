@@ -1,9 +1,14 @@
 //! Documents held in memory for permission checks and snapshots: loaded lazily from the
 //! database, evicted least-recently-used, so memory stays bounded whatever the number of spaces
 //! and documents.
+//!
+//! The cache never holds a state the database does not: a push takes a document out
+//! ([`DocCache::take`]), changes it, and puts it back ([`DocCache::put`]) only once the change's
+//! rows are written; a document whose rows did not commit is forgotten ([`DocCache::forget`])
+//! and loaded again from the database when next needed.
 
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use automerge::{Automerge, Change};
 use lru::LruCache;
@@ -14,10 +19,18 @@ use crate::error::ServerError;
 use crate::storage::log;
 
 /// Compact a document's log into a snapshot after this many changes.
-const SNAPSHOT_AFTER_CHANGES: i64 = 64;
+pub const SNAPSHOT_AFTER_CHANGES: i64 = 64;
+
+/// A document as the database holds it.
+pub struct Doc {
+    pub doc: Automerge,
+    /// What the database holds of it, in bytes: its snapshot and the changes after it. An upper
+    /// bound of its saved size, what the work and size budgets of a push count.
+    pub stored_bytes: usize,
+}
 
 pub struct DocCache {
-    docs: Mutex<LruCache<Uuid, Automerge>>,
+    docs: Mutex<LruCache<Uuid, Arc<Doc>>>,
 }
 
 impl DocCache {
@@ -28,62 +41,73 @@ impl DocCache {
         }
     }
 
-    /// The current state of a document (empty if the server has none of it).
-    pub fn get(&self, conn: &Connection, doc: Uuid) -> Result<Automerge, ServerError> {
-        if let Some(d) = self.docs.lock().unwrap_or_else(|p| p.into_inner()).get(&doc) {
+    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<Uuid, Arc<Doc>>> {
+        self.docs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current state of a document (empty if the server has none of it), to read.
+    pub fn get(&self, conn: &Connection, doc: Uuid) -> Result<Arc<Doc>, ServerError> {
+        if let Some(d) = self.cache().get(&doc) {
             return Ok(d.clone());
         }
-        let (snapshot, changes) = log::doc_state(conn, doc)?;
-        let mut loaded = match snapshot {
-            Some(bytes) => Automerge::load(&bytes)
-                .map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?,
-            None => Automerge::new(),
-        };
-        let changes = changes
-            .into_iter()
-            .map(Change::from_bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServerError::Internal(format!("stored change of {doc}: {e}")))?;
-        loaded
-            .apply_changes(changes)
-            .map_err(|e| ServerError::Internal(format!("stored changes of {doc}: {e}")))?;
-        self.put(doc, loaded.clone());
+        let loaded = Arc::new(load(conn, doc)?);
+        self.cache().put(doc, loaded.clone());
         Ok(loaded)
     }
 
-    /// Replaces the cached state after a change was stored, compacting when due.
-    pub fn stored(
-        &self,
-        conn: &Connection,
-        doc: Uuid,
-        state: Automerge,
-        seq: i64,
-    ) -> Result<(), ServerError> {
-        if log::changes_since_snapshot(conn, doc)? >= SNAPSHOT_AFTER_CHANGES {
-            log::store_snapshot(conn, doc, &state.save(), seq)?;
+    /// The current state of a document, taken out of the cache to be changed: until it is
+    /// [`put`](Self::put) back, the next use loads it from the database.
+    pub fn take(&self, conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
+        match self.cache().pop(&doc) {
+            Some(d) => Ok(Arc::try_unwrap(d).unwrap_or_else(|shared| Doc {
+                doc: shared.doc.clone(),
+                stored_bytes: shared.stored_bytes,
+            })),
+            None => load(conn, doc),
         }
-        self.put(doc, state);
-        Ok(())
+    }
+
+    /// Puts a document back once the database holds exactly this state.
+    pub fn put(&self, doc: Uuid, state: Doc) {
+        self.cache().put(doc, Arc::new(state));
     }
 
     /// Forgets a document (after a failed transaction).
     pub fn forget(&self, doc: Uuid) {
-        self.docs.lock().unwrap_or_else(|p| p.into_inner()).pop(&doc);
-    }
-
-    fn put(&self, doc: Uuid, state: Automerge) {
-        self.docs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .put(doc, state);
+        self.cache().pop(&doc);
     }
 
     /// Number of documents in memory.
     pub fn len(&self) -> usize {
-        self.docs.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.cache().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Loads a document from its snapshot and the changes logged after it.
+pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
+    let (snapshot, changes) = log::doc_state(conn, doc)?;
+    let mut stored_bytes = snapshot.as_ref().map_or(0, Vec::len);
+    let mut loaded = match snapshot {
+        Some(bytes) => {
+            Automerge::load(&bytes).map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?
+        }
+        None => Automerge::new(),
+    };
+    stored_bytes += changes.iter().map(Vec::len).sum::<usize>();
+    let changes = changes
+        .into_iter()
+        .map(Change::from_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServerError::Internal(format!("stored change of {doc}: {e}")))?;
+    loaded
+        .apply_changes(changes)
+        .map_err(|e| ServerError::Internal(format!("stored changes of {doc}: {e}")))?;
+    Ok(Doc {
+        doc: loaded,
+        stored_bytes,
+    })
 }

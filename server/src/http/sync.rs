@@ -39,18 +39,16 @@ pub async fn sync(
         }));
     }
     let response = blocking(move || {
+        // The push takes and hands over the database lock itself (bounded work per hold).
+        let acks = crate::sync::push(
+            &state.db,
+            &state.docs,
+            device.person,
+            &req.push,
+            &crate::sync::PushLimits::default(),
+        )?
+        .acks;
         let conn = state.db.lock();
-        let tx = conn.unchecked_transaction()?;
-        // The cache holds what the transaction stored; if it does not commit, forget those documents.
-        let forget = || {
-            for record in &req.push {
-                if let quartier_protocol::Record::Change { doc, .. } = record {
-                    state.docs.forget(*doc);
-                }
-            }
-        };
-        let acks = crate::sync::push(&tx, &state.docs, device.person, &req.push).inspect_err(|_| forget())?;
-        tx.commit().inspect_err(|_| forget())?;
         let (pages, revoked) = crate::sync::pull(
             &conn,
             &state.docs,

@@ -1,6 +1,6 @@
 //! The server's embedded database (SQLite): persons, devices, spaces, members, invites, the
 //! document metadata the permission checks need, and the change log pulls read. One connection
-//! behind a mutex, used from blocking tasks.
+//! behind a fair mutex (waiting requests get it in turn), used from blocking tasks.
 
 pub mod accounts;
 pub mod log;
@@ -9,8 +9,8 @@ pub mod spaces;
 pub use accounts::DeviceRecord;
 pub use log::{DocMeta, LogRow};
 
+use parking_lot::{FairMutex, FairMutexGuard};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
@@ -30,7 +30,7 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The database.
 pub struct Db {
-    conn: Mutex<Connection>,
+    conn: FairMutex<Connection>,
 }
 
 impl Db {
@@ -59,13 +59,15 @@ impl Db {
             tx.commit()?;
         }
         Ok(Db {
-            conn: Mutex::new(conn),
+            conn: FairMutex::new(conn),
         })
     }
 
-    /// The connection, for one unit of work.
-    pub fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The connection, for one unit of work. Fair: a request that waits gets the connection
+    /// before the one releasing it may take it again (a long push hands it over between its
+    /// steps, `sync::push`).
+    pub fn lock(&self) -> FairMutexGuard<'_, Connection> {
+        self.conn.lock()
     }
 }
 

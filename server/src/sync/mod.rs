@@ -5,7 +5,7 @@ mod pull;
 mod push;
 
 pub use pull::pull;
-pub use push::push;
+pub use push::{push, PushLimits, PushReport, MAX_CHANGE_BYTES, MIN_WORK_PER_CHANGE};
 
 use quartier_core::model::{permits, Action, Audience, ItemKind, Role};
 

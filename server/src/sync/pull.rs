@@ -209,7 +209,7 @@ fn snapshot(
     if send_created {
         // Documents stored before creation forms were recorded are worked out now; one the
         // rule cannot rebuild (or cannot read) still travels, as a snapshot.
-        if let Ok(Some(c)) = quartier_core::document::creation_of(&state, &doc.to_string(), kind) {
+        if let Ok(Some(c)) = quartier_core::document::creation_of(&state.doc, &doc.to_string(), kind) {
             return Ok(c.into_record(space, doc, kind));
         }
     }
@@ -220,6 +220,6 @@ fn snapshot(
         // Uncompressed: Automerge's own DEFLATE of each document hides the redundancy between
         // documents from the page's zstd; left to zstd, an initial sync is about half as many
         // bytes (docs/benchmarks.md, "Sync").
-        bytes: state.save_nocompress(),
+        bytes: state.doc.save_nocompress(),
     })
 }

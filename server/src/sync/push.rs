@@ -1,10 +1,21 @@
 //! Checking and storing pushed changes. A change is stored only if every check passes:
 //! it decodes as Automerge, its signature belongs to a registered device, the note's author is
 //! that device's person, the author is a member whose role may do what the change does, and the
-//! change leaves the document readable. Stored idempotently, keyed by change hash.
+//! change leaves the document readable and within its size budget. Stored idempotently, keyed by
+//! change hash.
+//!
+//! A change is stored whole or not at all: its log row, its blob references, its creation form
+//! and the document's compaction are written inside one savepoint, and the document cache takes
+//! the new state only once they are. The work is bounded: decoding and signature checks happen
+//! before the database lock is taken; under it, the transaction commits and the lock is handed
+//! to the next waiting request after every [`PushLimits::work_per_hold`] of work; and a request
+//! does at most [`PushLimits::work_per_request`], the changes after that are answered `deferred`
+//! (pushed again by the device's next request).
 
-use automerge::Change;
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use std::time::{Duration, Instant};
+
+use automerge::{Change, ChangeHash};
+use ed25519_dalek::{Signature, VerifyingKey};
 use quartier_core::document::{checksum_matches, creation_of, item_from_doc, space_from_doc, ChangeNote};
 use quartier_core::model::{permits, Action, Item, Role, Status};
 use quartier_protocol::{
@@ -13,12 +24,56 @@ use quartier_protocol::{
 use rusqlite::Connection;
 use uuid::Uuid;
 
-use crate::documents::DocCache;
+use crate::documents::{Doc, DocCache, SNAPSHOT_AFTER_CHANGES};
 use crate::error::ServerError;
-use crate::storage::{accounts, log, spaces, DocMeta};
+use crate::storage::{accounts, log, spaces, Db, DocMeta};
 
 /// Largest single change accepted.
 pub const MAX_CHANGE_BYTES: usize = 512 * 1024;
+
+/// Work counted for a change however small its document: the rows it reads and writes, the
+/// document read as JSON, its creation form rebuilt.
+pub const MIN_WORK_PER_CHANGE: usize = 4 * 1024;
+
+/// How much one push may do. Work is counted in bytes of documents handled: for each change,
+/// the stored size of its document (loaded, read, changed) and the change, at least
+/// [`MIN_WORK_PER_CHANGE`], plus every snapshot saved.
+#[derive(Clone, Debug)]
+pub struct PushLimits {
+    /// Largest document a change may make, as saved (the local store's budget: a document a
+    /// device may write, the server takes).
+    pub document_budget: usize,
+    /// Work done for one request; the changes after it are answered `deferred`.
+    pub work_per_request: usize,
+    /// Work done under one hold of the database lock, after which the transaction commits and
+    /// the lock goes to the next waiting request.
+    pub work_per_hold: usize,
+    /// Time under one hold of the database lock, likewise.
+    pub hold_time: Duration,
+}
+
+impl Default for PushLimits {
+    fn default() -> Self {
+        Self {
+            document_budget: quartier_core::store::DEFAULT_DOCUMENT_BUDGET,
+            work_per_request: 16 * 1024 * 1024,
+            work_per_hold: 1024 * 1024,
+            hold_time: Duration::from_millis(20),
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Default)]
+pub struct PushReport {
+    pub acks: Vec<Ack>,
+    /// Work done (see [`PushLimits`]).
+    pub work: usize,
+    /// Times the database lock was taken.
+    pub holds: usize,
+    /// Most work done under one hold.
+    pub max_hold_work: usize,
+}
 
 struct Refusal(AckOutcome);
 
@@ -29,76 +84,172 @@ fn reject(code: RejectCode, message: impl Into<String>) -> Refusal {
     })
 }
 
-/// Checks and stores every pushed record of one request, in order.
-pub fn push(
-    conn: &Connection,
-    docs: &DocCache,
-    pusher_person: Uuid,
-    records: &[Record],
-) -> Result<Vec<Ack>, ServerError> {
-    let mut acks = Vec::with_capacity(records.len());
-    for (index, record) in records.iter().enumerate() {
-        let outcome = match record {
-            Record::Change {
-                space,
-                doc,
-                kind,
-                bytes,
-                device,
-                signature,
-            } => {
-                match store_change(
-                    conn,
-                    docs,
-                    pusher_person,
-                    *space,
-                    *doc,
-                    *kind,
-                    bytes,
-                    *device,
-                    signature,
-                ) {
-                    Ok(outcome) => outcome,
-                    Err(Refusal(outcome)) => outcome,
-                }
-            }
-            Record::Snapshot { .. } | Record::Created { .. } => AckOutcome::Rejected {
-                code: RejectCode::Malformed,
-                message: "devices push signed changes, not snapshots or creations".into(),
-            },
-            Record::Unknown => AckOutcome::Rejected {
-                code: RejectCode::Malformed,
-                message: "record type not known to this server".into(),
-            },
-        };
-        acks.push(Ack {
-            index: index as u32,
-            outcome,
-        });
-    }
-    Ok(acks)
+/// The answer to a change the server failed to store (a database fault): nothing of it was
+/// kept. A fault of the server's own (database, disk) is never the change's fault: the device
+/// keeps it and pushes it again. The detail goes to the log, not to the device. The one place
+/// that decides how such a fault is answered.
+fn internal(e: ServerError) -> Refusal {
+    tracing::error!(error = %e, "storing a pushed change failed");
+    Refusal(AckOutcome::Deferred {
+        message: "the server could not store this change just now; it is kept and sent again".into(),
+        reason: DeferReason::ServerFault,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn store_change(
-    conn: &Connection,
-    docs: &DocCache,
-    pusher_person: Uuid,
+/// A change checked as far as it can be without the database: decoded, its checksum, and
+/// whether its signature verifies under its device's key.
+struct Decoded {
     space: Uuid,
     doc: Uuid,
     kind: DocKind,
-    bytes: &[u8],
+    change: Change,
+    hash: ChangeHash,
     device: Uuid,
-    signature: &[u8],
-) -> Result<AckOutcome, Refusal> {
-    // A fault of the server's own (database, disk) is never the change's fault: the device
-    // keeps it and pushes it again. The detail goes to the log, not to the device.
-    let internal = |e: ServerError| {
-        tracing::error!(error = %e, "storing a pushed change failed");
-        Refusal(AckOutcome::Deferred {
-            message: "the server could not store this change just now; it is kept and sent again".into(),
-            reason: DeferReason::ServerFault,
-        })
+    signature: Vec<u8>,
+    signature_ok: bool,
+}
+
+/// Checks and stores every pushed record of one request, in order.
+pub fn push(
+    db: &Db,
+    docs: &DocCache,
+    pusher_person: Uuid,
+    records: &[Record],
+    limits: &PushLimits,
+) -> Result<PushReport, ServerError> {
+    // The keys of the signing devices, in one short hold; everything else of this step runs
+    // without the lock.
+    let mut keys: std::collections::HashMap<Uuid, Option<Vec<u8>>> = std::collections::HashMap::new();
+    {
+        let conn = db.lock();
+        for record in records {
+            if let Record::Change { device, .. } = record {
+                if !keys.contains_key(device) {
+                    let key = accounts::device(&conn, *device)?.map(|d| d.public_key);
+                    keys.insert(*device, key);
+                }
+            }
+        }
+    }
+    let decoded: Vec<Result<Decoded, Refusal>> = records.iter().map(|record| decode(record, &keys)).collect();
+
+    let mut report = PushReport {
+        acks: Vec::with_capacity(records.len()),
+        ..Default::default()
+    };
+    let mut conn = db.lock();
+    report.holds = 1;
+    conn.execute_batch("BEGIN")?;
+    let mut hold_started = Instant::now();
+    let mut hold_work = 0usize;
+    // Documents put back into the cache since the last commit: forgotten if it fails.
+    let mut uncommitted: Vec<Uuid> = Vec::new();
+    for (index, decoded) in decoded.into_iter().enumerate() {
+        let outcome = match decoded {
+            Err(Refusal(outcome)) => outcome,
+            // Not a fault, but the same for the device: nothing stored, pushed again next time.
+            Ok(_) if report.work >= limits.work_per_request => AckOutcome::Deferred {
+                message: "the server did as much as it does for one request; push this again".into(),
+                reason: DeferReason::ServerFault,
+            },
+            Ok(change) => {
+                let mut work = MIN_WORK_PER_CHANGE;
+                conn.execute_batch("SAVEPOINT pushed_change")?;
+                let result = store_change(&conn, docs, pusher_person, &change, limits, &mut work);
+                let outcome = match result {
+                    Ok(stored) => {
+                        if let Err(e) = conn.execute_batch("RELEASE pushed_change") {
+                            rollback_to_savepoint(&conn, docs, &uncommitted)?;
+                            internal(e.into()).0
+                        } else {
+                            docs.put(change.doc, stored);
+                            uncommitted.push(change.doc);
+                            AckOutcome::Stored
+                        }
+                    }
+                    Err(Refusal(outcome)) => {
+                        rollback_to_savepoint(&conn, docs, &uncommitted)?;
+                        outcome
+                    }
+                };
+                report.work += work;
+                hold_work += work;
+                report.max_hold_work = report.max_hold_work.max(hold_work);
+                outcome
+            }
+        };
+        report.acks.push(Ack {
+            index: index as u32,
+            outcome,
+        });
+        if hold_work >= limits.work_per_hold || hold_started.elapsed() >= limits.hold_time {
+            commit(&conn, docs, &mut uncommitted)?;
+            // Hand the lock to whoever waits for it (the lock is fair), then carry on.
+            drop(conn);
+            conn = db.lock();
+            report.holds += 1;
+            conn.execute_batch("BEGIN")?;
+            hold_started = Instant::now();
+            hold_work = 0;
+        }
+    }
+    commit(&conn, docs, &mut uncommitted)?;
+    Ok(report)
+}
+
+/// Commits the current transaction; if that fails, nothing of it is kept, in the database or
+/// in the cache.
+fn commit(conn: &Connection, docs: &DocCache, uncommitted: &mut Vec<Uuid>) -> Result<(), ServerError> {
+    let result = conn.execute_batch("COMMIT");
+    if result.is_err() {
+        for doc in uncommitted.iter() {
+            docs.forget(*doc);
+        }
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    uncommitted.clear();
+    Ok(result?)
+}
+
+/// Undoes what one change wrote. If even that fails, the transaction is abandoned whole and the
+/// request fails (the device pushes everything again).
+fn rollback_to_savepoint(
+    conn: &Connection,
+    docs: &DocCache,
+    uncommitted: &[Uuid],
+) -> Result<(), ServerError> {
+    if let Err(e) = conn.execute_batch("ROLLBACK TO pushed_change; RELEASE pushed_change") {
+        for doc in uncommitted {
+            docs.forget(*doc);
+        }
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The checks that need no database: size, decoding, checksum, and the signature under the
+/// device's key (strict verification: no weak keys, no malleable signatures).
+fn decode(
+    record: &Record,
+    keys: &std::collections::HashMap<Uuid, Option<Vec<u8>>>,
+) -> Result<Decoded, Refusal> {
+    let Record::Change {
+        space,
+        doc,
+        kind,
+        bytes,
+        device,
+        signature,
+    } = record
+    else {
+        return Err(match record {
+            Record::Unknown => reject(RejectCode::Malformed, "record type not known to this server"),
+            _ => reject(
+                RejectCode::Malformed,
+                "devices push signed changes, not snapshots or creations",
+            ),
+        });
     };
     if bytes.len() > MAX_CHANGE_BYTES {
         return Err(reject(
@@ -106,7 +257,7 @@ fn store_change(
             format!("a change may have at most {MAX_CHANGE_BYTES} bytes"),
         ));
     }
-    let change = Change::from_bytes(bytes.to_vec())
+    let change = Change::from_bytes(bytes.clone())
         .map_err(|e| reject(RejectCode::Malformed, format!("not an Automerge change: {e}")))?;
     let hash = change.hash();
     if !checksum_matches(bytes, &change) {
@@ -115,6 +266,53 @@ fn store_change(
             "the change's checksum does not match its contents",
         ));
     }
+    // Whether the signature is good is only said after the membership and duplicate checks.
+    let key = keys
+        .get(device)
+        .and_then(Option::as_ref)
+        .and_then(|key| <[u8; 32]>::try_from(key.as_slice()).ok())
+        .and_then(|key| VerifyingKey::from_bytes(&key).ok());
+    let signature_ok = match (key, <[u8; 64]>::try_from(signature.as_slice())) {
+        (Some(key), Ok(signature)) => key
+            .verify_strict(
+                &change_signing_payload(&doc.to_string(), hash.as_ref()),
+                &Signature::from_bytes(&signature),
+            )
+            .is_ok(),
+        _ => false,
+    };
+    Ok(Decoded {
+        space: *space,
+        doc: *doc,
+        kind: *kind,
+        change,
+        hash,
+        device: *device,
+        signature: signature.clone(),
+        signature_ok,
+    })
+}
+
+/// Checks one decoded change against the database and stores it; returns the document's new
+/// state, to be cached once the change's rows are released into the transaction. `work` counts
+/// what was done.
+fn store_change(
+    conn: &Connection,
+    docs: &DocCache,
+    pusher_person: Uuid,
+    change: &Decoded,
+    limits: &PushLimits,
+    work: &mut usize,
+) -> Result<Doc, Refusal> {
+    let Decoded {
+        space,
+        doc,
+        kind,
+        hash,
+        device,
+        ..
+    } = *change;
+    let bytes = change.change.raw_bytes();
     // The pushing device must belong to the space before anything else is said about the
     // change: otherwise a stranger could learn that a change exists from a `duplicate`.
     if spaces::role_of(conn, space, pusher_person)
@@ -127,7 +325,7 @@ fn store_change(
         ));
     }
     if log::has_change(conn, hash.as_ref()).map_err(internal)? {
-        return Ok(AckOutcome::Duplicate);
+        return Err(Refusal(AckOutcome::Duplicate));
     }
     // The signature: a registered, unrevoked device's key over (document, change hash).
     let signer = accounts::device(conn, device)
@@ -139,28 +337,14 @@ fn store_change(
                 "the signing device is unknown or revoked",
             )
         })?;
-    let key_bytes: [u8; 32] = signer
-        .public_key
-        .as_slice()
-        .try_into()
-        .map_err(|_| reject(RejectCode::BadSignature, "bad device key"))?;
-    let key = VerifyingKey::from_bytes(&key_bytes)
-        .map_err(|_| reject(RejectCode::BadSignature, "bad device key"))?;
-    let signature: [u8; 64] = signature
-        .try_into()
-        .map_err(|_| reject(RejectCode::BadSignature, "a signature has 64 bytes"))?;
-    key.verify(
-        &change_signing_payload(&doc.to_string(), hash.as_ref()),
-        &Signature::from_bytes(&signature),
-    )
-    .map_err(|_| {
-        reject(
+    if !change.signature_ok {
+        return Err(reject(
             RejectCode::BadSignature,
             "the signature does not match the change",
-        )
-    })?;
+        ));
+    }
     // The author: the note must name the signing device's person.
-    let note = ChangeNote::decode(change.message())
+    let note = ChangeNote::decode(change.change.message())
         .ok_or_else(|| reject(RejectCode::Malformed, "the change does not say who made it"))?;
     if note.by.as_uuid() != signer.person {
         return Err(reject(
@@ -181,19 +365,50 @@ fn store_change(
             ));
         }
     }
-    // Apply to a copy and judge the result.
-    let before = docs.get(conn, doc).map_err(internal)?;
-    let mut after = before.clone();
-    after
-        .apply_changes([change])
-        .map_err(|e| reject(RejectCode::Malformed, format!("the change does not apply: {e}")))?;
-    if after.get_change_meta_by_hash(&hash).is_none() {
-        return Ok(AckOutcome::Deferred {
-            message: "a change this one depends on has not arrived yet".into(),
-            reason: DeferReason::MissingDependency,
-        });
-    }
     let doc_id = doc.to_string();
+    // The state before, read where it is cached; a change whose dependencies are missing waits.
+    let before = docs.get(conn, doc).map_err(internal)?;
+    *work += before.stored_bytes + bytes.len();
+    if change
+        .change
+        .deps()
+        .iter()
+        .any(|dep| before.doc.get_change_meta_by_hash(dep).is_none())
+    {
+        return Err(deferred());
+    }
+    let old = match (kind, &existing) {
+        (DocKind::Item, Some(_)) => item_from_doc(&before.doc, &doc_id).ok(),
+        _ => None,
+    };
+    drop(before);
+    // Applied in place: from here until it is put back, the cache does not hold the document.
+    let mut state = docs.take(conn, doc).map_err(internal)?;
+    state
+        .doc
+        .apply_changes([change.change.clone()])
+        .map_err(|e| reject(RejectCode::Malformed, format!("the change does not apply: {e}")))?;
+    if state.doc.get_change_meta_by_hash(&hash).is_none() {
+        return Err(deferred());
+    }
+    // The size budget: the stored size bounds the saved size; only a real save decides.
+    let mut saved = None;
+    if state.stored_bytes + bytes.len() > limits.document_budget {
+        let snapshot = state.doc.save();
+        *work += snapshot.len();
+        if snapshot.len() > limits.document_budget {
+            return Err(reject(
+                RejectCode::TooLarge,
+                format!(
+                    "the document would have {} bytes, more than the {} a document may have",
+                    snapshot.len(),
+                    limits.document_budget
+                ),
+            ));
+        }
+        saved = Some(snapshot);
+    }
+    let after = &state.doc;
     // Blobs the document references now (items only; a deleted item references none), so a
     // blob download can be checked against the items that use it (`blobs::index::may_fetch`).
     let (meta, reveal, blob_refs) = match kind {
@@ -205,13 +420,17 @@ fn store_change(
                 ));
             }
             let read =
-                space_from_doc(&after, &doc_id).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
+                space_from_doc(after, &doc_id).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
             if read.id.as_uuid() != space || doc != space {
                 return Err(reject(
                     RejectCode::Forbidden,
                     "a space document must be the space's own",
                 ));
             }
+            // The limits a device's own write obeys (name and description sizes, …).
+            read.meta
+                .validate()
+                .map_err(|e| reject(RejectCode::Malformed, format!("not a valid space: {e}")))?;
             (
                 DocMeta {
                     space,
@@ -226,13 +445,15 @@ fn store_change(
         }
         DocKind::Item => {
             let new =
-                item_from_doc(&after, &doc_id).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
-            let old = if existing.is_some() {
-                item_from_doc(&before, &doc_id).ok()
-            } else {
-                None
-            };
+                item_from_doc(after, &doc_id).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
             judge_item(role, signer.person, space, doc, old.as_ref(), &new)?;
+            // The limits a device's own write obeys (text sizes, tags, media, …); a deletion
+            // is bounded by the document budget only.
+            if new.content.status != Status::Deleted {
+                new.content
+                    .validate()
+                    .map_err(|e| reject(RejectCode::Malformed, format!("not a valid item: {e}")))?;
+            }
             let reveal = old.as_ref().is_some_and(|o| widens(o, &new));
             (
                 DocMeta {
@@ -256,24 +477,53 @@ fn store_change(
             )
         }
     };
-    let seq = log::append_change(conn, doc, &meta, hash.as_ref(), bytes, device, &signature, reveal)
-        .map_err(internal)?;
+    let seq = log::append_change(
+        conn,
+        doc,
+        &meta,
+        hash.as_ref(),
+        bytes,
+        device,
+        &change.signature,
+        reveal,
+    )
+    .map_err(internal)?;
     if let Some(hashes) = &blob_refs {
         crate::blobs::index::set_refs(conn, doc, hashes.iter().map(String::as_str))
-            .map_err(|e| internal(ServerError::Internal(format!("blob references: {e}"))))?;
+            .map_err(|e| internal(ServerError::Internal(e.to_string())))?;
     }
     // Worked out once here rather than on every new member's pull: a new document's creation
     // form if the core's rule rebuilds it exactly, and none once the document is edited.
     match existing {
         None => {
-            if let Ok(Some(creation)) = creation_of(&after, &doc_id, kind) {
+            if let Ok(Some(creation)) = creation_of(after, &doc_id, kind) {
                 log::record_creation(conn, doc, &creation).map_err(internal)?;
             }
         }
         Some(_) => log::drop_creation(conn, doc).map_err(internal)?,
     }
-    docs.stored(conn, doc, after, seq).map_err(internal)?;
-    Ok(AckOutcome::Stored)
+    // Compacted when due, or at once when the budget check above already saved it.
+    if saved.is_none() && log::changes_since_snapshot(conn, doc).map_err(internal)? >= SNAPSHOT_AFTER_CHANGES
+    {
+        let snapshot = state.doc.save();
+        *work += snapshot.len();
+        saved = Some(snapshot);
+    }
+    match saved {
+        Some(snapshot) => {
+            log::store_snapshot(conn, doc, &snapshot, seq).map_err(internal)?;
+            state.stored_bytes = snapshot.len();
+        }
+        None => state.stored_bytes += bytes.len(),
+    }
+    Ok(state)
+}
+
+fn deferred() -> Refusal {
+    Refusal(AckOutcome::Deferred {
+        message: "a change this one depends on has not arrived yet".into(),
+        reason: DeferReason::MissingDependency,
+    })
 }
 
 /// The permission table applied to one item change.
