@@ -29,7 +29,7 @@ pub(crate) use merge::decode_incoming;
 pub use merge::MergeReport;
 pub use migrations::{APPLICATION_ID, SCHEMA_VERSION};
 pub(crate) use outbox::MAY_LEAVE_DEVICE;
-pub(crate) use purge::purge_space;
+pub(crate) use purge::{purge_space, purge_unreadable};
 pub use refusal::UndeliveredChange;
 pub use sync_types::{IncomingChange, OutgoingChange};
 

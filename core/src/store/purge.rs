@@ -1,11 +1,13 @@
 //! Purging a space from the device: what a revoked member or a lost device's next sync does.
 //! Every document of the space, its changes, outbox entries, projections, history, cursor and
-//! membership go, in the caller's transaction.
+//! membership go, in the caller's transaction. And purging what a demoted member may no longer
+//! read ([`purge_unreadable`]).
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{documents, projection, Touched};
 use crate::error::Result;
+use crate::model::{permits, Action, Audience, ItemKind, Role};
 
 pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -> Result<()> {
     let mut docs = Vec::new();
@@ -42,4 +44,65 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         "purged a space this device may no longer see"
     );
     Ok(())
+}
+
+/// After the server states `person`'s role in `space` as `role`: if the role recorded before may
+/// read an audience the new one may not (a volunteer made resident, a caseworker made
+/// coordinator), the items of the space the new role may not read go from the device, as from
+/// a purged space (document, changes, outbox entries, projection). The server sends nothing of
+/// them any more (its pull filters by the current role). Items the device cannot read (a newer
+/// layout) are kept: nothing says who may read them. Returns how many items went.
+pub(crate) fn purge_unreadable(
+    tx: &Connection,
+    space: &str,
+    person: &str,
+    role: Role,
+    touched: &mut Touched,
+) -> Result<usize> {
+    let before: Option<String> = tx
+        .query_row("SELECT role FROM memberships WHERE space_id = ?1", [space], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(before) = before.as_deref().and_then(Role::parse) else {
+        return Ok(0);
+    };
+    if !Audience::ALL.iter().any(|a| a.admits(before) && !a.admits(role)) {
+        return Ok(0);
+    }
+    let mut gone = Vec::new();
+    {
+        let mut stmt = tx.prepare("SELECT item_id, kind, audience, author FROM items WHERE space_id = ?1")?;
+        let rows = stmt.query_map([space], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (item, kind, audience, author) = row?;
+            let (Ok(kind), Ok(audience)) = (ItemKind::parse(&kind), audience.parse::<Audience>()) else {
+                continue;
+            };
+            if !permits(role, Action::Read, kind, audience, author == person) {
+                gone.push(item);
+            }
+        }
+    }
+    for doc in &gone {
+        documents::erase(tx, doc)?;
+        projection::remove_item(tx, doc)?;
+        touched.items.insert(doc.clone());
+    }
+    if !gone.is_empty() {
+        touched.spaces.insert(space.to_owned());
+        tracing::info!(
+            space,
+            items = gone.len(),
+            "dropped the items a new role may not read"
+        );
+    }
+    Ok(gone.len())
 }

@@ -273,6 +273,7 @@ impl Store {
             }
             for membership in &response.memberships {
                 if !revoked.contains(&membership.space.to_string()) {
+                    drop_what_a_new_role_may_not_read(tx, membership, touched)?;
                     record_membership(tx, membership)?;
                 }
             }
@@ -363,6 +364,22 @@ fn mark_deferred(conn: &Connection, seq: i64, reason: &str, now: i64) -> Result<
     })
     .optional()
     .map_err(Into::into)
+}
+
+/// A demoted member's device drops the items its new role may not read (`docs/permissions.md`).
+fn drop_what_a_new_role_may_not_read(
+    tx: &Connection,
+    membership: &quartier_protocol::Membership,
+    touched: &mut crate::store::Touched,
+) -> Result<()> {
+    crate::store::purge_unreadable(
+        tx,
+        &membership.space.to_string(),
+        &membership.person.to_string(),
+        membership.role,
+        touched,
+    )?;
+    Ok(())
 }
 
 fn remove_outbox(conn: &Connection, seq: i64) -> Result<usize> {

@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -25,6 +25,8 @@ const MIGRATIONS: [&str; 4] = [
     include_str!("003_creations.sql"),
     // Blob uploads per uploader; blobs readable through the spaces they were uploaded into.
     include_str!("004_blob_uploads.sql"),
+    // Which invites a removed member may no longer use.
+    include_str!("005_removals.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -87,18 +87,36 @@ pub fn create_invite(
 }
 
 /// Redeems an invite for a person: checks expiry and uses, then adds (or re-adds) the member.
+/// A person removed from the space (or who left it) comes back only through an invite made
+/// after that: every invite made before is spent for them.
 pub fn redeem_invite(conn: &Connection, code: &str, person: Uuid) -> Result<Membership, ServerError> {
     let tx = conn.unchecked_transaction()?;
-    let invite: Option<(String, String, i64, i64, i64)> = tx
+    let invite: Option<(i64, String, String, i64, i64, i64)> = tx
         .query_row(
-            "SELECT space_id, role, expires_at, max_uses, uses FROM invites WHERE code_hash = ?1",
+            "SELECT rowid, space_id, role, expires_at, max_uses, uses FROM invites WHERE code_hash = ?1",
             [secret_hash(code)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((space, role, expires_at, max_uses, uses)) = invite else {
+    let Some((invite, space, role, expires_at, max_uses, uses)) = invite else {
         return Err(ServerError::NotFound("no such invite".into()));
     };
+    let spent_up_to: Option<Option<i64>> = tx
+        .query_row(
+            "SELECT invites_before FROM members WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NOT NULL",
+            params![space, person.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(spent_up_to) = spent_up_to {
+        // Removed before schema 4 recorded it: every invite counts as made before.
+        if invite <= spent_up_to.unwrap_or(i64::MAX) {
+            return Err(ServerError::Forbidden(
+                "you were removed from this space after this invite was made; only a new invite lets you back"
+                    .into(),
+            ));
+        }
+    }
     if expires_at < now_ms() {
         return Err(ServerError::Gone("the invite has expired".into()));
     }
@@ -139,10 +157,12 @@ pub fn set_role(conn: &Connection, space: Uuid, person: Uuid, role: Role) -> Res
     Ok(Membership { space, person, role })
 }
 
-/// Removes a member at once.
+/// Removes a member at once. Every invite made until now is spent for them (see
+/// [`redeem_invite`]).
 pub fn remove_member(conn: &Connection, space: Uuid, person: Uuid) -> Result<bool, ServerError> {
     Ok(conn.execute(
-        "UPDATE members SET revoked_at = ?3 WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NULL",
+        "UPDATE members SET revoked_at = ?3, invites_before = (SELECT coalesce(max(rowid), 0) FROM invites)
+         WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NULL",
         params![space.to_string(), person.to_string(), now_ms()],
     )? == 1)
 }

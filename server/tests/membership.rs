@@ -1,0 +1,177 @@
+//! Leaving a space and losing a role, against the real server process: a removed member cannot
+//! come back through an invite made before the removal, and a demoted member's device drops what
+//! the new role may not read on its next sync.
+
+mod common;
+
+use common::*;
+use quartier_core::model::*;
+use quartier_core::Error;
+
+fn has_doc(device: &Device, id: ItemId) -> bool {
+    let id = id.to_string();
+    device
+        .store
+        .document_ids()
+        .expect("document ids")
+        .iter()
+        .any(|(d, _)| *d == id)
+}
+
+fn refused_as_forbidden(result: quartier_core::Result<quartier_protocol::Membership>, what: &str) {
+    match result {
+        Err(Error::Server {
+            status: 403, code, ..
+        }) if code == "forbidden" => {}
+        other => panic!("{what}: expected 403 forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_comes_back_only_through_an_invite_made_after_the_removal() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (owner, space) = space_with_coordinator(&url).await;
+    let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    // An invite for many (a QR code on the notice board), which the member redeemed, and a
+    // one-use invite they were given as well and kept.
+    let board = owner
+        .client
+        .create_invite(&owner.store, space, Role::Volunteer, in_an_hour, 10)
+        .await
+        .expect("invite");
+    let kept = owner.invite(space, Role::Resident).await;
+    let member = Device::register(&url, "Mara").await;
+    member
+        .client
+        .redeem_invite(&member.store, &board)
+        .await
+        .expect("join");
+    owner.post(space, "Hoffest", Audience::Everyone);
+    owner.sync().await;
+    member.sync().await;
+
+    owner
+        .client
+        .remove_member(&owner.store, space, member.person)
+        .await
+        .expect("remove");
+    let report = member.sync().await;
+    assert_eq!(report.purged, vec![space.to_string()]);
+    refused_as_forbidden(
+        member.client.redeem_invite(&member.store, &board).await,
+        "the invite they joined with",
+    );
+    refused_as_forbidden(
+        member.client.redeem_invite(&member.store, &kept).await,
+        "an invite made before the removal they never used",
+    );
+    assert!(member.store.memberships().expect("memberships").is_empty());
+    // The board invite still works for others…
+    let neighbour = Device::register(&url, "Nachbar").await;
+    neighbour
+        .client
+        .redeem_invite(&neighbour.store, &board)
+        .await
+        .expect("someone else joins through the same invite");
+    // …and a new invite lets the member back.
+    let fresh = owner.invite(space, Role::Resident).await;
+    let membership = member
+        .client
+        .redeem_invite(&member.store, &fresh)
+        .await
+        .expect("a new invite lets them back");
+    assert_eq!(membership.role, Role::Resident);
+    member.sync().await;
+    assert_eq!(
+        titles(&member.store, space, member.viewer(Role::Resident)),
+        vec!["Hoffest"]
+    );
+    // Removed again: the invite that let them back is spent for them too.
+    owner
+        .client
+        .remove_member(&owner.store, space, member.person)
+        .await
+        .expect("remove again");
+    let again = owner
+        .client
+        .create_invite(&owner.store, space, Role::Resident, in_an_hour, 10)
+        .await
+        .expect("invite");
+    // (Made after the second removal: it works.)
+    member
+        .client
+        .redeem_invite(&member.store, &again)
+        .await
+        .expect("an invite made after the second removal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_member_drops_what_the_new_role_may_not_read() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (owner, space) = space_with_coordinator(&url).await;
+    let member = join(&url, &owner, space, Role::Volunteer, "Vera").await;
+    let caseworker = join(&url, &owner, space, Role::Caseworker, "Frau Weber").await;
+    let other_caseworker = join(&url, &owner, space, Role::Caseworker, "Herr Kaya").await;
+    owner.sync().await;
+    member.sync().await;
+    caseworker.sync().await;
+    other_caseworker.sync().await;
+    let for_everyone = owner.post(space, "Für alle", Audience::Everyone).id;
+    let for_volunteers = owner.post(space, "Für Ehrenamtliche", Audience::Volunteers).id;
+    owner.sync().await;
+    let own = member.post(space, "Meine Schicht", Audience::Volunteers).id;
+    member.sync().await;
+    assert!(has_doc(&member, for_everyone) && has_doc(&member, for_volunteers) && has_doc(&member, own));
+
+    // Made a resident: the next sync drops the item for volunteers, keeps the rest (authors
+    // always read their own items).
+    owner
+        .client
+        .set_role(&owner.store, space, member.person, Role::Resident)
+        .await
+        .expect("demote");
+    member.sync().await;
+    assert!(
+        !has_doc(&member, for_volunteers),
+        "a volunteer made resident still holds an item for volunteers"
+    );
+    assert!(has_doc(&member, for_everyone), "what residents read stays");
+    assert!(has_doc(&member, own), "the member's own item stays");
+    assert_eq!(
+        titles(&member.store, space, member.viewer(Role::Volunteer)),
+        vec!["Für alle", "Meine Schicht"],
+        "not even a query asked with the old role finds it"
+    );
+    // Made a volunteer again: it comes back.
+    owner
+        .client
+        .set_role(&owner.store, space, member.person, Role::Volunteer)
+        .await
+        .expect("promote");
+    member.sync().await;
+    assert!(has_doc(&member, for_volunteers));
+
+    // A caseworker made coordinator no longer reads items for caseworkers (professional
+    // secrecy), except their own.
+    let case_note = other_caseworker
+        .post(space, "Fallnotiz", Audience::Caseworkers)
+        .id;
+    other_caseworker.sync().await;
+    let own_note = caseworker.post(space, "Eigene Notiz", Audience::Caseworkers).id;
+    caseworker.sync().await;
+    assert!(has_doc(&caseworker, case_note));
+    owner
+        .client
+        .set_role(&owner.store, space, caseworker.person, Role::Coordinator)
+        .await
+        .expect("make coordinator");
+    caseworker.sync().await;
+    assert!(
+        !has_doc(&caseworker, case_note),
+        "a coordinator does not read items for caseworkers"
+    );
+    assert!(has_doc(&caseworker, own_note));
+    assert!(has_doc(&caseworker, for_volunteers));
+}
