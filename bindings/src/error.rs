@@ -31,6 +31,11 @@ pub enum QuartierError {
     KindChange(String),
     #[error("{0}")]
     NotFound(String),
+    /// A write this person's role may not make (the store's copy of the memberships says so);
+    /// the message names the server's code, e.g. `not permitted (forbidden): …`. Nothing was
+    /// written. Ask `allowed_actions`/`may_create` first to grey such actions out.
+    #[error("{0}")]
+    NotPermitted(String),
     /// Opening hours or event timing that cannot be evaluated.
     #[error("{0}")]
     Schedule(String),
@@ -90,6 +95,7 @@ impl From<CoreError> for QuartierError {
             CoreError::MalformedChange { .. } => Self::MalformedChange(message),
             CoreError::KindChange { .. } => Self::KindChange(message),
             CoreError::NotFound { .. } => Self::NotFound(message),
+            CoreError::NotPermitted { .. } => Self::NotPermitted(message),
             CoreError::Schedule(_) => Self::Schedule(message),
             CoreError::Search(_) => Self::Search(message),
             CoreError::StorageFull => Self::StorageFull(message),

@@ -164,6 +164,24 @@ impl QuartierStore {
         self.with(|s| Ok(s.delete_item(parse_id(&item_id)?, parse_id(&by)?)?))
     }
 
+    /// What `by` may do with an item (edit, delete), from the memberships this store holds:
+    /// grey out what would be refused with `NotPermitted`. Everything is allowed in a space the
+    /// store holds no membership for (never synced).
+    pub fn allowed_actions(&self, item_id: String, by: String) -> FfiResult<AllowedActions> {
+        self.with(|s| Ok(s.allowed_actions(parse_id(&item_id)?, parse_id(&by)?)?.into()))
+    }
+
+    /// Whether `by` may create an item of `kind` for `audience` in a space.
+    pub fn may_create(
+        &self,
+        space_id: String,
+        kind: ItemKind,
+        audience: Audience,
+        by: String,
+    ) -> FfiResult<bool> {
+        self.with(|s| Ok(s.may_create(parse_id(&space_id)?, kind.into(), audience.into(), parse_id(&by)?)?))
+    }
+
     /// Erases an item and its comments from the file (data-protection requests); returns how
     /// many items were erased.
     pub fn erase_item(&self, item_id: String) -> FfiResult<u32> {

@@ -1466,6 +1466,22 @@ impl From<&quartier_protocol::Membership> for Membership {
     }
 }
 
+/// What a person may do with one item (`QuartierStore.allowed_actions`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct AllowedActions {
+    pub edit: bool,
+    pub delete: bool,
+}
+
+impl From<quartier_core::AllowedActions> for AllowedActions {
+    fn from(a: quartier_core::AllowedActions) -> Self {
+        AllowedActions {
+            edit: a.edit,
+            delete: a.delete,
+        }
+    }
+}
+
 /// A space made by `QuartierSync.create_space`: the space, and the server's membership once
 /// it was registered (null while the server could not be reached).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]

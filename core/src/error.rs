@@ -46,6 +46,15 @@ pub enum Error {
         requested: &'static str,
     },
 
+    /// A write the permission rule refuses to this person's role in the space (as the
+    /// memberships the store holds say); `code` is the one the server would answer with
+    /// (`forbidden`, `not_your_change`). Nothing was written.
+    #[error("not permitted ({code}): {message}")]
+    NotPermitted {
+        code: quartier_protocol::RejectCode,
+        message: String,
+    },
+
     /// The requested item or space is not in this store (or not visible to the viewer).
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },

@@ -31,6 +31,6 @@ pub mod sync;
 pub use document::DocKind;
 pub use error::{Error, Result};
 pub use store::{
-    IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions, Subscription,
-    UndeliveredChange,
+    AllowedActions, IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions,
+    Subscription, UndeliveredChange,
 };

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::PersonId;
+use super::ids::{ItemId, PersonId, SpaceId};
+use super::item::Item;
 
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -48,6 +49,10 @@ pub(crate) use string_enum;
 /// A member's role in one space, lowest to highest privilege for public content. Decided by
 /// the server; shared with the protocol.
 pub use quartier_protocol::Role;
+
+/// Why a change is refused; the protocol's codes, shared by the server's acknowledgements and
+/// the store's local check ([`Refusal`]).
+pub use quartier_protocol::RejectCode;
 
 string_enum!(
     /// Who an item is meant for.
@@ -157,5 +162,97 @@ pub fn permits(
         Action::Delete => {
             (is_author && may_write_audience) || (role == Role::Coordinator && audience.admits(role))
         }
+    }
+}
+
+/// A change the permission rule refuses: the code the server answers with (`forbidden`,
+/// `not_your_change`, ...) and a message that says why (no personal data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: RejectCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The permission rule for one change of an item, from `old` (`None` when the change creates
+/// it) to `new`, made by `person` with `role` in the item's space. The server applies it to
+/// every pushed item change and the store before every local item write, so both refuse the
+/// same changes with the same code.
+pub fn judge_item(
+    role: Role,
+    person: PersonId,
+    space: SpaceId,
+    doc: ItemId,
+    old: Option<&Item>,
+    new: &Item,
+) -> Result<(), Refusal> {
+    if new.id != doc || new.space != space {
+        return Err(Refusal::new(
+            RejectCode::Forbidden,
+            "an item must keep its own id and space",
+        ));
+    }
+    let kind = new.kind();
+    let audience = new.content.audience;
+    let Some(old) = old else {
+        if new.author != person {
+            return Err(Refusal::new(
+                RejectCode::NotYourChange,
+                "an item is created by its author",
+            ));
+        }
+        if !permits(role, Action::Create, kind, audience, true) {
+            return Err(Refusal::new(
+                RejectCode::Forbidden,
+                format!("a {role} may not create a {kind} for {audience}"),
+            ));
+        }
+        return Ok(());
+    };
+    let is_author = old.author == person;
+    if new.author != old.author || new.kind() != old.kind() || new.created_at != old.created_at {
+        return Err(Refusal::new(
+            RejectCode::Forbidden,
+            "an item's author, kind and creation time cannot change",
+        ));
+    }
+    let allowed = if new.content.status == Status::Deleted && old.content.status != Status::Deleted {
+        permits(role, Action::Delete, kind, old.content.audience, is_author)
+    } else if is_author {
+        permits(role, Action::EditOwn, kind, audience, true)
+    } else {
+        permits(role, Action::EditOthers, kind, old.content.audience, false)
+            && permits(role, Action::EditOthers, kind, audience, false)
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            RejectCode::Forbidden,
+            format!(
+                "a {role} may not make this change to a {kind} for {}",
+                old.content.audience
+            ),
+        ))
+    }
+}
+
+/// The rule for a change of a space's details: coordinators only.
+pub fn judge_space_edit(role: Role) -> Result<(), Refusal> {
+    if role == Role::Coordinator {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            RejectCode::Forbidden,
+            "only coordinators edit a space's details",
+        ))
     }
 }

@@ -10,7 +10,9 @@ mod media;
 mod space;
 mod text;
 
-pub use access::{permits, Action, Audience, Role, Status, Viewer};
+pub use access::{
+    judge_item, judge_space_edit, permits, Action, Audience, Refusal, RejectCode, Role, Status, Viewer,
+};
 pub use details::{
     Address, Comment, Contact, Event, FieldValue, ItemDetails, ItemKind, Observation, Offer, Organization,
     Place, Post, PostType, Request, RequestDirection, RequestState, ServiceLocation,

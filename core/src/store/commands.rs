@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{documents, now, projection, Store};
+use super::{access, documents, now, projection, Store};
 use crate::document::{item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, DocKind};
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
@@ -67,6 +67,7 @@ impl Store {
         let doc_id = id.to_string();
         self.write(|tx, touched| {
             let mut loaded = self.load_doc(tx, &doc_id, DocKind::Space, "space")?;
+            access::check_space_edit(self, tx, by, id)?;
             let space = Space { id, meta };
             let json = space_to_json(id, &space.meta)?;
             self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, ["meta"]))?;
@@ -96,6 +97,7 @@ impl Store {
             if let Some(parent) = item.content.details.parent() {
                 require_item(tx, &parent.to_string())?;
             }
+            access::check_item_write(self, tx, item.author, None, &item)?;
             let mut loaded = LoadedDoc::new(DocKind::Item, self.actor());
             loaded.space_id = Some(space_id.clone());
             let change = self.commit_change(
@@ -154,8 +156,9 @@ impl Store {
             let item = Item {
                 updated_at: now(),
                 content,
-                ..current
+                ..current.clone()
             };
+            access::check_item_write(self, tx, by, Some(&current), &item)?;
             let json = item_to_json(&item)?;
             let change = self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, fields))?;
             projection::project_item(tx, &item)?;

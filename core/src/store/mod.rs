@@ -3,6 +3,7 @@
 //! transaction each (document change + outbox + projection), and live-query listeners are told
 //! after the commit. See `docs/store.md` for the concurrency model.
 
+mod access;
 mod commands;
 mod connection;
 mod documents;
@@ -24,6 +25,7 @@ use automerge::ActorId;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior};
 
+pub use access::AllowedActions;
 pub use live::{LiveQuery, LiveResult, Subscription};
 pub(crate) use merge::decode_incoming;
 pub use merge::MergeReport;
@@ -73,6 +75,8 @@ struct Inner {
     /// background sync) waits and then finds nothing left to push, instead of pushing the same
     /// outbox and fetching the same pages a second time.
     sync_gate: tokio::sync::Mutex<()>,
+    /// The local permission check (`access.rs`); on unless a tool or test turns it off.
+    check_permissions: std::sync::atomic::AtomicBool,
 }
 
 /// A Quartier store. Cheap to clone; all clones share one writer connection and one reader
@@ -112,6 +116,7 @@ impl Store {
                 options,
                 live,
                 sync_gate: tokio::sync::Mutex::new(()),
+                check_permissions: std::sync::atomic::AtomicBool::new(true),
             }),
         };
         if outcome.rebuild_projections {

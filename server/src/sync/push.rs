@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use automerge::{Change, ChangeHash};
 use ed25519_dalek::{Signature, VerifyingKey};
 use quartier_core::document::{checksum_matches, creation_of, item_from_doc, space_from_doc, ChangeNote};
-use quartier_core::model::{permits, Action, Item, Role, Status};
+use quartier_core::model::{judge_item, Item, ItemId, PersonId, Role, SpaceId, Status};
 use quartier_protocol::{
     signing::change_signing_payload, Ack, AckOutcome, DeferReason, DocKind, Record, RejectCode,
 };
@@ -446,7 +446,15 @@ fn store_change(
         DocKind::Item => {
             let new =
                 item_from_doc(after, &doc_id).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
-            judge_item(role, signer.person, space, doc, old.as_ref(), &new)?;
+            judge_item(
+                role,
+                PersonId::from(signer.person),
+                SpaceId::from(space),
+                ItemId::from(doc),
+                old.as_ref(),
+                &new,
+            )
+            .map_err(|refusal| reject(refusal.code, refusal.message))?;
             // The limits a device's own write obeys (text sizes, tags, media, …); a deletion
             // is bounded by the document budget only.
             if new.content.status != Status::Deleted {
@@ -524,66 +532,6 @@ fn deferred() -> Refusal {
         message: "a change this one depends on has not arrived yet".into(),
         reason: DeferReason::MissingDependency,
     })
-}
-
-/// The permission table applied to one item change.
-fn judge_item(
-    role: Role,
-    person: Uuid,
-    space: Uuid,
-    doc: Uuid,
-    old: Option<&Item>,
-    new: &Item,
-) -> Result<(), Refusal> {
-    if new.id.as_uuid() != doc || new.space.as_uuid() != space {
-        return Err(reject(
-            RejectCode::Forbidden,
-            "an item must keep its own id and space",
-        ));
-    }
-    let kind = new.kind();
-    let audience = new.content.audience;
-    let Some(old) = old else {
-        if new.author.as_uuid() != person {
-            return Err(reject(
-                RejectCode::NotYourChange,
-                "an item is created by its author",
-            ));
-        }
-        if !permits(role, Action::Create, kind, audience, true) {
-            return Err(reject(
-                RejectCode::Forbidden,
-                format!("a {role} may not create a {kind} for {audience}"),
-            ));
-        }
-        return Ok(());
-    };
-    let is_author = old.author.as_uuid() == person;
-    if new.author != old.author || new.kind() != old.kind() || new.created_at != old.created_at {
-        return Err(reject(
-            RejectCode::Forbidden,
-            "an item's author, kind and creation time cannot change",
-        ));
-    }
-    let allowed = if new.content.status == Status::Deleted && old.content.status != Status::Deleted {
-        permits(role, Action::Delete, kind, old.content.audience, is_author)
-    } else if is_author {
-        permits(role, Action::EditOwn, kind, audience, true)
-    } else {
-        permits(role, Action::EditOthers, kind, old.content.audience, false)
-            && permits(role, Action::EditOthers, kind, audience, false)
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(reject(
-            RejectCode::Forbidden,
-            format!(
-                "a {role} may not make this change to a {kind} for {}",
-                old.content.audience
-            ),
-        ))
-    }
 }
 
 /// Whether the new state is visible to someone the old was not (they then get a snapshot).
