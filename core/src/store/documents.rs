@@ -182,10 +182,11 @@ pub(crate) fn compact(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -
     Ok(())
 }
 
-/// Removes a document and all its changes, outbox entries included.
+/// Removes a document and all its changes, outbox entries and undelivered records included.
 pub(crate) fn erase(conn: &Connection, doc_id: &str) -> Result<()> {
     conn.execute("DELETE FROM doc_changes WHERE doc_id = ?1", [doc_id])?;
     conn.execute("DELETE FROM outbox WHERE doc_id = ?1", [doc_id])?;
+    conn.execute("DELETE FROM undelivered WHERE doc_id = ?1", [doc_id])?;
     conn.execute("DELETE FROM documents WHERE doc_id = ?1", [doc_id])?;
     Ok(())
 }

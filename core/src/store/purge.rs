@@ -30,6 +30,8 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
     }
     for sql in [
         "DELETE FROM outbox WHERE space_id = ?1",
+        // Refused changes hold what the person saw of the space's documents.
+        "DELETE FROM undelivered WHERE space_id = ?1",
         "DELETE FROM spaces WHERE space_id = ?1",
         "DELETE FROM memberships WHERE space_id = ?1",
         "DELETE FROM sync_spaces WHERE space_id = ?1",

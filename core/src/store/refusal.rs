@@ -169,7 +169,7 @@ impl Store {
             return Ok(Some(returned));
         };
         let old = std::mem::replace(&mut loaded.doc, Automerge::new());
-        let seen = read_json(&old, &doc_id).ok().map(|v| v.to_string());
+        let seen = read_json(&old, &doc_id).ok();
 
         // The refused change and everything built on it, in the order they were made (a
         // change's first op id is above every op of the changes it builds on).
@@ -220,9 +220,11 @@ impl Store {
                     // exist: ours never left this device).
                     continue;
                 }
-                if let Some(again) = self.make_again(tx, &doc_id, kind, &old, change, &mut loaded, now)? {
+                let again = self.make_again(tx, &doc_id, kind, &old, change, &mut loaded, now)?;
+                lost_fields.extend(again.lost);
+                if let Some(made) = again.made {
                     if kind == DocKind::Item {
-                        projection::record_history(tx, &doc_id, &again)?;
+                        projection::record_history(tx, &doc_id, &made)?;
                     }
                     returned.reapplied += 1;
                 }
@@ -233,6 +235,18 @@ impl Store {
         }
         lost_fields.sort();
         lost_fields.dedup();
+        // What the person wrote and did not get through, for them to copy: the fields concerned
+        // (the whole document if it was their refused creation), never the rest of a document
+        // that others wrote and that they may stop being allowed to read.
+        let seen = seen.map(|value| match value {
+            Value::Object(map) if !lost_fields.iter().any(|f| f == "created") => Value::Object(
+                map.into_iter()
+                    .filter(|(k, _)| lost_fields.contains(k) || k == "id")
+                    .collect(),
+            ),
+            other => other,
+        });
+        let seen = seen.map(|v| v.to_string());
         record(
             tx,
             &doc_id,
@@ -249,8 +263,61 @@ impl Store {
         Ok(Some(returned))
     }
 
-    /// Makes a later edit again on the returned document: the top-level fields it changed get
-    /// the values it gave them. `None` if it changed nothing that is still different.
+    /// The fallback when a refused change cannot be returned: it leaves the outbox for the
+    /// undelivered list, its document as it is (the person sees their edit, the server does
+    /// not have it; `Store::undelivered_changes` says so).
+    pub(crate) fn set_refused_aside(
+        &self,
+        tx: &Connection,
+        seq: i64,
+        code: &str,
+        message: &str,
+    ) -> Result<Option<Returned>> {
+        let entry = tx
+            .query_row(
+                "DELETE FROM outbox WHERE seq = ?1 RETURNING doc_id, kind, space_id, hash, bytes",
+                [seq],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((doc_id, kind, space_id, hash, bytes)) = entry else {
+            return Ok(None);
+        };
+        let kind = DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
+        let change = Change::from_bytes(bytes.clone()).ok();
+        let fields = note_fields(change.as_ref());
+        record(
+            tx,
+            &doc_id,
+            &space_id,
+            kind,
+            code,
+            message,
+            super::now_ms(),
+            &fields,
+            None,
+            &hash,
+            &bytes,
+        )?;
+        Ok(Some(Returned {
+            doc_id,
+            reapplied: 0,
+            withdrawn: 1,
+        }))
+    }
+
+    /// Makes a later edit again on the returned document: each top-level field it changed gets
+    /// the value it gave it, unless that field no longer holds what the edit started from (the
+    /// refused change, or someone else since, changed it): such fields are not overwritten but
+    /// reported as lost, so nobody's concurrent edit is undone.
     #[allow(clippy::too_many_arguments)]
     fn make_again(
         &self,
@@ -261,7 +328,8 @@ impl Store {
         change: &Change,
         loaded: &mut LoadedDoc,
         now: i64,
-    ) -> Result<Option<Change>> {
+    ) -> Result<MadeAgain> {
+        let mut result = MadeAgain::default();
         let at = |heads: &[ChangeHash]| -> Result<Value> {
             let fork = old
                 .fork_at(heads)
@@ -270,38 +338,56 @@ impl Store {
         };
         let (Value::Object(before), Value::Object(after)) = (at(change.deps())?, at(&[change.hash()])?)
         else {
-            return Ok(None);
+            return Ok(result);
         };
         let Value::Object(mut target) = read_json(&loaded.doc, doc_id)? else {
-            return Ok(None);
+            return Ok(result);
         };
-        let mut changed = false;
-        for key in before.keys().chain(after.keys()) {
+        let mut fields = Vec::new();
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for key in keys {
             if before.get(key) == after.get(key) || key == "updated_at" {
                 continue;
             }
-            changed = true;
+            if target.get(key) != before.get(key) {
+                result.lost.push(key.clone());
+                continue;
+            }
+            fields.push(key.clone());
             match after.get(key) {
                 Some(value) => target.insert(key.clone(), value.clone()),
                 None => target.remove(key),
             };
         }
-        if !changed {
-            return Ok(None);
+        if fields.is_empty() {
+            return Ok(result);
         }
+        let Some(note) = ChangeNote::decode(change.message()) else {
+            // Not made through this core (no note to say on whose behalf): not ours to remake.
+            result.lost.extend(fields);
+            return Ok(result);
+        };
         if let Some(updated) = after.get("updated_at") {
             target.insert("updated_at".into(), updated.clone());
         }
-        let note = ChangeNote::decode(change.message());
-        let Some(note) = note else { return Ok(None) };
         let made = write_change(&mut loaded.doc, doc_id, kind, &Value::Object(target), &note, now)?;
         if let Some(made) = &made {
             documents::store_change(tx, doc_id, loaded, made, now)?;
             let space = loaded.space_id.clone().unwrap_or_default();
             documents::enqueue(tx, doc_id, kind, &space, made, now)?;
         }
-        Ok(made)
+        result.made = made;
+        Ok(result)
     }
+}
+
+/// What remaking one later edit did.
+#[derive(Default)]
+struct MadeAgain {
+    /// The new change, if anything was left to make.
+    made: Option<Change>,
+    /// Fields the edit set that could not be set again.
+    lost: Vec<String>,
 }
 
 fn refused_change<'a>(doomed: &[&'a Change], refused: ChangeHash) -> Option<&'a Change> {

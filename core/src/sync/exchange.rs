@@ -228,7 +228,7 @@ impl Store {
                         outcome.acknowledged += remove_outbox(tx, *seq)?;
                     }
                     AckOutcome::Rejected { code, message } => {
-                        if let Some(returned) = self.return_refused(tx, *seq, code.as_str(), message, touched)? {
+                        if let Some(returned) = self.return_refused_or_set_aside(tx, *seq, code.as_str(), message, touched)? {
                             outcome.rejected.push(RejectedChange {
                                 doc_id: returned.doc_id,
                                 code: code.as_str().to_owned(),
@@ -345,6 +345,33 @@ fn is_stale(conn: &Connection, pushed: &PushedEntries, response: &SyncResponse) 
         }
     }
     Ok(false)
+}
+
+impl Store {
+    /// Returns a refused change (see `store::refusal`); if that fails (a document this core
+    /// cannot rebuild), the attempt is rolled back and the entry only leaves the outbox for the
+    /// undelivered list, so one bad document can never fail every later sync the same way.
+    fn return_refused_or_set_aside(
+        &self,
+        tx: &Connection,
+        seq: i64,
+        code: &str,
+        message: &str,
+        touched: &mut crate::store::Touched,
+    ) -> Result<Option<crate::store::Returned>> {
+        tx.execute_batch("SAVEPOINT return_refused")?;
+        match self.return_refused(tx, seq, code, message, touched) {
+            Ok(returned) => {
+                tx.execute_batch("RELEASE return_refused")?;
+                Ok(returned)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a refused change could not be returned; it is set aside as undelivered");
+                tx.execute_batch("ROLLBACK TO return_refused; RELEASE return_refused")?;
+                self.set_refused_aside(tx, seq, code, message)
+            }
+        }
+    }
 }
 
 /// Notes that the server deferred an outbox entry (the first time, and why); `None` if the entry
@@ -644,6 +671,97 @@ mod tests {
         assert_eq!(undelivered.len(), 1);
         assert_eq!(undelivered[0].fields, vec!["title".to_owned()]);
         assert_eq!(undelivered[0].doc_id, item.id.to_string());
+        let kept: serde_json::Value =
+            serde_json::from_str(undelivered[0].content.as_deref().unwrap()).unwrap();
+        assert_eq!(kept["title"]["de"], "Verboten", "what the person wrote, to copy");
+        assert!(
+            kept.get("body").is_none(),
+            "only the fields that did not get through"
+        );
+
+        // Losing the space takes the record with it: it held what the person saw there.
+        let mut revoked = answer(Vec::new());
+        revoked.revoked.push(p.space.as_uuid());
+        let (_, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        p.store.apply_sync_response(&pushed, &revoked).unwrap();
+        assert!(p.store.undelivered_changes().unwrap().is_empty());
+    }
+
+    /// Remaking a later edit never overwrites what someone else changed in the same field since:
+    /// that field is reported as not delivered instead.
+    #[test]
+    fn a_remade_edit_does_not_undo_someone_elses_concurrent_edit() {
+        let p = phone();
+        let item = p
+            .store
+            .create_item(NewItem::new(
+                p.space,
+                p.person,
+                ItemContent::new(
+                    LocalizedText::single("de", "Alt"),
+                    ItemDetails::Post(Post {
+                        post_type: PostType::News,
+                    }),
+                ),
+            ))
+            .unwrap();
+        push_all(&p.store, |_| AckOutcome::Stored);
+        let dir = tempfile::tempdir().unwrap();
+        let other = Store::open(dir.path().join("other.db"), StoreOptions::default()).unwrap();
+        other
+            .apply_changes(&p.store.document_changes(&item.id.to_string()).unwrap())
+            .unwrap();
+
+        let title = ItemPatch {
+            title: Some(LocalizedText::single("de", "Verboten")),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &title, p.person).unwrap();
+        let tags = ItemPatch {
+            tags: Some(["mein".to_owned()].into()),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &tags, p.person).unwrap();
+        // A coordinator, concurrently, sets other tags; it reaches this phone before the refusal.
+        let moderated = ItemPatch {
+            tags: Some(["moderiert".to_owned()].into()),
+            ..Default::default()
+        };
+        other.update_item(item.id, &moderated, PersonId::new()).unwrap();
+        let theirs: Vec<IncomingChange> = other.document_changes(&item.id.to_string()).unwrap();
+        p.store.apply_changes(&theirs).unwrap();
+
+        let first = std::cell::Cell::new(true);
+        let (_, outcome) = push_all(&p.store, |_| {
+            if first.replace(false) {
+                AckOutcome::Rejected {
+                    code: RejectCode::Forbidden,
+                    message: "no".into(),
+                }
+            } else {
+                AckOutcome::Deferred {
+                    message: "waiting".into(),
+                    reason: DeferReason::MissingDependency,
+                }
+            }
+        });
+        assert_eq!(outcome.rejected.len(), 1);
+        assert_eq!(
+            outcome.rejected[0].reapplied, 0,
+            "nothing of the later edit could be made again"
+        );
+        let detail = p
+            .store
+            .item_detail(item.id, &Viewer::new(p.person, Role::Coordinator))
+            .unwrap();
+        assert_eq!(
+            detail.item.content.tags,
+            ["moderiert".to_owned()].into(),
+            "the coordinator's tags stay"
+        );
+        assert_eq!(detail.item.content.title.get("de"), Some("Alt"));
+        let undelivered = p.store.undelivered_changes().unwrap();
+        assert_eq!(undelivered[0].fields, vec!["tags".to_owned(), "title".to_owned()]);
     }
 
     /// The server failing for a moment is not a refusal: the change stays, and the first time it
