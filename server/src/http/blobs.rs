@@ -210,7 +210,8 @@ pub async fn complete(
 }
 
 /// A `Range` header's single byte range, resolved against `size`: `Ok(None)` without a header.
-fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, BlobError> {
+/// Public for the fuzz target `server_requests` (`docs/fuzzing.md`).
+pub fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, BlobError> {
     let Some(value) = headers.get(header::RANGE) else {
         return Ok(None);
     };

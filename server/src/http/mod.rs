@@ -17,6 +17,7 @@ use axum::Router;
 
 use crate::state::AppState;
 
+pub use blobs::parse_range;
 pub use body::Wire;
 
 /// The service's routes.
