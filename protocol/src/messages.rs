@@ -287,6 +287,8 @@ pub enum DeferReason {
     MissingDependency,
     /// The server failed while storing it (a transient fault): nothing of it was stored.
     ServerFault,
+    /// The request had used up the work the server does for one request: push it again.
+    Busy,
     #[serde(other)]
     Unknown,
 }
@@ -297,6 +299,7 @@ impl DeferReason {
         match self {
             DeferReason::MissingDependency => "missing_dependency",
             DeferReason::ServerFault => "server_fault",
+            DeferReason::Busy => "busy",
             DeferReason::Unknown => "unknown",
         }
     }
@@ -398,7 +401,11 @@ mod tests {
             assert_eq!(wire, serde_json::Value::String(code.as_str().into()));
             assert_eq!(code.to_string(), code.as_str());
         }
-        for reason in [DeferReason::MissingDependency, DeferReason::ServerFault] {
+        for reason in [
+            DeferReason::MissingDependency,
+            DeferReason::ServerFault,
+            DeferReason::Busy,
+        ] {
             let wire = serde_json::to_value(reason).unwrap();
             assert_eq!(wire, serde_json::Value::String(reason.as_str().into()));
         }

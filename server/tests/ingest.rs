@@ -637,9 +637,13 @@ fn one_request_does_bounded_work_and_defers_the_rest() {
             .count();
         assert!(stored > 0, "{report:?}");
         assert!(
-            report.acks[stored..]
-                .iter()
-                .all(|a| matches!(a.outcome, AckOutcome::Deferred { .. })),
+            report.acks[stored..].iter().all(|a| matches!(
+                a.outcome,
+                AckOutcome::Deferred {
+                    reason: quartier_protocol::DeferReason::Busy,
+                    ..
+                }
+            )),
             "what is not done is deferred, not refused: {report:?}"
         );
         left.drain(..stored);

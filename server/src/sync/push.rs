@@ -150,7 +150,7 @@ pub fn push(
             // Not a fault, but the same for the device: nothing stored, pushed again next time.
             Ok(_) if report.work >= limits.work_per_request => AckOutcome::Deferred {
                 message: "the server did as much as it does for one request; push this again".into(),
-                reason: DeferReason::ServerFault,
+                reason: DeferReason::Busy,
             },
             Ok(change) => {
                 let mut work = MIN_WORK_PER_CHANGE;
