@@ -37,6 +37,18 @@ impl Staged {
         self.file.path()
     }
 
+    /// Hashes and syncs the file again after it was changed in place (metadata removal).
+    pub fn rehash(mut self) -> Result<Staged> {
+        let (hash, size) = hash_file(self.path())?;
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::media_io("syncing a media file", e))?;
+        self.hash = hash;
+        self.size = size;
+        Ok(self)
+    }
+
     /// Moves the file to `<dir>/<hash>`. Returns whether it was newly placed: `false` when
     /// the same content was already there (then the temporary copy is dropped).
     pub fn place(self, dir: &Path) -> Result<bool> {

@@ -18,6 +18,7 @@ mod duration;
 mod files;
 pub mod images;
 mod sniff;
+mod strip;
 
 use std::fs::File;
 use std::io::{Cursor, Read};
@@ -125,8 +126,9 @@ impl LocalMedia {
 /// How to import a file.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
-    /// Keep the original bytes with their metadata (EXIF, GPS, camera serial). Off by default:
-    /// the stored original is re-encoded with the orientation applied and no metadata.
+    /// Keep the original bytes with their metadata (EXIF, GPS, camera serial; MP4/MOV `udta`
+    /// and `meta`). Off by default: a stored photo is re-encoded with the orientation applied
+    /// and no metadata, and MP4/MOV/M4A/3GP lose their metadata boxes.
     /// Previews and thumbnails never carry metadata.
     pub keep_metadata: bool,
     /// Never evict these files from this device.
@@ -353,6 +355,12 @@ impl Store {
         mime_type: String,
         options: &ImportOptions,
     ) -> Result<ImportedMedia> {
+        let staged = if options.keep_metadata {
+            staged
+        } else {
+            strip::strip_file(staged.path(), &mime_type)?;
+            staged.rehash()?
+        };
         let duration_ms = duration::probe_duration_ms(staged.path(), &mime_type);
         let mut reference = MediaRef::new(staged.hash.clone(), mime_type.clone(), staged.size);
         reference.duration_ms = duration_ms;
