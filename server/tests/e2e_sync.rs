@@ -402,3 +402,46 @@ async fn two_syncs_of_one_store_at_once_push_the_outbox_once() {
     );
     assert_eq!(a.store.outbox_len().expect("outbox"), 0);
 }
+
+/// Pages are sized to the link (`docs/protocol.md`, "Adaptive page budget"): a new member's
+/// first page is small, so a cut on a slow link loses little, and on loopback the next page
+/// takes everything left (the default budget of 256 KiB once held the whole space in one page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_starts_with_a_small_page_and_grows_with_the_link() {
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    // About 130 KB on the wire (zstd leaves about 60 % of random letters): 300 posts of 600.
+    let mut state = 0x2_6u64;
+    for i in 0..300 {
+        let title: String = (0..600)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                char::from(b'a' + ((state >> 33) % 26) as u8)
+            })
+            .collect();
+        a.post(space, &format!("{i:03} {title}"), Audience::Everyone);
+    }
+    a.sync().await;
+    let b = join(&server.url, &a, space, Role::Volunteer, "Bea").await;
+    let first_page = std::sync::Mutex::new(None);
+    let report = b
+        .client
+        .sync_now(&b.store, |p| {
+            let mut first = first_page.lock().expect("lock");
+            first.get_or_insert(p.received);
+        })
+        .await
+        .expect("sync");
+    let first = first_page.lock().expect("lock").unwrap_or(0);
+    assert_eq!(report.rounds, 2, "a small page, then the rest: {report:?}");
+    assert!(
+        first < report.received / 2,
+        "the first page holds {first} of {} records",
+        report.received
+    );
+    assert!(report.bytes_received > 100_000, "{report:?}");
+    let viewer = b.viewer(Role::Volunteer);
+    assert_eq!(titles(&b.store, space, viewer).len(), 300);
+}

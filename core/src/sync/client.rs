@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::model::{PersonId, Space, SpaceId, SpaceMeta};
 use crate::store::{Store, MAY_LEAVE_DEVICE};
 
-/// Byte budget asked for per page: about a minute of a 2G link, small enough that a dropped
-/// link loses little.
+/// The largest byte budget asked for per page; `sync_now` starts smaller and sizes pages to
+/// about a second of the link's measured throughput (`pacing`), up to this.
 pub const DEFAULT_PAGE_BUDGET: u32 = 256 * 1024;
 /// Outbox entries pushed per request.
 pub const DEFAULT_PUSH_BATCH: usize = 500;
@@ -93,7 +93,8 @@ impl SyncClient {
         })
     }
 
-    /// Sets the byte budget per page and the push batch size.
+    /// Sets the largest byte budget per page (pages start at most 32 KiB and grow with the
+    /// link's throughput up to it) and the push batch size.
     pub fn with_limits(mut self, page_budget: u32, push_batch: usize) -> Self {
         self.page_budget = page_budget;
         self.push_batch = push_batch.max(1);
@@ -352,6 +353,8 @@ impl SyncClient {
         // A device in more spaces than one request may name asks about them a window at a
         // time: the spaces after `window` (in id order), the next window once these are done.
         let mut window: Option<uuid::Uuid> = None;
+        // Pages sized to the link: about a second each, up to the configured budget.
+        let mut budget = super::pacing::initial_page_budget(self.page_budget);
         let result = async {
             // Spaces created offline exist on the server before their documents are pushed.
             self.register_pending_spaces(store).await?;
@@ -363,11 +366,12 @@ impl SyncClient {
                         message: "the server never finished".into(),
                     });
                 }
-                let (budget, batch) = (self.page_budget, self.push_batch);
+                let batch = self.push_batch;
                 let (request, pushed) =
                     blocking(store, move |s| s.build_sync_request_after(budget, batch, window)).await?;
                 let pushed_count = pushed.len();
                 let window_end = pushed.window_end;
+                let (received_before, started) = (traffic.1, std::time::Instant::now());
                 let response: SyncResponse = self
                     .call(
                         Method::POST,
@@ -377,6 +381,12 @@ impl SyncClient {
                         Some(&mut traffic),
                     )
                     .await?;
+                budget = super::pacing::next_page_budget(
+                    budget,
+                    traffic.1 - received_before,
+                    started.elapsed(),
+                    self.page_budget,
+                );
                 let outcome: ExchangeOutcome =
                     blocking(store, move |s| s.apply_sync_response(&pushed, &response)).await?;
                 report.rounds += 1;

@@ -4,6 +4,7 @@
 //! - `account`: registration, the server's memberships (read-only copy), per-space status;
 //! - `exchange`: sans-IO — the store's state into a request, a response into the store, one
 //!   transaction per response;
+//! - `pacing`: sans-IO — the next page's byte budget from the link's measured throughput;
 //! - `client`: HTTP (reqwest, rustls) around the exchange;
 //! - `background`: periodic sync with exponential backoff and jitter;
 //! - `transfer`: the media transfer queue (chunked, resumable uploads and downloads by priority).
@@ -13,6 +14,7 @@ mod background;
 mod client;
 mod exchange;
 pub(crate) mod identity;
+mod pacing;
 mod transfer;
 
 pub use account::{Account, SpaceMembership, SpaceSyncStatus};
@@ -22,6 +24,7 @@ pub use client::{
     DEFAULT_PUSH_BATCH,
 };
 pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange};
+pub use pacing::{next_page_budget, INITIAL_PAGE_BUDGET, MIN_PAGE_BUDGET, PAGE_TARGET};
 pub use transfer::{
     Transfer, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
     TransferTraffic,
