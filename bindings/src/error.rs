@@ -53,6 +53,9 @@ pub enum QuartierError {
     /// The server could not be reached; retry later.
     #[error("{0}")]
     Offline(String),
+    /// The server asked this device to slow down; the message says when to try again.
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -103,6 +106,7 @@ impl From<CoreError> for QuartierError {
             CoreError::SchemaTooNew { .. } => Self::SchemaTooNew(message),
             CoreError::Storage(_) => Self::Storage(message),
             CoreError::Offline(_) => Self::Offline(message),
+            CoreError::RateLimited { .. } => Self::RateLimited(message),
             CoreError::Unauthorized => Self::Unauthorized(message),
             CoreError::DeviceRevoked => Self::DeviceRevoked(message),
             CoreError::NotRegistered => Self::NotRegistered(message),

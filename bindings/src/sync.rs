@@ -135,9 +135,21 @@ impl QuartierSync {
 
 #[uniffi::export]
 impl QuartierSync {
-    /// A sync session for `store` with the server at `server_url` (e.g. `https://…`).
+    /// A sync session for `store` with the server at `server_url`: `https://…`, or `http://`
+    /// to this machine (loopback) only.
     #[uniffi::constructor]
     pub fn new(store: Arc<QuartierStore>, server_url: String) -> FfiResult<Arc<Self>> {
+        Self::with_options(store, server_url, false)
+    }
+
+    /// As `new`; `allow_plain_http` also allows `http://` to other machines (a test network:
+    /// the device's credential and content then travel unencrypted).
+    #[uniffi::constructor]
+    pub fn with_options(
+        store: Arc<QuartierStore>,
+        server_url: String,
+        allow_plain_http: bool,
+    ) -> FfiResult<Arc<Self>> {
         crate::error::guard(|| {
             if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
                 return Err(QuartierError::invalid(
@@ -145,7 +157,9 @@ impl QuartierSync {
                     format!("`{server_url}` must start with http:// or https://"),
                 ));
             }
-            let client = SyncClient::new(&server_url)?;
+            let client = SyncClient::builder(&server_url)
+                .allow_plain_http(allow_plain_http)
+                .build()?;
             Ok(Arc::new(QuartierSync {
                 store,
                 transfers: Arc::new(TransferQueue::new(&client)?),

@@ -107,6 +107,11 @@ pub enum Error {
         message: String,
     },
 
+    /// The server asked this device to slow down (`429`); the client sends nothing to it
+    /// before `retry_after_secs` have passed.
+    #[error("the server is busy with this device or network; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+
     /// Client and server speak different protocol versions.
     #[error("protocol version mismatch: this device speaks {ours}, the server speaks {theirs:?}")]
     ProtocolMismatch { ours: u32, theirs: Vec<u32> },

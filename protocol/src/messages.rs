@@ -68,7 +68,19 @@ impl DocKind {
     }
 }
 
-/// `POST /v1/devices`: a device introduces its public key and gets a credential.
+/// `POST /v1/devices/challenge` (no body): a one-time challenge the device signs to register.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationChallenge {
+    #[serde(with = "serde_bytes")]
+    pub challenge: Vec<u8>,
+    /// Milliseconds since the epoch after which the server no longer takes it.
+    pub expires_at_ms: i64,
+}
+
+/// `POST /v1/devices`: a device introduces its public key, proves it holds the private key by
+/// signing a [`RegistrationChallenge`] (`signing::registration_signing_payload`), and gets a
+/// credential. A registration without `challenge` and `signature` (a device of before this
+/// rule) is refused with `426 upgrade_required`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterDevice {
     /// Ed25519 public key of the device.
@@ -77,6 +89,12 @@ pub struct RegisterDevice {
     /// A name the person chose for themselves (may be a pseudonym).
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The challenge the server handed out.
+    #[serde(default, with = "serde_bytes")]
+    pub challenge: Option<Vec<u8>>,
+    /// Ed25519 signature of the device key over the registration payload.
+    #[serde(default, with = "serde_bytes")]
+    pub signature: Option<Vec<u8>>,
 }
 
 /// Answer to [`RegisterDevice`]: who the device is and the bearer token it authenticates with.
@@ -379,6 +397,9 @@ pub struct ErrorBody {
     /// Versions the server speaks (on `protocol_version`).
     #[serde(default)]
     pub protocol_versions: Vec<u32>,
+    /// The request's id, also in the `x-request-id` header and in the server's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[cfg(test)]

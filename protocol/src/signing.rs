@@ -16,6 +16,21 @@ pub fn change_signing_payload(doc_id: &str, change_hash: &[u8]) -> Vec<u8> {
     payload
 }
 
+/// Prefix of the payload a device signs to register.
+pub const REGISTRATION_SIGNING_CONTEXT: &[u8] = b"quartier/register/v1\0";
+
+/// The bytes a device signs with its Ed25519 key to register: the server's challenge and the
+/// public key it registers, so a signature proves possession of that key for that challenge.
+pub fn registration_signing_payload(challenge: &[u8], public_key: &[u8]) -> Vec<u8> {
+    let mut payload =
+        Vec::with_capacity(REGISTRATION_SIGNING_CONTEXT.len() + challenge.len() + 1 + public_key.len());
+    payload.extend_from_slice(REGISTRATION_SIGNING_CONTEXT);
+    payload.extend_from_slice(challenge);
+    payload.push(0);
+    payload.extend_from_slice(public_key);
+    payload
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
 //! The server's error type and its HTTP answer: a status code and an [`ErrorBody`] with a
-//! stable code and a clear message (never personal data).
+//! stable code and a clear message (never personal data). `http::guard` adds the request id,
+//! replaces a server error's text (logged here, under the request's span) with a neutral one,
+//! and writes the body as CBOR, JSON or text for whoever asked.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +29,14 @@ pub enum ServerError {
     Conflict(String),
     #[error("{0}")]
     Gone(String),
+    #[error("too many requests; try again in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("the request took too long (a body that stopped arriving, or a slow link)")]
+    Timeout,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    UpgradeRequired(String),
     #[error("protocol version {0} is not spoken here")]
     ProtocolVersion(u32),
     #[error("cannot start: {0}")]
@@ -55,6 +65,12 @@ impl ServerError {
             ServerError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ServerError::Gone(_) => (StatusCode::GONE, "gone"),
             ServerError::ProtocolVersion(_) => (StatusCode::CONFLICT, "protocol_version"),
+            ServerError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ServerError::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            ServerError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ServerError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
             ServerError::Startup(_) | ServerError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -78,6 +94,7 @@ impl IntoResponse for ServerError {
             } else {
                 vec![]
             },
+            request_id: None,
         };
         let bytes = quartier_protocol::encode(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();
@@ -85,6 +102,11 @@ impl IntoResponse for ServerError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(quartier_protocol::CONTENT_TYPE),
         );
+        if let ServerError::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         response
     }
 }

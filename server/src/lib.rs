@@ -19,14 +19,17 @@ pub mod http;
 pub mod state;
 pub mod storage;
 pub mod sync;
+pub mod tls;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use config::Config;
 pub use error::ServerError;
 
 /// Starts serving and returns when a shutdown signal has been handled and in-flight requests
-/// have finished.
+/// have finished (or 30 s have passed).
 pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -44,22 +47,86 @@ pub async fn serve(
         ),
         docs: documents::DocCache::new(config.doc_cache),
         db,
+        limiters: http::guard::Limiters::new(&config.rate),
+        challenges: http::devices::Challenges::default(),
         config: config.clone(),
     });
     spawn_blob_gc(&state);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    // Rate-limit buckets of clients gone quiet are forgotten, so memory follows recent clients.
+    let tidy = Arc::clone(&state);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            tidy.limiters.forget_idle();
+        }
+    });
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::load(cert, key).await?),
+        (None, None) => None,
+        _ => {
+            return Err(ServerError::Startup(
+                "HTTPS needs both tls_cert and tls_key".into(),
+            ))
+        }
+    };
+    let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|e| ServerError::Startup(format!("cannot listen on {}: {e}", config.listen)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Startup(e.to_string()))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to learn the port when listening on port 0.
-    println!("quartier-server listening on http://{local}");
-    tracing::info!(%local, data = %config.data_dir.display(), "serving");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))
+    println!("quartier-server listening on {scheme}://{local}");
+    tracing::info!(%local, data = %config.data_dir.display(), scheme, "serving");
+
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_signal.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let header_timeout = Duration::from_millis(config.header_timeout_ms);
+    let served = match tls {
+        Some(tls_config) => {
+            tls::reload_on_hangup(tls_config.clone(), &config);
+            let mut server = axum_server::from_tcp_rustls(listener, tls_config)
+                .map_err(|e| ServerError::Startup(e.to_string()))?
+                .map(|acceptor| acceptor.handshake_timeout(header_timeout))
+                .handle(handle)
+                .first_request_timeout(header_timeout)
+                .http1_only();
+            slow_clients(server.http_builder(), header_timeout);
+            server.serve(app).await
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener)
+                .map_err(|e| ServerError::Startup(e.to_string()))?
+                .handle(handle)
+                .first_request_timeout(header_timeout)
+                .http1_only();
+            slow_clients(server.http_builder(), header_timeout);
+            server.serve(app).await
+        }
+    };
+    served.map_err(|e| ServerError::Internal(e.to_string()))
+}
+
+/// A client has `header_timeout` to send a request's headers, counted from the connection or
+/// from the previous answer: a connection that sends nothing (idle or slow) is closed.
+fn slow_clients(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_timeout: Duration,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
 }
 
 /// The periodic blob collection (`blobs::gc`): every `blob_gc_interval_secs`, on a blocking

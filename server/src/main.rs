@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
-use quartier_server::config::{Config, FileConfig};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use quartier_server::config::{Allowed, Config, FileConfig, Registration};
+use quartier_server::ServerError;
 
 #[derive(Parser)]
 #[command(name = "quartier-server", version, about = "Quartier sync server")]
@@ -15,32 +16,105 @@ struct Cli {
     command: Command,
 }
 
+/// Settings of `serve`. Each overrides the configuration file; the defaults shown in `--help`
+/// are [`Config::default`]'s (filled in at start, see [`with_defaults`]).
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8470 (port 0 picks a free port).
+    #[arg(long, env = "QUARTIER_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Folder for the database and media.
+    #[arg(long, env = "QUARTIER_DATA")]
+    data: Option<PathBuf>,
+    /// Largest blob (media file) accepted, in bytes.
+    #[arg(long, env = "QUARTIER_MAX_BLOB_BYTES")]
+    max_blob_bytes: Option<u64>,
+    /// Blob bytes one space may hold.
+    #[arg(long, env = "QUARTIER_SPACE_QUOTA_BYTES")]
+    space_quota_bytes: Option<u64>,
+    /// Seconds between garbage collections of blobs (0: never).
+    #[arg(long, env = "QUARTIER_BLOB_GC_INTERVAL_SECS")]
+    blob_gc_interval_secs: Option<u64>,
+    /// Seconds a blob stays unreferenced, or an upload untouched, before it is collected.
+    #[arg(long, env = "QUARTIER_BLOB_GC_GRACE_SECS")]
+    blob_gc_grace_secs: Option<u64>,
+    /// Milliseconds a client has to send a request's headers; also how long an idle
+    /// connection stays open.
+    #[arg(long, env = "QUARTIER_HEADER_TIMEOUT_MS")]
+    header_timeout_ms: Option<u64>,
+    /// Milliseconds a request body may go without a byte arriving.
+    #[arg(long, env = "QUARTIER_BODY_TIMEOUT_MS")]
+    body_timeout_ms: Option<u64>,
+    /// Milliseconds from a request's headers to its answer.
+    #[arg(long, env = "QUARTIER_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+    /// Requests per client address per minute (0: no limit).
+    #[arg(long, env = "QUARTIER_RATE_PER_ADDRESS_PER_MINUTE")]
+    rate_per_address_per_minute: Option<u32>,
+    /// Requests per device per minute (0: no limit).
+    #[arg(long, env = "QUARTIER_RATE_PER_DEVICE_PER_MINUTE")]
+    rate_per_device_per_minute: Option<u32>,
+    /// Registrations per client address per hour (0: no limit).
+    #[arg(long, env = "QUARTIER_REGISTRATIONS_PER_HOUR")]
+    registrations_per_hour: Option<u32>,
+    /// Invite redemptions per client address and per device per hour (0: no limit).
+    #[arg(long, env = "QUARTIER_REDEMPTIONS_PER_HOUR")]
+    redemptions_per_hour: Option<u32>,
+    /// Take the client's address from the last `X-Forwarded-For` entry (only behind a reverse
+    /// proxy that sets it).
+    #[arg(long, env = "QUARTIER_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: Option<bool>,
+    /// Whether new devices may register.
+    #[arg(long, env = "QUARTIER_REGISTRATION")]
+    registration: Option<Registration>,
+    /// Who may register spaces: anyone, or persons an admin approved (`admin approve`).
+    #[arg(long, env = "QUARTIER_SPACE_CREATION")]
+    space_creation: Option<Allowed>,
+    /// Which coordinators may create invites: anyone (every coordinator), or approved ones.
+    #[arg(long, env = "QUARTIER_INVITE_CREATION")]
+    invite_creation: Option<Allowed>,
+    /// Serve HTTPS: certificate chain (PEM). Reloaded with the key on SIGHUP.
+    #[arg(long, env = "QUARTIER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Serve HTTPS: private key (PEM).
+    #[arg(long, env = "QUARTIER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn into_overrides(self) -> FileConfig {
+        FileConfig {
+            listen: self.listen,
+            data_dir: self.data,
+            max_blob_bytes: self.max_blob_bytes,
+            space_quota_bytes: self.space_quota_bytes,
+            blob_gc_interval_secs: self.blob_gc_interval_secs,
+            blob_gc_grace_secs: self.blob_gc_grace_secs,
+            header_timeout_ms: self.header_timeout_ms,
+            body_timeout_ms: self.body_timeout_ms,
+            request_timeout_ms: self.request_timeout_ms,
+            rate_per_address_per_minute: self.rate_per_address_per_minute,
+            rate_per_device_per_minute: self.rate_per_device_per_minute,
+            registrations_per_hour: self.registrations_per_hour,
+            redemptions_per_hour: self.redemptions_per_hour,
+            trust_forwarded_for: self.trust_forwarded_for,
+            registration: self.registration,
+            space_creation: self.space_creation,
+            invite_creation: self.invite_creation,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            ..FileConfig::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve sync, devices and membership (embedded SQLite in the data folder).
-    Serve {
-        /// Address to listen on, e.g. 127.0.0.1:8470 (port 0 picks a free port).
-        #[arg(long, env = "QUARTIER_LISTEN")]
-        listen: Option<std::net::SocketAddr>,
-        /// Folder for the database.
-        #[arg(long, env = "QUARTIER_DATA")]
-        data: Option<PathBuf>,
-        /// Largest blob (media file) accepted, in bytes.
-        #[arg(long, env = "QUARTIER_MAX_BLOB_BYTES")]
-        max_blob_bytes: Option<u64>,
-        /// Blob bytes one space may hold.
-        #[arg(long, env = "QUARTIER_SPACE_QUOTA_BYTES")]
-        space_quota_bytes: Option<u64>,
-        /// Seconds between garbage collections of blobs (0: never; default one hour).
-        #[arg(long, env = "QUARTIER_BLOB_GC_INTERVAL_SECS")]
-        blob_gc_interval_secs: Option<u64>,
-        /// Seconds a blob stays unreferenced, or an upload untouched, before it is collected
-        /// (default 7 days).
-        #[arg(long, env = "QUARTIER_BLOB_GC_GRACE_SECS")]
-        blob_gc_grace_secs: Option<u64>,
-    },
-    /// Administrative tasks on the data folder.
+    Serve(Box<ServeArgs>),
+    /// Administrative tasks on an existing data folder.
     Admin {
+        /// The data folder of a server (must exist).
         #[arg(long, env = "QUARTIER_DATA")]
         data: Option<PathBuf>,
         #[command(subcommand)]
@@ -60,6 +134,61 @@ enum AdminTask {
         #[arg(long)]
         grace_secs: Option<u64>,
     },
+    /// Lists persons: id, approved or not, devices, display name.
+    Persons,
+    /// Approves a person (by person id or by the id of one of their devices): they may then
+    /// register spaces and create invites where the server restricts these to approved persons.
+    Approve { id: uuid::Uuid },
+    /// Withdraws an approval (spaces already registered stay).
+    Unapprove { id: uuid::Uuid },
+}
+
+/// `Cli`'s command with `serve`'s defaults written into the help of each flag, from
+/// [`Config::default`], so `--help` never disagrees with what the server does.
+fn with_defaults(command: clap::Command) -> clap::Command {
+    let d = Config::default();
+    fn value<T: clap::ValueEnum>(v: &T) -> String {
+        v.to_possible_value()
+            .map(|p| p.get_name().to_owned())
+            .unwrap_or_default()
+    }
+    let defaults: Vec<(&str, String)> = vec![
+        ("listen", d.listen.to_string()),
+        ("data", d.data_dir.display().to_string()),
+        ("max_blob_bytes", d.max_blob_bytes.to_string()),
+        ("space_quota_bytes", d.space_quota_bytes.to_string()),
+        ("blob_gc_interval_secs", d.blob_gc_interval_secs.to_string()),
+        ("blob_gc_grace_secs", d.blob_gc_grace_secs.to_string()),
+        ("header_timeout_ms", d.header_timeout_ms.to_string()),
+        ("body_timeout_ms", d.body_timeout_ms.to_string()),
+        ("request_timeout_ms", d.request_timeout_ms.to_string()),
+        (
+            "rate_per_address_per_minute",
+            d.rate.per_address_per_minute.to_string(),
+        ),
+        (
+            "rate_per_device_per_minute",
+            d.rate.per_device_per_minute.to_string(),
+        ),
+        (
+            "registrations_per_hour",
+            d.rate.registrations_per_hour.to_string(),
+        ),
+        ("redemptions_per_hour", d.rate.redemptions_per_hour.to_string()),
+        ("trust_forwarded_for", d.trust_forwarded_for.to_string()),
+        ("registration", value(&d.registration)),
+        ("space_creation", value(&d.space_creation)),
+        ("invite_creation", value(&d.invite_creation)),
+    ];
+    command.mut_subcommand("serve", move |mut serve| {
+        for (id, default) in defaults {
+            serve = serve.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}]"))
+            });
+        }
+        serve
+    })
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,7 +198,11 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = with_defaults(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -79,73 +212,70 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), quartier_server::ServerError> {
+fn run(cli: Cli) -> Result<(), ServerError> {
     let mut config = Config::default();
     if let Some(path) = &cli.config {
         config = FileConfig::read(path)?.apply(config);
     }
     match cli.command {
-        Command::Serve {
-            listen,
-            data,
-            max_blob_bytes,
-            space_quota_bytes,
-            blob_gc_interval_secs,
-            blob_gc_grace_secs,
-        } => {
-            if let Some(v) = blob_gc_interval_secs {
-                config.blob_gc_interval_secs = v;
-            }
-            if let Some(v) = blob_gc_grace_secs {
-                config.blob_gc_grace_secs = v;
-            }
-            if let Some(v) = max_blob_bytes {
-                config.max_blob_bytes = v;
-            }
-            if let Some(v) = space_quota_bytes {
-                config.space_quota_bytes = v;
-            }
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
-            if let Some(data) = data {
-                config.data_dir = data;
-            }
-            let runtime = tokio::runtime::Runtime::new()
-                .map_err(|e| quartier_server::ServerError::Startup(e.to_string()))?;
+        Command::Serve(args) => {
+            let config = args.into_overrides().apply(config);
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| ServerError::Startup(e.to_string()))?;
             runtime.block_on(quartier_server::serve(config, shutdown_signal()))
         }
-        Command::Admin {
-            data,
-            task: AdminTask::Gc { grace_secs },
-        } => {
+        Command::Admin { data, task } => {
             if let Some(data) = data {
                 config.data_dir = data;
             }
-            let grace = grace_secs.unwrap_or(config.blob_gc_grace_secs);
-            let report = quartier_server::blobs::gc::collect_in(&config, grace)?;
-            println!("abandoned_uploads: {}", report.abandoned_uploads);
-            println!("released_claims: {}", report.released_claims);
-            println!("deleted_blobs: {}", report.deleted_blobs);
-            println!("freed_bytes: {}", report.freed_bytes);
-            Ok(())
+            // Never create a database here: a mistyped folder would give an empty one.
+            let db = quartier_server::storage::Db::open_existing(&config.data_dir)?;
+            if let AdminTask::Gc { grace_secs } = task {
+                drop(db);
+                let grace = grace_secs.unwrap_or(config.blob_gc_grace_secs);
+                let report = quartier_server::blobs::gc::collect_in(&config, grace)?;
+                println!("abandoned_uploads: {}", report.abandoned_uploads);
+                println!("released_claims: {}", report.released_claims);
+                println!("deleted_blobs: {}", report.deleted_blobs);
+                println!("freed_bytes: {}", report.freed_bytes);
+                return Ok(());
+            }
+            admin(&db, task)
         }
-        Command::Admin {
-            data,
-            task: AdminTask::Stats,
-        } => {
-            if let Some(data) = data {
-                config.data_dir = data;
-            }
-            let db = quartier_server::storage::Db::open(&config.data_dir)?;
-            let conn = db.lock();
+    }
+}
+
+fn admin(db: &quartier_server::storage::Db, task: AdminTask) -> Result<(), ServerError> {
+    use quartier_server::storage::accounts;
+    let conn = db.lock();
+    match task {
+        AdminTask::Stats => {
             for table in ["persons", "devices", "spaces", "members", "docs", "log"] {
                 let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
                 println!("{table}: {n}");
             }
-            Ok(())
         }
+        AdminTask::Persons => {
+            for p in accounts::persons(&conn)? {
+                println!(
+                    "{}\t{}\t{} device(s)\t{}",
+                    p.person,
+                    if p.approved { "approved" } else { "-" },
+                    p.devices,
+                    p.display_name.unwrap_or_default()
+                );
+            }
+        }
+        AdminTask::Approve { id } => {
+            let person = accounts::set_approved(&conn, id, true)?;
+            println!("approved {person}");
+        }
+        AdminTask::Unapprove { id } => {
+            let person = accounts::set_approved(&conn, id, false)?;
+            println!("no longer approved: {person}");
+        }
+        AdminTask::Gc { .. } => {}
     }
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish in-flight requests, exit.
@@ -169,4 +299,29 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_help_shows_every_default() {
+        let help = with_defaults(Cli::command())
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_long_help()
+            .to_string();
+        let d = Config::default();
+        for shown in [
+            format!("[default: {}]", d.listen),
+            format!("[default: {}]", d.data_dir.display()),
+            format!("[default: {}]", d.header_timeout_ms),
+            format!("[default: {}]", d.rate.registrations_per_hour),
+            "[default: approved]".to_owned(),
+            "[default: open]".to_owned(),
+        ] {
+            assert!(help.contains(&shown), "{shown} missing from:\n{help}");
+        }
+    }
 }

@@ -3,6 +3,8 @@
 use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::documents::DocCache;
+use crate::http::devices::Challenges;
+use crate::http::guard::Limiters;
 use crate::storage::Db;
 
 pub struct AppState {
@@ -10,4 +12,7 @@ pub struct AppState {
     pub db: Db,
     pub docs: DocCache,
     pub blobs: Blobs,
+    pub limiters: Limiters,
+    /// Registration challenges handed out and not yet used.
+    pub challenges: Challenges,
 }

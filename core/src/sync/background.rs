@@ -112,7 +112,11 @@ impl BackgroundSync {
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
-                        let retry_in = policy.delay(failures, jitter());
+                        let mut retry_in = policy.delay(failures, jitter());
+                        // The server said when: never sooner than that.
+                        if let Error::RateLimited { retry_after_secs } = e {
+                            retry_in = retry_in.max(Duration::from_secs(retry_after_secs));
+                        }
                         on_event(SyncEvent::Failed {
                             error: e.to_string(),
                             retry_in,

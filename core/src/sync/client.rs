@@ -4,9 +4,14 @@
 
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ed25519_dalek::Signer;
 use quartier_protocol::{
     CreateInvite, CreateSpace, DeviceRegistered, ErrorBody, InviteCreated, Membership, RedeemInvite,
-    RegisterDevice, Role, SetRole, SyncResponse, CONTENT_TYPE, MAX_DECODED_BYTES, PROTOCOL_VERSION,
+    RegisterDevice, RegistrationChallenge, Role, SetRole, SyncResponse, CONTENT_TYPE, MAX_DECODED_BYTES,
+    PROTOCOL_VERSION,
 };
 use reqwest::{Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
@@ -74,23 +79,139 @@ pub struct SyncClient {
     page_budget: u32,
     push_batch: usize,
     overdue_after: Duration,
+    /// After a `429`, no request leaves before this instant (shared by clones).
+    not_before: Arc<Mutex<Option<Instant>>>,
 }
 
-impl SyncClient {
-    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8470`).
-    pub fn new(base_url: &str) -> Result<Self> {
-        let http = reqwest::Client::builder()
+/// Settings of a [`SyncClient`] before it is made.
+#[derive(Clone, Debug)]
+pub struct SyncClientBuilder {
+    base: String,
+    allow_plain_http: bool,
+    roots: Vec<reqwest::Certificate>,
+}
+
+impl SyncClientBuilder {
+    /// Allows `http://` to hosts other than loopback (a test network). Off by default: plain
+    /// HTTP would carry the device's credential and its spaces' content unencrypted.
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// Also trusts this certificate authority (PEM), e.g. a community's own, besides the
+    /// system's roots.
+    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Result<Self> {
+        let certificate = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| Error::invalid("root certificate", e.to_string()))?;
+        self.roots.push(certificate);
+        Ok(self)
+    }
+
+    pub fn build(self) -> Result<SyncClient> {
+        check_server_address(&self.base, self.allow_plain_http)?;
+        let mut accept = reqwest::header::HeaderMap::new();
+        accept.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static(CONTENT_TYPE),
+        );
+        let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(20))
             .timeout(Duration::from_secs(120))
+            .default_headers(accept);
+        for root in self.roots {
+            http = http.add_root_certificate(root);
+        }
+        let http = http
             .build()
             .map_err(|e| Error::invalid("server address", e.to_string()))?;
-        Ok(Self {
+        Ok(SyncClient {
             http,
-            base: base_url.trim_end_matches('/').to_owned(),
+            base: self.base.trim_end_matches('/').to_owned(),
             page_budget: DEFAULT_PAGE_BUDGET,
             push_batch: DEFAULT_PUSH_BATCH,
             overdue_after: DEFAULT_OVERDUE_AFTER,
+            not_before: Arc::default(),
         })
+    }
+}
+
+/// `https://` to anyone; `http://` only to loopback unless `allow_plain_http`.
+fn check_server_address(base: &str, allow_plain_http: bool) -> Result<()> {
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| Error::invalid("server address", format!("`{base}` is not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = url.host_str().unwrap_or("");
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback || allow_plain_http {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "server address",
+                    format!(
+                        "`{base}` is plain HTTP to another machine: the device's credential and its spaces' \
+                         content would travel unencrypted; use https:// (or allow plain HTTP explicitly)"
+                    ),
+                ))
+            }
+        }
+        other => Err(Error::invalid(
+            "server address",
+            format!("`{base}` must start with https:// (not {other}://)"),
+        )),
+    }
+}
+
+impl SyncClient {
+    /// A client for the server at `base_url` (`https://…`, or `http://` to loopback, e.g.
+    /// `http://127.0.0.1:8470`); [`SyncClient::builder`] allows plain HTTP elsewhere.
+    pub fn new(base_url: &str) -> Result<Self> {
+        Self::builder(base_url).build()
+    }
+
+    /// A client to configure before use.
+    pub fn builder(base_url: &str) -> SyncClientBuilder {
+        SyncClientBuilder {
+            base: base_url.to_owned(),
+            allow_plain_http: false,
+            roots: Vec::new(),
+        }
+    }
+
+    /// `RateLimited` while the server's last `Retry-After` has not passed.
+    fn check_not_before(&self) -> Result<()> {
+        let not_before = *self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+        match not_before {
+            Some(t) if t > Instant::now() => {
+                let left = t - Instant::now();
+                Err(Error::RateLimited {
+                    retry_after_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The error of a refused answer; a `429` also holds back every request of this client
+    /// until its `Retry-After` has passed.
+    fn refused(&self, status: StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Error {
+        let error = error_from(status, body);
+        if let Error::RateLimited { .. } = error {
+            let secs = retry_after(headers);
+            *self.not_before.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Instant::now() + Duration::from_secs(secs));
+            return Error::RateLimited {
+                retry_after_secs: secs,
+            };
+        }
+        error
     }
 
     /// Sets the largest byte budget per page (pages start at most 32 KiB and grow with the
@@ -120,6 +241,7 @@ impl SyncClient {
         body: &Req,
         traffic: Option<&mut (u64, u64)>,
     ) -> Result<Resp> {
+        self.check_not_before()?;
         let bytes = quartier_protocol::encode(body).map_err(|e| Error::MalformedResponse(e.to_string()))?;
         let sent = bytes.len() as u64;
         let mut request = self
@@ -132,6 +254,7 @@ impl SyncClient {
         }
         let response = request.send().await.map_err(|e| Error::Offline(e.to_string()))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
@@ -144,7 +267,7 @@ impl SyncClient {
             return quartier_protocol::decode(&body, MAX_DECODED_BYTES)
                 .map_err(|e| Error::MalformedResponse(e.to_string()));
         }
-        Err(error_from(status, &body))
+        Err(self.refused(status, &headers, &body))
     }
 
     async fn account(store: &Store) -> Result<Account> {
@@ -153,12 +276,27 @@ impl SyncClient {
             .ok_or(Error::NotRegistered)
     }
 
-    /// Registers this device (its public key) and keeps the credential in the store. The
-    /// person id it returns is the one to author content with.
+    /// Registers this device (its public key, proven by signing the server's challenge) and
+    /// keeps the credential in the store. The person id it returns is the one to author
+    /// content with.
     pub async fn register(&self, store: &Store, display_name: Option<&str>) -> Result<Account> {
+        let challenge: RegistrationChallenge = self
+            .call(Method::POST, "/v1/devices/challenge", None, &(), None)
+            .await?;
+        let public_key = store.device_public_key().to_vec();
+        let signature = store
+            .signing_key()
+            .sign(&quartier_protocol::signing::registration_signing_payload(
+                &challenge.challenge,
+                &public_key,
+            ))
+            .to_bytes()
+            .to_vec();
         let request = RegisterDevice {
-            public_key: store.device_public_key().to_vec(),
+            public_key,
             display_name: display_name.map(str::to_owned),
+            challenge: Some(challenge.challenge),
+            signature: Some(signature),
         };
         let registered: DeviceRegistered = self
             .call(Method::POST, "/v1/devices", None, &request, None)
@@ -320,6 +458,7 @@ impl SyncClient {
     }
 
     async fn call_empty(&self, method: Method, path: &str, token: &str) -> Result<()> {
+        self.check_not_before()?;
         let response = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -331,8 +470,9 @@ impl SyncClient {
         if status.is_success() {
             return Ok(());
         }
+        let headers = response.headers().clone();
         let body = response.bytes().await.unwrap_or_default();
-        Err(error_from(status, &body))
+        Err(self.refused(status, &headers, &body))
     }
 
     async fn remember(&self, store: &Store, membership: Membership) -> Result<Membership> {
@@ -452,6 +592,21 @@ impl Store {
     }
 }
 
+/// Wait after a `429` without a readable `Retry-After`.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 60;
+/// Longest wait a `Retry-After` may impose (a server asking for more is asked again then).
+const MAX_RETRY_AFTER_SECS: u64 = 3600;
+
+/// Seconds of a `Retry-After` header (delay-seconds, what Quartier servers send), bounded.
+pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
+        .clamp(1, MAX_RETRY_AFTER_SECS)
+}
+
 /// The typed error for a refused request, from its status and `ErrorBody` (if it has one).
 pub(super) fn error_from(status: StatusCode, body: &[u8]) -> Error {
     let error: Option<ErrorBody> = quartier_protocol::decode(body, 64 * 1024).ok();
@@ -461,6 +616,9 @@ pub(super) fn error_from(status: StatusCode, body: &[u8]) -> Error {
         .unwrap_or_else(|| ("unknown".into(), format!("HTTP {status}")));
     match (status, code.as_str()) {
         (StatusCode::UNAUTHORIZED, _) => Error::Unauthorized,
+        (StatusCode::TOO_MANY_REQUESTS, _) => Error::RateLimited {
+            retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
+        },
         (_, "revoked") => Error::DeviceRevoked,
         (_, "protocol_version") => Error::ProtocolMismatch {
             ours: PROTOCOL_VERSION,
@@ -483,4 +641,35 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&store))
         .await
         .map_err(|e| Error::invalid("sync", format!("worker failed: {e}")))?
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        for fine in [
+            "https://quartier.example.org",
+            "http://127.0.0.1:8470",
+            "http://127.8.9.1",
+            "http://[::1]:8470/",
+            "http://localhost:8470",
+        ] {
+            assert!(SyncClient::new(fine).is_ok(), "{fine}");
+        }
+        for refused in [
+            "http://quartier.example.org",
+            "http://192.168.1.20:8470",
+            "ftp://x",
+            "nonsense",
+        ] {
+            let e = SyncClient::new(refused).expect_err(refused);
+            assert!(matches!(e, Error::Invalid { .. }), "{refused}: {e:?}");
+        }
+        assert!(SyncClient::builder("http://192.168.1.20:8470")
+            .allow_plain_http(true)
+            .build()
+            .is_ok());
+    }
 }

@@ -20,8 +20,8 @@ mod transfer;
 pub use account::{Account, SpaceMembership, SpaceSyncStatus};
 pub use background::{BackgroundSync, BackoffPolicy, SyncEvent};
 pub use client::{
-    SharedSpace, SyncClient, SyncProgress, SyncReport, DEFAULT_OVERDUE_AFTER, DEFAULT_PAGE_BUDGET,
-    DEFAULT_PUSH_BATCH,
+    SharedSpace, SyncClient, SyncClientBuilder, SyncProgress, SyncReport, DEFAULT_OVERDUE_AFTER,
+    DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH,
 };
 pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange};
 pub use pacing::{next_page_budget, INITIAL_PAGE_BUDGET, MIN_PAGE_BUDGET, PAGE_TARGET};

@@ -27,6 +27,19 @@ pub fn start_server(data: &std::path::Path) -> Result<Server, BoxError> {
     let mut child = Command::new(&binary)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        // Bench settings: any device may register spaces, no rate limits (docs/server.md).
+        .args([
+            "--space-creation",
+            "anyone",
+            "--rate-per-address-per-minute",
+            "0",
+            "--rate-per-device-per-minute",
+            "0",
+            "--registrations-per-hour",
+            "0",
+            "--redemptions-per-hour",
+            "0",
+        ])
         .env("QUARTIER_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

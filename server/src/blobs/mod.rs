@@ -181,6 +181,7 @@ impl IntoResponse for BlobError {
             code: code.into(),
             message: self.to_string(),
             protocol_versions: vec![],
+            request_id: None,
         };
         let bytes = quartier_protocol::encode(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();

@@ -17,9 +17,24 @@ impl<T: DeserializeOwned> FromRequest<std::sync::Arc<AppState>> for Wire<T> {
 
     async fn from_request(req: Request, state: &std::sync::Arc<AppState>) -> Result<Self, Self::Rejection> {
         let limit = state.config.max_body_bytes;
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // `application/vnd.quartier.sync+cbor`, parameters allowed; nothing else is read.
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case(quartier_protocol::CONTENT_TYPE) {
+            return Err(ServerError::UnsupportedMediaType(format!(
+                "the body must be `{}` (zstd-compressed CBOR), not `{content_type}`",
+                quartier_protocol::CONTENT_TYPE
+            )));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ServerError::BodyTooLarge { limit }
+            } else if timed_out(&e) {
+                ServerError::Timeout
             } else {
                 ServerError::BadRequest(format!("the body could not be read: {e}"))
             }
@@ -29,6 +44,18 @@ impl<T: DeserializeOwned> FromRequest<std::sync::Arc<AppState>> for Wire<T> {
             quartier_protocol::MAX_DECODED_BYTES,
         )?))
     }
+}
+
+/// Whether reading a body failed because it stopped arriving (`RequestBodyTimeoutLayer`).
+pub(crate) fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl<T: Serialize> IntoResponse for Wire<T> {

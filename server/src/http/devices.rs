@@ -1,43 +1,160 @@
-//! Device registration and revocation.
+//! Device registration (a signed server challenge proves possession of the key) and revocation.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use quartier_protocol::{DeviceRegistered, RegisterDevice};
+use ed25519_dalek::{Signature, VerifyingKey};
+use quartier_protocol::signing::registration_signing_payload;
+use quartier_protocol::{DeviceRegistered, RegisterDevice, RegistrationChallenge};
 use uuid::Uuid;
 
 use super::auth::Device;
 use super::{blocking, Ids, Wire};
+use crate::config::Registration;
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::storage::{accounts, random_token};
+use crate::storage::{accounts, now_ms, random_token};
 
-pub async fn register(
+/// How long a challenge stays good.
+const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+/// Challenges held at most; the oldest is forgotten first (rate limits bound how fast they come).
+const MAX_CHALLENGES: usize = 10_000;
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// Challenges handed out and not yet used: each registers one device, once.
+pub struct Challenges(Mutex<lru::LruCache<[u8; 32], Instant>>);
+
+impl Default for Challenges {
+    fn default() -> Self {
+        Self(Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(MAX_CHALLENGES).unwrap_or(std::num::NonZeroUsize::MIN),
+        )))
+    }
+}
+
+impl Challenges {
+    fn issue(&self) -> Result<[u8; 32], ServerError> {
+        let mut challenge = [0u8; 32];
+        getrandom::fill(&mut challenge).map_err(|e| ServerError::Internal(format!("no randomness: {e}")))?;
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.put(challenge, Instant::now() + CHALLENGE_TTL);
+        Ok(challenge)
+    }
+
+    /// Uses up a challenge: true if it was handed out, unused and not expired.
+    fn redeem(&self, challenge: &[u8]) -> bool {
+        let Ok(key) = <[u8; 32]>::try_from(challenge) else {
+            return false;
+        };
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.pop(&key).is_some_and(|expiry| Instant::now() < expiry)
+    }
+}
+
+/// `POST /v1/devices/challenge`.
+pub(crate) async fn challenge(
+    State(state): State<Arc<AppState>>,
+) -> Result<Wire<RegistrationChallenge>, ServerError> {
+    refuse_if_closed(&state)?;
+    let challenge = state.challenges.issue()?;
+    Ok(Wire(RegistrationChallenge {
+        challenge: challenge.to_vec(),
+        expires_at_ms: now_ms() + CHALLENGE_TTL.as_millis() as i64,
+    }))
+}
+
+fn refuse_if_closed(state: &AppState) -> Result<(), ServerError> {
+    if state.config.registration == Registration::Closed {
+        return Err(ServerError::Forbidden(
+            "this server does not register new devices (its operator closed registration)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Characters a display name may not hold: controls (NUL included) and the bidirectional
+/// overrides, embeddings, isolates and marks that make a name read as something else.
+fn forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// The display name as stored: trimmed, bounded, without control or bidi characters; an empty
+/// one is no name.
+pub fn check_display_name(name: Option<&str>) -> Result<Option<String>, ServerError> {
+    let Some(name) = name.map(str::trim) else {
+        return Ok(None);
+    };
+    if name.chars().any(forbidden_in_name) {
+        return Err(ServerError::BadRequest(
+            "display_name may not contain control characters (NUL, line breaks) or text-direction overrides"
+                .into(),
+        ));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ServerError::BadRequest(format!(
+            "display_name may have at most {MAX_DISPLAY_NAME_CHARS} characters"
+        )));
+    }
+    Ok((!name.is_empty()).then(|| name.to_owned()))
+}
+
+/// The device's key, if it is a usable Ed25519 key and the signature over the challenge is
+/// strictly valid.
+fn check_key(req: &RegisterDevice) -> Result<(), ServerError> {
+    let bad_key = || ServerError::BadRequest("public_key must be a 32-byte Ed25519 public key".into());
+    let bytes: [u8; 32] = req.public_key.as_slice().try_into().map_err(|_| bad_key())?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad_key())?;
+    // Small-order keys verify signatures made without any private key.
+    if key.is_weak() {
+        return Err(ServerError::BadRequest(
+            "public_key is a weak (small-order) Ed25519 key; make a key with a proper generator".into(),
+        ));
+    }
+    let (Some(challenge), Some(signature)) = (&req.challenge, &req.signature) else {
+        return Err(ServerError::UpgradeRequired(
+            "registration now proves possession of the device key: fetch a challenge \
+             (POST /v1/devices/challenge) and sign it; update the app"
+                .into(),
+        ));
+    };
+    let signature = Signature::from_slice(signature)
+        .map_err(|_| ServerError::BadRequest("signature must be a 64-byte Ed25519 signature".into()))?;
+    key.verify_strict(
+        &registration_signing_payload(challenge, &req.public_key),
+        &signature,
+    )
+    .map_err(|_| {
+        ServerError::Forbidden("the signature over the challenge does not verify with public_key".into())
+    })
+}
+
+pub(crate) async fn register(
     State(state): State<Arc<AppState>>,
     Wire(req): Wire<RegisterDevice>,
 ) -> Result<Wire<DeviceRegistered>, ServerError> {
-    if req.public_key.len() != 32
-        || ed25519_dalek::VerifyingKey::from_bytes(&req.public_key.as_slice().try_into().unwrap_or([0; 32]))
-            .is_err()
+    refuse_if_closed(&state)?;
+    let display_name = check_display_name(req.display_name.as_deref())?;
+    check_key(&req)?;
+    // Checked after the signature, so a challenge is only used up by its holder.
+    if !req
+        .challenge
+        .as_deref()
+        .is_some_and(|c| state.challenges.redeem(c))
     {
-        return Err(ServerError::BadRequest(
-            "public_key must be a 32-byte Ed25519 key".into(),
-        ));
-    }
-    if req.display_name.as_ref().is_some_and(|n| n.len() > 200) {
-        return Err(ServerError::BadRequest(
-            "display_name may have at most 200 bytes".into(),
+        return Err(ServerError::Forbidden(
+            "unknown, used or expired challenge; fetch a new one".into(),
         ));
     }
     let token = random_token(32)?;
     let registered = blocking(move || {
-        let record = accounts::register(
-            &state.db.lock(),
-            &req.public_key,
-            req.display_name.as_deref(),
-            &token,
-        )?;
+        let record = accounts::register(&state.db.lock(), &req.public_key, display_name.as_deref(), &token)?;
         Ok(DeviceRegistered {
             device: record.device,
             person: record.person,
@@ -49,8 +166,9 @@ pub async fn register(
     Ok(Wire(registered))
 }
 
-/// Revokes a device of the caller's own person (a lost phone), effective at once.
-pub async fn revoke(
+/// Revokes a device of the caller's own person (a lost phone), effective at once. A device
+/// that does not exist and one of another person get the same answer (no existence oracle).
+pub(crate) async fn revoke(
     State(state): State<Arc<AppState>>,
     caller: Device,
     Ids(device): Ids<Uuid>,
@@ -58,17 +176,43 @@ pub async fn revoke(
     let caller = caller.active()?;
     blocking(move || {
         let conn = state.db.lock();
-        let target =
-            accounts::device(&conn, device)?.ok_or_else(|| ServerError::NotFound("no such device".into()))?;
-        if target.person != caller.person {
-            return Err(ServerError::Forbidden(
-                "only the device's own person may revoke it".into(),
-            ));
+        match accounts::device(&conn, device)? {
+            Some(target) if target.person == caller.person => {
+                accounts::revoke_device(&conn, device)?;
+                Ok(())
+            }
+            _ => Err(ServerError::NotFound("you have no device with this id".into())),
         }
-        accounts::revoke_device(&conn, device)?;
-        Ok(())
     })
     .await?;
     tracing::info!(%device, "device revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_refuse_controls_and_direction_overrides() {
+        for bad in [
+            "a\0b",
+            "line\nbreak",
+            "evil\u{202E}gnp.exe",
+            "x\u{2066}y",
+            "\u{200F}",
+        ] {
+            assert!(check_display_name(Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(check_display_name(Some(&"é".repeat(65))).is_err());
+        assert_eq!(
+            check_display_name(Some("  Ayşe Yılmaz ")).expect("fine"),
+            Some("Ayşe Yılmaz".into())
+        );
+        assert_eq!(
+            check_display_name(Some("مريم")).expect("RTL text itself is fine"),
+            Some("مريم".into())
+        );
+        assert_eq!(check_display_name(Some("  ")).expect("empty"), None);
+    }
 }

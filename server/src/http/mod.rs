@@ -5,13 +5,15 @@
 mod auth;
 mod blobs;
 mod body;
-mod devices;
+pub mod devices;
+pub mod guard;
 mod spaces;
 mod sync;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 
@@ -26,6 +28,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/v1/devices", post(devices::register))
+        .route("/v1/devices/challenge", post(devices::challenge))
         .route("/v1/devices/{device}", delete(devices::revoke))
         .route("/v1/spaces", post(spaces::create))
         .route("/v1/spaces/{space}/invites", post(spaces::invite))
@@ -45,6 +48,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             crate::error::ServerError::MethodNotAllowed("this endpoint does not take this method".into())
         })
         .layer(DefaultBodyLimit::max(limit))
+        // A body that stops arriving ends the request (and its connection).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_millis(state.config.body_timeout_ms),
+        ))
+        .layer(from_fn_with_state(Arc::clone(&state), guard::guard))
         .with_state(state)
 }
 

@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use super::auth::Device;
 use super::{blocking, Ids, Wire};
+use crate::config::Allowed;
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::storage::{now_ms, random_token, spaces};
+use crate::storage::{accounts, now_ms, random_token, spaces};
 
 /// Longest an invite may stay valid.
 const MAX_INVITE_DAYS: i64 = 90;
@@ -23,9 +24,23 @@ pub async fn create(
     Wire(req): Wire<CreateSpace>,
 ) -> Result<Wire<Membership>, ServerError> {
     let device = device.active()?;
-    let membership =
-        blocking(move || spaces::create_space(&state.db.lock(), req.space, device.person)).await?;
+    let membership = blocking(move || {
+        let conn = state.db.lock();
+        if state.config.space_creation == Allowed::Approved && !accounts::is_approved(&conn, device.person)? {
+            return Err(ServerError::Forbidden(
+                "on this server only persons its operator approved may register spaces; ask the operator to approve you (your person id is in the app)".into(),
+            ));
+        }
+        spaces::create_space(&conn, req.space, device.person)
+    })
+    .await?;
     Ok(Wire(membership))
+}
+
+fn last_coordinator() -> ServerError {
+    ServerError::Conflict(
+        "a space keeps at least one coordinator: make another member coordinator first".into(),
+    )
 }
 
 fn require_coordinator(conn: &rusqlite::Connection, space: Uuid, person: Uuid) -> Result<(), ServerError> {
@@ -62,6 +77,12 @@ pub async fn invite(
     blocking(move || {
         let conn = state.db.lock();
         require_coordinator(&conn, space, device.person)?;
+        if state.config.invite_creation == Allowed::Approved && !accounts::is_approved(&conn, device.person)?
+        {
+            return Err(ServerError::Forbidden(
+                "on this server only coordinators its operator approved may create invites".into(),
+            ));
+        }
         spaces::create_invite(
             &conn,
             space,
@@ -100,6 +121,9 @@ pub async fn set_role(
     let membership = blocking(move || {
         let conn = state.db.lock();
         require_coordinator(&conn, space, device.person)?;
+        if req.role != Role::Coordinator && spaces::is_last_coordinator(&conn, space, person)? {
+            return Err(last_coordinator());
+        }
         spaces::set_role(&conn, space, person, req.role)
     })
     .await?;
@@ -118,6 +142,9 @@ pub async fn remove(
         let conn = state.db.lock();
         if person != device.person {
             require_coordinator(&conn, space, device.person)?;
+        }
+        if spaces::is_last_coordinator(&conn, space, person)? {
+            return Err(last_coordinator());
         }
         if spaces::remove_member(&conn, space, person)? {
             Ok(())

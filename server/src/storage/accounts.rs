@@ -39,6 +39,14 @@ pub fn register(
     let device = Uuid::now_v7();
     let person = Uuid::now_v7();
     let tx = conn.unchecked_transaction()?;
+    let taken: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM devices WHERE public_key = ?1)")?
+        .query_row([public_key], |r| r.get(0))?;
+    if taken {
+        return Err(ServerError::Conflict(
+            "this public key is already registered; a device registers once (make a new key for a new device)".into(),
+        ));
+    }
     tx.execute(
         "INSERT INTO persons (person_id, display_name, created_at) VALUES (?1, ?2, ?3)",
         params![person.to_string(), display_name, now_ms()],
@@ -82,4 +90,57 @@ pub fn revoke_device(conn: &Connection, device: Uuid) -> Result<bool, ServerErro
         "UPDATE devices SET revoked_at = ?2 WHERE device_id = ?1 AND revoked_at IS NULL",
         params![device.to_string(), now_ms()],
     )? == 1)
+}
+
+/// A person as `admin persons` lists them.
+#[derive(Clone, Debug)]
+pub struct PersonRecord {
+    pub person: Uuid,
+    pub display_name: Option<String>,
+    pub approved: bool,
+    pub devices: i64,
+}
+
+/// Every person, oldest first.
+pub fn persons(conn: &Connection) -> Result<Vec<PersonRecord>, ServerError> {
+    let mut stmt = conn.prepare(
+        "SELECT p.person_id, p.display_name, p.approved_at IS NOT NULL,
+                (SELECT count(*) FROM devices d WHERE d.person_id = p.person_id AND d.revoked_at IS NULL)
+         FROM persons p ORDER BY p.created_at, p.person_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(PersonRecord {
+            person: parse_uuid(r.get(0)?)?,
+            display_name: r.get(1)?,
+            approved: r.get(2)?,
+            devices: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Approves a person (or withdraws it), by person id or by the id of one of their devices;
+/// returns the person.
+pub fn set_approved(conn: &Connection, id: Uuid, approved: bool) -> Result<Uuid, ServerError> {
+    let person = match device(conn, id)? {
+        Some(d) => d.person,
+        None => id,
+    };
+    let changed = conn.execute(
+        "UPDATE persons SET approved_at = CASE WHEN ?2 THEN coalesce(approved_at, ?3) END WHERE person_id = ?1",
+        params![person.to_string(), approved, now_ms()],
+    )?;
+    if changed == 0 {
+        return Err(ServerError::NotFound(format!("no person or device {id}")));
+    }
+    Ok(person)
+}
+
+/// Whether an administrator approved the person.
+pub fn is_approved(conn: &Connection, person: Uuid) -> Result<bool, ServerError> {
+    Ok(conn
+        .prepare_cached("SELECT approved_at IS NOT NULL FROM persons WHERE person_id = ?1")?
+        .query_row([person.to_string()], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }

@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -27,6 +27,8 @@ const MIGRATIONS: [&str; 5] = [
     include_str!("004_blob_uploads.sql"),
     // Which invites a removed member may no longer use.
     include_str!("005_removals.sql"),
+    // Operator approval of persons; devices by public key.
+    include_str!("006_operators.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -63,6 +65,20 @@ impl Db {
         Ok(Db {
             conn: FairMutex::new(conn),
         })
+    }
+
+    /// Opens the database of an existing data folder (administrative tasks): refuses a folder
+    /// without one rather than creating an empty database.
+    pub fn open_existing(dir: &Path) -> Result<Db, ServerError> {
+        let file = dir.join("quartier-server.db");
+        if !file.is_file() {
+            return Err(ServerError::Startup(format!(
+                "{} holds no quartier-server database ({} is missing); check --data",
+                dir.display(),
+                file.display()
+            )));
+        }
+        Db::open(dir)
     }
 
     /// The connection, for one unit of work. Fair: a request that waits gets the connection

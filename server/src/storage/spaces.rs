@@ -40,6 +40,20 @@ pub fn create_space(conn: &Connection, space: Uuid, person: Uuid) -> Result<Memb
     })
 }
 
+/// Whether `person` is the only coordinator of `space` (who then may not leave, be removed or
+/// be demoted: nobody could invite or moderate any more).
+pub fn is_last_coordinator(conn: &Connection, space: Uuid, person: Uuid) -> Result<bool, ServerError> {
+    if role_of(conn, space, person)? != Some(Role::Coordinator) {
+        return Ok(false);
+    }
+    let coordinators: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM members WHERE space_id = ?1 AND role = 'coordinator' AND revoked_at IS NULL",
+        )?
+        .query_row([space.to_string()], |r| r.get(0))?;
+    Ok(coordinators <= 1)
+}
+
 /// A person's current role in a space, if they are a member.
 pub fn role_of(conn: &Connection, space: Uuid, person: Uuid) -> Result<Option<Role>, ServerError> {
     let role: Option<String> = conn

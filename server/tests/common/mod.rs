@@ -13,6 +13,16 @@ use quartier_core::sync::SyncClient;
 use quartier_core::{Store, StoreOptions};
 use tempfile::TempDir;
 
+/// Settings of test servers that the defaults of a fresh server would get in the way of: spaces
+/// by any device (not only approved ones), no rate limits.
+pub const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("QUARTIER_SPACE_CREATION", "anyone"),
+    ("QUARTIER_RATE_PER_ADDRESS_PER_MINUTE", "0"),
+    ("QUARTIER_RATE_PER_DEVICE_PER_MINUTE", "0"),
+    ("QUARTIER_REGISTRATIONS_PER_HOUR", "0"),
+    ("QUARTIER_REDEMPTIONS_PER_HOUR", "0"),
+];
+
 /// A server process; killed when dropped.
 pub struct Server {
     pub child: Child,
@@ -32,11 +42,14 @@ impl Server {
     }
 
     /// Starts with extra environment variables (settings such as `QUARTIER_SPACE_QUOTA_BYTES`).
+    /// Tests run with every device allowed to register spaces and without rate limits
+    /// ([`TEST_SETTINGS`]); `env` comes after them, so a test may set its own.
     pub fn start_with(data: TempDir, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quartier-server"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
             .env("QUARTIER_LOG", "warn")
+            .envs(TEST_SETTINGS.iter().copied())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -49,7 +62,7 @@ impl Server {
             .expect("read the listening line");
         let url = line.trim().rsplit(' ').next().expect("url").to_owned();
         assert!(
-            url.starts_with("http://127.0.0.1:"),
+            url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
             "unexpected first line: {line}"
         );
         Server { child, url, data }
@@ -212,8 +225,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use ed25519_dalek::{Signer, SigningKey};
 use quartier_core::IncomingChange;
 use quartier_protocol::{
-    DeviceRegistered, DocKind, ErrorBody, Membership, Record, RedeemInvite, RegisterDevice, SpaceCursor,
-    SyncRequest, SyncResponse, CONTENT_TYPE, MAX_DECODED_BYTES, PROTOCOL_VERSION,
+    DeviceRegistered, DocKind, ErrorBody, Membership, Record, RedeemInvite, RegisterDevice,
+    RegistrationChallenge, SpaceCursor, SyncRequest, SyncResponse, CONTENT_TYPE, MAX_DECODED_BYTES,
+    PROTOCOL_VERSION,
 };
 use uuid::Uuid;
 
@@ -312,10 +326,7 @@ impl RawDevice {
             url,
             "/v1/devices",
             None,
-            &RegisterDevice {
-                public_key: key.verifying_key().to_bytes().to_vec(),
-                display_name: Some(name.into()),
-            },
+            &signed_registration(url, &key, Some(name)).await,
         )
         .await;
         assert_eq!(answer.status, 200, "register {name}: {:?}", answer.error_body());
@@ -429,6 +440,32 @@ impl RawDevice {
             }
             after = Some(page.next);
         }
+    }
+}
+
+/// A fresh registration challenge of the server.
+pub async fn challenge(url: &str) -> Vec<u8> {
+    let answer = post_raw(url, "/v1/devices/challenge", None, Vec::new()).await;
+    assert_eq!(answer.status, 200, "challenge: {:?}", answer.error_body());
+    answer.decode::<RegistrationChallenge>().challenge
+}
+
+/// A registration of `key`, signed over a fresh challenge of the server.
+pub async fn signed_registration(url: &str, key: &SigningKey, name: Option<&str>) -> RegisterDevice {
+    let challenge = challenge(url).await;
+    let public_key = key.verifying_key().to_bytes().to_vec();
+    let signature = key
+        .sign(&quartier_protocol::signing::registration_signing_payload(
+            &challenge,
+            &public_key,
+        ))
+        .to_bytes()
+        .to_vec();
+    RegisterDevice {
+        public_key,
+        display_name: name.map(str::to_owned),
+        challenge: Some(challenge),
+        signature: Some(signature),
     }
 }
 

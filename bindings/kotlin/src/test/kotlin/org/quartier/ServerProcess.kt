@@ -16,7 +16,11 @@ class ServerProcess private constructor(private val process: Process, private va
                 ?: error("system property quartier.server.bin is not set")
             check(File(bin).canExecute()) { "no server binary at $bin (cargo build -p quartier-server)" }
             val dataDir = Files.createTempDirectory("quartier-server").toFile()
-            val process = ProcessBuilder(bin, "serve", "--listen", "127.0.0.1:0", "--data", dataDir.path)
+            // Test settings: any device may register spaces, no rate limits (docs/server.md).
+            val process = ProcessBuilder(
+                bin, "serve", "--listen", "127.0.0.1:0", "--data", dataDir.path,
+                "--space-creation", "anyone", "--rate-per-address-per-minute", "0", "--rate-per-device-per-minute", "0", "--registrations-per-hour", "0", "--redemptions-per-hour", "0",
+            )
                 .redirectError(ProcessBuilder.Redirect.INHERIT)
                 .start()
             val reader = process.inputStream.bufferedReader()
