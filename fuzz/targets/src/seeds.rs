@@ -170,6 +170,8 @@ pub fn write_corpus() {
             encode(&RegisterDevice {
                 public_key: key,
                 display_name: Some("Aylin".into()),
+                challenge: Some(vec![7; 32]),
+                signature: Some(vec![9; 64]),
             })
             .expect("encode"),
         ),
@@ -217,6 +219,7 @@ pub fn write_corpus() {
                 code: "protocol_version".into(),
                 message: "upgrade".into(),
                 protocol_versions: vec![1],
+                request_id: Some("req-1".into()),
             })
             .expect("encode"),
         ),
