@@ -123,25 +123,17 @@ impl Store {
         message: &str,
         touched: &mut Touched,
     ) -> Result<Option<Returned>> {
-        let entry = tx
-            .query_row(
-                "SELECT doc_id, kind, space_id, hash, bytes FROM outbox WHERE seq = ?1",
-                [seq],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((doc_id, kind, space_id, hash, bytes)) = entry else {
+        let Some(entry) = outbox_entry(tx, seq, false)? else {
             return Ok(None);
         };
-        let kind = DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
+        let OutboxEntry {
+            doc_id,
+            kind,
+            space_id,
+            hash,
+            ..
+        } = &entry;
+        let (doc_id, kind) = (doc_id.clone(), *kind);
         let refused = ChangeHash::try_from(hash.as_slice())
             .map_err(|e| Error::Corrupt(format!("outbox hash of {doc_id}: {e}")))?;
         let now = super::now_ms();
@@ -153,19 +145,7 @@ impl Store {
         let Some(mut loaded) = documents::load(tx, &doc_id, self.actor())? else {
             // The document is gone already (erased, purged): only the record is left to keep.
             returned.withdrawn = withdraw(tx, &[refused])?;
-            record(
-                tx,
-                &doc_id,
-                &space_id,
-                kind,
-                code,
-                message,
-                now,
-                &[],
-                None,
-                &hash,
-                &bytes,
-            )?;
+            record(tx, &entry, code, message, now, &[], None)?;
             return Ok(Some(returned));
         };
         let old = std::mem::replace(&mut loaded.doc, Automerge::new());
@@ -247,19 +227,7 @@ impl Store {
             other => other,
         });
         let seen = seen.map(|v| v.to_string());
-        record(
-            tx,
-            &doc_id,
-            &space_id,
-            kind,
-            code,
-            message,
-            now,
-            &lost_fields,
-            seen.as_deref(),
-            &hash,
-            &bytes,
-        )?;
+        record(tx, &entry, code, message, now, &lost_fields, seen.as_deref())?;
         Ok(Some(returned))
     }
 
@@ -273,42 +241,14 @@ impl Store {
         code: &str,
         message: &str,
     ) -> Result<Option<Returned>> {
-        let entry = tx
-            .query_row(
-                "DELETE FROM outbox WHERE seq = ?1 RETURNING doc_id, kind, space_id, hash, bytes",
-                [seq],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((doc_id, kind, space_id, hash, bytes)) = entry else {
+        let Some(entry) = outbox_entry(tx, seq, true)? else {
             return Ok(None);
         };
-        let kind = DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
-        let change = Change::from_bytes(bytes.clone()).ok();
+        let change = Change::from_bytes(entry.bytes.clone()).ok();
         let fields = note_fields(change.as_ref());
-        record(
-            tx,
-            &doc_id,
-            &space_id,
-            kind,
-            code,
-            message,
-            super::now_ms(),
-            &fields,
-            None,
-            &hash,
-            &bytes,
-        )?;
+        record(tx, &entry, code, message, super::now_ms(), &fields, None)?;
         Ok(Some(Returned {
-            doc_id,
+            doc_id: entry.doc_id,
             reapplied: 0,
             withdrawn: 1,
         }))
@@ -425,25 +365,72 @@ fn withdraw(tx: &Connection, hashes: &[ChangeHash]) -> Result<usize> {
     Ok(removed)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An outbox entry the server refused.
+struct OutboxEntry {
+    doc_id: String,
+    kind: DocKind,
+    space_id: String,
+    hash: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+/// Reads the outbox entry `seq`, or takes it out of the outbox when `take`.
+fn outbox_entry(tx: &Connection, seq: i64, take: bool) -> Result<Option<OutboxEntry>> {
+    let sql = if take {
+        "DELETE FROM outbox WHERE seq = ?1 RETURNING doc_id, kind, space_id, hash, bytes"
+    } else {
+        "SELECT doc_id, kind, space_id, hash, bytes FROM outbox WHERE seq = ?1"
+    };
+    let row = tx
+        .query_row(sql, [seq], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((doc_id, kind, space_id, hash, bytes)) = row else {
+        return Ok(None);
+    };
+    let kind = DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
+    Ok(Some(OutboxEntry {
+        doc_id,
+        kind,
+        space_id,
+        hash,
+        bytes,
+    }))
+}
+
+/// Lists a refused entry as undelivered.
 fn record(
     tx: &Connection,
-    doc_id: &str,
-    space_id: &str,
-    kind: DocKind,
+    entry: &OutboxEntry,
     code: &str,
     message: &str,
     now: i64,
     fields: &[String],
     content: Option<&str>,
-    hash: &[u8],
-    bytes: &[u8],
 ) -> Result<()> {
     let fields = serde_json::to_string(fields).map_err(|e| Error::invalid("fields", e.to_string()))?;
     tx.prepare_cached(
         "INSERT INTO undelivered (doc_id, space_id, kind, code, message, refused_at, fields, content, hash, bytes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
-    .execute(params![doc_id, space_id, kind.as_str(), code, message, now, fields, content, hash, bytes])?;
+    .execute(params![
+        entry.doc_id,
+        entry.space_id,
+        entry.kind.as_str(),
+        code,
+        message,
+        now,
+        fields,
+        content,
+        entry.hash,
+        entry.bytes
+    ])?;
     Ok(())
 }
