@@ -23,6 +23,20 @@ fn break_the_change_log(server: &Server) -> Connection {
     conn
 }
 
+/// A place by `device`'s person at `location`.
+fn place(device: &Device, space: SpaceId, title: &str, location: Location) -> quartier_core::Result<Item> {
+    let content = ItemContent {
+        location: Some(location),
+        ..ItemContent::new(
+            LocalizedText::single("de", title),
+            ItemDetails::Place(Place::default()),
+        )
+    };
+    device
+        .store
+        .create_item(NewItem::new(space, device.person, content))
+}
+
 fn mend(conn: Connection) {
     conn.execute_batch("DROP TRIGGER injected_fault")
         .expect("drop the fault");
@@ -113,20 +127,13 @@ async fn a_refused_edit_does_not_wedge_the_next_allowed_change_of_the_item() {
     coordinator.sync().await;
     let volunteer = join(&server.url, &coordinator, space, Role::Volunteer, "Helfer").await;
     volunteer.sync().await;
-    let place = volunteer
-        .store
-        .create_item(NewItem::new(
-            space,
-            volunteer.person,
-            ItemContent {
-                location: Some(Location::new(50.95, 6.95)),
-                ..ItemContent::new(
-                    LocalizedText::single("de", "Bank am Spielplatz"),
-                    ItemDetails::Place(Place::default()),
-                )
-            },
-        ))
-        .expect("place");
+    let place = place(
+        &volunteer,
+        space,
+        "Bank am Spielplatz",
+        Location::new(50.95, 6.95),
+    )
+    .expect("place");
     volunteer.sync().await;
     coordinator.sync().await;
 
@@ -218,19 +225,7 @@ async fn a_refused_creation_leaves_the_device_and_is_kept_for_the_person() {
         .set_role(&coordinator.store, space, volunteer.person, Role::Resident)
         .await
         .expect("demote");
-    let place = volunteer
-        .store
-        .create_item(NewItem::new(
-            space,
-            volunteer.person,
-            ItemContent {
-                location: Some(Location::new(50.96, 6.94)),
-                ..ItemContent::new(
-                    LocalizedText::single("de", "Trinkbrunnen"),
-                    ItemDetails::Place(Place::default()),
-                )
-            },
-        ))
+    let place = place(&volunteer, space, "Trinkbrunnen", Location::new(50.96, 6.94))
         .expect("place, allowed as far as the phone knows");
     volunteer.retitle(place.id, "Trinkbrunnen (Sommer)");
     let report = volunteer.sync().await;

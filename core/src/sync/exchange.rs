@@ -532,6 +532,18 @@ mod tests {
         }
     }
 
+    fn news(p: &Phone, title: &str) -> Item {
+        let content = ItemContent::new(
+            LocalizedText::single("de", title),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        );
+        p.store
+            .create_item(NewItem::new(p.space, p.person, content))
+            .unwrap()
+    }
+
     fn answer(acks: Vec<AckOutcome>) -> SyncResponse {
         SyncResponse {
             protocol: PROTOCOL_VERSION,
@@ -579,19 +591,7 @@ mod tests {
     #[test]
     fn a_refused_change_is_returned_and_the_later_edit_made_again_on_the_accepted_state() {
         let p = phone();
-        let item = p
-            .store
-            .create_item(NewItem::new(
-                p.space,
-                p.person,
-                ItemContent::new(
-                    LocalizedText::single("de", "Alt"),
-                    ItemDetails::Post(Post {
-                        post_type: PostType::News,
-                    }),
-                ),
-            ))
-            .unwrap();
+        let item = news(&p, "Alt");
         let (accepted, _) = push_all(&p.store, |_| AckOutcome::Stored);
         let creation = accepted.iter().map(hash_of).next_back().unwrap();
 
@@ -692,19 +692,7 @@ mod tests {
     #[test]
     fn a_remade_edit_does_not_undo_someone_elses_concurrent_edit() {
         let p = phone();
-        let item = p
-            .store
-            .create_item(NewItem::new(
-                p.space,
-                p.person,
-                ItemContent::new(
-                    LocalizedText::single("de", "Alt"),
-                    ItemDetails::Post(Post {
-                        post_type: PostType::News,
-                    }),
-                ),
-            ))
-            .unwrap();
+        let item = news(&p, "Alt");
         push_all(&p.store, |_| AckOutcome::Stored);
         let dir = tempfile::tempdir().unwrap();
         let other = Store::open(dir.path().join("other.db"), StoreOptions::default()).unwrap();
@@ -769,18 +757,7 @@ mod tests {
     #[test]
     fn a_server_fault_keeps_the_change_and_remembers_since_when() {
         let p = phone();
-        p.store
-            .create_item(NewItem::new(
-                p.space,
-                p.person,
-                ItemContent::new(
-                    LocalizedText::single("de", "Hallo"),
-                    ItemDetails::Post(Post {
-                        post_type: PostType::News,
-                    }),
-                ),
-            ))
-            .unwrap();
+        news(&p, "Hallo");
         let fault = |_: &Record| AckOutcome::Deferred {
             message: "later".into(),
             reason: DeferReason::ServerFault,
