@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::error::ServerError;
 use crate::storage::log;
+use quartier_core::document::guarded;
 
 /// Compact a document's log into a snapshot after this many changes.
 pub const SNAPSHOT_AFTER_CHANGES: i64 = 64;
@@ -93,7 +94,7 @@ pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
     let mut stored_bytes = snapshot.as_ref().map_or(0, Vec::len);
     let mut loaded = match snapshot {
         Some(bytes) => {
-            Automerge::load(&bytes).map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?
+            guarded::load(&bytes).map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?
         }
         None => Automerge::new(),
     };
@@ -103,8 +104,7 @@ pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
         .map(Change::from_bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServerError::Internal(format!("stored change of {doc}: {e}")))?;
-    loaded
-        .apply_changes(changes)
+    guarded::apply(&mut loaded, changes)
         .map_err(|e| ServerError::Internal(format!("stored changes of {doc}: {e}")))?;
     Ok(Doc {
         doc: loaded,

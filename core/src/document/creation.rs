@@ -51,7 +51,8 @@ impl Creation {
 /// The creation form of `doc`, when its history is one change that [`rebuild_creation`]
 /// reproduces exactly; `None` otherwise (the document then travels as a snapshot).
 pub fn creation_of(doc: &Automerge, doc_id: &str, kind: DocKind) -> Result<Option<Creation>> {
-    let changes = doc.get_changes(&[]);
+    let changes =
+        super::guarded::changes_since(doc, &[]).map_err(|e| Error::document(doc_id, e.to_string()))?;
     let [change] = changes.as_slice() else {
         return Ok(None);
     };

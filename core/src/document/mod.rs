@@ -5,6 +5,7 @@
 //! check pushed changes against the permission table.
 
 mod creation;
+pub mod guarded;
 mod json;
 mod note;
 mod schema;

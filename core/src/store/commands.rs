@@ -4,7 +4,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{access, documents, now, projection, Store};
-use crate::document::{item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, DocKind};
+use crate::document::{
+    guarded, item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, DocKind,
+};
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
 
@@ -253,7 +255,9 @@ impl Store {
         let estimate = loaded.stored_bytes() as usize + change.raw_bytes().len();
         if estimate > budget {
             // Incremental changes overstate the size; only a real snapshot decides.
-            let size = loaded.doc.save().len();
+            let size = guarded::save(&loaded.doc)
+                .map_err(|e| Error::Corrupt(format!("saving {doc_id}: {e}")))?
+                .len();
             if size > budget {
                 return Err(Error::DocumentTooLarge { size, budget });
             }

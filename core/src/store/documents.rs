@@ -6,7 +6,7 @@
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::document::DocKind;
+use crate::document::{guarded, DocKind};
 use crate::error::{Error, Result};
 
 /// Compact when a document has more incremental changes than this…
@@ -69,7 +69,7 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
         DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
     let mut doc = match snapshot {
         Some(bytes) => {
-            Automerge::load(&bytes).map_err(|e| Error::Corrupt(format!("snapshot of {doc_id}: {e}")))?
+            guarded::load(&bytes).map_err(|e| Error::Corrupt(format!("snapshot of {doc_id}: {e}")))?
         }
         None => Automerge::new(),
     };
@@ -83,7 +83,7 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
         })
         .collect::<Result<Vec<_>>>()?;
     if !changes.is_empty() {
-        doc.apply_changes(changes)
+        guarded::apply(&mut doc, changes)
             .map_err(|e| Error::Corrupt(format!("stored changes of {doc_id}: {e}")))?;
     }
     Ok(Some(LoadedDoc {
@@ -138,7 +138,7 @@ pub(crate) fn compact_if_due(conn: &Connection, doc_id: &str, loaded: &mut Loade
 
 /// Writes a snapshot of the document and removes the changes it contains.
 pub(crate) fn compact(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -> Result<()> {
-    let snapshot = loaded.doc.save();
+    let snapshot = guarded::save(&loaded.doc).map_err(|e| Error::Corrupt(format!("saving {doc_id}: {e}")))?;
     let mut pending = Vec::new();
     {
         let mut stmt =

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::documents::{self, LoadedDoc};
 use super::{projection, Store, Touched};
-use crate::document::{item_from_doc, space_from_doc, DocKind};
+use crate::document::{guarded, item_from_doc, space_from_doc, DocKind};
 use crate::error::{Error, Result};
 
 use super::IncomingChange;
@@ -113,13 +113,11 @@ impl Store {
         if fresh.is_empty() {
             return Ok(());
         }
-        loaded
-            .doc
-            .apply_changes(fresh.clone())
-            .map_err(|e| Error::MalformedChange {
-                doc: doc_id.to_owned(),
-                reason: e.to_string(),
-            })?;
+        // On an error the transaction rolls back and the document is thrown away with it.
+        guarded::apply(&mut loaded.doc, fresh.clone()).map_err(|e| Error::MalformedChange {
+            doc: doc_id.to_owned(),
+            reason: e.to_string(),
+        })?;
         for change in &fresh {
             if loaded.doc.get_change_meta_by_hash(&change.hash()).is_some() {
                 report.applied += 1;
@@ -148,7 +146,9 @@ impl Store {
     ) -> Result<()> {
         match loaded.kind {
             DocKind::Item => {
-                for change in loaded.doc.get_changes(since) {
+                let history = guarded::changes_since(&loaded.doc, since)
+                    .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?;
+                for change in history {
                     projection::record_history(tx, doc_id, &change)?;
                 }
                 match item_from_doc(&loaded.doc, doc_id) {
@@ -256,9 +256,8 @@ impl Store {
                 what: "document",
                 id: doc_id.to_owned(),
             })?;
-            Ok(loaded
-                .doc
-                .get_changes(&[])
+            Ok(guarded::changes_since(&loaded.doc, &[])
+                .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?
                 .into_iter()
                 .map(|c| IncomingChange {
                     doc_id: doc_id.to_owned(),

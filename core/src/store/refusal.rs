@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::documents::{self, LoadedDoc};
 use super::{projection, Store, Touched};
-use crate::document::{read_json, write_change, ChangeNote, DocKind};
+use crate::document::{guarded, read_json, write_change, ChangeNote, DocKind};
 use crate::error::{Error, Result};
 
 /// A change the server refused for good, kept for the person.
@@ -153,7 +153,8 @@ impl Store {
 
         // The refused change and everything built on it, in the order they were made (a
         // change's first op id is above every op of the changes it builds on).
-        let mut history = old.get_changes(&[]);
+        let mut history = guarded::changes_since(&old, &[])
+            .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?;
         history.sort_by_key(|c| c.start_op());
         let mut doomed_hashes: HashSet<ChangeHash> = HashSet::from([refused]);
         for change in &history {
@@ -168,8 +169,7 @@ impl Store {
 
         // The document as the server accepted it.
         let mut base = Automerge::new().with_actor(self.actor().clone());
-        base.apply_changes(kept)
-            .map_err(|e| Error::Corrupt(format!("returning {doc_id}: {e}")))?;
+        guarded::apply(&mut base, kept).map_err(|e| Error::Corrupt(format!("returning {doc_id}: {e}")))?;
         let doomed_list: Vec<ChangeHash> = doomed_hashes.iter().copied().collect();
         returned.withdrawn = withdraw(tx, &doomed_list)?;
         for hash in &doomed_list {

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 
-use automerge::Automerge;
 use quartier_protocol::{
     AckOutcome, DocKind, Record, SpaceCursor, SyncRequest, SyncResponse, ACCEPTS_CREATED,
     ACCEPTS_CREATED_UNVERSIONED, MAX_CURSORS_PER_REQUEST, PROTOCOL_VERSION,
@@ -21,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::account::{load_account, record_membership};
 use super::identity::sign_change;
+use crate::document::guarded;
 use crate::error::{Error, Result};
 use crate::store::{IncomingChange, Store, MAY_LEAVE_DEVICE};
 
@@ -427,12 +427,13 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
             }]
         }
         Record::Snapshot { doc, kind, bytes, .. } => {
-            let loaded = Automerge::load(bytes).map_err(|e| Error::MalformedChange {
+            let malformed = |e: guarded::Unsound| Error::MalformedChange {
                 doc: doc.to_string(),
                 reason: format!("snapshot: {e}"),
-            })?;
-            loaded
-                .get_changes(&[])
+            };
+            let loaded = guarded::load(bytes).map_err(malformed)?;
+            guarded::changes_since(&loaded, &[])
+                .map_err(malformed)?
                 .into_iter()
                 .map(|c| IncomingChange {
                     doc_id: doc.to_string(),

@@ -36,8 +36,8 @@ use std::io::Write as _;
 use automerge::{Automerge, Change};
 use chrono::{Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use quartier_core::document::{
-    checksum_matches, creation_of, item_from_doc, rebuild_creation, space_from_doc, ChangeNote, Creation,
-    DocKind,
+    checksum_matches, creation_of, guarded, item_from_doc, rebuild_creation, space_from_doc, ChangeNote,
+    Creation, DocKind,
 };
 use quartier_core::schedule::{
     is_open_at, next_opening, opening_intervals, parse_time_zone, EventTiming, OpeningRule,
@@ -133,7 +133,7 @@ pub fn change_bytes(data: &[u8]) {
         let _ = ChangeNote::decode(change.message());
         for kind in [DocKind::Item, DocKind::Space] {
             let mut doc = Automerge::new();
-            if doc.apply_changes([change.clone()]).is_ok() {
+            if guarded::apply(&mut doc, vec![change.clone()]).is_ok() {
                 read_doc(&doc, fixtures::CREATED_DOC, kind);
             }
         }
@@ -144,15 +144,15 @@ pub fn change_bytes(data: &[u8]) {
                 .all(|d| base.get_change_meta_by_hash(d).is_some())
             {
                 let mut doc = base.clone();
-                if doc.apply_changes([change.clone()]).is_ok() {
+                if guarded::apply(&mut doc, vec![change.clone()]).is_ok() {
                     read_doc(&doc, *id, *kind);
                 }
             }
         }
         push_to_server(data, &change);
     }
-    if let Ok(doc) = Automerge::load(data) {
-        for change in doc.get_changes(&[]) {
+    if let Ok(doc) = guarded::load(data) {
+        for change in guarded::changes_since(&doc, &[]).unwrap_or_default() {
             let _ = Change::from_bytes(change.raw_bytes().to_vec());
         }
         read_doc(&doc, fixtures::CREATED_DOC, DocKind::Item);
@@ -180,19 +180,7 @@ fn read_doc(doc: &Automerge, id: Uuid, kind: DocKind) {
 /// Pushes the change as the fixed member's device would (`sync::push` stores it if every check
 /// passes, each change whole or not at all), then pulls the page after it.
 fn push_to_server(data: &[u8], change: &Change) {
-    // The document the change belongs to: a base document whose history it extends, or the
-    // one it creates.
-    let base = fixtures::base_docs().iter().find(|(_, _, doc)| {
-        !change.deps().is_empty()
-            && change
-                .deps()
-                .iter()
-                .all(|d| doc.get_change_meta_by_hash(d).is_some())
-    });
-    let (doc, kind) = match base {
-        Some((id, kind, _)) => (*id, *kind),
-        None => created_doc(change),
-    };
+    let (doc, kind) = document_of(change);
     let env = server();
     let Ok(before) = quartier_server::storage::log::last_seq(&env.db.lock(), SPACE) else {
         return;
@@ -221,10 +209,26 @@ fn push_to_server(data: &[u8], change: &Change) {
     );
 }
 
+/// The document a change belongs to: a base document whose history it extends, or the one
+/// it creates.
+pub fn document_of(change: &Change) -> (Uuid, DocKind) {
+    let base = fixtures::base_docs().iter().find(|(_, _, doc)| {
+        !change.deps().is_empty()
+            && change
+                .deps()
+                .iter()
+                .all(|d| doc.get_change_meta_by_hash(d).is_some())
+    });
+    match base {
+        Some((id, kind, _)) => (*id, *kind),
+        None => created_doc(change),
+    }
+}
+
 /// The id and kind a creating change gives its document (its `id` field), or a fixed id.
 fn created_doc(change: &Change) -> (Uuid, DocKind) {
     let mut doc = Automerge::new();
-    if doc.apply_changes([change.clone()]).is_ok() {
+    if guarded::apply(&mut doc, vec![change.clone()]).is_ok() {
         if let Ok(item) = item_from_doc(&doc, "new") {
             return (item.id.as_uuid(), DocKind::Item);
         }
@@ -250,7 +254,7 @@ pub fn creation_record(data: &[u8]) {
     };
     if let Ok(change) = rebuild_creation(&creation, &id.to_string(), kind) {
         let mut doc = Automerge::new();
-        if doc.apply_changes([change]).is_ok() {
+        if guarded::apply(&mut doc, vec![change]).is_ok() {
             read_doc(&doc, id, kind);
         }
     }

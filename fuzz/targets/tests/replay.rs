@@ -15,18 +15,6 @@ const MAX_PER_INPUT: Duration = Duration::from_secs(10);
 /// with a note, until that fix lands, then taken off this list. Each one aborts the test
 /// process today (a stack overflow cannot be caught).
 const AWAITING_FIX: &[&str] = &[
-    // A member's edit (275 bytes, checksum right) that Automerge 0.12 applies, after which
-    // `get_changes` of the document panics (`assertion failed: self.data[index].is_none()` in
-    // `op_set2/change/collector.rs`): `creation_of` on the server, `reproject` on every device
-    // of the space. Needs a guard around Automerge where it reads outside changes, or a fix
-    // upstream (core documents and merge: the `push` and lead parts of issue 12).
-    "change_bytes/automerge-collector-assert",
-    // The same family: a member's edit (1 404 bytes) on which `Automerge::apply_changes` itself
-    // panics (`batch.rs:1121`, an unknown actor unwrapped): the server's push and every
-    // device's merge. And one (263 bytes) on which `get_changes` panics in a consistency check
-    // compiled into debug builds only (`collector.rs:753`).
-    "change_bytes/automerge-batch-index",
-    "change_bytes/automerge-bundle-unwrap",
     // An upload state from a server (71 bytes) with a size of 2^40 and chunks of one byte: the
     // transfer queue plans `missing_chunks` of it, 4 billion indices (16 GiB). The client must
     // check a state against what it announced first (the `blobs` part of issue 12).

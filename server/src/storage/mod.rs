@@ -84,8 +84,19 @@ impl Db {
     /// The connection, for one unit of work. Fair: a request that waits gets the connection
     /// before the one releasing it may take it again (a long push hands it over between its
     /// steps, `sync::push`).
+    ///
+    /// Every unit of work starts outside a transaction: one that ended inside its own (it
+    /// should not; `sync::push` guards its transactions) is rolled back here rather than making
+    /// every later request fail to begin.
     pub fn lock(&self) -> FairMutexGuard<'_, Connection> {
-        self.conn.lock()
+        let conn = self.conn.lock();
+        if !conn.is_autocommit() {
+            tracing::error!("the database was left inside a transaction; rolled back");
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rolling back the abandoned transaction failed");
+            }
+        }
+        conn
     }
 }
 
@@ -182,6 +193,26 @@ mod tests {
             .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
             .expect("blobs");
         assert_eq!(blobs, 1, "the pending upload starts over");
+    }
+
+    #[test]
+    fn work_left_inside_a_transaction_is_rolled_back_for_the_next() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(dir.path()).expect("open");
+        {
+            let conn = db.lock();
+            conn.execute_batch("BEGIN; INSERT INTO docs (doc_id, space_id, kind) VALUES ('d', 's', 'item')")
+                .expect("begin");
+            // Ends here without COMMIT or ROLLBACK, as a panic unwinding through it would.
+        }
+        let conn = db.lock();
+        assert!(conn.is_autocommit());
+        conn.execute_batch("BEGIN; COMMIT")
+            .expect("the next unit of work begins");
+        let docs: i64 = conn
+            .query_row("SELECT count(*) FROM docs", [], |r| r.get(0))
+            .expect("docs");
+        assert_eq!(docs, 0, "what the abandoned unit wrote is not kept");
     }
 
     #[test]

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use automerge::{Change, ChangeHash};
 use ed25519_dalek::{Signature, VerifyingKey};
-use quartier_core::document::{checksum_matches, creation_of, item_from_doc, space_from_doc, ChangeNote};
+use quartier_core::document::{
+    checksum_matches, creation_of, guarded, item_from_doc, space_from_doc, ChangeNote,
+};
 use quartier_core::model::{judge_item, Item, ItemId, PersonId, Role, SpaceId, Status};
 use quartier_protocol::{
     signing::change_signing_payload, Ack, AckOutcome, DeferReason, DocKind, Record, RejectCode,
@@ -137,13 +139,10 @@ pub fn push(
         acks: Vec::with_capacity(records.len()),
         ..Default::default()
     };
-    let mut conn = db.lock();
+    let mut hold = Hold::begin(db, docs)?;
     report.holds = 1;
-    conn.execute_batch("BEGIN")?;
     let mut hold_started = Instant::now();
     let mut hold_work = 0usize;
-    // Documents put back into the cache since the last commit: forgotten if it fails.
-    let mut uncommitted: Vec<Uuid> = Vec::new();
     for (index, decoded) in decoded.into_iter().enumerate() {
         let outcome = match decoded {
             Err(Refusal(outcome)) => outcome,
@@ -154,21 +153,20 @@ pub fn push(
             },
             Ok(change) => {
                 let mut work = MIN_WORK_PER_CHANGE;
-                conn.execute_batch("SAVEPOINT pushed_change")?;
-                let result = store_change(&conn, docs, pusher_person, &change, limits, &mut work);
+                hold.conn.execute_batch("SAVEPOINT pushed_change")?;
+                let result = store_change(&hold.conn, docs, pusher_person, &change, limits, &mut work);
                 let outcome = match result {
                     Ok(stored) => {
-                        if let Err(e) = conn.execute_batch("RELEASE pushed_change") {
-                            rollback_to_savepoint(&conn, docs, &uncommitted)?;
+                        if let Err(e) = hold.conn.execute_batch("RELEASE pushed_change") {
+                            hold.rollback_to_savepoint()?;
                             internal(e.into()).0
                         } else {
-                            docs.put(change.doc, stored);
-                            uncommitted.push(change.doc);
+                            hold.put(change.doc, stored);
                             AckOutcome::Stored
                         }
                     }
                     Err(Refusal(outcome)) => {
-                        rollback_to_savepoint(&conn, docs, &uncommitted)?;
+                        hold.rollback_to_savepoint()?;
                         outcome
                     }
                 };
@@ -183,49 +181,76 @@ pub fn push(
             outcome,
         });
         if hold_work >= limits.work_per_hold || hold_started.elapsed() >= limits.hold_time {
-            commit(&conn, docs, &mut uncommitted)?;
+            hold.commit()?;
             // Hand the lock to whoever waits for it (the lock is fair), then carry on.
-            drop(conn);
-            conn = db.lock();
+            hold = Hold::begin(db, docs)?;
             report.holds += 1;
-            conn.execute_batch("BEGIN")?;
             hold_started = Instant::now();
             hold_work = 0;
         }
     }
-    commit(&conn, docs, &mut uncommitted)?;
+    hold.commit()?;
     Ok(report)
 }
 
-/// Commits the current transaction; if that fails, nothing of it is kept, in the database or
-/// in the cache.
-fn commit(conn: &Connection, docs: &DocCache, uncommitted: &mut Vec<Uuid>) -> Result<(), ServerError> {
-    let result = conn.execute_batch("COMMIT");
-    if result.is_err() {
-        for doc in uncommitted.iter() {
-            docs.forget(*doc);
-        }
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    uncommitted.clear();
-    Ok(result?)
+/// One hold of the database lock with its transaction open. Whatever ends it without
+/// [`Hold::commit`] — an error returned early, a failed commit, a panic unwinding — rolls the
+/// transaction back and forgets the documents put into the cache under it: the connection is
+/// never left inside a transaction for the next request, and the cache never holds a state the
+/// database does not.
+struct Hold<'a> {
+    conn: parking_lot::FairMutexGuard<'a, Connection>,
+    docs: &'a DocCache,
+    /// Documents put back into the cache since the transaction began.
+    uncommitted: Vec<Uuid>,
+    open: bool,
 }
 
-/// Undoes what one change wrote. If even that fails, the transaction is abandoned whole and the
-/// request fails (the device pushes everything again).
-fn rollback_to_savepoint(
-    conn: &Connection,
-    docs: &DocCache,
-    uncommitted: &[Uuid],
-) -> Result<(), ServerError> {
-    if let Err(e) = conn.execute_batch("ROLLBACK TO pushed_change; RELEASE pushed_change") {
-        for doc in uncommitted {
-            docs.forget(*doc);
-        }
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(e.into());
+impl<'a> Hold<'a> {
+    fn begin(db: &'a Db, docs: &'a DocCache) -> Result<Self, ServerError> {
+        let conn = db.lock();
+        conn.execute_batch("BEGIN")?;
+        Ok(Hold {
+            conn,
+            docs,
+            uncommitted: Vec::new(),
+            open: true,
+        })
     }
-    Ok(())
+
+    /// A document's state after a change stored under this transaction.
+    fn put(&mut self, doc: Uuid, state: Doc) {
+        self.docs.put(doc, state);
+        self.uncommitted.push(doc);
+    }
+
+    /// Commits; if that fails, nothing of it is kept, in the database or in the cache.
+    fn commit(mut self) -> Result<(), ServerError> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Undoes what one change wrote. If even that fails, the whole transaction is abandoned
+    /// (dropping the hold) and the request fails: the device pushes everything again.
+    fn rollback_to_savepoint(&mut self) -> Result<(), ServerError> {
+        self.conn
+            .execute_batch("ROLLBACK TO pushed_change; RELEASE pushed_change")?;
+        Ok(())
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            for doc in &self.uncommitted {
+                self.docs.forget(*doc);
+            }
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rolling back an abandoned push failed");
+            }
+        }
+    }
 }
 
 /// The checks that need no database: size, decoding, checksum, and the signature under the
@@ -384,17 +409,17 @@ fn store_change(
     drop(before);
     // Applied in place: from here until it is put back, the cache does not hold the document.
     let mut state = docs.take(conn, doc).map_err(internal)?;
-    state
-        .doc
-        .apply_changes([change.change.clone()])
-        .map_err(|e| reject(RejectCode::Malformed, format!("the change does not apply: {e}")))?;
+    // Guarded: Automerge panics on some crafted changes (`docs/fuzzing.md`); on an error the
+    // taken state is dropped here and the cache reloads the document from the database.
+    guarded::apply(&mut state.doc, vec![change.change.clone()])
+        .map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
     if state.doc.get_change_meta_by_hash(&hash).is_none() {
         return Err(deferred());
     }
     // The size budget: the stored size bounds the saved size; only a real save decides.
     let mut saved = None;
     if state.stored_bytes + bytes.len() > limits.document_budget {
-        let snapshot = state.doc.save();
+        let snapshot = guarded::save(&state.doc).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
         *work += snapshot.len();
         if snapshot.len() > limits.document_budget {
             return Err(reject(
@@ -513,7 +538,7 @@ fn store_change(
     // Compacted when due, or at once when the budget check above already saved it.
     if saved.is_none() && log::changes_since_snapshot(conn, doc).map_err(internal)? >= SNAPSHOT_AFTER_CHANGES
     {
-        let snapshot = state.doc.save();
+        let snapshot = guarded::save(&state.doc).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
         *work += snapshot.len();
         saved = Some(snapshot);
     }
