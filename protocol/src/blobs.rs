@@ -81,6 +81,36 @@ pub struct UploadState {
     pub complete: bool,
 }
 
+impl UploadState {
+    /// Checks an answer against the announcement it answers, before anything is planned from
+    /// it: the same blob, size and chunk size, and received chunks that are ascending, unique
+    /// and inside the blob. A state that fails is the server's fault (or an attacker's); without
+    /// this a hostile state (a size of 2^40 in chunks of one byte) makes [`missing_chunks`] plan
+    /// billions of chunks.
+    pub fn check_answers(&self, announce: &AnnounceBlob) -> Result<(), String> {
+        if self.hash != announce.hash {
+            return Err("the upload state is for another blob".into());
+        }
+        if self.size != announce.size || self.chunk_size != announce.chunk_size {
+            return Err(format!(
+                "the upload state has {} bytes in chunks of {}, not the {} in chunks of {} announced",
+                self.size, self.chunk_size, announce.size, announce.chunk_size
+            ));
+        }
+        let count = chunk_count(self.size, self.chunk_size);
+        let mut previous: Option<u32> = None;
+        for index in &self.received {
+            if *index >= count || previous.is_some_and(|p| p >= *index) {
+                return Err(format!(
+                    "the upload state lists chunk {index} out of order or past the {count} chunks"
+                ));
+            }
+            previous = Some(*index);
+        }
+        Ok(())
+    }
+}
+
 /// Whether `hash` is a BLAKE3 hash as blobs are named: 64 lowercase hex digits.
 pub fn is_blob_hash(hash: &str) -> bool {
     hash.len() == 64
@@ -119,6 +149,50 @@ pub fn missing_chunks(state: &UploadState) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn announce(size: u64, chunk_size: u32) -> AnnounceBlob {
+        AnnounceBlob {
+            hash: "ab".repeat(32),
+            size,
+            mime_type: "image/jpeg".into(),
+            chunk_size,
+            variant: None,
+        }
+    }
+
+    fn state(size: u64, chunk_size: u32, received: Vec<u32>) -> UploadState {
+        UploadState {
+            hash: "ab".repeat(32),
+            size,
+            chunk_size,
+            received,
+            complete: false,
+        }
+    }
+
+    #[test]
+    fn an_upload_state_must_answer_its_announcement() {
+        let announced = announce(25, 10);
+        assert_eq!(state(25, 10, vec![0, 2]).check_answers(&announced), Ok(()));
+        // A hostile state: 2^40 bytes in chunks of one byte would plan 4 billion chunks.
+        assert!(state(1 << 40, 1, vec![]).check_answers(&announced).is_err());
+        assert!(state(25, 1, vec![]).check_answers(&announced).is_err());
+        assert!(
+            state(25, 10, vec![3]).check_answers(&announced).is_err(),
+            "past the end"
+        );
+        assert!(
+            state(25, 10, vec![1, 1]).check_answers(&announced).is_err(),
+            "twice"
+        );
+        assert!(
+            state(25, 10, vec![2, 0]).check_answers(&announced).is_err(),
+            "out of order"
+        );
+        let mut other = state(25, 10, vec![]);
+        other.hash = "cd".repeat(32);
+        assert!(other.check_answers(&announced).is_err(), "another blob");
+    }
 
     #[test]
     fn chunk_arithmetic() {

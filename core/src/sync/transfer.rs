@@ -368,15 +368,22 @@ impl TransferQueue {
             chunk_size: BLOB_CHUNK_BYTES,
             variant: Some(blob_variant(media.variant)),
         };
-        let mut state: UploadState = self
-            .call(
+        let answered = |state: UploadState| -> Result<UploadState> {
+            state
+                .check_answers(&announce)
+                .map_err(|e| Error::MalformedResponse(format!("upload of {}: {e}", media.hash)))?;
+            Ok(state)
+        };
+        let mut state: UploadState = answered(
+            self.call(
                 Method::POST,
                 &format!("/v1/spaces/{space}/blobs"),
                 &token,
                 &announce,
                 report,
             )
-            .await?;
+            .await?,
+        )?;
         // Twice at most: a second round only if the server lost chunks it had acknowledged.
         for _ in 0..2 {
             let event = |state: &UploadState, finished| TransferEvent {
@@ -405,7 +412,7 @@ impl TransferQueue {
                         .send()
                         .await
                         .map_err(offline)?;
-                    state = self.answer(response, report).await?;
+                    state = answered(self.answer(response, report).await?)?;
                     progress(&event(&state, false));
                 }
                 match self
@@ -418,17 +425,18 @@ impl TransferQueue {
                     )
                     .await
                 {
-                    Ok(done) => state = done,
+                    Ok(done) => state = answered(done)?,
                     Err(Error::Server { code, .. }) if code == "missing_chunks" => {
-                        state = self
-                            .call(
+                        state = answered(
+                            self.call(
                                 Method::POST,
                                 &format!("/v1/spaces/{space}/blobs"),
                                 &token,
                                 &announce,
                                 report,
                             )
-                            .await?;
+                            .await?,
+                        )?;
                         continue;
                     }
                     Err(e) => return Err(e),

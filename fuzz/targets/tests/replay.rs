@@ -14,12 +14,7 @@ const MAX_PER_INPUT: Duration = Duration::from_secs(10);
 /// Regression inputs (`<target>/<file>`) whose fix another part of issue 12 is making: skipped,
 /// with a note, until that fix lands, then taken off this list. Each one aborts the test
 /// process today (a stack overflow cannot be caught).
-const AWAITING_FIX: &[&str] = &[
-    // An upload state from a server (71 bytes) with a size of 2^40 and chunks of one byte: the
-    // transfer queue plans `missing_chunks` of it, 4 billion indices (16 GiB). The client must
-    // check a state against what it announced first (the `blobs` part of issue 12).
-    "wire_bodies/upload-state-huge",
-];
+const AWAITING_FIX: &[&str] = &[];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
