@@ -945,12 +945,12 @@ fn media_references_with_variants_round_trip_through_items_and_sync() {
 // The transfer queue's plan
 
 #[test]
-fn the_upload_plan_charges_each_file_to_its_oldest_item_without_reading_the_items_once_per_file() {
+fn the_upload_plan_puts_each_file_into_every_space_that_uses_it_without_reading_the_items_once_per_file() {
     use quartier_core::sync::{SyncClient, TransferQueue};
     let f = Fixture::new();
     let other = f.other_space("Ehrenfeld");
     const FILES: usize = 500;
-    let mut expected = std::collections::HashMap::new();
+    let mut expected: std::collections::BTreeSet<(String, String)> = Default::default();
     for i in 0..FILES {
         // Audio is stored as it is: cheap to import, one file per item.
         let mut bytes = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
@@ -962,29 +962,36 @@ fn the_upload_plan_charges_each_file_to_its_oldest_item_without_reading_the_item
         f.store
             .create_item(NewItem::new(space, f.author, content.clone()))
             .expect("item");
-        // A newer item elsewhere references the same file: the oldest one's space is charged.
+        expected.insert((imported.reference.hash.clone(), space.to_string()));
+        // A newer item elsewhere references the same file: it goes into that space too (the
+        // server lets a space's members fetch only what was uploaded into it).
         if i % 10 == 0 {
             let elsewhere = if space == f.space { other } else { f.space };
             f.store
                 .create_item(NewItem::new(elsewhere, f.author, content))
                 .expect("second item");
+            expected.insert((imported.reference.hash, elsewhere.to_string()));
         }
-        expected.insert(imported.reference.hash, space.to_string());
     }
     let client = SyncClient::new("http://127.0.0.1:9").expect("client");
     let queue = TransferQueue::new(&client).expect("queue");
     let started = std::time::Instant::now();
     let (plan, deferred) = queue.plan(&f.store).expect("plan");
     let took = started.elapsed();
-    assert_eq!((plan.len(), deferred), (FILES, 0));
-    for transfer in &plan {
-        assert_eq!(
-            transfer.space.as_deref(),
-            expected.get(&transfer.media.hash).map(String::as_str),
-            "{}",
-            transfer.media.hash
-        );
-    }
+    assert_eq!((plan.len(), deferred), (FILES + FILES / 10, 0));
+    let planned: std::collections::BTreeSet<(String, String)> = plan
+        .iter()
+        .map(|t| (t.media.hash.clone(), t.space.clone().expect("a space")))
+        .collect();
+    assert_eq!(planned, expected);
+    // Once a file is in a space, that space is done; the other stays due.
+    let first = &plan[0];
+    f.store
+        .mark_media_in_space(&first.media.hash, first.space.as_deref().expect("space"))
+        .expect("mark");
+    let (again, _) = queue.plan(&f.store).expect("plan");
+    assert_eq!(again.len(), plan.len() - 1);
+    assert!(!again.contains(first));
     // Reading every item once per pending file took seconds here (500 × 550 references).
     assert!(
         took < std::time::Duration::from_millis(1_000),

@@ -76,6 +76,11 @@ const ADDED_BY: &[Added] = &[
         tables: &["space_registrations"],
         columns: &[],
     },
+    Added {
+        version: 8,
+        tables: &["media_spaces"],
+        columns: &[("media", "imported")],
+    },
 ];
 
 /// Tables of the schema at `version`.
@@ -806,4 +811,46 @@ fn a_store_carries_the_quartier_application_id_and_an_empty_database_becomes_one
         .expect("application_id");
     assert_eq!(id, APPLICATION_ID);
     assert_eq!(user_version(&path), SCHEMA_VERSION);
+}
+
+#[test]
+fn media_from_before_version_8_is_told_apart_as_imported_or_downloaded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("store.db");
+    close(Store::open(&path, StoreOptions::default()).expect("store"));
+    {
+        let conn = Connection::open(&path).expect("raw");
+        // Imported and not yet uploaded; imported photo and audio already uploaded (the importer
+        // records dimensions or a duration); a download (neither).
+        conn.execute_batch(&format!(
+            "INSERT INTO media (hash, mime_type, size, variant, on_server, created_ms, last_access_ms, width, height, duration_ms)
+             VALUES ('{a}', 'image/jpeg', 1, 'original', 0, 1, 1, 10, 10, NULL),
+                    ('{b}', 'image/jpeg', 1, 'original', 1, 1, 1, 10, 10, NULL),
+                    ('{c}', 'audio/mpeg', 1, 'original', 1, 1, 1, NULL, NULL, 500),
+                    ('{d}', 'image/jpeg', 1, 'original', 1, 1, 1, NULL, NULL, NULL)",
+            a = "a".repeat(64),
+            b = "b".repeat(64),
+            c = "c".repeat(64),
+            d = "d".repeat(64),
+        ))
+        .expect("media rows");
+    }
+    let copy = downgraded_copy(&path, dir.path(), 7);
+    close(Store::open(&copy, StoreOptions::default()).expect("upgrade"));
+    let imported: Vec<(String, bool)> = read_only(&copy)
+        .prepare("SELECT substr(hash, 1, 1), imported FROM media ORDER BY hash")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<rusqlite::Result<_>>()
+        .expect("media");
+    assert_eq!(
+        imported,
+        vec![
+            ("a".to_owned(), true),
+            ("b".to_owned(), true),
+            ("c".to_owned(), true),
+            ("d".to_owned(), false),
+        ]
+    );
 }

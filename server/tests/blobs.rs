@@ -737,6 +737,103 @@ async fn who_left_fetches_nothing_not_even_through_a_space_of_their_own_that_ref
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_used_in_two_spaces_is_fetchable_through_each_its_bytes_sent_once_and_kept_while_either_uses_it(
+) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_with(
+        data,
+        &[
+            ("QUARTIER_BLOB_GC_INTERVAL_SECS", "1"),
+            ("QUARTIER_BLOB_GC_GRACE_SECS", "1"),
+        ],
+    );
+    let url = server.url.as_str();
+    let (coordinator, first) = space_with_coordinator(url).await;
+    let second = own_space(&coordinator, "Seniorengruppe").await;
+    // Members of one space each.
+    let in_first = join(url, &coordinator, first, Role::Resident, "Nachbarin").await;
+    let in_second = join(url, &coordinator, second, Role::Resident, "Nachbar").await;
+    let mut rng = StdRng::seed_from_u64(seed("two_spaces"));
+    let imported = coordinator
+        .store
+        .import_media_bytes(&photo(&mut rng), &ImportOptions::default())
+        .expect("import");
+    let reference = imported.reference.clone();
+    let files: Vec<String> = reference.hashes().into_iter().map(str::to_owned).collect();
+    let total: u64 = imported.stored.iter().map(|f| f.size).sum();
+    let older = post_with_media(
+        &coordinator,
+        first,
+        "Sommerfest",
+        Audience::Everyone,
+        vec![reference.clone()],
+    );
+    post_with_media(
+        &coordinator,
+        second,
+        "Sommerfest (Senioren)",
+        Audience::Everyone,
+        vec![reference.clone()],
+    );
+    sync_clean(&coordinator).await;
+
+    let queue = TransferQueue::new(&coordinator.client).expect("queue");
+    let (plan, _) = queue.plan(&coordinator.store).expect("plan");
+    let mut planned: Vec<(String, String)> = plan
+        .iter()
+        .map(|t| (t.media.hash.clone(), t.space.clone().expect("a space")))
+        .collect();
+    planned.sort();
+    let mut expected: Vec<(String, String)> = files
+        .iter()
+        .flat_map(|h| [first, second].map(|s| (h.clone(), s.to_string())))
+        .collect();
+    expected.sort();
+    assert_eq!(planned, expected, "every file into both spaces");
+    let report = queue.run(&coordinator.store, |_| {}).await.expect("run");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.uploaded.len(), 2 * files.len());
+    // The second space's claims are made with the bytes already sent: nothing goes up twice.
+    assert!(
+        report.bytes_sent < total + 8_192,
+        "{} bytes sent for {total} bytes of files",
+        report.bytes_sent
+    );
+    assert!(queue.plan(&coordinator.store).expect("plan").0.is_empty());
+
+    for member in [&in_first, &in_second] {
+        sync_clean(member).await;
+        for hash in &files {
+            let (status, _, body) = get(url, &token_of(member), hash, None).await;
+            assert_eq!(status, 200, "{hash} through the member's own space");
+            assert_eq!(hash_of(&body), *hash);
+        }
+    }
+
+    // The first space stops using it; after the grace period its claim is released, and the
+    // second space's claim keeps the files.
+    coordinator
+        .store
+        .delete_item(older.id, coordinator.person)
+        .expect("delete");
+    sync_clean(&coordinator).await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    for hash in &files {
+        assert_eq!(
+            get(url, &token_of(&in_second), hash, None).await.0,
+            200,
+            "{hash} kept"
+        );
+        assert_eq!(
+            get(url, &token_of(&in_first), hash, None).await.0,
+            404,
+            "{hash} no longer through the first space"
+        );
+    }
+    assert_eq!(stored_files(server.data.path()).len(), files.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announcing_someone_elses_pending_upload_with_another_size_leaves_it_intact() {
     let server = Server::start();
     let url = server.url.as_str();

@@ -411,6 +411,7 @@ impl Store {
                         height: file.height,
                         duration_ms: file.duration_ms,
                         on_server: false,
+                        imported: true,
                         pinned,
                         now,
                     },
@@ -516,6 +517,64 @@ impl Store {
         self.update_flag("UPDATE media SET on_server = 1 WHERE hash = ?1", hash, None)
     }
 
+    /// Records that the server holds the file for `space` (uploaded into it, or claimed there
+    /// with bytes this person uploaded before): members of that space may fetch it now.
+    pub fn mark_media_in_space(&self, hash: &str, space: &str) -> Result<()> {
+        validate_hash(hash)?;
+        self.write(|tx, _| {
+            if tx.execute("UPDATE media SET on_server = 1 WHERE hash = ?1", [hash])? == 0 {
+                return Err(not_found(hash));
+            }
+            tx.prepare_cached("INSERT OR IGNORE INTO media_spaces (hash, space_id) VALUES (?1, ?2)")?
+                .execute([hash, space])?;
+            Ok(())
+        })
+    }
+
+    /// Files this device must still put on the server, each with the space it goes into: every
+    /// file its person imported, for every space whose items use it and that does not have it
+    /// yet (`uses`: (space, file or original hash) of every item that may leave the device, as
+    /// [`crate::sync::TransferQueue`] plans them). A file no server has yet needs its bytes
+    /// here; one already uploaded somewhere is claimed in a further space without them. In
+    /// upload order: thumbnails, previews, then originals, oldest first within each.
+    pub fn media_uploads_due<'a>(
+        &self,
+        uses: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Vec<(LocalMedia, String)>> {
+        let mut spaces_of: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+        for (space, hash) in uses {
+            let spaces = spaces_of.entry(hash).or_default();
+            if !spaces.contains(&space) {
+                spaces.push(space);
+            }
+        }
+        self.read(|conn| {
+            let mut done = std::collections::HashSet::new();
+            let mut stmt = conn.prepare_cached("SELECT hash, space_id FROM media_spaces")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                done.insert(row?);
+            }
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM media WHERE imported = 1 AND (present = 1 OR on_server = 1)
+                 ORDER BY CASE variant WHEN 'thumbnail' THEN 0 WHEN 'preview' THEN 1 ELSE 2 END,
+                          created_ms, hash"
+            ))?;
+            let mut due = Vec::new();
+            for media in stmt.query_map([], local_media)? {
+                let media = media?;
+                let spaces = spaces_of
+                    .get(media.hash.as_str())
+                    .or_else(|| media.of.as_deref().and_then(|of| spaces_of.get(of)));
+                for space in spaces.into_iter().flatten() {
+                    if !done.contains(&(media.hash.clone(), (*space).to_owned())) {
+                        due.push((media.clone(), (*space).to_owned()));
+                    }
+                }
+            }
+            Ok(due)
+        })
+    }
+
     /// Pins a file on this device (never evicted) or releases it.
     pub fn set_media_pinned(&self, hash: &str, pinned: bool) -> Result<()> {
         validate_hash(hash)?;
@@ -570,6 +629,7 @@ impl Store {
                     height: None,
                     duration_ms: None,
                     on_server: true,
+                    imported: false,
                     pinned: expected.pinned,
                     now,
                 },
@@ -709,6 +769,9 @@ struct Upsert<'a> {
     height: Option<u32>,
     duration_ms: Option<u64>,
     on_server: bool,
+    /// This device's person brought the file in (an import, not a download): uploading it
+    /// into every space that uses it is this device's job.
+    imported: bool,
     pinned: bool,
     now: i64,
 }
@@ -718,12 +781,13 @@ struct Upsert<'a> {
 fn upsert(tx: &Transaction<'_>, row: &Upsert<'_>) -> Result<()> {
     tx.execute(
         "INSERT INTO media (hash, mime_type, size, variant, of_hash, width, height, duration_ms,
-                            on_server, pinned, present, created_ms, last_access_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11)
+                            on_server, pinned, present, created_ms, last_access_ms, imported)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11, ?12)
          ON CONFLICT (hash) DO UPDATE SET
             present = 1,
             size = excluded.size,
             on_server = max(on_server, excluded.on_server),
+            imported = max(imported, excluded.imported),
             pinned = max(pinned, excluded.pinned),
             width = coalesce(width, excluded.width),
             height = coalesce(height, excluded.height),
@@ -741,6 +805,7 @@ fn upsert(tx: &Transaction<'_>, row: &Upsert<'_>) -> Result<()> {
             row.on_server,
             row.pinned,
             row.now,
+            row.imported,
         ],
     )?;
     Ok(())

@@ -52,7 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/007_space_registrations.sql"),
         rebuilds_projections: false,
     },
-    // Next: 008. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 8,
+        sql: include_str!("migrations/008_media_spaces.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 009. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

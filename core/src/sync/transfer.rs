@@ -15,7 +15,6 @@
 //! Touches the store's media API (`crate::media`), the items projection (read-only, to find the
 //! media items reference) and the network (reqwest).
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -76,7 +75,8 @@ pub enum TransferDirection {
 pub struct Transfer {
     pub direction: TransferDirection,
     pub media: LocalMedia,
-    /// The space an upload is charged to (the first item that references the file).
+    /// The space an upload goes into (and is charged to): a file used in several spaces is
+    /// one upload per space, of which only the first sends bytes.
     pub space: Option<String>,
 }
 
@@ -276,25 +276,37 @@ impl TransferQueue {
         progress: impl Fn(&TransferEvent),
     ) -> Result<()> {
         let wanted = hash.to_owned();
-        let (media, space) = blocking(store, move |s| {
+        let (media, due) = blocking(store, move |s| {
             let media = s.media_info(&wanted)?.ok_or_else(|| Error::NotFound {
                 what: "media",
                 id: wanted.clone(),
             })?;
-            let space = s.media_space(media.of.as_deref().unwrap_or(&media.hash))?;
-            Ok((media, space))
+            let references = s.media_references()?;
+            let due: Vec<String> = s
+                .media_uploads_due(media_uses(&references))?
+                .into_iter()
+                .filter(|(m, _)| m.hash == wanted)
+                .map(|(_, space)| space)
+                .collect();
+            Ok((media, due))
         })
         .await?;
-        if media.on_server {
-            return Ok(());
+        if due.is_empty() && !media.on_server {
+            return Err(Error::invalid(
+                "media",
+                "the file is not on any item yet, so no space would take it",
+            ));
         }
-        let transfer = Transfer {
-            direction: TransferDirection::Upload,
-            media,
-            space,
-        };
-        self.upload(store, &transfer, &mut TransferReport::default(), &progress)
-            .await
+        for space in due {
+            let transfer = Transfer {
+                direction: TransferDirection::Upload,
+                media: media.clone(),
+                space: Some(space),
+            };
+            self.upload(store, &transfer, &mut TransferReport::default(), &progress)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Asks the server how large the file of a thumbnail or preview really is (`HEAD`, no body)
@@ -359,8 +371,6 @@ impl TransferQueue {
             )
         })?;
         let token = Self::token(store).await?;
-        let hash = media.hash.clone();
-        let path = blocking(store, move |s| s.media_file(&hash)).await?;
         let announce = AnnounceBlob {
             hash: media.hash.clone(),
             size: media.size,
@@ -395,6 +405,10 @@ impl TransferQueue {
                 finished,
             };
             if !state.complete {
+                // Only now are the bytes needed: a file this person uploaded before is claimed
+                // in a further space without them (and may have been evicted here meanwhile).
+                let hash = media.hash.clone();
+                let path = blocking(store, move |s| s.media_file(&hash)).await?;
                 for index in missing_chunks(&state) {
                     let (start, end) = chunk_range(media.size, BLOB_CHUNK_BYTES, index)
                         .ok_or_else(|| Error::MalformedResponse(format!("chunk {index} is past the end")))?;
@@ -443,8 +457,8 @@ impl TransferQueue {
                 }
             }
             if state.complete {
-                let hash = media.hash.clone();
-                blocking(store, move |s| s.mark_media_on_server(&hash)).await?;
+                let (hash, space) = (media.hash.clone(), space.to_owned());
+                blocking(store, move |s| s.mark_media_in_space(&hash, &space)).await?;
                 progress(&event(&state, true));
                 return Ok(());
             }
@@ -583,26 +597,16 @@ impl TransferQueue {
 
 /// Everything waiting under `policy`, in queue order, and how many files it holds back.
 fn plan_for(store: &Store, policy: TransferPolicy) -> Result<(Vec<Transfer>, usize)> {
-    // The items are read once per plan, not once per pending file.
+    // The items are read once per plan, not once per pending file. A file on no item yet has
+    // nothing to be charged to and nobody to be shown to: it is not planned.
     let references = store.media_references()?;
-    let mut space_of: HashMap<&str, &str> = HashMap::new();
-    for (space, reference) in &references {
-        for hash in reference.hashes() {
-            space_of.entry(hash).or_insert(space.as_str());
-        }
-    }
     let mut all = Vec::new();
-    for media in store.media_awaiting_upload()? {
-        let of = media.of.as_deref().unwrap_or(&media.hash);
-        let space = space_of.get(of).map(|s| (*s).to_owned());
-        // Not on any item yet: nothing to charge it to, and nobody to show it to.
-        if space.is_some() {
-            all.push(Transfer {
-                direction: TransferDirection::Upload,
-                media,
-                space,
-            });
-        }
+    for (media, space) in store.media_uploads_due(media_uses(&references))? {
+        all.push(Transfer {
+            direction: TransferDirection::Upload,
+            media,
+            space: Some(space),
+        });
     }
     for media in store.downloads_for(&references)? {
         all.push(Transfer {
@@ -616,6 +620,16 @@ fn plan_for(store: &Store, policy: TransferPolicy) -> Result<(Vec<Transfer>, usi
     all.retain(|t| policy.allows(&t.media));
     let deferred = before - all.len();
     Ok((all, deferred))
+}
+
+/// (space, file hash) of every file the items use, originals and derived files.
+fn media_uses(references: &[(String, MediaRef)]) -> impl Iterator<Item = (&str, &str)> {
+    references.iter().flat_map(|(space, reference)| {
+        reference
+            .hashes()
+            .into_iter()
+            .map(move |hash| (space.as_str(), hash))
+    })
 }
 
 fn done_bytes(state: &UploadState) -> u64 {
@@ -720,12 +734,6 @@ fn read_range(path: &std::path::Path, start: u64, end: u64) -> Result<Vec<u8>> {
 }
 
 impl Store {
-    /// The space of the first (oldest) item that references `hash` (as original or derived
-    /// file), if any.
-    pub fn media_space(&self, hash: &str) -> Result<Option<String>> {
-        Ok(self.referencing(hash)?.into_iter().next().map(|(space, _)| space))
-    }
-
     /// (space, reference) of every live item referencing `hash`, oldest item first.
     fn referencing(&self, hash: &str) -> Result<Vec<(String, MediaRef)>> {
         let wanted = hash.to_owned();

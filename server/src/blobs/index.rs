@@ -111,11 +111,13 @@ fn uploaded_into(conn: &Connection, space: Uuid, hash: &str, person: Uuid) -> Re
 }
 
 /// Records an announced upload and answers where it stands. Nothing of the answer depends on
-/// what others uploaded: only this person's own upload into this space is `complete`, and only
-/// this person's own chunks are listed (announcing a hash reveals nothing about it). Charges
-/// the space (once per blob) and starts or resumes this person's upload; an upload of theirs
-/// announced before with another size starts over (the returned flag: discard its chunks).
-/// The caller has checked the hash, the size limits and the membership.
+/// what others uploaded: only this person's own uploads are `complete` (into this space, or
+/// into another one: they hold the bytes, so the claim in this space is recorded at once and
+/// nothing is sent again), and only this person's own chunks are listed (announcing a hash
+/// reveals nothing about it). Charges the space (once per blob) and starts or resumes this
+/// person's upload; an upload of theirs announced before with another size starts over (the
+/// returned flag: discard its chunks). The caller has checked the hash, the size limits and
+/// the membership.
 pub fn announce(
     conn: &Connection,
     space: Uuid,
@@ -132,6 +134,36 @@ pub fn announce(
         }
     }
     let now = now_ms();
+    // Bytes this person uploaded (verified) into another space, of the announced size.
+    let uploaded_before = match blob(&tx, hash)? {
+        Some(row) if row.size == announced.size && has_uploaded(&tx, hash, person)? => Some(row),
+        _ => None,
+    };
+    if let Some(row) = uploaded_before {
+        let used = space_usage(&tx, space)?;
+        tx.prepare_cached(
+            "INSERT INTO blob_claims (space_id, hash, person_id, size, created_at, uploaded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (space_id, hash, person_id) DO UPDATE SET
+                size = excluded.size, uploaded_at = excluded.uploaded_at",
+        )?
+        .execute(params![space.to_string(), hash, who, announced.size as i64, now])?;
+        if space_usage(&tx, space)? > limits.space_quota_bytes {
+            return Err(BlobError::QuotaExceeded {
+                quota: limits.space_quota_bytes,
+                used,
+                size: announced.size,
+            });
+        }
+        // An upload of theirs under way for this hash (another size) is moot now.
+        let discard_partial = upload(&tx, hash, person)?.is_some();
+        if discard_partial {
+            forget_upload(&tx, hash, &who)?;
+        }
+        let state = upload_state(&tx, hash, person, &row)?;
+        tx.commit()?;
+        return Ok((state, discard_partial));
+    }
     let claimed_size: Option<i64> = tx
         .prepare_cached("SELECT size FROM blob_claims WHERE space_id = ?1 AND hash = ?2 AND person_id = ?3")?
         .query_row(params![space.to_string(), hash, who], |r| r.get(0))
