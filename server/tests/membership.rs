@@ -175,3 +175,90 @@ async fn a_demoted_member_drops_what_the_new_role_may_not_read() {
     assert!(has_doc(&caseworker, own_note));
     assert!(has_doc(&caseworker, for_volunteers));
 }
+
+/// A sync that pushes one change per request, so that the server's answer to the first (with
+/// the removal or the new role) arrives while the others still wait in the outbox.
+fn one_change_per_request(url: &str) -> quartier_core::sync::SyncClient {
+    quartier_core::sync::SyncClient::new(url)
+        .expect("client")
+        .with_limits(256 * 1024, 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_still_waiting_when_a_member_is_removed_are_listed_as_undelivered_without_the_spaces_content() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (owner, space) = space_with_coordinator(&url).await;
+    let resident = join(&url, &owner, space, Role::Resident, "Rosa").await;
+    owner.sync().await;
+    resident.sync().await;
+    // Written offline, then the coordinator removes her.
+    resident.post(space, "Flohmarkt am Samstag", Audience::Everyone);
+    resident.post(space, "Suche eine Leiter", Audience::Everyone);
+    owner
+        .client
+        .remove_member(&owner.store, space, resident.person)
+        .await
+        .expect("remove");
+    let report = one_change_per_request(&url)
+        .sync_now(&resident.store, |_| {})
+        .await
+        .expect("sync");
+    assert_eq!(report.purged, vec![space.to_string()]);
+    let undelivered = resident.store.undelivered_changes().expect("undelivered");
+    assert_eq!(undelivered.len(), 2, "both posts are listed: {undelivered:?}");
+    assert_eq!(report.rejected.len(), 2, "{:?}", report.rejected);
+    for record in &undelivered {
+        assert_eq!(record.space_id, space.to_string());
+        assert!(
+            !record.message.is_empty() && !record.fields.is_empty(),
+            "{record:?}"
+        );
+        assert_eq!(record.content, None, "the space's content left the device");
+    }
+    assert!(undelivered.iter().any(|r| r.code == "not_a_member"));
+    assert_eq!(resident.store.outbox_len().expect("outbox"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_still_waiting_when_a_member_is_demoted_are_listed_as_undelivered_with_what_they_wrote() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (owner, space) = space_with_coordinator(&url).await;
+    let helper = join(&url, &owner, space, Role::Coordinator, "Hans").await;
+    let rota = owner.post(space, "Dienstplan", Audience::Volunteers).id;
+    let keys = owner.post(space, "Schlüsselliste", Audience::Volunteers).id;
+    owner.sync().await;
+    helper.sync().await;
+    // Edited offline as a coordinator; then made a resident, who may not read either item.
+    helper.retitle(rota, "Dienstplan Dezember");
+    helper.retitle(keys, "Schlüsselliste (neu)");
+    owner
+        .client
+        .set_role(&owner.store, space, helper.person, Role::Resident)
+        .await
+        .expect("demote");
+    let report = one_change_per_request(&url)
+        .sync_now(&helper.store, |_| {})
+        .await
+        .expect("sync");
+    let undelivered = helper.store.undelivered_changes().expect("undelivered");
+    assert_eq!(undelivered.len(), 2, "both edits are listed: {undelivered:?}");
+    assert_eq!(report.rejected.len(), 2, "{:?}", report.rejected);
+    let keys_record = undelivered
+        .iter()
+        .find(|r| r.doc_id == keys.to_string())
+        .expect("the edit that waited");
+    assert_eq!(keys_record.code, "forbidden");
+    assert_eq!(keys_record.fields, vec!["title".to_owned()]);
+    let written: serde_json::Value =
+        serde_json::from_str(keys_record.content.as_deref().expect("what they wrote")).expect("JSON");
+    assert!(written.to_string().contains("Schlüsselliste (neu)"), "{written}");
+    assert_eq!(
+        written.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["title".to_owned()]),
+        "only the fields they set, not the rest of the item"
+    );
+    assert!(!has_doc(&helper, keys) && !has_doc(&helper, rota));
+    assert_eq!(helper.store.outbox_len().expect("outbox"), 0);
+}

@@ -199,7 +199,7 @@ impl Store {
                 doomed.push(child?);
             }
             for doc in &doomed {
-                documents::erase(tx, doc)?;
+                documents::erase(tx, doc, documents::Records::Erase)?;
                 projection::remove_item(tx, doc)?;
                 touched.items.insert(doc.clone());
             }

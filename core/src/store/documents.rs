@@ -182,11 +182,24 @@ pub(crate) fn compact(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -
     Ok(())
 }
 
-/// Removes a document and all its changes, outbox entries and undelivered records included.
-pub(crate) fn erase(conn: &Connection, doc_id: &str) -> Result<()> {
+/// What becomes of a document's undelivered records when the document is erased.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Records {
+    /// The content itself is being erased (or replaced): its records go with it.
+    Erase,
+    /// Only this device loses the document (a purge), whose records were set aside on purpose
+    /// and say what they must (`purge.rs`).
+    Keep,
+}
+
+/// Removes a document and all its changes and outbox entries, and its undelivered records as
+/// `records` says.
+pub(crate) fn erase(conn: &Connection, doc_id: &str, records: Records) -> Result<()> {
     conn.execute("DELETE FROM doc_changes WHERE doc_id = ?1", [doc_id])?;
     conn.execute("DELETE FROM outbox WHERE doc_id = ?1", [doc_id])?;
-    conn.execute("DELETE FROM undelivered WHERE doc_id = ?1", [doc_id])?;
+    if records == Records::Erase {
+        conn.execute("DELETE FROM undelivered WHERE doc_id = ?1", [doc_id])?;
+    }
     conn.execute("DELETE FROM documents WHERE doc_id = ?1", [doc_id])?;
     Ok(())
 }

@@ -32,8 +32,8 @@ pub use merge::MergeReport;
 pub use migrations::{APPLICATION_ID, SCHEMA_VERSION};
 pub(crate) use outbox::MAY_LEAVE_DEVICE;
 pub(crate) use purge::{purge_space, purge_unreadable};
-pub(crate) use refusal::Returned;
 pub use refusal::UndeliveredChange;
+pub(crate) use refusal::{Returned, SetAside};
 pub use sync_types::{IncomingChange, OutgoingChange};
 
 use crate::error::{Error, Result};

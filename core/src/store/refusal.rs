@@ -185,7 +185,7 @@ impl Store {
             for change in doomed.iter().filter(|c| c.hash() != refused) {
                 lost_fields.extend(note_fields(Some(change)));
             }
-            documents::erase(tx, &doc_id)?;
+            documents::erase(tx, &doc_id, documents::Records::Erase)?;
             if kind == DocKind::Item {
                 projection::remove_item(tx, &doc_id)?;
                 touched.items.insert(doc_id.clone());
@@ -328,6 +328,76 @@ struct MadeAgain {
     made: Option<Change>,
     /// Fields the edit set that could not be set again.
     lost: Vec<String>,
+}
+
+/// Pending changes of a document that can no longer be delivered, set aside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SetAside {
+    pub doc_id: String,
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+/// Takes every change of `doc_id` still in the outbox into the undelivered list, as one record,
+/// because none of them can be delivered any more (`code`, `message`: the person lost the right
+/// to read or write the document). The record keeps the fields they set and, when
+/// `keep_written`, those fields' values as the document has them (what the person wrote, to
+/// copy), never the rest of the document. Called before the document itself is purged; `None`
+/// when nothing was pending.
+pub(crate) fn set_aside_pending(
+    tx: &Connection,
+    doc_id: &str,
+    code: &'static str,
+    message: &'static str,
+    keep_written: bool,
+) -> Result<Option<SetAside>> {
+    let seqs: Vec<i64> = tx
+        .prepare_cached("SELECT seq FROM outbox WHERE doc_id = ?1 ORDER BY seq")?
+        .query_map([doc_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut last = None;
+    let mut fields: Vec<String> = Vec::new();
+    for seq in seqs {
+        if let Some(entry) = outbox_entry(tx, seq, true)? {
+            let change = Change::from_bytes(entry.bytes.clone()).ok();
+            for field in note_fields(change.as_ref()) {
+                if !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
+            last = Some(entry);
+        }
+    }
+    let Some(entry) = last else {
+        return Ok(None);
+    };
+    let written = if keep_written {
+        documents::load(tx, doc_id, &automerge::ActorId::random())?
+            .and_then(|loaded| read_json(&loaded.doc, doc_id).ok())
+            .and_then(|json| match json {
+                Value::Object(all) => Some(Value::Object(
+                    all.into_iter().filter(|(k, _)| fields.contains(k)).collect(),
+                )),
+                _ => None,
+            })
+            .map(|v| v.to_string())
+    } else {
+        None
+    };
+    record(
+        tx,
+        &entry,
+        code,
+        message,
+        super::now_ms(),
+        &fields,
+        written.as_deref(),
+    )?;
+    Ok(Some(SetAside {
+        doc_id: doc_id.to_owned(),
+        code,
+        message,
+    }))
 }
 
 fn refused_change<'a>(doomed: &[&'a Change], refused: ChangeHash) -> Option<&'a Change> {

@@ -49,8 +49,9 @@ pub struct SyncReport {
     pub rounds: usize,
     pub pushed: usize,
     pub received: usize,
-    /// Changes the server refused for good in this sync (listed since in
-    /// [`Store::undelivered_changes`]).
+    /// Changes the server refused for good in this sync, and pending changes that can no
+    /// longer be delivered because the person left a space or may no longer read an item
+    /// (listed since in [`Store::undelivered_changes`]).
     pub rejected: Vec<super::exchange::RejectedChange>,
     /// Changes the server has deferred and not taken yet (after this sync), with why and since
     /// when; `overdue` ones have waited longer than the client's bound.

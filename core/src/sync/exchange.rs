@@ -273,12 +273,14 @@ impl Store {
             }
             for membership in &response.memberships {
                 if !revoked.contains(&membership.space.to_string()) {
-                    drop_what_a_new_role_may_not_read(tx, membership, touched)?;
+                    let set_aside = drop_what_a_new_role_may_not_read(tx, membership, touched)?;
+                    outcome.rejected.extend(set_aside.into_iter().map(RejectedChange::from));
                     record_membership(tx, membership)?;
                 }
             }
             for space in revoked {
-                crate::store::purge_space(tx, &space, touched)?;
+                let set_aside = crate::store::purge_space(tx, &space, touched)?;
+                outcome.rejected.extend(set_aside.into_iter().map(RejectedChange::from));
                 outcome.purged.push(space);
             }
             Ok(outcome)
@@ -398,15 +400,25 @@ fn drop_what_a_new_role_may_not_read(
     tx: &Connection,
     membership: &quartier_protocol::Membership,
     touched: &mut crate::store::Touched,
-) -> Result<()> {
+) -> Result<Vec<crate::store::SetAside>> {
     crate::store::purge_unreadable(
         tx,
         &membership.space.to_string(),
         &membership.person.to_string(),
         membership.role,
         touched,
-    )?;
-    Ok(())
+    )
+}
+
+impl From<crate::store::SetAside> for RejectedChange {
+    fn from(set_aside: crate::store::SetAside) -> Self {
+        RejectedChange {
+            doc_id: set_aside.doc_id,
+            code: set_aside.code.to_owned(),
+            message: set_aside.message.to_owned(),
+            reapplied: 0,
+        }
+    }
 }
 
 fn remove_outbox(conn: &Connection, seq: i64) -> Result<usize> {
@@ -680,12 +692,18 @@ mod tests {
             "only the fields that did not get through"
         );
 
-        // Losing the space takes the record with it: it held what the person saw there.
+        // Losing the space keeps the record (the person is still told) without its content:
+        // nothing of the space stays on the device.
         let mut revoked = answer(Vec::new());
         revoked.revoked.push(p.space.as_uuid());
         let (_, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
         p.store.apply_sync_response(&pushed, &revoked).unwrap();
-        assert!(p.store.undelivered_changes().unwrap().is_empty());
+        let left = p.store.undelivered_changes().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            (left[0].fields.clone(), left[0].content.clone()),
+            (vec!["title".to_owned()], None)
+        );
     }
 
     /// Remaking a later edit never overwrites what someone else changed in the same field since:
