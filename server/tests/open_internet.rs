@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ed25519_dalek::{Signer, SigningKey};
 use quartier_core::model::Role;
-use quartier_core::sync::SyncClient;
+use quartier_core::sync::{SyncClient, TransferQueue};
 use quartier_core::{Error, Store, StoreOptions};
 use quartier_protocol::{CreateSpace, DeviceRegistered, ErrorBody, RegisterDevice, SetRole, CONTENT_TYPE};
 use reqwest::Method;
@@ -721,8 +721,33 @@ async fn devices_sync_over_https_and_a_renewed_certificate_is_loaded_on_sighup()
         .create_space(&coordinator.store, space)
         .await
         .expect("register space");
-    coordinator.post(space, "Flohmarkt", quartier_core::model::Audience::Everyone);
+    let post = coordinator.post(space, "Flohmarkt", quartier_core::model::Audience::Everyone);
+    // With a recording: media moves over the same HTTPS, trusting the same root.
+    let recording = coordinator
+        .store
+        .import_media_bytes(
+            b"ID3\x04\x00\x00\x00\x00\x00\x00Aufnahme vom Flohmarkt",
+            &quartier_core::media::ImportOptions::default(),
+        )
+        .expect("import");
+    coordinator
+        .store
+        .update_item(
+            post.id,
+            &quartier_core::model::ItemPatch {
+                media: Some(vec![recording.reference.clone()]),
+                ..Default::default()
+            },
+            coordinator.person,
+        )
+        .expect("attach");
     coordinator.sync().await;
+    let uploaded = TransferQueue::new(&coordinator.client)
+        .expect("queue")
+        .run(&coordinator.store, |_| {})
+        .await
+        .expect("upload over HTTPS");
+    assert_eq!(uploaded.uploaded, vec![recording.reference.hash.clone()]);
     let code = coordinator.invite(space, Role::Resident).await;
     let resident = tls_device(&url, &root, "Nachbarin").await;
     resident
@@ -735,6 +760,12 @@ async fn devices_sync_over_https_and_a_renewed_certificate_is_loaded_on_sighup()
         titles(&resident.store, space, resident.viewer(Role::Resident)),
         vec!["Flohmarkt".to_owned()]
     );
+    let downloaded = TransferQueue::new(&resident.client)
+        .expect("queue")
+        .run(&resident.store, |_| {})
+        .await
+        .expect("download over HTTPS");
+    assert_eq!(downloaded.downloaded, vec![recording.reference.hash.clone()]);
     // Plain HTTP to an HTTPS port gets nowhere.
     let plain = SyncClient::new(&url.replacen("https://", "http://", 1)).expect("loopback");
     assert!(plain.sync_now(&resident.store, |_| {}).await.is_err());

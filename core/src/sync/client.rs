@@ -82,6 +82,9 @@ pub struct SyncClient {
     overdue_after: Duration,
     /// After a `429`, no request leaves before this instant (shared by clones).
     not_before: Arc<Mutex<Option<Instant>>>,
+    /// Certificate authorities trusted besides the system's, for every connection to this
+    /// server (sync and media transfers alike).
+    roots: Arc<[reqwest::Certificate]>,
 }
 
 /// Settings of a [`SyncClient`] before it is made.
@@ -116,14 +119,10 @@ impl SyncClientBuilder {
             reqwest::header::ACCEPT,
             reqwest::header::HeaderValue::from_static(CONTENT_TYPE),
         );
-        let mut http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(20))
+        let roots: Arc<[reqwest::Certificate]> = self.roots.into();
+        let http = http_builder(&roots)
             .timeout(Duration::from_secs(120))
-            .default_headers(accept);
-        for root in self.roots {
-            http = http.add_root_certificate(root);
-        }
-        let http = http
+            .default_headers(accept)
             .build()
             .map_err(|e| Error::invalid("server address", e.to_string()))?;
         Ok(SyncClient {
@@ -133,8 +132,19 @@ impl SyncClientBuilder {
             push_batch: DEFAULT_PUSH_BATCH,
             overdue_after: DEFAULT_OVERDUE_AFTER,
             not_before: Arc::default(),
+            roots,
         })
     }
+}
+
+/// How every connection to a server is made: its connect timeout and the certificate
+/// authorities trusted besides the system's.
+fn http_builder(roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+    let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(20));
+    for root in roots {
+        http = http.add_root_certificate(root.clone());
+    }
+    http
 }
 
 /// `https://` to anyone; `http://` only to loopback unless `allow_plain_http`.
@@ -230,6 +240,12 @@ impl SyncClient {
     }
 
     /// The server's base URL.
+    /// A builder for another HTTP client to the same server (the media transfer queue, which
+    /// needs other timeouts), trusting what this one trusts.
+    pub(crate) fn http_builder(&self) -> reqwest::ClientBuilder {
+        http_builder(&self.roots)
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }

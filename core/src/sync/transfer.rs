@@ -156,9 +156,9 @@ impl TransferQueue {
     /// A queue for the server `client` talks to.
     pub fn new(client: &SyncClient) -> Result<TransferQueue> {
         // No overall timeout: an original on a slow link takes long. A stalled link is noticed
-        // by the read timeout and resumed later.
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(20))
+        // by the read timeout and resumed later. The same trusted roots as the sync client.
+        let http = client
+            .http_builder()
             .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| Error::invalid("server address", e.to_string()))?;
