@@ -252,3 +252,69 @@ async fn a_refused_creation_leaves_the_device_and_is_kept_for_the_person() {
     assert_eq!(report.pushed, 1);
     assert!(report.rejected.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_photo_of_a_refused_creation_stays_on_the_device_while_its_record_does() {
+    let server = Server::start();
+    let (coordinator, space) = space_with_coordinator(&server.url).await;
+    coordinator.sync().await;
+    let volunteer = join(&server.url, &coordinator, space, Role::Volunteer, "Helfer").await;
+    volunteer.sync().await;
+    coordinator
+        .client
+        .set_role(&coordinator.store, space, volunteer.person, Role::Resident)
+        .await
+        .expect("demote");
+    let mut pixels = image::RgbImage::new(64, 48);
+    for (i, p) in pixels.pixels_mut().enumerate() {
+        *p = image::Rgb([(i % 251) as u8, (i % 13) as u8, 90]);
+    }
+    let mut png = std::io::Cursor::new(Vec::new());
+    pixels
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encode");
+    let photo = volunteer
+        .store
+        .import_media_bytes(png.get_ref(), &quartier_core::media::ImportOptions::default())
+        .expect("import");
+    let content = ItemContent {
+        location: Some(Location::new(50.96, 6.94)),
+        media: vec![photo.reference.clone()],
+        ..ItemContent::new(
+            LocalizedText::single("de", "Trinkbrunnen"),
+            ItemDetails::Place(Place::default()),
+        )
+    };
+    volunteer
+        .store
+        .create_item(NewItem::new(space, volunteer.person, content))
+        .expect("place, allowed as far as the phone knows");
+    let report = volunteer.sync().await;
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    let undelivered = volunteer.store.undelivered_changes().expect("undelivered");
+    assert!(undelivered[0]
+        .content
+        .as_deref()
+        .is_some_and(|c| c.contains(&photo.reference.hash)));
+
+    // The record offers the place to copy, photo included: the photo stays while it does.
+    let gc = volunteer
+        .store
+        .collect_media_garbage(std::time::Duration::ZERO)
+        .expect("collect");
+    assert!(gc.removed.is_empty(), "removed {:?}", gc.removed);
+    assert!(volunteer
+        .store
+        .media_file(&photo.reference.hash)
+        .is_ok_and(|p| p.exists()));
+    // Dismissed, it goes with the next collection.
+    volunteer
+        .store
+        .discard_undelivered(undelivered[0].id)
+        .expect("discard");
+    let gc = volunteer
+        .store
+        .collect_media_garbage(std::time::Duration::ZERO)
+        .expect("collect");
+    assert!(gc.removed.contains(&photo.reference.hash), "{:?}", gc.removed);
+}

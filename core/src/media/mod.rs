@@ -663,8 +663,9 @@ impl Store {
     /// Removes media no item in the store references any more (deleted items, items of spaces
     /// this device left, imports never attached), once they have been neither created nor used
     /// for `grace`: the row and the file. Pinned files stay. References are read from every
-    /// item that is not deleted (drafts and author-only items included); a reference this core
-    /// cannot read keeps every hash-like string in it.
+    /// item that is not deleted (drafts and author-only items included) and from the content of
+    /// every undelivered record; a reference this core cannot read keeps every hash-like string
+    /// in it.
     pub fn collect_media_garbage(&self, grace: std::time::Duration) -> Result<MediaGcReport> {
         let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms().saturating_sub(grace_ms);
@@ -676,6 +677,15 @@ impl Store {
                     "SELECT m.value FROM items i, json_each(i.json, '$.media') m
                      WHERE i.status != 'deleted'",
                 )?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                for json in rows {
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&json?) {
+                        hashes_in(&value, &mut referenced);
+                    }
+                }
+                // An undelivered record offers what the person wrote, to copy: its media
+                // stays while the record does (a refused creation has no item any more).
+                let mut stmt = tx.prepare("SELECT content FROM undelivered WHERE content IS NOT NULL")?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
                 for json in rows {
                     if let Ok(value) = serde_json::from_str::<serde_json::Value>(&json?) {
