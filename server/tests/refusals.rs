@@ -318,3 +318,55 @@ async fn the_photo_of_a_refused_creation_stays_on_the_device_while_its_record_do
         .expect("collect");
     assert!(gc.removed.contains(&photo.reference.hash), "{:?}", gc.removed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_note_published_later_reaches_the_space_as_it_is_then() {
+    let server = Server::start();
+    let (coordinator, space) = space_with_coordinator(&server.url).await;
+    coordinator.sync().await;
+    let resident = join(&server.url, &coordinator, space, Role::Resident, "Anwohnerin").await;
+    resident.sync().await;
+    // Written as a note to herself, worked on, then shared with the neighbourhood.
+    let note = resident.post(space, "Idee: Tauschregal", Audience::AuthorOnly);
+    resident.retitle(note.id, "Tauschregal im Hof");
+    let report = resident.sync().await;
+    assert_eq!(report.pushed, 0, "a private note stays on the device");
+    resident
+        .store
+        .update_item(
+            note.id,
+            &ItemPatch {
+                audience: Some(Audience::Everyone),
+                ..Default::default()
+            },
+            resident.person,
+        )
+        .expect("publish");
+    let report = resident.sync().await;
+    assert!(report.rejected.is_empty(), "refused: {:?}", report.rejected);
+    assert_eq!(report.pushed, 1, "one creation, as it is now");
+    assert!(report.deferred.is_empty(), "{:?}", report.deferred);
+    coordinator.sync().await;
+    assert_eq!(
+        titles(&coordinator.store, space, coordinator.viewer(Role::Coordinator)),
+        vec!["Tauschregal im Hof".to_owned()]
+    );
+    assert!(
+        stored_item(&resident.store, note.id).is_some(),
+        "still on her device"
+    );
+    assert_eq!(
+        resident
+            .store
+            .document_heads(&note.id.to_string())
+            .expect("heads"),
+        coordinator
+            .store
+            .document_heads(&note.id.to_string())
+            .expect("heads"),
+        "converged"
+    );
+    // Edited again afterwards: an ordinary edit.
+    resident.retitle(note.id, "Tauschregal im Hof (ab Montag)");
+    assert_eq!(resident.sync().await.pushed, 1);
+}

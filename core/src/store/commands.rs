@@ -8,7 +8,7 @@ use crate::document::{
     guarded, item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, DocKind,
 };
 use crate::error::{Error, Result};
-use crate::model::{Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
+use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
 
 use documents::LoadedDoc;
 
@@ -162,7 +162,17 @@ impl Store {
             };
             access::check_item_write(self, tx, by, Some(&current), &item)?;
             let json = item_to_json(&item)?;
-            let change = self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, fields))?;
+            let change = if leaves_its_author_for_the_first_time(tx, &doc_id, &loaded, &current, &item)? {
+                // Its private history goes: the server judges every change, and refuses the
+                // ones that made or edited an author-only item. It is created afresh, as it is.
+                documents::erase(tx, &doc_id, documents::Records::Erase)?;
+                tx.execute("DELETE FROM item_history WHERE item_id = ?1", [&doc_id])?;
+                let mut fresh = LoadedDoc::new(DocKind::Item, self.actor());
+                fresh.space_id = loaded.space_id.clone();
+                self.commit_change(tx, &doc_id, &mut fresh, &json, ChangeNote::new(by, ["created"]))?
+            } else {
+                self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, fields))?
+            };
             projection::project_item(tx, &item)?;
             if let Some(change) = change {
                 projection::record_history(tx, &doc_id, &change)?;
@@ -268,6 +278,27 @@ impl Store {
         documents::enqueue(tx, doc_id, loaded.kind, &space, &change, super::now_ms())?;
         Ok(Some(change))
     }
+}
+
+/// Whether an edit makes an author-only item shareable while none of its changes has ever left
+/// the device (all of them still wait in the outbox, held back as author-only).
+fn leaves_its_author_for_the_first_time(
+    tx: &Connection,
+    doc_id: &str,
+    loaded: &LoadedDoc,
+    current: &Item,
+    new: &Item,
+) -> Result<bool> {
+    if current.content.audience != Audience::AuthorOnly || new.content.audience == Audience::AuthorOnly {
+        return Ok(false);
+    }
+    let history = guarded::changes_since(&loaded.doc, &[])
+        .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?
+        .len();
+    let waiting: i64 = tx.query_row("SELECT count(*) FROM outbox WHERE doc_id = ?1", [doc_id], |r| {
+        r.get(0)
+    })?;
+    Ok(usize::try_from(waiting).is_ok_and(|w| w == history))
 }
 
 fn require_space(conn: &Connection, space_id: &str) -> Result<()> {
