@@ -609,6 +609,43 @@ async fn a_fresh_server_lets_only_approved_persons_register_spaces() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_space_whose_registration_is_refused_reports_its_waiting_changes_until_it_is_approved() {
+    let server = Server::start_with(
+        tempfile::tempdir().expect("dir"),
+        &[("QUARTIER_SPACE_CREATION", "approved")],
+    );
+    let url = &server.url;
+    let device = Device::register(url, "Neu").await;
+    // Created while offline, written in, then the server (restricted) refuses to register it.
+    let offline = SyncClient::new("http://127.0.0.1:9").expect("client");
+    let space = offline
+        .create_shared_space(&device.store, space_meta("Ehrenfeld"))
+        .await
+        .expect("created offline")
+        .space
+        .id;
+    device.post(space, "Erster Beitrag", quartier_core::model::Audience::Everyone);
+    let report = device.sync().await;
+    assert_eq!(report.pushed, 0);
+    assert_eq!(
+        report.deferred.len(),
+        2,
+        "the space and its post wait: {report:?}"
+    );
+    assert!(report
+        .deferred
+        .iter()
+        .all(|d| d.reason == quartier_core::sync::SPACE_NOT_REGISTERED && !d.overdue));
+    // Approved by the operator: the next sync registers the space and pushes both.
+    let account = device.store.account().expect("account").expect("registered");
+    let out = admin(server.data.path(), &["approve", &account.device.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = device.sync().await;
+    assert_eq!(report.pushed, 2, "{report:?}");
+    assert!(report.deferred.is_empty(), "{:?}", report.deferred);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_can_close_registration_and_restrict_invites() {
     let server = Server::start_with(
         tempfile::tempdir().expect("dir"),

@@ -61,6 +61,22 @@ impl Store {
         })
     }
 
+    /// Marks every outbox entry of `space` as waiting, for `reason`, since now (or since it
+    /// first waited): a space created here whose registration the server refused cannot take
+    /// them yet, and the app is told so (`SyncReport::deferred`, overdue after the bound)
+    /// instead of the changes waiting silently. Returns how many entries wait.
+    pub(crate) fn defer_space_outbox(&self, space: &str, reason: &str) -> Result<usize> {
+        let now = super::now_ms();
+        self.write(|tx, _| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE outbox SET deferred_since = coalesce(deferred_since, ?2), defer_reason = ?3
+                     WHERE space_id = ?1",
+                )?
+                .execute(rusqlite::params![space, now, reason])?)
+        })
+    }
+
     /// Removes acknowledged entries; returns how many were removed.
     pub fn acknowledge(&self, seqs: &[i64]) -> Result<usize> {
         self.write(|tx, _| {

@@ -364,13 +364,23 @@ impl SyncClient {
     }
 
     /// Registers spaces created for sharing while the server could not be reached. Offline
-    /// ends the sync; a refusal is logged and tried again at the next sync.
+    /// ends the sync; a refusal is tried again at the next sync, and meanwhile the space's
+    /// changes are reported as deferred ([`super::exchange::SPACE_NOT_REGISTERED`]).
     async fn register_pending_spaces(&self, store: &Store) -> Result<()> {
         for space in blocking(store, |s| s.spaces_to_register()).await? {
             match self.create_space(store, space).await {
                 Ok(_) => tracing::info!(%space, "registered a space created offline"),
-                Err(e @ Error::Offline(_)) => return Err(e),
-                Err(e) => tracing::warn!(%space, error = %e, "the server refused to register a space"),
+                // Refused (403 restricted, …): the rest of the sync goes on.
+                Err(e @ Error::Server { status, .. }) if (400..500).contains(&status) && status != 429 => {
+                    tracing::warn!(%space, error = %e, "the server refused to register a space");
+                    let id = space.to_string();
+                    blocking(store, move |s| {
+                        s.defer_space_outbox(&id, super::exchange::SPACE_NOT_REGISTERED)
+                    })
+                    .await?;
+                }
+                // Offline, rate limited, a server fault: the sync ends and is tried again.
+                Err(e) => return Err(e),
             }
         }
         Ok(())

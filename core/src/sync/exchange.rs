@@ -58,11 +58,17 @@ pub struct RejectedChange {
     pub reapplied: usize,
 }
 
-/// A pushed change the server asked to send again later; it stays in the outbox.
+/// Why the changes of a space created on this device wait: the server refused to register the
+/// space (e.g. space creation restricted to approved persons); every sync tries again.
+pub const SPACE_NOT_REGISTERED: &str = "space_not_registered";
+
+/// A pushed change the server asked to send again later, or a change that cannot be pushed yet;
+/// it stays in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeferredChange {
     pub doc_id: String,
-    /// The protocol's defer reason, snake_case (`missing_dependency`, `server_fault`, …).
+    /// The protocol's defer reason, snake_case (`missing_dependency`, `server_fault`, …), or
+    /// [`SPACE_NOT_REGISTERED`] for changes of a space the server has refused to register.
     pub reason: String,
     /// When the server first deferred it (milliseconds since the epoch).
     pub since_ms: i64,

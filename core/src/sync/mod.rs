@@ -23,7 +23,7 @@ pub use client::{
     SharedSpace, SyncClient, SyncClientBuilder, SyncProgress, SyncReport, DEFAULT_OVERDUE_AFTER,
     DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH,
 };
-pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange};
+pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange, SPACE_NOT_REGISTERED};
 pub use pacing::{next_page_budget, INITIAL_PAGE_BUDGET, MIN_PAGE_BUDGET, PAGE_TARGET};
 pub use transfer::{
     Transfer, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
