@@ -262,3 +262,38 @@ async fn edits_still_waiting_when_a_member_is_demoted_are_listed_as_undelivered_
     assert!(!has_doc(&helper, keys) && !has_doc(&helper, rota));
     assert_eq!(helper.store.outbox_len().expect("outbox"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_a_space_again_tells_its_creator_the_role_they_have_now() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (creator, space) = space_with_coordinator(&url).await;
+    let other = join(&url, &creator, space, Role::Coordinator, "Zweite").await;
+    // A retry of the registration: the creator is still coordinator.
+    let again = creator
+        .client
+        .create_space(&creator.store, space)
+        .await
+        .expect("retry");
+    assert_eq!(again.role, Role::Coordinator);
+    other
+        .client
+        .set_role(&other.store, space, creator.person, Role::Resident)
+        .await
+        .expect("demote the creator");
+    let again = creator
+        .client
+        .create_space(&creator.store, space)
+        .await
+        .expect("retry after demotion");
+    assert_eq!(again.role, Role::Resident, "not told they coordinate");
+    other
+        .client
+        .remove_member(&other.store, space, creator.person)
+        .await
+        .expect("remove the creator");
+    refused_as_forbidden(
+        creator.client.create_space(&creator.store, space).await,
+        "registering a space one was removed from",
+    );
+}

@@ -8,7 +8,8 @@ use super::{now_ms, secret_hash};
 use crate::error::ServerError;
 
 /// Registers a space with its creator as coordinator. Registering an existing space is an error
-/// unless the caller created it (idempotent retry).
+/// unless the caller created it (an idempotent retry, answered with their role now: a creator
+/// since demoted is told so, one since removed is refused).
 pub fn create_space(conn: &Connection, space: Uuid, person: Uuid) -> Result<Membership, ServerError> {
     let existing: Option<String> = conn
         .query_row(
@@ -18,7 +19,11 @@ pub fn create_space(conn: &Connection, space: Uuid, person: Uuid) -> Result<Memb
         )
         .optional()?;
     match existing {
-        Some(creator) if creator == person.to_string() => {}
+        Some(creator) if creator == person.to_string() => {
+            let role = role_of(conn, space, person)?
+                .ok_or_else(|| ServerError::Forbidden("you are no longer a member of this space".into()))?;
+            return Ok(Membership { space, person, role });
+        }
         Some(_) => return Err(ServerError::Conflict("that space id is taken".into())),
         None => {
             let tx = conn.unchecked_transaction()?;
