@@ -37,6 +37,21 @@ fn place(device: &Device, space: SpaceId, title: &str, location: Location) -> qu
         .create_item(NewItem::new(space, device.person, content))
 }
 
+/// A coordinator and a volunteer in a space, the volunteer made resident by the server while
+/// their device still thinks them a volunteer (it learns at its next sync).
+async fn a_volunteer_demoted_unawares(server: &Server) -> (Device, Device, SpaceId) {
+    let (coordinator, space) = space_with_coordinator(&server.url).await;
+    coordinator.sync().await;
+    let volunteer = join(&server.url, &coordinator, space, Role::Volunteer, "Helfer").await;
+    volunteer.sync().await;
+    coordinator
+        .client
+        .set_role(&coordinator.store, space, volunteer.person, Role::Resident)
+        .await
+        .expect("demote");
+    (coordinator, volunteer, space)
+}
+
 fn mend(conn: Connection) {
     conn.execute_batch("DROP TRIGGER injected_fault")
         .expect("drop the fault");
@@ -216,15 +231,7 @@ async fn a_refused_edit_does_not_wedge_the_next_allowed_change_of_the_item() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_creation_leaves_the_device_and_is_kept_for_the_person() {
     let server = Server::start();
-    let (coordinator, space) = space_with_coordinator(&server.url).await;
-    coordinator.sync().await;
-    let volunteer = join(&server.url, &coordinator, space, Role::Volunteer, "Helfer").await;
-    volunteer.sync().await;
-    coordinator
-        .client
-        .set_role(&coordinator.store, space, volunteer.person, Role::Resident)
-        .await
-        .expect("demote");
+    let (_coordinator, volunteer, space) = a_volunteer_demoted_unawares(&server).await;
     let place = place(&volunteer, space, "Trinkbrunnen", Location::new(50.96, 6.94))
         .expect("place, allowed as far as the phone knows");
     volunteer.retitle(place.id, "Trinkbrunnen (Sommer)");
@@ -256,15 +263,7 @@ async fn a_refused_creation_leaves_the_device_and_is_kept_for_the_person() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_photo_of_a_refused_creation_stays_on_the_device_while_its_record_does() {
     let server = Server::start();
-    let (coordinator, space) = space_with_coordinator(&server.url).await;
-    coordinator.sync().await;
-    let volunteer = join(&server.url, &coordinator, space, Role::Volunteer, "Helfer").await;
-    volunteer.sync().await;
-    coordinator
-        .client
-        .set_role(&coordinator.store, space, volunteer.person, Role::Resident)
-        .await
-        .expect("demote");
+    let (_coordinator, volunteer, space) = a_volunteer_demoted_unawares(&server).await;
     let mut pixels = image::RgbImage::new(64, 48);
     for (i, p) in pixels.pixels_mut().enumerate() {
         *p = image::Rgb([(i % 251) as u8, (i % 13) as u8, 90]);

@@ -120,6 +120,21 @@ pub fn base_docs() -> &'static [(Uuid, DocKind, Automerge)] {
     })
 }
 
+/// A device store at `path` holding the base documents, merged as from another device.
+pub fn base_store(path: &std::path::Path) -> quartier_core::Store {
+    let store = quartier_core::Store::open(path, Default::default()).expect("store");
+    let incoming: Vec<quartier_core::IncomingChange> = base_changes()
+        .into_iter()
+        .map(|(doc, kind, change)| quartier_core::IncomingChange {
+            doc_id: doc.to_string(),
+            kind,
+            bytes: change.raw_bytes().to_vec(),
+        })
+        .collect();
+    store.apply_changes(&incoming).expect("base changes apply");
+    store
+}
+
 /// A change as [`DEVICE`] pushes it: signed over its hash. Bytes that are no change get a
 /// signature over nothing, which the server refuses, as it must.
 pub fn signed_record(doc: Uuid, kind: DocKind, bytes: &[u8]) -> Record {

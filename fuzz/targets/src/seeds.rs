@@ -14,7 +14,6 @@ use crate::encode_creation;
 use crate::fixtures::{self, base_changes, base_docs, PERSON, SPACE};
 use quartier_core::document::{creation_of, DocKind};
 use quartier_core::model::{ItemId, ItemPatch, LocalizedText, PersonId, SpaceId};
-use quartier_core::{IncomingChange, Store};
 use quartier_protocol::*;
 use uuid::Uuid;
 
@@ -37,16 +36,7 @@ fn changes() -> Vec<(String, Uuid, DocKind, Vec<u8>)> {
         .map(|(i, (doc, kind, change))| (format!("create-{i}"), doc, kind, change.raw_bytes().to_vec()))
         .collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path().join("seed.db"), Default::default()).expect("store");
-    let incoming: Vec<IncomingChange> = base_changes()
-        .into_iter()
-        .map(|(doc, kind, change)| IncomingChange {
-            doc_id: doc.to_string(),
-            kind,
-            bytes: change.raw_bytes().to_vec(),
-        })
-        .collect();
-    store.apply_changes(&incoming).expect("base changes apply");
+    let store = fixtures::base_store(&dir.path().join("seed.db"));
     let by = PersonId::from(PERSON);
     for i in 0..fixtures::BASE_KINDS.len() {
         let id = ItemId::from(fixtures::base_item_id(i));

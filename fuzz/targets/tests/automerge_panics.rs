@@ -47,20 +47,6 @@ fn honest_edit(store: &Store) -> (Uuid, Vec<u8>) {
     (id, newest.bytes)
 }
 
-fn base_store(dir: &Path) -> Store {
-    let store = Store::open(dir.join("device.db"), Default::default()).expect("store");
-    let incoming: Vec<IncomingChange> = fixtures::base_changes()
-        .into_iter()
-        .map(|(doc, kind, change)| IncomingChange {
-            doc_id: doc.to_string(),
-            kind,
-            bytes: change.raw_bytes().to_vec(),
-        })
-        .collect();
-    store.apply_changes(&incoming).expect("base documents");
-    store
-}
-
 #[test]
 fn the_server_refuses_each_as_malformed_and_keeps_working() {
     let env = fixtures::server();
@@ -109,7 +95,7 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
     }
     // An honest edit after all of them is stored.
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = base_store(dir.path());
+    let store = fixtures::base_store(&dir.path().join("device.db"));
     let (doc, bytes) = honest_edit(&store);
     let report = push(
         &env.db,
@@ -129,7 +115,7 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
 #[test]
 fn a_device_refuses_each_as_malformed_and_keeps_working() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = base_store(dir.path());
+    let store = fixtures::base_store(&dir.path().join("device.db"));
     for name in CRASHERS {
         let bytes = crasher(name);
         let change = Change::from_bytes(bytes.clone()).expect("the crasher decodes");
@@ -152,7 +138,7 @@ fn a_device_refuses_each_as_malformed_and_keeps_working() {
     }
     // The store still reads, writes and merges.
     let other_dir = tempfile::tempdir().expect("temp dir");
-    let other = base_store(other_dir.path());
+    let other = fixtures::base_store(&other_dir.path().join("device.db"));
     let (doc, bytes) = honest_edit(&other);
     let report = store
         .apply_changes(&[IncomingChange {

@@ -140,21 +140,7 @@ pub fn announce(
         _ => None,
     };
     if let Some(row) = uploaded_before {
-        let used = space_usage(&tx, space)?;
-        tx.prepare_cached(
-            "INSERT INTO blob_claims (space_id, hash, person_id, size, created_at, uploaded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (space_id, hash, person_id) DO UPDATE SET
-                size = excluded.size, uploaded_at = excluded.uploaded_at",
-        )?
-        .execute(params![space.to_string(), hash, who, announced.size as i64, now])?;
-        if space_usage(&tx, space)? > limits.space_quota_bytes {
-            return Err(BlobError::QuotaExceeded {
-                quota: limits.space_quota_bytes,
-                used,
-                size: announced.size,
-            });
-        }
+        claim(&tx, space, hash, person, announced.size, Some(now), limits)?;
         // An upload of theirs under way for this hash (another size) is moot now.
         let discard_partial = upload(&tx, hash, person)?.is_some();
         if discard_partial {
@@ -169,20 +155,7 @@ pub fn announce(
         .query_row(params![space.to_string(), hash, who], |r| r.get(0))
         .optional()?;
     if claimed_size != Some(announced.size as i64) {
-        let used = space_usage(&tx, space)?;
-        tx.prepare_cached(
-            "INSERT INTO blob_claims (space_id, hash, person_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (space_id, hash, person_id) DO UPDATE SET size = excluded.size",
-        )?
-        .execute(params![space.to_string(), hash, who, announced.size as i64, now])?;
-        if space_usage(&tx, space)? > limits.space_quota_bytes {
-            // Dropping the transaction rolls the claim back.
-            return Err(BlobError::QuotaExceeded {
-                quota: limits.space_quota_bytes,
-                used,
-                size: announced.size,
-            });
-        }
+        claim(&tx, space, hash, person, announced.size, None, limits)?;
     }
     let mut discard_partial = false;
     let row = match upload(&tx, hash, person)? {
@@ -226,6 +199,43 @@ pub fn announce(
     let state = upload_state(&tx, hash, person, &row)?;
     tx.commit()?;
     Ok((state, discard_partial))
+}
+
+/// Records `person`'s claim of `size` bytes of `hash` in `space` (uploaded at `uploaded_at`, or
+/// only reserving quota), refusing it if the space's quota would be exceeded. The caller's
+/// transaction rolls a refused claim back when it is dropped.
+fn claim(
+    tx: &Connection,
+    space: Uuid,
+    hash: &str,
+    person: Uuid,
+    size: u64,
+    uploaded_at: Option<i64>,
+    limits: &BlobLimits,
+) -> Result<(), BlobError> {
+    let used = space_usage(tx, space)?;
+    tx.prepare_cached(
+        "INSERT INTO blob_claims (space_id, hash, person_id, size, created_at, uploaded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (space_id, hash, person_id) DO UPDATE SET
+            size = excluded.size, uploaded_at = coalesce(excluded.uploaded_at, uploaded_at)",
+    )?
+    .execute(params![
+        space.to_string(),
+        hash,
+        person.to_string(),
+        size as i64,
+        now_ms(),
+        uploaded_at
+    ])?;
+    if space_usage(tx, space)? > limits.space_quota_bytes {
+        return Err(BlobError::QuotaExceeded {
+            quota: limits.space_quota_bytes,
+            used,
+            size,
+        });
+    }
+    Ok(())
 }
 
 /// Whether `person` has uploaded `hash` (verified) into some space: sending chunks of a stored
