@@ -952,9 +952,8 @@ fn the_upload_plan_puts_each_file_into_every_space_that_uses_it_without_reading_
     const FILES: usize = 500;
     let mut expected: std::collections::BTreeSet<(String, String)> = Default::default();
     for i in 0..FILES {
-        // Audio is stored as it is: cheap to import, one file per item.
-        let mut bytes = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
-        bytes.extend_from_slice(format!("Mitschnitt {i}").as_bytes());
+        // Audio is stored as one file: cheap to import, one file per item.
+        let bytes = wav(8000, 16, i as u32);
         let imported = f.store.import_media_bytes(&bytes, &defaults()).expect("import");
         let space = if i % 2 == 0 { f.space } else { other };
         let mut content = post(&format!("Nr. {i}"), "Text");
@@ -1005,11 +1004,7 @@ fn the_upload_plan_puts_each_file_into_every_space_that_uses_it_without_reading_
 #[test]
 fn media_no_item_references_is_collected_after_the_grace_period_and_pinned_media_stays() {
     let f = Fixture::new();
-    let audio = |n: u32| {
-        let mut bytes = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
-        bytes.extend_from_slice(format!("Aufnahme {n}").repeat(100).as_bytes());
-        bytes
-    };
+    let audio = |n: u32| wav(8000, 800, n);
     let attach = |reference: MediaRef, title: &str| {
         let mut content = post(title, "Text");
         content.media = vec![reference];

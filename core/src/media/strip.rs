@@ -10,13 +10,33 @@
 //!   headers are read (8 or 16 bytes each), at most [`MAX_BOXES`] of them; media data is never
 //!   read.
 //!
-//! Not yet: ID3 (MP3, AAC), Vorbis comments (FLAC, Ogg, Opus), RIFF INFO (WAV), AIFF text
-//! chunks, Matroska/WebM tags; those files are kept as they are (see `docs/media.md`). A panic
-//! is caught and reported as [`Error::MalformedMedia`]; nothing is stored then.
+//! - **Audio tags** (MP3, AAC, FLAC, Ogg Vorbis/Opus/Speex, WAV, AIFF): every tag the format
+//!   has is removed with [`lofty`] (`TagType::remove_from`): ID3v2 at the start (and ID3v2
+//!   chunks of WAV/AIFF), ID3v1 and APE at the end (MP3), FLAC `VORBIS_COMMENT` and `PICTURE`
+//!   blocks (the other blocks and the last-block flag stay right), the Ogg comment header (the
+//!   vendor string stays, every comment and picture goes; the Ogg pages are rewritten with new
+//!   sequence numbers and CRCs), RIFF `LIST`/`INFO` (WAV) and AIFF `NAME`/`AUTH`/`(c) `/`ANNO`/
+//!   `COMT` chunks. The file is then read back with lofty: a tag still there (a format carrying
+//!   the same tag twice) is removed in another round, at most [`MAX_TAG_ROUNDS`]; one left
+//!   after that makes the file refused. lofty rewrites the file through memory: removing a tag
+//!   holds the whole file (at most the import limit, 200 MiB) in memory once, and one tag item
+//!   at most [`MAX_TAG_ITEM_BYTES`]. A WAV/AIFF whose RIFF/FORM size runs past the end of the
+//!   file is refused before lofty sees it (lofty would reserve that size in memory). An Ogg
+//!   stream lofty does not know (Ogg FLAC, Theora) is refused as unsupported.
+//!
+//! Not yet: Matroska/WebM tags (and AMR, which has no metadata); those files are kept as they
+//! are (see `docs/media.md`). A panic is caught and reported as [`Error::MalformedMedia`];
+//! nothing is stored then.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+
+use lofty::config::{apply_global_options, GlobalOptions, ParseOptions, ParsingMode};
+use lofty::error::{ErrorKind, LoftyError};
+use lofty::file::{FileType, TaggedFileExt};
+use lofty::probe::Probe;
+use lofty::tag::{ItemKey, Tag, TagType};
 
 use crate::error::{Error, Result};
 
@@ -37,6 +57,8 @@ const XMP_UUID: [u8; 16] = [
 pub(crate) enum Method {
     /// ISO base media file format boxes.
     IsoBoxes,
+    /// Audio tags, removed with lofty.
+    AudioTags,
     /// No metadata removal for this container.
     None,
 }
@@ -45,6 +67,8 @@ pub(crate) enum Method {
 pub(crate) fn method(mime_type: &str) -> Method {
     match mime_type {
         "video/mp4" | "video/quicktime" | "video/x-m4v" | "video/3gpp" | "audio/mp4" => Method::IsoBoxes,
+        "audio/mpeg" | "audio/aac" | "audio/flac" | "audio/ogg" | "audio/opus" | "audio/wav"
+        | "audio/aiff" => Method::AudioTags,
         _ => Method::None,
     }
 }
@@ -61,6 +85,19 @@ pub(crate) fn strip_file(path: &Path, mime_type: &str) -> Result<()> {
             blank_iso_metadata(&mut file).map_err(|e| match e {
                 BoxError::Io(e) => Error::media_io("removing metadata", e),
                 BoxError::Malformed(reason) => malformed(reason),
+            })?;
+            file.sync_all()
+                .map_err(|e| Error::media_io("syncing a media file", e))
+        }
+        Method::AudioTags => {
+            let mut file = open_rw(path)?;
+            remove_audio_tags(&mut file).map_err(|e| match e {
+                TagError::Io(e) => Error::media_io("removing metadata", e),
+                TagError::Unsupported(reason) => Error::UnsupportedMedia {
+                    mime_type: mime_type.to_owned(),
+                    reason,
+                },
+                TagError::Malformed(reason) => malformed(reason),
             })?;
             file.sync_all()
                 .map_err(|e| Error::media_io("syncing a media file", e))
@@ -175,6 +212,157 @@ fn blank<F: Write + Seek>(file: &mut F, at: u64, body: u64, end: u64) -> Result<
     Ok(())
 }
 
+/// Most rounds of tag removal on one file. One round removes every kind of tag the format
+/// has; another is needed only for a file carrying the same kind twice (two ID3v2 tags).
+pub(crate) const MAX_TAG_ROUNDS: usize = 3;
+
+/// Most bytes lofty may allocate for one tag item (a comment, a picture, a FLAC metadata
+/// block) while removing and checking; FLAC blocks cannot be larger (24-bit sizes). A larger
+/// item makes the file refused.
+pub(crate) const MAX_TAG_ITEM_BYTES: usize = 16 * 1024 * 1024;
+
+/// The tags of each audio format, in the order they are removed.
+fn tag_types(file_type: FileType) -> Option<&'static [TagType]> {
+    Some(match file_type {
+        FileType::Mpeg => &[TagType::Id3v2, TagType::Id3v1, TagType::Ape],
+        FileType::Aac => &[TagType::Id3v2, TagType::Id3v1],
+        FileType::Flac => &[TagType::VorbisComments, TagType::Id3v2],
+        FileType::Opus | FileType::Vorbis | FileType::Speex => &[TagType::VorbisComments],
+        FileType::Wav => &[TagType::RiffInfo, TagType::Id3v2],
+        FileType::Aiff => &[TagType::AiffText, TagType::Id3v2],
+        _ => return None,
+    })
+}
+
+#[derive(Debug)]
+enum TagError {
+    Io(std::io::Error),
+    /// lofty does not know the format, or what the container holds.
+    Unsupported(String),
+    Malformed(String),
+}
+
+impl From<std::io::Error> for TagError {
+    fn from(e: std::io::Error) -> Self {
+        TagError::Io(e)
+    }
+}
+
+impl From<LoftyError> for TagError {
+    fn from(e: LoftyError) -> Self {
+        match e.kind() {
+            // A read past the end is a cut or lying file, not a failing disk.
+            ErrorKind::Io(io) if io.kind() != std::io::ErrorKind::UnexpectedEof => {
+                TagError::Io(std::io::Error::new(io.kind(), e.to_string()))
+            }
+            ErrorKind::UnknownFormat => TagError::Unsupported(unknown_format()),
+            _ => TagError::Malformed(format!("its tags could not be removed: {e}")),
+        }
+    }
+}
+
+fn unknown_format() -> String {
+    "metadata cannot be removed from this audio format (MP3, AAC, FLAC, Ogg Vorbis/Opus, WAV and AIFF can)"
+        .into()
+}
+
+/// Removes every tag of an audio file (see the module docs), then reads the file back to check
+/// that none is left.
+fn remove_audio_tags(file: &mut File) -> Result<(), TagError> {
+    // Thread-local in lofty: set on the thread that is about to use it.
+    apply_global_options(
+        GlobalOptions::new()
+            .allocation_limit(MAX_TAG_ITEM_BYTES)
+            .use_custom_resolvers(false),
+    );
+    check_chunk_size(file)?;
+    for _ in 0..MAX_TAG_ROUNDS {
+        file.rewind()?;
+        let file_type = Probe::new(&mut *file).guess_file_type()?.file_type();
+        let types = file_type
+            .and_then(tag_types)
+            .ok_or_else(|| TagError::Unsupported(unknown_format()))?;
+        for tag_type in types {
+            // lofty 0.24 "removes" an ID3v1 tag from a file without one by appending an
+            // empty one: only ask it where there is one.
+            if *tag_type == TagType::Id3v1 && !ends_with_id3v1(file)? {
+                continue;
+            }
+            file.rewind()?;
+            tag_type.remove_from(file)?;
+        }
+        if !has_tags(file)? {
+            return Ok(());
+        }
+    }
+    Err(TagError::Malformed(format!(
+        "tags are left after {MAX_TAG_ROUNDS} rounds of removal"
+    )))
+}
+
+/// Whether lofty still reads a tag from the file, read strictly. An Ogg file always has a comment header;
+/// lofty shows its vendor string (kept on purpose) as one encoder item: a header with nothing
+/// else counts as no tag.
+fn has_tags(file: &mut File) -> Result<bool, TagError> {
+    file.rewind()?;
+    let tagged = Probe::new(&mut *file)
+        // Strict: where the lenient mode would stop at damage and call the rest junk (and not
+        // see a tag there), the check fails and the file is refused.
+        .options(
+            ParseOptions::new()
+                .read_properties(false)
+                .parsing_mode(ParsingMode::Strict),
+        )
+        .guess_file_type()?
+        .read()?;
+    Ok(tagged
+        .tags()
+        .iter()
+        .any(|tag| tag.tag_type() != TagType::VorbisComments || !only_vendor(tag)))
+}
+
+fn only_vendor(tag: &Tag) -> bool {
+    tag.pictures().is_empty()
+        && tag.items().count() <= 1
+        && tag.items().all(|item| item.key() == ItemKey::EncoderSoftware)
+}
+
+/// Whether the file ends with an ID3v1 tag (128 bytes starting with `TAG`).
+fn ends_with_id3v1(file: &mut File) -> Result<bool, TagError> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len < 128 {
+        return Ok(false);
+    }
+    let mut marker = [0u8; 3];
+    file.seek(SeekFrom::Start(len - 128))?;
+    file.read_exact(&mut marker)?;
+    Ok(&marker == b"TAG")
+}
+
+/// Refuses a WAV or AIFF file whose RIFF/FORM chunk claims more bytes than the file has:
+/// lofty would reserve memory for the claimed size (up to 4 GiB) before finding out.
+fn check_chunk_size(file: &mut File) -> Result<(), TagError> {
+    let len = file.seek(SeekFrom::End(0))?;
+    let mut header = [0u8; 8];
+    file.rewind()?;
+    if len < 8 {
+        return Ok(()); // not a chunk file; lofty decides
+    }
+    file.read_exact(&mut header)?;
+    let size = match &header[..4] {
+        b"RIFF" => u32::from_le_bytes([header[4], header[5], header[6], header[7]]),
+        b"FORM" => u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
+        _ => return Ok(()),
+    };
+    if u64::from(size) + 8 > len {
+        return Err(TagError::Malformed(format!(
+            "the {} chunk claims {size} bytes, but the file has {len}",
+            String::from_utf8_lossy(&header[..4])
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
@@ -207,6 +395,94 @@ mod tests {
             .any(|w| w == b"udta" || w == b"meta" || w == b"\xa9xyz"));
         assert!(!out.windows(7).any(|w| w == b"+48.857"));
         assert!(out.windows(4).any(|w| w == b"mvhd") && out.ends_with(&[7; 64]));
+    }
+
+    /// A PCM WAV with a RIFF INFO list carrying a title.
+    fn tagged_wav() -> Vec<u8> {
+        let info = [&b"INFO"[..], b"INAM", &12u32.to_le_bytes(), b"GeheimTitel\0"].concat();
+        let list = [&b"LIST"[..], &(info.len() as u32).to_le_bytes(), &info].concat();
+        let fmt = [
+            &b"fmt "[..],
+            &16u32.to_le_bytes(),
+            &1u16.to_le_bytes(),
+            &1u16.to_le_bytes(),
+            &8000u32.to_le_bytes(),
+            &16000u32.to_le_bytes(),
+            &2u16.to_le_bytes(),
+            &16u16.to_le_bytes(),
+        ]
+        .concat();
+        let data = [&b"data"[..], &64u32.to_le_bytes(), &[3; 64]].concat();
+        let body = [&b"WAVE"[..], &fmt, &list, &data].concat();
+        [&b"RIFF"[..], &(body.len() as u32).to_le_bytes(), &body].concat()
+    }
+
+    fn strip_bytes(bytes: &[u8], mime_type: &str) -> (Result<()>, Vec<u8>) {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(bytes).expect("write");
+        let result = strip_file(file.path(), mime_type);
+        (result, std::fs::read(file.path()).expect("read back"))
+    }
+
+    #[test]
+    fn audio_types_lose_their_tags_and_others_are_kept() {
+        for mime_type in [
+            "audio/mpeg",
+            "audio/flac",
+            "audio/ogg",
+            "audio/opus",
+            "audio/wav",
+            "audio/aiff",
+        ] {
+            assert_eq!(method(mime_type), Method::AudioTags, "{mime_type}");
+        }
+        for mime_type in ["audio/amr", "video/webm", "video/x-matroska"] {
+            assert_eq!(method(mime_type), Method::None, "{mime_type}");
+        }
+        let (result, out) = strip_bytes(&tagged_wav(), "audio/wav");
+        result.expect("strip");
+        assert!(!out.windows(6).any(|w| w == b"Geheim"));
+        let riff_size = u32::from_le_bytes([out[4], out[5], out[6], out[7]]);
+        assert_eq!(u64::from(riff_size) + 8, out.len() as u64, "RIFF size fixed");
+    }
+
+    #[test]
+    fn damaged_audio_is_refused_without_panicking() {
+        let wav = tagged_wav();
+        let mut past_end = wav.clone();
+        past_end[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let refused = [
+            (past_end, "audio/wav"),
+            (wav[..wav.len() / 2].to_vec(), "audio/wav"),
+            (b"fLaC\0\0\0\x22garbage".to_vec(), "audio/flac"),
+            (b"OggS\0\x02garbage-garbage-garbage-garbage".to_vec(), "audio/ogg"),
+            // An empty ID3v2 tag and no MPEG frames after it.
+            (b"ID3\x04\0\0\0\0\0\0not audio".to_vec(), "audio/mpeg"),
+        ];
+        for (bytes, mime_type) in refused {
+            let (result, _) = strip_bytes(&bytes, mime_type);
+            assert!(
+                matches!(
+                    result,
+                    Err(Error::MalformedMedia { .. } | Error::UnsupportedMedia { .. })
+                ),
+                "{mime_type} {bytes:?}: {result:?}"
+            );
+        }
+        // Every single-byte change of a tagged WAV either strips or is refused; none escapes.
+        for at in 0..wav.len() {
+            let mut damaged = wav.clone();
+            damaged[at] ^= 0xa5;
+            let (result, out) = strip_bytes(&damaged, "audio/wav");
+            match result {
+                Ok(()) => assert!(
+                    !out.windows(6).any(|w| w == b"Geheim") || !damaged.windows(4).any(|w| w == b"INFO"),
+                    "byte {at}: the title is left"
+                ),
+                Err(Error::MalformedMedia { .. } | Error::UnsupportedMedia { .. }) => {}
+                Err(other) => panic!("byte {at}: {other:?}"),
+            }
+        }
     }
 
     #[test]
