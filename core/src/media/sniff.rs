@@ -13,7 +13,7 @@ pub(crate) const HEAD_BYTES: usize = 8 * 1024;
 pub(crate) enum Kind {
     /// Decoded, stripped of metadata, with preview and thumbnail.
     Image(ImageFormat),
-    /// Kept as it is, duration probed.
+    /// Stored as one file, its metadata removed (`strip`), duration probed.
     Audio,
     Video,
 }

@@ -24,8 +24,9 @@
 //!   file is refused before lofty sees it (lofty would reserve that size in memory). An Ogg
 //!   stream lofty does not know (Ogg FLAC, Theora) is refused as unsupported.
 //!
-//! Not yet: Matroska/WebM tags (and AMR, which has no metadata); those files are kept as they
-//! are (see `docs/media.md`). A panic is caught and reported as [`Error::MalformedMedia`];
+//! Not yet: Matroska/WebM tags (lofty has no Matroska support) and WAV chunks other than
+//! `LIST`/`INFO` and ID3 (`bext`, `iXML`, `_PMX`); Matroska/WebM and AMR (no metadata) files
+//! are kept as they are (see `docs/media.md`). A panic is caught and reported as [`Error::MalformedMedia`];
 //! nothing is stored then.
 
 use std::fs::{File, OpenOptions};
