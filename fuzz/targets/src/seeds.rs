@@ -323,6 +323,48 @@ pub fn write_corpus() {
             ],
         ),
         (
+            // ID3v2.3 at the start and ID3v1 at the end: both are removed on import.
+            "audio-id3v1.mp3",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=0.1",
+                "-ar",
+                "8000",
+                "-b:a",
+                "8k",
+                "-id3v2_version",
+                "3",
+                "-write_id3v1",
+                "1",
+            ],
+        ),
+        (
+            "audio.opus",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=0.1",
+                "-c:a",
+                "libopus",
+            ],
+        ),
+        (
+            "audio.aiff",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=0.1",
+                "-ar",
+                "8000",
+                "-write_id3v2",
+                "1",
+            ],
+        ),
+        (
             "audio.ogg",
             &[
                 "-f",
