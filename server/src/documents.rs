@@ -10,7 +10,7 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use automerge::{Automerge, Change};
+use automerge::Automerge;
 use lru::LruCache;
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -101,7 +101,7 @@ pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
     stored_bytes += changes.iter().map(Vec::len).sum::<usize>();
     let changes = changes
         .into_iter()
-        .map(Change::from_bytes)
+        .map(guarded::decode)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServerError::Internal(format!("stored change of {doc}: {e}")))?;
     guarded::apply(&mut loaded, changes)

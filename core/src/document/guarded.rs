@@ -2,11 +2,14 @@
 //!
 //! Automerge 0.12 panics on some crafted changes that decode and carry a valid checksum and
 //! signature (`docs/fuzzing.md`, findings 1–3): `apply_changes` itself (an actor looked up and
-//! unwrapped), or `get_changes` afterwards (an assertion on the merged history). A member can
+//! unwrapped), or `get_changes` afterwards (an assertion on the merged history). Decoding
+//! itself panics on some bytes (finding 7: an object's counter beyond `u32` unwrapped while the
+//! change's operations are verified), before any checksum or signature is looked at, so anyone
+//! who can send bytes can reach it. A member can
 //! sign such a change, so on the server one would take down a request's worker and leave the
 //! database inside a transaction, and on every device of the space the merge would crash the
-//! app each time the page arrives. Every place that applies changes from outside, loads a
-//! snapshot from outside, or reads the history of a document that holds outside changes goes
+//! app each time the page arrives. Every place that decodes or applies changes from outside,
+//! loads a snapshot from outside, or reads the history of a document that holds outside changes goes
 //! through this module: a panic becomes a [`Unsound`] the caller answers as malformed.
 //!
 //! After a panic the document's state is unknown: a caller whose [`apply`] failed must throw
@@ -20,6 +23,13 @@ use automerge::{Automerge, Change, ChangeHash};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Unsound(pub String);
+
+/// A change from bytes that came from outside (or were stored after coming from outside).
+pub fn decode(bytes: Vec<u8>) -> Result<Change, Unsound> {
+    guard("decode the change", || {
+        Change::from_bytes(bytes).map_err(|e| Unsound(format!("not an Automerge change: {e}")))
+    })
+}
 
 /// Applies `changes` to `doc`, then reads back the history they added, so that a change which
 /// applies but makes the document's history unreadable is refused here, at the door, before it

@@ -79,7 +79,7 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
         .query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?
         .map(|bytes| {
             let bytes = bytes?;
-            Change::from_bytes(bytes).map_err(|e| Error::Corrupt(format!("stored change of {doc_id}: {e}")))
+            guarded::decode(bytes).map_err(|e| Error::Corrupt(format!("stored change of {doc_id}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
     if !changes.is_empty() {

@@ -40,7 +40,7 @@ pub(crate) fn decode_incoming(incoming: &[IncomingChange]) -> Result<DecodedChan
         };
         uuid::Uuid::parse_str(&change.doc_id)
             .map_err(|_| malformed("the document id is not a UUID".into()))?;
-        let decoded = Change::from_bytes(change.bytes.clone()).map_err(|e| malformed(e.to_string()))?;
+        let decoded = guarded::decode(change.bytes.clone()).map_err(|e| malformed(e.to_string()))?;
         if !crate::document::checksum_matches(&change.bytes, &decoded) {
             return Err(malformed(
                 "the change's checksum does not match its contents".into(),

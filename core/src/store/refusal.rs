@@ -244,7 +244,7 @@ impl Store {
         let Some(entry) = outbox_entry(tx, seq, true)? else {
             return Ok(None);
         };
-        let change = Change::from_bytes(entry.bytes.clone()).ok();
+        let change = guarded::decode(entry.bytes.clone()).ok();
         let fields = note_fields(change.as_ref());
         record(tx, &entry, code, message, super::now_ms(), &fields, None)?;
         Ok(Some(Returned {
@@ -359,7 +359,7 @@ pub(crate) fn set_aside_pending(
     let mut fields: Vec<String> = Vec::new();
     for seq in seqs {
         if let Some(entry) = outbox_entry(tx, seq, true)? {
-            let change = Change::from_bytes(entry.bytes.clone()).ok();
+            let change = guarded::decode(entry.bytes.clone()).ok();
             for field in note_fields(change.as_ref()) {
                 if !fields.contains(&field) {
                     fields.push(field);

@@ -138,7 +138,7 @@ pub fn base_store(path: &std::path::Path) -> quartier_core::Store {
 /// A change as [`DEVICE`] pushes it: signed over its hash. Bytes that are no change get a
 /// signature over nothing, which the server refuses, as it must.
 pub fn signed_record(doc: Uuid, kind: DocKind, bytes: &[u8]) -> Record {
-    let signature = match Change::from_bytes(bytes.to_vec()) {
+    let signature = match quartier_core::document::guarded::decode(bytes.to_vec()) {
         Ok(change) => signing_key()
             .sign(&change_signing_payload(&doc.to_string(), change.hash().as_ref()))
             .to_bytes()

@@ -134,7 +134,7 @@ pub fn wire_bodies(data: &[u8]) {
 
 // --- change_bytes --------------------------------------------------------------------------
 
-/// Change bytes as both sides read them. The core (merging a page): `Change::from_bytes`, the
+/// Change bytes as both sides read them. The core (merging a page): `guarded::decode`, the
 /// checksum, the note, applying the change to a document (empty, or each base document) and
 /// reading the result as an item or a space, and the same bytes as a snapshot
 /// (`Automerge::load`). The server: the change signed by a registered member (an attacker is
@@ -144,7 +144,7 @@ pub fn wire_bodies(data: &[u8]) {
 /// The checksum is not required to match before applying: anyone can write the right checksum
 /// for any change, so what follows it must hold up on its own.
 pub fn change_bytes(data: &[u8]) {
-    if let Ok(change) = Change::from_bytes(data.to_vec()) {
+    if let Ok(change) = guarded::decode(data.to_vec()) {
         let _ = checksum_matches(data, &change);
         let _ = ChangeNote::decode(change.message());
         for kind in [DocKind::Item, DocKind::Space] {
@@ -169,7 +169,7 @@ pub fn change_bytes(data: &[u8]) {
     }
     if let Ok(doc) = guarded::load(data) {
         for change in guarded::changes_since(&doc, &[]).unwrap_or_default() {
-            let _ = Change::from_bytes(change.raw_bytes().to_vec());
+            let _ = guarded::decode(change.raw_bytes().to_vec());
         }
         read_doc(&doc, fixtures::CREATED_DOC, DocKind::Item);
         read_doc(&doc, fixtures::CREATED_DOC, DocKind::Space);

@@ -1,4 +1,4 @@
-//! Crafted changes on which Automerge 0.12 panics (`docs/fuzzing.md`, findings 1–3), pushed by
+//! Crafted changes on which Automerge 0.12 panics (`docs/fuzzing.md`, findings 1–3 and 7), pushed by
 //! a member to a real server database and merged by a device: each is refused as malformed,
 //! nothing of it is stored, and both sides go on working afterwards (the server's connection
 //! is not left inside a transaction, the device's store still reads and merges).
@@ -19,6 +19,10 @@ const CRASHERS: [&str; 3] = [
     "automerge-collector-assert",
     "automerge-bundle-unwrap",
 ];
+
+/// Bytes on which decoding itself panics (finding 7), so they name no document of their own:
+/// they are sent as an edit of the first base item.
+const DECODE_CRASHERS: [&str; 1] = ["automerge-decode-objid-overflow"];
 
 fn crasher(name: &str) -> Vec<u8> {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -93,6 +97,26 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
         )
         .unwrap_or_else(|e| panic!("{name}: a pull after it fails: {e}"));
     }
+    for name in DECODE_CRASHERS {
+        let doc = fixtures::base_item_id(1);
+        let record = fixtures::signed_record(doc, quartier_core::document::DocKind::Item, &crasher(name));
+        let report = push(
+            &env.db,
+            &env.docs,
+            fixtures::PERSON,
+            &[record],
+            &PushLimits::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: the push fails as a whole: {e}"));
+        match &report.acks[0].outcome {
+            AckOutcome::Rejected { code, .. } => assert_eq!(*code, RejectCode::Malformed, "{name}"),
+            other => panic!("{name}: answered {other:?}, not refused as malformed"),
+        }
+        assert!(
+            env.db.lock().is_autocommit(),
+            "{name}: the connection is left inside a transaction"
+        );
+    }
     // An honest edit after all of them is stored.
     let dir = tempfile::tempdir().expect("temp dir");
     let store = fixtures::base_store(&dir.path().join("device.db"));
@@ -132,6 +156,24 @@ fn a_device_refuses_each_as_malformed_and_keeps_working() {
         }
         assert_eq!(
             store.document_heads(&doc.to_string()).ok(),
+            heads_before,
+            "{name}: the document changed"
+        );
+    }
+    for name in DECODE_CRASHERS {
+        let doc = fixtures::base_item_id(1).to_string();
+        let heads_before = store.document_heads(&doc).ok();
+        let result = store.apply_changes(&[IncomingChange {
+            doc_id: doc.clone(),
+            kind: quartier_core::document::DocKind::Item,
+            bytes: crasher(name),
+        }]);
+        match result {
+            Err(Error::MalformedChange { .. }) => {}
+            other => panic!("{name}: merged as {other:?}, not refused as malformed"),
+        }
+        assert_eq!(
+            store.document_heads(&doc).ok(),
             heads_before,
             "{name}: the document changed"
         );

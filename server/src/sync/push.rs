@@ -282,8 +282,7 @@ fn decode(
             format!("a change may have at most {MAX_CHANGE_BYTES} bytes"),
         ));
     }
-    let change = Change::from_bytes(bytes.clone())
-        .map_err(|e| reject(RejectCode::Malformed, format!("not an Automerge change: {e}")))?;
+    let change = guarded::decode(bytes.clone()).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
     let hash = change.hash();
     if !checksum_matches(bytes, &change) {
         return Err(reject(
