@@ -914,11 +914,9 @@ async fn run_until_done(
     panic!("the queue never finished");
 }
 
-/// `size` bytes that the media store takes as is (an MP3 by its ID3 header; no decoding).
+/// A WAV file of about `size` bytes of noise, which the media store takes as it is.
 fn audio_bytes(rng: &mut StdRng, size: usize) -> Vec<u8> {
-    let mut bytes = random_bytes(rng, size);
-    bytes[..10].copy_from_slice(b"ID3\x04\x00\x00\x00\x00\x00\x00");
-    bytes
+    wav_bytes(size, |data| rng.fill_bytes(data))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

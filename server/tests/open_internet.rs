@@ -763,7 +763,7 @@ async fn devices_sync_over_https_and_a_renewed_certificate_is_loaded_on_sighup()
     let recording = coordinator
         .store
         .import_media_bytes(
-            b"ID3\x04\x00\x00\x00\x00\x00\x00Aufnahme vom Flohmarkt",
+            &wav_bytes(4_000, |data| data.fill(7)),
             &quartier_core::media::ImportOptions::default(),
         )
         .expect("import");
