@@ -6,6 +6,7 @@
 //! measuring helpers that the criterion benches (`benches/`) and the whole-process bench binary
 //! (`src/bin/quartier-bench.rs`) share. See `docs/benchmarks.md`.
 
+pub mod audio;
 mod gen;
 pub mod geo;
 pub mod words;

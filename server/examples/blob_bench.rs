@@ -4,8 +4,8 @@
 //! the wire in both directions (counted by a TCP proxy, headers included), chunk requests and
 //! attempts, against the photo's size.
 //!
-//! The "photo" is 5 000 000 random bytes (as incompressible as a JPEG) behind an MP3 ID3 header
-//! so that the media store keeps it as is (no re-encoding, no derived files).
+//! The "photo" is a WAV file of 5 000 000 bytes of noise (as incompressible as a JPEG), which
+//! the media store keeps as it is (no re-encoding, no derived files).
 //!
 //! `cargo build --release -p quartier-server && cargo run --release -p quartier-server --example blob_bench`
 //! Options: `--size BYTES` (default 5000000), `--drop-every BYTES` (default 500000).
@@ -222,9 +222,9 @@ fn print(what: &str, size: u64, f: &Figures) {
 async fn main() -> Result<(), BoxError> {
     let size = arg("--size", 5_000_000);
     let drop_every = arg("--drop-every", 500_000);
-    let mut photo = vec![0u8; size as usize];
-    getrandom::fill(&mut photo).map_err(|e| e.to_string())?;
-    photo[..10].copy_from_slice(b"ID3\x04\x00\x00\x00\x00\x00\x00");
+    let mut noise = Ok(());
+    let photo = quartier_bench::audio::wav_bytes(size as usize, |data| noise = getrandom::fill(data));
+    noise.map_err(|e| e.to_string())?;
     println!("photo: {size} random bytes; link drops every {drop_every} bytes (both directions counted)");
     let (up_clean, down_clean) = round(&photo, None).await?;
     let (up_flaky, down_flaky) = round(&photo, Some(drop_every)).await?;

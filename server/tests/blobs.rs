@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use common::proxy::Proxy;
 use common::*;
+use quartier_bench::audio::wav_bytes;
 use quartier_core::media::ImportOptions;
 use quartier_core::model::*;
 use quartier_core::sync::{

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ed25519_dalek::{Signer, SigningKey};
+use quartier_bench::audio::wav_bytes;
 use quartier_core::model::Role;
 use quartier_core::sync::{SyncClient, TransferQueue};
 use quartier_core::{Error, Store, StoreOptions};
