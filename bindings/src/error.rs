@@ -86,6 +86,12 @@ pub enum QuartierError {
     Internal(String),
 }
 
+impl From<quartier_core::DomainError> for QuartierError {
+    fn from(error: quartier_core::DomainError) -> Self {
+        CoreError::from(error).into()
+    }
+}
+
 impl From<CoreError> for QuartierError {
     fn from(error: CoreError) -> Self {
         let message = error.to_string();

@@ -17,8 +17,13 @@ use crate::error::{FfiResult, QuartierError};
 // ---------------------------------------------------------------------------------------------
 // Scalars
 
-pub(crate) fn parse_id<T: std::str::FromStr<Err = quartier_core::Error>>(text: &str) -> FfiResult<T> {
-    text.parse().map_err(QuartierError::from)
+pub(crate) fn parse_id<T>(text: &str) -> FfiResult<T>
+where
+    T: std::str::FromStr,
+    quartier_core::Error: From<T::Err>,
+{
+    text.parse()
+        .map_err(|e| QuartierError::from(quartier_core::Error::from(e)))
 }
 
 pub(crate) fn parse_uuid(field: &str, text: &str) -> FfiResult<uuid::Uuid> {

@@ -8,28 +8,24 @@
 //! outbox + projection) → live-query listeners**. Reads never touch Automerge: they query the
 //! projection tables. Merging changes from elsewhere goes through the same path.
 //!
-//! Modules, from the bottom up:
-//! - [`model`]: plain data and validation;
-//! - [`schedule`]: opening hours and event recurrence (RRULE), pure functions;
+//! The domain layer under it, `quartier-domain` (shared with the server), is re-exported as
+//! [`model`] (plain data and validation), [`schedule`] (opening hours and event recurrence) and
+//! [`document`] (model ↔ Automerge). This crate's own modules, from the bottom up:
 //! - [`search`]: text folding and search-query parsing, pure functions;
-//! - [`document`]: model ↔ Automerge;
 //! - [`store`]: SQLite persistence, writes, merges, live queries;
 //! - [`media`]: the content-addressed media store: import, image processing, eviction;
 //! - [`query`]: the read side, on projections only;
 //! - [`sync`]: sync with a server: device key, sans-IO exchange, HTTP client, background task.
 
-pub mod document;
 pub mod error;
 pub mod media;
-pub mod model;
 pub mod query;
-pub mod schedule;
 pub mod search;
 pub mod store;
 pub mod sync;
 
-pub use document::DocKind;
 pub use error::{Error, Result};
+pub use quartier_domain::{document, model, schedule, DocKind, Error as DomainError};
 pub use store::{
     AllowedActions, IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions,
     Subscription, UndeliveredChange,

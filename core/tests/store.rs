@@ -231,12 +231,17 @@ fn invalid_input_is_rejected_with_typed_errors_and_nothing_stored() {
     ));
     let json = r#"{"space":"0190f5a0-0000-7000-8000-000000000000","author":"0190f5a0-0000-7000-8000-000000000001",
         "title":{"de":"x"},"audience":"everyone","status":"published","details":{"kind":"spaceship"}}"#;
-    assert!(matches!(NewItem::from_json(json), Err(Error::UnknownKind(k)) if k == "spaceship"));
+    assert!(
+        matches!(NewItem::from_json(json).map_err(Error::from), Err(Error::UnknownKind(k)) if k == "spaceship")
+    );
     assert!(matches!(
-        NewItem::from_json("{not json"),
+        NewItem::from_json("{not json").map_err(Error::from),
         Err(Error::MalformedInput { .. })
     ));
-    assert!(matches!(ItemKind::parse("gossip"), Err(Error::UnknownKind(_))));
+    assert!(matches!(
+        ItemKind::parse("gossip").map_err(Error::from),
+        Err(Error::UnknownKind(_))
+    ));
     assert_eq!(fx.store.outbox_len().unwrap(), outbox);
     assert!(fx
         .store

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::ServerError;
 use crate::storage::log;
-use quartier_core::document::guarded;
+use quartier_domain::document::guarded;
 
 /// Compact a document's log into a snapshot after this many changes.
 pub const SNAPSHOT_AFTER_CHANGES: i64 = 64;

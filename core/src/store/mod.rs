@@ -39,8 +39,7 @@ pub use sync_types::{IncomingChange, OutgoingChange};
 use crate::error::{Error, Result};
 use connection::ReaderPool;
 
-/// Default per-document budget: generous for text, photos live outside documents.
-pub const DEFAULT_DOCUMENT_BUDGET: usize = 1024 * 1024;
+pub use crate::document::DEFAULT_DOCUMENT_BUDGET;
 
 /// Settings of a store.
 #[derive(Clone, Debug)]

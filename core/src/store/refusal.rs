@@ -274,7 +274,7 @@ impl Store {
             let fork = old
                 .fork_at(heads)
                 .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?;
-            read_json(&fork, doc_id)
+            Ok(read_json(&fork, doc_id)?)
         };
         let (Value::Object(before), Value::Object(after)) = (at(change.deps())?, at(&[change.hash()])?)
         else {

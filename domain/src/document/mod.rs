@@ -15,7 +15,7 @@ pub use json::MAX_NESTING;
 pub use note::ChangeNote;
 pub use schema::DocKind;
 pub use schema::{item_from_doc, space_from_doc};
-pub(crate) use schema::{item_to_json, space_to_json};
+pub use schema::{item_to_json, space_to_json};
 
 use automerge::{transaction::CommitOptions, ActorId, Automerge, Change, ObjId};
 use serde_json::Value;
@@ -23,9 +23,13 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::model::{Item, PersonId, Space};
 
+/// Default per-document budget, the same on devices and the server: generous for text, photos
+/// live outside documents.
+pub const DEFAULT_DOCUMENT_BUDGET: usize = 1024 * 1024;
+
 /// Brings the whole document to `target` in one change described by `note`; returns the new
 /// change, or `None` when the document already was `target`.
-pub(crate) fn write_change(
+pub fn write_change(
     doc: &mut Automerge,
     doc_id: &str,
     kind: DocKind,
@@ -44,7 +48,7 @@ pub fn checksum_matches(bytes: &[u8], change: &Change) -> bool {
     bytes.get(4..8) == Some(&change.hash().0[..4])
 }
 
-/// The change that creates `item`'s document, as [`crate::Store::create_item`] writes it, made
+/// The change that creates `item`'s document, as `quartier_core::Store::create_item` writes it, made
 /// by the device whose Automerge actor is `actor`. For tools that write documents without a
 /// device store: the server's load benches, importers.
 pub fn new_item_change(item: &Item, actor: &ActorId) -> Result<Change> {
@@ -60,7 +64,7 @@ pub fn new_item_change(item: &Item, actor: &ActorId) -> Result<Change> {
     )
 }
 
-/// The change that creates `space`'s document, as [`crate::Store::create_space`] writes it, made
+/// The change that creates `space`'s document, as `quartier_core::Store::create_space` writes it, made
 /// by `by` on the device whose Automerge actor is `actor`.
 pub fn new_space_change(space: &Space, by: PersonId, actor: &ActorId, time_ms: i64) -> Result<Change> {
     let doc_id = space.id.to_string();
@@ -128,7 +132,7 @@ fn commit_target(
 
 /// Reads a whole document as JSON; a document nested deeper than [`MAX_NESTING`] is refused as
 /// a [`Error::MalformedChange`] (only changes from elsewhere can make one).
-pub(crate) fn read_json(doc: &Automerge, doc_id: &str) -> Result<Value> {
+pub fn read_json(doc: &Automerge, doc_id: &str) -> Result<Value> {
     json::read_value(doc, &ObjId::Root).map_err(|e| json_error(doc_id, e))
 }
 

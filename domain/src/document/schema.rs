@@ -40,7 +40,7 @@ pub(super) fn path_policy(kind: DocKind) -> PathPolicy {
 }
 
 /// The document JSON of an item.
-pub(crate) fn item_to_json(item: &Item) -> Result<Value> {
+pub fn item_to_json(item: &Item) -> Result<Value> {
     let mut value = to_object(item, "item")?;
     if let Some(Value::Array(tags)) = value.remove("tags") {
         let set: Map<String, Value> = tags
@@ -69,7 +69,7 @@ pub fn item_from_doc(doc: &Automerge, doc_id: &str) -> Result<Item> {
 }
 
 /// The document JSON of a space.
-pub(crate) fn space_to_json(id: SpaceId, meta: &SpaceMeta) -> Result<Value> {
+pub fn space_to_json(id: SpaceId, meta: &SpaceMeta) -> Result<Value> {
     let mut value = to_object(meta, "space")?;
     value.insert("id".into(), Value::String(id.to_string()));
     value.insert("schema".into(), Value::from(DOC_SCHEMA_VERSION));

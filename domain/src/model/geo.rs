@@ -51,7 +51,7 @@ impl Location {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         validate_coordinates(self.lat, self.lon)?;
         if let Some(acc) = self.accuracy_m {
             if !acc.is_finite() || acc < 0.0 {

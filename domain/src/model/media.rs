@@ -89,7 +89,7 @@ impl MediaRef {
 
 /// Checks a BLAKE3 content hash as written by the media store: 64 lowercase hex digits. The
 /// media store also relies on this before using a hash as a file name.
-pub(crate) fn validate_hash(hash: &str) -> Result<()> {
+pub fn validate_hash(hash: &str) -> Result<()> {
     if hash.len() != 64
         || !hash
             .bytes()

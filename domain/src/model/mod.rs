@@ -23,7 +23,7 @@ pub use item::{
     ConsentMethod, Item, ItemContent, ItemPatch, NewItem, OnBehalfOf, MAX_BODY_BYTES, MAX_MEDIA, MAX_TAGS,
     MAX_TAG_CHARS, MAX_TITLE_BYTES,
 };
-pub(crate) use media::validate_hash;
+pub use media::validate_hash;
 pub use media::{MediaRef, MediaVariantRef};
 pub use space::{Category, Layer, Space, SpaceMeta};
 pub use text::{validate_language_tag, LocalizedText, EASY_LANGUAGE_SUBTAG};

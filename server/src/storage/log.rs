@@ -1,6 +1,6 @@
 //! The change log and the per-document metadata kept beside it.
 
-use quartier_core::document::Creation;
+use quartier_domain::document::Creation;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 

@@ -1,5 +1,5 @@
 //! The sync exchange: checking and storing pushed changes, and paging the log out to devices,
-//! both under the permission table of `quartier_core::model::permits`.
+//! both under the permission table of `quartier_domain::model::permits`.
 
 mod pull;
 mod push;
@@ -7,7 +7,7 @@ mod push;
 pub use pull::pull;
 pub use push::{push, PushLimits, PushReport, MAX_CHANGE_BYTES, MIN_WORK_PER_CHANGE};
 
-use quartier_core::model::{permits, Action, Audience, ItemKind, Role};
+use quartier_domain::model::{permits, Action, Audience, ItemKind, Role};
 
 use crate::storage::DocMeta;
 

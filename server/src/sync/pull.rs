@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use quartier_core::model::{Audience, Role};
+use quartier_domain::model::{Audience, Role};
 use quartier_protocol::{DocKind, Record, SpaceCursor, SpacePage};
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -209,7 +209,7 @@ fn snapshot(
     if send_created {
         // Documents stored before creation forms were recorded are worked out now; one the
         // rule cannot rebuild (or cannot read) still travels, as a snapshot.
-        if let Ok(Some(c)) = quartier_core::document::creation_of(&state.doc, &doc.to_string(), kind) {
+        if let Ok(Some(c)) = quartier_domain::document::creation_of(&state.doc, &doc.to_string(), kind) {
             return Ok(c.into_record(space, doc, kind));
         }
     }

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use automerge::{Change, ChangeHash};
 use ed25519_dalek::{Signature, VerifyingKey};
-use quartier_core::document::{
+use quartier_domain::document::{
     checksum_matches, creation_of, guarded, item_from_doc, space_from_doc, ChangeNote,
 };
-use quartier_core::model::{judge_item, Item, ItemId, PersonId, Role, SpaceId, Status};
+use quartier_domain::model::{judge_item, Item, ItemId, PersonId, Role, SpaceId, Status};
 use quartier_protocol::{
     signing::change_signing_payload, Ack, AckOutcome, DeferReason, DocKind, Record, RejectCode,
 };
@@ -57,7 +57,7 @@ pub struct PushLimits {
 impl Default for PushLimits {
     fn default() -> Self {
         Self {
-            document_budget: quartier_core::store::DEFAULT_DOCUMENT_BUDGET,
+            document_budget: quartier_domain::document::DEFAULT_DOCUMENT_BUDGET,
             work_per_request: 16 * 1024 * 1024,
             work_per_hold: 1024 * 1024,
             hold_time: Duration::from_millis(20),
