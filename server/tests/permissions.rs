@@ -966,6 +966,72 @@ async fn forged_changes_are_refused_and_change_nothing() {
             "a stored change replayed by a non-member: expected not a member, got {probe:?}"
         ));
     }
+    // Nor does one who replays it into a space of his own, under its document id or another
+    // one: each probe gets the answer a change the server never saw gets, never `duplicate`.
+    let m = member(&url, &owner, other_space, Role::Coordinator, "Eigener Raum").await;
+    let (unseen, unseen_bytes) = bench_item(
+        &bench,
+        space,
+        f.person,
+        ItemKind::Post,
+        Audience::Everyone,
+        "Nie gesendet",
+    );
+    let fresh_doc = Uuid::now_v7();
+    let probes = [
+        (
+            "under its own document id, with its author's signature",
+            change_record(
+                other_space,
+                p0.as_uuid(),
+                DocKind::Item,
+                p0_bytes.clone(),
+                f.device,
+                f.sign(p0.as_uuid(), &p0_bytes),
+            ),
+            change_record(
+                other_space,
+                unseen.as_uuid(),
+                DocKind::Item,
+                unseen_bytes.clone(),
+                f.device,
+                f.sign(unseen.as_uuid(), &unseen_bytes),
+            ),
+        ),
+        (
+            "under a new document id, signed by the prober",
+            change_record(
+                other_space,
+                fresh_doc,
+                DocKind::Item,
+                p0_bytes.clone(),
+                m.device,
+                m.sign(fresh_doc, &p0_bytes),
+            ),
+            change_record(
+                other_space,
+                fresh_doc,
+                DocKind::Item,
+                unseen_bytes.clone(),
+                m.device,
+                m.sign(fresh_doc, &unseen_bytes),
+            ),
+        ),
+    ];
+    for (how, stored, never_seen) in probes {
+        let probe = m.push(&url, vec![stored]).await;
+        let control = m.push(&url, vec![never_seen]).await;
+        let code = |acks: &[AckOutcome]| match acks {
+            [AckOutcome::Rejected { code, .. }] => Some(*code),
+            _ => None,
+        };
+        if code(&probe).is_none() || code(&probe) != code(&control) {
+            failures.push(format!(
+                "a stored change replayed into the prober's own space {how}: got {probe:?}, \
+                 a change never stored gets {control:?}"
+            ));
+        }
+    }
     let (p2, p2_bytes) = bench_item(
         &bench,
         space,

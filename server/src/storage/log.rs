@@ -53,12 +53,16 @@ pub fn doc_meta(conn: &Connection, doc: Uuid) -> Result<Option<DocMeta>, ServerE
     })
 }
 
-pub fn has_change(conn: &Connection, hash: &[u8]) -> Result<bool, ServerError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM log WHERE hash = ?1")?
-        .query_row([hash], |_| Ok(()))
-        .optional()?
-        .is_some())
+/// The document a stored change belongs to, by its hash (`None`: never stored).
+pub fn document_of_change(conn: &Connection, hash: &[u8]) -> Result<Option<Uuid>, ServerError> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc_id FROM log WHERE hash = ?1")?
+        .query_row([hash], |row| row.get(0))
+        .optional()?;
+    doc.map(|doc| {
+        Uuid::parse_str(&doc).map_err(|e| ServerError::Internal(format!("stored document id {doc}: {e}")))
+    })
+    .transpose()
 }
 
 /// Appends a change and updates the document's metadata; returns the new sequence number.

@@ -338,7 +338,8 @@ fn store_change(
     } = *change;
     let bytes = change.change.raw_bytes();
     // The pushing device must belong to the space before anything else is said about the
-    // change: otherwise a stranger could learn that a change exists from a `duplicate`.
+    // change, and whether it is stored is said only after its author is checked (below):
+    // otherwise anyone could learn that a change exists from a `duplicate`.
     if spaces::role_of(conn, space, pusher_person)
         .map_err(internal)?
         .is_none()
@@ -347,9 +348,6 @@ fn store_change(
             RejectCode::NotAMember,
             "you are not a member of this space",
         ));
-    }
-    if log::has_change(conn, hash.as_ref()).map_err(internal)? {
-        return Err(Refusal(AckOutcome::Duplicate));
     }
     // The signature: a registered, unrevoked device's key over (document, change hash).
     let signer = accounts::device(conn, device)
@@ -388,6 +386,20 @@ fn store_change(
                 "the document belongs to another space or kind",
             ));
         }
+    }
+    // Only now, with the author's signature over (document, hash) checked and the document
+    // known to be this space's, is it said whether the change is stored: whoever gets here
+    // holds what they ask about, so `duplicate` tells them nothing new. A change stored under
+    // another document is not this one's to repeat (only its author can sign it for another).
+    match log::document_of_change(conn, hash.as_ref()).map_err(internal)? {
+        Some(stored) if stored == doc => return Err(Refusal(AckOutcome::Duplicate)),
+        Some(_) => {
+            return Err(reject(
+                RejectCode::Forbidden,
+                "the change belongs to another document",
+            ))
+        }
+        None => {}
     }
     let doc_id = doc.to_string();
     // The state before, read where it is cached; a change whose dependencies are missing waits.
