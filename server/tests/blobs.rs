@@ -735,6 +735,26 @@ async fn who_left_fetches_nothing_not_even_through_a_space_of_their_own_that_ref
     assert_eq!(fetch(&stranger, &photo_hash).await, 404);
     assert_eq!(fetch(&caseworker, &photo_hash).await, 200);
     assert_eq!(fetch(&resident, &secret_hash).await, 404);
+
+    // A revoked device (a lost phone) fetches nothing with the token it still holds, not even
+    // what its person uploaded: the server answers `revoked` before looking at the hash.
+    let lost_token = token_of(&caseworker);
+    let own_device = caseworker
+        .store
+        .account()
+        .expect("account")
+        .expect("registered")
+        .device;
+    caseworker
+        .client
+        .revoke_device(&caseworker.store, own_device)
+        .await
+        .expect("revoke");
+    for hash in [&photo_hash, &secret_hash] {
+        let (status, _, body) = get(url, &lost_token, hash, None).await;
+        assert_eq!(status, 403, "a revoked device fetched {hash}");
+        assert!(body.len() < 1_000, "the answer carries no blob");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
