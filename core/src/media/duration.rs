@@ -1,7 +1,13 @@
-//! Play time of audio and video, read from container headers only (no decoding): Symphonia's
-//! format probe for WAV, FLAC, Ogg, MP3 (with a Xing/VBRI header) and MP4/M4A/MOV. Anything it
-//! cannot tell cheaply has no duration; that is never an error, the original is kept anyway.
-//! Touches the one file it is given, read-only.
+//! Play time of audio and video, read from container headers only (no decoding): the movie
+//! header (`moov/mvhd`) for the MP4 family (MP4, M4A, MOV, 3GP), Symphonia's format probe for
+//! WAV, FLAC, Ogg and MP3 (with a Xing/VBRI header). Anything that cannot be told cheaply has
+//! no duration; that is never an error, the original is kept anyway. Touches the one file it is
+//! given, read-only.
+//!
+//! MP4 does not go through Symphonia: its MP4 reader reads every sample table whole and
+//! reserves memory for the entry count a table claims, so 1.3 KB claiming four billion chunk
+//! offsets made it ask for 32 GiB, which aborts the process (`docs/fuzzing.md`, finding 8);
+//! an allocation failure cannot be caught like a panic.
 
 use std::fs::File;
 use std::path::Path;
@@ -11,7 +17,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use super::sniff;
+use super::{iso, sniff, strip};
 
 /// Duration in milliseconds of the longest track of the file at `path`, if its headers say.
 pub(crate) fn probe_duration_ms(path: &Path, mime_type: &str) -> Option<u64> {
@@ -23,7 +29,10 @@ pub(crate) fn probe_duration_ms(path: &Path, mime_type: &str) -> Option<u64> {
 }
 
 fn probe(path: &Path, mime_type: &str) -> Option<u64> {
-    let file = File::open(path).ok()?;
+    let mut file = File::open(path).ok()?;
+    if strip::method(mime_type) == strip::Method::IsoBoxes {
+        return iso::movie_duration_ms(&mut file).ok().flatten();
+    }
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     hint.mime_type(mime_type);

@@ -18,6 +18,7 @@
 mod duration;
 mod files;
 pub mod images;
+mod iso;
 mod sniff;
 mod strip;
 

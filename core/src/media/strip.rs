@@ -7,7 +7,7 @@
 //!   and XMP `uuid` boxes — are turned into `free` boxes of the same size with zeroed contents,
 //!   at the top level and under `moov`, `trak` and `mdia`. Sizes and offsets stay as they were,
 //!   so sample tables (`stco`/`co64`) stay valid and the file decodes as before. Only box
-//!   headers are read (8 or 16 bytes each), at most [`MAX_BOXES`] of them; media data is never
+//!   headers are read (8 or 16 bytes each), at most [`iso::MAX_BOXES`] of them; media data is never
 //!   read.
 //!
 //! - **Audio tags** (MP3, AAC, FLAC, Ogg Vorbis/Opus/Speex, WAV, AIFF): every tag the format
@@ -39,10 +39,8 @@ use lofty::file::{FileType, TaggedFileExt};
 use lofty::probe::Probe;
 use lofty::tag::{ItemKey, Tag, TagType};
 
+use super::iso::{self, BoxError};
 use crate::error::{Error, Result};
-
-/// Most box headers read from one MP4 file; real files have a few hundred.
-pub(crate) const MAX_BOXES: usize = 100_000;
 
 /// Boxes that carry metadata and are blanked wherever they are found.
 const METADATA_BOXES: [&[u8; 4]; 2] = [b"udta", b"meta"];
@@ -121,18 +119,6 @@ fn open_rw(path: &Path) -> Result<File> {
         .map_err(|e| Error::media_io("opening a staged media file", e))
 }
 
-#[derive(Debug)]
-enum BoxError {
-    Io(std::io::Error),
-    Malformed(String),
-}
-
-impl From<std::io::Error> for BoxError {
-    fn from(e: std::io::Error) -> Self {
-        BoxError::Io(e)
-    }
-}
-
 /// Blanks the metadata boxes of an ISO base media file (see the module docs). Returns how
 /// many boxes were blanked. A box whose size runs past its parent is refused: the walk could
 /// not tell where the next box starts.
@@ -142,47 +128,14 @@ fn blank_iso_metadata<F: Read + Write + Seek>(file: &mut F) -> Result<usize, Box
     let mut pending = vec![(0u64, len)];
     let (mut seen, mut blanked) = (0usize, 0usize);
     while let Some((start, end)) = pending.pop() {
-        let mut at = start;
-        while end - at >= 8 {
-            seen += 1;
-            if seen > MAX_BOXES {
-                return Err(BoxError::Malformed(format!("more than {MAX_BOXES} boxes")));
-            }
-            let mut header = [0u8; 16];
-            file.seek(SeekFrom::Start(at))?;
-            file.read_exact(&mut header[..8])?;
-            let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-            let kind: [u8; 4] = [header[4], header[5], header[6], header[7]];
-            let (size, header_len) = match size32 {
-                0 => (end - at, 8), // to the end of the enclosing box (or file)
-                1 => {
-                    if end - at < 16 {
-                        return Err(BoxError::Malformed(format!("box at {at} is cut off")));
-                    }
-                    file.read_exact(&mut header[8..16])?;
-                    let large = u64::from_be_bytes([
-                        header[8], header[9], header[10], header[11], header[12], header[13], header[14],
-                        header[15],
-                    ]);
-                    (large, 16)
-                }
-                n => (u64::from(n), 8),
-            };
-            if size < header_len || size > end - at {
-                return Err(BoxError::Malformed(format!(
-                    "box `{}` at {at} has size {size}, outside its parent",
-                    String::from_utf8_lossy(&kind)
-                )));
-            }
-            let body = at + header_len;
-            let box_end = at + size;
-            if METADATA_BOXES.contains(&&kind) || (&kind == b"uuid" && is_xmp(file, body, box_end)?) {
-                blank(file, at, body, box_end)?;
+        for found in iso::children(file, start, end, &mut seen)? {
+            let kind = found.kind;
+            if METADATA_BOXES.contains(&&kind) || (&kind == b"uuid" && is_xmp(file, found.body, found.end)?) {
+                blank(file, found.start, found.body, found.end)?;
                 blanked += 1;
             } else if CONTAINERS.contains(&&kind) {
-                pending.push((body, box_end));
+                pending.push((found.body, found.end));
             }
-            at = box_end;
         }
     }
     Ok(blanked)
