@@ -129,6 +129,16 @@ impl Store {
         self.read(load_account)
     }
 
+    /// Keeps the credential the server answered a registration with.
+    pub(crate) fn save_account(&self, account: &Account) -> Result<()> {
+        self.write(|tx, _| save_account(tx, account))
+    }
+
+    /// Keeps a membership the server stated (a space registered, an invite redeemed).
+    pub(crate) fn record_membership(&self, membership: &Membership) -> Result<()> {
+        self.write(|tx, _| record_membership(tx, membership))
+    }
+
     /// The spaces this device's person belongs to, as the server last stated.
     pub fn memberships(&self) -> Result<Vec<SpaceMembership>> {
         self.read(memberships)

@@ -1,30 +1,49 @@
 //! Sync with a Quartier server (protocol in `docs/protocol.md`, types in `quartier-protocol`).
 //!
-//! - `identity`: the device's Ed25519 key and change signatures;
-//! - `account`: registration, the server's memberships (read-only copy), per-space status;
-//! - `exchange`: sans-IO — the store's state into a request, a response into the store, one
-//!   transaction per response;
-//! - `pacing`: sans-IO — the next page's byte budget from the link's measured throughput;
-//! - `client`: HTTP (reqwest, rustls) around the exchange;
-//! - `background`: periodic sync with exponential backoff and jitter;
+//! Sans-IO, every decision:
+//! - `exchange`: the store's state into a request, a response into the store, one transaction
+//!   per response;
+//! - `session`: one sync as a state machine — spaces to register, rounds, windows, pacing,
+//!   when to stop, refusals and `Retry-After` — fed answers, returning requests;
+//! - `pacing`: the next page's byte budget from the link's measured throughput;
+//! - `backoff`: when background sync tries again (exponential backoff with jitter, `Retry-After`);
+//! - `http`: requests and answers as plain data, the [`HttpTransport`] trait that carries them,
+//!   and the one reading of a refused answer.
+//!
+//! At the edges, I/O only:
+//! - `reqwest_transport`: the core's carrier (reqwest, rustls);
+//! - `client`: registration and account calls, and `sync_now`, the driver of a session;
+//! - `background`: the periodic task (tokio) around the client and `backoff`;
 //! - `transfer`: the media transfer queue (chunked, resumable uploads and downloads by priority).
+//!
+//! Also: `identity` (the device's Ed25519 key and change signatures) and `account`
+//! (registration, the server's memberships as a read-only copy, per-space status).
 
 mod account;
 mod background;
+mod backoff;
 mod client;
 mod exchange;
+mod http;
 pub(crate) mod identity;
 mod pacing;
+mod reqwest_transport;
+mod session;
 mod transfer;
 
 pub use account::{Account, SpaceMembership, SpaceSyncStatus};
-pub use background::{BackgroundSync, BackoffPolicy, SyncEvent};
-pub use client::{
-    SharedSpace, SyncClient, SyncClientBuilder, SyncProgress, SyncReport, DEFAULT_OVERDUE_AFTER,
-    DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH,
-};
+pub use background::BackgroundSync;
+pub use backoff::{BackgroundSchedule, BackoffPolicy, NextSync, SyncEvent, MEDIA_GC_EVERY};
+pub use client::{SharedSpace, SyncClient, SyncClientBuilder};
 pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange, SPACE_NOT_REGISTERED};
+pub use http::{
+    HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError, TransportFuture, TransportResult,
+};
 pub use pacing::{next_page_budget, INITIAL_PAGE_BUDGET, MIN_PAGE_BUDGET, PAGE_TARGET};
+pub use session::{
+    RequestId, SessionEffect, SessionEvent, SessionOptions, SyncProgress, SyncReport, SyncSession,
+    DEFAULT_OVERDUE_AFTER, DEFAULT_PAGE_BUDGET, DEFAULT_PUSH_BATCH,
+};
 pub use transfer::{
     Transfer, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
     TransferTraffic,

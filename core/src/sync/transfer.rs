@@ -29,7 +29,8 @@ use quartier_protocol::blobs::{
 use quartier_protocol::{CONTENT_TYPE, MAX_DECODED_BYTES};
 use reqwest::{Method, StatusCode};
 
-use super::client::{blocking, error_from, SyncClient};
+use super::client::{blocking, SyncClient};
+use super::http::{refusal, HttpResponse};
 use crate::error::{Error, Result};
 use crate::media::{LocalMedia, MediaVariant};
 use crate::model::MediaRef;
@@ -134,6 +135,15 @@ fn rank(variant: MediaVariant) -> u8 {
         MediaVariant::Preview => 1,
         MediaVariant::Original => 2,
     }
+}
+
+/// The typed error of a refused answer (the one reading of refusals, `http::refusal`).
+fn error_from(status: StatusCode, body: &[u8]) -> Error {
+    refusal(&HttpResponse {
+        status: status.as_u16(),
+        body: body.to_vec(),
+        ..Default::default()
+    })
 }
 
 fn offline(e: reqwest::Error) -> Error {
@@ -328,7 +338,7 @@ impl TransferQueue {
         let status = response.status();
         if !status.is_success() {
             // HEAD answers carry no body: the status says it.
-            return Err(error_from(status, &[]));
+            return Err(error_from(status, b""));
         }
         let real = response
             .headers()

@@ -1,9 +1,11 @@
 //! The sync exchange: checking and storing pushed changes, and paging the log out to devices,
 //! both under the permission table of `quartier_domain::model::permits`.
 
+mod exchange;
 mod pull;
 mod push;
 
+pub use exchange::exchange;
 pub use pull::pull;
 pub use push::{push, PushLimits, PushReport, MAX_CHANGE_BYTES, MIN_WORK_PER_CHANGE};
 

@@ -1,0 +1,99 @@
+//! The core's own carrier of requests: reqwest over rustls. It only moves bytes; what a request
+//! is and what its answer means is the sessions' (`session`, `http`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quartier_protocol::CONTENT_TYPE;
+
+use super::http::{HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError, TransportFuture};
+use crate::error::{Error, Result};
+
+/// How every connection to a server is made: its connect timeout and the certificate
+/// authorities trusted besides the system's.
+pub(crate) fn http_builder(roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+    let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(20));
+    for root in roots {
+        http = http.add_root_certificate(root.clone());
+    }
+    http
+}
+
+/// Requests to one server over reqwest.
+#[derive(Clone, Debug)]
+pub(crate) struct ReqwestTransport {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl ReqwestTransport {
+    /// A carrier for the sync and account endpoints: whole answers within two minutes, and the
+    /// wire format asked for in error bodies too.
+    pub(crate) fn new(base: &str, roots: &Arc<[reqwest::Certificate]>) -> Result<Self> {
+        let mut accept = reqwest::header::HeaderMap::new();
+        accept.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static(CONTENT_TYPE),
+        );
+        let http = http_builder(roots)
+            .timeout(Duration::from_secs(120))
+            .default_headers(accept)
+            .build()
+            .map_err(|e| Error::invalid("server address", e.to_string()))?;
+        Ok(ReqwestTransport {
+            http,
+            base: base.to_owned(),
+        })
+    }
+
+    async fn exchange(&self, request: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+        let method = match request.method {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Head => reqwest::Method::HEAD,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .http
+            .request(method, format!("{}{}", self.base, request.path));
+        if let Some(token) = &request.bearer {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(from) = request.range_from {
+            builder = builder.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        if let Some(content_type) = request.content_type {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(request.body);
+        }
+        let response = builder.send().await.map_err(|e| TransportError(e.to_string()))?;
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status().as_u16();
+        let retry_after = header(reqwest::header::RETRY_AFTER);
+        let content_length = header(reqwest::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| TransportError(format!("the answer was cut off: {e}")))?;
+        Ok(HttpResponse {
+            status,
+            retry_after,
+            content_length,
+            body: body.to_vec(),
+        })
+    }
+}
+
+impl HttpTransport for ReqwestTransport {
+    fn send(&self, request: HttpRequest) -> TransportFuture<'_> {
+        Box::pin(self.exchange(request))
+    }
+}

@@ -1,0 +1,59 @@
+//! One sync exchange as a function of the database: the checks of a request, its push, its pull
+//! and the device's memberships. `POST /v1/sync` carries it over HTTP; tests call it in-process
+//! (the simulated network of `tests/simulated_sync.rs`), so both run the same rules.
+
+use quartier_protocol::{
+    SyncRequest, SyncResponse, MAX_CURSORS_PER_REQUEST as MAX_CURSORS, MAX_PUSH_PER_REQUEST as MAX_PUSH,
+    PROTOCOL_VERSION,
+};
+
+use crate::documents::DocCache;
+use crate::error::ServerError;
+use crate::storage::{spaces, Db, DeviceRecord};
+
+/// Answers one sync request of `device`. Blocking (database work): call it off async threads.
+pub fn exchange(
+    db: &Db,
+    docs: &DocCache,
+    device: &DeviceRecord,
+    req: &SyncRequest,
+) -> Result<SyncResponse, ServerError> {
+    if req.protocol != PROTOCOL_VERSION {
+        return Err(ServerError::ProtocolVersion(req.protocol));
+    }
+    if req.push.len() > MAX_PUSH || req.cursors.len() > MAX_CURSORS {
+        return Err(ServerError::BadRequest(format!(
+            "at most {MAX_PUSH} records and {MAX_CURSORS} spaces per request"
+        )));
+    }
+    // A revoked device learns that every space it asks about is gone, and nothing else.
+    if device.revoked {
+        return Ok(SyncResponse {
+            protocol: PROTOCOL_VERSION,
+            acks: vec![],
+            pages: vec![],
+            memberships: vec![],
+            revoked: req.cursors.iter().map(|c| c.space).collect(),
+        });
+    }
+    // The push takes and hands over the database lock itself (bounded work per hold).
+    let acks = super::push(db, docs, device.person, &req.push, &super::PushLimits::default())?.acks;
+    let conn = db.lock();
+    let (pages, revoked) = super::pull(
+        &conn,
+        docs,
+        device.device,
+        device.person,
+        &req.cursors,
+        req.budget_bytes as usize,
+        quartier_protocol::accepts_created_v1(&req.accepts),
+    )?;
+    let memberships = spaces::memberships(&conn, device.person)?;
+    Ok(SyncResponse {
+        protocol: PROTOCOL_VERSION,
+        acks,
+        pages,
+        memberships,
+        revoked,
+    })
+}
