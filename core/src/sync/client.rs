@@ -4,6 +4,7 @@
 //! its own), runs its store work on blocking threads so the async runtime stays responsive, and
 //! reports progress.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -414,8 +415,11 @@ impl SyncClient {
     pub async fn sync_now(&self, store: &Store, progress: impl Fn(&SyncProgress)) -> Result<SyncReport> {
         let _one_sync_at_a_time = store.sync_gate().lock().await;
         let (options, not_before) = (self.options, self.not_before());
+        // Unique in the process, so an answer can never be taken for another session's.
+        static SESSIONS: AtomicU64 = AtomicU64::new(0);
+        let number = SESSIONS.fetch_add(1, Ordering::Relaxed);
         let (mut session, mut effects) = blocking(store, move |s| {
-            Ok(SyncSession::start(s, options, not_before, Instant::now()))
+            Ok(SyncSession::start(s, options, not_before, Instant::now(), number))
         })
         .await?;
         loop {

@@ -87,9 +87,17 @@ impl Default for SessionOptions {
 }
 
 /// Names a request, so that its answer is matched to it: an answer to any other request (late,
-/// or delivered twice by a link that duplicates) is ignored.
+/// or delivered twice by a link that duplicates) is ignored. Unique across the sessions of a
+/// store as long as the driver never reuses a session number: an answer is applied against the
+/// request it names (acknowledgements by position), so a late answer to an earlier session's
+/// request taken for the current one would drop outbox entries the server never received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u64);
+pub struct RequestId {
+    /// The session's number, chosen by the driver.
+    pub session: u64,
+    /// The request's place in its session.
+    pub seq: u64,
+}
 
 /// What happened to the request in flight.
 #[derive(Clone, Debug)]
@@ -149,7 +157,8 @@ pub struct SyncSession {
     window: Option<uuid::Uuid>,
     /// The next page's budget: about a second of the link, up to the configured one.
     budget: u32,
-    next_id: u64,
+    session: u64,
+    next_seq: u64,
     in_flight: Option<(RequestId, InFlight)>,
     report: SyncReport,
     done: bool,
@@ -158,12 +167,14 @@ pub struct SyncSession {
 impl SyncSession {
     /// Starts a sync of `store`: the first effects (the first request, or `Done` when the
     /// device is not registered or requests are held back). `not_before` is the client's
-    /// pause after a `429`, if one holds.
+    /// pause after a `429`, if one holds. `session` numbers this session's requests: the
+    /// driver must not have used it for another session of the same store (a counter will do).
     pub fn start(
         store: &Store,
         options: SessionOptions,
         not_before: Option<Instant>,
         now: Instant,
+        session: u64,
     ) -> (SyncSession, Vec<SessionEffect>) {
         let mut session = SyncSession {
             options: SessionOptions {
@@ -175,7 +186,8 @@ impl SyncSession {
             to_register: Vec::new(),
             window: None,
             budget: initial_page_budget(options.page_budget),
-            next_id: 0,
+            session,
+            next_seq: 0,
             in_flight: None,
             report: SyncReport::default(),
             done: false,
@@ -324,8 +336,11 @@ impl SyncSession {
         effects: &mut Vec<SessionEffect>,
     ) -> Result<()> {
         check_not_before(self.not_before, now)?;
-        let id = RequestId(self.next_id);
-        self.next_id += 1;
+        let id = RequestId {
+            session: self.session,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
         self.in_flight = Some((id, in_flight));
         effects.push(SessionEffect::Send { id, request });
         Ok(())

@@ -1,0 +1,708 @@
+//! An in-process world for sync: a real server database in a temporary folder answering
+//! requests through the server's own functions (`quartier_server::sync::exchange`, the
+//! `storage` calls behind the account endpoints), device stores syncing with it through
+//! `quartier_core::sync::SyncSession`, and between them a simulated network that delays, drops,
+//! duplicates, reorders and refuses messages under a virtual clock. No sockets, no sleeps, no
+//! runtime but a current-thread one for the one-time setup calls of `SyncClient`.
+//!
+//! Everything the schedule does is a [`Step`]; `World::run` applies one. The world records what
+//! the properties need: every change a device pushed, every acknowledgement a device accepted,
+//! and any change sent again after its acknowledgement.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use quartier_core::model::*;
+use quartier_core::sync::{
+    HttpMethod, HttpRequest, HttpResponse, HttpTransport, RequestId, SessionEffect, SessionEvent,
+    SessionOptions, SyncClient, SyncReport, SyncSession, TransportError, TransportFuture,
+};
+use quartier_core::{Store, StoreOptions};
+use quartier_protocol::{
+    AckOutcome, CreateInvite, CreateSpace, DeviceRegistered, ErrorBody, InviteCreated, Record, RedeemInvite,
+    RegisterDevice, RegistrationChallenge, SyncRequest, SyncResponse,
+};
+use quartier_server::documents::{self, DocCache};
+use quartier_server::storage::{accounts, log, spaces, Db};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// A real server database behind a function from request to answer.
+pub struct InProcessServer {
+    db: Db,
+    docs: DocCache,
+}
+
+impl InProcessServer {
+    /// The server whose data folder is `dir` (made if missing).
+    pub fn open(dir: &Path) -> Self {
+        InProcessServer {
+            db: Db::open(dir).expect("server database"),
+            docs: DocCache::new(64),
+        }
+    }
+
+    /// Answers one request as the HTTP server would for the endpoints the harness uses. Faults
+    /// of the server's own are test failures: nothing here is expected to fail.
+    pub fn handle(&self, request: &HttpRequest) -> HttpResponse {
+        let path = request.path.as_str();
+        match (request.method, path) {
+            (HttpMethod::Post, "/v1/devices/challenge") => answer(&RegistrationChallenge {
+                challenge: vec![0; 32],
+                expires_at_ms: i64::MAX,
+            }),
+            (HttpMethod::Post, "/v1/devices") => {
+                let req: RegisterDevice = decode(&request.body);
+                let token = Uuid::new_v4().simple().to_string();
+                let conn = self.db.lock();
+                let device = accounts::register(&conn, &req.public_key, req.display_name.as_deref(), &token)
+                    .expect("register");
+                answer(&DeviceRegistered {
+                    device: device.device,
+                    person: device.person,
+                    token,
+                })
+            }
+            _ => {
+                let token = request.bearer.as_deref().unwrap_or("");
+                let device = {
+                    let conn = self.db.lock();
+                    accounts::device_by_token(&conn, token).expect("device by token")
+                };
+                let Some(device) = device else {
+                    return refused(401, "unauthorized");
+                };
+                if path == "/v1/sync" {
+                    let req: SyncRequest = decode(&request.body);
+                    let response = quartier_server::sync::exchange(&self.db, &self.docs, &device, &req)
+                        .expect("exchange");
+                    return answer(&response);
+                }
+                let conn = self.db.lock();
+                if path == "/v1/spaces" {
+                    let req: CreateSpace = decode(&request.body);
+                    return answer(
+                        &spaces::create_space(&conn, req.space, device.person).expect("create space"),
+                    );
+                }
+                if path == "/v1/invites/redeem" {
+                    let req: RedeemInvite = decode(&request.body);
+                    return answer(&spaces::redeem_invite(&conn, &req.code, device.person).expect("redeem"));
+                }
+                if let Some(space) = path
+                    .strip_prefix("/v1/spaces/")
+                    .and_then(|rest| rest.strip_suffix("/invites"))
+                {
+                    let req: CreateInvite = decode(&request.body);
+                    let code = Uuid::new_v4().simple().to_string();
+                    let space = Uuid::parse_str(space).expect("space id");
+                    spaces::create_invite(
+                        &conn,
+                        space,
+                        req.role,
+                        req.expires_at_ms,
+                        req.max_uses,
+                        &code,
+                        device.person,
+                    )
+                    .expect("invite");
+                    return answer(&InviteCreated { code });
+                }
+                panic!("the harness does not serve {:?} {path}", request.method);
+            }
+        }
+    }
+
+    /// Every document of `space` on the server, with its heads.
+    pub fn heads(&self, space: SpaceId) -> BTreeMap<String, BTreeSet<String>> {
+        let conn = self.db.lock();
+        let mut out = BTreeMap::new();
+        for (doc, _) in log::docs_after(&conn, space.as_uuid(), "", i64::MAX).expect("docs") {
+            let loaded = documents::load(&conn, doc).expect("load");
+            let heads = loaded.doc.get_heads().iter().map(|h| h.to_string()).collect();
+            out.insert(doc.to_string(), heads);
+        }
+        out
+    }
+
+    /// Whether the server holds a change.
+    pub fn has_change(&self, hash: &[u8]) -> bool {
+        log::document_of_change(&self.db.lock(), hash)
+            .expect("document of change")
+            .is_some()
+    }
+}
+
+fn answer<T: serde::Serialize>(message: &T) -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        body: quartier_protocol::encode(message).expect("encode"),
+        ..Default::default()
+    }
+}
+
+fn refused(status: u16, code: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        body: quartier_protocol::encode(&ErrorBody {
+            code: code.into(),
+            message: code.into(),
+            protocol_versions: Vec::new(),
+            request_id: None,
+        })
+        .expect("encode"),
+        ..Default::default()
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> T {
+    quartier_protocol::decode(body, quartier_protocol::MAX_DECODED_BYTES).expect("decode")
+}
+
+/// The setup calls of `SyncClient` (register, spaces, invites), carried without a network.
+struct Loopback(Arc<InProcessServer>);
+
+impl HttpTransport for Loopback {
+    fn send(&self, request: HttpRequest) -> TransportFuture<'_> {
+        let answer = self.0.handle(&request);
+        Box::pin(std::future::ready(Ok(answer)))
+    }
+}
+
+/// What the network does with the message it hands over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    Deliver,
+    Drop,
+    /// Delivered, and a copy stays in the network.
+    Duplicate,
+    /// A request is answered `429` with this `Retry-After` (seconds) without reaching the
+    /// server's logic (an answer is delivered as usual).
+    RateLimit(u8),
+    /// A request is answered `503` (an answer is delivered as usual).
+    Unavailable,
+}
+
+/// One step of a schedule.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A device writes: creates the item of a slot, or edits it if it has it, else creates
+    /// another item.
+    Write { device: usize, slot: usize, word: usize },
+    /// A device starts a sync (if none runs).
+    Sync { device: usize },
+    /// The network hands over one of its messages (picked by index: any order).
+    Network { pick: usize, fate: Fate },
+    /// A device gives up on its request in flight (a timeout).
+    Timeout { device: usize },
+    /// Time passes.
+    Tick { ms: u16 },
+}
+
+enum Message {
+    Request {
+        device: usize,
+        id: RequestId,
+        request: HttpRequest,
+    },
+    Answer {
+        device: usize,
+        id: RequestId,
+        response: HttpResponse,
+    },
+}
+
+pub struct Device {
+    pub store: Store,
+    pub person: PersonId,
+    session: Option<SyncSession>,
+    /// The server's pause after a `429` (the client keeps it across sessions).
+    not_before: Option<Instant>,
+    /// (doc, change hash) pushed by each request of the running sessions.
+    pushed: HashMap<RequestId, Vec<(String, Vec<u8>)>>,
+    /// Change hashes whose acknowledgement this device applied.
+    acked: HashSet<Vec<u8>>,
+}
+
+const WORDS: &[&str] = &[
+    "hof",
+    "kuchen",
+    "fahrrad",
+    "garten",
+    "flohmarkt",
+    "nachbar",
+    "bäckerei",
+    "schule",
+];
+/// Small pushes, so that an outbox takes several rounds.
+const OPTIONS: SessionOptions = SessionOptions {
+    page_budget: 16 * 1024,
+    push_batch: 2,
+    overdue_after: Duration::from_secs(24 * 60 * 60),
+};
+
+pub struct World {
+    pub server: Arc<InProcessServer>,
+    pub devices: Vec<Device>,
+    pub space: SpaceId,
+    network: Vec<Message>,
+    epoch: Instant,
+    clock_ms: u64,
+    /// Sessions started so far: each one's number, so that request ids never repeat.
+    sessions: u64,
+    /// The item of each slot, once some device has created it.
+    slots: Vec<Option<ItemId>>,
+    /// (doc, change hash) of every acknowledgement a device applied.
+    pub acknowledged: BTreeSet<(String, Vec<u8>)>,
+    /// Changes a device pushed again after it had applied their acknowledgement.
+    pub sent_after_ack: Vec<String>,
+    /// The server's data folder and the devices' stores.
+    _dir: TempDir,
+}
+
+/// A world after its setup, closed: the folder every world of the process starts as a copy of
+/// (registering devices and making a space costs more than a schedule; copying costs little).
+struct Template {
+    dir: TempDir,
+    devices: usize,
+    space: SpaceId,
+}
+
+/// A temporary folder, in RAM where there is one (`/dev/shm`): every write of a store and of
+/// the server is durable, and on a disk those syncs cost more than a whole schedule.
+fn scratch_dir() -> TempDir {
+    let ram = Path::new("/dev/shm");
+    if ram.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(ram) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn server_dir(root: &Path) -> std::path::PathBuf {
+    root.join("server")
+}
+
+fn store_path(root: &Path, device: usize) -> std::path::PathBuf {
+    let dir = root.join(format!("device{device}"));
+    std::fs::create_dir_all(&dir).expect("device folder");
+    dir.join("phone.db")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+impl Template {
+    /// Registers the devices through `SyncClient` (carried in-process), makes the space, invites
+    /// the others, syncs everyone once, and closes it all.
+    fn new(devices: usize) -> Template {
+        let dir = scratch_dir();
+        let server = Arc::new(InProcessServer::open(&server_dir(dir.path())));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let client = SyncClient::with_transport("sim://server", Arc::new(Loopback(Arc::clone(&server))));
+        let mut stores = Vec::new();
+        for i in 0..devices {
+            let store = Store::open(store_path(dir.path(), i), StoreOptions::default()).expect("store");
+            runtime
+                .block_on(client.register(&store, Some(&format!("device {i}"))))
+                .expect("register");
+            stores.push(store);
+        }
+        let first = &stores[0];
+        let person = first.account().expect("account").expect("registered").person;
+        let space = first
+            .create_space(
+                SpaceMeta {
+                    name: LocalizedText::single("de", "Nippes"),
+                    description: LocalizedText::single("de", "Veedel"),
+                    time_zone: "Europe/Berlin".into(),
+                    default_language: "de".into(),
+                    categories: Default::default(),
+                    layers: Default::default(),
+                },
+                person,
+            )
+            .expect("space")
+            .id;
+        runtime
+            .block_on(client.create_space(first, space))
+            .expect("register space");
+        for store in &stores[1..] {
+            let code = runtime
+                .block_on(client.create_invite(first, space, Role::Coordinator, i64::MAX, 1))
+                .expect("invite");
+            runtime
+                .block_on(client.redeem_invite(store, &code))
+                .expect("redeem");
+        }
+        // The space document reaches the server, then every member.
+        for store in &stores {
+            runtime
+                .block_on(client.sync_now(store, |_| {}))
+                .expect("first sync");
+        }
+        drop(stores);
+        drop(client);
+        drop(server);
+        Template { dir, devices, space }
+    }
+}
+
+impl World {
+    /// A server, and `devices` devices in one space (the first created it, the others joined
+    /// as coordinators, who may edit each other's items), each having synced once: a copy of the process's template.
+    pub fn new(devices: usize, slots: usize) -> World {
+        static TEMPLATE: OnceLock<Template> = OnceLock::new();
+        let template = TEMPLATE.get_or_init(|| Template::new(devices));
+        assert_eq!(template.devices, devices, "one template per process");
+        let dir = scratch_dir();
+        copy_tree(template.dir.path(), dir.path());
+        World::open(dir, devices, slots, template.space)
+    }
+
+    fn open(dir: TempDir, devices: usize, slots: usize, space: SpaceId) -> World {
+        let server = Arc::new(InProcessServer::open(&server_dir(dir.path())));
+        let devices = (0..devices)
+            .map(|i| {
+                let store = Store::open(store_path(dir.path(), i), StoreOptions::default()).expect("store");
+                let person = store.account().expect("account").expect("registered").person;
+                Device {
+                    store,
+                    person,
+                    session: None,
+                    not_before: None,
+                    pushed: HashMap::new(),
+                    acked: HashSet::new(),
+                }
+            })
+            .collect();
+        World {
+            server,
+            devices,
+            space,
+            network: Vec::new(),
+            epoch: Instant::now(),
+            clock_ms: 0,
+            sessions: 0,
+            slots: vec![None; slots],
+            acknowledged: BTreeSet::new(),
+            sent_after_ack: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.clock_ms)
+    }
+
+    pub fn run(&mut self, step: &Step) {
+        match *step {
+            Step::Write { device, slot, word } => self.write(device % self.devices.len(), slot, word),
+            Step::Sync { device } => self.start_sync(device % self.devices.len()),
+            Step::Network { pick, fate } => {
+                if !self.network.is_empty() {
+                    let message = self.network.remove(pick % self.network.len());
+                    self.hand_over(message, fate);
+                }
+            }
+            Step::Timeout { device } => {
+                let device = device % self.devices.len();
+                let in_flight = self.devices[device]
+                    .session
+                    .as_ref()
+                    .and_then(SyncSession::in_flight);
+                if let Some(id) = in_flight {
+                    let now = self.now();
+                    self.feed(
+                        device,
+                        SessionEvent::Failed {
+                            request: id,
+                            error: TransportError("timed out".into()),
+                            now,
+                        },
+                    );
+                }
+            }
+            Step::Tick { ms } => self.clock_ms += u64::from(ms),
+        }
+    }
+
+    fn write(&mut self, device: usize, slot: usize, word: usize) {
+        let slot = slot % self.slots.len();
+        let text = WORDS[word % WORDS.len()];
+        let d = &self.devices[device];
+        let has = |id: ItemId| {
+            d.store
+                .document_ids()
+                .expect("ids")
+                .iter()
+                .any(|(doc, _)| *doc == id.to_string())
+        };
+        match self.slots[slot] {
+            Some(id) if has(id) => {
+                let patch = if word % 2 == 0 {
+                    ItemPatch {
+                        title: Some(LocalizedText::single("de", text)),
+                        ..ItemPatch::default()
+                    }
+                } else {
+                    ItemPatch {
+                        body: Some(LocalizedText::single("de", format!("{text} {word}"))),
+                        ..ItemPatch::default()
+                    }
+                };
+                d.store.update_item(id, &patch, d.person).expect("update");
+            }
+            known => {
+                let content = ItemContent::new(
+                    LocalizedText::single("de", text),
+                    ItemDetails::Post(Post {
+                        post_type: PostType::News,
+                    }),
+                );
+                let item = d
+                    .store
+                    .create_item(NewItem::new(self.space, d.person, content))
+                    .expect("create");
+                if known.is_none() {
+                    self.slots[slot] = Some(item.id);
+                }
+            }
+        }
+    }
+
+    fn start_sync(&mut self, device: usize) {
+        if self.devices[device].session.is_some() {
+            return;
+        }
+        let now = self.now();
+        self.sessions += 1;
+        let d = &mut self.devices[device];
+        let (session, effects) = SyncSession::start(&d.store, OPTIONS, d.not_before, now, self.sessions);
+        d.session = Some(session);
+        self.effects(device, effects);
+    }
+
+    fn hand_over(&mut self, message: Message, fate: Fate) {
+        self.clock_ms += 5;
+        match (message, fate) {
+            (_, Fate::Drop) => {}
+            (Message::Request { device, id, request }, fate) => {
+                let response = match fate {
+                    Fate::RateLimit(secs) => HttpResponse {
+                        retry_after: Some(secs.to_string()),
+                        ..refused(429, "rate_limited")
+                    },
+                    Fate::Unavailable => refused(503, "internal"),
+                    Fate::Duplicate => {
+                        self.network.push(Message::Request {
+                            device,
+                            id,
+                            request: request.clone(),
+                        });
+                        self.server.handle(&request)
+                    }
+                    Fate::Deliver | Fate::Drop => self.server.handle(&request),
+                };
+                self.network.push(Message::Answer { device, id, response });
+            }
+            (Message::Answer { device, id, response }, fate) => {
+                if fate == Fate::Duplicate {
+                    self.network.push(Message::Answer {
+                        device,
+                        id,
+                        response: response.clone(),
+                    });
+                }
+                let now = self.now();
+                self.feed(
+                    device,
+                    SessionEvent::Answered {
+                        request: id,
+                        response,
+                        now,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Feeds an event to a device's session, noting the acknowledgements it applies.
+    fn feed(&mut self, device: usize, event: SessionEvent) {
+        let d = &mut self.devices[device];
+        let Some(session) = d.session.as_mut() else {
+            return;
+        };
+        let current = session.in_flight();
+        let (id, acks) = match &event {
+            SessionEvent::Answered {
+                request, response, ..
+            } if response.is_success() => {
+                let acks = quartier_protocol::decode::<SyncResponse>(
+                    &response.body,
+                    quartier_protocol::MAX_DECODED_BYTES,
+                )
+                .map(|r| r.acks)
+                .unwrap_or_default();
+                (*request, acks)
+            }
+            SessionEvent::Answered { request, .. } | SessionEvent::Failed { request, .. } => {
+                (*request, Vec::new())
+            }
+        };
+        let effects = session.handle(&d.store, event);
+        let failed = effects.iter().any(|e| matches!(e, SessionEffect::Done(Err(_))));
+        if current == Some(id) && !failed {
+            let pushed = d.pushed.remove(&id).unwrap_or_default();
+            for ack in acks {
+                if matches!(ack.outcome, AckOutcome::Stored | AckOutcome::Duplicate) {
+                    if let Some(change) = pushed.get(ack.index as usize) {
+                        d.acked.insert(change.1.clone());
+                        self.acknowledged.insert(change.clone());
+                    }
+                }
+            }
+        }
+        self.effects(device, effects);
+    }
+
+    fn effects(&mut self, device: usize, effects: Vec<SessionEffect>) {
+        for effect in effects {
+            let d = &mut self.devices[device];
+            match effect {
+                SessionEffect::Send { id, request } => {
+                    if request.path == "/v1/sync" {
+                        let sync: SyncRequest = decode(&request.body);
+                        let mut pushed = Vec::new();
+                        for record in &sync.push {
+                            if let Record::Change { doc, bytes, .. } = record {
+                                let change =
+                                    quartier_core::document::guarded::decode(bytes.clone()).expect("change");
+                                let hash = change.hash().as_ref().to_vec();
+                                if d.acked.contains(&hash) {
+                                    self.sent_after_ack.push(change.hash().to_string());
+                                }
+                                pushed.push((doc.to_string(), hash));
+                            }
+                        }
+                        d.pushed.insert(id, pushed);
+                    }
+                    self.network.push(Message::Request { device, id, request });
+                }
+                SessionEffect::HoldRequestsUntil(until) => d.not_before = Some(until),
+                SessionEffect::Progress(_) => {}
+                SessionEffect::Done(_) => {
+                    d.session = None;
+                    d.pushed.clear();
+                }
+            }
+        }
+    }
+
+    /// Ends the schedule: the network hands over what it holds, sessions still waiting time
+    /// out, the clock passes every `Retry-After`, then every device syncs over a perfect link
+    /// until a whole round moves nothing. Returns how many rounds that took.
+    pub fn settle(&mut self) -> usize {
+        while !self.network.is_empty() {
+            let message = self.network.remove(0);
+            self.hand_over(message, Fate::Deliver);
+        }
+        for device in 0..self.devices.len() {
+            self.run(&Step::Timeout { device });
+        }
+        self.clock_ms += 3_600_000;
+        for round in 1..=8 {
+            let mut moved = false;
+            for device in 0..self.devices.len() {
+                let report = self.sync_fully(device);
+                moved |= report.pushed > 0 || report.received > 0;
+            }
+            if !moved {
+                return round;
+            }
+        }
+        panic!("eight rounds of perfect syncs did not settle");
+    }
+
+    /// One whole sync over a perfect link.
+    fn sync_fully(&mut self, device: usize) -> SyncReport {
+        let now = self.now();
+        self.sessions += 1;
+        let d = &mut self.devices[device];
+        let (session, mut effects) = SyncSession::start(&d.store, OPTIONS, d.not_before, now, self.sessions);
+        d.session = Some(session);
+        loop {
+            let mut send = None;
+            for effect in effects {
+                match effect {
+                    SessionEffect::Send { id, request } => send = Some((id, request)),
+                    SessionEffect::Done(result) => {
+                        self.devices[device].session = None;
+                        return result.expect("a sync over a perfect link succeeds");
+                    }
+                    SessionEffect::HoldRequestsUntil(_) | SessionEffect::Progress(_) => {}
+                }
+            }
+            let (id, request) = send.expect("the session sent or finished");
+            self.clock_ms += 5;
+            let response = self.server.handle(&request);
+            let now = self.now();
+            let d = &mut self.devices[device];
+            let session = d.session.as_mut().expect("session");
+            effects = session.handle(
+                &d.store,
+                SessionEvent::Answered {
+                    request: id,
+                    response,
+                    now,
+                },
+            );
+        }
+    }
+
+    /// Every document of the space on a device, with its heads.
+    pub fn device_heads(&self, device: usize) -> BTreeMap<String, BTreeSet<String>> {
+        let store = &self.devices[device].store;
+        let mut out = BTreeMap::new();
+        for (doc, _) in store.document_ids().expect("ids") {
+            let mut loaded = automerge::Automerge::new();
+            let changes = store
+                .document_changes(&doc)
+                .expect("changes")
+                .into_iter()
+                .map(|c| quartier_core::document::guarded::decode(c.bytes).expect("change"))
+                .collect::<Vec<_>>();
+            loaded.apply_changes(changes).expect("apply");
+            let heads = loaded.get_heads().iter().map(|h| h.to_string()).collect();
+            out.insert(doc, heads);
+        }
+        out
+    }
+
+    /// Whether a device holds a change.
+    pub fn device_has(&self, device: usize, doc: &str, hash: &[u8]) -> bool {
+        self.devices[device]
+            .store
+            .document_changes(doc)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| quartier_core::document::guarded::decode(c.bytes.clone()).ok())
+            .any(|c| c.hash().as_ref() == hash)
+    }
+}
