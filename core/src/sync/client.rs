@@ -17,7 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::account::Account;
 use super::http::{decode_answer, encode, refusal, HttpMethod, HttpRequest, HttpResponse, HttpTransport};
-use super::reqwest_transport::{http_builder, ReqwestTransport};
+use super::reqwest_transport::ReqwestTransport;
 use super::session::{
     check_not_before, SessionEffect, SessionEvent, SessionOptions, SyncProgress, SyncReport, SyncSession,
 };
@@ -46,6 +46,8 @@ pub struct SyncClient {
     /// Certificate authorities trusted besides the system's, for every connection to this
     /// server (sync and media transfers alike).
     roots: Arc<[reqwest::Certificate]>,
+    /// The app's own carrier (`with_transport`), which media transfers use too.
+    own_transport: bool,
 }
 
 impl std::fmt::Debug for SyncClient {
@@ -93,6 +95,7 @@ impl SyncClientBuilder {
             options: SessionOptions::default(),
             not_before: Arc::default(),
             roots,
+            own_transport: false,
         })
     }
 }
@@ -149,7 +152,8 @@ impl SyncClient {
     /// A client whose requests an app carries over its own stack (its HTTP client, a relay):
     /// `server` is the address recorded with the registration; `transport` sends each request
     /// to it. Everything else — sessions, pacing, refusals, `Retry-After` — is the same as over
-    /// the core's own reqwest transport. Media transfers still use reqwest.
+    /// the core's own reqwest transport, and `TransferQueue`s made from this client carry media
+    /// over it too.
     pub fn with_transport(server: &str, transport: Arc<dyn HttpTransport>) -> Self {
         SyncClient {
             transport,
@@ -157,6 +161,7 @@ impl SyncClient {
             options: SessionOptions::default(),
             not_before: Arc::default(),
             roots: Arc::new([]),
+            own_transport: true,
         }
     }
 
@@ -183,10 +188,13 @@ impl SyncClient {
         self
     }
 
-    /// A builder for another HTTP client to the same server (the media transfer queue, which
-    /// needs other timeouts), trusting what this one trusts.
-    pub(crate) fn http_builder(&self) -> reqwest::ClientBuilder {
-        http_builder(&self.roots)
+    /// The carrier of a `TransferQueue` made from this client: the app's own, or reqwest
+    /// trusting the same authorities but without the sync's overall timeout.
+    pub(crate) fn media_transport(&self) -> Result<Arc<dyn HttpTransport>> {
+        if self.own_transport {
+            return Ok(Arc::clone(&self.transport));
+        }
+        Ok(Arc::new(ReqwestTransport::for_media(&self.base, &self.roots)?))
     }
 
     /// The server's base URL.

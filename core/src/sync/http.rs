@@ -123,11 +123,53 @@ pub type TransportResult = std::result::Result<HttpResponse, TransportError>;
 /// A future a transport answers with (boxed, so that the trait can be held as `dyn`).
 pub type TransportFuture<'a> = Pin<Box<dyn Future<Output = TransportResult> + Send + 'a>>;
 
+/// A future yielding the next piece of a streamed body (`None` at its end).
+pub type PieceFuture<'a> =
+    Pin<Box<dyn Future<Output = std::result::Result<Option<Vec<u8>>, TransportError>> + Send + 'a>>;
+
+/// The body of an answer, piece by piece as it arrives.
+pub trait BodyStream: Send {
+    fn next_piece(&mut self) -> PieceFuture<'_>;
+}
+
+/// An answer whose body is still arriving (a download).
+pub struct StreamedResponse {
+    pub status: u16,
+    pub body: Box<dyn BodyStream>,
+}
+
+/// What the transport's streaming future yields.
+pub type StreamingFuture<'a> =
+    Pin<Box<dyn Future<Output = std::result::Result<StreamedResponse, TransportError>> + Send + 'a>>;
+
 /// Carries one request to the server and brings back its answer. The core's carrier is reqwest;
 /// an app may carry requests over its own HTTP stack, and tests carry them in-process. It
 /// decides nothing: every retry, pause and refusal is the session's.
 pub trait HttpTransport: Send + Sync {
     fn send(&self, request: HttpRequest) -> TransportFuture<'_>;
+
+    /// Sends and hands over the body as it arrives, so that a download cut halfway keeps what
+    /// came. A transport that cannot stream hands the whole body over as one piece (a cut then
+    /// costs the whole answer).
+    fn send_streaming(&self, request: HttpRequest) -> StreamingFuture<'_> {
+        Box::pin(async move {
+            let response = self.send(request).await?;
+            Ok(StreamedResponse {
+                status: response.status,
+                body: Box::new(Whole(Some(response.body))),
+            })
+        })
+    }
+}
+
+/// A whole body as a stream of one piece.
+struct Whole(Option<Vec<u8>>);
+
+impl BodyStream for Whole {
+    fn next_piece(&mut self) -> PieceFuture<'_> {
+        let piece = self.0.take();
+        Box::pin(std::future::ready(Ok(piece)))
+    }
 }
 
 /// Wait after a `429` without a readable `Retry-After`.

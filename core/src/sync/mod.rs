@@ -6,6 +6,8 @@
 //! - `session`: one sync as a state machine — spaces to register, rounds, windows, pacing,
 //!   when to stop, refusals and `Retry-After` — fed answers, returning requests;
 //! - `pacing`: the next page's byte budget from the link's measured throughput;
+//! - `transfer_session`: one run of the media queue — order, metered checks, announce → chunks →
+//!   complete, resumed downloads — fed answers (downloads piece by piece), returning requests;
 //! - `backoff`: when background sync tries again (exponential backoff with jitter, `Retry-After`);
 //! - `http`: requests and answers as plain data, the [`HttpTransport`] trait that carries them,
 //!   and the one reading of a refused answer.
@@ -14,7 +16,7 @@
 //! - `reqwest_transport`: the core's carrier (reqwest, rustls);
 //! - `client`: registration and account calls, and `sync_now`, the driver of a session;
 //! - `background`: the periodic task (tokio) around the client and `backoff`;
-//! - `transfer`: the media transfer queue (chunked, resumable uploads and downloads by priority).
+//! - `transfer`: the media transfer queue's plan and driver.
 //!
 //! Also: `identity` (the device's Ed25519 key and change signatures) and `account`
 //! (registration, the server's memberships as a read-only copy, per-space status).
@@ -30,6 +32,7 @@ mod pacing;
 mod reqwest_transport;
 mod session;
 mod transfer;
+mod transfer_session;
 
 pub use account::{Account, SpaceMembership, SpaceSyncStatus};
 pub use background::BackgroundSync;
@@ -37,7 +40,8 @@ pub use backoff::{BackgroundSchedule, BackoffPolicy, NextSync, SyncEvent, MEDIA_
 pub use client::{SharedSpace, SyncClient, SyncClientBuilder};
 pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChange, SPACE_NOT_REGISTERED};
 pub use http::{
-    HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError, TransportFuture, TransportResult,
+    BodyStream, HttpMethod, HttpRequest, HttpResponse, HttpTransport, PieceFuture, StreamedResponse,
+    StreamingFuture, TransportError, TransportFuture, TransportResult,
 };
 pub use pacing::{next_page_budget, INITIAL_PAGE_BUDGET, MIN_PAGE_BUDGET, PAGE_TARGET};
 pub use session::{
@@ -48,3 +52,4 @@ pub use transfer::{
     Transfer, TransferDirection, TransferEvent, TransferPolicy, TransferQueue, TransferReport,
     TransferTraffic,
 };
+pub use transfer_session::{TransferEffect, TransferInput, TransferOutcome, TransferSession};

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use quartier_protocol::CONTENT_TYPE;
 
-use super::http::{HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportError, TransportFuture};
+use super::http::{
+    BodyStream, HttpMethod, HttpRequest, HttpResponse, HttpTransport, PieceFuture, StreamedResponse,
+    StreamingFuture, TransportError, TransportFuture,
+};
 use crate::error::{Error, Result};
 
 /// How every connection to a server is made: its connect timeout and the certificate
@@ -46,7 +49,21 @@ impl ReqwestTransport {
         })
     }
 
-    async fn exchange(&self, request: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+    /// A carrier for media (`TransferQueue`): no overall timeout, since an original on a slow
+    /// link takes long; a stalled link is noticed by the read timeout and resumed later.
+    pub(crate) fn for_media(base: &str, roots: &[reqwest::Certificate]) -> Result<Self> {
+        let http = http_builder(roots)
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::invalid("server address", e.to_string()))?;
+        Ok(ReqwestTransport {
+            http,
+            base: base.to_owned(),
+        })
+    }
+
+    /// Sends a request; the answer with its body still to read.
+    async fn start(&self, request: HttpRequest) -> std::result::Result<reqwest::Response, TransportError> {
         let method = match request.method {
             HttpMethod::Get => reqwest::Method::GET,
             HttpMethod::Head => reqwest::Method::HEAD,
@@ -68,7 +85,11 @@ impl ReqwestTransport {
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(request.body);
         }
-        let response = builder.send().await.map_err(|e| TransportError(e.to_string()))?;
+        builder.send().await.map_err(|e| TransportError(e.to_string()))
+    }
+
+    async fn exchange(&self, request: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+        let response = self.start(request).await?;
         let header = |name| {
             response
                 .headers()
@@ -95,5 +116,30 @@ impl ReqwestTransport {
 impl HttpTransport for ReqwestTransport {
     fn send(&self, request: HttpRequest) -> TransportFuture<'_> {
         Box::pin(self.exchange(request))
+    }
+
+    fn send_streaming(&self, request: HttpRequest) -> StreamingFuture<'_> {
+        Box::pin(async move {
+            let response = self.start(request).await?;
+            Ok(StreamedResponse {
+                status: response.status().as_u16(),
+                body: Box::new(Pieces(response)),
+            })
+        })
+    }
+}
+
+/// A reqwest body, piece by piece.
+struct Pieces(reqwest::Response);
+
+impl BodyStream for Pieces {
+    fn next_piece(&mut self) -> PieceFuture<'_> {
+        Box::pin(async move {
+            self.0
+                .chunk()
+                .await
+                .map(|piece| piece.map(|bytes| bytes.to_vec()))
+                .map_err(|e| TransportError(e.to_string()))
+        })
     }
 }

@@ -12,25 +12,20 @@
 //!   with an HTTP `Range`. Nothing is kept in the database: the state is the server's and the
 //!   partial files', so a killed app resumes like a dropped link.
 //!
-//! Touches the store's media API (`crate::media`), the items projection (read-only, to find the
-//! media items reference) and the network (reqwest).
+//! This file holds the plan (what waits, in which order, under which policy) and the driver:
+//! every decision of a run is `TransferSession`'s (`transfer_session.rs`, sans-IO); the queue
+//! carries its requests through the client's [`HttpTransport`] and runs its store and file
+//! work on blocking threads.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use quartier_protocol::blobs::{
-    chunk_range, is_blob_hash, missing_chunks, AnnounceBlob, BlobVariant, UploadState, BLOB_CHUNK_BYTES,
-    BLOB_CONTENT_TYPE,
-};
-use quartier_protocol::{CONTENT_TYPE, MAX_DECODED_BYTES};
-use reqwest::{Method, StatusCode};
+use quartier_protocol::blobs::{is_blob_hash, BlobVariant};
 
 use super::client::{blocking, SyncClient};
-use super::http::{refusal, HttpResponse};
+use super::http::{BodyStream, HttpTransport};
+use super::transfer_session::{TransferEffect, TransferInput, TransferOutcome, TransferSession};
 use crate::error::{Error, Result};
 use crate::media::{LocalMedia, MediaVariant};
 use crate::model::MediaRef;
@@ -57,7 +52,7 @@ impl TransferPolicy {
 }
 
 /// The variant an upload is announced as.
-fn blob_variant(variant: MediaVariant) -> BlobVariant {
+pub(super) fn blob_variant(variant: MediaVariant) -> BlobVariant {
     match variant {
         MediaVariant::Original => BlobVariant::Original,
         MediaVariant::Preview => BlobVariant::Preview,
@@ -111,12 +106,19 @@ pub struct TransferReport {
 }
 
 /// Moves media between this device and its server.
-#[derive(Debug)]
 pub struct TransferQueue {
-    http: reqwest::Client,
-    base: String,
+    transport: Arc<dyn HttpTransport>,
     policy: Mutex<TransferPolicy>,
     traffic: [AtomicU64; 3],
+}
+
+impl std::fmt::Debug for TransferQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferQueue")
+            .field("policy", &self.policy())
+            .field("traffic", &self.traffic())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything a queue has moved since it was made, interrupted runs included.
@@ -137,44 +139,13 @@ fn rank(variant: MediaVariant) -> u8 {
     }
 }
 
-/// The typed error of a refused answer (the one reading of refusals, `http::refusal`).
-fn error_from(status: StatusCode, body: &[u8]) -> Error {
-    refusal(&HttpResponse {
-        status: status.as_u16(),
-        body: body.to_vec(),
-        ..Default::default()
-    })
-}
-
-fn offline(e: reqwest::Error) -> Error {
-    Error::Offline(e.to_string())
-}
-
-/// Whether an error ends the whole run (the link or the credentials), not just one file.
-fn ends_run(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Offline(_)
-            | Error::Unauthorized
-            | Error::DeviceRevoked
-            | Error::NotRegistered
-            | Error::StorageFull
-    )
-}
-
 impl TransferQueue {
-    /// A queue for the server `client` talks to.
+    /// A queue for the server `client` talks to, over the same kind of carrier: reqwest
+    /// trusting the same authorities (without the sync's overall timeout: an original on a slow
+    /// link takes long), or the app's own transport.
     pub fn new(client: &SyncClient) -> Result<TransferQueue> {
-        // No overall timeout: an original on a slow link takes long. A stalled link is noticed
-        // by the read timeout and resumed later. The same trusted roots as the sync client.
-        let http = client
-            .http_builder()
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::invalid("server address", e.to_string()))?;
         Ok(TransferQueue {
-            http,
-            base: client.base_url().to_owned(),
+            transport: client.media_transport()?,
             policy: Mutex::new(TransferPolicy::default()),
             traffic: Default::default(),
         })
@@ -190,11 +161,11 @@ impl TransferQueue {
         }
     }
 
-    fn count(&self, chunks: u64, sent: u64, received: u64) {
+    fn count(&self, moved: TransferTraffic) {
         let [c, s, r] = &self.traffic;
-        c.fetch_add(chunks, Ordering::Relaxed);
-        s.fetch_add(sent, Ordering::Relaxed);
-        r.fetch_add(received, Ordering::Relaxed);
+        c.fetch_add(moved.chunks_sent, Ordering::Relaxed);
+        s.fetch_add(moved.bytes_sent, Ordering::Relaxed);
+        r.fetch_add(moved.bytes_received, Ordering::Relaxed);
     }
 
     /// Sets the policy for the link the device is on now (the app calls this when it changes).
@@ -215,43 +186,14 @@ impl TransferQueue {
     /// credentials end the run with that error (call again later: it resumes); a file the server
     /// refuses is reported in [`TransferReport::failed`] and the run goes on.
     pub async fn run(&self, store: &Store, progress: impl Fn(&TransferEvent)) -> Result<TransferReport> {
-        let mut report = TransferReport::default();
         let policy = self.policy();
-        let (plan, deferred) = blocking(store, move |s| plan_for(s, policy)).await?;
-        report.deferred = deferred;
-        for transfer in plan {
-            let hash = transfer.media.hash.clone();
-            if policy.metered && transfer.direction == TransferDirection::Download {
-                match self.fits_metered(store, &transfer.media).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        report.deferred += 1;
-                        continue;
-                    }
-                    Err(e) if ends_run(&e) => return Err(e),
-                    Err(e) => {
-                        report.failed.push((hash, e.to_string()));
-                        continue;
-                    }
-                }
-            }
-            let result = match transfer.direction {
-                TransferDirection::Upload => self
-                    .upload(store, &transfer, &mut report, &progress)
-                    .await
-                    .map(|()| report.uploaded.push(hash.clone())),
-                TransferDirection::Download => self
-                    .download(store, &transfer.media, &mut report, &progress)
-                    .await
-                    .map(|_| report.downloaded.push(hash.clone())),
-            };
-            match result {
-                Ok(()) => {}
-                Err(e) if ends_run(&e) => return Err(e),
-                Err(e) => report.failed.push((hash, e.to_string())),
-            }
-        }
-        Ok(report)
+        let outcome = self
+            .drive(store, &progress, move |s, number| {
+                let (plan, deferred) = plan_for(s, policy)?;
+                Ok(TransferSession::run(s, plan, deferred, policy.metered, number))
+            })
+            .await?;
+        Ok(outcome.report)
     }
 
     /// The file of `hash` on this device, downloading it first if it is not here, whatever the
@@ -274,8 +216,19 @@ impl TransferQueue {
             let wanted = hash.to_owned();
             return blocking(store, move |s| s.media_file(&wanted)).await;
         }
-        let mut report = TransferReport::default();
-        self.download(store, &media, &mut report, &progress).await
+        let transfer = Transfer {
+            direction: TransferDirection::Download,
+            media,
+            space: None,
+        };
+        let outcome = self
+            .drive(store, &progress, move |s, number| {
+                Ok(TransferSession::one(s, vec![transfer], number))
+            })
+            .await?;
+        outcome
+            .file
+            .ok_or_else(|| Error::invalid("transfer", "the download ended without its file"))
     }
 
     /// Uploads one of this device's files now, whatever the policy (the user asked).
@@ -307,301 +260,88 @@ impl TransferQueue {
                 "the file is not on any item yet, so no space would take it",
             ));
         }
-        for space in due {
-            let transfer = Transfer {
+        let transfers = due
+            .into_iter()
+            .map(|space| Transfer {
                 direction: TransferDirection::Upload,
                 media: media.clone(),
                 space: Some(space),
-            };
-            self.upload(store, &transfer, &mut TransferReport::default(), &progress)
-                .await?;
-        }
+            })
+            .collect();
+        self.drive(store, &progress, move |s, number| {
+            Ok(TransferSession::one(s, transfers, number))
+        })
+        .await?;
         Ok(())
     }
 
-    /// Asks the server how large the file of a thumbnail or preview really is (`HEAD`, no body)
-    /// and whether that is within its variant's bound: items are written by other members, and
-    /// their declared sizes prove nothing. A file whose real size is not the declared one is an
-    /// error (it would fail its hash check anyway).
-    async fn fits_metered(&self, store: &Store, media: &LocalMedia) -> Result<bool> {
-        let Some(max) = blob_variant(media.variant).max_bytes() else {
-            return Ok(false);
-        };
-        let token = Self::token(store).await?;
-        let response = self
-            .http
-            .head(format!("{}/v1/blobs/{}", self.base, media.hash))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .map_err(offline)?;
-        let status = response.status();
-        if !status.is_success() {
-            // HEAD answers carry no body: the status says it.
-            return Err(error_from(status, b""));
-        }
-        let real = response
-            .headers()
-            .get(reqwest::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| Error::MalformedResponse("a blob's HEAD answer without Content-Length".into()))?;
-        if real > max {
-            return Ok(false);
-        }
-        if real != media.size {
-            return Err(Error::MalformedResponse(format!(
-                "the server's file has {real} bytes, the item says {}",
-                media.size
-            )));
-        }
-        Ok(true)
-    }
-
-    async fn token(store: &Store) -> Result<String> {
-        Ok(blocking(store, |s| s.account())
-            .await?
-            .ok_or(Error::NotRegistered)?
-            .token()
-            .to_owned())
-    }
-
-    async fn upload(
+    /// Drives one transfer session: carries its requests (downloads streamed, each piece fed
+    /// to the session as it arrives), reports its progress, counts its traffic. It decides
+    /// nothing.
+    async fn drive(
         &self,
         store: &Store,
-        transfer: &Transfer,
-        report: &mut TransferReport,
         progress: &impl Fn(&TransferEvent),
-    ) -> Result<()> {
-        let media = &transfer.media;
-        let space = transfer.space.as_deref().ok_or_else(|| {
-            Error::invalid(
-                "media",
-                "the file is not on any item yet, so no space would take it",
-            )
-        })?;
-        let token = Self::token(store).await?;
-        let announce = AnnounceBlob {
-            hash: media.hash.clone(),
-            size: media.size,
-            mime_type: media.mime_type.clone(),
-            chunk_size: BLOB_CHUNK_BYTES,
-            variant: Some(blob_variant(media.variant)),
-        };
-        let answered = |state: UploadState| -> Result<UploadState> {
-            state
-                .check_answers(&announce)
-                .map_err(|e| Error::MalformedResponse(format!("upload of {}: {e}", media.hash)))?;
-            Ok(state)
-        };
-        let mut state: UploadState = answered(
-            self.call(
-                Method::POST,
-                &format!("/v1/spaces/{space}/blobs"),
-                &token,
-                &announce,
-                report,
-            )
-            .await?,
-        )?;
-        // Twice at most: a second round only if the server lost chunks it had acknowledged.
-        for _ in 0..2 {
-            let event = |state: &UploadState, finished| TransferEvent {
-                hash: media.hash.clone(),
-                direction: TransferDirection::Upload,
-                variant: media.variant,
-                done_bytes: done_bytes(state),
-                total_bytes: media.size,
-                finished,
-            };
-            if !state.complete {
-                // Only now are the bytes needed: a file this person uploaded before is claimed
-                // in a further space without them (and may have been evicted here meanwhile).
-                let hash = media.hash.clone();
-                let path = blocking(store, move |s| s.media_file(&hash)).await?;
-                for index in missing_chunks(&state) {
-                    let (start, end) = chunk_range(media.size, BLOB_CHUNK_BYTES, index)
-                        .ok_or_else(|| Error::MalformedResponse(format!("chunk {index} is past the end")))?;
-                    let from = path.clone();
-                    let bytes = on_pool(move || read_range(&from, start, end)).await?;
-                    report.chunks_sent += 1;
-                    report.bytes_sent += bytes.len() as u64;
-                    self.count(1, bytes.len() as u64, 0);
-                    let response = self
-                        .http
-                        .put(format!("{}/v1/blobs/{}/chunks/{index}", self.base, media.hash))
-                        .bearer_auth(&token)
-                        .header("content-type", BLOB_CONTENT_TYPE)
-                        .body(bytes)
-                        .send()
-                        .await
-                        .map_err(offline)?;
-                    state = answered(self.answer(response, report).await?)?;
-                    progress(&event(&state, false));
+        start: impl FnOnce(&Store, u64) -> Result<(TransferSession, Vec<TransferEffect>)> + Send + 'static,
+    ) -> Result<TransferOutcome> {
+        // Unique in the process, so an answer can never be taken for another run's.
+        static SESSIONS: AtomicU64 = AtomicU64::new(0);
+        let number = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let (mut session, mut effects) = blocking(store, move |s| start(s, number)).await?;
+        // The body of the download in flight.
+        let mut body: Option<(super::RequestId, Box<dyn BodyStream>)> = None;
+        loop {
+            self.count(session.take_traffic());
+            let mut next = None;
+            for effect in effects {
+                match effect {
+                    TransferEffect::Send { id, request } => next = Some((id, request, false)),
+                    TransferEffect::Fetch { id, request } => next = Some((id, request, true)),
+                    TransferEffect::Progress(event) => progress(&event),
+                    TransferEffect::Done(result) => return result,
                 }
-                match self
-                    .call::<(), UploadState>(
-                        Method::POST,
-                        &format!("/v1/blobs/{}/complete", media.hash),
-                        &token,
-                        &(),
-                        report,
-                    )
-                    .await
-                {
-                    Ok(done) => state = answered(done)?,
-                    Err(Error::Server { code, .. }) if code == "missing_chunks" => {
-                        state = answered(
-                            self.call(
-                                Method::POST,
-                                &format!("/v1/spaces/{space}/blobs"),
-                                &token,
-                                &announce,
-                                report,
-                            )
-                            .await?,
-                        )?;
-                        continue;
+            }
+            let input = match next {
+                Some((request, http, false)) => {
+                    body = None;
+                    match self.transport.send(http).await {
+                        Ok(response) => TransferInput::Answered { request, response },
+                        Err(error) => TransferInput::Failed { request, error },
                     }
-                    Err(e) => return Err(e),
                 }
-            }
-            if state.complete {
-                let (hash, space) = (media.hash.clone(), space.to_owned());
-                blocking(store, move |s| s.mark_media_in_space(&hash, &space)).await?;
-                progress(&event(&state, true));
-                return Ok(());
-            }
+                Some((request, http, true)) => match self.transport.send_streaming(http).await {
+                    Ok(streamed) => {
+                        body = Some((request, streamed.body));
+                        TransferInput::Started {
+                            request,
+                            status: streamed.status,
+                        }
+                    }
+                    Err(error) => TransferInput::Failed { request, error },
+                },
+                None => match &mut body {
+                    Some((request, stream)) if session.in_flight() == Some(*request) => {
+                        let request = *request;
+                        match stream.next_piece().await {
+                            Ok(Some(bytes)) => TransferInput::Piece { request, bytes },
+                            Ok(None) => TransferInput::Ended { request },
+                            Err(error) => TransferInput::Failed { request, error },
+                        }
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            "transfer",
+                            "the session neither sent nor finished",
+                        ))
+                    }
+                },
+            };
+            (session, effects) = blocking(store, move |s| {
+                let effects = session.handle(s, input);
+                Ok((session, effects))
+            })
+            .await?;
         }
-        Err(Error::Server {
-            status: 409,
-            code: "missing_chunks".into(),
-            message: "the server keeps losing chunks of this upload".into(),
-        })
-    }
-
-    async fn download(
-        &self,
-        store: &Store,
-        media: &LocalMedia,
-        report: &mut TransferReport,
-        progress: &impl Fn(&TransferEvent),
-    ) -> Result<PathBuf> {
-        let token = Self::token(store).await?;
-        let dir = blocking(store, |s| Ok(s.media_temp_dir())).await?;
-        let partial = dir.join(format!("{}.part", media.hash));
-        let (mut file, mut have) = PartialFile::open(partial.clone()).await?;
-        if have > media.size {
-            file.reset().await?;
-            have = 0;
-        }
-        let event = |done_bytes, finished| TransferEvent {
-            hash: media.hash.clone(),
-            direction: TransferDirection::Download,
-            variant: media.variant,
-            done_bytes,
-            total_bytes: media.size,
-            finished,
-        };
-        if have < media.size {
-            let mut request = self
-                .http
-                .get(format!("{}/v1/blobs/{}", self.base, media.hash))
-                .bearer_auth(&token);
-            if have > 0 {
-                request = request.header("range", format!("bytes={have}-"));
-            }
-            let mut response = request.send().await.map_err(offline)?;
-            let status = response.status();
-            if status == StatusCode::OK && have > 0 {
-                // The server sent the whole file: start over.
-                file.reset().await?;
-                have = 0;
-            } else if status == StatusCode::RANGE_NOT_SATISFIABLE {
-                file.reset().await?;
-                return Err(Error::MalformedResponse(
-                    "the server's file is shorter than the item says".into(),
-                ));
-            } else if !status.is_success() {
-                let body = response.bytes().await.unwrap_or_default();
-                report.bytes_received += body.len() as u64;
-                self.count(0, 0, body.len() as u64);
-                return Err(error_from(status, &body));
-            }
-            loop {
-                let piece = response
-                    .chunk()
-                    .await
-                    .map_err(|e| Error::Offline(format!("the download was cut off: {e}")))?;
-                let Some(piece) = piece else { break };
-                report.bytes_received += piece.len() as u64;
-                self.count(0, 0, piece.len() as u64);
-                if have + piece.len() as u64 > media.size {
-                    file.reset().await?;
-                    return Err(Error::MalformedResponse(
-                        "the server sent more bytes than the item says the file has".into(),
-                    ));
-                }
-                file.append(piece.to_vec()).await?;
-                have += piece.len() as u64;
-                progress(&event(have, false));
-            }
-            file.sync().await?;
-            if have < media.size {
-                return Err(Error::Offline("the download ended early".into()));
-            }
-        }
-        drop(file);
-        let expected = media.clone();
-        let adopted = blocking(store, move |s| {
-            s.adopt_downloaded_media(&partial, &expected)?;
-            s.media_file(&expected.hash)
-        })
-        .await?;
-        progress(&event(media.size, true));
-        Ok(adopted)
-    }
-
-    async fn call<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: &Req,
-        report: &mut TransferReport,
-    ) -> Result<Resp> {
-        let bytes = quartier_protocol::encode(body).map_err(|e| Error::MalformedResponse(e.to_string()))?;
-        report.bytes_sent += bytes.len() as u64;
-        self.count(0, bytes.len() as u64, 0);
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .header("content-type", CONTENT_TYPE)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(offline)?;
-        self.answer(response, report).await
-    }
-
-    async fn answer<Resp: serde::de::DeserializeOwned>(
-        &self,
-        response: reqwest::Response,
-        report: &mut TransferReport,
-    ) -> Result<Resp> {
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Error::Offline(format!("the answer was cut off: {e}")))?;
-        report.bytes_received += body.len() as u64;
-        self.count(0, 0, body.len() as u64);
-        if status.is_success() {
-            return quartier_protocol::decode(&body, MAX_DECODED_BYTES)
-                .map_err(|e| Error::MalformedResponse(e.to_string()));
-        }
-        Err(error_from(status, &body))
     }
 }
 
@@ -640,107 +380,6 @@ fn media_uses(references: &[(String, MediaRef)]) -> impl Iterator<Item = (&str, 
             .into_iter()
             .map(move |hash| (space.as_str(), hash))
     })
-}
-
-fn done_bytes(state: &UploadState) -> u64 {
-    state
-        .received
-        .iter()
-        .filter_map(|i| chunk_range(state.size, state.chunk_size, *i))
-        .map(|(s, e)| e - s)
-        .sum()
-}
-
-/// Runs file work on tokio's blocking pool: reads, writes and `sync_all` never stall the
-/// runtime's workers (the FFI runtime has two).
-async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::invalid("transfer", format!("worker failed: {e}")))?
-}
-
-/// A partial download in the media temp folder; every operation runs on the blocking pool
-/// (the file moves to the worker and back).
-struct PartialFile {
-    file: Option<File>,
-}
-
-impl PartialFile {
-    /// Opens (creating) the file for appending; answers it and its length.
-    async fn open(path: PathBuf) -> Result<(PartialFile, u64)> {
-        on_pool(move || {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| media_io("opening a partial download", e))?;
-            let len = file
-                .metadata()
-                .map_err(|e| media_io("reading a partial download", e))?
-                .len();
-            Ok((PartialFile { file: Some(file) }, len))
-        })
-        .await
-    }
-
-    async fn with<T: Send + 'static>(
-        &mut self,
-        op: &'static str,
-        f: impl FnOnce(&mut File) -> std::io::Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let mut file = self.file.take().ok_or_else(|| Error::MediaIo {
-            op,
-            reason: "an earlier operation on the file did not finish".into(),
-        })?;
-        let (file, result) = on_pool(move || {
-            let result = f(&mut file);
-            Ok((file, result))
-        })
-        .await?;
-        self.file = Some(file);
-        result.map_err(|e| media_io(op, e))
-    }
-
-    async fn reset(&mut self) -> Result<()> {
-        self.with("resetting a partial download", |f| f.set_len(0)).await
-    }
-
-    async fn append(&mut self, bytes: Vec<u8>) -> Result<()> {
-        self.with("writing a partial download", move |f| f.write_all(&bytes))
-            .await
-    }
-
-    async fn sync(&mut self) -> Result<()> {
-        self.with("syncing a download", |f| f.sync_all()).await
-    }
-}
-
-fn media_io(op: &'static str, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::StorageFull {
-        Error::StorageFull
-    } else {
-        Error::MediaIo {
-            op,
-            reason: e.to_string(),
-        }
-    }
-}
-
-fn read_range(path: &std::path::Path, start: u64, end: u64) -> Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path).map_err(|e| media_io("opening a file to upload", e))?;
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| media_io("reading a file to upload", e))?;
-    let mut bytes = Vec::with_capacity((end - start) as usize);
-    file.take(end - start)
-        .read_to_end(&mut bytes)
-        .map_err(|e| media_io("reading a file to upload", e))?;
-    if (bytes.len() as u64) < end - start {
-        return Err(Error::MediaIo {
-            op: "reading a file to upload",
-            reason: "the file is shorter than its record says".into(),
-        });
-    }
-    Ok(bytes)
 }
 
 impl Store {
