@@ -43,11 +43,16 @@ pub struct SyncClient {
     options: SessionOptions,
     /// After a `429`, no request leaves before this instant (shared by clones).
     not_before: Arc<Mutex<Option<Instant>>>,
-    /// Certificate authorities trusted besides the system's, for every connection to this
-    /// server (sync and media transfers alike).
-    roots: Arc<[reqwest::Certificate]>,
-    /// The app's own carrier (`with_transport`), which media transfers use too.
-    own_transport: bool,
+    media: MediaCarrier,
+}
+
+/// How a `TransferQueue` made from a client reaches its server.
+#[derive(Clone)]
+enum MediaCarrier {
+    /// reqwest, trusting these certificate authorities besides the system's (as the sync does).
+    Reqwest(Arc<[reqwest::Certificate]>),
+    /// The app's own transport (`with_transport`), the sync's.
+    Shared,
 }
 
 impl std::fmt::Debug for SyncClient {
@@ -94,8 +99,7 @@ impl SyncClientBuilder {
             base,
             options: SessionOptions::default(),
             not_before: Arc::default(),
-            roots,
-            own_transport: false,
+            media: MediaCarrier::Reqwest(roots),
         })
     }
 }
@@ -160,8 +164,7 @@ impl SyncClient {
             base: server.trim_end_matches('/').to_owned(),
             options: SessionOptions::default(),
             not_before: Arc::default(),
-            roots: Arc::new([]),
-            own_transport: true,
+            media: MediaCarrier::Shared,
         }
     }
 
@@ -191,10 +194,10 @@ impl SyncClient {
     /// The carrier of a `TransferQueue` made from this client: the app's own, or reqwest
     /// trusting the same authorities but without the sync's overall timeout.
     pub(crate) fn media_transport(&self) -> Result<Arc<dyn HttpTransport>> {
-        if self.own_transport {
-            return Ok(Arc::clone(&self.transport));
-        }
-        Ok(Arc::new(ReqwestTransport::for_media(&self.base, &self.roots)?))
+        Ok(match &self.media {
+            MediaCarrier::Reqwest(roots) => Arc::new(ReqwestTransport::for_media(&self.base, roots)?),
+            MediaCarrier::Shared => Arc::clone(&self.transport),
+        })
     }
 
     /// The server's base URL.

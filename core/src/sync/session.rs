@@ -474,3 +474,125 @@ pub(crate) fn check_not_before(not_before: Option<Instant>, now: Instant) -> Res
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::account::Account;
+    use crate::StoreOptions;
+
+    fn registered() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("phone.db"), StoreOptions::default()).unwrap();
+        store
+            .save_account(&Account {
+                server: "sim://server".into(),
+                device: uuid::Uuid::now_v7(),
+                person: crate::model::PersonId::new(),
+                token: "t".into(),
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn sent(effects: &[SessionEffect]) -> Option<(RequestId, &HttpRequest)> {
+        effects.iter().find_map(|e| match e {
+            SessionEffect::Send { id, request } => Some((*id, request)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn an_unregistered_device_or_a_held_client_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("phone.db"), StoreOptions::default()).unwrap();
+        let now = Instant::now();
+        let (_, effects) = SyncSession::start(&store, SessionOptions::default(), None, now, 1);
+        assert!(matches!(
+            effects.as_slice(),
+            [SessionEffect::Done(Err(Error::NotRegistered))]
+        ));
+
+        let (_dir, store) = registered();
+        let held = Some(now + Duration::from_millis(2500));
+        let (session, effects) = SyncSession::start(&store, SessionOptions::default(), held, now, 1);
+        assert!(session.is_done());
+        assert!(
+            matches!(
+                effects.as_slice(),
+                [SessionEffect::Done(Err(Error::RateLimited {
+                    retry_after_secs: 3
+                }))]
+            ),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn a_429_holds_requests_for_its_retry_after_and_ends_the_sync() {
+        let (_dir, store) = registered();
+        let now = Instant::now();
+        let (mut session, effects) = SyncSession::start(&store, SessionOptions::default(), None, now, 7);
+        let (id, request) = sent(&effects).expect("a first request");
+        assert_eq!(
+            (request.method, request.path.as_str()),
+            (HttpMethod::Post, "/v1/sync")
+        );
+        assert_eq!(id, RequestId { session: 7, seq: 0 });
+        let later = now + Duration::from_secs(1);
+        let effects = session.handle(
+            &store,
+            SessionEvent::Answered {
+                request: id,
+                response: HttpResponse {
+                    status: 429,
+                    retry_after: Some("7".into()),
+                    ..Default::default()
+                },
+                now: later,
+            },
+        );
+        assert!(
+            matches!(
+                effects.as_slice(),
+                [
+                    SessionEffect::HoldRequestsUntil(until),
+                    SessionEffect::Done(Err(Error::RateLimited { retry_after_secs: 7 })),
+                ] if *until == later + Duration::from_secs(7)
+            ),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn an_answer_to_another_request_is_ignored() {
+        let (_dir, store) = registered();
+        let now = Instant::now();
+        let (mut session, effects) = SyncSession::start(&store, SessionOptions::default(), None, now, 3);
+        let (id, _) = sent(&effects).expect("a first request");
+        for other in [RequestId { session: 2, seq: 0 }, RequestId { session: 3, seq: 1 }] {
+            let effects = session.handle(
+                &store,
+                SessionEvent::Failed {
+                    request: other,
+                    error: TransportError("late".into()),
+                    now,
+                },
+            );
+            assert!(effects.is_empty(), "{effects:?}");
+            assert_eq!(session.in_flight(), Some(id));
+        }
+        let effects = session.handle(
+            &store,
+            SessionEvent::Failed {
+                request: id,
+                error: TransportError("no link".into()),
+                now,
+            },
+        );
+        assert!(matches!(
+            effects.as_slice(),
+            [SessionEffect::Done(Err(Error::Offline(_)))]
+        ));
+    }
+}

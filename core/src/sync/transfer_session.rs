@@ -783,3 +783,110 @@ fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::MediaVariant;
+    use crate::sync::account::Account;
+    use crate::StoreOptions;
+
+    fn registered() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("phone.db"), StoreOptions::default()).unwrap();
+        store
+            .save_account(&Account {
+                server: "sim://server".into(),
+                device: uuid::Uuid::now_v7(),
+                person: crate::model::PersonId::new(),
+                token: "t".into(),
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn fetched(effects: &[TransferEffect]) -> (RequestId, HttpRequest) {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                TransferEffect::Fetch { id, request } => Some((*id, request.clone())),
+                _ => None,
+            })
+            .expect("a download request")
+    }
+
+    /// A cut keeps every piece that arrived; the next run asks for the rest only and adopts
+    /// the whole file.
+    #[test]
+    fn a_cut_download_keeps_what_arrived_and_resumes_at_that_byte() {
+        let (_dir, store) = registered();
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let media = LocalMedia {
+            hash: blake3::hash(&bytes).to_hex().to_string(),
+            mime_type: "application/octet-stream".into(),
+            size: bytes.len() as u64,
+            variant: MediaVariant::Original,
+            of: None,
+            on_server: true,
+            pinned: false,
+            present: false,
+        };
+        let download = || Transfer {
+            direction: TransferDirection::Download,
+            media: media.clone(),
+            space: None,
+        };
+
+        let (mut run, effects) = TransferSession::one(&store, vec![download()], 1);
+        let (request, http) = fetched(&effects);
+        assert_eq!(http.range_from, None);
+        assert!(run
+            .handle(&store, TransferInput::Started { request, status: 200 })
+            .is_empty());
+        let effects = run.handle(
+            &store,
+            TransferInput::Piece {
+                request,
+                bytes: bytes[..4_000].to_vec(),
+            },
+        );
+        assert!(matches!(
+            effects.as_slice(),
+            [TransferEffect::Progress(TransferEvent {
+                done_bytes: 4_000,
+                ..
+            })]
+        ));
+        let effects = run.handle(
+            &store,
+            TransferInput::Failed {
+                request,
+                error: TransportError("cut".into()),
+            },
+        );
+        assert!(matches!(
+            effects.as_slice(),
+            [TransferEffect::Done(Err(Error::Offline(_)))]
+        ));
+        assert_eq!(run.take_traffic().bytes_received, 4_000);
+
+        let (mut run, effects) = TransferSession::one(&store, vec![download()], 2);
+        let (request, http) = fetched(&effects);
+        assert_eq!(http.range_from, Some(4_000), "resumes where the cut stopped it");
+        run.handle(&store, TransferInput::Started { request, status: 206 });
+        run.handle(
+            &store,
+            TransferInput::Piece {
+                request,
+                bytes: bytes[4_000..].to_vec(),
+            },
+        );
+        let effects = run.handle(&store, TransferInput::Ended { request });
+        let done = effects.iter().find_map(|e| match e {
+            TransferEffect::Done(Ok(outcome)) => Some(outcome),
+            _ => None,
+        });
+        let file = done.and_then(|o| o.file.clone()).expect("the adopted file");
+        assert_eq!(std::fs::read(file).unwrap(), bytes);
+    }
+}
