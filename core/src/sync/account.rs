@@ -179,3 +179,19 @@ impl Store {
         })
     }
 }
+
+/// A store registered with a server that does not exist, for tests of the sessions.
+#[cfg(test)]
+pub(crate) fn registered_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path().join("phone.db"), crate::StoreOptions::default()).expect("store");
+    store
+        .save_account(&Account {
+            server: "sim://server".into(),
+            device: Uuid::now_v7(),
+            person: PersonId::new(),
+            token: "t".into(),
+        })
+        .expect("account");
+    (dir, store)
+}

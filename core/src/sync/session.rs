@@ -478,22 +478,8 @@ pub(crate) fn check_not_before(not_before: Option<Instant>, now: Instant) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::account::Account;
+    use crate::sync::account::registered_store as registered;
     use crate::StoreOptions;
-
-    fn registered() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("phone.db"), StoreOptions::default()).unwrap();
-        store
-            .save_account(&Account {
-                server: "sim://server".into(),
-                device: uuid::Uuid::now_v7(),
-                person: crate::model::PersonId::new(),
-                token: "t".into(),
-            })
-            .unwrap();
-        (dir, store)
-    }
 
     fn sent(effects: &[SessionEffect]) -> Option<(RequestId, &HttpRequest)> {
         effects.iter().find_map(|e| match e {

@@ -788,22 +788,7 @@ fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::media::MediaVariant;
-    use crate::sync::account::Account;
-    use crate::StoreOptions;
-
-    fn registered() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("phone.db"), StoreOptions::default()).unwrap();
-        store
-            .save_account(&Account {
-                server: "sim://server".into(),
-                device: uuid::Uuid::now_v7(),
-                person: crate::model::PersonId::new(),
-                token: "t".into(),
-            })
-            .unwrap();
-        (dir, store)
-    }
+    use crate::sync::account::registered_store as registered;
 
     fn fetched(effects: &[TransferEffect]) -> (RequestId, HttpRequest) {
         effects
