@@ -1,13 +1,17 @@
 //! The server's embedded database (SQLite): persons, devices, spaces, members, invites, the
-//! document metadata the permission checks need, and the change log pulls read. One connection
-//! behind a fair mutex (waiting requests get it in turn), used from blocking tasks.
+//! document metadata the permission checks need, and the change log pulls read. One writing
+//! connection behind a fair mutex (waiting requests get it in turn), and a pool of read-only
+//! connections ([`readers`]) through which pulls and lookups read in parallel; both used from
+//! blocking tasks.
 
 pub mod accounts;
 pub mod log;
+pub mod readers;
 pub mod spaces;
 
 pub use accounts::DeviceRecord;
 pub use log::{DocMeta, LogRow};
+pub use readers::{Reader, Snapshot};
 
 use parking_lot::{FairMutex, FairMutexGuard};
 use std::path::Path;
@@ -34,7 +38,10 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The database.
 pub struct Db {
+    /// The one connection that writes.
     conn: FairMutex<Connection>,
+    /// Read-only connections (WAL readers on the same file), opened when first needed.
+    readers: readers::Readers,
 }
 
 impl Db {
@@ -42,7 +49,8 @@ impl Db {
     pub fn open(dir: &Path) -> Result<Db, ServerError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ServerError::Startup(format!("cannot create {}: {e}", dir.display())))?;
-        let conn = Connection::open(dir.join("quartier-server.db"))?;
+        let path = dir.join("quartier-server.db");
+        let conn = Connection::open(&path)?;
         // WAL + FULL: an acknowledged change is on disk, power loss included.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -64,6 +72,7 @@ impl Db {
         }
         Ok(Db {
             conn: FairMutex::new(conn),
+            readers: readers::Readers::new(path, readers::DEFAULT_READERS),
         })
     }
 
@@ -97,6 +106,15 @@ impl Db {
             }
         }
         conn
+    }
+
+    /// A read-only connection (waits while every one of the pool is lent out). It never waits
+    /// for the writer: it reads the last committed state, in WAL mode, beside a writer's open
+    /// transaction. Order: a unit of work that holds [`Db::lock`] must not ask for a reader (a
+    /// reader holder may wait for the writer lock; the reverse would be a cycle through the
+    /// pool), and a reader holder asks for the writer lock only after letting the reader go.
+    pub fn read(&self) -> Result<Reader<'_>, ServerError> {
+        self.readers.get()
     }
 }
 
