@@ -6,6 +6,13 @@
 //! ([`DocCache::take`]), changes it, and puts it back ([`DocCache::put`]) only once the change's
 //! rows are written; a document whose rows did not commit is forgotten ([`DocCache::forget`])
 //! and loaded again from the database when next needed.
+//!
+//! Only the writer fills the cache. Readers (`storage::readers`) each see the database as of
+//! their own snapshot, which may be older than a cached state: a push may have committed since,
+//! or be about to commit what it already put back. A reader therefore uses a cached state only
+//! if the last change in it is at or before its snapshot's log position
+//! ([`DocCache::get_as_of`]), and never inserts what it loads: the cache's states are always the
+//! newest the writer knows, so "no newer than my snapshot" means "exactly my snapshot's".
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -28,6 +35,9 @@ pub struct Doc {
     /// What the database holds of it, in bytes: its snapshot and the changes after it. An upper
     /// bound of its saved size, what the work and size budgets of a push count.
     pub stored_bytes: usize,
+    /// The log position of the last change in this state (0 for a document the server does not
+    /// have). Which readers may use it: those whose snapshot reaches this position.
+    pub seq: i64,
 }
 
 pub struct DocCache {
@@ -46,7 +56,8 @@ impl DocCache {
         self.docs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The current state of a document (empty if the server has none of it), to read.
+    /// The current state of a document (empty if the server has none of it), to read. Only
+    /// under the writer's lock (`Db::lock`), with its connection: what it loads is cached.
     pub fn get(&self, conn: &Connection, doc: Uuid) -> Result<Arc<Doc>, ServerError> {
         if let Some(d) = self.cache().get(&doc) {
             return Ok(d.clone());
@@ -56,6 +67,17 @@ impl DocCache {
         Ok(loaded)
     }
 
+    /// A document as a read snapshot sees it (`conn` inside that snapshot, `visible` its last
+    /// log position): the cached state if it holds nothing after `visible`, else the document
+    /// loaded through `conn`, which is not cached (it may be older than what the writer holds,
+    /// and the cache must only ever move forward).
+    pub fn get_as_of(&self, conn: &Connection, doc: Uuid, visible: i64) -> Result<Arc<Doc>, ServerError> {
+        if let Some(d) = self.cache().get(&doc).filter(|d| d.seq <= visible).cloned() {
+            return Ok(d);
+        }
+        Ok(Arc::new(load(conn, doc)?))
+    }
+
     /// The current state of a document, taken out of the cache to be changed: until it is
     /// [`put`](Self::put) back, the next use loads it from the database.
     pub fn take(&self, conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
@@ -63,6 +85,7 @@ impl DocCache {
             Some(d) => Ok(Arc::try_unwrap(d).unwrap_or_else(|shared| Doc {
                 doc: shared.doc.clone(),
                 stored_bytes: shared.stored_bytes,
+                seq: shared.seq,
             })),
             None => load(conn, doc),
         }
@@ -90,7 +113,7 @@ impl DocCache {
 
 /// Loads a document from its snapshot and the changes logged after it.
 pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
-    let (snapshot, changes) = log::doc_state(conn, doc)?;
+    let (snapshot, changes, seq) = log::doc_state(conn, doc)?;
     let mut stored_bytes = snapshot.as_ref().map_or(0, Vec::len);
     let mut loaded = match snapshot {
         Some(bytes) => {
@@ -109,5 +132,6 @@ pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
     Ok(Doc {
         doc: loaded,
         stored_bytes,
+        seq,
     })
 }

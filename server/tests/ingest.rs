@@ -16,7 +16,7 @@ use quartier_core::model::*;
 use quartier_core::{Store, StoreOptions};
 use quartier_protocol::{AckOutcome, DocKind, Record, RejectCode, SpaceCursor};
 use quartier_server::documents::{self, DocCache};
-use quartier_server::storage::{accounts, spaces, Db};
+use quartier_server::storage::{accounts, spaces, Db, Snapshot};
 use quartier_server::sync::{self, PushLimits, PushReport};
 use uuid::Uuid;
 
@@ -722,4 +722,90 @@ async fn a_change_nested_hundreds_of_maps_deep_is_refused_and_the_server_keeps_s
         stored_item(&owner.store, item.id).is_some(),
         "the member received the post"
     );
+}
+
+/// A pull reads one snapshot of the database through a reader connection; a push may commit
+/// beside it and put the document's newer state into the shared cache. The pull must then send
+/// the document as its snapshot holds it, not the cached newer state: that state would carry a
+/// change the page's cursor does not cover (and, had the change narrowed the audience, content
+/// the snapshot's permission check never saw). The change reaches the device with the next
+/// page, and the pull does not put its older state into the cache.
+#[test]
+fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later_push() {
+    let b = Bench::new();
+    let (item, created) = b.post("Flohmarkt", "Samstag", vec![]);
+    let first_edit = b.retitle(item, "Flohmarkt am Samstag");
+    // Two changes: no creation form, so the item travels as a snapshot of its state.
+    assert_eq!(
+        b.push(item.as_uuid(), DocKind::Item, vec![created, first_edit]),
+        vec![AckOutcome::Stored, AckOutcome::Stored]
+    );
+
+    // The pull's snapshot begins, then another request's push commits an edit of the item.
+    let reader = b.db.read().expect("a reader");
+    let snapshot = Snapshot::begin(&reader).expect("snapshot");
+    let late_edit = b.retitle(item, "Flohmarkt fällt aus");
+    let late_hash = automerge::Change::from_bytes(late_edit.clone())
+        .expect("a change")
+        .hash();
+    assert_eq!(b.push_one(item.as_uuid(), late_edit.clone()), AckOutcome::Stored);
+    let cached = b.docs.len();
+
+    let cursor = SpaceCursor {
+        space: b.space.as_uuid(),
+        after: None,
+    };
+    let (pages, _) = sync::pull(
+        &reader,
+        &b.docs,
+        Uuid::new_v4(),
+        b.person.as_uuid(),
+        std::slice::from_ref(&cursor),
+        1024 * 1024,
+        true,
+    )
+    .expect("pull");
+    drop(snapshot);
+    drop(reader);
+    let page = pages.into_iter().next().expect("a page");
+    let sent = page
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::Snapshot { doc, bytes, .. } if *doc == item.as_uuid() => Some(bytes.clone()),
+            _ => None,
+        })
+        .expect("the item, as a snapshot");
+    let sent = automerge::Automerge::load(&sent).expect("a document");
+    assert!(
+        sent.get_change_meta_by_hash(&late_hash).is_none(),
+        "the page holds a change committed after its snapshot, which its cursor does not cover"
+    );
+    assert_eq!(sent.get_heads().len(), 1);
+    assert_eq!(b.docs.len(), cached, "a reader put a document into the cache");
+
+    // The next page, on a newer snapshot, delivers the late change.
+    let (pages, _) = sync::pull(
+        &b.db.read().expect("a reader"),
+        &b.docs,
+        Uuid::new_v4(),
+        b.person.as_uuid(),
+        &[SpaceCursor {
+            space: b.space.as_uuid(),
+            after: Some(page.next),
+        }],
+        1024 * 1024,
+        true,
+    )
+    .expect("pull");
+    let next = pages.into_iter().next().expect("a page");
+    assert!(
+        next.records
+            .iter()
+            .any(|r| matches!(r, Record::Change { bytes, .. } if *bytes == late_edit)),
+        "the late change was never delivered: {:?}",
+        next.records.len()
+    );
+    // And the cache still holds the newest state for the writer.
+    b.assert_cache_matches_database(item.as_uuid(), "after pulls on snapshots");
 }

@@ -31,8 +31,10 @@ pub struct LogRow {
 /// A `docs` row: space, kind, author, item kind, audience.
 type DocRow = (String, String, Option<String>, Option<String>, Option<String>);
 
-/// A document's snapshot (if compacted) and the changes logged after it.
-pub type DocState = (Option<Vec<u8>>, Vec<Vec<u8>>);
+/// A document's snapshot (if compacted), the changes logged after it, and the log position of
+/// the last of them (of the snapshot when no change followed it; 0 for a document the server
+/// does not have).
+pub type DocState = (Option<Vec<u8>>, Vec<Vec<u8>>, i64);
 
 pub fn doc_meta(conn: &Connection, doc: Uuid) -> Result<Option<DocMeta>, ServerError> {
     let row: Option<DocRow> = conn
@@ -189,7 +191,8 @@ pub fn docs_after(
     Ok(out)
 }
 
-/// Loads what is needed to rebuild a document: its snapshot and the changes after it.
+/// Loads what is needed to rebuild a document: its snapshot, the changes after it, and the log
+/// position the state reaches.
 pub fn doc_state(conn: &Connection, doc: Uuid) -> Result<DocState, ServerError> {
     let (snapshot, since): (Option<Vec<u8>>, i64) = conn
         .prepare_cached("SELECT snapshot, snapshot_seq FROM docs WHERE doc_id = ?1")?
@@ -197,12 +200,21 @@ pub fn doc_state(conn: &Connection, doc: Uuid) -> Result<DocState, ServerError> 
         .optional()?
         .unwrap_or((None, 0));
     let mut stmt = conn.prepare_cached(
-        "SELECT bytes FROM log WHERE doc_id = ?1 AND record = 'change' AND seq > ?2 ORDER BY seq",
+        "SELECT seq, bytes FROM log WHERE doc_id = ?1 AND record = 'change' AND seq > ?2 ORDER BY seq",
     )?;
+    let mut last = since;
     let changes = stmt
-        .query_map(params![doc.to_string(), since], |r| r.get::<_, Vec<u8>>(0))?
+        .query_map(params![doc.to_string(), since], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?
+        .map(|row| {
+            row.map(|(seq, bytes)| {
+                last = last.max(seq);
+                bytes
+            })
+        })
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((snapshot, changes))
+    Ok((snapshot, changes, last))
 }
 
 /// Stores a compacted snapshot of a document covering the log up to `upto`.

@@ -5,6 +5,11 @@
 //! as is part of it: a device whose person has since been given a role that reads more (a
 //! resident made volunteer) starts over with snapshots, or it would never receive what its new
 //! role may see of the log behind its cursor.
+//!
+//! A pull reads one consistent snapshot of the database (`storage::Snapshot`), normally through
+//! a read-only connection beside the writer: its pages, cursors and permission checks all
+//! describe the same committed state, and documents come from the shared cache only when the
+//! cached state is not newer than that snapshot (`DocCache::get_as_of`).
 
 use std::collections::HashMap;
 
@@ -16,7 +21,7 @@ use uuid::Uuid;
 use super::may_read;
 use crate::documents::DocCache;
 use crate::error::ServerError;
-use crate::storage::{log, spaces, DocMeta};
+use crate::storage::{log, spaces, DocMeta, Snapshot};
 
 /// Bounds of the byte budget a device may ask for.
 pub const MIN_BUDGET: usize = 16 * 1024;
@@ -73,6 +78,10 @@ fn reads_more(now: Role, before: Role) -> bool {
 /// Pages for every cursor of a request, and the spaces the person may no longer see. Changes the
 /// requesting device pushed itself are not echoed back to it. With `send_created` (the device
 /// accepts [`Record::Created`]) a document whose history is its creation travels in that form.
+///
+/// `conn` is best a reader (`Db::read`); the writer's connection works too. If `conn` is inside
+/// a transaction already, the pull reads that transaction's view; otherwise it begins its own.
+/// It never fills the document cache.
 pub fn pull(
     conn: &Connection,
     docs: &DocCache,
@@ -82,6 +91,7 @@ pub fn pull(
     budget: usize,
     send_created: bool,
 ) -> Result<(Vec<SpacePage>, Vec<Uuid>), ServerError> {
+    let snapshot = Snapshot::begin(conn)?;
     let mut budget = budget.clamp(MIN_BUDGET, MAX_BUDGET);
     let mut pages = Vec::new();
     let mut revoked = Vec::new();
@@ -109,7 +119,8 @@ pub fn pull(
                     let exhausted = (batch.len() as i64) < STEP;
                     for (doc, meta) in batch {
                         if may_read(&meta, &person_text, role) {
-                            let record = snapshot(conn, docs, cursor.space, doc, &meta, send_created)?;
+                            let record =
+                                snapshot_record(&snapshot, docs, cursor.space, doc, &meta, send_created)?;
                             if !records.is_empty() && record.weight() > budget {
                                 more = true;
                                 break 'page;
@@ -134,7 +145,7 @@ pub fn pull(
                         let meta = meta_of(conn, &mut metas, row.doc)?;
                         if let Some(meta) = meta.filter(|m| may_read(m, &person_text, role)) {
                             let record = if row.reveal {
-                                snapshot(conn, docs, cursor.space, row.doc, &meta, send_created)?
+                                snapshot_record(&snapshot, docs, cursor.space, row.doc, &meta, send_created)?
                             } else {
                                 Record::Change {
                                     space: cursor.space,
@@ -191,21 +202,23 @@ fn kind_of(meta: Option<&DocMeta>) -> DocKind {
     }
 }
 
-fn snapshot(
-    conn: &Connection,
+/// A document as the snapshot holds it: its creation form, or its whole state.
+fn snapshot_record(
+    snapshot: &Snapshot<'_>,
     docs: &DocCache,
     space: Uuid,
     doc: Uuid,
     meta: &DocMeta,
     send_created: bool,
 ) -> Result<Record, ServerError> {
+    let conn = snapshot.conn();
     let kind = kind_of(Some(meta));
     if send_created {
         if let Some(c) = log::creation(conn, doc)? {
             return Ok(c.into_record(space, doc, kind));
         }
     }
-    let state = docs.get(conn, doc)?;
+    let state = docs.get_as_of(conn, doc, snapshot.seq())?;
     if send_created {
         // Documents stored before creation forms were recorded are worked out now; one the
         // rule cannot rebuild (or cannot read) still travels, as a snapshot.

@@ -560,6 +560,7 @@ fn store_change(
         }
         None => state.stored_bytes += bytes.len(),
     }
+    state.seq = seq;
     Ok(state)
 }
 
