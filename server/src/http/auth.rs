@@ -24,7 +24,7 @@ impl FromRequestParts<Arc<AppState>> for Device {
             .map(str::to_owned)
             .ok_or(ServerError::Unauthorized)?;
         let state = Arc::clone(state);
-        let device = super::blocking(move || accounts::device_by_token(&state.db.lock(), &token)).await?;
+        let device = super::blocking(move || accounts::device_by_token(&*state.db.read()?, &token)).await?;
         device.map(Device).ok_or(ServerError::Unauthorized)
     }
 }

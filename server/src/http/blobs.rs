@@ -271,7 +271,9 @@ pub async fn download(
         let hash = hash.clone();
         blocking(move || {
             let row = {
-                let conn = state.db.lock();
+                // A lookup: through a reader, one snapshot for both questions.
+                let conn = state.db.read()?;
+                let _snapshot = crate::storage::Snapshot::begin(&conn)?;
                 let row = index::blob(&conn, &hash)?.ok_or(BlobError::NotFound)?;
                 if !index::may_fetch(&conn, &hash, device.person)? {
                     return Err(BlobError::NotFound);

@@ -38,7 +38,10 @@ pub fn exchange(
     }
     // The push takes and hands over the database lock itself (bounded work per hold).
     let acks = super::push(db, docs, device.person, &req.push, &super::PushLimits::default())?.acks;
-    let conn = db.lock();
+    // Pages are read through a reader, in parallel with other pulls and with pushes; the push
+    // above has committed, so the reader's snapshot holds it.
+    let conn = db.read()?;
+    let snapshot = crate::storage::Snapshot::begin(&conn)?;
     let (pages, revoked) = super::pull(
         &conn,
         docs,
@@ -48,7 +51,9 @@ pub fn exchange(
         req.budget_bytes as usize,
         quartier_protocol::accepts_created_v1(&req.accepts),
     )?;
+    // The same snapshot as the pages: memberships and pages agree.
     let memberships = spaces::memberships(&conn, device.person)?;
+    drop(snapshot);
     Ok(SyncResponse {
         protocol: PROTOCOL_VERSION,
         acks,

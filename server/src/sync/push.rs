@@ -119,11 +119,11 @@ pub fn push(
     records: &[Record],
     limits: &PushLimits,
 ) -> Result<PushReport, ServerError> {
-    // The keys of the signing devices, in one short hold; everything else of this step runs
-    // without the lock.
+    // The keys of the signing devices, through a reader: this step never waits for the writer.
+    // (Revocations since are caught under the lock, where the signer is read again.)
     let mut keys: std::collections::HashMap<Uuid, Option<Vec<u8>>> = std::collections::HashMap::new();
     {
-        let conn = db.lock();
+        let conn = db.read()?;
         for record in records {
             if let Record::Change { device, .. } = record {
                 if !keys.contains_key(device) {
