@@ -14,10 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use automerge::{Change, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash};
 use ed25519_dalek::{Signature, VerifyingKey};
 use quartier_domain::document::{
-    checksum_matches, creation_of, guarded, item_from_doc, space_from_doc, ChangeNote,
+    checksum_matches, creation_of, guarded, item_from_doc, space_from_doc, ChangeNote, Creation,
 };
 use quartier_domain::model::{judge_item, Item, ItemId, PersonId, Role, SpaceId, Status};
 use quartier_protocol::{
@@ -99,7 +99,8 @@ fn internal(e: ServerError) -> Refusal {
 }
 
 /// A change checked as far as it can be without the database: decoded, its checksum, and
-/// whether its signature verifies under its device's key.
+/// whether its signature verifies under its device's key; for a change that starts a document,
+/// also the document it makes.
 struct Decoded {
     space: Uuid,
     doc: Uuid,
@@ -109,6 +110,80 @@ struct Decoded {
     device: Uuid,
     signature: Vec<u8>,
     signature_ok: bool,
+    /// Worked out before the lock when the change depends on nothing (it can only start a
+    /// document); used under the lock if the server indeed has nothing of the document yet.
+    fresh: Option<Fresh>,
+}
+
+/// What a change that depends on nothing makes of an empty document: the state and, for items,
+/// what the permission and validity checks read of it, and the creation form. This is most of
+/// the work of storing a new document (the creation form is proved by rebuilding the change),
+/// done before the lock and in parallel, so that the hold does only the checks that depend on
+/// the database and the writes.
+struct Fresh {
+    /// The document after the change, or why Automerge refused the change.
+    doc: Result<Automerge, String>,
+    /// The item the document reads as (items only), or why it does not read as one.
+    item: Option<Result<Item, String>>,
+    creation: Option<Creation>,
+}
+
+impl Fresh {
+    fn of(change: &Change, doc: Uuid, kind: DocKind) -> Fresh {
+        let mut state = Automerge::new();
+        if let Err(e) = guarded::apply(&mut state, vec![change.clone()]) {
+            return Fresh {
+                doc: Err(e.to_string()),
+                item: None,
+                creation: None,
+            };
+        }
+        let doc_id = doc.to_string();
+        let item = (kind == DocKind::Item).then(|| item_from_doc(&state, &doc_id).map_err(|e| e.to_string()));
+        let creation = creation_of(&state, &doc_id, kind).ok().flatten();
+        Fresh {
+            doc: Ok(state),
+            item,
+            creation,
+        }
+    }
+}
+
+/// Changes below this many are decoded on the request's own thread.
+const PARALLEL_FROM: usize = 64;
+
+/// [`decode`] for every record, spread over the machine's cores when there are many: a single
+/// device's large push then does not leave a core idle while the others wait for the lock.
+fn decode_all(
+    records: &[Record],
+    keys: &std::collections::HashMap<Uuid, Option<Vec<u8>>>,
+) -> Vec<Result<Decoded, Refusal>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(records.len() / PARALLEL_FROM)
+        .max(1);
+    if threads == 1 {
+        return records.iter().map(|record| decode(record, keys)).collect();
+    }
+    let per_thread = records.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = records
+            .chunks(per_thread)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(|record| decode(record, keys)).collect::<Vec<_>>())
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                // `decode` catches Automerge's panics itself; one escaping here is a bug of ours,
+                // and unwinds the request as it would have on this thread.
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Checks and stores every pushed record of one request, in order.
@@ -133,7 +208,7 @@ pub fn push(
             }
         }
     }
-    let decoded: Vec<Result<Decoded, Refusal>> = records.iter().map(|record| decode(record, &keys)).collect();
+    let decoded = decode_all(records, &keys);
 
     let mut report = PushReport {
         acks: Vec::with_capacity(records.len()),
@@ -151,10 +226,10 @@ pub fn push(
                 message: "the server did as much as it does for one request; push this again".into(),
                 reason: DeferReason::Busy,
             },
-            Ok(change) => {
+            Ok(mut change) => {
                 let mut work = MIN_WORK_PER_CHANGE;
                 hold.conn.execute_batch("SAVEPOINT pushed_change")?;
-                let result = store_change(&hold.conn, docs, pusher_person, &change, limits, &mut work);
+                let result = store_change(&hold.conn, docs, pusher_person, &mut change, limits, &mut work);
                 let outcome = match result {
                     Ok(stored) => {
                         if let Err(e) = hold.conn.execute_batch("RELEASE pushed_change") {
@@ -305,6 +380,8 @@ fn decode(
             .is_ok(),
         _ => false,
     };
+    // A change signed badly is refused before its document would be looked at.
+    let fresh = (signature_ok && change.deps().is_empty()).then(|| Fresh::of(&change, *doc, *kind));
     Ok(Decoded {
         space: *space,
         doc: *doc,
@@ -314,6 +391,7 @@ fn decode(
         device: *device,
         signature: signature.clone(),
         signature_ok,
+        fresh,
     })
 }
 
@@ -324,10 +402,12 @@ fn store_change(
     conn: &Connection,
     docs: &DocCache,
     pusher_person: Uuid,
-    change: &Decoded,
+    change: &mut Decoded,
     limits: &PushLimits,
     work: &mut usize,
 ) -> Result<Doc, Refusal> {
+    let fresh = change.fresh.take();
+    let change = &*change;
     let Decoded {
         space,
         doc,
@@ -402,31 +482,56 @@ fn store_change(
         None => {}
     }
     let doc_id = doc.to_string();
-    // The state before, read where it is cached; a change whose dependencies are missing waits.
-    let before = docs.get(conn, doc).map_err(internal)?;
-    *work += before.stored_bytes + bytes.len();
-    if change
-        .change
-        .deps()
-        .iter()
-        .any(|dep| before.doc.get_change_meta_by_hash(dep).is_none())
-    {
-        return Err(deferred());
-    }
-    let old = match (kind, &existing) {
-        (DocKind::Item, Some(_)) => item_from_doc(&before.doc, &doc_id).ok(),
-        _ => None,
+    // A new document whose state was worked out before the lock (the server has nothing of it,
+    // so the state before is empty, of 0 stored bytes, and the change depends on nothing).
+    let fresh = fresh.filter(|_| existing.is_none());
+    let (mut state, old, fresh_item, creation) = match fresh {
+        Some(Fresh {
+            doc: made,
+            item,
+            creation,
+        }) => {
+            *work += bytes.len();
+            let made = made.map_err(|e| reject(RejectCode::Malformed, e))?;
+            let state = Doc {
+                doc: made,
+                stored_bytes: 0,
+                seq: 0,
+            };
+            (state, None, item, Some(creation))
+        }
+        None => {
+            // The state before, read where it is cached; a change whose dependencies are
+            // missing waits.
+            let before = docs.get(conn, doc).map_err(internal)?;
+            *work += before.stored_bytes + bytes.len();
+            if change
+                .change
+                .deps()
+                .iter()
+                .any(|dep| before.doc.get_change_meta_by_hash(dep).is_none())
+            {
+                return Err(deferred());
+            }
+            let old = match (kind, &existing) {
+                (DocKind::Item, Some(_)) => item_from_doc(&before.doc, &doc_id).ok(),
+                _ => None,
+            };
+            drop(before);
+            // Applied in place: from here until it is put back, the cache does not hold the
+            // document.
+            let mut state = docs.take(conn, doc).map_err(internal)?;
+            // Guarded: Automerge panics on some crafted changes (`docs/fuzzing.md`); on an error
+            // the taken state is dropped here and the cache reloads the document from the
+            // database.
+            guarded::apply(&mut state.doc, vec![change.change.clone()])
+                .map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
+            if state.doc.get_change_meta_by_hash(&hash).is_none() {
+                return Err(deferred());
+            }
+            (state, old, None, None)
+        }
     };
-    drop(before);
-    // Applied in place: from here until it is put back, the cache does not hold the document.
-    let mut state = docs.take(conn, doc).map_err(internal)?;
-    // Guarded: Automerge panics on some crafted changes (`docs/fuzzing.md`); on an error the
-    // taken state is dropped here and the cache reloads the document from the database.
-    guarded::apply(&mut state.doc, vec![change.change.clone()])
-        .map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
-    if state.doc.get_change_meta_by_hash(&hash).is_none() {
-        return Err(deferred());
-    }
     // The size budget: the stored size bounds the saved size; only a real save decides.
     let mut saved = None;
     if state.stored_bytes + bytes.len() > limits.document_budget {
@@ -480,8 +585,11 @@ fn store_change(
             )
         }
         DocKind::Item => {
-            let new =
-                item_from_doc(after, &doc_id).map_err(|e| reject(RejectCode::Malformed, e.to_string()))?;
+            let new = match fresh_item {
+                Some(read) => read,
+                None => item_from_doc(after, &doc_id).map_err(|e| e.to_string()),
+            }
+            .map_err(|e| reject(RejectCode::Malformed, e))?;
             judge_item(
                 role,
                 PersonId::from(signer.person),
@@ -540,7 +648,9 @@ fn store_change(
     // form if the core's rule rebuilds it exactly, and none once the document is edited.
     match existing {
         None => {
-            if let Ok(Some(creation)) = creation_of(after, &doc_id, kind) {
+            // Proved before the lock for a fresh document, else here.
+            let creation = creation.unwrap_or_else(|| creation_of(after, &doc_id, kind).ok().flatten());
+            if let Some(creation) = creation {
                 log::record_creation(conn, doc, &creation).map_err(internal)?;
             }
         }
