@@ -22,23 +22,18 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use automerge::ActorId;
-use ed25519_dalek::{Signer, SigningKey};
 use quartier_bench::{Generator, Mix};
-use quartier_core::document::{new_item_change, new_space_change};
-use quartier_core::model::{
-    permits, Action, Audience, Item, ItemId, ItemKind, PersonId, Role, Space, SpaceId,
-};
+use quartier_core::model::{Role, SpaceId};
 use quartier_core::sync::SyncClient;
 use quartier_core::{Store, StoreOptions};
-use quartier_protocol::signing::change_signing_payload;
-use quartier_protocol::{DocKind, Record};
+use quartier_protocol::Record;
 use quartier_server::documents::DocCache;
-use quartier_server::storage::{accounts, now_ms, random_token, spaces, Db};
+use quartier_server::storage::{now_ms, random_token, spaces, Db};
 use uuid::Uuid;
 
 mod support;
 
+use support::signed::Signer;
 use support::{arg, proc_status_kib, start_server, BoxError};
 
 /// Records per ingest transaction (what the client pushes per request by default).
@@ -149,104 +144,24 @@ fn read_marker(data: &std::path::Path) -> Option<(Uuid, Vec<Uuid>)> {
     Some((coordinator, spaces))
 }
 
-/// The seeding device: its key, actor and person.
-struct Coordinator {
-    key: SigningKey,
-    device: Uuid,
-    actor: ActorId,
-    person: PersonId,
-}
-
-impl Coordinator {
-    fn record(&self, space: Uuid, doc: Uuid, kind: DocKind, change: automerge::Change) -> Record {
-        let hash = change.hash();
-        let signature = self
-            .key
-            .sign(&change_signing_payload(&doc.to_string(), hash.as_ref()))
-            .to_bytes()
-            .to_vec();
-        Record::Change {
-            space,
-            doc,
-            kind,
-            bytes: change.raw_bytes().to_vec(),
-            device: self.device,
-            signature,
-        }
-    }
-
-    /// A new space's document and `items` generated items in it (comments answer earlier
-    /// items), each change signed.
-    fn space(&self, seed: u64, items: usize) -> Result<(Uuid, Vec<Record>), BoxError> {
-        let space = Space {
-            id: SpaceId::new(),
-            meta: Generator::space_meta(),
-        };
-        let id = space.id.as_uuid();
-        let mut records = vec![self.record(
-            id,
-            id,
-            DocKind::Space,
-            new_space_change(&space, self.person, &self.actor, now_ms())?,
-        )];
-        let mut gen = Generator::new(seed, Mix::Mixed);
-        let mut parents: Vec<ItemId> = Vec::new();
-        for _ in 0..items {
-            let mut new = gen.next_item(space.id, &parents);
-            // The generator writes for many roles; the one seeding author is a coordinator.
-            if !permits(
-                Role::Coordinator,
-                Action::Create,
-                new.content.details.kind(),
-                new.content.audience,
-                true,
-            ) {
-                new.content.audience = Audience::Everyone;
-            }
-            let at = chrono::Utc::now();
-            let item = Item {
-                id: ItemId::new(),
-                space: space.id,
-                author: self.person,
-                created_at: at,
-                updated_at: at,
-                content: new.content,
-            };
-            if item.kind() != ItemKind::Comment {
-                parents.push(item.id);
-            }
-            let change = new_item_change(&item, &self.actor)?;
-            records.push(self.record(id, item.id.as_uuid(), DocKind::Item, change));
-        }
-        Ok((id, records))
-    }
-}
-
 fn seed(data: &std::path::Path, space_count: usize, items: usize) -> Result<(Uuid, Vec<Uuid>), BoxError> {
     if data.exists() {
         std::fs::remove_dir_all(data)?;
     }
     let db = Db::open(data)?;
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
-    let key = SigningKey::from_bytes(&secret);
-    let registered = accounts::register(
-        &db.lock(),
-        &key.verifying_key().to_bytes(),
-        Some("Koordination"),
-        &random_token(32)?,
-    )?;
-    let signer = Coordinator {
-        key,
-        device: registered.device,
-        actor: ActorId::random(),
-        person: PersonId::from(registered.person),
-    };
-    let person = registered.person;
+    let signer = Signer::register(&db.lock(), "Koordination")?;
+    let person = signer.person.as_uuid();
     let (sender, receiver) = mpsc::sync_channel::<(Uuid, Vec<Record>)>(4);
     let generator = std::thread::spawn(move || -> Result<(), String> {
         for n in 0..space_count {
-            let space = signer.space(n as u64, items).map_err(|e| e.to_string())?;
+            let space = (|| -> Result<(Uuid, Vec<Record>), BoxError> {
+                let (space, first) = signer.space()?;
+                let mut gen = Generator::new(n as u64, Mix::Mixed);
+                let mut records = vec![first];
+                records.extend(signer.items(space, Role::Coordinator, &mut gen, &mut Vec::new(), items)?);
+                Ok((space.as_uuid(), records))
+            })()
+            .map_err(|e| e.to_string())?;
             if sender.send(space).is_err() {
                 break;
             }

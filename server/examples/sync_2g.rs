@@ -29,7 +29,7 @@ use rand::{Rng, SeedableRng};
 
 mod support;
 
-use support::{arg, start_server, BoxError};
+use support::{arg, scratch_dir as scratch, start_server, BoxError};
 
 const TOXIPROXY: &str = "github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0";
 
@@ -190,15 +190,6 @@ impl Counter {
     fn down(&self) -> u64 {
         self.down.load(Ordering::Relaxed)
     }
-}
-
-fn scratch() -> Result<tempfile::TempDir, BoxError> {
-    let shm = std::path::Path::new("/dev/shm");
-    Ok(if shm.is_dir() {
-        tempfile::tempdir_in(shm)?
-    } else {
-        tempfile::tempdir()?
-    })
 }
 
 async fn device(

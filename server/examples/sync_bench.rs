@@ -16,20 +16,10 @@ use quartier_core::{Store, StoreOptions};
 
 mod support;
 
-use support::{arg, proc_status_kib, start_server, BoxError};
+use support::{arg, proc_status_kib, scratch_dir as scratch, start_server, BoxError};
 
 fn rss_kib(pid: u32) -> Option<u64> {
     proc_status_kib(pid, "VmRSS")
-}
-
-/// Stores live on a memory file system when there is one: generation is not what is measured.
-fn scratch() -> Result<tempfile::TempDir, BoxError> {
-    let shm = std::path::Path::new("/dev/shm");
-    Ok(if shm.is_dir() {
-        tempfile::tempdir_in(shm)?
-    } else {
-        tempfile::tempdir()?
-    })
 }
 
 async fn device(

@@ -1,8 +1,13 @@
-//! What the whole-system benches (`sync_bench`, `blob_bench`) share: a real `quartier-server`
-//! release process on a free loopback port, and `--name value` arguments.
+//! What the whole-system benches (`sync_bench`, `blob_bench`, `scale_bench`, `load_bench`)
+//! share: a real `quartier-server` release process on a free loopback port, `--name value`
+//! arguments, and signed changes made without a device store ([`signed`]).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+
+// Not every bench makes its own signed changes.
+#[allow(dead_code)]
+pub mod signed;
 
 pub type BoxError = Box<dyn std::error::Error>;
 
@@ -20,11 +25,21 @@ impl Drop for Server {
 }
 
 /// Starts the `quartier-server` next to this example's binary (same profile) on `data`.
+#[allow(dead_code)] // `load_bench` picks its binary itself.
 pub fn start_server(data: &std::path::Path) -> Result<Server, BoxError> {
+    start_server_at(&server_binary()?, data)
+}
+
+/// The `quartier-server` next to this example's binary (same profile).
+pub fn server_binary() -> Result<std::path::PathBuf, BoxError> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().and_then(|p| p.parent()).ok_or("no target dir")?;
-    let binary = dir.join("quartier-server");
-    let mut child = Command::new(&binary)
+    Ok(dir.join("quartier-server"))
+}
+
+/// Starts the `quartier-server` binary `binary` on `data` (another build of it, to compare).
+pub fn start_server_at(binary: &std::path::Path, data: &std::path::Path) -> Result<Server, BoxError> {
+    let mut child = Command::new(binary)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         // Bench settings: any device may register spaces, no rate limits (docs/server.md).
@@ -53,6 +68,18 @@ pub fn start_server(data: &std::path::Path) -> Result<Server, BoxError> {
     BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
     let url = line.trim().rsplit(' ').next().ok_or("no url")?.to_owned();
     Ok(Server { child, url })
+}
+
+/// A scratch folder on a memory file system when there is one (`/dev/shm`): what the benches
+/// measure is the server and the sync, not the disk of the machine generating the content.
+#[allow(dead_code)] // `blob_bench` measures the disk too.
+pub fn scratch_dir() -> Result<tempfile::TempDir, BoxError> {
+    let shm = std::path::Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    })
 }
 
 /// The value after `name` on the command line, or `default`.
