@@ -29,7 +29,28 @@ use quartier_server::storage::{now_ms, random_token, spaces, Db};
 mod support;
 
 use support::signed::Signer;
-use support::{arg, scratch_dir, server_binary, start_server_at, BoxError};
+use support::{arg, proc_status_kib, scratch_dir, server_binary, start_server_at, BoxError};
+
+/// CPU time a process has used so far, in seconds (user + system, `/proc/<pid>/stat`), where
+/// the system has it. On a shared machine throughput follows the CPU the server gets; the CPU
+/// it spends per change does not.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks / 100.0)
+}
+
+/// The 1-minute load average, to say how busy the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
 
 /// One device of the bench: its token, space and pre-made requests' records.
 struct Device {
@@ -63,8 +84,8 @@ fn main() -> Result<(), BoxError> {
         "server binary {}; {requests} requests per device, {batch} new items each, {per_space} devices per space",
         binary.display()
     );
-    println!("| devices | requests | changes stored | wall s | requests/s | changes/s | p50 ms | p90 ms | p99 ms | max ms |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| devices | requests | changes stored | wall s | requests/s | changes/s | p50 ms | p90 ms | p99 ms | max ms | server CPU s | CPU ms/change | server peak RSS MiB | load before → after |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for devices in rounds {
         round(&binary, devices, requests, batch, per_space.max(1))?;
     }
@@ -90,6 +111,9 @@ fn round(
         .timeout(Duration::from_secs(300))
         .pool_max_idle_per_host(count)
         .build()?;
+    let pid = server.child.id();
+    let load_before = load_average();
+    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
     let started = Instant::now();
     let tallies = runtime.block_on(async {
         let url = Arc::new(url);
@@ -104,6 +128,8 @@ fn round(
         Ok::<_, String>(tallies)
     })?;
     let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+    let peak_mib = proc_status_kib(pid, "VmHWM").unwrap_or(0) / 1024;
     let mut latencies: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.iter().copied()).collect();
     latencies.sort();
     let stored: usize = tallies.iter().map(|t| t.stored).sum();
@@ -114,7 +140,7 @@ fn round(
         latencies.get(at).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     println!(
-        "| {count} | {} | {stored} | {wall:.2} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        "| {count} | {} | {stored} | {wall:.2} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {cpu:.1} | {:.2} | {peak_mib} | {load_before} → {} |",
         latencies.len(),
         latencies.len() as f64 / wall,
         stored as f64 / wall,
@@ -122,6 +148,8 @@ fn round(
         ms(0.9),
         ms(0.99),
         ms(1.0),
+        cpu * 1000.0 / stored.max(1) as f64,
+        load_average(),
     );
     if refused > 0 {
         println!("  ({refused} changes not stored: the figures above count stored ones only)");

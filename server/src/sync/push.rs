@@ -152,11 +152,17 @@ impl Fresh {
 /// Changes below this many are decoded on the request's own thread.
 const PARALLEL_FROM: usize = 64;
 
+/// Changes worked out before one take of the lock (see [`push`]): bounds the memory of the
+/// new documents worked out ahead (a few MiB per request) while leaving enough to spread over
+/// the cores.
+const WINDOW: usize = 128;
+
 /// [`decode`] for every record, spread over the machine's cores when there are many: a single
 /// device's large push then does not leave a core idle while the others wait for the lock.
 fn decode_all(
     records: &[Record],
     keys: &std::collections::HashMap<Uuid, Option<Vec<u8>>>,
+    prepare: bool,
 ) -> Vec<Result<Decoded, Refusal>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -164,14 +170,21 @@ fn decode_all(
         .min(records.len() / PARALLEL_FROM)
         .max(1);
     if threads == 1 {
-        return records.iter().map(|record| decode(record, keys)).collect();
+        return records
+            .iter()
+            .map(|record| decode(record, keys, prepare))
+            .collect();
     }
     let per_thread = records.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let parts: Vec<_> = records
             .chunks(per_thread)
             .map(|part| {
-                scope.spawn(move || part.iter().map(|record| decode(record, keys)).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|record| decode(record, keys, prepare))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         parts
@@ -208,63 +221,75 @@ pub fn push(
             }
         }
     }
-    let decoded = decode_all(records, &keys);
-
     let mut report = PushReport {
         acks: Vec::with_capacity(records.len()),
         ..Default::default()
     };
-    let mut hold = Hold::begin(db, docs)?;
-    report.holds = 1;
-    let mut hold_started = Instant::now();
-    let mut hold_work = 0usize;
-    for (index, decoded) in decoded.into_iter().enumerate() {
-        let outcome = match decoded {
-            Err(Refusal(outcome)) => outcome,
-            // Not a fault, but the same for the device: nothing stored, pushed again next time.
-            Ok(_) if report.work >= limits.work_per_request => AckOutcome::Deferred {
-                message: "the server did as much as it does for one request; push this again".into(),
-                reason: DeferReason::Busy,
-            },
-            Ok(mut change) => {
-                let mut work = MIN_WORK_PER_CHANGE;
-                hold.conn.execute_batch("SAVEPOINT pushed_change")?;
-                let result = store_change(&hold.conn, docs, pusher_person, &mut change, limits, &mut work);
-                let outcome = match result {
-                    Ok(stored) => {
-                        if let Err(e) = hold.conn.execute_batch("RELEASE pushed_change") {
-                            hold.rollback_to_savepoint()?;
-                            internal(e.into()).0
-                        } else {
-                            hold.put(change.doc, stored);
-                            AckOutcome::Stored
+    // Window by window: what needs no database for a window's changes is worked out without
+    // the lock, then they are stored under it. A new document's state in memory is some tens
+    // of KiB, so a push of thousands of changes must not work them all out at once.
+    for (window, part) in records.chunks(WINDOW).enumerate() {
+        // Changes past the request's work budget are deferred unlooked-at: nothing to prepare.
+        let prepare = report.work < limits.work_per_request;
+        let decoded = decode_all(part, &keys, prepare);
+        let mut hold = Hold::begin(db, docs)?;
+        report.holds += 1;
+        let mut hold_started = Instant::now();
+        let mut hold_work = 0usize;
+        let last = decoded.len().saturating_sub(1);
+        for (offset, decoded) in decoded.into_iter().enumerate() {
+            let outcome = match decoded {
+                Err(Refusal(outcome)) => outcome,
+                // Not a fault, but the same for the device: nothing stored, pushed again next
+                // time.
+                Ok(_) if report.work >= limits.work_per_request => AckOutcome::Deferred {
+                    message: "the server did as much as it does for one request; push this again".into(),
+                    reason: DeferReason::Busy,
+                },
+                Ok(mut change) => {
+                    let mut work = MIN_WORK_PER_CHANGE;
+                    hold.conn.execute_batch("SAVEPOINT pushed_change")?;
+                    let result =
+                        store_change(&hold.conn, docs, pusher_person, &mut change, limits, &mut work);
+                    let outcome = match result {
+                        Ok(stored) => {
+                            if let Err(e) = hold.conn.execute_batch("RELEASE pushed_change") {
+                                hold.rollback_to_savepoint()?;
+                                internal(e.into()).0
+                            } else {
+                                hold.put(change.doc, stored);
+                                AckOutcome::Stored
+                            }
                         }
-                    }
-                    Err(Refusal(outcome)) => {
-                        hold.rollback_to_savepoint()?;
-                        outcome
-                    }
-                };
-                report.work += work;
-                hold_work += work;
-                report.max_hold_work = report.max_hold_work.max(hold_work);
-                outcome
+                        Err(Refusal(outcome)) => {
+                            hold.rollback_to_savepoint()?;
+                            outcome
+                        }
+                    };
+                    report.work += work;
+                    hold_work += work;
+                    report.max_hold_work = report.max_hold_work.max(hold_work);
+                    outcome
+                }
+            };
+            report.acks.push(Ack {
+                index: (window * WINDOW + offset) as u32,
+                outcome,
+            });
+            if offset < last
+                && (hold_work >= limits.work_per_hold || hold_started.elapsed() >= limits.hold_time)
+            {
+                hold.commit()?;
+                // Hand the lock to whoever waits for it (the lock is fair), then carry on.
+                hold = Hold::begin(db, docs)?;
+                report.holds += 1;
+                hold_started = Instant::now();
+                hold_work = 0;
             }
-        };
-        report.acks.push(Ack {
-            index: index as u32,
-            outcome,
-        });
-        if hold_work >= limits.work_per_hold || hold_started.elapsed() >= limits.hold_time {
-            hold.commit()?;
-            // Hand the lock to whoever waits for it (the lock is fair), then carry on.
-            hold = Hold::begin(db, docs)?;
-            report.holds += 1;
-            hold_started = Instant::now();
-            hold_work = 0;
         }
+        // The lock goes while the next window is worked out.
+        hold.commit()?;
     }
-    hold.commit()?;
     Ok(report)
 }
 
@@ -333,6 +358,7 @@ impl Drop for Hold<'_> {
 fn decode(
     record: &Record,
     keys: &std::collections::HashMap<Uuid, Option<Vec<u8>>>,
+    prepare: bool,
 ) -> Result<Decoded, Refusal> {
     let Record::Change {
         space,
@@ -381,7 +407,8 @@ fn decode(
         _ => false,
     };
     // A change signed badly is refused before its document would be looked at.
-    let fresh = (signature_ok && change.deps().is_empty()).then(|| Fresh::of(&change, *doc, *kind));
+    let fresh =
+        (prepare && signature_ok && change.deps().is_empty()).then(|| Fresh::of(&change, *doc, *kind));
     Ok(Decoded {
         space: *space,
         doc: *doc,
