@@ -59,6 +59,9 @@ struct Device {
     batches: Vec<Vec<Record>>,
 }
 
+/// Each device's requests' records, by device number.
+type Made = Vec<(usize, Vec<Vec<Record>>)>;
+
 /// What one device measured.
 #[derive(Default)]
 struct Tally {
@@ -253,7 +256,7 @@ fn seed(
             .map(|t| {
                 let signers = &signers;
                 let space_of = &space_of;
-                scope.spawn(move || -> Result<Vec<(usize, Vec<Vec<Record>>)>, String> {
+                scope.spawn(move || -> Result<Made, String> {
                     let mut out = Vec::new();
                     for n in (t..signers.len()).step_by(threads) {
                         let mut gen = Generator::new(n as u64, Mix::Mixed);
@@ -272,7 +275,7 @@ fn seed(
                 })
             })
             .collect();
-        let mut all: Vec<(usize, Vec<Vec<Record>>)> = Vec::new();
+        let mut all: Made = Vec::new();
         for job in jobs {
             all.extend(job.join().map_err(|_| "a generator panicked".to_owned())??);
         }
