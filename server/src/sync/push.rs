@@ -157,6 +157,47 @@ const PARALLEL_FROM: usize = 64;
 /// the cores.
 const WINDOW: usize = 128;
 
+/// How many pushes, process-wide, work out and store a window at a time (twice the cores:
+/// while one stores under the lock, the others work out theirs). More would not go faster on
+/// the same cores, only hold more new documents in memory at once: each push past it waits
+/// here, before it has worked anything out, so memory stays bounded by this many windows
+/// however many devices push at once.
+///
+/// Lock order: a push takes its pass before the writer's lock and gives it back after; a holder
+/// of the writer's lock without a pass (registration, blob uploads, garbage collection) never
+/// asks for one.
+struct Gate {
+    busy: parking_lot::Mutex<usize>,
+    freed: parking_lot::Condvar,
+}
+
+static GATE: Gate = Gate {
+    busy: parking_lot::const_mutex(0),
+    freed: parking_lot::Condvar::new(),
+};
+
+/// A push's turn at the [`Gate`]; the next waiting push goes when it is dropped.
+struct Pass(&'static Gate);
+
+impl Gate {
+    fn enter(&'static self) -> Pass {
+        let permits = std::thread::available_parallelism().map_or(1, |n| n.get()) * 2;
+        let mut busy = self.busy.lock();
+        while *busy >= permits {
+            self.freed.wait(&mut busy);
+        }
+        *busy += 1;
+        Pass(self)
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        *self.0.busy.lock() -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// [`decode`] for every record, spread over the machine's cores when there are many: a single
 /// device's large push then does not leave a core idle while the others wait for the lock.
 fn decode_all(
@@ -231,6 +272,7 @@ pub fn push(
     for (window, part) in records.chunks(WINDOW).enumerate() {
         // Changes past the request's work budget are deferred unlooked-at: nothing to prepare.
         let prepare = report.work < limits.work_per_request;
+        let _turn = GATE.enter();
         let decoded = decode_all(part, &keys, prepare);
         let mut hold = Hold::begin(db, docs)?;
         report.holds += 1;
