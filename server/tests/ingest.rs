@@ -809,3 +809,58 @@ fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later
     // And the cache still holds the newest state for the writer.
     b.assert_cache_matches_database(item.as_uuid(), "after pulls on snapshots");
 }
+
+/// A push is worked out and stored a window of changes at a time (the new documents of a
+/// window worked out before the lock): the acknowledgements still answer every record at its
+/// own index, in order, across windows, and a refusal in one window does not disturb the others.
+#[test]
+fn acknowledgements_keep_their_records_indices_across_windows() {
+    let b = Bench::new();
+    let mut records: Vec<Record> = (0..300)
+        .map(|n| {
+            let (item, bytes) = b.post(&format!("Angebot {n}"), "Mittwochs", vec![]);
+            b.record(item.as_uuid(), DocKind::Item, bytes)
+        })
+        .collect();
+    let forged = [5usize, 128, 255, 299];
+    for &n in &forged {
+        if let Record::Change { signature, .. } = &mut records[n] {
+            signature[0] ^= 1;
+        }
+    }
+    let report = sync::push(
+        &b.db,
+        &b.docs,
+        b.person.as_uuid(),
+        &records,
+        &PushLimits::default(),
+    )
+    .expect("push");
+    assert_eq!(report.acks.len(), records.len());
+    for (n, ack) in report.acks.iter().enumerate() {
+        assert_eq!(ack.index as usize, n, "acknowledgements out of order");
+        if forged.contains(&n) {
+            assert!(
+                matches!(
+                    &ack.outcome,
+                    AckOutcome::Rejected {
+                        code: RejectCode::BadSignature,
+                        ..
+                    }
+                ),
+                "record {n}: {:?}",
+                ack.outcome
+            );
+        } else {
+            assert_eq!(ack.outcome, AckOutcome::Stored, "record {n}");
+        }
+    }
+    assert!(report.holds >= 3, "300 changes in one hold: {report:?}");
+    let stored: i64 = b
+        .db
+        .lock()
+        .query_row("SELECT count(*) FROM doc_creations", [], |r| r.get(0))
+        .expect("creations");
+    // The space's own document and every stored item have their creation form.
+    assert_eq!(stored, 1 + 300 - forged.len() as i64);
+}
