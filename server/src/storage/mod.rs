@@ -110,9 +110,8 @@ impl Db {
 
     /// A read-only connection (waits while every one of the pool is lent out). It never waits
     /// for the writer: it reads the last committed state, in WAL mode, beside a writer's open
-    /// transaction. Order: a unit of work that holds [`Db::lock`] must not ask for a reader (a
-    /// reader holder may wait for the writer lock; the reverse would be a cycle through the
-    /// pool), and a reader holder asks for the writer lock only after letting the reader go.
+    /// transaction. Order: a unit of work that holds [`Db::lock`] must not ask for a reader, nor
+    /// one that holds a reader for the writer lock (docs/server.md, "Lock order").
     pub fn read(&self) -> Result<Reader<'_>, ServerError> {
         self.readers.get()
     }

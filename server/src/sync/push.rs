@@ -163,9 +163,9 @@ const WINDOW: usize = 128;
 /// here, before it has worked anything out, so memory stays bounded by this many windows
 /// however many devices push at once.
 ///
-/// Lock order: a push takes its pass before the writer's lock and gives it back after; a holder
-/// of the writer's lock without a pass (registration, blob uploads, garbage collection) never
-/// asks for one.
+/// Lock order: a push takes its pass before a reader or the writer's lock and gives it back
+/// after; a holder of either without a pass (registration, blob uploads, garbage collection,
+/// pulls) never asks for one.
 struct Gate {
     busy: parking_lot::Mutex<usize>,
     freed: parking_lot::Condvar,
@@ -198,46 +198,73 @@ impl Drop for Pass {
     }
 }
 
-/// [`decode`] for every record, spread over the machine's cores when there are many: a single
-/// device's large push then does not leave a core idle while the others wait for the lock.
-fn decode_all(
-    records: &[Record],
-    keys: &std::collections::HashMap<Uuid, Option<Vec<u8>>>,
-    prepare: bool,
-) -> Vec<Result<Decoded, Refusal>> {
+/// `work` for every item, in order, spread over the machine's cores when there are many: a
+/// single device's large push then does not leave a core idle while the others wait for the
+/// lock.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(records.len() / PARALLEL_FROM)
+        .min(items.len() / PARALLEL_FROM)
         .max(1);
     if threads == 1 {
-        return records
-            .iter()
-            .map(|record| decode(record, keys, prepare))
-            .collect();
+        return items.iter().map(work).collect();
     }
-    let per_thread = records.len().div_ceil(threads);
+    let per_thread = items.len().div_ceil(threads);
+    let work = &work;
     std::thread::scope(|scope| {
-        let parts: Vec<_> = records
+        let parts: Vec<_> = items
             .chunks(per_thread)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|record| decode(record, keys, prepare))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<_>>()))
             .collect();
         parts
             .into_iter()
             .flat_map(|part| {
-                // `decode` catches Automerge's panics itself; one escaping here is a bug of ours,
+                // The work catches Automerge's panics itself; one escaping here is a bug of ours,
                 // and unwinds the request as it would have on this thread.
                 part.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
     })
+}
+
+/// Decodes a window's records, then works out the new documents among them (see [`Fresh`]),
+/// each step [`in_parallel`]. A creation the server stores already (a device pushing again after
+/// an answer it never received) is not worked out again: whether it is stored is read through
+/// a reader (and checked again under the lock).
+fn decode_window(
+    db: &Db,
+    records: &[Record],
+    keys: &std::collections::HashMap<Uuid, Option<Vec<u8>>>,
+    prepare: bool,
+) -> Result<Vec<Result<Decoded, Refusal>>, ServerError> {
+    let mut decoded = in_parallel(records, |record| decode(record, keys));
+    if !prepare {
+        return Ok(decoded);
+    }
+    let mut candidates = Vec::new();
+    {
+        let conn = db.read()?;
+        for (index, d) in decoded.iter().enumerate() {
+            if let Ok(d) = d {
+                // A change signed badly is refused before its document would be looked at.
+                if d.signature_ok && d.change.deps().is_empty() && log::document_of_change(&conn, d.hash.as_ref())?.is_none() {
+                    candidates.push(index);
+                }
+            }
+        }
+    }
+    let made = in_parallel(&candidates, |&index| match &decoded[index] {
+        Ok(d) => Some(Fresh::of(&d.change, d.doc, d.kind)),
+        Err(_) => None,
+    });
+    for (index, fresh) in candidates.into_iter().zip(made) {
+        if let Some(Ok(d)) = decoded.get_mut(index) {
+            d.fresh = fresh;
+        }
+    }
+    Ok(decoded)
 }
 
 /// Checks and stores every pushed record of one request, in order.
@@ -273,7 +300,7 @@ pub fn push(
         // Changes past the request's work budget are deferred unlooked-at: nothing to prepare.
         let prepare = report.work < limits.work_per_request;
         let _turn = GATE.enter();
-        let decoded = decode_all(part, &keys, prepare);
+        let decoded = decode_window(db, part, &keys, prepare)?;
         let mut hold = Hold::begin(db, docs)?;
         report.holds += 1;
         let mut hold_started = Instant::now();
@@ -400,7 +427,6 @@ impl Drop for Hold<'_> {
 fn decode(
     record: &Record,
     keys: &std::collections::HashMap<Uuid, Option<Vec<u8>>>,
-    prepare: bool,
 ) -> Result<Decoded, Refusal> {
     let Record::Change {
         space,
@@ -448,9 +474,6 @@ fn decode(
             .is_ok(),
         _ => false,
     };
-    // A change signed badly is refused before its document would be looked at.
-    let fresh =
-        (prepare && signature_ok && change.deps().is_empty()).then(|| Fresh::of(&change, *doc, *kind));
     Ok(Decoded {
         space: *space,
         doc: *doc,
@@ -460,7 +483,7 @@ fn decode(
         device: *device,
         signature: signature.clone(),
         signature_ok,
-        fresh,
+        fresh: None,
     })
 }
 
