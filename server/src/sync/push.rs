@@ -166,13 +166,23 @@ const WINDOW: usize = 128;
 /// Lock order: a push takes its pass before a reader or the writer's lock and gives it back
 /// after; a holder of either without a pass (registration, blob uploads, garbage collection,
 /// pulls) never asks for one.
+///
+/// Turns are given in the order asked for (a ticket each), as the writer's lock is fair: a push
+/// that waits is not overtaken by later ones, which would stretch the slowest devices' waits.
 struct Gate {
-    busy: parking_lot::Mutex<usize>,
+    turns: parking_lot::Mutex<Turns>,
     freed: parking_lot::Condvar,
 }
 
+struct Turns {
+    /// Tickets handed out so far.
+    issued: u64,
+    /// Turns ended so far.
+    ended: u64,
+}
+
 static GATE: Gate = Gate {
-    busy: parking_lot::const_mutex(0),
+    turns: parking_lot::const_mutex(Turns { issued: 0, ended: 0 }),
     freed: parking_lot::Condvar::new(),
 };
 
@@ -181,20 +191,23 @@ struct Pass(&'static Gate);
 
 impl Gate {
     fn enter(&'static self) -> Pass {
-        let permits = std::thread::available_parallelism().map_or(1, |n| n.get()) * 2;
-        let mut busy = self.busy.lock();
-        while *busy >= permits {
-            self.freed.wait(&mut busy);
+        let permits = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64 * 2;
+        let mut turns = self.turns.lock();
+        let ticket = turns.issued;
+        turns.issued += 1;
+        // Tickets below `ended + permits` have had their turn or have it now.
+        while ticket >= turns.ended + permits {
+            self.freed.wait(&mut turns);
         }
-        *busy += 1;
         Pass(self)
     }
 }
 
 impl Drop for Pass {
     fn drop(&mut self) {
-        *self.0.busy.lock() -= 1;
-        self.0.freed.notify_one();
+        self.0.turns.lock().ended += 1;
+        // Every waiter checks whether its ticket is due; only the next one's is.
+        self.0.freed.notify_all();
     }
 }
 
