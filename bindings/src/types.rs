@@ -73,203 +73,23 @@ fn fmt_date_time(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-/// A text in several languages: BCP-47 tag → text (`de`, `en`, `de-x-easy` for easy language).
-pub type LocalizedText = HashMap<String, String>;
-
-fn text_in(map: LocalizedText) -> m::LocalizedText {
-    let mut text = m::LocalizedText::new();
-    for (tag, value) in map {
-        text.set(&tag, value);
-    }
-    text
-}
-
-fn text_out(text: &m::LocalizedText) -> LocalizedText {
-    text.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
-}
+/// A text in several languages: BCP-47 tag → text (a map across the FFI; see quartier-domain).
+pub use quartier_core::model::LocalizedText;
 
 // ---------------------------------------------------------------------------------------------
-// Plain enums
+// The model's own types, derived where they are defined (quartier-domain's `uniffi` feature)
 
-macro_rules! mirror_enum {
-    ($(#[$doc:meta])* $name:ident = $core:path { $($variant:ident),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
-        pub enum $name { $($variant),+ }
+pub use quartier_core::model::{
+    Address, Audience, Category, ConsentMethod, Contact, ItemKind, Layer, Location, MediaRef,
+    MediaVariantRef, Organization, PositionSource, PostType, RequestDirection, RequestState, Role,
+    ServiceLocation, Status,
+};
 
-        impl From<$name> for $core {
-            fn from(value: $name) -> Self {
-                match value { $($name::$variant => <$core>::$variant),+ }
-            }
-        }
-
-        impl From<$core> for $name {
-            fn from(value: $core) -> Self {
-                match value { $(<$core>::$variant => $name::$variant),+ }
-            }
-        }
-    };
-}
-
-mirror_enum!(
-    /// A member's role in a space, decided by the server.
-    Role = quartier_protocol::Role { Resident, Volunteer, Caseworker, Coordinator }
-);
-mirror_enum!(
-    /// Who may see an item.
-    Audience = m::Audience { Everyone, Volunteers, Caseworkers, AuthorOnly }
-);
-mirror_enum!(
-    /// Where an item stands; `Expired` is computed from `valid_until_ms`, `Deleted` is set by
-    /// `delete_item` only.
-    Status = m::Status { Draft, Published, Hidden, Expired, Deleted }
-);
-mirror_enum!(
-    ItemKind = m::ItemKind {
-        Post,
-        Place,
-        Offer,
-        Event,
-        Request,
-        Observation,
-        Comment
-    }
-);
-mirror_enum!(PostType = m::PostType { News, Notice });
-mirror_enum!(RequestDirection = m::RequestDirection { Offer, Need });
-mirror_enum!(RequestState = m::RequestState { Open, Taken, Done });
-mirror_enum!(
-    ConsentMethod = m::ConsentMethod {
-        Verbal,
-        Written,
-        ByProxy
-    }
-);
-mirror_enum!(PositionSource = m::PositionSource { Gps, Manual });
+// `Role` is `quartier_protocol::Role`, mirrored as a remote type in quartier-domain.
+uniffi::use_remote_type!(quartier_domain::Role);
 
 // ---------------------------------------------------------------------------------------------
 // Item parts
-
-/// A position (WGS84), typed by hand or from GPS with its accuracy.
-#[derive(Clone, Copy, Debug, PartialEq, uniffi::Record)]
-pub struct Location {
-    pub lat: f64,
-    pub lon: f64,
-    #[uniffi(default = None)]
-    pub accuracy_m: Option<f64>,
-    pub source: PositionSource,
-}
-
-impl From<Location> for m::Location {
-    fn from(l: Location) -> Self {
-        m::Location {
-            lat: l.lat,
-            lon: l.lon,
-            accuracy_m: l.accuracy_m,
-            source: l.source.into(),
-        }
-    }
-}
-
-impl From<m::Location> for Location {
-    fn from(l: m::Location) -> Self {
-        Location {
-            lat: l.lat,
-            lon: l.lon,
-            accuracy_m: l.accuracy_m,
-            source: l.source.into(),
-        }
-    }
-}
-
-/// A derived file of a media reference (preview or thumbnail of an image).
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct MediaVariantRef {
-    pub hash: String,
-    pub mime_type: String,
-    pub size: u64,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl From<MediaVariantRef> for m::MediaVariantRef {
-    fn from(v: MediaVariantRef) -> Self {
-        m::MediaVariantRef {
-            hash: v.hash,
-            mime_type: v.mime_type,
-            size: v.size,
-            width: v.width,
-            height: v.height,
-        }
-    }
-}
-
-impl From<&m::MediaVariantRef> for MediaVariantRef {
-    fn from(v: &m::MediaVariantRef) -> Self {
-        MediaVariantRef {
-            hash: v.hash.clone(),
-            mime_type: v.mime_type.clone(),
-            size: v.size,
-            width: v.width,
-            height: v.height,
-        }
-    }
-}
-
-/// A photo, audio or video by its BLAKE3 hash; the bytes travel separately.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct MediaRef {
-    /// 64 lowercase hex digits.
-    pub hash: String,
-    pub mime_type: String,
-    pub size: u64,
-    #[uniffi(default = None)]
-    pub width: Option<u32>,
-    #[uniffi(default = None)]
-    pub height: Option<u32>,
-    #[uniffi(default = None)]
-    pub duration_ms: Option<u64>,
-    #[uniffi(default = None)]
-    pub preview: Option<MediaVariantRef>,
-    #[uniffi(default = None)]
-    pub thumbnail: Option<MediaVariantRef>,
-    #[uniffi(default)]
-    pub alt_text: LocalizedText,
-    #[uniffi(default)]
-    pub caption: LocalizedText,
-}
-
-impl From<MediaRef> for m::MediaRef {
-    fn from(r: MediaRef) -> Self {
-        m::MediaRef {
-            width: r.width,
-            height: r.height,
-            duration_ms: r.duration_ms,
-            preview: r.preview.map(Into::into),
-            thumbnail: r.thumbnail.map(Into::into),
-            alt_text: text_in(r.alt_text),
-            caption: text_in(r.caption),
-            ..m::MediaRef::new(r.hash, r.mime_type, r.size)
-        }
-    }
-}
-
-impl From<&m::MediaRef> for MediaRef {
-    fn from(r: &m::MediaRef) -> Self {
-        MediaRef {
-            hash: r.hash.clone(),
-            mime_type: r.mime_type.clone(),
-            size: r.size,
-            width: r.width,
-            height: r.height,
-            duration_ms: r.duration_ms,
-            preview: r.preview.as_ref().map(Into::into),
-            thumbnail: r.thumbnail.as_ref().map(Into::into),
-            alt_text: text_out(&r.alt_text),
-            caption: text_out(&r.caption),
-        }
-    }
-}
 
 /// Content recorded by a volunteer for a neighbour, with the neighbour's consent.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -299,41 +119,6 @@ impl From<&m::OnBehalfOf> for OnBehalfOf {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct Address {
-    #[uniffi(default = "")]
-    pub street: String,
-    #[uniffi(default = "")]
-    pub postal_code: String,
-    #[uniffi(default = "")]
-    pub city: String,
-    /// ISO 3166-1 alpha-2.
-    #[uniffi(default = "")]
-    pub country: String,
-}
-
-impl From<Address> for m::Address {
-    fn from(a: Address) -> Self {
-        m::Address {
-            street: a.street,
-            postal_code: a.postal_code,
-            city: a.city,
-            country: a.country,
-        }
-    }
-}
-
-impl From<&m::Address> for Address {
-    fn from(a: &m::Address) -> Self {
-        Address {
-            street: a.street.clone(),
-            postal_code: a.postal_code.clone(),
-            city: a.city.clone(),
-            country: a.country.clone(),
-        }
-    }
-}
-
 /// A news item or notice.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct PostDetails {
@@ -350,39 +135,6 @@ pub struct PlaceDetails {
     /// Accessibility facts, e.g. `step_free_entrance` → `yes`.
     #[uniffi(default)]
     pub accessibility: HashMap<String, String>,
-}
-
-/// HSDS organization: who runs an offer.
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct Organization {
-    pub name: String,
-    #[uniffi(default = None)]
-    pub url: Option<String>,
-    #[uniffi(default = None)]
-    pub email: Option<String>,
-    #[uniffi(default = None)]
-    pub phone: Option<String>,
-}
-
-/// HSDS location where a service is delivered.
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct ServiceLocation {
-    pub name: String,
-    #[uniffi(default = None)]
-    pub address: Option<Address>,
-}
-
-/// HSDS contact.
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct Contact {
-    #[uniffi(default = None)]
-    pub name: Option<String>,
-    #[uniffi(default = None)]
-    pub title: Option<String>,
-    #[uniffi(default = None)]
-    pub phone: Option<String>,
-    #[uniffi(default = None)]
-    pub email: Option<String>,
 }
 
 /// Opening hours: an RRULE (`FREQ=WEEKLY;BYDAY=TU,FR`) with local opening and closing times.
@@ -548,39 +300,22 @@ impl ItemDetails {
             }),
             ItemDetails::Place { place } => m::ItemDetails::Place(m::Place {
                 category: place.category,
-                address: place.address.map(Into::into),
+                address: place.address,
                 accessibility: place.accessibility.into_iter().collect(),
             }),
             ItemDetails::Offer { offer } => m::ItemDetails::Offer(m::Offer {
-                organization: m::Organization {
-                    name: offer.organization.name,
-                    url: offer.organization.url,
-                    email: offer.organization.email,
-                    phone: offer.organization.phone,
-                },
+                organization: offer.organization,
                 category: offer.category,
                 service_url: offer.service_url,
                 fees: offer.fees,
                 eligibility: offer.eligibility,
-                location: offer.location.map(|l| m::ServiceLocation {
-                    name: l.name,
-                    address: l.address.map(Into::into),
-                }),
+                location: offer.location,
                 schedules: offer
                     .schedules
                     .into_iter()
                     .map(OpeningRule::into_core)
                     .collect::<FfiResult<_>>()?,
-                contacts: offer
-                    .contacts
-                    .into_iter()
-                    .map(|c| m::Contact {
-                        name: c.name,
-                        title: c.title,
-                        phone: c.phone,
-                        email: c.email,
-                    })
-                    .collect(),
+                contacts: offer.contacts,
                 languages: offer.languages,
                 accessibility: offer.accessibility,
             }),
@@ -638,37 +373,20 @@ impl From<&m::ItemDetails> for ItemDetails {
             m::ItemDetails::Place(p) => ItemDetails::Place {
                 place: PlaceDetails {
                     category: p.category.clone(),
-                    address: p.address.as_ref().map(Into::into),
+                    address: p.address.clone(),
                     accessibility: p.accessibility.clone().into_iter().collect(),
                 },
             },
             m::ItemDetails::Offer(o) => ItemDetails::Offer {
                 offer: OfferDetails {
-                    organization: Organization {
-                        name: o.organization.name.clone(),
-                        url: o.organization.url.clone(),
-                        email: o.organization.email.clone(),
-                        phone: o.organization.phone.clone(),
-                    },
+                    organization: o.organization.clone(),
                     category: o.category.clone(),
                     service_url: o.service_url.clone(),
                     fees: o.fees.clone(),
                     eligibility: o.eligibility.clone(),
-                    location: o.location.as_ref().map(|l| ServiceLocation {
-                        name: l.name.clone(),
-                        address: l.address.as_ref().map(Into::into),
-                    }),
+                    location: o.location.clone(),
                     schedules: o.schedules.iter().map(Into::into).collect(),
-                    contacts: o
-                        .contacts
-                        .iter()
-                        .map(|c| Contact {
-                            name: c.name.clone(),
-                            title: c.title.clone(),
-                            phone: c.phone.clone(),
-                            email: c.email.clone(),
-                        })
-                        .collect(),
+                    contacts: o.contacts.clone(),
                     languages: o.languages.clone(),
                     accessibility: o.accessibility.clone(),
                 },
@@ -744,8 +462,8 @@ pub struct ItemContent {
 impl ItemContent {
     pub(crate) fn into_core(self) -> FfiResult<m::ItemContent> {
         Ok(m::ItemContent {
-            title: text_in(self.title),
-            body: text_in(self.body),
+            title: self.title,
+            body: self.body,
             tags: self.tags.into_iter().collect(),
             location: self.location.map(Into::into),
             media: self.media.into_iter().map(Into::into).collect(),
@@ -761,11 +479,11 @@ impl ItemContent {
 impl From<&m::ItemContent> for ItemContent {
     fn from(c: &m::ItemContent) -> Self {
         ItemContent {
-            title: text_out(&c.title),
-            body: text_out(&c.body),
+            title: c.title.clone(),
+            body: c.body.clone(),
             tags: c.tags.iter().cloned().collect(),
-            location: c.location.map(Into::into),
-            media: c.media.iter().map(Into::into).collect(),
+            location: c.location,
+            media: c.media.clone(),
             audience: c.audience.into(),
             status: c.status.into(),
             valid_until_ms: c.valid_until.map(|t| t.timestamp_millis()),
@@ -871,8 +589,8 @@ fn settable<T>(field: &str, value: Option<T>, clear: bool) -> FfiResult<Option<O
 impl ItemPatch {
     pub(crate) fn into_core(self) -> FfiResult<m::ItemPatch> {
         Ok(m::ItemPatch {
-            title: self.title.map(text_in),
-            body: self.body.map(text_in),
+            title: self.title,
+            body: self.body,
             tags: self.tags.map(|t| t.into_iter().collect()),
             location: settable("location", self.location.map(Into::into), self.clear_location)?,
             media: self.media.map(|v| v.into_iter().map(Into::into).collect()),
@@ -896,23 +614,6 @@ impl ItemPatch {
 // ---------------------------------------------------------------------------------------------
 // Spaces
 
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct Category {
-    pub label: LocalizedText,
-    #[uniffi(default = None)]
-    pub icon: Option<String>,
-}
-
-/// A map layer: which kinds and tags it shows.
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct Layer {
-    pub label: LocalizedText,
-    #[uniffi(default = [])]
-    pub kinds: Vec<String>,
-    #[uniffi(default = [])]
-    pub tags: Vec<String>,
-}
-
 /// A space's shared metadata.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SpaceMeta {
@@ -932,33 +633,12 @@ pub struct SpaceMeta {
 impl From<SpaceMeta> for m::SpaceMeta {
     fn from(s: SpaceMeta) -> Self {
         m::SpaceMeta {
-            name: text_in(s.name),
-            description: text_in(s.description),
+            name: s.name,
+            description: s.description,
             time_zone: s.time_zone,
             default_language: s.default_language,
-            categories: s
-                .categories
-                .into_iter()
-                .map(|(k, c)| {
-                    let c = m::Category {
-                        label: text_in(c.label),
-                        icon: c.icon,
-                    };
-                    (k, c)
-                })
-                .collect(),
-            layers: s
-                .layers
-                .into_iter()
-                .map(|(k, l)| {
-                    let l = m::Layer {
-                        label: text_in(l.label),
-                        kinds: l.kinds,
-                        tags: l.tags,
-                    };
-                    (k, l)
-                })
-                .collect(),
+            categories: s.categories.into_iter().collect(),
+            layers: s.layers.into_iter().collect(),
         }
     }
 }
@@ -966,33 +646,12 @@ impl From<SpaceMeta> for m::SpaceMeta {
 impl From<&m::SpaceMeta> for SpaceMeta {
     fn from(s: &m::SpaceMeta) -> Self {
         SpaceMeta {
-            name: text_out(&s.name),
-            description: text_out(&s.description),
+            name: s.name.clone(),
+            description: s.description.clone(),
             time_zone: s.time_zone.clone(),
             default_language: s.default_language.clone(),
-            categories: s
-                .categories
-                .iter()
-                .map(|(k, c)| {
-                    let c = Category {
-                        label: text_out(&c.label),
-                        icon: c.icon.clone(),
-                    };
-                    (k.clone(), c)
-                })
-                .collect(),
-            layers: s
-                .layers
-                .iter()
-                .map(|(k, l)| {
-                    let l = Layer {
-                        label: text_out(&l.label),
-                        kinds: l.kinds.clone(),
-                        tags: l.tags.clone(),
-                    };
-                    (k.clone(), l)
-                })
-                .collect(),
+            categories: s.categories.clone().into_iter().collect(),
+            layers: s.layers.clone().into_iter().collect(),
         }
     }
 }
@@ -1776,7 +1435,7 @@ pub struct ImportedMedia {
 impl From<&quartier_core::media::ImportedMedia> for ImportedMedia {
     fn from(i: &quartier_core::media::ImportedMedia) -> Self {
         ImportedMedia {
-            reference: (&i.reference).into(),
+            reference: i.reference.clone(),
             stored: i.stored.iter().map(LocalMedia::from).collect(),
         }
     }
@@ -1896,11 +1555,8 @@ mod tests {
 
     fn content(details: ItemDetails) -> ItemContent {
         ItemContent {
-            title: HashMap::from([
-                ("de".into(), "Titel".into()),
-                ("de-x-easy".into(), "Einfach".into()),
-            ]),
-            body: HashMap::from([("en".into(), "Body".into())]),
+            title: LocalizedText::from([("de", "Titel"), ("de-x-easy", "Einfach")]),
+            body: LocalizedText::from([("en", "Body")]),
             tags: vec!["a".into(), "b".into()],
             location: Some(Location {
                 lat: 50.96,
@@ -1923,8 +1579,8 @@ mod tests {
                     width: 2,
                     height: 1,
                 }),
-                alt_text: HashMap::from([("de".into(), "Foto".into())]),
-                caption: HashMap::new(),
+                alt_text: LocalizedText::from([("de", "Foto")]),
+                caption: LocalizedText::new(),
             }],
             audience: Audience::Volunteers,
             status: Status::Draft,

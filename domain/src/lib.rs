@@ -18,4 +18,10 @@ pub mod model;
 pub mod schedule;
 
 pub use document::DocKind;
+
+// The `uniffi` feature (enabled by `quartier-ffi` only) makes the model's types cross the FFI as
+// they are: every crate that derives uniffi traits needs its own scaffolding (namespace
+// `quartier_domain`); the bindings import it next to `quartier_ffi`.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
 pub use error::{Error, Result};

@@ -12,7 +12,7 @@ BINDINGS_DIR = os.environ.get("QUARTIER_BINDINGS_DIR")
 if BINDINGS_DIR:
     sys.path.insert(0, BINDINGS_DIR)
 
-import quartier_ffi as q  # noqa: E402
+import quartier as q  # noqa: E402
 
 # The longest any test waits for something that happens on another thread (listener calls,
 # background work). A bound against hanging, not a timing assertion.

@@ -11,6 +11,7 @@ macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vdoc])* $variant),+ }
 
@@ -49,6 +50,18 @@ pub(crate) use string_enum;
 /// A member's role in one space, lowest to highest privilege for public content. Decided by
 /// the server; shared with the protocol.
 pub use quartier_protocol::Role;
+
+// `Role` is defined in `quartier-protocol`, which knows nothing of uniffi (the server shares it):
+// a remote definition mirrors it here, checked against the real enum by the compiler. Other
+// crates that pass it across name it with `uniffi::use_remote_type!(quartier_domain::Role)`.
+#[cfg(feature = "uniffi")]
+#[uniffi::remote(Enum)]
+pub enum Role {
+    Resident,
+    Volunteer,
+    Caseworker,
+    Coordinator,
+}
 
 /// Why a change is refused; the protocol's codes, shared by the server's acknowledgements and
 /// the store's local check ([`Refusal`]).

@@ -9,6 +9,7 @@ pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// How a position was obtained.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum PositionSource {
     /// From the device's GNSS receiver.
@@ -20,11 +21,13 @@ pub enum PositionSource {
 
 /// A WGS84 position with an optional accuracy radius.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Location {
     pub lat: f64,
     pub lon: f64,
     /// Radius of the 68 % confidence circle, in metres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub accuracy_m: Option<f64>,
     #[serde(default)]
     pub source: PositionSource,

@@ -25,6 +25,7 @@ pub const MAX_MEDIA: usize = 32;
 
 /// How the consent of a person recorded by someone else was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentMethod {
     Verbal,

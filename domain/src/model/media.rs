@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 /// Fields added after the first release are optional and skipped when empty, so documents
 /// written by older cores read back unchanged and older cores ignore the new fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct MediaRef {
     /// BLAKE3 hash of the content, 64 lowercase hex digits.
     pub hash: String,
@@ -19,27 +20,35 @@ pub struct MediaRef {
     pub size: u64,
     /// Pixel size as displayed (orientation applied), for images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub height: Option<u32>,
     /// Play time of audio and video, where the container states it cheaply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub duration_ms: Option<u64>,
     /// A downscaled copy (about 1280 px on the long side) of an image larger than that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub preview: Option<MediaVariantRef>,
     /// A small copy (about 256 px on the long side) of an image larger than that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub thumbnail: Option<MediaVariantRef>,
     /// Description for people who cannot see the image, per language.
     #[serde(default, skip_serializing_if = "LocalizedText::is_empty")]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub alt_text: LocalizedText,
     #[serde(default, skip_serializing_if = "LocalizedText::is_empty")]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub caption: LocalizedText,
 }
 
 /// A derived file of a media reference (preview or thumbnail of an image).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct MediaVariantRef {
     /// BLAKE3 hash of the derived file, 64 lowercase hex digits.
     pub hash: String,

@@ -11,19 +11,24 @@ use crate::error::{Error, Result};
 
 /// A category of items (e.g. `food` → "Lebensmittel"), with labels per language.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Category {
     pub label: LocalizedText,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub icon: Option<String>,
 }
 
 /// A map layer: a named selection of kinds and tags that a person switches on or off.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Layer {
     pub label: LocalizedText,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub kinds: Vec<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub tags: Vec<String>,
 }
 

@@ -108,6 +108,15 @@ impl LocalizedText {
     }
 }
 
+// Across the FFI a text is a plain map BCP-47 tag → text (Kotlin `Map<String, String>`, Swift
+// `[String: String]`, Python `dict`): uniffi has no ordered map, and the order is this type's
+// business. Tags are checked where a text is written (`validate`), as for texts from JSON.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(LocalizedText, std::collections::HashMap<String, String>, {
+    lower: |text| text.0.into_iter().collect(),
+    try_lift: |map| Ok(LocalizedText(map.into_iter().collect())),
+});
+
 impl<const N: usize> From<[(&str, &str); N]> for LocalizedText {
     fn from(pairs: [(&str, &str); N]) -> Self {
         Self(

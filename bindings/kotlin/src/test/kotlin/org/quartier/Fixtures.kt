@@ -1,5 +1,6 @@
 package org.quartier
 
+import uniffi.quartier_domain.*
 import uniffi.quartier_ffi.*
 
 /** Small builders so the tests read as the scenario, not as record plumbing. */
