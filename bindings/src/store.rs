@@ -87,7 +87,7 @@ impl QuartierStore {
             Ok(s.memberships()?
                 .iter()
                 .map(|m| SpaceMembership {
-                    space_id: m.space.to_string(),
+                    space_id: m.space,
                     role: m.role.into(),
                 })
                 .collect())
@@ -124,16 +124,16 @@ impl QuartierStore {
     /// Creates a space on this device only. `QuartierSync.create_space` creates a space and
     /// shares it through the server in one call; `QuartierSync.register_space` shares one
     /// created here.
-    pub fn create_space(&self, meta: SpaceMeta, by: String) -> FfiResult<Space> {
-        self.with(|s| Ok((&s.create_space(meta.into(), parse_id(&by)?)?).into()))
+    pub fn create_space(&self, meta: SpaceMeta, by: PersonId) -> FfiResult<Space> {
+        self.with(|s| Ok((&s.create_space(meta.into(), by)?).into()))
     }
 
-    pub fn update_space(&self, space_id: String, meta: SpaceMeta, by: String) -> FfiResult<Space> {
-        self.with(|s| Ok((&s.update_space(parse_id(&space_id)?, meta.into(), parse_id(&by)?)?).into()))
+    pub fn update_space(&self, space_id: SpaceId, meta: SpaceMeta, by: PersonId) -> FfiResult<Space> {
+        self.with(|s| Ok((&s.update_space(space_id, meta.into(), by)?).into()))
     }
 
-    pub fn space(&self, space_id: String) -> FfiResult<Space> {
-        self.with(|s| Ok((&s.space(parse_id(&space_id)?)?).into()))
+    pub fn space(&self, space_id: SpaceId) -> FfiResult<Space> {
+        self.with(|s| Ok((&s.space(space_id)?).into()))
     }
 
     pub fn spaces(&self) -> FfiResult<Vec<Space>> {
@@ -155,37 +155,37 @@ impl QuartierStore {
     }
 
     /// Edits the fields set in `patch`; a patch that changes nothing writes nothing.
-    pub fn update_item(&self, item_id: String, patch: ItemPatch, by: String) -> FfiResult<Item> {
-        self.with(|s| Ok((&s.update_item(parse_id(&item_id)?, &patch.into_core()?, parse_id(&by)?)?).into()))
+    pub fn update_item(&self, item_id: ItemId, patch: ItemPatch, by: PersonId) -> FfiResult<Item> {
+        self.with(|s| Ok((&s.update_item(item_id, &patch.into_core()?, by)?).into()))
     }
 
     /// Deletes an item (a tombstone, hidden from every query).
-    pub fn delete_item(&self, item_id: String, by: String) -> FfiResult<()> {
-        self.with(|s| Ok(s.delete_item(parse_id(&item_id)?, parse_id(&by)?)?))
+    pub fn delete_item(&self, item_id: ItemId, by: PersonId) -> FfiResult<()> {
+        self.with(|s| Ok(s.delete_item(item_id, by)?))
     }
 
     /// What `by` may do with an item (edit, delete), from the memberships this store holds:
     /// grey out what would be refused with `NotPermitted`. Everything is allowed in a space the
     /// store holds no membership for (never synced).
-    pub fn allowed_actions(&self, item_id: String, by: String) -> FfiResult<AllowedActions> {
-        self.with(|s| Ok(s.allowed_actions(parse_id(&item_id)?, parse_id(&by)?)?.into()))
+    pub fn allowed_actions(&self, item_id: ItemId, by: PersonId) -> FfiResult<AllowedActions> {
+        self.with(|s| Ok(s.allowed_actions(item_id, by)?.into()))
     }
 
     /// Whether `by` may create an item of `kind` for `audience` in a space.
     pub fn may_create(
         &self,
-        space_id: String,
+        space_id: SpaceId,
         kind: ItemKind,
         audience: Audience,
-        by: String,
+        by: PersonId,
     ) -> FfiResult<bool> {
-        self.with(|s| Ok(s.may_create(parse_id(&space_id)?, kind.into(), audience.into(), parse_id(&by)?)?))
+        self.with(|s| Ok(s.may_create(space_id, kind.into(), audience.into(), by)?))
     }
 
     /// Erases an item and its comments from the file (data-protection requests); returns how
     /// many items were erased.
-    pub fn erase_item(&self, item_id: String) -> FfiResult<u32> {
-        self.with(|s| Ok(u32::try_from(s.erase_item(parse_id(&item_id)?)?).unwrap_or(u32::MAX)))
+    pub fn erase_item(&self, item_id: ItemId) -> FfiResult<u32> {
+        self.with(|s| Ok(u32::try_from(s.erase_item(item_id)?).unwrap_or(u32::MAX)))
     }
 
     // -- queries --------------------------------------------------------------------------
@@ -214,8 +214,8 @@ impl QuartierStore {
         self.with(|s| Ok(occurrences(&s.events_between(&query.into_core()?)?)))
     }
 
-    pub fn item_detail(&self, item_id: String, viewer: Viewer) -> FfiResult<ItemDetail> {
-        self.with(|s| Ok((&s.item_detail(parse_id(&item_id)?, &viewer.into_core()?)?).into()))
+    pub fn item_detail(&self, item_id: ItemId, viewer: Viewer) -> FfiResult<ItemDetail> {
+        self.with(|s| Ok((&s.item_detail(item_id, &viewer)?).into()))
     }
 
     // -- live queries ---------------------------------------------------------------------
@@ -281,7 +281,7 @@ impl QuartierStore {
 
     pub fn subscribe_detail(
         &self,
-        item_id: String,
+        item_id: ItemId,
         viewer: Viewer,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {

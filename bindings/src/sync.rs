@@ -30,7 +30,7 @@ static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
 fn runtime() -> FfiResult<&'static Runtime> {
     RUNTIME
         .as_ref()
-        .map_err(|e| QuartierError::Internal(format!("cannot start the sync runtime: {e}")))
+        .map_err(|e| QuartierError::internal(format!("cannot start the sync runtime: {e}")))
 }
 
 /// Aborts the spawned task if the awaiting side lets go of the future.
@@ -66,8 +66,10 @@ where
     let mut task = AbortOnDrop(task);
     match (&mut task.0).await {
         Ok(result) => result.map_err(QuartierError::from),
-        Err(e) if e.is_panic() => Err(QuartierError::from_panic(&*e.into_panic())),
-        Err(_) => Err(QuartierError::Cancelled("sync cancelled".into())),
+        Err(e) if e.is_panic() => Err(crate::error::from_panic(&*e.into_panic())),
+        Err(_) => Err(QuartierError::Cancelled {
+            reason: "sync cancelled".into(),
+        }),
     }
 }
 
@@ -218,11 +220,11 @@ impl QuartierSync {
     #[uniffi::method(default(cancel = None))]
     pub async fn register_space(
         &self,
-        space_id: String,
+        space_id: SpaceId,
         cancel: Option<Arc<CancelToken>>,
     ) -> FfiResult<Membership> {
         let (store, client) = (self.core()?, self.client.clone());
-        let space = parse_id(&space_id)?;
+        let space = space_id;
         on_runtime(cancel, async move {
             Ok(Membership::from(&client.create_space(&store, space).await?))
         })
@@ -234,14 +236,14 @@ impl QuartierSync {
     #[uniffi::method(default(cancel = None))]
     pub async fn create_invite(
         &self,
-        space_id: String,
+        space_id: SpaceId,
         role: Role,
         expires_at_ms: i64,
         max_uses: u32,
         cancel: Option<Arc<CancelToken>>,
     ) -> FfiResult<String> {
         let (store, client) = (self.core()?, self.client.clone());
-        let space = parse_id(&space_id)?;
+        let space = space_id;
         on_runtime(cancel, async move {
             client
                 .create_invite(&store, space, role.into(), expires_at_ms, max_uses)
@@ -268,13 +270,13 @@ impl QuartierSync {
     #[uniffi::method(default(cancel = None))]
     pub async fn set_role(
         &self,
-        space_id: String,
-        person_id: String,
+        space_id: SpaceId,
+        person_id: PersonId,
         role: Role,
         cancel: Option<Arc<CancelToken>>,
     ) -> FfiResult<Membership> {
         let (store, client) = (self.core()?, self.client.clone());
-        let (space, person) = (parse_id(&space_id)?, parse_id(&person_id)?);
+        let (space, person) = (space_id, person_id);
         on_runtime(cancel, async move {
             Ok(Membership::from(
                 &client.set_role(&store, space, person, role.into()).await?,
@@ -287,12 +289,12 @@ impl QuartierSync {
     #[uniffi::method(default(cancel = None))]
     pub async fn remove_member(
         &self,
-        space_id: String,
-        person_id: String,
+        space_id: SpaceId,
+        person_id: PersonId,
         cancel: Option<Arc<CancelToken>>,
     ) -> FfiResult<()> {
         let (store, client) = (self.core()?, self.client.clone());
-        let (space, person) = (parse_id(&space_id)?, parse_id(&person_id)?);
+        let (space, person) = (space_id, person_id);
         on_runtime(cancel, async move {
             client.remove_member(&store, space, person).await
         })
@@ -399,7 +401,10 @@ mod tests {
             Some(token),
             std::future::pending::<Result<(), CoreError>>(),
         ));
-        assert!(matches!(result, Err(QuartierError::Cancelled(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(QuartierError::Cancelled { .. })),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -411,7 +416,10 @@ mod tests {
             Some(token),
             std::future::pending::<Result<(), CoreError>>(),
         ));
-        assert!(matches!(result, Err(QuartierError::Cancelled(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(QuartierError::Cancelled { .. })),
+            "{result:?}"
+        );
         thread.join().expect("canceller thread");
     }
 
@@ -421,7 +429,7 @@ mod tests {
             panic!("in a task") as Result<(), CoreError>
         }));
         assert!(
-            matches!(&result, Err(QuartierError::Internal(m)) if m.contains("in a task")),
+            matches!(&result, Err(QuartierError::Internal { reason }) if reason.contains("in a task")),
             "{result:?}"
         );
         assert_eq!(run(on_runtime(None, async { Ok::<_, CoreError>(7) })), Ok(7));
@@ -430,6 +438,6 @@ mod tests {
     #[test]
     fn core_errors_keep_their_type() {
         let result = run(on_runtime(None, async { Err::<(), _>(CoreError::NotRegistered) }));
-        assert!(matches!(result, Err(QuartierError::NotRegistered(_))));
+        assert!(matches!(result, Err(QuartierError::NotRegistered { .. })));
     }
 }

@@ -81,43 +81,20 @@ pub use quartier_core::model::LocalizedText;
 
 pub use quartier_core::model::{
     Address, Audience, Category, ConsentMethod, Contact, ItemKind, Layer, Location, MediaRef,
-    MediaVariantRef, Organization, PositionSource, PostType, RequestDirection, RequestState, Role,
-    ServiceLocation, Status,
+    MediaVariantRef, OnBehalfOf, Organization, PositionSource, PostType, RequestDirection, RequestState,
+    Role, ServiceLocation, Status, Timestamp, Viewer,
 };
+/// Ids cross as UUID strings (custom types of quartier-domain); a string that is not a UUID is
+/// refused while crossing, as `Invalid`.
+pub use quartier_core::model::{ItemId, PersonId, SpaceId};
 
 // `Role` is `quartier_protocol::Role`, mirrored as a remote type in quartier-domain.
 uniffi::use_remote_type!(quartier_domain::Role);
+// Instants are chrono's `DateTime<Utc>`, milliseconds across the FFI (quartier-domain).
+uniffi::use_remote_type!(quartier_domain::Timestamp);
 
 // ---------------------------------------------------------------------------------------------
 // Item parts
-
-/// Content recorded by a volunteer for a neighbour, with the neighbour's consent.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct OnBehalfOf {
-    pub name: String,
-    pub consent: ConsentMethod,
-    pub consent_given_at_ms: i64,
-}
-
-impl OnBehalfOf {
-    fn into_core(self) -> FfiResult<m::OnBehalfOf> {
-        Ok(m::OnBehalfOf {
-            name: self.name,
-            consent: self.consent.into(),
-            consent_given_at: instant("consent given at", self.consent_given_at_ms)?,
-        })
-    }
-}
-
-impl From<&m::OnBehalfOf> for OnBehalfOf {
-    fn from(b: &m::OnBehalfOf) -> Self {
-        OnBehalfOf {
-            name: b.name.clone(),
-            consent: b.consent.into(),
-            consent_given_at_ms: b.consent_given_at.timestamp_millis(),
-        }
-    }
-}
 
 /// A news item or notice.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -274,7 +251,7 @@ pub struct ObservationDetails {
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct CommentDetails {
     /// The commented item's id.
-    pub parent: String,
+    pub parent: ItemId,
 }
 
 /// What an item carries beyond the common fields; the variant is the item's kind.
@@ -356,7 +333,7 @@ impl ItemDetails {
                     .collect(),
             }),
             ItemDetails::Comment { comment } => m::ItemDetails::Comment(m::Comment {
-                parent: parse_id(&comment.parent)?,
+                parent: comment.parent,
             }),
         })
     }
@@ -429,9 +406,7 @@ impl From<&m::ItemDetails> for ItemDetails {
                 },
             },
             m::ItemDetails::Comment(c) => ItemDetails::Comment {
-                comment: CommentDetails {
-                    parent: c.parent.to_string(),
-                },
+                comment: CommentDetails { parent: c.parent },
             },
         }
     }
@@ -470,7 +445,7 @@ impl ItemContent {
             audience: self.audience.into(),
             status: self.status.into(),
             valid_until: opt_instant("valid until", self.valid_until_ms)?,
-            on_behalf_of: self.on_behalf_of.map(OnBehalfOf::into_core).transpose()?,
+            on_behalf_of: self.on_behalf_of,
             details: self.details.into_core()?,
         })
     }
@@ -487,7 +462,7 @@ impl From<&m::ItemContent> for ItemContent {
             audience: c.audience.into(),
             status: c.status.into(),
             valid_until_ms: c.valid_until.map(|t| t.timestamp_millis()),
-            on_behalf_of: c.on_behalf_of.as_ref().map(Into::into),
+            on_behalf_of: c.on_behalf_of.clone(),
             details: (&c.details).into(),
         }
     }
@@ -496,9 +471,9 @@ impl From<&m::ItemContent> for ItemContent {
 /// An item as stored.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Item {
-    pub id: String,
-    pub space_id: String,
-    pub author: String,
+    pub id: ItemId,
+    pub space_id: SpaceId,
+    pub author: PersonId,
     pub kind: ItemKind,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -508,9 +483,9 @@ pub struct Item {
 impl From<&m::Item> for Item {
     fn from(i: &m::Item) -> Self {
         Item {
-            id: i.id.to_string(),
-            space_id: i.space.to_string(),
-            author: i.author.to_string(),
+            id: i.id,
+            space_id: i.space,
+            author: i.author,
             kind: i.kind().into(),
             created_at_ms: i.created_at.timestamp_millis(),
             updated_at_ms: i.updated_at.timestamp_millis(),
@@ -526,17 +501,17 @@ fn items(list: &[m::Item]) -> Vec<Item> {
 /// The command that creates an item.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct NewItem {
-    pub space_id: String,
+    pub space_id: SpaceId,
     /// The person id (from `QuartierSync.register`, or any id before registering).
-    pub author: String,
+    pub author: PersonId,
     pub content: ItemContent,
 }
 
 impl NewItem {
     pub(crate) fn into_core(self) -> FfiResult<m::NewItem> {
         Ok(m::NewItem::new(
-            parse_id(&self.space_id)?,
-            parse_id(&self.author)?,
+            self.space_id,
+            self.author,
             self.content.into_core()?,
         ))
     }
@@ -601,11 +576,7 @@ impl ItemPatch {
                 opt_instant("valid until", self.valid_until_ms)?,
                 self.clear_valid_until,
             )?,
-            on_behalf_of: settable(
-                "on behalf of",
-                self.on_behalf_of.map(OnBehalfOf::into_core).transpose()?,
-                self.clear_on_behalf_of,
-            )?,
+            on_behalf_of: settable("on behalf of", self.on_behalf_of, self.clear_on_behalf_of)?,
             details: self.details.map(ItemDetails::into_core).transpose()?,
         })
     }
@@ -658,14 +629,14 @@ impl From<&m::SpaceMeta> for SpaceMeta {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Space {
-    pub id: String,
+    pub id: SpaceId,
     pub meta: SpaceMeta,
 }
 
 impl From<&m::Space> for Space {
     fn from(s: &m::Space) -> Self {
         Space {
-            id: s.id.to_string(),
+            id: s.id,
             meta: (&s.meta).into(),
         }
     }
@@ -674,19 +645,6 @@ impl From<&m::Space> for Space {
 // ---------------------------------------------------------------------------------------------
 // Queries
 
-/// Who is looking: queries show only what this person in this role may see.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct Viewer {
-    pub person: String,
-    pub role: Role,
-}
-
-impl Viewer {
-    pub(crate) fn into_core(self) -> FfiResult<m::Viewer> {
-        Ok(m::Viewer::new(parse_id(&self.person)?, self.role.into()))
-    }
-}
-
 fn kinds_in(kinds: Vec<ItemKind>) -> Vec<m::ItemKind> {
     kinds.into_iter().map(Into::into).collect()
 }
@@ -694,7 +652,7 @@ fn kinds_in(kinds: Vec<ItemKind>) -> Vec<m::ItemKind> {
 /// A page of a space's feed, newest first.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct FeedQuery {
-    pub space_id: String,
+    pub space_id: SpaceId,
     pub viewer: Viewer,
     /// Empty: every kind but comments.
     #[uniffi(default = [])]
@@ -702,7 +660,7 @@ pub struct FeedQuery {
     #[uniffi(default = None)]
     pub tag: Option<String>,
     #[uniffi(default = None)]
-    pub author: Option<String>,
+    pub author: Option<PersonId>,
     /// Empty: published only.
     #[uniffi(default = [])]
     pub statuses: Vec<Status>,
@@ -722,11 +680,11 @@ pub struct FeedQuery {
 impl FeedQuery {
     pub(crate) fn into_core(self) -> FfiResult<q::FeedQuery> {
         Ok(q::FeedQuery {
-            space: parse_id(&self.space_id)?,
-            viewer: self.viewer.into_core()?,
+            space: self.space_id,
+            viewer: self.viewer,
             kinds: kinds_in(self.kinds),
             tag: self.tag,
-            author: self.author.as_deref().map(parse_id).transpose()?,
+            author: self.author,
             statuses: self.statuses.into_iter().map(Into::into).collect(),
             audiences: self.audiences.into_iter().map(Into::into).collect(),
             limit: self.limit,
@@ -757,7 +715,7 @@ impl From<&q::FeedPage> for FeedPage {
 pub struct SearchRequest {
     /// None: every space in the store.
     #[uniffi(default = None)]
-    pub space_id: Option<String>,
+    pub space_id: Option<SpaceId>,
     pub viewer: Viewer,
     /// What the person typed.
     pub text: String,
@@ -772,8 +730,8 @@ pub struct SearchRequest {
 impl SearchRequest {
     pub(crate) fn into_core(self) -> FfiResult<q::SearchRequest> {
         Ok(q::SearchRequest {
-            space: self.space_id.as_deref().map(parse_id).transpose()?,
-            viewer: self.viewer.into_core()?,
+            space: self.space_id,
+            viewer: self.viewer,
             text: self.text,
             kinds: kinds_in(self.kinds),
             limit: self.limit,
@@ -845,7 +803,7 @@ impl From<&q::SearchHit> for SearchHit {
 /// Items inside a map viewport; `west > east` crosses the antimeridian.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct ViewportQuery {
-    pub space_id: String,
+    pub space_id: SpaceId,
     pub viewer: Viewer,
     pub south: f64,
     pub west: f64,
@@ -862,8 +820,8 @@ pub struct ViewportQuery {
 impl ViewportQuery {
     pub(crate) fn into_core(self) -> FfiResult<q::ViewportQuery> {
         Ok(q::ViewportQuery {
-            space: parse_id(&self.space_id)?,
-            viewer: self.viewer.into_core()?,
+            space: self.space_id,
+            viewer: self.viewer,
             south: self.south,
             west: self.west,
             north: self.north,
@@ -878,7 +836,7 @@ impl ViewportQuery {
 /// Items within `radius_m` of `center`, nearest first.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct RadiusQuery {
-    pub space_id: String,
+    pub space_id: SpaceId,
     pub viewer: Viewer,
     pub center: Location,
     pub radius_m: f64,
@@ -893,8 +851,8 @@ pub struct RadiusQuery {
 impl RadiusQuery {
     pub(crate) fn into_core(self) -> FfiResult<q::RadiusQuery> {
         Ok(q::RadiusQuery {
-            space: parse_id(&self.space_id)?,
-            viewer: self.viewer.into_core()?,
+            space: self.space_id,
+            viewer: self.viewer,
             center: self.center.into(),
             radius_m: self.radius_m,
             kinds: kinds_in(self.kinds),
@@ -913,7 +871,7 @@ pub struct NearbyItem {
 /// Offers open at a moment ("open now").
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct OpenOffersQuery {
-    pub space_id: String,
+    pub space_id: SpaceId,
     pub viewer: Viewer,
     /// None: now.
     #[uniffi(default = None)]
@@ -923,8 +881,8 @@ pub struct OpenOffersQuery {
 impl OpenOffersQuery {
     pub(crate) fn into_core(self) -> FfiResult<q::OpenOffersQuery> {
         Ok(q::OpenOffersQuery {
-            space: parse_id(&self.space_id)?,
-            viewer: self.viewer.into_core()?,
+            space: self.space_id,
+            viewer: self.viewer,
             at: opt_instant("at", self.at_ms)?.unwrap_or_else(Utc::now),
         })
     }
@@ -933,7 +891,7 @@ impl OpenOffersQuery {
 /// Event occurrences overlapping `[from_ms, to_ms)`.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct EventsQuery {
-    pub space_id: String,
+    pub space_id: SpaceId,
     pub viewer: Viewer,
     pub from_ms: i64,
     pub to_ms: i64,
@@ -944,8 +902,8 @@ pub struct EventsQuery {
 impl EventsQuery {
     pub(crate) fn into_core(self) -> FfiResult<q::EventsQuery> {
         Ok(q::EventsQuery {
-            space: parse_id(&self.space_id)?,
-            viewer: self.viewer.into_core()?,
+            space: self.space_id,
+            viewer: self.viewer,
             from: instant("from", self.from_ms)?,
             to: instant("to", self.to_ms)?,
             limit: self.limit,
@@ -1033,7 +991,7 @@ pub enum LiveQuery {
     Near { query: RadiusQuery },
     OpenOffers { query: OpenOffersQuery },
     Events { query: EventsQuery },
-    Detail { item_id: String, viewer: Viewer },
+    Detail { item_id: ItemId, viewer: Viewer },
 }
 
 impl LiveQuery {
@@ -1047,8 +1005,8 @@ impl LiveQuery {
             LiveQuery::OpenOffers { query } => L::OpenOffers(query.into_core()?),
             LiveQuery::Events { query } => L::Events(query.into_core()?),
             LiveQuery::Detail { item_id, viewer } => L::Detail {
-                item: parse_id(&item_id)?,
-                viewer: viewer.into_core()?,
+                item: item_id,
+                viewer,
             },
         })
     }
@@ -1099,7 +1057,7 @@ pub struct Account {
     pub server: String,
     pub device_id: String,
     /// The person to author content as.
-    pub person_id: String,
+    pub person_id: PersonId,
 }
 
 impl From<&sy::Account> for Account {
@@ -1107,7 +1065,7 @@ impl From<&sy::Account> for Account {
         Account {
             server: a.server.clone(),
             device_id: a.device.to_string(),
-            person_id: a.person.to_string(),
+            person_id: a.person,
         }
     }
 }
@@ -1115,16 +1073,16 @@ impl From<&sy::Account> for Account {
 /// A membership as the server decided it.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Membership {
-    pub space_id: String,
-    pub person_id: String,
+    pub space_id: SpaceId,
+    pub person_id: PersonId,
     pub role: Role,
 }
 
 impl From<&quartier_protocol::Membership> for Membership {
     fn from(m: &quartier_protocol::Membership) -> Self {
         Membership {
-            space_id: m.space.to_string(),
-            person_id: m.person.to_string(),
+            space_id: m.space.into(),
+            person_id: m.person.into(),
             role: m.role.into(),
         }
     }
@@ -1157,14 +1115,14 @@ pub struct SharedSpace {
 /// A space this device's person belongs to (the store's read-only copy).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SpaceMembership {
-    pub space_id: String,
+    pub space_id: SpaceId,
     pub role: Role,
 }
 
 /// Where one space's sync stands.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SpaceSyncStatus {
-    pub space_id: String,
+    pub space_id: SpaceId,
     pub role: Role,
     pub last_success_ms: Option<i64>,
     pub last_attempt_ms: Option<i64>,
@@ -1176,7 +1134,7 @@ pub struct SpaceSyncStatus {
 impl From<&sy::SpaceSyncStatus> for SpaceSyncStatus {
     fn from(s: &sy::SpaceSyncStatus) -> Self {
         SpaceSyncStatus {
-            space_id: s.space.to_string(),
+            space_id: s.space,
             role: s.role.into(),
             last_success_ms: s.last_success.map(|t| t.timestamp_millis()),
             last_attempt_ms: s.last_attempt.map(|t| t.timestamp_millis()),
@@ -1588,7 +1546,7 @@ mod tests {
             on_behalf_of: Some(OnBehalfOf {
                 name: "Frau K.".into(),
                 consent: ConsentMethod::Verbal,
-                consent_given_at_ms: 1_700_000_000_000,
+                consent_given_at: instant("at", 1_700_000_000_000).unwrap(),
             }),
             details,
         }
@@ -1671,7 +1629,7 @@ mod tests {
             },
             ItemDetails::Comment {
                 comment: CommentDetails {
-                    parent: "0190c0de-0000-7000-8000-000000000001".into(),
+                    parent: "0190c0de-0000-7000-8000-000000000001".parse().expect("a UUID"),
                 },
             },
         ]
@@ -1717,16 +1675,19 @@ mod tests {
             description: None,
         };
         match bad_time.into_core() {
-            Err(QuartierError::Invalid(m)) => {
+            Err(QuartierError::Invalid { reason: m }) => {
                 assert!(m.contains("opening time") && m.contains("9 Uhr"), "{m}")
             }
             other => panic!("expected Invalid, got {other:?}"),
         }
         assert!(matches!(
             parse_id::<m::SpaceId>("x"),
-            Err(QuartierError::Invalid(m)) if m.contains("space id")
+            Err(QuartierError::Invalid { reason: m }) if m.contains("space id")
         ));
-        assert!(matches!(instant("at", i64::MAX), Err(QuartierError::Invalid(_))));
+        assert!(matches!(
+            instant("at", i64::MAX),
+            Err(QuartierError::Invalid { .. })
+        ));
         let patch = ItemPatch {
             location: Some(Location {
                 lat: 1.0,
@@ -1737,7 +1698,9 @@ mod tests {
             clear_location: true,
             ..ItemPatch::default()
         };
-        assert!(matches!(patch.into_core(), Err(QuartierError::Invalid(m)) if m.contains("location")));
+        assert!(
+            matches!(patch.into_core(), Err(QuartierError::Invalid { reason: m }) if m.contains("location"))
+        );
     }
 
     #[test]

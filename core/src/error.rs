@@ -174,6 +174,70 @@ impl From<quartier_domain::Error> for Error {
     }
 }
 
+/// The one conversion point from the core's rich error to the public one apps see
+/// ([`QuartierError`](quartier_domain::QuartierError): a variant per case an app reacts to, a
+/// stable `code()`, the server's `http_status()`, `is_retryable()`). The reason is this error's
+/// message; the structured facts an app branches on are carried over, not parsed out of it.
+impl From<Error> for quartier_domain::QuartierError {
+    fn from(error: Error) -> Self {
+        use quartier_domain::QuartierError as Public;
+        let reason = error.to_string();
+        match error {
+            Error::Invalid { .. } => Public::Invalid { reason },
+            Error::InvalidCoordinates { .. } => Public::InvalidCoordinates { reason },
+            Error::UnknownKind(_) => Public::UnknownKind { reason },
+            Error::MalformedInput { .. } => Public::MalformedInput { reason },
+            Error::DocumentTooLarge { .. } => Public::DocumentTooLarge { reason },
+            Error::MalformedChange { .. } => Public::MalformedChange { reason },
+            Error::KindChange { .. } => Public::KindChange { reason },
+            Error::NotFound { .. } => Public::NotFound { reason },
+            Error::NotPermitted { code, .. } => Public::NotPermitted {
+                reason,
+                code: code.as_str().to_owned(),
+            },
+            Error::Schedule(_) => Public::Schedule { reason },
+            Error::Search(_) => Public::Search { reason },
+            Error::StorageFull => Public::StorageFull { reason },
+            Error::Corrupt(_) => Public::Corrupt { reason },
+            Error::SchemaTooNew { .. } => Public::SchemaTooNew { reason },
+            Error::Storage(_) => Public::Storage { reason },
+            Error::Offline(_) => Public::Offline { reason },
+            Error::RateLimited { retry_after_secs } => Public::RateLimited {
+                reason,
+                retry_after_secs,
+            },
+            Error::Unauthorized => Public::Unauthorized { reason },
+            Error::DeviceRevoked => Public::DeviceRevoked { reason },
+            Error::NotRegistered => Public::NotRegistered { reason },
+            Error::Server { status, code, .. } => Public::Server { reason, status, code },
+            Error::ProtocolMismatch { .. } => Public::ProtocolMismatch { reason },
+            Error::MalformedResponse(_) => Public::MalformedResponse { reason },
+            Error::Cancelled => Public::Cancelled { reason },
+            Error::Document { .. } => Public::Document { reason },
+            Error::UnsupportedMedia { .. } => Public::Media {
+                reason,
+                code: "unsupported_media".into(),
+            },
+            Error::MalformedMedia { .. } => Public::Media {
+                reason,
+                code: "malformed_media".into(),
+            },
+            Error::MediaTooLarge { .. } => Public::Media {
+                reason,
+                code: "media_too_large".into(),
+            },
+            Error::MediaHashMismatch { .. } => Public::Media {
+                reason,
+                code: "media_hash_mismatch".into(),
+            },
+            Error::MediaIo { .. } => Public::Media {
+                reason,
+                code: "media_io".into(),
+            },
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode;

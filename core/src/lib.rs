@@ -25,7 +25,7 @@ pub mod store;
 pub mod sync;
 
 pub use error::{Error, Result};
-pub use quartier_domain::{document, model, schedule, DocKind, Error as DomainError};
+pub use quartier_domain::{document, model, schedule, DocKind, Error as DomainError, QuartierError};
 pub use store::{
     AllowedActions, IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions,
     Subscription, UndeliveredChange,

@@ -10,11 +10,13 @@
 //! - [`schedule`]: opening hours and event recurrence (RRULE), pure functions;
 //! - [`document`]: model ↔ Automerge: one document per item and per space, the creation rule,
 //!   checksums, and the guarded calls through which outside bytes reach Automerge;
-//! - [`error`]: the errors of the above, which the core maps onto its own one error type.
+//! - [`error`]: the errors of the above, which the core maps onto its own one error type;
+//! - [`public_error`]: [`QuartierError`], the error apps see (the core converts into it).
 
 pub mod document;
 pub mod error;
 pub mod model;
+pub mod public_error;
 pub mod schedule;
 
 pub use document::DocKind;
@@ -25,3 +27,4 @@ pub use document::DocKind;
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!();
 pub use error::{Error, Result};
+pub use public_error::QuartierError;

@@ -213,7 +213,7 @@ func panicIsAnError() throws {
     let sid = try store.createSpace(meta: meta, by: anyone).id
     for round in 0..<3 {
         try expectError("panic", { try store.diagnosticPanic(message: "round \(round)") }) {
-            if case let .Internal(message) = $0 { return message.contains("round \(round)") } else { return false }
+            if case let .Internal(reason) = $0 { return reason.contains("round \(round)") } else { return false }
         }
         _ = try store.createItem(item: post(sid, anyone, "nach Panik \(round)"))
     }

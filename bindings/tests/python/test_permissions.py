@@ -43,8 +43,9 @@ def test_a_resident_is_refused_locally_and_the_devices_converge(tmp_path, server
             b.update_item(counselling, q.ItemPatch(title={"de": "Meine Beratung"}), me)
         with pytest.raises(q.QuartierError.NotPermitted, match=r"\(forbidden\)"):
             b.delete_item(counselling, me)
-        with pytest.raises(q.QuartierError.NotPermitted, match=r"\(not_your_change\)"):
+        with pytest.raises(q.QuartierError.NotPermitted, match=r"\(not_your_change\)") as caught:
             b.update_item(counselling, q.ItemPatch(title={"de": "Im Namen der Koordination"}), coord)
+        assert caught.value.error_code() == caught.value.code == "not_your_change" and not caught.value.is_retryable()
         assert b.outbox_len() == 0
 
         # The next allowed edit is not held up by anything.

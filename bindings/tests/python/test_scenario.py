@@ -237,8 +237,12 @@ def test_sync_two_stores_through_the_server(tmp_path, server_url):
         status = sync_a.status()
         assert [s.space_id for s in status] == [space] and status[0].last_success_ms is not None
         # Typed server errors: a volunteer may not invite; an unknown code is refused.
-        with pytest.raises(q.QuartierError.Server):
+        with pytest.raises(q.QuartierError.Server) as refused:
             await sync_b.create_invite(space, q.Role.VOLUNTEER, int(time.time() * 1000) + 60_000, 1)
+        # Structured facts, not parsed out of the message: the server's code and status, and
+        # that trying again will not help (unlike Offline below).
+        assert refused.value.error_code() == refused.value.code and refused.value.status == refused.value.http_status()
+        assert 400 <= refused.value.http_status() < 500 and not refused.value.is_retryable()
         with pytest.raises(q.QuartierError.Server):
             await sync_b.redeem_invite("no-such-code")
         await sync_a.set_role(space, vol.person_id, q.Role.CASEWORKER)
@@ -298,8 +302,9 @@ def test_sync_errors_and_cancel(store, server_url):
         q.QuartierSync(store, "ftp://example.org")
     # Nothing listens on port 9 of loopback: Offline.
     offline = q.QuartierSync(store, "http://127.0.0.1:9")
-    with pytest.raises(q.QuartierError.Offline):
+    with pytest.raises(q.QuartierError.Offline) as caught:
         asyncio.run(offline.register())
+    assert (caught.value.error_code(), caught.value.http_status(), caught.value.is_retryable()) == ("offline", None, True)
 
 
 def test_cancel_from_another_thread_while_waiting(store):

@@ -110,6 +110,7 @@ impl Audience {
 
 /// The person a query is asked for, with their role in the space(s) queried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Viewer {
     pub person: PersonId,
     pub role: Role,

@@ -46,6 +46,15 @@ macro_rules! uuid_id {
             }
         }
 
+        // Across the FFI an id is its UUID string. A string that is not a UUID is refused while
+        // crossing, as `QuartierError::Invalid` (uniffi hands that error to the call as its
+        // own result, because it is the exported error type), never as a crash.
+        #[cfg(feature = "uniffi")]
+        uniffi::custom_type!($name, String, {
+            lower: |id| id.to_string(),
+            try_lift: |text| Ok(text.parse::<$name>().map_err(crate::QuartierError::from)?),
+        });
+
         impl FromStr for $name {
             type Err = Error;
             fn from_str(text: &str) -> Result<Self, Error> {

@@ -35,6 +35,7 @@ pub enum ConsentMethod {
 
 /// Content a volunteer recorded on behalf of a neighbour, with that neighbour's consent noted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct OnBehalfOf {
     /// Name or pseudonym of the neighbour, as they wish to appear.
     pub name: String,

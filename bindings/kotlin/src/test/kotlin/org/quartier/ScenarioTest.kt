@@ -198,7 +198,11 @@ class ScenarioTest {
         open("offline").use { store ->
             // Port 9 on loopback: nothing listens there, the connection is refused at once.
             QuartierSync(store, "http://127.0.0.1:9").use { sync ->
-                assertFailsWith<QuartierException.Offline> { sync.register("Nobody") }
+                val e = assertFailsWith<QuartierException.Offline> { sync.register("Nobody") }
+                // Structured facts an app branches on: a stable code, no HTTP answer, retry later.
+                assertEquals("offline", e.errorCode())
+                assertEquals(null, e.httpStatus())
+                assertTrue(e.isRetryable())
             }
             assertEquals(emptyList(), store.spaces())
         }

@@ -22,7 +22,7 @@ import uniffi.quartier_ffi.LiveQueryListener
 import uniffi.quartier_ffi.LiveResult
 import uniffi.quartier_ffi.NearbyItem
 import uniffi.quartier_ffi.OpenOffersQuery
-import uniffi.quartier_ffi.QuartierException
+import uniffi.quartier_domain.QuartierException
 import uniffi.quartier_ffi.QuartierStore
 import uniffi.quartier_ffi.QuartierSync
 import uniffi.quartier_ffi.RadiusQuery
@@ -34,7 +34,7 @@ import uniffi.quartier_ffi.SyncProgress
 import uniffi.quartier_ffi.SyncProgressListener
 import uniffi.quartier_ffi.SyncReport
 import uniffi.quartier_ffi.ViewportQuery
-import uniffi.quartier_ffi.Viewer
+import uniffi.quartier_domain.Viewer
 
 /**
  * The results of [query]: the current one soon after collection starts, then a fresh one after
