@@ -23,7 +23,7 @@ fn forward(
 ) -> impl Fn(&quartier_core::sync::TransferEvent) {
     move |event| {
         if let Some(listener) = &listener {
-            listener.on_transfer(event.into());
+            listener.on_transfer(event.clone());
         }
     }
 }
@@ -40,8 +40,9 @@ impl QuartierStore {
         options: Option<ImportOptions>,
     ) -> FfiResult<ImportedMedia> {
         self.with(|s| {
-            let options = options.unwrap_or_default().into();
-            Ok((&s.import_media_file(Path::new(&path), &options)?).into())
+            let options = options.unwrap_or_default();
+            s.import_media_file(Path::new(&path), &options)
+                .map_err(Into::into)
         })
     }
 
@@ -53,14 +54,14 @@ impl QuartierStore {
         options: Option<ImportOptions>,
     ) -> FfiResult<ImportedMedia> {
         self.with(|s| {
-            let options = options.unwrap_or_default().into();
-            Ok((&s.import_media_bytes(&bytes, &options)?).into())
+            let options = options.unwrap_or_default();
+            s.import_media_bytes(&bytes, &options).map_err(Into::into)
         })
     }
 
     /// What this device knows of a file, or `None`.
     pub fn media_info(&self, hash: String) -> FfiResult<Option<LocalMedia>> {
-        self.with(|s| Ok(s.media_info(&hash)?.as_ref().map(LocalMedia::from)))
+        self.with(|s| s.media_info(&hash).map_err(Into::into))
     }
 
     /// The path of a file on this device, for the platform's image or audio views. `NotFound`
@@ -90,7 +91,7 @@ impl QuartierStore {
 
     /// Evicts least recently used media over the budget, never what no server has yet.
     pub fn evict_media(&self) -> FfiResult<EvictionReport> {
-        self.with(|s| Ok((&s.evict_media()?).into()))
+        self.with(|s| s.evict_media().map_err(Into::into))
     }
 }
 
@@ -98,15 +99,11 @@ impl QuartierStore {
 impl QuartierSync {
     /// Sets the policy for the link the device is on now; call it when the link changes.
     pub fn set_transfer_policy(&self, policy: TransferPolicy) {
-        self.transfers.set_policy(quartier_core::sync::TransferPolicy {
-            metered: policy.metered,
-        });
+        self.transfers.set_policy(policy);
     }
 
     pub fn transfer_policy(&self) -> TransferPolicy {
-        TransferPolicy {
-            metered: self.transfers.policy().metered,
-        }
+        self.transfers.policy()
     }
 
     /// Moves the media the policy allows: thumbnails, then previews, then originals, uploads

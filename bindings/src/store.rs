@@ -88,7 +88,7 @@ impl QuartierStore {
                 .iter()
                 .map(|m| SpaceMembership {
                     space_id: m.space,
-                    role: m.role.into(),
+                    role: m.role,
                 })
                 .collect())
         })
@@ -168,7 +168,7 @@ impl QuartierStore {
     /// grey out what would be refused with `NotPermitted`. Everything is allowed in a space the
     /// store holds no membership for (never synced).
     pub fn allowed_actions(&self, item_id: ItemId, by: PersonId) -> FfiResult<AllowedActions> {
-        self.with(|s| Ok(s.allowed_actions(item_id, by)?.into()))
+        self.with(|s| s.allowed_actions(item_id, by).map_err(Into::into))
     }
 
     /// Whether `by` may create an item of `kind` for `audience` in a space.
@@ -179,7 +179,7 @@ impl QuartierStore {
         audience: Audience,
         by: PersonId,
     ) -> FfiResult<bool> {
-        self.with(|s| Ok(s.may_create(space_id, kind.into(), audience.into(), by)?))
+        self.with(|s| Ok(s.may_create(space_id, kind, audience, by)?))
     }
 
     /// Erases an item and its comments from the file (data-protection requests); returns how

@@ -246,7 +246,7 @@ impl QuartierSync {
         let space = space_id;
         on_runtime(cancel, async move {
             client
-                .create_invite(&store, space, role.into(), expires_at_ms, max_uses)
+                .create_invite(&store, space, role, expires_at_ms, max_uses)
                 .await
         })
         .await
@@ -279,7 +279,7 @@ impl QuartierSync {
         let (space, person) = (space_id, person_id);
         on_runtime(cancel, async move {
             Ok(Membership::from(
-                &client.set_role(&store, space, person, role.into()).await?,
+                &client.set_role(&store, space, person, role).await?,
             ))
         })
         .await

@@ -273,7 +273,7 @@ impl ItemDetails {
     pub(crate) fn into_core(self) -> FfiResult<m::ItemDetails> {
         Ok(match self {
             ItemDetails::Post { post } => m::ItemDetails::Post(m::Post {
-                post_type: post.post_type.into(),
+                post_type: post.post_type,
             }),
             ItemDetails::Place { place } => m::ItemDetails::Place(m::Place {
                 category: place.category,
@@ -312,9 +312,9 @@ impl ItemDetails {
                 venue: event.venue,
             }),
             ItemDetails::Request { request } => m::ItemDetails::Request(m::Request {
-                direction: request.direction.into(),
+                direction: request.direction,
                 category: request.category,
-                state: request.state.into(),
+                state: request.state,
             }),
             ItemDetails::Observation { observation } => m::ItemDetails::Observation(m::Observation {
                 preset: observation.preset,
@@ -344,7 +344,7 @@ impl From<&m::ItemDetails> for ItemDetails {
         match d {
             m::ItemDetails::Post(p) => ItemDetails::Post {
                 post: PostDetails {
-                    post_type: p.post_type.into(),
+                    post_type: p.post_type,
                 },
             },
             m::ItemDetails::Place(p) => ItemDetails::Place {
@@ -382,9 +382,9 @@ impl From<&m::ItemDetails> for ItemDetails {
             },
             m::ItemDetails::Request(r) => ItemDetails::Request {
                 request: RequestDetails {
-                    direction: r.direction.into(),
+                    direction: r.direction,
                     category: r.category.clone(),
-                    state: r.state.into(),
+                    state: r.state,
                 },
             },
             m::ItemDetails::Observation(o) => ItemDetails::Observation {
@@ -440,10 +440,10 @@ impl ItemContent {
             title: self.title,
             body: self.body,
             tags: self.tags.into_iter().collect(),
-            location: self.location.map(Into::into),
-            media: self.media.into_iter().map(Into::into).collect(),
-            audience: self.audience.into(),
-            status: self.status.into(),
+            location: self.location,
+            media: self.media.into_iter().collect(),
+            audience: self.audience,
+            status: self.status,
             valid_until: opt_instant("valid until", self.valid_until_ms)?,
             on_behalf_of: self.on_behalf_of,
             details: self.details.into_core()?,
@@ -459,8 +459,8 @@ impl From<&m::ItemContent> for ItemContent {
             tags: c.tags.iter().cloned().collect(),
             location: c.location,
             media: c.media.clone(),
-            audience: c.audience.into(),
-            status: c.status.into(),
+            audience: c.audience,
+            status: c.status,
             valid_until_ms: c.valid_until.map(|t| t.timestamp_millis()),
             on_behalf_of: c.on_behalf_of.clone(),
             details: (&c.details).into(),
@@ -486,7 +486,7 @@ impl From<&m::Item> for Item {
             id: i.id,
             space_id: i.space,
             author: i.author,
-            kind: i.kind().into(),
+            kind: i.kind(),
             created_at_ms: i.created_at.timestamp_millis(),
             updated_at_ms: i.updated_at.timestamp_millis(),
             content: (&i.content).into(),
@@ -567,10 +567,10 @@ impl ItemPatch {
             title: self.title,
             body: self.body,
             tags: self.tags.map(|t| t.into_iter().collect()),
-            location: settable("location", self.location.map(Into::into), self.clear_location)?,
-            media: self.media.map(|v| v.into_iter().map(Into::into).collect()),
-            audience: self.audience.map(Into::into),
-            status: self.status.map(Into::into),
+            location: settable("location", self.location, self.clear_location)?,
+            media: self.media.map(|v| v.into_iter().collect()),
+            audience: self.audience,
+            status: self.status,
             valid_until: settable(
                 "valid until",
                 opt_instant("valid until", self.valid_until_ms)?,
@@ -646,7 +646,7 @@ impl From<&m::Space> for Space {
 // Queries
 
 fn kinds_in(kinds: Vec<ItemKind>) -> Vec<m::ItemKind> {
-    kinds.into_iter().map(Into::into).collect()
+    kinds.into_iter().collect()
 }
 
 /// A page of a space's feed, newest first.
@@ -685,8 +685,8 @@ impl FeedQuery {
             kinds: kinds_in(self.kinds),
             tag: self.tag,
             author: self.author,
-            statuses: self.statuses.into_iter().map(Into::into).collect(),
-            audiences: self.audiences.into_iter().map(Into::into).collect(),
+            statuses: self.statuses.into_iter().collect(),
+            audiences: self.audiences.into_iter().collect(),
             limit: self.limit,
             after: self.after.as_deref().map(parse_id).transpose()?,
             at: opt_instant("at", self.at_ms)?,
@@ -853,7 +853,7 @@ impl RadiusQuery {
         Ok(q::RadiusQuery {
             space: self.space_id,
             viewer: self.viewer,
-            center: self.center.into(),
+            center: self.center,
             radius_m: self.radius_m,
             kinds: kinds_in(self.kinds),
             limit: self.limit,
@@ -1083,23 +1083,7 @@ impl From<&quartier_protocol::Membership> for Membership {
         Membership {
             space_id: m.space.into(),
             person_id: m.person.into(),
-            role: m.role.into(),
-        }
-    }
-}
-
-/// What a person may do with one item (`QuartierStore.allowed_actions`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct AllowedActions {
-    pub edit: bool,
-    pub delete: bool,
-}
-
-impl From<quartier_core::AllowedActions> for AllowedActions {
-    fn from(a: quartier_core::AllowedActions) -> Self {
-        AllowedActions {
-            edit: a.edit,
-            delete: a.delete,
+            role: m.role,
         }
     }
 }
@@ -1135,7 +1119,7 @@ impl From<&sy::SpaceSyncStatus> for SpaceSyncStatus {
     fn from(s: &sy::SpaceSyncStatus) -> Self {
         SpaceSyncStatus {
             space_id: s.space,
-            role: s.role.into(),
+            role: s.role,
             last_success_ms: s.last_success.map(|t| t.timestamp_millis()),
             last_attempt_ms: s.last_attempt.map(|t| t.timestamp_millis()),
             last_error: s.last_error.clone(),
@@ -1310,161 +1294,11 @@ impl From<&sy::SyncEvent> for SyncEvent {
 // ---------------------------------------------------------------------------------------------
 // Media
 
-/// Which file of a media reference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
-pub enum MediaVariant {
-    Original,
-    Preview,
-    Thumbnail,
-}
-
-impl From<quartier_core::media::MediaVariant> for MediaVariant {
-    fn from(v: quartier_core::media::MediaVariant) -> Self {
-        use quartier_core::media::MediaVariant as V;
-        match v {
-            V::Original => MediaVariant::Original,
-            V::Preview => MediaVariant::Preview,
-            V::Thumbnail => MediaVariant::Thumbnail,
-        }
-    }
-}
-
-/// One content-addressed file known to this device.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct LocalMedia {
-    pub hash: String,
-    pub mime_type: String,
-    pub size: u64,
-    pub variant: MediaVariant,
-    /// The original's hash, for previews and thumbnails.
-    pub of: Option<String>,
-    /// A server holds the file: it may be evicted here and fetched again.
-    pub on_server: bool,
-    /// Never evicted from this device.
-    pub pinned: bool,
-    /// The bytes are on this device (false after eviction).
-    pub present: bool,
-}
-
-impl From<&quartier_core::media::LocalMedia> for LocalMedia {
-    fn from(l: &quartier_core::media::LocalMedia) -> Self {
-        LocalMedia {
-            hash: l.hash.clone(),
-            mime_type: l.mime_type.clone(),
-            size: l.size,
-            variant: l.variant.into(),
-            of: l.of.clone(),
-            on_server: l.on_server,
-            pinned: l.pinned,
-            present: l.present,
-        }
-    }
-}
-
-/// How to import a photo, audio or video.
-#[derive(Clone, Debug, Default, PartialEq, Eq, uniffi::Record)]
-pub struct ImportOptions {
-    /// Keep the original bytes with their metadata (EXIF, GPS position, camera serial). Off by
-    /// default: the stored original is re-encoded upright and without metadata.
-    #[uniffi(default = false)]
-    pub keep_metadata: bool,
-    /// Never evict these files from this device.
-    #[uniffi(default = false)]
-    pub pinned: bool,
-}
-
-impl From<ImportOptions> for quartier_core::media::ImportOptions {
-    fn from(o: ImportOptions) -> Self {
-        quartier_core::media::ImportOptions {
-            keep_metadata: o.keep_metadata,
-            pinned: o.pinned,
-        }
-    }
-}
-
-/// The result of an import: a reference to put on an item (add alt text and a caption first)
-/// and the files now stored (original, then preview and thumbnail where made).
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct ImportedMedia {
-    pub reference: MediaRef,
-    pub stored: Vec<LocalMedia>,
-}
-
-impl From<&quartier_core::media::ImportedMedia> for ImportedMedia {
-    fn from(i: &quartier_core::media::ImportedMedia) -> Self {
-        ImportedMedia {
-            reference: i.reference.clone(),
-            stored: i.stored.iter().map(LocalMedia::from).collect(),
-        }
-    }
-}
-
-/// What an eviction run did. `present_bytes` is above `budget` only when the rest is protected
-/// (pinned, not on a server yet, or just imported).
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct EvictionReport {
-    pub evicted: Vec<String>,
-    pub freed_bytes: u64,
-    pub present_bytes: u64,
-    pub budget: u64,
-}
-
-impl From<&quartier_core::media::EvictionReport> for EvictionReport {
-    fn from(r: &quartier_core::media::EvictionReport) -> Self {
-        EvictionReport {
-            evicted: r.evicted.clone(),
-            freed_bytes: r.freed_bytes,
-            present_bytes: r.present_bytes,
-            budget: r.budget,
-        }
-    }
-}
-
-/// The link the device is on, as the app knows it: on a metered link originals wait (they
-/// move with `fetch_media` / `upload_media`), thumbnails and previews still move.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Record)]
-pub struct TransferPolicy {
-    pub metered: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
-pub enum TransferDirection {
-    Upload,
-    Download,
-}
-
-impl From<sy::TransferDirection> for TransferDirection {
-    fn from(d: sy::TransferDirection) -> Self {
-        match d {
-            sy::TransferDirection::Upload => TransferDirection::Upload,
-            sy::TransferDirection::Download => TransferDirection::Download,
-        }
-    }
-}
-
-/// Progress of one file, after every chunk sent or piece received.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct TransferEvent {
-    pub hash: String,
-    pub direction: TransferDirection,
-    pub variant: MediaVariant,
-    pub done_bytes: u64,
-    pub total_bytes: u64,
-    pub finished: bool,
-}
-
-impl From<&sy::TransferEvent> for TransferEvent {
-    fn from(e: &sy::TransferEvent) -> Self {
-        TransferEvent {
-            hash: e.hash.clone(),
-            direction: e.direction.into(),
-            variant: e.variant.into(),
-            done_bytes: e.done_bytes,
-            total_bytes: e.total_bytes,
-            finished: e.finished,
-        }
-    }
-}
+/// The core's own media and transfer types, derived where they are defined (quartier-core's
+/// `uniffi` feature).
+pub use quartier_core::media::{EvictionReport, ImportOptions, ImportedMedia, LocalMedia, MediaVariant};
+pub use quartier_core::sync::{TransferDirection, TransferEvent, TransferPolicy};
+pub use quartier_core::AllowedActions;
 
 /// A file the server refused (quota, hash mismatch, not allowed); the run went on.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]

@@ -25,6 +25,12 @@ pub mod store;
 pub mod sync;
 
 pub use error::{Error, Result};
+
+// With the `uniffi` feature (enabled by `quartier-ffi` only) the core's own plain types (media,
+// transfers, allowed actions) derive uniffi traits where they are defined: namespace
+// `quartier_core`, generated next to `quartier_domain` and `quartier_ffi`.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
 pub use quartier_domain::{document, model, schedule, DocKind, Error as DomainError, QuartierError};
 pub use store::{
     AllowedActions, IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions,

@@ -43,6 +43,7 @@ const ACCESS_RESOLUTION_MS: i64 = 60_000;
 
 /// Which file of a media reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum MediaVariant {
     Original,
     Preview,
@@ -70,6 +71,7 @@ impl MediaVariant {
 
 /// One content-addressed file known to this device.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct LocalMedia {
     pub hash: String,
     pub mime_type: String,
@@ -126,19 +128,23 @@ impl LocalMedia {
 }
 
 /// How to import a file.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ImportOptions {
     /// Keep the original bytes with their metadata (EXIF, GPS, camera serial; MP4/MOV `udta`
     /// and `meta`). Off by default: a stored photo is re-encoded with the orientation applied
     /// and no metadata, and MP4/MOV/M4A/3GP lose their metadata boxes.
     /// Previews and thumbnails never carry metadata.
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub keep_metadata: bool,
     /// Never evict these files from this device.
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub pinned: bool,
 }
 
 /// The result of an import.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ImportedMedia {
     /// Ready to put on an item (add alt text and caption first).
     pub reference: MediaRef,
@@ -148,6 +154,7 @@ pub struct ImportedMedia {
 
 /// What an eviction run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EvictionReport {
     /// Hashes whose bytes were removed (their rows stay, `present = false`).
     pub evicted: Vec<String>,

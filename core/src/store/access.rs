@@ -18,6 +18,7 @@ use crate::model::{
 
 /// What a person may do with one item, as the store's memberships say (see `docs/permissions.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct AllowedActions {
     /// `update_item` (for a coordinator on someone else's item: moderation).
     pub edit: bool,

@@ -33,6 +33,7 @@ use crate::store::Store;
 
 /// What the app allows on the current link.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct TransferPolicy {
     /// The link costs per byte (mobile data): thumbnails and previews move, originals wait for
     /// an unmetered link or an explicit request.
@@ -61,6 +62,7 @@ pub(super) fn blob_variant(variant: MediaVariant) -> BlobVariant {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TransferDirection {
     Upload,
     Download,
@@ -78,6 +80,7 @@ pub struct Transfer {
 
 /// Progress of one file, reported after every chunk (uploads) or piece (downloads).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct TransferEvent {
     pub hash: String,
     pub direction: TransferDirection,

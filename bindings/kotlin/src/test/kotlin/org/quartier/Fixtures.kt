@@ -1,5 +1,6 @@
 package org.quartier
 
+import uniffi.quartier_core.*
 import uniffi.quartier_domain.*
 import uniffi.quartier_ffi.*
 

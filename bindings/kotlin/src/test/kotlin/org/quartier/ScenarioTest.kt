@@ -14,6 +14,7 @@ import org.quartier.flow.SyncUpdate
 import org.quartier.flow.backgroundSyncFlow
 import org.quartier.flow.feedFlow
 import org.quartier.flow.syncFlow
+import uniffi.quartier_core.*
 import uniffi.quartier_domain.*
 import uniffi.quartier_ffi.*
 import java.nio.file.Path
