@@ -1,7 +1,10 @@
 //! # quartier-ffi
 //!
-//! The uniffi facade of `quartier-core` for Kotlin, Swift and Python. Thin by design: it
-//! converts types and errors and holds no logic of its own. See `docs/bindings.md`.
+//! The uniffi facade of `quartier-core` for Kotlin, Swift and Python. Thin by design: it holds
+//! no logic of its own, and it does not copy the model: the domain's and the core's plain types
+//! derive uniffi where they are defined (their `uniffi` feature, turned on here), with ids,
+//! instants and texts as custom types. What stays here are real adapters. See
+//! `docs/bindings.md`.
 //!
 //! - [`store`]: `QuartierStore` — open/close, identity, spaces, items, queries, subscriptions;
 //! - [`live`]: the foreign `LiveQueryListener` and the `LiveSubscription` handle;
@@ -9,8 +12,11 @@
 //!   progress and background-sync listeners;
 //! - [`media`]: media import, files, budget on `QuartierStore`; transfers on `QuartierSync`;
 //! - [`logging`]: `tracing` events forwarded to a foreign `Logger`, filtered by level;
-//! - [`types`]: records and enums mirroring the core's model, queries and sync types;
-//! - [`error`]: `QuartierError`, and the panic guard around every call.
+//! - [`types`]: the records not derived at their definition yet (item details and content,
+//!   patches, queries and their results, sync reports), with dates and times as text, and the
+//!   UTF-16 offsets of search snippets; re-exports of the derived types;
+//! - [`error`]: the panic guard around every call; `QuartierError` itself is quartier-domain's
+//!   public error, filled from the core's error in `core/src/error.rs`.
 //!
 //! Every object is `Send + Sync`: any method may be called from any thread at once. Listeners
 //! are called on library threads, never on the caller's thread.

@@ -1,8 +1,11 @@
-//! The data that crosses the boundary: uniffi records and enums mirroring the core's model,
-//! queries and sync types, and their conversions (`into_core` / `From<core>`). Ids are UUID
-//! strings, instants are milliseconds since the epoch (UTC), localized texts are maps from a
-//! BCP-47 tag to text, dates `YYYY-MM-DD`, times `HH:MM[:SS]`, local date-times
-//! `YYYY-MM-DDTHH:MM[:SS]`. Everything coming in is checked; a bad value is a typed error.
+//! The data that crosses the boundary and is not derived where it is defined yet: uniffi records
+//! and enums for item details and content, patches, queries and their results, spaces and sync
+//! reports, with their conversions (`into_core` / `From<core>`). The model's plain types (enums,
+//! locations, media references, addresses, viewers) and the core's media records are derived in
+//! quartier-domain / quartier-core and only re-exported here. Ids and instants are custom types
+//! there (UUID strings, milliseconds); the `…_ms` fields and the dates `YYYY-MM-DD`, times
+//! `HH:MM[:SS]` and local date-times `YYYY-MM-DDTHH:MM[:SS]` of the records below are converted
+//! here. Everything coming in is checked; a bad value is a typed error.
 
 use std::collections::HashMap;
 
