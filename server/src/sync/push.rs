@@ -262,7 +262,10 @@ fn decode_window(
         for (index, d) in decoded.iter().enumerate() {
             if let Ok(d) = d {
                 // A change signed badly is refused before its document would be looked at.
-                if d.signature_ok && d.change.deps().is_empty() && log::document_of_change(&conn, d.hash.as_ref())?.is_none() {
+                if d.signature_ok
+                    && d.change.deps().is_empty()
+                    && log::document_of_change(&conn, d.hash.as_ref())?.is_none()
+                {
                     candidates.push(index);
                 }
             }
