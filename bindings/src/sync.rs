@@ -17,20 +17,51 @@ use crate::store::QuartierStore;
 use crate::types::*;
 
 /// The library's runtime: two workers (phones and this machine have few cores) plus tokio's
-/// blocking pool, where store work of a sync runs. Built on first use.
-static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
+/// blocking pool, where store work of a sync runs. Built on first use; taken down by
+/// [`shutdown_runtime`], after which async calls fail as `Internal`.
+static RUNTIME: LazyLock<Mutex<Option<Arc<Runtime>>>> = LazyLock::new(|| Mutex::new(None));
+
+/// Set once the runtime was shut down: it is not built again.
+static SHUT_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn runtime() -> FfiResult<Arc<Runtime>> {
+    let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(runtime) = slot.as_ref() {
+        return Ok(runtime.clone());
+    }
+    if SHUT_DOWN.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(QuartierError::internal("the library's runtime was shut down"));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("quartier-sync")
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
-});
+        .map(Arc::new)
+        .map_err(|e| QuartierError::internal(format!("cannot start the sync runtime: {e}")))?;
+    *slot = Some(runtime.clone());
+    Ok(runtime)
+}
 
-fn runtime() -> FfiResult<&'static Runtime> {
-    RUNTIME
-        .as_ref()
-        .map_err(|e| QuartierError::internal(format!("cannot start the sync runtime: {e}")))
+/// Stops the library's threads: running syncs, transfers and background syncs are cancelled
+/// and the runtime's workers exit (waiting at most two seconds for them). Call it when the
+/// process ends: an interpreter that is finalising (Python) ends any thread that calls back
+/// into it (a waking future, a listener) with a forced unwind, which aborts the process when
+/// it meets Rust frames. The Python module calls it from `atexit`. Async calls made afterwards
+/// fail; the stores keep working.
+#[uniffi::export]
+pub fn shutdown_runtime() {
+    SHUT_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+    let taken = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    if let Some(runtime) = taken {
+        // Otherwise a call is spawning onto it right now; its clone shuts it down when dropped.
+        if let Ok(runtime) = Arc::try_unwrap(runtime) {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
 }
 
 /// Aborts the spawned task if the awaiting side lets go of the future.
