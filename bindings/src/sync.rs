@@ -283,6 +283,33 @@ impl QuartierSync {
         .await
     }
 
+    /// The space's invites that can still be redeemed, oldest first (coordinators).
+    #[uniffi::method(default(cancel = None))]
+    pub async fn list_invites(
+        &self,
+        space_id: SpaceId,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<Vec<Invite>> {
+        let (store, client) = (self.core()?, self.client.clone());
+        let invites = on_runtime(cancel, async move { client.list_invites(&store, space_id).await }).await?;
+        Ok(invites.into_iter().map(Invite::from).collect())
+    }
+
+    /// Withdraws an invite by its `id` (coordinators): its code redeems nothing from then on.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn revoke_invite(
+        &self,
+        space_id: SpaceId,
+        invite_id: u64,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<()> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            client.revoke_invite(&store, space_id, invite_id).await
+        })
+        .await
+    }
+
     /// Joins the space of an invite code.
     #[uniffi::method(default(cancel = None))]
     pub async fn redeem_invite(

@@ -1091,6 +1091,31 @@ impl From<&quartier_protocol::Membership> for Membership {
     }
 }
 
+/// An open invite of a space, as its coordinators see it (never the code: the server keeps
+/// only its hash). `id` is what `revoke_invite` takes.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Invite {
+    pub id: u64,
+    pub role: Role,
+    pub expires_at_ms: i64,
+    pub max_uses: u32,
+    pub uses: u32,
+    pub created_by: PersonId,
+}
+
+impl From<quartier_protocol::InviteInfo> for Invite {
+    fn from(i: quartier_protocol::InviteInfo) -> Self {
+        Invite {
+            id: i.id,
+            role: i.role,
+            expires_at_ms: i.expires_at_ms,
+            max_uses: i.max_uses,
+            uses: i.uses,
+            created_by: i.created_by.into(),
+        }
+    }
+}
+
 /// A space made by `QuartierSync.create_space`: the space, and the server's membership once
 /// it was registered (null while the server could not be reached).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]

@@ -126,6 +126,26 @@ pub struct InviteCreated {
     pub code: String,
 }
 
+/// One open invite of a space, as `GET /v1/spaces/{space}/invites` lists them for its
+/// coordinators: never the code itself (the server keeps only its hash), but what it grants
+/// and how often it may still be used. `id` names it for `DELETE …/invites/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteInfo {
+    pub id: u64,
+    pub role: Role,
+    pub expires_at_ms: i64,
+    pub max_uses: u32,
+    pub uses: u32,
+    pub created_by: Uuid,
+}
+
+/// Answer to `GET /v1/spaces/{space}/invites`: the invites not yet expired or used up, oldest
+/// first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteList {
+    pub invites: Vec<InviteInfo>,
+}
+
 /// `POST /v1/invites/redeem`: joins the space of an invite.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedeemInvite {

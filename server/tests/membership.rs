@@ -297,3 +297,114 @@ async fn registering_a_space_again_tells_its_creator_the_role_they_have_now() {
         "registering a space one was removed from",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinators_list_the_open_invites_and_a_withdrawn_code_redeems_nothing() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (owner, space) = space_with_coordinator(&url).await;
+    let (_, elsewhere) = space_with_coordinator(&url).await;
+    let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let once = owner
+        .client
+        .create_invite(&owner.store, space, Role::Resident, in_an_hour, 1)
+        .await
+        .expect("invite");
+    let board = owner
+        .client
+        .create_invite(&owner.store, space, Role::Volunteer, in_an_hour, 25)
+        .await
+        .expect("invite");
+    let listed = owner
+        .client
+        .list_invites(&owner.store, space)
+        .await
+        .expect("list");
+    let seen: Vec<_> = listed
+        .iter()
+        .map(|i| (i.role, i.max_uses, i.uses, i.expires_at_ms, i.created_by))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Role::Resident, 1, 0, in_an_hour, owner.person.as_uuid()),
+            (Role::Volunteer, 25, 0, in_an_hour, owner.person.as_uuid()),
+        ]
+    );
+    // Used up: the one-use invite leaves the list; the board invite counts its use.
+    let resident = Device::register(&url, "Nachbarin").await;
+    resident
+        .client
+        .redeem_invite(&resident.store, &once)
+        .await
+        .expect("join");
+    let volunteer = Device::register(&url, "Helfer").await;
+    volunteer
+        .client
+        .redeem_invite(&volunteer.store, &board)
+        .await
+        .expect("join");
+    let listed = owner
+        .client
+        .list_invites(&owner.store, space)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].role, listed[0].uses), (Role::Volunteer, 1));
+    // Only coordinators see or withdraw invites, and only their own space's.
+    for result in [
+        volunteer
+            .client
+            .list_invites(&volunteer.store, space)
+            .await
+            .map(|_| ()),
+        volunteer
+            .client
+            .revoke_invite(&volunteer.store, space, listed[0].id)
+            .await,
+    ] {
+        assert!(
+            matches!(result, Err(Error::Server { status: 403, .. })),
+            "{result:?}"
+        );
+    }
+    let other_space = owner
+        .client
+        .revoke_invite(&owner.store, elsewhere, listed[0].id)
+        .await;
+    assert!(
+        matches!(other_space, Err(Error::Server { status: 403, .. })),
+        "{other_space:?}"
+    );
+    // Withdrawn: the flyer's code lets nobody in, and whoever joined through it stays.
+    owner
+        .client
+        .revoke_invite(&owner.store, space, listed[0].id)
+        .await
+        .expect("withdraw");
+    assert!(owner
+        .client
+        .list_invites(&owner.store, space)
+        .await
+        .expect("list")
+        .is_empty());
+    let late = Device::register(&url, "Zu spät").await;
+    let refused = late.client.redeem_invite(&late.store, &board).await;
+    assert!(
+        matches!(refused, Err(Error::Server { status: 404, .. })),
+        "{refused:?}"
+    );
+    let again = owner
+        .client
+        .revoke_invite(&owner.store, space, listed[0].id)
+        .await;
+    assert!(
+        matches!(again, Err(Error::Server { status: 404, .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        volunteer.store.memberships().expect("memberships").len(),
+        1,
+        "who joined through the invite stays a member"
+    );
+}

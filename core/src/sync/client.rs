@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::Signer;
 use quartier_protocol::{
-    CreateInvite, CreateSpace, DeviceRegistered, InviteCreated, Membership, RedeemInvite, RegisterDevice,
-    RegistrationChallenge, Role, SetRole,
+    CreateInvite, CreateSpace, DeviceRegistered, InviteCreated, InviteInfo, InviteList, Membership,
+    RedeemInvite, RegisterDevice, RegistrationChallenge, Role, SetRole,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -345,6 +345,31 @@ impl SyncClient {
             )
             .await?;
         Ok(created.code)
+    }
+
+    /// The space's invites that can still be redeemed, oldest first (coordinators): what each
+    /// grants, until when, and how often it was used; never the codes.
+    pub async fn list_invites(&self, store: &Store, space: SpaceId) -> Result<Vec<InviteInfo>> {
+        let account = Self::account(store).await?;
+        let request = HttpRequest::bare(
+            HttpMethod::Get,
+            &format!("/v1/spaces/{space}/invites"),
+            Some(&account.token),
+        );
+        let list: InviteList = decode_answer(&self.send(request).await?)?;
+        Ok(list.invites)
+    }
+
+    /// Withdraws an invite (coordinators): its code redeems nothing from then on. Whoever
+    /// joined through it stays a member.
+    pub async fn revoke_invite(&self, store: &Store, space: SpaceId, invite: u64) -> Result<()> {
+        let account = Self::account(store).await?;
+        self.call_empty(
+            HttpMethod::Delete,
+            &format!("/v1/spaces/{space}/invites/{invite}"),
+            &account.token,
+        )
+        .await
     }
 
     /// Joins the space of an invite code.

@@ -31,7 +31,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/devices/challenge", post(devices::challenge))
         .route("/v1/devices/{device}", delete(devices::revoke))
         .route("/v1/spaces", post(spaces::create))
-        .route("/v1/spaces/{space}/invites", post(spaces::invite))
+        .route(
+            "/v1/spaces/{space}/invites",
+            post(spaces::invite).get(spaces::list_invites),
+        )
+        .route(
+            "/v1/spaces/{space}/invites/{invite}",
+            delete(spaces::revoke_invite),
+        )
         .route("/v1/invites/redeem", post(spaces::redeem))
         .route(
             "/v1/spaces/{space}/members/{person}",

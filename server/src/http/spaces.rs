@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use quartier_protocol::{CreateInvite, CreateSpace, InviteCreated, Membership, RedeemInvite, Role, SetRole};
+use quartier_protocol::{
+    CreateInvite, CreateSpace, InviteCreated, InviteList, Membership, RedeemInvite, Role, SetRole,
+};
 use uuid::Uuid;
 
 use super::auth::Device;
@@ -132,6 +134,43 @@ pub async fn set_role(
 
 /// Removes a member (coordinators), or leaves a space (the member themselves). At once: the
 /// member's next sync purges the space from their devices.
+/// `GET /v1/spaces/{space}/invites`: the open invites, for the space's coordinators.
+pub async fn list_invites(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Ids(space): Ids<Uuid>,
+) -> Result<Wire<InviteList>, ServerError> {
+    let device = device.active()?;
+    let invites = blocking(move || {
+        let conn = state.db.lock();
+        require_coordinator(&conn, space, device.person)?;
+        spaces::open_invites(&conn, space, now_ms())
+    })
+    .await?;
+    Ok(Wire(InviteList { invites }))
+}
+
+/// `DELETE /v1/spaces/{space}/invites/{id}`: a coordinator withdraws an invite (a code shared
+/// too widely, a flyer lost); redeeming its code answers `404` from then on.
+pub async fn revoke_invite(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Ids((space, id)): Ids<(Uuid, u64)>,
+) -> Result<StatusCode, ServerError> {
+    let device = device.active()?;
+    blocking(move || {
+        let conn = state.db.lock();
+        require_coordinator(&conn, space, device.person)?;
+        if spaces::revoke_invite(&conn, space, id)? {
+            Ok(())
+        } else {
+            Err(ServerError::NotFound("no such invite".into()))
+        }
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     device: Device,

@@ -1,6 +1,6 @@
 //! Spaces, members and invites. The server is the only authority on who belongs where.
 
-use quartier_protocol::{Membership, Role};
+use quartier_protocol::{InviteInfo, Membership, Role};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -103,6 +103,50 @@ pub fn create_invite(
         params![secret_hash(code), space.to_string(), role.as_str(), expires_at_ms, max_uses, by.to_string()],
     )?;
     Ok(())
+}
+
+/// The invites of `space` that can still be redeemed (not expired, not used up), oldest first.
+pub fn open_invites(conn: &Connection, space: Uuid, now_ms: i64) -> Result<Vec<InviteInfo>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, role, expires_at, max_uses, uses, created_by FROM invites
+         WHERE space_id = ?1 AND expires_at >= ?2 AND uses < max_uses ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map(params![space.to_string(), now_ms], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut invites = Vec::new();
+    for row in rows {
+        let (id, role, expires_at_ms, max_uses, uses, created_by) = row?;
+        let corrupt = |what: &str| ServerError::Internal(format!("stored invite {id}: {what}"));
+        invites.push(InviteInfo {
+            id: u64::try_from(id).map_err(|_| corrupt("id"))?,
+            role: Role::parse(&role).ok_or_else(|| corrupt("role"))?,
+            expires_at_ms,
+            max_uses: u32::try_from(max_uses).map_err(|_| corrupt("max_uses"))?,
+            uses: u32::try_from(uses).map_err(|_| corrupt("uses"))?,
+            created_by: Uuid::parse_str(&created_by).map_err(|_| corrupt("creator"))?,
+        });
+    }
+    Ok(invites)
+}
+
+/// Deletes invite `id` of `space`, so its code redeems nothing any more; `false` if the space
+/// has no such invite.
+pub fn revoke_invite(conn: &Connection, space: Uuid, id: u64) -> Result<bool, ServerError> {
+    let Ok(id) = i64::try_from(id) else {
+        return Ok(false);
+    };
+    Ok(conn.execute(
+        "DELETE FROM invites WHERE rowid = ?1 AND space_id = ?2",
+        params![id, space.to_string()],
+    )? == 1)
 }
 
 /// Redeems an invite for a person: checks expiry and uses, then adds (or re-adds) the member.
