@@ -353,7 +353,7 @@ impl SyncClient {
         let account = Self::account(store).await?;
         let request = HttpRequest::bare(
             HttpMethod::Get,
-            &format!("/v1/spaces/{space}/invites"),
+            format!("/v1/spaces/{space}/invites"),
             Some(&account.token),
         );
         let list: InviteList = decode_answer(&self.send(request).await?)?;
