@@ -1,4 +1,4 @@
-//! The one error type that crosses the boundary, [`QuartierError`], and [`guard`], which runs a
+//! The one error type that crosses the boundary, [`QuartierError`], and `guard`, which runs a
 //! call with panics caught so that a panic arrives as `QuartierError::Internal` instead of
 //! unwinding into foreign code.
 //!

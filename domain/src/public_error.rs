@@ -10,9 +10,9 @@
 //! The application-services pattern (`components/support/error`): the internal error stays
 //! rich and precise for Rust callers and logs; the public one is small and stable — a variant
 //! per case an app reacts to differently, a human-readable `reason` (never personal data), and
-//! three structured facts every variant answers: [`error_code`](QuartierError::error_code) (a stable
-//! snake_case string, the server's own code where it gave one), [`http_status`]
-//! (QuartierError::http_status) (the server's answer, where there was one) and
+//! three structured facts every variant answers: [`error_code`](QuartierError::error_code) (a
+//! stable snake_case string, the server's own code where it gave one),
+//! [`http_status`](QuartierError::http_status) (the server's answer, where there was one) and
 //! [`is_retryable`](QuartierError::is_retryable) (whether trying the same call again later can
 //! succeed). An app tells "not a member" (`NotPermitted`/`Server` with code `not_a_member`,
 //! not retryable) from "offline" (`Offline`, retryable) without parsing messages.

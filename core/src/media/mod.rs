@@ -8,7 +8,7 @@
 //!
 //! Importing sniffs the type from the content, strips image metadata (see [`images`]) and the
 //! metadata of audio and video (see `strip`), derives a preview and a thumbnail, and probes
-//! the duration of audio and video (see [`duration`]).
+//! the duration of audio and video (see `duration`).
 //! A size budget is kept by evicting the least recently used files that a server has and the
 //! app did not pin; an original no server has yet is never evicted. See `docs/media.md`.
 //!

@@ -1,5 +1,5 @@
 //! Queries, answered from the projection tables only (never by loading Automerge documents).
-//! Each query is a plain struct with a function that runs it on a read connection; [`Store`]
+//! Each query is a plain struct with a function that runs it on a read connection; [`Store`](crate::Store)
 //! exposes them, and live queries re-run them after commits.
 //!
 //! Every query is asked for a [`Viewer`]: others' items are shown only in the statuses and

@@ -78,7 +78,7 @@ pub enum TransferEffect {
 #[derive(Debug, Default)]
 pub struct TransferOutcome {
     pub report: TransferReport,
-    /// The file fetched, for [`TransferSession::fetch`].
+    /// The file fetched, for a run started with [`TransferSession::one`].
     pub file: Option<PathBuf>,
 }
 
