@@ -27,6 +27,20 @@ pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> QuartierError 
 /// Result of every exported call.
 pub type FfiResult<T> = Result<T, QuartierError>;
 
+/// A count, size or limit from the app as the core takes it. The API speaks signed numbers
+/// (Kotlin's `ULong`/`UInt` are not what an Android developer expects, and Java has none), so a
+/// negative one is refused here, with the parameter's name.
+pub(crate) fn non_negative<T: TryFrom<i64>>(what: &str, value: i64) -> FfiResult<T> {
+    T::try_from(value).map_err(|_| QuartierError::Invalid {
+        reason: format!("{what} must be between 0 and its maximum, got {value}"),
+    })
+}
+
+/// A count or size from the core as the API gives it (saturating: no real count reaches it).
+pub(crate) fn signed<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
 /// Runs one exported call with panics caught: a panic becomes [`QuartierError::Internal`].
 /// The core keeps its state consistent across a panic (SQLite transactions roll back on
 /// unwind, its mutexes recover from poisoning), so the store stays usable afterwards.
@@ -38,6 +52,19 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
 mod tests {
     use super::*;
     use quartier_core::Error as CoreError;
+
+    #[test]
+    fn negative_numbers_from_the_app_are_refused_with_their_name() {
+        assert_eq!(non_negative::<u32>("limit", 20), Ok(20));
+        let e = non_negative::<u32>("limit", -1).expect_err("negative");
+        assert!(
+            matches!(&e, QuartierError::Invalid { reason } if reason.contains("limit") && reason.contains("-1")),
+            "{e:?}"
+        );
+        assert!(non_negative::<u32>("max uses", i64::from(u32::MAX) + 1).is_err());
+        assert_eq!(signed(u64::MAX), i64::MAX);
+        assert_eq!(signed(7usize), 7);
+    }
 
     #[test]
     fn core_errors_keep_their_variant_and_message() {

@@ -81,11 +81,11 @@ impl QuartierStore {
     }
 
     /// Bounds the bytes of media kept on this device (persisted); evicts at once.
-    pub fn set_media_budget(&self, bytes: u64) -> FfiResult<()> {
+    pub fn set_media_budget(&self, bytes: i64) -> FfiResult<()> {
         self.with(|s| Ok(s.set_media_budget(bytes)?))
     }
 
-    pub fn media_budget(&self) -> FfiResult<u64> {
+    pub fn media_budget(&self) -> FfiResult<i64> {
         self.with(|s| Ok(s.media_budget()?))
     }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use quartier_core::{Store, StoreOptions};
 
-use crate::error::{guard, FfiResult, QuartierError};
+use crate::error::{guard, signed, FfiResult, QuartierError};
 use crate::types::*;
 
 /// A Quartier store (one SQLite file). Share one instance across threads; every method may be
@@ -100,8 +100,8 @@ impl QuartierStore {
     }
 
     /// Changes waiting for the server.
-    pub fn outbox_len(&self) -> FfiResult<u64> {
-        self.with(|s| Ok(s.sync_outbox_len()? as u64))
+    pub fn outbox_len(&self) -> FfiResult<i64> {
+        self.with(|s| Ok(signed(s.sync_outbox_len()?)))
     }
 
     /// Changes the server refused for good, newest first ("not delivered: reason").
@@ -184,8 +184,8 @@ impl QuartierStore {
 
     /// Erases an item and its comments from the file (data-protection requests); returns how
     /// many items were erased.
-    pub fn erase_item(&self, item_id: ItemId) -> FfiResult<u32> {
-        self.with(|s| Ok(u32::try_from(s.erase_item(item_id)?).unwrap_or(u32::MAX)))
+    pub fn erase_item(&self, item_id: ItemId) -> FfiResult<i64> {
+        self.with(|s| Ok(signed(s.erase_item(item_id)?)))
     }
 
     // -- queries --------------------------------------------------------------------------

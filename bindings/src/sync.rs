@@ -12,7 +12,7 @@ use quartier_core::Error as CoreError;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-use crate::error::{FfiResult, QuartierError};
+use crate::error::{non_negative, FfiResult, QuartierError};
 use crate::store::QuartierStore;
 use crate::types::*;
 
@@ -270,9 +270,10 @@ impl QuartierSync {
         space_id: SpaceId,
         role: Role,
         expires_at_ms: i64,
-        max_uses: u32,
+        max_uses: i64,
         cancel: Option<Arc<CancelToken>>,
     ) -> FfiResult<String> {
+        let max_uses = non_negative("max uses", max_uses)?;
         let (store, client) = (self.core()?, self.client.clone());
         let space = space_id;
         on_runtime(cancel, async move {
@@ -300,9 +301,10 @@ impl QuartierSync {
     pub async fn revoke_invite(
         &self,
         space_id: SpaceId,
-        invite_id: u64,
+        invite_id: i64,
         cancel: Option<Arc<CancelToken>>,
     ) -> FfiResult<()> {
+        let invite_id = non_negative("invite id", invite_id)?;
         let (store, client) = (self.core()?, self.client.clone());
         on_runtime(cancel, async move {
             client.revoke_invite(&store, space_id, invite_id).await
@@ -393,10 +395,11 @@ impl QuartierSync {
     /// after failures) until the returned handle is stopped or dropped.
     pub fn start_background(
         &self,
-        interval_ms: u64,
+        interval_ms: i64,
         listener: Arc<dyn SyncEventListener>,
     ) -> FfiResult<Arc<BackgroundSyncHandle>> {
         crate::error::guard(|| {
+            let interval_ms: u64 = non_negative("interval", interval_ms)?;
             let policy = BackoffPolicy {
                 interval: Duration::from_millis(interval_ms.max(1_000)),
                 ..BackoffPolicy::default()

@@ -15,7 +15,7 @@ use quartier_core::query as q;
 use quartier_core::schedule as s;
 use quartier_core::sync as sy;
 
-use crate::error::{FfiResult, QuartierError};
+use crate::error::{non_negative, signed, FfiResult, QuartierError};
 
 // ---------------------------------------------------------------------------------------------
 // Scalars
@@ -671,7 +671,7 @@ pub struct FeedQuery {
     #[uniffi(default = [])]
     pub audiences: Vec<Audience>,
     #[uniffi(default = 50)]
-    pub limit: u32,
+    pub limit: i32,
     /// `FeedPage.next` of the previous page.
     #[uniffi(default = None)]
     pub after: Option<String>,
@@ -690,7 +690,7 @@ impl FeedQuery {
             author: self.author,
             statuses: self.statuses.into_iter().collect(),
             audiences: self.audiences.into_iter().collect(),
-            limit: self.limit,
+            limit: non_negative("limit", self.limit.into())?,
             after: self.after.as_deref().map(parse_id).transpose()?,
             at: opt_instant("at", self.at_ms)?,
         })
@@ -725,7 +725,7 @@ pub struct SearchRequest {
     #[uniffi(default = [])]
     pub kinds: Vec<ItemKind>,
     #[uniffi(default = 20)]
-    pub limit: u32,
+    pub limit: i32,
     #[uniffi(default = None)]
     pub at_ms: Option<i64>,
 }
@@ -737,7 +737,7 @@ impl SearchRequest {
             viewer: self.viewer,
             text: self.text,
             kinds: kinds_in(self.kinds),
-            limit: self.limit,
+            limit: non_negative("limit", self.limit.into())?,
             at: opt_instant("at", self.at_ms)?,
         })
     }
@@ -746,8 +746,8 @@ impl SearchRequest {
 /// A span of a snippet's text, in UTF-16 code units (Kotlin/Java `String`, `NSString`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct TextRange {
-    pub start: u32,
-    pub end: u32,
+    pub start: i32,
+    pub end: i32,
 }
 
 /// A piece of text around the matches, with the matched words' ranges.
@@ -757,14 +757,14 @@ pub struct Snippet {
     pub matches: Vec<TextRange>,
 }
 
-fn utf16_offset(text: &str, byte: usize) -> u32 {
+fn utf16_offset(text: &str, byte: usize) -> i32 {
     let byte = byte.min(text.len());
     // Ranges come from the core on char boundaries; a stray one is clamped to the previous.
     let mut at = byte;
     while !text.is_char_boundary(at) {
         at -= 1;
     }
-    u32::try_from(text[..at].encode_utf16().count()).unwrap_or(u32::MAX)
+    i32::try_from(text[..at].encode_utf16().count()).unwrap_or(i32::MAX)
 }
 
 impl From<&quartier_core::search::Snippet> for Snippet {
@@ -815,7 +815,7 @@ pub struct ViewportQuery {
     #[uniffi(default = [])]
     pub kinds: Vec<ItemKind>,
     #[uniffi(default = 500)]
-    pub limit: u32,
+    pub limit: i32,
     #[uniffi(default = None)]
     pub at_ms: Option<i64>,
 }
@@ -830,7 +830,7 @@ impl ViewportQuery {
             north: self.north,
             east: self.east,
             kinds: kinds_in(self.kinds),
-            limit: self.limit,
+            limit: non_negative("limit", self.limit.into())?,
             at: opt_instant("at", self.at_ms)?,
         })
     }
@@ -846,7 +846,7 @@ pub struct RadiusQuery {
     #[uniffi(default = [])]
     pub kinds: Vec<ItemKind>,
     #[uniffi(default = 100)]
-    pub limit: u32,
+    pub limit: i32,
     #[uniffi(default = None)]
     pub at_ms: Option<i64>,
 }
@@ -859,7 +859,7 @@ impl RadiusQuery {
             center: self.center,
             radius_m: self.radius_m,
             kinds: kinds_in(self.kinds),
-            limit: self.limit,
+            limit: non_negative("limit", self.limit.into())?,
             at: opt_instant("at", self.at_ms)?,
         })
     }
@@ -899,7 +899,7 @@ pub struct EventsQuery {
     pub from_ms: i64,
     pub to_ms: i64,
     #[uniffi(default = 200)]
-    pub limit: u32,
+    pub limit: i32,
 }
 
 impl EventsQuery {
@@ -909,7 +909,7 @@ impl EventsQuery {
             viewer: self.viewer,
             from: instant("from", self.from_ms)?,
             to: instant("to", self.to_ms)?,
-            limit: self.limit,
+            limit: non_negative("limit", self.limit.into())?,
         })
     }
 }
@@ -1095,22 +1095,22 @@ impl From<&quartier_protocol::Membership> for Membership {
 /// only its hash). `id` is what `revoke_invite` takes.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Invite {
-    pub id: u64,
+    pub id: i64,
     pub role: Role,
     pub expires_at_ms: i64,
-    pub max_uses: u32,
-    pub uses: u32,
+    pub max_uses: i64,
+    pub uses: i64,
     pub created_by: PersonId,
 }
 
 impl From<quartier_protocol::InviteInfo> for Invite {
     fn from(i: quartier_protocol::InviteInfo) -> Self {
         Invite {
-            id: i.id,
+            id: signed(i.id),
             role: i.role,
             expires_at_ms: i.expires_at_ms,
-            max_uses: i.max_uses,
-            uses: i.uses,
+            max_uses: signed(i.max_uses),
+            uses: signed(i.uses),
             created_by: i.created_by.into(),
         }
     }
@@ -1140,7 +1140,7 @@ pub struct SpaceSyncStatus {
     pub last_attempt_ms: Option<i64>,
     pub last_error: Option<String>,
     /// Changes waiting to be pushed.
-    pub outbox: u64,
+    pub outbox: i64,
 }
 
 impl From<&sy::SpaceSyncStatus> for SpaceSyncStatus {
@@ -1151,7 +1151,7 @@ impl From<&sy::SpaceSyncStatus> for SpaceSyncStatus {
             last_success_ms: s.last_success.map(|t| t.timestamp_millis()),
             last_attempt_ms: s.last_attempt.map(|t| t.timestamp_millis()),
             last_error: s.last_error.clone(),
-            outbox: s.outbox as u64,
+            outbox: signed(s.outbox),
         }
     }
 }
@@ -1159,19 +1159,19 @@ impl From<&sy::SpaceSyncStatus> for SpaceSyncStatus {
 /// Progress of a running sync, after every committed page.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SyncProgress {
-    pub rounds: u64,
-    pub pushed: u64,
-    pub received: u64,
-    pub outbox_left: u64,
+    pub rounds: i64,
+    pub pushed: i64,
+    pub received: i64,
+    pub outbox_left: i64,
 }
 
 impl From<&sy::SyncProgress> for SyncProgress {
     fn from(p: &sy::SyncProgress) -> Self {
         SyncProgress {
-            rounds: p.rounds as u64,
-            pushed: p.pushed as u64,
-            received: p.received as u64,
-            outbox_left: p.outbox_left as u64,
+            rounds: signed(p.rounds),
+            pushed: signed(p.pushed),
+            received: signed(p.received),
+            outbox_left: signed(p.outbox_left),
         }
     }
 }
@@ -1187,7 +1187,7 @@ pub struct RejectedChange {
     pub code: String,
     pub message: String,
     /// Later edits of the item made again on top of what the server accepted.
-    pub reapplied: u64,
+    pub reapplied: i64,
 }
 
 /// A change the server asked to send again later; it stays queued.
@@ -1237,25 +1237,25 @@ impl From<&quartier_core::UndeliveredChange> for UndeliveredChange {
 /// What a finished sync did.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SyncReport {
-    pub rounds: u64,
-    pub pushed: u64,
-    pub received: u64,
+    pub rounds: i64,
+    pub pushed: i64,
+    pub received: i64,
     /// Refused for good in this sync.
     pub rejected: Vec<RejectedChange>,
     /// Still deferred by the server after this sync.
     pub deferred: Vec<DeferredChange>,
     /// Spaces purged from this device (membership ended).
     pub purged: Vec<String>,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
+    pub bytes_sent: i64,
+    pub bytes_received: i64,
 }
 
 impl From<&sy::SyncReport> for SyncReport {
     fn from(r: &sy::SyncReport) -> Self {
         SyncReport {
-            rounds: r.rounds as u64,
-            pushed: r.pushed as u64,
-            received: r.received as u64,
+            rounds: signed(r.rounds),
+            pushed: signed(r.pushed),
+            received: signed(r.received),
             rejected: r
                 .rejected
                 .iter()
@@ -1263,7 +1263,7 @@ impl From<&sy::SyncReport> for SyncReport {
                     doc_id: c.doc_id.clone(),
                     code: c.code.clone(),
                     message: c.message.clone(),
-                    reapplied: c.reapplied as u64,
+                    reapplied: signed(c.reapplied),
                 })
                 .collect(),
             deferred: r
@@ -1277,8 +1277,8 @@ impl From<&sy::SyncReport> for SyncReport {
                 })
                 .collect(),
             purged: r.purged.clone(),
-            bytes_sent: r.bytes_sent,
-            bytes_received: r.bytes_received,
+            bytes_sent: signed(r.bytes_sent),
+            bytes_received: signed(r.bytes_received),
         }
     }
 }
@@ -1296,7 +1296,7 @@ pub enum SyncEvent {
     /// A failed attempt; the next follows after `retry_in_ms`.
     Failed {
         error: String,
-        retry_in_ms: u64,
+        retry_in_ms: i64,
     },
     /// A failure retrying cannot fix (not registered, revoked…); background sync has stopped.
     Stopped {
@@ -1312,7 +1312,7 @@ impl From<&sy::SyncEvent> for SyncEvent {
             sy::SyncEvent::Finished(r) => SyncEvent::Finished { report: r.into() },
             sy::SyncEvent::Failed { error, retry_in } => SyncEvent::Failed {
                 error: error.clone(),
-                retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+                retry_in_ms: signed(retry_in.as_millis()),
             },
             sy::SyncEvent::Stopped { error } => SyncEvent::Stopped { error: error.clone() },
         }
@@ -1341,11 +1341,11 @@ pub struct TransferReport {
     pub uploaded: Vec<String>,
     pub downloaded: Vec<String>,
     /// Files the policy held back (originals on a metered link).
-    pub deferred: u64,
+    pub deferred: i64,
     pub failed: Vec<FailedTransfer>,
-    pub chunks_sent: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
+    pub chunks_sent: i64,
+    pub bytes_sent: i64,
+    pub bytes_received: i64,
 }
 
 impl From<&sy::TransferReport> for TransferReport {
@@ -1353,7 +1353,7 @@ impl From<&sy::TransferReport> for TransferReport {
         TransferReport {
             uploaded: r.uploaded.clone(),
             downloaded: r.downloaded.clone(),
-            deferred: r.deferred as u64,
+            deferred: signed(r.deferred),
             failed: r
                 .failed
                 .iter()
@@ -1362,9 +1362,9 @@ impl From<&sy::TransferReport> for TransferReport {
                     message: message.clone(),
                 })
                 .collect(),
-            chunks_sent: r.chunks_sent,
-            bytes_sent: r.bytes_sent,
-            bytes_received: r.bytes_received,
+            chunks_sent: signed(r.chunks_sent),
+            bytes_sent: signed(r.bytes_sent),
+            bytes_received: signed(r.bytes_received),
         }
     }
 }

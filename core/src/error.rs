@@ -204,12 +204,16 @@ impl From<Error> for quartier_domain::QuartierError {
             Error::Offline(_) => Public::Offline { reason },
             Error::RateLimited { retry_after_secs } => Public::RateLimited {
                 reason,
-                retry_after_secs,
+                retry_after_secs: i64::try_from(retry_after_secs).unwrap_or(i64::MAX),
             },
             Error::Unauthorized => Public::Unauthorized { reason },
             Error::DeviceRevoked => Public::DeviceRevoked { reason },
             Error::NotRegistered => Public::NotRegistered { reason },
-            Error::Server { status, code, .. } => Public::Server { reason, status, code },
+            Error::Server { status, code, .. } => Public::Server {
+                reason,
+                status: status.into(),
+                code,
+            },
             Error::ProtocolMismatch { .. } => Public::ProtocolMismatch { reason },
             Error::MalformedResponse(_) => Public::MalformedResponse { reason },
             Error::Cancelled => Public::Cancelled { reason },

@@ -321,7 +321,7 @@ fn derived_files_are_made_only_for_images_larger_than_them() {
             .import_media_bytes(&camera_jpeg(w, h, 1, w * h), &defaults())
             .expect("import");
         let r = imported.reference;
-        assert_eq!((r.width, r.height), (Some(w), Some(h)));
+        assert_eq!((r.width, r.height), (Some(w as i32), Some(h as i32)));
         assert_eq!(
             r.preview.as_ref().map(|v| (v.width, v.height)),
             preview,
@@ -334,7 +334,7 @@ fn derived_files_are_made_only_for_images_larger_than_them() {
         );
         for v in r.preview.iter().chain(&r.thumbnail) {
             let img = decode(&f.store.read_media(&v.hash).expect("read"));
-            assert_eq!((img.width(), img.height()), (v.width, v.height));
+            assert_eq!((img.width() as i32, img.height() as i32), (v.width, v.height));
             assert!(img.width().max(img.height()) <= 1280);
         }
         if let Some(t) = &r.thumbnail {
@@ -687,7 +687,10 @@ fn eviction_removes_least_recently_used_synced_files_and_keeps_the_rows() {
     // Oldest use: files[0], then 1, 2, 3. Pin files[1]. Budget for two files.
     f.store.set_media_pinned(&files[1].hash, true).expect("pin");
     f.store.set_media_budget(0).expect("budget");
-    f.store.set_media_budget(u64::MAX).expect("budget");
+    f.store.set_media_budget(i64::MAX).expect("budget");
+    // A negative budget (the API is signed for Kotlin and Swift) is refused and changes nothing.
+    assert!(matches!(f.store.set_media_budget(-1), Err(Error::Invalid { .. })));
+    assert_eq!(f.store.media_budget().expect("budget"), i64::MAX);
     assert!(files.iter().skip(2).all(|m| f
         .store
         .media_info(&m.hash)
@@ -771,7 +774,7 @@ enum Op {
     Import { samples: u32, pinned: bool },
     MarkOnServer(usize),
     Pin(usize, bool),
-    Budget(u64),
+    Budget(i64),
     Evict,
     Touch(usize),
 }
@@ -781,7 +784,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (100u32..4_000, any::<bool>()).prop_map(|(samples, pinned)| Op::Import { samples, pinned }),
         3 => (0usize..32).prop_map(Op::MarkOnServer),
         1 => (0usize..32, any::<bool>()).prop_map(|(i, p)| Op::Pin(i, p)),
-        2 => (0u64..20_000).prop_map(Op::Budget),
+        2 => (0i64..20_000).prop_map(Op::Budget),
         1 => Just(Op::Evict),
         1 => (0usize..32).prop_map(Op::Touch),
     ]

@@ -284,7 +284,7 @@ fn check(f: &Fixture, case: &Case, expected_codecs: Option<&[&str]>) -> Checked 
             "{name}: ffprobe still reports `{secret}`: {tags}"
         );
     }
-    assert_eq!(stored.len() as u64, imported.reference.size, "{name}");
+    assert_eq!(stored.len() as i64, imported.reference.size, "{name}");
     assert_eq!(
         blake3::hash(&stored).to_hex().as_str(),
         imported.reference.hash,
@@ -328,7 +328,7 @@ fn check(f: &Fixture, case: &Case, expected_codecs: Option<&[&str]>) -> Checked 
 struct Checked {
     original: Vec<u8>,
     stored: Vec<u8>,
-    duration_ms: Option<u64>,
+    duration_ms: Option<i64>,
 }
 
 #[test]

@@ -67,7 +67,7 @@ pub enum QuartierError {
     /// The server asked this device to slow down: nothing is sent to it before
     /// `retry_after_secs` have passed.
     #[error("{reason}")]
-    RateLimited { reason: String, retry_after_secs: u64 },
+    RateLimited { reason: String, retry_after_secs: i64 },
     #[error("{reason}")]
     Unauthorized { reason: String },
     #[error("{reason}")]
@@ -79,7 +79,7 @@ pub enum QuartierError {
     #[error("{reason}")]
     Server {
         reason: String,
-        status: u16,
+        status: i32,
         code: String,
     },
     #[error("{reason}")]
@@ -148,7 +148,7 @@ impl QuartierError {
     /// The HTTP status the server answered with, where the error is the server's answer
     /// (`Server`, `Unauthorized` 401, `RateLimited` 429); null for everything decided on the
     /// device, and for `Offline` (no answer at all).
-    pub fn http_status(&self) -> Option<u16> {
+    pub fn http_status(&self) -> Option<i32> {
         match self {
             QuartierError::Server { status, .. } => Some(*status),
             QuartierError::Unauthorized { .. } => Some(401),

@@ -603,7 +603,7 @@ async fn who_left_fetches_nothing_not_even_through_a_space_of_their_own_that_ref
         space,
         "Straßenfest",
         Audience::Everyone,
-        vec![MediaRef::new(&photo_hash, "image/jpeg", photo.len() as u64)],
+        vec![MediaRef::new(&photo_hash, "image/jpeg", photo.len() as i64)],
     );
     sync_clean(&coordinator).await;
     post_with_media(
@@ -611,7 +611,7 @@ async fn who_left_fetches_nothing_not_even_through_a_space_of_their_own_that_ref
         space,
         "Fallnotiz",
         Audience::Caseworkers,
-        vec![MediaRef::new(&secret_hash, "image/jpeg", secret.len() as u64)],
+        vec![MediaRef::new(&secret_hash, "image/jpeg", secret.len() as i64)],
     );
     sync_clean(&caseworker).await;
     sync_clean(&resident).await;
@@ -678,8 +678,8 @@ async fn who_left_fetches_nothing_not_even_through_a_space_of_their_own_that_ref
         "Erinnerung",
         Audience::Everyone,
         vec![
-            MediaRef::new(&photo_hash, "image/jpeg", photo.len() as u64),
-            MediaRef::new(&secret_hash, "image/jpeg", secret.len() as u64),
+            MediaRef::new(&photo_hash, "image/jpeg", photo.len() as i64),
+            MediaRef::new(&secret_hash, "image/jpeg", secret.len() as i64),
         ],
     );
     sync_clean(&resident).await;
@@ -715,7 +715,7 @@ async fn who_left_fetches_nothing_not_even_through_a_space_of_their_own_that_ref
         theirs,
         "Geklaut",
         Audience::Everyone,
-        vec![MediaRef::new(&photo_hash, "image/jpeg", photo.len() as u64)],
+        vec![MediaRef::new(&photo_hash, "image/jpeg", photo.len() as i64)],
     );
     sync_clean(&stranger).await;
     let answer = announce(url, &token_of(&stranger), theirs, &photo_hash, photo.len() as u64).await;
@@ -781,7 +781,7 @@ async fn a_photo_used_in_two_spaces_is_fetchable_through_each_its_bytes_sent_onc
         .expect("import");
     let reference = imported.reference.clone();
     let files: Vec<String> = reference.hashes().into_iter().map(str::to_owned).collect();
-    let total: u64 = imported.stored.iter().map(|f| f.size).sum();
+    let total: i64 = imported.stored.iter().map(|f| f.size).sum();
     let older = post_with_media(
         &coordinator,
         first,
@@ -816,7 +816,7 @@ async fn a_photo_used_in_two_spaces_is_fetchable_through_each_its_bytes_sent_onc
     assert_eq!(report.uploaded.len(), 2 * files.len());
     // The second space's claims are made with the bytes already sent: nothing goes up twice.
     assert!(
-        report.bytes_sent < total + 8_192,
+        report.bytes_sent < total as u64 + 8_192,
         "{} bytes sent for {total} bytes of files",
         report.bytes_sent
     );
@@ -1005,7 +1005,7 @@ async fn cut_uploads_and_downloads_resume_without_resending_finished_chunks_and_
         .last()
         .cloned()
         .expect("progress events");
-    assert!(last.finished && last.done_bytes == size as u64 && last.direction == TransferDirection::Upload);
+    assert!(last.finished && last.done_bytes == size as i64 && last.direction == TransferDirection::Upload);
 
     // Download through a link cut at random offsets.
     sync_clean(&resident).await;
@@ -1031,7 +1031,7 @@ async fn cut_uploads_and_downloads_resume_without_resending_finished_chunks_and_
         proxy.up() - up_before <= attempts as u64 * 1024,
         "a download sends no body"
     );
-    let done: Vec<u64> = events
+    let done: Vec<i64> = events
         .lock()
         .expect("events")
         .iter()
@@ -1227,10 +1227,10 @@ async fn on_metered_links_thumbnails_and_previews_move_only_within_their_bound_a
     let (honest, liar) = (random_bytes(&mut rng, big), random_bytes(&mut rng, big));
     let (photo_a, photo_b) = (random_bytes(&mut rng, 9_000), random_bytes(&mut rng, 8_000));
     let mut refs = Vec::new();
-    for (original, thumbnail, declared) in [(&photo_a, &honest, big as u64), (&photo_b, &liar, 20_000)] {
+    for (original, thumbnail, declared) in [(&photo_a, &honest, big as i64), (&photo_b, &liar, 20_000)] {
         let original_hash = upload(url, &token, space, original).await;
         let thumbnail_hash = upload(url, &token, space, thumbnail).await;
-        let mut reference = MediaRef::new(original_hash, "image/jpeg", original.len() as u64);
+        let mut reference = MediaRef::new(original_hash, "image/jpeg", original.len() as i64);
         reference.thumbnail = Some(MediaVariantRef {
             hash: thumbnail_hash,
             mime_type: "image/jpeg".into(),

@@ -36,7 +36,7 @@ use sniff::Kind;
 /// Largest file accepted by an import (a few minutes of phone video).
 pub const MAX_IMPORT_BYTES: u64 = 200 * 1024 * 1024;
 /// Budget of present media bytes until the app sets one.
-pub const DEFAULT_MEDIA_BUDGET: u64 = 512 * 1024 * 1024;
+pub const DEFAULT_MEDIA_BUDGET: i64 = 512 * 1024 * 1024;
 /// Access times are refreshed at most this often per file: scrolling a feed of thumbnails
 /// must not cost one durable write per image, and LRU needs no finer resolution.
 const ACCESS_RESOLUTION_MS: i64 = 60_000;
@@ -75,7 +75,8 @@ impl MediaVariant {
 pub struct LocalMedia {
     pub hash: String,
     pub mime_type: String,
-    pub size: u64,
+    /// Bytes (signed because it crosses the FFI; never negative).
+    pub size: i64,
     pub variant: MediaVariant,
     /// The original's hash, for previews and thumbnails.
     pub of: Option<String>,
@@ -88,6 +89,12 @@ pub struct LocalMedia {
 }
 
 impl LocalMedia {
+    /// The size as the transfer arithmetic uses it (a negative size, which only a malformed
+    /// reference could carry, counts as empty and then fails the content check).
+    pub fn size_bytes(&self) -> u64 {
+        u64::try_from(self.size).unwrap_or(0)
+    }
+
     /// The files a reference on an item needs, as a download queue expects them: on the
     /// server, not (yet) present. Original first, then preview and thumbnail.
     pub fn for_reference(reference: &MediaRef) -> Vec<LocalMedia> {
@@ -158,11 +165,11 @@ pub struct ImportedMedia {
 pub struct EvictionReport {
     /// Hashes whose bytes were removed (their rows stay, `present = false`).
     pub evicted: Vec<String>,
-    pub freed_bytes: u64,
+    pub freed_bytes: i64,
     /// Bytes of media still present; above `budget` only when the rest is protected
     /// (pinned, not on a server yet, or just imported).
-    pub present_bytes: u64,
-    pub budget: u64,
+    pub present_bytes: i64,
+    pub budget: i64,
 }
 
 /// How long a file no item references stays before [`Store::collect_media_garbage`] removes
@@ -174,7 +181,7 @@ pub const MEDIA_GC_GRACE: std::time::Duration = std::time::Duration::from_secs(7
 pub struct MediaGcReport {
     /// Hashes whose rows (and files, where present) were removed.
     pub removed: Vec<String>,
-    pub freed_bytes: u64,
+    pub freed_bytes: i64,
 }
 
 /// A file ready to be registered.
@@ -201,7 +208,7 @@ fn local_media(row: &rusqlite::Row<'_>) -> rusqlite::Result<LocalMedia> {
     Ok(LocalMedia {
         hash: row.get(0)?,
         mime_type: row.get(1)?,
-        size: row.get::<_, i64>(2)?.max(0) as u64,
+        size: row.get::<_, i64>(2)?.max(0),
         variant,
         of: row.get(4)?,
         on_server: row.get(5)?,
@@ -227,13 +234,24 @@ fn not_found(hash: &str) -> Error {
     }
 }
 
-fn budget_of(conn: &rusqlite::Connection) -> Result<u64> {
+/// A size or count for a type that crosses the FFI: signed there (no `ULong` in Kotlin), and
+/// saturating where a `u64` would not fit (never for a real file).
+pub(crate) fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Pixel dimensions for a type that crosses the FFI (see [`saturating_i64`]).
+pub(crate) fn saturating_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn budget_of(conn: &rusqlite::Connection) -> Result<i64> {
     let budget: Option<i64> = conn
         .query_row("SELECT budget_bytes FROM media_settings WHERE id = 1", [], |r| {
             r.get(0)
         })
         .optional()?;
-    Ok(budget.map_or(DEFAULT_MEDIA_BUDGET, |b| b.max(0) as u64))
+    Ok(budget.map_or(DEFAULT_MEDIA_BUDGET, |b| b.max(0)))
 }
 
 fn check_import_size(size: u64) -> Result<()> {
@@ -327,9 +345,9 @@ impl Store {
                 derived.push(MediaVariantRef {
                     hash: staged.hash.clone(),
                     mime_type: encoded.mime_type.into(),
-                    size: staged.size,
-                    width: encoded.width,
-                    height: encoded.height,
+                    size: saturating_i64(staged.size),
+                    width: saturating_i32(encoded.width),
+                    height: saturating_i32(encoded.height),
                 });
             }
             new_files.push(NewFile {
@@ -345,10 +363,10 @@ impl Store {
         let mut reference = MediaRef::new(
             original.staged.hash.clone(),
             original.mime_type.clone(),
-            original.staged.size,
+            saturating_i64(original.staged.size),
         );
-        reference.width = original.width;
-        reference.height = original.height;
+        reference.width = original.width.map(saturating_i32);
+        reference.height = original.height.map(saturating_i32);
         let mut derived = derived.into_iter();
         if new_files.iter().any(|f| f.variant == MediaVariant::Preview) {
             reference.preview = derived.next();
@@ -371,8 +389,12 @@ impl Store {
             staged.rehash()?
         };
         let duration_ms = duration::probe_duration_ms(staged.path(), &mime_type);
-        let mut reference = MediaRef::new(staged.hash.clone(), mime_type.clone(), staged.size);
-        reference.duration_ms = duration_ms;
+        let mut reference = MediaRef::new(
+            staged.hash.clone(),
+            mime_type.clone(),
+            saturating_i64(staged.size),
+        );
+        reference.duration_ms = duration_ms.map(saturating_i64);
         let stored = self.register(
             vec![NewFile {
                 staged,
@@ -650,8 +672,11 @@ impl Store {
     }
 
     /// Sets the budget of media bytes kept on this device (persisted) and evicts down to it.
-    pub fn set_media_budget(&self, bytes: u64) -> Result<()> {
-        let stored = i64::try_from(bytes).unwrap_or(i64::MAX);
+    pub fn set_media_budget(&self, bytes: i64) -> Result<()> {
+        if bytes < 0 {
+            return Err(Error::invalid("media budget", "bytes are never negative"));
+        }
+        let stored = bytes;
         self.write(|tx, _| {
             tx.execute(
                 "INSERT INTO media_settings (id, budget_bytes) VALUES (1, ?1)
@@ -665,7 +690,7 @@ impl Store {
     }
 
     /// The budget of media bytes kept on this device.
-    pub fn media_budget(&self) -> Result<u64> {
+    pub fn media_budget(&self) -> Result<i64> {
         self.read(budget_of)
     }
 
@@ -718,7 +743,7 @@ impl Store {
                 tx.execute("DELETE FROM media WHERE hash = ?1", [&hash])?;
                 if present {
                     files::remove_quietly(&dir.join(&hash));
-                    report.freed_bytes += size.max(0) as u64;
+                    report.freed_bytes += size.max(0);
                 }
                 report.removed.push(hash);
             }
@@ -742,7 +767,7 @@ impl Store {
                 |r| r.get(0),
             )?;
             let mut report = EvictionReport {
-                present_bytes: present.max(0) as u64,
+                present_bytes: present.max(0),
                 budget,
                 ..EvictionReport::default()
             };
@@ -767,7 +792,7 @@ impl Store {
                 }
                 tx.execute("UPDATE media SET present = 0 WHERE hash = ?1", [&hash])?;
                 files::remove_quietly(&dir.join(&hash));
-                let size = size.max(0) as u64;
+                let size = size.max(0);
                 report.present_bytes = report.present_bytes.saturating_sub(size);
                 report.freed_bytes += size;
                 report.evicted.push(hash);

@@ -48,7 +48,7 @@ impl TransferPolicy {
         !self.metered
             || blob_variant(media.variant)
                 .max_bytes()
-                .is_some_and(|max| media.size <= max)
+                .is_some_and(|max| media.size_bytes() <= max)
     }
 }
 
@@ -86,8 +86,9 @@ pub struct TransferEvent {
     pub direction: TransferDirection,
     pub variant: MediaVariant,
     /// Bytes of the file the server (upload) or this device (download) holds now.
-    pub done_bytes: u64,
-    pub total_bytes: u64,
+    /// Signed because it crosses the FFI; never negative.
+    pub done_bytes: i64,
+    pub total_bytes: i64,
     pub finished: bool,
 }
 

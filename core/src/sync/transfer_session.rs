@@ -24,7 +24,7 @@ use super::transfer::{
     blob_variant, Transfer, TransferDirection, TransferEvent, TransferReport, TransferTraffic,
 };
 use crate::error::{Error, Result};
-use crate::media::LocalMedia;
+use crate::media::{saturating_i64, LocalMedia};
 use crate::store::Store;
 
 /// What happened to the request in flight.
@@ -332,7 +332,7 @@ impl TransferSession {
                 })?;
                 let announce = AnnounceBlob {
                     hash: media.hash.clone(),
-                    size: media.size,
+                    size: media.size_bytes(),
                     mime_type: media.mime_type.clone(),
                     chunk_size: BLOB_CHUNK_BYTES,
                     variant: Some(blob_variant(media.variant)),
@@ -414,7 +414,7 @@ impl TransferSession {
             self.report.deferred += 1;
             return Ok(Flow::FileDone);
         }
-        if real != media.size {
+        if real != media.size_bytes() {
             return Err(Error::MalformedResponse(format!(
                 "the server's file has {real} bytes, the item says {}",
                 media.size
@@ -496,7 +496,7 @@ impl TransferSession {
             self.send(request, Stage::Complete { up }, false, effects);
             return Ok(Flow::Sent);
         };
-        let (start, end) = chunk_range(up.media.size, BLOB_CHUNK_BYTES, index)
+        let (start, end) = chunk_range(up.media.size_bytes(), BLOB_CHUNK_BYTES, index)
             .ok_or_else(|| Error::MalformedResponse(format!("chunk {index} is past the end")))?;
         // Only now are the bytes needed: a file this person uploaded before is claimed in a
         // further space without them (and may have been evicted here meanwhile).
@@ -541,10 +541,10 @@ impl TransferSession {
             have,
             refused: None,
         };
-        if down.have > down.media.size {
+        if down.have > down.media.size_bytes() {
             down.reset()?;
         }
-        if down.have == down.media.size {
+        if down.have == down.media.size_bytes() {
             return self.downloaded(store, down, effects);
         }
         let mut request = HttpRequest::bare(
@@ -588,7 +588,7 @@ impl TransferSession {
                 if let Some((_, body)) = &mut down.refused {
                     body.extend_from_slice(&bytes);
                 } else {
-                    if down.have + bytes.len() as u64 > down.media.size {
+                    if down.have + bytes.len() as u64 > down.media.size_bytes() {
                         down.reset()?;
                         return Err(Error::MalformedResponse(
                             "the server sent more bytes than the item says the file has".into(),
@@ -616,7 +616,7 @@ impl TransferSession {
                 down.file
                     .sync_all()
                     .map_err(|e| media_io("syncing a download", e))?;
-                if down.have < down.media.size {
+                if down.have < down.media.size_bytes() {
                     return Err(Error::Offline("the download ended early".into()));
                 }
                 return self.downloaded(store, down, effects);
@@ -648,7 +648,11 @@ impl TransferSession {
         drop(file);
         store.adopt_downloaded_media(&partial, &media)?;
         let path = store.media_file(&media.hash)?;
-        effects.push(TransferEffect::Progress(download_event(&media, media.size, true)));
+        effects.push(TransferEffect::Progress(download_event(
+            &media,
+            media.size_bytes(),
+            true,
+        )));
         self.report.downloaded.push(media.hash);
         self.file = Some(path);
         Ok(Flow::FileDone)
@@ -730,7 +734,7 @@ fn upload_event(up: &Upload, finished: bool) -> TransferEvent {
         hash: up.media.hash.clone(),
         direction: TransferDirection::Upload,
         variant: up.media.variant,
-        done_bytes: done_bytes(&up.state),
+        done_bytes: saturating_i64(done_bytes(&up.state)),
         total_bytes: up.media.size,
         finished,
     }
@@ -741,7 +745,7 @@ fn download_event(media: &LocalMedia, done_bytes: u64, finished: bool) -> Transf
         hash: media.hash.clone(),
         direction: TransferDirection::Download,
         variant: media.variant,
-        done_bytes,
+        done_bytes: saturating_i64(done_bytes),
         total_bytes: media.size,
         finished,
     }
@@ -809,7 +813,7 @@ mod tests {
         let media = LocalMedia {
             hash: blake3::hash(&bytes).to_hex().to_string(),
             mime_type: "application/octet-stream".into(),
-            size: bytes.len() as u64,
+            size: saturating_i64(bytes.len() as u64),
             variant: MediaVariant::Original,
             of: None,
             on_server: true,

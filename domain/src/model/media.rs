@@ -17,18 +17,21 @@ pub struct MediaRef {
     /// BLAKE3 hash of the content, 64 lowercase hex digits.
     pub hash: String,
     pub mime_type: String,
-    pub size: u64,
+    /// Bytes. Sizes, pixel dimensions and durations are signed (never negative: `validate`
+    /// refuses that) because they cross the FFI, and Kotlin's unsigned types are not what an
+    /// app developer expects in an API.
+    pub size: i64,
     /// Pixel size as displayed (orientation applied), for images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
-    pub width: Option<u32>,
+    pub width: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
-    pub height: Option<u32>,
+    pub height: Option<i32>,
     /// Play time of audio and video, where the container states it cheaply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
-    pub duration_ms: Option<u64>,
+    pub duration_ms: Option<i64>,
     /// A downscaled copy (about 1280 px on the long side) of an image larger than that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
@@ -53,14 +56,14 @@ pub struct MediaVariantRef {
     /// BLAKE3 hash of the derived file, 64 lowercase hex digits.
     pub hash: String,
     pub mime_type: String,
-    pub size: u64,
-    pub width: u32,
-    pub height: u32,
+    pub size: i64,
+    pub width: i32,
+    pub height: i32,
 }
 
 impl MediaRef {
     /// A reference to a file with no dimensions, duration or derived files yet.
-    pub fn new(hash: impl Into<String>, mime_type: impl Into<String>, size: u64) -> MediaRef {
+    pub fn new(hash: impl Into<String>, mime_type: impl Into<String>, size: i64) -> MediaRef {
         MediaRef {
             hash: hash.into(),
             mime_type: mime_type.into(),
@@ -87,9 +90,24 @@ impl MediaRef {
     pub(crate) fn validate(&self) -> Result<()> {
         validate_hash(&self.hash)?;
         validate_mime_type(&self.mime_type)?;
+        if self.size < 0
+            || self.duration_ms.is_some_and(|ms| ms < 0)
+            || [self.width, self.height].into_iter().flatten().any(|d| d < 0)
+        {
+            return Err(Error::invalid(
+                "media reference",
+                "size, width, height and duration are never negative",
+            ));
+        }
         for variant in self.preview.iter().chain(&self.thumbnail) {
             validate_hash(&variant.hash)?;
             validate_mime_type(&variant.mime_type)?;
+            if variant.size < 0 || variant.width < 0 || variant.height < 0 {
+                return Err(Error::invalid(
+                    "media variant",
+                    "size, width and height are never negative",
+                ));
+            }
         }
         self.alt_text.validate("media alt text", 4 * 1024)?;
         self.caption.validate("media caption", 4 * 1024)
@@ -124,4 +142,43 @@ fn validate_mime_type(mime_type: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn negative_sizes_dimensions_and_durations_are_refused() {
+        let good = MediaRef {
+            width: Some(640),
+            height: Some(480),
+            duration_ms: Some(1_000),
+            thumbnail: Some(MediaVariantRef {
+                hash: HASH.into(),
+                mime_type: "image/jpeg".into(),
+                size: 10,
+                width: 256,
+                height: 192,
+            }),
+            ..MediaRef::new(HASH, "image/jpeg", 1_000)
+        };
+        assert!(good.validate().is_ok());
+        let bad: [fn(&mut MediaRef); 6] = [
+            |m| m.size = -1,
+            |m| m.width = Some(-1),
+            |m| m.height = Some(-640),
+            |m| m.duration_ms = Some(-5),
+            |m| m.thumbnail.as_mut().expect("thumbnail").size = -10,
+            |m| m.thumbnail.as_mut().expect("thumbnail").width = -256,
+        ];
+        for (i, spoil) in bad.iter().enumerate() {
+            let mut m = good.clone();
+            spoil(&mut m);
+            let e = m.validate().expect_err("negative");
+            assert!(e.to_string().contains("never negative"), "case {i}: {e}");
+        }
+    }
 }

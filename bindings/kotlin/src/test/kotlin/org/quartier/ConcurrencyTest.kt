@@ -61,7 +61,7 @@ class ConcurrencyTest {
             val sid = store.createSpace(Fixtures.berlinMeta, me).id
             val viewer = Viewer(me, Role.RESIDENT)
             // limit above the total so the last result shows every item.
-            val query = FeedQuery(spaceId = sid, viewer = viewer, limit = 1_000u)
+            val query = FeedQuery(spaceId = sid, viewer = viewer, limit = 1_000)
             val listeners = List(4) { i -> CountingListener(if (i % 2 == 0) store else null, query) }
             listeners.forEach { it.expected = threads * perThread }
             val subscriptions = listeners.map { store.subscribeFeed(query, it) }
@@ -77,7 +77,7 @@ class ConcurrencyTest {
                             store.createItem(Fixtures.post(sid, me, "Beitrag $t-$i Gartenzaun"))
                             when (i % 4) {
                                 0 -> store.search(SearchRequest(spaceId = sid, viewer = viewer, text = "gartenzaun"))
-                                1 -> store.feed(FeedQuery(spaceId = sid, viewer = viewer, limit = 10u))
+                                1 -> store.feed(FeedQuery(spaceId = sid, viewer = viewer, limit = 10))
                                 2 -> store.viewport(ViewportQuery(spaceId = sid, viewer = viewer, south = 50.0, west = 9.0, north = 52.0, east = 10.0))
                                 // Subscriptions come and go while others fire.
                                 else -> store.subscribeFeed(query, CountingListener(null, null)).use { it.cancel() }
@@ -94,7 +94,7 @@ class ConcurrencyTest {
 
             val total = threads * perThread
             assertEquals(total, store.feed(query).items.size)
-            assertEquals(total, store.search(SearchRequest(spaceId = sid, viewer = viewer, text = "gartenzaun", limit = 1_000u)).size)
+            assertEquals(total, store.search(SearchRequest(spaceId = sid, viewer = viewer, text = "gartenzaun", limit = 1_000)).size)
             for (listener in listeners) {
                 // Every listener eventually reports the final state, and fired along the way.
                 assertTrue(listener.awaitFull(), "listener saw ${listener.lastSize} of $total")

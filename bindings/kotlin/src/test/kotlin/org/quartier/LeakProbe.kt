@@ -41,7 +41,7 @@ class LeakProbe {
             val me = UUID.randomUUID().toString()
             val sid = store.createSpace(Fixtures.berlinMeta, me).id
             repeat(20) { store.createItem(Fixtures.post(sid, me, "Beitrag $it")) }
-            val query = FeedQuery(spaceId = sid, viewer = Viewer(me, Role.RESIDENT), limit = 5u)
+            val query = FeedQuery(spaceId = sid, viewer = Viewer(me, Role.RESIDENT), limit = 5)
             val parts = linkedMapOf<String, (Int) -> Unit>(
                 "flow" to { _ -> runBlocking { store.feedFlow(query).first() } },
                 "rawsub" to { _ ->

@@ -68,7 +68,7 @@ class LeakTest {
             val me = UUID.randomUUID().toString()
             val sid = store.createSpace(Fixtures.berlinMeta, me).id
             repeat(20) { store.createItem(Fixtures.post(sid, me, "Beitrag $it")) }
-            val query = FeedQuery(spaceId = sid, viewer = Viewer(me, Role.RESIDENT), limit = 5u)
+            val query = FeedQuery(spaceId = sid, viewer = Viewer(me, Role.RESIDENT), limit = 5)
 
             // Warm-up: JIT, allocator arenas and caches reach their working size first
             // (measured: most of the one-off growth happens in the first few thousand cycles).

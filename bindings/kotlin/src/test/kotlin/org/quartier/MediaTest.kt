@@ -70,10 +70,10 @@ class MediaTest {
                             val imported = alice.importMediaBytes(photo())
                             val ref = imported.reference
                             assertEquals("image/jpeg", ref.mimeType)
-                            assertEquals(1600u, ref.width)
+                            assertEquals(1600, ref.width)
                             val preview = assertNotNull(ref.preview)
                             val thumbnail = assertNotNull(ref.thumbnail)
-                            assertTrue(thumbnail.width <= 256u && preview.width <= 1280u)
+                            assertTrue(thumbnail.width <= 256 && preview.width <= 1280)
                             val place = Fixtures.place(sid, alicePerson, "Stadtteilcafé", 51.3127, 9.4797)
                             place.content.media = listOf(ref.copy(altText = mapOf("de" to "Eingang mit Rampe")))
                             alice.createItem(place)
@@ -85,7 +85,7 @@ class MediaTest {
                             assertEquals(order, sent.uploaded)
                             assertEquals(order, up.events.filter { it.finished }.map { it.hash })
 
-                            val code = aliceSync.createInvite(sid, Role.RESIDENT, System.currentTimeMillis() + 3_600_000, 1u)
+                            val code = aliceSync.createInvite(sid, Role.RESIDENT, System.currentTimeMillis() + 3_600_000, 1L)
                             bobSync.redeemInvite(code)
                             bobSync.syncNow()
                             val shown = bob.feed(FeedQuery(spaceId = sid, viewer = Viewer(bobPerson, Role.RESIDENT))).items.single()
@@ -94,7 +94,7 @@ class MediaTest {
                             bobSync.setTransferPolicy(TransferPolicy(metered = true))
                             val got = bobSync.transferMedia()
                             assertEquals(order.take(2), got.downloaded)
-                            assertEquals(1uL, got.deferred)
+                            assertEquals(1L, got.deferred)
                             assertFailsWith<QuartierException.NotFound> { bob.mediaFile(ref.hash) }
 
                             val path = bobSync.fetchMedia(ref.hash)
@@ -112,7 +112,7 @@ class MediaTest {
             assertFailsWith<QuartierException.Media> { store.importMediaBytes("kein Foto".toByteArray()) }
             assertFailsWith<QuartierException.Media> { store.importMediaBytes(photo().copyOf(2_000)) }
             assertFailsWith<QuartierException.Invalid> { store.mediaInfo("../secret") }
-            assertEquals(0uL, store.evictMedia().presentBytes)
+            assertEquals(0L, store.evictMedia().presentBytes)
         }
     }
 }

@@ -130,20 +130,20 @@ class ScenarioTest {
         alice.createItem(Fixtures.post(sid, alicePerson, "Hallo Nachbarschaft"))
         alice.createItem(Fixtures.offer(sid, alicePerson, "Beratung dienstags"))
 
-        val code = aliceSync.createInvite(sid, Role.VOLUNTEER, System.currentTimeMillis() + 3_600_000, 1u)
+        val code = aliceSync.createInvite(sid, Role.VOLUNTEER, System.currentTimeMillis() + 3_600_000, 1L)
         assertEquals(Role.VOLUNTEER, bobSync.redeemInvite(code).role)
 
         // Alice pushes through the Flow wrapper: progress pages, then the report.
         val updates = aliceSync.syncFlow().toList()
         val finished = assertIs<SyncUpdate.Finished>(updates.last())
-        assertTrue(finished.report.pushed >= 2u, "pushed ${finished.report.pushed}")
+        assertTrue(finished.report.pushed >= 2, "pushed ${finished.report.pushed}")
         assertTrue(updates.dropLast(1).all { it is SyncUpdate.Progress })
-        assertEquals(0uL, alice.outboxLen())
+        assertEquals(0L, alice.outboxLen())
 
         // Bob watches his feed while he pulls: the live query sees Alice's items arrive.
         val bobQuery = FeedQuery(spaceId = sid, viewer = Viewer(bobPerson, Role.VOLUNTEER))
         val report = bobSync.syncNow()
-        assertTrue(report.received >= 2u, "received ${report.received}")
+        assertTrue(report.received >= 2, "received ${report.received}")
         val bobFeed = bob.feedFlow(bobQuery).first { it.items.size == 2 }
         assertEquals(setOf("Hallo Nachbarschaft", "Beratung dienstags"), bobFeed.items.map { it.content.title["de"] }.toSet())
 
@@ -167,8 +167,8 @@ class ScenarioTest {
                     store.createItem(Fixtures.post(sid, person, "im Hintergrund"))
                     // Collecting starts background sync; leaving first() stops it.
                     val finished = sync.backgroundSyncFlow(1_000).first { it is SyncEvent.Finished }
-                    assertTrue((finished as SyncEvent.Finished).report.pushed >= 1u)
-                    assertEquals(0uL, store.outboxLen())
+                    assertTrue((finished as SyncEvent.Finished).report.pushed >= 1)
+                    assertEquals(0L, store.outboxLen())
                 }
             }
         }

@@ -131,7 +131,7 @@ fun QuartierSync.backgroundSyncFlow(intervalMs: Long): Flow<SyncEvent> = callbac
             trySend(event)
         }
     }
-    val handle = startBackground(intervalMs.toULong(), listener)
+    val handle = startBackground(intervalMs, listener)
     awaitClose {
         handle.stop()
         handle.close()
