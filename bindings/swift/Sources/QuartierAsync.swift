@@ -1,14 +1,96 @@
-// AsyncSequence wrappers over the listener-and-handle API that uniffi generates: live queries
-// and sync progress for `for await` / `for try await`. Compiled in the same module as the
-// generated quartier_ffi.swift (the `Quartier` target on iOS, the test program on Linux).
+// Swift concurrency over the listener-and-handle API that uniffi generates: calls that end when
+// their Task is cancelled, live queries, one sync and background sync as AsyncSequences.
+// Compiled in the same module as the generated Swift (the `Quartier` target on iOS, the test
+// program on Linux). Everything here throws `QuartierFailure` (QuartierFailure.swift).
+//
+// Rules the types below keep:
+// - Cancelling the Task cancels the call: uniffi 0.32's generated `async` methods wait on a
+//   continuation that ignores Task cancellation, so every call here runs with a `CancelToken`
+//   that `withTaskCancellationHandler` cancels; the call then ends with
+//   `QuartierFailure.cancelled` at its next await point (as URLSession ends with
+//   `URLError.cancelled`).
+// - Sequences start when iterated: creating one does nothing; `makeAsyncIterator()` subscribes
+//   (or starts the sync), and the end of the iteration — `break`, an error, the iterating task
+//   cancelled, the iterator dropped — unsubscribes (or cancels).
+// - Listeners are genuinely `Sendable`: final classes with only `let` properties of Sendable
+//   types (an `AsyncStream.Continuation`, a `@Sendable` closure), no `@unchecked`.
 import Foundation
 
-/// Forwards listener calls from the store's notifier thread into an AsyncStream.
-private final class StreamLiveListener: LiveQueryListener, @unchecked Sendable {
-    let continuation: AsyncStream<LiveResult>.Continuation
-    let onError: @Sendable (QuartierError) -> Void
+// MARK: - Calls that end with their Task
 
-    init(_ continuation: AsyncStream<LiveResult>.Continuation, onError: @escaping @Sendable (QuartierError) -> Void) {
+/// Runs `operation` with a fresh `CancelToken` that is cancelled as soon as the current Task is
+/// cancelled (also if it already was), and converts the library's errors to `QuartierFailure`.
+/// For any generated async call that takes a token:
+///
+/// ```swift
+/// let code = try await withCancelToken { token in
+///     try await quartier.createInvite(spaceId: sid, role: .volunteer, expiresAtMs: until, maxUses: 5, cancel: token)
+/// }
+/// ```
+public func withCancelToken<T: Sendable>(_ operation: @Sendable (CancelToken) async throws -> T) async throws -> T {
+    let token = CancelToken()
+    do {
+        return try await withTaskCancellationHandler {
+            try await operation(token)
+        } onCancel: {
+            token.cancel()
+        }
+    } catch {
+        throw swiftStyle(error)
+    }
+}
+
+/// Calls a `@Sendable` closure for every progress report of one sync.
+final class ClosureProgressListener: SyncProgressListener {
+    let body: @Sendable (SyncProgress) -> Void
+    init(_ body: @escaping @Sendable (SyncProgress) -> Void) { self.body = body }
+    func onProgress(progress: SyncProgress) { body(progress) }
+}
+
+/// Calls a `@Sendable` closure for every transfer event.
+final class ClosureTransferListener: TransferProgressListener {
+    let body: @Sendable (TransferEvent) -> Void
+    init(_ body: @escaping @Sendable (TransferEvent) -> Void) { self.body = body }
+    func onTransfer(event: TransferEvent) { body(event) }
+}
+
+extension QuartierSync {
+    /// One sync (push the outbox, pull everything new), ended by cancelling the Task.
+    /// `onProgress` runs on a library thread after every committed page. Pages committed before
+    /// a cancellation stay.
+    public func sync(onProgress: (@Sendable (SyncProgress) -> Void)? = nil) async throws -> SyncReport {
+        let listener = onProgress.map(ClosureProgressListener.init)
+        return try await withCancelToken { try await self.syncNow(progress: listener, cancel: $0) }
+    }
+
+    /// Moves every queued media file (thumbnails, then previews, then originals; uploads first),
+    /// ended by cancelling the Task; an interrupted file resumes at its last chunk next time.
+    public func transfer(onEvent: (@Sendable (TransferEvent) -> Void)? = nil) async throws -> TransferReport {
+        let listener = onEvent.map(ClosureTransferListener.init)
+        return try await withCancelToken { try await self.transferMedia(progress: listener, cancel: $0) }
+    }
+
+    /// Downloads one media file now, whatever the transfer policy, and returns its path.
+    public func fetch(media hash: String, onEvent: (@Sendable (TransferEvent) -> Void)? = nil) async throws -> String {
+        let listener = onEvent.map(ClosureTransferListener.init)
+        return try await withCancelToken { try await self.fetchMedia(hash: hash, progress: listener, cancel: $0) }
+    }
+
+    /// Uploads one media file now.
+    public func upload(media hash: String, onEvent: (@Sendable (TransferEvent) -> Void)? = nil) async throws {
+        let listener = onEvent.map(ClosureTransferListener.init)
+        try await withCancelToken { try await self.uploadMedia(hash: hash, progress: listener, cancel: $0) }
+    }
+}
+
+// MARK: - Live queries
+
+/// Forwards listener calls from the store's notifier thread into the iterator's stream.
+final class StreamLiveListener: LiveQueryListener {
+    let continuation: AsyncThrowingStream<LiveResult, any Error>.Continuation
+    let onError: @Sendable (QuartierFailure) -> Void
+
+    init(_ continuation: AsyncThrowingStream<LiveResult, any Error>.Continuation, onError: @escaping @Sendable (QuartierFailure) -> Void) {
         self.continuation = continuation
         self.onError = onError
     }
@@ -18,77 +100,103 @@ private final class StreamLiveListener: LiveQueryListener, @unchecked Sendable {
     }
 
     func onError(error: QuartierError) {
-        onError(error)
+        onError(error.failure)
     }
 }
 
-/// The results of a live query: the current one soon after subscribing, then a fresh one after
-/// every commit that can change it. Keeps only the newest unread result, so a slow consumer
-/// never sees a backlog. Ending the iteration (break, task cancellation, dropping the sequence)
-/// cancels the subscription. Single-pass: iterate it once.
+/// The results of a live query: the current one soon after iteration starts, then a fresh one
+/// after every commit that can change it. Keeps only the newest unread result, so a slow
+/// consumer never sees a backlog.
+///
+/// Creating the sequence subscribes nothing. Each `makeAsyncIterator()` subscribes (so two
+/// loops over one sequence are two subscriptions); a failure to subscribe (closed store,
+/// invalid query) is thrown from the loop's first `next()`. The end of the iteration — leaving
+/// the loop, the task cancelled, the iterator dropped — cancels the subscription.
 public struct LiveQuerySequence: AsyncSequence, Sendable {
     public typealias Element = LiveResult
-    private let stream: AsyncStream<LiveResult>
+    public typealias LiveErrorHandler = @Sendable (QuartierFailure) -> Void
 
-    /// Subscribes at once; a closed store or an invalid query throws here. A failed
-    /// evaluation later (e.g. the watched item was deleted) goes to `onError` and the sequence
-    /// goes on: the core retries after the next commit.
-    public init(store: QuartierStore, query: LiveQuery, onError: @escaping @Sendable (QuartierError) -> Void = { _ in }) throws {
-        let (stream, continuation) = AsyncStream.makeStream(of: LiveResult.self, bufferingPolicy: .bufferingNewest(1))
-        let subscription = try store.subscribe(query: query, listener: StreamLiveListener(continuation, onError: onError))
-        continuation.onTermination = { _ in subscription.cancel() }
-        self.stream = stream
+    let store: QuartierStore
+    let query: LiveQuery
+    let onError: LiveErrorHandler
+
+    /// `onError` gets a failed evaluation (e.g. the watched item was erased); the sequence goes
+    /// on and the core evaluates again after the next commit.
+    public init(store: QuartierStore, query: LiveQuery, onError: @escaping LiveErrorHandler = { _ in }) {
+        self.store = store
+        self.query = query
+        self.onError = onError
     }
 
-    public func makeAsyncIterator() -> AsyncStream<LiveResult>.Iterator {
-        stream.makeAsyncIterator()
+    public func makeAsyncIterator() -> Iterator {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(
+            of: LiveResult.self, throwing: (any Error).self, bufferingPolicy: .bufferingNewest(1))
+        do {
+            let subscription = try store.subscribe(query: query, listener: StreamLiveListener(continuation, onError: onError))
+            continuation.onTermination = { _ in subscription.cancel() }
+        } catch {
+            continuation.finish(throwing: swiftStyle(error))
+        }
+        return Iterator(base: stream.makeAsyncIterator())
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<LiveResult, any Error>.Iterator
+
+        public mutating func next() async throws -> LiveResult? {
+            try await base.next()
+        }
     }
 }
 
 extension QuartierStore {
-    public func liveQuery(_ query: LiveQuery, onError: @escaping @Sendable (QuartierError) -> Void = { _ in }) throws -> LiveQuerySequence {
-        try LiveQuerySequence(store: self, query: query, onError: onError)
+    public typealias LiveErrorHandler = LiveQuerySequence.LiveErrorHandler
+
+    /// `for try await result in store.liveQuery(.feed(query: q)) { … }`; see `LiveQuerySequence`.
+    public func liveQuery(_ query: LiveQuery, onError: @escaping LiveErrorHandler = { _ in }) -> LiveQuerySequence {
+        LiveQuerySequence(store: self, query: query, onError: onError)
     }
 
-    /// The typed shortcuts below take the same `onError` as `liveQuery`: a failed evaluation
-    /// (e.g. the watched item was deleted) goes there, and the sequence goes on.
-    public typealias LiveErrorHandler = @Sendable (QuartierError) -> Void
+    // The typed shortcuts take the same `onError` as `liveQuery`: a failed evaluation (e.g. the
+    // watched item was erased) goes there, and the sequence goes on.
 
     /// Feed pages of `query`, live.
-    public func feedUpdates(_ query: FeedQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, FeedPage> {
-        try liveQuery(.feed(query: query), onError: onError).compactMap { if case let .feed(page) = $0 { return page } else { return nil } }
+    public func feedUpdates(_ query: FeedQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, FeedPage> {
+        liveQuery(.feed(query: query), onError: onError).compactMap { if case let .feed(page) = $0 { page } else { nil } }
     }
 
     /// Search hits of `query`, live.
-    public func searchUpdates(_ query: SearchRequest, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [SearchHit]> {
-        try liveQuery(.search(query: query), onError: onError).compactMap { if case let .search(hits) = $0 { return hits } else { return nil } }
+    public func searchUpdates(_ query: SearchRequest, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [SearchHit]> {
+        liveQuery(.search(query: query), onError: onError).compactMap { if case let .search(hits) = $0 { hits } else { nil } }
     }
 
     /// Items in a map viewport, live.
-    public func viewportUpdates(_ query: ViewportQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
-        try liveQuery(.viewport(query: query), onError: onError).compactMap { if case let .viewport(items) = $0 { return items } else { return nil } }
+    public func viewportUpdates(_ query: ViewportQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
+        liveQuery(.viewport(query: query), onError: onError).compactMap { if case let .viewport(items) = $0 { items } else { nil } }
     }
 
     /// Items within a radius, nearest first, live.
-    public func nearUpdates(_ query: RadiusQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [NearbyItem]> {
-        try liveQuery(.near(query: query), onError: onError).compactMap { if case let .near(items) = $0 { return items } else { return nil } }
+    public func nearUpdates(_ query: RadiusQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [NearbyItem]> {
+        liveQuery(.near(query: query), onError: onError).compactMap { if case let .near(items) = $0 { items } else { nil } }
     }
 
     /// Offers open at the query's moment, live.
-    public func openOffersUpdates(_ query: OpenOffersQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
-        try liveQuery(.openOffers(query: query), onError: onError).compactMap { if case let .openOffers(items) = $0 { return items } else { return nil } }
+    public func openOffersUpdates(_ query: OpenOffersQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
+        liveQuery(.openOffers(query: query), onError: onError).compactMap { if case let .openOffers(items) = $0 { items } else { nil } }
     }
 
     /// Event occurrences in a range, live.
-    public func eventsUpdates(_ query: EventsQuery, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, [EventOccurrence]> {
-        try liveQuery(.events(query: query), onError: onError).compactMap { if case let .events(occurrences) = $0 { return occurrences } else { return nil } }
+    public func eventsUpdates(_ query: EventsQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [EventOccurrence]> {
+        liveQuery(.events(query: query), onError: onError).compactMap { if case let .events(occurrences) = $0 { occurrences } else { nil } }
     }
 
     /// One item with its history and comments, live.
-    public func detailUpdates(itemId: String, viewer: Viewer, onError: @escaping LiveErrorHandler = { _ in }) throws -> AsyncCompactMapSequence<LiveQuerySequence, ItemDetail> {
-        try liveQuery(.detail(itemId: itemId, viewer: viewer), onError: onError).compactMap { if case let .detail(detail) = $0 { return detail } else { return nil } }
+    public func detailUpdates(itemId: String, viewer: Viewer, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, ItemDetail> {
+        liveQuery(.detail(itemId: itemId, viewer: viewer), onError: onError).compactMap { if case let .detail(detail) = $0 { detail } else { nil } }
     }
 }
+
+// MARK: - One sync as a sequence
 
 /// What one sync reports: a committed page, then the final report.
 public enum SyncUpdate: Sendable {
@@ -96,54 +204,114 @@ public enum SyncUpdate: Sendable {
     case finished(SyncReport)
 }
 
-private final class StreamProgressListener: SyncProgressListener, @unchecked Sendable {
-    let continuation: AsyncThrowingStream<SyncUpdate, Error>.Continuation
-
-    init(_ continuation: AsyncThrowingStream<SyncUpdate, Error>.Continuation) {
-        self.continuation = continuation
-    }
-
-    func onProgress(progress: SyncProgress) {
-        continuation.yield(.progress(progress))
-    }
+final class StreamProgressListener: SyncProgressListener {
+    let continuation: AsyncThrowingStream<SyncUpdate, any Error>.Continuation
+    init(_ continuation: AsyncThrowingStream<SyncUpdate, any Error>.Continuation) { self.continuation = continuation }
+    func onProgress(progress: SyncProgress) { continuation.yield(.progress(progress)) }
 }
 
 /// One sync (push the outbox, pull everything new) as an AsyncSequence: `.progress` after every
-/// committed page, then `.finished`, then the end. A failed sync throws its `QuartierError`
-/// from the iteration. Ending the iteration early cancels the sync at its next await point
-/// (through a `CancelToken`); pages already committed stay. Starts when created.
+/// committed page, then `.finished`, then the end; a failed sync throws its `QuartierFailure`
+/// from the loop. The sync starts when iteration starts (one sync per `makeAsyncIterator()`);
+/// ending the iteration early (break, task cancelled) cancels it through a `CancelToken`, and
+/// pages already committed stay.
 public struct SyncProgressSequence: AsyncSequence, Sendable {
     public typealias Element = SyncUpdate
-    private let stream: AsyncThrowingStream<SyncUpdate, Error>
+    let sync: QuartierSync
 
-    public init(sync: QuartierSync) {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: SyncUpdate.self, throwing: Error.self, bufferingPolicy: .unbounded)
+    public init(sync: QuartierSync) { self.sync = sync }
+
+    public func makeAsyncIterator() -> AsyncThrowingStream<SyncUpdate, any Error>.Iterator {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: SyncUpdate.self, throwing: (any Error).self)
         let token = CancelToken()
         let listener = StreamProgressListener(continuation)
-        let task = Task {
+        let sync = self.sync
+        Task {
             do {
                 let report = try await sync.syncNow(progress: listener, cancel: token)
                 continuation.yield(.finished(report))
                 continuation.finish()
             } catch {
-                continuation.finish(throwing: error)
+                continuation.finish(throwing: swiftStyle(error))
             }
         }
-        continuation.onTermination = { _ in
-            token.cancel()
-            task.cancel()
-        }
-        self.stream = stream
-    }
-
-    public func makeAsyncIterator() -> AsyncThrowingStream<SyncUpdate, Error>.Iterator {
-        stream.makeAsyncIterator()
+        continuation.onTermination = { _ in token.cancel() }
+        return stream.makeAsyncIterator()
     }
 }
 
 extension QuartierSync {
-    /// Runs one sync, reporting progress: `for try await update in sync.syncUpdates() { … }`.
+    /// One sync, reporting progress: `for try await update in quartier.syncUpdates() { … }`.
     public func syncUpdates() -> SyncProgressSequence {
         SyncProgressSequence(sync: self)
+    }
+}
+
+// MARK: - Background sync as a sequence
+
+final class StreamSyncEventListener: SyncEventListener {
+    let continuation: AsyncStream<SyncEvent>.Continuation
+    init(_ continuation: AsyncStream<SyncEvent>.Continuation) { self.continuation = continuation }
+
+    func onEvent(event: SyncEvent) {
+        continuation.yield(event)
+        // Background sync has given up (not registered, revoked…): nothing follows.
+        if case .stopped = event { continuation.finish() }
+    }
+}
+
+/// Background sync while iterated: syncs every `interval` (at least one second) and after
+/// `syncSoon()`, backing off exponentially after failures, and yields every `SyncEvent`
+/// (`.started`, `.progress`, `.finished`, `.failed` with the retry delay). It ends after a
+/// `.stopped` event (a failure retrying cannot fix, e.g. this device was revoked).
+///
+/// Creating the sequence starts nothing; `makeAsyncIterator()` starts background sync (a
+/// failure to start is thrown from the first `next()`), and the end of the iteration — break,
+/// the task cancelled, the iterator dropped — stops it (a sync under way is abandoned;
+/// committed pages stay). This runs while the app runs; for syncs the OS schedules while the
+/// app is suspended see `QuartierBackgroundTasks` (iOS) or call `sync()` from your own job.
+public struct BackgroundSyncSequence: AsyncSequence, Sendable {
+    public typealias Element = SyncEvent
+    let sync: QuartierSync
+    let interval: TimeInterval
+
+    public init(sync: QuartierSync, interval: TimeInterval) {
+        self.sync = sync
+        self.interval = interval
+    }
+
+    public func makeAsyncIterator() -> Iterator {
+        let (stream, continuation) = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .unbounded)
+        do {
+            // `.init`: the generated parameter's integer type, whichever it is; at most a year.
+            let milliseconds = Swift.min(Swift.max(0, interval), 365 * 86_400) * 1000
+            let handle = try sync.startBackground(intervalMs: .init(milliseconds), listener: StreamSyncEventListener(continuation))
+            continuation.onTermination = { _ in handle.stop() }
+            return Iterator(base: stream.makeAsyncIterator(), failure: nil)
+        } catch {
+            continuation.finish()
+            return Iterator(base: stream.makeAsyncIterator(), failure: swiftStyle(error))
+        }
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var base: AsyncStream<SyncEvent>.Iterator
+        var failure: (any Error)?
+
+        public mutating func next() async throws -> SyncEvent? {
+            if let failure {
+                self.failure = nil
+                throw failure
+            }
+            return await base.next()
+        }
+    }
+}
+
+extension QuartierSync {
+    /// `for try await event in quartier.backgroundSyncEvents(every: 300) { … }`; see
+    /// `BackgroundSyncSequence`.
+    public func backgroundSyncEvents(every interval: TimeInterval) -> BackgroundSyncSequence {
+        BackgroundSyncSequence(sync: self, interval: interval)
     }
 }

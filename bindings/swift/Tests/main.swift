@@ -1,7 +1,10 @@
 // The bindings scenario in Swift, against the real library and a real quartier-server
 // (QUARTIER_SERVER_URL). Each check throws or traps on failure; the last line is the summary
-// "swift: N passed, M failed" that CI reads.
+// "swift: N passed, M failed" that CI reads. Compiled in Swift 6 language mode (complete
+// concurrency checking) together with the generated Swift and the wrappers, so the wrappers'
+// and these listeners' Sendable claims are checked by the compiler.
 import Foundation
+import Synchronization
 
 struct CheckFailure: Error, CustomStringConvertible {
     let description: String
@@ -11,15 +14,50 @@ func check(_ condition: Bool, _ message: @autoclosure () -> String, line: Int = 
     if !condition { throw CheckFailure(description: "line \(line): \(message())") }
 }
 
-/// Runs `body` and requires it to throw the error `matches` accepts.
-func expectError<T>(_ what: String, _ body: () throws -> T, _ matches: (QuartierError) -> Bool) throws {
+/// Runs `body` and requires it to throw a library error of `kind` (generated `QuartierError`
+/// or `QuartierFailure`, both matched by the `QuartierFailure.Kind` pattern); returns it.
+@discardableResult
+func expectError<T>(_ what: String, _ kind: QuartierFailure.Kind, _ body: () throws -> T) throws -> QuartierFailure {
     do {
         _ = try body()
-    } catch let error as QuartierError {
-        try check(matches(error), "\(what): wrong error \(error)")
-        return
+    } catch {
+        guard let failure = QuartierFailure(error), failure.kind == kind else {
+            throw CheckFailure(description: "\(what): wrong error \(error)")
+        }
+        return failure
     }
     throw CheckFailure(description: "\(what): no error thrown")
+}
+
+/// The async form of `expectError`.
+@discardableResult
+func expectFailure<T>(_ what: String, _ kind: QuartierFailure.Kind, _ body: () async throws -> T) async throws -> QuartierFailure {
+    do {
+        _ = try await body()
+    } catch let failure as QuartierFailure {
+        try check(failure.kind == kind, "\(what): wrong error \(failure)")
+        return failure
+    } catch {
+        throw CheckFailure(description: "\(what): \(error) is not a QuartierFailure")
+    }
+    throw CheckFailure(description: "\(what): no error thrown")
+}
+
+/// A thread-safe list (for listeners and handlers called on library threads).
+final class Recorder<Element: Sendable>: Sendable {
+    private let items = Mutex<[Element]>([])
+    func add(_ item: Element) { items.withLock { $0.append(item) } }
+    var all: [Element] { items.withLock { $0 } }
+}
+
+/// Polls `condition` every 20 ms until it holds or `seconds` pass; returns whether it held.
+func eventually(_ seconds: Double, _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    return try condition()
 }
 
 /// Waits for the first element satisfying `predicate`, or fails after `seconds`.
@@ -99,9 +137,9 @@ func liveQueryUpdates() async throws {
     defer { try? store.close() }
     let sid = try store.createSpace(meta: meta, by: anyone).id
     _ = try store.createItem(item: post(sid, anyone, "Erster Beitrag"))
-    let pages = try store.feedUpdates(FeedQuery(spaceId: sid, viewer: Viewer(person: anyone, role: .resident)))
+    let pages = store.feedUpdates(FeedQuery(spaceId: sid, viewer: Viewer(person: anyone, role: .resident)))
     var sizes: [Int] = []
-    for await page in pages {
+    for try await page in pages {
         sizes.append(page.items.count)
         if page.items.count == 1 { _ = try store.createItem(item: post(sid, anyone, "Zweiter Beitrag")) }
         if page.items.count == 2 { break }   // ending the loop cancels the subscription
@@ -116,33 +154,18 @@ func liveShortcutsReportErrors() async throws {
     defer { try? store.close() }
     let sid = try store.createSpace(meta: meta, by: anyone).id
     let item = try store.createItem(item: post(sid, anyone, "Wird gelöscht"))
-    let errors = ErrorBox()
-    let details = try store.detailUpdates(itemId: item.id, viewer: Viewer(person: anyone, role: .coordinator)) { errors.add($0) }
+    let errors = Recorder<QuartierFailure>()
+    let details = store.detailUpdates(itemId: item.id, viewer: Viewer(person: anyone, role: .coordinator)) { errors.add($0) }
     // Iterated by a task of its own for the whole test: ending the iteration would cancel the
     // subscription before the erasure is reported.
-    let titles = TitleBox()
-    let consumer = Task { for await detail in details { titles.add(detail.item.content.title["de"] ?? "") } }
+    let titles = Recorder<String>()
+    let consumer = Task { for try await detail in details { titles.add(detail.item.content.title["de"] ?? "") } }
     defer { consumer.cancel() }
-    let deadline = Date().addingTimeInterval(20)
-    while titles.all.isEmpty && Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+    try check(try await eventually(20) { !titles.all.isEmpty }, "no detail within 20 s")
     try check(titles.all.first == "Wird gelöscht", "detail shows the item: \(titles.all)")
     _ = try store.eraseItem(itemId: item.id)
-    while errors.all.isEmpty && Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
-    try check(errors.all.contains { if case .NotFound = $0 { return true } else { return false } }, "erasure reported as NotFound: \(errors.all)")
-}
-
-final class TitleBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var titles: [String] = []
-    func add(_ title: String) { lock.lock(); titles.append(title); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return titles }
-}
-
-final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var errors: [QuartierError] = []
-    func add(_ error: QuartierError) { lock.lock(); errors.append(error); lock.unlock() }
-    var all: [QuartierError] { lock.lock(); defer { lock.unlock() }; return errors }
+    try check(try await eventually(20) { !errors.all.isEmpty }, "no error within 20 s")
+    try check(errors.all.contains { $0.kind == .notFound }, "erasure reported as notFound: \(errors.all)")
 }
 
 func syncTwoStores() async throws {
@@ -163,20 +186,20 @@ func syncTwoStores() async throws {
     try check(try await bobSync.redeemInvite(code: code).role == .volunteer, "bob joined as volunteer")
 
     var updates: [SyncUpdate] = []
-    for try await update in aliceSync.syncUpdates() { updates.append(update) }
+    for try await update in aliceSync.syncUpdates() { updates.append(update) }   // starts here
     guard case let .finished(report)? = updates.last else { throw CheckFailure(description: "no finished update") }
     try check(report.pushed >= 2, "pushed \(report.pushed)")
     try check(try alice.outboxLen() == 0, "outbox empty")
 
     let received = try await bobSync.syncNow().received
     try check(received >= 2, "bob received \(received)")
-    let bobFeed = try await firstWithin(20, try bob.feedUpdates(FeedQuery(spaceId: sid, viewer: Viewer(person: bobPerson, role: .volunteer)))) { $0.items.count == 2 }
+    let bobFeed = try await firstWithin(20, bob.feedUpdates(FeedQuery(spaceId: sid, viewer: Viewer(person: bobPerson, role: .volunteer)))) { $0.items.count == 2 }
     try check(Set(bobFeed.items.compactMap { $0.content.title["de"] }) == ["Hallo Nachbarschaft", "Beratung dienstags"], "bob sees alice's items")
 
     _ = try bob.createItem(item: request(sid, bobPerson, "Wer hilft beim Umzug?"))
     _ = try await bobSync.syncNow()
     _ = try await aliceSync.syncNow()
-    let aliceFeed = try await firstWithin(20, try alice.feedUpdates(FeedQuery(spaceId: sid, viewer: Viewer(person: alicePerson, role: .coordinator)))) { $0.items.count == 3 }
+    let aliceFeed = try await firstWithin(20, alice.feedUpdates(FeedQuery(spaceId: sid, viewer: Viewer(person: alicePerson, role: .coordinator)))) { $0.items.count == 3 }
     try check(aliceFeed.items.contains { $0.author == bobPerson && $0.kind == .request }, "alice sees bob's request")
 }
 
@@ -184,27 +207,49 @@ func typedErrors() async throws {
     let store = try openStore("errors")
     let sid = try store.createSpace(meta: meta, by: anyone).id
     let viewer = Viewer(person: anyone, role: .resident)
-    try expectError("missing item", { try store.itemDetail(itemId: UUID().uuidString, viewer: viewer) }) {
-        if case .NotFound = $0 { return true } else { return false }
-    }
-    try expectError("bad id", { try store.space(spaceId: "not-a-uuid") }) { if case .Invalid = $0 { return true } else { return false } }
-    try expectError("bad latitude", { try store.createItem(item: place(sid, anyone, "Nirgendwo", 123, 9)) }) {
-        if case .InvalidCoordinates = $0 { return true } else { return false }
-    }
-    // Nothing listens on port 9: the async call throws Offline.
+    let missing = try expectError("missing item", .notFound) { try store.itemDetail(itemId: UUID().uuidString, viewer: viewer) }
+    try check(missing.code == "not_found" && missing.httpStatus == nil && !missing.isRetryable, "notFound facts: \(missing)")
+    try expectError("bad id", .invalid) { try store.space(spaceId: "not-a-uuid") }
+    try expectError("bad latitude", .invalidCoordinates) { try store.createItem(item: place(sid, anyone, "Nirgendwo", 123, 9)) }
+    // Nothing listens on port 9: the call throws offline, retryable.
     let offline = try QuartierSync(store: store, serverUrl: "http://127.0.0.1:9")
+    let unreachable = try await expectFailure("register against port 9", .offline) {
+        try await withCancelToken { try await offline.register(displayName: nil, cancel: $0) }
+    }
+    try check(unreachable.isRetryable && unreachable.code == "offline", "offline facts: \(unreachable)")
+    // The generated call throws the generated error; the Kind pattern matches it as well.
     do {
         _ = try await offline.register(displayName: nil)
         throw CheckFailure(description: "register against port 9 succeeded")
-    } catch QuartierError.Offline {
+    } catch QuartierFailure.offline {
     }
     // Media: a type the store does not take, a hash that could name another file.
-    try expectError("not media", { try store.importMediaBytes(bytes: Data("kein Foto".utf8), options: nil) }) {
-        if case .Media = $0 { return true } else { return false }
-    }
-    try expectError("bad hash", { try store.mediaFile(hash: "../secret") }) { if case .Invalid = $0 { return true } else { return false } }
+    let notMedia = try expectError("not media", .media) { try store.importMediaBytes(bytes: Data("kein Foto".utf8), options: nil) }
+    try check(notMedia.code == "unsupported_media", "media code: \(notMedia.code)")
+    try expectError("bad hash", .invalid) { try store.mediaFile(hash: "../secret") }
     try store.close()
-    try expectError("closed store", { try store.spaces() }) { if case .Closed = $0 { return true } else { return false } }
+    try expectError("closed store", .closed) { try store.spaces() }
+}
+
+/// The Swift-style error carries the generated one's structured facts: the server's status
+/// and code, whether a retry can help, the wait a rate limit asks for.
+func errorsInSwiftStyle() throws {
+    let refused = QuartierError.Server(reason: "the server answered 403 (not_a_member)", status: 403, code: "not_a_member").failure
+    try check(refused.kind == .server && refused.code == "not_a_member" && refused.httpStatus == 403 && !refused.isRetryable, "\(refused)")
+    let busy = QuartierFailure(QuartierError.Server(reason: "busy", status: 503, code: "unavailable"))
+    try check(busy.isRetryable && busy.httpStatus == 503, "\(busy)")
+    let limited = QuartierError.RateLimited(reason: "slow down", retryAfterSecs: 30).failure
+    try check(limited.kind == .rateLimited && limited.retryAfterSeconds == 30 && limited.httpStatus == 429 && limited.isRetryable, "\(limited)")
+    try check(limited.reason == "slow down" && limited.errorDescription == "slow down", "reason: \(limited.reason)")
+    try check(QuartierFailure(CheckFailure(description: "not ours")) == nil, "foreign errors are not converted")
+    try check(QuartierFailure(limited as any Error) == limited, "a QuartierFailure converts to itself")
+    // Every kind's name is its code in snake_case, for the kinds whose code is their name.
+    let closed = QuartierError.Closed(reason: "x").failure
+    try check(closed.code == "closed" && QuartierFailure.Kind.schemaTooNew.rawValue == "schemaTooNew", "names")
+    switch QuartierError.NotFound(reason: "gone") as any Error {
+    case QuartierFailure.notFound: break
+    default: throw CheckFailure(description: "a generated NotFound does not match QuartierFailure.notFound")
+    }
 }
 
 func panicIsAnError() throws {
@@ -212,19 +257,17 @@ func panicIsAnError() throws {
     defer { try? store.close() }
     let sid = try store.createSpace(meta: meta, by: anyone).id
     for round in 0..<3 {
-        try expectError("panic", { try store.diagnosticPanic(message: "round \(round)") }) {
-            if case let .Internal(reason) = $0 { return reason.contains("round \(round)") } else { return false }
-        }
+        let panic = try expectError("panic", .internal) { try store.diagnosticPanic(message: "round \(round)") }
+        try check(panic.reason.contains("round \(round)"), "panic reason: \(panic.reason)")
         _ = try store.createItem(item: post(sid, anyone, "nach Panik \(round)"))
     }
     try check(try store.feed(query: FeedQuery(spaceId: sid, viewer: Viewer(person: anyone, role: .resident))).items.count == 3, "usable after panics")
 }
 
-final class CountingListener: LiveQueryListener, @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var results = 0
-    private(set) var lastSize = -1
-    private(set) var errors: [QuartierError] = []
+/// A listener with state, Sendable without `@unchecked`: the state sits in a `Mutex`.
+final class CountingListener: LiveQueryListener {
+    private struct Counts { var results = 0, lastSize = -1, errors = 0 }
+    private let counts = Mutex(Counts())
     let reachedTarget = DispatchSemaphore(value: 0)
     let target: Int
 
@@ -232,18 +275,22 @@ final class CountingListener: LiveQueryListener, @unchecked Sendable {
 
     func onResult(result: LiveResult) {
         guard case let .feed(page) = result else { return }
-        lock.lock()
-        results += 1
-        lastSize = page.items.count
-        lock.unlock()
+        counts.withLock { $0.results += 1; $0.lastSize = page.items.count }
         if page.items.count >= target { reachedTarget.signal() }
     }
 
     func onError(error: QuartierError) {
-        lock.lock(); errors.append(error); lock.unlock()
+        counts.withLock { $0.errors += 1 }
     }
 
-    var snapshot: (Int, Int, Int) { lock.lock(); defer { lock.unlock() }; return (results, lastSize, errors.count) }
+    var snapshot: (Int, Int, Int) { counts.withLock { ($0.results, $0.lastSize, $0.errors) } }
+}
+
+/// Records the errors of a live query (the control subscription of the laziness tests).
+final class ErrorListener: LiveQueryListener {
+    let errors = Recorder<QuartierFailure>()
+    func onResult(result: LiveResult) {}
+    func onError(error: QuartierError) { errors.add(error.failure) }
 }
 
 func concurrency() throws {
@@ -255,8 +302,7 @@ func concurrency() throws {
     let threads = 8, perThread = 40, total = threads * perThread
     let listeners = (0..<4).map { _ in CountingListener(target: total) }
     let subscriptions = try listeners.map { try store.subscribeFeed(query: query, listener: $0) }
-    let failures = NSLock()
-    var failed: [Error] = []
+    let failed = Recorder<String>()
     DispatchQueue.concurrentPerform(iterations: threads) { t in
         do {
             for i in 0..<perThread {
@@ -268,16 +314,146 @@ func concurrency() throws {
                 }
             }
         } catch {
-            failures.lock(); failed.append(error); failures.unlock()
+            failed.add("\(error)")
         }
     }
-    try check(failed.isEmpty, "thread failures \(failed)")
+    try check(failed.all.isEmpty, "thread failures \(failed.all)")
     try check(try store.feed(query: query).items.count == total, "every item written")
     for listener in listeners {
         try check(listener.reachedTarget.wait(timeout: .now() + 60) == .success, "listener saw \(listener.snapshot.1) of \(total)")
         try check(listener.snapshot.2 == 0 && listener.snapshot.0 >= 2, "listener \(listener.snapshot)")
     }
     subscriptions.forEach { $0.cancel() }
+}
+
+/// Live sequences subscribe when iterated, not when created, and unsubscribe when the loop
+/// ends. Seen through `onError`: a detail query of a missing item reports notFound as soon as
+/// it is subscribed. A control subscription made with the generated API shows when the
+/// store's notifier has evaluated; the sequence under test must have seen nothing by then.
+func liveSequencesStartWhenIterated() async throws {
+    let store = try openStore("lazy")
+    defer { try? store.close() }
+    let sid = try store.createSpace(meta: meta, by: anyone).id
+    let viewer = Viewer(person: anyone, role: .coordinator)
+    let missing = UUID().uuidString.lowercased()
+
+    let lazyErrors = Recorder<QuartierFailure>()
+    let sequence = store.detailUpdates(itemId: missing, viewer: viewer) { lazyErrors.add($0) }
+    let control = ErrorListener()
+    let controlSubscription = try store.subscribeDetail(itemId: missing, viewer: viewer, listener: control)
+    try check(try await eventually(20) { !control.errors.all.isEmpty }, "control saw no error")
+    try await Task.sleep(nanoseconds: 300_000_000)
+    try check(lazyErrors.all.isEmpty, "a sequence that was only created is subscribed: \(lazyErrors.all)")
+    controlSubscription.cancel()
+    let consumer = Task { for try await _ in sequence {} }
+    try check(try await eventually(20) { !lazyErrors.all.isEmpty }, "iterating did not subscribe")
+    try check(lazyErrors.all.allSatisfy { $0.kind == .notFound }, "errors: \(lazyErrors.all)")
+    consumer.cancel()
+    _ = await consumer.result
+
+    // Leaving the loop unsubscribes: the erasure reaches a control subscription, not the
+    // sequence that was left.
+    let item = try store.createItem(item: post(sid, anyone, "Bleibt kurz"))
+    let leftErrors = Recorder<QuartierFailure>()
+    var seen: [String] = []
+    for try await detail in store.detailUpdates(itemId: item.id, viewer: viewer, onError: { leftErrors.add($0) }) {
+        seen.append(detail.item.id)
+        break
+    }
+    try check(seen == [item.id], "first detail: \(seen)")
+    let afterwards = ErrorListener()
+    let afterwardsSubscription = try store.subscribeDetail(itemId: item.id, viewer: viewer, listener: afterwards)
+    defer { afterwardsSubscription.cancel() }
+    _ = try store.eraseItem(itemId: item.id)
+    try check(try await eventually(20) { afterwards.errors.all.contains { $0.kind == .notFound } }, "control saw no erasure")
+    try await Task.sleep(nanoseconds: 300_000_000)
+    try check(leftErrors.all.isEmpty, "the sequence left with break is still subscribed: \(leftErrors.all)")
+
+    // A sequence that cannot start is created without error and throws from the loop.
+    let closing = try openStore("lazy-closed")
+    let closingSync = try QuartierSync(store: closing, serverUrl: serverURL)
+    try closing.close()
+    let feed = closing.feedUpdates(FeedQuery(spaceId: sid, viewer: viewer))
+    let background = closingSync.backgroundSyncEvents(every: 60)
+    try await expectFailure("live query on a closed store", .closed) { for try await _ in feed {} }
+    try await expectFailure("background sync on a closed store", .closed) { for try await _ in background {} }
+}
+
+let blackHoleURL = ProcessInfo.processInfo.environment["QUARTIER_BLACKHOLE_URL"] ?? ""
+
+/// A server that accepts connections and never answers (the test script's black hole): a call
+/// to it waits for the client's 120 s timeout and then fails as offline. Cancelling the Task
+/// ends it with `cancelled` instead, at once.
+func cancellingTheTaskCancelsTheCall() async throws {
+    try check(!blackHoleURL.isEmpty, "QUARTIER_BLACKHOLE_URL is set")
+    let store = try openStore("stuck")
+    defer { try? store.close() }
+    let stuck = try QuartierSync(store: store, serverUrl: blackHoleURL)
+    let started = Date()
+    let call = Task { try await withCancelToken { try await stuck.register(displayName: nil, cancel: $0) } }
+    try await Task.sleep(nanoseconds: 300_000_000)
+    call.cancel()
+    let outcome = await call.result
+    print("     cancelled call returned after \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+    guard case let .failure(error) = outcome, let failure = error as? QuartierFailure else {
+        throw CheckFailure(description: "cancelled call: \(outcome)")
+    }
+    try check(failure.kind == .cancelled, "cancelled call ended with \(failure)")
+}
+
+/// `sync()`, `runInBackground()`, `syncUpdates()` and `backgroundSyncEvents(every:)` against the
+/// real server: a cancelled Task sends nothing; sequences sync only once iterated; leaving the
+/// background loop stops background sync.
+func syncCallsAndSequences() async throws {
+    let store = try openStore("carol")
+    defer { try? store.close() }
+    let quartier = try QuartierSync(store: store, serverUrl: serverURL)
+    let person = try await quartier.register(displayName: "Carol").personId
+    let sid = try await quartier.createSpace(meta: meta).space.id
+    _ = try store.createItem(item: post(sid, person, "Noch nicht gesendet"))
+    let pending = try store.outboxLen()
+    try check(pending > 0, "an edit waits in the outbox")
+
+    let cancelled = await Task { () async throws -> SyncReport in
+        withUnsafeCurrentTask { $0?.cancel() }
+        return try await quartier.sync()
+    }.result
+    guard case let .failure(error) = cancelled, QuartierFailure(error)?.kind == .cancelled else {
+        throw CheckFailure(description: "sync in a cancelled task: \(cancelled)")
+    }
+    let ran = await Task { () async -> Bool in
+        withUnsafeCurrentTask { $0?.cancel() }
+        return await quartier.runInBackground(transferMedia: true)
+    }.value
+    try check(!ran, "runInBackground in a cancelled task reported success")
+    try check(try store.outboxLen() == pending, "a cancelled sync sent something")
+
+    // Created, not iterated: nothing happens.
+    let updates = quartier.syncUpdates()
+    let background = quartier.backgroundSyncEvents(every: 1)
+    try await Task.sleep(nanoseconds: 1_500_000_000)
+    try check(try store.outboxLen() == pending, "a sequence that was only created synced")
+    var last: SyncUpdate?
+    for try await update in updates { last = update }
+    guard case let .finished(report)? = last else { throw CheckFailure(description: "no finished update: \(String(describing: last))") }
+    try check(report.pushed > 0 && (try store.outboxLen()) == 0, "pushed \(report.pushed)")
+
+    _ = try store.createItem(item: post(sid, person, "Im Hintergrund gesendet"))
+    var events: [SyncEvent] = []
+    for try await event in background {
+        events.append(event)
+        if case .finished = event { break }
+    }
+    try check(events.first == .started, "events \(events)")
+    try check(try store.outboxLen() == 0, "background sync pushed the edit")
+    // The loop was left: background sync has stopped, a new edit stays, several intervals on.
+    _ = try store.createItem(item: post(sid, person, "Bleibt liegen"))
+    let left = try store.outboxLen()
+    try await Task.sleep(nanoseconds: 3_000_000_000)
+    try check(try store.outboxLen() == left && left > 0, "background sync went on after the loop ended")
+    // runInBackground in a task that runs: syncs.
+    try check(await quartier.runInBackground(), "runInBackground failed")
+    try check(try store.outboxLen() == 0, "runInBackground pushed the edit")
 }
 
 func rssKb() -> Int {
@@ -330,6 +506,10 @@ await run("live query sequence updates after a write") { try await liveQueryUpda
 await run("typed live shortcuts report errors through onError") { try await liveShortcutsReportErrors() }
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("typed errors") { try await typedErrors() }
+await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }
+await run("live sequences subscribe when iterated, unsubscribe when left") { try await liveSequencesStartWhenIterated() }
+await run("cancelling the Task cancels a call that hangs") { try await cancellingTheTaskCancelsTheCall() }
+await run("sync calls and sequences: cancelled, lazy, background stops with the loop") { try await syncCallsAndSequences() }
 await run("a panic in the core is an error; the store stays usable") { try panicIsAnError() }
 await run("many threads while listeners fire") { try concurrency() }
 await run("10000 create/drop cycles leave memory flat") { try leak() }
