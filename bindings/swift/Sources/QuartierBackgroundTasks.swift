@@ -22,7 +22,9 @@ extension QuartierSync {
 }
 
 #if canImport(BackgroundTasks) && os(iOS)
-import BackgroundTasks
+// @preconcurrency: BGTask is not marked Sendable; the handler hands it to the Task that reports
+// completion (Apple's own samples call setTaskCompleted from other threads).
+@preconcurrency import BackgroundTasks
 
 /// Background sync scheduled by iOS (`BGTaskScheduler`). List the identifier under
 /// `BGTaskSchedulerPermittedIdentifiers` in Info.plist and enable the "Background fetch"
