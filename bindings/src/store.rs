@@ -10,24 +10,70 @@ use crate::types::*;
 
 /// A Quartier store (one SQLite file). Share one instance across threads; every method may be
 /// called from any thread at once. `close()` checkpoints and releases the file; afterwards
-/// every call fails with `QuartierError.Closed`. Dropping the last reference closes it too.
+/// every call fails with `QuartierError.Closed`. Releasing the object closes it too: Kotlin's
+/// `close()`/`use {}`, Swift's last reference, Python's collection. A [`QuartierSync`] made
+/// from it does not keep it open (its calls fail with `Closed` afterwards).
+///
+/// [`QuartierSync`]: crate::sync::QuartierSync
 #[derive(uniffi::Object)]
 pub struct QuartierStore {
-    store: RwLock<Option<Store>>,
+    slot: Arc<StoreSlot>,
 }
 
-impl QuartierStore {
+/// The open core store, or nothing once closed: shared by a [`QuartierStore`] and the
+/// [`QuartierSync`](crate::sync::QuartierSync)s made from it, so that closing (or releasing)
+/// the store closes it for all of them.
+pub(crate) struct StoreSlot(RwLock<Option<Store>>);
+
+impl StoreSlot {
     /// The open store, or `Closed`. A clone is cheap (an `Arc`) and lets calls run unlocked.
     pub(crate) fn core(&self) -> FfiResult<Store> {
-        self.store
+        self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(QuartierError::closed)
     }
 
+    /// Takes the store out and checkpoints it; calls already under way finish on their own
+    /// clone, later ones fail with `Closed`. Idempotent.
+    fn close(&self) -> Result<(), quartier_core::Error> {
+        let taken = self.0.write().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(store) => store.close(),
+            None => Ok(()),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+}
+
+impl QuartierStore {
+    pub(crate) fn core(&self) -> FfiResult<Store> {
+        self.slot.core()
+    }
+
+    pub(crate) fn slot(&self) -> Arc<StoreSlot> {
+        Arc::clone(&self.slot)
+    }
+
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Store) -> FfiResult<T>) -> FfiResult<T> {
         guard(|| f(&self.core()?))
+    }
+}
+
+/// The last reference to the object is gone (Kotlin `close()`, Swift ARC, Python GC): close the
+/// store, as `close()` would. Nobody is left to receive an error, so it is logged.
+impl Drop for QuartierStore {
+    fn drop(&mut self) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.slot.close()));
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "closing a released store failed"),
+            Err(_) => tracing::error!("closing a released store panicked"),
+        }
     }
 }
 
@@ -39,26 +85,22 @@ impl QuartierStore {
         guard(|| {
             let store = Store::open(&path, StoreOptions::default())?;
             Ok(Arc::new(QuartierStore {
-                store: RwLock::new(Some(store)),
+                slot: Arc::new(StoreSlot(RwLock::new(Some(store)))),
             }))
         })
     }
 
-    /// Checkpoints and closes the store. Idempotent. Live subscriptions stop once the last
-    /// user of the store (a running sync) lets go of it.
+    /// Checkpoints and closes the store, as releasing the object does, but reports a failed
+    /// checkpoint. Idempotent. Not in Kotlin, whose `close()` (`AutoCloseable`) releases the
+    /// object and so closes the store (`bindings/uniffi.toml`). Live subscriptions stop once
+    /// the last user of the store (a running sync) lets go of it.
     pub fn close(&self) -> FfiResult<()> {
-        guard(|| {
-            let taken = self.store.write().unwrap_or_else(|p| p.into_inner()).take();
-            match taken {
-                Some(store) => Ok(store.close()?),
-                None => Ok(()),
-            }
-        })
+        guard(|| Ok(self.slot.close()?))
     }
 
     /// Whether `close()` has been called.
     pub fn is_closed(&self) -> bool {
-        self.store.read().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.slot.is_closed()
     }
 
     /// The database file.

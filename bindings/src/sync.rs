@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 use crate::error::{non_negative, FfiResult, QuartierError};
-use crate::store::QuartierStore;
+use crate::store::{QuartierStore, StoreSlot};
 use crate::types::*;
 
 /// The library's runtime: two workers (phones and this machine have few cores) plus tokio's
@@ -154,7 +154,9 @@ pub trait SyncEventListener: Send + Sync {
 /// may be awaited from any coroutine, task or thread; it takes an optional [`CancelToken`].
 #[derive(uniffi::Object)]
 pub struct QuartierSync {
-    store: Arc<QuartierStore>,
+    /// Shared with the `QuartierStore`, not the object itself: the sync does not keep the store
+    /// open, and sees `Closed` once the store is closed or released.
+    store: Arc<StoreSlot>,
     client: SyncClient,
     /// The media transfer queue of this server (its policy and traffic counters); `media.rs`.
     pub(crate) transfers: Arc<TransferQueue>,
@@ -194,7 +196,7 @@ impl QuartierSync {
                 .allow_plain_http(allow_plain_http)
                 .build()?;
             Ok(Arc::new(QuartierSync {
-                store,
+                store: store.slot(),
                 transfers: Arc::new(TransferQueue::new(&client)?),
                 client,
             }))
@@ -207,7 +209,7 @@ impl QuartierSync {
 
     /// Per-space sync status from the store (no network).
     pub fn status(&self) -> FfiResult<Vec<SpaceSyncStatus>> {
-        self.store.sync_status()
+        crate::error::guard(|| Ok(self.core()?.sync_status()?.iter().map(Into::into).collect()))
     }
 
     /// Registers this device; the account's `person_id` is the id to author content with.

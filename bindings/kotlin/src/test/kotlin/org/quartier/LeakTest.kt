@@ -81,9 +81,9 @@ class LeakTest {
             // Store objects themselves: open and close a (small) store repeatedly.
             val storeCycles = 500
             val churn = dir.resolve("churn.db").toString()
-            repeat(50) { QuartierStore.open(churn).use { it.closeStore() } }
+            repeat(50) { QuartierStore.open(churn).use { it.spaces() } }
             val beforeStores = settled().first
-            repeat(storeCycles) { QuartierStore.open(churn).use { it.closeStore() } }
+            repeat(storeCycles) { QuartierStore.open(churn).use { it.spaces() } }
             val afterStores = settled().first
 
             val growth = after - before

@@ -75,8 +75,9 @@ class MediaTest {
                             val thumbnail = assertNotNull(ref.thumbnail)
                             assertTrue(thumbnail.width <= 256 && preview.width <= 1280)
                             val place = Fixtures.place(sid, alicePerson, "Stadtteilcafé", 51.3127, 9.4797)
-                            place.content.media = listOf(ref.copy(altText = mapOf("de" to "Eingang mit Rampe")))
-                            alice.createItem(place)
+                            // Records are immutable: a changed copy.
+                            val withPhoto = place.copy(content = place.content.copy(media = listOf(ref.copy(altText = mapOf("de" to "Eingang mit Rampe")))))
+                            alice.createItem(withPhoto)
                             aliceSync.syncNow()
 
                             val up = Events()

@@ -188,9 +188,31 @@ class ScenarioTest {
                 store.createItem(Fixtures.place(sid, anyone, "Nirgendwo", 123.0, 9.0))
             }
             assertFailsWith<QuartierException.Invalid> { QuartierSync(store, "ftp://example.invalid") }
-            // closeStore() closes the file (Rust `close`, renamed: Kotlin's close() frees the handle).
-            store.closeStore()
-            assertFailsWith<QuartierException.Closed> { store.spaces() }
+        }
+    }
+
+    @Test
+    fun `close() closes the store - a sync made from it sees Closed, and the file opens again`() = runBlocking {
+        val path = dir.resolve("closing.db").toString()
+        val store = QuartierStore.open(path)
+        val sid = store.createSpace(Fixtures.berlinMeta, anyone).id
+        store.createItem(Fixtures.post(sid, anyone, "vor dem Schließen"))
+        QuartierSync(store, "http://127.0.0.1:9").use { sync ->
+            assertEquals(emptyList(), sync.status())
+            // One meaning of close: releasing the object closes the database (its Drop), even
+            // though the sync still holds on to the store.
+            store.close()
+            assertFailsWith<IllegalStateException> { store.spaces() }
+            assertFailsWith<QuartierException.Closed> { sync.status() }
+            assertFailsWith<QuartierException.Closed> { sync.register("Zu spät") }
+        }
+        // Closed means checkpointed and released: no -wal left behind, and the file reopens
+        // with everything written.
+        assertTrue(!java.io.File("$path-wal").exists() || java.io.File("$path-wal").length() == 0L, "WAL checkpointed")
+        QuartierStore.open(path).use { again ->
+            val feed = again.feed(FeedQuery(spaceId = sid, viewer = Viewer(anyone, Role.RESIDENT)))
+            assertEquals(listOf("vor dem Schließen"), feed.items.map { it.content.title["de"] })
+            assertEquals(false, again.isClosed())
         }
     }
 
