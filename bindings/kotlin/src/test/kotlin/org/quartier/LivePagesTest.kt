@@ -49,7 +49,7 @@ class LivePagesTest {
             val all = first.items + second.items + last.items
             assertEquals(12, all.map { it.id }.toSet().size, "no item twice")
             // Newest first, as the feed itself.
-            assertEquals(store.feed(FeedQuery(spaceId = sid, viewer = viewer, limit = 50u)).items.map { it.id }, all.map { it.id })
+            assertEquals(store.feed(FeedQuery(spaceId = sid, viewer = viewer, limit = 50)).items.map { it.id }, all.map { it.id })
             assertFalse(pages.isInvalidated)
             pages.close()
             assertTrue(pages.isInvalidated)
@@ -96,7 +96,7 @@ class LivePagesTest {
             assertEquals(1, last.items.size)
             assertNull(last.nextKey)
             val ids = (first.items + second.items + last.items).map { it.item.id }
-            assertEquals(store.search(request.copy(limit = 50u)).map { it.item.id }, ids)
+            assertEquals(store.search(request.copy(limit = 50)).map { it.item.id }, ids)
             val invalidated = CompletableDeferred<Unit>()
             pages.onInvalidated { invalidated.complete(Unit) }
             store.createItem(Fixtures.post(sid, anyone, "Flohmarkt 8"))

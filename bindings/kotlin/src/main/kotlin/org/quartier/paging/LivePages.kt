@@ -110,19 +110,16 @@ class LivePages<K : Any, V : Any> internal constructor(
     }
 }
 
-/** The query's `limit` from a pager's load size (the one place that converts it). */
-private fun limitOf(size: Int) = size.toUInt()
-
 /**
  * The feed of [query] (its `limit` and `after` are set per page): keys are the feed's cursors
  * (`FeedPage.next`), newest first.
  */
 fun SuspendingStore.feedPages(query: FeedQuery): LivePages<String, Item> = LivePages(
     this,
-    firstQuery = { limit -> LiveQuery.Feed(query.copy(limit = limitOf(limit), after = null)) },
+    firstQuery = { limit -> LiveQuery.Feed(query.copy(limit = limit, after = null)) },
     firstPage = { result, _ -> (result as? LiveResult.Feed)?.page?.let { Page(it.items, it.next) } },
     nextPage = { store, cursor, limit ->
-        val page = store.store.feed(query.copy(limit = limitOf(limit), after = cursor))
+        val page = store.store.feed(query.copy(limit = limit, after = cursor))
         Page(page.items, page.next)
     },
 )
@@ -135,12 +132,12 @@ fun SuspendingStore.feedPages(query: FeedQuery): LivePages<String, Item> = LiveP
  */
 fun SuspendingStore.searchPages(request: SearchRequest): LivePages<Int, SearchHit> = LivePages(
     this,
-    firstQuery = { limit -> LiveQuery.Search(request.copy(limit = limitOf(limit))) },
+    firstQuery = { limit -> LiveQuery.Search(request.copy(limit = limit)) },
     firstPage = { result, limit ->
         (result as? LiveResult.Search)?.hits?.let { Page(it, if (it.size >= limit) it.size else null) }
     },
     nextPage = { store, offset, limit ->
-        val hits = store.store.search(request.copy(limit = limitOf(offset + limit)))
+        val hits = store.store.search(request.copy(limit = offset + limit))
         Page(hits.drop(offset), if (hits.size >= offset + limit) offset + limit else null)
     },
 )
