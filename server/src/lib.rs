@@ -52,6 +52,8 @@ pub async fn serve(
         config: config.clone(),
     });
     spawn_blob_gc(&state);
+    sync::creations::spawn_prover(&state)
+        .map_err(|e| ServerError::Startup(format!("cannot start the creation prover: {e}")))?;
     // Rate-limit buckets of clients gone quiet are forgotten, so memory follows recent clients.
     let tidy = Arc::clone(&state);
     tokio::spawn(async move {

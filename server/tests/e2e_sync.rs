@@ -344,16 +344,25 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
     );
     assert!(titles(&a.store, space, a.viewer(Role::Coordinator)).contains(&"Tafel Nord".to_string()));
 
-    // The form is recorded when a document's first change is stored and dropped with its next.
+    // The form is recorded after a document's first change is stored, by the server's prover
+    // thread (`sync::creations`, off the push path), and dropped with its next change.
     let untouched = a.post(space, "Kleiderkammer", Audience::Everyone);
     a.sync().await;
-    let data = server.kill();
-    let recorded = || -> Vec<String> {
-        let db = rusqlite::Connection::open(data.path().join("quartier-server.db")).expect("db");
+    let recorded_in = |dir: &std::path::Path| -> Vec<String> {
+        let db = rusqlite::Connection::open(dir.join("quartier-server.db")).expect("db");
         let mut stmt = db.prepare("SELECT doc_id FROM doc_creations").expect("query");
         let rows = stmt.query_map([], |r| r.get(0)).expect("rows");
         rows.collect::<Result<_, _>>().expect("ids")
     };
+    // Bounded wait for the prover (it runs at the lowest priority on a busy machine).
+    for _ in 0..600 {
+        if recorded_in(server.data.path()).contains(&untouched.id.to_string()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let data = server.kill();
+    let recorded = || recorded_in(data.path());
     let rows = recorded();
     assert!(rows.contains(&untouched.id.to_string()));
     assert!(!rows.contains(&kept.id.to_string()), "edited since");

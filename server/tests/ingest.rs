@@ -261,8 +261,10 @@ fn a_change_is_stored_whole_or_not_at_all_and_the_cache_never_differs_from_the_d
     let steps: Vec<(&str, Uuid, Vec<u8>)> = vec![
         ("BEFORE INSERT ON log", a.as_uuid(), first),
         ("BEFORE INSERT ON blob_refs", photo_item.as_uuid(), with_photo),
-        ("BEFORE INSERT ON doc_creations", c.as_uuid(), third),
-        // An edit drops the document's creation form.
+        // A new document's creation form is not written by the push (`sync::creations`), but
+        // its queueing must not break the step either.
+        ("BEFORE INSERT ON docs", c.as_uuid(), third),
+        // An edit drops the document's creation form (recorded by the prover after each step).
         ("BEFORE DELETE ON doc_creations", a.as_uuid(), edit_of_a),
     ];
     for (event, doc, bytes) in steps {
@@ -283,8 +285,25 @@ fn a_change_is_stored_whole_or_not_at_all_and_the_cache_never_differs_from_the_d
             "{event}, again"
         );
         b.assert_cache_matches_database(doc, event);
+        sync::creations::prove_pending(&b.db, usize::MAX).expect("prove");
         stored.push((doc, bytes));
     }
+    // The rolled-back attempts left nothing the prover could record: the space's document and
+    // the two items never edited have a form, the edited one none.
+    assert_eq!(
+        b.count(
+            "SELECT count(*) FROM doc_creations WHERE doc_id != ?1",
+            a.as_uuid()
+        ),
+        3
+    );
+    assert_eq!(
+        b.count(
+            "SELECT count(*) FROM doc_creations WHERE doc_id = ?1",
+            a.as_uuid()
+        ),
+        0
+    );
     assert_eq!(
         b.count(
             "SELECT count(*) FROM blob_refs WHERE doc_id = ?1",
@@ -856,6 +875,13 @@ fn acknowledgements_keep_their_records_indices_across_windows() {
         }
     }
     assert!(report.holds >= 3, "300 changes in one hold: {report:?}");
+    // Recorded off the push path: none yet, every one once the prover has run.
+    let none: i64 =
+        b.db.lock()
+            .query_row("SELECT count(*) FROM doc_creations", [], |r| r.get(0))
+            .expect("creations");
+    assert_eq!(none, 0, "proved at push time");
+    sync::creations::prove_pending(&b.db, usize::MAX).expect("prove");
     let stored: i64 =
         b.db.lock()
             .query_row("SELECT count(*) FROM doc_creations", [], |r| r.get(0))
@@ -929,4 +955,50 @@ fn concurrent_pushes_and_pulls_finish_and_store_everything() {
     assert_eq!(stored, pushers * per_pusher);
     // The space document and every item.
     assert_eq!(b.pull_all().len(), 1 + pushers * per_pusher);
+}
+
+/// A new document's creation form is proved off the push path (`sync::creations`): the push
+/// only queues the document, the prover records the form of those still untouched since their
+/// first change, and a failure while recording leaves every stored change as it was.
+#[test]
+fn creation_forms_are_recorded_off_the_push_path_for_untouched_documents_only() {
+    let b = Bench::new();
+    sync::creations::prove_pending(&b.db, usize::MAX).expect("prove the space's document");
+    let forms = |doc: Uuid| b.count("SELECT count(*) FROM doc_creations WHERE doc_id = ?1", doc);
+    let (kept, first_of_kept) = b.post("Tafel", "Dienstags", vec![]);
+    let (edited, first_of_edited) = b.post("Café", "Freitags", vec![]);
+    assert_eq!(b.push_one(kept.as_uuid(), first_of_kept), AckOutcome::Stored);
+    assert_eq!(b.push_one(edited.as_uuid(), first_of_edited), AckOutcome::Stored);
+    assert_eq!(
+        (forms(kept.as_uuid()), forms(edited.as_uuid())),
+        (0, 0),
+        "not proved by the push"
+    );
+    assert_eq!(b.db.pending_creations().len(), 2);
+    let edit = b.retitle(edited, "Café am Markt");
+    assert_eq!(b.push_one(edited.as_uuid(), edit), AckOutcome::Stored);
+    assert_eq!(b.db.pending_creations().len(), 2, "an edit queues nothing");
+
+    assert_eq!(
+        sync::creations::prove_pending(&b.db, usize::MAX).expect("prove"),
+        1
+    );
+    assert_eq!((forms(kept.as_uuid()), forms(edited.as_uuid())), (1, 0));
+    assert!(b.db.pending_creations().is_empty());
+
+    // The next edit of a proved document drops its form, in the push's own transaction.
+    let edit = b.retitle(kept, "Tafel Nord");
+    assert_eq!(b.push_one(kept.as_uuid(), edit), AckOutcome::Stored);
+    assert_eq!(forms(kept.as_uuid()), 0);
+
+    // Recording fails: the error is reported, nothing is half-written, the log is intact.
+    let (late, first_of_late) = b.post("Flohmarkt", "Samstag", vec![]);
+    assert_eq!(b.push_one(late.as_uuid(), first_of_late), AckOutcome::Stored);
+    let rows = b.log_rows(late.as_uuid());
+    b.fail("BEFORE INSERT ON doc_creations");
+    assert!(sync::creations::prove_pending(&b.db, usize::MAX).is_err());
+    b.heal();
+    assert_eq!(forms(late.as_uuid()), 0);
+    assert_eq!(b.log_rows(late.as_uuid()), rows);
+    b.assert_cache_matches_database(late.as_uuid(), "after a failed proof");
 }

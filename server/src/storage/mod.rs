@@ -6,11 +6,13 @@
 
 pub mod accounts;
 pub mod log;
+pub mod pending;
 pub mod readers;
 pub mod spaces;
 
 pub use accounts::DeviceRecord;
 pub use log::{DocMeta, LogRow};
+pub use pending::{PendingCreation, PendingCreations};
 pub use readers::{Reader, Snapshot};
 
 use parking_lot::{FairMutex, FairMutexGuard};
@@ -42,6 +44,8 @@ pub struct Db {
     conn: FairMutex<Connection>,
     /// Read-only connections (WAL readers on the same file), opened when first needed.
     readers: readers::Readers,
+    /// New documents whose creation form is still to be recorded (`sync::creations`).
+    pending_creations: PendingCreations,
 }
 
 impl Db {
@@ -73,6 +77,7 @@ impl Db {
         Ok(Db {
             conn: FairMutex::new(conn),
             readers: readers::Readers::new(path, readers::DEFAULT_READERS),
+            pending_creations: PendingCreations::default(),
         })
     }
 
@@ -114,6 +119,11 @@ impl Db {
     /// one that holds a reader for the writer lock (docs/server.md, "Lock order").
     pub fn read(&self) -> Result<Reader<'_>, ServerError> {
         self.readers.get()
+    }
+
+    /// New documents whose creation form is still to be recorded.
+    pub fn pending_creations(&self) -> &PendingCreations {
+        &self.pending_creations
     }
 }
 

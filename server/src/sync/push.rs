@@ -4,9 +4,9 @@
 //! change leaves the document readable and within its size budget. Stored idempotently, keyed by
 //! change hash.
 //!
-//! A change is stored whole or not at all: its log row, its blob references, its creation form
-//! and the document's compaction are written inside one savepoint, and the document cache takes
-//! the new state only once they are. The work is bounded: decoding and signature checks happen
+//! A change is stored whole or not at all: its log row, its blob references, the dropping of an
+//! edited document's creation form and the document's compaction are written inside one
+//! savepoint, and the document cache takes the new state only once they are. The work is bounded: decoding and signature checks happen
 //! before the database lock is taken; under it, the transaction commits and the lock is handed
 //! to the next waiting request after every [`PushLimits::work_per_hold`] of work; and a request
 //! does at most [`PushLimits::work_per_request`], the changes after that are answered `deferred`
@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use automerge::{Automerge, Change, ChangeHash};
 use ed25519_dalek::{Signature, VerifyingKey};
-use quartier_domain::document::{
-    checksum_matches, creation_of, guarded, item_from_doc, space_from_doc, ChangeNote, Creation,
-};
+use quartier_domain::document::{checksum_matches, guarded, item_from_doc, space_from_doc, ChangeNote};
 use quartier_domain::model::{judge_item, Item, ItemId, PersonId, Role, SpaceId, Status};
 use quartier_protocol::{
     signing::change_signing_payload, Ack, AckOutcome, DeferReason, DocKind, Record, RejectCode,
@@ -28,13 +26,13 @@ use uuid::Uuid;
 
 use crate::documents::{Doc, DocCache, SNAPSHOT_AFTER_CHANGES};
 use crate::error::ServerError;
-use crate::storage::{accounts, log, spaces, Db, DocMeta};
+use crate::storage::{accounts, log, spaces, Db, DocMeta, PendingCreation, PendingCreations};
 
 /// Largest single change accepted.
 pub const MAX_CHANGE_BYTES: usize = 512 * 1024;
 
 /// Work counted for a change however small its document: the rows it reads and writes, the
-/// document read as JSON, its creation form rebuilt.
+/// document read as JSON.
 pub const MIN_WORK_PER_CHANGE: usize = 4 * 1024;
 
 /// How much one push may do. Work is counted in bytes of documents handled: for each change,
@@ -116,16 +114,15 @@ struct Decoded {
 }
 
 /// What a change that depends on nothing makes of an empty document: the state and, for items,
-/// what the permission and validity checks read of it, and the creation form. This is most of
-/// the work of storing a new document (the creation form is proved by rebuilding the change),
-/// done before the lock and in parallel, so that the hold does only the checks that depend on
-/// the database and the writes.
+/// what the permission and validity checks read of it. This is most of the work of storing a
+/// new document, done before the lock and in parallel, so that the hold does only the checks
+/// that depend on the database and the writes. (Its creation form is proved later, off the
+/// push path: `sync::creations`.)
 struct Fresh {
     /// The document after the change, or why Automerge refused the change.
     doc: Result<Automerge, String>,
     /// The item the document reads as (items only), or why it does not read as one.
     item: Option<Result<Item, String>>,
-    creation: Option<Creation>,
 }
 
 impl Fresh {
@@ -135,17 +132,11 @@ impl Fresh {
             return Fresh {
                 doc: Err(e.to_string()),
                 item: None,
-                creation: None,
             };
         }
         let doc_id = doc.to_string();
         let item = (kind == DocKind::Item).then(|| item_from_doc(&state, &doc_id).map_err(|e| e.to_string()));
-        let creation = creation_of(&state, &doc_id, kind).ok().flatten();
-        Fresh {
-            doc: Ok(state),
-            item,
-            creation,
-        }
+        Fresh { doc: Ok(state), item }
     }
 }
 
@@ -337,12 +328,13 @@ pub fn push(
                     let result =
                         store_change(&hold.conn, docs, pusher_person, &mut change, limits, &mut work);
                     let outcome = match result {
-                        Ok(stored) => {
+                        Ok((stored, created)) => {
                             if let Err(e) = hold.conn.execute_batch("RELEASE pushed_change") {
                                 hold.rollback_to_savepoint()?;
                                 internal(e.into()).0
                             } else {
                                 hold.put(change.doc, stored);
+                                hold.created.extend(created);
                                 AckOutcome::Stored
                             }
                         }
@@ -388,6 +380,10 @@ struct Hold<'a> {
     docs: &'a DocCache,
     /// Documents put back into the cache since the transaction began.
     uncommitted: Vec<Uuid>,
+    /// New documents stored under the transaction: queued for their creation form once it
+    /// commits (`sync::creations`; the prover reads committed rows only).
+    created: Vec<PendingCreation>,
+    pending: &'a PendingCreations,
     open: bool,
 }
 
@@ -399,6 +395,8 @@ impl<'a> Hold<'a> {
             conn,
             docs,
             uncommitted: Vec::new(),
+            created: Vec::new(),
+            pending: db.pending_creations(),
             open: true,
         })
     }
@@ -413,6 +411,11 @@ impl<'a> Hold<'a> {
     fn commit(mut self) -> Result<(), ServerError> {
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
+        for created in self.created.drain(..) {
+            if !self.pending.add(created) {
+                tracing::debug!(doc = %created.doc, "creation queue full: the form is worked out when pulled");
+            }
+        }
         Ok(())
     }
 
@@ -513,7 +516,7 @@ fn store_change(
     change: &mut Decoded,
     limits: &PushLimits,
     work: &mut usize,
-) -> Result<Doc, Refusal> {
+) -> Result<(Doc, Option<PendingCreation>), Refusal> {
     let fresh = change.fresh.take();
     let change = &*change;
     let Decoded {
@@ -593,12 +596,8 @@ fn store_change(
     // A new document whose state was worked out before the lock (the server has nothing of it,
     // so the state before is empty, of 0 stored bytes, and the change depends on nothing).
     let fresh = fresh.filter(|_| existing.is_none());
-    let (mut state, old, fresh_item, creation) = match fresh {
-        Some(Fresh {
-            doc: made,
-            item,
-            creation,
-        }) => {
+    let (mut state, old, fresh_item) = match fresh {
+        Some(Fresh { doc: made, item }) => {
             *work += bytes.len();
             let made = made.map_err(|e| reject(RejectCode::Malformed, e))?;
             let state = Doc {
@@ -606,7 +605,7 @@ fn store_change(
                 stored_bytes: 0,
                 seq: 0,
             };
-            (state, None, item, Some(creation))
+            (state, None, item)
         }
         None => {
             // The state before, read where it is cached; a change whose dependencies are
@@ -637,7 +636,7 @@ fn store_change(
             if state.doc.get_change_meta_by_hash(&hash).is_none() {
                 return Err(deferred());
             }
-            (state, old, None, None)
+            (state, old, None)
         }
     };
     // The size budget: the stored size bounds the saved size; only a real save decides.
@@ -752,18 +751,15 @@ fn store_change(
         crate::blobs::index::set_refs(conn, doc, hashes.iter().map(String::as_str))
             .map_err(|e| internal(ServerError::Internal(e.to_string())))?;
     }
-    // Worked out once here rather than on every new member's pull: a new document's creation
-    // form if the core's rule rebuilds it exactly, and none once the document is edited.
-    match existing {
-        None => {
-            // Proved before the lock for a fresh document, else here.
-            let creation = creation.unwrap_or_else(|| creation_of(after, &doc_id, kind).ok().flatten());
-            if let Some(creation) = creation {
-                log::record_creation(conn, doc, &creation).map_err(internal)?;
-            }
+    // A new document's creation form is proved and recorded later, off the push path
+    // (`sync::creations`, queued once the transaction commits); an edited one has none.
+    let created = match existing {
+        None => Some(PendingCreation { doc, kind, seq }),
+        Some(_) => {
+            log::drop_creation(conn, doc).map_err(internal)?;
+            None
         }
-        Some(_) => log::drop_creation(conn, doc).map_err(internal)?,
-    }
+    };
     // Compacted when due, or at once when the budget check above already saved it.
     if saved.is_none() && log::changes_since_snapshot(conn, doc).map_err(internal)? >= SNAPSHOT_AFTER_CHANGES
     {
@@ -779,7 +775,7 @@ fn store_change(
         None => state.stored_bytes += bytes.len(),
     }
     state.seq = seq;
-    Ok(state)
+    Ok((state, created))
 }
 
 fn deferred() -> Refusal {
