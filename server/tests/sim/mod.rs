@@ -616,9 +616,11 @@ impl World {
     }
 
     /// Ends the schedule: the network hands over what it holds, sessions still waiting time
-    /// out, the clock passes every `Retry-After`, then every device syncs over a perfect link
-    /// until a whole round moves nothing. Returns how many rounds that took.
-    pub fn settle(&mut self) -> usize {
+    /// out, the clock passes every `Retry-After`, then the devices sync over a perfect link in
+    /// turn until every device has synced since the last sync that pushed something (a whole
+    /// sync leaves its device holding what the server holds), and one more sync must move
+    /// nothing at all. Returns the report of that last sync (a schedule's check looks at it).
+    pub fn settle(&mut self) -> SyncReport {
         while !self.network.is_empty() {
             let message = self.network.remove(0);
             self.hand_over(message, Fate::Deliver);
@@ -627,17 +629,17 @@ impl World {
             self.run(&Step::Timeout { device });
         }
         self.clock_ms += 3_600_000;
-        for round in 1..=8 {
-            let mut moved = false;
-            for device in 0..self.devices.len() {
-                let report = self.sync_fully(device);
-                moved |= report.pushed > 0 || report.received > 0;
+        let devices = self.devices.len();
+        // Devices holding what the server holds, counted since the last push.
+        let mut current = 0;
+        for turn in 0..8 * devices {
+            if current == devices {
+                return self.sync_fully(turn % devices);
             }
-            if !moved {
-                return round;
-            }
+            let report = self.sync_fully(turn % devices);
+            current = if report.pushed > 0 { 1 } else { current + 1 };
         }
-        panic!("eight rounds of perfect syncs did not settle");
+        panic!("{} perfect syncs did not settle", 8 * devices);
     }
 
     /// One whole sync over a perfect link.
@@ -679,30 +681,28 @@ impl World {
     /// Every document of the space on a device, with its heads.
     pub fn device_heads(&self, device: usize) -> BTreeMap<String, BTreeSet<String>> {
         let store = &self.devices[device].store;
-        let mut out = BTreeMap::new();
-        for (doc, _) in store.document_ids().expect("ids") {
-            let mut loaded = automerge::Automerge::new();
-            let changes = store
-                .document_changes(&doc)
-                .expect("changes")
-                .into_iter()
-                .map(|c| quartier_core::document::guarded::decode(c.bytes).expect("change"))
-                .collect::<Vec<_>>();
-            loaded.apply_changes(changes).expect("apply");
-            let heads = loaded.get_heads().iter().map(|h| h.to_string()).collect();
-            out.insert(doc, heads);
-        }
-        out
+        store
+            .document_ids()
+            .expect("ids")
+            .into_iter()
+            .map(|(doc, _)| {
+                let heads = store.document_heads(&doc).expect("heads").into_iter().collect();
+                (doc, heads)
+            })
+            .collect()
     }
 
-    /// Whether a device holds a change.
-    pub fn device_has(&self, device: usize, doc: &str, hash: &[u8]) -> bool {
-        self.devices[device]
-            .store
-            .document_changes(doc)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| quartier_core::document::guarded::decode(c.bytes.clone()).ok())
-            .any(|c| c.hash().as_ref() == hash)
+    /// The hashes of every change a device holds (one pass over its documents: the checks ask
+    /// about many changes).
+    pub fn device_changes(&self, device: usize) -> HashSet<Vec<u8>> {
+        let store = &self.devices[device].store;
+        let mut out = HashSet::new();
+        for (doc, _) in store.document_ids().expect("ids") {
+            for change in store.document_changes(&doc).expect("changes") {
+                let change = quartier_core::document::guarded::decode(change.bytes).expect("change");
+                out.insert(change.hash().as_ref().to_vec());
+            }
+        }
+        out
     }
 }
