@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
+use quartier_core::model::Role;
 use quartier_core::sync::SyncReport;
 use sim::{Fate, Step, World};
 
@@ -46,54 +47,137 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            use std::hash::{BuildHasher, Hasher};
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        });
-    eprintln!("simulated sync: {cases} schedules, rerun with PROPTEST_RNG_SEED={seed}");
-    Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        // The seed above reproduces a run; no regression files in the source tree.
-        failure_persistence: None,
-        max_shrink_time: 120_000,
-        ..Config::default()
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        Just(Role::Resident),
+        Just(Role::Volunteer),
+        Just(Role::Coordinator)
+    ]
+}
+
+/// The steps above, and the server changing roles, removing members, and refusing forged
+/// writes.
+fn step_with_refusals() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        32 => step(),
+        2 => (0..DEVICES, role()).prop_map(|(device, role)| Step::SetRole { device, role }),
+        1 => (0..DEVICES).prop_map(|device| Step::Remove { device }),
+        2 => (0..DEVICES, 0usize..16).prop_map(|(device, word)| Step::Forge { device, word }),
+    ]
+}
+
+/// Runs `cases` schedules (`PROPTEST_CASES` overrides it) of `strategy` through `property`,
+/// spread over the machine's cores (`SIM_THREADS` overrides their number): one proptest
+/// runner per thread, seeded with the run's seed (`PROPTEST_RNG_SEED`, else random) plus the
+/// thread's index, each with its share of the cases. A failure names its runner's seed and
+/// share, which reproduce it on one thread.
+fn run_schedules<S: Strategy>(
+    name: &str,
+    cases: u32,
+    strategy: impl Fn() -> S + Sync,
+    property: impl Fn(S::Value) -> Result<(), TestCaseError> + Sync,
+) {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let cases = var("PROPTEST_CASES").map_or(cases, |n| n as u32);
+    let threads = var("SIM_THREADS").map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        |n| n.max(1) as u32,
+    );
+    let seed = var("PROPTEST_RNG_SEED").unwrap_or_else(|| {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    eprintln!("{name}: {cases} schedules on {threads} threads, rerun with PROPTEST_RNG_SEED={seed}");
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runners: Vec<_> = (0..threads)
+            .map(|i| {
+                let share = cases / threads + u32::from(i < cases % threads);
+                let seed = seed.wrapping_add(u64::from(i));
+                let (strategy, property) = (&strategy, &property);
+                scope.spawn(move || {
+                    let mut runner = TestRunner::new(Config {
+                        cases: share,
+                        rng_seed: RngSeed::Fixed(seed),
+                        // The seed reproduces a run; no regression files in the source tree.
+                        failure_persistence: None,
+                        max_shrink_time: 120_000,
+                        ..Config::default()
+                    });
+                    runner.run(&strategy(), property).err().map(|e| {
+                        format!(
+                            "{e}\nrerun with PROPTEST_RNG_SEED={seed} PROPTEST_CASES={share} SIM_THREADS=1"
+                        )
+                    })
+                })
+            })
+            .collect();
+        runners
+            .into_iter()
+            .filter_map(|r| r.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    if let Some(failure) = failures.first() {
+        panic!("{name}: {failure}");
     }
 }
 
 #[test]
 fn every_schedule_converges_loses_nothing_acknowledged_and_never_resends_it() {
-    let mut runner = TestRunner::new(config());
-    let strategy = prop::collection::vec(step(), 1..60);
     // What the schedules did, so that a run that tested nothing shows.
     let acknowledged = AtomicUsize::new(0);
-    let result = runner.run(&strategy, |steps| {
-        let mut world = World::new(DEVICES, SLOTS);
-        for step in &steps {
-            world.run(step);
-        }
-        acknowledged.fetch_add(world.acknowledged.len(), Ordering::Relaxed);
-        let last = world.settle();
-        check(&world, &last)
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    run_schedules(
+        "simulated sync",
+        CASES,
+        || prop::collection::vec(step(), 1..60),
+        |steps| {
+            let mut world = World::new(DEVICES, SLOTS);
+            for step in &steps {
+                world.run(step);
+            }
+            acknowledged.fetch_add(world.acknowledged.len(), Ordering::Relaxed);
+            let last = world.settle();
+            check(&world, &last)
+        },
+    );
     eprintln!(
         "simulated sync: {} acknowledgements applied under faults",
         acknowledged.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn refusals_and_membership_changes_are_reported_never_resent_and_wedge_nothing() {
+    let refused = AtomicUsize::new(0);
+    let removed = AtomicUsize::new(0);
+    run_schedules(
+        "refusals and membership",
+        CASES / 2,
+        || prop::collection::vec(step_with_refusals(), 1..60),
+        |steps| {
+            let mut world = World::new(DEVICES, SLOTS);
+            for step in &steps {
+                world.run(step);
+            }
+            refused.fetch_add(world.refused.len(), Ordering::Relaxed);
+            removed.fetch_add(
+                world.devices.iter().filter(|d| d.removed).count(),
+                Ordering::Relaxed,
+            );
+            let last = world.settle();
+            check_refusals(&mut world, &last)
+        },
+    );
+    eprintln!(
+        "refusals and membership: {} refusals applied, {} members removed",
+        refused.load(Ordering::Relaxed),
+        removed.load(Ordering::Relaxed)
+    );
+}
+
+/// Schedules each property test runs by default (CI); `PROPTEST_CASES` overrides.
+const CASES: u32 = 512;
 
 /// The three properties, on a settled world (`last`: the sync that ended settling).
 fn check(world: &World, last: &SyncReport) -> Result<(), TestCaseError> {
@@ -139,6 +223,87 @@ fn check(world: &World, last: &SyncReport) -> Result<(), TestCaseError> {
                 device
             );
         }
+    }
+    Ok(())
+}
+
+/// The properties after refusals and membership changes, on a settled world:
+///
+/// - nothing is stuck: no outbox holds anything, the removed members' included;
+/// - a refused change is reported (listed in the device's undelivered changes) and never
+///   pushed again, nor is an acknowledged one;
+/// - the members converge with the server, and hold every acknowledged change;
+/// - nothing is wedged: a member's new post of its own goes through, refused or not before.
+fn check_refusals(world: &mut World, last: &SyncReport) -> Result<(), TestCaseError> {
+    prop_assert!(
+        last.pushed == 0 && last.received == 0,
+        "a sync after settling still moved changes: {:?}",
+        last
+    );
+    prop_assert!(
+        world.sent_after_ack.is_empty(),
+        "changes pushed again after their acknowledgement: {:?}",
+        world.sent_after_ack
+    );
+    prop_assert!(
+        world.sent_after_refusal.is_empty(),
+        "changes pushed again after their refusal: {:?}",
+        world.sent_after_refusal
+    );
+    for device in 0..DEVICES {
+        prop_assert_eq!(
+            world.devices[device].store.outbox_len().expect("outbox"),
+            0,
+            "device {} still holds changes in its outbox",
+            device
+        );
+    }
+    for (device, doc, _) in &world.refused {
+        let undelivered = world.devices[*device]
+            .store
+            .undelivered_changes()
+            .expect("undelivered");
+        prop_assert!(
+            undelivered.iter().any(|u| &u.doc_id == doc),
+            "a refused change of {} is not reported on device {}",
+            doc,
+            device
+        );
+    }
+    let server = world.server.heads(world.space);
+    let members: Vec<usize> = (0..DEVICES).filter(|d| !world.devices[*d].removed).collect();
+    for (doc, hash) in &world.acknowledged {
+        prop_assert!(
+            world.server.has_change(hash),
+            "acknowledged change of {} missing on the server",
+            doc
+        );
+    }
+    for &device in &members {
+        prop_assert_eq!(
+            &world.device_heads(device),
+            &server,
+            "member device {} differs from the server",
+            device
+        );
+        let held = world.device_changes(device);
+        for (doc, hash) in &world.acknowledged {
+            prop_assert!(
+                held.contains(hash),
+                "acknowledged change of {} missing on member device {}",
+                doc,
+                device
+            );
+        }
+    }
+    for &device in &members {
+        let (report, taken) = world.write_own_and_sync(device);
+        prop_assert!(
+            taken && report.rejected.is_empty(),
+            "a new post of member device {} did not go through: {:?}",
+            device,
+            report
+        );
     }
     Ok(())
 }

@@ -77,9 +77,10 @@ impl InProcessServer {
                 };
                 if path == "/v1/sync" {
                     let req: SyncRequest = decode(&request.body);
-                    let response = quartier_server::sync::exchange(&self.db, &self.docs, &device, &req)
-                        .expect("exchange");
-                    return answer(&response);
+                    return match quartier_server::sync::exchange(&self.db, &self.docs, &device, &req) {
+                        Ok(response) => answer(&response),
+                        Err(e) => as_http(e),
+                    };
                 }
                 let conn = self.db.lock();
                 if path == "/v1/spaces" {
@@ -128,12 +129,49 @@ impl InProcessServer {
         out
     }
 
+    /// A coordinator's change of a member's role, through the server's membership logic.
+    pub fn set_role(&self, space: SpaceId, person: PersonId, role: Role) {
+        // A removed member has no role to change (the server answers "no such member").
+        let _ = spaces::set_role(&self.db.lock(), space.as_uuid(), person.as_uuid(), role);
+    }
+
+    /// A coordinator removes a member, through the server's membership logic.
+    pub fn remove(&self, space: SpaceId, person: PersonId) {
+        spaces::remove_member(&self.db.lock(), space.as_uuid(), person.as_uuid()).expect("remove member");
+    }
+
     /// Whether the server holds a change.
     pub fn has_change(&self, hash: &[u8]) -> bool {
         log::document_of_change(&self.db.lock(), hash)
             .expect("document of change")
             .is_some()
     }
+}
+
+/// A server error as the HTTP layer answers it (its own `IntoResponse`): status and body.
+fn as_http(error: quartier_server::error::ServerError) -> HttpResponse {
+    use axum::response::IntoResponse;
+    use futures_util::FutureExt;
+    let response = error.into_response();
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .now_or_never()
+        .expect("an error body is in memory")
+        .expect("error body");
+    HttpResponse {
+        status,
+        body: body.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A write the store refuses itself: its role (as the server last stated it) does not allow
+/// it, or the space is gone from it (the person was removed).
+fn is_local_refusal(error: &quartier_core::Error) -> bool {
+    matches!(
+        error,
+        quartier_core::Error::NotPermitted { .. } | quartier_core::Error::NotFound { what: "space", .. }
+    )
 }
 
 fn answer<T: serde::Serialize>(message: &T) -> HttpResponse {
@@ -200,6 +238,15 @@ pub enum Step {
     Timeout { device: usize },
     /// Time passes.
     Tick { ms: u16 },
+    /// The server changes the role of a device's person in the space, as a coordinator's call
+    /// would (through the server's membership logic); the device learns it at its next sync,
+    /// and until then writes what its old role allowed.
+    SetRole { device: usize, role: Role },
+    /// The server removes a device's person from the space.
+    Remove { device: usize },
+    /// A device writes what the server refuses whatever the role: an item created in another
+    /// person's name, its own permission check off (a forged or faulty client).
+    Forge { device: usize, word: usize },
 }
 
 enum Message {
@@ -225,6 +272,10 @@ pub struct Device {
     pushed: HashMap<RequestId, Vec<(String, Vec<u8>)>>,
     /// Change hashes whose acknowledgement this device applied.
     acked: HashSet<Vec<u8>>,
+    /// Change hashes whose refusal (`rejected`) this device applied.
+    refused: HashSet<Vec<u8>>,
+    /// Whether the server removed this device's person from the space.
+    pub removed: bool,
 }
 
 const WORDS: &[&str] = &[
@@ -259,6 +310,10 @@ pub struct World {
     pub acknowledged: BTreeSet<(String, Vec<u8>)>,
     /// Changes a device pushed again after it had applied their acknowledgement.
     pub sent_after_ack: Vec<String>,
+    /// (device, doc, change hash) of every refusal a device applied.
+    pub refused: BTreeSet<(usize, String, Vec<u8>)>,
+    /// Changes a device pushed again after it had applied their refusal.
+    pub sent_after_refusal: Vec<String>,
     /// The server's data folder and the devices' stores.
     _dir: TempDir,
 }
@@ -389,6 +444,8 @@ impl World {
                     not_before: None,
                     pushed: HashMap::new(),
                     acked: HashSet::new(),
+                    refused: HashSet::new(),
+                    removed: false,
                 }
             })
             .collect();
@@ -403,6 +460,8 @@ impl World {
             slots: vec![None; slots],
             acknowledged: BTreeSet::new(),
             sent_after_ack: Vec::new(),
+            refused: BTreeSet::new(),
+            sent_after_refusal: Vec::new(),
             _dir: dir,
         }
     }
@@ -440,7 +499,66 @@ impl World {
                 }
             }
             Step::Tick { ms } => self.clock_ms += u64::from(ms),
+            Step::SetRole { device, role } => {
+                let d = &self.devices[device % self.devices.len()];
+                self.server.set_role(self.space, d.person, role);
+            }
+            Step::Remove { device } => {
+                let count = self.devices.len();
+                let d = &mut self.devices[device % count];
+                if !d.removed {
+                    d.removed = true;
+                    self.server.remove(self.space, d.person);
+                }
+            }
+            Step::Forge { device, word } => self.forge(device % self.devices.len(), word),
         }
+    }
+
+    /// A post created in the next device's person's name, the permission check off.
+    fn forge(&mut self, device: usize, word: usize) {
+        let other = self.devices[(device + 1) % self.devices.len()].person;
+        let d = &self.devices[device];
+        let content = ItemContent::new(
+            LocalizedText::single("de", WORDS[word % WORDS.len()]),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        );
+        d.store.set_local_permission_check(false);
+        let made = d.store.create_item(NewItem::new(self.space, other, content));
+        d.store.set_local_permission_check(true);
+        match made {
+            Ok(_) => {}
+            // A device that knows it left the space writes nothing there.
+            Err(e) if self.devices[device].removed && is_local_refusal(&e) => {}
+            Err(e) => panic!("forged write: {e}"),
+        }
+    }
+
+    /// A new post of a device's own, synced over a perfect link: whether the server took it
+    /// (after refusals, a device's later allowed edits must still go through).
+    pub fn write_own_and_sync(&mut self, device: usize) -> (SyncReport, bool) {
+        let d = &self.devices[device];
+        let content = ItemContent::new(
+            LocalizedText::single("de", "später"),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        );
+        let item = d
+            .store
+            .create_item(NewItem::new(self.space, d.person, content))
+            .expect("an own post");
+        let report = self.sync_fully(device);
+        let doc = item.id.to_string();
+        let held = self.devices[device].store.document_heads(&doc).expect("heads");
+        let on_server = self
+            .server
+            .heads(self.space)
+            .get(&doc)
+            .map(|h| h.iter().cloned().collect::<Vec<_>>());
+        (report, on_server == Some(held))
     }
 
     fn write(&mut self, device: usize, slot: usize, word: usize) {
@@ -467,7 +585,11 @@ impl World {
                         ..ItemPatch::default()
                     }
                 };
-                d.store.update_item(id, &patch, d.person).expect("update");
+                match d.store.update_item(id, &patch, d.person) {
+                    Ok(_) => {}
+                    Err(e) if is_local_refusal(&e) => {}
+                    Err(e) => panic!("update: {e}"),
+                }
             }
             known => {
                 let content = ItemContent::new(
@@ -476,12 +598,11 @@ impl World {
                         post_type: PostType::News,
                     }),
                 );
-                let item = d
-                    .store
-                    .create_item(NewItem::new(self.space, d.person, content))
-                    .expect("create");
-                if known.is_none() {
-                    self.slots[slot] = Some(item.id);
+                match d.store.create_item(NewItem::new(self.space, d.person, content)) {
+                    Ok(item) if known.is_none() => self.slots[slot] = Some(item.id),
+                    Ok(_) => {}
+                    Err(e) if is_local_refusal(&e) => {}
+                    Err(e) => panic!("create: {e}"),
                 }
             }
         }
@@ -571,11 +692,19 @@ impl World {
         if current == Some(id) && !failed {
             let pushed = d.pushed.remove(&id).unwrap_or_default();
             for ack in acks {
-                if matches!(ack.outcome, AckOutcome::Stored | AckOutcome::Duplicate) {
-                    if let Some(change) = pushed.get(ack.index as usize) {
+                let Some(change) = pushed.get(ack.index as usize) else {
+                    continue;
+                };
+                match ack.outcome {
+                    AckOutcome::Stored | AckOutcome::Duplicate => {
                         d.acked.insert(change.1.clone());
                         self.acknowledged.insert(change.clone());
                     }
+                    AckOutcome::Rejected { .. } => {
+                        d.refused.insert(change.1.clone());
+                        self.refused.insert((device, change.0.clone(), change.1.clone()));
+                    }
+                    AckOutcome::Deferred { .. } | AckOutcome::Unknown => {}
                 }
             }
         }
@@ -597,6 +726,9 @@ impl World {
                                 let hash = change.hash().as_ref().to_vec();
                                 if d.acked.contains(&hash) {
                                     self.sent_after_ack.push(change.hash().to_string());
+                                }
+                                if d.refused.contains(&hash) {
+                                    self.sent_after_refusal.push(change.hash().to_string());
                                 }
                                 pushed.push((doc.to_string(), hash));
                             }
