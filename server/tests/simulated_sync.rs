@@ -4,15 +4,25 @@
 //! clock. Properties, for every schedule:
 //!
 //! - it converges: once the network is perfect again, every device and the server hold the
-//!   same documents with the same heads, and no outbox holds anything;
+//!   same documents with the same heads, no outbox holds anything, and one more sync moves
+//!   nothing;
 //! - nothing acknowledged is lost: every change whose acknowledgement a device applied is on
 //!   the server and on every device;
 //! - no change is sent twice once acknowledged: a device never pushes a change again after
 //!   applying its acknowledgement (a duplicate the network makes is the network's).
 //!
-//! The schedule comes from proptest. The RNG seed is printed at the start (shown on failure);
-//! rerun a failure with `PROPTEST_RNG_SEED=<seed>`, and raise the number of schedules with
-//! `PROPTEST_CASES=<n>`.
+//! A second family of schedules adds the server changing a member's role (to one that may not
+//! edit others' items, while the device still writes as its old role allowed), removing a
+//! member with changes pending, and refusing forged writes (an item created in another
+//! person's name). Properties: nothing is stuck (no outbox holds anything, the removed
+//! members' included); every refused change is reported (`Store::undelivered_changes`) and
+//! never pushed again; the members still converge and hold every acknowledged change; nothing
+//! is wedged (a member's next post of its own goes through).
+//!
+//! The schedules come from proptest, run on every core (one runner per thread, `SIM_THREADS`
+//! sets how many). The RNG seed is printed at the start; a failure names its runner's seed and
+//! share of the cases, which rerun it on one thread (`PROPTEST_RNG_SEED=<seed>
+//! PROPTEST_CASES=<n> SIM_THREADS=1`). `PROPTEST_CASES` raises the number of schedules.
 
 mod sim;
 
