@@ -81,6 +81,11 @@ const ADDED_BY: &[Added] = &[
         tables: &["media_spaces"],
         columns: &[("media", "imported")],
     },
+    Added {
+        version: 9,
+        tables: &["space_members"],
+        columns: &[("sync_spaces", "members_after")],
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -8,12 +8,14 @@
 //! - [`wire`]: their encoding on the wire (CBOR, zstd-compressed) with size limits and typed
 //!   errors for anything malformed;
 //! - [`signing`]: what a device signs for each change it pushes;
-//! - [`blobs`]: media transfer (announce, chunk, download), `docs/blobs.md`.
+//! - [`blobs`]: media transfer (announce, chunk, download), `docs/blobs.md`;
+//! - [`names`]: the rule for display names, enforced by the server and checked by devices.
 //!
 //! Nothing here does I/O.
 
 pub mod blobs;
 pub mod messages;
+pub mod names;
 pub mod signing;
 pub mod wire;
 

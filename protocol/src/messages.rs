@@ -160,6 +160,37 @@ pub struct Membership {
     pub role: Role,
 }
 
+/// `PUT /v1/me/display-name`: the person changes their own display name (any of their
+/// devices); `None` or a blank name removes it. The answer is the name as stored (trimmed).
+/// Names follow [`crate::names::check_display_name`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayName {
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A member of a space as the other members see them: who (the person id, to match authors
+/// with), the name they chose (if any) and their role. Never their devices, keys, other spaces
+/// or who invited them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub person: Uuid,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub role: Role,
+}
+
+/// Answer to `GET /v1/spaces/{space}/members` (members): the current members, coordinators
+/// first, then caseworkers, volunteers, residents; by name within a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberList {
+    pub members: Vec<MemberInfo>,
+}
+
+/// Most member changes (joined, changed, left) one [`SpacePage`] carries; a page that leaves
+/// some behind says `more`.
+pub const MAX_MEMBERS_PER_PAGE: usize = 200;
+
 /// `PUT /v1/spaces/{space}/members/{person}` (coordinators): changes a member's role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetRole {
@@ -174,6 +205,11 @@ pub struct SpaceCursor {
     /// nothing of the space yet (it then gets compacted snapshots, not the history).
     #[serde(default)]
     pub after: Option<String>,
+    /// The `members_next` of the last page whose member changes the device committed; `Some(0)`
+    /// for a device that keeps a member list and has none of this space yet (it then gets the
+    /// current members). `None` (devices before member lists): no member changes are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_after: Option<i64>,
 }
 
 /// One record in a push or a page. Record types may be added without a version break: a peer
@@ -392,8 +428,25 @@ pub struct SpacePage {
     pub records: Vec<Record>,
     /// The cursor to send next time for this space (opaque to devices).
     pub next: String,
-    /// More records wait after `next`.
+    /// More records wait after `next`, or more member changes after the roster's `next`.
     pub more: bool,
+    /// The space's member changes since the cursor's `members_after`: only when the cursor
+    /// carried one and something changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster: Option<RosterChanges>,
+}
+
+/// Who joined, changed their name or role, or left a space since a device's `members_after`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterChanges {
+    /// Members as they are now, at most [`MAX_MEMBERS_PER_PAGE`] (with `left`).
+    #[serde(default)]
+    pub members: Vec<MemberInfo>,
+    /// Persons no longer members (they left or were removed).
+    #[serde(default)]
+    pub left: Vec<Uuid>,
+    /// The `members_after` to send next time.
+    pub next: i64,
 }
 
 /// Answer to [`SyncRequest`].

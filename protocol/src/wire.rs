@@ -60,6 +60,7 @@ mod tests {
             cursors: vec![SpaceCursor {
                 space: Uuid::from_u128(1),
                 after: Some("c:42".into()),
+                members_after: None,
             }],
             push: vec![Record::Change {
                 space: Uuid::from_u128(1),

@@ -172,6 +172,7 @@ async fn run_device(client: reqwest::Client, url: Arc<String>, device: Device) -
             cursors: vec![SpaceCursor {
                 space: device.space.as_uuid(),
                 after: after.clone(),
+                members_after: None,
             }],
             push,
             budget_bytes: 1024 * 1024,

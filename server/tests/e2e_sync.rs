@@ -295,6 +295,7 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
         vec![quartier_protocol::SpaceCursor {
             space: space.as_uuid(),
             after: None,
+            members_after: None,
         }]
     };
     let form_of = |response: &quartier_protocol::SyncResponse, id: ItemId| {

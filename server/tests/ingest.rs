@@ -210,6 +210,7 @@ impl Bench {
                 &[SpaceCursor {
                     space: self.space.as_uuid(),
                     after: cursor.clone(),
+                    members_after: None,
                 }],
                 64 * 1024,
                 true,
@@ -773,6 +774,7 @@ fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later
     let cursor = SpaceCursor {
         space: b.space.as_uuid(),
         after: None,
+        members_after: None,
     };
     let (pages, _) = sync::pull(
         &reader,
@@ -812,6 +814,7 @@ fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later
         &[SpaceCursor {
             space: b.space.as_uuid(),
             after: Some(page.next),
+            members_after: None,
         }],
         1024 * 1024,
         true,
@@ -936,6 +939,7 @@ fn concurrent_pushes_and_pulls_finish_and_store_everything() {
                     &[SpaceCursor {
                         space: b.space.as_uuid(),
                         after: None,
+                        members_after: None,
                     }],
                     64 * 1024,
                     true,

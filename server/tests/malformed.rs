@@ -115,6 +115,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         vec![SpaceCursor {
             space: space.as_uuid(),
             after: None,
+            members_after: None,
         }],
         vec![],
     ));
@@ -223,6 +224,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         .map(|_| SpaceCursor {
             space: Uuid::now_v7(),
             after: None,
+            members_after: None,
         })
         .collect();
     let answer = sync(encode(&sync_request(PROTOCOL_VERSION, many, vec![]))).await;
@@ -248,6 +250,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
             vec![SpaceCursor {
                 space: space.as_uuid(),
                 after: Some(cursor.to_owned()),
+                members_after: None,
             }],
             vec![],
         )))

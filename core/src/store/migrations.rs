@@ -57,7 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/008_media_spaces.sql"),
         rebuilds_projections: false,
     },
-    // Next: 009. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 9,
+        sql: include_str!("migrations/009_members.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 010. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

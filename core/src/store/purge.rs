@@ -62,6 +62,7 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         "DELETE FROM outbox WHERE space_id = ?1",
         "DELETE FROM spaces WHERE space_id = ?1",
         "DELETE FROM memberships WHERE space_id = ?1",
+        "DELETE FROM space_members WHERE space_id = ?1",
         "DELETE FROM sync_spaces WHERE space_id = ?1",
         "DELETE FROM space_registrations WHERE space_id = ?1",
     ] {

@@ -2,13 +2,17 @@
 //! (a read-only copy), and per-space sync status.
 
 use chrono::{DateTime, Utc};
-use quartier_protocol::{Membership, Role};
+use quartier_protocol::{Membership, Role, RosterChanges};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{PersonId, SpaceId};
 use crate::store::Store;
+
+// `Role` (in `Member`) is the protocol's, mirrored as a remote type in quartier-domain.
+#[cfg(feature = "uniffi")]
+uniffi::use_remote_type!(quartier_domain::Role);
 
 /// This device's registration with a server.
 #[derive(Clone, PartialEq, Eq)]
@@ -43,6 +47,17 @@ impl Account {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpaceMembership {
     pub space: SpaceId,
+    pub role: Role,
+}
+
+/// A member of a space as this device last heard from the server: the name they chose (may be
+/// a pseudonym; `None` if they gave none) and their role. Apps show the name, never the id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Member {
+    /// To match members with the authors of items.
+    pub person_id: PersonId,
+    pub display_name: Option<String>,
     pub role: Role,
 }
 
@@ -108,6 +123,71 @@ pub(crate) fn record_membership(conn: &Connection, membership: &Membership) -> R
     Ok(())
 }
 
+/// Applies a page's member changes to the space's list, unless the list already holds them (a
+/// page delivered late or twice never takes the list back).
+pub(crate) fn apply_roster(conn: &Connection, space: Uuid, roster: &RosterChanges) -> Result<()> {
+    let space = space.to_string();
+    let held: i64 = conn
+        .prepare_cached("SELECT coalesce(members_after, 0) FROM sync_spaces WHERE space_id = ?1")?
+        .query_row([&space], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    if roster.next <= held {
+        return Ok(());
+    }
+    for member in &roster.members {
+        // The server checked the name; one it should not have sent is shown as no name.
+        let name =
+            quartier_protocol::names::check_display_name(member.display_name.as_deref()).unwrap_or(None);
+        conn.prepare_cached(
+            "INSERT INTO space_members (space_id, person_id, display_name, role) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (space_id, person_id) DO UPDATE SET display_name = excluded.display_name, role = excluded.role",
+        )?
+        .execute(params![space, member.person.to_string(), name, member.role.as_str()])?;
+    }
+    for person in &roster.left {
+        conn.prepare_cached("DELETE FROM space_members WHERE space_id = ?1 AND person_id = ?2")?
+            .execute(params![space, person.to_string()])?;
+    }
+    conn.prepare_cached("UPDATE sync_spaces SET members_after = ?2 WHERE space_id = ?1")?
+        .execute(params![space, roster.next])?;
+    Ok(())
+}
+
+fn members(conn: &Connection, space: SpaceId) -> Result<Vec<Member>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT person_id, display_name, role FROM space_members WHERE space_id = ?1")?;
+    let rows = stmt.query_map([space.to_string()], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (person, display_name, role) = row?;
+        out.push(Member {
+            person_id: person.parse()?,
+            display_name,
+            role: Role::parse(&role).ok_or_else(|| Error::Corrupt(format!("member role {role}")))?,
+        });
+    }
+    // Coordinators first, then caseworkers, volunteers, residents; by name (ignoring case)
+    // within a role, nameless members last; the person id keeps the order stable.
+    out.sort_by(|a, b| {
+        b.role
+            .cmp(&a.role)
+            .then_with(|| a.display_name.is_none().cmp(&b.display_name.is_none()))
+            .then_with(|| {
+                let fold = |m: &Member| m.display_name.as_deref().map(str::to_lowercase);
+                fold(a).cmp(&fold(b))
+            })
+            .then_with(|| a.person_id.cmp(&b.person_id))
+    });
+    Ok(out)
+}
+
 pub(crate) fn memberships(conn: &Connection) -> Result<Vec<SpaceMembership>> {
     let mut stmt = conn.prepare_cached("SELECT space_id, role FROM memberships ORDER BY space_id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
@@ -142,6 +222,31 @@ impl Store {
     /// The spaces this device's person belongs to, as the server last stated.
     pub fn memberships(&self) -> Result<Vec<SpaceMembership>> {
         self.read(memberships)
+    }
+
+    /// The members of `space` as the server last stated them (each sync brings what changed):
+    /// coordinators first, then caseworkers, volunteers and residents, by name within a role.
+    /// Empty for a space this device has not synced yet. Reads only the store: works offline.
+    pub fn members(&self, space: SpaceId) -> Result<Vec<Member>> {
+        self.read(|conn| members(conn, space))
+    }
+
+    /// One member of `space` (e.g. an item's author, to show their name), if the store knows
+    /// them as a member.
+    pub fn member(&self, space: SpaceId, person: PersonId) -> Result<Option<Member>> {
+        Ok(self.members(space)?.into_iter().find(|m| m.person_id == person))
+    }
+
+    /// After the server took a new display name of this device's person: shows it in every
+    /// member list at once, before the next sync confirms it.
+    pub(crate) fn set_own_display_name(&self, person: PersonId, display_name: Option<&str>) -> Result<()> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE space_members SET display_name = ?2 WHERE person_id = ?1",
+                params![person.to_string(), display_name],
+            )?;
+            Ok(())
+        })
     }
 
     /// Sync status of every space this device belongs to.

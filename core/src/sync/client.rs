@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::Signer;
 use quartier_protocol::{
-    CreateInvite, CreateSpace, DeviceRegistered, InviteCreated, InviteInfo, InviteList, Membership,
-    RedeemInvite, RegisterDevice, RegistrationChallenge, Role, SetRole,
+    CreateInvite, CreateSpace, DeviceRegistered, DisplayName, InviteCreated, InviteInfo, InviteList,
+    Membership, RedeemInvite, RegisterDevice, RegistrationChallenge, Role, SetRole,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -240,7 +240,13 @@ impl SyncClient {
     /// Registers this device (its public key, proven by signing the server's challenge) and
     /// keeps the credential in the store. The person id it returns is the one to author
     /// content with.
+    ///
+    /// `display_name` is what other members see (pseudonyms welcome; changeable later with
+    /// [`SyncClient::set_display_name`]); a name the server would refuse is `Error::Invalid`
+    /// before any request.
     pub async fn register(&self, store: &Store, display_name: Option<&str>) -> Result<Account> {
+        let display_name = quartier_protocol::names::check_display_name(display_name)
+            .map_err(|e| Error::invalid("display_name", e.to_string()))?;
         let challenge: RegistrationChallenge = self
             .call(HttpMethod::Post, "/v1/devices/challenge", None, &())
             .await?;
@@ -255,7 +261,7 @@ impl SyncClient {
             .to_vec();
         let request = RegisterDevice {
             public_key,
-            display_name: display_name.map(str::to_owned),
+            display_name,
             challenge: Some(challenge.challenge),
             signature: Some(signature),
         };
@@ -303,6 +309,33 @@ impl SyncClient {
             space,
             membership: Some(membership),
         })
+    }
+
+    /// Changes (or, with `None` or a blank name, removes) the display name of this device's
+    /// person: the name every member of their spaces sees (pseudonyms welcome; one name for
+    /// every space). Checked here first (at most 64 characters, no control or text-direction
+    /// characters, trimmed): a refused name is `Error::Invalid` without a request. Returns the
+    /// name as stored; this device's member lists show it at once, other members' devices after
+    /// their next sync.
+    pub async fn set_display_name(
+        &self,
+        store: &Store,
+        display_name: Option<&str>,
+    ) -> Result<Option<String>> {
+        let display_name = quartier_protocol::names::check_display_name(display_name)
+            .map_err(|e| Error::invalid("display_name", e.to_string()))?;
+        let account = Self::account(store).await?;
+        let stored: DisplayName = self
+            .call(
+                HttpMethod::Put,
+                "/v1/me/display-name",
+                Some(&account.token),
+                &DisplayName { display_name },
+            )
+            .await?;
+        let (person, name) = (account.person, stored.display_name.clone());
+        blocking(store, move |s| s.set_own_display_name(person, name.as_deref())).await?;
+        Ok(stored.display_name)
     }
 
     /// Registers a space already created on this device (`Store::create_space`); its person

@@ -18,7 +18,7 @@ use quartier_protocol::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::account::{load_account, record_membership};
+use super::account::{apply_roster, load_account, record_membership};
 use super::identity::sign_change;
 use crate::document::guarded;
 use crate::error::{Error, Result};
@@ -120,18 +120,28 @@ impl Store {
             let account = load_account(conn)?.ok_or(Error::NotRegistered)?;
             let mut cursors = Vec::new();
             let mut stmt = conn.prepare_cached(
-                "SELECT m.space_id, s.cursor FROM memberships m LEFT JOIN sync_spaces s ON s.space_id = m.space_id
+                "SELECT m.space_id, s.cursor, coalesce(s.members_after, 0)
+                 FROM memberships m LEFT JOIN sync_spaces s ON s.space_id = m.space_id
                  WHERE m.space_id > ?1 ORDER BY m.space_id LIMIT ?2",
             )?;
             let after = spaces_after.map(|s| s.to_string()).unwrap_or_default();
             // One more than a window holds, to know whether another window follows.
             let rows = stmt.query_map(params![after, MAX_CURSORS_PER_REQUEST as i64 + 1], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })?;
             for row in rows {
-                let (space, after) = row?;
-                let space = uuid::Uuid::parse_str(&space).map_err(|e| Error::Corrupt(format!("membership space: {e}")))?;
-                cursors.push(SpaceCursor { space, after });
+                let (space, after, members_after) = row?;
+                let space = uuid::Uuid::parse_str(&space)
+                    .map_err(|e| Error::Corrupt(format!("membership space: {e}")))?;
+                cursors.push(SpaceCursor {
+                    space,
+                    after,
+                    members_after: Some(members_after),
+                });
             }
             let window_end = if cursors.len() > MAX_CURSORS_PER_REQUEST {
                 cursors.truncate(MAX_CURSORS_PER_REQUEST);
@@ -159,8 +169,10 @@ impl Store {
             let mut pushed = Vec::new();
             for row in rows {
                 let (seq, doc_id, kind, space, hash, bytes) = row?;
-                let kind = DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
-                let parse = |s: &str| uuid::Uuid::parse_str(s).map_err(|e| Error::Corrupt(format!("outbox id: {e}")));
+                let kind =
+                    DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
+                let parse =
+                    |s: &str| uuid::Uuid::parse_str(s).map_err(|e| Error::Corrupt(format!("outbox id: {e}")));
                 push.push(Record::Change {
                     space: parse(&space)?,
                     doc: parse(&doc_id)?,
@@ -171,17 +183,30 @@ impl Store {
                 });
                 pushed.push(seq);
             }
-            let entries = PushedEntries { seqs: pushed, cursors: cursors.clone(), window_end };
+            let entries = PushedEntries {
+                seqs: pushed,
+                cursors: cursors.clone(),
+                window_end,
+            };
             // A device that failed to rebuild a creation record asks for snapshots from then on.
-            let creation_failed: Option<i64> =
-                conn.query_row("SELECT creation_records_failed_at FROM device WHERE singleton = 1", [], |r| r.get(0))?;
+            let creation_failed: Option<i64> = conn.query_row(
+                "SELECT creation_records_failed_at FROM device WHERE singleton = 1",
+                [],
+                |r| r.get(0),
+            )?;
             // The unversioned name too, for servers from before the rule had a version.
             let accepts = if creation_failed.is_some() {
                 Vec::new()
             } else {
                 vec![ACCEPTS_CREATED.to_owned(), ACCEPTS_CREATED_UNVERSIONED.to_owned()]
             };
-            let request = SyncRequest { protocol: PROTOCOL_VERSION, cursors, push, budget_bytes, accepts };
+            let request = SyncRequest {
+                protocol: PROTOCOL_VERSION,
+                cursors,
+                push,
+                budget_bytes,
+                accepts,
+            };
             Ok((request, entries))
         })
     }
@@ -276,6 +301,9 @@ impl Store {
                          last_attempt = excluded.last_attempt, last_error = NULL",
                 )?
                 .execute(params![page.space.to_string(), page.next, now])?;
+                if let Some(roster) = &page.roster {
+                    apply_roster(tx, page.space, roster)?;
+                }
             }
             for membership in &response.memberships {
                 if !revoked.contains(&membership.space.to_string()) {
@@ -827,6 +855,7 @@ mod tests {
             }],
             next: "c:99".into(),
             more: false,
+            roster: None,
         });
         let outcome = p.store.apply_sync_response(&pushed, &response).unwrap();
         assert!(outcome.more, "the page is asked for again");

@@ -18,8 +18,9 @@
 //! - `background`: the periodic task (tokio) around the client and `backoff`;
 //! - `transfer`: the media transfer queue's plan and driver.
 //!
-//! Also: `identity` (the device's Ed25519 key and change signatures) and `account`
-//! (registration, the server's memberships as a read-only copy, per-space status).
+//! Also: `identity` (the device's Ed25519 key and change signatures), `account`
+//! (registration, the server's memberships and member lists as a read-only copy, per-space
+//! status) and `invite_link` (an invite as the text of a QR code, and back; sans-IO).
 
 mod account;
 mod background;
@@ -28,13 +29,14 @@ mod client;
 mod exchange;
 mod http;
 pub(crate) mod identity;
+mod invite_link;
 mod pacing;
 mod reqwest_transport;
 mod session;
 mod transfer;
 mod transfer_session;
 
-pub use account::{Account, SpaceMembership, SpaceSyncStatus};
+pub use account::{Account, Member, SpaceMembership, SpaceSyncStatus};
 pub use background::BackgroundSync;
 pub use backoff::{BackgroundSchedule, BackoffPolicy, NextSync, SyncEvent, MEDIA_GC_EVERY};
 pub use client::{SharedSpace, SyncClient, SyncClientBuilder};
@@ -42,6 +44,10 @@ pub use exchange::{DeferredChange, ExchangeOutcome, PushedEntries, RejectedChang
 pub use http::{
     BodyStream, HttpMethod, HttpRequest, HttpResponse, HttpTransport, PieceFuture, StreamedResponse,
     StreamingFuture, TransportError, TransportFuture, TransportResult,
+};
+pub use invite_link::{
+    InviteLink, InviteLinkError, INVITE_LINK_PREFIX, MAX_INVITE_CODE_BYTES, MAX_INVITE_LINK_BYTES,
+    MAX_INVITE_SERVER_BYTES,
 };
 pub use pacing::{next_page_budget, INITIAL_PAGE_BUDGET, MIN_PAGE_BUDGET, PAGE_TARGET};
 pub use session::{

@@ -212,6 +212,7 @@ fn push_to_server(data: &[u8], change: &Change) {
     let cursor = quartier_protocol::SpaceCursor {
         space: SPACE,
         after: Some(format!("c:{before}:coordinator")),
+        members_after: None,
     };
     let conn = env.db.lock();
     let _ = quartier_server::sync::pull(
@@ -367,6 +368,7 @@ pub fn server_requests(data: &[u8]) {
             let cursor = quartier_protocol::SpaceCursor {
                 space: SPACE,
                 after: Some(String::from_utf8_lossy(rest).into_owned()),
+                members_after: None,
             };
             // Whatever paging writes (compacted snapshots) is rolled back.
             let Ok(tx) = conn.unchecked_transaction() else {

@@ -101,6 +101,7 @@ pub fn write_corpus() {
         cursors: vec![SpaceCursor {
             space: SPACE,
             after: Some("c:12:resident".into()),
+            members_after: None,
         }],
         push,
         budget_bytes: 256 * 1024,
@@ -140,6 +141,7 @@ pub fn write_corpus() {
             ],
             next: "c:40:coordinator".into(),
             more: true,
+            roster: None,
         }],
         memberships: vec![Membership {
             space: SPACE,

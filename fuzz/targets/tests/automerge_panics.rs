@@ -85,6 +85,7 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
         let cursor = SpaceCursor {
             space: fixtures::SPACE,
             after: None,
+            members_after: None,
         };
         pull(
             &conn,

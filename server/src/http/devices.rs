@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use ed25519_dalek::{Signature, VerifyingKey};
 use quartier_protocol::signing::registration_signing_payload;
-use quartier_protocol::{DeviceRegistered, RegisterDevice, RegistrationChallenge};
+use quartier_protocol::{DeviceRegistered, DisplayName, RegisterDevice, RegistrationChallenge};
 use uuid::Uuid;
 
 use super::auth::Device;
@@ -22,7 +22,7 @@ const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 /// Challenges held at most; the oldest is forgotten first (rate limits bound how fast they come).
 const MAX_CHALLENGES: usize = 10_000;
 /// Longest display name, in characters.
-pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+pub use quartier_protocol::names::MAX_DISPLAY_NAME_CHARS;
 
 /// Challenges handed out and not yet used: each registers one device, once.
 pub struct Challenges(Mutex<lru::LruCache<[u8; 32], Instant>>);
@@ -75,34 +75,10 @@ fn refuse_if_closed(state: &AppState) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Characters a display name may not hold: controls (NUL included) and the bidirectional
-/// overrides, embeddings, isolates and marks that make a name read as something else.
-fn forbidden_in_name(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        )
-}
-
-/// The display name as stored: trimmed, bounded, without control or bidi characters; an empty
-/// one is no name.
+/// The display name as stored (`quartier_protocol::names`): trimmed, bounded, without control
+/// or bidi characters; an empty one is no name. A refused name is `400 bad_request`.
 pub fn check_display_name(name: Option<&str>) -> Result<Option<String>, ServerError> {
-    let Some(name) = name.map(str::trim) else {
-        return Ok(None);
-    };
-    if name.chars().any(forbidden_in_name) {
-        return Err(ServerError::BadRequest(
-            "display_name may not contain control characters (NUL, line breaks) or text-direction overrides"
-                .into(),
-        ));
-    }
-    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-        return Err(ServerError::BadRequest(format!(
-            "display_name may have at most {MAX_DISPLAY_NAME_CHARS} characters"
-        )));
-    }
-    Ok((!name.is_empty()).then(|| name.to_owned()))
+    quartier_protocol::names::check_display_name(name).map_err(|e| ServerError::BadRequest(e.to_string()))
 }
 
 /// The device's key, if it is a usable Ed25519 key and the signature over the challenge is
@@ -166,6 +142,20 @@ pub(crate) async fn register(
     Ok(Wire(registered))
 }
 
+/// `PUT /v1/me/display-name`: the caller's person changes (or removes) their display name.
+/// Every member of every space they belong to sees it after their next sync.
+pub(crate) async fn set_display_name(
+    State(state): State<Arc<AppState>>,
+    caller: Device,
+    Wire(req): Wire<DisplayName>,
+) -> Result<Wire<DisplayName>, ServerError> {
+    let caller = caller.active()?;
+    let display_name = check_display_name(req.display_name.as_deref())?;
+    let stored = display_name.clone();
+    blocking(move || accounts::set_display_name(&state.db.lock(), caller.person, stored.as_deref())).await?;
+    Ok(Wire(DisplayName { display_name }))
+}
+
 /// Revokes a device of the caller's own person (a lost phone), effective at once. A device
 /// that does not exist and one of another person get the same answer (no existence oracle).
 pub(crate) async fn revoke(
@@ -193,26 +183,20 @@ pub(crate) async fn revoke(
 mod tests {
     use super::*;
 
+    /// The rule itself is tested in `quartier_protocol::names`; here, that a refusal is a `400`.
     #[test]
-    fn display_names_refuse_controls_and_direction_overrides() {
-        for bad in [
-            "a\0b",
-            "line\nbreak",
-            "evil\u{202E}gnp.exe",
-            "x\u{2066}y",
-            "\u{200F}",
-        ] {
-            assert!(check_display_name(Some(bad)).is_err(), "{bad:?}");
-        }
-        assert!(check_display_name(Some(&"é".repeat(65))).is_err());
+    fn a_refused_display_name_is_a_bad_request() {
+        assert!(matches!(
+            check_display_name(Some("line\nbreak")),
+            Err(ServerError::BadRequest(_))
+        ));
+        assert!(matches!(
+            check_display_name(Some(&"é".repeat(MAX_DISPLAY_NAME_CHARS + 1))),
+            Err(ServerError::BadRequest(_))
+        ));
         assert_eq!(
-            check_display_name(Some("  Ayşe Yılmaz ")).expect("fine"),
-            Some("Ayşe Yılmaz".into())
+            check_display_name(Some(" Ayşe ")).expect("fine"),
+            Some("Ayşe".into())
         );
-        assert_eq!(
-            check_display_name(Some("مريم")).expect("RTL text itself is fine"),
-            Some("مريم".into())
-        );
-        assert_eq!(check_display_name(Some("  ")).expect("empty"), None);
     }
 }

@@ -30,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/devices", post(devices::register))
         .route("/v1/devices/challenge", post(devices::challenge))
         .route("/v1/devices/{device}", delete(devices::revoke))
+        .route("/v1/me/display-name", put(devices::set_display_name))
         .route("/v1/spaces", post(spaces::create))
         .route(
             "/v1/spaces/{space}/invites",
@@ -40,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(spaces::revoke_invite),
         )
         .route("/v1/invites/redeem", post(spaces::redeem))
+        .route("/v1/spaces/{space}/members", get(spaces::members))
         .route(
             "/v1/spaces/{space}/members/{person}",
             put(spaces::set_role).delete(spaces::remove),

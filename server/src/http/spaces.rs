@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use quartier_protocol::{
-    CreateInvite, CreateSpace, InviteCreated, InviteList, Membership, RedeemInvite, Role, SetRole,
+    CreateInvite, CreateSpace, InviteCreated, InviteList, MemberList, Membership, RedeemInvite, Role, SetRole,
 };
 use uuid::Uuid;
 
@@ -132,8 +132,28 @@ pub async fn set_role(
     Ok(Wire(membership))
 }
 
-/// Removes a member (coordinators), or leaves a space (the member themselves). At once: the
-/// member's next sync purges the space from their devices.
+/// `GET /v1/spaces/{space}/members`: the space's members by role, for its members (every
+/// role: residents see who the coordinators and caseworkers are, and each other; names and
+/// roles only). Read through a reader, beside pushes.
+pub async fn members(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Ids(space): Ids<Uuid>,
+) -> Result<Wire<MemberList>, ServerError> {
+    let device = device.active()?;
+    let members = blocking(move || {
+        let conn = state.db.read()?;
+        if spaces::role_of(&conn, space, device.person)?.is_none() {
+            return Err(ServerError::Forbidden(
+                "you are not a member of this space".into(),
+            ));
+        }
+        spaces::members(&conn, space)
+    })
+    .await?;
+    Ok(Wire(MemberList { members }))
+}
+
 /// `GET /v1/spaces/{space}/invites`: the open invites, for the space's coordinators.
 pub async fn list_invites(
     State(state): State<Arc<AppState>>,
@@ -171,6 +191,8 @@ pub async fn revoke_invite(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Removes a member (coordinators), or leaves a space (the member themselves). At once: the
+/// member's next sync purges the space from their devices.
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     device: Device,

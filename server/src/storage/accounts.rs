@@ -144,3 +144,24 @@ pub fn is_approved(conn: &Connection, person: Uuid) -> Result<bool, ServerError>
         .optional()?
         .unwrap_or(false))
 }
+
+/// Sets (or, with `None`, removes) a person's display name, already checked
+/// (`quartier_protocol::names::check_display_name`); every space they belong to lists the
+/// change for its members' devices.
+pub fn set_display_name(
+    conn: &Connection,
+    person: Uuid,
+    display_name: Option<&str>,
+) -> Result<(), ServerError> {
+    let tx = conn.unchecked_transaction()?;
+    let changed = tx.execute(
+        "UPDATE persons SET display_name = ?2 WHERE person_id = ?1",
+        params![person.to_string(), display_name],
+    )?;
+    if changed == 0 {
+        return Err(ServerError::NotFound("no such person".into()));
+    }
+    super::spaces::person_changed(&tx, person)?;
+    tx.commit()?;
+    Ok(())
+}

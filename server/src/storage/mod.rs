@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -35,6 +35,8 @@ const MIGRATIONS: [&str; 6] = [
     include_str!("005_removals.sql"),
     // Operator approval of persons; devices by public key.
     include_str!("006_operators.sql"),
+    // Member lists: the order of member changes, for devices to fetch what changed.
+    include_str!("007_rosters.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -1,6 +1,6 @@
 //! Spaces, members and invites. The server is the only authority on who belongs where.
 
-use quartier_protocol::{InviteInfo, Membership, Role};
+use quartier_protocol::{InviteInfo, MemberInfo, Membership, Role, RosterChanges};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -35,6 +35,7 @@ pub fn create_space(conn: &Connection, space: Uuid, person: Uuid) -> Result<Memb
                 "INSERT INTO members (space_id, person_id, role) VALUES (?1, ?2, 'coordinator')",
                 params![space.to_string(), person.to_string()],
             )?;
+            roster_changed(&tx, space, person)?;
             tx.commit()?;
         }
     }
@@ -200,6 +201,7 @@ pub fn redeem_invite(conn: &Connection, code: &str, person: Uuid) -> Result<Memb
          ON CONFLICT (space_id, person_id) DO UPDATE SET role = excluded.role, revoked_at = NULL",
         params![space, person.to_string(), role.as_str()],
     )?;
+    roster_changed(&tx, space_id, person)?;
     tx.commit()?;
     Ok(Membership {
         space: space_id,
@@ -211,7 +213,8 @@ pub fn redeem_invite(conn: &Connection, code: &str, person: Uuid) -> Result<Memb
 /// Sets a member's role.
 pub fn set_role(conn: &Connection, space: Uuid, person: Uuid, role: Role) -> Result<Membership, ServerError> {
     let changed = conn.execute(
-        "UPDATE members SET role = ?3 WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NULL",
+        "UPDATE members SET role = ?3, roster_seq = (SELECT max(roster_seq) + 1 FROM members)
+         WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NULL",
         params![space.to_string(), person.to_string(), role.as_str()],
     )?;
     if changed == 0 {
@@ -224,8 +227,240 @@ pub fn set_role(conn: &Connection, space: Uuid, person: Uuid, role: Role) -> Res
 /// [`redeem_invite`]).
 pub fn remove_member(conn: &Connection, space: Uuid, person: Uuid) -> Result<bool, ServerError> {
     Ok(conn.execute(
-        "UPDATE members SET revoked_at = ?3, invites_before = (SELECT coalesce(max(rowid), 0) FROM invites)
+        "UPDATE members SET revoked_at = ?3, invites_before = (SELECT coalesce(max(rowid), 0) FROM invites),
+             roster_seq = (SELECT max(roster_seq) + 1 FROM members)
          WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NULL",
         params![space.to_string(), person.to_string(), now_ms()],
     )? == 1)
+}
+
+/// Notes a change of `person`'s membership of `space` (joined, role, name, left) as the latest
+/// of the member list, for devices to fetch (`roster_changes`).
+fn roster_changed(conn: &Connection, space: Uuid, person: Uuid) -> Result<(), ServerError> {
+    conn.prepare_cached(
+        "UPDATE members SET roster_seq = (SELECT coalesce(max(roster_seq), 0) + 1 FROM members)
+         WHERE space_id = ?1 AND person_id = ?2",
+    )?
+    .execute(params![space.to_string(), person.to_string()])?;
+    Ok(())
+}
+
+/// Notes a change of everything other members see of `person` (their display name) in every
+/// space they belong to.
+pub(crate) fn person_changed(conn: &Connection, person: Uuid) -> Result<(), ServerError> {
+    conn.prepare_cached(
+        "UPDATE members SET roster_seq = (SELECT coalesce(max(roster_seq), 0) + 1 FROM members)
+         WHERE person_id = ?1 AND revoked_at IS NULL",
+    )?
+    .execute([person.to_string()])?;
+    Ok(())
+}
+
+fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<String>, String, bool, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn member_info(person: &str, display_name: Option<String>, role: &str) -> Result<MemberInfo, ServerError> {
+    let corrupt = |what: &str| ServerError::Internal(format!("stored member: {what}"));
+    Ok(MemberInfo {
+        person: Uuid::parse_str(person).map_err(|_| corrupt("person"))?,
+        display_name,
+        role: Role::parse(role).ok_or_else(|| corrupt("role"))?,
+    })
+}
+
+/// The current members of `space`, coordinators first, then caseworkers, volunteers and
+/// residents; by display name (ignoring case) within a role, nameless members last.
+pub fn members(conn: &Connection, space: Uuid) -> Result<Vec<MemberInfo>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.person_id, p.display_name, m.role, m.revoked_at IS NOT NULL, m.roster_seq
+         FROM members m JOIN persons p ON p.person_id = m.person_id
+         WHERE m.space_id = ?1 AND m.revoked_at IS NULL",
+    )?;
+    let rows = stmt.query_map([space.to_string()], member_from_row)?;
+    let mut members = Vec::new();
+    for row in rows {
+        let (person, name, role, _, _) = row?;
+        members.push(member_info(&person, name, &role)?);
+    }
+    sort_by_role(&mut members);
+    Ok(members)
+}
+
+/// The order member lists are shown in: role (highest first), then name ignoring case
+/// (nameless last), then person id, so that the order is stable.
+pub fn sort_by_role(members: &mut [MemberInfo]) {
+    members.sort_by(|a, b| {
+        b.role
+            .cmp(&a.role)
+            .then_with(|| a.display_name.is_none().cmp(&b.display_name.is_none()))
+            .then_with(|| {
+                let fold = |m: &MemberInfo| m.display_name.as_deref().map(str::to_lowercase);
+                fold(a).cmp(&fold(b))
+            })
+            .then_with(|| a.person.cmp(&b.person))
+    });
+}
+
+/// The member changes of `space` after `after` (a device's `members_after`), in the order they
+/// were made, at most `limit`; `None` when nothing changed. The second value says whether more
+/// changes wait. A device new to the list (`after` 0) gets the whole current list at once,
+/// never those who left before it came: paged, it could not tell a departure during its
+/// paging from one before it.
+pub fn roster_changes(
+    conn: &Connection,
+    space: Uuid,
+    after: i64,
+    limit: usize,
+) -> Result<(Option<RosterChanges>, bool), ServerError> {
+    let after = after.max(0);
+    let limit = if after == 0 { usize::MAX - 1 } else { limit };
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.person_id, p.display_name, m.role, m.revoked_at IS NOT NULL, m.roster_seq
+         FROM members m JOIN persons p ON p.person_id = m.person_id
+         WHERE m.space_id = ?1 AND m.roster_seq > ?2 AND (?2 > 0 OR m.revoked_at IS NULL)
+         ORDER BY m.roster_seq LIMIT ?3",
+    )?;
+    // One more than a page holds, to know whether more wait.
+    let rows = stmt.query_map(
+        params![
+            space.to_string(),
+            after,
+            i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
+        ],
+        member_from_row,
+    )?;
+    let mut changes = RosterChanges {
+        next: after,
+        ..Default::default()
+    };
+    let mut more = false;
+    for (i, row) in rows.enumerate() {
+        let (person, name, role, left, seq) = row?;
+        if i == limit {
+            more = true;
+            break;
+        }
+        if left {
+            let corrupt = || ServerError::Internal("stored member: person".into());
+            changes
+                .left
+                .push(Uuid::parse_str(&person).map_err(|_| corrupt())?);
+        } else {
+            changes.members.push(member_info(&person, name, &role)?);
+        }
+        changes.next = seq;
+    }
+    if after == 0 {
+        // Past every change so far, departures before this device came included.
+        changes.next = conn
+            .prepare_cached("SELECT coalesce(max(roster_seq), 0) FROM members WHERE space_id = ?1")?
+            .query_row([space.to_string()], |r| r.get(0))?;
+    }
+    Ok(((changes.next != after).then_some(changes), more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{accounts, Db};
+
+    fn person(conn: &Connection, name: &str) -> Uuid {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("random");
+        accounts::register(conn, &key, Some(name), &format!("token-{name}"))
+            .expect("register")
+            .person
+    }
+
+    fn join(conn: &Connection, space: Uuid, who: Uuid, role: Role) {
+        let code = format!("code-{who}");
+        create_invite(conn, space, role, now_ms() + 60_000, 1, &code, who).expect("invite");
+        redeem_invite(conn, &code, who).expect("redeem");
+    }
+
+    fn names(changes: &RosterChanges) -> Vec<Option<&str>> {
+        changes
+            .members
+            .iter()
+            .map(|m| m.display_name.as_deref())
+            .collect()
+    }
+
+    /// A device's member list follows the space: the current members first, then only what
+    /// changed (a role, a name, someone leaving), each change once, in bounded pages.
+    #[test]
+    fn member_changes_come_in_order_in_bounded_pages_and_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(dir.path()).expect("db");
+        let conn = db.lock();
+        let space = Uuid::now_v7();
+        let ada = person(&conn, "Ada");
+        create_space(&conn, space, ada).expect("space");
+        let (ben, cem, dora) = (person(&conn, "Ben"), person(&conn, "Cem"), person(&conn, "Dora"));
+        for (who, role) in [
+            (ben, Role::Resident),
+            (cem, Role::Volunteer),
+            (dora, Role::Resident),
+        ] {
+            join(&conn, space, who, role);
+        }
+        // Dora leaves before a new device asks: it never hears of her.
+        assert!(remove_member(&conn, space, dora).expect("remove"));
+
+        // A device new to the list gets it whole, whatever the page size.
+        let (second, more) = roster_changes(&conn, space, 0, 2).expect("page");
+        let second = second.expect("changes");
+        assert!(!more);
+        assert_eq!(names(&second), vec![Some("Ada"), Some("Ben"), Some("Cem")]);
+        assert!(second.left.is_empty(), "left before this device came: not listed");
+        assert_eq!(
+            roster_changes(&conn, space, second.next, 2).expect("page"),
+            (None, false)
+        );
+        // Later changes come in pages of the size asked for.
+        let (first, more) = roster_changes(&conn, space, 1, 1).expect("page");
+        assert!(more);
+        assert_eq!(names(&first.expect("changes")), vec![Some("Ben")]);
+
+        // Ben renames himself, Cem is made coordinator, Ben leaves... in that order.
+        accounts::set_display_name(&conn, ben, Some("Benno")).expect("rename");
+        let (renamed, _) = roster_changes(&conn, space, second.next, 10).expect("page");
+        let renamed = renamed.expect("changes");
+        assert_eq!(names(&renamed), vec![Some("Benno")]);
+        set_role(&conn, space, cem, Role::Coordinator).expect("role");
+        assert!(remove_member(&conn, space, ben).expect("remove"));
+        let (later, _) = roster_changes(&conn, space, renamed.next, 10).expect("page");
+        let later = later.expect("changes");
+        assert_eq!(
+            later.members,
+            vec![MemberInfo {
+                person: cem,
+                display_name: Some("Cem".into()),
+                role: Role::Coordinator
+            }]
+        );
+        assert_eq!(later.left, vec![ben]);
+
+        // The list as the endpoint answers it: by role, then name.
+        let listed: Vec<_> = members(&conn, space)
+            .expect("members")
+            .into_iter()
+            .map(|m| (m.display_name, m.role))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (Some("Ada".into()), Role::Coordinator),
+                (Some("Cem".into()), Role::Coordinator)
+            ]
+        );
+        // A name change of someone in no space changes no list.
+        let loner = person(&conn, "Solo");
+        accounts::set_display_name(&conn, loner, None).expect("rename");
+        assert_eq!(
+            roster_changes(&conn, space, later.next, 10).expect("page"),
+            (None, false)
+        );
+    }
 }

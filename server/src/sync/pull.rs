@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use quartier_domain::model::{Audience, Role};
-use quartier_protocol::{DocKind, Record, SpaceCursor, SpacePage};
+use quartier_protocol::{DocKind, Record, SpaceCursor, SpacePage, MAX_MEMBERS_PER_PAGE};
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -171,11 +171,22 @@ pub fn pull(
                 }
             }
         }
+        // Member changes for devices that keep a member list (every role sees the list).
+        let roster = match cursor.members_after {
+            Some(after) => {
+                let (roster, left_behind) =
+                    spaces::roster_changes(conn, cursor.space, after, MAX_MEMBERS_PER_PAGE)?;
+                more |= left_behind;
+                roster
+            }
+            None => None,
+        };
         pages.push(SpacePage {
             space: cursor.space,
             records,
             next: position.render(role),
             more,
+            roster,
         });
     }
     Ok((pages, revoked))

@@ -418,6 +418,7 @@ impl RawDevice {
                     vec![SpaceCursor {
                         space: space.as_uuid(),
                         after: after.clone(),
+                        members_after: None,
                     }],
                     vec![],
                 )
