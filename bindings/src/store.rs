@@ -136,6 +136,20 @@ impl QuartierStore {
         })
     }
 
+    /// The members of a space as the server last stated them (each sync brings what changed):
+    /// coordinators first, then caseworkers, volunteers and residents, by display name within
+    /// a role, nameless members last. Read from this store: works offline; empty before the
+    /// space's first sync. Show `display_name` (null: the person gave none), never the id.
+    pub fn members(&self, space_id: SpaceId) -> FfiResult<Vec<Member>> {
+        self.with(|s| Ok(s.members(space_id)?))
+    }
+
+    /// One member of a space (e.g. an item's author, to show their name), if this store knows
+    /// them as a member.
+    pub fn member(&self, space_id: SpaceId, person_id: PersonId) -> FfiResult<Option<Member>> {
+        self.with(|s| Ok(s.member(space_id, person_id)?))
+    }
+
     /// Per-space sync status (last success, last error, outbox size).
     pub fn sync_status(&self) -> FfiResult<Vec<SpaceSyncStatus>> {
         self.with(|s| Ok(s.sync_status()?.iter().map(Into::into).collect()))

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use quartier_core::sync::{BackgroundSync, BackoffPolicy, SyncClient, TransferQueue};
+use quartier_core::sync::{BackgroundSync, BackoffPolicy, InviteLink, SyncClient, TransferQueue};
 use quartier_core::Error as CoreError;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -62,6 +62,22 @@ pub fn shutdown_runtime() {
             runtime.shutdown_timeout(Duration::from_secs(2));
         }
     }
+}
+
+/// An invite as the text of a QR code, `quartier://join?s=<server>&c=<code>`
+/// (`InviteLink(server = sync.serverUrl(), code = createInvite(…))`). `Invalid` if the server
+/// is not an http(s) URL or the code not an invite code. No I/O.
+#[uniffi::export]
+pub fn format_invite_link(link: InviteLink) -> FfiResult<String> {
+    link.to_uri().map_err(|e| CoreError::from(e).into())
+}
+
+/// Reads a scanned invite link back (surrounding whitespace ignored): the server to make a
+/// `QuartierSync` for and the code to `redeemInvite`. Anything else — another app's QR code, a
+/// damaged or overlong text — is `Invalid`, with the reason. No I/O.
+#[uniffi::export]
+pub fn parse_invite_link(text: String) -> FfiResult<InviteLink> {
+    InviteLink::parse(&text).map_err(|e| CoreError::from(e).into())
 }
 
 /// Aborts the spawned task if the awaiting side lets go of the future.
@@ -223,6 +239,24 @@ impl QuartierSync {
         on_runtime(cancel, async move {
             let account = client.register(&store, display_name.as_deref()).await?;
             Ok(Account::from(&account))
+        })
+        .await
+    }
+
+    /// Changes (null or blank: removes) the display name of this device's person, the name
+    /// every member of their spaces sees (pseudonyms welcome; one name for all spaces). At most
+    /// 64 characters, no control or text-direction characters, trimmed: a refused name is
+    /// `Invalid`, without a request. Returns the name as stored; `QuartierStore.members` shows
+    /// it at once here, other members' devices after their next sync.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn set_display_name(
+        &self,
+        display_name: Option<String>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<Option<String>> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            client.set_display_name(&store, display_name.as_deref()).await
         })
         .await
     }

@@ -1124,6 +1124,9 @@ pub struct SharedSpace {
     pub membership: Option<Membership>,
 }
 
+/// A member of a space and an invite as a QR code's text: the core's own types.
+pub use quartier_core::sync::{InviteLink, Member};
+
 /// A space this device's person belongs to (the store's read-only copy).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SpaceMembership {
