@@ -520,7 +520,7 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
 mod tests {
     //! The exchange without a network: responses are written by hand, as a server would answer.
 
-    use quartier_protocol::{Ack, DeferReason, Membership, RejectCode, Role};
+    use quartier_protocol::{Ack, DeferReason, MemberInfo, Membership, RejectCode, Role, RosterChanges};
 
     use super::*;
     use crate::model::*;
@@ -867,5 +867,76 @@ mod tests {
             "snapshots from now on: {:?}",
             again.accepts
         );
+    }
+
+    /// A page's member changes go into the space's list in its transaction; a page that
+    /// arrives late with older changes never takes the list back; the cursor says how far it is.
+    #[test]
+    fn member_changes_keep_the_list_and_an_older_page_never_takes_it_back() {
+        let p = phone();
+        let ben = PersonId::new();
+        let member = |person: PersonId, name: &str, role| MemberInfo {
+            person: person.as_uuid(),
+            display_name: Some(name.into()),
+            role,
+        };
+        let exchange = |roster: RosterChanges| {
+            let (request, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
+            let mut response = answer(Vec::new());
+            response.pages.push(quartier_protocol::SpacePage {
+                space: p.space.as_uuid(),
+                records: vec![],
+                next: request.cursors[0].after.clone().unwrap_or_else(|| "c:0".into()),
+                more: false,
+                roster: Some(roster),
+            });
+            p.store.apply_sync_response(&pushed, &response).unwrap();
+            request.cursors[0].members_after
+        };
+        let names = || -> Vec<(Option<String>, Role)> {
+            p.store
+                .members(p.space)
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.display_name, m.role))
+                .collect()
+        };
+        let sent = exchange(RosterChanges {
+            members: vec![
+                member(ben, "Ben", Role::Resident),
+                member(p.person, "Ada", Role::Coordinator),
+            ],
+            left: vec![],
+            next: 4,
+        });
+        assert_eq!(sent, Some(0), "a device with no list asks for all of it");
+        assert_eq!(
+            names(),
+            vec![
+                (Some("Ada".into()), Role::Coordinator),
+                (Some("Ben".into()), Role::Resident)
+            ]
+        );
+        let sent = exchange(RosterChanges {
+            members: vec![member(ben, "Alt", Role::Volunteer)],
+            left: vec![],
+            next: 3,
+        });
+        assert_eq!(sent, Some(4));
+        assert_eq!(
+            names()[1],
+            (Some("Ben".into()), Role::Resident),
+            "older changes are not applied"
+        );
+        let sent = exchange(RosterChanges {
+            members: vec![],
+            left: vec![ben.as_uuid()],
+            next: 6,
+        });
+        assert_eq!(sent, Some(4));
+        assert_eq!(names(), vec![(Some("Ada".into()), Role::Coordinator)]);
+        let (request, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        assert_eq!(request.cursors[0].members_after, Some(6));
+        assert!(p.store.member(p.space, ben).unwrap().is_none());
     }
 }
