@@ -1,18 +1,17 @@
 //! The data that crosses the boundary and is not derived where it is defined yet: uniffi records
-//! and enums for item details and content, patches, queries and their results, spaces and sync
-//! reports, with their conversions (`into_core` / `From<core>`). The model's plain types (enums,
-//! locations, media references, addresses, viewers) and the core's media records are derived in
-//! quartier-domain / quartier-core and only re-exported here. Ids and instants are custom types
-//! there (UUID strings, milliseconds); the `…_ms` fields and the dates `YYYY-MM-DD`, times
-//! `HH:MM[:SS]` and local date-times `YYYY-MM-DDTHH:MM[:SS]` of the records below are converted
-//! here. Everything coming in is checked; a bad value is a typed error.
+//! for item content, patches, queries and their results, spaces and sync reports, with their
+//! conversions (`into_core` / `From<core>`). The model's own types (item details and their parts,
+//! opening rules and event timing, enums, locations, media references, addresses, viewers) and
+//! the core's media records are derived in quartier-domain / quartier-core and only re-exported
+//! here. Ids, instants, local dates and times and the model's maps are custom types there (UUID
+//! strings, milliseconds, ISO strings, dictionaries); the `…_ms` fields of the records below are
+//! converted here. Everything coming in is checked; a bad value is a typed error.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use quartier_core::model as m;
 use quartier_core::query as q;
-use quartier_core::schedule as s;
 use quartier_core::sync as sy;
 
 use crate::error::{non_negative, signed, FfiResult, QuartierError};
@@ -42,40 +41,6 @@ fn opt_instant(field: &str, ms: Option<i64>) -> FfiResult<Option<DateTime<Utc>>>
     ms.map(|ms| instant(field, ms)).transpose()
 }
 
-fn date(field: &str, text: &str) -> FfiResult<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|e| QuartierError::invalid(field, format!("`{text}` is not a date YYYY-MM-DD ({e})")))
-}
-
-fn time(field: &str, text: &str) -> FfiResult<NaiveTime> {
-    NaiveTime::parse_from_str(text, "%H:%M:%S")
-        .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
-        .map_err(|e| QuartierError::invalid(field, format!("`{text}` is not a time HH:MM[:SS] ({e})")))
-}
-
-fn date_time(field: &str, text: &str) -> FfiResult<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
-        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M"))
-        .map_err(|e| {
-            QuartierError::invalid(
-                field,
-                format!("`{text}` is not a local date-time YYYY-MM-DDTHH:MM[:SS] ({e})"),
-            )
-        })
-}
-
-fn fmt_date(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
-fn fmt_time(t: NaiveTime) -> String {
-    t.format("%H:%M:%S").to_string()
-}
-
-fn fmt_date_time(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
 /// A text in several languages: BCP-47 tag → text (a map across the FFI; see quartier-domain).
 pub use quartier_core::model::LocalizedText;
 
@@ -99,321 +64,21 @@ uniffi::use_remote_type!(quartier_domain::Timestamp);
 // ---------------------------------------------------------------------------------------------
 // Item parts
 
-/// A news item or notice.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct PostDetails {
-    pub post_type: PostType,
-}
+/// What an item carries beyond the common fields (the variant is the item's kind) and its parts:
+/// the model's own types (quartier-domain). Local dates and times cross as ISO strings, the
+/// maps as dictionaries (custom types there); a malformed date or time is `Invalid`.
+pub use quartier_core::model::{
+    Comment, Event, FieldValue, FieldValues, ItemDetails, Observation, Offer, Place, Post, Request, StringMap,
+};
+pub use quartier_core::schedule::{EventTiming, OpeningRule};
 
-/// A point of interest.
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct PlaceDetails {
-    #[uniffi(default = None)]
-    pub category: Option<String>,
-    #[uniffi(default = None)]
-    pub address: Option<Address>,
-    /// Accessibility facts, e.g. `step_free_entrance` → `yes`.
-    #[uniffi(default)]
-    pub accessibility: HashMap<String, String>,
-}
-
-/// Opening hours: an RRULE (`FREQ=WEEKLY;BYDAY=TU,FR`) with local opening and closing times.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct OpeningRule {
-    pub rrule: String,
-    /// `HH:MM` or `HH:MM:SS`, local; read back as `HH:MM:SS`.
-    pub opens: String,
-    /// Exclusive; not after `opens` means overnight, equal means 24 hours.
-    pub closes: String,
-    /// `YYYY-MM-DD`, also the series' start.
-    #[uniffi(default = None)]
-    pub valid_from: Option<String>,
-    #[uniffi(default = None)]
-    pub valid_until: Option<String>,
-    /// Holidays, `YYYY-MM-DD`.
-    #[uniffi(default = [])]
-    pub closed_on: Vec<String>,
-    #[uniffi(default = None)]
-    pub description: Option<String>,
-}
-
-impl OpeningRule {
-    fn into_core(self) -> FfiResult<s::OpeningRule> {
-        Ok(s::OpeningRule {
-            rrule: self.rrule,
-            opens: time("opening time", &self.opens)?,
-            closes: time("closing time", &self.closes)?,
-            valid_from: self
-                .valid_from
-                .as_deref()
-                .map(|d| date("valid from", d))
-                .transpose()?,
-            valid_until: self
-                .valid_until
-                .as_deref()
-                .map(|d| date("valid until", d))
-                .transpose()?,
-            closed_on: self
-                .closed_on
-                .iter()
-                .map(|d| date("closed on", d))
-                .collect::<FfiResult<_>>()?,
-            description: self.description,
-        })
-    }
-}
-
-impl From<&s::OpeningRule> for OpeningRule {
-    fn from(r: &s::OpeningRule) -> Self {
-        OpeningRule {
-            rrule: r.rrule.clone(),
-            opens: fmt_time(r.opens),
-            closes: fmt_time(r.closes),
-            valid_from: r.valid_from.map(fmt_date),
-            valid_until: r.valid_until.map(fmt_date),
-            closed_on: r.closed_on.iter().copied().map(fmt_date).collect(),
-            description: r.description.clone(),
-        }
-    }
-}
-
-/// A service of an organisation (Open Referral HSDS).
-#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
-pub struct OfferDetails {
-    pub organization: Organization,
-    #[uniffi(default = None)]
-    pub category: Option<String>,
-    #[uniffi(default = None)]
-    pub service_url: Option<String>,
-    #[uniffi(default = None)]
-    pub fees: Option<String>,
-    #[uniffi(default = None)]
-    pub eligibility: Option<String>,
-    #[uniffi(default = None)]
-    pub location: Option<ServiceLocation>,
-    #[uniffi(default = [])]
-    pub schedules: Vec<OpeningRule>,
-    #[uniffi(default = [])]
-    pub contacts: Vec<Contact>,
-    /// BCP-47 tags.
-    #[uniffi(default = [])]
-    pub languages: Vec<String>,
-    #[uniffi(default = [])]
-    pub accessibility: Vec<String>,
-}
-
-/// When an event happens: local start and end of the first occurrence in `time_zone`, an
-/// optional RRULE and cancelled occurrences (RFC 5545).
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct EventTiming {
-    /// `YYYY-MM-DDTHH:MM[:SS]`, local.
-    pub start: String,
-    pub end: String,
-    /// IANA name, e.g. `Europe/Berlin`.
-    pub time_zone: String,
-    #[uniffi(default = None)]
-    pub rrule: Option<String>,
-    #[uniffi(default = [])]
-    pub exdates: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct EventDetails {
-    pub timing: EventTiming,
-    #[uniffi(default = None)]
-    pub venue: Option<String>,
-}
-
-/// Biete/Suche: a neighbourly help request or offer.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct RequestDetails {
-    pub direction: RequestDirection,
-    pub category: String,
-    pub state: RequestState,
-}
-
-/// A value in an observation's form.
-#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
-pub enum FieldValue {
-    Bool { value: bool },
-    Number { value: f64 },
-    Text { value: String },
-}
-
-/// A field survey following a preset (form).
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct ObservationDetails {
-    pub preset: String,
-    #[uniffi(default = None)]
-    pub category: Option<String>,
-    #[uniffi(default)]
-    pub fields: HashMap<String, FieldValue>,
-}
-
-/// A comment on another item.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct CommentDetails {
-    /// The commented item's id.
-    pub parent: ItemId,
-}
-
-/// What an item carries beyond the common fields; the variant is the item's kind.
-// Passed by value across the FFI (uniffi enums cannot hold boxed fields); the size
-// difference costs a copy per call, not per item.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
-pub enum ItemDetails {
-    Post { post: PostDetails },
-    Place { place: PlaceDetails },
-    Offer { offer: OfferDetails },
-    Event { event: EventDetails },
-    Request { request: RequestDetails },
-    Observation { observation: ObservationDetails },
-    Comment { comment: CommentDetails },
-}
-
-impl ItemDetails {
-    pub(crate) fn into_core(self) -> FfiResult<m::ItemDetails> {
-        Ok(match self {
-            ItemDetails::Post { post } => m::ItemDetails::Post(m::Post {
-                post_type: post.post_type,
-            }),
-            ItemDetails::Place { place } => m::ItemDetails::Place(m::Place {
-                category: place.category,
-                address: place.address,
-                accessibility: place.accessibility.into_iter().collect(),
-            }),
-            ItemDetails::Offer { offer } => m::ItemDetails::Offer(m::Offer {
-                organization: offer.organization,
-                category: offer.category,
-                service_url: offer.service_url,
-                fees: offer.fees,
-                eligibility: offer.eligibility,
-                location: offer.location,
-                schedules: offer
-                    .schedules
-                    .into_iter()
-                    .map(OpeningRule::into_core)
-                    .collect::<FfiResult<_>>()?,
-                contacts: offer.contacts,
-                languages: offer.languages,
-                accessibility: offer.accessibility,
-            }),
-            ItemDetails::Event { event } => m::ItemDetails::Event(m::Event {
-                timing: s::EventTiming {
-                    start: date_time("event start", &event.timing.start)?,
-                    end: date_time("event end", &event.timing.end)?,
-                    time_zone: event.timing.time_zone,
-                    rrule: event.timing.rrule,
-                    exdates: event
-                        .timing
-                        .exdates
-                        .iter()
-                        .map(|d| date_time("event exdate", d))
-                        .collect::<FfiResult<_>>()?,
-                },
-                venue: event.venue,
-            }),
-            ItemDetails::Request { request } => m::ItemDetails::Request(m::Request {
-                direction: request.direction,
-                category: request.category,
-                state: request.state,
-            }),
-            ItemDetails::Observation { observation } => m::ItemDetails::Observation(m::Observation {
-                preset: observation.preset,
-                category: observation.category,
-                fields: observation
-                    .fields
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            FieldValue::Bool { value } => m::FieldValue::Bool(value),
-                            FieldValue::Number { value } => m::FieldValue::Number(value),
-                            FieldValue::Text { value } => m::FieldValue::Text(value),
-                        };
-                        (k, v)
-                    })
-                    .collect(),
-            }),
-            ItemDetails::Comment { comment } => m::ItemDetails::Comment(m::Comment {
-                parent: comment.parent,
-            }),
-        })
-    }
-}
-
-impl From<&m::ItemDetails> for ItemDetails {
-    fn from(d: &m::ItemDetails) -> Self {
-        match d {
-            m::ItemDetails::Post(p) => ItemDetails::Post {
-                post: PostDetails {
-                    post_type: p.post_type,
-                },
-            },
-            m::ItemDetails::Place(p) => ItemDetails::Place {
-                place: PlaceDetails {
-                    category: p.category.clone(),
-                    address: p.address.clone(),
-                    accessibility: p.accessibility.clone().into_iter().collect(),
-                },
-            },
-            m::ItemDetails::Offer(o) => ItemDetails::Offer {
-                offer: OfferDetails {
-                    organization: o.organization.clone(),
-                    category: o.category.clone(),
-                    service_url: o.service_url.clone(),
-                    fees: o.fees.clone(),
-                    eligibility: o.eligibility.clone(),
-                    location: o.location.clone(),
-                    schedules: o.schedules.iter().map(Into::into).collect(),
-                    contacts: o.contacts.clone(),
-                    languages: o.languages.clone(),
-                    accessibility: o.accessibility.clone(),
-                },
-            },
-            m::ItemDetails::Event(e) => ItemDetails::Event {
-                event: EventDetails {
-                    timing: EventTiming {
-                        start: fmt_date_time(e.timing.start),
-                        end: fmt_date_time(e.timing.end),
-                        time_zone: e.timing.time_zone.clone(),
-                        rrule: e.timing.rrule.clone(),
-                        exdates: e.timing.exdates.iter().copied().map(fmt_date_time).collect(),
-                    },
-                    venue: e.venue.clone(),
-                },
-            },
-            m::ItemDetails::Request(r) => ItemDetails::Request {
-                request: RequestDetails {
-                    direction: r.direction,
-                    category: r.category.clone(),
-                    state: r.state,
-                },
-            },
-            m::ItemDetails::Observation(o) => ItemDetails::Observation {
-                observation: ObservationDetails {
-                    preset: o.preset.clone(),
-                    category: o.category.clone(),
-                    fields: o
-                        .fields
-                        .iter()
-                        .map(|(k, v)| {
-                            let v = match v {
-                                m::FieldValue::Bool(value) => FieldValue::Bool { value: *value },
-                                m::FieldValue::Number(value) => FieldValue::Number { value: *value },
-                                m::FieldValue::Text(value) => FieldValue::Text { value: value.clone() },
-                            };
-                            (k.clone(), v)
-                        })
-                        .collect(),
-                },
-            },
-            m::ItemDetails::Comment(c) => ItemDetails::Comment {
-                comment: CommentDetails { parent: c.parent },
-            },
-        }
-    }
-}
+// The local dates and times of opening hours and events, and the maps of places and
+// observations, are remote custom types of quartier-domain.
+uniffi::use_remote_type!(quartier_domain::NaiveDate);
+uniffi::use_remote_type!(quartier_domain::NaiveTime);
+uniffi::use_remote_type!(quartier_domain::NaiveDateTime);
+uniffi::use_remote_type!(quartier_domain::StringMap);
+uniffi::use_remote_type!(quartier_domain::FieldValues);
 
 /// Everything of an item its author sets.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -449,7 +114,7 @@ impl ItemContent {
             status: self.status,
             valid_until: opt_instant("valid until", self.valid_until_ms)?,
             on_behalf_of: self.on_behalf_of,
-            details: self.details.into_core()?,
+            details: self.details,
         })
     }
 }
@@ -466,7 +131,7 @@ impl From<&m::ItemContent> for ItemContent {
             status: c.status,
             valid_until_ms: c.valid_until.map(|t| t.timestamp_millis()),
             on_behalf_of: c.on_behalf_of.clone(),
-            details: (&c.details).into(),
+            details: c.details.clone(),
         }
     }
 }
@@ -580,7 +245,7 @@ impl ItemPatch {
                 self.clear_valid_until,
             )?,
             on_behalf_of: settable("on behalf of", self.on_behalf_of, self.clear_on_behalf_of)?,
-            details: self.details.map(ItemDetails::into_core).transpose()?,
+            details: self.details,
         })
     }
 }
@@ -1418,85 +1083,69 @@ mod tests {
     }
 
     fn every_kind() -> Vec<ItemDetails> {
+        let date = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a date");
+        let local = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").expect("a date-time");
+        let time = |text: &str| NaiveTime::parse_from_str(text, "%H:%M").expect("a time");
         vec![
-            ItemDetails::Post {
-                post: PostDetails {
-                    post_type: PostType::Notice,
+            ItemDetails::Post(Post {
+                post_type: PostType::Notice,
+            }),
+            ItemDetails::Place(Place {
+                category: Some("cafe".into()),
+                address: Some(Address {
+                    street: "Neusser Str. 250".into(),
+                    ..Address::default()
+                }),
+                accessibility: StringMap::from([("toilet".into(), "no".into())]),
+            }),
+            ItemDetails::Offer(Offer {
+                organization: Organization {
+                    name: "Tafel".into(),
+                    ..Organization::default()
                 },
-            },
-            ItemDetails::Place {
-                place: PlaceDetails {
-                    category: Some("cafe".into()),
-                    address: Some(Address {
-                        street: "Neusser Str. 250".into(),
-                        ..Address::default()
-                    }),
-                    accessibility: HashMap::from([("toilet".into(), "no".into())]),
+                schedules: vec![OpeningRule {
+                    rrule: "FREQ=WEEKLY;BYDAY=TU".into(),
+                    opens: time("10:00"),
+                    closes: time("13:30"),
+                    valid_from: Some(date("2026-01-01")),
+                    valid_until: None,
+                    closed_on: vec![date("2026-12-25")],
+                    description: Some("Dienstags".into()),
+                }],
+                contacts: vec![Contact {
+                    phone: Some("0221".into()),
+                    ..Contact::default()
+                }],
+                languages: vec!["de".into(), "tr".into()],
+                ..Offer::default()
+            }),
+            ItemDetails::Event(Event {
+                timing: EventTiming {
+                    start: local("2026-03-05T18:00"),
+                    end: local("2026-03-05T21:00"),
+                    time_zone: "Europe/Berlin".into(),
+                    rrule: Some("FREQ=WEEKLY;COUNT=3".into()),
+                    exdates: vec![local("2026-03-12T18:00")],
                 },
-            },
-            ItemDetails::Offer {
-                offer: OfferDetails {
-                    organization: Organization {
-                        name: "Tafel".into(),
-                        ..Organization::default()
-                    },
-                    schedules: vec![OpeningRule {
-                        rrule: "FREQ=WEEKLY;BYDAY=TU".into(),
-                        opens: "10:00:00".into(),
-                        closes: "13:30:00".into(),
-                        valid_from: Some("2026-01-01".into()),
-                        valid_until: None,
-                        closed_on: vec!["2026-12-25".into()],
-                        description: Some("Dienstags".into()),
-                    }],
-                    contacts: vec![Contact {
-                        phone: Some("0221".into()),
-                        ..Contact::default()
-                    }],
-                    languages: vec!["de".into(), "tr".into()],
-                    ..OfferDetails::default()
-                },
-            },
-            ItemDetails::Event {
-                event: EventDetails {
-                    timing: EventTiming {
-                        start: "2026-03-05T18:00:00".into(),
-                        end: "2026-03-05T21:00:00".into(),
-                        time_zone: "Europe/Berlin".into(),
-                        rrule: Some("FREQ=WEEKLY;COUNT=3".into()),
-                        exdates: vec!["2026-03-12T18:00:00".into()],
-                    },
-                    venue: None,
-                },
-            },
-            ItemDetails::Request {
-                request: RequestDetails {
-                    direction: RequestDirection::Offer,
-                    category: "shopping".into(),
-                    state: RequestState::Taken,
-                },
-            },
-            ItemDetails::Observation {
-                observation: ObservationDetails {
-                    preset: "ramp".into(),
-                    category: None,
-                    fields: HashMap::from([
-                        ("ok".into(), FieldValue::Bool { value: true }),
-                        ("cm".into(), FieldValue::Number { value: 92.5 }),
-                        (
-                            "note".into(),
-                            FieldValue::Text {
-                                value: "steil".into(),
-                            },
-                        ),
-                    ]),
-                },
-            },
-            ItemDetails::Comment {
-                comment: CommentDetails {
-                    parent: "0190c0de-0000-7000-8000-000000000001".parse().expect("a UUID"),
-                },
-            },
+                venue: None,
+            }),
+            ItemDetails::Request(Request {
+                direction: RequestDirection::Offer,
+                category: "shopping".into(),
+                state: RequestState::Taken,
+            }),
+            ItemDetails::Observation(Observation {
+                preset: "ramp".into(),
+                category: None,
+                fields: FieldValues::from([
+                    ("ok".into(), FieldValue::Bool(true)),
+                    ("cm".into(), FieldValue::Number(92.5)),
+                    ("note".into(), FieldValue::Text("steil".into())),
+                ]),
+            }),
+            ItemDetails::Comment(Comment {
+                parent: "0190c0de-0000-7000-8000-000000000001".parse().expect("a UUID"),
+            }),
         ]
     }
 
@@ -1510,40 +1159,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn short_times_are_accepted_and_read_back_with_seconds() {
-        let rule = OpeningRule {
-            rrule: "FREQ=DAILY".into(),
-            opens: "09:30".into(),
-            closes: "17:00".into(),
-            valid_from: None,
-            valid_until: None,
-            closed_on: vec![],
-            description: None,
-        };
-        let back = OpeningRule::from(&rule.into_core().expect("valid"));
-        assert_eq!(
-            (back.opens.as_str(), back.closes.as_str()),
-            ("09:30:00", "17:00:00")
-        );
+    /// What the app's string becomes in Rust, as uniffi lifts it (the domain's custom types).
+    fn lift<T>(text: &str) -> Result<T, QuartierError>
+    where
+        T: uniffi::Lift<crate::UniFfiTag, FfiType = uniffi::RustBuffer>,
+    {
+        T::try_lift(<String as uniffi::Lower<crate::UniFfiTag>>::lower(
+            text.to_owned(),
+        ))
+        .map_err(|e| {
+            e.downcast::<QuartierError>()
+                .expect("the lift error is a QuartierError")
+        })
+    }
+
+    /// What the app reads back.
+    fn lower<T>(value: T) -> String
+    where
+        T: uniffi::Lower<crate::UniFfiTag, FfiType = uniffi::RustBuffer>,
+    {
+        <String as uniffi::Lift<crate::UniFfiTag>>::try_lift(T::lower(value)).expect("a string")
     }
 
     #[test]
-    fn malformed_inputs_are_typed_errors_naming_the_field() {
-        let bad_time = OpeningRule {
-            rrule: "FREQ=DAILY".into(),
-            opens: "9 Uhr".into(),
-            closes: "17:00".into(),
-            valid_from: None,
-            valid_until: None,
-            closed_on: vec![],
-            description: None,
-        };
-        match bad_time.into_core() {
-            Err(QuartierError::Invalid { reason: m }) => {
-                assert!(m.contains("opening time") && m.contains("9 Uhr"), "{m}")
+    fn local_dates_and_times_cross_as_iso_strings_short_times_read_back_with_seconds() {
+        let opens: NaiveTime = lift("09:30").expect("a short time");
+        assert_eq!(lower(opens), "09:30:00");
+        assert_eq!(lower(lift::<NaiveTime>("17:00:05").expect("a time")), "17:00:05");
+        assert_eq!(
+            lower(lift::<NaiveDate>("2026-02-28").expect("a date")),
+            "2026-02-28"
+        );
+        let start: NaiveDateTime = lift("2026-03-05T18:00").expect("a short local date-time");
+        assert_eq!(lower(start), "2026-03-05T18:00:00");
+    }
+
+    #[test]
+    fn malformed_inputs_are_typed_errors_naming_what_was_wrong() {
+        for (result, expected) in [
+            (
+                lift::<NaiveTime>("9 Uhr").map(|_| ()),
+                "`9 Uhr` is not a time HH:MM[:SS]",
+            ),
+            (
+                lift::<NaiveDate>("2026-02-30").map(|_| ()),
+                "`2026-02-30` is not a date YYYY-MM-DD",
+            ),
+            (
+                lift::<NaiveDateTime>("2026-03-05 18:00").map(|_| ()),
+                "`2026-03-05 18:00` is not a local date-time YYYY-MM-DDTHH:MM[:SS]",
+            ),
+        ] {
+            match result {
+                Err(QuartierError::Invalid { reason }) => assert!(reason.contains(expected), "{reason}"),
+                other => panic!("expected Invalid, got {other:?}"),
             }
-            other => panic!("expected Invalid, got {other:?}"),
         }
         assert!(matches!(
             parse_id::<m::SpaceId>("x"),

@@ -91,23 +91,23 @@ func content(_ title: String, _ details: ItemDetails, location: Location? = nil)
     ItemContent(title: ["de": title], location: location, audience: .everyone, status: .published, details: details)
 }
 func post(_ space: String, _ author: String, _ title: String) -> NewItem {
-    NewItem(spaceId: space, author: author, content: content(title, .post(post: PostDetails(postType: .news))))
+    NewItem(spaceId: space, author: author, content: content(title, .post(Post(postType: .news))))
 }
 func place(_ space: String, _ author: String, _ title: String, _ lat: Double, _ lon: Double) -> NewItem {
-    NewItem(spaceId: space, author: author, content: content(title, .place(place: PlaceDetails(category: "meeting")),
+    NewItem(spaceId: space, author: author, content: content(title, .place(Place(category: "meeting")),
                                                             location: Location(lat: lat, lon: lon, source: .manual)))
 }
 func offer(_ space: String, _ author: String, _ title: String) -> NewItem {
-    NewItem(spaceId: space, author: author, content: content(title, .offer(offer: OfferDetails(
+    NewItem(spaceId: space, author: author, content: content(title, .offer(Offer(
         organization: Organization(name: "Diakonie"),
         schedules: [OpeningRule(rrule: "FREQ=WEEKLY;BYDAY=MO", opens: "09:00", closes: "12:00")]))))
 }
 func event(_ space: String, _ author: String, _ title: String) -> NewItem {
-    NewItem(spaceId: space, author: author, content: content(title, .event(event: EventDetails(
+    NewItem(spaceId: space, author: author, content: content(title, .event(Event(
         timing: EventTiming(start: "2030-05-01T15:00", end: "2030-05-01T17:00", timeZone: "Europe/Berlin")))))
 }
 func request(_ space: String, _ author: String, _ title: String) -> NewItem {
-    NewItem(spaceId: space, author: author, content: content(title, .request(request: RequestDetails(direction: .need, category: "shopping", state: .open))))
+    NewItem(spaceId: space, author: author, content: content(title, .request(Request(direction: .need, category: "shopping", state: .open))))
 }
 
 func itemsOfSeveralKindsSearchAndMap() throws {

@@ -61,13 +61,13 @@ def content(title, details, **fields):
 
 
 def post(title, **fields):
-    return content(title, q.ItemDetails.POST(post=q.PostDetails(post_type=q.PostType.NEWS)), **fields)
+    return content(title, q.ItemDetails.POST(q.Post(post_type=q.PostType.NEWS)), **fields)
 
 
 def place(title, lat, lon, **fields):
     return content(
         title,
-        q.ItemDetails.PLACE(place=q.PlaceDetails(category="cafe", accessibility={"step_free_entrance": "yes"})),
+        q.ItemDetails.PLACE(q.Place(category="cafe", accessibility={"step_free_entrance": "yes"})),
         location=q.Location(lat=lat, lon=lon, source=q.PositionSource.MANUAL),
         **fields,
     )

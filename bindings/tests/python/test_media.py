@@ -84,7 +84,7 @@ def test_photo_travels_to_a_second_device(tmp_path, server_url):
         ref = imported.reference
         ref.alt_text = {"de": "Rampe am Eingang des Cafés"}
         a.create_item(q.NewItem(space_id=space, author=coord.person_id, content=content(
-            "Nachbarschaftscafé", q.ItemDetails.PLACE(place=q.PlaceDetails(category="cafe")),
+            "Nachbarschaftscafé", q.ItemDetails.PLACE(q.Place(category="cafe")),
             location=q.Location(lat=50.9652, lon=6.9571, source=q.PositionSource.MANUAL),
             media=[ref])))
         await sync_a.sync_now()

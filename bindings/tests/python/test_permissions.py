@@ -12,7 +12,7 @@ from conftest import content, post, q, space_meta, viewer
 
 
 def offer(title):
-    return content(title, q.ItemDetails.OFFER(offer=q.OfferDetails(organization=q.Organization(name="Caritas Köln"))))
+    return content(title, q.ItemDetails.OFFER(q.Offer(organization=q.Organization(name="Caritas Köln"))))
 
 
 def titles(store, space, person, role):

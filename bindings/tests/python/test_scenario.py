@@ -29,7 +29,7 @@ def test_items_of_every_kind_queries_and_edits(store):
     cafe = store.create_item(q.NewItem(space_id=space, author=me, content=place("Nachbarschaftscafé", 50.9652, 6.9571)))
     offer = store.create_item(q.NewItem(space_id=space, author=me, content=content(
         "Tafel-Ausgabe",
-        q.ItemDetails.OFFER(offer=q.OfferDetails(
+        q.ItemDetails.OFFER(q.Offer(
             organization=q.Organization(name="Kölner Tafel e.V."),
             schedules=[q.OpeningRule(rrule="FREQ=DAILY", opens="00:00", closes="00:00", valid_from="2026-01-01")],
         )),
@@ -37,31 +37,31 @@ def test_items_of_every_kind_queries_and_edits(store):
     )))
     event = store.create_item(q.NewItem(space_id=space, author=me, content=content(
         "Repair-Café",
-        q.ItemDetails.EVENT(event=q.EventDetails(timing=q.EventTiming(
+        q.ItemDetails.EVENT(q.Event(timing=q.EventTiming(
             start="2026-03-05T18:00", end="2026-03-05T21:00", time_zone="Europe/Berlin",
             rrule="FREQ=WEEKLY;COUNT=4"), venue="Bürgerzentrum")),
     )))
     request = store.create_item(q.NewItem(space_id=space, author=me, content=content(
         "Suche Hilfe beim Einkaufen",
-        q.ItemDetails.REQUEST(request=q.RequestDetails(direction=q.RequestDirection.NEED, category="shopping", state=q.RequestState.OPEN)),
+        q.ItemDetails.REQUEST(q.Request(direction=q.RequestDirection.NEED, category="shopping", state=q.RequestState.OPEN)),
     )))
     obs = store.create_item(q.NewItem(space_id=space, author=me, content=content(
         "Rampe am Eingang",
-        q.ItemDetails.OBSERVATION(observation=q.ObservationDetails(preset="accessibility", fields={
-            "ramp": q.FieldValue.BOOL(value=True), "width_cm": q.FieldValue.NUMBER(value=90.0),
-            "note": q.FieldValue.TEXT(value="steil")})),
+        q.ItemDetails.OBSERVATION(q.Observation(preset="accessibility", fields={
+            "ramp": q.FieldValue.BOOL(True), "width_cm": q.FieldValue.NUMBER(90.0),
+            "note": q.FieldValue.TEXT("steil")})),
         location=q.Location(lat=50.9650, lon=6.9560, accuracy_m=8.0, source=q.PositionSource.GPS),
     )))
     comment = store.create_item(q.NewItem(space_id=space, author=me, content=content(
-        "Ich komme!", q.ItemDetails.COMMENT(comment=q.CommentDetails(parent=news.id)))))
+        "Ich komme!", q.ItemDetails.COMMENT(q.Comment(parent=news.id)))))
 
     assert [i.kind for i in (news, cafe, offer, event, request, obs, comment)] == [
         q.ItemKind.POST, q.ItemKind.PLACE, q.ItemKind.OFFER, q.ItemKind.EVENT,
         q.ItemKind.REQUEST, q.ItemKind.OBSERVATION, q.ItemKind.COMMENT]
     # Typed details come back as they went in.
-    assert obs.content.details.observation.fields["width_cm"] == q.FieldValue.NUMBER(value=90.0)
-    assert event.content.details.event.timing.start == "2026-03-05T18:00:00"
-    assert offer.content.details.offer.schedules[0].opens == "00:00:00"
+    assert obs.content.details[0].fields["width_cm"] == q.FieldValue.NUMBER(90.0)
+    assert event.content.details[0].timing.start == "2026-03-05T18:00:00"
+    assert offer.content.details[0].schedules[0].opens == "00:00:00"
 
     page = store.feed(q.FeedQuery(space_id=space, viewer=v))
     assert {i.id for i in page.items} == {news.id, cafe.id, offer.id, event.id, request.id, obs.id}
@@ -101,7 +101,7 @@ def test_create_item_from_json(store):
     item = store.create_item_json(
         '{"space": "%s", "author": "%s", "title": {"de": "Aus JSON"}, "audience": "everyone",'
         ' "status": "published", "details": {"kind": "post", "post_type": "notice"}}' % (space, me))
-    assert item.content.details == q.ItemDetails.POST(post=q.PostDetails(post_type=q.PostType.NOTICE))
+    assert item.content.details == q.ItemDetails.POST(q.Post(post_type=q.PostType.NOTICE))
     with pytest.raises(q.QuartierError.UnknownKind, match="unknown item kind `poem`"):
         store.create_item_json('{"space": "%s", "author": "%s", "title": {"de": "x"}, "audience": "everyone",'
                                ' "status": "published", "details": {"kind": "poem"}}' % (space, me))
@@ -155,18 +155,27 @@ def test_typed_errors(store, tmp_path):
         store.create_item(q.NewItem(space_id=space, author=me, content=place("Nirgendwo", 123.0, 6.9)))
     with pytest.raises(q.QuartierError.Invalid, match="needs a location"):
         store.create_item(q.NewItem(space_id=space, author=me, content=content(
-            "Ohne Ort", q.ItemDetails.PLACE(place=q.PlaceDetails()))))
+            "Ohne Ort", q.ItemDetails.PLACE(q.Place()))))
     with pytest.raises(q.QuartierError.Invalid, match="not a time"):
         store.create_item(q.NewItem(space_id=space, author=me, content=content("x", q.ItemDetails.OFFER(
-            offer=q.OfferDetails(organization=q.Organization(name="o"),
-                                 schedules=[q.OpeningRule(rrule="FREQ=DAILY", opens="25:99", closes="10:00")])))))
+            q.Offer(organization=q.Organization(name="o"),
+                    schedules=[q.OpeningRule(rrule="FREQ=DAILY", opens="25:99", closes="10:00")])))))
+    # Local dates and date-times are checked while crossing too: a typed error, not a crash.
+    with pytest.raises(q.QuartierError.Invalid, match="`2026-13-01` is not a date YYYY-MM-DD"):
+        store.create_item(q.NewItem(space_id=space, author=me, content=content("x", q.ItemDetails.OFFER(
+            q.Offer(organization=q.Organization(name="o"),
+                    schedules=[q.OpeningRule(rrule="FREQ=DAILY", opens="09:00", closes="10:00",
+                                             closed_on=["2026-13-01"])])))))
+    with pytest.raises(q.QuartierError.Invalid, match="`morgen` is not a local date-time"):
+        store.create_item(q.NewItem(space_id=space, author=me, content=content("x", q.ItemDetails.EVENT(
+            q.Event(timing=q.EventTiming(start="morgen", end="2026-03-05T19:00", time_zone="Europe/Berlin"))))))
     with pytest.raises(q.QuartierError.Schedule):
         store.create_item(q.NewItem(space_id=space, author=me, content=content("x", q.ItemDetails.EVENT(
-            event=q.EventDetails(timing=q.EventTiming(start="2026-03-05T18:00", end="2026-03-05T19:00",
-                                                       time_zone="Mars/Olympus"))))))
+            q.Event(timing=q.EventTiming(start="2026-03-05T18:00", end="2026-03-05T19:00",
+                                         time_zone="Mars/Olympus"))))))
     news = store.create_item(q.NewItem(space_id=space, author=me, content=post("Neu")))
     with pytest.raises(q.QuartierError.KindChange):
-        store.update_item(news.id, q.ItemPatch(details=q.ItemDetails.COMMENT(comment=q.CommentDetails(parent=news.id))), me)
+        store.update_item(news.id, q.ItemPatch(details=q.ItemDetails.COMMENT(q.Comment(parent=news.id))), me)
     with pytest.raises(q.QuartierError.Invalid, match="set and cleared"):
         store.update_item(news.id, q.ItemPatch(valid_until_ms=1, clear_valid_until=True), me)
     with pytest.raises(q.QuartierError.Search):

@@ -11,6 +11,30 @@ use super::ids::ItemId;
 use crate::error::{Error, Result};
 use crate::schedule::{EventTiming, OpeningRule};
 
+// The maps of places and observations stay `BTreeMap`s in the model: items are also written as
+// JSON text with `serde_json::to_string` (the store's projection), where a `HashMap` would
+// give a different key order on every run. uniffi only knows `HashMap`, so across the FFI they
+// are remote custom types converting to one (Kotlin `Map`, Swift dictionary, Python `dict`);
+// crates that pass them across name them with `uniffi::use_remote_type!`.
+/// String keys to string values, e.g. a place's accessibility facts.
+pub type StringMap = BTreeMap<String, String>;
+/// An observation's form: field name → value.
+pub type FieldValues = BTreeMap<String, FieldValue>;
+
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(StringMap, std::collections::HashMap<String, String>, {
+    remote,
+    lower: |map| map.into_iter().collect(),
+    try_lift: |map| Ok(map.into_iter().collect()),
+});
+
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(FieldValues, std::collections::HashMap<String, FieldValue>, {
+    remote,
+    lower: |map| map.into_iter().collect(),
+    try_lift: |map| Ok(map.into_iter().collect()),
+});
+
 string_enum!(
     /// The kinds of item. Stable names used in documents and the protocol.
     ItemKind, "kind" {
@@ -35,6 +59,7 @@ impl ItemKind {
 /// The kind-specific part of an item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 // Offers are the largest variant; items are few in memory at a time (a page), so boxing would
 // only make construction clumsier for apps.
 #[allow(clippy::large_enum_variant)]
@@ -104,6 +129,7 @@ string_enum!(
 
 /// A news item or notice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Post {
     pub post_type: PostType,
 }
@@ -129,14 +155,18 @@ pub struct Address {
 
 /// A point of interest: a café, a bench, a playground, a meeting room.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Place {
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub category: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub address: Option<Address>,
     /// Accessibility facts, e.g. `step_free_entrance = "yes"`, `toilet = "no"`.
     #[serde(default)]
-    pub accessibility: BTreeMap<String, String>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub accessibility: StringMap,
 }
 
 /// HSDS organization: who runs the service.
@@ -186,36 +216,48 @@ pub struct Contact {
 /// A service of an organisation (HSDS `service`): the item's title is the service name and its
 /// body the description.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Offer {
     pub organization: Organization,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub category: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub service_url: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub fees: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub eligibility: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub location: Option<ServiceLocation>,
     /// Opening hours (HSDS `schedule`, RRULE based).
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub schedules: Vec<OpeningRule>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub contacts: Vec<Contact>,
     /// BCP-47 tags of the languages the service is offered in.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub languages: Vec<String>,
     /// Accessibility facts of the service (HSDS `accessibility`).
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub accessibility: Vec<String>,
 }
 
 /// An event, possibly recurring.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Event {
     pub timing: EventTiming,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub venue: Option<String>,
 }
 
@@ -231,6 +273,7 @@ string_enum!(
 
 /// A neighbourly help request or offer (Biete/Suche).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Request {
     pub direction: RequestDirection,
     pub category: String,
@@ -240,6 +283,7 @@ pub struct Request {
 /// A value in an observation's form.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum FieldValue {
     Bool(bool),
     Number(f64),
@@ -249,16 +293,20 @@ pub enum FieldValue {
 /// A field survey: a preset (form) with its field values; the position is the item's location
 /// (GPS with accuracy, or placed by hand).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Observation {
     pub preset: String,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub category: Option<String>,
     #[serde(default)]
-    pub fields: BTreeMap<String, FieldValue>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub fields: FieldValues,
 }
 
 /// A comment on another item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Comment {
     pub parent: ItemId,
 }

@@ -30,8 +30,8 @@ pub use access::{
     judge_item, judge_space_edit, permits, Action, Audience, Refusal, RejectCode, Role, Status, Viewer,
 };
 pub use details::{
-    Address, Comment, Contact, Event, FieldValue, ItemDetails, ItemKind, Observation, Offer, Organization,
-    Place, Post, PostType, Request, RequestDirection, RequestState, ServiceLocation,
+    Address, Comment, Contact, Event, FieldValue, FieldValues, ItemDetails, ItemKind, Observation, Offer,
+    Organization, Place, Post, PostType, Request, RequestDirection, RequestState, ServiceLocation, StringMap,
 };
 pub use geo::{haversine_m, validate_coordinates, Location, PositionSource};
 pub use ids::{ItemId, PersonId, SpaceId};

@@ -18,6 +18,7 @@ use super::{Interval, ScheduleError, MAX_COUNT};
 /// real time between `start` and `end` in `time_zone`); `exdates` cancel the
 /// occurrences with exactly that local start. Sub-second parts are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EventTiming {
     /// Local start of the first occurrence.
     pub start: NaiveDateTime,
@@ -27,9 +28,11 @@ pub struct EventTiming {
     pub time_zone: String,
     /// RRULE value, e.g. "FREQ=WEEKLY;BYDAY=TH;COUNT=10".
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub rrule: Option<String>,
     /// Local start times of cancelled occurrences.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub exdates: Vec<NaiveDateTime>,
 }
 

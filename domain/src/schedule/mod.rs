@@ -68,6 +68,46 @@ pub use zone::{local_to_utc, parse_time_zone};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+// Local dates and times are chrono's, so they are remote custom types: across the FFI they are
+// ISO strings as in documents (`YYYY-MM-DD`; `HH:MM[:SS]`, read back as `HH:MM:SS`;
+// `YYYY-MM-DDTHH:MM[:SS]`, read back with seconds). Crates that pass them across name them with
+// `uniffi::use_remote_type!(quartier_domain::NaiveDate)` etc. A malformed string is refused
+// while crossing, as `QuartierError::Invalid` (the exported error type), never as a crash.
+#[cfg(feature = "uniffi")]
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(NaiveDate, String, {
+    remote,
+    lower: |date| date.format("%Y-%m-%d").to_string(),
+    try_lift: |text| Ok(NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|e| {
+        crate::QuartierError::invalid("date", format!("`{text}` is not a date YYYY-MM-DD ({e})"))
+    })?),
+});
+
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(NaiveTime, String, {
+    remote,
+    lower: |time| time.format("%H:%M:%S").to_string(),
+    try_lift: |text| Ok(NaiveTime::parse_from_str(&text, "%H:%M:%S")
+        .or_else(|_| NaiveTime::parse_from_str(&text, "%H:%M"))
+        .map_err(|e| crate::QuartierError::invalid("time", format!("`{text}` is not a time HH:MM[:SS] ({e})")))?),
+});
+
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(NaiveDateTime, String, {
+    remote,
+    lower: |time| time.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    try_lift: |text| Ok(NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M"))
+        .map_err(|e| {
+            crate::QuartierError::invalid(
+                "local date-time",
+                format!("`{text}` is not a local date-time YYYY-MM-DDTHH:MM[:SS] ({e})"),
+            )
+        })?),
+});
+
 /// Most recurrence instances a single call will examine before giving up
 /// with [`ScheduleError::TooManyOccurrences`].
 pub const MAX_EXPANSION: usize = 100_000;

@@ -17,6 +17,7 @@ use super::{Interval, ScheduleError, MAX_HORIZON_DAYS};
 /// `COUNT`, `INTERVAL` and day parts left out of the rule are counted from;
 /// rules that need such an anchor are rejected without it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct OpeningRule {
     /// RFC 5545 RRULE value without the "RRULE:" prefix, e.g.
     /// "FREQ=WEEKLY;BYDAY=MO,WE" or "FREQ=MONTHLY;BYDAY=1TU" (first
@@ -30,18 +31,22 @@ pub struct OpeningRule {
     pub closes: NaiveTime,
     /// First day the rule applies (inclusive); also the series' DTSTART.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub valid_from: Option<NaiveDate>,
     /// Last day an opening may *start* (inclusive); an overnight opening
     /// starting that day still runs to its close.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub valid_until: Option<NaiveDate>,
     /// Dates (local, in the schedule's zone) on which this rule does not
     /// open (holidays); an opening that started the evening before still
     /// counts until it closes.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub closed_on: Vec<NaiveDate>,
     /// Free text for people, e.g. "Sprechstunde".
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub description: Option<String>,
 }
 

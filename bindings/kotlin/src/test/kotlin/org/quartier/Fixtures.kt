@@ -24,14 +24,14 @@ object Fixtures {
         )
 
     fun post(space: String, author: String, title: String, body: String = "") =
-        NewItem(space, author, content(title, ItemDetails.Post(PostDetails(PostType.NEWS)), body))
+        NewItem(space, author, content(title, ItemDetails.Post(Post(PostType.NEWS)), body))
 
     fun place(space: String, author: String, title: String, lat: Double, lon: Double) =
         NewItem(
             space, author,
             content(
                 title,
-                ItemDetails.Place(PlaceDetails(category = "meeting", address = Address(street = "Hauptstraße 5", city = "Kassel", country = "DE"))),
+                ItemDetails.Place(Place(category = "meeting", address = Address(street = "Hauptstraße 5", city = "Kassel", country = "DE"))),
                 location = Location(lat = lat, lon = lon, source = PositionSource.MANUAL),
             ),
         )
@@ -42,7 +42,7 @@ object Fixtures {
             content(
                 title,
                 ItemDetails.Offer(
-                    OfferDetails(
+                    Offer(
                         organization = Organization(name = "Caritas Kassel"),
                         category = "food",
                         schedules = listOf(OpeningRule(rrule = "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", opens = "09:00", closes = "17:00")),
@@ -57,13 +57,13 @@ object Fixtures {
             space, author,
             content(
                 title,
-                ItemDetails.Event(EventDetails(EventTiming(start = "2030-05-01T15:00", end = "2030-05-01T17:00", timeZone = "Europe/Berlin"), venue = "Stadtteilzentrum")),
+                ItemDetails.Event(Event(EventTiming(start = "2030-05-01T15:00", end = "2030-05-01T17:00", timeZone = "Europe/Berlin"), venue = "Stadtteilzentrum")),
             ),
         )
 
     fun request(space: String, author: String, title: String) =
         NewItem(
             space, author,
-            content(title, ItemDetails.Request(RequestDetails(RequestDirection.NEED, "shopping", RequestState.OPEN))),
+            content(title, ItemDetails.Request(Request(RequestDirection.NEED, "shopping", RequestState.OPEN))),
         )
 }
