@@ -181,19 +181,19 @@ impl QuartierStore {
     /// shares it through the server in one call; `QuartierSync.register_space` shares one
     /// created here.
     pub fn create_space(&self, meta: SpaceMeta, by: PersonId) -> FfiResult<Space> {
-        self.with(|s| Ok((&s.create_space(meta.into(), by)?).into()))
+        self.with(|s| Ok(s.create_space(meta, by)?))
     }
 
     pub fn update_space(&self, space_id: SpaceId, meta: SpaceMeta, by: PersonId) -> FfiResult<Space> {
-        self.with(|s| Ok((&s.update_space(space_id, meta.into(), by)?).into()))
+        self.with(|s| Ok(s.update_space(space_id, meta, by)?))
     }
 
     pub fn space(&self, space_id: SpaceId) -> FfiResult<Space> {
-        self.with(|s| Ok((&s.space(space_id)?).into()))
+        self.with(|s| Ok(s.space(space_id)?))
     }
 
     pub fn spaces(&self) -> FfiResult<Vec<Space>> {
-        self.with(|s| Ok(s.spaces()?.iter().map(Into::into).collect()))
+        self.with(|s| Ok(s.spaces()?))
     }
 
     // -- items ----------------------------------------------------------------------------

@@ -273,9 +273,9 @@ impl QuartierSync {
     ) -> FfiResult<SharedSpace> {
         let (store, client) = (self.core()?, self.client.clone());
         on_runtime(cancel, async move {
-            let shared = client.create_shared_space(&store, meta.into()).await?;
+            let shared = client.create_shared_space(&store, meta).await?;
             Ok(SharedSpace {
-                space: (&shared.space).into(),
+                space: shared.space,
                 membership: shared.membership.as_ref().map(Membership::from),
             })
         })

@@ -7,8 +7,6 @@
 //! strings, milliseconds, ISO strings, dictionaries); the `…_ms` fields of the records below are
 //! converted here. Everything coming in is checked; a bad value is a typed error.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use quartier_core::model as m;
 use quartier_core::query as q;
@@ -253,62 +251,12 @@ impl ItemPatch {
 // ---------------------------------------------------------------------------------------------
 // Spaces
 
-/// A space's shared metadata.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct SpaceMeta {
-    pub name: LocalizedText,
-    #[uniffi(default)]
-    pub description: LocalizedText,
-    /// IANA name, e.g. `Europe/Berlin`.
-    pub time_zone: String,
-    /// BCP-47 tag.
-    pub default_language: String,
-    #[uniffi(default)]
-    pub categories: HashMap<String, Category>,
-    #[uniffi(default)]
-    pub layers: HashMap<String, Layer>,
-}
+/// A space and its shared metadata: the model's own types (quartier-domain).
+pub use quartier_core::model::{Categories, Layers, Space, SpaceMeta};
 
-impl From<SpaceMeta> for m::SpaceMeta {
-    fn from(s: SpaceMeta) -> Self {
-        m::SpaceMeta {
-            name: s.name,
-            description: s.description,
-            time_zone: s.time_zone,
-            default_language: s.default_language,
-            categories: s.categories.into_iter().collect(),
-            layers: s.layers.into_iter().collect(),
-        }
-    }
-}
-
-impl From<&m::SpaceMeta> for SpaceMeta {
-    fn from(s: &m::SpaceMeta) -> Self {
-        SpaceMeta {
-            name: s.name.clone(),
-            description: s.description.clone(),
-            time_zone: s.time_zone.clone(),
-            default_language: s.default_language.clone(),
-            categories: s.categories.clone().into_iter().collect(),
-            layers: s.layers.clone().into_iter().collect(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct Space {
-    pub id: SpaceId,
-    pub meta: SpaceMeta,
-}
-
-impl From<&m::Space> for Space {
-    fn from(s: &m::Space) -> Self {
-        Space {
-            id: s.id,
-            meta: (&s.meta).into(),
-        }
-    }
-}
+// The category and layer maps are remote custom types of quartier-domain (dictionaries).
+uniffi::use_remote_type!(quartier_domain::Categories);
+uniffi::use_remote_type!(quartier_domain::Layers);
 
 // ---------------------------------------------------------------------------------------------
 // Queries

@@ -41,5 +41,5 @@ pub use item::{
 };
 pub use media::validate_hash;
 pub use media::{MediaRef, MediaVariantRef};
-pub use space::{Category, Layer, Space, SpaceMeta};
+pub use space::{Categories, Category, Layer, Layers, Space, SpaceMeta};
 pub use text::{validate_language_tag, LocalizedText, EASY_LANGUAGE_SUBTAG};

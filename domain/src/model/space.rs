@@ -32,20 +32,45 @@ pub struct Layer {
     pub tags: Vec<String>,
 }
 
+/// A space's categories by key, e.g. `food`.
+pub type Categories = BTreeMap<String, Category>;
+/// A space's map layers by key.
+pub type Layers = BTreeMap<String, Layer>;
+
+// Like the maps of item details (see `StringMap` in `details.rs`): `BTreeMap`s in the model for a
+// stable order in JSON, dictionaries across the FFI (uniffi only knows `HashMap`).
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(Categories, std::collections::HashMap<String, Category>, {
+    remote,
+    lower: |map| map.into_iter().collect(),
+    try_lift: |map| Ok(map.into_iter().collect()),
+});
+
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(Layers, std::collections::HashMap<String, Layer>, {
+    remote,
+    lower: |map| map.into_iter().collect(),
+    try_lift: |map| Ok(map.into_iter().collect()),
+});
+
 /// What a space's members share about the space itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SpaceMeta {
     pub name: LocalizedText,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub description: LocalizedText,
     /// IANA time zone in which opening hours are read, e.g. `Europe/Berlin`.
     pub time_zone: String,
     /// BCP-47 tag of the language most members read.
     pub default_language: String,
     #[serde(default)]
-    pub categories: BTreeMap<String, Category>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub categories: Categories,
     #[serde(default)]
-    pub layers: BTreeMap<String, Layer>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub layers: Layers,
 }
 
 impl SpaceMeta {
@@ -72,6 +97,7 @@ impl SpaceMeta {
 
 /// A space as read from the projection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Space {
     pub id: SpaceId,
     #[serde(flatten)]
