@@ -16,7 +16,9 @@ use quartier_core::{Store, StoreOptions};
 
 mod support;
 
-use support::{arg, proc_status_kib, scratch_dir as scratch, start_server, wait_for_creation_forms, BoxError};
+use support::{
+    arg, proc_status_kib, scratch_dir as scratch, start_server, wait_for_creation_forms, BoxError,
+};
 
 fn rss_kib(pid: u32) -> Option<u64> {
     proc_status_kib(pid, "VmRSS")
@@ -93,7 +95,10 @@ async fn main() -> Result<(), BoxError> {
 
     // The creation forms, proved off the push path, are there by the time someone joins.
     let proving = wait_for_creation_forms(data.path(), std::time::Duration::from_secs(300))?;
-    println!("creation forms recorded {:.1} s after the push", proving.as_secs_f64());
+    println!(
+        "creation forms recorded {:.1} s after the push",
+        proving.as_secs_f64()
+    );
 
     // A new member's initial sync.
     let expires = chrono::Utc::now().timestamp_millis() + 3_600_000;

@@ -300,3 +300,36 @@ async fn only_members_list_a_space_and_they_see_names_and_roles_only() {
     .await;
     assert_eq!(answer.status, 401);
 }
+
+/// An invite link (or an app) naming another server than the one a device registered with
+/// never makes the device hand that server its bearer token: redeeming, any single call and a
+/// sync are refused on the device, before any request (the other server here sees nothing:
+/// it is a listener that records every connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_never_sends_its_credential_to_another_server() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coordinator, space) = space_with_coordinator(&url).await;
+    let code = coordinator.invite(space, Role::Resident).await;
+    let resident = Device::register(&url, "Nachbarin").await;
+
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    elsewhere.set_nonblocking(true).expect("nonblocking");
+    let other = format!("http://{}", elsewhere.local_addr().expect("address"));
+    let phishing = quartier_core::sync::SyncClient::new(&other).expect("client");
+    let refused = |e: Error| matches!(e, Error::Invalid { field, .. } if field == "server address");
+    let e = phishing.redeem_invite(&resident.store, &code).await.expect_err("another server");
+    assert!(refused(e), "redeem");
+    let e = phishing.sync_now(&resident.store, |_| {}).await.expect_err("another server");
+    assert!(refused(e), "sync");
+    let e = phishing.list_invites(&resident.store, space).await.expect_err("another server");
+    assert!(refused(e), "single call");
+    assert!(elsewhere.accept().is_err(), "the other server was contacted");
+
+    // With its own server, the same code works.
+    resident
+        .client
+        .redeem_invite(&resident.store, &code)
+        .await
+        .expect("redeem at home");
+}

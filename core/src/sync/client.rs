@@ -231,10 +231,30 @@ impl SyncClient {
         decode_answer(&self.send(request).await?)
     }
 
-    async fn account(store: &Store) -> Result<Account> {
-        blocking(store, |s| s.account())
+    /// The store's account, if it is this client's server's: a device's credential only ever
+    /// goes to the server that issued it (an invite link or a misconfigured app naming another
+    /// server must not make the device hand its bearer token to that one).
+    async fn account(&self, store: &Store) -> Result<Account> {
+        let account = blocking(store, |s| s.account())
             .await?
-            .ok_or(Error::NotRegistered)
+            .ok_or(Error::NotRegistered)?;
+        self.check_same_server(&account)?;
+        Ok(account)
+    }
+
+    fn check_same_server(&self, account: &Account) -> Result<()> {
+        let ours = self.base.trim_end_matches('/');
+        if !account.server.trim_end_matches('/').eq_ignore_ascii_case(ours) {
+            return Err(Error::invalid(
+                "server address",
+                format!(
+                    "this device is registered with {}, not {ours}: its credential is not sent to \
+                     another server (open a separate store to join a space there)",
+                    account.server
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Registers this device (its public key, proven by signing the server's challenge) and
@@ -284,7 +304,7 @@ impl SyncClient {
     /// server (e.g. space creation restricted by the operator) is returned as an error; the
     /// space stays on the device and later syncs try its registration again.
     pub async fn create_shared_space(&self, store: &Store, meta: SpaceMeta) -> Result<SharedSpace> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         let person = account.person;
         let space = blocking(store, move |s| s.create_space_with(meta, person, true)).await?;
         let membership = match self.create_space(store, space.id).await {
@@ -324,7 +344,7 @@ impl SyncClient {
     ) -> Result<Option<String>> {
         let display_name = quartier_protocol::names::check_display_name(display_name)
             .map_err(|e| Error::invalid("display_name", e.to_string()))?;
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         let stored: DisplayName = self
             .call(
                 HttpMethod::Put,
@@ -341,7 +361,7 @@ impl SyncClient {
     /// Registers a space already created on this device (`Store::create_space`); its person
     /// becomes coordinator. [`SyncClient::create_shared_space`] creates and registers in one.
     pub async fn create_space(&self, store: &Store, space: SpaceId) -> Result<Membership> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         let membership: Membership = self
             .call(
                 HttpMethod::Post,
@@ -364,7 +384,7 @@ impl SyncClient {
         expires_at_ms: i64,
         max_uses: u32,
     ) -> Result<String> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         let created: InviteCreated = self
             .call(
                 HttpMethod::Post,
@@ -383,7 +403,7 @@ impl SyncClient {
     /// The space's invites that can still be redeemed, oldest first (coordinators): what each
     /// grants, until when, and how often it was used; never the codes.
     pub async fn list_invites(&self, store: &Store, space: SpaceId) -> Result<Vec<InviteInfo>> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         let request = HttpRequest::bare(
             HttpMethod::Get,
             format!("/v1/spaces/{space}/invites"),
@@ -396,7 +416,7 @@ impl SyncClient {
     /// Withdraws an invite (coordinators): its code redeems nothing from then on. Whoever
     /// joined through it stays a member.
     pub async fn revoke_invite(&self, store: &Store, space: SpaceId, invite: u64) -> Result<()> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         self.call_empty(
             HttpMethod::Delete,
             &format!("/v1/spaces/{space}/invites/{invite}"),
@@ -407,7 +427,7 @@ impl SyncClient {
 
     /// Joins the space of an invite code.
     pub async fn redeem_invite(&self, store: &Store, code: &str) -> Result<Membership> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         let membership: Membership = self
             .call(
                 HttpMethod::Post,
@@ -429,7 +449,7 @@ impl SyncClient {
         person: PersonId,
         role: Role,
     ) -> Result<Membership> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         self.call(
             HttpMethod::Put,
             &format!("/v1/spaces/{space}/members/{person}"),
@@ -441,7 +461,7 @@ impl SyncClient {
 
     /// Removes a member from a space (coordinators), effective at once.
     pub async fn remove_member(&self, store: &Store, space: SpaceId, person: PersonId) -> Result<()> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         self.call_empty(
             HttpMethod::Delete,
             &format!("/v1/spaces/{space}/members/{person}"),
@@ -452,7 +472,7 @@ impl SyncClient {
 
     /// Revokes one of this person's devices (a lost phone), effective at once.
     pub async fn revoke_device(&self, store: &Store, device: uuid::Uuid) -> Result<()> {
-        let account = Self::account(store).await?;
+        let account = self.account(store).await?;
         self.call_empty(
             HttpMethod::Delete,
             &format!("/v1/devices/{device}"),
@@ -487,6 +507,9 @@ impl SyncClient {
         // Unique in the process, so an answer can never be taken for another session's.
         static SESSIONS: AtomicU64 = AtomicU64::new(0);
         let number = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        if let Some(account) = blocking(store, |s| s.account()).await? {
+            self.check_same_server(&account)?;
+        }
         let (mut session, mut effects) = blocking(store, move |s| {
             Ok(SyncSession::start(s, options, not_before, Instant::now(), number))
         })
