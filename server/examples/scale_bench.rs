@@ -188,6 +188,9 @@ fn seed(data: &std::path::Path, space_count: usize, items: usize) -> Result<(Uui
                 return Err(format!("seeding: a change was refused: {refused:?}").into());
             }
             stored += batch.len();
+            // No prover thread in this process: record the creation forms here, as a running
+            // server's prover does after a push (`sync::creations`).
+            quartier_server::sync::creations::prove_pending(&db, usize::MAX)?;
         }
         space_ids.push(space);
         if space_ids.len() % 50 == 0 {

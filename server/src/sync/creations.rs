@@ -10,8 +10,9 @@
 //! change drops it anyway); one never proved (queue lost in a restart, or full) is worked out
 //! when a new member pulls it (`pull::snapshot_record`), as before forms were recorded.
 //!
-//! Lock order as everywhere (`docs/server.md`): the documents are read and proved through a
-//! reader, which is given back before the writer is taken to record the forms.
+//! Lock order as everywhere (`docs/server.md`): the changes are read through a reader, given
+//! back before the rebuilds, and the forms are recorded under the writer by a thread of normal
+//! priority (the writer lock is fair: a nice-19 thread holding it would hold up every push).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -28,7 +29,7 @@ use crate::storage::{log, Db, PendingCreation};
 const BATCH: usize = 256;
 
 /// Proves up to `max` queued documents and records the forms of those still untouched since
-/// their first change. Returns how many forms were recorded.
+/// their first change, on the calling thread. Returns how many forms were recorded.
 pub fn prove_pending(db: &Db, max: usize) -> Result<usize, ServerError> {
     let mut recorded = 0;
     let mut left = max;
@@ -38,31 +39,49 @@ pub fn prove_pending(db: &Db, max: usize) -> Result<usize, ServerError> {
             break;
         }
         left -= batch.len();
-        recorded += prove_batch(db, &batch)?;
+        recorded += record(db, &prove(db, &batch)?)?;
     }
     Ok(recorded)
 }
 
-fn prove_batch(db: &Db, batch: &[PendingCreation]) -> Result<usize, ServerError> {
-    let proved: Vec<(PendingCreation, Creation)> = {
+/// The forms of queued documents whose whole stored history is still the change they were
+/// queued with and which the core's rule rebuilds exactly. The changes are read through a
+/// reader, which is given back before the (CPU-heavy) rebuilds: pulls never wait for them.
+fn prove(db: &Db, batch: &[PendingCreation]) -> Result<Vec<(PendingCreation, Creation)>, ServerError> {
+    let mut firsts = Vec::with_capacity(batch.len());
+    {
         let conn = db.read()?;
-        let mut proved = Vec::with_capacity(batch.len());
         for pending in batch {
-            if let Some(creation) = prove(&conn, pending)? {
-                proved.push((*pending, creation));
+            let (snapshot, mut changes, last) = log::doc_state(&conn, pending.doc)?;
+            if snapshot.is_none() && changes.len() == 1 && last == pending.seq {
+                firsts.extend(changes.pop().map(|change| (*pending, change)));
             }
         }
-        proved
-    };
+    }
+    Ok(firsts
+        .into_iter()
+        .filter_map(|(pending, change)| {
+            // Guarded like every use of stored bytes (`docs/fuzzing.md`); a change that cannot
+            // be read again simply gets no form.
+            let mut doc = Automerge::new();
+            let change = guarded::decode(change).ok()?;
+            guarded::apply(&mut doc, vec![change]).ok()?;
+            let creation = creation_of(&doc, &pending.doc.to_string(), pending.kind).ok()??;
+            Some((pending, creation))
+        })
+        .collect())
+}
+
+/// Records proved forms under the writer, in one transaction, for the documents whose first
+/// change is still their last (an edit stored since has dropped, or never needs, the form).
+fn record(db: &Db, proved: &[(PendingCreation, Creation)]) -> Result<usize, ServerError> {
     if proved.is_empty() {
         return Ok(0);
     }
     let conn = db.lock();
     let tx = conn.unchecked_transaction()?;
     let mut recorded = 0;
-    for (pending, creation) in &proved {
-        // Only while the first change is still the document's last: an edit stored since has
-        // dropped (or will never need) the form.
+    for (pending, creation) in proved {
         let last: Option<i64> = tx
             .prepare_cached("SELECT max(seq) FROM log WHERE doc_id = ?1 AND record = 'change'")?
             .query_row(params![pending.doc.to_string()], |r| r.get(0))
@@ -77,44 +96,43 @@ fn prove_batch(db: &Db, batch: &[PendingCreation]) -> Result<usize, ServerError>
     Ok(recorded)
 }
 
-/// The form of one queued document, if its whole stored history is still the change it was
-/// queued with and the core's rule rebuilds that change exactly.
-fn prove(conn: &rusqlite::Connection, pending: &PendingCreation) -> Result<Option<Creation>, ServerError> {
-    let (snapshot, changes, last) = log::doc_state(conn, pending.doc)?;
-    let [change] = changes.as_slice() else {
-        return Ok(None);
-    };
-    if snapshot.is_some() || last != pending.seq {
-        return Ok(None);
-    }
-    // Guarded like every use of stored bytes (`docs/fuzzing.md`); a change that cannot be read
-    // again simply gets no form.
-    let mut doc = Automerge::new();
-    let Ok(change) = guarded::decode(change.clone()) else {
-        return Ok(None);
-    };
-    if guarded::apply(&mut doc, vec![change]).is_err() {
-        return Ok(None);
-    }
-    Ok(creation_of(&doc, &pending.doc.to_string(), pending.kind)
-        .ok()
-        .flatten())
-}
-
-/// Runs [`prove_pending`] on its own thread, at the lowest CPU priority, for as long as the
-/// server's state lives.
+/// Runs the prover for as long as the server's state lives: one thread at the lowest CPU
+/// priority rebuilds the forms, and hands them to a second one at normal priority that records
+/// them. The writer lock is fair (handed to the next waiter), so a nice-19 thread holding it on a
+/// busy machine would hold up every push: the prover itself never takes it.
 pub fn spawn_prover(state: &Arc<AppState>) -> std::io::Result<()> {
-    let state: Weak<AppState> = Arc::downgrade(state);
+    let (proved_tx, proved_rx) = std::sync::mpsc::sync_channel::<Vec<(PendingCreation, Creation)>>(4);
+    let weak: Weak<AppState> = Arc::downgrade(state);
     std::thread::Builder::new()
         .name("creation-prover".into())
         .spawn(move || {
             lower_priority();
-            while let Some(state) = state.upgrade() {
+            while let Some(state) = weak.upgrade() {
                 let db = &state.db;
-                if db.pending_creations().wait(Duration::from_secs(1)) {
-                    if let Err(e) = prove_pending(db, BATCH) {
-                        tracing::error!(error = %e, "recording creation forms failed");
+                if !db.pending_creations().wait(Duration::from_secs(1)) {
+                    continue;
+                }
+                let batch = db.pending_creations().take(BATCH, Duration::ZERO);
+                match prove(db, &batch) {
+                    Ok(proved) if proved.is_empty() => {}
+                    Ok(proved) => {
+                        if proved_tx.send(proved).is_err() {
+                            return;
+                        }
                     }
+                    Err(e) => tracing::error!(error = %e, "proving creation forms failed"),
+                }
+            }
+        })?;
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    std::thread::Builder::new()
+        .name("creation-recorder".into())
+        .spawn(move || {
+            // Ends when the prover ends (the channel closes).
+            while let Ok(proved) = proved_rx.recv() {
+                let Some(state) = weak.upgrade() else { return };
+                if let Err(e) = record(&state.db, &proved) {
+                    tracing::error!(error = %e, "recording creation forms failed");
                 }
             }
         })?;
