@@ -57,7 +57,7 @@ impl InviteLink {
     /// An invite link, checked: the server an http(s) URL, the code a valid invite code.
     pub fn new(server: impl Into<String>, code: impl Into<String>) -> Result<Self, InviteLinkError> {
         let link = InviteLink {
-            server: server.into(),
+            server: canonical_server(server.into()),
             code: code.into(),
         };
         check_server(&link.server)?;
@@ -77,6 +77,10 @@ impl InviteLink {
         escape_into(&self.server, &mut out);
         out.push_str("&c=");
         out.push_str(&self.code);
+        // Escaping can triple a long server address past what `parse` reads.
+        if out.len() > MAX_INVITE_LINK_BYTES {
+            return Err(InviteLinkError::TooLong);
+        }
         Ok(out)
     }
 
@@ -134,39 +138,72 @@ fn check_server(server: &str) -> Result<(), InviteLinkError> {
         return Err(bad());
     }
     // Printable ASCII only (an international domain name travels as punycode), none of the
-    // characters a URL may not hold unescaped, and no query, fragment or user name.
+    // characters a URL may not hold unescaped, no query, fragment or user name, and no escapes
+    // (`%2E` in a host would show one name and reach another).
     if !server
         .bytes()
-        .all(|b| b.is_ascii_graphic() && !b"\"<>\\^`{|}?#@".contains(&b))
+        .all(|b| b.is_ascii_graphic() && !b"\"<>\\^`{|}?#@%".contains(&b))
     {
         return Err(bad());
     }
-    let rest = ["https://", "http://"]
-        .iter()
-        .find_map(|scheme| {
-            server
-                .get(..scheme.len())
-                .filter(|s| s.eq_ignore_ascii_case(scheme))
-                .map(|_| &server[scheme.len()..])
-        })
-        .ok_or_else(bad)?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    // `host`, `host:8080`, `[::1]` or `[::1]:8080`.
-    let host = if authority.ends_with(']') {
-        authority
+    let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(server, "https://") {
+        (true, rest)
+    } else if let Some(rest) = strip_prefix_ignore_case(server, "http://") {
+        (false, rest)
     } else {
-        authority.rsplit_once(':').map_or(authority, |(host, port)| {
-            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
-                host
-            } else {
-                ""
-            }
-        })
+        return Err(bad());
     };
-    if host.is_empty() || host == "[]" {
+    let authority = rest.split('/').next().unwrap_or_default();
+    // `host`, `host:8080`, `[::1]` or `[::1]:8080`; a port is digits only.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (inside, after) = bracketed.split_once(']').ok_or_else(bad)?;
+            (
+                &authority[..inside.len() + 2],
+                after
+                    .strip_prefix(':')
+                    .or((after.is_empty()).then_some(""))
+                    .ok_or_else(bad)?,
+            )
+        }
+        None => authority.split_once(':').unwrap_or((authority, "")),
+    };
+    let host_ok = if host.starts_with('[') {
+        host.len() > 2
+            && host[1..host.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    } else {
+        !host.is_empty() && !host.contains([':', '[', ']'])
+    };
+    let port_ok = port.bytes().all(|b| b.is_ascii_digit()) && (port.is_empty() || port.len() <= 5);
+    if !host_ok || !port_ok || authority.ends_with(':') {
+        return Err(bad());
+    }
+    // Plain HTTP only to this machine (a developer's server), as `SyncClient` allows it: a
+    // link to anything else over http would hand the code to whoever is on the path.
+    let loopback = host.eq_ignore_ascii_case("localhost") || host == "[::1]" || host.starts_with("127.");
+    if !https && !loopback {
         return Err(bad());
     }
     Ok(())
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.get(..prefix.len())
+        .filter(|p| p.eq_ignore_ascii_case(prefix))
+        .map(|_| &text[prefix.len()..])
+}
+
+/// The server address as links carry it: the scheme in lower case (what `SyncClient` and the
+/// bindings compare), the rest as given.
+fn canonical_server(server: String) -> String {
+    match server.find("://") {
+        Some(at) if !server[..at].bytes().all(|b| b.is_ascii_lowercase()) => {
+            format!("{}{}", server[..at].to_ascii_lowercase(), &server[at..])
+        }
+        _ => server,
+    }
 }
 
 /// Characters left as they are in the server address: unreserved ones and the `:` and `/`
@@ -224,17 +261,23 @@ mod tests {
         assert_eq!(InviteLink::parse(&text).unwrap(), link);
         // A port, a path, characters that are escaped; case and surrounding whitespace of
         // the prefix do not matter; unknown parameters are skipped.
-        let link = InviteLink::new("http://127.0.0.1:8080/quartier+test%20", "a-b_C").unwrap();
+        let link = InviteLink::new("http://127.0.0.1:8080/quartier+test", "a-b_C").unwrap();
         let text = link.to_uri().unwrap();
         assert_eq!(
             text,
-            "quartier://join?s=http://127.0.0.1:8080/quartier%2Btest%2520&c=a-b_C"
+            "quartier://join?s=http://127.0.0.1:8080/quartier%2Btest&c=a-b_C"
         );
         assert_eq!(InviteLink::parse(&format!("  {text}\n")).unwrap(), link);
         assert_eq!(
-            InviteLink::parse("QUARTIER://JOIN?v=2&c=a-b_C&s=http://127.0.0.1:8080/quartier%2Btest%2520")
-                .unwrap(),
+            InviteLink::parse("QUARTIER://JOIN?v=2&c=a-b_C&s=http://127.0.0.1:8080/quartier%2Btest").unwrap(),
             link
+        );
+        // The scheme is kept in lower case, as clients compare it.
+        assert_eq!(
+            InviteLink::new("HTTPS://Quartier.example.org", "x")
+                .unwrap()
+                .server,
+            "https://Quartier.example.org"
         );
         for server in ["https://[::1]:443", "https://[::1]"] {
             let ipv6 = InviteLink::new(server, "x").unwrap();
@@ -263,6 +306,13 @@ mod tests {
             ("quartier://join?s=https://a.org/%3Fq&c=abc", BadServer),
             ("quartier://join?s=https://a.org/x%20y&c=abc", BadServer),
             ("quartier://join?s=https://a.org:8o&c=abc", BadServer),
+            // Plain HTTP to anything but this machine, ports and hosts that do not parse,
+            // escaped hosts that show one name and reach another.
+            ("quartier://join?s=http://quartier.example.org&c=abc", BadServer),
+            ("quartier://join?s=https://a.org:1:2&c=abc", BadServer),
+            ("quartier://join?s=https://[::1&c=abc", BadServer),
+            ("quartier://join?s=https://a.org:&c=abc", BadServer),
+            ("quartier://join?s=https://caritas%252Ede&c=abc", BadServer),
             ("quartier://join?s=https://a.org&c=", BadCode),
             ("quartier://join?s=https://a.org&c=a%2Fb", BadCode),
             ("quartier://join?s=https://a.org&c=cod%C3%A9", BadCode),
@@ -290,12 +340,14 @@ mod tests {
 
     fn server() -> impl Strategy<Value = String> {
         (
-            prop::sample::select(vec!["http://", "https://", "HTTPS://"]),
-            "[a-z0-9][a-z0-9.-]{0,40}",
+            prop_oneof![
+                ("https://|HTTPS://", "[a-z0-9][a-z0-9.-]{0,40}"),
+                ("http://", "127\\.0\\.0\\.1|localhost|\\[::1\\]"),
+            ],
             prop::option::of(1u16..),
-            "(/[A-Za-z0-9._~%+!$&'()*,;=:-]{0,20}){0,3}",
+            "(/[A-Za-z0-9._~+!$&'()*,;=:-]{0,20}){0,3}",
         )
-            .prop_map(|(scheme, host, port, path)| {
+            .prop_map(|((scheme, host), port, path)| {
                 let port = port.map(|p| format!(":{p}")).unwrap_or_default();
                 format!("{scheme}{host}{port}{path}")
             })
