@@ -142,6 +142,19 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
     );
     let answer = sync(vec![]).await;
     checks.refused("sync: empty body", &answer, &[400], &["malformed"]);
+    // The same space named many times (a first member list each, for nothing) is refused.
+    let same = SpaceCursor {
+        space: space.as_uuid(),
+        after: None,
+        members_after: Some(0),
+    };
+    let answer = sync(encode(&sync_request(PROTOCOL_VERSION, vec![same; 500], vec![]))).await;
+    checks.refused(
+        "sync: one space named 500 times",
+        &answer,
+        &[400],
+        &["bad_request"],
+    );
     for cut in [4, valid_sync.len() / 2, valid_sync.len() - 1] {
         let answer = sync(valid_sync[..cut].to_vec()).await;
         checks.refused(

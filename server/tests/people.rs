@@ -318,11 +318,20 @@ async fn a_device_never_sends_its_credential_to_another_server() {
     let other = format!("http://{}", elsewhere.local_addr().expect("address"));
     let phishing = quartier_core::sync::SyncClient::new(&other).expect("client");
     let refused = |e: Error| matches!(e, Error::Invalid { field, .. } if field == "server address");
-    let e = phishing.redeem_invite(&resident.store, &code).await.expect_err("another server");
+    let e = phishing
+        .redeem_invite(&resident.store, &code)
+        .await
+        .expect_err("another server");
     assert!(refused(e), "redeem");
-    let e = phishing.sync_now(&resident.store, |_| {}).await.expect_err("another server");
+    let e = phishing
+        .sync_now(&resident.store, |_| {})
+        .await
+        .expect_err("another server");
     assert!(refused(e), "sync");
-    let e = phishing.list_invites(&resident.store, space).await.expect_err("another server");
+    let e = phishing
+        .list_invites(&resident.store, space)
+        .await
+        .expect_err("another server");
     assert!(refused(e), "single call");
     assert!(elsewhere.accept().is_err(), "the other server was contacted");
 
@@ -332,4 +341,36 @@ async fn a_device_never_sends_its_credential_to_another_server() {
         .redeem_invite(&resident.store, &code)
         .await
         .expect("redeem at home");
+}
+
+/// Setting the name one already has changes nothing: no member change for every device of
+/// every space the person is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_name_again_is_no_member_change() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coordinator, _space) = space_with_coordinator(&url).await;
+    let roster = || -> i64 {
+        rusqlite::Connection::open(server.data.path().join("quartier-server.db"))
+            .expect("db")
+            .query_row("SELECT coalesce(max(roster_seq), 0) FROM members", [], |r| {
+                r.get(0)
+            })
+            .expect("roster")
+    };
+    let client = &coordinator.client;
+    client
+        .set_display_name(&coordinator.store, Some("Koordination Nord"))
+        .await
+        .expect("rename");
+    let after_rename = roster();
+    client
+        .set_display_name(&coordinator.store, Some("Koordination Nord"))
+        .await
+        .expect("same name");
+    assert_eq!(
+        roster(),
+        after_rename,
+        "the same name again bumped the member list"
+    );
 }

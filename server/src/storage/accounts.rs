@@ -154,13 +154,24 @@ pub fn set_display_name(
     display_name: Option<&str>,
 ) -> Result<(), ServerError> {
     let tx = conn.unchecked_transaction()?;
-    let changed = tx.execute(
+    let current: Option<Option<String>> = tx
+        .query_row(
+            "SELECT display_name FROM persons WHERE person_id = ?1",
+            params![person.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(current) = current else {
+        return Err(ServerError::NotFound("no such person".into()));
+    };
+    // The same name again changes nothing: no member change for every device of every space.
+    if current.as_deref() == display_name {
+        return Ok(());
+    }
+    tx.execute(
         "UPDATE persons SET display_name = ?2 WHERE person_id = ?1",
         params![person.to_string(), display_name],
     )?;
-    if changed == 0 {
-        return Err(ServerError::NotFound("no such person".into()));
-    }
     super::spaces::person_changed(&tx, person)?;
     tx.commit()?;
     Ok(())

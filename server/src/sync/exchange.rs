@@ -26,6 +26,15 @@ pub fn exchange(
             "at most {MAX_PUSH} records and {MAX_CURSORS} spaces per request"
         )));
     }
+    // One cursor per space: the same space asked for many times would multiply the work and
+    // the answer (a first member list each time) for nothing.
+    let mut spaces: Vec<_> = req.cursors.iter().map(|c| c.space).collect();
+    spaces.sort_unstable();
+    if spaces.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ServerError::BadRequest(
+            "a space may be named once per request".into(),
+        ));
+    }
     // A revoked device learns that every space it asks about is gone, and nothing else.
     if device.revoked {
         return Ok(SyncResponse {
