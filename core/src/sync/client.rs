@@ -40,6 +40,8 @@ pub struct SharedSpace {
 pub struct SyncClient {
     transport: Arc<dyn HttpTransport>,
     base: String,
+    /// Other addresses of the server this client reaches ([`SyncClientBuilder::registered_at`]).
+    registered_at: Vec<String>,
     options: SessionOptions,
     /// After a `429`, no request leaves before this instant (shared by clones).
     not_before: Arc<Mutex<Option<Instant>>>,
@@ -70,6 +72,7 @@ pub struct SyncClientBuilder {
     base: String,
     allow_plain_http: bool,
     roots: Vec<reqwest::Certificate>,
+    registered_at: Vec<String>,
 }
 
 impl SyncClientBuilder {
@@ -77,6 +80,15 @@ impl SyncClientBuilder {
     /// HTTP would carry the device's credential and its spaces' content unencrypted.
     pub fn allow_plain_http(mut self, allow: bool) -> Self {
         self.allow_plain_http = allow;
+        self
+    }
+
+    /// Declares that this client's address reaches the server a device registered at `server`
+    /// (a proxy, or a server that moved to a new name), so that invites are redeemed through
+    /// it. Without this, [`SyncClient::redeem_invite`] refuses (`Invalid`) to send a device's
+    /// credential to any address but the one that issued it.
+    pub fn registered_at(mut self, server: &str) -> Self {
+        self.registered_at.push(server.trim_end_matches('/').to_owned());
         self
     }
 
@@ -97,6 +109,7 @@ impl SyncClientBuilder {
         Ok(SyncClient {
             transport: Arc::new(transport),
             base,
+            registered_at: self.registered_at,
             options: SessionOptions::default(),
             not_before: Arc::default(),
             media: MediaCarrier::Reqwest(roots),
@@ -150,6 +163,7 @@ impl SyncClient {
             base: base_url.to_owned(),
             allow_plain_http: false,
             roots: Vec::new(),
+            registered_at: Vec::new(),
         }
     }
 
@@ -162,6 +176,7 @@ impl SyncClient {
         SyncClient {
             transport,
             base: server.trim_end_matches('/').to_owned(),
+            registered_at: Vec::new(),
             options: SessionOptions::default(),
             not_before: Arc::default(),
             media: MediaCarrier::Shared,
@@ -231,25 +246,32 @@ impl SyncClient {
         decode_answer(&self.send(request).await?)
     }
 
-    /// The store's account, if it is this client's server's: a device's credential only ever
-    /// goes to the server that issued it (an invite link or a misconfigured app naming another
-    /// server must not make the device hand its bearer token to that one).
     async fn account(&self, store: &Store) -> Result<Account> {
-        let account = blocking(store, |s| s.account())
+        blocking(store, |s| s.account())
             .await?
-            .ok_or(Error::NotRegistered)?;
+            .ok_or(Error::NotRegistered)
+    }
+
+    /// The store's account, if it is this client's server's: an invite link names a server,
+    /// and a forged one must not make the device hand its bearer token to that server.
+    async fn account_for_invite(&self, store: &Store) -> Result<Account> {
+        let account = self.account(store).await?;
         self.check_same_server(&account)?;
         Ok(account)
     }
 
     fn check_same_server(&self, account: &Account) -> Result<()> {
         let ours = self.base.trim_end_matches('/');
-        if !account.server.trim_end_matches('/').eq_ignore_ascii_case(ours) {
+        let issuer = account.server.trim_end_matches('/');
+        let known = std::iter::once(ours)
+            .chain(self.registered_at.iter().map(String::as_str))
+            .any(|address| address.eq_ignore_ascii_case(issuer));
+        if !known {
             return Err(Error::invalid(
                 "server address",
                 format!(
                     "this device is registered with {}, not {ours}: its credential is not sent to \
-                     another server (open a separate store to join a space there)",
+                     another server's invite (open a separate store to join a space there)",
                     account.server
                 ),
             ));
@@ -427,7 +449,7 @@ impl SyncClient {
 
     /// Joins the space of an invite code.
     pub async fn redeem_invite(&self, store: &Store, code: &str) -> Result<Membership> {
-        let account = self.account(store).await?;
+        let account = self.account_for_invite(store).await?;
         let membership: Membership = self
             .call(
                 HttpMethod::Post,
@@ -507,9 +529,6 @@ impl SyncClient {
         // Unique in the process, so an answer can never be taken for another session's.
         static SESSIONS: AtomicU64 = AtomicU64::new(0);
         let number = SESSIONS.fetch_add(1, Ordering::Relaxed);
-        if let Some(account) = blocking(store, |s| s.account()).await? {
-            self.check_same_server(&account)?;
-        }
         let (mut session, mut effects) = blocking(store, move |s| {
             Ok(SyncSession::start(s, options, not_before, Instant::now(), number))
         })
