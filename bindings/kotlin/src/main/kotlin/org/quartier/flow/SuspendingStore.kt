@@ -10,6 +10,7 @@ import kotlinx.coroutines.withContext
 import uniffi.quartier_core.ImportOptions
 import uniffi.quartier_domain.Audience
 import uniffi.quartier_domain.ItemKind
+import uniffi.quartier_domain.SpaceMeta
 import uniffi.quartier_domain.Viewer
 import uniffi.quartier_ffi.EventsQuery
 import uniffi.quartier_ffi.FeedQuery
@@ -19,7 +20,6 @@ import uniffi.quartier_ffi.OpenOffersQuery
 import uniffi.quartier_ffi.QuartierStore
 import uniffi.quartier_ffi.RadiusQuery
 import uniffi.quartier_ffi.SearchRequest
-import uniffi.quartier_ffi.SpaceMeta
 import uniffi.quartier_ffi.ViewportQuery
 
 /**
