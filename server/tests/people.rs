@@ -70,6 +70,13 @@ async fn members_see_each_other_by_their_names_and_a_new_name_reaches_them_on_th
         .expect("member")
         .expect("the author is a member");
     assert_eq!(author.display_name.as_deref(), Some("Nachbarin"));
+    assert_eq!(author.role, Role::Resident);
+    // A person who is not a member of this space is no member.
+    let stranger = Device::register(&url, "Fremd").await;
+    assert_eq!(
+        coordinator.store.member(space, stranger.person).expect("member"),
+        None
+    );
 
     // A pseudonym, trimmed; the resident's own device shows it at once.
     let stored = resident

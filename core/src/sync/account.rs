@@ -154,10 +154,13 @@ pub(crate) fn apply_roster(conn: &Connection, space: Uuid, roster: &RosterChange
     Ok(())
 }
 
-fn members(conn: &Connection, space: SpaceId) -> Result<Vec<Member>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT person_id, display_name, role FROM space_members WHERE space_id = ?1")?;
-    let rows = stmt.query_map([space.to_string()], |r| {
+/// The members of `space` (only `person`, if given), in list order.
+fn members_where(conn: &Connection, space: SpaceId, person: Option<PersonId>) -> Result<Vec<Member>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT person_id, display_name, role FROM space_members
+         WHERE space_id = ?1 AND (?2 IS NULL OR person_id = ?2)",
+    )?;
+    let rows = stmt.query_map(params![space.to_string(), person.map(|p| p.to_string())], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, Option<String>>(1)?,
@@ -228,13 +231,14 @@ impl Store {
     /// coordinators first, then caseworkers, volunteers and residents, by name within a role.
     /// Empty for a space this device has not synced yet. Reads only the store: works offline.
     pub fn members(&self, space: SpaceId) -> Result<Vec<Member>> {
-        self.read(|conn| members(conn, space))
+        self.read(|conn| members_where(conn, space, None))
     }
 
     /// One member of `space` (e.g. an item's author, to show their name), if the store knows
     /// them as a member.
     pub fn member(&self, space: SpaceId, person: PersonId) -> Result<Option<Member>> {
-        Ok(self.members(space)?.into_iter().find(|m| m.person_id == person))
+        // One row by its key: an app looks up the author of every item it shows.
+        self.read(|conn| Ok(members_where(conn, space, Some(person))?.pop()))
     }
 
     /// After the server took a new display name of this device's person: shows it in every
