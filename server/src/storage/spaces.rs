@@ -313,7 +313,13 @@ pub fn roster_changes(
     after: i64,
     limit: usize,
 ) -> Result<(Option<RosterChanges>, bool), ServerError> {
-    let after = after.max(0);
+    let asked = after;
+    let newest: i64 = conn
+        .prepare_cached("SELECT coalesce(max(roster_seq), 0) FROM members WHERE space_id = ?1")?
+        .query_row([space.to_string()], |r| r.get(0))?;
+    // A device further than the server's newest change (a database restored from a backup)
+    // would otherwise miss every change until the sequence caught up: it gets the whole list.
+    let after = if after > newest { 0 } else { after.max(0) };
     let limit = if after == 0 { usize::MAX - 1 } else { limit };
     let mut stmt = conn.prepare_cached(
         "SELECT m.person_id, p.display_name, m.role, m.revoked_at IS NOT NULL, m.roster_seq
@@ -353,11 +359,9 @@ pub fn roster_changes(
     }
     if after == 0 {
         // Past every change so far, departures before this device came included.
-        changes.next = conn
-            .prepare_cached("SELECT coalesce(max(roster_seq), 0) FROM members WHERE space_id = ?1")?
-            .query_row([space.to_string()], |r| r.get(0))?;
+        changes.next = newest;
     }
-    Ok(((changes.next != after).then_some(changes), more))
+    Ok(((changes.next != after || after != asked).then_some(changes), more))
 }
 
 #[cfg(test)]
@@ -462,5 +466,25 @@ mod tests {
             roster_changes(&conn, space, later.next, 10).expect("page"),
             (None, false)
         );
+    }
+
+    #[test]
+    fn a_device_ahead_of_the_server_gets_the_whole_list_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(dir.path()).expect("db");
+        let conn = db.lock();
+        let space = Uuid::now_v7();
+        let ada = person(&conn, "Ada");
+        create_space(&conn, space, ada).expect("space");
+        join(&conn, space, person(&conn, "Ben"), Role::Resident);
+        let (whole, _) = roster_changes(&conn, space, 0, 10).expect("page");
+        let whole = whole.expect("changes");
+        // A cursor past the newest change (the server's database restored from an older
+        // backup): the whole list, and a cursor the server has, instead of silence.
+        let (again, more) = roster_changes(&conn, space, whole.next + 1_000, 10).expect("page");
+        let again = again.expect("the whole list again");
+        assert!(!more);
+        assert_eq!(names(&again), names(&whole));
+        assert_eq!(again.next, whole.next);
     }
 }
