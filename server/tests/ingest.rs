@@ -213,7 +213,10 @@ impl Bench {
                     members_after: None,
                 }],
                 64 * 1024,
-                true,
+                sync::CreationForms {
+                    accepted: true,
+                    queue: None,
+                },
             )
             .expect("pull");
             let page = pages.into_iter().next().expect("a page");
@@ -783,7 +786,10 @@ fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later
         b.person.as_uuid(),
         std::slice::from_ref(&cursor),
         1024 * 1024,
-        true,
+        sync::CreationForms {
+            accepted: true,
+            queue: None,
+        },
     )
     .expect("pull");
     drop(snapshot);
@@ -817,7 +823,10 @@ fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later
             members_after: None,
         }],
         1024 * 1024,
-        true,
+        sync::CreationForms {
+            accepted: true,
+            queue: None,
+        },
     )
     .expect("pull");
     let next = pages.into_iter().next().expect("a page");
@@ -942,7 +951,10 @@ fn concurrent_pushes_and_pulls_finish_and_store_everything() {
                         members_after: None,
                     }],
                     64 * 1024,
-                    true,
+                    sync::CreationForms {
+                        accepted: true,
+                        queue: None,
+                    },
                 )
                 .expect("pull");
             }
@@ -1005,4 +1017,54 @@ fn creation_forms_are_recorded_off_the_push_path_for_untouched_documents_only() 
     assert_eq!(forms(late.as_uuid()), 0);
     assert_eq!(b.log_rows(late.as_uuid()), rows);
     b.assert_cache_matches_database(late.as_uuid(), "after a failed proof");
+}
+
+/// A form the prover never recorded (the queue lost in a restart, or full) is worked out by the
+/// pull that needs it, and queued again: the next new member reads it instead of rebuilding it.
+#[test]
+fn a_form_worked_out_on_pull_is_queued_for_the_prover() {
+    let b = Bench::new();
+    let (item, first) = b.post("Tauschregal", "Im Hof", vec![]);
+    assert_eq!(b.push_one(item.as_uuid(), first), AckOutcome::Stored);
+    // Lost: as after a restart.
+    let lost = b.db.pending_creations().take(usize::MAX, Duration::ZERO);
+    assert_eq!(lost.len(), 2, "the space's document and the item");
+    let cursor = SpaceCursor {
+        space: b.space.as_uuid(),
+        after: None,
+        members_after: None,
+    };
+    let reader = b.db.read().expect("reader");
+    let (pages, _) = sync::pull(
+        &reader,
+        &b.docs,
+        Uuid::new_v4(),
+        b.person.as_uuid(),
+        std::slice::from_ref(&cursor),
+        1024 * 1024,
+        sync::CreationForms {
+            accepted: true,
+            queue: Some(b.db.pending_creations()),
+        },
+    )
+    .expect("pull");
+    drop(reader);
+    let created = pages
+        .iter()
+        .flat_map(|p| &p.records)
+        .filter(|r| matches!(r, Record::Created { .. }))
+        .count();
+    assert_eq!(created, 2, "both sent in their creation form");
+    assert_eq!(b.db.pending_creations().len(), 2, "and queued again");
+    assert_eq!(
+        sync::creations::prove_pending(&b.db, usize::MAX).expect("prove"),
+        2
+    );
+    assert_eq!(
+        b.count(
+            "SELECT count(*) FROM doc_creations WHERE doc_id = ?1",
+            item.as_uuid()
+        ),
+        1
+    );
 }

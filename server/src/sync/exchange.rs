@@ -58,7 +58,10 @@ pub fn exchange(
         device.person,
         &req.cursors,
         req.budget_bytes as usize,
-        quartier_protocol::accepts_created_v1(&req.accepts),
+        super::CreationForms {
+            accepted: quartier_protocol::accepts_created_v1(&req.accepts),
+            queue: Some(db.pending_creations()),
+        },
     )?;
     // The same snapshot as the pages: memberships and pages agree.
     let memberships = spaces::memberships(&conn, device.person)?;

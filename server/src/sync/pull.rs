@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::may_read;
 use crate::documents::DocCache;
 use crate::error::ServerError;
-use crate::storage::{log, spaces, DocMeta, Snapshot};
+use crate::storage::{log, spaces, DocMeta, PendingCreation, PendingCreations, Snapshot};
 
 /// Bounds of the byte budget a device may ask for.
 pub const MIN_BUDGET: usize = 16 * 1024;
@@ -89,8 +89,9 @@ pub fn pull(
     person: Uuid,
     cursors: &[SpaceCursor],
     budget: usize,
-    send_created: bool,
+    forms: CreationForms<'_>,
 ) -> Result<(Vec<SpacePage>, Vec<Uuid>), ServerError> {
+    let (send_created, pending) = (forms.accepted, forms.queue);
     let snapshot = Snapshot::begin(conn)?;
     let mut budget = budget.clamp(MIN_BUDGET, MAX_BUDGET);
     let mut pages = Vec::new();
@@ -119,8 +120,15 @@ pub fn pull(
                     let exhausted = (batch.len() as i64) < STEP;
                     for (doc, meta) in batch {
                         if may_read(&meta, &person_text, role) {
-                            let record =
-                                snapshot_record(&snapshot, docs, cursor.space, doc, &meta, send_created)?;
+                            let record = snapshot_record(
+                                &snapshot,
+                                docs,
+                                pending,
+                                cursor.space,
+                                doc,
+                                &meta,
+                                send_created,
+                            )?;
                             if !records.is_empty() && record.weight() > budget {
                                 more = true;
                                 break 'page;
@@ -145,7 +153,15 @@ pub fn pull(
                         let meta = meta_of(conn, &mut metas, row.doc)?;
                         if let Some(meta) = meta.filter(|m| may_read(m, &person_text, role)) {
                             let record = if row.reveal {
-                                snapshot_record(&snapshot, docs, cursor.space, row.doc, &meta, send_created)?
+                                snapshot_record(
+                                    &snapshot,
+                                    docs,
+                                    pending,
+                                    cursor.space,
+                                    row.doc,
+                                    &meta,
+                                    send_created,
+                                )?
                             } else {
                                 Record::Change {
                                     space: cursor.space,
@@ -213,10 +229,20 @@ fn kind_of(meta: Option<&DocMeta>) -> DocKind {
     }
 }
 
+/// How a pull may send never-edited documents.
+#[derive(Clone, Copy, Default)]
+pub struct CreationForms<'a> {
+    /// The device reads `Record::Created` (`accepts_created_v1`).
+    pub accepted: bool,
+    /// Where a form worked out during the pull (never recorded by the prover) is queued again.
+    pub queue: Option<&'a PendingCreations>,
+}
+
 /// A document as the snapshot holds it: its creation form, or its whole state.
 fn snapshot_record(
     snapshot: &Snapshot<'_>,
     docs: &DocCache,
+    pending: Option<&PendingCreations>,
     space: Uuid,
     doc: Uuid,
     meta: &DocMeta,
@@ -234,6 +260,15 @@ fn snapshot_record(
         // Documents stored before creation forms were recorded are worked out now; one the
         // rule cannot rebuild (or cannot read) still travels, as a snapshot.
         if let Ok(Some(c)) = quartier_domain::document::creation_of(&state.doc, &doc.to_string(), kind) {
+            // Worked out here because the prover never recorded it (a restart, a full queue):
+            // queued again, so the next new member reads it instead of rebuilding it too.
+            if let Some(pending) = pending {
+                pending.add(PendingCreation {
+                    doc,
+                    kind,
+                    seq: state.seq,
+                });
+            }
             return Ok(c.into_record(space, doc, kind));
         }
     }
