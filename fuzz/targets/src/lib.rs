@@ -222,7 +222,10 @@ fn push_to_server(data: &[u8], change: &Change) {
         fixtures::PERSON,
         &[cursor],
         64 * 1024,
-        true,
+        quartier_server::sync::CreationForms {
+            accepted: true,
+            queue: None,
+        },
     );
 }
 
@@ -381,7 +384,10 @@ pub fn server_requests(data: &[u8]) {
                 fixtures::PERSON,
                 &[cursor],
                 16 * 1024,
-                mode & 0x80 != 0,
+                quartier_server::sync::CreationForms {
+                    accepted: mode & 0x80 != 0,
+                    queue: None,
+                },
             );
         }
         1 => {

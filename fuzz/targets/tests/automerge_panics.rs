@@ -11,7 +11,7 @@ use quartier_core::store::{IncomingChange, Store};
 use quartier_core::Error;
 use quartier_fuzz_targets::{document_of, fixtures};
 use quartier_protocol::{AckOutcome, RejectCode, SpaceCursor};
-use quartier_server::sync::{pull, push, PushLimits};
+use quartier_server::sync::{pull, push, CreationForms, PushLimits};
 use uuid::Uuid;
 
 const CRASHERS: [&str; 3] = [
@@ -94,7 +94,10 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
             fixtures::PERSON,
             &[cursor],
             1 << 20,
-            true,
+            CreationForms {
+                accepted: true,
+                queue: None,
+            },
         )
         .unwrap_or_else(|e| panic!("{name}: a pull after it fails: {e}"));
     }
