@@ -37,9 +37,7 @@ pub(crate) fn non_negative<T: TryFrom<i64>>(what: &str, value: i64) -> FfiResult
 }
 
 /// A count or size from the core as the API gives it (saturating: no real count reaches it).
-pub(crate) fn signed<T: TryInto<i64>>(value: T) -> i64 {
-    value.try_into().unwrap_or(i64::MAX)
-}
+pub(crate) use quartier_core::saturating_i64 as signed;
 
 /// Runs one exported call with panics caught: a panic becomes [`QuartierError::Internal`].
 /// The core keeps its state consistent across a panic (SQLite transactions roll back on

@@ -25,6 +25,7 @@ pub mod store;
 pub mod sync;
 
 pub use error::{Error, Result};
+pub use media::saturating_i64;
 
 // With the `uniffi` feature (enabled by `quartier-ffi` only) the core's own plain types (media,
 // transfers, allowed actions) derive uniffi traits where they are defined: namespace

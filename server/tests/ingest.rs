@@ -120,6 +120,35 @@ impl Bench {
         self.push(doc, DocKind::Item, vec![bytes]).pop().expect("one ack")
     }
 
+    /// A new device's pull of the bench's space through `conn`, after `after`, creation forms
+    /// accepted (a form worked out on the way queued on `queue`).
+    fn pull_space(
+        &self,
+        conn: &rusqlite::Connection,
+        after: Option<String>,
+        queue: Option<&quartier_server::storage::PendingCreations>,
+    ) -> Vec<quartier_protocol::SpacePage> {
+        let cursor = SpaceCursor {
+            space: self.space.as_uuid(),
+            after,
+            members_after: None,
+        };
+        let (pages, _) = sync::pull(
+            conn,
+            &self.docs,
+            Uuid::new_v4(),
+            self.person.as_uuid(),
+            std::slice::from_ref(&cursor),
+            1024 * 1024,
+            sync::CreationForms {
+                accepted: true,
+                queue,
+            },
+        )
+        .expect("pull");
+        pages
+    }
+
     fn post(&self, title: &str, body: &str, media: Vec<MediaRef>) -> (ItemId, Vec<u8>) {
         self.post_text(title, LocalizedText::single("de", body), media)
     }
@@ -774,24 +803,7 @@ fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later
     assert_eq!(b.push_one(item.as_uuid(), late_edit.clone()), AckOutcome::Stored);
     let cached = b.docs.len();
 
-    let cursor = SpaceCursor {
-        space: b.space.as_uuid(),
-        after: None,
-        members_after: None,
-    };
-    let (pages, _) = sync::pull(
-        &reader,
-        &b.docs,
-        Uuid::new_v4(),
-        b.person.as_uuid(),
-        std::slice::from_ref(&cursor),
-        1024 * 1024,
-        sync::CreationForms {
-            accepted: true,
-            queue: None,
-        },
-    )
-    .expect("pull");
+    let pages = b.pull_space(&reader, None, None);
     drop(snapshot);
     drop(reader);
     let page = pages.into_iter().next().expect("a page");
@@ -812,23 +824,7 @@ fn a_pull_sends_documents_as_its_snapshot_holds_them_not_as_cached_after_a_later
     assert_eq!(b.docs.len(), cached, "a reader put a document into the cache");
 
     // The next page, on a newer snapshot, delivers the late change.
-    let (pages, _) = sync::pull(
-        &b.db.read().expect("a reader"),
-        &b.docs,
-        Uuid::new_v4(),
-        b.person.as_uuid(),
-        &[SpaceCursor {
-            space: b.space.as_uuid(),
-            after: Some(page.next),
-            members_after: None,
-        }],
-        1024 * 1024,
-        sync::CreationForms {
-            accepted: true,
-            queue: None,
-        },
-    )
-    .expect("pull");
+    let pages = b.pull_space(&b.db.read().expect("a reader"), Some(page.next.clone()), None);
     let next = pages.into_iter().next().expect("a page");
     assert!(
         next.records
@@ -1029,26 +1025,11 @@ fn a_form_worked_out_on_pull_is_queued_for_the_prover() {
     // Lost: as after a restart.
     let lost = b.db.pending_creations().take(usize::MAX, Duration::ZERO);
     assert_eq!(lost.len(), 2, "the space's document and the item");
-    let cursor = SpaceCursor {
-        space: b.space.as_uuid(),
-        after: None,
-        members_after: None,
-    };
-    let reader = b.db.read().expect("reader");
-    let (pages, _) = sync::pull(
-        &reader,
-        &b.docs,
-        Uuid::new_v4(),
-        b.person.as_uuid(),
-        std::slice::from_ref(&cursor),
-        1024 * 1024,
-        sync::CreationForms {
-            accepted: true,
-            queue: Some(b.db.pending_creations()),
-        },
-    )
-    .expect("pull");
-    drop(reader);
+    let pages = b.pull_space(
+        &b.db.read().expect("reader"),
+        None,
+        Some(b.db.pending_creations()),
+    );
     let created = pages
         .iter()
         .flat_map(|p| &p.records)

@@ -235,9 +235,9 @@ fn not_found(hash: &str) -> Error {
 }
 
 /// A size or count for a type that crosses the FFI: signed there (no `ULong` in Kotlin), and
-/// saturating where a `u64` would not fit (never for a real file).
-pub(crate) fn saturating_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+/// saturating where it would not fit (never for a real file or count).
+pub fn saturating_i64<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
 }
 
 /// Pixel dimensions for a type that crosses the FFI (see [`saturating_i64`]).

@@ -377,6 +377,19 @@ mod tests {
             .person
     }
 
+    fn database() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(dir.path()).expect("db");
+        (dir, db)
+    }
+
+    /// A space made by its coordinator Ada.
+    fn space_of_ada(conn: &Connection) -> Uuid {
+        let space = Uuid::now_v7();
+        create_space(conn, space, person(conn, "Ada")).expect("space");
+        space
+    }
+
     fn join(conn: &Connection, space: Uuid, who: Uuid, role: Role) {
         let code = format!("code-{who}");
         create_invite(conn, space, role, now_ms() + 60_000, 1, &code, who).expect("invite");
@@ -395,12 +408,9 @@ mod tests {
     /// changed (a role, a name, someone leaving), each change once, in bounded pages.
     #[test]
     fn member_changes_come_in_order_in_bounded_pages_and_once() {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = Db::open(dir.path()).expect("db");
+        let (_dir, db) = database();
         let conn = db.lock();
-        let space = Uuid::now_v7();
-        let ada = person(&conn, "Ada");
-        create_space(&conn, space, ada).expect("space");
+        let space = space_of_ada(&conn);
         let (ben, cem, dora) = (person(&conn, "Ben"), person(&conn, "Cem"), person(&conn, "Dora"));
         for (who, role) in [
             (ben, Role::Resident),
@@ -470,12 +480,9 @@ mod tests {
 
     #[test]
     fn a_device_ahead_of_the_server_gets_the_whole_list_again() {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = Db::open(dir.path()).expect("db");
+        let (_dir, db) = database();
         let conn = db.lock();
-        let space = Uuid::now_v7();
-        let ada = person(&conn, "Ada");
-        create_space(&conn, space, ada).expect("space");
+        let space = space_of_ada(&conn);
         join(&conn, space, person(&conn, "Ben"), Role::Resident);
         let (whole, _) = roster_changes(&conn, space, 0, 10).expect("page");
         let whole = whole.expect("changes");
