@@ -439,7 +439,8 @@ pub struct SpacePage {
 /// Who joined, changed their name or role, or left a space since a device's `members_after`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RosterChanges {
-    /// Members as they are now, at most [`MAX_MEMBERS_PER_PAGE`] (with `left`).
+    /// Members as they are now, at most [`MAX_MEMBERS_PER_PAGE`] (with `left`), within the
+    /// page's byte budget.
     #[serde(default)]
     pub members: Vec<MemberInfo>,
     /// Persons no longer members (they left or were removed).
@@ -447,6 +448,24 @@ pub struct RosterChanges {
     pub left: Vec<Uuid>,
     /// The `members_after` to send next time.
     pub next: i64,
+}
+
+impl MemberInfo {
+    /// What a member takes of a page's byte budget, as [`Record::weight`] does for records: the
+    /// name, and a bound for the id and role.
+    pub fn weight(&self) -> usize {
+        self.display_name.as_ref().map_or(0, String::len) + 48
+    }
+}
+
+impl RosterChanges {
+    /// What a departure takes of a page's byte budget.
+    pub const LEFT_WEIGHT: usize = 24;
+
+    /// What these changes take of a page's byte budget.
+    pub fn weight(&self) -> usize {
+        self.members.iter().map(MemberInfo::weight).sum::<usize>() + Self::LEFT_WEIGHT * self.left.len() + 16
+    }
 }
 
 /// Answer to [`SyncRequest`].

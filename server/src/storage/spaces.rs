@@ -303,15 +303,20 @@ pub fn sort_by_role(members: &mut [MemberInfo]) {
 }
 
 /// The member changes of `space` after `after` (a device's `members_after`), in the order they
-/// were made, at most `limit`; `None` when nothing changed. The second value says whether more
-/// changes wait. A device new to the list (`after` 0) gets the whole current list at once,
-/// never those who left before it came: paged, it could not tell a departure during its
-/// paging from one before it.
+/// were made: at most `limit` of them, and no more than fill `budget` bytes (by
+/// [`RosterChanges::weight`]; the first always goes, so a page always moves on); `None` when
+/// nothing changed. The second value says whether more changes wait.
+///
+/// A device new to the list (`after` 0) gets the current members, in pages like any other;
+/// once it has them all, its cursor skips past every departure before it came. A departure it
+/// hears of while paging (someone who left after its first page) is one it may not have known:
+/// dropping a member a device does not hold changes nothing.
 pub fn roster_changes(
     conn: &Connection,
     space: Uuid,
     after: i64,
     limit: usize,
+    budget: usize,
 ) -> Result<(Option<RosterChanges>, bool), ServerError> {
     let asked = after;
     let newest: i64 = conn
@@ -320,7 +325,6 @@ pub fn roster_changes(
     // A device further than the server's newest change (a database restored from a backup)
     // would otherwise miss every change until the sequence caught up: it gets the whole list.
     let after = if after > newest { 0 } else { after.max(0) };
-    let limit = if after == 0 { usize::MAX - 1 } else { limit };
     let mut stmt = conn.prepare_cached(
         "SELECT m.person_id, p.display_name, m.role, m.revoked_at IS NOT NULL, m.roster_seq
          FROM members m JOIN persons p ON p.person_id = m.person_id
@@ -341,24 +345,36 @@ pub fn roster_changes(
         ..Default::default()
     };
     let mut more = false;
+    let mut used = 0;
     for (i, row) in rows.enumerate() {
         let (person, name, role, left, seq) = row?;
         if i == limit {
             more = true;
             break;
         }
-        if left {
-            let corrupt = || ServerError::Internal("stored member: person".into());
-            changes
-                .left
-                .push(Uuid::parse_str(&person).map_err(|_| corrupt())?);
-        } else {
-            changes.members.push(member_info(&person, name, &role)?);
+        let member = (!left).then(|| member_info(&person, name, &role)).transpose()?;
+        let weight = member
+            .as_ref()
+            .map_or(RosterChanges::LEFT_WEIGHT, MemberInfo::weight);
+        if i > 0 && used + weight > budget {
+            // Over the budget: this one waits for the next page.
+            more = true;
+            break;
+        }
+        used += weight;
+        match member {
+            Some(member) => changes.members.push(member),
+            None => {
+                let corrupt = || ServerError::Internal("stored member: person".into());
+                changes
+                    .left
+                    .push(Uuid::parse_str(&person).map_err(|_| corrupt())?);
+            }
         }
         changes.next = seq;
     }
-    if after == 0 {
-        // Past every change so far, departures before this device came included.
+    if after == 0 && !more {
+        // The whole list: past every change so far, departures before this device came included.
         changes.next = newest;
     }
     Ok(((changes.next != after || after != asked).then_some(changes), more))
@@ -422,29 +438,43 @@ mod tests {
         // Dora leaves before a new device asks: it never hears of her.
         assert!(remove_member(&conn, space, dora).expect("remove"));
 
-        // A device new to the list gets it whole, whatever the page size.
-        let (second, more) = roster_changes(&conn, space, 0, 2).expect("page");
+        // A device new to the list gets it in pages like any other; once it has it all, its
+        // cursor is past Dora's departure, which it never hears of.
+        let (first_page, more) = roster_changes(&conn, space, 0, 2, usize::MAX).expect("page");
+        let first_page = first_page.expect("changes");
+        assert!(more);
+        assert_eq!(names(&first_page), vec![Some("Ada"), Some("Ben")]);
+        let (second, more) = roster_changes(&conn, space, first_page.next, 2, usize::MAX).expect("page");
         let second = second.expect("changes");
         assert!(!more);
-        assert_eq!(names(&second), vec![Some("Ada"), Some("Ben"), Some("Cem")]);
-        assert!(second.left.is_empty(), "left before this device came: not listed");
+        assert_eq!(names(&second), vec![Some("Cem")]);
+        // A departure after the first page may be one the device never held: dropping it
+        // changes nothing there.
+        assert_eq!(second.left, vec![dora]);
+        let (whole, more) = roster_changes(&conn, space, 0, 10, usize::MAX).expect("page");
+        let whole = whole.expect("changes");
+        assert!(!more);
+        assert_eq!(names(&whole), vec![Some("Ada"), Some("Ben"), Some("Cem")]);
+        assert!(whole.left.is_empty(), "left before this device came: not listed");
+        assert_eq!(whole.next, second.next);
+        let second = whole;
         assert_eq!(
-            roster_changes(&conn, space, second.next, 2).expect("page"),
+            roster_changes(&conn, space, second.next, 2, usize::MAX).expect("page"),
             (None, false)
         );
         // Later changes come in pages of the size asked for.
-        let (first, more) = roster_changes(&conn, space, 1, 1).expect("page");
+        let (first, more) = roster_changes(&conn, space, 1, 1, usize::MAX).expect("page");
         assert!(more);
         assert_eq!(names(&first.expect("changes")), vec![Some("Ben")]);
 
         // Ben renames himself, Cem is made coordinator, Ben leaves... in that order.
         accounts::set_display_name(&conn, ben, Some("Benno")).expect("rename");
-        let (renamed, _) = roster_changes(&conn, space, second.next, 10).expect("page");
+        let (renamed, _) = roster_changes(&conn, space, second.next, 10, usize::MAX).expect("page");
         let renamed = renamed.expect("changes");
         assert_eq!(names(&renamed), vec![Some("Benno")]);
         set_role(&conn, space, cem, Role::Coordinator).expect("role");
         assert!(remove_member(&conn, space, ben).expect("remove"));
-        let (later, _) = roster_changes(&conn, space, renamed.next, 10).expect("page");
+        let (later, _) = roster_changes(&conn, space, renamed.next, 10, usize::MAX).expect("page");
         let later = later.expect("changes");
         assert_eq!(
             later.members,
@@ -473,9 +503,40 @@ mod tests {
         let loner = person(&conn, "Solo");
         accounts::set_display_name(&conn, loner, None).expect("rename");
         assert_eq!(
-            roster_changes(&conn, space, later.next, 10).expect("page"),
+            roster_changes(&conn, space, later.next, 10, usize::MAX).expect("page"),
             (None, false)
         );
+    }
+
+    #[test]
+    fn a_page_of_members_stays_within_the_byte_budget() {
+        let (_dir, db) = database();
+        let conn = db.lock();
+        let space = space_of_ada(&conn);
+        for i in 0..30 {
+            join(&conn, space, person(&conn, &format!("{i:0>60}")), Role::Resident);
+        }
+        // About three long names fit; the first always goes, even over the budget.
+        let budget = 3 * (60 + 48);
+        let (mut after, mut seen, mut pages) = (0, Vec::new(), 0);
+        loop {
+            let (page, more) = roster_changes(&conn, space, after, 200, budget).expect("page");
+            let page = page.expect("changes while more wait");
+            assert!(page.weight() <= budget + 16, "page of {} bytes", page.weight());
+            assert!(!page.members.is_empty(), "every page moves on");
+            seen.extend(page.members.iter().map(|m| m.person));
+            after = page.next;
+            pages += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 31, "Ada and the 30, each once");
+        assert_eq!(seen.iter().collect::<std::collections::HashSet<_>>().len(), 31);
+        assert!(pages >= 10, "{pages} pages");
+        let (one, more) = roster_changes(&conn, space, 0, 200, 0).expect("page");
+        assert_eq!(one.expect("changes").members.len(), 1);
+        assert!(more);
     }
 
     #[test]
@@ -484,11 +545,11 @@ mod tests {
         let conn = db.lock();
         let space = space_of_ada(&conn);
         join(&conn, space, person(&conn, "Ben"), Role::Resident);
-        let (whole, _) = roster_changes(&conn, space, 0, 10).expect("page");
+        let (whole, _) = roster_changes(&conn, space, 0, 10, usize::MAX).expect("page");
         let whole = whole.expect("changes");
         // A cursor past the newest change (the server's database restored from an older
         // backup): the whole list, and a cursor the server has, instead of silence.
-        let (again, more) = roster_changes(&conn, space, whole.next + 1_000, 10).expect("page");
+        let (again, more) = roster_changes(&conn, space, whole.next + 1_000, 10, usize::MAX).expect("page");
         let again = again.expect("the whole list again");
         assert!(!more);
         assert_eq!(names(&again), names(&whole));

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use quartier_domain::model::{Audience, Role};
-use quartier_protocol::{DocKind, Record, SpaceCursor, SpacePage, MAX_MEMBERS_PER_PAGE};
+use quartier_protocol::{DocKind, Record, RosterChanges, SpaceCursor, SpacePage, MAX_MEMBERS_PER_PAGE};
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -191,8 +191,9 @@ pub fn pull(
         let roster = match cursor.members_after {
             Some(after) => {
                 let (roster, left_behind) =
-                    spaces::roster_changes(conn, cursor.space, after, MAX_MEMBERS_PER_PAGE)?;
+                    spaces::roster_changes(conn, cursor.space, after, MAX_MEMBERS_PER_PAGE, budget)?;
                 more |= left_behind;
+                budget = budget.saturating_sub(roster.as_ref().map_or(0, RosterChanges::weight));
                 roster
             }
             None => None,
