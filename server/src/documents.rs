@@ -117,7 +117,7 @@ pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
     let mut stored_bytes = snapshot.as_ref().map_or(0, Vec::len);
     let mut loaded = match snapshot {
         Some(bytes) => {
-            guarded::load(&bytes).map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?
+            guarded::load_stored(&bytes).map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?
         }
         None => Automerge::new(),
     };
@@ -127,7 +127,7 @@ pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
         .map(guarded::decode)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServerError::Internal(format!("stored change of {doc}: {e}")))?;
-    guarded::apply(&mut loaded, changes)
+    guarded::apply_stored(&mut loaded, changes)
         .map_err(|e| ServerError::Internal(format!("stored changes of {doc}: {e}")))?;
     Ok(Doc {
         doc: loaded,

@@ -209,12 +209,21 @@ fn check(world: &World, last: &SyncReport) -> Result<(), TestCaseError> {
             "device {} still has changes to push",
             device
         );
+        let held = world.device_holding(device);
         prop_assert_eq!(
-            &world.device_heads(device),
+            &held.heads,
             &server,
             "device {} differs from the server",
             device
         );
+        for (doc, hash) in &world.acknowledged {
+            prop_assert!(
+                held.changes.contains(hash),
+                "acknowledged change of {} missing on device {}",
+                doc,
+                device
+            );
+        }
     }
     for (doc, hash) in &world.acknowledged {
         prop_assert!(
@@ -222,17 +231,6 @@ fn check(world: &World, last: &SyncReport) -> Result<(), TestCaseError> {
             "acknowledged change of {} missing on the server",
             doc
         );
-    }
-    for device in 0..DEVICES {
-        let held = world.device_changes(device);
-        for (doc, hash) in &world.acknowledged {
-            prop_assert!(
-                held.contains(hash),
-                "acknowledged change of {} missing on device {}",
-                doc,
-                device
-            );
-        }
     }
     Ok(())
 }
@@ -290,16 +288,16 @@ fn check_refusals(world: &mut World, last: &SyncReport) -> Result<(), TestCaseEr
         );
     }
     for &device in &members {
+        let held = world.device_holding(device);
         prop_assert_eq!(
-            &world.device_heads(device),
+            &held.heads,
             &server,
             "member device {} differs from the server",
             device
         );
-        let held = world.device_changes(device);
         for (doc, hash) in &world.acknowledged {
             prop_assert!(
-                held.contains(hash),
+                held.changes.contains(hash),
                 "acknowledged change of {} missing on member device {}",
                 doc,
                 device

@@ -46,21 +46,20 @@ impl LoadedDoc {
 /// Loads a document, or `None` if the store has no such document.
 pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<Option<LoadedDoc>> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT kind, space_id, snapshot, snapshot_bytes, change_bytes, change_count
              FROM documents WHERE doc_id = ?1",
-            [doc_id],
-            |r| {
+        )?
+        .query_row([doc_id], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, Option<Vec<u8>>>(2)?,
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            },
-        )
+                r.get::<_, i64>(5)?,
+            ))
+        })
         .optional()?;
     let Some((kind, space_id, snapshot, snapshot_bytes, change_bytes, change_count)) = row else {
         return Ok(None);
@@ -69,7 +68,7 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
         DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
     let mut doc = match snapshot {
         Some(bytes) => {
-            guarded::load(&bytes).map_err(|e| Error::Corrupt(format!("snapshot of {doc_id}: {e}")))?
+            guarded::load_stored(&bytes).map_err(|e| Error::Corrupt(format!("snapshot of {doc_id}: {e}")))?
         }
         None => Automerge::new(),
     };
@@ -83,7 +82,7 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
         })
         .collect::<Result<Vec<_>>>()?;
     if !changes.is_empty() {
-        guarded::apply(&mut doc, changes)
+        guarded::apply_stored(&mut doc, changes)
             .map_err(|e| Error::Corrupt(format!("stored changes of {doc_id}: {e}")))?;
     }
     Ok(Some(LoadedDoc {

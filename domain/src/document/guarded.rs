@@ -44,6 +44,25 @@ pub fn apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Unsound> {
     })
 }
 
+/// Applies changes read back from this process's own store. Each passed [`apply`] (history read
+/// back) or was made here before it was stored, so reading the history back again on every
+/// load would only repeat that work, on every edit's path (a document is loaded for each
+/// write): only a panic is guarded against. On an error, throw `doc` away.
+pub fn apply_stored(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Unsound> {
+    guard("apply the stored changes", || {
+        doc.apply_changes(changes)
+            .map_err(|e| Unsound(format!("the stored changes do not apply: {e}")))
+    })
+}
+
+/// A document from snapshot bytes this process saved itself (see [`apply_stored`]): not read
+/// back.
+pub fn load_stored(bytes: &[u8]) -> Result<Automerge, Unsound> {
+    guard("load the stored snapshot", || {
+        Automerge::load(bytes).map_err(|e| Unsound(format!("not a snapshot: {e}")))
+    })
+}
+
 /// The changes of `doc` that `heads` do not include (all of them for no heads).
 pub fn changes_since(doc: &Automerge, heads: &[ChangeHash]) -> Result<Vec<Change>, Unsound> {
     guard("read the document's history", || Ok(doc.get_changes(heads)))

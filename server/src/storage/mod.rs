@@ -39,6 +39,9 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("007_rosters.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// Prepared statements kept per connection: a push and a pull use more distinct statements
+/// than rusqlite's default of 16, which evicted and compiled the same SQL again every request.
+const STATEMENT_CACHE: usize = 128;
 
 /// The database.
 pub struct Db {
@@ -57,6 +60,7 @@ impl Db {
             .map_err(|e| ServerError::Startup(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("quartier-server.db");
         let conn = Connection::open(&path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // WAL + FULL: an acknowledged change is on disk, power loss included.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -810,31 +810,38 @@ impl World {
         }
     }
 
-    /// Every document of the space on a device, with its heads.
-    pub fn device_heads(&self, device: usize) -> BTreeMap<String, BTreeSet<String>> {
+    /// What a device holds: every document of the space with its heads, and the hashes of every
+    /// change (one pass over its documents, each loaded once: the checks ask about many
+    /// changes, and this runs after every schedule).
+    pub fn device_holding(&self, device: usize) -> Holding {
         let store = &self.devices[device].store;
-        store
-            .document_ids()
-            .expect("ids")
-            .into_iter()
-            .map(|(doc, _)| {
-                let heads = store.document_heads(&doc).expect("heads").into_iter().collect();
-                (doc, heads)
-            })
-            .collect()
-    }
-
-    /// The hashes of every change a device holds (one pass over its documents: the checks ask
-    /// about many changes).
-    pub fn device_changes(&self, device: usize) -> HashSet<Vec<u8>> {
-        let store = &self.devices[device].store;
-        let mut out = HashSet::new();
+        let mut holding = Holding::default();
         for (doc, _) in store.document_ids().expect("ids") {
+            let mut hashes = Vec::new();
+            let mut depended_on = HashSet::new();
             for change in store.document_changes(&doc).expect("changes") {
                 let change = quartier_core::document::guarded::decode(change.bytes).expect("change");
-                out.insert(change.hash().as_ref().to_vec());
+                depended_on.extend(change.deps().iter().copied());
+                hashes.push(change.hash());
             }
+            // The heads: the changes no other change depends on.
+            let heads = hashes
+                .iter()
+                .filter(|h| !depended_on.contains(*h))
+                .map(|h| h.to_string())
+                .collect();
+            holding.heads.insert(doc, heads);
+            holding
+                .changes
+                .extend(hashes.iter().map(|h| h.as_ref().to_vec()));
         }
-        out
+        holding
     }
+}
+
+/// What a device holds ([`World::device_holding`]).
+#[derive(Default)]
+pub struct Holding {
+    pub heads: BTreeMap<String, BTreeSet<String>>,
+    pub changes: HashSet<Vec<u8>>,
 }
