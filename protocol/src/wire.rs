@@ -2,6 +2,7 @@
 //! that would decompress beyond [`MAX_DECODED_BYTES`] is refused before it is inflated) and
 //! every failure is a typed [`WireError`].
 
+use std::cell::RefCell;
 use std::io::Read;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -25,22 +26,46 @@ pub enum WireError {
     Encode(String),
 }
 
+thread_local! {
+    // One zstd context per thread for each direction, kept between messages: making one costs
+    // more than compressing a small sync message (a few hundred kilobytes of tables to set up
+    // and clear each time).
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
+}
+
 /// Encodes a message: CBOR, then zstd.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
     let mut cbor = Vec::new();
     ciborium::into_writer(message, &mut cbor).map_err(|e| WireError::Encode(e.to_string()))?;
-    zstd::encode_all(cbor.as_slice(), ZSTD_LEVEL).map_err(|e| WireError::Encode(e.to_string()))
+    let failed = |e: std::io::Error| WireError::Encode(e.to_string());
+    COMPRESSOR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let compressor = match &mut *slot {
+            Some(compressor) => compressor,
+            None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(failed)?),
+        };
+        let mut body = compressor.compress(&cbor).map_err(failed)?;
+        body.shrink_to_fit();
+        Ok(body)
+    })
 }
 
 /// Decodes a message, refusing bodies that inflate beyond `limit` bytes.
 pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
-    let decoder =
-        zstd::stream::read::Decoder::new(body).map_err(|e| WireError::Compression(e.to_string()))?;
-    let mut cbor = Vec::new();
-    decoder
-        .take(limit as u64 + 1)
-        .read_to_end(&mut cbor)
-        .map_err(|e| WireError::Compression(e.to_string()))?;
+    let cbor = DECOMPRESSOR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let context = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+        // `with_context` starts a new session, so a body refused half-way (cut off, over the
+        // limit) leaves nothing behind for the next one.
+        let decoder = zstd::stream::read::Decoder::with_context(body, context);
+        let mut cbor = Vec::new();
+        decoder
+            .take(limit as u64 + 1)
+            .read_to_end(&mut cbor)
+            .map_err(|e| WireError::Compression(e.to_string()))?;
+        Ok(cbor)
+    })?;
     if cbor.len() > limit {
         return Err(WireError::TooLarge { limit });
     }
@@ -129,6 +154,22 @@ mod tests {
         ));
         let full = encode(&request()).unwrap();
         assert!(decode::<SyncRequest>(&full[..full.len() / 2], MAX_DECODED_BYTES).is_err());
+    }
+
+    #[test]
+    fn a_body_refused_half_way_leaves_the_thread_s_context_clean_for_the_next() {
+        let full = encode(&request()).unwrap();
+        let bomb = zstd::encode_all(vec![0u8; 2 * 1024 * 1024].as_slice(), 19).unwrap();
+        // Each leaves this thread's context mid-frame: stopped at the limit, cut off.
+        assert!(decode::<SyncRequest>(&bomb, 1024).is_err());
+        assert_eq!(decode::<SyncRequest>(&full, MAX_DECODED_BYTES).unwrap(), request());
+        assert!(decode::<SyncRequest>(&full[..full.len() - 3], MAX_DECODED_BYTES).is_err());
+        assert_eq!(decode::<SyncRequest>(&full, MAX_DECODED_BYTES).unwrap(), request());
+        // Bodies made by other encoders (streaming, no size in the header) decode too.
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&request(), &mut cbor).unwrap();
+        let streamed = zstd::encode_all(cbor.as_slice(), 3).unwrap();
+        assert_eq!(decode::<SyncRequest>(&streamed, MAX_DECODED_BYTES).unwrap(), request());
     }
 
     proptest! {
