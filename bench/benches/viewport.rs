@@ -21,7 +21,7 @@ fn viewports(store: &Store) -> Vec<ViewportQuery> {
             north,
             east,
             kinds: Vec::new(),
-            limit: 200,
+            limit: 200.into(),
             at: None,
         })
         .collect()

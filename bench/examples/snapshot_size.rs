@@ -54,7 +54,7 @@ fn main() {
         }
     }
     let mut feed = FeedQuery::new(space, Viewer::new(person, Role::Coordinator));
-    feed.limit = 5000;
+    feed.limit = 5000.into();
     let page = store.feed(&feed).unwrap();
     let mut json = Vec::new();
     for item in &page.items {

@@ -12,9 +12,9 @@
 //!   progress and background-sync listeners;
 //! - [`media`]: media import, files, budget on `QuartierStore`; transfers on `QuartierSync`;
 //! - [`logging`]: `tracing` events forwarded to a foreign `Logger`, filtered by level;
-//! - [`types`]: the records not derived at their definition yet (item details and content,
-//!   patches, queries and their results, sync reports), with dates and times as text, and the
-//!   UTF-16 offsets of search snippets; re-exports of the derived types;
+//! - [`types`]: re-exports of the derived types, and the records that are adapters: search hits
+//!   with UTF-16 snippet offsets, live results holding them, and sync reports whose core types
+//!   cannot cross as they are (each with its reason);
 //! - [`error`]: the panic guard around every call; `QuartierError` itself is quartier-domain's
 //!   public error, filled from the core's error in `core/src/error.rs`.
 //!

@@ -46,7 +46,7 @@ pub(crate) fn subscribe(
     listener: Arc<dyn LiveQueryListener>,
 ) -> FfiResult<Arc<LiveSubscription>> {
     let subscription = store.subscribe(query, move |result| match result {
-        Ok(result) => listener.on_result((&result).into()),
+        Ok(result) => listener.on_result(result.into()),
         Err(error) => listener.on_error(error.into()),
     });
     Ok(Arc::new(LiveSubscription {

@@ -125,15 +125,7 @@ impl QuartierStore {
 
     /// The spaces this device's person belongs to, as the server last stated.
     pub fn memberships(&self) -> FfiResult<Vec<SpaceMembership>> {
-        self.with(|s| {
-            Ok(s.memberships()?
-                .iter()
-                .map(|m| SpaceMembership {
-                    space_id: m.space,
-                    role: m.role,
-                })
-                .collect())
-        })
+        self.with(|s| Ok(s.memberships()?))
     }
 
     /// The members of a space as the server last stated them (each sync brings what changed):
@@ -152,7 +144,7 @@ impl QuartierStore {
 
     /// Per-space sync status (last success, last error, outbox size).
     pub fn sync_status(&self) -> FfiResult<Vec<SpaceSyncStatus>> {
-        self.with(|s| Ok(s.sync_status()?.iter().map(Into::into).collect()))
+        self.with(|s| Ok(s.sync_status()?))
     }
 
     /// Changes waiting for the server.
@@ -162,7 +154,7 @@ impl QuartierStore {
 
     /// Changes the server refused for good, newest first ("not delivered: reason").
     pub fn undelivered_changes(&self) -> FfiResult<Vec<UndeliveredChange>> {
-        self.with(|s| Ok(s.undelivered_changes()?.iter().map(Into::into).collect()))
+        self.with(|s| Ok(s.undelivered_changes()?))
     }
 
     /// Forgets an undelivered change once the person has copied or dismissed it.
@@ -200,19 +192,19 @@ impl QuartierStore {
 
     /// Creates an item of any kind; durable on return.
     pub fn create_item(&self, item: NewItem) -> FfiResult<Item> {
-        self.with(|s| Ok((&s.create_item(item.into_core()?)?).into()))
+        self.with(|s| Ok(s.create_item(item)?))
     }
 
     /// Creates an item from the core's JSON form (imports, tooling), e.g.
     /// `{"space": …, "author": …, "title": {"de": …}, "audience": "everyone",
     /// "status": "published", "details": {"kind": "post", "post_type": "news"}}`.
     pub fn create_item_json(&self, json: String) -> FfiResult<Item> {
-        self.with(|s| Ok((&s.create_item(quartier_core::model::NewItem::from_json(&json)?)?).into()))
+        self.with(|s| Ok(s.create_item(NewItem::from_json(&json)?)?))
     }
 
     /// Edits the fields set in `patch`; a patch that changes nothing writes nothing.
     pub fn update_item(&self, item_id: ItemId, patch: ItemPatch, by: PersonId) -> FfiResult<Item> {
-        self.with(|s| Ok((&s.update_item(item_id, &patch.into_core()?, by)?).into()))
+        self.with(|s| Ok(s.update_item(item_id, &patch, by)?))
     }
 
     /// Deletes an item (a tombstone, hidden from every query).
@@ -247,31 +239,31 @@ impl QuartierStore {
     // -- queries --------------------------------------------------------------------------
 
     pub fn feed(&self, query: FeedQuery) -> FfiResult<FeedPage> {
-        self.with(|s| Ok((&s.feed(&query.into_core()?)?).into()))
+        self.with(|s| Ok(s.feed(&query)?))
     }
 
     pub fn search(&self, query: SearchRequest) -> FfiResult<Vec<SearchHit>> {
-        self.with(|s| Ok(s.search(&query.into_core()?)?.iter().map(Into::into).collect()))
+        self.with(|s| Ok(s.search(&query)?.iter().map(Into::into).collect()))
     }
 
     pub fn viewport(&self, query: ViewportQuery) -> FfiResult<Vec<Item>> {
-        self.with(|s| Ok(item_list(&s.viewport(&query.into_core()?)?)))
+        self.with(|s| Ok(s.viewport(&query)?))
     }
 
     pub fn near(&self, query: RadiusQuery) -> FfiResult<Vec<NearbyItem>> {
-        self.with(|s| Ok(nearby(&s.near(&query.into_core()?)?)))
+        self.with(|s| Ok(s.near(&query)?))
     }
 
     pub fn open_offers(&self, query: OpenOffersQuery) -> FfiResult<Vec<Item>> {
-        self.with(|s| Ok(item_list(&s.open_offers(&query.into_core()?)?)))
+        self.with(|s| Ok(s.open_offers(&query)?))
     }
 
     pub fn events_between(&self, query: EventsQuery) -> FfiResult<Vec<EventOccurrence>> {
-        self.with(|s| Ok(occurrences(&s.events_between(&query.into_core()?)?)))
+        self.with(|s| Ok(s.events_between(&query)?))
     }
 
     pub fn item_detail(&self, item_id: ItemId, viewer: Viewer) -> FfiResult<ItemDetail> {
-        self.with(|s| Ok((&s.item_detail(item_id, &viewer)?).into()))
+        self.with(|s| Ok(s.item_detail(item_id, &viewer)?))
     }
 
     // -- live queries ---------------------------------------------------------------------
@@ -284,7 +276,7 @@ impl QuartierStore {
         query: LiveQuery,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.with(|s| crate::live::subscribe(s, query.into_core()?, listener))
+        self.with(|s| crate::live::subscribe(s, query, listener))
     }
 
     pub fn subscribe_feed(
@@ -292,7 +284,7 @@ impl QuartierStore {
         query: FeedQuery,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.subscribe(LiveQuery::Feed { query }, listener)
+        self.subscribe(LiveQuery::Feed(query), listener)
     }
 
     pub fn subscribe_search(
@@ -300,7 +292,7 @@ impl QuartierStore {
         query: SearchRequest,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.subscribe(LiveQuery::Search { query }, listener)
+        self.subscribe(LiveQuery::Search(query), listener)
     }
 
     pub fn subscribe_viewport(
@@ -308,7 +300,7 @@ impl QuartierStore {
         query: ViewportQuery,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.subscribe(LiveQuery::Viewport { query }, listener)
+        self.subscribe(LiveQuery::Viewport(query), listener)
     }
 
     pub fn subscribe_near(
@@ -316,7 +308,7 @@ impl QuartierStore {
         query: RadiusQuery,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.subscribe(LiveQuery::Near { query }, listener)
+        self.subscribe(LiveQuery::Near(query), listener)
     }
 
     pub fn subscribe_open_offers(
@@ -324,7 +316,7 @@ impl QuartierStore {
         query: OpenOffersQuery,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.subscribe(LiveQuery::OpenOffers { query }, listener)
+        self.subscribe(LiveQuery::OpenOffers(query), listener)
     }
 
     pub fn subscribe_events(
@@ -332,7 +324,7 @@ impl QuartierStore {
         query: EventsQuery,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.subscribe(LiveQuery::Events { query }, listener)
+        self.subscribe(LiveQuery::Events(query), listener)
     }
 
     pub fn subscribe_detail(
@@ -341,7 +333,13 @@ impl QuartierStore {
         viewer: Viewer,
         listener: Arc<dyn crate::live::LiveQueryListener>,
     ) -> FfiResult<Arc<crate::live::LiveSubscription>> {
-        self.subscribe(LiveQuery::Detail { item_id, viewer }, listener)
+        self.subscribe(
+            LiveQuery::Detail {
+                item: item_id,
+                viewer,
+            },
+            listener,
+        )
     }
 
     /// Diagnostics for binding tests: panics inside a guarded store call, after a real read of

@@ -225,7 +225,7 @@ impl QuartierSync {
 
     /// Per-space sync status from the store (no network).
     pub fn status(&self) -> FfiResult<Vec<SpaceSyncStatus>> {
-        crate::error::guard(|| Ok(self.core()?.sync_status()?.iter().map(Into::into).collect()))
+        crate::error::guard(|| Ok(self.core()?.sync_status()?))
     }
 
     /// Registers this device; the account's `person_id` is the id to author content with.
@@ -418,11 +418,11 @@ impl QuartierSync {
             let report = client
                 .sync_now(&store, |p| {
                     if let Some(listener) = &progress {
-                        listener.on_progress(p.into());
+                        listener.on_progress(p.clone());
                     }
                 })
                 .await?;
-            Ok(SyncReport::from(&report))
+            Ok(SyncReport::from(report))
         })
         .await
     }

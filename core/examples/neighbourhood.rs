@@ -244,7 +244,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         center: cafe.content.location.unwrap_or(Location::new(50.9652, 6.9571)),
         radius_m: 300.0,
         kinds: vec![],
-        limit: 20,
+        limit: 20.into(),
         at: None,
     })?;
     for n in near {
@@ -274,7 +274,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let open = phone_a.open_offers(&OpenOffersQuery {
             space: space.id,
             viewer: resident,
-            at,
+            at: Some(at),
         })?;
         let names: Vec<&str> = open
             .iter()
@@ -296,7 +296,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         viewer: resident,
         from: now,
         to: now + Duration::weeks(4),
-        limit: 10,
+        limit: 10.into(),
     })?;
     for e in events {
         println!(

@@ -32,6 +32,27 @@ pub use media::saturating_i64;
 // `quartier_core`, generated next to `quartier_domain` and `quartier_ffi`.
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!();
+
+// The domain's remote custom types (chrono's and std's types, the protocol's `Role`) are
+// implemented for its own tag only; the core's records that hold them name them here, once.
+#[cfg(feature = "uniffi")]
+mod remote_types {
+    use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+    use quartier_domain::model::{Categories, FieldValues, Layers, Role, StringMap, Tags, Timestamp};
+    use quartier_domain::DocKind;
+
+    uniffi::use_remote_type!(quartier_domain::Role);
+    uniffi::use_remote_type!(quartier_domain::Timestamp);
+    uniffi::use_remote_type!(quartier_domain::NaiveDate);
+    uniffi::use_remote_type!(quartier_domain::NaiveTime);
+    uniffi::use_remote_type!(quartier_domain::NaiveDateTime);
+    uniffi::use_remote_type!(quartier_domain::StringMap);
+    uniffi::use_remote_type!(quartier_domain::FieldValues);
+    uniffi::use_remote_type!(quartier_domain::Categories);
+    uniffi::use_remote_type!(quartier_domain::Layers);
+    uniffi::use_remote_type!(quartier_domain::Tags);
+    uniffi::use_remote_type!(quartier_domain::DocKind);
+}
 pub use quartier_domain::{document, model, schedule, DocKind, Error as DomainError, QuartierError};
 pub use store::{
     AllowedActions, IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions,

@@ -386,7 +386,10 @@ impl World {
                         .collect(),
                 )
             }
-            Edit::Location(loc) => patch.location = Some(loc.map(|(lat, lon)| location(lat, lon))),
+            Edit::Location(loc) => {
+                patch.location = loc.map(|(lat, lon)| location(lat, lon));
+                patch.clear_location = loc.is_none();
+            }
             Edit::Nudge(lat) => {
                 let lon = current
                     .as_ref()
@@ -394,24 +397,24 @@ impl World {
                     .map_or(6.9, |l| l.lon);
                 let mut moved = location(*lat, 0);
                 moved.lon = lon;
-                patch.location = Some(Some(moved));
+                patch.location = Some(moved);
             }
             Edit::Consent(name, method, day) => {
-                patch.on_behalf_of = Some(Some(OnBehalfOf {
+                patch.on_behalf_of = Some(OnBehalfOf {
                     name: NAMES[*name].into(),
                     consent: CONSENTS[*method],
                     consent_given_at: utc(2025, 2, *day, 9, 30),
-                }))
+                })
             }
             Edit::Status(s) => patch.status = Some(STATUSES[*s]),
         }
         if let Some(item) = tolerate(store.update_item(id, &patch, self.author), "update") {
-            if let Some(loc) = patch.location {
-                assert_eq!(item.content.location, loc);
-                self.locations.entry(id).or_default().push(loc);
+            if patch.location.is_some() || patch.clear_location {
+                assert_eq!(item.content.location, patch.location);
+                self.locations.entry(id).or_default().push(patch.location);
             }
             if let Some(record) = patch.on_behalf_of {
-                self.consents.entry(id).or_default().push(record);
+                self.consents.entry(id).or_default().push(Some(record));
             }
         }
     }
@@ -480,12 +483,12 @@ impl View {
         }
         let mut q = FeedQuery::new(space, coordinator);
         q.statuses = Status::ALL.to_vec();
-        q.limit = 1000;
+        q.limit = 1000.into();
         let mut feed = store.feed(&q).expect("feed").items;
         assert_newest_first(&feed);
         feed.sort_by_key(|i| i.id);
         let mut q = FeedQuery::new(space, resident);
-        q.limit = 1000;
+        q.limit = 1000.into();
         let public = store.feed(&q).expect("public feed").items;
         assert_newest_first(&public);
         let mut details = BTreeMap::new();
@@ -508,7 +511,7 @@ impl View {
         let mut search = BTreeMap::new();
         for word in WORDS {
             let mut request = SearchRequest::new(space, coordinator, *word);
-            request.limit = 1000;
+            request.limit = 1000.into();
             let hits = store.search(&request).expect("search");
             search.insert(*word, sorted_ids(hits.into_iter().map(|h| h.item.id)));
         }
@@ -521,7 +524,7 @@ impl View {
                 north: 52.0,
                 east: 8.0,
                 kinds: Vec::new(),
-                limit: 1000,
+                limit: 1000.into(),
                 at: None,
             })
             .expect("viewport");

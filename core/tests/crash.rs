@@ -45,7 +45,7 @@ fn number_in(item: &Item) -> u64 {
 fn all_items(store: &Store, space: SpaceId, author: PersonId) -> Vec<Item> {
     let mut q = FeedQuery::new(space, Viewer::new(author, Role::Coordinator));
     q.statuses = Status::ALL.to_vec();
-    q.limit = 1000;
+    q.limit = 1000.into();
     let mut out = Vec::new();
     loop {
         let page = store.feed(&q).expect("feed");

@@ -233,7 +233,7 @@ fn live_queries_are_not_called_for_writes_to_another_space() {
         viewer: fx.viewer(Role::Resident),
         from: utc(2026, 1, 1, 0, 0),
         to: utc(2027, 1, 1, 0, 0),
-        limit: 100,
+        limit: 100.into(),
     };
     let (_events, rx_events) = watch(&fx.store, LiveQuery::Events(events));
     assert!(feed_ids(&next(&rx_here)).is_empty());
@@ -425,7 +425,7 @@ fn every_kind_of_query_can_be_watched() {
             north: 50.95,
             east: 6.97,
             kinds: vec![],
-            limit: 100,
+            limit: 100.into(),
             at: None,
         }),
     );
@@ -437,7 +437,7 @@ fn every_kind_of_query_can_be_watched() {
             center: Location::new(50.9413, 6.9583),
             radius_m: 500.0,
             kinds: vec![],
-            limit: 100,
+            limit: 100.into(),
             at: None,
         }),
     );
@@ -446,7 +446,7 @@ fn every_kind_of_query_can_be_watched() {
         LiveQuery::OpenOffers(OpenOffersQuery {
             space: fx.space,
             viewer: resident,
-            at,
+            at: Some(at),
         }),
     );
     let (_s6, events) = watch(
@@ -456,7 +456,7 @@ fn every_kind_of_query_can_be_watched() {
             viewer: resident,
             from: utc(2026, 3, 1, 0, 0),
             to: utc(2026, 4, 1, 0, 0),
-            limit: 100,
+            limit: 100.into(),
         }),
     );
 
@@ -519,7 +519,7 @@ fn every_kind_of_query_can_be_watched() {
         .update_item(
             deutz.id,
             &ItemPatch {
-                location: Some(Some(Location::new(50.9420, 6.9590))),
+                location: Some(Location::new(50.9420, 6.9590)),
                 ..Default::default()
             },
             fx.author,

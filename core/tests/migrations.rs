@@ -413,7 +413,7 @@ fn shown(store: &Store, data: &Data) -> Shown {
         if all {
             q.statuses = Status::ALL.to_vec();
         }
-        q.limit = 1000;
+        q.limit = 1000.into();
         store.feed(&q).expect("feed").items
     };
     let documents = store
@@ -446,7 +446,7 @@ fn shown(store: &Store, data: &Data) -> Shown {
         .map(|word| {
             let mut q = SearchRequest::new(data.space, coordinator, *word);
             q.space = None;
-            q.limit = 1000;
+            q.limit = 1000.into();
             let hits = store
                 .search(&q)
                 .expect("search")
@@ -465,7 +465,7 @@ fn shown(store: &Store, data: &Data) -> Shown {
             north: 51.0,
             east: 7.0,
             kinds: Vec::new(),
-            limit: 1000,
+            limit: 1000.into(),
             at: None,
         })
         .expect("viewport");
@@ -476,7 +476,7 @@ fn shown(store: &Store, data: &Data) -> Shown {
             center: Location::new(50.955, 6.945),
             radius_m: 2_000.0,
             kinds: Vec::new(),
-            limit: 1000,
+            limit: 1000.into(),
             at: None,
         })
         .expect("near")
@@ -487,7 +487,7 @@ fn shown(store: &Store, data: &Data) -> Shown {
         .open_offers(&OpenOffersQuery {
             space: data.space,
             viewer: coordinator,
-            at,
+            at: Some(at),
         })
         .expect("open offers");
     let events = store
@@ -496,7 +496,7 @@ fn shown(store: &Store, data: &Data) -> Shown {
             viewer: coordinator,
             from: utc(2025, 3, 1, 0, 0),
             to: utc(2025, 4, 1, 0, 0),
-            limit: 100,
+            limit: 100.into(),
         })
         .expect("events")
         .into_iter()

@@ -172,7 +172,7 @@ fn feed_pages_walk_every_item_once_even_when_items_arrive_while_paging() {
     let newest_first: Vec<ItemId> = created.iter().rev().copied().collect();
 
     let mut q = FeedQuery {
-        limit: 5,
+        limit: 5.into(),
         ..FeedQuery::new(fx.space, resident)
     };
     let mut seen = Vec::new();
@@ -208,7 +208,7 @@ fn feed_pages_walk_every_item_once_even_when_items_arrive_while_paging() {
     // A fresh walk sees the new items first, then everything else, once.
     let mut all = Vec::new();
     let mut q = FeedQuery {
-        limit: 13,
+        limit: 13.into(),
         ..FeedQuery::new(fx.space, resident)
     };
     loop {
@@ -227,7 +227,7 @@ fn feed_pages_walk_every_item_once_even_when_items_arrive_while_paging() {
 
     // Pages of one item, with a filter.
     let mut q = FeedQuery {
-        limit: 1,
+        limit: 1.into(),
         author: Some(fx.author),
         ..FeedQuery::new(fx.space, resident)
     };
@@ -245,7 +245,7 @@ fn feed_pages_walk_every_item_once_even_when_items_arrive_while_paging() {
 
     // A limit of 0 is clamped to 1, not an empty page.
     let q = FeedQuery {
-        limit: 0,
+        limit: 0.into(),
         ..FeedQuery::new(fx.space, resident)
     };
     assert_eq!(fx.store.feed(&q).unwrap().items.len(), 1);
@@ -548,7 +548,7 @@ fn search_ranks_title_matches_above_body_matches_and_marks_them() {
     );
     assert!(hits[0].score < hits[2].score);
     let mut top_two = SearchRequest::new(fx.space, resident, "fahrradwerkstatt");
-    top_two.limit = 2;
+    top_two.limit = 2.into();
     assert_eq!(
         hit_ids(&fx.store.search(&top_two).unwrap()),
         vec![in_title.id, tagged.id]
@@ -988,7 +988,7 @@ fn viewport_query(
         north,
         east,
         kinds: vec![],
-        limit: 100,
+        limit: 100.into(),
         at: None,
     }
 }
@@ -1000,7 +1000,7 @@ fn radius_query(fx: &Fixture, viewer: Viewer, (lat, lon): (f64, f64), radius_m: 
         center: Location::new(lat, lon),
         radius_m,
         kinds: vec![],
-        limit: 100,
+        limit: 100.into(),
         at: None,
     }
 }
@@ -1052,14 +1052,17 @@ fn viewport_returns_the_items_inside_the_box() {
     };
     assert_eq!(ids(&fx.store.viewport(&offers).unwrap()), vec![event_at_dom.id]);
     // Limit.
-    let limited = ViewportQuery { limit: 2, ..region };
+    let limited = ViewportQuery {
+        limit: 2.into(),
+        ..region
+    };
     assert_eq!(fx.store.viewport(&limited).unwrap().len(), 2);
     // A moved item leaves the box; a deleted one disappears.
     fx.store
         .update_item(
             hbf.id,
             &ItemPatch {
-                location: Some(Some(Location::new(BONN.0, BONN.1))),
+                location: Some(Location::new(BONN.0, BONN.1)),
                 ..Default::default()
             },
             fx.author,
@@ -1075,7 +1078,7 @@ fn viewport_returns_the_items_inside_the_box() {
         .update_item(
             event_at_dom.id,
             &ItemPatch {
-                location: Some(None),
+                clear_location: true,
                 ..Default::default()
             },
             fx.author,
@@ -1114,7 +1117,7 @@ fn viewport_across_the_antimeridian() {
     );
     // Limits hold across both halves.
     let q = ViewportQuery {
-        limit: 3,
+        limit: 3.into(),
         ..viewport_query(&fx, resident, -20.0, 170.0, -10.0, -170.0)
     };
     assert_eq!(fx.store.viewport(&q).unwrap().len(), 3);
@@ -1279,7 +1282,7 @@ fn near_sorts_by_distance_and_leaves_out_what_is_just_beyond_the_radius() {
     assert_eq!(feed_ids(&fx.store, &coordinator_feed), vec![hidden.id]);
     // Limit keeps the nearest.
     let q = RadiusQuery {
-        limit: 2,
+        limit: 2.into(),
         ..radius_query(&fx, resident, DOM, 2_000.0)
     };
     assert_eq!(
@@ -1309,7 +1312,7 @@ fn open_at(fx: &Fixture, viewer: Viewer, at: DateTime<Utc>) -> BTreeSet<ItemId> 
             .open_offers(&OpenOffersQuery {
                 space: fx.space,
                 viewer,
-                at,
+                at: Some(at),
             })
             .unwrap(),
     )
@@ -1473,7 +1476,7 @@ fn open_offers_respect_visibility_validity_and_the_space_time_zone() {
     let q = |at| OpenOffersQuery {
         space: tokyo,
         viewer: fx.viewer(Role::Resident),
-        at,
+        at: Some(at),
     };
     assert_eq!(
         ids(&fx.store.open_offers(&q(utc(2026, 3, 2, 0, 30))).unwrap()),
@@ -1515,7 +1518,7 @@ fn open_offers_respect_visibility_validity_and_the_space_time_zone() {
         .open_offers(&OpenOffersQuery {
             space: SpaceId::new(),
             viewer: fx.viewer(Role::Resident),
-            at,
+            at: Some(at),
         })
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { what: "space", .. }), "{err}");
@@ -1618,7 +1621,7 @@ fn events_query(fx: &Fixture, viewer: Viewer, from: DateTime<Utc>, to: DateTime<
         viewer,
         from,
         to,
-        limit: 100,
+        limit: 100.into(),
     }
 }
 
@@ -1704,7 +1707,7 @@ fn events_between_expands_series_and_orders_by_start() {
 
     // The whole series: the cancelled Thursday is missing, COUNT ends it after April 2.
     let q = EventsQuery {
-        limit: 1000,
+        limit: 1000.into(),
         ..events_query(&fx, resident, utc(2026, 3, 1, 0, 0), utc(2026, 6, 1, 0, 0))
     };
     let series_starts: Vec<DateTime<Utc>> = occurrences(&fx, &q)
@@ -1752,7 +1755,7 @@ fn events_between_expands_series_and_orders_by_start() {
 
     // The limit keeps the earliest occurrences.
     let q = EventsQuery {
-        limit: 3,
+        limit: 3.into(),
         ..events_query(&fx, resident, utc(2026, 3, 16, 0, 0), utc(2026, 4, 6, 0, 0))
     };
     assert_eq!(
@@ -2114,7 +2117,7 @@ fn near_finds_everything_within_the_radius_in_every_direction() {
         let found = fx
             .store
             .near(&RadiusQuery {
-                limit: 1000,
+                limit: 1000.into(),
                 ..radius_query(&fx, resident, DOM, radius)
             })
             .unwrap();

@@ -112,7 +112,7 @@ async fn main() -> Result<(), BoxError> {
     let wall = started.elapsed();
     let viewer = quartier_core::model::Viewer::new(b_person, Role::Resident);
     let mut feed = FeedQuery::new(space, viewer);
-    feed.limit = 1000;
+    feed.limit = 1000.into();
     // The same content as JSON: every item the resident sees, with the comments on it (comments
     // are not in the feed).
     let mut json = Vec::new();

@@ -122,7 +122,7 @@ fn view(store: &Store, space: SpaceId, viewer: Viewer) -> View {
         })
         .collect();
     let mut q = FeedQuery::new(space, viewer);
-    q.limit = 1000;
+    q.limit = 1000.into();
     let feed = store.feed(&q).expect("feed").items;
     assert!(feed.len() < 1000, "the feed fits one page");
     View { heads, feed }

@@ -333,7 +333,7 @@ fn viewport(queries: usize) -> Res<ViewportResult> {
             north,
             east,
             kinds: Vec::new(),
-            limit: 200,
+            limit: 200.into(),
             at: None,
         };
         for b in boxes.iter().take(50) {
@@ -625,7 +625,7 @@ fn viewport_breakdown() -> Res<()> {
                 north,
                 east,
                 kinds: Vec::new(),
-                limit: 200,
+                limit: 200.into(),
                 at: None,
             };
             let t = Instant::now();

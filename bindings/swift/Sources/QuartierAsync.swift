@@ -152,7 +152,7 @@ public struct LiveQuerySequence: AsyncSequence, Sendable {
 extension QuartierStore {
     public typealias LiveErrorHandler = LiveQuerySequence.LiveErrorHandler
 
-    /// `for try await result in store.liveQuery(.feed(query: q)) { … }`; see `LiveQuerySequence`.
+    /// `for try await result in store.liveQuery(.feed(q)) { … }`; see `LiveQuerySequence`.
     public func liveQuery(_ query: LiveQuery, onError: @escaping LiveErrorHandler = { _ in }) -> LiveQuerySequence {
         LiveQuerySequence(store: self, query: query, onError: onError)
     }
@@ -162,32 +162,32 @@ extension QuartierStore {
 
     /// Feed pages of `query`, live.
     public func feedUpdates(_ query: FeedQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, FeedPage> {
-        liveQuery(.feed(query: query), onError: onError).compactMap { if case let .feed(page) = $0 { page } else { nil } }
+        liveQuery(.feed(query), onError: onError).compactMap { if case let .feed(page) = $0 { page } else { nil } }
     }
 
     /// Search hits of `query`, live.
     public func searchUpdates(_ query: SearchRequest, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [SearchHit]> {
-        liveQuery(.search(query: query), onError: onError).compactMap { if case let .search(hits) = $0 { hits } else { nil } }
+        liveQuery(.search(query), onError: onError).compactMap { if case let .search(hits) = $0 { hits } else { nil } }
     }
 
     /// Items in a map viewport, live.
     public func viewportUpdates(_ query: ViewportQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
-        liveQuery(.viewport(query: query), onError: onError).compactMap { if case let .viewport(items) = $0 { items } else { nil } }
+        liveQuery(.viewport(query), onError: onError).compactMap { if case let .viewport(items) = $0 { items } else { nil } }
     }
 
     /// Items within a radius, nearest first, live.
     public func nearUpdates(_ query: RadiusQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [NearbyItem]> {
-        liveQuery(.near(query: query), onError: onError).compactMap { if case let .near(items) = $0 { items } else { nil } }
+        liveQuery(.near(query), onError: onError).compactMap { if case let .near(items) = $0 { items } else { nil } }
     }
 
     /// Offers open at the query's moment, live.
     public func openOffersUpdates(_ query: OpenOffersQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
-        liveQuery(.openOffers(query: query), onError: onError).compactMap { if case let .openOffers(items) = $0 { items } else { nil } }
+        liveQuery(.openOffers(query), onError: onError).compactMap { if case let .openOffers(items) = $0 { items } else { nil } }
     }
 
     /// Event occurrences in a range, live.
     public func eventsUpdates(_ query: EventsQuery, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [EventOccurrence]> {
-        liveQuery(.events(query: query), onError: onError).compactMap { if case let .events(occurrences) = $0 { occurrences } else { nil } }
+        liveQuery(.events(query), onError: onError).compactMap { if case let .events(occurrences) = $0 { occurrences } else { nil } }
     }
 
     /// One item with its history and comments, live.

@@ -55,7 +55,7 @@ def test_items_of_every_kind_queries_and_edits(store):
     comment = store.create_item(q.NewItem(space_id=space, author=me, content=content(
         "Ich komme!", q.ItemDetails.COMMENT(q.Comment(parent=news.id)))))
 
-    assert [i.kind for i in (news, cafe, offer, event, request, obs, comment)] == [
+    assert [i.kind() for i in (news, cafe, offer, event, request, obs, comment)] == [
         q.ItemKind.POST, q.ItemKind.PLACE, q.ItemKind.OFFER, q.ItemKind.EVENT,
         q.ItemKind.REQUEST, q.ItemKind.OBSERVATION, q.ItemKind.COMMENT]
     # Typed details come back as they went in.
@@ -78,7 +78,7 @@ def test_items_of_every_kind_queries_and_edits(store):
     assert near[0].item.id == cafe.id and near[0].distance_m < 1.0
 
     assert [i.id for i in store.open_offers(q.OpenOffersQuery(space_id=space, viewer=v))] == [offer.id]
-    march = store.events_between(q.EventsQuery(space_id=space, viewer=v, from_ms=1772323200000, to_ms=1775001600000))
+    march = store.events_between(q.EventsQuery(space_id=space, viewer=v, start=1772323200000, end=1775001600000))
     assert len(march) == 4 and all(o.item.id == event.id for o in march)
 
     detail = store.item_detail(news.id, v)
@@ -177,7 +177,7 @@ def test_typed_errors(store, tmp_path):
     with pytest.raises(q.QuartierError.KindChange):
         store.update_item(news.id, q.ItemPatch(details=q.ItemDetails.COMMENT(q.Comment(parent=news.id))), me)
     with pytest.raises(q.QuartierError.Invalid, match="set and cleared"):
-        store.update_item(news.id, q.ItemPatch(valid_until_ms=1, clear_valid_until=True), me)
+        store.update_item(news.id, q.ItemPatch(valid_until=1, clear_valid_until=True), me)
     with pytest.raises(q.QuartierError.Search):
         store.search(q.SearchRequest(space_id=space, viewer=viewer(me), text="x" * 10_000))
     with pytest.raises(q.QuartierError.Corrupt):
@@ -244,7 +244,7 @@ def test_sync_two_stores_through_the_server(tmp_path, server_url):
         await sync_a.sync_now()
         assert "Biete Nachhilfe" in {i.content.title["de"] for i in a.feed(q.FeedQuery(space_id=space, viewer=viewer(coord.person_id))).items}
         status = sync_a.status()
-        assert [s.space_id for s in status] == [space] and status[0].last_success_ms is not None
+        assert [s.space_id for s in status] == [space] and status[0].last_success is not None
         # Typed server errors: a volunteer may not invite; an unknown code is refused.
         with pytest.raises(q.QuartierError.Server) as refused:
             await sync_b.create_invite(space, q.Role.VOLUNTEER, int(time.time() * 1000) + 60_000, 1)

@@ -11,6 +11,7 @@ use crate::model::{Item, ItemId, PersonId, Viewer};
 
 /// One change in an item's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct HistoryEntry {
     /// Automerge change hash, hex.
     pub change: String,
@@ -25,6 +26,7 @@ pub struct HistoryEntry {
 
 /// An item with its history and comments.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ItemDetail {
     pub item: Item,
     /// Oldest first.

@@ -4,24 +4,31 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{clamp_limit, item_from_row, Filter};
+use super::{clamp_limit, item_from_row, Filter, Limit};
 use crate::error::{Error, Result};
 use crate::model::{Item, SpaceId, Status, Viewer};
 use crate::schedule::EventTiming;
 
 /// Events of a space overlapping `[from, to)`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EventsQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub viewer: Viewer,
+    // `start`/`end` across the FFI: `from` is a keyword in Python.
+    #[cfg_attr(feature = "uniffi", uniffi(name = "start"))]
     pub from: DateTime<Utc>,
+    #[cfg_attr(feature = "uniffi", uniffi(name = "end"))]
     pub to: DateTime<Utc>,
     /// Most occurrences returned.
-    pub limit: u32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 200))]
+    pub limit: Limit,
 }
 
 /// One occurrence of an event.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EventOccurrence {
     pub item: Item,
     pub start: DateTime<Utc>,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{clamp_limit, item_from_row, Filter};
+use super::{clamp_limit, item_from_row, Filter, Limit};
 use crate::error::{Error, Result};
 use crate::model::{Audience, Item, ItemKind, PersonId, SpaceId, Status, Viewer};
 
@@ -14,6 +14,14 @@ pub struct FeedCursor {
     created_at: i64,
     row: i64,
 }
+
+// An opaque string across the FFI; one that no feed page returned is refused while crossing,
+// as `QuartierError::Invalid`.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(FeedCursor, String, {
+    lower: |cursor| cursor.to_string(),
+    try_lift: |text| Ok(text.parse::<FeedCursor>().map_err(crate::QuartierError::from)?),
+});
 
 impl std::fmt::Display for FeedCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,23 +41,34 @@ impl std::str::FromStr for FeedCursor {
     }
 }
 
-/// A feed request.
-#[derive(Clone, Debug)]
+/// A feed request: a page of a space's feed, newest first.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FeedQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub viewer: Viewer,
     /// Kinds to show; empty = every kind but comments.
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub kinds: Vec<ItemKind>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub tag: Option<String>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub author: Option<PersonId>,
     /// Statuses to show (as seen at `at`: a published item past its validity is expired);
     /// empty = published only.
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub statuses: Vec<Status>,
     /// Audiences to show; empty = every audience the viewer may see.
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub audiences: Vec<Audience>,
-    pub limit: u32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 50))]
+    pub limit: Limit,
+    /// `FeedPage::next` of the previous page.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub after: Option<FeedCursor>,
     /// The moment validity is judged at; `None` = now.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub at: Option<DateTime<Utc>>,
 }
 
@@ -64,7 +83,7 @@ impl FeedQuery {
             author: None,
             statuses: Vec::new(),
             audiences: Vec::new(),
-            limit: 50,
+            limit: Limit(50),
             after: None,
             at: None,
         }
@@ -73,6 +92,7 @@ impl FeedQuery {
 
 /// One page of a feed.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FeedPage {
     pub items: Vec<Item>,
     /// Pass as `after` for the next page; `None` at the end.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{clamp_limit, item_from_row, Filter};
+use super::{clamp_limit, item_from_row, Filter, Limit};
 use crate::error::{Error, Result};
 use crate::model::{haversine_m, validate_coordinates, Item, ItemKind, Location, SpaceId, Status, Viewer};
 
@@ -14,8 +14,10 @@ const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// Items whose position lies in a bounding box. A box whose west edge is east of its east
 /// edge crosses the antimeridian.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ViewportQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub viewer: Viewer,
     pub south: f64,
@@ -23,25 +25,35 @@ pub struct ViewportQuery {
     pub north: f64,
     pub east: f64,
     /// Kinds to include; empty = every kind but comments.
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub kinds: Vec<ItemKind>,
-    pub limit: u32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 500))]
+    pub limit: Limit,
+    /// The moment validity is judged at; `None` = now.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub at: Option<DateTime<Utc>>,
 }
 
 /// Items within `radius_m` metres of a point, nearest first.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RadiusQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub viewer: Viewer,
     pub center: Location,
     pub radius_m: f64,
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub kinds: Vec<ItemKind>,
-    pub limit: u32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 100))]
+    pub limit: Limit,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub at: Option<DateTime<Utc>>,
 }
 
 /// An item with its distance from the query point.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct NearbyItem {
     pub item: Item,
     pub distance_m: f64,

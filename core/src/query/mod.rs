@@ -142,9 +142,29 @@ pub(crate) fn item_from_row(json: &str) -> Result<Item> {
     serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("item projection: {e}")))
 }
 
+/// How many results a query returns at most; it runs with 1 to 1000.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Limit(pub u32);
+
+impl From<u32> for Limit {
+    fn from(limit: u32) -> Self {
+        Limit(limit)
+    }
+}
+
+// Signed across the FFI (Java has no unsigned types); a negative limit from the app is refused
+// while crossing, as `QuartierError::Invalid` naming the limit.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(Limit, i32, {
+    lower: |limit| i32::try_from(limit.0).unwrap_or(i32::MAX),
+    try_lift: |n| Ok(u32::try_from(n).map(Limit).map_err(|_| crate::QuartierError::Invalid {
+        reason: format!("limit must be between 0 and its maximum, got {n}"),
+    })?),
+});
+
 /// Limits every query to a sane page size.
-pub(crate) fn clamp_limit(limit: u32) -> i64 {
-    i64::from(limit.clamp(1, 1000))
+pub(crate) fn clamp_limit(limit: Limit) -> i64 {
+    i64::from(limit.0.clamp(1, 1000))
 }
 
 /// A space from the projection.

@@ -9,19 +9,24 @@ use crate::error::{Error, Result};
 use crate::model::{Item, SpaceId, Status, Viewer};
 use crate::schedule::{is_open_at, parse_time_zone, OpeningRule};
 
-/// Offers of a space open at `at`.
-#[derive(Clone, Debug)]
+/// Offers of a space open at `at` ("open now").
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct OpenOffersQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub viewer: Viewer,
-    pub at: DateTime<Utc>,
+    /// `None` = now.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub at: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn open_offers(conn: &Connection, q: &OpenOffersQuery) -> Result<Vec<Item>> {
+    let at = q.at.unwrap_or_else(Utc::now);
     let tz = parse_time_zone(&space(conn, q.space)?.meta.time_zone)?;
     let mut f = Filter::default();
     f.visible_in(q.space, &q.viewer)
-        .effective_status_in(&[Status::Published], q.at);
+        .effective_status_in(&[Status::Published], at);
     let sql = format!(
         "SELECT i.json, o.rules FROM offer_hours o JOIN items i ON i.id = o.item WHERE {} ORDER BY i.created_at DESC",
         f.sql()
@@ -34,7 +39,7 @@ pub(crate) fn open_offers(conn: &Connection, q: &OpenOffersQuery) -> Result<Vec<
         let rules: Vec<OpeningRule> = serde_json::from_str(&rules)
             .map_err(|e| Error::Corrupt(format!("opening hours projection: {e}")))?;
         // A rule that no longer evaluates (merged from a newer peer) counts as closed.
-        if is_open_at(&rules, tz, q.at).unwrap_or(false) {
+        if is_open_at(&rules, tz, at).unwrap_or(false) {
             let json: String = row.get(0)?;
             open.push(item_from_row(&json)?);
         }

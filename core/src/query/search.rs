@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{clamp_limit, item_from_row, Filter};
+use super::{clamp_limit, item_from_row, Filter, Limit};
 use crate::error::Result;
 use crate::model::{Item, ItemKind, SpaceId, Status, Viewer};
 use crate::search::{snippet, SearchQuery, Snippet};
@@ -13,18 +13,23 @@ use crate::search::{snippet, SearchQuery, Snippet};
 /// Characters of body text around the best match in a hit's snippet.
 const SNIPPET_CHARS: usize = 160;
 
-/// A search request.
-#[derive(Clone, Debug)]
+/// A search request (folds case and diacritics: `strasse` finds `Straße`).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SearchRequest {
     /// The space to search, or every space the store holds.
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id", default = None))]
     pub space: Option<SpaceId>,
     pub viewer: Viewer,
     /// What the person typed.
     pub text: String,
     /// Kinds to include; empty = every kind but comments.
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub kinds: Vec<ItemKind>,
-    pub limit: u32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 20))]
+    pub limit: Limit,
     /// The moment validity is judged at; `None` = now.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub at: Option<DateTime<Utc>>,
 }
 
@@ -35,7 +40,7 @@ impl SearchRequest {
             viewer,
             text: text.into(),
             kinds: Vec::new(),
-            limit: 20,
+            limit: Limit(20),
             at: None,
         }
     }

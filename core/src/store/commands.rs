@@ -122,6 +122,7 @@ impl Store {
     /// Edits an item: the fields set in `patch` change, the rest stays (and merges with
     /// concurrent edits of other fields). A patch that changes nothing writes nothing.
     pub fn update_item(&self, id: ItemId, patch: &ItemPatch, by: PersonId) -> Result<Item> {
+        patch.validate()?;
         self.change_item(id, by, patch.fields(), |current| {
             let content = patch.apply_to(current)?;
             content.validate()?;

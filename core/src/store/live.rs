@@ -22,7 +22,8 @@ use crate::query::{
 };
 
 /// A query that can be watched.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum LiveQuery {
     Feed(FeedQuery),
     Search(SearchRequest),
@@ -30,7 +31,11 @@ pub enum LiveQuery {
     Near(RadiusQuery),
     OpenOffers(OpenOffersQuery),
     Events(EventsQuery),
-    Detail { item: ItemId, viewer: Viewer },
+    Detail {
+        #[cfg_attr(feature = "uniffi", uniffi(name = "item_id"))]
+        item: ItemId,
+        viewer: Viewer,
+    },
 }
 
 /// The result of a live query, in the shape of the query.

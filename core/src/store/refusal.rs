@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 
 /// A change the server refused for good, kept for the person.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct UndeliveredChange {
     /// Local id, for [`Store::discard_undelivered`].
     pub id: i64,

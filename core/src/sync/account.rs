@@ -10,10 +10,6 @@ use crate::error::{Error, Result};
 use crate::model::{PersonId, SpaceId};
 use crate::store::Store;
 
-// `Role` (in `Member`) is the protocol's, mirrored as a remote type in quartier-domain.
-#[cfg(feature = "uniffi")]
-uniffi::use_remote_type!(quartier_domain::Role);
-
 /// This device's registration with a server.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Account {
@@ -45,7 +41,9 @@ impl Account {
 
 /// A space this device's person belongs to, with their role, as the server stated it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SpaceMembership {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub role: Role,
 }
@@ -63,7 +61,9 @@ pub struct Member {
 
 /// Where one space's sync stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SpaceSyncStatus {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub role: Role,
     pub last_success: Option<DateTime<Utc>>,

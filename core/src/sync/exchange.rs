@@ -49,6 +49,7 @@ impl PushedEntries {
 /// to what the server accepted (the person's later edits made again on top), and it is listed
 /// in [`Store::undelivered_changes`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RejectedChange {
     pub doc_id: String,
     /// The protocol's reject code, snake_case as on the wire (`forbidden`, `not_a_member`, …).
@@ -65,6 +66,7 @@ pub const SPACE_NOT_REGISTERED: &str = "space_not_registered";
 /// A pushed change the server asked to send again later, or a change that cannot be pushed yet;
 /// it stays in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct DeferredChange {
     pub doc_id: String,
     /// The protocol's defer reason, snake_case (`missing_dependency`, `server_fault`, …), or

@@ -22,6 +22,21 @@
 //! (registration, the server's memberships and member lists as a read-only copy, per-space
 //! status) and `invite_link` (an invite as the text of a QR code, and back; sans-IO).
 
+/// A count (of changes, rounds, requests): `usize` in the core, signed across the FFI (Java has
+/// no unsigned types); saturating, as no real count reaches `i64::MAX`.
+pub type Count = usize;
+
+// A negative count from the app (counts only come back in records it built itself) is
+// refused while crossing, as `QuartierError::Invalid`.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(Count, i64, {
+    remote,
+    lower: |count| crate::saturating_i64(count),
+    try_lift: |n| Ok(usize::try_from(n).map_err(|_| crate::QuartierError::Invalid {
+        reason: format!("a count must be between 0 and its maximum, got {n}"),
+    })?),
+});
+
 mod account;
 mod background;
 mod backoff;

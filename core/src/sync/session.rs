@@ -37,6 +37,7 @@ const MAX_ROUNDS: usize = 10_000;
 
 /// Progress of a running sync, reported after every committed page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SyncProgress {
     /// Requests made so far in this sync.
     pub rounds: usize,

@@ -20,6 +20,15 @@ pub(crate) const DOC_SCHEMA_VERSION: u64 = 1;
 
 pub use quartier_protocol::DocKind;
 
+// Mirrored for the FFI as `Role` is (`model::access`); crates that pass it across name it with
+// `uniffi::use_remote_type!(quartier_domain::DocKind)`.
+#[cfg(feature = "uniffi")]
+#[uniffi::remote(Enum)]
+pub enum DocKind {
+    Item,
+    Space,
+}
+
 /// How each path of a document is written: item bodies and space descriptions are
 /// collaborative text; an item's position and its consent record are single values, never a
 /// mix of two concurrent edits.

@@ -23,6 +23,18 @@ pub const MAX_TAG_CHARS: usize = 64;
 /// Most media references on one item.
 pub const MAX_MEDIA: usize = 32;
 
+/// An item's tags: a set, so they come back sorted and without duplicates.
+pub type Tags = BTreeSet<String>;
+
+// A set is a list of strings across the FFI (uniffi has no set type); duplicates from the app
+// collapse, as they would in the set.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(Tags, Vec<String>, {
+    remote,
+    lower: |tags| tags.into_iter().collect(),
+    try_lift: |tags| Ok(tags.into_iter().collect()),
+});
+
 /// How the consent of a person recorded by someone else was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
@@ -44,10 +56,13 @@ pub struct OnBehalfOf {
     pub consent_given_at: DateTime<Utc>,
 }
 
-/// An item of any kind, as stored and as read from the projections.
+/// An item of any kind, as stored and as read from the projections. Its kind is its
+/// `content.details`' variant (also `kind()`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Item {
     pub id: ItemId,
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
     pub author: PersonId,
     #[serde(with = "chrono::serde::ts_milliseconds")]
@@ -60,30 +75,43 @@ pub struct Item {
 
 /// Everything of an item that its author sets (and may later edit).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ItemContent {
     pub title: LocalizedText,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub body: LocalizedText,
     #[serde(default)]
-    pub tags: BTreeSet<String>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub tags: Tags,
+    /// Required for places and observations.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub location: Option<Location>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub media: Vec<MediaRef>,
     pub audience: Audience,
     pub status: Status,
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub valid_until: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub on_behalf_of: Option<OnBehalfOf>,
     pub details: ItemDetails,
 }
 
+// The kind is no field of its own (the details' variant is), so apps read it with this method.
+#[cfg_attr(feature = "uniffi", uniffi::export)]
 impl Item {
+    /// The item's kind: the variant of its details.
     pub fn kind(&self) -> ItemKind {
         self.content.details.kind()
     }
+}
 
+impl Item {
     /// Status as a reader sees it at `now`: a published item past its validity is expired.
     pub fn effective_status(&self, now: DateTime<Utc>) -> Status {
         match (self.content.status, self.content.valid_until) {
@@ -171,8 +199,11 @@ impl ItemContent {
 
 /// The command that creates an item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct NewItem {
+    #[cfg_attr(feature = "uniffi", uniffi(name = "space_id"))]
     pub space: SpaceId,
+    /// The person id (from registering with a server, or any id before that).
     pub author: PersonId,
     #[serde(flatten)]
     pub content: ItemContent,
@@ -215,22 +246,60 @@ impl NewItem {
 }
 
 /// An edit: every field that is `Some` is set, the rest stays as it is, so that concurrent edits
-/// of different fields merge without loss. Bodies are merged per character.
+/// of different fields merge without loss. Bodies are merged per character. `clear_*` removes an
+/// optional field (setting and clearing one at once is refused). `details` must be of the item's
+/// kind.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ItemPatch {
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub title: Option<LocalizedText>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub body: Option<LocalizedText>,
-    pub tags: Option<BTreeSet<String>>,
-    pub location: Option<Option<Location>>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub tags: Option<Tags>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub location: Option<Location>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
+    pub clear_location: bool,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub media: Option<Vec<MediaRef>>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub audience: Option<Audience>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub status: Option<Status>,
-    pub valid_until: Option<Option<DateTime<Utc>>>,
-    pub on_behalf_of: Option<Option<OnBehalfOf>>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub valid_until: Option<DateTime<Utc>>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
+    pub clear_valid_until: bool,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub on_behalf_of: Option<OnBehalfOf>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
+    pub clear_on_behalf_of: bool,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub details: Option<ItemDetails>,
 }
 
+/// What a patch does to an optional field: `Some(value)` sets, `Some(None)` clears, `None`
+/// leaves it; setting and clearing at once is a contradiction and refused.
+fn settable<T: Clone>(field: &'static str, value: &Option<T>, clear: bool) -> Result<Option<Option<T>>> {
+    match (value, clear) {
+        (Some(_), true) => Err(Error::invalid(field, "set and cleared in the same patch")),
+        (Some(v), false) => Ok(Some(Some(v.clone()))),
+        (None, true) => Ok(Some(None)),
+        (None, false) => Ok(None),
+    }
+}
+
 impl ItemPatch {
+    /// Refuses a patch that sets and clears the same field.
+    pub fn validate(&self) -> Result<()> {
+        settable("location", &self.location, self.clear_location)?;
+        settable("valid until", &self.valid_until, self.clear_valid_until)?;
+        settable("on behalf of", &self.on_behalf_of, self.clear_on_behalf_of)?;
+        Ok(())
+    }
+
     /// Applies the patch to a copy of `content`.
     pub fn apply_to(&self, content: &ItemContent) -> Result<ItemContent> {
         let mut next = content.clone();
@@ -252,8 +321,8 @@ impl ItemPatch {
         if let Some(v) = &self.tags {
             next.tags = v.clone();
         }
-        if let Some(v) = &self.location {
-            next.location = *v;
+        if let Some(v) = settable("location", &self.location, self.clear_location)? {
+            next.location = v;
         }
         if let Some(v) = &self.media {
             next.media = v.clone();
@@ -264,11 +333,11 @@ impl ItemPatch {
         if let Some(v) = self.status {
             next.status = v;
         }
-        if let Some(v) = self.valid_until {
+        if let Some(v) = settable("valid until", &self.valid_until, self.clear_valid_until)? {
             next.valid_until = v;
         }
-        if let Some(v) = &self.on_behalf_of {
-            next.on_behalf_of = v.clone();
+        if let Some(v) = settable("on behalf of", &self.on_behalf_of, self.clear_on_behalf_of)? {
+            next.on_behalf_of = v;
         }
         Ok(next)
     }
@@ -280,12 +349,18 @@ impl ItemPatch {
             (self.title.is_some(), "title"),
             (self.body.is_some(), "body"),
             (self.tags.is_some(), "tags"),
-            (self.location.is_some(), "location"),
+            (self.location.is_some() || self.clear_location, "location"),
             (self.media.is_some(), "media"),
             (self.audience.is_some(), "audience"),
             (self.status.is_some(), "status"),
-            (self.valid_until.is_some(), "valid_until"),
-            (self.on_behalf_of.is_some(), "on_behalf_of"),
+            (
+                self.valid_until.is_some() || self.clear_valid_until,
+                "valid_until",
+            ),
+            (
+                self.on_behalf_of.is_some() || self.clear_on_behalf_of,
+                "on_behalf_of",
+            ),
             (self.details.is_some(), "details"),
         ];
         for (set, name) in flags {
@@ -294,5 +369,45 @@ impl ItemPatch {
             }
         }
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_sets_or_clears_optional_fields_but_never_both() {
+        let patch = ItemPatch {
+            clear_valid_until: true,
+            location: Some(Location::new(1.0, 2.0)),
+            ..ItemPatch::default()
+        };
+        patch.validate().expect("valid");
+        assert_eq!(patch.fields(), vec!["location", "valid_until"]);
+        let mut content = ItemContent::new(
+            LocalizedText::from([("de", "Titel")]),
+            ItemDetails::Post(super::super::details::Post {
+                post_type: super::super::details::PostType::News,
+            }),
+        );
+        content.valid_until = DateTime::from_timestamp_millis(1_800_000_000_000);
+        let next = patch.apply_to(&content).expect("applies");
+        assert_eq!(
+            (next.location, next.valid_until),
+            (Some(Location::new(1.0, 2.0)), None)
+        );
+
+        let both = ItemPatch {
+            location: Some(Location::new(1.0, 1.0)),
+            clear_location: true,
+            ..ItemPatch::default()
+        };
+        for result in [both.validate(), both.apply_to(&content).map(|_| ())] {
+            assert!(
+                matches!(&result, Err(Error::Invalid { field: "location", reason }) if reason.contains("set and cleared")),
+                "{result:?}"
+            );
+        }
     }
 }

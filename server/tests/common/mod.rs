@@ -194,7 +194,7 @@ pub async fn join(url: &str, coordinator: &Device, space: SpaceId, role: Role, n
 /// Feed titles as `viewer` sees them, sorted.
 pub fn titles(store: &Store, space: SpaceId, viewer: Viewer) -> Vec<String> {
     let mut q = quartier_core::query::FeedQuery::new(space, viewer);
-    q.limit = 1000;
+    q.limit = 1000.into();
     let mut t: Vec<String> = store
         .feed(&q)
         .expect("feed")

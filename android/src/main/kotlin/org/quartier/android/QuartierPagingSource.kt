@@ -10,11 +10,11 @@ import org.quartier.flow.SuspendingStore
 import org.quartier.paging.LivePages
 import org.quartier.paging.feedPages
 import org.quartier.paging.searchPages
+import uniffi.quartier_core.FeedQuery
+import uniffi.quartier_core.SearchRequest
+import uniffi.quartier_domain.Item
 import uniffi.quartier_domain.QuartierException
-import uniffi.quartier_ffi.FeedQuery
-import uniffi.quartier_ffi.Item
 import uniffi.quartier_ffi.SearchHit
-import uniffi.quartier_ffi.SearchRequest
 
 /**
  * A [PagingSource] over [pages]: append-only (no keys backwards), refreshed from the top.

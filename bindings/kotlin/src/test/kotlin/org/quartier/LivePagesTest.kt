@@ -8,6 +8,7 @@ import org.junit.jupiter.api.io.TempDir
 import org.quartier.flow.SuspendingStore
 import org.quartier.paging.feedPages
 import org.quartier.paging.searchPages
+import uniffi.quartier_core.*
 import uniffi.quartier_domain.*
 import uniffi.quartier_ffi.*
 import java.nio.file.Path

@@ -61,7 +61,7 @@ class ScenarioTest {
             )
             assertEquals(
                 listOf(ItemKind.POST, ItemKind.PLACE, ItemKind.PLACE, ItemKind.OFFER, ItemKind.EVENT, ItemKind.REQUEST),
-                created.map { it.kind },
+                created.map { it.kind() },
             )
             assertEquals(listOf(space), store.spaces())
 
@@ -152,7 +152,7 @@ class ScenarioTest {
         bobSync.syncNow()
         aliceSync.syncNow()
         val aliceFeed = alice.feedFlow(FeedQuery(spaceId = sid, viewer = Viewer(alicePerson, Role.COORDINATOR))).first { it.items.size == 3 }
-        assertTrue(aliceFeed.items.any { it.author == bobPerson && it.kind == ItemKind.REQUEST })
+        assertTrue(aliceFeed.items.any { it.author == bobPerson && it.kind() == ItemKind.REQUEST })
     }
 
     @Test

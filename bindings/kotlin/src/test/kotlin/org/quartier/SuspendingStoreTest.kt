@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import org.quartier.flow.SuspendingStore
 import org.quartier.flow.suspending
+import uniffi.quartier_core.*
 import uniffi.quartier_domain.*
 import uniffi.quartier_ffi.*
 import java.nio.file.Path

@@ -10,31 +10,31 @@ import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.mapNotNull
 import kotlinx.coroutines.launch
+import uniffi.quartier_core.EventOccurrence
+import uniffi.quartier_core.EventsQuery
+import uniffi.quartier_core.FeedPage
+import uniffi.quartier_core.FeedQuery
+import uniffi.quartier_core.ItemDetail
+import uniffi.quartier_core.LiveQuery
+import uniffi.quartier_core.NearbyItem
+import uniffi.quartier_core.OpenOffersQuery
+import uniffi.quartier_core.RadiusQuery
+import uniffi.quartier_core.SearchRequest
+import uniffi.quartier_core.SyncProgress
+import uniffi.quartier_core.ViewportQuery
+import uniffi.quartier_domain.Item
+import uniffi.quartier_domain.QuartierException
+import uniffi.quartier_domain.Viewer
 import uniffi.quartier_ffi.CancelToken
-import uniffi.quartier_ffi.EventOccurrence
-import uniffi.quartier_ffi.EventsQuery
-import uniffi.quartier_ffi.FeedPage
-import uniffi.quartier_ffi.FeedQuery
-import uniffi.quartier_ffi.Item
-import uniffi.quartier_ffi.ItemDetail
-import uniffi.quartier_ffi.LiveQuery
 import uniffi.quartier_ffi.LiveQueryListener
 import uniffi.quartier_ffi.LiveResult
-import uniffi.quartier_ffi.NearbyItem
-import uniffi.quartier_ffi.OpenOffersQuery
-import uniffi.quartier_domain.QuartierException
 import uniffi.quartier_ffi.QuartierStore
 import uniffi.quartier_ffi.QuartierSync
-import uniffi.quartier_ffi.RadiusQuery
 import uniffi.quartier_ffi.SearchHit
-import uniffi.quartier_ffi.SearchRequest
 import uniffi.quartier_ffi.SyncEvent
 import uniffi.quartier_ffi.SyncEventListener
-import uniffi.quartier_ffi.SyncProgress
 import uniffi.quartier_ffi.SyncProgressListener
 import uniffi.quartier_ffi.SyncReport
-import uniffi.quartier_ffi.ViewportQuery
-import uniffi.quartier_domain.Viewer
 
 /**
  * The results of [query]: the current one soon after collection starts, then a fresh one after

@@ -7,20 +7,20 @@ package org.quartier.flow
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
+import uniffi.quartier_core.EventsQuery
+import uniffi.quartier_core.FeedQuery
 import uniffi.quartier_core.ImportOptions
+import uniffi.quartier_core.OpenOffersQuery
+import uniffi.quartier_core.RadiusQuery
+import uniffi.quartier_core.SearchRequest
+import uniffi.quartier_core.ViewportQuery
 import uniffi.quartier_domain.Audience
 import uniffi.quartier_domain.ItemKind
+import uniffi.quartier_domain.ItemPatch
+import uniffi.quartier_domain.NewItem
 import uniffi.quartier_domain.SpaceMeta
 import uniffi.quartier_domain.Viewer
-import uniffi.quartier_ffi.EventsQuery
-import uniffi.quartier_ffi.FeedQuery
-import uniffi.quartier_ffi.ItemPatch
-import uniffi.quartier_ffi.NewItem
-import uniffi.quartier_ffi.OpenOffersQuery
 import uniffi.quartier_ffi.QuartierStore
-import uniffi.quartier_ffi.RadiusQuery
-import uniffi.quartier_ffi.SearchRequest
-import uniffi.quartier_ffi.ViewportQuery
 
 /**
  * [store]'s calls as `suspend` functions, each run on [dispatcher] (by default

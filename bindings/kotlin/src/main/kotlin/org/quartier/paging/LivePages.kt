@@ -7,15 +7,15 @@ package org.quartier.paging
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.withContext
 import org.quartier.flow.SuspendingStore
+import uniffi.quartier_core.FeedQuery
+import uniffi.quartier_core.LiveQuery
+import uniffi.quartier_core.SearchRequest
+import uniffi.quartier_domain.Item
 import uniffi.quartier_domain.QuartierException
-import uniffi.quartier_ffi.FeedQuery
-import uniffi.quartier_ffi.Item
-import uniffi.quartier_ffi.LiveQuery
 import uniffi.quartier_ffi.LiveQueryListener
 import uniffi.quartier_ffi.LiveResult
 import uniffi.quartier_ffi.LiveSubscription
 import uniffi.quartier_ffi.SearchHit
-import uniffi.quartier_ffi.SearchRequest
 
 /** One page: its [items], and the key of the next page, null at the end of the list. */
 data class Page<K : Any, V : Any>(val items: List<V>, val nextKey: K?)
