@@ -5,7 +5,11 @@
 //! - search hits: their snippets' ranges are UTF-16 offsets (what Kotlin/Java and `NSString`
 //!   index by), the core's are UTF-8 byte ranges;
 //! - [`LiveResult`]: it holds those search hits (the core's holds byte ranges);
-//! - the sync records below, each with its reason.
+//! - sync and transfer records whose core types cannot cross as they are: [`SyncReport`] and
+//!   [`TransferReport`] (`u64` byte counts; a transfer's failures are tuples), [`SyncEvent`] (a
+//!   `Duration`), [`Account`] (the core's holds the bearer token), [`Membership`], [`Invite`]
+//!   and [`SharedSpace`] (the protocol's types, shared with the server: bare UUIDs, unsigned
+//!   wire fields).
 //!
 //! Everything coming in is checked while crossing; a bad value is a typed error.
 

@@ -178,6 +178,11 @@ def test_typed_errors(store, tmp_path):
         store.update_item(news.id, q.ItemPatch(details=q.ItemDetails.COMMENT(q.Comment(parent=news.id))), me)
     with pytest.raises(q.QuartierError.Invalid, match="set and cleared"):
         store.update_item(news.id, q.ItemPatch(valid_until=1, clear_valid_until=True), me)
+    # Values the core types check while crossing: a negative limit, a cursor no page returned.
+    with pytest.raises(q.QuartierError.Invalid, match="limit must be between 0 and its maximum, got -1"):
+        store.feed(q.FeedQuery(space_id=space, viewer=viewer(me), limit=-1))
+    with pytest.raises(q.QuartierError.Invalid, match="feed cursor"):
+        store.feed(q.FeedQuery(space_id=space, viewer=viewer(me), after="nicht-von-hier"))
     with pytest.raises(q.QuartierError.Search):
         store.search(q.SearchRequest(space_id=space, viewer=viewer(me), text="x" * 10_000))
     with pytest.raises(q.QuartierError.Corrupt):
