@@ -162,14 +162,23 @@ mod tests {
         let bomb = zstd::encode_all(vec![0u8; 2 * 1024 * 1024].as_slice(), 19).unwrap();
         // Each leaves this thread's context mid-frame: stopped at the limit, cut off.
         assert!(decode::<SyncRequest>(&bomb, 1024).is_err());
-        assert_eq!(decode::<SyncRequest>(&full, MAX_DECODED_BYTES).unwrap(), request());
+        assert_eq!(
+            decode::<SyncRequest>(&full, MAX_DECODED_BYTES).unwrap(),
+            request()
+        );
         assert!(decode::<SyncRequest>(&full[..full.len() - 3], MAX_DECODED_BYTES).is_err());
-        assert_eq!(decode::<SyncRequest>(&full, MAX_DECODED_BYTES).unwrap(), request());
+        assert_eq!(
+            decode::<SyncRequest>(&full, MAX_DECODED_BYTES).unwrap(),
+            request()
+        );
         // Bodies made by other encoders (streaming, no size in the header) decode too.
         let mut cbor = Vec::new();
         ciborium::into_writer(&request(), &mut cbor).unwrap();
         let streamed = zstd::encode_all(cbor.as_slice(), 3).unwrap();
-        assert_eq!(decode::<SyncRequest>(&streamed, MAX_DECODED_BYTES).unwrap(), request());
+        assert_eq!(
+            decode::<SyncRequest>(&streamed, MAX_DECODED_BYTES).unwrap(),
+            request()
+        );
     }
 
     proptest! {

@@ -116,9 +116,8 @@ pub fn load(conn: &Connection, doc: Uuid) -> Result<Doc, ServerError> {
     let (snapshot, changes, seq) = log::doc_state(conn, doc)?;
     let mut stored_bytes = snapshot.as_ref().map_or(0, Vec::len);
     let mut loaded = match snapshot {
-        Some(bytes) => {
-            guarded::load_stored(&bytes).map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?
-        }
+        Some(bytes) => guarded::load_stored(&bytes)
+            .map_err(|e| ServerError::Internal(format!("snapshot of {doc}: {e}")))?,
         None => Automerge::new(),
     };
     stored_bytes += changes.iter().map(Vec::len).sum::<usize>();

@@ -210,12 +210,7 @@ fn check(world: &World, last: &SyncReport) -> Result<(), TestCaseError> {
             device
         );
         let held = world.device_holding(device);
-        prop_assert_eq!(
-            &held.heads,
-            &server,
-            "device {} differs from the server",
-            device
-        );
+        prop_assert_eq!(&held.heads, &server, "device {} differs from the server", device);
         for (doc, hash) in &world.acknowledged {
             prop_assert!(
                 held.changes.contains(hash),

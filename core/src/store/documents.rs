@@ -51,12 +51,12 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
              FROM documents WHERE doc_id = ?1",
         )?
         .query_row([doc_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
             ))
         })

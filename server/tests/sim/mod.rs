@@ -831,9 +831,7 @@ impl World {
                 .map(|h| h.to_string())
                 .collect();
             holding.heads.insert(doc, heads);
-            holding
-                .changes
-                .extend(hashes.iter().map(|h| h.as_ref().to_vec()));
+            holding.changes.extend(hashes.iter().map(|h| h.as_ref().to_vec()));
         }
         holding
     }
