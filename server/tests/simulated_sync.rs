@@ -65,6 +65,16 @@ fn role() -> impl Strategy<Value = Role> {
     ]
 }
 
+/// The steps above, and devices attaching recordings to items and running their media transfer
+/// queues over the same network.
+fn step_with_media() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        30 => step(),
+        3 => (0..DEVICES, 0..SLOTS, any::<u16>()).prop_map(|(device, slot, seed)| Step::Attach { device, slot, seed }),
+        4 => (0..DEVICES).prop_map(|device| Step::Transfer { device }),
+    ]
+}
+
 /// The steps above, and the server changing roles, removing members, and refusing forged
 /// writes.
 fn step_with_refusals() -> impl Strategy<Value = Step> {
@@ -186,8 +196,89 @@ fn refusals_and_membership_changes_are_reported_never_resent_and_wedge_nothing()
     );
 }
 
+#[test]
+fn media_reaches_the_server_and_every_member_whole_whatever_the_network_does() {
+    let moved = AtomicUsize::new(0);
+    run_schedules(
+        "media",
+        CASES / 4,
+        || prop::collection::vec(step_with_media(), 1..60),
+        |steps| {
+            let mut world = World::new(DEVICES, SLOTS);
+            for step in &steps {
+                world.run(step);
+            }
+            let last = world.settle();
+            let reports = world.settle_media();
+            moved.fetch_add(world.transferred.downloaded.len(), Ordering::Relaxed);
+            check(&world, &last)?;
+            check_media(&world, &reports)
+        },
+    );
+    let moved = moved.load(Ordering::Relaxed);
+    eprintln!("media: {moved} files downloaded");
+    assert!(
+        moved > 0,
+        "no schedule moved a file: the media steps tested nothing"
+    );
+}
+
+/// The media properties, once sync and transfers have settled:
+///
+/// - nothing is waiting and nothing failed: no device has a file to move, the last round of
+///   runs refused nothing;
+/// - every file reached every member whole: what a device holds hashes to its name, and a file
+///   another device holds is on the server.
+fn check_media(world: &World, last: &[quartier_core::sync::TransferReport]) -> Result<(), TestCaseError> {
+    for (device, report) in last.iter().enumerate() {
+        prop_assert!(
+            report.failed.is_empty(),
+            "device {} failed: {:?}",
+            device,
+            report.failed
+        );
+    }
+    for device in 0..world.devices.len() {
+        let waiting = world.waiting_transfers(device);
+        prop_assert!(
+            waiting.is_empty(),
+            "device {} still has transfers waiting: {:?}",
+            device,
+            waiting
+        );
+    }
+    for (importer, hash) in &world.attached {
+        let mut elsewhere = false;
+        for (device, d) in world.devices.iter().enumerate() {
+            if !d
+                .store
+                .media_info(hash)
+                .expect("media")
+                .is_some_and(|m| m.present)
+            {
+                continue;
+            }
+            let bytes = std::fs::read(d.store.media_file(hash).expect("file")).expect("bytes");
+            prop_assert_eq!(
+                blake3::hash(&bytes).to_hex().to_string(),
+                hash.clone(),
+                "device {} holds other bytes under {}",
+                device,
+                hash
+            );
+            elsewhere |= device != *importer;
+        }
+        prop_assert!(
+            !elsewhere || world.server.has_blob(hash),
+            "{} reached another device but is not on the server",
+            hash
+        );
+    }
+    Ok(())
+}
+
 /// Schedules each property test runs by default (CI); `PROPTEST_CASES` overrides.
-const CASES: u32 = 512;
+const CASES: u32 = 1024;
 
 /// The three properties, on a settled world (`last`: the sync that ended settling).
 fn check(world: &World, last: &SyncReport) -> Result<(), TestCaseError> {

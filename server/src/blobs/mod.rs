@@ -6,11 +6,14 @@
 //!   keeps them under the data folder, a later S3-compatible backend implements the same trait;
 //! - [`index`]: the database side (blobs, received chunks, quota claims, which items reference
 //!   which blob); touches only the server database;
+//! - [`service`]: what each endpoint does, as blocking functions of the two (the HTTP handlers
+//!   and the in-process harness call them);
 //! - [`BlobError`]: every refusal, with its HTTP status and stable code.
 
 pub mod fs;
 pub mod gc;
 pub mod index;
+pub mod service;
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};

@@ -15,17 +15,22 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use quartier_core::media::ImportOptions;
 use quartier_core::model::*;
 use quartier_core::sync::{
     HttpMethod, HttpRequest, HttpResponse, HttpTransport, RequestId, SessionEffect, SessionEvent,
-    SessionOptions, SyncClient, SyncReport, SyncSession, TransportError, TransportFuture,
+    SessionOptions, SyncClient, SyncReport, SyncSession, TransferEffect, TransferInput, TransferQueue,
+    TransferReport, TransferSession, TransportError, TransportFuture,
 };
 use quartier_core::{Store, StoreOptions};
+use quartier_protocol::blobs::AnnounceBlob;
 use quartier_protocol::{
     AckOutcome, CreateInvite, CreateSpace, DeviceRegistered, ErrorBody, InviteCreated, Record, RedeemInvite,
     RegisterDevice, RegistrationChallenge, SyncRequest, SyncResponse,
 };
+use quartier_server::blobs::{fs::FsBlobStore, service, BlobLimits, Blobs};
 use quartier_server::documents::{self, DocCache};
+use quartier_server::storage::accounts::DeviceRecord;
 use quartier_server::storage::{accounts, log, spaces, Db};
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -34,14 +39,23 @@ use uuid::Uuid;
 pub struct InProcessServer {
     db: Db,
     docs: DocCache,
+    blobs: Blobs,
 }
 
 impl InProcessServer {
     /// The server whose data folder is `dir` (made if missing).
     pub fn open(dir: &Path) -> Self {
+        let store = FsBlobStore::open(&dir.join("blobs")).expect("blob folder");
         InProcessServer {
             db: Db::open(dir).expect("server database"),
             docs: DocCache::new(64),
+            blobs: Blobs::new(
+                Arc::new(store),
+                BlobLimits {
+                    max_blob_bytes: 64 * 1024 * 1024,
+                    space_quota_bytes: 1024 * 1024 * 1024,
+                },
+            ),
         }
     }
 
@@ -75,6 +89,9 @@ impl InProcessServer {
                 let Some(device) = device else {
                     return refused(401, "unauthorized");
                 };
+                if let Some(answer) = self.blob_request(&device, request) {
+                    return answer;
+                }
                 if path == "/v1/sync" {
                     let req: SyncRequest = decode(&request.body);
                     return match quartier_server::sync::exchange(&self.db, &self.docs, &device, &req) {
@@ -117,6 +134,63 @@ impl InProcessServer {
         }
     }
 
+    /// The blob endpoints, through the server's own logic (`blobs::service`); `None` for any
+    /// other path.
+    fn blob_request(&self, device: &DeviceRecord, request: &HttpRequest) -> Option<HttpResponse> {
+        let path = request.path.as_str();
+        let (db, blobs) = (&self.db, &self.blobs);
+        let result = if let Some(space) = path
+            .strip_prefix("/v1/spaces/")
+            .and_then(|rest| rest.strip_suffix("/blobs"))
+        {
+            let space = Uuid::parse_str(space).expect("space id");
+            let announced: AnnounceBlob = decode(&request.body);
+            service::announce(db, blobs, device, space, &announced).map(|state| answer(&state))
+        } else {
+            let rest = path.strip_prefix("/v1/blobs/")?;
+            match rest.split('/').collect::<Vec<_>>().as_slice() {
+                [hash, "chunks", index] => {
+                    let index = index.parse().expect("chunk index");
+                    service::put_chunk(db, blobs, device, hash, index, &request.body)
+                        .map(|state| answer(&state))
+                }
+                [hash, "complete"] => service::complete(db, blobs, device, hash).map(|state| answer(&state)),
+                [hash] => {
+                    let range = request.range_from.map(|from| format!("bytes={from}-"));
+                    let head_only = request.method == HttpMethod::Head;
+                    service::download(
+                        db,
+                        blobs,
+                        device,
+                        hash,
+                        range.as_deref().map(str::as_bytes),
+                        head_only,
+                    )
+                    .map(|download| {
+                        let mut body = Vec::new();
+                        if let Some(mut reader) = download.reader {
+                            std::io::Read::read_to_end(&mut reader, &mut body).expect("blob bytes");
+                        }
+                        let (start, end) = download.range.unwrap_or((0, download.row.size));
+                        HttpResponse {
+                            status: if download.range.is_some() { 206 } else { 200 },
+                            content_length: Some(end - start),
+                            body,
+                            ..Default::default()
+                        }
+                    })
+                }
+                _ => return None,
+            }
+        };
+        Some(result.unwrap_or_else(as_http))
+    }
+
+    /// Whether the server holds the verified blob `hash`.
+    pub fn has_blob(&self, hash: &str) -> bool {
+        self.blobs.store.exists(hash).expect("blob store")
+    }
+
     /// Every document of `space` on the server, with its heads.
     pub fn heads(&self, space: SpaceId) -> BTreeMap<String, BTreeSet<String>> {
         let conn = self.db.lock();
@@ -149,8 +223,7 @@ impl InProcessServer {
 }
 
 /// A server error as the HTTP layer answers it (its own `IntoResponse`): status and body.
-fn as_http(error: quartier_server::error::ServerError) -> HttpResponse {
-    use axum::response::IntoResponse;
+fn as_http(error: impl axum::response::IntoResponse) -> HttpResponse {
     use futures_util::FutureExt;
     let response = error.into_response();
     let status = response.status().as_u16();
@@ -247,16 +320,33 @@ pub enum Step {
     /// A device writes what the server refuses whatever the role: an item created in another
     /// person's name, its own permission check off (a forged or faulty client).
     Forge { device: usize, word: usize },
+    /// A device imports a small recording and puts it on the item of a slot (if it has it).
+    Attach { device: usize, slot: usize, seed: u16 },
+    /// A device starts a run of its media transfer queue (if none runs): uploads of what it
+    /// attached, downloads of what items reference, over the same network as sync.
+    Transfer { device: usize },
+}
+
+/// Which session a message belongs to: a device runs a sync and a media transfer at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Channel {
+    Sync,
+    /// A transfer request answered whole (announce, chunk, complete, a size check).
+    Transfer,
+    /// A download, answered as a stream of pieces (which the network can cut).
+    Fetch,
 }
 
 enum Message {
     Request {
         device: usize,
+        channel: Channel,
         id: RequestId,
         request: HttpRequest,
     },
     Answer {
         device: usize,
+        channel: Channel,
         id: RequestId,
         response: HttpResponse,
     },
@@ -266,6 +356,8 @@ pub struct Device {
     pub store: Store,
     pub person: PersonId,
     session: Option<SyncSession>,
+    /// The media transfer run in progress.
+    transfer: Option<TransferSession>,
     /// The server's pause after a `429` (the client keeps it across sessions).
     not_before: Option<Instant>,
     /// (doc, change hash) pushed by each request of the running sessions.
@@ -314,6 +406,12 @@ pub struct World {
     pub refused: BTreeSet<(usize, String, Vec<u8>)>,
     /// Changes a device pushed again after it had applied their refusal.
     pub sent_after_refusal: Vec<String>,
+    /// (importing device, hash) of every file a device attached.
+    pub attached: BTreeSet<(usize, String)>,
+    /// What the transfer runs moved, all devices together.
+    pub transferred: TransferReport,
+    /// Plans transfer runs (its own transport is never used: requests go through the network).
+    planner: TransferQueue,
     /// The server's data folder and the devices' stores.
     _dir: TempDir,
 }
@@ -433,6 +531,8 @@ impl World {
 
     fn open(dir: TempDir, devices: usize, slots: usize, space: SpaceId) -> World {
         let server = Arc::new(InProcessServer::open(&server_dir(dir.path())));
+        let client = SyncClient::with_transport("sim://server", Arc::new(Loopback(Arc::clone(&server))));
+        let planner = TransferQueue::new(&client).expect("transfer queue");
         let devices = (0..devices)
             .map(|i| {
                 let store = Store::open(store_path(dir.path(), i), StoreOptions::default()).expect("store");
@@ -441,6 +541,7 @@ impl World {
                     store,
                     person,
                     session: None,
+                    transfer: None,
                     not_before: None,
                     pushed: HashMap::new(),
                     acked: HashSet::new(),
@@ -462,6 +563,9 @@ impl World {
             sent_after_ack: Vec::new(),
             refused: BTreeSet::new(),
             sent_after_refusal: Vec::new(),
+            attached: BTreeSet::new(),
+            transferred: TransferReport::default(),
+            planner,
             _dir: dir,
         }
     }
@@ -482,6 +586,19 @@ impl World {
             }
             Step::Timeout { device } => {
                 let device = device % self.devices.len();
+                if let Some(id) = self.devices[device]
+                    .transfer
+                    .as_ref()
+                    .and_then(TransferSession::in_flight)
+                {
+                    self.feed_transfer(
+                        device,
+                        TransferInput::Failed {
+                            request: id,
+                            error: TransportError("timed out".into()),
+                        },
+                    );
+                }
                 let in_flight = self.devices[device]
                     .session
                     .as_ref()
@@ -512,7 +629,136 @@ impl World {
                 }
             }
             Step::Forge { device, word } => self.forge(device % self.devices.len(), word),
+            Step::Attach { device, slot, seed } => self.attach(device % self.devices.len(), slot, seed),
+            Step::Transfer { device } => self.start_transfer(device % self.devices.len()),
         }
+    }
+
+    /// A recording of a few kilobytes (a WAV file whose samples follow `seed`, so that two
+    /// attachments differ), imported and put on the slot's item next to what it carries.
+    fn attach(&mut self, device: usize, slot: usize, seed: u16) {
+        let Some(id) = self.slots[slot % self.slots.len()] else {
+            return;
+        };
+        let d = &self.devices[device];
+        if d.removed {
+            return;
+        }
+        let Ok(detail) = d.store.item_detail(id, &Viewer::new(d.person, Role::Coordinator)) else {
+            return; // not on this device yet
+        };
+        let imported = d
+            .store
+            .import_media_bytes(&wav(device, seed), &ImportOptions::default())
+            .expect("import a recording");
+        let mut media = detail.item.content.media.clone();
+        media.push(imported.reference.clone());
+        let patch = ItemPatch {
+            media: Some(media),
+            ..ItemPatch::default()
+        };
+        match d.store.update_item(id, &patch, d.person) {
+            Ok(_) => {
+                for file in &imported.stored {
+                    self.attached.insert((device, file.hash.clone()));
+                }
+            }
+            Err(e) if is_local_refusal(&e) => {}
+            Err(e) => panic!("attach: {e}"),
+        }
+    }
+
+    fn start_transfer(&mut self, device: usize) {
+        if self.devices[device].transfer.is_some() {
+            return;
+        }
+        self.sessions += 1;
+        let d = &mut self.devices[device];
+        let (plan, deferred) = self.planner.plan(&d.store).expect("plan");
+        let (session, effects) = TransferSession::run(&d.store, plan, deferred, false, self.sessions);
+        d.transfer = Some(session);
+        self.transfer_effects(device, effects);
+    }
+
+    fn feed_transfer(&mut self, device: usize, input: TransferInput) {
+        let d = &mut self.devices[device];
+        let Some(session) = d.transfer.as_mut() else {
+            return;
+        };
+        let effects = session.handle(&d.store, input);
+        self.transfer_effects(device, effects);
+    }
+
+    fn transfer_effects(&mut self, device: usize, effects: Vec<TransferEffect>) {
+        for effect in effects {
+            match effect {
+                TransferEffect::Send { id, request } => self.network.push(Message::Request {
+                    device,
+                    channel: Channel::Transfer,
+                    id,
+                    request,
+                }),
+                TransferEffect::Fetch { id, request } => self.network.push(Message::Request {
+                    device,
+                    channel: Channel::Fetch,
+                    id,
+                    request,
+                }),
+                TransferEffect::Progress(_) => {}
+                TransferEffect::Done(result) => {
+                    self.devices[device].transfer = None;
+                    // A dropped link ends a run with an error; the next run resumes.
+                    if let Ok(outcome) = result {
+                        self.note_transferred(&outcome.report);
+                    }
+                }
+            }
+        }
+    }
+
+    fn note_transferred(&mut self, report: &TransferReport) {
+        self.transferred.uploaded.extend(report.uploaded.iter().cloned());
+        self.transferred
+            .downloaded
+            .extend(report.downloaded.iter().cloned());
+        self.transferred.failed.extend(report.failed.iter().cloned());
+    }
+
+    /// An answer to a download, handed over as the transport would: the status, the body in
+    /// pieces, the end; `cut` ends it half-way through the body instead (a dropped link).
+    fn deliver_fetch(&mut self, device: usize, id: RequestId, response: HttpResponse, cut: bool) {
+        self.feed_transfer(
+            device,
+            TransferInput::Started {
+                request: id,
+                status: response.status,
+            },
+        );
+        let body = response.body;
+        let half = body.len() / 2;
+        let (first, second) = body.split_at(half);
+        for piece in [first, second] {
+            if !piece.is_empty() {
+                self.feed_transfer(
+                    device,
+                    TransferInput::Piece {
+                        request: id,
+                        bytes: piece.to_vec(),
+                    },
+                );
+            }
+            if cut {
+                self.feed_transfer(
+                    device,
+                    TransferInput::Failed {
+                        request: id,
+                        error: TransportError("cut off".into()),
+                    },
+                );
+                return;
+            }
+        }
+        self.feed_transfer(device, TransferInput::Ended { request: id });
     }
 
     /// A post created in the next device's person's name, the permission check off.
@@ -623,8 +869,26 @@ impl World {
     fn hand_over(&mut self, message: Message, fate: Fate) {
         self.clock_ms += 5;
         match (message, fate) {
+            // A download the network drops is cut off half-way through its body.
+            (
+                Message::Answer {
+                    device,
+                    channel: Channel::Fetch,
+                    id,
+                    response,
+                },
+                Fate::Drop,
+            ) => self.deliver_fetch(device, id, response, true),
             (_, Fate::Drop) => {}
-            (Message::Request { device, id, request }, fate) => {
+            (
+                Message::Request {
+                    device,
+                    channel,
+                    id,
+                    request,
+                },
+                fate,
+            ) => {
                 let response = match fate {
                     Fate::RateLimit(secs) => HttpResponse {
                         retry_after: Some(secs.to_string()),
@@ -634,6 +898,7 @@ impl World {
                     Fate::Duplicate => {
                         self.network.push(Message::Request {
                             device,
+                            channel,
                             id,
                             request: request.clone(),
                         });
@@ -641,15 +906,42 @@ impl World {
                     }
                     Fate::Deliver | Fate::Drop => self.server.handle(&request),
                 };
-                self.network.push(Message::Answer { device, id, response });
+                self.network.push(Message::Answer {
+                    device,
+                    channel,
+                    id,
+                    response,
+                });
             }
-            (Message::Answer { device, id, response }, fate) => {
+            (
+                Message::Answer {
+                    device,
+                    channel,
+                    id,
+                    response,
+                },
+                fate,
+            ) => {
                 if fate == Fate::Duplicate {
                     self.network.push(Message::Answer {
                         device,
+                        channel,
                         id,
                         response: response.clone(),
                     });
+                }
+                match channel {
+                    Channel::Sync => {}
+                    Channel::Transfer => {
+                        return self.feed_transfer(
+                            device,
+                            TransferInput::Answered {
+                                request: id,
+                                response,
+                            },
+                        );
+                    }
+                    Channel::Fetch => return self.deliver_fetch(device, id, response, false),
                 }
                 let now = self.now();
                 self.feed(
@@ -735,7 +1027,12 @@ impl World {
                         }
                         d.pushed.insert(id, pushed);
                     }
-                    self.network.push(Message::Request { device, id, request });
+                    self.network.push(Message::Request {
+                        device,
+                        channel: Channel::Sync,
+                        id,
+                        request,
+                    });
                 }
                 SessionEffect::HoldRequestsUntil(until) => d.not_before = Some(until),
                 SessionEffect::Progress(_) => {}
@@ -772,6 +1069,93 @@ impl World {
             current = if report.pushed > 0 { 1 } else { current + 1 };
         }
         panic!("{} perfect syncs did not settle", 8 * devices);
+    }
+
+    /// Ends a schedule's media: the runs in flight time out, then every device runs its
+    /// transfer queue over a perfect link until a whole round of runs moves nothing (uploads
+    /// first reach the server, then the others' downloads find them). Call after
+    /// [`World::settle`], which brings every reference to every device. Returns the reports of
+    /// that last round; each must have nothing to move.
+    pub fn settle_media(&mut self) -> Vec<TransferReport> {
+        for device in 0..self.devices.len() {
+            self.run(&Step::Timeout { device });
+        }
+        for _ in 0..4 {
+            let reports: Vec<TransferReport> =
+                (0..self.devices.len()).map(|d| self.transfer_fully(d)).collect();
+            if reports
+                .iter()
+                .all(|r| r.uploaded.is_empty() && r.downloaded.is_empty())
+            {
+                return reports;
+            }
+        }
+        panic!("four rounds of perfect transfer runs did not settle");
+    }
+
+    /// The files a device's next transfer run would move (the hashes).
+    pub fn waiting_transfers(&self, device: usize) -> Vec<String> {
+        let (plan, _) = self.planner.plan(&self.devices[device].store).expect("plan");
+        plan.into_iter().map(|t| t.media.hash).collect()
+    }
+
+    /// One whole transfer run over a perfect link.
+    fn transfer_fully(&mut self, device: usize) -> TransferReport {
+        self.sessions += 1;
+        let d = &mut self.devices[device];
+        let (plan, deferred) = self.planner.plan(&d.store).expect("plan");
+        let (session, mut effects) = TransferSession::run(&d.store, plan, deferred, false, self.sessions);
+        d.transfer = Some(session);
+        loop {
+            let mut next = None;
+            for effect in effects {
+                match effect {
+                    TransferEffect::Send { id, request } => next = Some((id, request, false)),
+                    TransferEffect::Fetch { id, request } => next = Some((id, request, true)),
+                    TransferEffect::Progress(_) => {}
+                    TransferEffect::Done(result) => {
+                        self.devices[device].transfer = None;
+                        let report = result
+                            .expect("a transfer run over a perfect link succeeds")
+                            .report;
+                        self.note_transferred(&report);
+                        return report;
+                    }
+                }
+            }
+            let (id, request, streamed) = next.expect("the run sent or finished");
+            let response = self.server.handle(&request);
+            let d = &mut self.devices[device];
+            let session = d.transfer.as_mut().expect("transfer");
+            effects = if streamed {
+                let mut effects = session.handle(
+                    &d.store,
+                    TransferInput::Started {
+                        request: id,
+                        status: response.status,
+                    },
+                );
+                if !response.body.is_empty() {
+                    effects.extend(session.handle(
+                        &d.store,
+                        TransferInput::Piece {
+                            request: id,
+                            bytes: response.body,
+                        },
+                    ));
+                }
+                effects.extend(session.handle(&d.store, TransferInput::Ended { request: id }));
+                effects
+            } else {
+                session.handle(
+                    &d.store,
+                    TransferInput::Answered {
+                        request: id,
+                        response,
+                    },
+                )
+            };
+        }
     }
 
     /// One whole sync over a perfect link.
@@ -842,4 +1226,30 @@ impl World {
 pub struct Holding {
     pub heads: BTreeMap<String, BTreeSet<String>>,
     pub changes: HashSet<Vec<u8>>,
+}
+
+/// A short mono 8 kHz WAV recording whose samples depend on the device and `seed`.
+fn wav(device: usize, seed: u16) -> Vec<u8> {
+    let samples: Vec<u8> = (0..2000u32)
+        .map(|i| {
+            (i.wrapping_mul(u32::from(seed) + 7)
+                .wrapping_add(device as u32 * 31)
+                % 251) as u8
+        })
+        .collect();
+    let mut out = Vec::with_capacity(44 + samples.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    out.extend_from_slice(&samples);
+    out
 }
