@@ -448,6 +448,11 @@ pub struct RosterChanges {
     pub left: Vec<Uuid>,
     /// The `members_after` to send next time.
     pub next: i64,
+    /// The server started the list over (the device's `members_after` was past the server's
+    /// newest change: a database restored from a backup): the device drops the list it holds
+    /// and takes this one, with this `next`, although it is lower than the one it held.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
 }
 
 impl MemberInfo {

@@ -12,6 +12,8 @@ pub const MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;
 
 /// zstd level: 3 is the library default, fast on low-end phones with most of the gain.
 const ZSTD_LEVEL: i32 = 3;
+/// Largest window a body may use (8 MiB): level 3 uses at most 2 MiB.
+const MAX_WINDOW_LOG: u32 = 23;
 
 /// Why bytes could not be turned into a message.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -55,7 +57,18 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
 pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
     let cbor = DECOMPRESSOR.with(|slot| {
         let mut slot = slot.borrow_mut();
-        let context = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+        let context = match &mut *slot {
+            Some(context) => context,
+            None => {
+                let mut context = zstd::zstd_safe::DCtx::create();
+                // A frame may ask for a window of up to 128 MiB, which the context would then
+                // keep for the thread: no sender of ours uses more than 2 MiB (level 3).
+                context
+                    .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_WINDOW_LOG))
+                    .map_err(|code| WireError::Compression(zstd::zstd_safe::get_error_name(code).into()))?;
+                slot.insert(context)
+            }
+        };
         // `with_context` starts a new session, so a body refused half-way (cut off, over the
         // limit) leaves nothing behind for the next one.
         let decoder = zstd::stream::read::Decoder::with_context(body, context);
@@ -154,6 +167,29 @@ mod tests {
         ));
         let full = encode(&request()).unwrap();
         assert!(decode::<SyncRequest>(&full[..full.len() / 2], MAX_DECODED_BYTES).is_err());
+    }
+
+    #[test]
+    fn a_body_asking_for_a_huge_window_is_refused_before_memory_is_taken() {
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&request(), &mut cbor).unwrap();
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder
+            .set_parameter(zstd::zstd_safe::CParameter::WindowLog(27))
+            .unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, &cbor).unwrap();
+        let wide = encoder.finish().unwrap();
+        assert!(matches!(
+            decode::<SyncRequest>(&wide, MAX_DECODED_BYTES),
+            Err(WireError::Compression(_))
+        ));
+        // The thread's context still decodes the next body.
+        let full = encode(&request()).unwrap();
+        assert_eq!(
+            decode::<SyncRequest>(&full, MAX_DECODED_BYTES).unwrap(),
+            request()
+        );
     }
 
     #[test]

@@ -75,6 +75,17 @@ fn step_with_media() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Transfer runs over the faulty network and nothing else: the second phase of a media
+/// schedule, once sync has settled, so that files are on the server and their items on every
+/// device, and downloads meet the cuts.
+fn transfer_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..DEVICES).prop_map(|device| Step::Transfer { device }),
+        10 => (any::<usize>(), fate()).prop_map(|(pick, fate)| Step::Network { pick, fate }),
+        1 => (0..DEVICES).prop_map(|device| Step::Timeout { device }),
+    ]
+}
+
 /// The steps above, and the server changing roles, removing members, and refusing forged
 /// writes.
 fn step_with_refusals() -> impl Strategy<Value = Step> {
@@ -96,7 +107,7 @@ fn run_schedules<S: Strategy>(
     cases: u32,
     strategy: impl Fn() -> S + Sync,
     property: impl Fn(S::Value) -> Result<(), TestCaseError> + Sync,
-) {
+) -> u32 {
     let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     let cases = var("PROPTEST_CASES").map_or(cases, |n| n as u32);
     let threads = var("SIM_THREADS").map_or_else(
@@ -141,6 +152,7 @@ fn run_schedules<S: Strategy>(
     if let Some(failure) = failures.first() {
         panic!("{name}: {failure}");
     }
+    cases
 }
 
 #[test]
@@ -199,43 +211,75 @@ fn refusals_and_membership_changes_are_reported_never_resent_and_wedge_nothing()
 #[test]
 fn media_reaches_the_server_and_every_member_whole_whatever_the_network_does() {
     let moved = AtomicUsize::new(0);
-    run_schedules(
+    let resumed = AtomicUsize::new(0);
+    let cases = run_schedules(
         "media",
         CASES / 4,
-        || prop::collection::vec(step_with_media(), 1..60),
-        |steps| {
+        || {
+            (
+                prop::collection::vec(step_with_media(), 1..60),
+                prop::collection::vec(transfer_step(), 0..60),
+            )
+        },
+        |(steps, transfers)| {
             let mut world = World::new(DEVICES, SLOTS);
             for step in &steps {
                 world.run(step);
             }
-            let last = world.settle();
-            let reports = world.settle_media();
+            let mut last = world.settle();
+            for step in &transfers {
+                world.run(step);
+            }
+            // Downloads under faults, before the perfect link settles the rest.
             moved.fetch_add(world.transferred.downloaded.len(), Ordering::Relaxed);
+            if !transfers.is_empty() {
+                last = world.settle();
+            }
+            let reports = world.settle_media();
+            resumed.fetch_add(
+                world.server.resumed_downloads.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             check(&world, &last)?;
             check_media(&world, &reports)
         },
     );
-    let moved = moved.load(Ordering::Relaxed);
-    eprintln!("media: {moved} files downloaded");
-    assert!(
-        moved > 0,
-        "no schedule moved a file: the media steps tested nothing"
-    );
+    let (moved, resumed) = (moved.load(Ordering::Relaxed), resumed.load(Ordering::Relaxed));
+    eprintln!("media: {moved} files downloaded under faults, {resumed} cut downloads resumed");
+    // About one schedule in ten downloads under faults and one in twenty resumes a cut
+    // download: a run of CI's size that does neither tests nothing.
+    if cases >= 128 {
+        assert!(
+            moved > 0,
+            "no file moved under faults: the media steps tested nothing"
+        );
+        assert!(
+            resumed > 0,
+            "no cut download was resumed: the cuts tested nothing"
+        );
+    }
 }
 
 /// The media properties, once sync and transfers have settled:
 ///
-/// - nothing is waiting and nothing failed: no device has a file to move, the last round of
-///   runs refused nothing;
+/// - nothing is waiting and nothing failed: no device has a file to move, no run over the
+///   perfect link refused a file (a download resumed from a cut must verify) other than as not
+///   uploaded yet;
 /// - every file reached every member whole: what a device holds hashes to its name, and a file
 ///   another device holds is on the server.
 fn check_media(world: &World, last: &[quartier_core::sync::TransferReport]) -> Result<(), TestCaseError> {
-    for (device, report) in last.iter().enumerate() {
+    for report in last {
+        // A file whose uploader has not run yet is not on the server (404): the next round
+        // fetches it. Anything else refused (a resumed download that does not verify) fails.
+        let refused: Vec<_> = report
+            .failed
+            .iter()
+            .filter(|(_, why)| !why.starts_with("the server answered 404"))
+            .collect();
         prop_assert!(
-            report.failed.is_empty(),
-            "device {} failed: {:?}",
-            device,
-            report.failed
+            refused.is_empty(),
+            "a run over a perfect link failed: {:?}",
+            refused
         );
     }
     for device in 0..world.devices.len() {

@@ -132,7 +132,12 @@ pub(crate) fn apply_roster(conn: &Connection, space: Uuid, roster: &RosterChange
         .query_row([&space], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    if roster.next <= held {
+    if roster.reset {
+        // The server started over (restored from a backup): its list replaces ours, and its
+        // numbers, lower than the one we held, are the ones to ask from.
+        conn.prepare_cached("DELETE FROM space_members WHERE space_id = ?1")?
+            .execute([&space])?;
+    } else if roster.next <= held {
         return Ok(());
     }
     for member in &roster.members {

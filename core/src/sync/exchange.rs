@@ -910,6 +910,7 @@ mod tests {
             ],
             left: vec![],
             next: 4,
+            reset: false,
         });
         assert_eq!(sent, Some(0), "a device with no list asks for all of it");
         assert_eq!(
@@ -923,6 +924,7 @@ mod tests {
             members: vec![member(ben, "Alt", Role::Volunteer)],
             left: vec![],
             next: 3,
+            reset: false,
         });
         assert_eq!(sent, Some(4));
         assert_eq!(
@@ -934,11 +936,26 @@ mod tests {
             members: vec![],
             left: vec![ben.as_uuid()],
             next: 6,
+            reset: false,
         });
         assert_eq!(sent, Some(4));
         assert_eq!(names(), vec![(Some("Ada".into()), Role::Coordinator)]);
         let (request, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
         assert_eq!(request.cursors[0].members_after, Some(6));
         assert!(p.store.member(p.space, ben).unwrap().is_none());
+
+        // The server was restored from a backup: its numbers are behind ours. Its list, marked
+        // as started over, replaces ours, and we ask from its numbers on.
+        let cem = PersonId::new();
+        let sent = exchange(RosterChanges {
+            members: vec![member(cem, "Cem", Role::Resident)],
+            left: vec![],
+            next: 2,
+            reset: true,
+        });
+        assert_eq!(sent, Some(6));
+        assert_eq!(names(), vec![(Some("Cem".into()), Role::Resident)]);
+        let (request, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        assert_eq!(request.cursors[0].members_after, Some(2));
     }
 }

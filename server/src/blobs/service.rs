@@ -215,6 +215,9 @@ pub fn parse_range(value: Option<&[u8]>, size: u64) -> Result<Option<(u64, u64)>
     let bad = || {
         BlobError::BadRequest("Range must be one byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n`".into())
     };
+    if !value.is_ascii() {
+        return Err(bad());
+    }
     let text = std::str::from_utf8(value).map_err(|_| bad())?.trim();
     let spec = text.strip_prefix("bytes=").ok_or_else(bad)?;
     if spec.contains(',') {

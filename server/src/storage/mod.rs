@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -37,6 +37,8 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("006_operators.sql"),
     // Member lists: the order of member changes, for devices to fetch what changed.
     include_str!("007_rosters.sql"),
+    // Member changes of a space numbered apart (version 7 gave older members one number).
+    include_str!("008_roster_order.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements
@@ -226,6 +228,49 @@ mod tests {
             .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
             .expect("blobs");
         assert_eq!(blobs, 1, "the pending upload starts over");
+    }
+
+    #[test]
+    fn schema_8_numbers_the_members_of_before_schema_7_apart_so_a_page_can_end_anywhere() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let conn = Connection::open(dir.path().join("quartier-server.db")).expect("open");
+            for sql in &MIGRATIONS[..6] {
+                conn.execute_batch(sql).expect("old schema");
+            }
+            conn.pragma_update(None, "user_version", 6).expect("version");
+            conn.execute_batch(
+                "INSERT INTO persons (person_id, created_at) VALUES ('p1', 1), ('p2', 1), ('p3', 1);
+                 INSERT INTO spaces (space_id, created_by, created_at) VALUES ('s', 'p1', 1), ('t', 'p1', 1);
+                 INSERT INTO members (space_id, person_id, role) VALUES
+                     ('s', 'p1', 'coordinator'), ('s', 'p2', 'resident'), ('s', 'p3', 'resident'),
+                     ('t', 'p1', 'coordinator');",
+            )
+            .expect("members of version 6");
+        }
+        let db = Db::open(dir.path()).expect("upgrade");
+        let conn = db.lock();
+        let seqs: Vec<(String, i64)> = conn
+            .prepare("SELECT space_id, roster_seq FROM members ORDER BY space_id, person_id")
+            .expect("members")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("members");
+        let in_s: std::collections::BTreeSet<i64> = seqs
+            .iter()
+            .filter(|(space, _)| space == "s")
+            .map(|(_, seq)| *seq)
+            .collect();
+        assert_eq!(in_s.len(), 3, "each member of s has its own number: {seqs:?}");
+        assert!(
+            in_s.iter().all(|seq| *seq > 1),
+            "above every number given before: {seqs:?}"
+        );
+        assert!(
+            seqs.contains(&("t".into(), 1)),
+            "a member alone with its number keeps it"
+        );
     }
 
     #[test]

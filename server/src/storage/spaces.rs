@@ -324,7 +324,8 @@ pub fn roster_changes(
         .query_row([space.to_string()], |r| r.get(0))?;
     // A device further than the server's newest change (a database restored from a backup)
     // would otherwise miss every change until the sequence caught up: it gets the whole list.
-    let after = if after > newest { 0 } else { after.max(0) };
+    let reset = after > newest;
+    let after = if reset { 0 } else { after.max(0) };
     let mut stmt = conn.prepare_cached(
         "SELECT m.person_id, p.display_name, m.role, m.revoked_at IS NOT NULL, m.roster_seq
          FROM members m JOIN persons p ON p.person_id = m.person_id
@@ -342,6 +343,7 @@ pub fn roster_changes(
     )?;
     let mut changes = RosterChanges {
         next: after,
+        reset,
         ..Default::default()
     };
     let mut more = false;
@@ -551,6 +553,8 @@ mod tests {
         // backup): the whole list, and a cursor the server has, instead of silence.
         let (again, more) = roster_changes(&conn, space, whole.next + 1_000, 10, usize::MAX).expect("page");
         let again = again.expect("the whole list again");
+        assert!(again.reset, "the device is told to drop what it holds");
+        assert!(!whole.reset);
         assert!(!more);
         assert_eq!(names(&again), names(&whole));
         assert_eq!(again.next, whole.next);
