@@ -682,6 +682,61 @@ fn search_finds_german_english_turkish_arabic_and_ukrainian_text() {
 }
 
 #[test]
+fn arabic_words_are_found_without_their_attached_proclitics() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    let neighbours = fx.post("لقاء بالجيران", "نلتقي يوم السبت مع سارة وآمنة");
+    let school = fx.post("مساعدة في الواجبات", "نساعد فالمدرسة قريبة");
+    let home = fx.post("مقهى دافئ كالبيت", "ألعاب للأطفال");
+    let short = fx.post("بل هذا ولد", "نص قصير");
+    let german = fx.post("Hilfe bei Behördengängen", "Wir begleiten Sie zum Bürgeramt.");
+
+    let cases: &[(&str, &Item, &str)] = &[
+        ("الجيران", &neighbours, "[بالجيران]"),
+        ("جيران", &neighbours, "[بالجيران]"),
+        ("بالجيران", &neighbours, "[بالجيران]"),
+        ("آمنة", &neighbours, "[وآمنة]"),
+        ("المدرسة", &school, "[فالمدرسة]"),
+        ("مدرسة", &school, "[فالمدرسة]"),
+        ("البيت", &home, "[كالبيت]"),
+        ("بيت", &home, "[كالبيت]"),
+        ("الأطفال", &home, "[للأطفال]"),
+        ("أطفال", &home, "[للأطفال]"),
+        ("بل", &short, "[بل]"),
+        ("ولد", &short, "[ولد]"),
+        ("behörde", &german, "[Behördengängen]"),
+    ];
+    for (query, item, marked) in cases {
+        let hits = search(&fx, resident, query);
+        assert_eq!(hit_ids(&hits), vec![item.id], "{query}");
+        let title = hits[0].title.marked("[", "]");
+        let body = hits[0].body.marked("[", "]");
+        assert!(
+            title.contains(marked) || body.contains(marked),
+            "{query}: expected {marked} in {title:?} / {body:?}"
+        );
+    }
+    // The query is not stemmed: a prefixed form finds only itself.
+    assert!(search(&fx, resident, "بالمدرسة").is_empty());
+}
+
+#[test]
+fn an_emoji_alone_is_a_search() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    let cake = fx.post("Kuchen 🎂 heute", "Im Hof 👍🏽");
+    fx.post("Kaffee heute", "Im Hof");
+    let hits = search(&fx, resident, "🎂");
+    assert_eq!(hit_ids(&hits), vec![cake.id]);
+    assert_eq!(hits[0].title.marked("[", "]"), "Kuchen [🎂] heute");
+    assert_eq!(hit_ids(&search(&fx, resident, "👍")), vec![cake.id]);
+    assert!(
+        search(&fx, resident, "🎉").is_empty(),
+        "no item has it, and no error"
+    );
+}
+
+#[test]
 fn any_typed_string_is_searched_or_refused_with_a_search_error() {
     let fx = Fixture::new();
     let resident = fx.viewer(Role::Resident);

@@ -30,6 +30,8 @@ use std::ops::Range;
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 use unicode_normalization::UnicodeNormalization;
 
+use super::arabic::proclitic_stems;
+
 /// Folds text for indexing and matching: lowercase (Unicode, incl. Turkish İ→i, ı→i), German
 /// umlauts and their transliterations to one form (`Muenchen`, `München`, `Munchen` →
 /// `munchen`; `Straße`, `Strasse` → `strasse`), other diacritics stripped, Arabic letter
@@ -46,6 +48,23 @@ pub fn fold(text: &str) -> String {
             out.push(' ');
         }
         out.push_str(&token.text);
+    }
+    out
+}
+
+/// The text as the index stores it: [`fold`], then the proclitic stems of its Arabic words
+/// (see the `arabic` module), appended after all tokens so that phrases of the text's own
+/// words stay adjacent. Text without such Arabic words is exactly [`fold`]'s result.
+pub fn fold_for_index(text: &str) -> String {
+    let tokens = fold_tokens(text);
+    let mut out = String::with_capacity(text.len());
+    let words = tokens.iter().map(|t| t.text.clone());
+    let stems = tokens.iter().flat_map(|t| proclitic_stems(&t.text));
+    for word in words.chain(stems) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&word);
     }
     out
 }
@@ -94,6 +113,8 @@ enum Kind {
     Umlaut,
     Apostrophe,
     Separator,
+    /// A character of an emoji's `u<hex>` token: never part of a German digraph.
+    Emoji,
 }
 
 /// One folded character and the source bytes it came from.
@@ -146,6 +167,13 @@ fn fold_char(c: char, start: usize, end: usize, out: &mut Vec<Unit>) {
         'ё' | 'Ё' => push('е', Kind::Letter),
         '\'' | '\u{2019}' | '\u{02BC}' => push(c, Kind::Apostrophe),
         c if is_ignorable(c) => {}
+        c if is_emoji(c) => {
+            push(' ', Kind::Separator);
+            for ch in format!("u{:x}", u32::from(c)).chars() {
+                push(ch, Kind::Emoji);
+            }
+            push(' ', Kind::Separator);
+        }
         c => {
             // A symbol such as `™` or `№` that decomposes into letters must not glue its
             // letters to the neighbouring words.
@@ -173,6 +201,43 @@ fn fold_char(c: char, start: usize, end: usize, out: &mut Vec<Unit>) {
             }
         }
     }
+}
+
+/// Whether `c` is an emoji pictograph, folded to the token `u` + its code point in lowercase
+/// hex (`🎂` → `u1f382`): the blocks U+2600–27BF (miscellaneous symbols, dingbats) and
+/// U+1F000–1FAFF (pictographs, emoticons, transport, regional indicators, ...) and a few
+/// others (`⌚ ⌛ ⌨ ⏏ ⏩–⏳ ⏸–⏺ ⬅–⬇ ⬛ ⬜ ⭐ ⭕ 〰 〽`). Not: characters that are already letters or
+/// digits, or that decompose (`Ⓜ`, `🄰`, `㊗` fold as before), and the skin-tone modifiers
+/// U+1F3FB–1F3FF, which separate like any symbol and so are dropped (`👍🏽` finds `👍`).
+/// Variation selectors are dropped as marks; a ZWJ sequence or a flag becomes one token per
+/// pictograph or regional indicator (`👩‍🍳` → `u1f469 u1f373`).
+fn is_emoji(c: char) -> bool {
+    let cp = u32::from(c);
+    let pictograph = matches!(
+        cp,
+        0x2600..=0x27BF
+            | 0x1_F000..=0x1_FAFF
+            | 0x231A
+            | 0x231B
+            | 0x2328
+            | 0x23CF
+            | 0x23E9..=0x23F3
+            | 0x23F8..=0x23FA
+            | 0x2B05..=0x2B07
+            | 0x2B1B
+            | 0x2B1C
+            | 0x2B50
+            | 0x2B55
+            | 0x3030
+            | 0x303D
+    );
+    pictograph && !matches!(cp, 0x1_F3FB..=0x1_F3FF) && !is_token_char(c) && !decomposes(c)
+}
+
+fn decomposes(c: char) -> bool {
+    let mut itself = true;
+    decompose_compatible(c, |d| itself &= d == c);
+    !itself
 }
 
 /// Invisible characters that never separate words: soft hyphen, Arabic tatweel and letter mark,
@@ -446,7 +511,7 @@ mod tests {
         assert_eq!(fold("№5"), "no 5");
         assert_eq!(fold("a\u{00A0}b\tc\nd"), "a b c d");
         assert_eq!(fold("e-mail"), "e mail");
-        assert_eq!(fold("x😀y"), "x y");
+        assert_eq!(fold("x😀y"), "x u1f600 y");
         // Invisible characters inside a word do not split it.
         assert_eq!(fold("Nach\u{AD}bar"), "nachbar");
         assert_eq!(fold("\u{200F}كلمة\u{200F}"), "كلمه");

@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 use super::fold::{fold_tokens, is_token_char};
-use super::{fold, SearchQuery};
+use super::{fold, fold_for_index, SearchQuery};
 
 const SCHEMA: &str = r#"CREATE VIRTUAL TABLE t USING fts5(title, body, tokenize="unicode61 remove_diacritics 0");
 CREATE VIRTUAL TABLE t_instances USING fts5vocab(t, instance);"#;
@@ -34,6 +34,96 @@ fn table() -> Connection {
         .unwrap();
     }
     conn
+}
+
+/// A table filled as the store fills it ([`fold_for_index`]).
+fn indexed(rows: &[(i64, &str)]) -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    for (id, body) in rows {
+        conn.execute(
+            "INSERT INTO t (rowid, title, body) VALUES (?1, '', ?2)",
+            rusqlite::params![id, fold_for_index(body)],
+        )
+        .unwrap();
+    }
+    conn
+}
+
+const ARABIC_ROWS: &[(i64, &str)] = &[
+    (1, "لقاء بالجيران يوم السبت"),
+    (2, "نزهة مع سارة وآمنة"),
+    (3, "مساعدة فالمدرسة قريبة"),
+    (4, "دافئ كالبيت"),
+    (5, "ألعاب للأطفال"),
+    (6, "بل هذا ولد صغير"),
+    (7, "Die Straße am See"),
+    (8, "Kuchen 🎂 heute"),
+    (9, "Fest 👍🏽 und 👩‍🍳 im Hof ❤️"),
+];
+
+#[test]
+fn arabic_words_are_found_without_their_proclitics() {
+    let conn = indexed(ARABIC_ROWS);
+    for (query, id) in [
+        ("الجيران", 1),
+        ("جيران", 1),
+        ("بالجيران", 1),
+        ("آمنة", 2),
+        ("امنه", 2),
+        ("وآمنة", 2),
+        ("المدرسة", 3),
+        ("مدرسة", 3),
+        ("فالمدرسة", 3),
+        ("البيت", 4),
+        ("بيت", 4),
+        ("كالبيت", 4),
+        ("الأطفال", 5),
+        ("أطفال", 5),
+        ("للأطفال", 5),
+        ("بل", 6),
+        ("ولد", 6),
+        (r#""جيران""#, 1),
+        (r#""بالجيران يوم""#, 1),
+    ] {
+        assert_eq!(search(&conn, query), [id], "{query}");
+    }
+    // Queries are not stemmed: the prefixed form finds only itself.
+    assert!(search(&conn, "بالمدرسة").is_empty());
+    assert!(search(&conn, "لد").is_empty(), "ولد is not indexed as لد");
+}
+
+#[test]
+fn text_without_arabic_proclitics_indexes_as_folded() {
+    for text in [
+        "Die Straße in München, Muenchen",
+        "İstanbul'da çay",
+        "Київ, м'ясо",
+        "Community garden opening",
+        "مدرسة كتاب بل ولد",
+        "Kuchen 🎂 heute",
+    ] {
+        assert_eq!(fold_for_index(text), fold(text), "{text}");
+    }
+    assert_eq!(fold_for_index("بالجيران هنا"), fold("بالجيران هنا الجيران جيران"));
+}
+
+#[test]
+fn emoji_are_searchable() {
+    let conn = indexed(ARABIC_ROWS);
+    assert_eq!(search(&conn, "🎂"), [8]);
+    assert_eq!(search(&conn, "🎂 kuchen"), [8]);
+    assert_eq!(search(&conn, "👍"), [9], "skin tone dropped");
+    assert_eq!(search(&conn, "👍🏿"), [9], "skin tone dropped");
+    assert_eq!(search(&conn, "🍳"), [9], "a part of a ZWJ sequence");
+    assert_eq!(search(&conn, "👩‍🍳"), [9]);
+    assert_eq!(search(&conn, "❤"), [9], "variation selector dropped");
+    assert_eq!(search(&conn, "❤️"), [9]);
+    assert!(
+        search(&conn, "🎉").is_empty(),
+        "an emoji no row has finds nothing"
+    );
+    assert!(search(&conn, "🥧").is_empty());
 }
 
 /// Row ids matching `input`, best first.

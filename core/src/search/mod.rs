@@ -27,11 +27,17 @@
 //! | invisible format characters (soft hyphen, bidi marks, BOM, word joiner) dropped | `Nach\u{AD}bar` → `nachbar` |
 //! | everything else that is not a letter, digit or private-use character separates words, exactly as for FTS5 `unicode61`; a symbol decomposing to letters stays a word of its own | `e-mail` → `e mail`, `l'eau` → `l eau`, `Marke™` → `marke tm` |
 //!
+//! | emoji pictographs → `u` + hex code point; skin tones, variation selectors dropped | `🎂` → `u1f382`, `👍🏽` → `u1f44d` |
+//!
+//! The index side ([`fold_for_index()`]) adds the stems of Arabic words with attached
+//! proclitics (module `arabic`); queries are folded, not stemmed.
+//!
 //! Known trade-offs: the digraph rule also folds non-German words (`Michael` → `michal`,
 //! `blue` → `blu`, `Israel` → `isral`) and merges German `schon`/`schön`; both sides are folded
 //! alike, so this only widens matches. `й`/`и` and `ї`/`і` are not merged. Scripts written
 //! without spaces (Chinese, Japanese, Thai) are indexed in runs, as `unicode61` does.
 
+mod arabic;
 mod fold;
 mod query;
 mod snippet;
@@ -39,6 +45,6 @@ mod snippet;
 #[cfg(test)]
 mod fts5_tests;
 
-pub use fold::fold;
+pub use fold::{fold, fold_for_index};
 pub use query::{SearchQuery, SearchSyntaxError, MAX_QUERY_CHARS, MAX_QUERY_TERMS};
 pub use snippet::{snippet, Snippet};

@@ -25,7 +25,8 @@ pub const MAX_QUERY_TERMS: usize = 32;
 /// Why a search string cannot be searched.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum SearchSyntaxError {
-    /// No word to search for: the input was empty, blank or only punctuation and symbols.
+    /// No word to search for: the input was empty, blank or only punctuation and symbols (an
+    /// emoji counts as a word).
     #[error("type at least one word to search for")]
     Empty,
     /// Only `-excluded` words, nothing to look for.
@@ -275,6 +276,20 @@ mod tests {
     }
 
     #[test]
+    fn emoji_are_words() {
+        assert_eq!(fts("😀 🎉"), r#""u1f600"* "u1f389"*"#);
+        assert_eq!(fts("Kuchen🎂"), r#""kuchen u1f382"*"#);
+        assert_eq!(fts("👍🏽"), r#""u1f44d"*"#);
+        assert_eq!(fts("👩‍🍳"), r#""u1f469 u1f373"*"#);
+        assert_eq!(fts("❤️"), r#""u2764"*"#);
+    }
+
+    #[test]
+    fn arabic_query_words_are_not_stemmed() {
+        assert_eq!(fts("بالجيران"), r#""بالجيران"*"#);
+    }
+
+    #[test]
     fn repeated_parts_count_once() {
         assert_eq!(fts("garten Garten GARTEN"), r#""garten"*"#);
     }
@@ -287,7 +302,7 @@ mod tests {
             SearchQuery::parse(r#"*** ( ) "" -"#),
             Err(SearchSyntaxError::Empty)
         );
-        assert_eq!(SearchQuery::parse("😀 🎉"), Err(SearchSyntaxError::Empty));
+        assert_eq!(SearchQuery::parse("‼ ©"), Err(SearchSyntaxError::Empty));
         assert_eq!(
             SearchQuery::parse("-grill -lärm"),
             Err(SearchSyntaxError::OnlyExclusions)

@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use unicode_normalization::char::is_combining_mark;
 
+use super::arabic::proclitic_stems;
 use super::fold::{fold_tokens, Token};
 use super::query::{Part, SearchQuery};
 
@@ -71,6 +72,13 @@ struct Match {
 
 /// Every match, by byte range into the original, sorted, overlapping ones merged.
 fn find_matches(tokens: &[Token], parts: &[&Part]) -> Vec<Match> {
+    // The index also holds the proclitic stems of Arabic words (after the text's own words,
+    // so only a one-word part can match them): such a match marks the whole original word.
+    let stems: Vec<Vec<String>> = if parts.iter().any(|p| p.words.len() == 1) {
+        tokens.iter().map(|t| proclitic_stems(&t.text)).collect()
+    } else {
+        Vec::new()
+    };
     let mut found: Vec<Match> = Vec::new();
     for (p, part) in parts.iter().enumerate() {
         let bit = 1u64 << (p % 64);
@@ -80,13 +88,22 @@ fn find_matches(tokens: &[Token], parts: &[&Part]) -> Vec<Match> {
         }
         for i in 0..=tokens.len() - n {
             let run = &tokens[i..i + n];
-            let hit = run.iter().zip(&part.words).enumerate().all(|(k, (token, word))| {
+            let matches = |text: &str, k: usize, word: &str| {
                 if part.prefix && k == n - 1 {
-                    token.text.starts_with(word.as_str())
+                    text.starts_with(word)
                 } else {
-                    token.text == *word
+                    text == word
                 }
-            });
+            };
+            let hit = run
+                .iter()
+                .zip(&part.words)
+                .enumerate()
+                .all(|(k, (token, word))| matches(&token.text, k, word))
+                || (n == 1
+                    && stems
+                        .get(i)
+                        .is_some_and(|forms| forms.iter().any(|form| matches(form, 0, &part.words[0]))));
             if hit {
                 found.push(Match {
                     range: run[0].source.start..run[n - 1].source.end,
@@ -297,6 +314,28 @@ mod tests {
         assert_eq!(matched_words(&s), ["Київ"]);
         let s = snippet("Свіже м’ясо з ринку", &q("м'ясо"), 100);
         assert_eq!(matched_words(&s), ["м’ясо"]);
+    }
+
+    #[test]
+    fn a_match_on_an_arabic_stem_marks_the_whole_word() {
+        let text = "نلتقي بالجيران وآمنة في المساء";
+        assert_eq!(marked(text, "الجيران", 100), "نلتقي [بالجيران] وآمنة في المساء");
+        assert_eq!(marked(text, "جيران", 100), "نلتقي [بالجيران] وآمنة في المساء");
+        assert_eq!(marked(text, "آمنة", 100), "نلتقي بالجيران [وآمنة] في المساء");
+        assert_eq!(
+            marked(text, r#""جيران""#, 100),
+            "نلتقي [بالجيران] وآمنة في المساء"
+        );
+        assert_eq!(marked(text, "بالجيران", 100), "نلتقي [بالجيران] وآمنة في المساء");
+        // Phrases match the text's own words only, as in the index.
+        assert_eq!(marked(text, r#""جيران وآمنة""#, 100), text);
+    }
+
+    #[test]
+    fn emoji_are_marked() {
+        assert_eq!(marked("Kuchen 🎂 heute", "🎂", 100), "Kuchen [🎂] heute");
+        assert_eq!(marked("Kuchen🎂heute ❤️", "❤", 100), "Kuchen🎂heute [❤️]");
+        assert_eq!(marked("Daumen 👍🏽", "👍", 100), "Daumen [👍]🏽");
     }
 
     #[test]

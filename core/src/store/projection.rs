@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::document::ChangeNote;
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemDetails, Space, Status};
-use crate::search::fold;
+use crate::search::fold_for_index;
 
 /// Writes (or rewrites) every projection row of an item.
 pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
@@ -52,9 +52,9 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     conn.prepare_cached("INSERT INTO items_fts (rowid, title, body, extra) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![
             row_id,
-            fold(&c.title.joined()),
-            fold(&c.body.joined()),
-            fold(&extra_text(item))
+            fold_for_index(&c.title.joined()),
+            fold_for_index(&c.body.joined()),
+            fold_for_index(&extra_text(item))
         ])?;
     if let Some(loc) = &c.location {
         conn.prepare_cached(
