@@ -86,6 +86,11 @@ const ADDED_BY: &[Added] = &[
         tables: &["space_members"],
         columns: &[("sync_spaces", "members_after")],
     },
+    Added {
+        version: 10,
+        tables: &[],
+        columns: &[],
+    },
 ];
 
 /// Tables of the schema at `version`.
@@ -637,6 +642,44 @@ fn stores_of_every_earlier_version_upgrade_with_their_data() {
         );
         assert_eq!(detail.history.len(), 4, "{what}");
         store.integrity_check().expect("integrity");
+    }
+}
+
+/// Version 10 changed only the search terms (Arabic stems, emoji): a version 9 store whose
+/// index was written without them gets them when it is upgraded.
+#[test]
+fn an_index_written_before_version_10_gets_the_new_search_terms() {
+    let fx = Fixture::new();
+    let item = fx.post("لقاء بالجيران", "Kuchen 🎂 heute");
+    let viewer = fx.viewer(Role::Resident);
+    let path = fx.store.path().to_path_buf();
+    let Fixture {
+        dir: _dir,
+        store,
+        space,
+        ..
+    } = fx;
+    close(store);
+    {
+        // The index as version 9 wrote it: folded words, no stems, emoji dropped.
+        let conn = Connection::open(&path).expect("open raw");
+        conn.execute(
+            "UPDATE items_fts SET title = 'لقاء بالجيران', body = 'kuchen heute'",
+            [],
+        )
+        .expect("old index");
+        conn.pragma_update(None, "user_version", 9).expect("version 9");
+    }
+    let store = Store::open(&path, StoreOptions::default()).expect("upgrade");
+    for text in ["جيران", "🎂"] {
+        let hits = store
+            .search(&SearchRequest::new(space, viewer, text))
+            .expect("search");
+        assert_eq!(
+            hits.iter().map(|h| h.item.id).collect::<Vec<_>>(),
+            [item.id],
+            "{text}"
+        );
     }
 }
 
