@@ -246,16 +246,12 @@ fn media_reaches_the_server_and_every_member_whole_whatever_the_network_does() {
     );
     let (moved, resumed) = (moved.load(Ordering::Relaxed), resumed.load(Ordering::Relaxed));
     eprintln!("media: {moved} files downloaded under faults, {resumed} cut downloads resumed");
-    // About one schedule in ten downloads under faults and one in twenty resumes a cut
-    // download: a run of CI's size that does neither tests nothing.
+    // About one schedule in ten downloads under faults: a run of CI's size that does not
+    // tests nothing. (Resuming a cut download is rarer; the test below makes it happen.)
     if cases >= 128 {
         assert!(
             moved > 0,
             "no file moved under faults: the media steps tested nothing"
-        );
-        assert!(
-            resumed > 0,
-            "no cut download was resumed: the cuts tested nothing"
         );
     }
 }
@@ -444,6 +440,65 @@ fn check_refusals(world: &mut World, last: &SyncReport) -> Result<(), TestCaseEr
         );
     }
     Ok(())
+}
+
+/// A download the network cuts half-way is resumed by the next run at the byte where it
+/// stopped, and the file arrives whole.
+#[test]
+fn a_cut_download_resumes_where_it_stopped_and_arrives_whole() {
+    use Fate::*;
+    use Step::*;
+    let mut world = World::new(DEVICES, SLOTS);
+    let deliver_all = |world: &mut World| {
+        while world.in_network() > 0 {
+            world.run(&Network {
+                pick: 0,
+                fate: Deliver,
+            });
+        }
+    };
+    world.run(&Write {
+        device: 0,
+        slot: 0,
+        word: 1,
+    });
+    world.settle();
+    // More than one chunk.
+    world.run(&Attach {
+        device: 0,
+        slot: 0,
+        seed: 8,
+    });
+    world.settle();
+    world.run(&Transfer { device: 0 });
+    deliver_all(&mut world);
+    assert!(
+        world.waiting_transfers(0).is_empty(),
+        "device 0 uploaded its recording"
+    );
+    let wanted = world.waiting_transfers(1);
+    assert_eq!(wanted.len(), 1, "device 1 wants the recording");
+
+    world.run(&Transfer { device: 1 });
+    world.run(&Network {
+        pick: 0,
+        fate: Deliver,
+    }); // the request reaches the server
+    world.run(&Network { pick: 0, fate: Drop }); // its answer is cut half-way
+    assert_eq!(world.in_network(), 0);
+    assert_eq!(world.waiting_transfers(1), wanted, "not there yet");
+    assert_eq!(world.server.resumed_downloads.load(Ordering::Relaxed), 0);
+
+    world.run(&Transfer { device: 1 });
+    deliver_all(&mut world);
+    assert_eq!(
+        world.server.resumed_downloads.load(Ordering::Relaxed),
+        1,
+        "the second run asked from the byte where the first stopped"
+    );
+    assert!(world.waiting_transfers(1).is_empty(), "the recording arrived");
+    let reports = world.settle_media();
+    check_media(&world, &reports).expect("whole everywhere");
 }
 
 /// Found by the property above: a device's answer from an earlier session, still in the

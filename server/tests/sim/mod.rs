@@ -1102,6 +1102,11 @@ impl World {
         panic!("four rounds of perfect transfer runs did not settle");
     }
 
+    /// Messages the network holds.
+    pub fn in_network(&self) -> usize {
+        self.network.len()
+    }
+
     /// The files a device's next transfer run would move (the hashes).
     pub fn waiting_transfers(&self, device: usize) -> Vec<String> {
         let (plan, _) = self.planner.plan(&self.devices[device].store).expect("plan");
