@@ -1242,34 +1242,20 @@ pub struct Holding {
     pub changes: HashSet<Vec<u8>>,
 }
 
-/// A mono 8 kHz WAV recording whose samples depend on the device and `seed`: mostly a quarter
-/// of a second, one in eight 40 seconds (more than one upload chunk).
+/// A WAV recording whose samples depend on the device and `seed` (the project's test audio,
+/// `quartier_bench::audio`): mostly a few kilobytes, one in eight more than one upload chunk.
 fn wav(device: usize, seed: u16) -> Vec<u8> {
-    let len = if seed % 8 == 0 {
-        quartier_protocol::blobs::BLOB_CHUNK_BYTES + 64 * 1024
+    let size = if seed % 8 == 0 {
+        quartier_protocol::blobs::BLOB_CHUNK_BYTES as usize + 64 * 1024
     } else {
-        2000
+        2044
     };
-    let samples: Vec<u8> = (0..len)
-        .map(|i| {
-            (i.wrapping_mul(u32::from(seed) + 7)
+    quartier_bench::audio::wav_bytes(size, |data| {
+        for (i, byte) in data.iter_mut().enumerate() {
+            *byte = ((i as u32)
+                .wrapping_mul(u32::from(seed) + 7)
                 .wrapping_add(device as u32 * 31)
-                % 251) as u8
-        })
-        .collect();
-    let mut out = Vec::with_capacity(44 + samples.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&8u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(samples.len() as u32).to_le_bytes());
-    out.extend_from_slice(&samples);
-    out
+                % 251) as u8;
+        }
+    })
 }
