@@ -91,6 +91,11 @@ const ADDED_BY: &[Added] = &[
         tables: &[],
         columns: &[],
     },
+    Added {
+        version: 11,
+        tables: &[],
+        columns: &[("documents", "creation")],
+    },
 ];
 
 /// Tables of the schema at `version`.
@@ -668,6 +673,8 @@ fn an_index_written_before_version_10_gets_the_new_search_terms() {
             [],
         )
         .expect("old index");
+        conn.execute_batch("ALTER TABLE documents DROP COLUMN creation")
+            .expect("version 11's column");
         conn.pragma_update(None, "user_version", 9).expect("version 9");
     }
     let store = Store::open(&path, StoreOptions::default()).expect("upgrade");

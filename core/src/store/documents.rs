@@ -5,8 +5,9 @@
 
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
-use crate::document::{guarded, DocKind};
+use crate::document::{guarded, rebuild_creation, Creation, DocKind};
 use crate::error::{Error, Result};
 
 /// Compact when a document has more incremental changes than this…
@@ -22,6 +23,36 @@ pub(crate) struct LoadedDoc {
     pub snapshot_bytes: i64,
     pub change_bytes: i64,
     pub change_count: i64,
+    /// The change rebuilt from the document's stored creation form, not stored as a change yet:
+    /// [`settle`] stores it before anything else of the document is written.
+    pub unsettled: Option<Unsettled>,
+}
+
+/// A creation form rebuilt on load, and the history key it was recorded under.
+pub(crate) struct Unsettled {
+    change: Change,
+    check_key: String,
+}
+
+/// How a creation form is kept in `documents.creation`: CBOR, then zstd (the JSON state is most
+/// of it and compresses to about half), through the wire encoding.
+#[derive(Serialize, Deserialize)]
+struct StoredCreation {
+    actor: Vec<u8>,
+    time_ms: i64,
+    message: Option<String>,
+    state: String,
+    check: Vec<u8>,
+}
+
+/// Largest stored creation form read back (a document's budget is 1 MiB; this bounds a damaged
+/// row, not a legitimate one).
+const MAX_STORED_CREATION: usize = 4 * 1024 * 1024;
+
+/// The history key of a change not rebuilt yet: its check bytes in hex, which cannot be
+/// mistaken for a full hash (64 hex digits). [`settle`] replaces it by the full hash.
+pub(crate) fn creation_history_key(check: &[u8]) -> String {
+    check.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl LoadedDoc {
@@ -34,6 +65,7 @@ impl LoadedDoc {
             snapshot_bytes: 0,
             change_bytes: 0,
             change_count: 0,
+            unsettled: None,
         }
     }
 
@@ -43,11 +75,68 @@ impl LoadedDoc {
     }
 }
 
-/// Loads a document, or `None` if the store has no such document.
+/// A stored creation form that does not rebuild to the change it names: a core and a server
+/// that disagree on the rule (the server proved the form with its own), or a damaged row.
+pub(crate) struct UnbuildableCreation(pub String);
+
+/// Loads a document, or `None` if the store has no such document. A creation form that does
+/// not rebuild is [`Error::Corrupt`]; merges use [`load_checked`] and recover instead.
 pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<Option<LoadedDoc>> {
+    match load_checked(conn, doc_id, actor)? {
+        Ok(loaded) => Ok(loaded),
+        Err(UnbuildableCreation(reason)) => Err(Error::Corrupt(reason)),
+    }
+}
+
+/// Sets aside a document whose creation form does not rebuild, so that it comes again in a form
+/// this core can check: the document and its projection leave the store, the device asks for
+/// snapshots from now on, and the space's cursor starts over (what comes again is merged as
+/// duplicates). Nothing written on this device is lost: a document in creation form has no
+/// local changes. Returns the space to fetch again, which the page being applied must not move
+/// forward.
+pub(crate) fn distrust_creation(
+    conn: &Connection,
+    doc_id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<Option<String>> {
+    tracing::warn!(
+        doc = doc_id,
+        reason,
+        "a stored creation form does not rebuild; fetching the space again as snapshots"
+    );
+    let space: Option<String> = conn
+        .query_row(
+            "SELECT space_id FROM documents WHERE doc_id = ?1",
+            [doc_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    super::projection::remove_item(conn, doc_id)?;
+    conn.execute("DELETE FROM documents WHERE doc_id = ?1", [doc_id])?;
+    conn.execute(
+        "UPDATE device SET creation_records_failed_at = ?1 WHERE singleton = 1",
+        [now_ms],
+    )?;
+    if let Some(space) = &space {
+        conn.execute(
+            "UPDATE sync_spaces SET cursor = NULL WHERE space_id = ?1",
+            [space],
+        )?;
+    }
+    Ok(space)
+}
+
+/// [`load`], telling a creation form that does not rebuild apart from other failures.
+pub(crate) fn load_checked(
+    conn: &Connection,
+    doc_id: &str,
+    actor: &ActorId,
+) -> Result<std::result::Result<Option<LoadedDoc>, UnbuildableCreation>> {
     let row = conn
         .prepare_cached(
-            "SELECT kind, space_id, snapshot, snapshot_bytes, change_bytes, change_count
+            "SELECT kind, space_id, snapshot, snapshot_bytes, change_bytes, change_count, creation
              FROM documents WHERE doc_id = ?1",
         )?
         .query_row([doc_id], |r| {
@@ -58,11 +147,12 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, Option<Vec<u8>>>(6)?,
             ))
         })
         .optional()?;
-    let Some((kind, space_id, snapshot, snapshot_bytes, change_bytes, change_count)) = row else {
-        return Ok(None);
+    let Some((kind, space_id, snapshot, snapshot_bytes, change_bytes, change_count, creation)) = row else {
+        return Ok(Ok(None));
     };
     let kind =
         DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
@@ -72,6 +162,24 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
         }
         None => Automerge::new(),
     };
+    let mut unsettled = None;
+    if let Some(stored) = creation {
+        let creation = read_creation(doc_id, &stored)?;
+        let change = match rebuild_creation(&creation, doc_id, kind) {
+            Ok(change) => change,
+            Err(e) => {
+                return Ok(Err(UnbuildableCreation(format!(
+                    "the creation form of {doc_id} does not rebuild to the change it names: {e}"
+                ))))
+            }
+        };
+        guarded::apply_stored(&mut doc, vec![change.clone()])
+            .map_err(|e| Error::Corrupt(format!("creation of {doc_id}: {e}")))?;
+        unsettled = Some(Unsettled {
+            change,
+            check_key: creation_history_key(&creation.check),
+        });
+    }
     doc.set_actor(actor.clone());
     let mut stmt = conn.prepare_cached("SELECT bytes FROM doc_changes WHERE doc_id = ?1 ORDER BY id")?;
     let changes = stmt
@@ -85,14 +193,110 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
         guarded::apply_stored(&mut doc, changes)
             .map_err(|e| Error::Corrupt(format!("stored changes of {doc_id}: {e}")))?;
     }
-    Ok(Some(LoadedDoc {
+    Ok(Ok(Some(LoadedDoc {
         doc,
         kind,
         space_id,
         snapshot_bytes,
         change_bytes,
         change_count,
+        unsettled,
+    })))
+}
+
+/// The creation form a document is kept in, if it is.
+pub(crate) fn stored_creation(
+    conn: &Connection,
+    doc_id: &str,
+) -> Result<Option<super::merge::IncomingCreation>> {
+    let row: Option<(String, Option<Vec<u8>>)> = conn
+        .prepare_cached("SELECT kind, creation FROM documents WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((kind, Some(stored))) = row else {
+        return Ok(None);
+    };
+    let kind =
+        DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
+    Ok(Some(super::merge::IncomingCreation {
+        doc_id: doc_id.to_owned(),
+        kind,
+        creation: read_creation(doc_id, &stored)?,
     }))
+}
+
+fn read_creation(doc_id: &str, stored: &[u8]) -> Result<Creation> {
+    let stored: StoredCreation = quartier_protocol::decode(stored, MAX_STORED_CREATION)
+        .map_err(|e| Error::Corrupt(format!("creation form of {doc_id}: {e}")))?;
+    Ok(Creation {
+        actor: stored.actor,
+        time_ms: stored.time_ms,
+        message: stored.message,
+        state: stored.state,
+        check: stored.check,
+    })
+}
+
+/// Stores a document that is new to this store in its creation form, without building it.
+/// Returns false (and writes nothing) when the store already has the document: it is then
+/// merged as a change.
+pub(crate) fn store_creation(
+    conn: &Connection,
+    doc_id: &str,
+    kind: DocKind,
+    space_id: Option<&str>,
+    creation: &Creation,
+    now_ms: i64,
+) -> Result<bool> {
+    let stored = quartier_protocol::encode(&StoredCreation {
+        actor: creation.actor.clone(),
+        time_ms: creation.time_ms,
+        message: creation.message.clone(),
+        state: creation.state.clone(),
+        check: creation.check.clone(),
+    })
+    .map_err(|e| Error::document(doc_id, e))?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO documents (doc_id, kind, space_id, creation, snapshot_bytes, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (doc_id) DO NOTHING",
+        )?
+        .execute(params![
+            doc_id,
+            kind.as_str(),
+            space_id,
+            stored,
+            stored.len() as i64,
+            now_ms
+        ])?;
+    Ok(inserted == 1)
+}
+
+/// Stores the change a creation form was rebuilt to, as the document's first change, before
+/// anything else of the document is written; its history row gets the full hash.
+pub(crate) fn settle(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -> Result<()> {
+    let Some(Unsettled { change, check_key }) = loaded.unsettled.take() else {
+        return Ok(());
+    };
+    let bytes = change.raw_bytes();
+    conn.prepare_cached("INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![doc_id, change.hash().as_ref(), bytes])?;
+    loaded.snapshot_bytes = 0;
+    loaded.change_bytes += bytes.len() as i64;
+    loaded.change_count += 1;
+    conn.prepare_cached(
+        "UPDATE documents SET creation = NULL, snapshot_bytes = ?2, change_bytes = ?3, change_count = ?4
+         WHERE doc_id = ?1",
+    )?
+    .execute(params![
+        doc_id,
+        loaded.snapshot_bytes,
+        loaded.change_bytes,
+        loaded.change_count
+    ])?;
+    conn.prepare_cached("UPDATE OR IGNORE item_history SET hash = ?3 WHERE item_id = ?1 AND hash = ?2")?
+        .execute(params![doc_id, check_key, change.hash().to_string()])?;
+    Ok(())
 }
 
 /// Stores one change of a document (creating the document row if needed). Returns false when
@@ -104,6 +308,7 @@ pub(crate) fn store_change(
     change: &Change,
     now_ms: i64,
 ) -> Result<bool> {
+    settle(conn, doc_id, loaded)?;
     conn.prepare_cached(
         "INSERT INTO documents (doc_id, kind, space_id, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (doc_id) DO UPDATE SET space_id = coalesce(excluded.space_id, space_id),
@@ -137,6 +342,7 @@ pub(crate) fn compact_if_due(conn: &Connection, doc_id: &str, loaded: &mut Loade
 
 /// Writes a snapshot of the document and removes the changes it contains.
 pub(crate) fn compact(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -> Result<()> {
+    settle(conn, doc_id, loaded)?;
     let snapshot = guarded::save(&loaded.doc).map_err(|e| Error::Corrupt(format!("saving {doc_id}: {e}")))?;
     let mut pending = Vec::new();
     {

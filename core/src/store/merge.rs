@@ -9,8 +9,11 @@ use rusqlite::Connection;
 
 use super::documents::{self, LoadedDoc};
 use super::{projection, Store, Touched};
-use crate::document::{guarded, item_from_doc, space_from_doc, DocKind};
+use crate::document::{
+    guarded, item_from_doc, item_from_json, space_from_doc, space_from_json, Creation, DocKind,
+};
 use crate::error::{Error, Result};
+use crate::model::{Item, Space};
 
 use super::IncomingChange;
 
@@ -91,8 +94,16 @@ impl Store {
         report: &mut MergeReport,
         touched: &mut Touched,
     ) -> Result<()> {
-        let mut loaded =
-            documents::load(tx, doc_id, self.actor())?.unwrap_or_else(|| LoadedDoc::new(kind, self.actor()));
+        let loaded = match documents::load_checked(tx, doc_id, self.actor())? {
+            Ok(loaded) => loaded,
+            Err(documents::UnbuildableCreation(reason)) => {
+                if let Some(space) = documents::distrust_creation(tx, doc_id, &reason, super::now_ms())? {
+                    touched.refetch.insert(space);
+                }
+                None
+            }
+        };
+        let mut loaded = loaded.unwrap_or_else(|| LoadedDoc::new(kind, self.actor()));
         if loaded.kind != kind {
             return Err(Error::MalformedChange {
                 doc: doc_id.to_owned(),
@@ -131,6 +142,43 @@ impl Store {
         }
         documents::compact_if_due(tx, doc_id, &mut loaded)?;
         Ok(())
+    }
+
+    /// Stores documents received in their creation form that are new to this store, without
+    /// building them (history on demand, `documents::store_creation`), and projects each from
+    /// the JSON it carries. Returns the ones the store already has, to be merged as changes.
+    pub(crate) fn store_creations(
+        &self,
+        tx: &Connection,
+        creations: Vec<IncomingCreation>,
+        report: &mut MergeReport,
+        touched: &mut Touched,
+    ) -> Result<Vec<IncomingCreation>> {
+        let mut known = Vec::new();
+        let now = super::now_ms();
+        for incoming in creations {
+            let doc_id = incoming.doc_id.as_str();
+            let read = read_creation_state(&incoming);
+            let space = match &read {
+                Some(Readable::Item(item)) => Some(item.space.to_string()),
+                Some(Readable::Space(_)) => Some(doc_id.to_owned()),
+                None => None,
+            };
+            if !documents::store_creation(
+                tx,
+                doc_id,
+                incoming.kind,
+                space.as_deref(),
+                &incoming.creation,
+                now,
+            )? {
+                known.push(incoming);
+                continue;
+            }
+            report.applied += 1;
+            project_creation(tx, &incoming, read, report, touched, now)?;
+        }
+        Ok(known)
     }
 
     /// Rewrites the projection of a document from its content, and records the history of the
@@ -206,6 +254,11 @@ impl Store {
             }
             let mut report = MergeReport::default();
             for doc_id in ids {
+                if let Some(incoming) = documents::stored_creation(tx, &doc_id)? {
+                    let read = read_creation_state(&incoming);
+                    project_creation(tx, &incoming, read, &mut report, touched, super::now_ms())?;
+                    continue;
+                }
                 if let Some(mut loaded) = documents::load(tx, &doc_id, self.actor())? {
                     self.reproject(tx, &doc_id, &mut loaded, &[], &mut report, touched)?;
                 }
@@ -267,4 +320,74 @@ impl Store {
                 .collect())
         })
     }
+}
+
+/// A document arriving in its creation form (`Record::Created`).
+#[derive(Clone, Debug)]
+pub(crate) struct IncomingCreation {
+    pub doc_id: String,
+    pub kind: DocKind,
+    pub creation: Creation,
+}
+
+/// What a creation form's JSON reads as, when this core can read it.
+enum Readable {
+    Item(Box<Item>),
+    Space(Space),
+}
+
+/// The item or space a creation form describes, read from its JSON as `reproject` reads a built
+/// document (the form's state is that document's JSON without its id); `None` when it is not
+/// readable here (kept, not shown, as for merged documents).
+fn read_creation_state(incoming: &IncomingCreation) -> Option<Readable> {
+    let doc_id = incoming.doc_id.as_str();
+    let mut json: serde_json::Value = serde_json::from_str(&incoming.creation.state).ok()?;
+    if let serde_json::Value::Object(root) = &mut json {
+        root.entry("id")
+            .or_insert_with(|| serde_json::Value::String(doc_id.to_owned()));
+    }
+    match incoming.kind {
+        DocKind::Item => match item_from_json(json, doc_id) {
+            Ok(item) if item.id.to_string() == doc_id => Some(Readable::Item(Box::new(item))),
+            _ => None,
+        },
+        DocKind::Space => match space_from_json(json, doc_id) {
+            Ok(space) if space.id.to_string() == doc_id && space.meta.validate().is_ok() => {
+                Some(Readable::Space(space))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// Projects a document kept in creation form and records its one change in the history, under
+/// the key `documents::settle` later replaces by the full hash.
+fn project_creation(
+    tx: &Connection,
+    incoming: &IncomingCreation,
+    read: Option<Readable>,
+    report: &mut MergeReport,
+    touched: &mut Touched,
+    now_ms: i64,
+) -> Result<()> {
+    let doc_id = incoming.doc_id.as_str();
+    match read {
+        Some(Readable::Item(item)) => {
+            projection::record_creation_history(tx, doc_id, &incoming.creation)?;
+            projection::project_item(tx, &item)?;
+            touched.spaces.insert(item.space.to_string());
+            touched.items.insert(doc_id.to_owned());
+        }
+        Some(Readable::Space(space)) => {
+            projection::project_space(tx, &space, now_ms)?;
+            touched.spaces.insert(doc_id.to_owned());
+        }
+        None => {
+            if incoming.kind == DocKind::Item {
+                projection::record_creation_history(tx, doc_id, &incoming.creation)?;
+            }
+            report.unreadable.push(doc_id.to_owned());
+        }
+    }
+    Ok(())
 }

@@ -67,7 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/010_search_stems.sql"),
         rebuilds_projections: true,
     },
-    // Next: 011. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 11,
+        sql: include_str!("migrations/011_creation_forms.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 012. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -27,8 +27,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use access::AllowedActions;
 pub use live::{LiveQuery, LiveResult, Subscription};
-pub(crate) use merge::decode_incoming;
 pub use merge::MergeReport;
+pub(crate) use merge::{decode_incoming, IncomingCreation};
 pub use migrations::{APPLICATION_ID, SCHEMA_VERSION};
 pub(crate) use outbox::MAY_LEAVE_DEVICE;
 pub(crate) use purge::{purge_space, purge_unreadable};
@@ -61,6 +61,9 @@ impl Default for StoreOptions {
 pub(crate) struct Touched {
     pub spaces: BTreeSet<String>,
     pub items: BTreeSet<String>,
+    /// Spaces whose cursor a write started over (`documents::distrust_creation`): the page being
+    /// applied must not move it forward again.
+    pub refetch: BTreeSet<String>,
 }
 
 struct Inner {

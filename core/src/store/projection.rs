@@ -4,7 +4,7 @@
 use automerge::Change;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::document::ChangeNote;
+use crate::document::{ChangeNote, Creation};
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemDetails, Space, Status};
 use crate::search::fold_for_index;
@@ -157,20 +157,44 @@ pub(crate) fn project_space(conn: &Connection, space: &Space, now_ms: i64) -> Re
     Ok(())
 }
 
-/// Records one change of an item document in its history.
-pub(crate) fn record_history(conn: &Connection, item_id: &str, change: &Change) -> Result<()> {
-    let note = ChangeNote::decode(change.message());
+/// Records the one change of an item document kept in creation form, keyed by its check bytes
+/// until the change is built (`documents::settle`).
+pub(crate) fn record_creation_history(conn: &Connection, item_id: &str, creation: &Creation) -> Result<()> {
+    let note = ChangeNote::decode(creation.message.as_deref());
+    insert_history(
+        conn,
+        item_id,
+        &super::documents::creation_history_key(&creation.check),
+        &automerge::ActorId::from(creation.actor.as_slice()).to_hex_string(),
+        note,
+        creation.time_ms,
+    )
+}
+
+fn insert_history(
+    conn: &Connection,
+    item_id: &str,
+    key: &str,
+    actor: &str,
+    note: Option<ChangeNote>,
+    at: i64,
+) -> Result<()> {
     let fields = note.as_ref().map(|n| n.fields.join(",")).unwrap_or_default();
     conn.prepare_cached(
         "INSERT OR IGNORE INTO item_history (item_id, hash, actor, person, at, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![
-        item_id,
-        change.hash().to_string(),
-        change.actor_id().to_hex_string(),
-        note.map(|n| n.by.to_string()),
-        change.timestamp(),
-        fields,
-    ])?;
+    .execute(params![item_id, key, actor, note.map(|n| n.by.to_string()), at, fields])?;
     Ok(())
+}
+
+/// Records one change of an item document in its history.
+pub(crate) fn record_history(conn: &Connection, item_id: &str, change: &Change) -> Result<()> {
+    insert_history(
+        conn,
+        item_id,
+        &change.hash().to_string(),
+        &change.actor_id().to_hex_string(),
+        ChangeNote::decode(change.message()),
+        change.timestamp(),
+    )
 }

@@ -22,7 +22,7 @@ use super::account::{apply_roster, load_account, record_membership};
 use super::identity::sign_change;
 use crate::document::guarded;
 use crate::error::{Error, Result};
-use crate::store::{IncomingChange, Store, MAY_LEAVE_DEVICE};
+use crate::store::{IncomingChange, IncomingCreation, Store, MAY_LEAVE_DEVICE};
 
 /// What a request carried, to apply its response against: the outbox entries it pushes, by
 /// their position in the request, and the cursor it sent for each space.
@@ -229,27 +229,38 @@ impl Store {
         // A creation record this core rebuilds differently is not the server's fault nor ours:
         // the pages are set aside (acknowledgements still hold), and this device asks for
         // snapshots from now on, so the same page comes again in a form it can check.
+        // Creations new to the store are kept in their form (history on demand); their rule is
+        // checked when a document is first built, and a form that fails then is set aside the same
+        // way (`documents::distrust_creation`).
         let mut incoming = Vec::new();
+        let mut creations = Vec::new();
         let mut creation_failed = None;
         for page in &response.pages {
             for record in &page.records {
-                match record_changes(record) {
-                    Ok(changes) => incoming.extend(changes),
-                    Err(e) if matches!(record, Record::Created { .. }) => {
-                        creation_failed = Some(e);
-                        break;
+                if let Record::Created { .. } = record {
+                    match incoming_creation(record) {
+                        Ok(creation) => creations.extend(creation),
+                        Err(e) => {
+                            creation_failed = Some(e);
+                            break;
+                        }
                     }
-                    Err(e) => return Err(e),
+                    continue;
                 }
+                incoming.extend(record_changes(record)?);
             }
         }
         if creation_failed.is_some() {
             incoming.clear();
+            creations.clear();
         }
         let by_doc = crate::store::decode_incoming(&incoming)?;
         let now = crate::store::now_ms();
         self.write(|tx, touched| {
-            let mut outcome = ExchangeOutcome { received: incoming.len(), ..Default::default() };
+            let mut outcome = ExchangeOutcome {
+                received: incoming.len() + creations.len(),
+                ..Default::default()
+            };
             // Refusals first: returning a refused change withdraws the entries built on it,
             // whatever the server said of those (it defers them, waiting for the refused one).
             let mut acks: Vec<_> = response.acks.iter().collect();
@@ -293,9 +304,33 @@ impl Store {
                 return Ok(outcome);
             }
             let revoked: BTreeSet<String> = response.revoked.iter().map(|s| s.to_string()).collect();
+            let mut report = crate::store::MergeReport::default();
+            let known = self.store_creations(tx, creations, &mut report, touched)?;
+            // A creation of a document the store already has is merged as the change it rebuilds.
+            let mut rebuilt = Vec::new();
+            for creation in known {
+                match crate::document::rebuild_creation(&creation.creation, &creation.doc_id, creation.kind) {
+                    Ok(change) => rebuilt.push(IncomingChange {
+                        doc_id: creation.doc_id,
+                        kind: creation.kind,
+                        bytes: change.raw_bytes().to_vec(),
+                    }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a creation record did not rebuild; asking for snapshots from now on");
+                        tx.execute("UPDATE device SET creation_records_failed_at = ?1 WHERE singleton = 1", [now])?;
+                        outcome.more = true;
+                        return Ok(outcome);
+                    }
+                }
+            }
+            self.merge_decoded(tx, crate::store::decode_incoming(&rebuilt)?, touched)?;
             self.merge_decoded(tx, by_doc, touched)?;
             for page in &response.pages {
                 outcome.more |= page.more;
+                if touched.refetch.contains(&page.space.to_string()) {
+                    outcome.more = true;
+                    continue;
+                }
                 tx.prepare_cached(
                     "INSERT INTO sync_spaces (space_id, cursor, last_success, last_attempt, last_error)
                      VALUES (?1, ?2, ?3, ?3, NULL)
@@ -463,8 +498,52 @@ fn remove_outbox(conn: &Connection, seq: i64) -> Result<usize> {
         .execute([seq])?)
 }
 
-/// The changes a record carries: a change itself, every change of a snapshot, or the rebuilt
-/// change of a creation.
+/// The creation form a `Record::Created` carries, after the checks that need no building: its
+/// state is a JSON map, its actor and check of the right lengths. A form that passes them and
+/// still does not rebuild is found when the document is first built.
+fn incoming_creation(record: &Record) -> Result<Option<IncomingCreation>> {
+    let Record::Created {
+        doc,
+        kind,
+        actor,
+        time_ms,
+        message,
+        state,
+        check,
+        ..
+    } = record
+    else {
+        return Ok(None);
+    };
+    let malformed = |reason: &str| Error::MalformedChange {
+        doc: doc.to_string(),
+        reason: format!("creation: {reason}"),
+    };
+    if actor.is_empty() || actor.len() > 64 {
+        return Err(malformed("actor id of a wrong length"));
+    }
+    if check.len() != crate::document::CREATION_CHECK_LEN {
+        return Err(malformed("check of a wrong length"));
+    }
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(serde_json::Value::Object(_)) => {}
+        _ => return Err(malformed("the state is not a JSON map")),
+    }
+    Ok(Some(IncomingCreation {
+        doc_id: doc.to_string(),
+        kind: *kind,
+        creation: crate::document::Creation {
+            actor: actor.clone(),
+            time_ms: *time_ms,
+            message: message.clone(),
+            state: state.clone(),
+            check: check.clone(),
+        },
+    }))
+}
+
+/// The changes a record carries: a change itself, or every change of a snapshot (creations are
+/// taken by [`incoming_creation`]).
 fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
     Ok(match record {
         Record::Change { doc, kind, bytes, .. } => {
@@ -490,31 +569,7 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
                 })
                 .collect()
         }
-        Record::Created {
-            doc,
-            kind,
-            actor,
-            time_ms,
-            message,
-            state,
-            check,
-            ..
-        } => {
-            let creation = crate::document::Creation {
-                actor: actor.clone(),
-                time_ms: *time_ms,
-                message: message.clone(),
-                state: state.clone(),
-                check: check.clone(),
-            };
-            let change = crate::document::rebuild_creation(&creation, &doc.to_string(), *kind)?;
-            vec![IncomingChange {
-                doc_id: doc.to_string(),
-                kind: *kind,
-                bytes: change.raw_bytes().to_vec(),
-            }]
-        }
-        Record::Unknown => Vec::new(),
+        Record::Created { .. } | Record::Unknown => Vec::new(),
     })
 }
 
@@ -834,10 +889,11 @@ mod tests {
         assert!(p.store.deferred_changes(0).unwrap().is_empty());
     }
 
-    /// A creation record that does not rebuild sets the page aside and switches the device to
-    /// snapshots, so the same page is not asked for unchanged again.
+    /// A creation record that fails the checks made on arrival (here: a state that is not JSON)
+    /// sets the page aside and switches the device to snapshots, so the same page is not asked
+    /// for unchanged again.
     #[test]
-    fn a_creation_record_that_does_not_rebuild_switches_to_snapshots() {
+    fn a_malformed_creation_record_switches_to_snapshots() {
         let p = phone();
         let (request, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
         assert!(request.accepts.iter().any(|a| a == ACCEPTS_CREATED));
@@ -852,7 +908,7 @@ mod tests {
                 actor: vec![1; 16],
                 time_ms: 1,
                 message: None,
-                state: "{}".into(),
+                state: "not json".into(),
                 check: vec![0, 0, 0, 0],
             }],
             next: "c:99".into(),
@@ -869,6 +925,196 @@ mod tests {
             "snapshots from now on: {:?}",
             again.accepts
         );
+    }
+
+    /// An item written by another device in `p`'s space, as that device's Automerge document.
+    fn written_elsewhere(p: &Phone, title: &str) -> (Item, automerge::Automerge) {
+        let at = chrono::DateTime::from_timestamp_millis(crate::store::now_ms()).unwrap();
+        let item = Item {
+            id: ItemId::new(),
+            space: p.space,
+            author: p.person,
+            created_at: at,
+            updated_at: at,
+            content: ItemContent::new(
+                LocalizedText::single("de", title),
+                ItemDetails::Post(Post {
+                    post_type: PostType::News,
+                }),
+            ),
+        };
+        let actor = automerge::ActorId::random();
+        let change = crate::document::new_item_change(&item, &actor).unwrap();
+        let mut doc = automerge::Automerge::new();
+        doc.apply_changes([change]).unwrap();
+        (item, doc)
+    }
+
+    fn creation_record(p: &Phone, item: &Item, doc: &automerge::Automerge) -> Record {
+        crate::document::creation_of(doc, &item.id.to_string(), DocKind::Item)
+            .unwrap()
+            .expect("a new item has a creation form")
+            .into_record(p.space.as_uuid(), item.id.as_uuid(), DocKind::Item)
+    }
+
+    /// Applies one page of `records` for `p`'s space, after the cursor it stands at.
+    fn receive(p: &Phone, records: Vec<Record>) -> ExchangeOutcome {
+        let (request, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        let after = request.cursors[0].after.clone().unwrap_or_else(|| "c:0".into());
+        let next: u64 = after.trim_start_matches("c:").parse::<u64>().unwrap_or(0) + 1;
+        let mut response = answer(Vec::new());
+        response.pages.push(quartier_protocol::SpacePage {
+            space: p.space.as_uuid(),
+            records,
+            next: format!("c:{next}"),
+            more: false,
+            roster: None,
+        });
+        p.store.apply_sync_response(&pushed, &response).unwrap()
+    }
+
+    fn creation_kept(p: &Phone, item: &Item) -> bool {
+        p.store
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT creation IS NOT NULL FROM documents WHERE doc_id = ?1",
+                    [item.id.to_string()],
+                    |r| r.get::<_, bool>(0),
+                )?)
+            })
+            .unwrap()
+    }
+
+    fn history_keys(p: &Phone, item: &Item) -> Vec<String> {
+        let viewer = Viewer::new(p.person, Role::Coordinator);
+        let detail = p.store.item_detail(item.id, &viewer).unwrap();
+        detail.history.into_iter().map(|h| h.change).collect()
+    }
+
+    /// History on demand: a document received in creation form is shown at once without being
+    /// built; the first edit builds it bit for bit (same heads as its author's), stores the change
+    /// and gives its history entry the full hash.
+    #[test]
+    fn a_received_creation_is_kept_in_its_form_until_the_first_edit() {
+        let p = phone();
+        let (item, doc) = written_elsewhere(&p, "Flohmarkt am Samstag");
+        let created_hash = doc.get_heads()[0];
+        let outcome = receive(&p, vec![creation_record(&p, &item, &doc)]);
+        assert_eq!(outcome.received, 1);
+        let viewer = Viewer::new(p.person, Role::Coordinator);
+        assert_eq!(p.store.item_detail(item.id, &viewer).unwrap().item, item);
+        assert!(creation_kept(&p, &item), "kept in its form, not built");
+        let key = history_keys(&p, &item);
+        assert_eq!(key.len(), 1);
+        assert!(created_hash.to_string().starts_with(&key[0]), "{key:?}");
+        assert_eq!(
+            p.store.document_heads(&item.id.to_string()).unwrap(),
+            vec![created_hash.to_string()],
+            "reading the document builds the same change"
+        );
+
+        let patch = ItemPatch {
+            title: Some(LocalizedText::single("de", "Flohmarkt am Sonntag")),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &patch, p.person).unwrap();
+        assert!(!creation_kept(&p, &item), "built and stored on the first edit");
+        let keys = history_keys(&p, &item);
+        assert_eq!(keys.len(), 2);
+        assert_eq!(
+            keys[0],
+            created_hash.to_string(),
+            "the history entry got the full hash"
+        );
+        let changes = p.store.document_changes(&item.id.to_string()).unwrap();
+        assert_eq!(changes.len(), 2);
+        // The edit went out on top of the author's change, as the server will check.
+        let pending = p.store.pending_changes(10).unwrap();
+        let edit = automerge::Change::from_bytes(pending.last().unwrap().bytes.clone()).unwrap();
+        assert_eq!(edit.deps(), vec![created_hash]);
+        // Received again (a replayed page), it is a duplicate, not a second document.
+        receive(&p, vec![creation_record(&p, &item, &doc)]);
+        assert_eq!(p.store.document_changes(&item.id.to_string()).unwrap().len(), 2);
+    }
+
+    /// A stored creation form that does not rebuild to the change it names (a server with other
+    /// rules) is found when a later change needs the document: the document leaves the store,
+    /// the device asks for snapshots and fetches the space again, and the snapshot brings it back
+    /// with the later change; nothing is wedged.
+    #[test]
+    fn a_stored_creation_that_does_not_rebuild_is_fetched_again_as_a_snapshot() {
+        let p = phone();
+        let (item, mut doc) = written_elsewhere(&p, "Sprechstunde");
+        let Record::Created {
+            space,
+            doc: doc_uuid,
+            kind,
+            actor,
+            time_ms,
+            message,
+            state,
+            check,
+        } = creation_record(&p, &item, &doc)
+        else {
+            unreachable!()
+        };
+        let wrong: Vec<u8> = check.iter().map(|b| b ^ 0xff).collect();
+        receive(
+            &p,
+            vec![Record::Created {
+                space,
+                doc: doc_uuid,
+                kind,
+                actor,
+                time_ms,
+                message,
+                state,
+                check: wrong,
+            }],
+        );
+        let viewer = Viewer::new(p.person, Role::Coordinator);
+        assert!(p.store.item_detail(item.id, &viewer).is_ok(), "shown on arrival");
+
+        // The author edits it; the edit needs the document.
+        let mut edited = item.clone();
+        edited.content.title = LocalizedText::single("de", "Sprechstunde (verlegt)");
+        let note = crate::document::ChangeNote::new(p.person, ["title"]);
+        let json = crate::document::item_to_json(&edited).unwrap();
+        let change =
+            crate::document::write_change(&mut doc, &item.id.to_string(), DocKind::Item, &json, &note, 5)
+                .unwrap()
+                .unwrap();
+        let edit = Record::Change {
+            space: p.space.as_uuid(),
+            doc: item.id.as_uuid(),
+            kind: DocKind::Item,
+            signature: vec![0; 64],
+            bytes: change.raw_bytes().to_vec(),
+            device: uuid::Uuid::now_v7(),
+        };
+        receive(&p, vec![edit]);
+        let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        assert!(again.accepts.is_empty(), "snapshots from now on");
+        assert_eq!(again.cursors[0].after, None, "the space is fetched again");
+        assert!(
+            p.store.item_detail(item.id, &viewer).is_err(),
+            "not shown unchecked"
+        );
+
+        receive(
+            &p,
+            vec![Record::Snapshot {
+                space: p.space.as_uuid(),
+                doc: item.id.as_uuid(),
+                kind: DocKind::Item,
+                bytes: doc.save(),
+            }],
+        );
+        assert_eq!(
+            p.store.item_detail(item.id, &viewer).unwrap().item.content.title,
+            edited.content.title
+        );
+        assert_eq!(p.store.document_changes(&item.id.to_string()).unwrap().len(), 2);
     }
 
     /// A page's member changes go into the space's list in its transaction; a page that

@@ -14,7 +14,7 @@ pub use creation::{creation_of, rebuild_creation, Creation, CREATION_CHECK_LEN};
 pub use json::MAX_NESTING;
 pub use note::ChangeNote;
 pub use schema::DocKind;
-pub use schema::{item_from_doc, space_from_doc};
+pub use schema::{item_from_doc, item_from_json, space_from_doc, space_from_json};
 pub use schema::{item_to_json, space_to_json};
 
 use automerge::{transaction::CommitOptions, ActorId, Automerge, Change, ObjId};

@@ -64,7 +64,14 @@ pub fn item_to_json(item: &Item) -> Result<Value> {
 
 /// Reads an item back from its document.
 pub fn item_from_doc(doc: &Automerge, doc_id: &str) -> Result<Item> {
-    let mut root = from_doc(doc, doc_id)?;
+    item_from_json(read_json(doc, doc_id)?, doc_id)
+}
+
+/// Reads an item from its document's JSON, as [`read_json`] gives it (or as a creation form
+/// carries it, with the `id` put back): how a document kept in creation form is projected
+/// without building it.
+pub fn item_from_json(json: Value, doc_id: &str) -> Result<Item> {
+    let mut root = root_of(json, doc_id)?;
     if let Some(Value::Object(tags)) = root.remove("tags") {
         let list = tags
             .into_iter()
@@ -87,7 +94,12 @@ pub fn space_to_json(id: SpaceId, meta: &SpaceMeta) -> Result<Value> {
 
 /// Reads a space back from its document.
 pub fn space_from_doc(doc: &Automerge, doc_id: &str) -> Result<Space> {
-    let root = from_doc(doc, doc_id)?;
+    space_from_json(read_json(doc, doc_id)?, doc_id)
+}
+
+/// Reads a space from its document's JSON (see [`item_from_json`]).
+pub fn space_from_json(json: Value, doc_id: &str) -> Result<Space> {
+    let root = root_of(json, doc_id)?;
     serde_json::from_value(Value::Object(root))
         .map_err(|e| Error::document(doc_id, format!("not a readable space: {e}")))
 }
@@ -100,8 +112,8 @@ fn to_object<T: serde::Serialize>(value: &T, what: &str) -> Result<Map<String, V
     }
 }
 
-fn from_doc(doc: &Automerge, doc_id: &str) -> Result<Map<String, Value>> {
-    let Value::Object(mut root) = read_json(doc, doc_id)? else {
+fn root_of(json: Value, doc_id: &str) -> Result<Map<String, Value>> {
+    let Value::Object(mut root) = json else {
         return Err(Error::document(doc_id, "root is not a map"));
     };
     match root.remove("schema").and_then(|v| v.as_u64()) {
