@@ -55,6 +55,6 @@ mod remote_types {
 }
 pub use quartier_domain::{document, model, schedule, DocKind, Error as DomainError, QuartierError};
 pub use store::{
-    AllowedActions, IncomingChange, LiveQuery, LiveResult, MergeReport, OutgoingChange, Store, StoreOptions,
-    Subscription, UndeliveredChange,
+    AllowedActions, IncomingChange, IncomingCreation, LiveQuery, LiveResult, MergeReport, OutgoingChange,
+    Store, StoreOptions, Subscription, UndeliveredChange,
 };

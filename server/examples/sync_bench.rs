@@ -35,8 +35,40 @@ async fn device(
     Ok((store, client, account.person))
 }
 
+/// What the new member's process reports on its last line of output.
+const JOIN_REPORT: &str = "join-report";
+
+/// The new member's device in a process of its own (`--join-child URL CODE DIR`), so that its
+/// peak memory is the device's alone: registers, redeems the invite, syncs once and prints the
+/// wall time, the sync report's figures and `VmHWM`.
+async fn join_child(url: &str, code: &str, dir: &std::path::Path) -> Result<(), BoxError> {
+    let (b, b_client, b_person) = device(url, dir, "b").await?;
+    b_client.redeem_invite(&b, code).await?;
+    let before = proc_status_kib(std::process::id(), "VmRSS").unwrap_or(0);
+    let started = Instant::now();
+    let initial = b_client.sync_now(&b, |_| {}).await?;
+    let wall = started.elapsed();
+    let peak = proc_status_kib(std::process::id(), "VmHWM").unwrap_or(0);
+    b.close()?;
+    println!(
+        "{JOIN_REPORT} {} {} {} {} {before} {peak} {b_person}",
+        wall.as_micros(),
+        initial.rounds,
+        initial.bytes_sent,
+        initial.bytes_received
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--join-child") {
+        let (Some(url), Some(code), Some(dir)) = (args.get(i + 1), args.get(i + 2), args.get(i + 3)) else {
+            return Err("--join-child URL CODE DIR".into());
+        };
+        return join_child(url, code, std::path::Path::new(dir)).await;
+    }
     let items = arg("--items", 10_000);
     let spaces = arg("--spaces", 200);
     let per_space = arg("--per-space", 50);
@@ -105,11 +137,33 @@ async fn main() -> Result<(), BoxError> {
     let code = a_client
         .create_invite(&a, space, Role::Resident, expires, 1)
         .await?;
-    let (b, b_client, b_person) = device(&server.url, phones.path(), "b").await?;
-    b_client.redeem_invite(&b, &code).await?;
-    let started = Instant::now();
-    let initial = b_client.sync_now(&b, |_| {}).await?;
-    let wall = started.elapsed();
+    // The new member is a process of its own, as a phone is: its peak memory is its own.
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["--join-child", &server.url, &code])
+        .arg(phones.path())
+        .output()?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    let Some(line) = report.lines().find(|l| l.starts_with(JOIN_REPORT)) else {
+        return Err(format!(
+            "the new member's process failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    };
+    let fields: Vec<&str> = line.split_whitespace().skip(1).collect();
+    let number =
+        |i: usize| -> Result<u64, BoxError> { Ok(fields.get(i).ok_or("short join report")?.parse()?) };
+    let wall = std::time::Duration::from_micros(number(0)?);
+    let initial = quartier_core::sync::SyncReport {
+        rounds: number(1)? as usize,
+        bytes_sent: number(2)?,
+        bytes_received: number(3)?,
+        ..Default::default()
+    };
+    let (rss_before, peak) = (number(4)?, number(5)?);
+    let b_person: quartier_core::model::PersonId = fields.get(6).ok_or("short join report")?.parse()?;
+    let b = Store::open(phones.path().join("b.db"), StoreOptions::default())?;
+    let b_client = SyncClient::new(&server.url)?.with_limits(1024 * 1024, 1000);
     let viewer = quartier_core::model::Viewer::new(b_person, Role::Resident);
     let mut feed = FeedQuery::new(space, viewer);
     feed.limit = 1000.into();
@@ -152,6 +206,11 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "  requests per MiB page budget: {:.2}",
         initial.rounds as f64 / mib.max(1.0)
+    );
+    println!(
+        "  the new member's process: {:.1} MiB resident before the sync, peak {:.1} MiB (VmHWM)",
+        rss_before as f64 / 1024.0,
+        peak as f64 / 1024.0
     );
 
     // One new change to an already synced device.

@@ -13,7 +13,9 @@ use crate::model::{Item, ItemId, PersonId, Viewer};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct HistoryEntry {
-    /// Automerge change hash, hex.
+    /// Automerge change hash, hex. For the creation of a document this device keeps in creation
+    /// form (not built yet, `docs/store.md`), its first 8 hex digits: a prefix of the full hash,
+    /// which replaces it once the document is built.
     pub change: String,
     /// The device (Automerge actor), hex.
     pub device: String,

@@ -144,16 +144,68 @@ impl Store {
         Ok(())
     }
 
+    /// Applies documents in their creation form, in one transaction: the bulk path that the
+    /// initial sync, imports and the bench generator share. Documents new to the store are kept
+    /// in their form ([`Store::store_creations`]); a creation of a document the store has is
+    /// rebuilt and merged as a change, and if it does not rebuild nothing is stored
+    /// ([`Error::MalformedChange`]).
+    pub fn apply_creations(&self, creations: Vec<IncomingCreation>) -> Result<MergeReport> {
+        self.write(|tx, touched| {
+            let mut report = MergeReport::default();
+            if let CreationsApplied::Unbuildable(e) =
+                self.merge_creations(tx, creations, &mut report, touched)?
+            {
+                return Err(e);
+            }
+            Ok(report)
+        })
+    }
+
+    /// [`Store::apply_creations`] inside the caller's transaction; a creation of a known
+    /// document that does not rebuild stops it (what was applied before stays in `tx`).
+    pub(crate) fn merge_creations(
+        &self,
+        tx: &Connection,
+        creations: Vec<IncomingCreation>,
+        report: &mut MergeReport,
+        touched: &mut Touched,
+    ) -> Result<CreationsApplied> {
+        let known = self.store_creations(tx, creations, report, touched)?;
+        let mut rebuilt = Vec::new();
+        for creation in known {
+            match crate::document::rebuild_creation(&creation.creation, &creation.doc_id, creation.kind) {
+                Ok(change) => rebuilt.push(IncomingChange {
+                    doc_id: creation.doc_id,
+                    kind: creation.kind,
+                    bytes: change.raw_bytes().to_vec(),
+                }),
+                Err(e) => return Ok(CreationsApplied::Unbuildable(e.into())),
+            }
+        }
+        let merged = self.merge_decoded(tx, decode_incoming(&rebuilt)?, touched)?;
+        report.applied += merged.applied;
+        report.duplicates += merged.duplicates;
+        report.waiting += merged.waiting;
+        report.unreadable.extend(merged.unreadable);
+        Ok(CreationsApplied::Done)
+    }
+
     /// Stores documents received in their creation form that are new to this store, without
     /// building them (history on demand, `documents::store_creation`), and projects each from
     /// the JSON it carries. Returns the ones the store already has, to be merged as changes.
-    pub(crate) fn store_creations(
+    fn store_creations(
         &self,
         tx: &Connection,
         creations: Vec<IncomingCreation>,
         report: &mut MergeReport,
         touched: &mut Touched,
     ) -> Result<Vec<IncomingCreation>> {
+        for incoming in &creations {
+            uuid::Uuid::parse_str(&incoming.doc_id).map_err(|_| Error::MalformedChange {
+                doc: incoming.doc_id.chars().take(40).collect(),
+                reason: "the document id is not a UUID".into(),
+            })?;
+        }
         let mut known = Vec::new();
         let now = super::now_ms();
         for incoming in creations {
@@ -322,12 +374,19 @@ impl Store {
     }
 }
 
-/// A document arriving in its creation form (`Record::Created`).
-#[derive(Clone, Debug)]
-pub(crate) struct IncomingCreation {
+/// A document arriving in its creation form (`Record::Created`, an import, the bench generator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingCreation {
     pub doc_id: String,
     pub kind: DocKind,
     pub creation: Creation,
+}
+
+/// How [`Store::merge_creations`] ended.
+pub(crate) enum CreationsApplied {
+    Done,
+    /// A creation of a document the store has did not rebuild.
+    Unbuildable(Error),
 }
 
 /// What a creation form's JSON reads as, when this core can read it.

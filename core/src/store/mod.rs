@@ -27,8 +27,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use access::AllowedActions;
 pub use live::{LiveQuery, LiveResult, Subscription};
+pub use merge::IncomingCreation;
 pub use merge::MergeReport;
-pub(crate) use merge::{decode_incoming, IncomingCreation};
+pub(crate) use merge::{decode_incoming, CreationsApplied};
 pub use migrations::{APPLICATION_ID, SCHEMA_VERSION};
 pub(crate) use outbox::MAY_LEAVE_DEVICE;
 pub(crate) use purge::{purge_space, purge_unreadable};

@@ -22,7 +22,7 @@ use super::account::{apply_roster, load_account, record_membership};
 use super::identity::sign_change;
 use crate::document::guarded;
 use crate::error::{Error, Result};
-use crate::store::{IncomingChange, IncomingCreation, Store, MAY_LEAVE_DEVICE};
+use crate::store::{CreationsApplied, IncomingChange, IncomingCreation, Store, MAY_LEAVE_DEVICE};
 
 /// What a request carried, to apply its response against: the outbox entries it pushes, by
 /// their position in the request, and the cursor it sent for each space.
@@ -305,25 +305,12 @@ impl Store {
             }
             let revoked: BTreeSet<String> = response.revoked.iter().map(|s| s.to_string()).collect();
             let mut report = crate::store::MergeReport::default();
-            let known = self.store_creations(tx, creations, &mut report, touched)?;
-            // A creation of a document the store already has is merged as the change it rebuilds.
-            let mut rebuilt = Vec::new();
-            for creation in known {
-                match crate::document::rebuild_creation(&creation.creation, &creation.doc_id, creation.kind) {
-                    Ok(change) => rebuilt.push(IncomingChange {
-                        doc_id: creation.doc_id,
-                        kind: creation.kind,
-                        bytes: change.raw_bytes().to_vec(),
-                    }),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a creation record did not rebuild; asking for snapshots from now on");
-                        tx.execute("UPDATE device SET creation_records_failed_at = ?1 WHERE singleton = 1", [now])?;
-                        outcome.more = true;
-                        return Ok(outcome);
-                    }
-                }
+            if let CreationsApplied::Unbuildable(e) = self.merge_creations(tx, creations, &mut report, touched)? {
+                tracing::warn!(error = %e, "a creation record did not rebuild; asking for snapshots from now on");
+                tx.execute("UPDATE device SET creation_records_failed_at = ?1 WHERE singleton = 1", [now])?;
+                outcome.more = true;
+                return Ok(outcome);
             }
-            self.merge_decoded(tx, crate::store::decode_incoming(&rebuilt)?, touched)?;
             self.merge_decoded(tx, by_doc, touched)?;
             for page in &response.pages {
                 outcome.more |= page.more;
