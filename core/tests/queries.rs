@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use common::*;
 use quartier_core::model::*;
 use quartier_core::query::{
-    EventsQuery, FeedCursor, FeedQuery, OpenOffersQuery, RadiusQuery, SearchHit, SearchRequest, ViewportQuery,
+    EventsQuery, FeedCursor, FeedQuery, OpenOffersQuery, RadiusQuery, SearchHit, SearchRequest,
+    ViewportQuery, RANKED_MATCHES,
 };
 use quartier_core::schedule::{OpeningRule, ScheduleError};
 use quartier_core::search::SearchSyntaxError;
@@ -2228,4 +2229,49 @@ fn viewport_edges_are_exact() {
             .unwrap();
         assert_eq!(ids(&found), vec![dom.id], "box {s} {w} {n} {e}");
     }
+}
+
+/// The ranking bound (`RANKED_MATCHES`): while a word matches no more items than the bound, the
+/// best match wins wherever it is; once more match, only the newest that the viewer may see are
+/// ranked, so an old best match gives way, and a second word that narrows the matches finds it
+/// again. Items the viewer may not see do not take places in the window.
+#[test]
+fn a_common_word_ranks_the_newest_matches_and_more_words_reach_older_ones() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    let best = fx.post("Nachbar Nachbar Nachbar", "Nachbar Nachbar Kastanie");
+    let bound = RANKED_MATCHES as usize;
+    for i in 0..bound - 1 {
+        fx.post(
+            &format!("Eintrag {i}"),
+            "ein Nachbar schreibt hier einen längeren Text",
+        );
+    }
+    assert_eq!(
+        search(&fx, resident, "nachbar")[0].item.id,
+        best.id,
+        "within the bound"
+    );
+    // Drafts match too but are not the resident's to see: they take no place in the window.
+    for i in 0..5 {
+        fx.create(with_status(
+            post(&format!("Entwurf {i}"), "Nachbar"),
+            Status::Draft,
+        ));
+    }
+    assert_eq!(
+        search(&fx, resident, "nachbar")[0].item.id,
+        best.id,
+        "drafts do not count"
+    );
+    for i in 0..3 {
+        fx.post(&format!("Neu {i}"), "noch ein Nachbar");
+    }
+    let hits = search(&fx, resident, "nachbar");
+    assert_eq!(hits.len(), 20);
+    assert!(
+        !hit_ids(&hits).contains(&best.id),
+        "past the bound, the oldest match is not ranked"
+    );
+    assert_eq!(hit_ids(&search(&fx, resident, "nachbar kastanie")), [best.id]);
 }

@@ -46,7 +46,10 @@ pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Res
     f.and("i.item_id = ?", [SqlValue::Text(id.to_string())])
         .visible_to(viewer);
     let json: String = conn
-        .prepare_cached(&format!("SELECT i.json FROM items i WHERE {}", f.sql()))?
+        .prepare_cached(&format!(
+            "SELECT j.json FROM items i CROSS JOIN item_json j ON j.id = i.id WHERE {}",
+            f.sql()
+        ))?
         .query_row(f.params(), |r| r.get(0))
         .optional()?
         .ok_or_else(not_found)?;
@@ -75,7 +78,7 @@ pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Res
     f.and("i.parent_id = ?", [SqlValue::Text(id.to_string())])
         .visible_to(viewer);
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT i.json FROM items i WHERE {} ORDER BY i.created_at, i.id",
+        "SELECT j.json FROM items i CROSS JOIN item_json j ON j.id = i.id WHERE {} ORDER BY i.created_at, i.id",
         f.sql()
     ))?;
     let mut rows = stmt.query(f.params())?;

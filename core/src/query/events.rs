@@ -51,7 +51,8 @@ pub(crate) fn events_between(conn: &Connection, q: &EventsQuery) -> Result<Vec<E
     f.visible_in(q.space, &q.viewer)
         .effective_status_in(&[Status::Published, Status::Expired], q.from);
     let sql = format!(
-        "SELECT i.json, e.timing FROM event_series e JOIN items i ON i.id = e.item WHERE {} ORDER BY e.first_start",
+        "SELECT j.json, e.timing FROM event_series e JOIN items i ON i.id = e.item
+         CROSS JOIN item_json j ON j.id = i.id WHERE {} ORDER BY e.first_start",
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -134,7 +134,8 @@ pub(crate) fn feed(conn: &Connection, q: &FeedQuery) -> Result<FeedPage> {
     let limit = clamp_limit(q.limit);
     f.push_param(SqlValue::Integer(limit + 1));
     let sql = format!(
-        "SELECT i.id, i.created_at, i.json FROM items i WHERE {} ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
+        "SELECT i.id, i.created_at, j.json FROM items i CROSS JOIN item_json j ON j.id = i.id
+         WHERE {} ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -175,8 +175,8 @@ fn in_box(
     // statistics) walks every item of the space by index and probes the R*Tree for each, which
     // is ~30 ms for a district-sized box and over 1 s for a sparse one at 100 000 items.
     let sql = format!(
-        "SELECT i.json, g.min_lat, g.min_lon \
-         FROM items_geo g CROSS JOIN items i ON i.id = g.id WHERE {}",
+        "SELECT j.json, g.min_lat, g.min_lon \
+         FROM items_geo g CROSS JOIN items i ON i.id = g.id CROSS JOIN item_json j ON j.id = i.id WHERE {}",
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;

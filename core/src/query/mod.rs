@@ -18,7 +18,7 @@ pub use events::{EventOccurrence, EventsQuery};
 pub use feed::{FeedCursor, FeedPage, FeedQuery};
 pub use map::{NearbyItem, RadiusQuery, ViewportQuery};
 pub use open_now::OpenOffersQuery;
-pub use search::{SearchHit, SearchRequest};
+pub use search::{SearchHit, SearchRequest, RANKED_MATCHES};
 
 pub(crate) use detail::item_detail;
 pub(crate) use events::events_between;

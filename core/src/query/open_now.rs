@@ -28,7 +28,8 @@ pub(crate) fn open_offers(conn: &Connection, q: &OpenOffersQuery) -> Result<Vec<
     f.visible_in(q.space, &q.viewer)
         .effective_status_in(&[Status::Published], at);
     let sql = format!(
-        "SELECT i.json, o.rules FROM offer_hours o JOIN items i ON i.id = o.item WHERE {} ORDER BY i.created_at DESC",
+        "SELECT j.json, o.rules FROM offer_hours o JOIN items i ON i.id = o.item
+         CROSS JOIN item_json j ON j.id = i.id WHERE {} ORDER BY i.created_at DESC",
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -10,6 +10,13 @@ use crate::error::Result;
 use crate::model::{Item, ItemKind, SpaceId, Status, Viewer};
 use crate::search::{snippet, SearchQuery, Snippet};
 
+/// How many matches are ranked at most. A search whose words match more items than this (a
+/// common word or a short prefix in a large space) ranks the newest this many that the viewer
+/// may see — newest by when the item reached this store — and shows the best of those: in a
+/// neighbourhood, recent items are the ones people look for, and the work of a search stays
+/// bounded (`docs/queries.md`). More words narrow the matches and reach older items.
+pub const RANKED_MATCHES: i64 = 500;
+
 /// Characters of body text around the best match in a hit's snippet.
 const SNIPPET_CHARS: usize = 160;
 
@@ -67,11 +74,17 @@ pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<S
     };
     f.kinds(&request.kinds)
         .effective_status_in(&[Status::Published], at);
+    f.push_param(SqlValue::Integer(RANKED_MATCHES));
     f.push_param(SqlValue::Integer(clamp_limit(request.limit)));
+    // FTS5 walks the matches newest first and stops after RANKED_MATCHES that pass the filters
+    // (each joined with its light `items` row); only the hits returned read their JSON.
     let sql = format!(
-        "SELECT i.json, bm25(items_fts, 8.0, 1.0, 3.0) AS score
-         FROM items_fts JOIN items i ON i.id = items_fts.rowid
-         WHERE {} ORDER BY score LIMIT ?",
+        "SELECT j.json, r.score FROM (
+             SELECT i.id AS id, bm25(items_fts, 8.0, 1.0, 3.0) AS score
+             FROM items_fts CROSS JOIN items i ON i.id = items_fts.rowid
+             WHERE {} ORDER BY items_fts.rowid DESC LIMIT ?
+         ) r CROSS JOIN item_json j ON j.id = r.id
+         ORDER BY r.score, r.id DESC LIMIT ?",
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;

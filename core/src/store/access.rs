@@ -115,7 +115,9 @@ impl Store {
     pub fn allowed_actions(&self, item: ItemId, by: PersonId) -> Result<AllowedActions> {
         self.read(|conn| {
             let json: Option<String> = conn
-                .prepare_cached("SELECT json FROM items WHERE item_id = ?1")?
+                .prepare_cached(
+                    "SELECT j.json FROM items i JOIN item_json j ON j.id = i.id WHERE i.item_id = ?1",
+                )?
                 .query_row([item.to_string()], |r| r.get(0))
                 .optional()?;
             let json = json.ok_or_else(|| Error::NotFound {

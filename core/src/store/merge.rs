@@ -288,6 +288,7 @@ impl Store {
             for table in [
                 "item_tags",
                 "items_fts",
+                "item_json",
                 "items_geo",
                 "offer_hours",
                 "event_series",

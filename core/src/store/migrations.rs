@@ -72,7 +72,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/011_creation_forms.sql"),
         rebuilds_projections: false,
     },
-    // Next: 012. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 12,
+        sql: include_str!("migrations/012_light_rows.sql"),
+        rebuilds_projections: true,
+    },
+    // Next: 013. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

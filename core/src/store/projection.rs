@@ -16,13 +16,13 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     let row_id: i64 = conn
         .prepare_cached(
             "INSERT INTO items (item_id, space_id, kind, author, parent_id, audience, status, created_at,
-                                updated_at, valid_until, json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                updated_at, valid_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (item_id) DO UPDATE SET
                 space_id = excluded.space_id, kind = excluded.kind, author = excluded.author,
                 parent_id = excluded.parent_id, audience = excluded.audience, status = excluded.status,
                 created_at = excluded.created_at, updated_at = excluded.updated_at,
-                valid_until = excluded.valid_until, json = excluded.json
+                valid_until = excluded.valid_until
              RETURNING id",
         )?
         .query_row(
@@ -37,10 +37,13 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
                 item.created_at.timestamp_millis(),
                 item.updated_at.timestamp_millis(),
                 c.valid_until.map(|t| t.timestamp_millis()),
-                json,
             ],
             |r| r.get(0),
         )?;
+    conn.prepare_cached(
+        "INSERT INTO item_json (id, json) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+    )?
+    .execute(params![row_id, json])?;
     clear_secondary(conn, row_id)?;
     if c.status == Status::Deleted {
         return Ok(());
@@ -110,6 +113,7 @@ pub(crate) fn remove_item(conn: &Connection, item_id: &str) -> Result<()> {
         .optional()?;
     if let Some(row_id) = row_id {
         clear_secondary(conn, row_id)?;
+        conn.execute("DELETE FROM item_json WHERE id = ?1", [row_id])?;
         conn.execute("DELETE FROM items WHERE id = ?1", [row_id])?;
     }
     conn.execute("DELETE FROM item_history WHERE item_id = ?1", [item_id])?;

@@ -402,7 +402,7 @@ impl Store {
     fn media_references(&self) -> Result<Vec<(String, MediaRef)>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT i.space_id, m.value FROM items i, json_each(i.json, '$.media') m
+                "SELECT i.space_id, m.value FROM items i JOIN item_json j ON j.id = i.id, json_each(j.json, '$.media') m
                  WHERE i.status NOT IN ('deleted', 'draft') AND i.audience != 'author_only'
                  ORDER BY i.created_at, i.id, m.key",
             )?;
