@@ -228,34 +228,39 @@ pub fn creation_form(item: &Item, actor: &ActorId) -> quartier_core::Result<Inco
     })
 }
 
-/// Creates a space and `spec.items` generated items in it, as a new member's initial sync
-/// brings them: written by the generator's authors on devices of their own, in creation form,
-/// [`FILL_BATCH`] per transaction through [`Store::apply_creations`] (the forms are built on
-/// every core). `progress(done, total, elapsed)` is called after every batch.
-pub fn fill_store(
-    store: &Store,
-    spec: DatasetSpec,
-    mut progress: impl FnMut(usize, usize, Duration),
-) -> quartier_core::Result<FillStats> {
-    let mut gen = Generator::new(spec.seed, spec.mix);
-    let owner = gen.authors()[0];
-    let space = store.create_space(Generator::space_meta(), owner)?.id;
-    // One device per author, as in a real neighbourhood.
-    let actors: std::collections::HashMap<PersonId, ActorId> =
-        gen.authors().iter().map(|a| (*a, ActorId::random())).collect();
-    let mut stats = FillStats {
-        space: Some(space),
-        ..FillStats::default()
-    };
-    let mut parents: Vec<ItemId> = Vec::new();
-    let started = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut done = 0;
-    while done < spec.items {
-        let count = FILL_BATCH.min(spec.items - done);
+/// Generated items in creation form, batch by batch, as a new member's initial sync brings
+/// them: written by the generator's authors on devices of their own (one actor each).
+pub struct FormSource {
+    gen: Generator,
+    space: SpaceId,
+    actors: std::collections::HashMap<PersonId, ActorId>,
+    parents: Vec<ItemId>,
+    /// What the batches so far held.
+    pub stats: FillStats,
+}
+
+impl FormSource {
+    /// Forms of items in `space`, from the generator of `spec`.
+    pub fn new(spec: DatasetSpec, space: SpaceId) -> Self {
+        let gen = Generator::new(spec.seed, spec.mix);
+        let actors = gen.authors().iter().map(|a| (*a, ActorId::random())).collect();
+        Self {
+            gen,
+            space,
+            actors,
+            parents: Vec::new(),
+            stats: FillStats {
+                space: Some(space),
+                ..FillStats::default()
+            },
+        }
+    }
+
+    /// The next `count` items' forms, built on every core.
+    pub fn next_batch(&mut self, count: usize) -> quartier_core::Result<Vec<IncomingCreation>> {
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
-            let new = gen.next_item(space, &parents);
+            let new = self.gen.next_item(self.space, &self.parents);
             let at = chrono::Utc::now();
             let item = Item {
                 id: ItemId::new(),
@@ -267,20 +272,21 @@ pub fn fill_store(
             };
             let kind = item.kind();
             if item.content.location.is_some() {
-                stats.located += 1;
+                self.stats.located += 1;
             }
-            *stats.per_kind.entry(kind.as_str().to_owned()).or_default() += 1;
+            *self.stats.per_kind.entry(kind.as_str().to_owned()).or_default() += 1;
             if kind != ItemKind::Comment {
-                parents.push(item.id);
+                self.parents.push(item.id);
             }
             items.push(item);
         }
-        let chunk = count.div_ceil(threads);
-        let forms: Vec<IncomingCreation> = std::thread::scope(|scope| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = count.div_ceil(threads).max(1);
+        let actors = &self.actors;
+        let forms = std::thread::scope(|scope| {
             let workers: Vec<_> = items
                 .chunks(chunk)
                 .map(|part| {
-                    let actors = &actors;
                     scope.spawn(move || {
                         part.iter()
                             .map(|item| creation_form(item, &actors[&item.author]))
@@ -292,17 +298,34 @@ pub fn fill_store(
                 .into_iter()
                 .map(|w| w.join().expect("form builder"))
                 .collect::<quartier_core::Result<Vec<Vec<_>>>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect();
+        })?;
+        Ok(forms.into_iter().flatten().collect())
+    }
+}
+
+/// Creates a space and `spec.items` generated items in it through the bulk path: forms from a
+/// [`FormSource`], [`FILL_BATCH`] per transaction through [`Store::apply_creations`].
+/// `progress(done, total, elapsed)` is called after every batch.
+pub fn fill_store(
+    store: &Store,
+    spec: DatasetSpec,
+    mut progress: impl FnMut(usize, usize, Duration),
+) -> quartier_core::Result<FillStats> {
+    let owner = Generator::new(spec.seed, spec.mix).authors()[0];
+    let space = store.create_space(Generator::space_meta(), owner)?.id;
+    let mut source = FormSource::new(spec, space);
+    let started = Instant::now();
+    let mut done = 0;
+    while done < spec.items {
+        let count = FILL_BATCH.min(spec.items - done);
+        let forms = source.next_batch(count)?;
         let applying = Instant::now();
         store.apply_creations(forms)?;
-        stats.apply += applying.elapsed();
+        source.stats.apply += applying.elapsed();
         done += count;
         progress(done, spec.items, started.elapsed());
     }
-    Ok(stats)
+    Ok(source.stats)
 }
 
 /// A resident who did not write any of the content: what most people see.

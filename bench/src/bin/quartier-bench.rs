@@ -52,6 +52,7 @@ fn main() {
         Some("search") => search(flag(&args, "--rounds", 20)).map(|_| ()),
         Some("viewport") => viewport(flag(&args, "--queries", 2000)).map(|_| ()),
         Some("create") => create(flag(&args, "--items", 2000)).map(|_| ()),
+        Some("bulk") => bulk(flag(&args, "--items", 20_000)).map(|_| ()),
         Some("breakdown") => breakdown(),
         Some("breakdown-viewport") => viewport_breakdown(),
         Some("breakdown-create") => create_breakdown(flag(&args, "--items", 1000)),
@@ -379,6 +380,56 @@ fn viewport(queries: usize) -> Res<ViewportResult> {
 struct CreateResult {
     store: Summary,
     bare: Summary,
+}
+
+/// The bulk path alone: `items` generated forms (built first, not timed) applied to a fresh
+/// store [`quartier_bench::FILL_BATCH`] per transaction, as an initial sync's pages are.
+fn bulk(items: usize) -> Res<f64> {
+    let dir_root = quartier_bench::data_dir().join("tmp");
+    std::fs::create_dir_all(&dir_root)?;
+    let dir = tempfile::tempdir_in(&dir_root)?;
+    let store = Store::open(dir.path().join("store.db"), StoreOptions::default())?;
+    let spec = quartier_bench::DatasetSpec {
+        mix: Mix::Mixed,
+        items,
+        seed: quartier_bench::DEFAULT_SEED,
+    };
+    let space = store
+        .create_space(
+            Generator::space_meta(),
+            Generator::new(spec.seed, spec.mix).authors()[0],
+        )?
+        .id;
+    let mut source = quartier_bench::FormSource::new(spec, space);
+    let mut batches = Vec::new();
+    let mut left = items;
+    while left > 0 {
+        let count = quartier_bench::FILL_BATCH.min(left);
+        batches.push(source.next_batch(count)?);
+        left -= count;
+    }
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    for batch in batches {
+        let t = Instant::now();
+        store.apply_creations(batch)?;
+        samples.push(t.elapsed());
+    }
+    let wall = started.elapsed();
+    let rate = items as f64 / wall.as_secs_f64();
+    let batch = Summary::of(&samples);
+    println!(
+        "\n### Bulk apply: {items} mixed items in creation form, {} per transaction\n",
+        quartier_bench::FILL_BATCH
+    );
+    println!(
+        "{rate:.0} items/s ({:.2} s); per batch p50 {:.1} ms, p99 {:.1} ms; store {:.0} bytes per item",
+        wall.as_secs_f64(),
+        ms(batch.p50),
+        ms(batch.p99),
+        std::fs::metadata(store.path())?.len() as f64 / items as f64
+    );
+    Ok(rate)
 }
 
 fn create(items: usize) -> Res<CreateResult> {
