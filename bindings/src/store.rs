@@ -250,6 +250,11 @@ impl QuartierStore {
         self.with(|s| Ok(s.viewport(&query)?))
     }
 
+    /// The viewport's items as light pins (id, kind, title, position): what a map draws.
+    pub fn map_pins(&self, query: ViewportQuery) -> FfiResult<Vec<MapPin>> {
+        self.with(|s| Ok(s.map_pins(&query)?))
+    }
+
     pub fn near(&self, query: RadiusQuery) -> FfiResult<Vec<NearbyItem>> {
         self.with(|s| Ok(s.near(&query)?))
     }

@@ -32,7 +32,7 @@ pub use quartier_core::model::{
     SpaceId, SpaceMeta, Status, StringMap, Tags, Timestamp, Viewer,
 };
 pub use quartier_core::query::{
-    EventOccurrence, EventsQuery, FeedCursor, FeedPage, FeedQuery, HistoryEntry, ItemDetail, Limit,
+    EventOccurrence, EventsQuery, FeedCursor, FeedPage, FeedQuery, HistoryEntry, ItemDetail, Limit, MapPin,
     NearbyItem, OpenOffersQuery, RadiusQuery, SearchRequest, ViewportQuery,
 };
 pub use quartier_core::schedule::{EventTiming, OpeningRule};

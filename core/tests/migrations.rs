@@ -121,6 +121,12 @@ const ADDED_BY: &[Added] = &[
                CREATE VIRTUAL TABLE items_fts USING fts5(title, body, extra, tokenize = 'unicode61 remove_diacritics 0');
                INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', 1);",
     },
+    Added {
+        version: 13,
+        tables: &[],
+        columns: &[("items", "title"), ("items", "lat"), ("items", "lon")],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -2275,3 +2275,81 @@ fn a_common_word_ranks_the_newest_matches_and_more_words_reach_older_ones() {
     );
     assert_eq!(hit_ids(&search(&fx, resident, "nachbar kastanie")), [best.id]);
 }
+
+/// Map pins are the viewport's items, light: the same ids for every box, kind filter and limit
+/// of the viewport test, each with the item's kind, every language of its title and its exact
+/// position; a moved item's pin moves with it.
+#[test]
+fn map_pins_are_the_viewport_items_with_title_kind_and_exact_position() {
+    let fx = Fixture::new();
+    let mut created = Vec::new();
+    for (title, at) in [
+        ("Dom", DOM),
+        ("Hauptbahnhof", HAUPTBAHNHOF),
+        ("Deutz", DEUTZ),
+        ("Bonn", BONN),
+    ] {
+        created.push(fx.create(located(title, at)));
+    }
+    let mut two_languages = located("Nachbarschaftstreff", RATHAUS);
+    two_languages.title = LocalizedText::from([("de", "Nachbarschaftstreff"), ("tr", "Komşu buluşması")]);
+    created.push(fx.create(two_languages));
+    fx.create(with_audience(located("Schutzraum", DOM), Audience::Caseworkers));
+    let resident = fx.viewer(Role::Resident);
+    for (south, west, north, east) in [
+        (50.93, 6.94, 50.95, 6.97),
+        (50.5, 6.5, 51.2, 7.5),
+        (BONN.0, BONN.1, BONN.0, BONN.1),
+        (50.0, 8.0, 50.1, 8.1),
+    ] {
+        let q = viewport_query(&fx, resident, south, west, north, east);
+        let items = fx.store.viewport(&q).unwrap();
+        let pins = fx.store.map_pins(&q).unwrap();
+        assert_eq!(
+            pins.iter().map(|p| p.id).collect::<BTreeSet<_>>(),
+            id_set(&items),
+            "box {south},{west} – {north},{east}"
+        );
+        for pin in &pins {
+            let item = items.iter().find(|i| i.id == pin.id).unwrap();
+            let at = item.content.location.as_ref().unwrap();
+            assert_eq!(
+                (pin.kind, &pin.title, pin.lat, pin.lon),
+                (item.kind(), &item.content.title, at.lat, at.lon)
+            );
+        }
+    }
+    let region = viewport_query(&fx, resident, 50.5, 6.5, 51.2, 7.5);
+    let limited = ViewportQuery {
+        limit: 2.into(),
+        ..region.clone()
+    };
+    assert_eq!(fx.store.map_pins(&limited).unwrap().len(), 2);
+    let treff = &created[4];
+    let pin = fx
+        .store
+        .map_pins(&region)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.id == treff.id)
+        .unwrap();
+    assert_eq!(pin.title.get("tr"), Some("Komşu buluşması"));
+    fx.store
+        .update_item(
+            treff.id,
+            &ItemPatch {
+                location: Some(Location::new(50.9412, 6.9583)),
+                ..Default::default()
+            },
+            fx.author,
+        )
+        .unwrap();
+    let moved = fx
+        .store
+        .map_pins(&region)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.id == treff.id)
+        .unwrap();
+    assert_eq!((moved.lat, moved.lon), (50.9412, 6.9583));
+}

@@ -130,6 +130,8 @@ func itemsOfSeveralKindsSearchAndMap() throws {
     try check(hits.map(\.item.id) == [created[0].id], "search folds ß: \(hits.map(\.item.id))")
     let inView = try store.viewport(query: ViewportQuery(spaceId: sid, viewer: viewer, south: 51.30, west: 9.47, north: 51.32, east: 9.49))
     try check(inView.map(\.id) == [created[1].id], "viewport holds the café only")
+    let pins = try store.mapPins(query: ViewportQuery(spaceId: sid, viewer: viewer, south: 51.30, west: 9.47, north: 51.32, east: 9.49))
+    try check(pins.map(\.id) == [created[1].id] && pins[0].title == created[1].content.title && pins[0].lon == created[1].content.location?.lon, "map pins are the viewport's items, light")
 }
 
 func liveQueryUpdates() async throws {

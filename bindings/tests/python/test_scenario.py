@@ -74,6 +74,10 @@ def test_items_of_every_kind_queries_and_edits(store):
     # Map: a viewport around Nippes holds the place, the offer and the observation.
     box = store.viewport(q.ViewportQuery(space_id=space, viewer=v, south=50.96, west=6.95, north=50.97, east=6.96))
     assert {i.id for i in box} == {cafe.id, offer.id, obs.id}
+    pins = store.map_pins(q.ViewportQuery(space_id=space, viewer=v, south=50.96, west=6.95, north=50.97, east=6.96))
+    assert {p.id for p in pins} == {cafe.id, offer.id, obs.id}
+    cafe_pin = next(p for p in pins if p.id == cafe.id)
+    assert (cafe_pin.kind, cafe_pin.title, cafe_pin.lat, cafe_pin.lon) == (q.ItemKind.PLACE, cafe.content.title, cafe.content.location.lat, cafe.content.location.lon)
     near = store.near(q.RadiusQuery(space_id=space, viewer=v, center=q.Location(lat=50.9652, lon=6.9571, source=q.PositionSource.MANUAL), radius_m=100.0))
     assert near[0].item.id == cafe.id and near[0].distance_m < 1.0
 

@@ -7,7 +7,10 @@ use rusqlite::Connection;
 
 use super::{clamp_limit, item_from_row, Filter, Limit};
 use crate::error::{Error, Result};
-use crate::model::{haversine_m, validate_coordinates, Item, ItemKind, Location, SpaceId, Status, Viewer};
+use crate::model::{
+    haversine_m, validate_coordinates, Item, ItemId, ItemKind, LocalizedText, Location, SpaceId, Status,
+    Viewer,
+};
 
 /// The earth radius [`haversine_m`] measures with (`model::geo::EARTH_RADIUS_M`).
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -51,6 +54,20 @@ pub struct RadiusQuery {
     pub at: Option<DateTime<Utc>>,
 }
 
+/// What a map shows of an item: enough to place and label it, read without decoding the item
+/// (`Store::map_pins`); the app opens the item itself (`item_detail`) when it is tapped.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct MapPin {
+    pub id: ItemId,
+    pub kind: ItemKind,
+    /// Every language of the title; the app picks the person's.
+    pub title: LocalizedText,
+    /// The item's exact position.
+    pub lat: f64,
+    pub lon: f64,
+}
+
 /// An item with its distance from the query point.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -60,6 +77,14 @@ pub struct NearbyItem {
 }
 
 pub(crate) fn viewport(conn: &Connection, q: &ViewportQuery) -> Result<Vec<Item>> {
+    in_viewport::<Item>(conn, q)
+}
+
+pub(crate) fn pins(conn: &Connection, q: &ViewportQuery) -> Result<Vec<MapPin>> {
+    in_viewport::<MapPin>(conn, q)
+}
+
+fn in_viewport<T: BoxRow>(conn: &Connection, q: &ViewportQuery) -> Result<Vec<T>> {
     validate_coordinates(q.south, q.west)?;
     validate_coordinates(q.north, q.east)?;
     if q.south > q.north {
@@ -80,7 +105,7 @@ pub(crate) fn viewport(conn: &Connection, q: &ViewportQuery) -> Result<Vec<Item>
         if remaining <= 0 {
             break;
         }
-        let rows = in_box(
+        let rows = in_box::<T>(
             conn,
             q.space,
             &q.viewer,
@@ -89,7 +114,7 @@ pub(crate) fn viewport(conn: &Connection, q: &ViewportQuery) -> Result<Vec<Item>
             (q.south, west, q.north, east),
             Some(remaining),
         )?;
-        out.extend(rows.into_iter().map(|(item, _, _)| item));
+        out.extend(rows.into_iter().map(|(row, _, _)| row));
     }
     Ok(out)
 }
@@ -128,7 +153,7 @@ pub(crate) fn near(conn: &Connection, q: &RadiusQuery) -> Result<Vec<NearbyItem>
     }
     let mut found = Vec::new();
     for (w, e) in boxes {
-        for (item, lat, lon) in in_box(
+        for (item, lat, lon) in in_box::<Item>(
             conn,
             q.space,
             &q.viewer,
@@ -148,8 +173,43 @@ pub(crate) fn near(conn: &Connection, q: &RadiusQuery) -> Result<Vec<NearbyItem>
     Ok(found)
 }
 
+/// What a box query returns per item: whole items, or pins read from the light rows alone.
+trait BoxRow: Sized {
+    /// Columns after the item's exact latitude and longitude, and the joins they need.
+    const COLUMNS: &'static str;
+    const JOINS: &'static str;
+    /// Reads the row; columns 0 and 1 are the position.
+    fn read(row: &rusqlite::Row<'_>) -> Result<Self>;
+}
+
+impl BoxRow for Item {
+    const COLUMNS: &'static str = "j.json";
+    const JOINS: &'static str = "CROSS JOIN item_json j ON j.id = i.id";
+    fn read(row: &rusqlite::Row<'_>) -> Result<Self> {
+        item_from_row(&row.get::<_, String>(2)?)
+    }
+}
+
+impl BoxRow for MapPin {
+    const COLUMNS: &'static str = "i.item_id, i.kind, i.title";
+    const JOINS: &'static str = "";
+    fn read(row: &rusqlite::Row<'_>) -> Result<Self> {
+        let corrupt = |what: &str| Error::Corrupt(format!("map pin: {what}"));
+        let id: String = row.get(2)?;
+        let kind: String = row.get(3)?;
+        let title: String = row.get(4)?;
+        Ok(MapPin {
+            id: id.parse().map_err(|_| corrupt("item id"))?,
+            kind: ItemKind::parse(&kind).map_err(|_| corrupt("kind"))?,
+            title: serde_json::from_str(&title).map_err(|_| corrupt("title"))?,
+            lat: row.get(0)?,
+            lon: row.get(1)?,
+        })
+    }
+}
+
 /// Visible, current items in one non-wrapping box, with their coordinates.
-fn in_box(
+fn in_box<T: BoxRow>(
     conn: &Connection,
     space: SpaceId,
     viewer: &Viewer,
@@ -157,7 +217,7 @@ fn in_box(
     at: Option<DateTime<Utc>>,
     (south, west, north, east): (f64, f64, f64, f64),
     limit: Option<i64>,
-) -> Result<Vec<(Item, f64, f64)>> {
+) -> Result<Vec<(T, f64, f64)>> {
     let mut f = Filter::default();
     f.and(
         "g.min_lat <= ? AND g.max_lat >= ? AND g.min_lon <= ? AND g.max_lon >= ?",
@@ -174,30 +234,30 @@ fn in_box(
     // CROSS JOIN keeps the R*Tree as the outer loop: with a plain JOIN SQLite's planner (no
     // statistics) walks every item of the space by index and probes the R*Tree for each, which
     // is ~30 ms for a district-sized box and over 1 s for a sparse one at 100 000 items.
+    // The R*Tree holds 32-bit floats rounded outwards, so it may return points just outside the
+    // box: the item's own exact position (`items.lat`, `items.lon`) decides, in SQL, before
+    // anything is decoded.
+    f.and(
+        "i.lat BETWEEN ? AND ? AND i.lon BETWEEN ? AND ?",
+        [
+            SqlValue::Real(south),
+            SqlValue::Real(north),
+            SqlValue::Real(west),
+            SqlValue::Real(east),
+        ],
+    );
+    f.push_param(SqlValue::Integer(limit.unwrap_or(-1)));
     let sql = format!(
-        "SELECT j.json, g.min_lat, g.min_lon \
-         FROM items_geo g CROSS JOIN items i ON i.id = g.id CROSS JOIN item_json j ON j.id = i.id WHERE {}",
+        "SELECT i.lat, i.lon, {} FROM items_geo g CROSS JOIN items i ON i.id = g.id {} WHERE {} LIMIT ?",
+        T::COLUMNS,
+        T::JOINS,
         f.sql()
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(f.params())?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        if limit.is_some_and(|limit| out.len() as i64 >= limit) {
-            break;
-        }
-        let json: String = row.get(0)?;
-        let item = item_from_row(&json)?;
-        // The R*Tree holds 32-bit floats rounded outwards, so it may return points just outside
-        // the box: the item's own position is exact and decides.
-        let (lat, lon) = match item.content.location {
-            Some(l) => (l.lat, l.lon),
-            None => (row.get(1)?, row.get(2)?),
-        };
-        if lat < south || lat > north || lon < west || lon > east {
-            continue;
-        }
-        out.push((item, lat, lon));
+        out.push((T::read(row)?, row.get(0)?, row.get(1)?));
     }
     Ok(out)
 }

@@ -16,14 +16,14 @@ mod search;
 pub use detail::{HistoryEntry, ItemDetail};
 pub use events::{EventOccurrence, EventsQuery};
 pub use feed::{FeedCursor, FeedPage, FeedQuery};
-pub use map::{NearbyItem, RadiusQuery, ViewportQuery};
+pub use map::{MapPin, NearbyItem, RadiusQuery, ViewportQuery};
 pub use open_now::OpenOffersQuery;
 pub use search::{SearchHit, SearchRequest, RANKED_MATCHES};
 
 pub(crate) use detail::item_detail;
 pub(crate) use events::events_between;
 pub(crate) use feed::feed;
-pub(crate) use map::{near, viewport};
+pub(crate) use map::{near, pins, viewport};
 pub(crate) use open_now::open_offers;
 pub(crate) use search::search;
 

@@ -77,7 +77,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/012_light_rows.sql"),
         rebuilds_projections: true,
     },
-    // Next: 013. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 13,
+        sql: include_str!("migrations/013_map_pins.sql"),
+        rebuilds_projections: true,
+    },
+    // Next: 014. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

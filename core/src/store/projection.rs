@@ -16,13 +16,14 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     let row_id: i64 = conn
         .prepare_cached(
             "INSERT INTO items (item_id, space_id, kind, author, parent_id, audience, status, created_at,
-                                updated_at, valid_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                updated_at, valid_until, title, lat, lon)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (item_id) DO UPDATE SET
                 space_id = excluded.space_id, kind = excluded.kind, author = excluded.author,
                 parent_id = excluded.parent_id, audience = excluded.audience, status = excluded.status,
                 created_at = excluded.created_at, updated_at = excluded.updated_at,
-                valid_until = excluded.valid_until
+                valid_until = excluded.valid_until, title = excluded.title, lat = excluded.lat,
+                lon = excluded.lon
              RETURNING id",
         )?
         .query_row(
@@ -37,6 +38,9 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
                 item.created_at.timestamp_millis(),
                 item.updated_at.timestamp_millis(),
                 c.valid_until.map(|t| t.timestamp_millis()),
+                serde_json::to_string(&c.title).map_err(|e| Error::document(item.id, e))?,
+                c.location.as_ref().map(|l| l.lat),
+                c.location.as_ref().map(|l| l.lon),
             ],
             |r| r.get(0),
         )?;

@@ -4,7 +4,7 @@ use super::Store;
 use crate::error::Result;
 use crate::model::{Item, ItemId, Space, SpaceId, Viewer};
 use crate::query::{
-    self, EventOccurrence, EventsQuery, FeedPage, FeedQuery, ItemDetail, NearbyItem, OpenOffersQuery,
+    self, EventOccurrence, EventsQuery, FeedPage, FeedQuery, ItemDetail, MapPin, NearbyItem, OpenOffersQuery,
     RadiusQuery, SearchHit, SearchRequest, ViewportQuery,
 };
 
@@ -32,6 +32,12 @@ impl Store {
     /// Items in a map viewport.
     pub fn viewport(&self, q: &ViewportQuery) -> Result<Vec<Item>> {
         self.read(|c| query::viewport(c, q))
+    }
+
+    /// The same items as [`Store::viewport`], as light pins (id, kind, title, position): what a
+    /// map draws, without reading whole items.
+    pub fn map_pins(&self, q: &ViewportQuery) -> Result<Vec<MapPin>> {
+        self.read(|c| query::pins(c, q))
     }
 
     /// Items within a radius, nearest first.

@@ -79,6 +79,12 @@ class ScenarioTest {
                 ViewportQuery(spaceId = sid, viewer = viewer, south = 51.30, west = 9.47, north = 51.32, east = 9.49),
             )
             assertEquals(listOf(created[1].id), inView.map { it.id })
+            val pins = store.mapPins(
+                ViewportQuery(spaceId = sid, viewer = viewer, south = 51.30, west = 9.47, north = 51.32, east = 9.49),
+            )
+            assertEquals(listOf(created[1].id), pins.map { it.id })
+            assertEquals(created[1].content.title, pins[0].title, "the pin carries every language of the title")
+            assertEquals(created[1].content.location?.lat, pins[0].lat)
             val near = store.near(
                 RadiusQuery(spaceId = sid, viewer = viewer, center = Location(lat = 51.3127, lon = 9.4797, source = PositionSource.GPS), radiusM = 5_000.0),
             )
