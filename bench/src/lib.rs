@@ -549,6 +549,20 @@ mod tests {
             1,
             "builds on demand"
         );
+        // Every generated item's form leaves its state to the projection.
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        let (largest, forms): (i64, i64) = conn
+            .query_row(
+                "SELECT max(length(creation)), count(creation) FROM documents WHERE kind = 'item'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(forms, spec.items as i64);
+        assert!(
+            largest < 250,
+            "a stored form without its state: {largest} bytes at most"
+        );
         let space = only_space(&store).unwrap();
         let mut feed = quartier_core::query::FeedQuery::new(space, resident_viewer());
         feed.limit = 1000.into();

@@ -34,15 +34,54 @@ pub(crate) struct Unsettled {
     check_key: String,
 }
 
-/// How a creation form is kept in `documents.creation`: CBOR, then zstd (the JSON state is most
-/// of it and compresses to about half), through the wire encoding.
+/// How a creation form is kept in `documents.creation`: CBOR, then zstd, through the wire
+/// encoding. The JSON state is left out (`None`) when the item's projection gives it back
+/// exactly ([`state_from_projection`]): the state is most of a form, and the same content is in
+/// `item_json` already.
 #[derive(Serialize, Deserialize)]
 struct StoredCreation {
     actor: Vec<u8>,
     time_ms: i64,
     message: Option<String>,
-    state: String,
+    #[serde(default)]
+    state: Option<String>,
     check: Vec<u8>,
+}
+
+/// The state of an item's creation form as its projection gives it back: the item's document
+/// JSON without its id, as [`crate::document::creation_of`] writes it. `None` when the item has
+/// no readable projection.
+pub(crate) fn state_from_projection(conn: &Connection, doc_id: &str) -> Result<Option<String>> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT j.json FROM items i JOIN item_json j ON j.id = i.id WHERE i.item_id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?;
+    let Some(json) = json else { return Ok(None) };
+    let Ok(item) = crate::query::item_from_row(&json) else {
+        return Ok(None);
+    };
+    Ok(Some(creation_state_of(&item, doc_id)?))
+}
+
+/// The creation state an item reads back as: its document JSON without the id, and without
+/// the null fields of its maps, which a write leaves out of the document.
+pub(crate) fn creation_state_of(item: &crate::model::Item, doc_id: &str) -> Result<String> {
+    fn drop_nulls(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.retain(|_, v| !v.is_null());
+                map.values_mut().for_each(drop_nulls);
+            }
+            serde_json::Value::Array(list) => list.iter_mut().for_each(drop_nulls),
+            _ => {}
+        }
+    }
+    let mut value = crate::document::item_to_json(item)?;
+    if let serde_json::Value::Object(root) = &mut value {
+        root.remove("id");
+    }
+    drop_nulls(&mut value);
+    serde_json::to_string(&value).map_err(|e| Error::document(doc_id, e))
 }
 
 /// Largest stored creation form read back (a document's budget is 1 MiB; this bounds a damaged
@@ -164,7 +203,11 @@ pub(crate) fn load_checked(
     };
     let mut unsettled = None;
     if let Some(stored) = creation {
-        let creation = read_creation(doc_id, &stored)?;
+        let Some(creation) = read_creation(conn, doc_id, &stored)? else {
+            return Ok(Err(UnbuildableCreation(format!(
+                "the creation form of {doc_id} keeps its state in a projection that is gone"
+            ))));
+        };
         let change = match rebuild_creation(&creation, doc_id, kind) {
             Ok(change) => change,
             Err(e) => {
@@ -218,44 +261,92 @@ pub(crate) fn stored_creation(
     };
     let kind =
         DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
+    let Some(creation) = read_creation(conn, doc_id, &stored)? else {
+        return Ok(None);
+    };
     Ok(Some(super::merge::IncomingCreation {
         doc_id: doc_id.to_owned(),
         kind,
-        creation: read_creation(doc_id, &stored)?,
+        creation,
     }))
 }
 
-fn read_creation(doc_id: &str, stored: &[u8]) -> Result<Creation> {
+/// Reads a stored form, taking a state kept in the projection from there; `None` when that
+/// projection is gone.
+fn read_creation(conn: &Connection, doc_id: &str, stored: &[u8]) -> Result<Option<Creation>> {
     let stored: StoredCreation = quartier_protocol::decode(stored, MAX_STORED_CREATION)
         .map_err(|e| Error::Corrupt(format!("creation form of {doc_id}: {e}")))?;
-    Ok(Creation {
+    let state = match stored.state {
+        Some(state) => state,
+        None => match state_from_projection(conn, doc_id)? {
+            Some(state) => state,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Creation {
         actor: stored.actor,
         time_ms: stored.time_ms,
         message: stored.message,
-        state: stored.state,
+        state,
         check: stored.check,
-    })
+    }))
 }
 
-/// Stores a document that is new to this store in its creation form, without building it.
-/// Returns false (and writes nothing) when the store already has the document: it is then
-/// merged as a change.
+/// Writes every creation form whose state is kept in the projection with its state, before the
+/// projections are rebuilt (which takes them away first).
+pub(crate) fn keep_creation_states(conn: &Connection) -> Result<()> {
+    let mut ids = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT doc_id FROM documents WHERE creation IS NOT NULL")?;
+        for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            ids.push(id?);
+        }
+    }
+    for doc_id in ids {
+        if let Some(incoming) = stored_creation(conn, &doc_id)? {
+            write_creation(conn, &doc_id, &incoming.creation, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites a document's creation form, with its state or without (`keep_state`).
+pub(crate) fn write_creation(
+    conn: &Connection,
+    doc_id: &str,
+    creation: &Creation,
+    keep_state: bool,
+) -> Result<()> {
+    let stored = encode_creation(doc_id, creation, keep_state)?;
+    conn.prepare_cached("UPDATE documents SET creation = ?2, snapshot_bytes = ?3 WHERE doc_id = ?1")?
+        .execute(params![doc_id, stored, stored.len() as i64])?;
+    Ok(())
+}
+
+fn encode_creation(doc_id: &str, creation: &Creation, keep_state: bool) -> Result<Vec<u8>> {
+    quartier_protocol::encode(&StoredCreation {
+        actor: creation.actor.clone(),
+        time_ms: creation.time_ms,
+        message: creation.message.clone(),
+        state: keep_state.then(|| creation.state.clone()),
+        check: creation.check.clone(),
+    })
+    .map_err(|e| Error::document(doc_id, e))
+}
+
+/// Stores a document that is new to this store in its creation form, without building it, its
+/// state left to the projection unless `keep_state`. Returns false (and writes nothing) when the
+/// store already has the document: it is then merged as a change.
 pub(crate) fn store_creation(
     conn: &Connection,
     doc_id: &str,
     kind: DocKind,
     space_id: Option<&str>,
     creation: &Creation,
+    keep_state: bool,
     now_ms: i64,
 ) -> Result<bool> {
-    let stored = quartier_protocol::encode(&StoredCreation {
-        actor: creation.actor.clone(),
-        time_ms: creation.time_ms,
-        message: creation.message.clone(),
-        state: creation.state.clone(),
-        check: creation.check.clone(),
-    })
-    .map_err(|e| Error::document(doc_id, e))?;
+    let stored = encode_creation(doc_id, creation, keep_state)?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO documents (doc_id, kind, space_id, creation, snapshot_bytes, updated_at)

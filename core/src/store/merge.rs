@@ -216,12 +216,14 @@ impl Store {
                 Some(Readable::Space(_)) => Some(doc_id.to_owned()),
                 None => None,
             };
+            let keep_state = !state_in_projection(&incoming, read.as_ref())?;
             if !documents::store_creation(
                 tx,
                 doc_id,
                 incoming.kind,
                 space.as_deref(),
                 &incoming.creation,
+                keep_state,
                 now,
             )? {
                 known.push(incoming);
@@ -285,6 +287,7 @@ impl Store {
     /// Rebuilds every projection from the documents (after a schema upgrade, or on request).
     pub fn rebuild_projections(&self) -> Result<()> {
         self.write(|tx, touched| {
+            documents::keep_creation_states(tx)?;
             for table in [
                 "item_tags",
                 "items_fts",
@@ -309,7 +312,9 @@ impl Store {
             for doc_id in ids {
                 if let Some(incoming) = documents::stored_creation(tx, &doc_id)? {
                     let read = read_creation_state(&incoming);
+                    let keep_state = !state_in_projection(&incoming, read.as_ref())?;
                     project_creation(tx, &incoming, read, &mut report, touched, super::now_ms())?;
+                    documents::write_creation(tx, &doc_id, &incoming.creation, keep_state)?;
                     continue;
                 }
                 if let Some(mut loaded) = documents::load(tx, &doc_id, self.actor())? {
@@ -418,6 +423,22 @@ fn read_creation_state(incoming: &IncomingCreation) -> Option<Readable> {
             _ => None,
         },
     }
+}
+
+/// Whether the item's projection gives a creation's state back exactly, so that the stored form
+/// can leave it out (`documents::state_from_projection` reads it back).
+fn state_in_projection(incoming: &IncomingCreation, read: Option<&Readable>) -> Result<bool> {
+    let Some(Readable::Item(item)) = read else {
+        return Ok(false);
+    };
+    let derived = documents::creation_state_of(item, &incoming.doc_id)?;
+    if derived == incoming.creation.state {
+        return Ok(true);
+    }
+    // The same JSON written with other key order or spacing still gives the same document.
+    let same = serde_json::from_str::<serde_json::Value>(&derived).ok()
+        == serde_json::from_str::<serde_json::Value>(&incoming.creation.state).ok();
+    Ok(same)
 }
 
 /// Projects a document kept in creation form and records its one change in the history, under

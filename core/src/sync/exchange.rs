@@ -991,6 +991,20 @@ mod tests {
         let viewer = Viewer::new(p.person, Role::Coordinator);
         assert_eq!(p.store.item_detail(item.id, &viewer).unwrap().item, item);
         assert!(creation_kept(&p, &item), "kept in its form, not built");
+        let stored: i64 = p
+            .store
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT length(creation) FROM documents WHERE doc_id = ?1",
+                    [item.id.to_string()],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert!(
+            stored < 200,
+            "the state is left to the projection: {stored} bytes"
+        );
         let key = history_keys(&p, &item);
         assert_eq!(key.len(), 1);
         assert!(created_hash.to_string().starts_with(&key[0]), "{key:?}");
