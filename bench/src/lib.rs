@@ -224,6 +224,7 @@ pub fn creation_form(item: &Item, actor: &ActorId) -> quartier_core::Result<Inco
     Ok(IncomingCreation {
         doc_id,
         kind: DocKind::Item,
+        space: Some(item.space),
         creation,
     })
 }

@@ -193,6 +193,7 @@ fn creation_forms(store: &Store) -> (Vec<IncomingCreation>, Vec<IncomingChange>)
                 forms.push(IncomingCreation {
                     doc_id,
                     kind,
+                    space: None,
                     creation,
                 });
                 continue;

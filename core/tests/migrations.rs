@@ -127,6 +127,12 @@ const ADDED_BY: &[Added] = &[
         columns: &[("items", "title"), ("items", "lat"), ("items", "lon")],
         undo: "",
     },
+    Added {
+        version: 14,
+        tables: &["projection_rebuild"],
+        columns: &[],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.
@@ -946,4 +952,42 @@ fn media_from_before_version_8_is_told_apart_as_imported_or_downloaded() {
             ("d".to_owned(), false),
         ]
     );
+}
+
+/// A projection rebuild that an upgrade owed and that did not finish (the app killed during a
+/// long one) is done at the next open: the owed rebuild is recorded with the migration and
+/// cleared by the rebuild's own transaction.
+#[test]
+fn a_rebuild_cut_short_is_done_at_the_next_open() {
+    let fx = Fixture::new();
+    let item = fx.post("Kastanienfest", "im Hof");
+    let viewer = fx.viewer(Role::Resident);
+    let path = fx.store.path().to_path_buf();
+    let Fixture {
+        dir: _dir,
+        store,
+        space,
+        ..
+    } = fx;
+    close(store);
+    {
+        // What a migration that emptied the index leaves when its rebuild never ran.
+        let conn = Connection::open(&path).expect("open raw");
+        conn.execute("DELETE FROM items_fts", []).expect("empty index");
+        conn.execute(
+            "INSERT INTO projection_rebuild (singleton, owed_since) VALUES (1, 0)",
+            [],
+        )
+        .expect("owed rebuild");
+    }
+    let store = Store::open(&path, StoreOptions::default()).expect("open");
+    let hits = store
+        .search(&SearchRequest::new(space, viewer, "kastanienfest"))
+        .expect("search");
+    assert_eq!(hits.iter().map(|h| h.item.id).collect::<Vec<_>>(), [item.id]);
+    close(store);
+    let owed: i64 = read_only(&path)
+        .query_row("SELECT count(*) FROM projection_rebuild", [], |r| r.get(0))
+        .expect("marker");
+    assert_eq!(owed, 0, "the rebuild cleared its marker");
 }

@@ -86,7 +86,7 @@ pub(crate) fn creation_state_of(item: &crate::model::Item, doc_id: &str) -> Resu
 
 /// Largest stored creation form read back (a document's budget is 1 MiB; this bounds a damaged
 /// row, not a legitimate one).
-const MAX_STORED_CREATION: usize = 4 * 1024 * 1024;
+const MAX_STORED_CREATION: usize = quartier_protocol::MAX_DECODED_BYTES;
 
 /// The history key of a change not rebuilt yet: its check bytes in hex, which cannot be
 /// mistaken for a full hash (64 hex digits). [`settle`] replaces it by the full hash.
@@ -127,12 +127,11 @@ pub(crate) fn load(conn: &Connection, doc_id: &str, actor: &ActorId) -> Result<O
     }
 }
 
-/// Sets aside a document whose creation form does not rebuild, so that it comes again in a form
-/// this core can check: the document and its projection leave the store, the device asks for
-/// snapshots from now on, and the space's cursor starts over (what comes again is merged as
-/// duplicates). Nothing written on this device is lost: a document in creation form has no
-/// local changes. Returns the space to fetch again, which the page being applied must not move
-/// forward.
+/// Sets aside a document whose creation form does not rebuild (or decode), so that it comes
+/// again in a form this core can check: the document and its projection leave the store and the
+/// device asks for snapshots from now on. Nothing written on this device is lost: a document in
+/// creation form has no local changes. Returns the document's space, which the caller fetches
+/// again ([`refetch_space`]) unless what it is merging already brings the document back whole.
 pub(crate) fn distrust_creation(
     conn: &Connection,
     doc_id: &str,
@@ -158,13 +157,17 @@ pub(crate) fn distrust_creation(
         "UPDATE device SET creation_records_failed_at = ?1 WHERE singleton = 1",
         [now_ms],
     )?;
-    if let Some(space) = &space {
-        conn.execute(
-            "UPDATE sync_spaces SET cursor = NULL WHERE space_id = ?1",
-            [space],
-        )?;
-    }
     Ok(space)
+}
+
+/// Starts a space's cursor over: its pages come again (merged as duplicates, with what was set
+/// aside). The page being applied must not move it forward again (`Touched::refetch`).
+pub(crate) fn refetch_space(conn: &Connection, space: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE sync_spaces SET cursor = NULL WHERE space_id = ?1",
+        [space],
+    )?;
+    Ok(())
 }
 
 /// [`load`], telling a creation form that does not rebuild apart from other failures.
@@ -205,7 +208,7 @@ pub(crate) fn load_checked(
     if let Some(stored) = creation {
         let Some(creation) = read_creation(conn, doc_id, &stored)? else {
             return Ok(Err(UnbuildableCreation(format!(
-                "the creation form of {doc_id} keeps its state in a projection that is gone"
+                "the creation form of {doc_id} does not decode, or keeps its state in a projection that is gone"
             ))));
         };
         let change = match rebuild_creation(&creation, doc_id, kind) {
@@ -252,11 +255,11 @@ pub(crate) fn stored_creation(
     conn: &Connection,
     doc_id: &str,
 ) -> Result<Option<super::merge::IncomingCreation>> {
-    let row: Option<(String, Option<Vec<u8>>)> = conn
-        .prepare_cached("SELECT kind, creation FROM documents WHERE doc_id = ?1")?
-        .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let row: Option<(String, Option<String>, Option<Vec<u8>>)> = conn
+        .prepare_cached("SELECT kind, space_id, creation FROM documents WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((kind, Some(stored))) = row else {
+    let Some((kind, space, Some(stored))) = row else {
         return Ok(None);
     };
     let kind =
@@ -267,6 +270,7 @@ pub(crate) fn stored_creation(
     Ok(Some(super::merge::IncomingCreation {
         doc_id: doc_id.to_owned(),
         kind,
+        space: space.and_then(|s| s.parse().ok()),
         creation,
     }))
 }
@@ -274,8 +278,15 @@ pub(crate) fn stored_creation(
 /// Reads a stored form, taking a state kept in the projection from there; `None` when that
 /// projection is gone.
 fn read_creation(conn: &Connection, doc_id: &str, stored: &[u8]) -> Result<Option<Creation>> {
-    let stored: StoredCreation = quartier_protocol::decode(stored, MAX_STORED_CREATION)
-        .map_err(|e| Error::Corrupt(format!("creation form of {doc_id}: {e}")))?;
+    // A form that does not decode is set aside like one that does not rebuild: never an error
+    // that repeats on every sync.
+    let stored: StoredCreation = match quartier_protocol::decode(stored, MAX_STORED_CREATION) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(doc = doc_id, error = %e, "a stored creation form does not decode");
+            return Ok(None);
+        }
+    };
     let state = match stored.state {
         Some(state) => state,
         None => match state_from_projection(conn, doc_id)? {

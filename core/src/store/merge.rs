@@ -13,7 +13,7 @@ use crate::document::{
     guarded, item_from_doc, item_from_json, space_from_doc, space_from_json, Creation, DocKind,
 };
 use crate::error::{Error, Result};
-use crate::model::{Item, Space};
+use crate::model::{Item, Space, SpaceId};
 
 use super::IncomingChange;
 
@@ -94,16 +94,40 @@ impl Store {
         report: &mut MergeReport,
         touched: &mut Touched,
     ) -> Result<()> {
-        let loaded = match documents::load_checked(tx, doc_id, self.actor())? {
-            Ok(loaded) => loaded,
+        let (loaded, distrusted) = match documents::load_checked(tx, doc_id, self.actor())? {
+            Ok(loaded) => (loaded, None),
             Err(documents::UnbuildableCreation(reason)) => {
-                if let Some(space) = documents::distrust_creation(tx, doc_id, &reason, super::now_ms())? {
-                    touched.refetch.insert(space);
-                }
-                None
+                let space = documents::distrust_creation(tx, doc_id, &reason, super::now_ms())?;
+                (None, Some(space))
             }
         };
         let mut loaded = loaded.unwrap_or_else(|| LoadedDoc::new(kind, self.actor()));
+        let waiting_before = report.waiting;
+        self.merge_into(tx, doc_id, kind, &mut loaded, changes, report, touched)?;
+        // A document set aside comes again with its space, unless what was merged (a snapshot)
+        // already brought it back whole: refetching for every such document of a space would
+        // start the space over once per page.
+        if let Some(space) = distrusted.flatten() {
+            if loaded.doc.get_heads().is_empty() || report.waiting > waiting_before {
+                documents::refetch_space(tx, &space)?;
+                touched.refetch.insert(space);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `changes` to a loaded document, stores them and rewrites its projection.
+    #[allow(clippy::too_many_arguments)]
+    fn merge_into(
+        &self,
+        tx: &Connection,
+        doc_id: &str,
+        kind: DocKind,
+        loaded: &mut LoadedDoc,
+        changes: Vec<Change>,
+        report: &mut MergeReport,
+        touched: &mut Touched,
+    ) -> Result<()> {
         if loaded.kind != kind {
             return Err(Error::MalformedChange {
                 doc: doc_id.to_owned(),
@@ -135,12 +159,12 @@ impl Store {
             } else {
                 report.waiting += 1;
             }
-            documents::store_change(tx, doc_id, &mut loaded, change, super::now_ms())?;
+            documents::store_change(tx, doc_id, loaded, change, super::now_ms())?;
         }
         if loaded.doc.get_heads() != before {
-            self.reproject(tx, doc_id, &mut loaded, &before, report, touched)?;
+            self.reproject(tx, doc_id, loaded, &before, report, touched)?;
         }
-        documents::compact_if_due(tx, doc_id, &mut loaded)?;
+        documents::compact_if_due(tx, doc_id, loaded)?;
         Ok(())
     }
 
@@ -201,10 +225,7 @@ impl Store {
         touched: &mut Touched,
     ) -> Result<Vec<IncomingCreation>> {
         for incoming in &creations {
-            uuid::Uuid::parse_str(&incoming.doc_id).map_err(|_| Error::MalformedChange {
-                doc: incoming.doc_id.chars().take(40).collect(),
-                reason: "the document id is not a UUID".into(),
-            })?;
+            incoming.validate()?;
         }
         let mut known = Vec::new();
         let now = super::now_ms();
@@ -214,7 +235,7 @@ impl Store {
             let space = match &read {
                 Some(Readable::Item(item)) => Some(item.space.to_string()),
                 Some(Readable::Space(_)) => Some(doc_id.to_owned()),
-                None => None,
+                None => incoming.space.map(|s| s.to_string()),
             };
             let keep_state = !state_in_projection(&incoming, read.as_ref())?;
             if !documents::store_creation(
@@ -287,6 +308,7 @@ impl Store {
     /// Rebuilds every projection from the documents (after a schema upgrade, or on request).
     pub fn rebuild_projections(&self) -> Result<()> {
         self.write(|tx, touched| {
+            tx.execute("DELETE FROM projection_rebuild", [])?;
             documents::keep_creation_states(tx)?;
             for table in [
                 "item_tags",
@@ -317,7 +339,18 @@ impl Store {
                     documents::write_creation(tx, &doc_id, &incoming.creation, keep_state)?;
                     continue;
                 }
-                if let Some(mut loaded) = documents::load(tx, &doc_id, self.actor())? {
+                let loaded = match documents::load_checked(tx, &doc_id, self.actor())? {
+                    Ok(loaded) => loaded,
+                    Err(documents::UnbuildableCreation(reason)) => {
+                        if let Some(space) =
+                            documents::distrust_creation(tx, &doc_id, &reason, super::now_ms())?
+                        {
+                            documents::refetch_space(tx, &space)?;
+                        }
+                        None
+                    }
+                };
+                if let Some(mut loaded) = loaded {
                     self.reproject(tx, &doc_id, &mut loaded, &[], &mut report, touched)?;
                 }
             }
@@ -385,7 +418,36 @@ impl Store {
 pub struct IncomingCreation {
     pub doc_id: String,
     pub kind: DocKind,
+    /// The space the record came in (a page's space); an item's own JSON names its space when
+    /// this core can read it, this one counts for a document it cannot (so that it can be fetched
+    /// again with its space).
+    pub space: Option<SpaceId>,
     pub creation: Creation,
+}
+
+impl IncomingCreation {
+    /// The checks that need no building: a UUID document id, actor and check of the right
+    /// lengths, a state that is a JSON map. A form that passes them and still does not rebuild
+    /// is found when the document is first built.
+    pub fn validate(&self) -> Result<()> {
+        let malformed = |reason: &str| Error::MalformedChange {
+            doc: self.doc_id.chars().take(40).collect(),
+            reason: format!("creation: {reason}"),
+        };
+        if uuid::Uuid::parse_str(&self.doc_id).is_err() {
+            return Err(malformed("the document id is not a UUID"));
+        }
+        if self.creation.actor.is_empty() || self.creation.actor.len() > 64 {
+            return Err(malformed("actor id of a wrong length"));
+        }
+        if self.creation.check.len() != crate::document::CREATION_CHECK_LEN {
+            return Err(malformed("check of a wrong length"));
+        }
+        match serde_json::from_str::<serde_json::Value>(&self.creation.state) {
+            Ok(serde_json::Value::Object(_)) => Ok(()),
+            _ => Err(malformed("the state is not a JSON map")),
+        }
+    }
 }
 
 /// How [`Store::merge_creations`] ended.

@@ -82,7 +82,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/013_map_pins.sql"),
         rebuilds_projections: true,
     },
-    // Next: 014. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 14,
+        sql: include_str!("migrations/014_rebuild_marker.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 015. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.
@@ -201,13 +206,32 @@ pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<MigrationOut
             let documents: i64 = tx.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))?;
             outcome.rebuild_projections |= documents > 0;
         }
+        if outcome.rebuild_projections && has_table(&tx, "projection_rebuild")? {
+            tx.execute(
+                "INSERT OR IGNORE INTO projection_rebuild (singleton, owed_since) VALUES (1, ?1)",
+                [super::now_ms()],
+            )?;
+        }
         tx.commit()?;
         outcome.to = migration.version;
         tracing::info!(version = migration.version, "applied store migration");
+    }
+    // A rebuild an earlier open owed and did not finish.
+    if has_table(conn, "projection_rebuild")? {
+        let owed: i64 = conn.query_row("SELECT count(*) FROM projection_rebuild", [], |r| r.get(0))?;
+        outcome.rebuild_projections |= owed > 0;
     }
     let application: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     if application != APPLICATION_ID {
         conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     }
     Ok(outcome)
+}
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )? > 0)
 }
