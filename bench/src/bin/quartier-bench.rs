@@ -53,6 +53,7 @@ fn main() {
         Some("viewport") => viewport(flag(&args, "--queries", 2000)).map(|_| ()),
         Some("create") => create(flag(&args, "--items", 2000)).map(|_| ()),
         Some("bulk") => bulk(flag(&args, "--items", 20_000)).map(|_| ()),
+        Some("update") => update(flag(&args, "--items", 1000)).map(|_| ()),
         Some("breakdown") => breakdown(),
         Some("ranking") => ranking(),
         Some("breakdown-viewport") => viewport_breakdown(),
@@ -396,6 +397,62 @@ fn viewport(queries: usize) -> Res<ViewportResult> {
 struct CreateResult {
     store: Summary,
     bare: Summary,
+}
+
+/// Editing one field of an item (its title), durable on return, against a bare `UPDATE` of the
+/// same JSON row in its own transaction, interleaved; `items` items are created first (not
+/// timed), each edited once.
+fn update(items: usize) -> Res<()> {
+    let dir_root = quartier_bench::data_dir().join("tmp");
+    std::fs::create_dir_all(&dir_root)?;
+    let dir = tempfile::tempdir_in(&dir_root)?;
+    let store = Store::open(dir.path().join("store.db"), StoreOptions::default())?;
+    let mut bare = open_bare_db(&dir.path().join("bare.db"))?;
+    let mut gen = Generator::new(quartier_bench::DEFAULT_SEED, Mix::Mixed);
+    let space = store.create_space(Generator::space_meta(), gen.authors()[0])?.id;
+    let mut created = Vec::with_capacity(items);
+    for _ in 0..items {
+        let mut new = gen.next_item(space, &[]);
+        if new.content.details.parent().is_some() {
+            continue;
+        }
+        new.content.status = quartier_core::model::Status::Published;
+        let copy = new.clone();
+        let item = store.create_item(new)?;
+        bare_insert(&mut bare, &copy)?;
+        created.push((item, copy));
+    }
+    let mut store_samples = Vec::new();
+    let mut bare_samples = Vec::new();
+    for (row, (item, mut copy)) in created.into_iter().enumerate() {
+        let title = quartier_core::model::LocalizedText::single("de", &format!("Neuer Titel {row}"));
+        let patch = quartier_core::model::ItemPatch {
+            title: Some(title.clone()),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        store.update_item(item.id, &patch, item.author)?;
+        store_samples.push(t.elapsed());
+        copy.content.title = title;
+        let json = serde_json::to_string(&copy)?;
+        let t = Instant::now();
+        let tx = bare.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.prepare_cached("UPDATE items SET json = ?1 WHERE id = ?2")?
+            .execute(rusqlite::params![json, row as i64 + 1])?;
+        tx.commit()?;
+        bare_samples.push(t.elapsed());
+    }
+    let (ours, theirs) = (Summary::of(&store_samples), Summary::of(&bare_samples));
+    println!("\n### Update one field (the title), durable on return\n");
+    println!("| write | n | mean ms | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    print_row("Store::update_item (title)", &ours);
+    print_row("bare UPDATE of the JSON row", &theirs);
+    println!(
+        "\nRatio of medians: {:.2}×",
+        ours.p50.as_secs_f64() / theirs.p50.as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The bulk path alone: `items` generated forms (built first, not timed) applied to a fresh
