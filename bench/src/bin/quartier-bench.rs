@@ -425,7 +425,7 @@ fn update(items: usize) -> Res<()> {
     let mut store_samples = Vec::new();
     let mut bare_samples = Vec::new();
     for (row, (item, mut copy)) in created.into_iter().enumerate() {
-        let title = quartier_core::model::LocalizedText::single("de", &format!("Neuer Titel {row}"));
+        let title = quartier_core::model::LocalizedText::single("de", format!("Neuer Titel {row}"));
         let patch = quartier_core::model::ItemPatch {
             title: Some(title.clone()),
             ..Default::default()
