@@ -399,14 +399,20 @@ struct CreateResult {
     bare: Summary,
 }
 
-/// Editing one field of an item (its title), durable on return, against a bare `UPDATE` of the
-/// same JSON row in its own transaction, interleaved; `items` items are created first (not
-/// timed), each edited once.
-fn update(items: usize) -> Res<()> {
+/// A fresh store in a scratch folder under the bench data (removed when the folder is dropped).
+fn scratch_store() -> Res<(tempfile::TempDir, Store)> {
     let dir_root = quartier_bench::data_dir().join("tmp");
     std::fs::create_dir_all(&dir_root)?;
     let dir = tempfile::tempdir_in(&dir_root)?;
     let store = Store::open(dir.path().join("store.db"), StoreOptions::default())?;
+    Ok((dir, store))
+}
+
+/// Editing one field of an item (its title), durable on return, against a bare `UPDATE` of the
+/// same JSON row in its own transaction, interleaved; `items` items are created first (not
+/// timed), each edited once.
+fn update(items: usize) -> Res<()> {
+    let (dir, store) = scratch_store()?;
     let mut bare = open_bare_db(&dir.path().join("bare.db"))?;
     let mut gen = Generator::new(quartier_bench::DEFAULT_SEED, Mix::Mixed);
     let space = store.create_space(Generator::space_meta(), gen.authors()[0])?.id;
@@ -458,10 +464,7 @@ fn update(items: usize) -> Res<()> {
 /// The bulk path alone: `items` generated forms (built first, not timed) applied to a fresh
 /// store [`quartier_bench::FILL_BATCH`] per transaction, as an initial sync's pages are.
 fn bulk(items: usize) -> Res<f64> {
-    let dir_root = quartier_bench::data_dir().join("tmp");
-    std::fs::create_dir_all(&dir_root)?;
-    let dir = tempfile::tempdir_in(&dir_root)?;
-    let store = Store::open(dir.path().join("store.db"), StoreOptions::default())?;
+    let (_dir, store) = scratch_store()?;
     let spec = quartier_bench::DatasetSpec {
         mix: Mix::Mixed,
         items,
@@ -506,10 +509,7 @@ fn bulk(items: usize) -> Res<f64> {
 }
 
 fn create(items: usize) -> Res<CreateResult> {
-    let dir_root = quartier_bench::data_dir().join("tmp");
-    std::fs::create_dir_all(&dir_root)?;
-    let dir = tempfile::tempdir_in(&dir_root)?;
-    let store = Store::open(dir.path().join("store.db"), StoreOptions::default())?;
+    let (dir, store) = scratch_store()?;
     let mut bare = open_bare_db(&dir.path().join("bare.db"))?;
     let mut gen = Generator::new(quartier_bench::DEFAULT_SEED, Mix::Mixed);
     let space = store.create_space(Generator::space_meta(), gen.authors()[0])?.id;

@@ -170,7 +170,7 @@ impl Store {
 
     /// Applies documents in their creation form, in one transaction: the bulk path that the
     /// initial sync, imports and the bench generator share. Documents new to the store are kept
-    /// in their form ([`Store::store_creations`]); a creation of a document the store has is
+    /// in their form (`store_creations`); a creation of a document the store has is
     /// rebuilt and merged as a change, and if it does not rebuild nothing is stored
     /// ([`Error::MalformedChange`]).
     pub fn apply_creations(&self, creations: Vec<IncomingCreation>) -> Result<MergeReport> {

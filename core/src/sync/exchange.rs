@@ -925,6 +925,40 @@ mod tests {
         (item, doc)
     }
 
+    /// The author retitles `item` on its own device (`doc`); the change as a page record.
+    fn retitled_elsewhere(
+        p: &Phone,
+        item: &Item,
+        doc: &mut automerge::Automerge,
+        title: &str,
+    ) -> (Item, Record) {
+        let mut edited = item.clone();
+        edited.content.title = LocalizedText::single("de", title);
+        let note = crate::document::ChangeNote::new(p.person, ["title"]);
+        let json = crate::document::item_to_json(&edited).unwrap();
+        let change = crate::document::write_change(doc, &item.id.to_string(), DocKind::Item, &json, &note, 5)
+            .unwrap()
+            .unwrap();
+        let record = Record::Change {
+            space: p.space.as_uuid(),
+            doc: item.id.as_uuid(),
+            kind: DocKind::Item,
+            signature: vec![0; 64],
+            bytes: change.raw_bytes().to_vec(),
+            device: uuid::Uuid::now_v7(),
+        };
+        (edited, record)
+    }
+
+    fn snapshot_record(p: &Phone, item: &Item, doc: &automerge::Automerge) -> Record {
+        Record::Snapshot {
+            space: p.space.as_uuid(),
+            doc: item.id.as_uuid(),
+            kind: DocKind::Item,
+            bytes: doc.save(),
+        }
+    }
+
     fn creation_record(p: &Phone, item: &Item, doc: &automerge::Automerge) -> Record {
         crate::document::creation_of(doc, &item.id.to_string(), DocKind::Item)
             .unwrap()
@@ -1065,22 +1099,7 @@ mod tests {
         assert!(p.store.item_detail(item.id, &viewer).is_ok(), "shown on arrival");
 
         // The author edits it; the edit needs the document.
-        let mut edited = item.clone();
-        edited.content.title = LocalizedText::single("de", "Sprechstunde (verlegt)");
-        let note = crate::document::ChangeNote::new(p.person, ["title"]);
-        let json = crate::document::item_to_json(&edited).unwrap();
-        let change =
-            crate::document::write_change(&mut doc, &item.id.to_string(), DocKind::Item, &json, &note, 5)
-                .unwrap()
-                .unwrap();
-        let edit = Record::Change {
-            space: p.space.as_uuid(),
-            doc: item.id.as_uuid(),
-            kind: DocKind::Item,
-            signature: vec![0; 64],
-            bytes: change.raw_bytes().to_vec(),
-            device: uuid::Uuid::now_v7(),
-        };
+        let (edited, edit) = retitled_elsewhere(&p, &item, &mut doc, "Sprechstunde (verlegt)");
         receive(&p, vec![edit]);
         let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
         assert!(again.accepts.is_empty(), "snapshots from now on");
@@ -1090,15 +1109,7 @@ mod tests {
             "not shown unchecked"
         );
 
-        receive(
-            &p,
-            vec![Record::Snapshot {
-                space: p.space.as_uuid(),
-                doc: item.id.as_uuid(),
-                kind: DocKind::Item,
-                bytes: doc.save(),
-            }],
-        );
+        receive(&p, vec![snapshot_record(&p, &item, &doc)]);
         assert_eq!(
             p.store.item_detail(item.id, &viewer).unwrap().item.content.title,
             edited.content.title
@@ -1123,37 +1134,12 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let mut edited = item.clone();
-        edited.content.title = LocalizedText::single("de", "Tauschbörse (neu)");
-        let note = crate::document::ChangeNote::new(p.person, ["title"]);
-        let json = crate::document::item_to_json(&edited).unwrap();
-        let change =
-            crate::document::write_change(&mut doc, &item.id.to_string(), DocKind::Item, &json, &note, 5)
-                .unwrap()
-                .unwrap();
-        let outcome = receive(
-            &p,
-            vec![Record::Change {
-                space: p.space.as_uuid(),
-                doc: item.id.as_uuid(),
-                kind: DocKind::Item,
-                signature: vec![0; 64],
-                bytes: change.raw_bytes().to_vec(),
-                device: uuid::Uuid::now_v7(),
-            }],
-        );
+        let (edited, edit) = retitled_elsewhere(&p, &item, &mut doc, "Tauschbörse (neu)");
+        let outcome = receive(&p, vec![edit]);
         assert!(outcome.more, "the space comes again");
         let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
         assert_eq!(again.cursors[0].after, None);
-        receive(
-            &p,
-            vec![Record::Snapshot {
-                space: p.space.as_uuid(),
-                doc: item.id.as_uuid(),
-                kind: DocKind::Item,
-                bytes: doc.save(),
-            }],
-        );
+        receive(&p, vec![snapshot_record(&p, &item, &doc)]);
         let viewer = Viewer::new(p.person, Role::Coordinator);
         assert_eq!(
             p.store.item_detail(item.id, &viewer).unwrap().item.content.title,
