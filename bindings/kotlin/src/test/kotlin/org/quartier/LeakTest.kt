@@ -29,6 +29,8 @@ class LeakTest {
     private fun heapUsedKb(): Long = Runtime.getRuntime().let { (it.totalMemory() - it.freeMemory()) / 1024 }
 
     /** (RSS, heap used) in KiB once collection has settled. */
+    private data class Window(val rssBefore: Long, val rssAfter: Long, val heapBefore: Long, val heapAfter: Long, val elapsedMs: Long)
+
     private fun settled(): Pair<Long, Long> {
         // Objects not closed explicitly are freed by uniffi's Cleaner after they are collected,
         // and what they held only at the next collection: collect until the heap stops shrinking.
@@ -73,11 +75,19 @@ class LeakTest {
             // Warm-up: JIT, allocator arenas and caches reach their working size first
             // (measured: most of the one-off growth happens in the first few thousand cycles).
             repeat(5_000) { cycle(store, query, it) }
-            val (before, heapBefore) = settled()
-            val started = System.nanoTime()
-            repeat(cycles) { cycle(store, query, it) }
-            val elapsedMs = (System.nanoTime() - started) / 1_000_000
-            val (after, heapAfter) = settled()
+            // Two windows of `cycles`: a leak grows memory in both, while the allocator's one-off
+            // growth (seen up to ~9 MiB once in a while, on a shared machine) lands in one of them;
+            // the smaller growth of the two is what is judged.
+            fun window(): Window {
+                val (before, heapBefore) = settled()
+                val started = System.nanoTime()
+                repeat(cycles) { cycle(store, query, it) }
+                val elapsedMs = (System.nanoTime() - started) / 1_000_000
+                val (after, heapAfter) = settled()
+                return Window(before, after, heapBefore, heapAfter, elapsedMs)
+            }
+            val (before, after, heapBefore, heapAfter, elapsedMs) =
+                listOf(window(), window()).minBy { it.rssAfter - it.rssBefore }
             // Store objects themselves: open and close a (small) store repeatedly.
             val storeCycles = 500
             val churn = dir.resolve("churn.db").toString()
