@@ -12,6 +12,13 @@ use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, 
 
 use documents::LoadedDoc;
 
+/// A document loaded for a local edit, or set aside because its creation form does not rebuild
+/// (the edit is then refused with the error, after the setting aside is committed).
+enum ForEdit {
+    Loaded(Box<LoadedDoc>),
+    SetAside(Error),
+}
+
 impl Store {
     /// Creates a space; `by` becomes the author of its first change. The space stays on this
     /// device until it is registered with a server: `SyncClient::create_shared_space` does both
@@ -68,15 +75,18 @@ impl Store {
         meta.validate()?;
         let doc_id = id.to_string();
         self.write(|tx, touched| {
-            let mut loaded = self.load_doc(tx, &doc_id, DocKind::Space, "space")?;
+            let mut loaded = match self.load_doc(tx, &doc_id, DocKind::Space, "space", touched)? {
+                ForEdit::Loaded(loaded) => loaded,
+                ForEdit::SetAside(refused) => return Ok(Err(refused)),
+            };
             access::check_space_edit(self, tx, by, id)?;
             let space = Space { id, meta };
             let json = space_to_json(id, &space.meta)?;
             self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, ["meta"]))?;
             projection::project_space(tx, &space, super::now_ms())?;
             touched.spaces.insert(doc_id.clone());
-            Ok(space)
-        })
+            Ok(Ok(space))
+        })?
     }
 
     /// Creates an item; durable when this returns.
@@ -150,11 +160,14 @@ impl Store {
     ) -> Result<Item> {
         let doc_id = id.to_string();
         self.write(|tx, touched| {
-            let mut loaded = self.load_doc(tx, &doc_id, DocKind::Item, "item")?;
+            let mut loaded = match self.load_doc(tx, &doc_id, DocKind::Item, "item", touched)? {
+                ForEdit::Loaded(loaded) => loaded,
+                ForEdit::SetAside(refused) => return Ok(Err(refused)),
+            };
             let current = item_from_doc(&loaded.doc, &doc_id)?;
             let content = edit(&current.content)?;
             if content == current.content {
-                return Ok(current);
+                return Ok(Ok(current));
             }
             let item = Item {
                 updated_at: now(),
@@ -180,8 +193,8 @@ impl Store {
             }
             touched.spaces.insert(item.space.to_string());
             touched.items.insert(doc_id.clone());
-            Ok(item)
-        })
+            Ok(Ok(item))
+        })?
     }
 
     /// Erases an item for a data-protection request: its document, every change, its outbox
@@ -225,19 +238,34 @@ impl Store {
         Ok(erased)
     }
 
+    /// Loads a document for a local edit. A stored creation form that does not rebuild is set
+    /// aside as a merge sets it aside (`documents::distrust_creation`: the document leaves the
+    /// device and comes again with its space at the next sync), and the edit is refused as
+    /// `NotFound`: the caller commits the setting aside and returns that error, so that the next
+    /// edit does not meet the same form again.
     fn load_doc(
         &self,
         tx: &Connection,
         doc_id: &str,
         kind: DocKind,
         what: &'static str,
-    ) -> Result<LoadedDoc> {
-        match documents::load(tx, doc_id, self.actor())? {
-            Some(loaded) if loaded.kind == kind => Ok(loaded),
-            _ => Err(Error::NotFound {
-                what,
-                id: doc_id.to_owned(),
-            }),
+        touched: &mut super::Touched,
+    ) -> Result<ForEdit> {
+        let not_found = || Error::NotFound {
+            what,
+            id: doc_id.to_owned(),
+        };
+        match documents::load_checked(tx, doc_id, self.actor())? {
+            Ok(Some(loaded)) if loaded.kind == kind => Ok(ForEdit::Loaded(Box::new(loaded))),
+            Ok(_) => Err(not_found()),
+            Err(documents::UnbuildableCreation(reason)) => {
+                if let Some(space) = documents::distrust_creation(tx, doc_id, &reason, super::now_ms())? {
+                    documents::refetch_space(tx, &space)?;
+                    touched.spaces.insert(space);
+                }
+                touched.items.insert(doc_id.to_owned());
+                Ok(ForEdit::SetAside(not_found()))
+            }
         }
     }
 

@@ -1060,6 +1060,62 @@ mod tests {
         assert_eq!(p.store.document_changes(&item.id.to_string()).unwrap().len(), 2);
     }
 
+    /// A creation record whose check bytes do not match its change: what a server with other
+    /// rules would send.
+    fn with_wrong_check(record: Record) -> Record {
+        let Record::Created {
+            space,
+            doc,
+            kind,
+            actor,
+            time_ms,
+            message,
+            state,
+            check,
+        } = record
+        else {
+            unreachable!("a creation record")
+        };
+        Record::Created {
+            space,
+            doc,
+            kind,
+            actor,
+            time_ms,
+            message,
+            state,
+            check: check.iter().map(|b| b ^ 0xff).collect(),
+        }
+    }
+
+    /// A local edit of a document whose stored form does not rebuild is refused as `NotFound`,
+    /// and the document is set aside at once (not at every further edit): it leaves the device
+    /// and its space is fetched again, as snapshots.
+    #[test]
+    fn a_local_edit_of_a_form_that_does_not_rebuild_sets_it_aside() {
+        let p = phone();
+        let (item, _doc) = written_elsewhere(&p, "Lesepaten gesucht");
+        receive(&p, vec![with_wrong_check(creation_record(&p, &item, &_doc))]);
+        let patch = ItemPatch {
+            title: Some(LocalizedText::single("de", "Lesepatinnen gesucht")),
+            ..Default::default()
+        };
+        let refused = p.store.update_item(item.id, &patch, p.person).unwrap_err();
+        assert!(matches!(refused, Error::NotFound { .. }), "{refused:?}");
+        let viewer = Viewer::new(p.person, Role::Coordinator);
+        assert!(
+            p.store.item_detail(item.id, &viewer).is_err(),
+            "not shown unchecked"
+        );
+        let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        assert!(again.accepts.is_empty(), "snapshots from now on");
+        assert_eq!(again.cursors[0].after, None, "the space is fetched again");
+        assert!(matches!(
+            p.store.update_item(item.id, &patch, p.person),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
     /// A stored creation form that does not rebuild to the change it names (a server with other
     /// rules) is found when a later change needs the document: the document leaves the store,
     /// the device asks for snapshots and fetches the space again, and the snapshot brings it back
@@ -1068,33 +1124,7 @@ mod tests {
     fn a_stored_creation_that_does_not_rebuild_is_fetched_again_as_a_snapshot() {
         let p = phone();
         let (item, mut doc) = written_elsewhere(&p, "Sprechstunde");
-        let Record::Created {
-            space,
-            doc: doc_uuid,
-            kind,
-            actor,
-            time_ms,
-            message,
-            state,
-            check,
-        } = creation_record(&p, &item, &doc)
-        else {
-            unreachable!()
-        };
-        let wrong: Vec<u8> = check.iter().map(|b| b ^ 0xff).collect();
-        receive(
-            &p,
-            vec![Record::Created {
-                space,
-                doc: doc_uuid,
-                kind,
-                actor,
-                time_ms,
-                message,
-                state,
-                check: wrong,
-            }],
-        );
+        receive(&p, vec![with_wrong_check(creation_record(&p, &item, &doc))]);
         let viewer = Viewer::new(p.person, Role::Coordinator);
         assert!(p.store.item_detail(item.id, &viewer).is_ok(), "shown on arrival");
 
