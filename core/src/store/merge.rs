@@ -173,6 +173,11 @@ impl Store {
     /// in their form (`store_creations`); a creation of a document the store has is
     /// rebuilt and merged as a change, and if it does not rebuild nothing is stored
     /// ([`Error::MalformedChange`]).
+    ///
+    /// For documents a server holds (what an initial sync brings, or bench data): a stored form
+    /// that later fails to rebuild is set aside and fetched again from the server. Content made
+    /// on this device (an import of a file) must be written as local changes instead, which the
+    /// outbox keeps until a server has them.
     pub fn apply_creations(&self, creations: Vec<IncomingCreation>) -> Result<MergeReport> {
         self.write(|tx, touched| {
             let mut report = MergeReport::default();
