@@ -261,16 +261,10 @@ impl FormSource {
     pub fn next_batch(&mut self, count: usize) -> quartier_core::Result<Vec<IncomingCreation>> {
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
-            let new = self.gen.next_item(self.space, &self.parents);
-            let at = chrono::Utc::now();
-            let item = Item {
-                id: ItemId::new(),
-                space: new.space,
-                author: new.author,
-                created_at: at,
-                updated_at: at,
-                content: new.content,
-            };
+            let item = self
+                .gen
+                .next_item(self.space, &self.parents)
+                .into_item(chrono::Utc::now());
             let kind = item.kind();
             if item.content.location.is_some() {
                 self.stats.located += 1;

@@ -688,22 +688,43 @@ fn stores_of_every_earlier_version_upgrade_with_their_data() {
     }
 }
 
+/// A store holding one post, closed (its file alone holds everything), for tests that change
+/// the file before opening it again.
+struct ClosedPost {
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    space: SpaceId,
+    item: Item,
+    viewer: Viewer,
+}
+
+impl ClosedPost {
+    fn new(title: &str, body: &str) -> Self {
+        let fx = Fixture::new();
+        let item = fx.post(title, body);
+        let viewer = fx.viewer(Role::Resident);
+        let path = fx.store.path().to_path_buf();
+        let Fixture {
+            dir, store, space, ..
+        } = fx;
+        close(store);
+        Self {
+            dir,
+            path,
+            space,
+            item,
+            viewer,
+        }
+    }
+}
+
 /// Version 10 changed only the search terms (Arabic stems, emoji): a version 9 store whose
 /// index was written without them gets them when it is upgraded.
 #[test]
 fn an_index_written_before_version_10_gets_the_new_search_terms() {
-    let fx = Fixture::new();
-    let item = fx.post("لقاء بالجيران", "Kuchen 🎂 heute");
-    let viewer = fx.viewer(Role::Resident);
-    let path = fx.store.path().to_path_buf();
-    let Fixture {
-        dir: _dir,
-        store,
-        space,
-        ..
-    } = fx;
-    close(store);
-    let copy = downgraded_copy(&path, _dir.path(), 9);
+    let closed = ClosedPost::new("لقاء بالجيران", "Kuchen 🎂 heute");
+    let (item, viewer, space) = (&closed.item, closed.viewer, closed.space);
+    let copy = downgraded_copy(&closed.path, closed.dir.path(), 9);
     {
         // The index as version 9 wrote it: folded words, no stems, emoji dropped.
         let conn = Connection::open(&copy).expect("open raw");
@@ -959,17 +980,8 @@ fn media_from_before_version_8_is_told_apart_as_imported_or_downloaded() {
 /// cleared by the rebuild's own transaction.
 #[test]
 fn a_rebuild_cut_short_is_done_at_the_next_open() {
-    let fx = Fixture::new();
-    let item = fx.post("Kastanienfest", "im Hof");
-    let viewer = fx.viewer(Role::Resident);
-    let path = fx.store.path().to_path_buf();
-    let Fixture {
-        dir: _dir,
-        store,
-        space,
-        ..
-    } = fx;
-    close(store);
+    let closed = ClosedPost::new("Kastanienfest", "im Hof");
+    let (item, viewer, space, path) = (&closed.item, closed.viewer, closed.space, closed.path.clone());
     {
         // What a migration that emptied the index leaves when its rebuild never ran.
         let conn = Connection::open(&path).expect("open raw");

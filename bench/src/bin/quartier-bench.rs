@@ -235,9 +235,7 @@ struct SearchResult {
 }
 
 fn search(rounds: usize) -> Res<SearchResult> {
-    let data = cached_dataset(DatasetSpec::mixed_large())?;
-    let store = Store::open(&data.path, StoreOptions::default())?;
-    let space = only_space(&store)?;
+    let (_data, store, space) = mixed_store()?;
     let viewer = resident_viewer();
     let request = |text: &str| SearchRequest::new(space, viewer, text);
     let mut hits = Vec::new();
@@ -397,6 +395,14 @@ fn viewport(queries: usize) -> Res<ViewportResult> {
 struct CreateResult {
     store: Summary,
     bare: Summary,
+}
+
+/// The cached 100 000-item mixed store, open, with its one space.
+fn mixed_store() -> Res<(Dataset, Store, quartier_core::model::SpaceId)> {
+    let data = cached_dataset(DatasetSpec::mixed_large())?;
+    let store = Store::open(&data.path, StoreOptions::default())?;
+    let space = only_space(&store)?;
+    Ok((data, store, space))
 }
 
 /// A fresh store in a scratch folder under the bench data (removed when the folder is dropped).
@@ -574,9 +580,7 @@ const STORE_FILTERS: &str = "i.space_id = ?2 AND i.status != 'deleted'
 /// The bounded ranking against a full BM25 ranking of every match, same filters, same store:
 /// the top 5 titles of ten queries (common words, where the bound applies, and rarer ones).
 fn ranking() -> Res<()> {
-    let data = cached_dataset(DatasetSpec::mixed_large())?;
-    let store = Store::open(&data.path, StoreOptions::default())?;
-    let space = only_space(&store)?;
+    let (data, store, space) = mixed_store()?;
     let viewer = resident_viewer();
     let conn = rusqlite::Connection::open_with_flags(&data.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let full = format!(
@@ -645,9 +649,7 @@ fn ranking() -> Res<()> {
 /// with the store's filters (reader page cache of 1 MB as the store sets it, 64 MB, or
 /// memory-mapped), ranking only the newest 2 000 matches, and the full `Store::search`.
 fn breakdown() -> Res<()> {
-    let data = cached_dataset(DatasetSpec::mixed_large())?;
-    let store = Store::open(&data.path, StoreOptions::default())?;
-    let space = only_space(&store)?;
+    let (data, store, space) = mixed_store()?;
     let viewer = resident_viewer();
     let open = |pragmas: &str| -> Res<rusqlite::Connection> {
         let conn =

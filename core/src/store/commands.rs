@@ -92,15 +92,7 @@ impl Store {
     /// Creates an item; durable when this returns.
     pub fn create_item(&self, new: NewItem) -> Result<Item> {
         new.content.validate()?;
-        let at = now();
-        let item = Item {
-            id: ItemId::new(),
-            space: new.space,
-            author: new.author,
-            created_at: at,
-            updated_at: at,
-            content: new.content,
-        };
+        let item = new.into_item(now());
         let json = item_to_json(&item)?;
         let doc_id = item.id.to_string();
         let space_id = item.space.to_string();

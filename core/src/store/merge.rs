@@ -179,6 +179,9 @@ impl Store {
     /// on this device (an import of a file) must be written as local changes instead, which the
     /// outbox keeps until a server has them.
     pub fn apply_creations(&self, creations: Vec<IncomingCreation>) -> Result<MergeReport> {
+        for incoming in &creations {
+            incoming.validate()?;
+        }
         self.write(|tx, touched| {
             let mut report = MergeReport::default();
             if let CreationsApplied::Unbuildable(e) =
@@ -190,8 +193,9 @@ impl Store {
         })
     }
 
-    /// [`Store::apply_creations`] inside the caller's transaction; a creation of a known
-    /// document that does not rebuild stops it (what was applied before stays in `tx`).
+    /// [`Store::apply_creations`] inside the caller's transaction, for forms its caller has
+    /// validated ([`IncomingCreation::validate`]); a creation of a known document that does not
+    /// rebuild stops it (what was applied before stays in `tx`).
     pub(crate) fn merge_creations(
         &self,
         tx: &Connection,
@@ -229,9 +233,6 @@ impl Store {
         report: &mut MergeReport,
         touched: &mut Touched,
     ) -> Result<Vec<IncomingCreation>> {
-        for incoming in &creations {
-            incoming.validate()?;
-        }
         let mut known = Vec::new();
         let now = super::now_ms();
         for incoming in creations {

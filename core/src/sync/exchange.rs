@@ -905,19 +905,13 @@ mod tests {
     /// An item written by another device in `p`'s space, as that device's Automerge document.
     fn written_elsewhere(p: &Phone, title: &str) -> (Item, automerge::Automerge) {
         let at = chrono::DateTime::from_timestamp_millis(crate::store::now_ms()).unwrap();
-        let item = Item {
-            id: ItemId::new(),
-            space: p.space,
-            author: p.person,
-            created_at: at,
-            updated_at: at,
-            content: ItemContent::new(
-                LocalizedText::single("de", title),
-                ItemDetails::Post(Post {
-                    post_type: PostType::News,
-                }),
-            ),
-        };
+        let content = ItemContent::new(
+            LocalizedText::single("de", title),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        );
+        let item = NewItem::new(p.space, p.person, content).into_item(at);
         let actor = automerge::ActorId::random();
         let change = crate::document::new_item_change(&item, &actor).unwrap();
         let mut doc = automerge::Automerge::new();
@@ -1062,30 +1056,12 @@ mod tests {
 
     /// A creation record whose check bytes do not match its change: what a server with other
     /// rules would send.
-    fn with_wrong_check(record: Record) -> Record {
-        let Record::Created {
-            space,
-            doc,
-            kind,
-            actor,
-            time_ms,
-            message,
-            state,
-            check,
-        } = record
-        else {
+    fn with_wrong_check(mut record: Record) -> Record {
+        let Record::Created { check, .. } = &mut record else {
             unreachable!("a creation record")
         };
-        Record::Created {
-            space,
-            doc,
-            kind,
-            actor,
-            time_ms,
-            message,
-            state,
-            check: check.iter().map(|b| b ^ 0xff).collect(),
-        }
+        check.iter_mut().for_each(|b| *b ^= 0xff);
+        record
     }
 
     /// A local edit of a document whose stored form does not rebuild is refused as `NotFound`,

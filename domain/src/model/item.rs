@@ -218,6 +218,19 @@ impl NewItem {
         }
     }
 
+    /// The item this command creates, with a new id, made at `at`: how a store makes one, and
+    /// tools that write documents without a store (importers, benches).
+    pub fn into_item(self, at: DateTime<Utc>) -> Item {
+        Item {
+            id: ItemId::new(),
+            space: self.space,
+            author: self.author,
+            created_at: at,
+            updated_at: at,
+            content: self.content,
+        }
+    }
+
     /// Reads a creation command from JSON (imports, tooling, bindings), with
     /// [`Error::UnknownKind`] for a kind this version does not know.
     pub fn from_json(json: &str) -> Result<Self> {
