@@ -523,9 +523,13 @@ impl View {
             let detail = match store.item_detail(*id, &coordinator) {
                 Ok(d) => {
                     let mut history = d.history;
-                    // A creation not built yet is named by the first 8 hex digits of its hash
-                    // (`HistoryEntry::change`): compare that much on every store.
+                    // A creation not built yet is named by the first 8 hex digits of its hash,
+                    // or not at all on the store that made it (`HistoryEntry::change`): later
+                    // changes are compared by that prefix, the creation by who, when and where.
                     for entry in &mut history {
+                        if entry.fields == ["created"] {
+                            entry.change.clear();
+                        }
                         entry.change.truncate(8);
                     }
                     history.sort_by(|a, b| a.change.cmp(&b.change));

@@ -107,7 +107,16 @@ const ADDED_BY: &[Added] = &[
         version: 11,
         tables: &[],
         columns: &[("documents", "creation")],
-        undo: "",
+        // Documents kept in creation form get their change back (`creation_changes`, filled
+        // by `downgraded_copy` from the original through the public API), as settling does.
+        undo: "INSERT INTO doc_changes (doc_id, hash, bytes)
+                   SELECT c.doc_id, c.hash, c.bytes FROM creation_changes c
+                   JOIN documents d ON d.doc_id = c.doc_id WHERE d.creation IS NOT NULL;
+               UPDATE documents SET snapshot_bytes = 0,
+                   change_bytes = change_bytes + (SELECT length(c.bytes) FROM creation_changes c WHERE c.doc_id = documents.doc_id),
+                   change_count = change_count + 1
+                   WHERE creation IS NOT NULL;
+               UPDATE documents SET creation = NULL;",
     },
     Added {
         version: 12,
@@ -132,6 +141,24 @@ const ADDED_BY: &[Added] = &[
         tables: &["projection_rebuild"],
         columns: &[],
         undo: "",
+    },
+    Added {
+        version: 15,
+        tables: &[],
+        columns: &[],
+        // The outbox with its change columns NOT NULL again (the data has no entry waiting
+        // without its change: `build` seals them), its AUTOINCREMENT counter carried over.
+        undo: "CREATE TABLE outbox_old (
+                   seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, kind TEXT NOT NULL,
+                   space_id TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, bytes BLOB NOT NULL,
+                   created_at INTEGER NOT NULL, deferred_since INTEGER, defer_reason TEXT);
+               INSERT INTO outbox_old SELECT seq, doc_id, kind, space_id, hash, bytes, created_at,
+                   deferred_since, defer_reason FROM outbox;
+               DELETE FROM sqlite_sequence WHERE name = 'outbox_old';
+               UPDATE sqlite_sequence SET name = 'outbox_old' WHERE name = 'outbox';
+               DROP TABLE outbox;
+               ALTER TABLE outbox_old RENAME TO outbox;
+               CREATE INDEX outbox_doc ON outbox(doc_id);",
     },
 ];
 
@@ -233,11 +260,50 @@ fn dump(path: &Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// The change each document kept in creation form was built to: `(doc_id, hash, bytes)`.
+type CreationChanges = Vec<(String, Vec<u8>, Vec<u8>)>;
+
+/// The creation changes of `store`'s documents kept in creation form, through the public API.
+fn creation_changes(store: &Store) -> CreationChanges {
+    let in_form: Vec<String> = {
+        let conn = read_only(store.path());
+        let mut stmt = conn
+            .prepare("SELECT doc_id FROM documents WHERE creation IS NOT NULL")
+            .expect("prepare");
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("ids");
+        ids
+    };
+    in_form
+        .into_iter()
+        .map(|doc| {
+            let changes = store.document_changes(&doc).expect("changes");
+            let [creation] = changes.as_slice() else {
+                panic!("a document in creation form has one change")
+            };
+            let change = automerge::Change::from_bytes(creation.bytes.clone()).expect("change");
+            (doc, change.hash().0.to_vec(), creation.bytes.clone())
+        })
+        .collect()
+}
+
 /// Copies a closed store and takes the copy back to schema `version`.
-fn downgraded_copy(original: &Path, dir: &Path, version: i64) -> PathBuf {
+fn downgraded_copy(original: &Path, dir: &Path, version: i64, creations: &CreationChanges) -> PathBuf {
     let copy = dir.join(format!("v{version}.db"));
     std::fs::copy(original, &copy).expect("copy the store");
     let conn = Connection::open(&copy).expect("open the copy");
+    conn.execute_batch("CREATE TABLE creation_changes (doc_id TEXT, hash BLOB, bytes BLOB)")
+        .expect("creation changes");
+    for (doc, hash, bytes) in creations {
+        conn.execute(
+            "INSERT INTO creation_changes VALUES (?1, ?2, ?3)",
+            rusqlite::params![doc, hash, bytes],
+        )
+        .expect("creation change");
+    }
     for added in ADDED_BY.iter().rev().filter(|a| a.version > version) {
         conn.execute_batch(added.undo).expect("undo a later migration");
         for table in added.tables.iter().rev() {
@@ -249,6 +315,8 @@ fn downgraded_copy(original: &Path, dir: &Path, version: i64) -> PathBuf {
                 .expect("drop a later column");
         }
     }
+    conn.execute_batch("DROP TABLE creation_changes")
+        .expect("drop creation changes");
     conn.pragma_update(None, "user_version", version)
         .expect("set user_version");
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -348,7 +416,20 @@ fn build(fx: &Fixture) -> Data {
     items.push(fx.create(zaehlung).id);
     let mut draft = post("Entwurf", "Noch nicht fertig");
     draft.status = Status::Draft;
-    items.push(fx.create(draft).id);
+    let draft = fx.create(draft);
+    // Edited: a draft never leaves the device, and an item created here waits in the outbox
+    // without its change until it is pushed or edited, which earlier schemas cannot hold.
+    store
+        .update_item(
+            draft.id,
+            &ItemPatch {
+                body: Some(LocalizedText::single("de", "Fast fertig")),
+                ..Default::default()
+            },
+            author,
+        )
+        .expect("edit the draft");
+    items.push(draft.id);
     let gone = fx.post("Verschenke Sofa", "Abzuholen im Hof");
     store.delete_item(gone.id, author).expect("delete");
     items.push(gone.id);
@@ -359,7 +440,8 @@ fn build(fx: &Fixture) -> Data {
             .expect("item in the other space")
             .id,
     );
-    // The server acknowledged the first changes.
+    // Every change that may leave is built (as for a push), the server acknowledged the first.
+    store.pending_changes(1000).expect("pending");
     let acked: Vec<i64> = store
         .pending_changes(2)
         .expect("pending")
@@ -480,7 +562,16 @@ fn shown(store: &Store, data: &Data) -> Shown {
             let detail = match store.item_detail(*id, &coordinator) {
                 Ok(d) => Ok(Detail {
                     item: d.item,
-                    history: d.history,
+                    // A creation kept in creation form is named by its hash's first 8 hex
+                    // digits, as earlier schemas could not keep it: compared by that prefix.
+                    history: d
+                        .history
+                        .into_iter()
+                        .map(|mut h| {
+                            h.change.truncate(8);
+                            h
+                        })
+                        .collect(),
                     comments: d.comments,
                 }),
                 Err(Error::NotFound { .. }) => Err("not found".to_owned()),
@@ -616,9 +707,13 @@ fn assert_meaningful(s: &Shown, data: &Data) {
     assert_eq!(s.near.len(), 5);
     assert_eq!(s.open_offers.len(), 1);
     assert_eq!(s.events.len(), 3);
-    // One creation per item, two spaces, an update and a delete, less the two acknowledged.
-    assert_eq!(s.outbox_len, data.items.len() + 2 + 1 + 1 - 2);
-    assert_eq!(s.pending.len(), s.outbox_len - 1, "the draft stays on the device");
+    // One creation per item, two spaces, two updates and a delete, less the two acknowledged.
+    assert_eq!(s.outbox_len, data.items.len() + 2 + 1 + 1 + 1 - 2);
+    assert_eq!(
+        s.pending.len(),
+        s.outbox_len - 2,
+        "the draft (created, edited) stays on the device"
+    );
 }
 
 #[test]
@@ -628,6 +723,12 @@ fn stores_of_every_earlier_version_upgrade_with_their_data() {
     let expected = shown(&fx.store, &data);
     assert_meaningful(&expected, &data);
     let original = fx.store.path().to_path_buf();
+    let creations = creation_changes(&fx.store);
+    assert!(
+        creations.len() >= 5,
+        "items kept in creation form: {}",
+        creations.len()
+    );
     let Fixture { dir, store, .. } = fx;
     close(store);
     assert_eq!(user_version(&original), SCHEMA_VERSION);
@@ -643,7 +744,7 @@ fn stores_of_every_earlier_version_upgrade_with_their_data() {
     );
 
     for version in 1..SCHEMA_VERSION {
-        let copy = downgraded_copy(&original, dir.path(), version);
+        let copy = downgraded_copy(&original, dir.path(), version, &creations);
         let store = Store::open(&copy, StoreOptions::default()).expect("open an older store");
         let what = format!("upgraded from version {version}");
         assert_eq!(user_version(&copy), SCHEMA_VERSION, "{what}");
@@ -696,12 +797,17 @@ struct ClosedPost {
     space: SpaceId,
     item: Item,
     viewer: Viewer,
+    /// For [`downgraded_copy`].
+    creations: CreationChanges,
 }
 
 impl ClosedPost {
+    /// The post's change is built (as for a push), as every earlier schema keeps it.
     fn new(title: &str, body: &str) -> Self {
         let fx = Fixture::new();
         let item = fx.post(title, body);
+        fx.store.pending_changes(10).expect("build the change");
+        let creations = creation_changes(&fx.store);
         let viewer = fx.viewer(Role::Resident);
         let path = fx.store.path().to_path_buf();
         let Fixture {
@@ -714,6 +820,7 @@ impl ClosedPost {
             space,
             item,
             viewer,
+            creations,
         }
     }
 }
@@ -724,7 +831,7 @@ impl ClosedPost {
 fn an_index_written_before_version_10_gets_the_new_search_terms() {
     let closed = ClosedPost::new("لقاء بالجيران", "Kuchen 🎂 heute");
     let (item, viewer, space) = (&closed.item, closed.viewer, closed.space);
-    let copy = downgraded_copy(&closed.path, closed.dir.path(), 9);
+    let copy = downgraded_copy(&closed.path, closed.dir.path(), 9, &closed.creations);
     {
         // The index as version 9 wrote it: folded words, no stems, emoji dropped.
         let conn = Connection::open(&copy).expect("open raw");
@@ -955,7 +1062,7 @@ fn media_from_before_version_8_is_told_apart_as_imported_or_downloaded() {
         ))
         .expect("media rows");
     }
-    let copy = downgraded_copy(&path, dir.path(), 7);
+    let copy = downgraded_copy(&path, dir.path(), 7, &Vec::new());
     close(Store::open(&copy, StoreOptions::default()).expect("upgrade"));
     let imported: Vec<(String, bool)> = read_only(&copy)
         .prepare("SELECT substr(hash, 1, 1), imported FROM media ORDER BY hash")
@@ -1002,4 +1109,33 @@ fn a_rebuild_cut_short_is_done_at_the_next_open() {
         .query_row("SELECT count(*) FROM projection_rebuild", [], |r| r.get(0))
         .expect("marker");
     assert_eq!(owed, 0, "the rebuild cleared its marker");
+}
+
+/// Version 15 rebuilt the outbox table: its positions go on from where they were, so a late
+/// acknowledgement of an entry taken before the upgrade can never remove a newer one.
+#[test]
+fn outbox_positions_are_not_reused_across_the_outbox_rebuild() {
+    let fx = Fixture::new();
+    fx.post("Erste", "eins");
+    fx.post("Zweite", "zwei");
+    let pending = fx.store.pending_changes(10).expect("pending");
+    let last = pending.last().expect("an entry").seq;
+    assert_eq!(fx.store.acknowledge(&[last]).expect("ack"), 1);
+    let creations = creation_changes(&fx.store);
+    let (space, author) = (fx.space, fx.author);
+    let Fixture { dir, store, .. } = fx;
+    let path = store.path().to_path_buf();
+    close(store);
+    let copy = downgraded_copy(&path, dir.path(), 14, &creations);
+    let store = Store::open(&copy, StoreOptions::default()).expect("upgrade");
+    store
+        .create_item(NewItem::new(space, author, post("Dritte", "drei")))
+        .expect("create after the upgrade");
+    let newest = store
+        .pending_changes(10)
+        .expect("pending")
+        .last()
+        .expect("entry")
+        .seq;
+    assert!(newest > last, "position {newest} reused (last taken: {last})");
 }

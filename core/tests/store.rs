@@ -292,3 +292,123 @@ fn oversize_document_is_refused_and_the_item_stays_as_it_was() {
         .item;
     assert_eq!(now, last_ok);
 }
+
+/// The change of an item created here, from the pushed bytes.
+fn pushed_change(store: &Store, item: &Item) -> (quartier_core::OutgoingChange, automerge::Change) {
+    let pending = store.pending_changes(100).unwrap();
+    let entry = pending
+        .into_iter()
+        .find(|c| c.doc_id == item.id.to_string())
+        .expect("the creation is in the outbox");
+    let change = automerge::Change::from_bytes(entry.bytes.clone()).expect("a change");
+    (entry, change)
+}
+
+#[test]
+fn a_created_item_is_pushed_as_exactly_the_change_a_store_write_makes() {
+    let fx = Fixture::new();
+    let item = fx.post("Tauschregal", "Im Hausflur: Bücher und Spiele");
+    let viewer = fx.viewer(Role::Resident);
+    // Not built yet: its history row has no hash until the change is built.
+    let before = fx.store.item_detail(item.id, &viewer).unwrap().history;
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].change, "");
+    assert_eq!(before[0].fields, vec!["created"]);
+
+    let (entry, change) = pushed_change(&fx.store, &item);
+    assert_eq!(entry.hash, change.hash().to_string());
+    let expected = quartier_core::document::new_item_change(&item, change.actor_id()).unwrap();
+    assert_eq!(
+        change.raw_bytes(),
+        expected.raw_bytes(),
+        "the write path's own change"
+    );
+    assert_eq!(change.actor_id().to_hex_string(), fx.store.device_actor());
+
+    // Built once: asking again gives the same entry, and history names the change (by the
+    // prefix a form received shows, until the document is edited).
+    let (again, _) = pushed_change(&fx.store, &item);
+    assert_eq!(again, entry);
+    let after = fx.store.item_detail(item.id, &viewer).unwrap().history;
+    assert_eq!(after[0].change, entry.hash[..8]);
+    assert_eq!((after[0].person, after[0].at), (before[0].person, before[0].at));
+    let stored = fx.store.document_changes(&item.id.to_string()).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].bytes, entry.bytes);
+    fx.store.integrity_check().unwrap();
+}
+
+#[test]
+fn an_item_edited_before_its_first_push_sends_its_creation_then_the_edit_across_a_reopen() {
+    let fx = Fixture::new();
+    let item = fx.post("Hofflohmarkt", "Samstag ab 10");
+    let path = fx.store.path().to_path_buf();
+    let (space, viewer, author) = (fx.space, fx.viewer(Role::Resident), fx.author);
+    drop(fx.store);
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let patch = ItemPatch {
+        body: Some(LocalizedText::single("de", "Samstag ab 11")),
+        ..Default::default()
+    };
+    let edited = store.update_item(item.id, &patch, author).unwrap();
+    let ours: Vec<_> = store
+        .pending_changes(100)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.doc_id == item.id.to_string())
+        .collect();
+    assert_eq!(ours.len(), 2, "the creation and the edit, in order");
+    let creation = automerge::Change::from_bytes(ours[0].bytes.clone()).unwrap();
+    assert_eq!(
+        creation.raw_bytes(),
+        quartier_core::document::new_item_change(&item, creation.actor_id())
+            .unwrap()
+            .raw_bytes()
+    );
+    // Another store that takes the two in order reads the edited item.
+    let dir = tempfile::tempdir().unwrap();
+    let other = Store::open(dir.path().join("other.db"), StoreOptions::default()).unwrap();
+    for (doc, _) in store.document_ids().unwrap() {
+        if doc == space.to_string() {
+            other
+                .apply_changes(&store.document_changes(&doc).unwrap())
+                .unwrap();
+        }
+    }
+    let incoming: Vec<IncomingChange> = ours
+        .iter()
+        .map(|c| IncomingChange {
+            doc_id: c.doc_id.clone(),
+            kind: c.kind,
+            bytes: c.bytes.clone(),
+        })
+        .collect();
+    other.apply_changes(&incoming).unwrap();
+    assert_eq!(other.item_detail(item.id, &viewer).unwrap().item, edited);
+    let history = store.item_detail(item.id, &viewer).unwrap().history;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].change, creation.hash().to_string());
+}
+
+#[test]
+fn an_oversize_new_item_is_refused_before_anything_is_stored() {
+    let fx = Fixture::with_options(StoreOptions {
+        document_budget: 2048,
+    });
+    let outbox = fx.store.outbox_len().unwrap();
+    let docs = fx.store.document_ids().unwrap().len();
+    let err = fx
+        .store
+        .create_item(NewItem::new(
+            fx.space,
+            fx.author,
+            post("Lang", &"Text ".repeat(600)),
+        ))
+        .expect_err("over the budget");
+    assert!(
+        matches!(err, Error::DocumentTooLarge { budget: 2048, .. }),
+        "{err}"
+    );
+    assert_eq!(fx.store.outbox_len().unwrap(), outbox);
+    assert_eq!(fx.store.document_ids().unwrap().len(), docs);
+}

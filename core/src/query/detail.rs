@@ -15,7 +15,8 @@ use crate::model::{Item, ItemId, PersonId, Viewer};
 pub struct HistoryEntry {
     /// Automerge change hash, hex. For the creation of a document this device keeps in creation
     /// form (not built yet, `docs/store.md`), its first 8 hex digits: a prefix of the full hash,
-    /// which replaces it once the document is built.
+    /// which replaces it once the document is built; empty for an item created here whose change
+    /// was not built yet (not pushed, not edited).
     pub change: String,
     /// The device (Automerge actor), hex.
     pub device: String,

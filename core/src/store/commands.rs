@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{access, documents, now, projection, Store};
 use crate::document::{
-    guarded, item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, DocKind,
+    guarded, item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, Creation, DocKind,
 };
 use crate::error::{Error, Result};
 use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
@@ -89,32 +89,46 @@ impl Store {
         })?
     }
 
-    /// Creates an item; durable when this returns.
+    /// Creates an item; durable when this returns. The item is kept in creation form
+    /// (`documents::store_local_creation`): its Automerge change is built when it is first
+    /// pushed or edited, from what this call stored, so no Automerge work happens here.
     pub fn create_item(&self, new: NewItem) -> Result<Item> {
         new.content.validate()?;
         let item = new.into_item(now());
-        let json = item_to_json(&item)?;
         let doc_id = item.id.to_string();
+        // The change is about as large as the JSON it writes; a snapshot is never larger.
+        let size = serde_json::to_vec(&item_to_json(&item)?)
+            .map_err(|e| Error::document(&doc_id, e))?
+            .len();
+        let budget = self.options().document_budget;
+        if size > budget {
+            return Err(Error::DocumentTooLarge { size, budget });
+        }
         let space_id = item.space.to_string();
+        let creation = Creation {
+            actor: self.actor().to_bytes().to_vec(),
+            time_ms: item.created_at.timestamp_millis(),
+            message: Some(ChangeNote::new(item.author, ["created"]).encode()),
+            // Kept in the projection written below.
+            state: String::new(),
+            check: Vec::new(),
+        };
         self.write(|tx, touched| {
             require_space(tx, &space_id)?;
             if let Some(parent) = item.content.details.parent() {
                 require_item(tx, &parent.to_string())?;
             }
             access::check_item_write(self, tx, item.author, None, &item)?;
-            let mut loaded = LoadedDoc::new(DocKind::Item, self.actor());
-            loaded.space_id = Some(space_id.clone());
-            let change = self.commit_change(
+            documents::store_local_creation(
                 tx,
                 &doc_id,
-                &mut loaded,
-                &json,
-                ChangeNote::new(item.author, ["created"]),
+                DocKind::Item,
+                &space_id,
+                &creation,
+                super::now_ms(),
             )?;
             projection::project_item(tx, &item)?;
-            if let Some(change) = change {
-                projection::record_history(tx, &doc_id, &change)?;
-            }
+            projection::record_creation_history(tx, &doc_id, &creation)?;
             touched.spaces.insert(space_id.clone());
             touched.items.insert(doc_id.clone());
             Ok(item)

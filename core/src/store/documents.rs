@@ -7,7 +7,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::document::{guarded, rebuild_creation, Creation, DocKind};
+use crate::document::{build_creation, guarded, rebuild_creation, Creation, DocKind};
 use crate::error::{Error, Result};
 
 /// Compact when a document has more incremental changes than this…
@@ -207,16 +207,29 @@ pub(crate) fn load_checked(
     let mut unsettled = None;
     if let Some(stored) = creation {
         let Some(creation) = read_creation(conn, doc_id, &stored)? else {
-            return Ok(Err(UnbuildableCreation(format!(
+            let reason = format!(
                 "the creation form of {doc_id} does not decode, or keeps its state in a projection that is gone"
-            ))));
+            );
+            if is_unsealed(&stored) {
+                // Made here and never sent: no server can give it back, so it is never set aside.
+                return Err(Error::Corrupt(reason));
+            }
+            return Ok(Err(UnbuildableCreation(reason)));
         };
-        let change = match rebuild_creation(&creation, doc_id, kind) {
-            Ok(change) => change,
-            Err(e) => {
-                return Ok(Err(UnbuildableCreation(format!(
-                    "the creation form of {doc_id} does not rebuild to the change it names: {e}"
-                ))))
+        let change = if creation.check.is_empty() {
+            build_creation(&creation, doc_id, kind).map_err(|e| {
+                Error::Corrupt(format!(
+                    "the creation form of {doc_id} made here does not build: {e}"
+                ))
+            })?
+        } else {
+            match rebuild_creation(&creation, doc_id, kind) {
+                Ok(change) => change,
+                Err(e) => {
+                    return Ok(Err(UnbuildableCreation(format!(
+                        "the creation form of {doc_id} does not rebuild to the change it names: {e}"
+                    ))))
+                }
             }
         };
         guarded::apply_stored(&mut doc, vec![change.clone()])
@@ -301,6 +314,84 @@ fn read_creation(conn: &Connection, doc_id: &str, stored: &[u8]) -> Result<Optio
         state,
         check: stored.check,
     }))
+}
+
+/// Whether a stored form is one made on this device whose change was never built (no check).
+fn is_unsealed(stored: &[u8]) -> bool {
+    quartier_protocol::decode::<StoredCreation>(stored, MAX_STORED_CREATION).is_ok_and(|s| s.check.is_empty())
+}
+
+/// Stores an item created on this device in creation form, without building its change: the
+/// form has no check (nothing to check a first build against), its state is the projection the
+/// caller writes in the same transaction, and its outbox entry waits without the change.
+/// [`seal`] builds the change for a push, [`settle`] when the document is first loaded to be
+/// changed; both fill the outbox entry. This keeps Automerge off the create path.
+pub(crate) fn store_local_creation(
+    conn: &Connection,
+    doc_id: &str,
+    kind: DocKind,
+    space_id: &str,
+    creation: &Creation,
+    now_ms: i64,
+) -> Result<()> {
+    debug_assert!(creation.check.is_empty());
+    if !store_creation(conn, doc_id, kind, Some(space_id), creation, false, now_ms)? {
+        return Err(Error::Corrupt(format!(
+            "a new document {doc_id} is already stored"
+        )));
+    }
+    conn.prepare_cached("INSERT INTO outbox (doc_id, kind, space_id, created_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![doc_id, kind.as_str(), space_id, now_ms])?;
+    Ok(())
+}
+
+/// Builds the change of a form made here (see [`store_local_creation`]) and fills its outbox
+/// entry, for a push: the form stays (with its check now, like a form received, and its
+/// history row keyed like one). Returns false when the document has no such form.
+pub(crate) fn seal(conn: &Connection, doc_id: &str) -> Result<bool> {
+    let row: Option<(String, Option<Vec<u8>>)> = conn
+        .prepare_cached("SELECT kind, creation FROM documents WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((kind, Some(stored))) = row else {
+        return Ok(false);
+    };
+    if !is_unsealed(&stored) {
+        return Ok(false);
+    }
+    let kind =
+        DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
+    let keep_state = quartier_protocol::decode::<StoredCreation>(&stored, MAX_STORED_CREATION)
+        .is_ok_and(|s| s.state.is_some());
+    let Some(mut creation) = read_creation(conn, doc_id, &stored)? else {
+        return Err(Error::Corrupt(format!(
+            "the creation form of {doc_id} made here keeps its state in a projection that is gone"
+        )));
+    };
+    let change = build_creation(&creation, doc_id, kind).map_err(|e| {
+        Error::Corrupt(format!(
+            "the creation form of {doc_id} made here does not build: {e}"
+        ))
+    })?;
+    fill_outbox(conn, doc_id, &change)?;
+    creation.check = change.hash().0[..crate::document::CREATION_CHECK_LEN].to_vec();
+    write_creation(conn, doc_id, &creation, keep_state)?;
+    // Keyed as a form received is, until the document is built (`settle`).
+    conn.prepare_cached("UPDATE OR IGNORE item_history SET hash = ?3 WHERE item_id = ?1 AND hash = ?2")?
+        .execute(params![
+            doc_id,
+            creation_history_key(&[]),
+            creation_history_key(&creation.check)
+        ])?;
+    Ok(true)
+}
+
+/// Gives a document's outbox entry that waits without its change (a creation made here) the
+/// change's hash and bytes.
+fn fill_outbox(conn: &Connection, doc_id: &str, change: &Change) -> Result<()> {
+    conn.prepare_cached("UPDATE outbox SET hash = ?2, bytes = ?3 WHERE doc_id = ?1 AND bytes IS NULL")?
+        .execute(params![doc_id, change.hash().as_ref(), change.raw_bytes()])?;
+    Ok(())
 }
 
 /// Writes every creation form whose state is kept in the projection with its state, before the
@@ -398,6 +489,7 @@ pub(crate) fn settle(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) ->
     ])?;
     conn.prepare_cached("UPDATE OR IGNORE item_history SET hash = ?3 WHERE item_id = ?1 AND hash = ?2")?
         .execute(params![doc_id, check_key, change.hash().to_string()])?;
+    fill_outbox(conn, doc_id, &change)?;
     Ok(())
 }
 

@@ -87,7 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/014_rebuild_marker.sql"),
         rebuilds_projections: false,
     },
-    // Next: 015. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 15,
+        sql: include_str!("migrations/015_outbox_unsealed.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 016. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -15,12 +15,14 @@ pub(crate) const MAY_LEAVE_DEVICE: &str =
     "LEFT JOIN items i ON i.item_id = o.doc_id WHERE (i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only'))";
 
 impl Store {
-    /// The oldest outbox entries that may leave the device, at most `limit`.
+    /// The oldest outbox entries that may leave the device, at most `limit`, their changes
+    /// built first where they wait without them ([`Store::seal_outbox`]).
     pub fn pending_changes(&self, limit: usize) -> Result<Vec<OutgoingChange>> {
+        self.seal_outbox(limit)?;
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
-                 {MAY_LEAVE_DEVICE} ORDER BY o.seq LIMIT ?1"
+                 {MAY_LEAVE_DEVICE} AND o.bytes IS NOT NULL ORDER BY o.seq LIMIT ?1"
             ))?;
             let rows = stmt.query_map(params![limit as i64], |r| {
                 Ok((
@@ -51,6 +53,31 @@ impl Store {
                 });
             }
             Ok(out)
+        })
+    }
+
+    /// Builds the changes of the oldest `limit` outbox entries that may leave the device and
+    /// wait without their change (items created here, `documents::store_local_creation`), so
+    /// that they can be signed and pushed. One transaction; nothing is written when none wait.
+    pub(crate) fn seal_outbox(&self, limit: usize) -> Result<usize> {
+        let waiting = |conn: &rusqlite::Connection| -> Result<Vec<String>> {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT o.doc_id FROM outbox o {MAY_LEAVE_DEVICE} AND o.bytes IS NULL ORDER BY o.seq LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        if self.read(waiting)?.is_empty() {
+            return Ok(0);
+        }
+        self.write(|tx, _| {
+            let mut sealed = 0;
+            for doc_id in waiting(tx)? {
+                if super::documents::seal(tx, &doc_id)? {
+                    sealed += 1;
+                }
+            }
+            Ok(sealed)
         })
     }
 

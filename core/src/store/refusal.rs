@@ -352,6 +352,8 @@ pub(crate) fn set_aside_pending(
     message: &'static str,
     keep_written: bool,
 ) -> Result<Option<SetAside>> {
+    // A creation made here waits in the outbox without its change until it is built.
+    documents::seal(tx, doc_id)?;
     let seqs: Vec<i64> = tx
         .prepare_cached("SELECT seq FROM outbox WHERE doc_id = ?1 ORDER BY seq")?
         .query_map([doc_id], |r| r.get(0))?
@@ -414,7 +416,7 @@ fn note_fields(change: Option<&Change>) -> Vec<String> {
 
 /// Hashes of a document's changes still in the outbox (made or relayed here, not yet taken).
 fn outbox_hashes(tx: &Connection, doc_id: &str) -> Result<HashSet<ChangeHash>> {
-    let mut stmt = tx.prepare_cached("SELECT hash FROM outbox WHERE doc_id = ?1")?;
+    let mut stmt = tx.prepare_cached("SELECT hash FROM outbox WHERE doc_id = ?1 AND hash IS NOT NULL")?;
     let rows = stmt.query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?;
     let mut out = HashSet::new();
     for row in rows {

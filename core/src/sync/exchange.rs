@@ -118,6 +118,7 @@ impl Store {
         max_push: usize,
         spaces_after: Option<uuid::Uuid>,
     ) -> Result<(SyncRequest, PushedEntries)> {
+        self.seal_outbox(max_push)?;
         self.read(|conn| {
             let account = load_account(conn)?.ok_or(Error::NotRegistered)?;
             let mut cursors = Vec::new();
@@ -154,7 +155,7 @@ impl Store {
             // Only spaces the server knows this person in: anything else would be refused and lost.
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
-                 JOIN memberships m ON m.space_id = o.space_id {MAY_LEAVE_DEVICE}
+                 JOIN memberships m ON m.space_id = o.space_id {MAY_LEAVE_DEVICE} AND o.bytes IS NOT NULL
                  ORDER BY o.seq LIMIT ?1"
             ))?;
             let rows = stmt.query_map([max_push as i64], |r| {

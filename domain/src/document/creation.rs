@@ -78,8 +78,28 @@ pub fn creation_of(doc: &Automerge, doc_id: &str, kind: DocKind) -> Result<Optio
 }
 
 /// Rebuilds the change a [`Creation`] describes; refuses one whose rebuilt hash does not start
-/// with its `check` (a sender whose rules differ from ours, or damaged data).
+/// with its `check` (a sender whose rules differ from ours, or damaged data), or whose check is
+/// not [`CREATION_CHECK_LEN`] bytes long.
 pub fn rebuild_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Result<Change> {
+    if creation.check.len() != CREATION_CHECK_LEN {
+        return Err(Error::MalformedChange {
+            doc: doc_id.to_owned(),
+            reason: "creation: check of a wrong length".into(),
+        });
+    }
+    let change = build_creation(creation, doc_id, kind)?;
+    if change.hash().0[..CREATION_CHECK_LEN] != creation.check[..] {
+        return Err(Error::MalformedChange {
+            doc: doc_id.to_owned(),
+            reason: "the rebuilt creation does not match its hash (a sender with other rules?)".into(),
+        });
+    }
+    Ok(change)
+}
+
+/// Builds the change a [`Creation`] describes without checking it against a hash: for a form
+/// written on this device, whose change is built for the first time (its `check` is ignored).
+pub fn build_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Result<Change> {
     let malformed = |reason: String| Error::MalformedChange {
         doc: doc_id.to_owned(),
         reason,
@@ -104,10 +124,5 @@ pub fn rebuild_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Res
     )
     .map_err(|e| malformed(format!("creation: {e}")))?
     .ok_or_else(|| malformed("creation writes nothing".into()))?;
-    if change.hash().0[..CREATION_CHECK_LEN] != creation.check[..] {
-        return Err(malformed(
-            "the rebuilt creation does not match its hash (a sender with other rules?)".into(),
-        ));
-    }
     Ok(change)
 }

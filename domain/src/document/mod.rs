@@ -10,7 +10,7 @@ mod json;
 mod note;
 mod schema;
 
-pub use creation::{creation_of, rebuild_creation, Creation, CREATION_CHECK_LEN};
+pub use creation::{build_creation, creation_of, rebuild_creation, Creation, CREATION_CHECK_LEN};
 pub use json::MAX_NESTING;
 pub use note::ChangeNote;
 pub use schema::DocKind;

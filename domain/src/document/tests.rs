@@ -205,6 +205,18 @@ fn a_creation_rebuilds_the_same_change_and_an_edited_document_has_none() {
     let mut no_actor = creation.clone();
     no_actor.actor.clear();
     assert!(rebuild_creation(&no_actor, "x", DocKind::Item).is_err());
+    // Without its check a form is only built (a form written on this device), never rebuilt
+    // as one that came from elsewhere.
+    let mut no_check = creation.clone();
+    no_check.check.clear();
+    assert!(matches!(
+        rebuild_creation(&no_check, "x", DocKind::Item),
+        Err(Error::MalformedChange { .. })
+    ));
+    assert_eq!(
+        build_creation(&no_check, "x", DocKind::Item).unwrap().hash(),
+        original.hash()
+    );
 
     // A second change: the history is no longer one creation, so it travels as a snapshot.
     let mut edited = value.clone();

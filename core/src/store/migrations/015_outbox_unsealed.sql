@@ -1,0 +1,24 @@
+-- An item created here is kept in creation form and its outbox entry waits without the change
+-- (hash and bytes NULL) until the change is built and signed for a push, or the document is
+-- first edited (`documents::seal`, `documents::settle`): Automerge leaves the write path.
+-- SQLite cannot relax NOT NULL in place, so the table is rebuilt. Its AUTOINCREMENT counter is
+-- carried over: outbox positions are never reused (an acknowledgement may arrive late).
+CREATE TABLE outbox_new (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id         TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    space_id       TEXT NOT NULL,
+    hash           BLOB UNIQUE,
+    bytes          BLOB,
+    created_at     INTEGER NOT NULL,
+    deferred_since INTEGER,
+    defer_reason   TEXT,
+    CHECK ((hash IS NULL) = (bytes IS NULL))
+);
+INSERT INTO outbox_new (seq, doc_id, kind, space_id, hash, bytes, created_at, deferred_since, defer_reason)
+    SELECT seq, doc_id, kind, space_id, hash, bytes, created_at, deferred_since, defer_reason FROM outbox;
+DELETE FROM sqlite_sequence WHERE name = 'outbox_new';
+UPDATE sqlite_sequence SET name = 'outbox_new' WHERE name = 'outbox';
+DROP TABLE outbox;
+ALTER TABLE outbox_new RENAME TO outbox;
+CREATE INDEX outbox_doc ON outbox(doc_id);
