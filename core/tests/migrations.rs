@@ -108,10 +108,16 @@ const ADDED_BY: &[Added] = &[
         tables: &[],
         columns: &[("documents", "creation")],
         // Documents kept in creation form get their change back (`creation_changes`, filled
-        // by `downgraded_copy` from the original through the public API), as settling does.
+        // by `downgraded_copy` from the original through the public API) and its history row,
+        // as settling does.
         undo: "INSERT INTO doc_changes (doc_id, hash, bytes)
                    SELECT c.doc_id, c.hash, c.bytes FROM creation_changes c
                    JOIN documents d ON d.doc_id = c.doc_id WHERE d.creation IS NOT NULL;
+               DELETE FROM item_history WHERE length(hash) <> 64;
+               INSERT OR IGNORE INTO item_history (item_id, hash, actor, person, at, fields)
+                   SELECT c.doc_id, lower(hex(c.hash)), c.actor, c.person, c.at, c.fields
+                   FROM creation_changes c JOIN documents d ON d.doc_id = c.doc_id
+                   WHERE d.creation IS NOT NULL AND d.kind = 'item';
                UPDATE documents SET snapshot_bytes = 0,
                    change_bytes = change_bytes + (SELECT length(c.bytes) FROM creation_changes c WHERE c.doc_id = documents.doc_id),
                    change_count = change_count + 1
@@ -147,7 +153,9 @@ const ADDED_BY: &[Added] = &[
         tables: &[],
         columns: &[],
         // The outbox with its change columns NOT NULL again (the data has no entry waiting
-        // without its change: `build` seals them), its AUTOINCREMENT counter carried over.
+        // without its change: `build` seals them), its AUTOINCREMENT counter carried over; the
+        // history's time index and the rows it kept for creations in form, keyed by their
+        // check bytes (the v11 undo keys them by the full hash when it takes the forms away).
         undo: "CREATE TABLE outbox_old (
                    seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, kind TEXT NOT NULL,
                    space_id TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, bytes BLOB NOT NULL,
@@ -158,7 +166,12 @@ const ADDED_BY: &[Added] = &[
                UPDATE sqlite_sequence SET name = 'outbox_old' WHERE name = 'outbox';
                DROP TABLE outbox;
                ALTER TABLE outbox_old RENAME TO outbox;
-               CREATE INDEX outbox_doc ON outbox(doc_id);",
+               CREATE INDEX outbox_doc ON outbox(doc_id);
+               CREATE INDEX item_history_time ON item_history(item_id, at);
+               INSERT INTO item_history (item_id, hash, actor, person, at, fields)
+                   SELECT c.doc_id, substr(lower(hex(c.hash)), 1, 8), c.actor, c.person, c.at, c.fields
+                   FROM creation_changes c JOIN documents d ON d.doc_id = c.doc_id
+                   WHERE d.creation IS NOT NULL AND d.kind = 'item';",
     },
 ];
 
@@ -260,8 +273,9 @@ fn dump(path: &Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// The change each document kept in creation form was built to: `(doc_id, hash, bytes)`.
-type CreationChanges = Vec<(String, Vec<u8>, Vec<u8>)>;
+/// The change each document kept in creation form was built to, with its history row:
+/// `(doc_id, hash, bytes, actor, person, at, fields)`.
+type CreationChanges = Vec<(String, Vec<u8>, Vec<u8>, String, Option<String>, i64, String)>;
 
 /// The creation changes of `store`'s documents kept in creation form, through the public API.
 fn creation_changes(store: &Store) -> CreationChanges {
@@ -285,7 +299,16 @@ fn creation_changes(store: &Store) -> CreationChanges {
                 panic!("a document in creation form has one change")
             };
             let change = automerge::Change::from_bytes(creation.bytes.clone()).expect("change");
-            (doc, change.hash().0.to_vec(), creation.bytes.clone())
+            let note = quartier_core::document::ChangeNote::decode(change.message());
+            (
+                doc,
+                change.hash().0.to_vec(),
+                creation.bytes.clone(),
+                change.actor_id().to_hex_string(),
+                note.as_ref().map(|n| n.by.to_string()),
+                change.timestamp(),
+                note.map(|n| n.fields.join(",")).unwrap_or_default(),
+            )
         })
         .collect()
 }
@@ -295,12 +318,14 @@ fn downgraded_copy(original: &Path, dir: &Path, version: i64, creations: &Creati
     let copy = dir.join(format!("v{version}.db"));
     std::fs::copy(original, &copy).expect("copy the store");
     let conn = Connection::open(&copy).expect("open the copy");
-    conn.execute_batch("CREATE TABLE creation_changes (doc_id TEXT, hash BLOB, bytes BLOB)")
-        .expect("creation changes");
-    for (doc, hash, bytes) in creations {
+    conn.execute_batch(
+        "CREATE TABLE creation_changes (doc_id TEXT, hash BLOB, bytes BLOB, actor TEXT, person TEXT, at INTEGER, fields TEXT)",
+    )
+    .expect("creation changes");
+    for (doc, hash, bytes, actor, person, at, fields) in creations {
         conn.execute(
-            "INSERT INTO creation_changes VALUES (?1, ?2, ?3)",
-            rusqlite::params![doc, hash, bytes],
+            "INSERT INTO creation_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![doc, hash, bytes, actor, person, at, fields],
         )
         .expect("creation change");
     }

@@ -56,6 +56,16 @@ pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Res
         .ok_or_else(not_found)?;
     let item = item_from_row(&json)?;
     let mut history = Vec::new();
+    // A creation kept in creation form has no row: its form says who, when and where.
+    if let Some(creation) = crate::store::creation_history(conn, &id.to_string())? {
+        history.push(HistoryEntry {
+            change: creation.key,
+            device: creation.actor,
+            person: creation.note.as_ref().map(|n| n.by),
+            at: DateTime::from_timestamp_millis(creation.time_ms).unwrap_or_default(),
+            fields: creation.note.map(|n| n.fields).unwrap_or_default(),
+        });
+    }
     let mut stmt = conn.prepare_cached(
         "SELECT hash, actor, person, at, fields FROM item_history WHERE item_id = ?1 ORDER BY at, hash",
     )?;
@@ -75,6 +85,7 @@ pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Res
                 .collect(),
         });
     }
+    history.sort_by(|a, b| (a.at, &a.change).cmp(&(b.at, &b.change)));
     let mut f = Filter::default();
     f.and("i.parent_id = ?", [SqlValue::Text(id.to_string())])
         .visible_to(viewer);

@@ -128,7 +128,6 @@ impl Store {
                 super::now_ms(),
             )?;
             projection::project_item(tx, &item)?;
-            projection::record_creation_history(tx, &doc_id, &creation)?;
             touched.spaces.insert(space_id.clone());
             touched.items.insert(doc_id.clone());
             Ok(item)

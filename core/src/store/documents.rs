@@ -28,10 +28,9 @@ pub(crate) struct LoadedDoc {
     pub unsettled: Option<Unsettled>,
 }
 
-/// A creation form rebuilt on load, and the history key it was recorded under.
+/// A creation form rebuilt on load.
 pub(crate) struct Unsettled {
     change: Change,
-    check_key: String,
 }
 
 /// How a creation form is kept in `documents.creation`: CBOR, then zstd, through the wire
@@ -88,10 +87,41 @@ pub(crate) fn creation_state_of(item: &crate::model::Item, doc_id: &str) -> Resu
 /// row, not a legitimate one).
 const MAX_STORED_CREATION: usize = quartier_protocol::MAX_DECODED_BYTES;
 
-/// The history key of a change not rebuilt yet: its check bytes in hex, which cannot be
-/// mistaken for a full hash (64 hex digits). [`settle`] replaces it by the full hash.
-pub(crate) fn creation_history_key(check: &[u8]) -> String {
+/// The history key of a change not built yet: its check bytes in hex (empty for a form made
+/// here and not sealed), which cannot be mistaken for a full hash (64 hex digits).
+fn creation_history_key(check: &[u8]) -> String {
     check.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The creation of a document kept in creation form, as its history shows it: the form is its
+/// history row (`item_history` only has rows for built changes; [`settle`] writes this one).
+pub(crate) struct CreationHistory {
+    /// [`creation_history_key`] of the form's check.
+    pub key: String,
+    pub actor: String,
+    pub note: Option<crate::document::ChangeNote>,
+    pub time_ms: i64,
+}
+
+/// The history entry of `doc_id`'s creation when it is kept in creation form; `None` when it
+/// is not (its change is built, with a row in `item_history`) or the form does not decode.
+pub(crate) fn creation_history(conn: &Connection, doc_id: &str) -> Result<Option<CreationHistory>> {
+    let stored: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT creation FROM documents WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?;
+    let Some(Some(stored)) = stored else {
+        return Ok(None);
+    };
+    let Ok(form) = quartier_protocol::decode::<StoredCreation>(&stored, MAX_STORED_CREATION) else {
+        return Ok(None);
+    };
+    Ok(Some(CreationHistory {
+        key: creation_history_key(&form.check),
+        actor: ActorId::from(form.actor.as_slice()).to_hex_string(),
+        note: crate::document::ChangeNote::decode(form.message.as_deref()),
+        time_ms: form.time_ms,
+    }))
 }
 
 impl LoadedDoc {
@@ -234,10 +264,7 @@ pub(crate) fn load_checked(
         };
         guarded::apply_stored(&mut doc, vec![change.clone()])
             .map_err(|e| Error::Corrupt(format!("creation of {doc_id}: {e}")))?;
-        unsettled = Some(Unsettled {
-            change,
-            check_key: creation_history_key(&creation.check),
-        });
+        unsettled = Some(Unsettled { change });
     }
     doc.set_actor(actor.clone());
     let mut stmt = conn.prepare_cached("SELECT bytes FROM doc_changes WHERE doc_id = ?1 ORDER BY id")?;
@@ -376,13 +403,6 @@ pub(crate) fn seal(conn: &Connection, doc_id: &str) -> Result<bool> {
     fill_outbox(conn, doc_id, &change)?;
     creation.check = change.hash().0[..crate::document::CREATION_CHECK_LEN].to_vec();
     write_creation(conn, doc_id, &creation, keep_state)?;
-    // Keyed as a form received is, until the document is built (`settle`).
-    conn.prepare_cached("UPDATE OR IGNORE item_history SET hash = ?3 WHERE item_id = ?1 AND hash = ?2")?
-        .execute(params![
-            doc_id,
-            creation_history_key(&[]),
-            creation_history_key(&creation.check)
-        ])?;
     Ok(true)
 }
 
@@ -468,7 +488,7 @@ pub(crate) fn store_creation(
 /// Stores the change a creation form was rebuilt to, as the document's first change, before
 /// anything else of the document is written; its history row gets the full hash.
 pub(crate) fn settle(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -> Result<()> {
-    let Some(Unsettled { change, check_key }) = loaded.unsettled.take() else {
+    let Some(Unsettled { change }) = loaded.unsettled.take() else {
         return Ok(());
     };
     let bytes = change.raw_bytes();
@@ -487,8 +507,10 @@ pub(crate) fn settle(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) ->
         loaded.change_bytes,
         loaded.change_count
     ])?;
-    conn.prepare_cached("UPDATE OR IGNORE item_history SET hash = ?3 WHERE item_id = ?1 AND hash = ?2")?
-        .execute(params![doc_id, check_key, change.hash().to_string()])?;
+    if loaded.kind == DocKind::Item {
+        // Its history row, which the form gave until now (`creation_history`).
+        super::projection::record_history(conn, doc_id, &change)?;
+    }
     fill_outbox(conn, doc_id, &change)?;
     Ok(())
 }

@@ -522,7 +522,6 @@ fn project_creation(
     let doc_id = incoming.doc_id.as_str();
     match read {
         Some(Readable::Item(item)) => {
-            projection::record_creation_history(tx, doc_id, &incoming.creation)?;
             projection::project_item(tx, &item)?;
             touched.spaces.insert(item.space.to_string());
             touched.items.insert(doc_id.to_owned());
@@ -532,9 +531,6 @@ fn project_creation(
             touched.spaces.insert(doc_id.to_owned());
         }
         None => {
-            if incoming.kind == DocKind::Item {
-                projection::record_creation_history(tx, doc_id, &incoming.creation)?;
-            }
             report.unreadable.push(doc_id.to_owned());
         }
     }

@@ -89,7 +89,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 15,
-        sql: include_str!("migrations/015_outbox_unsealed.sql"),
+        sql: include_str!("migrations/015_lighter_writes.sql"),
         rebuilds_projections: false,
     },
     // Next: 016. Append here; SCHEMA_VERSION follows the last entry.

@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior};
 
 pub use access::AllowedActions;
+pub(crate) use documents::creation_history;
 pub use live::{LiveQuery, LiveResult, Subscription};
 pub use merge::IncomingCreation;
 pub use merge::MergeReport;

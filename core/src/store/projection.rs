@@ -4,7 +4,7 @@
 use automerge::Change;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::document::{ChangeNote, Creation};
+use crate::document::ChangeNote;
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemDetails, Space, Status};
 use crate::search::fold_for_index;
@@ -163,20 +163,6 @@ pub(crate) fn project_space(conn: &Connection, space: &Space, now_ms: i64) -> Re
     )?
     .execute(params![space.id.to_string(), space.meta.time_zone, json, now_ms])?;
     Ok(())
-}
-
-/// Records the one change of an item document kept in creation form, keyed by its check bytes
-/// until the change is built (`documents::settle`).
-pub(crate) fn record_creation_history(conn: &Connection, item_id: &str, creation: &Creation) -> Result<()> {
-    let note = ChangeNote::decode(creation.message.as_deref());
-    insert_history(
-        conn,
-        item_id,
-        &super::documents::creation_history_key(&creation.check),
-        &automerge::ActorId::from(creation.actor.as_slice()).to_hex_string(),
-        note,
-        creation.time_ms,
-    )
 }
 
 fn insert_history(
