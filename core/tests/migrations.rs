@@ -168,6 +168,7 @@ const ADDED_BY: &[Added] = &[
                ALTER TABLE outbox_old RENAME TO outbox;
                CREATE INDEX outbox_doc ON outbox(doc_id);
                CREATE INDEX item_history_time ON item_history(item_id, at);
+               CREATE INDEX documents_space ON documents(space_id);
                INSERT INTO item_history (item_id, hash, actor, person, at, fields)
                    SELECT c.doc_id, substr(lower(hex(c.hash)), 1, 8), c.actor, c.person, c.at, c.fields
                    FROM creation_changes c JOIN documents d ON d.doc_id = c.doc_id

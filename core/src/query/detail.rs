@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{item_from_row, Filter};
+use super::{item_from_row, Filter, ITEM_COLUMNS};
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemId, PersonId, Viewer};
 
@@ -46,15 +46,14 @@ pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Res
     let mut f = Filter::default();
     f.and("i.item_id = ?", [SqlValue::Text(id.to_string())])
         .visible_to(viewer);
-    let json: String = conn
+    let item = conn
         .prepare_cached(&format!(
-            "SELECT j.json FROM items i CROSS JOIN item_json j ON j.id = i.id WHERE {}",
+            "SELECT {ITEM_COLUMNS} FROM items i CROSS JOIN item_json j ON j.id = i.id WHERE {}",
             f.sql()
         ))?
-        .query_row(f.params(), |r| r.get(0))
+        .query_row(f.params(), |r| Ok(item_from_row(r, 0)))
         .optional()?
-        .ok_or_else(not_found)?;
-    let item = item_from_row(&json)?;
+        .ok_or_else(not_found)??;
     let mut history = Vec::new();
     // A creation kept in creation form has no row: its form says who, when and where.
     if let Some(creation) = crate::store::creation_history(conn, &id.to_string())? {
@@ -90,14 +89,13 @@ pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Res
     f.and("i.parent_id = ?", [SqlValue::Text(id.to_string())])
         .visible_to(viewer);
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT j.json FROM items i CROSS JOIN item_json j ON j.id = i.id WHERE {} ORDER BY i.created_at, i.id",
+        "SELECT {ITEM_COLUMNS} FROM items i CROSS JOIN item_json j ON j.id = i.id WHERE {} ORDER BY i.created_at, i.id",
         f.sql()
     ))?;
     let mut rows = stmt.query(f.params())?;
     let mut comments = Vec::new();
     while let Some(row) = rows.next()? {
-        let json: String = row.get(0)?;
-        comments.push(item_from_row(&json)?);
+        comments.push(item_from_row(row, 0)?);
     }
     Ok(ItemDetail {
         item,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{clamp_limit, item_from_row, Filter, Limit};
+use super::{clamp_limit, item_from_row, Filter, Limit, ITEM_COLUMNS};
 use crate::error::{Error, Result};
 use crate::model::{Item, SpaceId, Status, Viewer};
 use crate::schedule::EventTiming;
@@ -51,7 +51,7 @@ pub(crate) fn events_between(conn: &Connection, q: &EventsQuery) -> Result<Vec<E
     f.visible_in(q.space, &q.viewer)
         .effective_status_in(&[Status::Published, Status::Expired], q.from);
     let sql = format!(
-        "SELECT j.json, e.timing FROM event_series e JOIN items i ON i.id = e.item
+        "SELECT e.timing, {ITEM_COLUMNS} FROM event_series e JOIN items i ON i.id = e.item
          CROSS JOIN item_json j ON j.id = i.id WHERE {} ORDER BY e.first_start",
         f.sql()
     );
@@ -59,7 +59,7 @@ pub(crate) fn events_between(conn: &Connection, q: &EventsQuery) -> Result<Vec<E
     let mut rows = stmt.query(f.params())?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let timing: String = row.get(1)?;
+        let timing: String = row.get(0)?;
         let timing: EventTiming =
             serde_json::from_str(&timing).map_err(|e| Error::Corrupt(format!("event projection: {e}")))?;
         let occurrences = match timing.occurrences_between(q.from, q.to, limit) {
@@ -72,8 +72,7 @@ pub(crate) fn events_between(conn: &Connection, q: &EventsQuery) -> Result<Vec<E
         if occurrences.is_empty() {
             continue;
         }
-        let json: String = row.get(0)?;
-        let item = item_from_row(&json)?;
+        let item = item_from_row(row, 1)?;
         out.extend(occurrences.into_iter().map(|o| EventOccurrence {
             item: item.clone(),
             start: o.start,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{clamp_limit, item_from_row, Filter, Limit};
+use super::{clamp_limit, item_from_row, Filter, Limit, ITEM_COLUMNS};
 use crate::error::{Error, Result};
 use crate::model::{Audience, Item, ItemKind, PersonId, SpaceId, Status, Viewer};
 
@@ -134,7 +134,7 @@ pub(crate) fn feed(conn: &Connection, q: &FeedQuery) -> Result<FeedPage> {
     let limit = clamp_limit(q.limit);
     f.push_param(SqlValue::Integer(limit + 1));
     let sql = format!(
-        "SELECT i.id, i.created_at, j.json FROM items i CROSS JOIN item_json j ON j.id = i.id
+        "SELECT i.id, i.created_at, {ITEM_COLUMNS} FROM items i CROSS JOIN item_json j ON j.id = i.id
          WHERE {} ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
         f.sql()
     );
@@ -148,8 +148,8 @@ pub(crate) fn feed(conn: &Connection, q: &FeedQuery) -> Result<FeedPage> {
             more = true;
             break;
         }
-        let (id, created_at, json): (i64, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        items.push(item_from_row(&json)?);
+        let (id, created_at): (i64, i64) = (row.get(0)?, row.get(1)?);
+        items.push(item_from_row(row, 2)?);
         last_key = Some(FeedCursor { created_at, row: id });
     }
     Ok(FeedPage {

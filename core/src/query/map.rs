@@ -183,10 +183,10 @@ trait BoxRow: Sized {
 }
 
 impl BoxRow for Item {
-    const COLUMNS: &'static str = "j.json";
+    const COLUMNS: &'static str = super::ITEM_COLUMNS;
     const JOINS: &'static str = "CROSS JOIN item_json j ON j.id = i.id";
     fn read(row: &rusqlite::Row<'_>) -> Result<Self> {
-        item_from_row(&row.get::<_, String>(2)?)
+        item_from_row(row, 2)
     }
 }
 

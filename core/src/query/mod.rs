@@ -9,6 +9,7 @@
 mod detail;
 mod events;
 mod feed;
+mod item_row;
 mod map;
 mod open_now;
 mod search;
@@ -32,7 +33,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::model::{Item, ItemKind, Space, SpaceId, Viewer};
+use crate::model::{ItemKind, Space, SpaceId, Viewer};
 
 /// A WHERE clause under construction, with its positional parameters.
 #[derive(Default)]
@@ -137,10 +138,7 @@ impl Filter {
     }
 }
 
-/// Reads an item from its projection JSON.
-pub(crate) fn item_from_row(json: &str) -> Result<Item> {
-    serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("item projection: {e}")))
-}
+pub(crate) use item_row::{encode_item_rest, item_by_id, item_from_row, ITEM_COLUMNS};
 
 /// How many results a query returns at most; it runs with 1 to 1000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

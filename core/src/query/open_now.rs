@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::{item_from_row, space, Filter};
+use super::{item_from_row, space, Filter, ITEM_COLUMNS};
 use crate::error::{Error, Result};
 use crate::model::{Item, SpaceId, Status, Viewer};
 use crate::schedule::{is_open_at, parse_time_zone, OpeningRule};
@@ -28,7 +28,7 @@ pub(crate) fn open_offers(conn: &Connection, q: &OpenOffersQuery) -> Result<Vec<
     f.visible_in(q.space, &q.viewer)
         .effective_status_in(&[Status::Published], at);
     let sql = format!(
-        "SELECT j.json, o.rules FROM offer_hours o JOIN items i ON i.id = o.item
+        "SELECT o.rules, {ITEM_COLUMNS} FROM offer_hours o JOIN items i ON i.id = o.item
          CROSS JOIN item_json j ON j.id = i.id WHERE {} ORDER BY i.created_at DESC",
         f.sql()
     );
@@ -36,13 +36,12 @@ pub(crate) fn open_offers(conn: &Connection, q: &OpenOffersQuery) -> Result<Vec<
     let mut rows = stmt.query(f.params())?;
     let mut open = Vec::new();
     while let Some(row) = rows.next()? {
-        let rules: String = row.get(1)?;
+        let rules: String = row.get(0)?;
         let rules: Vec<OpeningRule> = serde_json::from_str(&rules)
             .map_err(|e| Error::Corrupt(format!("opening hours projection: {e}")))?;
         // A rule that no longer evaluates (merged from a newer peer) counts as closed.
         if is_open_at(&rules, tz, at).unwrap_or(false) {
-            let json: String = row.get(0)?;
-            open.push(item_from_row(&json)?);
+            open.push(item_from_row(row, 1)?);
         }
     }
     Ok(open)

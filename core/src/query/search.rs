@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-use super::{clamp_limit, item_from_row, Filter, Limit};
+use super::{clamp_limit, item_from_row, Filter, Limit, ITEM_COLUMNS};
 use crate::error::Result;
 use crate::model::{Item, ItemKind, SpaceId, Status, Viewer};
 use crate::search::{snippet, SearchQuery, Snippet};
@@ -79,11 +79,11 @@ pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<S
     // FTS5 walks the matches newest first and stops after RANKED_MATCHES that pass the filters
     // (each joined with its light `items` row); only the hits returned read their JSON.
     let sql = format!(
-        "SELECT j.json, r.score FROM (
+        "SELECT r.score, {ITEM_COLUMNS} FROM (
              SELECT i.id AS id, bm25(items_fts, 8.0, 1.0, 3.0) AS score
              FROM items_fts CROSS JOIN items i ON i.id = items_fts.rowid
              WHERE {} ORDER BY items_fts.rowid DESC LIMIT ?
-         ) r CROSS JOIN item_json j ON j.id = r.id
+         ) r CROSS JOIN items i ON i.id = r.id CROSS JOIN item_json j ON j.id = r.id
          ORDER BY r.score, r.id DESC LIMIT ?",
         f.sql()
     );
@@ -91,13 +91,12 @@ pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<S
     let mut rows = stmt.query(f.params())?;
     let mut hits = Vec::new();
     while let Some(row) = rows.next()? {
-        let json: String = row.get(0)?;
-        let item = item_from_row(&json)?;
+        let item = item_from_row(row, 1)?;
         let title = best_snippet(item.content.title.iter().map(|(_, t)| t), &query, usize::MAX);
         let body = best_snippet(item.content.body.iter().map(|(_, t)| t), &query, SNIPPET_CHARS);
         hits.push(SearchHit {
             item,
-            score: row.get(1)?,
+            score: row.get(0)?,
             title,
             body,
         });

@@ -114,17 +114,10 @@ impl Store {
     /// holds no membership for. `Error::NotFound` if the item is not here.
     pub fn allowed_actions(&self, item: ItemId, by: PersonId) -> Result<AllowedActions> {
         self.read(|conn| {
-            let json: Option<String> = conn
-                .prepare_cached(
-                    "SELECT j.json FROM items i JOIN item_json j ON j.id = i.id WHERE i.item_id = ?1",
-                )?
-                .query_row([item.to_string()], |r| r.get(0))
-                .optional()?;
-            let json = json.ok_or_else(|| Error::NotFound {
+            let item = crate::query::item_by_id(conn, &item.to_string())?.ok_or_else(|| Error::NotFound {
                 what: "item",
                 id: item.to_string(),
             })?;
-            let item = crate::query::item_from_row(&json)?;
             let is_author = item.author == by;
             if is_author && item.content.audience == Audience::AuthorOnly {
                 return Ok(AllowedActions {

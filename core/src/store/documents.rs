@@ -51,13 +51,10 @@ struct StoredCreation {
 /// JSON without its id, as [`crate::document::creation_of`] writes it. `None` when the item has
 /// no readable projection.
 pub(crate) fn state_from_projection(conn: &Connection, doc_id: &str) -> Result<Option<String>> {
-    let json: Option<String> = conn
-        .prepare_cached("SELECT j.json FROM items i JOIN item_json j ON j.id = i.id WHERE i.item_id = ?1")?
-        .query_row([doc_id], |r| r.get(0))
-        .optional()?;
-    let Some(json) = json else { return Ok(None) };
-    let Ok(item) = crate::query::item_from_row(&json) else {
-        return Ok(None);
+    let item = match crate::query::item_by_id(conn, doc_id) {
+        Ok(Some(item)) => item,
+        Ok(None) | Err(Error::Corrupt(_)) => return Ok(None),
+        Err(e) => return Err(e),
     };
     Ok(Some(creation_state_of(&item, doc_id)?))
 }

@@ -90,7 +90,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 15,
         sql: include_str!("migrations/015_lighter_writes.sql"),
-        rebuilds_projections: false,
+        rebuilds_projections: true,
     },
     // Next: 016. Append here; SCHEMA_VERSION follows the last entry.
 ];

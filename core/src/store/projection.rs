@@ -12,7 +12,7 @@ use crate::search::fold_for_index;
 /// Writes (or rewrites) every projection row of an item.
 pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     let c = &item.content;
-    let json = serde_json::to_string(item).map_err(|e| Error::document(item.id, e))?;
+    let rest = crate::query::encode_item_rest(item)?;
     let row_id: i64 = conn
         .prepare_cached(
             "INSERT INTO items (item_id, space_id, kind, author, parent_id, audience, status, created_at,
@@ -47,7 +47,7 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO item_json (id, json) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
     )?
-    .execute(params![row_id, json])?;
+    .execute(params![row_id, rest])?;
     clear_secondary(conn, row_id)?;
     if c.status == Status::Deleted {
         return Ok(());

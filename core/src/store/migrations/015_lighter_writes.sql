@@ -1,3 +1,5 @@
+-- Lighter writes and a smaller store (docs/store.md).
+--
 -- An item created here is kept in creation form and its outbox entry waits without the change
 -- (hash and bytes NULL) until the change is built and signed for a push, or the document is
 -- first edited (`documents::seal`, `documents::settle`): Automerge leaves the write path.
@@ -32,3 +34,9 @@ CREATE UNIQUE INDEX outbox_hash ON outbox(hash) WHERE hash IS NOT NULL;
 DELETE FROM item_history WHERE length(hash) <> 64
     AND item_id IN (SELECT doc_id FROM documents WHERE creation IS NOT NULL);
 DROP INDEX item_history_time;
+
+-- Purging a space (rare) scans `documents` instead of keeping an index entry per document.
+DROP INDEX documents_space;
+
+-- `item_json` keeps each item without the fields `items` has in columns, compressed
+-- (query/item_row.rs): the projection rebuild this migration asks for rewrites every row.
