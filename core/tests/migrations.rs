@@ -150,7 +150,7 @@ const ADDED_BY: &[Added] = &[
     },
     Added {
         version: 15,
-        tables: &[],
+        tables: &["item_media"],
         columns: &[],
         // The outbox with its change columns NOT NULL again (the data has no entry waiting
         // without its change: `build` seals them), its AUTOINCREMENT counter carried over; the

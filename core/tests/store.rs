@@ -412,3 +412,88 @@ fn an_oversize_new_item_is_refused_before_anything_is_stored() {
     assert_eq!(fx.store.outbox_len().unwrap(), outbox);
     assert_eq!(fx.store.document_ids().unwrap().len(), docs);
 }
+
+/// Runs `sql` on the closed store at `path` and opens it again.
+fn tamper(store: Store, sql: &str) -> Store {
+    let path = store.path().to_path_buf();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(sql).unwrap();
+    drop(conn);
+    Store::open(&path, StoreOptions::default()).unwrap()
+}
+
+#[test]
+fn an_item_made_here_survives_a_damaged_projection_before_and_after_it_is_built() {
+    let fx = Fixture::new();
+    let (viewer, author) = (fx.viewer(Role::Coordinator), fx.author);
+    let unsent = fx.post("Noch nicht gesendet", "steht nur hier");
+    let sent = fx.post("Schon vorbereitet", "liegt im Postausgang");
+    let (_, built) = pushed_change(&fx.store, &sent);
+    // Both projections damaged: the unsent form builds from the state it keeps, the built one
+    // comes from its outbox entry; neither is set aside.
+    let store = tamper(fx.store, "UPDATE item_json SET json = x'00'");
+    let pending = store.pending_changes(100).unwrap();
+    let unsent_change = pending
+        .iter()
+        .find(|c| c.doc_id == unsent.id.to_string())
+        .expect("the unsent item is pushed");
+    let unsent_change = automerge::Change::from_bytes(unsent_change.bytes.clone()).unwrap();
+    assert_eq!(
+        unsent_change.raw_bytes(),
+        quartier_core::document::new_item_change(&unsent, unsent_change.actor_id())
+            .unwrap()
+            .raw_bytes()
+    );
+    for (item, title) in [(&unsent, "Gesendet"), (&sent, "Bearbeitet")] {
+        let patch = ItemPatch {
+            title: Some(LocalizedText::single("de", title)),
+            ..Default::default()
+        };
+        let edited = store.update_item(item.id, &patch, author).expect("edit");
+        assert_eq!(edited.content.body, item.content.body);
+        assert_eq!(store.item_detail(item.id, &viewer).unwrap().item, edited);
+    }
+    let sent_changes = store.document_changes(&sent.id.to_string()).unwrap();
+    assert_eq!(sent_changes[0].bytes, built.raw_bytes());
+}
+
+#[test]
+fn an_item_whose_change_cannot_be_built_is_reported_and_does_not_stop_the_others() {
+    let fx = Fixture::new();
+    let broken = fx.post("Kaputt", "Form beschädigt");
+    let fine = fx.post("Heil", "geht raus");
+    let store = tamper(
+        fx.store,
+        &format!(
+            "UPDATE documents SET creation = x'00ff00ff' WHERE doc_id = '{}'",
+            broken.id
+        ),
+    );
+    let pending = store.pending_changes(100).expect("not an error for every sync");
+    assert!(pending.iter().any(|c| c.doc_id == fine.id.to_string()));
+    assert!(!pending.iter().any(|c| c.doc_id == broken.id.to_string()));
+    let reason: Option<String> = rusqlite::Connection::open(store.path())
+        .unwrap()
+        .query_row(
+            "SELECT defer_reason FROM outbox WHERE doc_id = ?1",
+            [broken.id.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(reason.is_some_and(|r| r.contains("could not be prepared")));
+    // Still on the device for the person to copy: never set aside.
+    assert!(store
+        .document_ids()
+        .unwrap()
+        .iter()
+        .any(|(d, _)| *d == broken.id.to_string()));
+    let detail = store.item_detail(broken.id, &fx_viewer(&fine)).unwrap();
+    assert_eq!(detail.item.content.title, broken.content.title);
+    // Asking again does not try (and log) it again, and still gives the others.
+    assert_eq!(store.pending_changes(100).unwrap(), pending);
+}
+
+fn fx_viewer(item: &Item) -> Viewer {
+    Viewer::new(item.author, Role::Coordinator)
+}

@@ -708,7 +708,7 @@ impl Store {
             let mut referenced = std::collections::HashSet::new();
             {
                 let mut stmt = tx.prepare(
-                    "SELECT m.value FROM items i JOIN item_json j ON j.id = i.id, json_each(j.json, '$.media') m
+                    "SELECT m.reference FROM item_media m JOIN items i ON i.id = m.item
                      WHERE i.status != 'deleted'",
                 )?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

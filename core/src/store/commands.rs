@@ -109,8 +109,7 @@ impl Store {
             actor: self.actor().to_bytes().to_vec(),
             time_ms: item.created_at.timestamp_millis(),
             message: Some(ChangeNote::new(item.author, ["created"]).encode()),
-            // Kept in the projection written below.
-            state: String::new(),
+            state: documents::creation_state_of(&item, &doc_id)?,
             check: Vec::new(),
         };
         self.write(|tx, touched| {
@@ -296,7 +295,7 @@ impl Store {
             return Ok(None);
         };
         let budget = self.options().document_budget;
-        let estimate = loaded.stored_bytes() as usize + change.raw_bytes().len();
+        let estimate = loaded.stored_bytes() as usize + loaded.unsettled_bytes() + change.raw_bytes().len();
         if estimate > budget {
             // Incremental changes overstate the size; only a real snapshot decides.
             let size = guarded::save(&loaded.doc)

@@ -139,6 +139,12 @@ impl LoadedDoc {
     pub fn stored_bytes(&self) -> i64 {
         self.snapshot_bytes + self.change_bytes
     }
+
+    /// Bytes of the change rebuilt from its creation form that [`settle`] will store (the
+    /// form's own bytes, in `snapshot_bytes`, are far fewer).
+    pub fn unsettled_bytes(&self) -> usize {
+        self.unsettled.as_ref().map_or(0, |u| u.change.raw_bytes().len())
+    }
 }
 
 /// A stored creation form that does not rebuild to the change it names: a core and a server
@@ -233,31 +239,13 @@ pub(crate) fn load_checked(
     };
     let mut unsettled = None;
     if let Some(stored) = creation {
-        let Some(creation) = read_creation(conn, doc_id, &stored)? else {
-            let reason = format!(
-                "the creation form of {doc_id} does not decode, or keeps its state in a projection that is gone"
-            );
-            if is_unsealed(&stored) {
-                // Made here and never sent: no server can give it back, so it is never set aside.
-                return Err(Error::Corrupt(reason));
+        let change = match creation_change(conn, doc_id, kind, &stored)? {
+            Ok(change) => change,
+            // Content that waits in the outbox exists nowhere else: never set aside.
+            Err(UnbuildableCreation(reason)) if waits_in_outbox(conn, doc_id)? => {
+                return Err(Error::Corrupt(reason))
             }
-            return Ok(Err(UnbuildableCreation(reason)));
-        };
-        let change = if creation.check.is_empty() {
-            build_creation(&creation, doc_id, kind).map_err(|e| {
-                Error::Corrupt(format!(
-                    "the creation form of {doc_id} made here does not build: {e}"
-                ))
-            })?
-        } else {
-            match rebuild_creation(&creation, doc_id, kind) {
-                Ok(change) => change,
-                Err(e) => {
-                    return Ok(Err(UnbuildableCreation(format!(
-                        "the creation form of {doc_id} does not rebuild to the change it names: {e}"
-                    ))))
-                }
-            }
+            Err(unbuildable) => return Ok(Err(unbuildable)),
         };
         guarded::apply_stored(&mut doc, vec![change.clone()])
             .map_err(|e| Error::Corrupt(format!("creation of {doc_id}: {e}")))?;
@@ -285,6 +273,57 @@ pub(crate) fn load_checked(
         change_count,
         unsettled,
     })))
+}
+
+/// The change a stored creation form stands for. A form made here whose change was built for a
+/// push takes it from its outbox entry (the change itself, until a server has it); a form made
+/// here and not built yet is built (it keeps its state); a form received is rebuilt and checked.
+fn creation_change(
+    conn: &Connection,
+    doc_id: &str,
+    kind: DocKind,
+    stored: &[u8],
+) -> Result<std::result::Result<Change, UnbuildableCreation>> {
+    let outgoing: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT bytes FROM outbox WHERE doc_id = ?1 AND bytes IS NOT NULL ORDER BY seq LIMIT 1",
+        )?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?;
+    let unreadable = || {
+        UnbuildableCreation(format!(
+            "the creation form of {doc_id} does not decode, or keeps its state in a projection that is gone"
+        ))
+    };
+    let Some(form) = decode_stored(doc_id, stored) else {
+        return Ok(Err(unreadable()));
+    };
+    if let Some(change) = outgoing.and_then(|bytes| guarded::decode(bytes).ok()) {
+        // A document in creation form has no other change: an edit settles the form first.
+        if !form.check.is_empty() && change.hash().0.starts_with(&form.check) {
+            return Ok(Ok(change));
+        }
+    }
+    let Some(creation) = complete(conn, doc_id, form)? else {
+        return Ok(Err(unreadable()));
+    };
+    let built = if creation.check.is_empty() {
+        build_creation(&creation, doc_id, kind)
+    } else {
+        rebuild_creation(&creation, doc_id, kind)
+    };
+    Ok(built.map_err(|e| {
+        UnbuildableCreation(format!(
+            "the creation form of {doc_id} does not rebuild to the change it names: {e}"
+        ))
+    }))
+}
+
+/// Whether the document has changes no server acknowledged yet.
+fn waits_in_outbox(conn: &Connection, doc_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM outbox WHERE doc_id = ?1")?
+        .exists([doc_id])?)
 }
 
 /// The creation form a document is kept in, if it is.
@@ -315,15 +354,26 @@ pub(crate) fn stored_creation(
 /// Reads a stored form, taking a state kept in the projection from there; `None` when that
 /// projection is gone.
 fn read_creation(conn: &Connection, doc_id: &str, stored: &[u8]) -> Result<Option<Creation>> {
-    // A form that does not decode is set aside like one that does not rebuild: never an error
-    // that repeats on every sync.
-    let stored: StoredCreation = match quartier_protocol::decode(stored, MAX_STORED_CREATION) {
-        Ok(stored) => stored,
+    match decode_stored(doc_id, stored) {
+        Some(form) => complete(conn, doc_id, form),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a stored form; `None` (logged) when it does not decode: such a form is set aside
+/// like one that does not rebuild, never an error that repeats on every sync.
+fn decode_stored(doc_id: &str, stored: &[u8]) -> Option<StoredCreation> {
+    match quartier_protocol::decode(stored, MAX_STORED_CREATION) {
+        Ok(stored) => Some(stored),
         Err(e) => {
             tracing::warn!(doc = doc_id, error = %e, "a stored creation form does not decode");
-            return Ok(None);
+            None
         }
-    };
+    }
+}
+
+/// A decoded form with its state, taken from the projection when the form left it there.
+fn complete(conn: &Connection, doc_id: &str, stored: StoredCreation) -> Result<Option<Creation>> {
     let state = match stored.state {
         Some(state) => state,
         None => match state_from_projection(conn, doc_id)? {
@@ -340,16 +390,12 @@ fn read_creation(conn: &Connection, doc_id: &str, stored: &[u8]) -> Result<Optio
     }))
 }
 
-/// Whether a stored form is one made on this device whose change was never built (no check).
-fn is_unsealed(stored: &[u8]) -> bool {
-    quartier_protocol::decode::<StoredCreation>(stored, MAX_STORED_CREATION).is_ok_and(|s| s.check.is_empty())
-}
-
 /// Stores an item created on this device in creation form, without building its change: the
-/// form has no check (nothing to check a first build against), its state is the projection the
-/// caller writes in the same transaction, and its outbox entry waits without the change.
-/// [`seal`] builds the change for a push, [`settle`] when the document is first loaded to be
-/// changed; both fill the outbox entry. This keeps Automerge off the create path.
+/// form has no check (nothing to check a first build against) and keeps its state (it is the
+/// only copy of content never sent, so it must build whatever becomes of the projection), and
+/// its outbox entry waits without the change. [`seal`] builds the change for a push, [`settle`]
+/// when the document is first loaded to be changed; both fill the outbox entry. This keeps
+/// Automerge off the create path.
 pub(crate) fn store_local_creation(
     conn: &Connection,
     doc_id: &str,
@@ -359,7 +405,7 @@ pub(crate) fn store_local_creation(
     now_ms: i64,
 ) -> Result<()> {
     debug_assert!(creation.check.is_empty());
-    if !store_creation(conn, doc_id, kind, Some(space_id), creation, false, now_ms)? {
+    if !store_creation(conn, doc_id, kind, Some(space_id), creation, true, now_ms)? {
         return Err(Error::Corrupt(format!(
             "a new document {doc_id} is already stored"
         )));
@@ -370,8 +416,9 @@ pub(crate) fn store_local_creation(
 }
 
 /// Builds the change of a form made here (see [`store_local_creation`]) and fills its outbox
-/// entry, for a push: the form stays (with its check now, like a form received, and its
-/// history row keyed like one). Returns false when the document has no such form.
+/// entry, for a push. The form stays, with its check now, like a form received; its state goes
+/// when the projection gives it back exactly (the outbox entry holds the change until a server
+/// has it, [`creation_change`]). Returns false when the document has no such form.
 pub(crate) fn seal(conn: &Connection, doc_id: &str) -> Result<bool> {
     let row: Option<(String, Option<Vec<u8>>)> = conn
         .prepare_cached("SELECT kind, creation FROM documents WHERE doc_id = ?1")?
@@ -380,25 +427,20 @@ pub(crate) fn seal(conn: &Connection, doc_id: &str) -> Result<bool> {
     let Some((kind, Some(stored))) = row else {
         return Ok(false);
     };
-    if !is_unsealed(&stored) {
+    let corrupt = |what: String| Error::Corrupt(format!("the creation form of {doc_id} made here {what}"));
+    let form = decode_stored(doc_id, &stored).ok_or_else(|| corrupt("does not decode".into()))?;
+    if !form.check.is_empty() {
         return Ok(false);
     }
     let kind =
         DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
-    let keep_state = quartier_protocol::decode::<StoredCreation>(&stored, MAX_STORED_CREATION)
-        .is_ok_and(|s| s.state.is_some());
-    let Some(mut creation) = read_creation(conn, doc_id, &stored)? else {
-        return Err(Error::Corrupt(format!(
-            "the creation form of {doc_id} made here keeps its state in a projection that is gone"
-        )));
-    };
-    let change = build_creation(&creation, doc_id, kind).map_err(|e| {
-        Error::Corrupt(format!(
-            "the creation form of {doc_id} made here does not build: {e}"
-        ))
-    })?;
+    let mut creation = complete(conn, doc_id, form)?
+        .ok_or_else(|| corrupt("keeps its state in a projection that is gone".into()))?;
+    let change =
+        build_creation(&creation, doc_id, kind).map_err(|e| corrupt(format!("does not build: {e}")))?;
     fill_outbox(conn, doc_id, &change)?;
     creation.check = change.hash().0[..crate::document::CREATION_CHECK_LEN].to_vec();
+    let keep_state = state_from_projection(conn, doc_id)?.as_ref() != Some(&creation.state);
     write_creation(conn, doc_id, &creation, keep_state)?;
     Ok(true)
 }

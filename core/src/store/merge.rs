@@ -318,6 +318,7 @@ impl Store {
             documents::keep_creation_states(tx)?;
             for table in [
                 "item_tags",
+                "item_media",
                 "items_fts",
                 "item_json",
                 "items_geo",
@@ -509,8 +510,8 @@ fn state_in_projection(incoming: &IncomingCreation, read: Option<&Readable>) -> 
     Ok(same)
 }
 
-/// Projects a document kept in creation form and records its one change in the history, under
-/// the key `documents::settle` later replaces by the full hash.
+/// Projects a document kept in creation form (its form is its history entry until
+/// `documents::settle` writes the row).
 fn project_creation(
     tx: &Connection,
     incoming: &IncomingCreation,

@@ -8,6 +8,11 @@ use super::{OutgoingChange, Store};
 use crate::document::DocKind;
 use crate::error::{Error, Result};
 
+/// Why an outbox entry waits for good: an item created here whose change could not be built
+/// (its stored form damaged). Reported like any deferred entry (`SyncReport::deferred`).
+pub(crate) const CANNOT_BUILD: &str =
+    "this item could not be prepared for sending on this device; copy its content and create it again";
+
 /// Outbox rows (`o`) that may leave the device: not changes of drafts or author-only items
 /// (`i` is the items projection, left-joined on the document id). Every query that selects what
 /// to send uses this one condition.
@@ -18,7 +23,7 @@ impl Store {
     /// The oldest outbox entries that may leave the device, at most `limit`, their changes
     /// built first where they wait without them ([`Store::seal_outbox`]).
     pub fn pending_changes(&self, limit: usize) -> Result<Vec<OutgoingChange>> {
-        self.seal_outbox(limit)?;
+        self.seal_outbox(limit, false)?;
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
@@ -59,12 +64,25 @@ impl Store {
     /// Builds the changes of the oldest `limit` outbox entries that may leave the device and
     /// wait without their change (items created here, `documents::store_local_creation`), so
     /// that they can be signed and pushed. One transaction; nothing is written when none wait.
-    pub(crate) fn seal_outbox(&self, limit: usize) -> Result<usize> {
-        let waiting = |conn: &rusqlite::Connection| -> Result<Vec<String>> {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT o.doc_id FROM outbox o {MAY_LEAVE_DEVICE} AND o.bytes IS NULL ORDER BY o.seq LIMIT ?1"
-            ))?;
-            let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+    /// With `members_only`, only entries of spaces the server knows this device in: the ones a
+    /// sync request pushes, so that the window sealed is the window pushed. An entry whose change
+    /// cannot be built is marked deferred with [`CANNOT_BUILD`] (the app is told, as for any
+    /// deferred entry) and passed over, never an error that stops every sync.
+    pub(crate) fn seal_outbox(&self, limit: usize, members_only: bool) -> Result<usize> {
+        let join = if members_only {
+            "JOIN memberships m ON m.space_id = o.space_id"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT o.seq, o.doc_id FROM outbox o {join} {MAY_LEAVE_DEVICE}
+             AND o.bytes IS NULL AND o.defer_reason IS NOT ?2 ORDER BY o.seq LIMIT ?1"
+        );
+        let waiting = |conn: &rusqlite::Connection| -> Result<Vec<(i64, String)>> {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![limit as i64, CANNOT_BUILD], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         };
         if self.read(waiting)?.is_empty() {
@@ -72,10 +90,21 @@ impl Store {
         }
         self.write(|tx, _| {
             let mut sealed = 0;
-            for doc_id in waiting(tx)? {
-                if super::documents::seal(tx, &doc_id)? {
-                    sealed += 1;
-                }
+            for (seq, doc_id) in waiting(tx)? {
+                let failure = match super::documents::seal(tx, &doc_id) {
+                    Ok(true) => {
+                        sealed += 1;
+                        continue;
+                    }
+                    Ok(false) => "the item is no longer stored".to_owned(),
+                    Err(e @ (Error::Corrupt(_) | Error::MalformedChange { .. })) => e.to_string(),
+                    Err(e) => return Err(e),
+                };
+                tracing::error!(doc = %doc_id, reason = %failure, "an item created here cannot be sent");
+                tx.prepare_cached(
+                    "UPDATE outbox SET deferred_since = coalesce(deferred_since, ?2), defer_reason = ?3 WHERE seq = ?1",
+                )?
+                .execute(params![seq, super::now_ms(), CANNOT_BUILD])?;
             }
             Ok(sealed)
         })

@@ -52,6 +52,11 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     if c.status == Status::Deleted {
         return Ok(());
     }
+    for (position, reference) in c.media.iter().enumerate() {
+        let reference = serde_json::to_string(reference).map_err(|e| Error::document(item.id, e))?;
+        conn.prepare_cached("INSERT INTO item_media (item, position, reference) VALUES (?1, ?2, ?3)")?
+            .execute(params![row_id, position as i64, reference])?;
+    }
     for tag in &c.tags {
         conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item) VALUES (?1, ?2)")?
             .execute(params![tag, row_id])?;
@@ -96,10 +101,11 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     Ok(())
 }
 
-/// Removes the secondary rows of an item (tags, text, map, hours, events).
+/// Removes the secondary rows of an item (tags, media, text, map, hours, events).
 fn clear_secondary(conn: &Connection, row_id: i64) -> Result<()> {
     for sql in [
         "DELETE FROM item_tags WHERE item = ?1",
+        "DELETE FROM item_media WHERE item = ?1",
         "DELETE FROM items_fts WHERE rowid = ?1",
         "DELETE FROM items_geo WHERE id = ?1",
         "DELETE FROM offer_hours WHERE item = ?1",

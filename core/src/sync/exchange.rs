@@ -118,7 +118,7 @@ impl Store {
         max_push: usize,
         spaces_after: Option<uuid::Uuid>,
     ) -> Result<(SyncRequest, PushedEntries)> {
-        self.seal_outbox(max_push)?;
+        self.seal_outbox(max_push, true)?;
         self.read(|conn| {
             let account = load_account(conn)?.ok_or(Error::NotRegistered)?;
             let mut cursors = Vec::new();

@@ -402,9 +402,9 @@ impl Store {
     fn media_references(&self) -> Result<Vec<(String, MediaRef)>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT i.space_id, m.value FROM items i JOIN item_json j ON j.id = i.id, json_each(j.json, '$.media') m
+                "SELECT i.space_id, m.reference FROM item_media m JOIN items i ON i.id = m.item
                  WHERE i.status NOT IN ('deleted', 'draft') AND i.audience != 'author_only'
-                 ORDER BY i.created_at, i.id, m.key",
+                 ORDER BY i.created_at, i.id, m.position",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             let mut out = Vec::new();

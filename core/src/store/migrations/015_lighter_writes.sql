@@ -31,8 +31,7 @@ CREATE UNIQUE INDEX outbox_hash ON outbox(hash) WHERE hash IS NOT NULL;
 -- (`documents::creation_history`): `item_history` keeps rows for built changes only, which saves
 -- a row and its index on every create and every document received in creation form. The
 -- history is read per item (a handful of rows, sorted in memory), so its time index goes too.
-DELETE FROM item_history WHERE length(hash) <> 64
-    AND item_id IN (SELECT doc_id FROM documents WHERE creation IS NOT NULL);
+DELETE FROM item_history WHERE length(hash) <> 64;
 DROP INDEX item_history_time;
 
 -- Purging a space (rare) scans `documents` instead of keeping an index entry per document.
@@ -40,3 +39,12 @@ DROP INDEX documents_space;
 
 -- `item_json` keeps each item without the fields `items` has in columns, compressed
 -- (query/item_row.rs): the projection rebuild this migration asks for rewrites every row.
+-- The media an item references, one row per reference in the item's order: what media
+-- collection and transfers scan, now that the JSON is compressed (and only items with media
+-- have rows).
+CREATE TABLE item_media (
+    item      INTEGER NOT NULL,
+    position  INTEGER NOT NULL,
+    reference TEXT NOT NULL,
+    PRIMARY KEY (item, position)
+) WITHOUT ROWID;
