@@ -134,13 +134,19 @@ enum AdminTask {
         #[arg(long)]
         grace_secs: Option<u64>,
     },
-    /// Lists persons: id, approved or not, devices, display name.
+    /// Lists persons: id, approved or not, organisation admin or not, devices, display name.
     Persons,
     /// Approves a person (by person id or by the id of one of their devices): they may then
     /// register spaces and create invites where the server restricts these to approved persons.
     Approve { id: uuid::Uuid },
     /// Withdraws an approval (spaces already registered stay).
     Unapprove { id: uuid::Uuid },
+    /// Makes a person (by person id or by the id of one of their devices) an organisation
+    /// admin: the only people who may appoint caseworkers (invite as, or make a member,
+    /// caseworker), in any space of this server.
+    GrantOrgAdmin { id: uuid::Uuid },
+    /// Withdraws organisation admin (caseworkers already appointed stay).
+    RevokeOrgAdmin { id: uuid::Uuid },
 }
 
 /// `Cli`'s command with `serve`'s defaults written into the help of each flag, from
@@ -257,9 +263,10 @@ fn admin(db: &quartier_server::storage::Db, task: AdminTask) -> Result<(), Serve
         AdminTask::Persons => {
             for p in accounts::persons(&conn)? {
                 println!(
-                    "{}\t{}\t{} device(s)\t{}",
+                    "{}\t{}\t{}\t{} device(s)\t{}",
                     p.person,
                     if p.approved { "approved" } else { "-" },
+                    if p.org_admin { "org-admin" } else { "-" },
                     p.devices,
                     p.display_name.unwrap_or_default()
                 );
@@ -272,6 +279,14 @@ fn admin(db: &quartier_server::storage::Db, task: AdminTask) -> Result<(), Serve
         AdminTask::Unapprove { id } => {
             let person = accounts::set_approved(&conn, id, false)?;
             println!("no longer approved: {person}");
+        }
+        AdminTask::GrantOrgAdmin { id } => {
+            let person = accounts::set_org_admin(&conn, id, true)?;
+            println!("organisation admin: {person}");
+        }
+        AdminTask::RevokeOrgAdmin { id } => {
+            let person = accounts::set_org_admin(&conn, id, false)?;
+            println!("no longer organisation admin: {person}");
         }
         AdminTask::Gc { .. } => {}
     }

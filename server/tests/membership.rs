@@ -408,3 +408,85 @@ async fn coordinators_list_the_open_invites_and_a_withdrawn_code_redeems_nothing
         "who joined through the invite stays a member"
     );
 }
+
+/// Caseworkers read what is for caseworkers only, which not even coordinators may: so the
+/// organisation appoints them, never a space's coordinator — who could otherwise invite a
+/// second account of their own as caseworker and read it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_organisation_admin_appoints_caseworkers_not_a_coordinator() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coordinator, space) = space_with_coordinator(&url).await;
+    coordinator.sync().await;
+    let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let refused = coordinator
+        .client
+        .create_invite(&coordinator.store, space, Role::Caseworker, in_an_hour, 1)
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::Server { status: 403, message, .. }) if message.contains("organisation admin")),
+        "{refused:?}"
+    );
+    // Their second account joins as a resident and is refused the promotion.
+    let second = join(&url, &coordinator, space, Role::Resident, "Zweitkonto").await;
+    refused_as_forbidden(
+        coordinator
+            .client
+            .set_role(&coordinator.store, space, second.person, Role::Caseworker)
+            .await,
+        "a coordinator making a member caseworker",
+    );
+    // So nothing for caseworkers reaches it.
+    let admin_device = Device::register(&url, "Träger").await;
+    grant_org_admin(&url, admin_device.person);
+    let caseworker = Device::register(&url, "Frau Weber").await;
+    let code = admin_device
+        .client
+        .create_invite(&admin_device.store, space, Role::Caseworker, in_an_hour, 1)
+        .await
+        .expect("an organisation admin invites a caseworker, member of the space or not");
+    caseworker
+        .client
+        .redeem_invite(&caseworker.store, &code)
+        .await
+        .expect("join as caseworker");
+    caseworker.sync().await;
+    let secret = caseworker
+        .post(space, "Fallbesprechung", Audience::Caseworkers)
+        .id;
+    caseworker.sync().await;
+    second.sync().await;
+    coordinator.sync().await;
+    assert!(
+        !has_doc(&second, secret),
+        "a coordinator's second account reads caseworker items"
+    );
+    assert!(!has_doc(&coordinator, secret));
+    // The organisation admin may make a member caseworker; a coordinator may still give the
+    // other roles and take the caseworker role away.
+    admin_device
+        .client
+        .set_role(&admin_device.store, space, second.person, Role::Caseworker)
+        .await
+        .expect("an organisation admin appoints");
+    coordinator
+        .client
+        .set_role(&coordinator.store, space, second.person, Role::Volunteer)
+        .await
+        .expect("a coordinator takes the role away");
+    // Withdrawn, the organisation admin appoints no one any more.
+    let out = admin(
+        server.data.path(),
+        &["revoke-org-admin", &admin_device.person.to_string()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    refused_as_forbidden(
+        admin_device
+            .client
+            .set_role(&admin_device.store, space, second.person, Role::Caseworker)
+            .await,
+        "a former organisation admin",
+    );
+    let listed = admin(server.data.path(), &["persons"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("{}\t-\t-", admin_device.person)));
+}

@@ -567,16 +567,6 @@ async fn the_last_coordinator_stays() {
     let _ = SetRole { role: Role::Resident };
 }
 
-fn admin(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quartier-server"))
-        .args(["admin", "--data"])
-        .arg(data)
-        .args(args)
-        .env("QUARTIER_LOG", "warn")
-        .output()
-        .expect("run admin")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_server_lets_only_approved_persons_register_spaces() {
     // A fresh server's own defaults for who may register spaces.

@@ -514,7 +514,11 @@ async fn member(url: &str, owner: &Device, space: SpaceId, role: Role, name: &st
     device
 }
 
+/// For a caseworker, `owner` is first made an organisation admin (only those appoint them).
 async fn set_role(owner: &Device, space: SpaceId, person: PersonId, role: Role) {
+    if role == Role::Caseworker {
+        grant_org_admin(owner.client.base_url(), owner.person);
+    }
     owner
         .client
         .set_role(&owner.store, space, person, role)

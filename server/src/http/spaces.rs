@@ -45,6 +45,26 @@ fn last_coordinator() -> ServerError {
     )
 }
 
+/// Who may give `role` in `space`: caseworkers are appointed by an organisation admin (in any
+/// space of the server), never by a space's coordinators, who may not read what caseworkers
+/// read; every other role by the space's coordinators.
+fn require_appointer(
+    conn: &rusqlite::Connection,
+    space: Uuid,
+    person: Uuid,
+    role: Role,
+) -> Result<(), ServerError> {
+    if role != Role::Caseworker {
+        return require_coordinator(conn, space, person);
+    }
+    if spaces::space_exists(conn, space)? && accounts::is_org_admin(conn, person)? {
+        return Ok(());
+    }
+    Err(ServerError::Forbidden(
+        "caseworkers are appointed by the welfare organisation: only an organisation admin may invite or make someone a caseworker".into(),
+    ))
+}
+
 fn require_coordinator(conn: &rusqlite::Connection, space: Uuid, person: Uuid) -> Result<(), ServerError> {
     match spaces::role_of(conn, space, person)? {
         Some(Role::Coordinator) => Ok(()),
@@ -78,8 +98,10 @@ pub async fn invite(
     let stored = code.clone();
     blocking(move || {
         let conn = state.db.lock();
-        require_coordinator(&conn, space, device.person)?;
-        if state.config.invite_creation == Allowed::Approved && !accounts::is_approved(&conn, device.person)?
+        require_appointer(&conn, space, device.person, req.role)?;
+        if req.role != Role::Caseworker
+            && state.config.invite_creation == Allowed::Approved
+            && !accounts::is_approved(&conn, device.person)?
         {
             return Err(ServerError::Forbidden(
                 "on this server only coordinators its operator approved may create invites".into(),
@@ -122,7 +144,7 @@ pub async fn set_role(
     let device = device.active()?;
     let membership = blocking(move || {
         let conn = state.db.lock();
-        require_coordinator(&conn, space, device.person)?;
+        require_appointer(&conn, space, device.person, req.role)?;
         if req.role != Role::Coordinator && spaces::is_last_coordinator(&conn, space, person)? {
             return Err(last_coordinator());
         }

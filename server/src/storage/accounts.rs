@@ -98,6 +98,8 @@ pub struct PersonRecord {
     pub person: Uuid,
     pub display_name: Option<String>,
     pub approved: bool,
+    /// Whether the person is an organisation admin (may appoint caseworkers).
+    pub org_admin: bool,
     pub devices: i64,
 }
 
@@ -105,7 +107,8 @@ pub struct PersonRecord {
 pub fn persons(conn: &Connection) -> Result<Vec<PersonRecord>, ServerError> {
     let mut stmt = conn.prepare(
         "SELECT p.person_id, p.display_name, p.approved_at IS NOT NULL,
-                (SELECT count(*) FROM devices d WHERE d.person_id = p.person_id AND d.revoked_at IS NULL)
+                (SELECT count(*) FROM devices d WHERE d.person_id = p.person_id AND d.revoked_at IS NULL),
+                EXISTS (SELECT 1 FROM org_admins o WHERE o.person_id = p.person_id)
          FROM persons p ORDER BY p.created_at, p.person_id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -114,6 +117,7 @@ pub fn persons(conn: &Connection) -> Result<Vec<PersonRecord>, ServerError> {
             display_name: r.get(1)?,
             approved: r.get(2)?,
             devices: r.get(3)?,
+            org_admin: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -134,6 +138,41 @@ pub fn set_approved(conn: &Connection, id: Uuid, approved: bool) -> Result<Uuid,
         return Err(ServerError::NotFound(format!("no person or device {id}")));
     }
     Ok(person)
+}
+
+/// Makes a person an organisation admin, who may appoint caseworkers in every space of this
+/// server (or withdraws it), by person id or by the id of one of their devices; returns the
+/// person.
+pub fn set_org_admin(conn: &Connection, id: Uuid, admin: bool) -> Result<Uuid, ServerError> {
+    let person = match device(conn, id)? {
+        Some(d) => d.person,
+        None => id,
+    };
+    let known: bool = conn
+        .prepare_cached("SELECT 1 FROM persons WHERE person_id = ?1")?
+        .exists([person.to_string()])?;
+    if !known {
+        return Err(ServerError::NotFound(format!("no person or device {id}")));
+    }
+    if admin {
+        conn.execute(
+            "INSERT OR IGNORE INTO org_admins (person_id, granted_at) VALUES (?1, ?2)",
+            params![person.to_string(), now_ms()],
+        )?;
+    } else {
+        conn.execute(
+            "DELETE FROM org_admins WHERE person_id = ?1",
+            [person.to_string()],
+        )?;
+    }
+    Ok(person)
+}
+
+/// Whether the person is an organisation admin.
+pub fn is_org_admin(conn: &Connection, person: Uuid) -> Result<bool, ServerError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM org_admins WHERE person_id = ?1")?
+        .exists([person.to_string()])?)
 }
 
 /// Whether an administrator approved the person.

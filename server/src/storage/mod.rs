@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -39,6 +39,8 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("007_rosters.sql"),
     // Member changes of a space numbered apart (version 7 gave older members one number).
     include_str!("008_roster_order.sql"),
+    // Organisation admins: who may appoint caseworkers.
+    include_str!("009_org_admins.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements

@@ -89,6 +89,13 @@ pub fn memberships(conn: &Connection, person: Uuid) -> Result<Vec<Membership>, S
     Ok(out)
 }
 
+/// Whether the server hosts `space`.
+pub fn space_exists(conn: &Connection, space: Uuid) -> Result<bool, ServerError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM spaces WHERE space_id = ?1")?
+        .exists([space.to_string()])?)
+}
+
 /// Stores an invite; returns nothing (the caller holds the code).
 pub fn create_invite(
     conn: &Connection,

@@ -4,8 +4,11 @@
 
 pub mod proxy;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use quartier_core::model::*;
@@ -22,6 +25,34 @@ pub const TEST_SETTINGS: &[(&str, &str)] = &[
     ("QUARTIER_REGISTRATIONS_PER_HOUR", "0"),
     ("QUARTIER_REDEMPTIONS_PER_HOUR", "0"),
 ];
+
+/// The data folder of every server started here, by URL: fixtures that act as the operator
+/// (`quartier-server admin`) find it from a device's server URL.
+static DATA_FOLDERS: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+
+/// Runs `quartier-server admin --data <data> <args>`, as the operator would.
+pub fn admin(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quartier-server"))
+        .args(["admin", "--data"])
+        .arg(data)
+        .args(args)
+        .env("QUARTIER_LOG", "warn")
+        .output()
+        .expect("run admin")
+}
+
+/// Makes `person` an organisation admin of the server at `url` (started by [`Server`]), who may
+/// then appoint caseworkers.
+pub fn grant_org_admin(url: &str, person: PersonId) {
+    let data = DATA_FOLDERS
+        .lock()
+        .expect("data folders")
+        .as_ref()
+        .and_then(|folders| folders.get(url).cloned())
+        .expect("a server started by these fixtures");
+    let out = admin(&data, &["grant-org-admin", &person.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
 
 /// A server process; killed when dropped.
 pub struct Server {
@@ -65,6 +96,11 @@ impl Server {
             url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
             "unexpected first line: {line}"
         );
+        DATA_FOLDERS
+            .lock()
+            .expect("data folders")
+            .get_or_insert_with(HashMap::new)
+            .insert(url.clone(), data.path().to_path_buf());
         Server { child, url, data }
     }
 
@@ -114,7 +150,12 @@ impl Device {
     }
 
     /// A one-use invite to `space` for `role`, valid for an hour (this device must coordinate).
+    /// For a caseworker, this device's person is first made an organisation admin (only those
+    /// appoint caseworkers), as the organisation's operator would.
     pub async fn invite(&self, space: SpaceId, role: Role) -> String {
+        if role == Role::Caseworker {
+            grant_org_admin(self.client.base_url(), self.person);
+        }
         let expires = chrono::Utc::now().timestamp_millis() + 3_600_000;
         self.client
             .create_invite(&self.store, space, role, expires, 1)
