@@ -108,22 +108,22 @@ pub(crate) fn item_from_row(row: &rusqlite::Row<'_>, first: usize) -> Result<Ite
     let valid_until: Option<i64> = row.get(first + 7)?;
     // The columns hold ids, enum names and numbers the store wrote; they are written as JSON
     // strings anyway, so nothing in them can break the object.
+    use std::fmt::Write as _;
     let mut json = String::with_capacity(rest.len() + 256);
     json.push('{');
     for (key, value) in [
-        ("id", Value::String(id)),
-        ("space", Value::String(space)),
-        ("author", Value::String(author)),
-        ("audience", Value::String(audience)),
-        ("status", Value::String(status)),
+        ("id", id),
+        ("space", space),
+        ("author", author),
+        ("audience", audience),
+        ("status", status),
     ] {
-        json.push_str(&format!("\"{key}\":{value},"));
+        // Written as JSON strings (escaped), whatever a damaged column holds.
+        let _ = write!(json, "\"{key}\":{},", Value::String(value));
     }
-    json.push_str(&format!(
-        "\"created_at\":{created_at},\"updated_at\":{updated_at}"
-    ));
+    let _ = write!(json, "\"created_at\":{created_at},\"updated_at\":{updated_at}");
     if let Some(valid_until) = valid_until {
-        json.push_str(&format!(",\"valid_until\":{valid_until}"));
+        let _ = write!(json, ",\"valid_until\":{valid_until}");
     }
     let rest = std::str::from_utf8(&rest).map_err(|_| corrupt("not UTF-8"))?;
     match rest.strip_prefix('{') {
@@ -149,6 +149,16 @@ pub(crate) fn item_by_id(conn: &rusqlite::Connection, item_id: &str) -> Result<O
 }
 
 fn decompress(blob: &[u8]) -> Result<Vec<u8>> {
+    // The frame says how large it inflates (the compressor writes it): exactly that much is
+    // allocated, after checking it against the bound, instead of the bound every time.
+    let size = match zstd::zstd_safe::get_frame_content_size(blob) {
+        Ok(Some(size)) if size <= MAX_REST as u64 => size as usize,
+        _ => {
+            return Err(Error::Corrupt(
+                "item projection: not a row this core wrote".into(),
+            ))
+        }
+    };
     DECOMPRESSOR.with(|slot| {
         let mut slot = slot.borrow_mut();
         let decompressor = match &mut *slot {
@@ -159,7 +169,7 @@ fn decompress(blob: &[u8]) -> Result<Vec<u8>> {
             ),
         };
         decompressor
-            .decompress(blob, MAX_REST)
+            .decompress(blob, size)
             .map_err(|e| Error::Corrupt(format!("item projection: {e}")))
     })
 }
