@@ -21,7 +21,7 @@ pub(crate) const MAY_LEAVE_DEVICE: &str =
 
 impl Store {
     /// The oldest outbox entries that may leave the device, at most `limit`, their changes
-    /// built first where they wait without them ([`Store::seal_outbox`]).
+    /// built first where they wait without them (`Store::seal_outbox`).
     pub fn pending_changes(&self, limit: usize) -> Result<Vec<OutgoingChange>> {
         self.seal_outbox(limit, false)?;
         self.read(|conn| {
