@@ -497,3 +497,36 @@ fn an_item_whose_change_cannot_be_built_is_reported_and_does_not_stop_the_others
 fn fx_viewer(item: &Item) -> Viewer {
     Viewer::new(item.author, Role::Coordinator)
 }
+
+#[test]
+fn a_projection_rebuild_keeps_what_only_this_device_has() {
+    let fx = Fixture::new();
+    let unsent = fx.post("Nur hier", "noch nicht gesendet");
+    let broken = fx.post("Kaputt", "Form beschädigt");
+    fx.store.rebuild_projections().unwrap();
+    // After the rebuild the unsent form still keeps its state: its projection may go.
+    let store = tamper(
+        fx.store,
+        &format!(
+            "UPDATE item_json SET json = x'00';
+             UPDATE documents SET creation = x'00ff00ff' WHERE doc_id = '{}';
+             INSERT INTO projection_rebuild (singleton, owed_since) VALUES (1, 0);",
+            broken.id
+        ),
+    );
+    // The owed rebuild ran at open and did not fail over the damaged form.
+    let (_, change) = pushed_change(&store, &unsent);
+    assert_eq!(
+        change.raw_bytes(),
+        quartier_core::document::new_item_change(&unsent, change.actor_id())
+            .unwrap()
+            .raw_bytes()
+    );
+    let viewer = Viewer::new(unsent.author, Role::Coordinator);
+    assert_eq!(store.item_detail(unsent.id, &viewer).unwrap().item, unsent);
+    assert!(store
+        .document_ids()
+        .unwrap()
+        .iter()
+        .any(|(d, _)| *d == broken.id.to_string()));
+}

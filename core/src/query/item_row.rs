@@ -52,8 +52,11 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// `item_json.json` of `item`: its JSON without what `items` holds, compressed.
-pub(crate) fn encode_item_rest(item: &Item) -> Result<Vec<u8>> {
+/// `item_json.json` of `item`: its JSON without what `items` holds, compressed. An item whose
+/// rest is larger than a row may inflate to ([`MAX_REST`]: only a peer's oversized document
+/// makes one) is kept whole as JSON text instead, which reads without that bound, as rows of
+/// before schema 15 do: one such item never makes the queries that meet it fail.
+pub(crate) fn encode_item_rest(item: &Item) -> Result<rusqlite::types::Value> {
     let corrupt = |e: &dyn std::fmt::Display| Error::document(item.id, e);
     let mut value = serde_json::to_value(item).map_err(|e| corrupt(&e))?;
     if let Value::Object(map) = &mut value {
@@ -67,13 +70,20 @@ pub(crate) fn encode_item_rest(item: &Item) -> Result<Vec<u8>> {
         }
     }
     let json = serde_json::to_vec(&value).map_err(|e| corrupt(&e))?;
+    if json.len() > MAX_REST {
+        let whole = serde_json::to_string(item).map_err(|e| corrupt(&e))?;
+        return Ok(rusqlite::types::Value::Text(whole));
+    }
     COMPRESSOR.with(|slot| {
         let mut slot = slot.borrow_mut();
         let compressor = match &mut *slot {
             Some(c) => c,
             None => slot.insert(zstd::bulk::Compressor::new(LEVEL).map_err(|e| corrupt(&e))?),
         };
-        compressor.compress(&json).map_err(|e| corrupt(&e))
+        compressor
+            .compress(&json)
+            .map(rusqlite::types::Value::Blob)
+            .map_err(|e| corrupt(&e))
     })
 }
 
@@ -91,7 +101,7 @@ fn is_empty(value: &Value) -> bool {
 pub(crate) fn item_from_row(row: &rusqlite::Row<'_>, first: usize) -> Result<Item> {
     let corrupt = |what: &str| Error::Corrupt(format!("item projection: {what}"));
     let rest = match row.get_ref(first + 8)? {
-        // Written before schema 15: the whole item.
+        // Written before schema 15, or too large to compress into a row: the whole item.
         ValueRef::Text(text) => {
             return serde_json::from_slice(text).map_err(|e| corrupt(&e.to_string()));
         }
@@ -250,6 +260,24 @@ mod tests {
         ));
         untitled.content.body = LocalizedText::single("de", "nur Text");
         assert_eq!(round_trip(&untitled), untitled);
+    }
+
+    #[test]
+    fn an_item_too_large_for_a_compressed_row_is_kept_whole_and_reads_back() {
+        let mut content = ItemContent::new(
+            LocalizedText::single("de", "Riesig"),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        );
+        // Control characters are written six bytes each in JSON: 3 MiB of rest.
+        content.body = LocalizedText::single("de", "\u{1}".repeat(MAX_REST / 6 + 1024));
+        let huge = item(content);
+        assert!(matches!(
+            encode_item_rest(&huge).unwrap(),
+            rusqlite::types::Value::Text(_)
+        ));
+        assert_eq!(round_trip(&huge), huge);
     }
 
     #[test]

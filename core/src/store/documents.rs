@@ -295,11 +295,13 @@ fn creation_change(
             "the creation form of {doc_id} does not decode, or keeps its state in a projection that is gone"
         ))
     };
+    let outgoing = outgoing.and_then(|bytes| guarded::decode(bytes).ok());
     let Some(form) = decode_stored(doc_id, stored) else {
-        return Ok(Err(unreadable()));
+        // A document in creation form has no other change in the outbox than its creation (an
+        // edit settles the form first): when the form is damaged, that change is the document.
+        return Ok(outgoing.ok_or_else(unreadable));
     };
-    if let Some(change) = outgoing.and_then(|bytes| guarded::decode(bytes).ok()) {
-        // A document in creation form has no other change: an edit settles the form first.
+    if let Some(change) = outgoing {
         if !form.check.is_empty() && change.hash().0.starts_with(&form.check) {
             return Ok(Ok(change));
         }

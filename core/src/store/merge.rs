@@ -315,6 +315,12 @@ impl Store {
     pub fn rebuild_projections(&self) -> Result<()> {
         self.write(|tx, touched| {
             tx.execute("DELETE FROM projection_rebuild", [])?;
+            // Entries whose change could not be built are tried again with what the rebuild
+            // brings back.
+            tx.execute(
+                "UPDATE outbox SET deferred_since = NULL, defer_reason = NULL WHERE defer_reason = ?1",
+                [super::outbox::CANNOT_BUILD],
+            )?;
             documents::keep_creation_states(tx)?;
             for table in [
                 "item_tags",
@@ -341,14 +347,25 @@ impl Store {
             for doc_id in ids {
                 if let Some(incoming) = documents::stored_creation(tx, &doc_id)? {
                     let read = read_creation_state(&incoming);
-                    let keep_state = !state_in_projection(&incoming, read.as_ref())?;
+                    // A form made here and not sent keeps its state: it is the only copy.
+                    let keep_state =
+                        incoming.creation.check.is_empty() || !state_in_projection(&incoming, read.as_ref())?;
                     project_creation(tx, &incoming, read, &mut report, touched, super::now_ms())?;
                     documents::write_creation(tx, &doc_id, &incoming.creation, keep_state)?;
                     continue;
                 }
-                let loaded = match documents::load_checked(tx, &doc_id, self.actor())? {
-                    Ok(loaded) => loaded,
-                    Err(documents::UnbuildableCreation(reason)) => {
+                let loaded = match documents::load_checked(tx, &doc_id, self.actor()) {
+                    Ok(Ok(loaded)) => loaded,
+                    // A document that cannot be read but waits in the outbox (its content is
+                    // nowhere else) stays as it is, unprojected: a rebuild never fails the
+                    // store's opening over one document.
+                    Err(Error::Corrupt(reason)) => {
+                        tracing::error!(doc = %doc_id, %reason, "a document is not readable during rebuild");
+                        report.unreadable.push(doc_id.clone());
+                        None
+                    }
+                    Err(e) => return Err(e),
+                    Ok(Err(documents::UnbuildableCreation(reason))) => {
                         if let Some(space) =
                             documents::distrust_creation(tx, &doc_id, &reason, super::now_ms())?
                         {

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// Why an outbox entry waits for good: an item created here whose change could not be built
 /// (its stored form damaged). Reported like any deferred entry (`SyncReport::deferred`).
 pub(crate) const CANNOT_BUILD: &str =
-    "this item could not be prepared for sending on this device; copy its content and create it again";
+    "this item could not be prepared for sending on this device; copy its content, create it again and erase this one";
 
 /// Outbox rows (`o`) that may leave the device: not changes of drafts or author-only items
 /// (`i` is the items projection, left-joined on the document id). Every query that selects what
@@ -97,7 +97,9 @@ impl Store {
                         continue;
                     }
                     Ok(false) => "the item is no longer stored".to_owned(),
-                    Err(e @ (Error::Corrupt(_) | Error::MalformedChange { .. })) => e.to_string(),
+                    Err(e @ (Error::Corrupt(_) | Error::MalformedChange { .. } | Error::Document { .. })) => {
+                        e.to_string()
+                    }
                     Err(e) => return Err(e),
                 };
                 tracing::error!(doc = %doc_id, reason = %failure, "an item created here cannot be sent");
