@@ -474,7 +474,21 @@ async fn only_an_organisation_admin_appoints_caseworkers_not_a_coordinator() {
         .set_role(&coordinator.store, space, second.person, Role::Volunteer)
         .await
         .expect("a coordinator takes the role away");
-    // Withdrawn, the organisation admin appoints no one any more.
+    // An organisation admin does not change a coordinator's role.
+    refused_as_forbidden(
+        admin_device
+            .client
+            .set_role(&admin_device.store, space, coordinator.person, Role::Caseworker)
+            .await,
+        "an organisation admin demoting a coordinator",
+    );
+    // Withdrawn, the organisation admin appoints no one any more, and the invites they made
+    // and nobody used redeem nothing.
+    let unused = admin_device
+        .client
+        .create_invite(&admin_device.store, space, Role::Caseworker, in_an_hour, 5)
+        .await
+        .expect("an invite not used yet");
     let out = admin(
         server.data.path(),
         &["revoke-org-admin", &admin_device.person.to_string()],
@@ -486,6 +500,12 @@ async fn only_an_organisation_admin_appoints_caseworkers_not_a_coordinator() {
             .set_role(&admin_device.store, space, second.person, Role::Caseworker)
             .await,
         "a former organisation admin",
+    );
+    let late = Device::register(&url, "Zu spät").await;
+    let redeemed = late.client.redeem_invite(&late.store, &unused).await;
+    assert!(
+        matches!(&redeemed, Err(Error::Server { status: 404, .. })),
+        "{redeemed:?}"
     );
     let listed = admin(server.data.path(), &["persons"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("{}\t-\t-", admin_device.person)));

@@ -164,6 +164,11 @@ pub fn set_org_admin(conn: &Connection, id: Uuid, admin: bool) -> Result<Uuid, S
             "DELETE FROM org_admins WHERE person_id = ?1",
             [person.to_string()],
         )?;
+        // Their open caseworker invites go with it: a withdrawn appointer appoints no one more.
+        conn.execute(
+            "DELETE FROM invites WHERE role = 'caseworker' AND created_by = ?1",
+            [person.to_string()],
+        )?;
     }
     Ok(person)
 }
