@@ -474,7 +474,7 @@ async fn only_an_organisation_admin_appoints_caseworkers_not_a_coordinator() {
         .set_role(&coordinator.store, space, second.person, Role::Volunteer)
         .await
         .expect("a coordinator takes the role away");
-    // An organisation admin does not change a coordinator's role.
+    // An organisation admin from outside the space does not change a coordinator's role.
     refused_as_forbidden(
         admin_device
             .client

@@ -145,9 +145,12 @@ pub async fn set_role(
     let membership = blocking(move || {
         let conn = state.db.lock();
         require_appointer(&conn, space, device.person, req.role)?;
-        if req.role == Role::Caseworker && spaces::role_of(&conn, space, person)? == Some(Role::Coordinator) {
-            // Coordinators answer to their space: an organisation admin appoints among the
-            // other members.
+        if req.role == Role::Caseworker
+            && spaces::role_of(&conn, space, person)? == Some(Role::Coordinator)
+            && spaces::role_of(&conn, space, device.person)? != Some(Role::Coordinator)
+        {
+            // Coordinators answer to their space: an organisation admin from outside it
+            // appoints among the other members.
             return Err(ServerError::Forbidden(
                 "a coordinator's role is changed by the space's coordinators; make them a volunteer first"
                     .into(),
