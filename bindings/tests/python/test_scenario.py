@@ -263,7 +263,11 @@ def test_sync_two_stores_through_the_server(tmp_path, server_url):
         assert 400 <= refused.value.http_status() < 500 and not refused.value.is_retryable()
         with pytest.raises(q.QuartierError.Server):
             await sync_b.redeem_invite("no-such-code")
-        await sync_a.set_role(space, vol.person_id, q.Role.CASEWORKER)
+        # Caseworkers are appointed by the organisation (its admins), never by a coordinator.
+        with pytest.raises(q.QuartierError.Server) as not_appointer:
+            await sync_a.set_role(space, vol.person_id, q.Role.CASEWORKER)
+        assert not_appointer.value.http_status() == 403
+        await sync_a.set_role(space, vol.person_id, q.Role.RESIDENT)
         await sync_a.remove_member(space, vol.person_id)
 
     asyncio.run(scenario())
