@@ -96,11 +96,9 @@ impl Store {
         new.content.validate()?;
         let item = new.into_item(now());
         let doc_id = item.id.to_string();
+        let state = documents::creation_state_of(&item, &doc_id)?;
         // The change is about as large as the JSON it writes; a snapshot is never larger.
-        let size = serde_json::to_vec(&item_to_json(&item)?)
-            .map_err(|e| Error::document(&doc_id, e))?
-            .len();
-        let budget = self.options().document_budget;
+        let (size, budget) = (state.len(), self.options().document_budget);
         if size > budget {
             return Err(Error::DocumentTooLarge { size, budget });
         }
@@ -109,7 +107,7 @@ impl Store {
             actor: self.actor().to_bytes().to_vec(),
             time_ms: item.created_at.timestamp_millis(),
             message: Some(ChangeNote::new(item.author, ["created"]).encode()),
-            state: documents::creation_state_of(&item, &doc_id)?,
+            state,
             check: Vec::new(),
         };
         self.write(|tx, touched| {

@@ -110,7 +110,7 @@ pub(crate) fn creation_history(conn: &Connection, doc_id: &str) -> Result<Option
     let Some(Some(stored)) = stored else {
         return Ok(None);
     };
-    let Ok(form) = quartier_protocol::decode::<StoredCreation>(&stored, MAX_STORED_CREATION) else {
+    let Some(form) = decode_stored(doc_id, &stored) else {
         return Ok(None);
     };
     Ok(Some(CreationHistory {
@@ -284,26 +284,33 @@ fn creation_change(
     kind: DocKind,
     stored: &[u8],
 ) -> Result<std::result::Result<Change, UnbuildableCreation>> {
-    let outgoing: Option<Vec<u8>> = conn
-        .prepare_cached(
-            "SELECT bytes FROM outbox WHERE doc_id = ?1 AND bytes IS NOT NULL ORDER BY seq LIMIT 1",
-        )?
-        .query_row([doc_id], |r| r.get(0))
-        .optional()?;
+    // A document in creation form has no other change in the outbox than its creation (an
+    // edit settles the form first).
+    let outgoing = || -> Result<Option<Change>> {
+        let bytes: Option<Vec<u8>> = conn
+            .prepare_cached(
+                "SELECT bytes FROM outbox WHERE doc_id = ?1 AND bytes IS NOT NULL ORDER BY seq LIMIT 1",
+            )?
+            .query_row([doc_id], |r| r.get(0))
+            .optional()?;
+        Ok(bytes.and_then(|bytes| guarded::decode(bytes).ok()))
+    };
     let unreadable = || {
         UnbuildableCreation(format!(
             "the creation form of {doc_id} does not decode, or keeps its state in a projection that is gone"
         ))
     };
-    let outgoing = outgoing.and_then(|bytes| guarded::decode(bytes).ok());
     let Some(form) = decode_stored(doc_id, stored) else {
-        // A document in creation form has no other change in the outbox than its creation (an
-        // edit settles the form first): when the form is damaged, that change is the document.
-        return Ok(outgoing.ok_or_else(unreadable));
+        // When the form is damaged, its change waiting in the outbox is the document.
+        return Ok(outgoing()?.ok_or_else(unreadable));
     };
-    if let Some(change) = outgoing {
-        if !form.check.is_empty() && change.hash().0.starts_with(&form.check) {
-            return Ok(Ok(change));
+    // Only a sealed form (a check) can have its change in the outbox; one not sealed builds from
+    // the state it keeps, and a form received has no outbox entry to read.
+    if !form.check.is_empty() {
+        if let Some(change) = outgoing()? {
+            if change.hash().0.starts_with(&form.check) {
+                return Ok(Ok(change));
+            }
         }
     }
     let Some(creation) = complete(conn, doc_id, form)? else {

@@ -32,7 +32,7 @@ pub use merge::IncomingCreation;
 pub use merge::MergeReport;
 pub(crate) use merge::{decode_incoming, CreationsApplied};
 pub use migrations::{APPLICATION_ID, SCHEMA_VERSION};
-pub(crate) use outbox::MAY_LEAVE_DEVICE;
+pub(crate) use outbox::{defer_entry, MAY_LEAVE_DEVICE};
 pub(crate) use purge::{purge_space, purge_unreadable};
 pub use refusal::UndeliveredChange;
 pub(crate) use refusal::{Returned, SetAside};

@@ -19,6 +19,24 @@ pub(crate) const CANNOT_BUILD: &str =
 pub(crate) const MAY_LEAVE_DEVICE: &str =
     "LEFT JOIN items i ON i.item_id = o.doc_id WHERE (i.id IS NULL OR (i.status != 'draft' AND i.audience != 'author_only'))";
 
+/// Marks outbox entry `seq` as waiting, for `reason`, since `now` (or since it first waited);
+/// returns its document and since when it waits, `None` if the entry is gone.
+pub(crate) fn defer_entry(
+    conn: &rusqlite::Connection,
+    seq: i64,
+    reason: &str,
+    now: i64,
+) -> Result<Option<(String, i64)>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached(
+            "UPDATE outbox SET deferred_since = coalesce(deferred_since, ?2), defer_reason = ?3 WHERE seq = ?1
+             RETURNING doc_id, deferred_since",
+        )?
+        .query_row(params![seq, now, reason], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 impl Store {
     /// The oldest outbox entries that may leave the device, at most `limit`, their changes
     /// built first where they wait without them (`Store::seal_outbox`).
@@ -103,10 +121,7 @@ impl Store {
                     Err(e) => return Err(e),
                 };
                 tracing::error!(doc = %doc_id, reason = %failure, "an item created here cannot be sent");
-                tx.prepare_cached(
-                    "UPDATE outbox SET deferred_since = coalesce(deferred_since, ?2), defer_reason = ?3 WHERE seq = ?1",
-                )?
-                .execute(params![seq, super::now_ms(), CANNOT_BUILD])?;
+                defer_entry(tx, seq, CANNOT_BUILD, super::now_ms())?;
             }
             Ok(sealed)
         })

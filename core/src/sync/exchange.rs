@@ -438,20 +438,14 @@ impl Store {
 /// Notes that the server deferred an outbox entry (the first time, and why); `None` if the entry
 /// is gone (withdrawn with a refused change it was built on).
 fn mark_deferred(conn: &Connection, seq: i64, reason: &str, now: i64) -> Result<Option<DeferredChange>> {
-    conn.prepare_cached(
-        "UPDATE outbox SET deferred_since = coalesce(deferred_since, ?2), defer_reason = ?3 WHERE seq = ?1
-         RETURNING doc_id, deferred_since",
-    )?
-    .query_row(params![seq, now, reason], |r| {
-        Ok(DeferredChange {
-            doc_id: r.get(0)?,
+    Ok(
+        crate::store::defer_entry(conn, seq, reason, now)?.map(|(doc_id, since_ms)| DeferredChange {
+            doc_id,
             reason: reason.to_owned(),
-            since_ms: r.get(1)?,
+            since_ms,
             overdue: false,
-        })
-    })
-    .optional()
-    .map_err(Into::into)
+        }),
+    )
 }
 
 /// A demoted member's device drops the items its new role may not read (`docs/permissions.md`).
