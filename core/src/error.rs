@@ -145,6 +145,11 @@ pub enum Error {
     #[error("media file error while {op}: {reason}")]
     MediaIo { op: &'static str, reason: String },
 
+    /// Counselling's end-to-end encryption refused a message, key or backup (tampered, for
+    /// another conversation, a wrong passphrase …). Nothing of it was stored.
+    #[error("counselling: {0}")]
+    Counselling(#[from] quartier_counselling::CryptoError),
+
     /// An Automerge operation failed on a document held by this store.
     #[error("document error in {doc}: {reason}")]
     Document { doc: String, reason: String },
@@ -237,6 +242,10 @@ impl From<Error> for quartier_domain::QuartierError {
             Error::MediaIo { .. } => Public::Media {
                 reason,
                 code: "media_io".into(),
+            },
+            Error::Counselling(e) => Public::Counselling {
+                reason,
+                code: crate::counselling::error_code(&e).into(),
             },
         }
     }

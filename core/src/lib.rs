@@ -15,8 +15,10 @@
 //! - [`store`]: SQLite persistence, writes, merges, live queries;
 //! - [`media`]: the content-addressed media store: import, image processing, eviction;
 //! - [`query`]: the read side, on projections only;
-//! - [`sync`]: sync with a server: device key, sans-IO exchange, HTTP client, background task.
+//! - [`sync`]: sync with a server: device key, sans-IO exchange, HTTP client, background task;
+//! - [`counselling`]: end-to-end encrypted counselling kept in the store and moved by the sync.
 
+pub mod counselling;
 pub mod error;
 pub mod media;
 pub mod query;

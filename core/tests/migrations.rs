@@ -174,6 +174,20 @@ const ADDED_BY: &[Added] = &[
                    FROM creation_changes c JOIN documents d ON d.doc_id = c.doc_id
                    WHERE d.creation IS NOT NULL AND d.kind = 'item';",
     },
+    Added {
+        version: 16,
+        tables: &[
+            "counselling_device",
+            "counselling_identities",
+            "counselling_channels",
+            "counselling_records",
+            "counselling_outbox",
+            "counselling_claimed",
+            "counselling_pending_keys",
+        ],
+        columns: &[],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -34,7 +34,7 @@ const MAX_LANES: u32 = 4;
 pub const MIN_PASSPHRASE_CHARS: usize = 8;
 
 /// Largest backup content (keys of many conversations; never messages' media).
-pub const MAX_BACKUP_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_BACKUP_BYTES: usize = 4 * 1024 * 1024 - 1024;
 
 /// Seals `content` under `passphrase`.
 pub fn seal(passphrase: &str, content: &[u8]) -> Result<Vec<u8>> {

@@ -5,7 +5,9 @@
 //! [`InboundGroups`]. A device that leaves (a caseworker removed from the team, a lost phone
 //! revoked) keeps the keys it had, so the sender starts a new session, shared only with the
 //! devices that remain: [`OutboundGroup::needs_rotation`]. A device that joins is given the
-//! current session from its current position: it reads what is sent from then on.
+//! current session's key from the session's first message: messages written offline before
+//! the sender learned of the device are readable to it, and nothing of earlier sessions is
+//! (a session holds at most [`MESSAGES_PER_SESSION`] messages).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +32,8 @@ pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 pub struct OutboundGroup {
     conversation: Uuid,
     session: GroupSession,
+    /// The session's key at its first message (what a device joining it is given).
+    initial_key: String,
     /// Identity keys of the devices this session's key was given to.
     shared_with: BTreeSet<String>,
 }
@@ -38,15 +42,18 @@ pub struct OutboundGroup {
 struct OutboundPickle {
     conversation: Uuid,
     session: String,
+    initial_key: String,
     shared_with: BTreeSet<String>,
 }
 
 impl OutboundGroup {
     /// A new session for `conversation`, shared with nobody yet.
     pub fn new(conversation: Uuid) -> Self {
+        let session = GroupSession::new(SessionConfig::version_1());
         OutboundGroup {
             conversation,
-            session: GroupSession::new(SessionConfig::version_1()),
+            initial_key: session.session_key().to_base64(),
+            session,
             shared_with: BTreeSet::new(),
         }
     }
@@ -59,10 +66,10 @@ impl OutboundGroup {
         self.session.session_id()
     }
 
-    /// The key to send to a device (over Olm), from the session's current position: the device
-    /// reads what this session encrypts from now on, nothing before.
-    pub fn session_key(&self) -> String {
-        self.session.session_key().to_base64()
+    /// The key to send to a device (over Olm): it reads this session's messages, from its
+    /// first, and nothing of the sender's other sessions.
+    pub fn session_key(&self) -> &str {
+        &self.initial_key
     }
 
     /// Whether the sender must start a new session before its next message: a device it shared
@@ -80,6 +87,12 @@ impl OutboundGroup {
     /// Records that `device` was given the key.
     pub fn mark_shared(&mut self, device: &str) {
         self.shared_with.insert(device.to_string());
+    }
+
+    /// Records that the key did not reach `device` (the server refused the share): it is
+    /// given again.
+    pub fn unmark_shared(&mut self, device: &str) {
+        self.shared_with.remove(device);
     }
 
     /// Encrypts one envelope (which must be for this conversation).
@@ -102,6 +115,7 @@ impl OutboundGroup {
         serde_json::to_string(&OutboundPickle {
             conversation: self.conversation,
             session: self.session.pickle().encrypt(key),
+            initial_key: self.initial_key.clone(),
             shared_with: self.shared_with.clone(),
         })
         .unwrap_or_default()
@@ -117,15 +131,15 @@ impl OutboundGroup {
         Ok(OutboundGroup {
             conversation: pickle.conversation,
             session: GroupSession::from_pickle(session),
+            initial_key: pickle.initial_key,
             shared_with: pickle.shared_with,
         })
     }
 }
 
-/// One session key a device received: for which conversation, from which device.
+/// One session key a device received: for which conversation.
 struct Inbound {
     conversation: Uuid,
-    sender: String,
     session: InboundGroupSession,
 }
 
@@ -133,13 +147,16 @@ struct Inbound {
 struct InboundPickle {
     conversation: Uuid,
     sender: String,
+    session_id: String,
     session: String,
 }
 
-/// The session keys a device holds, by session id.
+/// The session keys a device holds, by the device that gave them and session id. Keyed by the
+/// giver too: a participant who forwards someone else's session key first only fills a slot
+/// of its own, which opens nothing the real sender wrote.
 #[derive(Default)]
 pub struct InboundGroups {
-    sessions: BTreeMap<String, Inbound>,
+    sessions: BTreeMap<(String, String), Inbound>,
 }
 
 /// A decrypted message and where it sat in its session (to catch replays).
@@ -152,8 +169,8 @@ pub struct Opened {
 
 impl InboundGroups {
     /// Keeps a session key `sender` gave this device for `conversation`. A key for a session
-    /// already held keeps the earlier position (never lets a later key narrow what is read),
-    /// and a key that claims another conversation or sender than the held one is refused.
+    /// already held from that sender keeps the earlier position (a later key never narrows
+    /// what is read), and one that claims another conversation than the held one is refused.
     pub fn add(
         &mut self,
         conversation: Uuid,
@@ -163,19 +180,30 @@ impl InboundGroups {
     ) -> Result<()> {
         let key =
             SessionKey::from_base64(session_key).map_err(|e| CryptoError::malformed("session key", e))?;
-        let mut session = InboundGroupSession::new(&key, SessionConfig::version_1());
+        let session = InboundGroupSession::new(&key, SessionConfig::version_1());
+        self.keep(conversation, sender, session_id, session)
+    }
+
+    fn keep(
+        &mut self,
+        conversation: Uuid,
+        sender: &str,
+        session_id: &str,
+        mut session: InboundGroupSession,
+    ) -> Result<()> {
         if session.session_id() != session_id {
             return Err(CryptoError::Misdirected {
                 what: "session key",
                 other: "session",
             });
         }
-        match self.sessions.get_mut(session_id) {
+        let slot = (sender.to_string(), session_id.to_string());
+        match self.sessions.get_mut(&slot) {
             Some(held) => {
-                if held.conversation != conversation || held.sender != sender {
+                if held.conversation != conversation {
                     return Err(CryptoError::Misdirected {
                         what: "session key",
-                        other: "conversation or sender",
+                        other: "conversation",
                     });
                 }
                 if let Some(merged) = held.session.merge(&mut session) {
@@ -184,10 +212,9 @@ impl InboundGroups {
             }
             None => {
                 self.sessions.insert(
-                    session_id.to_string(),
+                    slot,
                     Inbound {
                         conversation,
-                        sender: sender.to_string(),
                         session,
                     },
                 );
@@ -196,35 +223,34 @@ impl InboundGroups {
         Ok(())
     }
 
-    /// Whether the key of `session_id` is here.
-    pub fn has(&self, session_id: &str) -> bool {
-        self.sessions.contains_key(session_id)
+    /// Whether the key `sender` gave for `session_id` is here.
+    pub fn has(&self, sender: &str, session_id: &str) -> bool {
+        self.sessions
+            .contains_key(&(sender.to_string(), session_id.to_string()))
     }
 
     /// Decrypts a message that arrived for `conversation` from the device `sender`. The key
     /// must have come from that device for that conversation, and the envelope inside must
     /// name the conversation too.
     pub fn decrypt(&mut self, conversation: Uuid, sender: &str, sealed: &Sealed) -> Result<Opened> {
+        let missing = || CryptoError::MissingKey {
+            conversation,
+            session_id: sealed.session_id.clone(),
+        };
         let inbound = self
             .sessions
-            .get_mut(&sealed.session_id)
-            .ok_or_else(|| CryptoError::MissingKey {
-                conversation,
-                session_id: sealed.session_id.clone(),
-            })?;
-        if inbound.conversation != conversation || inbound.sender != sender {
+            .get_mut(&(sender.to_string(), sealed.session_id.clone()))
+            .ok_or_else(missing)?;
+        if inbound.conversation != conversation {
             return Err(CryptoError::Misdirected {
                 what: "message",
-                other: "conversation or sender",
+                other: "conversation",
             });
         }
         let message = MegolmMessage::from_bytes(&sealed.ciphertext)
             .map_err(|e| CryptoError::malformed("megolm message", e))?;
         let decrypted = inbound.session.decrypt(&message).map_err(|e| match e {
-            vodozemac::megolm::DecryptionError::UnknownMessageIndex(..) => CryptoError::MissingKey {
-                conversation,
-                session_id: sealed.session_id.clone(),
-            },
+            vodozemac::megolm::DecryptionError::UnknownMessageIndex(..) => missing(),
             _ => CryptoError::Tampered { what: "message" },
         })?;
         let envelope = Envelope::decode(&decrypted.plaintext)?;
@@ -247,9 +273,9 @@ impl InboundGroups {
         self.sessions
             .iter()
             .filter(|(_, s)| s.conversation == conversation)
-            .map(|(id, s)| {
+            .map(|((sender, id), s)| {
                 (
-                    s.sender.clone(),
+                    sender.clone(),
                     id.clone(),
                     s.session.export_at_first_known_index().to_base64(),
                 )
@@ -268,24 +294,7 @@ impl InboundGroups {
         let key = vodozemac::megolm::ExportedSessionKey::from_base64(exported)
             .map_err(|e| CryptoError::malformed("exported session key", e))?;
         let session = InboundGroupSession::import(&key, SessionConfig::version_1());
-        if session.session_id() != session_id {
-            return Err(CryptoError::Misdirected {
-                what: "session key",
-                other: "session",
-            });
-        }
-        if self.sessions.contains_key(session_id) {
-            return Ok(());
-        }
-        self.sessions.insert(
-            session_id.to_string(),
-            Inbound {
-                conversation,
-                sender: sender.to_string(),
-                session,
-            },
-        );
-        Ok(())
+        self.keep(conversation, sender, session_id, session)
     }
 
     /// Forgets every key of `conversation` (erasure, or leaving it).
@@ -294,38 +303,33 @@ impl InboundGroups {
     }
 
     pub fn pickle(&self, key: &[u8; 32]) -> String {
-        let pickles: BTreeMap<&String, InboundPickle> = self
+        let pickles: Vec<InboundPickle> = self
             .sessions
             .iter()
-            .map(|(id, s)| {
-                (
-                    id,
-                    InboundPickle {
-                        conversation: s.conversation,
-                        sender: s.sender.clone(),
-                        session: s.session.pickle().encrypt(key),
-                    },
-                )
+            .map(|((sender, session_id), s)| InboundPickle {
+                conversation: s.conversation,
+                sender: sender.clone(),
+                session_id: session_id.clone(),
+                session: s.session.pickle().encrypt(key),
             })
             .collect();
         serde_json::to_string(&pickles).unwrap_or_default()
     }
 
     pub fn from_pickle(pickle: &str, key: &[u8; 32]) -> Result<Self> {
-        let pickles: BTreeMap<String, InboundPickle> =
+        let pickles: Vec<InboundPickle> =
             serde_json::from_str(pickle).map_err(|e| CryptoError::malformed("inbound sessions pickle", e))?;
         let mut sessions = BTreeMap::new();
-        for (id, p) in pickles {
+        for p in pickles {
             let session = InboundGroupSessionPickle::from_encrypted(&p.session, key).map_err(|_| {
                 CryptoError::Tampered {
                     what: "inbound sessions pickle",
                 }
             })?;
             sessions.insert(
-                id,
+                (p.sender, p.session_id),
                 Inbound {
                     conversation: p.conversation,
-                    sender: p.sender,
                     session: InboundGroupSession::from_pickle(session),
                 },
             );
@@ -356,22 +360,30 @@ mod tests {
         }
     }
 
+    /// Messages written offline, before the sender knew the reader, are readable with the key
+    /// given later; the sender's earlier sessions are not.
     #[test]
-    fn a_shared_key_reads_from_its_position_on_and_not_before() {
+    fn a_key_given_later_reads_its_session_from_the_start_and_no_earlier_session() {
         let conversation = Uuid::now_v7();
+        let mut old = OutboundGroup::new(conversation);
+        let before = old.encrypt(&text(conversation, "an earlier session")).unwrap();
         let mut sender = OutboundGroup::new(conversation);
-        let early = sender.encrypt(&text(conversation, "before you joined")).unwrap();
+        let queued = sender.encrypt(&text(conversation, "written offline")).unwrap();
         let mut reader = InboundGroups::default();
         reader
-            .add(conversation, "alice", &sender.session_id(), &sender.session_key())
+            .add(conversation, "alice", &sender.session_id(), sender.session_key())
             .unwrap();
         let later = sender.encrypt(&text(conversation, "after")).unwrap();
         assert_eq!(
             body_text(&reader.decrypt(conversation, "alice", &later).unwrap()),
             "after"
         );
+        assert_eq!(
+            body_text(&reader.decrypt(conversation, "alice", &queued).unwrap()),
+            "written offline"
+        );
         assert!(matches!(
-            reader.decrypt(conversation, "alice", &early),
+            reader.decrypt(conversation, "alice", &before),
             Err(CryptoError::MissingKey { .. })
         ));
     }
@@ -386,7 +398,7 @@ mod tests {
             sender.mark_shared(&device);
         }
         carol
-            .add(conversation, "alice", &sender.session_id(), &sender.session_key())
+            .add(conversation, "alice", &sender.session_id(), sender.session_key())
             .unwrap();
         assert!(!sender.needs_rotation(&everyone));
         everyone.remove("carol");
@@ -412,7 +424,7 @@ mod tests {
         let mut sender = OutboundGroup::new(conversation);
         let mut reader = InboundGroups::default();
         reader
-            .add(conversation, "alice", &sender.session_id(), &sender.session_key())
+            .add(conversation, "alice", &sender.session_id(), sender.session_key())
             .unwrap();
         let sealed = sender.encrypt(&text(conversation, "hello")).unwrap();
 
@@ -427,19 +439,44 @@ mod tests {
             reader.decrypt(other, "alice", &sealed),
             Err(CryptoError::Misdirected { .. })
         ));
+        // A record claimed by another sender finds no key of that sender.
         assert!(matches!(
             reader.decrypt(conversation, "mallory", &sealed),
-            Err(CryptoError::Misdirected { .. })
+            Err(CryptoError::MissingKey { .. })
         ));
         // A key for the same session, claimed for another conversation, is refused.
         assert!(reader
-            .add(other, "alice", &sender.session_id(), &sender.session_key())
+            .add(other, "alice", &sender.session_id(), sender.session_key())
             .is_err());
         // An envelope of another conversation cannot be sent in this one.
         assert!(sender.encrypt(&text(other, "x")).is_err());
         assert_eq!(
             body_text(&reader.decrypt(conversation, "alice", &sealed).unwrap()),
             "hello"
+        );
+    }
+
+    /// Mallory forwards Alice's session key before Alice does: it opens nothing Alice wrote,
+    /// and Alice's own share still works.
+    #[test]
+    fn a_session_key_forwarded_by_another_participant_does_not_take_the_senders_place() {
+        let conversation = Uuid::now_v7();
+        let mut alice = OutboundGroup::new(conversation);
+        let sealed = alice.encrypt(&text(conversation, "von Alice")).unwrap();
+        let mut reader = InboundGroups::default();
+        reader
+            .add(conversation, "mallory", &alice.session_id(), alice.session_key())
+            .unwrap();
+        assert!(matches!(
+            reader.decrypt(conversation, "alice", &sealed),
+            Err(CryptoError::MissingKey { .. })
+        ));
+        reader
+            .add(conversation, "alice", &alice.session_id(), alice.session_key())
+            .unwrap();
+        assert_eq!(
+            body_text(&reader.decrypt(conversation, "alice", &sealed).unwrap()),
+            "von Alice"
         );
     }
 
@@ -461,7 +498,7 @@ mod tests {
         let mut sender = OutboundGroup::new(conversation);
         let mut reader = InboundGroups::default();
         reader
-            .add(conversation, "alice", &sender.session_id(), &sender.session_key())
+            .add(conversation, "alice", &sender.session_id(), sender.session_key())
             .unwrap();
         let first = sender.encrypt(&text(conversation, "one")).unwrap();
         let key = [3u8; 32];
@@ -482,6 +519,6 @@ mod tests {
             "one"
         );
         restored.forget(conversation);
-        assert!(!restored.has(&first.session_id));
+        assert!(!restored.has("alice", &first.session_id));
     }
 }

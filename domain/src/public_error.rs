@@ -96,6 +96,11 @@ pub enum QuartierError {
     /// `media_too_large`, `media_hash_mismatch`, `media_io`).
     #[error("{reason}")]
     Media { reason: String, code: String },
+    /// Counselling's end-to-end encryption refused something: `code` says what
+    /// (`wrong_passphrase`, `tampered`, `missing_key`, `replayed`, `misdirected`, `malformed`,
+    /// `too_large`, `no_session`, `not_a_participant`).
+    #[error("{reason}")]
+    Counselling { reason: String, code: String },
     /// The store was closed with `close()`; open it again to go on.
     #[error("{reason}")]
     Closed { reason: String },
@@ -115,7 +120,10 @@ impl QuartierError {
     pub fn error_code(&self) -> String {
         use QuartierError::*;
         let name = match self {
-            NotPermitted { code, .. } | Server { code, .. } | Media { code, .. } => return code.clone(),
+            NotPermitted { code, .. }
+            | Server { code, .. }
+            | Media { code, .. }
+            | Counselling { code, .. } => return code.clone(),
             Invalid { .. } => "invalid",
             InvalidCoordinates { .. } => "invalid_coordinates",
             UnknownKind { .. } => "unknown_kind",

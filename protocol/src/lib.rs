@@ -9,11 +9,13 @@
 //!   errors for anything malformed;
 //! - [`signing`]: what a device signs for each change it pushes;
 //! - [`blobs`]: media transfer (announce, chunk, download), `docs/blobs.md`;
+//! - [`counselling`]: the counselling part of a sync: conversations, to-device inboxes, keys;
 //! - [`names`]: the rule for display names, enforced by the server and checked by devices.
 //!
 //! Nothing here does I/O.
 
 pub mod blobs;
+pub mod counselling;
 pub mod messages;
 pub mod names;
 pub mod signing;

@@ -95,6 +95,18 @@ pub struct RegisterDevice {
     /// Ed25519 signature of the device key over the registration payload.
     #[serde(default, with = "serde_bytes")]
     pub signature: Option<Vec<u8>>,
+    /// A code from [`DeviceLink`]: the device joins the person who made it (their second
+    /// phone) instead of becoming a new person. `display_name` is then ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_code: Option<String>,
+}
+
+/// `POST /v1/me/device-links`: a one-use code, valid for minutes, that registers another
+/// device as this device's person (shown as a QR code on the first phone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLink {
+    pub code: String,
+    pub expires_at_ms: i64,
 }
 
 /// Answer to [`RegisterDevice`]: who the device is and the bearer token it authenticates with.
@@ -257,6 +269,35 @@ pub enum Record {
         #[serde(with = "serde_bytes")]
         check: Vec<u8>,
     },
+    /// An end-to-end encrypted counselling record (`docs/counselling.md`): a message, a case
+    /// note or an appointment, readable only by the conversation's devices. Pushed by its
+    /// sender; served in a [`crate::counselling::ConversationPage`] with the server's `seq`.
+    Sealed {
+        conversation: Uuid,
+        /// The record's id, also inside the ciphertext: what makes delivery exactly-once.
+        id: Uuid,
+        /// The sending device's Curve25519 identity key (base64).
+        sender: String,
+        /// The sender's Megolm session.
+        session_id: String,
+        #[serde(with = "serde_bytes")]
+        ciphertext: Vec<u8>,
+        /// Its place in the conversation (server → device only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<i64>,
+    },
+    /// An Olm-encrypted message from one device to another (a conversation key).
+    ToDevice {
+        /// The recipient's identity key.
+        recipient: String,
+        /// The sender's identity key.
+        sender: String,
+        #[serde(with = "serde_bytes")]
+        ciphertext: Vec<u8>,
+        /// Its place in the recipient's inbox (server → device only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<i64>,
+    },
     /// A record type this version does not know.
     #[serde(other)]
     Unknown,
@@ -304,6 +345,18 @@ impl Record {
                     + check.len()
                     + 48
             }
+            Record::Sealed {
+                ciphertext,
+                sender,
+                session_id,
+                ..
+            } => ciphertext.len() + sender.len() + session_id.len() + 48,
+            Record::ToDevice {
+                ciphertext,
+                sender,
+                recipient,
+                ..
+            } => ciphertext.len() + sender.len() + recipient.len() + 16,
             Record::Unknown => 8,
         }
     }
@@ -326,6 +379,9 @@ pub struct SyncRequest {
     /// [`ACCEPTS_CREATED`]); a server sends no other, so older devices never skip a document.
     #[serde(default)]
     pub accepts: Vec<String>,
+    /// Counselling: conversations, inboxes, key claims and publications (`docs/counselling.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counselling: Option<crate::counselling::CounsellingRequest>,
 }
 
 /// What became of a pushed change.
@@ -483,6 +539,9 @@ pub struct SyncResponse {
     pub memberships: Vec<Membership>,
     /// Spaces the device asked about but may no longer see: purge them.
     pub revoked: Vec<Uuid>,
+    /// The answer to [`SyncRequest::counselling`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counselling: Option<crate::counselling::CounsellingResponse>,
 }
 
 /// Body of every 4xx/5xx answer.

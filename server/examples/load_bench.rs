@@ -177,6 +177,7 @@ async fn run_device(client: reqwest::Client, url: Arc<String>, device: Device) -
             push,
             budget_bytes: 1024 * 1024,
             accepts: vec![quartier_protocol::ACCEPTS_CREATED.to_owned()],
+            counselling: None,
         };
         let body = quartier_protocol::encode(&request).map_err(|e| e.to_string())?;
         let started = Instant::now();

@@ -131,7 +131,8 @@ fn slow_clients(
         .keep_alive(true);
 }
 
-/// The periodic blob collection (`blobs::gc`): every `blob_gc_interval_secs`, on a blocking
+/// The periodic blob collection (`blobs::gc`) and counselling retention (closed conversations
+/// past their team's retention are erased): every `blob_gc_interval_secs`, on a blocking
 /// thread; a failure is logged and the next run tries again.
 fn spawn_blob_gc(state: &Arc<state::AppState>) {
     let interval = state.config.blob_gc_interval_secs;
@@ -146,15 +147,27 @@ fn spawn_blob_gc(state: &Arc<state::AppState>) {
         ticks.tick().await; // the first tick is immediate: start one interval after startup
         loop {
             ticks.tick().await;
-            let state = Arc::clone(&state);
+            let gc_state = Arc::clone(&state);
             let run = tokio::task::spawn_blocking(move || {
-                blobs::gc::collect(&state.db, &state.blobs, grace_ms, storage::now_ms())
+                blobs::gc::collect(&gc_state.db, &gc_state.blobs, grace_ms, storage::now_ms())
             })
             .await;
             match run {
                 Ok(Ok(report)) => tracing::info!(?report, "blob garbage collection"),
                 Ok(Err(e)) => tracing::error!(error = %e, "blob garbage collection failed"),
                 Err(e) => tracing::error!(error = %e, "blob garbage collection panicked"),
+            }
+            // Counselling retention runs on the same schedule.
+            let db_state = Arc::clone(&state);
+            let erased = tokio::task::spawn_blocking(move || {
+                storage::counselling::erase_due(&db_state.db.lock(), storage::now_ms())
+            })
+            .await;
+            match erased {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(conversations = n, "counselling retention erased conversations"),
+                Ok(Err(e)) => tracing::error!(error = %e, "counselling retention failed"),
+                Err(e) => tracing::error!(error = %e, "counselling retention panicked"),
             }
         }
     });

@@ -147,6 +147,11 @@ enum AdminTask {
     GrantOrgAdmin { id: uuid::Uuid },
     /// Withdraws organisation admin (caseworkers already appointed stay).
     RevokeOrgAdmin { id: uuid::Uuid },
+    /// Lists the counselling erasure log: conversation, team, who asked, why, when. No content.
+    Erasures,
+    /// Erases now every closed counselling conversation past its team's retention (what
+    /// `serve` does periodically).
+    Retention,
 }
 
 /// `Cli`'s command with `serve`'s defaults written into the help of each flag, from
@@ -251,7 +256,7 @@ fn run(cli: Cli) -> Result<(), ServerError> {
 }
 
 fn admin(db: &quartier_server::storage::Db, task: AdminTask) -> Result<(), ServerError> {
-    use quartier_server::storage::accounts;
+    use quartier_server::storage::{self, accounts};
     let conn = db.lock();
     match task {
         AdminTask::Stats => {
@@ -287,6 +292,18 @@ fn admin(db: &quartier_server::storage::Db, task: AdminTask) -> Result<(), Serve
         AdminTask::RevokeOrgAdmin { id } => {
             let person = accounts::set_org_admin(&conn, id, false)?;
             println!("no longer organisation admin: {person}");
+        }
+        AdminTask::Erasures => {
+            for e in storage::counselling::erasures(&conn)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    e.conversation, e.team, e.requested_by, e.reason, e.erased_at
+                );
+            }
+        }
+        AdminTask::Retention => {
+            let n = storage::counselling::erase_due(&conn, storage::now_ms())?;
+            println!("erased {n} conversation(s) past their retention");
         }
         AdminTask::Gc { .. } => {}
     }

@@ -49,6 +49,7 @@ impl Bench {
             &key.verifying_key().to_bytes(),
             Some("Anna"),
             "token-a",
+            None,
         )
         .expect("register");
         let person = PersonId::from(registered.person);
@@ -408,7 +409,7 @@ fn a_change_is_stored_whole_or_not_at_all_and_the_cache_never_differs_from_the_d
                 // Created records are rebuilt by the device; the workbench holds the original.
                 copy_doc(&b.store, &fresh, &doc.to_string());
             }
-            Record::Unknown => {}
+            Record::Sealed { .. } | Record::ToDevice { .. } | Record::Unknown => {}
         }
     }
     for (doc, bytes) in &stored {

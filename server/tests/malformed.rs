@@ -76,6 +76,7 @@ fn sync_request(protocol: u32, cursors: Vec<SpaceCursor>, push: Vec<Record>) -> 
         push,
         budget_bytes: 64 * 1024,
         accepts: Vec::new(),
+        counselling: None,
     }
 }
 
@@ -178,6 +179,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         display_name: None,
         challenge: None,
         signature: None,
+        link_code: None,
     }))
     .await;
     checks.refused("sync: another message type", &answer, &[400], &["malformed"]);
@@ -213,6 +215,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         display_name: None,
         challenge: None,
         signature: None,
+        link_code: None,
     });
     let answer = sync(cbor_bomb).await;
     checks.refused(
@@ -475,6 +478,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
                 display_name: None,
                 challenge: None,
                 signature: None,
+                link_code: None,
             },
         ),
         (
@@ -484,6 +488,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
                 display_name: None,
                 challenge: None,
                 signature: None,
+                link_code: None,
             },
         ),
         (
@@ -493,6 +498,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
                 display_name: Some("n".repeat(300)),
                 challenge: None,
                 signature: None,
+                link_code: None,
             },
         ),
     ] {

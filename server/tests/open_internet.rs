@@ -433,6 +433,7 @@ async fn registration_proves_possession_of_a_strong_key() {
         display_name: None,
         challenge: None,
         signature: None,
+        link_code: None,
     })
     .await;
     assert_eq!(answer.status, 426);
@@ -452,6 +453,7 @@ async fn registration_proves_possession_of_a_strong_key() {
             display_name: None,
             challenge: Some(challenge),
             signature: Some(vec![0; 64]),
+            link_code: None,
         })
         .await;
         assert_eq!(answer.status, 400, "{:?}", answer.error_body());

@@ -92,7 +92,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/015_lighter_writes.sql"),
         rebuilds_projections: true,
     },
-    // Next: 016. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 16,
+        sql: include_str!("migrations/016_counselling.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 017. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -222,7 +222,7 @@ impl SyncClient {
 
     /// Sends one request (unless the server's pause holds) and brings back its answer; a `429`
     /// holds every later request of this client until its `Retry-After` has passed.
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+    pub(crate) async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
         check_not_before(self.not_before(), Instant::now())?;
         let response = self.transport.send(request).await?;
         if response.status == 429 {
@@ -235,7 +235,7 @@ impl SyncClient {
         Ok(response)
     }
 
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         method: HttpMethod,
         path: &str,
@@ -246,7 +246,7 @@ impl SyncClient {
         decode_answer(&self.send(request).await?)
     }
 
-    async fn account(&self, store: &Store) -> Result<Account> {
+    pub(crate) async fn account(&self, store: &Store) -> Result<Account> {
         blocking(store, |s| s.account())
             .await?
             .ok_or(Error::NotRegistered)
@@ -289,6 +289,34 @@ impl SyncClient {
     pub async fn register(&self, store: &Store, display_name: Option<&str>) -> Result<Account> {
         let display_name = quartier_protocol::names::check_display_name(display_name)
             .map_err(|e| Error::invalid("display_name", e.to_string()))?;
+        self.register_device(store, display_name, None).await
+    }
+
+    /// Registers this device as a further device of the person whose device made `code`
+    /// ([`SyncClient::create_device_link`], shown there as a QR code): it gets their spaces,
+    /// roles and (for a caseworker) their counselling teams at its first sync.
+    pub async fn register_linked(&self, store: &Store, code: &str) -> Result<Account> {
+        let code = code.trim();
+        if code.is_empty() || code.len() > 128 {
+            return Err(Error::invalid("device link code", "not a link code"));
+        }
+        self.register_device(store, None, Some(code.to_owned())).await
+    }
+
+    /// A one-use code (valid for ten minutes) with which another phone registers as this
+    /// device's person ([`SyncClient::register_linked`]).
+    pub async fn create_device_link(&self, store: &Store) -> Result<quartier_protocol::DeviceLink> {
+        let account = self.account(store).await?;
+        let request = HttpRequest::bare(HttpMethod::Post, "/v1/me/device-links", Some(&account.token));
+        decode_answer(&self.send(request).await?)
+    }
+
+    async fn register_device(
+        &self,
+        store: &Store,
+        display_name: Option<String>,
+        link_code: Option<String>,
+    ) -> Result<Account> {
         let challenge: RegistrationChallenge = self
             .call(HttpMethod::Post, "/v1/devices/challenge", None, &())
             .await?;
@@ -306,6 +334,7 @@ impl SyncClient {
             display_name,
             challenge: Some(challenge.challenge),
             signature: Some(signature),
+            link_code,
         };
         let registered: DeviceRegistered = self.call(HttpMethod::Post, "/v1/devices", None, &request).await?;
         let account = Account {
@@ -503,7 +532,7 @@ impl SyncClient {
         .await
     }
 
-    async fn call_empty(&self, method: HttpMethod, path: &str, token: &str) -> Result<()> {
+    pub(crate) async fn call_empty(&self, method: HttpMethod, path: &str, token: &str) -> Result<()> {
         let response = self.send(HttpRequest::bare(method, path, Some(token))).await?;
         if response.is_success() {
             return Ok(());
@@ -582,7 +611,7 @@ impl Store {
 }
 
 /// Runs store work on a blocking thread.
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Store,
     f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
 ) -> Result<T> {

@@ -33,6 +33,8 @@ pub struct PushedEntries {
     /// The last space of this request's window when the device is in more spaces than one
     /// request may carry: the next window starts after it.
     pub(crate) window_end: Option<uuid::Uuid>,
+    /// What the request carried for counselling (first window only).
+    pub(crate) counselling: Option<crate::counselling::exchange::PushedCounselling>,
 }
 
 impl PushedEntries {
@@ -96,6 +98,8 @@ pub struct ExchangeOutcome {
     /// The response answered a request older than the store's cursors or memberships (delivered
     /// late or twice): only its acknowledgements were applied.
     pub stale: bool,
+    /// Counselling conversations erased from this device by this response.
+    pub counselling_erased: usize,
 }
 
 impl Store {
@@ -119,6 +123,9 @@ impl Store {
         spaces_after: Option<uuid::Uuid>,
     ) -> Result<(SyncRequest, PushedEntries)> {
         self.seal_outbox(max_push, true)?;
+        if spaces_after.is_none() {
+            self.prepare_counselling()?;
+        }
         self.read(|conn| {
             let account = load_account(conn)?.ok_or(Error::NotRegistered)?;
             let mut cursors = Vec::new();
@@ -186,10 +193,23 @@ impl Store {
                 });
                 pushed.push(seq);
             }
+            // Counselling rides on the first window's request, after the document changes.
+            let counselling = match spaces_after {
+                None => crate::counselling::exchange::request_part(conn, push.len())?,
+                Some(_) => None,
+            };
+            let (counselling, counselling_pushed) = match counselling {
+                Some((part, records, pushed_part)) => {
+                    push.extend(records);
+                    (Some(part), Some(pushed_part))
+                }
+                None => (None, None),
+            };
             let entries = PushedEntries {
                 seqs: pushed,
                 cursors: cursors.clone(),
                 window_end,
+                counselling: counselling_pushed,
             };
             // A device that failed to rebuild a creation record asks for snapshots from then on.
             let creation_failed: Option<i64> = conn.query_row(
@@ -209,6 +229,7 @@ impl Store {
                 push,
                 budget_bytes,
                 accepts,
+                counselling,
             };
             Ok((request, entries))
         })
@@ -257,7 +278,7 @@ impl Store {
         }
         let by_doc = crate::store::decode_incoming(&incoming)?;
         let now = crate::store::now_ms();
-        self.write(|tx, touched| {
+        let outcome = self.write(|tx, touched| {
             let mut outcome = ExchangeOutcome {
                 received: incoming.len() + creations.len(),
                 ..Default::default()
@@ -289,6 +310,20 @@ impl Store {
                         outcome.deferred.extend(mark_deferred(tx, *seq, "unknown", now)?);
                     }
                 }
+            }
+            // Counselling keeps its own cursors (they only move forward): its answer holds unless
+            // the request is stale.
+            if let Some(part) = &pushed.counselling {
+                let current = creation_failed.is_none() && !is_stale(tx, pushed, response)?;
+                let applied = crate::counselling::exchange::apply_part(
+                    tx,
+                    part,
+                    &response.acks,
+                    response.counselling.as_ref().filter(|_| current),
+                )?;
+                outcome.received += applied.received;
+                outcome.more |= applied.more;
+                outcome.counselling_erased += applied.erased;
             }
             // Acknowledgements hold whenever they arrive (outbox positions are never reused); the
             // rest only if the store still stands where the request was built.
@@ -337,13 +372,28 @@ impl Store {
                     record_membership(tx, membership)?;
                 }
             }
+            // A device that has just learnt it is a caseworker's publishes its counselling
+            // identity in this same sync, so that residents can give it their keys.
+            if response.memberships.iter().any(|m| m.role == quartier_protocol::Role::Caseworker)
+                && crate::counselling::state::caseworker_curve(tx)?.is_none()
+            {
+                outcome.more = true;
+            }
             for space in revoked {
                 let set_aside = crate::store::purge_space(tx, &space, touched)?;
                 outcome.rejected.extend(set_aside.into_iter().map(RejectedChange::from));
                 outcome.purged.push(space);
             }
             Ok(outcome)
-        })
+        })?;
+        // Erased counselling content leaves the WAL too (its pages were zeroed by
+        // secure_delete); best effort, as after an item's erasure.
+        if outcome.counselling_erased > 0 {
+            if let Err(e) = self.checkpoint() {
+                tracing::warn!(error = %e, "checkpoint after a counselling erasure failed");
+            }
+        }
+        Ok(outcome)
     }
 
     /// Outbox entries the server has deferred and not taken yet, oldest first; those deferred
@@ -539,7 +589,10 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
                 })
                 .collect()
         }
-        Record::Created { .. } | Record::Unknown => Vec::new(),
+        // Counselling records travel in their own part of the answer, never in a space's page.
+        Record::Created { .. } | Record::Sealed { .. } | Record::ToDevice { .. } | Record::Unknown => {
+            Vec::new()
+        }
     })
 }
 
@@ -632,6 +685,7 @@ mod tests {
             pages: Vec::new(),
             memberships: Vec::new(),
             revoked: Vec::new(),
+            counselling: None,
         }
     }
 

@@ -41,6 +41,7 @@ mod account;
 mod background;
 mod backoff;
 mod client;
+mod counselling;
 mod exchange;
 mod http;
 pub(crate) mod identity;

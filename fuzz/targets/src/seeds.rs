@@ -106,6 +106,7 @@ pub fn write_corpus() {
         push,
         budget_bytes: 256 * 1024,
         accepts: vec![ACCEPTS_CREATED.into()],
+        counselling: None,
     };
     write("wire_bodies", "sync-request", &encode(&request).expect("encode"));
     let (doc, kind, base) = &base_docs()[1];
@@ -149,6 +150,7 @@ pub fn write_corpus() {
             role: Role::Coordinator,
         }],
         revoked: vec![Uuid::from_u128(5)],
+        counselling: None,
     };
     write(
         "wire_bodies",
@@ -164,6 +166,7 @@ pub fn write_corpus() {
                 display_name: Some("Aylin".into()),
                 challenge: Some(vec![7; 32]),
                 signature: Some(vec![9; 64]),
+                link_code: None,
             })
             .expect("encode"),
         ),

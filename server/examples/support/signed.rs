@@ -35,7 +35,7 @@ impl Signer {
         getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
         let key = SigningKey::from_bytes(&secret);
         let token = random_token(32)?;
-        let registered = accounts::register(conn, &key.verifying_key().to_bytes(), Some(name), &token)?;
+        let registered = accounts::register(conn, &key.verifying_key().to_bytes(), Some(name), &token, None)?;
         Ok(Signer {
             key,
             device: registered.device,

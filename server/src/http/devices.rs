@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use ed25519_dalek::{Signature, VerifyingKey};
 use quartier_protocol::signing::registration_signing_payload;
-use quartier_protocol::{DeviceRegistered, DisplayName, RegisterDevice, RegistrationChallenge};
+use quartier_protocol::{DeviceLink, DeviceRegistered, DisplayName, RegisterDevice, RegistrationChallenge};
 use uuid::Uuid;
 
 use super::auth::Device;
@@ -130,7 +130,13 @@ pub(crate) async fn register(
     }
     let token = random_token(32)?;
     let registered = blocking(move || {
-        let record = accounts::register(&state.db.lock(), &req.public_key, display_name.as_deref(), &token)?;
+        let record = accounts::register(
+            &state.db.lock(),
+            &req.public_key,
+            display_name.as_deref(),
+            &token,
+            req.link_code.as_deref(),
+        )?;
         Ok(DeviceRegistered {
             device: record.device,
             person: record.person,
@@ -140,6 +146,20 @@ pub(crate) async fn register(
     .await?;
     tracing::info!(device = %registered.device, "device registered");
     Ok(Wire(registered))
+}
+
+/// `POST /v1/me/device-links`: a one-use code (10 minutes) with which another device registers
+/// as the caller's person.
+pub(crate) async fn create_link(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+) -> Result<Wire<DeviceLink>, ServerError> {
+    let device = device.active()?;
+    let code = random_token(16)?;
+    let stored = code.clone();
+    let expires_at_ms =
+        blocking(move || accounts::create_device_link(&state.db.lock(), device.person, &stored)).await?;
+    Ok(Wire(DeviceLink { code, expires_at_ms }))
 }
 
 /// `PUT /v1/me/display-name`: the caller's person changes (or removes) their display name.

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod guard;
 mod spaces;
 mod sync;
+mod teams;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/devices/challenge", post(devices::challenge))
         .route("/v1/devices/{device}", delete(devices::revoke))
         .route("/v1/me/display-name", put(devices::set_display_name))
+        .route("/v1/me/device-links", post(devices::create_link))
         .route("/v1/spaces", post(spaces::create))
         .route(
             "/v1/spaces/{space}/invites",
@@ -47,6 +49,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(spaces::set_role).delete(spaces::remove),
         )
         .route("/v1/sync", post(sync::sync))
+        .route("/v1/spaces/{space}/teams", post(teams::create).get(teams::list))
+        .route("/v1/spaces/{space}/teams/{team}", put(teams::update))
+        .route("/v1/spaces/{space}/teams/{team}/members", get(teams::members))
+        .route(
+            "/v1/spaces/{space}/teams/{team}/members/{person}",
+            put(teams::add_member).delete(teams::remove_member),
+        )
+        .route(
+            "/v1/counselling/backups/{backup}",
+            put(teams::put_backup).get(teams::get_backup),
+        )
         .route("/v1/spaces/{space}/blobs", post(blobs::announce))
         .route("/v1/blobs/{hash}/chunks/{index}", put(blobs::put_chunk))
         .route("/v1/blobs/{hash}/complete", post(blobs::complete))

@@ -29,16 +29,38 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     })
 }
 
-/// Registers a new person with their first device.
+/// Registers a device: of a new person, or, with a valid link code, of the person who made
+/// the code (the code is used up).
 pub fn register(
     conn: &Connection,
     public_key: &[u8],
     display_name: Option<&str>,
     token: &str,
+    link_code: Option<&str>,
 ) -> Result<DeviceRecord, ServerError> {
     let device = Uuid::now_v7();
-    let person = Uuid::now_v7();
     let tx = conn.unchecked_transaction()?;
+    let linked_person = match link_code {
+        Some(code) => {
+            let person: Option<String> = tx
+                .prepare_cached(
+                    "DELETE FROM device_links WHERE code_hash = ?1 AND expires_at > ?2 RETURNING person_id",
+                )?
+                .query_row(params![secret_hash(code), now_ms()], |r| r.get(0))
+                .optional()?;
+            match person {
+                Some(p) => Some(parse_uuid(p)?),
+                None => {
+                    return Err(ServerError::Forbidden(
+                        "unknown, used or expired device link code; make a new one on your other device"
+                            .into(),
+                    ))
+                }
+            }
+        }
+        None => None,
+    };
+    let person = linked_person.unwrap_or_else(Uuid::now_v7);
     let taken: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM devices WHERE public_key = ?1)")?
         .query_row([public_key], |r| r.get(0))?;
@@ -47,10 +69,12 @@ pub fn register(
             "this public key is already registered; a device registers once (make a new key for a new device)".into(),
         ));
     }
-    tx.execute(
-        "INSERT INTO persons (person_id, display_name, created_at) VALUES (?1, ?2, ?3)",
-        params![person.to_string(), display_name, now_ms()],
-    )?;
+    if linked_person.is_none() {
+        tx.execute(
+            "INSERT INTO persons (person_id, display_name, created_at) VALUES (?1, ?2, ?3)",
+            params![person.to_string(), display_name, now_ms()],
+        )?;
+    }
     tx.execute(
         "INSERT INTO devices (device_id, person_id, public_key, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![device.to_string(), person.to_string(), public_key, secret_hash(token), now_ms()],
@@ -62,6 +86,32 @@ pub fn register(
         public_key: public_key.to_vec(),
         revoked: false,
     })
+}
+
+/// How long a device link code stays valid.
+pub const DEVICE_LINK_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// Stores a one-use link code for `person`'s next device; returns when it expires. Expired
+/// codes are cleared on the way.
+pub fn create_device_link(conn: &Connection, person: Uuid, code: &str) -> Result<i64, ServerError> {
+    let now = now_ms();
+    conn.execute("DELETE FROM device_links WHERE expires_at <= ?1", [now])?;
+    let open: i64 = conn.query_row(
+        "SELECT count(*) FROM device_links WHERE person_id = ?1",
+        [person.to_string()],
+        |r| r.get(0),
+    )?;
+    if open >= 5 {
+        return Err(ServerError::Conflict(
+            "five device link codes are open already; use one or wait ten minutes".into(),
+        ));
+    }
+    let expires = now + DEVICE_LINK_TTL_MS;
+    conn.execute(
+        "INSERT INTO device_links (code_hash, person_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![secret_hash(code), person.to_string(), expires],
+    )?;
+    Ok(expires)
 }
 
 /// The device a bearer token belongs to (revoked devices included: they learn of it by syncing).

@@ -5,6 +5,7 @@
 //! blocking tasks.
 
 pub mod accounts;
+pub mod counselling;
 pub mod log;
 pub mod pending;
 pub mod readers;
@@ -23,7 +24,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -41,6 +42,10 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("008_roster_order.sql"),
     // Organisation admins: who may appoint caseworkers.
     include_str!("009_org_admins.sql"),
+    // Counselling: teams, conversations, keys, relayed ciphertext, backups, erasures.
+    include_str!("010_counselling.sql"),
+    // A person's further devices (one-use link codes).
+    include_str!("011_device_links.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements
@@ -69,6 +74,9 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content is overwritten, not left in free pages: an erased conversation (or
+        // item) must not be readable in the file afterwards.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {

@@ -397,7 +397,7 @@ mod tests {
     fn person(conn: &Connection, name: &str) -> Uuid {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).expect("random");
-        accounts::register(conn, &key, Some(name), &format!("token-{name}"))
+        accounts::register(conn, &key, Some(name), &format!("token-{name}"), None)
             .expect("register")
             .person
     }

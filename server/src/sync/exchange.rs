@@ -3,8 +3,8 @@
 //! (the simulated network of `tests/simulated_sync.rs`), so both run the same rules.
 
 use quartier_protocol::{
-    SyncRequest, SyncResponse, MAX_CURSORS_PER_REQUEST as MAX_CURSORS, MAX_PUSH_PER_REQUEST as MAX_PUSH,
-    PROTOCOL_VERSION,
+    Record, SyncRequest, SyncResponse, MAX_CURSORS_PER_REQUEST as MAX_CURSORS,
+    MAX_PUSH_PER_REQUEST as MAX_PUSH, PROTOCOL_VERSION,
 };
 
 use crate::documents::DocCache;
@@ -35,6 +35,9 @@ pub fn exchange(
             "a space may be named once per request".into(),
         ));
     }
+    if let Some(counselling) = &req.counselling {
+        super::counselling::check(counselling)?;
+    }
     // A revoked device learns that every space it asks about is gone, and nothing else.
     if device.revoked {
         return Ok(SyncResponse {
@@ -43,10 +46,53 @@ pub fn exchange(
             pages: vec![],
             memberships: vec![],
             revoked: req.cursors.iter().map(|c| c.space).collect(),
+            counselling: None,
         });
     }
+    // Document changes and counselling records go separate ways; acknowledgements keep each
+    // record's place in the push.
+    type Indexed<'a> = Vec<(usize, &'a Record)>;
+    let (sealed, documents): (Indexed<'_>, Indexed<'_>) =
+        req.push.iter().enumerate().partition(|(_, r)| r.is_counselling());
+    let document_records: Vec<Record> = documents.iter().map(|(_, r)| (*r).clone()).collect();
     // The push takes and hands over the database lock itself (bounded work per hold).
-    let acks = super::push(db, docs, device.person, &req.push, &super::PushLimits::default())?.acks;
+    let mut acks = super::push(
+        db,
+        docs,
+        device.person,
+        &document_records,
+        &super::PushLimits::default(),
+    )?
+    .acks;
+    for ack in &mut acks {
+        ack.index = documents
+            .get(ack.index as usize)
+            .map_or(ack.index, |(i, _)| *i as u32);
+    }
+    // Counselling first: a message is worth more of a small page than a document.
+    let mut budget = req.budget_bytes as usize;
+    let counselling = match &req.counselling {
+        Some(counselling) => {
+            let (counselling_acks, response, used) =
+                super::counselling::exchange(db, device, counselling, &sealed, budget)?;
+            acks.extend(counselling_acks);
+            budget = budget.saturating_sub(used).max(budget / 4);
+            Some(response)
+        }
+        None => {
+            for (index, _) in &sealed {
+                acks.push(quartier_protocol::Ack {
+                    index: *index as u32,
+                    outcome: quartier_protocol::AckOutcome::Rejected {
+                        code: quartier_protocol::RejectCode::Malformed,
+                        message: "counselling records need the request's counselling part".into(),
+                    },
+                });
+            }
+            None
+        }
+    };
+    acks.sort_by_key(|a| a.index);
     // Pages are read through a reader, in parallel with other pulls and with pushes; the push
     // above has committed, so the reader's snapshot holds it.
     let conn = db.read()?;
@@ -57,7 +103,7 @@ pub fn exchange(
         device.device,
         device.person,
         &req.cursors,
-        req.budget_bytes as usize,
+        budget,
         super::CreationForms {
             accepted: quartier_protocol::accepts_created_v1(&req.accepts),
             queue: Some(db.pending_creations()),
@@ -72,5 +118,6 @@ pub fn exchange(
         pages,
         memberships,
         revoked,
+        counselling,
     })
 }

@@ -1,6 +1,7 @@
 //! The sync exchange: checking and storing pushed changes, and paging the log out to devices,
 //! both under the permission table of `quartier_domain::model::permits`.
 
+pub mod counselling;
 pub mod creations;
 mod exchange;
 mod pull;

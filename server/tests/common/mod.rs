@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod scan;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -434,6 +435,33 @@ impl RawDevice {
                 push,
                 budget_bytes: 8 * 1024 * 1024,
                 accepts,
+                counselling: None,
+            },
+        )
+        .await;
+        assert_eq!(answer.status, 200, "sync: {:?}", answer.error_body());
+        answer.decode()
+    }
+
+    /// One `POST /v1/sync` with only a counselling part (and `push`): what a hand-made client
+    /// may ask of counselling; panics unless it is answered 200.
+    pub async fn sync_counselling(
+        &self,
+        url: &str,
+        counselling: quartier_protocol::counselling::CounsellingRequest,
+        push: Vec<Record>,
+    ) -> SyncResponse {
+        let answer = post_msg(
+            url,
+            "/v1/sync",
+            Some(&self.token),
+            &SyncRequest {
+                protocol: PROTOCOL_VERSION,
+                cursors: vec![],
+                push,
+                budget_bytes: 8 * 1024 * 1024,
+                accepts: vec![],
+                counselling: Some(counselling),
             },
         )
         .await;
@@ -474,7 +502,7 @@ impl RawDevice {
                     | Record::Created { doc, kind, .. } => {
                         docs.insert(doc, kind);
                     }
-                    Record::Unknown => {}
+                    Record::Sealed { .. } | Record::ToDevice { .. } | Record::Unknown => {}
                 }
             }
             if !page.more {
@@ -508,6 +536,7 @@ pub async fn signed_registration(url: &str, key: &SigningKey, name: Option<&str>
         display_name: name.map(str::to_owned),
         challenge: Some(challenge),
         signature: Some(signature),
+        link_code: None,
     }
 }
 

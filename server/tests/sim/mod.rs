@@ -75,8 +75,9 @@ impl InProcessServer {
                 let req: RegisterDevice = decode(&request.body);
                 let token = Uuid::new_v4().simple().to_string();
                 let conn = self.db.lock();
-                let device = accounts::register(&conn, &req.public_key, req.display_name.as_deref(), &token)
-                    .expect("register");
+                let device =
+                    accounts::register(&conn, &req.public_key, req.display_name.as_deref(), &token, None)
+                        .expect("register");
                 answer(&DeviceRegistered {
                     device: device.device,
                     person: device.person,
@@ -827,7 +828,7 @@ impl World {
         };
         match self.slots[slot] {
             Some(id) if has(id) => {
-                let patch = if word % 2 == 0 {
+                let patch = if word.is_multiple_of(2) {
                     ItemPatch {
                         title: Some(LocalizedText::single("de", text)),
                         ..ItemPatch::default()
@@ -1245,7 +1246,7 @@ pub struct Holding {
 /// A WAV recording whose samples depend on the device and `seed` (the project's test audio,
 /// `quartier_bench::audio`): mostly a few kilobytes, one in eight more than one upload chunk.
 fn wav(device: usize, seed: u16) -> Vec<u8> {
-    let size = if seed % 8 == 0 {
+    let size = if seed.is_multiple_of(8) {
         quartier_protocol::blobs::BLOB_CHUNK_BYTES as usize + 64 * 1024
     } else {
         2044
