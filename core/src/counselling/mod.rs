@@ -335,10 +335,12 @@ impl Store {
                 .filter(|c| c.erase_sent)
                 .ok_or_else(|| not_found(channel))?;
             let own = state::identity_curve(conn, &held)?;
-            let team_keys: std::collections::BTreeSet<&str> = held
+            // The server lists every resident-side key of a conversation for as long as it
+            // exists; a sender not among them is a caseworker (one who left the team too).
+            let resident_keys: std::collections::BTreeSet<&str> = held
                 .participants
                 .iter()
-                .filter(|p| p.side == Side::Team)
+                .filter(|p| p.side == Side::Resident)
                 .map(|p| p.curve25519.as_str())
                 .collect();
             let mut stmt = conn.prepare_cached(
@@ -373,14 +375,12 @@ impl Store {
                     (None, Some(_), true, _) => RecordState::Queued,
                     (None, Some(_), false, _) => RecordState::Delivered,
                 };
-                let from = if team_keys.contains(sender.as_str())
-                    || (mine && held.side == "team")
-                    || (own.as_deref() == Some(sender.as_str()) && held.side == "team")
-                {
-                    Side::Team
+                let resident_side = if mine || own.as_deref() == Some(sender.as_str()) {
+                    held.side == "resident"
                 } else {
-                    Side::Resident
+                    held.kind == "conversation" && resident_keys.contains(sender.as_str())
                 };
+                let from = if resident_side { Side::Resident } else { Side::Team };
                 out.push(CounsellingRecord {
                     id: state::parse_uuid(&id)?,
                     channel,

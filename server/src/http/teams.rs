@@ -160,7 +160,8 @@ fn require_team_manager(conn: &rusqlite::Connection, space: Uuid, person: Uuid) 
 }
 
 /// `PUT /v1/spaces/{space}/teams/{team}/members/{person}`: a caseworker of the space joins
-/// the team; from their next sync their devices read the team's conversations (new messages)
+/// the team; from their next sync their devices read the team's conversations (new ones whole,
+/// running ones from their senders' current sessions)
 /// and notes.
 pub async fn add_member(
     State(state): State<Arc<AppState>>,
@@ -213,7 +214,8 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/spaces/{space}/teams/{team}/members`: for managers and the team's caseworkers.
+/// `GET /v1/spaces/{space}/teams/{team}/members`: for managers and the team's caseworkers (who
+/// hold the caseworker role now). Whether a team exists is told only to those.
 pub async fn members(
     State(state): State<Arc<AppState>>,
     device: Device,
@@ -222,12 +224,17 @@ pub async fn members(
     let device = device.active()?;
     let members = blocking(move || {
         let conn = state.db.read()?;
-        team_of(&conn, space, team)?;
-        let caseworkers = store::team_members(&conn, team)?;
-        if !caseworkers.contains(&device.person) {
+        let in_team = store::teams_of_caseworker(&conn, device.person)?
+            .iter()
+            .any(|t| t.id == team && t.space == space);
+        if !in_team {
             require_team_manager(&conn, space, device.person)?;
         }
-        Ok(TeamMembers { team, caseworkers })
+        team_of(&conn, space, team)?;
+        Ok(TeamMembers {
+            team,
+            caseworkers: store::team_members(&conn, team)?,
+        })
     })
     .await?;
     Ok(Wire(members))
