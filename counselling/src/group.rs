@@ -79,6 +79,11 @@ impl OutboundGroup {
         self.session.message_index() >= MESSAGES_PER_SESSION || !self.shared_with.is_subset(participants)
     }
 
+    /// Whether every device this session's key was given to is still among `participants`.
+    pub fn nobody_left(&self, participants: &BTreeSet<String>) -> bool {
+        self.shared_with.is_subset(participants)
+    }
+
     /// Participants that have not been given this session's key yet.
     pub fn not_shared_with(&self, participants: &BTreeSet<String>) -> Vec<String> {
         participants.difference(&self.shared_with).cloned().collect()

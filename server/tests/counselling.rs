@@ -650,3 +650,54 @@ async fn a_forged_client_gets_no_notes_no_foreign_identity_and_no_flood() {
     let found = find_markers(server.data.path(), &["MARKER-NOTE-SECRET"]);
     assert!(found.is_empty(), "{found:?}");
 }
+
+/// Sessions end after 100 messages: every session of a long exchange written offline reaches
+/// the team, and a new caseworker gets the keys of many conversations of one resident (each
+/// with its own identity) in one sync of a few rounds, not one conversation per round.
+#[tokio::test]
+async fn long_offline_exchanges_and_many_conversations_reach_the_team_whole() {
+    let server = Server::start();
+    let team = Team::new(&server).await;
+    let anna = team.caseworker("Anna").await;
+    let resident = team.resident("Nachbar").await;
+    let conversation = team.open(&resident).await;
+    let sent = quartier_counselling::group::MESSAGES_PER_SESSION as usize * 2 + 10;
+    for n in 0..sent {
+        resident
+            .store
+            .send_counselling_message(conversation, &format!("Nachricht {n}"))
+            .unwrap();
+    }
+    resident.sync().await;
+    anna.sync().await;
+    assert_eq!(
+        texts(&anna, conversation).len(),
+        sent,
+        "every session's key arrived"
+    );
+
+    let mut others = Vec::new();
+    for n in 0..12 {
+        let id = team.open(&resident).await;
+        resident
+            .store
+            .send_counselling_message(id, &format!("Anliegen {n}"))
+            .unwrap();
+        others.push(id);
+    }
+    resident.sync().await;
+    let ben = team.caseworker("Ben").await;
+    for id in &others {
+        resident.store.send_counselling_message(*id, "neu").unwrap();
+    }
+    let report = resident.sync().await;
+    assert!(
+        report.rounds <= 4,
+        "key shares for 13 conversations took {} rounds",
+        report.rounds
+    );
+    ben.sync().await;
+    for id in &others {
+        assert!(texts(&ben, *id).contains(&"neu".to_string()), "{id}");
+    }
+}

@@ -44,8 +44,9 @@ pub(crate) fn readers(channel: &Channel, own: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A new sending session for `channel`; its key also goes into this device's own keys of the
-/// channel, so that a passphrase backup carries what this device wrote.
+/// A new sending session for `channel` (the caller stores it with the others); its key also
+/// goes into this device's own keys of the channel, so that a passphrase backup carries what
+/// this device wrote.
 pub(crate) fn new_outbound(
     tx: &Transaction<'_>,
     channel: &Channel,
@@ -56,13 +57,13 @@ pub(crate) fn new_outbound(
     let current = state::load_channel(tx, channel.id)?.unwrap_or_else(|| channel.clone());
     let mut inbound = state::inbound_of(&current, key)?;
     inbound.add(channel.id, own, &outbound.session_id(), outbound.session_key())?;
-    state::save_groups(
-        tx,
-        channel.id,
-        Some(&outbound.pickle(key)),
-        Some(&inbound.pickle(key)),
-    )?;
+    state::save_groups(tx, channel.id, None, Some(&inbound.pickle(key)))?;
     Ok(outbound)
+}
+
+/// Whether a device that was given one of `groups` no longer reads the channel.
+fn someone_left(groups: &[OutboundGroup], readers: &BTreeSet<String>) -> bool {
+    groups.iter().any(|g| !g.nobody_left(readers))
 }
 
 /// Re-encrypts this device's queued records of `channel` with `outbound` (a new session):
@@ -153,50 +154,73 @@ impl Store {
                     continue;
                 }
                 let Some(own) = state::identity_curve(tx, &channel)? else { continue };
-                let Some(mut outbound) = state::outbound_of(&channel, &key)? else { continue };
-                let readers = readers(&channel, &own);
-                if outbound.needs_rotation(&readers) {
-                    outbound = new_outbound(tx, &channel, &own, &key)?;
-                    reseal_queued(tx, channel.id, &mut outbound)?;
-                }
-                let missing = outbound.not_shared_with(&readers);
-                if missing.is_empty() {
-                    state::save_groups(tx, channel.id, Some(&outbound.pickle(&key)), None)?;
+                let mut groups = state::outbounds_of(&channel, &key)?;
+                if groups.is_empty() {
                     continue;
                 }
+                let readers = readers(&channel, &own);
+                if someone_left(&groups, &readers) {
+                    // Everything not sent yet goes out in a new session the departed device
+                    // never gets; the old sessions are not given to anyone any more.
+                    let mut fresh = new_outbound(tx, &channel, &own, &key)?;
+                    reseal_queued(tx, channel.id, &mut fresh)?;
+                    groups = vec![fresh];
+                }
                 let Some(mut identity) = state::load_identity(tx, &key, &own)? else { continue };
-                let content = ToDeviceContent::ConversationKey {
-                    conversation: channel.id,
-                    session_id: outbound.session_id(),
-                    session_key: outbound.session_key().to_owned(),
-                };
-                for peer in missing {
-                    let claimed: Option<String> = tx
-                        .prepare_cached("SELECT one_time_key FROM counselling_claimed WHERE identity = ?1")?
-                        .query_row([&peer], |r| r.get(0))
-                        .optional()?;
-                    if !identity.device.has_session(&peer) && claimed.is_none() {
-                        continue;
-                    }
-                    let ciphertext = match identity.device.encrypt_for(&peer, claimed.as_deref(), &content) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            // A malformed key from the server: claim another next time.
-                            tracing::warn!(error = %e, "a key share could not be made");
-                            tx.execute("DELETE FROM counselling_claimed WHERE identity = ?1", [&peer])?;
+                for group in &mut groups {
+                    let content = ToDeviceContent::ConversationKey {
+                        conversation: channel.id,
+                        session_id: group.session_id(),
+                        session_key: group.session_key().to_owned(),
+                    };
+                    for peer in group.not_shared_with(&readers) {
+                        let claimed: Option<String> = tx
+                            .prepare_cached(
+                                "SELECT one_time_key FROM counselling_claimed WHERE own = ?1 AND identity = ?2",
+                            )?
+                            .query_row([&own, &peer], |r| r.get(0))
+                            .optional()?;
+                        if !identity.device.has_session(&peer) && claimed.is_none() {
                             continue;
                         }
-                    };
-                    tx.execute("DELETE FROM counselling_claimed WHERE identity = ?1", [&peer])?;
-                    tx.execute(
-                        "INSERT INTO counselling_outbox (kind, channel_id, sender, recipient, ciphertext)
-                         VALUES ('to_device', ?1, ?2, ?3, ?4)",
-                        params![channel.id.to_string(), own, peer, ciphertext],
-                    )?;
-                    outbound.mark_shared(&peer);
+                        tx.execute(
+                            "DELETE FROM counselling_claimed WHERE own = ?1 AND identity = ?2",
+                            [&own, &peer],
+                        )?;
+                        let ciphertext = match identity.device.encrypt_for(&peer, claimed.as_deref(), &content) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                // A malformed key from the server: claim another next time.
+                                tracing::warn!(error = %e, "a key share could not be made");
+                                continue;
+                            }
+                        };
+                        tx.execute(
+                            "INSERT INTO counselling_outbox (kind, channel_id, sender, recipient, ciphertext)
+                             VALUES ('to_device', ?1, ?2, ?3, ?4)",
+                            params![channel.id.to_string(), own, peer, ciphertext],
+                        )?;
+                        group.mark_shared(&peer);
+                    }
+                }
+                // An earlier session is done with once the server has all its records and every
+                // reader its key; the current one stays. (Before the first answer nobody reads
+                // yet: everything stays.)
+                let last = groups.len() - 1;
+                let mut kept = Vec::with_capacity(groups.len());
+                for (i, group) in groups.into_iter().enumerate() {
+                    let queued: bool = tx
+                        .prepare_cached(
+                            "SELECT EXISTS (SELECT 1 FROM counselling_outbox WHERE kind = 'sealed' AND session_id = ?1)",
+                        )?
+                        .query_row([group.session_id()], |r| r.get(0))?;
+                    let done = !readers.is_empty() && group.not_shared_with(&readers).is_empty() && !queued;
+                    if i == last || !done {
+                        kept.push(group);
+                    }
                 }
                 state::save_identity(tx, &key, &identity)?;
-                state::save_groups(tx, channel.id, Some(&outbound.pickle(&key)), None)?;
+                state::save_outbounds(tx, channel.id, &kept, &key)?;
             }
             Ok(())
         })
@@ -213,7 +237,8 @@ pub struct PushedCounselling {
     pub(crate) published: Vec<String>,
     pub(crate) closed: Vec<Uuid>,
     pub(crate) erased: Vec<Uuid>,
-    pub(crate) claimed: usize,
+    /// The identity of this device each claim of the request is for, in the claims' order.
+    pub(crate) claim_owners: Vec<String>,
 }
 
 /// Reads what the next request carries for counselling; `None` when this device has nothing
@@ -281,28 +306,27 @@ pub(crate) fn request_part(
             Some(k) => k,
             None => continue,
         };
-        let Some(outbound) = state::outbound_of(channel, &key)? else {
-            continue;
-        };
+        let groups = state::outbounds_of(channel, &key)?;
         let Some(identity) = state::load_identity(conn, &key, &own)? else {
             continue;
         };
-        for peer in outbound.not_shared_with(&readers(channel, &own)) {
-            if !identity.device.has_session(&peer) {
-                claims.insert(peer);
+        let claimed: BTreeSet<String> = conn
+            .prepare_cached("SELECT identity FROM counselling_claimed WHERE own = ?1")?
+            .query_map([&own], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for group in &groups {
+            for peer in group.not_shared_with(&readers(channel, &own)) {
+                if !identity.device.has_session(&peer) && !claimed.contains(&peer) {
+                    // One key per pair of identities: each of a resident's conversations has
+                    // its own identity, and each needs its own session with the peer.
+                    claims.insert((own.clone(), peer));
+                }
             }
         }
     }
-    let claimed: BTreeSet<String> = conn
-        .prepare_cached("SELECT identity FROM counselling_claimed")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    req.claims = claims
-        .difference(&claimed)
-        .take(MAX_COUNSELLING_ENTRIES)
-        .cloned()
-        .collect();
-    pushed.claimed = req.claims.len();
+    let claims: Vec<(String, String)> = claims.into_iter().take(MAX_COUNSELLING_ENTRIES).collect();
+    req.claims = claims.iter().map(|(_, peer)| peer.clone()).collect();
+    pushed.claim_owners = claims.into_iter().map(|(own, _)| own).collect();
     for (curve, ed, conversation, inbox_after, to_publish) in identities {
         let conversation = conversation.as_deref().map(state::parse_uuid).transpose()?;
         if let Some(to_publish) = to_publish {
@@ -423,10 +447,11 @@ pub(crate) fn apply_part(
                 if let Some((Some(channel), Some(recipient))) = share {
                     let key = pickle_key(tx)?;
                     if let Some(held) = state::load_channel(tx, state::parse_uuid(&channel)?)? {
-                        if let Some(mut outbound) = state::outbound_of(&held, &key)? {
-                            outbound.unmark_shared(&recipient);
-                            state::save_groups(tx, held.id, Some(&outbound.pickle(&key)), None)?;
+                        let mut groups = state::outbounds_of(&held, &key)?;
+                        for group in &mut groups {
+                            group.unmark_shared(&recipient);
                         }
+                        state::save_outbounds(tx, held.id, &groups, &key)?;
                     }
                 }
                 tx.execute("DELETE FROM counselling_outbox WHERE seq = ?1", [seq])?;
@@ -481,11 +506,12 @@ pub(crate) fn apply_part(
             }
         }
     }
-    for claimed in &response.claimed {
+    // The server answers claims in the order they were asked.
+    for (claimed, own) in response.claimed.iter().zip(&pushed.claim_owners) {
         if let Some(otk) = &claimed.one_time_key {
             tx.execute(
-                "INSERT OR REPLACE INTO counselling_claimed (identity, one_time_key) VALUES (?1, ?2)",
-                params![claimed.identity, otk],
+                "INSERT OR REPLACE INTO counselling_claimed (own, identity, one_time_key) VALUES (?1, ?2, ?3)",
+                params![own, claimed.identity, otk],
             )?;
             applied.more = true;
         }

@@ -533,9 +533,14 @@ fn seal_and_queue(tx: &rusqlite::Transaction<'_>, channel: &Channel, body: Body)
         }
     };
     let readers = exchange::readers(channel, &own);
-    let mut outbound = match state::outbound_of(channel, &key)? {
-        Some(group) if !group.needs_rotation(&readers) => group,
-        _ => exchange::new_outbound(tx, channel, &own, &key)?,
+    let mut groups = state::outbounds_of(channel, &key)?;
+    // A new session when the current one is used up or a device it went to left; the earlier
+    // ones stay until their keys have reached every reader (`exchange`).
+    if groups.last().is_none_or(|g| g.needs_rotation(&readers)) {
+        groups.push(exchange::new_outbound(tx, channel, &own, &key)?);
+    }
+    let Some(outbound) = groups.last_mut() else {
+        return Err(Error::Corrupt("no sending session".into()));
     };
     let envelope = Envelope::new(channel.id, body);
     let sealed = outbound.encrypt(&envelope)?;
@@ -565,7 +570,7 @@ fn seal_and_queue(tx: &rusqlite::Transaction<'_>, channel: &Channel, body: Body)
             sealed.ciphertext
         ],
     )?;
-    state::save_groups(tx, channel.id, Some(&outbound.pickle(&key)), None)?;
+    state::save_outbounds(tx, channel.id, &groups, &key)?;
     Ok(envelope.id)
 }
 

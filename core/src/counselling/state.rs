@@ -232,12 +232,30 @@ pub(crate) fn inbound_of(channel: &Channel, key: &[u8; 32]) -> Result<InboundGro
     }
 }
 
-pub(crate) fn outbound_of(channel: &Channel, key: &[u8; 32]) -> Result<Option<OutboundGroup>> {
-    channel
-        .outbound
-        .as_deref()
+/// This device's sending sessions of `channel`, the current one last.
+pub(crate) fn outbounds_of(channel: &Channel, key: &[u8; 32]) -> Result<Vec<OutboundGroup>> {
+    let Some(list) = channel.outbound.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let pickles: Vec<String> =
+        serde_json::from_str(list).map_err(|e| Error::Corrupt(format!("counselling sessions: {e}")))?;
+    pickles
+        .iter()
         .map(|p| OutboundGroup::from_pickle(p, key).map_err(Error::from))
-        .transpose()
+        .collect()
+}
+
+/// Stores this device's sending sessions of `channel`.
+pub(crate) fn save_outbounds(
+    conn: &Connection,
+    channel: Uuid,
+    groups: &[OutboundGroup],
+    key: &[u8; 32],
+) -> Result<()> {
+    let pickles: Vec<String> = groups.iter().map(|g| g.pickle(key)).collect();
+    let list =
+        serde_json::to_string(&pickles).map_err(|e| Error::invalid("counselling sessions", e.to_string()))?;
+    save_groups(conn, channel, Some(&list), None)
 }
 
 /// The next local order of a channel's records (what shows a record before the server has

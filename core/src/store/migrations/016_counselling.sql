@@ -42,6 +42,8 @@ CREATE TABLE counselling_channels (
     after        INTEGER NOT NULL DEFAULT 0,
     -- JSON: the participants the server last listed.
     participants TEXT NOT NULL DEFAULT '[]',
+    -- JSON list of this device's sending sessions (pickles), the current one last; earlier
+    -- ones stay until every reader has their key.
     outbound     TEXT,
     inbound      TEXT,
     opened_at    INTEGER NOT NULL,
@@ -97,6 +99,8 @@ CREATE TABLE counselling_pending_keys (
 
 -- One-time keys claimed from the server, for the next key share to that device.
 CREATE TABLE counselling_claimed (
-    identity     TEXT PRIMARY KEY,
-    one_time_key TEXT NOT NULL
+    own          TEXT NOT NULL,
+    identity     TEXT NOT NULL,
+    one_time_key TEXT NOT NULL,
+    PRIMARY KEY (own, identity)
 );
