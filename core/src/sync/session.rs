@@ -138,7 +138,8 @@ enum InFlight {
     Register(SpaceId),
     /// `POST /v1/sync`.
     Exchange {
-        pushed: PushedEntries,
+        /// Boxed: what a request pushed is far larger than a registration.
+        pushed: Box<PushedEntries>,
         sent_at: Instant,
         sent_bytes: u64,
     },
@@ -318,7 +319,7 @@ impl SyncSession {
         self.send(
             request,
             InFlight::Exchange {
-                pushed,
+                pushed: Box::new(pushed),
                 sent_at: now,
                 sent_bytes,
             },
