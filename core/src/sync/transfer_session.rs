@@ -11,8 +11,8 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use quartier_protocol::blobs::{
     chunk_range, missing_chunks, AnnounceBlob, UploadState, BLOB_CHUNK_BYTES, BLOB_CONTENT_TYPE,
@@ -500,7 +500,7 @@ impl TransferSession {
             .ok_or_else(|| Error::MalformedResponse(format!("chunk {index} is past the end")))?;
         // Only now are the bytes needed: a file this person uploaded before is claimed in a
         // further space without them (and may have been evicted here meanwhile).
-        let bytes = read_range(&store.media_file(&up.media.hash)?, start, end)?;
+        let bytes = read_range(store, &up.media.hash, start, end)?;
         let request = HttpRequest {
             content_type: Some(BLOB_CONTENT_TYPE),
             body: bytes,
@@ -771,14 +771,9 @@ fn media_io(op: &'static str, e: std::io::Error) -> Error {
     }
 }
 
-fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>> {
-    let mut file = File::open(path).map_err(|e| media_io("opening a file to upload", e))?;
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| media_io("reading a file to upload", e))?;
-    let mut bytes = Vec::with_capacity((end - start) as usize);
-    file.take(end - start)
-        .read_to_end(&mut bytes)
-        .map_err(|e| media_io("reading a file to upload", e))?;
+/// The plaintext bytes `start..end` of a file to upload (decrypted in an encrypted store).
+fn read_range(store: &Store, hash: &str, start: u64, end: u64) -> Result<Vec<u8>> {
+    let bytes = store.read_media_range(hash, start, end)?;
     if (bytes.len() as u64) < end - start {
         return Err(Error::MediaIo {
             op: "reading a file to upload",
