@@ -36,7 +36,7 @@ fn keyed(byte: u8) -> StoreOptions {
 /// A PCM WAV whose samples are `payload` (the import keeps the data chunk as it is).
 fn wav_with(payload: &[u8]) -> Vec<u8> {
     let mut data = payload.to_vec();
-    if data.len() % 2 == 1 {
+    if !data.len().is_multiple_of(2) {
         data.push(0);
     }
     let len = u32::try_from(data.len()).expect("small");
@@ -308,7 +308,7 @@ fn rekey_makes_the_store_open_with_the_new_key_only() {
     let more = store
         .create_item(NewItem::new(space, author, post("Nach dem Wechsel", "neu")))
         .expect("write after the rekey");
-    assert_eq!(store.read_media(&recording).expect("media").len() > 0, true);
+    assert!(!store.read_media(&recording).expect("media").is_empty());
     store.close().expect("close");
     assert!(matches!(
         Store::open(&path, keyed(1)),

@@ -176,7 +176,7 @@ pub(crate) fn file_kind(path: &Path) -> std::io::Result<FileKind> {
 /// Whether an opaque file could be an encrypted store: SQLCipher writes whole pages (512 bytes
 /// at the least), so a file of another length is damaged or not a store at all.
 pub(crate) fn could_be_encrypted(len: u64) -> bool {
-    len >= 512 && len % 512 == 0
+    len >= 512 && len.is_multiple_of(512)
 }
 
 /// `<path><suffix>`, beside the store.
