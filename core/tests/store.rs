@@ -268,7 +268,7 @@ fn oversize_document_is_refused_and_the_item_stays_as_it_was() {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             text.push(char::from(b'a' + (seed % 26) as u8));
-            if seed % 7 == 0 {
+            if seed.is_multiple_of(7) {
                 text.push(' ');
             }
         }

@@ -827,7 +827,7 @@ impl World {
         };
         match self.slots[slot] {
             Some(id) if has(id) => {
-                let patch = if word % 2 == 0 {
+                let patch = if word.is_multiple_of(2) {
                     ItemPatch {
                         title: Some(LocalizedText::single("de", text)),
                         ..ItemPatch::default()
@@ -1245,7 +1245,7 @@ pub struct Holding {
 /// A WAV recording whose samples depend on the device and `seed` (the project's test audio,
 /// `quartier_bench::audio`): mostly a few kilobytes, one in eight more than one upload chunk.
 fn wav(device: usize, seed: u16) -> Vec<u8> {
-    let size = if seed % 8 == 0 {
+    let size = if seed.is_multiple_of(8) {
         quartier_protocol::blobs::BLOB_CHUNK_BYTES as usize + 64 * 1024
     } else {
         2044
