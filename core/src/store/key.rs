@@ -107,9 +107,9 @@ pub(crate) fn set_key(conn: &Connection, key: &StoreKey) -> Result<()> {
     statement.push_str("PRAGMA key = \"");
     statement.push_str(&literal);
     statement.push_str("\";");
-    // The error of a failed PRAGMA is SQLite's message, which never quotes the statement.
+    // Its error never carries SQLite's message, which could quote the statement.
     conn.execute_batch(&statement)
-        .map_err(|e| Error::Storage(without_sql(e)))
+        .map_err(|e| Error::from(without_sql(e)))
 }
 
 /// Reads the schema to find out whether the connection can read the file: SQLCipher answers
@@ -126,24 +126,15 @@ pub(crate) fn is_not_a_database(error: &rusqlite::Error) -> bool {
     error.sqlite_error_code() == Some(rusqlite::ffi::ErrorCode::NotADatabase)
 }
 
-/// Keeps SQLite's code and message of an error, and drops anything else it carries (rusqlite
-/// errors of `execute_batch` do not quote the SQL today; this makes sure they never will).
+/// An error of a statement that carries the key, with SQLite's code kept (a full disk stays a
+/// full disk) and its message replaced: a message such as `near "…": syntax error` quotes the
+/// statement, and so could quote the key.
 fn without_sql(error: rusqlite::Error) -> rusqlite::Error {
-    match error {
-        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(code, message),
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(format!("setting the store key failed ({})", kind_of(&other))),
-        ),
-    }
-}
-
-fn kind_of(error: &rusqlite::Error) -> &'static str {
-    match error {
-        rusqlite::Error::InvalidQuery => "invalid query",
-        rusqlite::Error::ExecuteReturnedResults => "statement returned rows",
-        _ => "unexpected error",
-    }
+    let code = match &error {
+        rusqlite::Error::SqliteFailure(code, _) => *code,
+        _ => rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+    };
+    rusqlite::Error::SqliteFailure(code, Some("a statement with the store key failed".into()))
 }
 
 /// What the first bytes of an existing, non-empty store file say.
@@ -295,7 +286,28 @@ pub(crate) fn rekey(conn: &Connection, new_key: &StoreKey) -> Result<()> {
     statement.push_str(&literal);
     statement.push_str("\";");
     conn.execute_batch(&statement)
-        .map_err(|e| Error::Storage(without_sql(e)))?;
+        .map_err(|e| Error::from(without_sql(e)))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_key_literal_is_sqlciphers_and_errors_never_quote_it() {
+        let key = StoreKey::new([0xab; 32]);
+        let literal = key.sqlcipher_literal();
+        assert_eq!(literal.len(), 67);
+        assert!(literal.starts_with("x'abab") && literal.ends_with("ab'"));
+        // A statement that fails with a message quoting it: the message is replaced.
+        let conn = Connection::open_in_memory().expect("memory");
+        let failed = conn
+            .execute_batch(&format!("SELECT * FROM \"{}\";", literal.as_str()))
+            .expect_err("no such table");
+        assert!(failed.to_string().contains("abab"), "SQLite quotes it: {failed}");
+        let cleaned = Error::from(without_sql(failed)).to_string();
+        assert!(!cleaned.contains("abab"), "{cleaned}");
+    }
 }
