@@ -568,3 +568,41 @@ fn a_kill_during_encryption_leaves_one_whole_store() {
     }
     eprintln!("a whole encryption run: {whole:?}; the plain store was left in {plain_after} of 12 rounds");
 }
+
+/// Photos are encoded in memory and sealed on their way to the disk: original, preview and
+/// thumbnail read back as the images they are, and each file at rest is sealed.
+#[test]
+fn photos_of_an_encrypted_store_are_sealed_and_read_back_as_images() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(dir.path().join("store.db"), keyed(3)).expect("open");
+    let picture = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, 90])
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encode");
+    let imported = store
+        .import_media_bytes(&png, &ImportOptions::default())
+        .expect("import");
+    assert_eq!(imported.stored.len(), 3, "original, preview, thumbnail");
+    for media in &imported.stored {
+        let bytes = store.read_media(&media.hash).expect("read");
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().to_string(),
+            media.hash,
+            "plaintext of its name"
+        );
+        image::load_from_memory(&bytes).expect("an image");
+        let at_rest = std::fs::read(store.media_file(&media.hash).expect("path")).expect("file");
+        assert!(at_rest.starts_with(b"QRTRMED1"), "{:?} is sealed", media.variant);
+        let segments = ((media.size + 65535) / 65536).max(1);
+        assert_eq!(
+            at_rest.len() as i64,
+            24 + media.size + 16 * segments,
+            "header, body, one tag per segment"
+        );
+    }
+    let temp = std::fs::read_dir(store.media_temp_dir()).expect("tmp").count();
+    assert_eq!(temp, 0, "no temporary file left");
+}

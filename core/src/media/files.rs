@@ -30,7 +30,10 @@ pub(crate) fn temp_dir(db: &Path) -> PathBuf {
 pub(crate) struct Staged {
     file: NamedTempFile,
     pub hash: String,
+    /// Bytes of the plaintext.
     pub size: u64,
+    /// The file already holds the sealed form (`stage_sealed_bytes`): placed as it is.
+    sealed: bool,
 }
 
 impl Staged {
@@ -59,6 +62,11 @@ impl Staged {
             return Ok(false);
         }
         match key {
+            _ if self.sealed => {
+                self.file
+                    .persist(&target)
+                    .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+            }
             None => {
                 self.file
                     .persist(&target)
@@ -114,6 +122,30 @@ pub(crate) fn stage_reader(tmp: &Path, reader: impl Read, limit: u64) -> Result<
         file,
         hash: hasher.finalize().to_hex().to_string(),
         size,
+        sealed: false,
+    })
+}
+
+/// Seals `bytes` (already in memory: an encoded image) straight into a new synced temporary file
+/// in `tmp`, so that their plaintext never reaches the disk, not even in the temporary folder.
+pub(crate) fn stage_sealed_bytes(tmp: &Path, bytes: &[u8], key: &MediaKey) -> Result<Staged> {
+    fs::create_dir_all(tmp).map_err(|e| Error::media_io("creating the media folder", e))?;
+    let file =
+        NamedTempFile::new_in(tmp).map_err(|e| Error::media_io("creating a temporary media file", e))?;
+    let mut writer = io::BufWriter::new(file.as_file());
+    sealed::seal(key, bytes, bytes.len() as u64, &mut writer)?;
+    writer
+        .flush()
+        .map_err(|e| Error::media_io("writing a sealed media file", e))?;
+    drop(writer);
+    file.as_file()
+        .sync_all()
+        .map_err(|e| Error::media_io("syncing a media file", e))?;
+    Ok(Staged {
+        file,
+        hash: blake3::hash(bytes).to_hex().to_string(),
+        size: bytes.len() as u64,
+        sealed: true,
     })
 }
 

@@ -341,7 +341,11 @@ impl Store {
             .chain(processed.preview.map(|e| (e, MediaVariant::Preview)))
             .chain(processed.thumbnail.map(|e| (e, MediaVariant::Thumbnail)))
         {
-            let staged = files::stage_bytes(&tmp, &encoded.bytes)?;
+            // Images are encoded in memory: in an encrypted store they reach the disk sealed.
+            let staged = match self.media_key() {
+                Some(key) => files::stage_sealed_bytes(&tmp, &encoded.bytes, key)?,
+                None => files::stage_bytes(&tmp, &encoded.bytes)?,
+            };
             if variant != MediaVariant::Original {
                 derived.push(MediaVariantRef {
                     hash: staged.hash.clone(),
