@@ -35,6 +35,9 @@ commands:
                                  (--cold drops the OS page cache before each run; needs root)
   search [--rounds N]            search latency over the query set, N rounds (default 20)
   viewport [--queries N]         viewport latency over N district boxes (default 2000)
+  open-child PATH [--encrypted]  one open of the store at PATH to its first feed page, in this
+                                 process (--encrypted: with a fixed bench store key; a plain
+                                 store is encrypted by the first such open)
   create [--items N] [--encrypted]
                                  durable create vs bare insert, N each (default 2000);
                                  --encrypted: also into a store with a store key (SQLCipher)
@@ -48,7 +51,11 @@ fn main() {
     let process_start = Instant::now();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("open-child") => open_child(process_start, args.get(1).map(PathBuf::from)),
+        Some("open-child") => open_child(
+            process_start,
+            args.get(1).map(PathBuf::from),
+            args.iter().any(|a| a == "--encrypted"),
+        ),
         Some("generate") => generate().map(|_| ()),
         Some("open") => open(flag(&args, "--runs", 10), args.iter().any(|a| a == "--cold")).map(|_| ()),
         Some("search") => search(flag(&args, "--rounds", 20)).map(|_| ()),
@@ -119,9 +126,19 @@ struct OpenResult {
 }
 
 /// The child: opens the store, reads the first page, reports, exits.
-fn open_child(process_start: Instant, path: Option<PathBuf>) -> Res<()> {
+/// The store key of `open-child --encrypted` (bench data only: a fixed key, so that a store
+/// encrypted by one run opens in the next).
+const BENCH_STORE_KEY: [u8; 32] = [0x42; 32];
+
+/// One open to the first feed page, in this process. `--encrypted`: with [`BENCH_STORE_KEY`]
+/// (a plain store at `path` is encrypted by the first such open).
+fn open_child(process_start: Instant, path: Option<PathBuf>, encrypted: bool) -> Res<()> {
     let path = path.ok_or("open-child needs the store path")?;
-    let store = Store::open(&path, StoreOptions::default())?;
+    let options = StoreOptions {
+        store_key: encrypted.then(|| quartier_core::StoreKey::new(BENCH_STORE_KEY)),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, options)?;
     let space = only_space(&store)?;
     let page = store.feed(&FeedQuery::new(space, resident_viewer()))?;
     let in_process = process_start.elapsed();
