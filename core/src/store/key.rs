@@ -310,4 +310,28 @@ mod tests {
         let cleaned = Error::from(without_sql(failed)).to_string();
         assert!(!cleaned.contains("abab"), "{cleaned}");
     }
+
+    /// The SQLite this core links is SQLCipher with the codec, and still has what the store
+    /// needs (FTS5, R*Tree) and the flags `.cargo/config.toml` sets (`LIBSQLITE3_FLAGS`).
+    #[test]
+    fn the_linked_sqlite_is_sqlcipher_with_fts5_rtree_and_the_workspace_flags() {
+        let conn = Connection::open_in_memory().expect("memory");
+        let version: String = conn
+            .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+            .expect("SQLCipher answers cipher_version");
+        assert!(!version.is_empty());
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        for wanted in ["ENABLE_FTS5", "ENABLE_RTREE", "HAS_CODEC", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} missing from {options:?}"
+            );
+        }
+    }
 }
