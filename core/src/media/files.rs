@@ -193,6 +193,40 @@ pub(crate) fn place_external(
     }
 }
 
+/// Moves a finished encrypted download (`sealed::PartCipher`) to `<dir>/<hash>`, sealed: its
+/// decrypted bytes are sealed into a new temporary file, placed, and the download removed.
+pub(crate) fn place_encrypted_part(
+    file: &Path,
+    dir: &Path,
+    tmp: &Path,
+    hash: &str,
+    key: &MediaKey,
+) -> Result<bool> {
+    let target = dir.join(hash);
+    if target.exists() {
+        remove_quietly(file);
+        return Ok(false);
+    }
+    fs::create_dir_all(tmp).map_err(|e| Error::media_io("creating the media folder", e))?;
+    let (plain, len) = sealed::part_reader(key, file)?;
+    let out =
+        NamedTempFile::new_in(tmp).map_err(|e| Error::media_io("creating a temporary media file", e))?;
+    let mut writer = io::BufWriter::new(out.as_file());
+    sealed::seal(key, plain, len, &mut writer)?;
+    writer
+        .flush()
+        .map_err(|e| Error::media_io("writing a sealed media file", e))?;
+    drop(writer);
+    out.as_file()
+        .sync_all()
+        .map_err(|e| Error::media_io("syncing a media file", e))?;
+    out.persist(&target)
+        .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+    sync_dir(dir)?;
+    remove_quietly(file);
+    Ok(true)
+}
+
 /// Seals the plain file at `plain` into a new synced temporary file in `tmp`.
 pub(crate) fn seal_to_temp(key: &MediaKey, plain: &Path, tmp: &Path) -> Result<NamedTempFile> {
     fs::create_dir_all(tmp).map_err(|e| Error::media_io("creating the media folder", e))?;

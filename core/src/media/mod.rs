@@ -716,7 +716,24 @@ impl Store {
         if let Some(of) = &expected.of {
             validate_hash(of)?;
         }
-        let (actual, size) = files::hash_file(file)?;
+        // A download of an encrypted store arrives encrypted (`sealed::PartCipher`): its hash
+        // is the hash of what it decrypts to.
+        let encrypted_part = match self.media_key() {
+            Some(_) => {
+                sealed::is_part(file).map_err(|e| Error::media_io("reading a downloaded media file", e))?
+            }
+            None => false,
+        };
+        let (actual, size) = match (encrypted_part, self.media_key()) {
+            (true, Some(key)) => {
+                let (mut reader, _) = sealed::part_reader(key, file)?;
+                let mut hasher = blake3::Hasher::new();
+                let size = std::io::copy(&mut reader, &mut hasher)
+                    .map_err(|e| Error::media_io("reading a downloaded media file", e))?;
+                (hasher.finalize().to_hex().to_string(), size)
+            }
+            _ => files::hash_file(file)?,
+        };
         if actual != expected.hash {
             files::remove_quietly(file);
             return Err(Error::MediaHashMismatch {
@@ -729,7 +746,10 @@ impl Store {
         let tmp = files::temp_dir(self.path());
         let now = now_ms();
         let adopted = self.write(|tx, _| {
-            files::place_external(file, &dir, &tmp, &expected.hash, self.media_key())?;
+            match (encrypted_part, self.media_key()) {
+                (true, Some(key)) => files::place_encrypted_part(file, &dir, &tmp, &expected.hash, key)?,
+                (_, key) => files::place_external(file, &dir, &tmp, &expected.hash, key)?,
+            };
             upsert(
                 tx,
                 &Upsert {

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
@@ -229,6 +229,128 @@ pub(crate) fn read_range(key: &MediaKey, path: &Path, start: u64, end: u64) -> R
 #[cfg(test)]
 fn read_all(key: &MediaKey, path: &Path) -> Result<Vec<u8>> {
     read_range(key, path, 0, u64::MAX)
+}
+
+/// First bytes of a download in progress of an encrypted store (`<hash>.part`).
+const PART_MAGIC: &[u8; 8] = b"QRTRPRT1";
+const PART_HEADER_LEN: usize = PART_MAGIC.len() + 24;
+
+/// A download in progress of an encrypted store, encrypted as its pieces arrive: XChaCha20 under
+/// a key derived from the media key and a random nonce in the file's header, each piece at its
+/// offset (the cipher seeks), so a cut keeps every byte that came and the download resumes at
+/// the byte where it stopped. No tag: the download is authenticated as a whole by its BLAKE3
+/// hash when it is complete (`Store::adopt_downloaded_media`), before it is sealed into place.
+/// A piece written again at the same offset after a crash is the same bytes of the same
+/// content-addressed file, so a keystream is never used for two plaintexts.
+pub(crate) struct PartCipher {
+    cipher: chacha20::XChaCha20,
+}
+
+impl PartCipher {
+    fn new(key: &MediaKey, nonce: &[u8; 24]) -> PartCipher {
+        use chacha20::cipher::KeyIvInit;
+        let part_key = Zeroizing::new(blake3::derive_key("quartier media part v1", key.as_bytes()));
+        PartCipher {
+            cipher: chacha20::XChaCha20::new(&(*part_key).into(), &(*nonce).into()),
+        }
+    }
+
+    /// Encrypts (or decrypts) `bytes` found at plaintext offset `offset`.
+    pub fn apply_at(&mut self, offset: u64, bytes: &mut [u8]) {
+        use chacha20::cipher::{StreamCipher, StreamCipherSeek};
+        self.cipher.seek(offset);
+        self.cipher.apply_keystream(bytes);
+    }
+
+    /// Opens the partial download at `path` (appending), starting it (a new header) when it is
+    /// missing, empty or not one of ours; returns the file, its cipher and the plaintext bytes
+    /// it holds.
+    pub fn open(key: &MediaKey, path: &Path) -> Result<(File, PartCipher, u64)> {
+        let io = |e| Error::media_io("opening a partial download", e);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut header = [0u8; PART_HEADER_LEN];
+        if len >= PART_HEADER_LEN as u64 && file.read_exact(&mut header).is_ok() && &header[..8] == PART_MAGIC
+        {
+            let mut nonce = [0u8; 24];
+            nonce.copy_from_slice(&header[8..]);
+            return Ok((file, PartCipher::new(key, &nonce), len - PART_HEADER_LEN as u64));
+        }
+        let cipher = PartCipher::start(key, &mut file)?;
+        Ok((file, cipher, 0))
+    }
+
+    /// Empties `file` and writes a new header with a fresh nonce (a reset download must not
+    /// reuse the keystream for other bytes); returns its cipher.
+    pub fn start(key: &MediaKey, file: &mut File) -> Result<PartCipher> {
+        let io = |e| Error::media_io("resetting a partial download", e);
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|e| Error::MediaIo {
+            op: "starting a partial download",
+            reason: e.to_string(),
+        })?;
+        file.set_len(0).map_err(io)?;
+        file.write_all(PART_MAGIC).map_err(io)?;
+        file.write_all(&nonce).map_err(io)?;
+        Ok(PartCipher::new(key, &nonce))
+    }
+}
+
+impl std::fmt::Debug for PartCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PartCipher(…)")
+    }
+}
+
+/// Whether the file at `path` is an encrypted partial download.
+pub(crate) fn is_part(path: &Path) -> io::Result<bool> {
+    let mut head = [0u8; PART_MAGIC.len()];
+    let mut file = File::open(path)?;
+    match file.read_exact(&mut head) {
+        Ok(()) => Ok(&head == PART_MAGIC),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The plaintext of an encrypted partial download, as a reader, and its length.
+pub(crate) fn part_reader(key: &MediaKey, path: &Path) -> Result<(impl Read, u64)> {
+    let io_err = |e| Error::media_io("reading a downloaded media file", e);
+    let mut file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
+    let mut header = [0u8; PART_HEADER_LEN];
+    file.read_exact(&mut header).map_err(io_err)?;
+    if &header[..8] != PART_MAGIC {
+        return Err(unreadable("not an encrypted partial download"));
+    }
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&header[8..]);
+    let reader = PartReader {
+        file: io::BufReader::new(file),
+        cipher: PartCipher::new(key, &nonce),
+        offset: 0,
+    };
+    Ok((reader, len.saturating_sub(PART_HEADER_LEN as u64)))
+}
+
+struct PartReader {
+    file: io::BufReader<File>,
+    cipher: PartCipher,
+    offset: u64,
+}
+
+impl Read for PartReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.cipher.apply_at(self.offset, &mut buf[..n]);
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use super::transfer::{
     blob_variant, Transfer, TransferDirection, TransferEvent, TransferReport, TransferTraffic,
 };
 use crate::error::{Error, Result};
+use crate::media::sealed::{MediaKey, PartCipher};
 use crate::media::{saturating_i64, LocalMedia};
 use crate::store::Store;
 
@@ -124,6 +125,9 @@ struct Download {
     have: u64,
     /// The status of a refused download, whose body (an `ErrorBody`) is being collected.
     refused: Option<(u16, Vec<u8>)>,
+    /// In an encrypted store: the media key and the cipher the pieces are written with
+    /// (`media::sealed::PartCipher`), so that no downloaded byte is plain at rest.
+    sealing: Option<(MediaKey, PartCipher)>,
 }
 
 /// Rounds of chunks an upload gets: a second only if the server lost chunks it had
@@ -525,21 +529,31 @@ impl TransferSession {
     ) -> Result<Flow> {
         let token = self.token(store)?;
         let partial = store.media_temp_dir().join(format!("{}.part", media.hash));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&partial)
-            .map_err(|e| media_io("opening a partial download", e))?;
-        let have = file
-            .metadata()
-            .map_err(|e| media_io("reading a partial download", e))?
-            .len();
+        let (file, have, sealing) = match store.media_key() {
+            Some(key) => {
+                let (file, cipher, have) = PartCipher::open(key, &partial)?;
+                (file, have, Some((key.clone(), cipher)))
+            }
+            None => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&partial)
+                    .map_err(|e| media_io("opening a partial download", e))?;
+                let have = file
+                    .metadata()
+                    .map_err(|e| media_io("reading a partial download", e))?
+                    .len();
+                (file, have, None)
+            }
+        };
         let mut down = Download {
             media,
             partial,
             file,
             have,
             refused: None,
+            sealing,
         };
         if down.have > down.media.size_bytes() {
             down.reset()?;
@@ -594,9 +608,15 @@ impl TransferSession {
                             "the server sent more bytes than the item says the file has".into(),
                         ));
                     }
-                    down.file
-                        .write_all(&bytes)
-                        .map_err(|e| media_io("writing a partial download", e))?;
+                    match &mut down.sealing {
+                        Some((_, cipher)) => {
+                            let mut sealed = bytes.to_vec();
+                            cipher.apply_at(down.have, &mut sealed);
+                            down.file.write_all(&sealed)
+                        }
+                        None => down.file.write_all(&bytes),
+                    }
+                    .map_err(|e| media_io("writing a partial download", e))?;
                     down.have += bytes.len() as u64;
                     effects.push(TransferEffect::Progress(download_event(
                         &down.media,
@@ -701,9 +721,14 @@ impl TransferSession {
 
 impl Download {
     fn reset(&mut self) -> Result<()> {
-        self.file
-            .set_len(0)
-            .map_err(|e| media_io("resetting a partial download", e))?;
+        match &mut self.sealing {
+            // A fresh nonce: the same offsets will hold other bytes now.
+            Some((key, cipher)) => *cipher = PartCipher::start(key, &mut self.file)?,
+            None => self
+                .file
+                .set_len(0)
+                .map_err(|e| media_io("resetting a partial download", e))?,
+        }
         self.have = 0;
         Ok(())
     }
@@ -804,6 +829,32 @@ mod tests {
     #[test]
     fn a_cut_download_keeps_what_arrived_and_resumes_at_that_byte() {
         let (_dir, store) = registered();
+        cut_and_resume(&store);
+    }
+
+    /// The same in an encrypted store: the partial file holds the bytes that came, encrypted
+    /// (none of them plain at rest), and the adopted file is sealed and reads back whole.
+    #[test]
+    fn a_cut_download_of_an_encrypted_store_is_encrypted_at_rest_and_resumes_at_that_byte() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = crate::StoreOptions {
+            store_key: Some(crate::StoreKey::new([7; 32])),
+            ..crate::StoreOptions::default()
+        };
+        let store = Store::open(dir.path().join("phone.db"), options).expect("store");
+        store
+            .save_account(&crate::sync::Account {
+                server: "sim://server".into(),
+                device: uuid::Uuid::now_v7(),
+                person: crate::model::PersonId::new(),
+                token: "t".into(),
+            })
+            .expect("account");
+        cut_and_resume(&store);
+    }
+
+    fn cut_and_resume(store: &Store) {
+        let store = store.clone();
         let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let media = LocalMedia {
             hash: blake3::hash(&bytes).to_hex().to_string(),
@@ -853,6 +904,14 @@ mod tests {
             [TransferEffect::Done(Err(Error::Offline(_)))]
         ));
         assert_eq!(run.take_traffic().bytes_received, 4_000);
+        let partial = store.media_temp_dir().join(format!("{}.part", media.hash));
+        let at_rest = std::fs::read(&partial).expect("the partial download");
+        let window = &bytes[1_000..1_064];
+        assert_eq!(
+            at_rest.windows(window.len()).any(|w| w == window),
+            !store.is_encrypted(),
+            "plain at rest only in a plain store"
+        );
 
         let (mut run, effects) = TransferSession::one(&store, vec![download()], 2);
         let (request, http) = fetched(&effects);
@@ -871,6 +930,12 @@ mod tests {
             _ => None,
         });
         let file = done.and_then(|o| o.file.clone()).expect("the adopted file");
-        assert_eq!(std::fs::read(file).unwrap(), bytes);
+        if store.is_encrypted() {
+            assert!(std::fs::read(file).unwrap().starts_with(b"QRTRMED1"), "sealed");
+            assert_eq!(store.read_media(&media.hash).unwrap(), bytes);
+        } else {
+            assert_eq!(std::fs::read(file).unwrap(), bytes);
+        }
+        assert!(!partial.exists(), "the partial download is gone");
     }
 }
