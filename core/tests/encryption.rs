@@ -471,7 +471,7 @@ const CHILD_STORE_ENV: &str = "QUARTIER_ENCRYPT_STORE";
 /// Run as a child by the kill test: opens the store at the given path with key 6 (encrypting
 /// it), then says so.
 #[test]
-#[ignore = "run as a child process by a_kill_during_encryption_leaves_one_whole_store"]
+#[ignore = "run as a child process by a_kill_during_encryption_leaves_one_whole_store_and_no_plaintext"]
 fn child_encrypter() {
     let Ok(path) = std::env::var(CHILD_STORE_ENV) else {
         return;
@@ -485,7 +485,7 @@ fn child_encrypter() {
 /// afterwards the store is either the old plain one or the new encrypted one, whole, and
 /// opening it with the key always ends with everything there.
 #[test]
-fn a_kill_during_encryption_leaves_one_whole_store() {
+fn a_kill_during_encryption_leaves_one_whole_store_and_no_plaintext() {
     let template_dir = tempfile::tempdir().expect("dir");
     let template = template_dir.path().join("store.db");
     let store = Store::open(&template, StoreOptions::default()).expect("open");

@@ -1047,7 +1047,7 @@ async fn cut_uploads_and_downloads_resume_without_resending_finished_chunks_and_
 /// download is sealed on arrival. On both phones the file at rest is sealed and shows none of
 /// the recording's bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_of_encrypted_stores_go_up_and_down_whole_and_stay_sealed_on_both_phones() {
+async fn media_of_encrypted_phones_go_up_and_down_whole_with_no_plaintext_at_rest_on_either() {
     let server = Server::start();
     let url = server.url.as_str();
     let coordinator =

@@ -835,7 +835,7 @@ mod tests {
     /// The same in an encrypted store: the partial file holds the bytes that came, encrypted
     /// (none of them plain at rest), and the adopted file is sealed and reads back whole.
     #[test]
-    fn a_cut_download_of_an_encrypted_store_is_encrypted_at_rest_and_resumes_at_that_byte() {
+    fn a_cut_download_of_an_encrypted_store_leaves_no_plaintext_and_resumes_at_that_byte() {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = crate::StoreOptions {
             store_key: Some(crate::StoreKey::new([7; 32])),
