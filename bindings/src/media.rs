@@ -65,14 +65,21 @@ impl QuartierStore {
     }
 
     /// The path of a file on this device, for the platform's image or audio views. `NotFound`
-    /// if it is not here (then `QuartierSync.fetchMedia` brings it).
+    /// if it is not here (then `QuartierSync.fetchMedia` brings it). In an encrypted store
+    /// (`is_encrypted()`) the file holds sealed bytes: use `read_media` / `read_media_range`.
     pub fn media_file(&self, hash: String) -> FfiResult<String> {
         self.with(|s| Ok(s.media_file(&hash)?.display().to_string()))
     }
 
-    /// The bytes of a file on this device.
+    /// The bytes of a file on this device (decrypted in an encrypted store).
     pub fn read_media(&self, hash: String) -> FfiResult<Vec<u8>> {
         self.with(|s| Ok(s.read_media(&hash)?))
+    }
+
+    /// The bytes `start..end` of a file on this device (`end` clamped to its length): for a
+    /// player's seek in an encrypted store without decrypting the whole file.
+    pub fn read_media_range(&self, hash: String, start: u64, end: u64) -> FfiResult<Vec<u8>> {
+        self.with(|s| Ok(s.read_media_range(&hash, start, end)?))
     }
 
     /// Keeps a file on this device whatever the budget (`true`), or lets it be evicted again.

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use quartier_core::{Store, StoreOptions};
+use quartier_core::{Store, StoreKey, StoreOptions};
 
 use crate::error::{guard, signed, FfiResult, QuartierError};
 use crate::types::*;
@@ -88,6 +88,36 @@ impl QuartierStore {
                 slot: Arc::new(StoreSlot(RwLock::new(Some(store)))),
             }))
         })
+    }
+
+    /// Opens (or creates) the store at `path` encrypted at rest with `store_key`: the raw 32
+    /// bytes the app keeps in the Android Keystore / iOS Keychain (see docs/store.md,
+    /// "Encryption at rest"). A plain store is encrypted during this call. Another key, or a
+    /// store that is not encrypted with this one, fails with `WrongStoreKey` and nothing is
+    /// changed; `open(path)` (no key) on an encrypted store fails the same way.
+    #[uniffi::constructor]
+    pub fn open_encrypted(path: String, store_key: Vec<u8>) -> FfiResult<Arc<Self>> {
+        guard(|| {
+            let options = StoreOptions {
+                store_key: Some(StoreKey::from_vec(store_key)?),
+                ..StoreOptions::default()
+            };
+            let store = Store::open(&path, options)?;
+            Ok(Arc::new(QuartierStore {
+                slot: Arc::new(StoreSlot(RwLock::new(Some(store)))),
+            }))
+        })
+    }
+
+    /// Whether the store is encrypted at rest (opened with `open_encrypted`).
+    pub fn is_encrypted(&self) -> FfiResult<bool> {
+        self.with(|s| Ok(s.is_encrypted()))
+    }
+
+    /// Changes the store key (32 bytes); from then on only `new_key` opens the store. Keep the
+    /// new key in the key store before calling, and the old one until this returns.
+    pub fn rekey(&self, new_key: Vec<u8>) -> FfiResult<()> {
+        self.with(|s| Ok(s.rekey(&StoreKey::from_vec(new_key)?)?))
     }
 
     /// Checkpoints and closes the store, as releasing the object does, but reports a failed

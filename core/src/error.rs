@@ -79,6 +79,17 @@ pub enum Error {
     #[error("the store has schema version {found}, this core supports up to {supported}")]
     SchemaTooNew { found: i64, supported: i64 },
 
+    /// The store key does not open the store (`key_given`: a key was handed in, and it is not
+    /// the store's; otherwise the store is encrypted and no key was given). An encrypted store
+    /// and a file of random bytes look alike, so a damaged file may also end here. Detected by
+    /// a read-only look before anything is written: the file is not changed.
+    #[error("{}", if *key_given {
+        "the store key does not open this store (another key, or not a store); nothing was changed"
+    } else {
+        "the store is encrypted and no store key was given; nothing was changed"
+    })]
+    WrongStoreKey { key_given: bool },
+
     /// Any other SQLite failure.
     #[error("storage error: {0}")]
     Storage(rusqlite::Error),
@@ -205,6 +216,7 @@ impl From<Error> for quartier_domain::QuartierError {
             Error::StorageFull => Public::StorageFull { reason },
             Error::Corrupt(_) => Public::Corrupt { reason },
             Error::SchemaTooNew { .. } => Public::SchemaTooNew { reason },
+            Error::WrongStoreKey { .. } => Public::WrongStoreKey { reason },
             Error::Storage(_) => Public::Storage { reason },
             Error::Offline(_) => Public::Offline { reason },
             Error::RateLimited { retry_after_secs } => Public::RateLimited {

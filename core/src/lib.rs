@@ -58,5 +58,5 @@ mod remote_types {
 pub use quartier_domain::{document, model, schedule, DocKind, Error as DomainError, QuartierError};
 pub use store::{
     AllowedActions, IncomingChange, IncomingCreation, LiveQuery, LiveResult, MergeReport, OutgoingChange,
-    Store, StoreOptions, Subscription, UndeliveredChange,
+    Store, StoreKey, StoreOptions, Subscription, UndeliveredChange,
 };

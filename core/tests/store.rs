@@ -255,6 +255,7 @@ fn invalid_input_is_rejected_with_typed_errors_and_nothing_stored() {
 fn oversize_document_is_refused_and_the_item_stays_as_it_was() {
     let fx = Fixture::with_options(StoreOptions {
         document_budget: 16 * 1024,
+        ..StoreOptions::default()
     });
     let item = fx.post("Chronik", "Anfang.");
     let mut text = String::new();
@@ -394,6 +395,7 @@ fn an_item_edited_before_its_first_push_sends_its_creation_then_the_edit_across_
 fn an_oversize_new_item_is_refused_before_anything_is_stored() {
     let fx = Fixture::with_options(StoreOptions {
         document_budget: 2048,
+        ..StoreOptions::default()
     });
     let outbox = fx.store.outbox_len().unwrap();
     let docs = fx.store.document_ids().unwrap().len();

@@ -59,6 +59,11 @@ pub enum QuartierError {
     Corrupt { reason: String },
     #[error("{reason}")]
     SchemaTooNew { reason: String },
+    /// The store key handed to `open` does not open the store: another key, no key for an
+    /// encrypted store, or not a store at all (an encrypted file and random bytes look alike).
+    /// Nothing was read or written; open it again with the right key.
+    #[error("{reason}")]
+    WrongStoreKey { reason: String },
     #[error("{reason}")]
     Storage { reason: String },
     /// The server could not be reached; retry later.
@@ -137,6 +142,7 @@ impl QuartierError {
             StorageFull { .. } => "storage_full",
             Corrupt { .. } => "corrupt",
             SchemaTooNew { .. } => "schema_too_new",
+            WrongStoreKey { .. } => "wrong_store_key",
             Storage { .. } => "storage",
             Offline { .. } => "offline",
             RateLimited { .. } => "rate_limited",

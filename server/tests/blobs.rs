@@ -1042,6 +1042,73 @@ async fn cut_uploads_and_downloads_resume_without_resending_finished_chunks_and_
     assert!(downloader.plan(&resident.store).expect("plan").0.is_empty());
 }
 
+/// Phones with encrypted stores (docs/store.md, "Encryption at rest"): the transfer queue uploads
+/// the plaintext of a sealed file chunk by chunk (the server checks it against its hash), and a
+/// download is sealed on arrival. On both phones the file at rest is sealed and shows none of
+/// the recording's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_of_encrypted_phones_go_up_and_down_whole_with_no_plaintext_at_rest_on_either() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let coordinator =
+        Device::register_encrypted(url, "Koordination", quartier_core::StoreKey::new([1; 32])).await;
+    let space = coordinator
+        .store
+        .create_space(space_meta("Nippes"), coordinator.person)
+        .expect("space")
+        .id;
+    coordinator
+        .client
+        .create_space(&coordinator.store, space)
+        .await
+        .expect("register space");
+    let code = coordinator.invite(space, Role::Resident).await;
+    let resident = Device::register_encrypted(url, "Nachbarin", quartier_core::StoreKey::new([2; 32])).await;
+    resident
+        .client
+        .redeem_invite(&resident.store, &code)
+        .await
+        .expect("redeem");
+    let mut rng = StdRng::seed_from_u64(seed("encrypted_media"));
+    let audio = audio_bytes(&mut rng, 3 * CHUNK + 1234);
+    let imported = coordinator
+        .store
+        .import_media_bytes(&audio, &ImportOptions::default())
+        .expect("import");
+    let hash = imported.reference.hash.clone();
+    assert_eq!(hash, hash_of(&audio), "named by the plaintext's hash");
+    post_with_media(
+        &coordinator,
+        space,
+        "Mitschnitt",
+        Audience::Everyone,
+        vec![imported.reference],
+    );
+    sync_clean(&coordinator).await;
+    let events = Mutex::new(Vec::new());
+    let uploader = TransferQueue::new(&coordinator.client).expect("queue");
+    let (report, _) = run_until_done(&uploader, &coordinator.store, &events).await;
+    assert_eq!(report.uploaded, vec![hash.clone()]);
+
+    sync_clean(&resident).await;
+    let downloader = TransferQueue::new(&resident.client).expect("queue");
+    let (report, _) = run_until_done(&downloader, &resident.store, &events).await;
+    assert_eq!(report.downloaded, vec![hash.clone()]);
+    assert!(
+        resident.store.read_media(&hash).expect("read") == audio,
+        "byte-identical"
+    );
+    let sample = &audio[audio.len() / 2..audio.len() / 2 + 64];
+    for device in [&coordinator, &resident] {
+        let at_rest = std::fs::read(device.store.media_file(&hash).expect("file")).expect("read");
+        assert!(at_rest.starts_with(b"QRTRMED1"), "sealed");
+        assert!(
+            !at_rest.windows(sample.len()).any(|w| w == sample),
+            "no plaintext of the recording at rest"
+        );
+    }
+}
+
 /// A photo big enough for a preview and a thumbnail: PNG noise, 1400×900.
 fn photo(rng: &mut StdRng) -> Vec<u8> {
     let mut pixels = image::RgbImage::new(1400, 900);

@@ -701,3 +701,77 @@ async fn long_offline_exchanges_and_many_conversations_reach_the_team_whole() {
         assert!(texts(&ben, *id).contains(&"neu".to_string()), "{id}");
     }
 }
+
+/// A device registered with its store encrypted under `key` (what the app takes from the
+/// Android Keystore / iOS Keychain), joined to the team's space with `role`.
+async fn encrypted_device(team: &Team, role: Role, name: &str, key: [u8; 32]) -> Device {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = quartier_core::Store::open(
+        dir.path().join("phone.db"),
+        quartier_core::StoreOptions {
+            store_key: Some(quartier_core::store::StoreKey::new(key)),
+            ..Default::default()
+        },
+    )
+    .expect("open encrypted store");
+    let client = quartier_core::sync::SyncClient::new(&team.url).expect("client");
+    let account = client.register(&store, Some(name)).await.expect("register");
+    let device = Device {
+        dir,
+        store,
+        client,
+        person: account.person,
+    };
+    let code = team.coordinator.invite(team.space, role).await;
+    device
+        .client
+        .redeem_invite(&device.store, &code)
+        .await
+        .expect("redeem");
+    device
+}
+
+/// With encryption at rest on, nothing of a conversation is readable in a device's files
+/// (database, WAL); a plain store of the same exchange does show it (the scan would see it).
+#[tokio::test]
+async fn no_plaintext_of_a_conversation_at_rest_on_encrypted_devices() {
+    let server = Server::start();
+    let team = Team::new(&server).await;
+    let anna = encrypted_device(&team, Role::Caseworker, "Anna", [3; 32]).await;
+    team.coordinator
+        .client
+        .add_team_member(&team.coordinator.store, team.space, team.team, anna.person)
+        .await
+        .expect("into the team");
+    anna.sync().await;
+    let resident = encrypted_device(&team, Role::Resident, "Nachbarin", [4; 32]).await;
+    let plain = team.resident("Nachbar ohne Schlüssel").await;
+    for device in [&resident, &plain] {
+        let conversation = team.open(device).await;
+        device
+            .store
+            .send_counselling_message(conversation, "MARKER-AT-REST Kontoauszug")
+            .unwrap();
+        device.sync().await;
+    }
+    anna.sync().await;
+    anna.store
+        .write_case_note(team.team, Uuid::now_v7(), "MARKER-AT-REST Notiz")
+        .unwrap();
+    anna.sync().await;
+    let readable = anna
+        .store
+        .counselling_channels()
+        .unwrap()
+        .into_iter()
+        .filter(|c| texts(&anna, c.id).iter().any(|t| t.contains("MARKER-AT-REST")))
+        .count();
+    assert_eq!(readable, 3, "Anna reads both conversations and her note");
+    for device in [&anna, &resident] {
+        let found = find_markers(device.dir.path(), &["MARKER-AT-REST", "Kontoauszug"]);
+        assert!(found.is_empty(), "plaintext at rest: {found:?}");
+    }
+    plain.store.checkpoint().unwrap();
+    let found = find_markers(plain.dir.path(), &["MARKER-AT-REST"]);
+    assert!(!found.is_empty(), "the control: a plain store shows the text");
+}

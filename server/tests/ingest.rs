@@ -58,6 +58,7 @@ impl Bench {
             store_dir.path().join("bench.db"),
             StoreOptions {
                 document_budget: budget,
+                ..StoreOptions::default()
             },
         )
         .expect("store");

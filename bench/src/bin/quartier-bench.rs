@@ -35,7 +35,12 @@ commands:
                                  (--cold drops the OS page cache before each run; needs root)
   search [--rounds N]            search latency over the query set, N rounds (default 20)
   viewport [--queries N]         viewport latency over N district boxes (default 2000)
-  create [--items N]             durable create vs bare insert, N each (default 2000)
+  open-child PATH [--encrypted]  one open of the store at PATH to its first feed page, in this
+                                 process (--encrypted: with a fixed bench store key; a plain
+                                 store is encrypted by the first such open)
+  create [--items N] [--encrypted]
+                                 durable create vs bare insert, N each (default 2000);
+                                 --encrypted: also into a store with a store key (SQLCipher)
   breakdown                      where search (and viewport) time goes
   breakdown-viewport             where viewport time goes
   breakdown-create [--items N]   CPU cost of the parts of a create (Automerge, JSON, folding)
@@ -46,12 +51,20 @@ fn main() {
     let process_start = Instant::now();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("open-child") => open_child(process_start, args.get(1).map(PathBuf::from)),
+        Some("open-child") => open_child(
+            process_start,
+            args.get(1).map(PathBuf::from),
+            args.iter().any(|a| a == "--encrypted"),
+        ),
         Some("generate") => generate().map(|_| ()),
         Some("open") => open(flag(&args, "--runs", 10), args.iter().any(|a| a == "--cold")).map(|_| ()),
         Some("search") => search(flag(&args, "--rounds", 20)).map(|_| ()),
         Some("viewport") => viewport(flag(&args, "--queries", 2000)).map(|_| ()),
-        Some("create") => create(flag(&args, "--items", 2000)).map(|_| ()),
+        Some("create") => create(
+            flag(&args, "--items", 2000),
+            args.iter().any(|a| a == "--encrypted"),
+        )
+        .map(|_| ()),
         Some("bulk") => bulk(flag(&args, "--items", 20_000)).map(|_| ()),
         Some("update") => update(flag(&args, "--items", 1000)).map(|_| ()),
         Some("breakdown") => breakdown(),
@@ -113,9 +126,19 @@ struct OpenResult {
 }
 
 /// The child: opens the store, reads the first page, reports, exits.
-fn open_child(process_start: Instant, path: Option<PathBuf>) -> Res<()> {
+/// The store key of `open-child --encrypted` (bench data only: a fixed key, so that a store
+/// encrypted by one run opens in the next).
+const BENCH_STORE_KEY: [u8; 32] = [0x42; 32];
+
+/// One open to the first feed page, in this process. `--encrypted`: with [`BENCH_STORE_KEY`]
+/// (a plain store at `path` is encrypted by the first such open).
+fn open_child(process_start: Instant, path: Option<PathBuf>, encrypted: bool) -> Res<()> {
     let path = path.ok_or("open-child needs the store path")?;
-    let store = Store::open(&path, StoreOptions::default())?;
+    let options = StoreOptions {
+        store_key: encrypted.then(|| quartier_core::StoreKey::new(BENCH_STORE_KEY)),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, options)?;
     let space = only_space(&store)?;
     let page = store.feed(&FeedQuery::new(space, resident_viewer()))?;
     let in_process = process_start.elapsed();
@@ -414,6 +437,16 @@ fn scratch_store() -> Res<(tempfile::TempDir, Store)> {
     Ok((dir, store))
 }
 
+/// A fresh store encrypted at rest (a random store key), beside the plain one of
+/// [`scratch_store`] in `dir`.
+fn scratch_encrypted_store(dir: &std::path::Path) -> Res<Store> {
+    let options = StoreOptions {
+        store_key: Some(quartier_core::StoreKey::generate()?),
+        ..StoreOptions::default()
+    };
+    Ok(Store::open(dir.join("encrypted.db"), options)?)
+}
+
 /// Editing one field of an item (its title), durable on return, against a bare `UPDATE` of the
 /// same JSON row in its own transaction, interleaved; `items` items are created first (not
 /// timed), each edited once.
@@ -522,13 +555,25 @@ fn bulk(items: usize) -> Res<f64> {
     Ok(rate)
 }
 
-fn create(items: usize) -> Res<CreateResult> {
+fn create(items: usize, encrypted: bool) -> Res<CreateResult> {
     let (dir, store) = scratch_store()?;
     let mut bare = open_bare_db(&dir.path().join("bare.db"))?;
+    // With a key, the same items also go into an encrypted store, interleaved in the same run.
+    let keyed = if encrypted {
+        Some(scratch_encrypted_store(dir.path())?)
+    } else {
+        None
+    };
     let mut gen = Generator::new(quartier_bench::DEFAULT_SEED, Mix::Mixed);
     let space = store.create_space(Generator::space_meta(), gen.authors()[0])?.id;
+    let keyed_space = match &keyed {
+        Some(k) => Some(k.create_space(Generator::space_meta(), gen.authors()[0])?.id),
+        None => None,
+    };
     let mut parents: Vec<ItemId> = Vec::new();
+    let mut keyed_parents: Vec<ItemId> = Vec::new();
     let mut store_samples = Vec::with_capacity(items);
+    let mut keyed_samples = Vec::with_capacity(items);
     let mut bare_samples = Vec::with_capacity(items);
     let warm_up = 100;
     for i in 0..warm_up + items {
@@ -550,6 +595,24 @@ fn create(items: usize) -> Res<CreateResult> {
             let item = store.create_item(new)?;
             (t.elapsed(), tb, item)
         };
+        if let (Some(keyed), Some(keyed_space)) = (&keyed, keyed_space) {
+            // The same item in the encrypted store (its parent is the same position there).
+            let mut new = copy.clone();
+            new.space = keyed_space;
+            if let (Some(at), quartier_core::model::ItemDetails::Comment(comment)) =
+                (parents_index(&parents, &copy), &mut new.content.details)
+            {
+                comment.parent = keyed_parents[at];
+            }
+            let t = Instant::now();
+            let item = keyed.create_item(new)?;
+            if i >= warm_up {
+                keyed_samples.push(t.elapsed());
+            }
+            if item.kind() != quartier_core::model::ItemKind::Comment {
+                keyed_parents.push(item.id);
+            }
+        }
         if item.kind() != quartier_core::model::ItemKind::Comment {
             parents.push(item.id);
         }
@@ -568,12 +631,30 @@ fn create(items: usize) -> Res<CreateResult> {
     println!("| write | n | mean ms | p50 ms | p90 ms | p99 ms | max ms |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     print_row("Store::create_item", &result.store);
+    if encrypted {
+        print_row(
+            "Store::create_item, encrypted store (store key)",
+            &Summary::of(&keyed_samples),
+        );
+    }
     print_row("bare insert of the JSON", &result.bare);
     println!(
         "\nRatio of medians: {:.2}×",
         result.store.p50.as_secs_f64() / result.bare.p50.as_secs_f64()
     );
+    if encrypted {
+        println!(
+            "Encrypted / plain store, medians: {:.2}×",
+            Summary::of(&keyed_samples).p50.as_secs_f64() / result.store.p50.as_secs_f64()
+        );
+    }
     Ok(result)
+}
+
+/// The position among `parents` of the parent of `new` (a comment), if it has one.
+fn parents_index(parents: &[ItemId], new: &quartier_core::model::NewItem) -> Option<usize> {
+    let parent = new.content.details.parent()?;
+    parents.iter().position(|p| *p == parent)
 }
 
 // ---- breakdown ----
@@ -1033,7 +1114,7 @@ fn verdict(ok: bool) -> &'static str {
 
 fn all() -> Res<()> {
     generate()?;
-    let create = create(2000)?;
+    let create = create(2000, false)?;
     let search = search(20)?;
     let viewport = viewport(2000)?;
     let open = open(10, true)?;

@@ -33,7 +33,7 @@ public struct QuartierFailure: Error, Equatable, Hashable, Sendable, CustomStrin
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case invalid, invalidCoordinates, unknownKind, malformedInput, documentTooLarge
         case malformedChange, kindChange, notFound, notPermitted, schedule, search
-        case storageFull, corrupt, schemaTooNew, storage, offline, rateLimited, unauthorized
+        case storageFull, corrupt, schemaTooNew, wrongStoreKey, storage, offline, rateLimited, unauthorized
         case deviceRevoked, notRegistered, server, protocolMismatch, malformedResponse
         case cancelled, document, media, closed
         case `internal`
@@ -72,6 +72,7 @@ public struct QuartierFailure: Error, Equatable, Hashable, Sendable, CustomStrin
         case .StorageFull: .storageFull
         case .Corrupt: .corrupt
         case .SchemaTooNew: .schemaTooNew
+        case .WrongStoreKey: .wrongStoreKey
         case .Storage: .storage
         case .Offline: .offline
         case .RateLimited: .rateLimited
@@ -96,7 +97,7 @@ public struct QuartierFailure: Error, Equatable, Hashable, Sendable, CustomStrin
              let .MalformedInput(reason), let .DocumentTooLarge(reason), let .MalformedChange(reason),
              let .KindChange(reason), let .NotFound(reason), let .NotPermitted(reason, _),
              let .Schedule(reason), let .Search(reason), let .StorageFull(reason), let .Corrupt(reason),
-             let .SchemaTooNew(reason), let .Storage(reason), let .Offline(reason),
+             let .SchemaTooNew(reason), let .WrongStoreKey(reason), let .Storage(reason), let .Offline(reason),
              let .RateLimited(reason, _), let .Unauthorized(reason), let .DeviceRevoked(reason),
              let .NotRegistered(reason), let .Server(reason, _, _), let .ProtocolMismatch(reason),
              let .MalformedResponse(reason), let .Cancelled(reason), let .Document(reason),
@@ -153,6 +154,7 @@ extension QuartierFailure {
     public static let storageFull = Kind.storageFull
     public static let corrupt = Kind.corrupt
     public static let schemaTooNew = Kind.schemaTooNew
+    public static let wrongStoreKey = Kind.wrongStoreKey
     public static let storage = Kind.storage
     public static let offline = Kind.offline
     public static let rateLimited = Kind.rateLimited

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use super::sealed::{self, MediaKey};
 use crate::error::{Error, Result};
 
 /// The folder of media files of the store at `db`.
@@ -29,7 +30,10 @@ pub(crate) fn temp_dir(db: &Path) -> PathBuf {
 pub(crate) struct Staged {
     file: NamedTempFile,
     pub hash: String,
+    /// Bytes of the plaintext.
     pub size: u64,
+    /// The file already holds the sealed form (`stage_sealed_bytes`): placed as it is.
+    sealed: bool,
 }
 
 impl Staged {
@@ -49,16 +53,33 @@ impl Staged {
         Ok(self)
     }
 
-    /// Moves the file to `<dir>/<hash>`. Returns whether it was newly placed: `false` when
+    /// Moves the file to `<dir>/<hash>` — sealed with `key` when the store is encrypted (the
+    /// plain temporary file is then removed). Returns whether it was newly placed: `false` when
     /// the same content was already there (then the temporary copy is dropped).
-    pub fn place(self, dir: &Path) -> Result<bool> {
+    pub fn place(self, dir: &Path, key: Option<&MediaKey>) -> Result<bool> {
         let target = dir.join(&self.hash);
         if target.exists() {
             return Ok(false);
         }
-        self.file
-            .persist(&target)
-            .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+        match key {
+            _ if self.sealed => {
+                self.file
+                    .persist(&target)
+                    .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+            }
+            None => {
+                self.file
+                    .persist(&target)
+                    .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+            }
+            Some(key) => {
+                let tmp = self.file.path().parent().unwrap_or(dir).to_path_buf();
+                let sealed = seal_to_temp(key, self.file.path(), &tmp)?;
+                sealed
+                    .persist(&target)
+                    .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+            }
+        }
         sync_dir(dir)?;
         Ok(true)
     }
@@ -101,17 +122,57 @@ pub(crate) fn stage_reader(tmp: &Path, reader: impl Read, limit: u64) -> Result<
         file,
         hash: hasher.finalize().to_hex().to_string(),
         size,
+        sealed: false,
+    })
+}
+
+/// Seals `bytes` (already in memory: an encoded image) straight into a new synced temporary file
+/// in `tmp`, so that their plaintext never reaches the disk, not even in the temporary folder.
+pub(crate) fn stage_sealed_bytes(tmp: &Path, bytes: &[u8], key: &MediaKey) -> Result<Staged> {
+    fs::create_dir_all(tmp).map_err(|e| Error::media_io("creating the media folder", e))?;
+    let file =
+        NamedTempFile::new_in(tmp).map_err(|e| Error::media_io("creating a temporary media file", e))?;
+    let mut writer = io::BufWriter::new(file.as_file());
+    sealed::seal(key, bytes, bytes.len() as u64, &mut writer)?;
+    writer
+        .flush()
+        .map_err(|e| Error::media_io("writing a sealed media file", e))?;
+    drop(writer);
+    file.as_file()
+        .sync_all()
+        .map_err(|e| Error::media_io("syncing a media file", e))?;
+    Ok(Staged {
+        file,
+        hash: blake3::hash(bytes).to_hex().to_string(),
+        size: bytes.len() as u64,
+        sealed: true,
     })
 }
 
 /// Moves a file that was written elsewhere (a finished download) to `<dir>/<hash>`, after
 /// syncing it. Copies when a rename is impossible (another file system). Returns whether it
 /// was newly placed; an already present copy wins and `file` is removed.
-pub(crate) fn place_external(file: &Path, dir: &Path, tmp: &Path, hash: &str) -> Result<bool> {
+pub(crate) fn place_external(
+    file: &Path,
+    dir: &Path,
+    tmp: &Path,
+    hash: &str,
+    key: Option<&MediaKey>,
+) -> Result<bool> {
     let target = dir.join(hash);
     if target.exists() {
         remove_quietly(file);
         return Ok(false);
+    }
+    if let Some(key) = key {
+        // Sealed into a new file; the plain download is removed once the sealed copy is placed.
+        let sealed = seal_to_temp(key, file, tmp)?;
+        sealed
+            .persist(&target)
+            .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+        sync_dir(dir)?;
+        remove_quietly(file);
+        return Ok(true);
     }
     File::open(file)
         .and_then(|f| f.sync_all())
@@ -125,11 +186,81 @@ pub(crate) fn place_external(file: &Path, dir: &Path, tmp: &Path, hash: &str) ->
             let source =
                 File::open(file).map_err(|e| Error::media_io("opening a downloaded media file", e))?;
             let staged = stage_reader(tmp, source, u64::MAX)?;
-            let placed = staged.place(dir)?;
+            let placed = staged.place(dir, None)?;
             remove_quietly(file);
             Ok(placed)
         }
     }
+}
+
+/// Moves a finished encrypted download (`sealed::PartCipher`) to `<dir>/<hash>`, sealed: its
+/// decrypted bytes are sealed into a new temporary file, placed, and the download removed.
+pub(crate) fn place_encrypted_part(
+    file: &Path,
+    dir: &Path,
+    tmp: &Path,
+    hash: &str,
+    key: &MediaKey,
+) -> Result<bool> {
+    let target = dir.join(hash);
+    if target.exists() {
+        remove_quietly(file);
+        return Ok(false);
+    }
+    fs::create_dir_all(tmp).map_err(|e| Error::media_io("creating the media folder", e))?;
+    let (plain, len) = sealed::part_reader(key, file)?;
+    let out =
+        NamedTempFile::new_in(tmp).map_err(|e| Error::media_io("creating a temporary media file", e))?;
+    let mut writer = io::BufWriter::new(out.as_file());
+    sealed::seal(key, plain, len, &mut writer)?;
+    writer
+        .flush()
+        .map_err(|e| Error::media_io("writing a sealed media file", e))?;
+    drop(writer);
+    out.as_file()
+        .sync_all()
+        .map_err(|e| Error::media_io("syncing a media file", e))?;
+    out.persist(&target)
+        .map_err(|e| Error::media_io("moving a media file into place", e.error))?;
+    sync_dir(dir)?;
+    remove_quietly(file);
+    Ok(true)
+}
+
+/// Seals the plain file at `plain` into a new synced temporary file in `tmp`.
+pub(crate) fn seal_to_temp(key: &MediaKey, plain: &Path, tmp: &Path) -> Result<NamedTempFile> {
+    fs::create_dir_all(tmp).map_err(|e| Error::media_io("creating the media folder", e))?;
+    let source = File::open(plain).map_err(|e| Error::media_io("opening a media file to seal", e))?;
+    let len = source
+        .metadata()
+        .map_err(|e| Error::media_io("reading the size of a media file", e))?
+        .len();
+    let out =
+        NamedTempFile::new_in(tmp).map_err(|e| Error::media_io("creating a temporary media file", e))?;
+    let mut writer = io::BufWriter::new(out.as_file());
+    sealed::seal(key, io::BufReader::new(source), len, &mut writer)?;
+    writer
+        .flush()
+        .map_err(|e| Error::media_io("writing a sealed media file", e))?;
+    drop(writer);
+    out.as_file()
+        .sync_all()
+        .map_err(|e| Error::media_io("syncing a media file", e))?;
+    Ok(out)
+}
+
+/// Seals a plain file already in place at `<dir>/<name>` (written before the store was
+/// encrypted): sealed copy in `tmp`, synced, renamed over it. A kill leaves the plain file or
+/// the sealed one, never half of either.
+pub(crate) fn seal_in_place(key: &MediaKey, path: &Path, tmp: &Path) -> Result<()> {
+    let sealed = seal_to_temp(key, path, tmp)?;
+    sealed
+        .persist(path)
+        .map_err(|e| Error::media_io("moving a sealed media file into place", e.error))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// BLAKE3 hash (hex) and size of a file, streamed.

@@ -19,6 +19,7 @@ mod duration;
 mod files;
 pub mod images;
 mod iso;
+pub(crate) mod sealed;
 mod sniff;
 mod strip;
 
@@ -340,7 +341,11 @@ impl Store {
             .chain(processed.preview.map(|e| (e, MediaVariant::Preview)))
             .chain(processed.thumbnail.map(|e| (e, MediaVariant::Thumbnail)))
         {
-            let staged = files::stage_bytes(&tmp, &encoded.bytes)?;
+            // Images are encoded in memory: in an encrypted store they reach the disk sealed.
+            let staged = match self.media_key() {
+                Some(key) => files::stage_sealed_bytes(&tmp, &encoded.bytes, key)?,
+                None => files::stage_bytes(&tmp, &encoded.bytes)?,
+            };
             if variant != MediaVariant::Original {
                 derived.push(MediaVariantRef {
                     hash: staged.hash.clone(),
@@ -423,7 +428,7 @@ impl Store {
             for file in new_files {
                 let hash = file.staged.hash.clone();
                 let size = file.staged.size;
-                if file.staged.place(&dir)? {
+                if file.staged.place(&dir, self.media_key())? {
                     placed.push(dir.join(&hash));
                 }
                 let of = match file.variant {
@@ -480,7 +485,8 @@ impl Store {
 
     /// The path of a file whose bytes are on this device, for the app to display or play;
     /// counts as a use for eviction. [`Error::NotFound`] if it is not here (never fetched, or
-    /// evicted).
+    /// evicted). In an encrypted store ([`Store::is_encrypted`]) the file holds the sealed
+    /// bytes: read them through [`Store::read_media`] or [`Store::read_media_range`].
     pub fn media_file(&self, hash: &str) -> Result<PathBuf> {
         validate_hash(hash)?;
         let row: Option<(bool, i64)> = self.read(|conn| {
@@ -519,13 +525,89 @@ impl Store {
         Ok(path)
     }
 
-    /// The bytes of a file on this device; see [`Store::media_file`].
+    /// The bytes of a file on this device (decrypted in an encrypted store); see
+    /// [`Store::media_file`].
     pub fn read_media(&self, hash: &str) -> Result<Vec<u8>> {
+        self.read_media_range(hash, 0, u64::MAX)
+    }
+
+    /// The bytes `start..end` of a file on this device (`end` clamped to its length):
+    /// a chunk to upload, or a seek of a player. In an encrypted store only the segments the
+    /// range falls in are decrypted.
+    pub fn read_media_range(&self, hash: &str, start: u64, end: u64) -> Result<Vec<u8>> {
         let path = self.media_file(hash)?;
-        std::fs::read(&path).map_err(|e| match e.kind() {
+        let missing = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::NotFound => not_found(hash),
             _ => Error::media_io("reading a media file", e),
-        })
+        };
+        if sealed::is_sealed(&path).map_err(missing)? {
+            let key = self.media_key().ok_or_else(|| Error::MediaIo {
+                op: "reading a media file",
+                reason: "the file is sealed and this store has no media key (opened without its store key?)"
+                    .into(),
+            })?;
+            return sealed::read_range(key, &path, start, end);
+        }
+        // A plain file: a store without a key, or one written before the store was encrypted
+        // and not sealed yet.
+        let mut file = File::open(&path).map_err(missing)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)).map_err(missing)?;
+        let mut bytes = Vec::new();
+        file.take(end.saturating_sub(start))
+            .read_to_end(&mut bytes)
+            .map_err(missing)?;
+        Ok(bytes)
+    }
+
+    /// Seals every plain media file of an encrypted store: the files written before the store
+    /// was encrypted (`media_key.plain_files_left`). One file at a time, each atomically
+    /// (`files::seal_in_place`); the mark is cleared when all are sealed, so an open killed
+    /// half-way goes on at the next one. Files already sealed are recognised by their header.
+    pub(crate) fn seal_plain_media(&self) -> Result<()> {
+        let Some(key) = self.media_key() else {
+            return Ok(());
+        };
+        let dir = self.media_dir();
+        let tmp = files::temp_dir(self.path());
+        let mut sealed_now = 0usize;
+        match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::media_io("listing the media folder", e)),
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(|e| Error::media_io("listing the media folder", e))?;
+                    let path = entry.path();
+                    let is_media = entry
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| validate_hash(n).is_ok());
+                    if !is_media || !path.is_file() {
+                        continue;
+                    }
+                    if !sealed::is_sealed(&path).map_err(|e| Error::media_io("reading a media file", e))? {
+                        files::seal_in_place(key, &path, &tmp)?;
+                        sealed_now += 1;
+                    }
+                }
+            }
+        }
+        // Partial downloads from before are plain too: they start over, sealed on arrival.
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for entry in entries.flatten() {
+                files::remove_quietly(&entry.path());
+            }
+        }
+        self.write(|tx, _| {
+            tx.execute("UPDATE media_key SET plain_files_left = 0", [])?;
+            Ok(())
+        })?;
+        if sealed_now > 0 {
+            tracing::info!(
+                files = sealed_now,
+                "sealed the media files of a newly encrypted store"
+            );
+        }
+        Ok(())
     }
 
     /// Files on this device that no server has yet, in upload order: thumbnails, previews,
@@ -634,7 +716,24 @@ impl Store {
         if let Some(of) = &expected.of {
             validate_hash(of)?;
         }
-        let (actual, size) = files::hash_file(file)?;
+        // A download of an encrypted store arrives encrypted (`sealed::PartCipher`): its hash
+        // is the hash of what it decrypts to.
+        let encrypted_part = match self.media_key() {
+            Some(_) => {
+                sealed::is_part(file).map_err(|e| Error::media_io("reading a downloaded media file", e))?
+            }
+            None => false,
+        };
+        let (actual, size) = match (encrypted_part, self.media_key()) {
+            (true, Some(key)) => {
+                let (mut reader, _) = sealed::part_reader(key, file)?;
+                let mut hasher = blake3::Hasher::new();
+                let size = std::io::copy(&mut reader, &mut hasher)
+                    .map_err(|e| Error::media_io("reading a downloaded media file", e))?;
+                (hasher.finalize().to_hex().to_string(), size)
+            }
+            _ => files::hash_file(file)?,
+        };
         if actual != expected.hash {
             files::remove_quietly(file);
             return Err(Error::MediaHashMismatch {
@@ -647,7 +746,10 @@ impl Store {
         let tmp = files::temp_dir(self.path());
         let now = now_ms();
         let adopted = self.write(|tx, _| {
-            files::place_external(file, &dir, &tmp, &expected.hash)?;
+            match (encrypted_part, self.media_key()) {
+                (true, Some(key)) => files::place_encrypted_part(file, &dir, &tmp, &expected.hash, key)?,
+                (_, key) => files::place_external(file, &dir, &tmp, &expected.hash, key)?,
+            };
             upsert(
                 tx,
                 &Upsert {
@@ -853,6 +955,27 @@ fn upsert(tx: &Transaction<'_>, row: &Upsert<'_>) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+/// The media key of an encrypted store, made on its first open with a key, and whether media
+/// files from before may still be plain (see [`Store::seal_plain_media`]).
+pub(crate) fn load_or_create_key(conn: &rusqlite::Connection) -> Result<(sealed::MediaKey, bool)> {
+    let row: Option<(Vec<u8>, bool)> = conn
+        .query_row(
+            "SELECT key, plain_files_left FROM media_key WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((bytes, plain_left)) = row {
+        return Ok((sealed::MediaKey::from_slice(&bytes)?, plain_left));
+    }
+    let key = sealed::MediaKey::generate()?;
+    conn.execute(
+        "INSERT INTO media_key (id, key, plain_files_left) VALUES (1, ?1, 1)",
+        [&key.as_bytes()[..]],
+    )?;
+    Ok((key, true))
 }
 
 /// Every string in `value` that is a media hash (64 lowercase hex digits).

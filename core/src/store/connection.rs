@@ -2,11 +2,13 @@
 //! read-only connections that queries use while the single writer commits.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::key::{self, StoreKey};
 use crate::error::Result;
 
 /// How long a connection waits for a lock before failing (checkpoints, a second process).
@@ -18,9 +20,10 @@ const MAX_IDLE_READERS: usize = 4;
 /// same SQL again on every write and sync round.
 pub(crate) const STATEMENT_CACHE: usize = 128;
 
-/// Opens the writer connection.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
+/// Opens the writer connection; with a store key, that key is its first statement.
+pub(crate) fn open_writer(path: &Path, store_key: Option<&StoreKey>) -> Result<Connection> {
     let conn = Connection::open(path)?;
+    key::apply(&conn, store_key)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers never block the writer and the writer never blocks readers.
@@ -39,11 +42,13 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Opens a read-only connection on an existing store.
-pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+/// Opens a read-only connection on an existing store; with a store key, that key is its first
+/// statement.
+pub(crate) fn open_reader(path: &Path, store_key: Option<&StoreKey>) -> Result<Connection> {
     let flags =
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
+    key::apply(&conn, store_key)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Smaller page cache per reader than the default 2 MB: several readers on a low-end phone.
@@ -52,16 +57,26 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Read-only connections, handed out one per query.
+/// Read-only connections, handed out one per query, and the store key they are opened with.
+///
+/// The key can change while the store is open ([`super::Store::rekey`]): a connection keyed
+/// with the old one cannot read pages written under the new one. So every connection is
+/// tagged with the key's generation, and one of an older generation is dropped instead of
+/// being used or kept (the live-query notifier, which keeps its own connection, checks the
+/// same generation).
 pub(crate) struct ReaderPool {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    key: RwLock<Option<StoreKey>>,
+    generation: AtomicU64,
+    idle: Mutex<Vec<(u64, Connection)>>,
 }
 
 impl ReaderPool {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(path: PathBuf, key: Option<StoreKey>) -> Self {
         Self {
             path,
+            key: RwLock::new(key),
+            generation: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -69,15 +84,35 @@ impl ReaderPool {
     /// Runs `f` on a reader connection.
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => open_reader(&self.path)?,
+        let (generation, conn) = match pooled {
+            Some((generation, conn)) if generation == self.generation() => (generation, conn),
+            _ => self.open()?,
         };
         let result = f(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
+        if idle.len() < MAX_IDLE_READERS && generation == self.generation() {
+            idle.push((generation, conn));
         }
         result
+    }
+
+    /// A new reader with the current key, and the generation of that key.
+    pub fn open(&self) -> Result<(u64, Connection)> {
+        let key = self.key.read().unwrap_or_else(|p| p.into_inner());
+        let generation = self.generation();
+        Ok((generation, open_reader(&self.path, key.as_ref())?))
+    }
+
+    /// The generation of the current key: it grows by one at every rekey.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Readers from now on use `key`; idle readers with the old one are closed.
+    pub fn set_key(&self, key: StoreKey) {
+        let mut current = self.key.write().unwrap_or_else(|p| p.into_inner());
+        *current = Some(key);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }

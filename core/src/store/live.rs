@@ -8,13 +8,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 
 use rusqlite::Connection;
 
-use super::{connection, Store, Touched};
+use super::connection::ReaderPool;
+use super::{Store, Touched};
 use crate::error::Result;
 use crate::model::{Item, ItemId, Viewer};
 use crate::query::{
@@ -117,13 +117,17 @@ pub(crate) struct LiveQueries {
 }
 
 impl LiveQueries {
-    pub fn start(path: PathBuf) -> Result<Self> {
+    /// Starts the notifier thread. It holds the reader pool weakly: the pool's connections close
+    /// with the store, not whenever the thread next wakes up (an open connection would keep a
+    /// reopen from changing the journal mode, as encrypting a plain store does).
+    pub fn start(pool: &Arc<ReaderPool>) -> Result<Self> {
+        let pool = Arc::downgrade(pool);
         let registry = Arc::new(Registry::default());
         let (sender, receiver) = mpsc::channel();
         let weak = Arc::downgrade(&registry);
         std::thread::Builder::new()
             .name("quartier-live".into())
-            .spawn(move || notifier(path, weak, receiver))
+            .spawn(move || notifier(pool, weak, receiver))
             .map_err(|e| {
                 crate::error::Error::invalid("live queries", format!("cannot start notifier thread: {e}"))
             })?;
@@ -221,8 +225,9 @@ impl Store {
     }
 }
 
-fn notifier(path: PathBuf, registry: Weak<Registry>, receiver: mpsc::Receiver<Notice>) {
-    let mut conn: Option<Connection> = None;
+fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Receiver<Notice>) {
+    // Its own reader, kept between notices; opened again after a rekey (see `ReaderPool`).
+    let mut conn: Option<(u64, Connection)> = None;
     while let Ok(first) = receiver.recv() {
         let mut touched = Touched::default();
         let mut fresh = BTreeSet::new();
@@ -254,8 +259,15 @@ fn notifier(path: PathBuf, registry: Weak<Registry>, receiver: mpsc::Receiver<No
         if due.is_empty() {
             continue;
         }
-        if conn.is_none() {
-            match connection::open_reader(&path) {
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        if conn
+            .as_ref()
+            .is_none_or(|(generation, _)| *generation != pool.generation())
+        {
+            conn = None;
+            match pool.open() {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::error!(error = %e, "live queries cannot open a reader");
@@ -263,7 +275,7 @@ fn notifier(path: PathBuf, registry: Weak<Registry>, receiver: mpsc::Receiver<No
                 }
             }
         }
-        let Some(c) = conn.as_ref() else { continue };
+        let Some((_, c)) = conn.as_ref() else { continue };
         for (id, subscriber) in due {
             // A subscription cancelled while earlier listeners ran is not called any more.
             let subscribed = registry.upgrade().is_some_and(|live| {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::key::{self, FileKind, StoreKey};
 use crate::error::{Error, Result};
 
 /// One migration: its version, the SQL, and whether documents written before it need their
@@ -97,7 +98,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/016_counselling.sql"),
         rebuilds_projections: false,
     },
-    // Next: 017. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 17,
+        sql: include_str!("migrations/017_media_key.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 018. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.
@@ -111,22 +117,57 @@ pub const APPLICATION_ID: i32 = 0x5172_7472;
 /// Tables every Quartier store has had since schema version 1.
 const FIRST_TABLES: [&str; 3] = ["device", "documents", "doc_changes"];
 
+/// What [`inspect`] found at the store's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Nothing yet (missing, empty, or an SQLite database without tables): a new store.
+    Nothing,
+    /// A plain (unencrypted) Quartier store.
+    Plain,
+    /// A Quartier store encrypted with the key that was given.
+    Encrypted,
+}
+
 /// Looks at an existing file through a read-only connection and refuses it unless it is empty,
 /// or a Quartier store this core can open: another application's database is
-/// [`Error::Corrupt`], a store of a newer core [`Error::SchemaTooNew`]. Nothing is written to
-/// the file (no journal mode switch, no table), so a refused file stays as it was.
-pub(crate) fn inspect(path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
+/// [`Error::Corrupt`], a store of a newer core [`Error::SchemaTooNew`], an encrypted store with
+/// another key or without one [`Error::WrongStoreKey`]. Nothing is written to the file (no
+/// journal mode switch, no table), so a refused file stays as it was.
+///
+/// A plain store is read without a key even when one is given (the caller encrypts it next);
+/// any other non-empty file is read with the key.
+pub(crate) fn inspect(path: &Path, store_key: Option<&StoreKey>) -> Result<Found> {
+    let len = match std::fs::metadata(path) {
         // A missing or empty file becomes a new store.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Ok(meta) if meta.is_file() && meta.len() == 0 => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
+        Ok(meta) if meta.is_file() && meta.len() == 0 => return Ok(Found::Nothing),
         Ok(meta) if !meta.is_file() => {
             return Err(Error::Corrupt(format!("{} is not a file", path.display())))
         }
-        _ => {}
-    }
-    let conn = open_for_look(path)?;
-    let version = schema_version(&conn)?;
+        Ok(meta) => meta.len(),
+        Err(_) => 0,
+    };
+    let kind =
+        key::file_kind(path).map_err(|e| Error::Corrupt(format!("the store file cannot be read: {e}")))?;
+    let look_key = match kind {
+        FileKind::Plain => None,
+        FileKind::Opaque => store_key,
+    };
+    let conn = open_for_look(path, look_key)?;
+    let key_given = look_key.is_some();
+    let version = match schema_version(&conn) {
+        Ok(version) => version,
+        // Not SQLite when read with this key (or without one). Pages of an encrypted store
+        // come whole; a file of another length is not a store whatever the key.
+        Err(Error::Corrupt(reason)) if kind == FileKind::Opaque => {
+            return Err(if key::could_be_encrypted(len) {
+                Error::WrongStoreKey { key_given }
+            } else {
+                Error::Corrupt(reason)
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let application: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?
@@ -141,7 +182,9 @@ pub(crate) fn inspect(path: &Path) -> Result<()> {
     let ours =
         application == APPLICATION_ID || FIRST_TABLES.iter().all(|t| tables.iter().any(|name| name == t));
     if version == 0 && application == 0 && tables.is_empty() {
-        return Ok(()); // an empty SQLite database: nothing in it to damage
+        // An empty SQLite database: nothing in it to damage. An empty encrypted one is opened
+        // with its key; an empty plain one becomes a plain store, or is encrypted first.
+        return Ok(if key_given { Found::Encrypted } else { Found::Plain });
     }
     if !ours || version == 0 {
         return Err(Error::Corrupt(format!(
@@ -155,27 +198,31 @@ pub(crate) fn inspect(path: &Path) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    Ok(())
+    Ok(if key_given { Found::Encrypted } else { Found::Plain })
 }
 
 /// A read-only connection that leaves no trace: without a `-wal` file beside it, the file
 /// alone holds the database and is opened `immutable` (a read-only connection on a WAL-mode
-/// file would otherwise create `-wal` and `-shm` files it cannot remove).
-fn open_for_look(path: &Path) -> Result<Connection> {
+/// file would otherwise create `-wal` and `-shm` files it cannot remove). With a store key, the
+/// key is its first statement; a key that does not open the file fails at its first read.
+fn open_for_look(path: &Path, store_key: Option<&StoreKey>) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
-    if !Path::new(&wal).exists() {
-        if let Some(text) = path.to_str() {
+    let conn = match path.to_str() {
+        Some(text) if !Path::new(&wal).exists() => {
             let escaped = text.replace('%', "%25").replace('?', "%3f").replace('#', "%23");
             let uri = format!("file:{escaped}?immutable=1");
-            return Ok(Connection::open_with_flags(
-                uri,
-                flags | OpenFlags::SQLITE_OPEN_URI,
-            )?);
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
         }
+        _ => Connection::open_with_flags(path, flags)?,
+    };
+    if let Some(store_key) = store_key {
+        // The key is checked by the caller's first read, which tells a wrong key from a
+        // damaged plain file by the file's header.
+        key::set_key(&conn, store_key)?;
     }
-    Ok(Connection::open_with_flags(path, flags)?)
+    Ok(conn)
 }
 
 /// What a migration run did.

@@ -7,6 +7,7 @@ mod access;
 mod commands;
 mod connection;
 mod documents;
+mod key;
 mod live;
 mod merge;
 pub(crate) mod migrations;
@@ -27,6 +28,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use access::AllowedActions;
 pub(crate) use documents::creation_history;
+pub use key::StoreKey;
 pub use live::{LiveQuery, LiveResult, Subscription};
 pub use merge::IncomingCreation;
 pub use merge::MergeReport;
@@ -48,12 +50,18 @@ pub use crate::document::DEFAULT_DOCUMENT_BUDGET;
 pub struct StoreOptions {
     /// A local write that would make its document larger than this is refused.
     pub document_budget: usize,
+    /// The key of the store's encryption at rest (`docs/store.md`, "Encryption at rest"), from
+    /// the platform's key store. `None`: a plain SQLite store, as before. A plain store opened
+    /// with a key is encrypted with it during the open; an encrypted store opened with another
+    /// key or without one is [`Error::WrongStoreKey`] and is not changed.
+    pub store_key: Option<StoreKey>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             document_budget: DEFAULT_DOCUMENT_BUDGET,
+            store_key: None,
         }
     }
 }
@@ -71,10 +79,14 @@ pub(crate) struct Touched {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: ReaderPool,
+    readers: Arc<ReaderPool>,
     actor: ActorId,
     signing_key: ed25519_dalek::SigningKey,
     options: StoreOptions,
+    /// Opened with a store key (SQLCipher).
+    encrypted: bool,
+    /// The key media files are sealed with, in an encrypted store (`media/sealed.rs`).
+    media_key: Option<crate::media::sealed::MediaKey>,
     live: live::LiveQueries,
     /// Held for a whole sync: a second sync of this store (the app's "sync now" during a
     /// background sync) waits and then finds nothing left to push, instead of pushing the same
@@ -99,18 +111,40 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the store at `path`, upgrading its schema if it is older. A file
-    /// that is not a Quartier store ([`Error::Corrupt`]) or was written by a newer core
-    /// ([`Error::SchemaTooNew`]) is refused without being changed.
-    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+    /// that is not a Quartier store ([`Error::Corrupt`]), was written by a newer core
+    /// ([`Error::SchemaTooNew`]) or is encrypted with another key than
+    /// [`StoreOptions::store_key`] ([`Error::WrongStoreKey`]) is refused without being changed.
+    /// A plain store opened with a key is encrypted first (crash-safe: see
+    /// `key::encrypt_plain_store`).
+    pub fn open(path: impl AsRef<Path>, mut options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        // The key lives in the reader pool only (which a rekey updates), not in the options the
+        // store keeps.
+        let store_key = options.store_key.take();
+        let encrypted = store_key.is_some();
+        let store_key = store_key.as_ref();
         // A read-only look first: opening the writer already switches the file to WAL.
-        migrations::inspect(&path)?;
-        let mut writer = connection::open_writer(&path)?;
+        let found = migrations::inspect(&path, store_key)?;
+        if let Some(store_key) = store_key {
+            if found == migrations::Found::Plain {
+                key::encrypt_plain_store(&path, store_key)?;
+            }
+            // Whatever an earlier encryption cut short left beside the store.
+            key::remove_interrupted_encryption(&path)?;
+        }
+        let mut writer = connection::open_writer(&path, store_key)?;
         let outcome = migrations::migrate(&mut writer, SCHEMA_VERSION)?;
         let actor = documents::device_actor(&writer, now_ms())?;
         let signing_key = crate::sync::identity::load_or_create(&writer)?;
-        let readers = ReaderPool::new(path.clone());
-        let live = live::LiveQueries::start(path.clone())?;
+        let (media_key, plain_media_left) = match store_key {
+            Some(_) => {
+                let (key, plain_left) = crate::media::load_or_create_key(&writer)?;
+                (Some(key), plain_left)
+            }
+            None => (None, false),
+        };
+        let readers = Arc::new(ReaderPool::new(path.clone(), store_key.cloned()));
+        let live = live::LiveQueries::start(&readers)?;
         let store = Store {
             inner: Arc::new(Inner {
                 path,
@@ -119,6 +153,8 @@ impl Store {
                 actor,
                 signing_key,
                 options,
+                encrypted,
+                media_key,
                 live,
                 sync_gate: tokio::sync::Mutex::new(()),
                 check_permissions: std::sync::atomic::AtomicBool::new(true),
@@ -126,6 +162,9 @@ impl Store {
         };
         if outcome.rebuild_projections {
             store.rebuild_projections()?;
+        }
+        if plain_media_left {
+            store.seal_plain_media()?;
         }
         Ok(store)
     }
@@ -201,6 +240,35 @@ impl Store {
     pub fn checkpoint(&self) -> Result<()> {
         let conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Whether the store is encrypted at rest (opened with a [`StoreOptions::store_key`]).
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.encrypted
+    }
+
+    pub(crate) fn media_key(&self) -> Option<&crate::media::sealed::MediaKey> {
+        self.inner.media_key.as_ref()
+    }
+
+    /// Changes the store key to `new_key` (`PRAGMA rekey`: every page is written again under
+    /// the new key, in one transaction, then the WAL is folded in and truncated). From then on
+    /// the store opens with `new_key` only. The app keeps the new key in its key store before
+    /// calling this, so that a kill during the call leaves it holding the right one of the two:
+    /// the rekey is one transaction, so the store opens with exactly one of them afterwards.
+    /// Only for an encrypted store (a plain one is encrypted by opening it with a key); reads
+    /// running on other threads while the rekey commits may fail and can be retried.
+    pub fn rekey(&self, new_key: &StoreKey) -> Result<()> {
+        if !self.is_encrypted() {
+            return Err(Error::invalid(
+                "store key",
+                "the store is not encrypted: open it with a store key to encrypt it",
+            ));
+        }
+        let conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        key::rekey(&conn, new_key)?;
+        self.inner.readers.set_key(new_key.clone());
         Ok(())
     }
 

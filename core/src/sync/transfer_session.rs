@@ -11,8 +11,8 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use quartier_protocol::blobs::{
     chunk_range, missing_chunks, AnnounceBlob, UploadState, BLOB_CHUNK_BYTES, BLOB_CONTENT_TYPE,
@@ -24,6 +24,7 @@ use super::transfer::{
     blob_variant, Transfer, TransferDirection, TransferEvent, TransferReport, TransferTraffic,
 };
 use crate::error::{Error, Result};
+use crate::media::sealed::{MediaKey, PartCipher};
 use crate::media::{saturating_i64, LocalMedia};
 use crate::store::Store;
 
@@ -124,6 +125,9 @@ struct Download {
     have: u64,
     /// The status of a refused download, whose body (an `ErrorBody`) is being collected.
     refused: Option<(u16, Vec<u8>)>,
+    /// In an encrypted store: the media key and the cipher the pieces are written with
+    /// (`media::sealed::PartCipher`), so that no downloaded byte is plain at rest.
+    sealing: Option<(MediaKey, PartCipher)>,
 }
 
 /// Rounds of chunks an upload gets: a second only if the server lost chunks it had
@@ -500,7 +504,7 @@ impl TransferSession {
             .ok_or_else(|| Error::MalformedResponse(format!("chunk {index} is past the end")))?;
         // Only now are the bytes needed: a file this person uploaded before is claimed in a
         // further space without them (and may have been evicted here meanwhile).
-        let bytes = read_range(&store.media_file(&up.media.hash)?, start, end)?;
+        let bytes = read_range(store, &up.media.hash, start, end)?;
         let request = HttpRequest {
             content_type: Some(BLOB_CONTENT_TYPE),
             body: bytes,
@@ -525,21 +529,31 @@ impl TransferSession {
     ) -> Result<Flow> {
         let token = self.token(store)?;
         let partial = store.media_temp_dir().join(format!("{}.part", media.hash));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&partial)
-            .map_err(|e| media_io("opening a partial download", e))?;
-        let have = file
-            .metadata()
-            .map_err(|e| media_io("reading a partial download", e))?
-            .len();
+        let (file, have, sealing) = match store.media_key() {
+            Some(key) => {
+                let (file, cipher, have) = PartCipher::open(key, &partial)?;
+                (file, have, Some((key.clone(), cipher)))
+            }
+            None => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&partial)
+                    .map_err(|e| media_io("opening a partial download", e))?;
+                let have = file
+                    .metadata()
+                    .map_err(|e| media_io("reading a partial download", e))?
+                    .len();
+                (file, have, None)
+            }
+        };
         let mut down = Download {
             media,
             partial,
             file,
             have,
             refused: None,
+            sealing,
         };
         if down.have > down.media.size_bytes() {
             down.reset()?;
@@ -594,9 +608,15 @@ impl TransferSession {
                             "the server sent more bytes than the item says the file has".into(),
                         ));
                     }
-                    down.file
-                        .write_all(&bytes)
-                        .map_err(|e| media_io("writing a partial download", e))?;
+                    match &mut down.sealing {
+                        Some((_, cipher)) => {
+                            let mut sealed = bytes.to_vec();
+                            cipher.apply_at(down.have, &mut sealed);
+                            down.file.write_all(&sealed)
+                        }
+                        None => down.file.write_all(&bytes),
+                    }
+                    .map_err(|e| media_io("writing a partial download", e))?;
                     down.have += bytes.len() as u64;
                     effects.push(TransferEffect::Progress(download_event(
                         &down.media,
@@ -701,9 +721,14 @@ impl TransferSession {
 
 impl Download {
     fn reset(&mut self) -> Result<()> {
-        self.file
-            .set_len(0)
-            .map_err(|e| media_io("resetting a partial download", e))?;
+        match &mut self.sealing {
+            // A fresh nonce: the same offsets will hold other bytes now.
+            Some((key, cipher)) => *cipher = PartCipher::start(key, &mut self.file)?,
+            None => self
+                .file
+                .set_len(0)
+                .map_err(|e| media_io("resetting a partial download", e))?,
+        }
         self.have = 0;
         Ok(())
     }
@@ -771,14 +796,9 @@ fn media_io(op: &'static str, e: std::io::Error) -> Error {
     }
 }
 
-fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>> {
-    let mut file = File::open(path).map_err(|e| media_io("opening a file to upload", e))?;
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| media_io("reading a file to upload", e))?;
-    let mut bytes = Vec::with_capacity((end - start) as usize);
-    file.take(end - start)
-        .read_to_end(&mut bytes)
-        .map_err(|e| media_io("reading a file to upload", e))?;
+/// The plaintext bytes `start..end` of a file to upload (decrypted in an encrypted store).
+fn read_range(store: &Store, hash: &str, start: u64, end: u64) -> Result<Vec<u8>> {
+    let bytes = store.read_media_range(hash, start, end)?;
     if (bytes.len() as u64) < end - start {
         return Err(Error::MediaIo {
             op: "reading a file to upload",
@@ -809,6 +829,32 @@ mod tests {
     #[test]
     fn a_cut_download_keeps_what_arrived_and_resumes_at_that_byte() {
         let (_dir, store) = registered();
+        cut_and_resume(&store);
+    }
+
+    /// The same in an encrypted store: the partial file holds the bytes that came, encrypted
+    /// (none of them plain at rest), and the adopted file is sealed and reads back whole.
+    #[test]
+    fn a_cut_download_of_an_encrypted_store_leaves_no_plaintext_and_resumes_at_that_byte() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = crate::StoreOptions {
+            store_key: Some(crate::StoreKey::new([7; 32])),
+            ..crate::StoreOptions::default()
+        };
+        let store = Store::open(dir.path().join("phone.db"), options).expect("store");
+        store
+            .save_account(&crate::sync::Account {
+                server: "sim://server".into(),
+                device: uuid::Uuid::now_v7(),
+                person: crate::model::PersonId::new(),
+                token: "t".into(),
+            })
+            .expect("account");
+        cut_and_resume(&store);
+    }
+
+    fn cut_and_resume(store: &Store) {
+        let store = store.clone();
         let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let media = LocalMedia {
             hash: blake3::hash(&bytes).to_hex().to_string(),
@@ -858,6 +904,14 @@ mod tests {
             [TransferEffect::Done(Err(Error::Offline(_)))]
         ));
         assert_eq!(run.take_traffic().bytes_received, 4_000);
+        let partial = store.media_temp_dir().join(format!("{}.part", media.hash));
+        let at_rest = std::fs::read(&partial).expect("the partial download");
+        let window = &bytes[1_000..1_064];
+        assert_eq!(
+            at_rest.windows(window.len()).any(|w| w == window),
+            !store.is_encrypted(),
+            "plain at rest only in a plain store"
+        );
 
         let (mut run, effects) = TransferSession::one(&store, vec![download()], 2);
         let (request, http) = fetched(&effects);
@@ -876,6 +930,12 @@ mod tests {
             _ => None,
         });
         let file = done.and_then(|o| o.file.clone()).expect("the adopted file");
-        assert_eq!(std::fs::read(file).unwrap(), bytes);
+        if store.is_encrypted() {
+            assert!(std::fs::read(file).unwrap().starts_with(b"QRTRMED1"), "sealed");
+            assert_eq!(store.read_media(&media.hash).unwrap(), bytes);
+        } else {
+            assert_eq!(std::fs::read(file).unwrap(), bytes);
+        }
+        assert!(!partial.exists(), "the partial download is gone");
     }
 }

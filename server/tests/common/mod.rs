@@ -130,8 +130,21 @@ pub struct Device {
 
 impl Device {
     pub async fn register(url: &str, name: &str) -> Device {
+        Device::register_with(url, name, StoreOptions::default()).await
+    }
+
+    /// A phone whose store is encrypted at rest with `key`.
+    pub async fn register_encrypted(url: &str, name: &str, key: quartier_core::StoreKey) -> Device {
+        let options = StoreOptions {
+            store_key: Some(key),
+            ..StoreOptions::default()
+        };
+        Device::register_with(url, name, options).await
+    }
+
+    pub async fn register_with(url: &str, name: &str, options: StoreOptions) -> Device {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(dir.path().join("phone.db"), StoreOptions::default()).expect("open store");
+        let store = Store::open(dir.path().join("phone.db"), options).expect("open store");
         let client = SyncClient::new(url).expect("client");
         let account = client.register(&store, Some(name)).await.expect("register");
         Device {

@@ -49,6 +49,18 @@ class SuspendingStore(
         /** Opens (or creates) the store at [path] on [dispatcher], see `QuartierStore.open`. */
         suspend fun open(path: String, dispatcher: CoroutineDispatcher = Dispatchers.IO): SuspendingStore =
             withContext(dispatcher) { SuspendingStore(QuartierStore.open(path), dispatcher) }
+
+        /**
+         * Opens (or creates) the store at [path] encrypted at rest with [storeKey] (the 32 raw
+         * bytes kept in the Android Keystore), on [dispatcher]; see `QuartierStore.openEncrypted`.
+         * A plain store is encrypted during the call, which can take a while for a large one.
+         */
+        suspend fun openEncrypted(
+            path: String,
+            storeKey: ByteArray,
+            dispatcher: CoroutineDispatcher = Dispatchers.IO,
+        ): SuspendingStore =
+            withContext(dispatcher) { SuspendingStore(QuartierStore.openEncrypted(path, storeKey), dispatcher) }
     }
 
     /** Runs [block] on [dispatcher]: for the few calls not wrapped below. */
