@@ -322,7 +322,15 @@ async fn case_notes_reach_the_team_only_and_erasure_removes_a_conversation_every
     let anna = team.caseworker("Anna").await;
     let ben = team.caseworker("Ben").await;
     let resident = team.resident("Nachbar").await;
-    let volunteer = team.resident("Ehrenamt").await;
+    let neighbour = team.resident("Nachbarin nebenan").await;
+    let volunteer = join(
+        &team.url,
+        &team.coordinator,
+        team.space,
+        Role::Volunteer,
+        "Ehrenamt",
+    )
+    .await;
     let conversation = team.open(&resident).await;
     resident
         .store
@@ -336,11 +344,18 @@ async fn case_notes_reach_the_team_only_and_erasure_removes_a_conversation_every
     anna.sync().await;
     ben.sync().await;
     assert_eq!(texts(&ben, team.team), vec!["MARKER-NOTE Ratenplan besprechen"]);
-    for outsider in [&resident, &volunteer, &team.coordinator] {
+    for outsider in [&resident, &neighbour, &volunteer, &team.coordinator] {
         outsider.sync().await;
         assert!(
             !channel_ids(outsider).contains(&team.team),
             "a note reached an outsider"
+        );
+    }
+    // Nor does another resident, a volunteer or a coordinator receive the conversation.
+    for outsider in [&neighbour, &volunteer, &team.coordinator] {
+        assert!(
+            channel_ids(outsider).is_empty(),
+            "a conversation reached an outsider"
         );
     }
     // A note cannot be written into a team one is not in.
