@@ -446,36 +446,48 @@ pub fn sealed_after(
     after: i64,
     budget: usize,
 ) -> Result<(Vec<Record>, i64, bool), ServerError> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT seq, record_id, sender, session_id, ciphertext FROM sealed
-         WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 500",
-    )?;
-    let mut rows = stmt.query(params![channel.to_string(), after])?;
-    let mut records = Vec::new();
-    let mut used = 0usize;
-    let mut next = after;
-    let mut more = false;
-    while let Some(r) = rows.next()? {
-        let record = Record::Sealed {
+         WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq LIMIT {PAGE_ROWS}"
+    ))?;
+    let rows = stmt.query(params![channel.to_string(), after])?;
+    page(rows, after, budget, |r| {
+        Ok(Record::Sealed {
             conversation: channel,
             id: parse_uuid(&r.get::<_, String>(1)?)?,
             sender: r.get(2)?,
             session_id: r.get(3)?,
             ciphertext: r.get(4)?,
             seq: Some(r.get(0)?),
-        };
-        let weight = record.weight();
+        })
+    })
+}
+
+/// Most rows one page reads.
+const PAGE_ROWS: usize = 500;
+
+/// Takes rows (`seq` first) in order while they fit `budget` (at least one): the records, the
+/// cursor after the last, and whether more wait.
+fn page(
+    mut rows: rusqlite::Rows<'_>,
+    after: i64,
+    budget: usize,
+    record: impl Fn(&rusqlite::Row<'_>) -> Result<Record, ServerError>,
+) -> Result<(Vec<Record>, i64, bool), ServerError> {
+    let mut records = Vec::new();
+    let mut used = 0usize;
+    let mut next = after;
+    while let Some(r) = rows.next()? {
+        let item = record(r)?;
+        let weight = item.weight();
         if !records.is_empty() && used + weight > budget {
-            more = true;
-            break;
+            return Ok((records, next, true));
         }
         used += weight;
         next = r.get(0)?;
-        records.push(record);
+        records.push(item);
     }
-    if records.len() == 500 {
-        more = true;
-    }
+    let more = records.len() == PAGE_ROWS;
     Ok((records, next, more))
 }
 
@@ -518,34 +530,18 @@ pub fn inbox_after(
     after: i64,
     budget: usize,
 ) -> Result<(Vec<Record>, i64, bool), ServerError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, sender, ciphertext FROM to_device WHERE recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT 500",
-    )?;
-    let mut rows = stmt.query(params![recipient, after])?;
-    let mut records = Vec::new();
-    let mut used = 0usize;
-    let mut next = after;
-    let mut more = false;
-    while let Some(r) = rows.next()? {
-        let record = Record::ToDevice {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT seq, sender, ciphertext FROM to_device WHERE recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT {PAGE_ROWS}"
+    ))?;
+    let rows = stmt.query(params![recipient, after])?;
+    page(rows, after, budget, |r| {
+        Ok(Record::ToDevice {
             recipient: recipient.to_string(),
             sender: r.get(1)?,
             ciphertext: r.get(2)?,
             seq: Some(r.get(0)?),
-        };
-        let weight = record.weight();
-        if !records.is_empty() && used + weight > budget {
-            more = true;
-            break;
-        }
-        used += weight;
-        next = r.get(0)?;
-        records.push(record);
-    }
-    if records.len() == 500 {
-        more = true;
-    }
-    Ok((records, next, more))
+        })
+    })
 }
 
 /// Stores a backup under `id`: new, or replacing one made with the same secret.
