@@ -77,8 +77,12 @@ impl QuartierStore {
     }
 
     /// The bytes `start..end` of a file on this device (`end` clamped to its length): for a
-    /// player's seek in an encrypted store without decrypting the whole file.
-    pub fn read_media_range(&self, hash: String, start: u64, end: u64) -> FfiResult<Vec<u8>> {
+    /// player's seek in an encrypted store without decrypting the whole file. Offsets are
+    /// signed in the API (Kotlin has no unsigned types in its public API); a negative one is
+    /// refused.
+    pub fn read_media_range(&self, hash: String, start: i64, end: i64) -> FfiResult<Vec<u8>> {
+        let start: u64 = crate::error::non_negative("start", start)?;
+        let end: u64 = crate::error::non_negative("end", end)?;
         self.with(|s| Ok(s.read_media_range(&hash, start, end)?))
     }
 

@@ -790,3 +790,50 @@ async fn no_plaintext_of_a_conversation_at_rest_on_encrypted_devices() {
     let found = find_markers(plain.dir.path(), &["MARKER-AT-REST"]);
     assert!(!found.is_empty(), "the control: a plain store shows the text");
 }
+
+/// A caseworker revokes a lost tablet: it is served nothing more, and even with the server's
+/// ciphertext its keys open nothing sent after the revocation.
+#[tokio::test]
+async fn a_revoked_device_reads_nothing_sent_after() {
+    let server = Server::start();
+    let team = Team::new(&server).await;
+    let anna = team.caseworker("Anna").await;
+    let tablet = linked_device(&server, &anna).await;
+    let resident = team.resident("Nachbarin").await;
+    let conversation = team.open(&resident).await;
+    resident
+        .store
+        .send_counselling_message(conversation, "vorher")
+        .unwrap();
+    resident.sync().await;
+    tablet.sync().await;
+    assert_eq!(texts(&tablet, conversation), vec!["vorher"]);
+    tablet.store.checkpoint().expect("checkpoint");
+    let lost = tempfile::tempdir().unwrap();
+    copy_store(&tablet, lost.path());
+
+    let tablet_id = tablet.store.account().unwrap().expect("registered").device;
+    anna.client
+        .revoke_device(&anna.store, tablet_id)
+        .await
+        .expect("revoke");
+    resident.sync().await;
+    resident
+        .store
+        .send_counselling_message(conversation, "MARKER-AFTER-REVOKE nachher")
+        .unwrap();
+    resident.sync().await;
+    anna.sync().await;
+    assert_eq!(
+        texts(&anna, conversation),
+        vec!["vorher", "MARKER-AFTER-REVOKE nachher"]
+    );
+    let _ = tablet.client.sync_now(&tablet.store, |_| {}).await;
+    assert!(!texts(&tablet, conversation).iter().any(|t| t.contains("MARKER")));
+    let (session, ciphertext, sender) = server_record(&server, "MARKER-AFTER-REVOKE", &anna, conversation);
+    let opened = open_with_copy(lost.path(), conversation, &sender, &session, &ciphertext);
+    assert!(
+        matches!(opened, Err(quartier_counselling::CryptoError::MissingKey { .. })),
+        "{opened:?}"
+    );
+}
