@@ -2,8 +2,11 @@
 //! result after every commit that can change it (local write or merge), and once right after
 //! subscribing. Listeners run on one notifier thread per store, never on the writer's thread,
 //! so a slow listener delays other listeners but never a write. Bursts of commits are
-//! coalesced: a listener may see one result for several commits, always the latest state, and
-//! is not called again with a result equal to the one it was last given.
+//! coalesced: a listener may see one result for several commits, always the latest state (and,
+//! when a run already saw a commit whose notice comes after it, once more the same state).
+//! A listener is called on every commit that touches its query's space even when its result
+//! did not change: paged lists (`LivePages` in the bindings) watch their first page and learn
+//! of changes further down that way.
 //! Dropping (or cancelling) the [`Subscription`] unsubscribes.
 
 use std::collections::{BTreeSet, HashMap};
@@ -94,9 +97,6 @@ pub type Listener = Box<dyn Fn(Result<LiveResult>) + Send + Sync>;
 struct Subscriber {
     query: LiveQuery,
     listener: Listener,
-    /// The result the listener was last given: a run that finds the same is not delivered
-    /// (a commit seen by the run of an earlier notice reruns the query for nothing).
-    delivered: Mutex<Option<LiveResult>>,
 }
 
 #[derive(Default)]
@@ -162,14 +162,7 @@ impl LiveQueries {
             .subscribers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                Arc::new(Subscriber {
-                    query,
-                    listener,
-                    delivered: Mutex::new(None),
-                }),
-            );
+            .insert(id, Arc::new(Subscriber { query, listener }));
         let _ = self
             .sender
             .lock()
@@ -288,14 +281,6 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
                 continue;
             }
             let result = subscriber.query.run(c);
-            {
-                let mut delivered = subscriber.delivered.lock().unwrap_or_else(|p| p.into_inner());
-                match &result {
-                    Ok(r) if !fresh.contains(&id) && delivered.as_ref() == Some(r) => continue,
-                    Ok(r) => *delivered = Some(r.clone()),
-                    Err(_) => *delivered = None,
-                }
-            }
             if catch_unwind(AssertUnwindSafe(|| (subscriber.listener)(result))).is_err() {
                 tracing::error!("a live query listener panicked; it stays subscribed");
             }
