@@ -533,14 +533,22 @@ fn seal_and_queue(tx: &rusqlite::Transaction<'_>, channel: &Channel, body: Body)
         }
     };
     let readers = exchange::readers(channel, &own);
-    let mut groups = state::outbounds_of(channel, &key)?;
+    // Only the current session is opened and stored again: a send costs the same however many
+    // earlier sessions wait to reach every reader (`exchange`).
+    let mut earlier = state::outbound_pickles(channel)?;
+    let current = earlier
+        .pop()
+        .map(|p| quartier_counselling::group::OutboundGroup::from_pickle(&p, &key))
+        .transpose()?;
     // A new session when the current one is used up or a device it went to left; the earlier
-    // ones stay until their keys have reached every reader (`exchange`).
-    if groups.last().is_none_or(|g| g.needs_rotation(&readers)) {
-        groups.push(exchange::new_outbound(tx, channel, &own, &key)?);
-    }
-    let Some(outbound) = groups.last_mut() else {
-        return Err(Error::Corrupt("no sending session".into()));
+    // ones stay until their keys have reached every reader.
+    let mut outbound = match current {
+        Some(group) if !group.needs_rotation(&readers) => group,
+        Some(group) => {
+            earlier.push(group.pickle(&key));
+            exchange::new_outbound(tx, channel, &own, &key)?
+        }
+        None => exchange::new_outbound(tx, channel, &own, &key)?,
     };
     let envelope = Envelope::new(channel.id, body);
     let sealed = outbound.encrypt(&envelope)?;
@@ -570,7 +578,8 @@ fn seal_and_queue(tx: &rusqlite::Transaction<'_>, channel: &Channel, body: Body)
             sealed.ciphertext
         ],
     )?;
-    state::save_outbounds(tx, channel.id, &groups, &key)?;
+    earlier.push(outbound.pickle(&key));
+    state::save_outbound_pickles(tx, channel.id, &earlier)?;
     Ok(envelope.id)
 }
 

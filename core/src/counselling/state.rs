@@ -232,14 +232,17 @@ pub(crate) fn inbound_of(channel: &Channel, key: &[u8; 32]) -> Result<InboundGro
     }
 }
 
-/// This device's sending sessions of `channel`, the current one last.
-pub(crate) fn outbounds_of(channel: &Channel, key: &[u8; 32]) -> Result<Vec<OutboundGroup>> {
+/// This device's sending sessions of `channel` as stored (pickles), the current one last.
+pub(crate) fn outbound_pickles(channel: &Channel) -> Result<Vec<String>> {
     let Some(list) = channel.outbound.as_deref() else {
         return Ok(Vec::new());
     };
-    let pickles: Vec<String> =
-        serde_json::from_str(list).map_err(|e| Error::Corrupt(format!("counselling sessions: {e}")))?;
-    pickles
+    serde_json::from_str(list).map_err(|e| Error::Corrupt(format!("counselling sessions: {e}")))
+}
+
+/// This device's sending sessions of `channel`, the current one last.
+pub(crate) fn outbounds_of(channel: &Channel, key: &[u8; 32]) -> Result<Vec<OutboundGroup>> {
+    outbound_pickles(channel)?
         .iter()
         .map(|p| OutboundGroup::from_pickle(p, key).map_err(Error::from))
         .collect()
@@ -253,8 +256,13 @@ pub(crate) fn save_outbounds(
     key: &[u8; 32],
 ) -> Result<()> {
     let pickles: Vec<String> = groups.iter().map(|g| g.pickle(key)).collect();
+    save_outbound_pickles(conn, channel, &pickles)
+}
+
+/// Stores sending sessions already pickled.
+pub(crate) fn save_outbound_pickles(conn: &Connection, channel: Uuid, pickles: &[String]) -> Result<()> {
     let list =
-        serde_json::to_string(&pickles).map_err(|e| Error::invalid("counselling sessions", e.to_string()))?;
+        serde_json::to_string(pickles).map_err(|e| Error::invalid("counselling sessions", e.to_string()))?;
     save_groups(conn, channel, Some(&list), None)
 }
 
