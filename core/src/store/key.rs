@@ -287,8 +287,33 @@ pub(crate) fn rekey(conn: &Connection, new_key: &StoreKey) -> Result<()> {
     statement.push_str("\";");
     conn.execute_batch(&statement)
         .map_err(|e| Error::from(without_sql(e)))?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok(())
+    fold_wal(conn)
+}
+
+/// How often, and how long apart, a rekey tries to fold the WAL when a reader's snapshot holds
+/// it (about two seconds in all).
+const FOLD_ATTEMPTS: u32 = 40;
+const FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Folds the WAL into the database file and truncates it, waiting for readers' snapshots: a
+/// blocked checkpoint does not fail, it reports itself busy (the first column), and a rekey
+/// whose old-key pages stayed in the file would not be one. Still busy after the attempts:
+/// an error the app can retry (the new key already opens the store).
+fn fold_wal(conn: &Connection) -> Result<()> {
+    for _ in 0..FOLD_ATTEMPTS {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(FOLD_PAUSE);
+    }
+    Err(Error::Storage(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some(
+            "the store was rekeyed, but a long read kept pages of the old key in the file; call rekey again with the new key"
+                .into(),
+        ),
+    )))
 }
 
 #[cfg(test)]
