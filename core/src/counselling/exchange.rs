@@ -265,6 +265,8 @@ pub(crate) fn request_part(
         ..Default::default()
     };
     let mut claims = BTreeSet::new();
+    // Read once: no key means no session of this device to share yet.
+    let key = state::stored_pickle_key(conn)?;
     for channel in &channels {
         if let Some(token) = &channel.token {
             req.access.push(ConversationAccess {
@@ -294,17 +296,8 @@ pub(crate) fn request_part(
         let Some(own) = state::identity_curve(conn, channel)? else {
             continue;
         };
-        let key = match conn
-            .query_row(
-                "SELECT pickle_key FROM counselling_device WHERE singleton = 1",
-                [],
-                |r| r.get::<_, Vec<u8>>(0),
-            )
-            .optional()?
-            .and_then(|k| <[u8; 32]>::try_from(k).ok())
-        {
-            Some(k) => k,
-            None => continue,
+        let Some(key) = key else {
+            continue;
         };
         let groups = state::outbounds_of(channel, &key)?;
         let Some(identity) = state::load_identity(conn, &key, &own)? else {

@@ -197,7 +197,7 @@ impl Store {
         }
         self.write(|tx, _| {
             let channel = state::load_channel(tx, channel)?
-                .filter(|c| c.erase_sent && (c.side == "resident" || c.kind == "conversation" || c.kind == "team_notes"))
+                .filter(|c| c.erase_sent)
                 .ok_or_else(|| not_found(channel))?;
             let closes = matches!(body, Body::Closed);
             let id = seal_and_queue(tx, &channel, body)?;
@@ -255,19 +255,13 @@ impl Store {
     /// resident's request). Nothing of it stays: records, keys, the identity made for it.
     pub fn erase_conversation(&self, channel: Uuid) -> Result<()> {
         self.write(|tx, _| {
-            let held = state::load_channel(tx, channel)?
+            state::load_channel(tx, channel)?
                 .filter(|c| c.kind == "conversation")
                 .ok_or_else(|| not_found(channel))?;
-            // The token goes with the rest; the erasure request is authorised by it, so it is
-            // kept in the outbox row until the server has taken the erasure.
-            let token = held.token.clone();
+            // The row stays, with its token, until the server has taken the erasure.
             state::forget_channel(tx, channel, true)?;
             tx.execute(
-                "UPDATE counselling_channels SET erase_sent = 0, token = ?2 WHERE channel_id = ?1",
-                params![channel.to_string(), token],
-            )?;
-            tx.execute(
-                "DELETE FROM counselling_records WHERE channel_id = ?1",
+                "UPDATE counselling_channels SET erase_sent = 0 WHERE channel_id = ?1",
                 [channel.to_string()],
             )?;
             Ok(())

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-/// The key vodozemac pickles are encrypted with; made on first use.
-pub(crate) fn pickle_key(conn: &Connection) -> Result<[u8; 32]> {
+/// The key vodozemac pickles are encrypted with, if this device has made one.
+pub(crate) fn stored_pickle_key(conn: &Connection) -> Result<Option<[u8; 32]>> {
     let held: Option<Vec<u8>> = conn
         .query_row(
             "SELECT pickle_key FROM counselling_device WHERE singleton = 1",
@@ -20,10 +20,17 @@ pub(crate) fn pickle_key(conn: &Connection) -> Result<[u8; 32]> {
             |r| r.get(0),
         )
         .optional()?;
-    if let Some(bytes) = held {
-        return bytes
-            .try_into()
-            .map_err(|_| Error::Corrupt("counselling pickle key is not 32 bytes".into()));
+    held.map(|bytes| {
+        <[u8; 32]>::try_from(bytes)
+            .map_err(|_| Error::Corrupt("counselling pickle key is not 32 bytes".into()))
+    })
+    .transpose()
+}
+
+/// The key vodozemac pickles are encrypted with; made on first use.
+pub(crate) fn pickle_key(conn: &Connection) -> Result<[u8; 32]> {
+    if let Some(key) = stored_pickle_key(conn)? {
+        return Ok(key);
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| Error::invalid("randomness", e.to_string()))?;
@@ -277,7 +284,8 @@ pub(crate) fn next_local_order(conn: &Connection) -> Result<i64> {
 }
 
 /// Removes everything of a channel from this device: records, keys, the resident identity
-/// made for it, what waits to be sent, and (unless `keep_row`) the channel itself.
+/// made for it, what waits to be sent, and (unless `keep_row`) the channel itself. A kept row
+/// keeps its token: the erasure request it waits to send is authorised by it.
 pub(crate) fn forget_channel(conn: &Connection, id: Uuid, keep_row: bool) -> Result<()> {
     let id = id.to_string();
     conn.execute("DELETE FROM counselling_records WHERE channel_id = ?1", [&id])?;
@@ -297,7 +305,7 @@ pub(crate) fn forget_channel(conn: &Connection, id: Uuid, keep_row: bool) -> Res
     )?;
     if keep_row {
         conn.execute(
-            "UPDATE counselling_channels SET outbound = NULL, inbound = NULL, participants = '[]', token = NULL
+            "UPDATE counselling_channels SET outbound = NULL, inbound = NULL, participants = '[]'
              WHERE channel_id = ?1",
             [&id],
         )?;

@@ -108,27 +108,24 @@ impl Reach {
             (KeyOwner::Device(_), KeyOwner::Conversation(o)) => {
                 Ok(store::conversation(conn, o)?.is_some_and(|row| self.teams.contains_key(&row.team)))
             }
-            (KeyOwner::Device(_), KeyOwner::Device(d)) => {
-                for team in self.teams.values() {
-                    if team_device(conn, team.id, team.space, d)? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            }
+            (KeyOwner::Device(_), KeyOwner::Device(d)) => Ok(device_teams(conn, d)?
+                .iter()
+                .any(|t| self.teams.get(&t.id).is_some_and(|mine| mine.space == t.space))),
         }
+    }
+}
+
+/// The teams whose caseworker `device`'s person is now (none for a revoked device).
+fn device_teams(conn: &Connection, device: Uuid) -> Result<Vec<TeamRow>, ServerError> {
+    match crate::storage::accounts::device(conn, device)? {
+        Some(record) if !record.revoked => store::teams_of_caseworker(conn, record.person),
+        _ => Ok(Vec::new()),
     }
 }
 
 /// Whether `device` belongs to a caseworker of `team` now.
 fn team_device(conn: &Connection, team: Uuid, space: Uuid, device: Uuid) -> Result<bool, ServerError> {
-    let Some(record) = crate::storage::accounts::device(conn, device)? else {
-        return Ok(false);
-    };
-    if record.revoked {
-        return Ok(false);
-    }
-    Ok(store::teams_of_caseworker(conn, record.person)?
+    Ok(device_teams(conn, device)?
         .iter()
         .any(|t| t.id == team && t.space == space))
 }
