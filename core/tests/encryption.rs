@@ -606,3 +606,28 @@ fn photos_of_an_encrypted_store_are_sealed_and_read_back_as_images() {
     let temp = std::fs::read_dir(store.media_temp_dir()).expect("tmp").count();
     assert_eq!(temp, 0, "no temporary file left");
 }
+
+/// An import killed while its plain temporary file (audio and video are stripped and probed
+/// before they are sealed) was in the temporary folder leaves nothing readable: the next open
+/// of the encrypted store removes it, and keeps an encrypted partial download (it resumes).
+#[test]
+fn plain_leftovers_of_a_killed_import_are_gone_at_the_next_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store.db");
+    let store = Store::open(&path, keyed(7)).expect("open");
+    let tmp = store.media_temp_dir();
+    std::fs::write(tmp.join(".tmpKILLED"), b"MARKER-PLAIN-AUDIO-LEFTOVER").expect("leftover");
+    let mut part = b"QRTRPRT1".to_vec();
+    part.extend_from_slice(&[0u8; 24]);
+    part.extend_from_slice(b"encrypted bytes");
+    let part_path = tmp.join(format!("{}.part", "ab".repeat(32)));
+    std::fs::write(&part_path, &part).expect("partial download");
+    drop(store);
+    let _reopened = Store::open(&path, keyed(7)).expect("reopen");
+    assert!(!tmp.join(".tmpKILLED").exists(), "the plain leftover is removed");
+    assert_eq!(
+        std::fs::read(&part_path).expect("kept"),
+        part,
+        "the partial download stays"
+    );
+}

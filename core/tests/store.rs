@@ -532,3 +532,22 @@ fn a_projection_rebuild_keeps_what_only_this_device_has() {
         .iter()
         .any(|(d, _)| *d == broken.id.to_string()));
 }
+
+/// A checkpoint a reader's snapshot holds back does not report success (an erasure's old pages
+/// would stay in the WAL): it waits a little, then says busy; once the reader is done it works.
+#[test]
+fn a_checkpoint_held_back_by_a_reader_says_so() {
+    let fx = Fixture::new();
+    fx.post("Vorher", "geschrieben");
+    let reader = rusqlite::Connection::open(fx.store.path()).expect("a second connection");
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+        .expect("a snapshot");
+    fx.post("Nachher", "während der Leser liest");
+    match fx.store.checkpoint() {
+        Err(Error::Storage(e)) => assert!(e.to_string().contains("try again"), "{e}"),
+        other => panic!("a held-back checkpoint must not succeed: {other:?}"),
+    }
+    reader.execute_batch("COMMIT").expect("end of the snapshot");
+    fx.store.checkpoint().expect("folded once the reader is done");
+}

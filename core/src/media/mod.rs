@@ -16,7 +16,7 @@
 //! the media folder. Nothing else.
 
 mod duration;
-mod files;
+pub(crate) mod files;
 pub mod images;
 mod iso;
 pub(crate) mod sealed;
@@ -608,6 +608,22 @@ impl Store {
             );
         }
         Ok(())
+    }
+
+    /// Removes what an import killed half-way left in the temporary folder of an encrypted
+    /// store: audio and video are stripped and probed as a plain temporary file before they
+    /// are sealed into place, so a kill in between leaves plaintext behind. Encrypted partial
+    /// downloads stay (they resume). Run at every open of an encrypted store.
+    pub(crate) fn sweep_plain_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(files::temp_dir(self.path())) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() && !sealed::is_part(&path).unwrap_or(false) {
+                files::remove_quietly(&path);
+            }
+        }
     }
 
     /// Files on this device that no server has yet, in upload order: thumbnails, previews,

@@ -297,23 +297,34 @@ const FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Folds the WAL into the database file and truncates it, waiting for readers' snapshots: a
 /// blocked checkpoint does not fail, it reports itself busy (the first column), and a rekey
-/// whose old-key pages stayed in the file would not be one. Still busy after the attempts:
-/// an error the app can retry (the new key already opens the store).
-fn fold_wal(conn: &Connection) -> Result<()> {
+/// whose old-key pages stayed in the file would not be one (nor an erasure whose old pages
+/// stayed in the WAL). Still busy after the attempts: `false`.
+pub(crate) fn try_fold_wal(conn: &Connection) -> Result<bool> {
     for _ in 0..FOLD_ATTEMPTS {
         let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         if busy == 0 {
-            return Ok(());
+            return Ok(true);
         }
         std::thread::sleep(FOLD_PAUSE);
     }
-    Err(Error::Storage(rusqlite::Error::SqliteFailure(
+    Ok(false)
+}
+
+/// A WAL a long read kept from being folded in: an error the caller can retry.
+pub(crate) fn wal_busy(what: &str) -> Error {
+    Error::Storage(rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-        Some(
-            "the store was rekeyed, but a long read kept pages of the old key in the file; call rekey again with the new key"
-                .into(),
-        ),
-    )))
+        Some(what.into()),
+    ))
+}
+
+fn fold_wal(conn: &Connection) -> Result<()> {
+    if try_fold_wal(conn)? {
+        return Ok(());
+    }
+    Err(wal_busy(
+        "the store was rekeyed, but a long read kept pages of the old key in the file; call rekey again with the new key",
+    ))
 }
 
 #[cfg(test)]

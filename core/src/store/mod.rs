@@ -166,6 +166,9 @@ impl Store {
         if plain_media_left {
             store.seal_plain_media()?;
         }
+        if store.is_encrypted() {
+            store.sweep_plain_temporaries();
+        }
         Ok(store)
     }
 
@@ -237,10 +240,17 @@ impl Store {
     }
 
     /// Moves the WAL into the database file and truncates it (after erasure, and on close).
+    /// A reader's snapshot can hold the checkpoint back: it is tried for about two seconds,
+    /// then a retryable `Storage` error (busy) says that old pages are still in the WAL.
     pub fn checkpoint(&self) -> Result<()> {
         let conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        if key::try_fold_wal(&conn)? {
+            Ok(())
+        } else {
+            Err(key::wal_busy(
+                "a long read kept the write-ahead log from being folded into the store; try again",
+            ))
+        }
     }
 
     /// Whether the store is encrypted at rest (opened with a [`StoreOptions::store_key`]).
