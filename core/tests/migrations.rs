@@ -194,6 +194,18 @@ const ADDED_BY: &[Added] = &[
         columns: &[],
         undo: "",
     },
+    Added {
+        version: 18,
+        tables: &["counselling_files"],
+        columns: &[],
+        undo: "",
+    },
+    Added {
+        version: 19,
+        tables: &[],
+        columns: &[("counselling_channels", "rotate_to")],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -34,6 +34,18 @@ pub const MAX_ONE_TIME_KEYS_PER_PUBLISH: usize = 50;
 /// encrypted and padded); attachments travel as blobs.
 pub const MAX_SEALED_BYTES: usize = 72 * 1024;
 
+/// Most bytes of one attachment's ciphertext: 32 MiB of file (the counselling crate's
+/// `MAX_ATTACHMENT_BYTES`) and its authentication tag, with room to spare.
+pub const MAX_ATTACHMENT_CIPHERTEXT_BYTES: u64 = 32 * 1024 * 1024 + 1024;
+
+/// Most attachment bytes one conversation holds on a server (uploads under way included).
+pub const MAX_CONVERSATION_ATTACHMENT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The HTTP header that proves a conversation's access token on the attachment endpoints
+/// (`/v1/counselling/{conversation}/attachments/…`): the resident side's devices send it; a
+/// caseworker's device is recognised by its credentials and needs none.
+pub const ACCESS_HEADER: &str = "quartier-access";
+
 /// Most bytes of one to-device ciphertext (a conversation key in an Olm message).
 pub const MAX_TO_DEVICE_BYTES: usize = 4 * 1024;
 
@@ -79,6 +91,20 @@ pub struct ConversationAccess {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenConversation>,
+    /// Locks the resident side's other devices out (a lost phone): see [`TokenRotation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<TokenRotation>,
+}
+
+/// A new access token for a conversation, proven with the current one: from then on the old
+/// token reaches nothing (a device still sending it is told [`GoneReason::Revoked`]), and of the
+/// resident side's identities only `keep` stay participants, so senders start new sessions
+/// without the others. Sent again until the answer arrives (the server takes a repeat as done).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRotation {
+    pub token: String,
+    /// Curve25519 keys of the resident side's identities that stay (the asking device's own).
+    pub keep: Vec<String>,
 }
 
 /// Where a new conversation goes: a team of a space the device's person belongs to.
@@ -227,6 +253,9 @@ pub enum GoneReason {
     Erased,
     /// This device may not read it (not in the team any more, a wrong token).
     NoAccess,
+    /// The resident side locked this device out (its token was replaced, [`TokenRotation`]):
+    /// the device deletes everything of it.
+    Revoked,
     #[serde(other)]
     Unknown,
 }

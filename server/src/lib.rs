@@ -147,17 +147,8 @@ fn spawn_blob_gc(state: &Arc<state::AppState>) {
         ticks.tick().await; // the first tick is immediate: start one interval after startup
         loop {
             ticks.tick().await;
-            let gc_state = Arc::clone(&state);
-            let run = tokio::task::spawn_blocking(move || {
-                blobs::gc::collect(&gc_state.db, &gc_state.blobs, grace_ms, storage::now_ms())
-            })
-            .await;
-            match run {
-                Ok(Ok(report)) => tracing::info!(?report, "blob garbage collection"),
-                Ok(Err(e)) => tracing::error!(error = %e, "blob garbage collection failed"),
-                Err(e) => tracing::error!(error = %e, "blob garbage collection panicked"),
-            }
-            // Counselling retention runs on the same schedule.
+            // Counselling retention runs on the same schedule, first: the collection after it deletes
+            // the erased conversations' attachments.
             let db_state = Arc::clone(&state);
             let erased = tokio::task::spawn_blocking(move || {
                 storage::counselling::erase_due(&db_state.db.lock(), storage::now_ms())
@@ -168,6 +159,16 @@ fn spawn_blob_gc(state: &Arc<state::AppState>) {
                 Ok(Ok(n)) => tracing::info!(conversations = n, "counselling retention erased conversations"),
                 Ok(Err(e)) => tracing::error!(error = %e, "counselling retention failed"),
                 Err(e) => tracing::error!(error = %e, "counselling retention panicked"),
+            }
+            let gc_state = Arc::clone(&state);
+            let run = tokio::task::spawn_blocking(move || {
+                blobs::gc::collect(&gc_state.db, &gc_state.blobs, grace_ms, storage::now_ms())
+            })
+            .await;
+            match run {
+                Ok(Ok(report)) => tracing::info!(?report, "blob garbage collection"),
+                Ok(Err(e)) => tracing::error!(error = %e, "blob garbage collection failed"),
+                Err(e) => tracing::error!(error = %e, "blob garbage collection panicked"),
             }
         }
     });

@@ -244,7 +244,8 @@ async fn a_caseworker_taken_out_of_the_team_reads_nothing_sent_after_and_a_new_o
 }
 
 #[tokio::test]
-async fn a_restored_phone_with_the_passphrase_reads_the_history_and_one_without_cannot() {
+async fn a_restored_phone_with_the_passphrase_reads_the_history_and_one_without_cannot_and_locks_the_lost_one_out(
+) {
     let server = Server::start();
     let team = Team::new(&server).await;
     let anna = team.caseworker("Anna").await;
@@ -312,6 +313,54 @@ async fn a_restored_phone_with_the_passphrase_reads_the_history_and_one_without_
     assert_eq!(
         texts(&resident, conversation),
         vec!["eins", "zwei", "drei", "vier"]
+    );
+
+    // The old phone turns out stolen: the new one locks it out. The team's next message starts
+    // a session without it; the old phone reads nothing of it and deletes the conversation at
+    // its next sync; the new phone goes on.
+    restored
+        .store
+        .lock_out_other_devices(conversation)
+        .expect("lock out");
+    restored.sync().await;
+    anna.sync().await;
+    let resident_keys = anna
+        .store
+        .counselling_channels()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == conversation)
+        .expect("Anna's conversation")
+        .participants
+        .into_iter()
+        .filter(|p| p.side == Side::Resident)
+        .count();
+    assert_eq!(resident_keys, 1, "only the new phone is a participant now");
+    anna.store
+        .send_counselling_message(conversation, "fünf MARKER-AFTER-LOCKOUT")
+        .unwrap();
+    anna.sync().await;
+    resident.sync().await;
+    assert!(
+        !channel_ids(&resident).contains(&conversation),
+        "the locked-out phone deleted the conversation"
+    );
+    let found = find_markers(resident.dir.path(), &["MARKER-AFTER-LOCKOUT", "eins"]);
+    assert!(found.is_empty(), "the locked-out phone holds: {found:?}");
+    restored.sync().await;
+    assert_eq!(
+        texts(&restored, conversation).last().map(String::as_str),
+        Some("fünf MARKER-AFTER-LOCKOUT")
+    );
+    restored
+        .store
+        .send_counselling_message(conversation, "sechs")
+        .unwrap();
+    restored.sync().await;
+    anna.sync().await;
+    assert_eq!(
+        texts(&anna, conversation).last().map(String::as_str),
+        Some("sechs")
     );
 }
 
@@ -570,6 +619,7 @@ async fn a_forged_client_gets_no_notes_no_foreign_identity_and_no_flood() {
             space: team.space.as_uuid(),
             team: team.team,
         }),
+        rotate: None,
     };
     // The team's id as a conversation id: refused, nothing served.
     let answer = mallory
@@ -836,4 +886,180 @@ async fn a_revoked_device_reads_nothing_sent_after() {
         matches!(opened, Err(quartier_counselling::CryptoError::MissingKey { .. })),
         "{opened:?}"
     );
+}
+
+/// Whether a file named `name` is anywhere under `dir`.
+fn file_named(dir: &std::path::Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                file_named(&path, name)
+            } else {
+                entry.file_name().to_str() == Some(name)
+            }
+        })
+}
+
+/// A photo of a letter sent in a conversation: encrypted on the phone under a key of its own,
+/// uploaded in chunks before its message, fetched and opened by the caseworker; nobody else
+/// can fetch it, and no plaintext of it is on the server or on either device (the app gets it
+/// in memory); a tampered copy is refused; erasure removes its ciphertext everywhere.
+#[tokio::test]
+async fn an_attachment_travels_encrypted_and_leaves_no_plaintext_anywhere() {
+    use quartier_core::counselling::NewAttachment;
+    let server = Server::start();
+    let team = Team::new(&server).await;
+    let anna = team.caseworker("Anna").await;
+    let resident = team.resident("Nachbarin").await;
+    let conversation = team.open(&resident).await;
+
+    // About 600 KB: three chunks. The marker recurs throughout, as text in a scan would.
+    let mut letter = Vec::new();
+    let mut n = 0u32;
+    while letter.len() < 600_000 {
+        letter.extend_from_slice(format!("MARKER-LETTER Jobcenter Bescheid {n:08} ").as_bytes());
+        n += 1;
+    }
+    // Sent before the conversation exists on the server: the file goes up once the first
+    // exchange opened it, then its message, in the same sync.
+    let sent = resident
+        .store
+        .send_counselling_files(
+            conversation,
+            "Hier der Brief",
+            vec![NewAttachment {
+                bytes: letter.clone(),
+                mime: "image/jpeg".into(),
+            }],
+        )
+        .expect("send with a file");
+    let mine = |device: &Device| {
+        device
+            .store
+            .counselling_records(conversation)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == sent)
+            .expect("the record")
+    };
+    assert_eq!(mine(&resident).state, RecordState::Queued);
+    resident.sync().await;
+    assert_eq!(mine(&resident).state, RecordState::Delivered);
+
+    anna.sync().await;
+    let Some(Body::Message { text, attachments }) = mine(&anna).body else {
+        panic!("Anna reads the message");
+    };
+    assert_eq!(text, "Hier der Brief");
+    let [file] = attachments.as_slice() else {
+        panic!("one file: {attachments:?}")
+    };
+    assert_eq!(
+        (file.size, file.mime.as_str()),
+        (letter.len() as u64, "image/jpeg")
+    );
+    assert_eq!(
+        anna.store.counselling_attachment(conversation, file).unwrap(),
+        None,
+        "not fetched yet"
+    );
+    let opened = anna
+        .client
+        .fetch_counselling_attachment(&anna.store, conversation, file)
+        .await
+        .expect("fetch");
+    assert!(opened == letter, "the caseworker opens the same bytes");
+    // Kept (as ciphertext): opened again without the server.
+    assert!(anna.store.counselling_attachment(conversation, file).unwrap() == Some(letter.clone()));
+    assert!(resident.store.counselling_attachment(conversation, file).unwrap() == Some(letter.clone()));
+
+    // Nobody else: a resident of the space, with or without a made-up access token, cannot
+    // fetch it, add chunks to it, or announce files into the conversation.
+    let code = team.coordinator.invite(team.space, Role::Resident).await;
+    let mallory = RawDevice::register(&server.url, "Mallory").await;
+    mallory.redeem(&server.url, &code).await;
+    let path = format!("{}/v1/counselling/{conversation}/attachments", server.url);
+    for access in [None, Some("a".repeat(64))] {
+        let mut get = http()
+            .get(format!("{path}/{}", file.hash))
+            .bearer_auth(&mallory.token);
+        let mut put = http()
+            .put(format!("{path}/{}/chunks/0", file.hash))
+            .bearer_auth(&mallory.token)
+            .body(vec![0u8; 16]);
+        let announce = quartier_protocol::blobs::AnnounceBlob {
+            hash: "ab".repeat(32),
+            size: 16,
+            mime_type: quartier_protocol::blobs::BLOB_CONTENT_TYPE.into(),
+            chunk_size: quartier_protocol::blobs::BLOB_CHUNK_BYTES,
+            variant: None,
+        };
+        let mut post = http()
+            .post(&path)
+            .bearer_auth(&mallory.token)
+            .header("content-type", quartier_protocol::CONTENT_TYPE)
+            .body(quartier_protocol::encode(&announce).unwrap());
+        if let Some(access) = &access {
+            get = get.header("quartier-access", access);
+            put = put.header("quartier-access", access);
+            post = post.header("quartier-access", access);
+        }
+        for request in [get, put, post] {
+            let status = request.send().await.expect("answer").status().as_u16();
+            assert_eq!(status, 404, "an outsider (access {access:?}) is told nothing");
+        }
+    }
+    // A space may not take the conversation's id (its files are kept under it).
+    let taken = post_msg(
+        &server.url,
+        "/v1/spaces",
+        Some(&mallory.token),
+        &quartier_protocol::CreateSpace { space: conversation },
+    )
+    .await;
+    assert_eq!(taken.status, 409, "{:?}", taken.error_body());
+
+    // No plaintext of the letter on the server, nor on either (plain) device.
+    for dir in [server.data.path(), resident.dir.path(), anna.dir.path()] {
+        let found = find_markers(dir, &["MARKER-LETTER", "Jobcenter Bescheid"]);
+        assert!(
+            found.is_empty(),
+            "plaintext of the attachment in {}: {found:?}",
+            dir.display()
+        );
+    }
+    assert!(
+        file_named(server.data.path(), &file.hash),
+        "the server keeps the ciphertext"
+    );
+
+    // A copy changed on the device does not open: a typed error, and nothing is shown.
+    let kept = anna
+        .dir
+        .path()
+        .join("phone.db.media/counselling")
+        .join(&file.hash);
+    let mut bytes = std::fs::read(&kept).expect("kept ciphertext");
+    bytes[100] ^= 1;
+    std::fs::write(&kept, bytes).unwrap();
+    match anna.store.counselling_attachment(conversation, file) {
+        Err(Error::Counselling(_)) => {}
+        other => panic!("a tampered file must not open: {other:?}"),
+    }
+
+    // Erased: the ciphertext leaves the server and both devices.
+    resident.store.erase_conversation(conversation).expect("erase");
+    resident.sync().await;
+    anna.sync().await;
+    for dir in [server.data.path(), resident.dir.path(), anna.dir.path()] {
+        assert!(
+            !file_named(dir, &file.hash),
+            "the erased file is still in {}",
+            dir.display()
+        );
+    }
 }

@@ -237,6 +237,8 @@ pub struct PushedCounselling {
     pub(crate) published: Vec<String>,
     pub(crate) closed: Vec<Uuid>,
     pub(crate) erased: Vec<Uuid>,
+    /// Conversations whose token this request replaces, with the new token.
+    pub(crate) rotated: Vec<(Uuid, String)>,
     /// The identity of this device each claim of the request is for, in the claims' order.
     pub(crate) claim_owners: Vec<String>,
 }
@@ -269,6 +271,10 @@ pub(crate) fn request_part(
     let key = state::stored_pickle_key(conn)?;
     for channel in &channels {
         if let Some(token) = &channel.token {
+            let rotate = state::pending_rotation(conn, channel)?;
+            if let Some(rotation) = &rotate {
+                pushed.rotated.push((channel.id, rotation.token.clone()));
+            }
             req.access.push(ConversationAccess {
                 conversation: channel.id,
                 token: token.clone(),
@@ -276,6 +282,7 @@ pub(crate) fn request_part(
                     space: channel.space,
                     team: channel.team,
                 }),
+                rotate,
             });
         }
         if !channel.erase_sent {
@@ -342,8 +349,15 @@ pub(crate) fn request_part(
     truncate_lists(&mut req);
     let mut push = Vec::new();
     let mut stmt = conn.prepare_cached(
+        // A message whose files (or an earlier message's, in the same channel) are not
+        // uploaded yet waits: a reader never gets a message whose files cannot be fetched, and
+        // a channel's messages keep their order.
         "SELECT seq, kind, channel_id, record_id, sender, recipient, session_id, ciphertext
-         FROM counselling_outbox ORDER BY seq LIMIT ?1",
+         FROM counselling_outbox o
+         WHERE o.kind = 'to_device' OR NOT EXISTS (
+             SELECT 1 FROM counselling_files f JOIN counselling_outbox w ON w.record_id = f.record_id
+             WHERE f.uploaded = 0 AND w.kind = 'sealed' AND w.channel_id = o.channel_id AND w.seq <= o.seq)
+         ORDER BY seq LIMIT ?1",
     )?;
     let rows = stmt.query_map([MAX_PUSH as i64], |r| {
         Ok((
@@ -474,9 +488,20 @@ pub(crate) fn apply_part(
         state::forget_channel(tx, *id, false)?;
         applied.erased += 1;
     }
+    // A replaced token is the token once the server answered without refusing it.
+    for (id, token) in &pushed.rotated {
+        if !response.gone.iter().any(|g| g.conversation == *id) {
+            tx.execute(
+                "UPDATE counselling_channels SET token = ?2, rotate_to = NULL WHERE channel_id = ?1 AND rotate_to = ?2",
+                params![id.to_string(), token],
+            )?;
+        }
+    }
     for gone in &response.gone {
         match gone.reason {
-            GoneReason::Erased => {
+            // Locked out by the resident side's other device (this one was lost): nothing of
+            // the conversation stays here.
+            GoneReason::Erased | GoneReason::Revoked => {
                 if state::load_channel(tx, gone.conversation)?.is_some() {
                     state::forget_channel(tx, gone.conversation, false)?;
                     applied.erased += 1;

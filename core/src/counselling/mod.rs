@@ -12,9 +12,12 @@
 //! the server with an access token, never with the person's id: the team does not learn who
 //! else the resident is in the space, and two conversations of one resident share no key.
 
+mod attachments;
 pub(crate) mod exchange;
 pub(crate) mod state;
 
+pub(crate) use attachments::PendingUpload;
+pub use attachments::{NewAttachment, MAX_FILES_PER_MESSAGE};
 use quartier_counselling::envelope::Envelope;
 pub use quartier_counselling::envelope::{AppointmentPlace, Body};
 pub use quartier_counselling::{attachment::FileKey, CryptoError};
@@ -270,7 +273,30 @@ impl Store {
         if let Err(e) = self.checkpoint() {
             tracing::warn!(error = %e, "checkpoint after a counselling erasure failed");
         }
+        self.sweep_counselling_files()?;
         Ok(())
+    }
+
+    /// Locks every other device of the resident side out of a conversation (a lost or stolen
+    /// phone), from this one: at the next sync the server replaces the conversation's access
+    /// token with a new one only this device holds, and drops the other devices' identities,
+    /// so the team's devices start new sessions without them. A locked-out device reads
+    /// nothing sent after, and deletes the conversation at its next sync. A backup made before
+    /// holds the old token: upload a new one afterwards (`SyncClient::upload_key_backup`).
+    pub fn lock_out_other_devices(&self, channel: Uuid) -> Result<()> {
+        let token = random_hex::<32>()?;
+        self.write(|tx, _| {
+            state::load_channel(tx, channel)?
+                .filter(|c| {
+                    c.erase_sent && c.kind == "conversation" && c.side == "resident" && c.token.is_some()
+                })
+                .ok_or_else(|| not_found(channel))?;
+            tx.execute(
+                "UPDATE counselling_channels SET rotate_to = coalesce(rotate_to, ?2) WHERE channel_id = ?1",
+                params![channel.to_string(), token],
+            )?;
+            Ok(())
+        })
     }
 
     /// The channels this device takes part in, oldest first.

@@ -5,7 +5,7 @@
 
 use quartier_counselling::device::Device;
 use quartier_counselling::group::{InboundGroups, OutboundGroup};
-use quartier_protocol::counselling::Participant;
+use quartier_protocol::counselling::{Participant, TokenRotation};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -210,6 +210,23 @@ pub(crate) fn load_channel(conn: &Connection, id: Uuid) -> Result<Option<Channel
     .transpose()
 }
 
+/// The token rotation a resident side asked for (`Store::lock_out_other_devices`) and the
+/// server has not taken yet: the new token, keeping this device's identity only.
+pub(crate) fn pending_rotation(conn: &Connection, channel: &Channel) -> Result<Option<TokenRotation>> {
+    let rotate_to: Option<String> = conn
+        .prepare_cached("SELECT rotate_to FROM counselling_channels WHERE channel_id = ?1")?
+        .query_row([channel.id.to_string()], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(token) = rotate_to else {
+        return Ok(None);
+    };
+    Ok(Some(TokenRotation {
+        token,
+        keep: identity_curve(conn, channel)?.into_iter().collect(),
+    }))
+}
+
 pub(crate) fn all_channels(conn: &Connection) -> Result<Vec<Channel>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {CHANNEL_COLUMNS} FROM counselling_channels ORDER BY opened_at, channel_id"
@@ -289,6 +306,8 @@ pub(crate) fn next_local_order(conn: &Connection) -> Result<i64> {
 pub(crate) fn forget_channel(conn: &Connection, id: Uuid, keep_row: bool) -> Result<()> {
     let id = id.to_string();
     conn.execute("DELETE FROM counselling_records WHERE channel_id = ?1", [&id])?;
+    // Its attachments' files go with the next `Store::sweep_counselling_files`.
+    conn.execute("DELETE FROM counselling_files WHERE channel_id = ?1", [&id])?;
     conn.execute(
         "DELETE FROM counselling_pending_keys WHERE conversation_id = ?1",
         [&id],

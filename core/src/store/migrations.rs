@@ -103,7 +103,17 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/017_media_key.sql"),
         rebuilds_projections: false,
     },
-    // Next: 018. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 18,
+        sql: include_str!("migrations/018_counselling_files.sql"),
+        rebuilds_projections: false,
+    },
+    Migration {
+        version: 19,
+        sql: include_str!("migrations/019_counselling_rotation.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 020. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

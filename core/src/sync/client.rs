@@ -554,6 +554,35 @@ impl SyncClient {
     /// The driver of a [`SyncSession`]: it decides nothing, it carries requests and answers.
     pub async fn sync_now(&self, store: &Store, progress: impl Fn(&SyncProgress)) -> Result<SyncReport> {
         let _one_sync_at_a_time = store.sync_gate().lock().await;
+        // Counselling attachments go before the messages that carry their keys: those of
+        // conversations the server has first, then those of conversations this exchange opens
+        // (and one more exchange for their messages).
+        self.upload_counselling_files_quietly(store).await?;
+        let mut report = self.run_session(store, &progress).await?;
+        if self.upload_counselling_files_quietly(store).await? > 0 {
+            report.absorb(self.run_session(store, &progress).await?);
+        }
+        // Files of conversations this sync erased or forgot.
+        blocking(store, |s| s.sweep_counselling_files()).await?;
+        Ok(report)
+    }
+
+    /// [`Self::upload_counselling_files`], where only a lost link (or the server's pause) stops
+    /// the sync: any other failure of one file is logged and tried again at the next sync,
+    /// and never holds up everything else.
+    async fn upload_counselling_files_quietly(&self, store: &Store) -> Result<usize> {
+        match self.upload_counselling_files(store).await {
+            Ok(n) => Ok(n),
+            Err(e @ (Error::Offline(_) | Error::RateLimited { .. } | Error::Cancelled)) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "uploading counselling attachments failed; tried again at the next sync");
+                Ok(0)
+            }
+        }
+    }
+
+    /// One sync session, driven to its end.
+    async fn run_session(&self, store: &Store, progress: &impl Fn(&SyncProgress)) -> Result<SyncReport> {
         let (options, not_before) = (self.options, self.not_before());
         // Unique in the process, so an answer can never be taken for another session's.
         static SESSIONS: AtomicU64 = AtomicU64::new(0);

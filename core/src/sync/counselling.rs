@@ -1,15 +1,20 @@
 //! The counselling calls outside the batched sync: teams (listed by members, named by
-//! coordinators, staffed by coordinators and organisation admins) and passphrase-sealed key
-//! backups. Conversations themselves move in the sync (`crate::counselling`).
+//! coordinators, staffed by coordinators and organisation admins), passphrase-sealed key
+//! backups, and the upload and fetch of encrypted attachments. Conversations themselves move in the sync (`crate::counselling`).
 
+use quartier_protocol::blobs::{
+    chunk_range, is_blob_hash, missing_chunks, AnnounceBlob, UploadState, BLOB_CHUNK_BYTES, BLOB_CONTENT_TYPE,
+};
 use quartier_protocol::counselling::{
     BackupDownload, BackupUpload, TeamInfo, TeamList, TeamMembers, TeamSettings,
+    MAX_ATTACHMENT_CIPHERTEXT_BYTES,
 };
+use uuid::Uuid;
 
 use super::client::{blocking, SyncClient};
-use super::http::{decode_answer, HttpMethod, HttpRequest};
-use crate::counselling::KeyBackup;
-use crate::error::Result;
+use super::http::{decode_answer, encode, refusal, HttpMethod, HttpRequest};
+use crate::counselling::{FileKey, KeyBackup, PendingUpload};
+use crate::error::{Error, Result};
 use crate::model::{PersonId, SpaceId};
 use crate::store::Store;
 
@@ -146,5 +151,147 @@ impl SyncClient {
             s.restore_key_backup(&passphrase, &download.sealed)
         })
         .await
+    }
+
+    /// Uploads the attachments waiting on this device, each resumed where an earlier try
+    /// stopped (announce, the chunks the server lacks, complete). Run by `sync_now` before and
+    /// after its exchange (a conversation opened in that exchange takes uploads only then).
+    /// Returns how many the server took now. A refusal for good (too large, over the
+    /// conversation's quota) refuses the message that carries the file; being offline stops
+    /// here with the error, and the next sync goes on.
+    pub(crate) async fn upload_counselling_files(&self, store: &Store) -> Result<usize> {
+        let pending = blocking(store, |s| s.attachments_to_upload()).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let token = self.account(store).await?.token;
+        let mut uploaded = 0;
+        for upload in pending {
+            let (channel, hash) = (upload.channel, upload.hash.clone());
+            match self.upload_attachment(&token, upload).await {
+                Ok(()) => {
+                    blocking(store, move |s| s.mark_attachment_uploaded(channel, &hash)).await?;
+                    uploaded += 1;
+                }
+                Err(Error::Server { status, message, .. })
+                    if (400..500).contains(&status) && ![404, 408, 409].contains(&status) =>
+                {
+                    blocking(store, move |s| s.refuse_attachment(channel, &hash, &message)).await?;
+                }
+                // Unknown to the server (the conversation is not open there yet, or this device
+                // lost access: the exchange reports that): tried again at the next sync.
+                Err(Error::Server { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(uploaded)
+    }
+
+    async fn upload_attachment(&self, token: &str, upload: PendingUpload) -> Result<()> {
+        let base = format!("/v1/counselling/{}/attachments", upload.channel);
+        let with_access = |mut request: HttpRequest| {
+            request.access = upload.token.clone();
+            request
+        };
+        let announced = AnnounceBlob {
+            hash: upload.hash.clone(),
+            size: upload.size,
+            mime_type: BLOB_CONTENT_TYPE.into(),
+            chunk_size: BLOB_CHUNK_BYTES,
+            variant: None,
+        };
+        let request = with_access(HttpRequest::wire(
+            HttpMethod::Post,
+            &base,
+            Some(token),
+            encode(&announced)?,
+        ));
+        let state: UploadState = decode_answer(&self.send(request).await?)?;
+        if state.complete {
+            return Ok(());
+        }
+        let bytes = std::fs::read(&upload.path).map_err(|e| Error::media_io("reading an attachment", e))?;
+        if bytes.len() as u64 != upload.size {
+            return Err(Error::Corrupt("an attachment's file changed size on disk".into()));
+        }
+        for index in missing_chunks(&state) {
+            let (start, end) = chunk_range(upload.size, BLOB_CHUNK_BYTES, index)
+                .ok_or_else(|| Error::MalformedResponse(format!("chunk {index} is past the end")))?;
+            let request = with_access(HttpRequest {
+                content_type: Some(BLOB_CONTENT_TYPE),
+                body: bytes[start as usize..end as usize].to_vec(),
+                ..HttpRequest::bare(
+                    HttpMethod::Put,
+                    format!("{base}/{}/chunks/{index}", upload.hash),
+                    Some(token),
+                )
+            });
+            let _: UploadState = decode_answer(&self.send(request).await?)?;
+        }
+        let request = with_access(HttpRequest::wire(
+            HttpMethod::Post,
+            format!("{base}/{}/complete", upload.hash),
+            Some(token),
+            encode(&())?,
+        ));
+        let state: UploadState = decode_answer(&self.send(request).await?)?;
+        if !state.complete {
+            return Err(Error::MalformedResponse(
+                "the server did not take the attachment".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An attachment of a counselling message, opened: from this device if it holds the file,
+    /// else fetched from the server (ciphertext; its hash checked), kept here and opened with
+    /// the key the message carried. A file that does not open (tampered) is a `Counselling`
+    /// error with code `tampered`; one the server does not have (yet) is `Server` 404.
+    pub async fn fetch_counselling_attachment(
+        &self,
+        store: &Store,
+        channel: Uuid,
+        file: &FileKey,
+    ) -> Result<Vec<u8>> {
+        if !is_blob_hash(&file.hash) {
+            return Err(Error::invalid(
+                "attachment",
+                "an attachment is named by its BLAKE3 hash",
+            ));
+        }
+        let local = {
+            let file = file.clone();
+            blocking(store, move |s| s.counselling_attachment(channel, &file)).await?
+        };
+        if let Some(plain) = local {
+            return Ok(plain);
+        }
+        let access = blocking(store, move |s| s.counselling_access(channel)).await?;
+        let token = self.account(store).await?.token;
+        let mut request = HttpRequest::bare(
+            HttpMethod::Get,
+            format!("/v1/counselling/{channel}/attachments/{}", file.hash),
+            Some(&token),
+        );
+        request.access = access;
+        let response = self.send(request).await?;
+        if !response.is_success() {
+            return Err(refusal(&response));
+        }
+        let ciphertext = response.body;
+        if ciphertext.len() as u64 > MAX_ATTACHMENT_CIPHERTEXT_BYTES
+            || blake3::hash(&ciphertext).to_hex().as_str() != file.hash
+        {
+            return Err(Error::MalformedResponse(
+                "the attachment's bytes do not hash to its name".into(),
+            ));
+        }
+        let plain = quartier_counselling::attachment::decrypt(&ciphertext, file)?;
+        let hash = file.hash.clone();
+        blocking(store, move |s| {
+            s.keep_fetched_attachment(channel, &hash, &ciphertext)
+        })
+        .await?;
+        Ok(plain)
     }
 }

@@ -49,6 +49,9 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// `Range` (`bytes=N-`) for a download resumed at byte N.
     pub range_from: Option<u64>,
+    /// A counselling conversation's access token, sent as `quartier-access` on its attachment
+    /// endpoints. A credential too: never log it.
+    pub access: Option<String>,
 }
 
 impl std::fmt::Debug for HttpRequest {
@@ -73,6 +76,7 @@ impl HttpRequest {
             content_type: Some(quartier_protocol::CONTENT_TYPE),
             body,
             range_from: None,
+            access: None,
         }
     }
 
@@ -85,6 +89,7 @@ impl HttpRequest {
             content_type: None,
             body: Vec::new(),
             range_from: None,
+            access: None,
         }
     }
 }

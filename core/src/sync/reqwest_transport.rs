@@ -77,6 +77,9 @@ impl ReqwestTransport {
         if let Some(token) = &request.bearer {
             builder = builder.bearer_auth(token);
         }
+        if let Some(access) = &request.access {
+            builder = builder.header(quartier_protocol::counselling::ACCESS_HEADER, access);
+        }
         if let Some(from) = request.range_from {
             builder = builder.header(reqwest::header::RANGE, format!("bytes={from}-"));
         }

@@ -66,6 +66,21 @@ pub struct SyncReport {
     pub bytes_received: u64,
 }
 
+impl SyncReport {
+    /// Adds a later session's report of the same sync: counts add up, the later one says what
+    /// is still deferred.
+    pub(crate) fn absorb(&mut self, later: SyncReport) {
+        self.rounds += later.rounds;
+        self.pushed += later.pushed;
+        self.received += later.received;
+        self.rejected.extend(later.rejected);
+        self.deferred = later.deferred;
+        self.purged.extend(later.purged);
+        self.bytes_sent += later.bytes_sent;
+        self.bytes_received += later.bytes_received;
+    }
+}
+
 /// The settings a session runs with (`SyncClient::with_limits`, `with_overdue_after`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {

@@ -23,8 +23,12 @@ pub struct GcReport {
 }
 
 /// Whether an item document of the claim's space references the claimed blob now.
-const REFERENCED: &str = "EXISTS (SELECT 1 FROM blob_refs r JOIN docs d ON d.doc_id = r.doc_id
-                          WHERE r.hash = blob_claims.hash AND d.space_id = blob_claims.space_id)";
+/// A counselling conversation's claims (`blobs::counselling`) are its attachments: referenced
+/// for as long as the conversation exists (erasing it deletes them).
+const REFERENCED: &str = "(EXISTS (SELECT 1 FROM blob_refs r JOIN docs d ON d.doc_id = r.doc_id
+                          WHERE r.hash = blob_claims.hash AND d.space_id = blob_claims.space_id)
+                          OR EXISTS (SELECT 1 FROM conversations cv
+                                     WHERE cv.conversation_id = blob_claims.space_id))";
 
 /// One collection at `now_ms`: what has been unreferenced or untouched for `grace_ms` goes.
 /// Holds the blob store's assembly lock throughout, so no upload completes in between.
@@ -88,28 +92,56 @@ pub fn collect(db: &Db, blobs: &Blobs, grace_ms: i64, now_ms: i64) -> Result<GcR
             [cutoff],
         )?;
         // 3. Blobs no space claims any more.
-        let gone: Vec<(String, i64)> = {
-            let mut stmt = tx.prepare(
-                "SELECT hash, size FROM blobs
-                 WHERE NOT EXISTS (SELECT 1 FROM blob_claims c WHERE c.hash = blobs.hash)",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for (hash, _) in &gone {
-            tx.execute("DELETE FROM blobs WHERE hash = ?1", params![hash])?;
-        }
+        let gone = forget_unclaimed(&tx)?;
         tx.commit()?;
         gone
     };
-    // Rows first, then files: a crash in between leaves a file without a row (harmless: the
-    // next upload of that content finds it verified), never a row without its file.
-    for (hash, size) in deleted {
+    delete_bytes(blobs, deleted, &mut report)?;
+    Ok(report)
+}
+
+/// Deletes now the blobs nobody claims any more (what [`collect`] does last, without its
+/// grace periods): called right after a counselling erasure, so that the erased attachments'
+/// bytes do not wait for the next collection.
+pub fn drop_unclaimed(db: &Db, blobs: &Blobs) -> Result<GcReport, BlobError> {
+    let _no_completions = blobs.assembling.lock().unwrap_or_else(|p| p.into_inner());
+    let mut report = GcReport::default();
+    let deleted = {
+        let conn = db.lock();
+        let tx = conn.unchecked_transaction()?;
+        let gone = forget_unclaimed(&tx)?;
+        tx.commit()?;
+        gone
+    };
+    delete_bytes(blobs, deleted, &mut report)?;
+    Ok(report)
+}
+
+/// Removes the rows of stored blobs no claim holds; returns them (hash, size).
+fn forget_unclaimed(tx: &rusqlite::Connection) -> Result<Vec<(String, i64)>, BlobError> {
+    let gone: Vec<(String, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT hash, size FROM blobs
+             WHERE NOT EXISTS (SELECT 1 FROM blob_claims c WHERE c.hash = blobs.hash)",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (hash, _) in &gone {
+        tx.execute("DELETE FROM blobs WHERE hash = ?1", params![hash])?;
+    }
+    Ok(gone)
+}
+
+/// Rows first, then files: a crash in between leaves a file without a row (harmless: the next
+/// upload of that content finds it verified), never a row without its file.
+fn delete_bytes(blobs: &Blobs, gone: Vec<(String, i64)>, report: &mut GcReport) -> Result<(), BlobError> {
+    for (hash, size) in gone {
         blobs.store.delete(&hash)?;
         report.deleted_blobs += 1;
         report.freed_bytes += size.max(0) as u64;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// `quartier-server admin gc`: one collection over the data folder of `config`.

@@ -10,6 +10,7 @@
 //!   and the in-process harness call them);
 //! - [`BlobError`]: every refusal, with its HTTP status and stable code.
 
+pub mod counselling;
 pub mod fs;
 pub mod gc;
 pub mod index;

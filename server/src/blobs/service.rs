@@ -74,12 +74,13 @@ pub fn announce(
     Ok(upload)
 }
 
-/// Stores chunk `index` of the device's upload of `hash`. Idempotent: sending a chunk again
-/// replaces it; sending one of a blob the person has uploaded changes nothing.
+/// Stores chunk `index` of `uploader`'s upload of `hash` (a person's, or a counselling
+/// conversation's: `blobs::counselling`). Idempotent: sending a chunk again replaces it;
+/// sending one of a blob the uploader has uploaded changes nothing.
 pub fn put_chunk(
     db: &Db,
     blobs: &Blobs,
-    device: &DeviceRecord,
+    uploader: Uuid,
     hash: &str,
     index: u32,
     bytes: &[u8],
@@ -87,7 +88,7 @@ pub fn put_chunk(
     if !is_blob_hash(hash) {
         return Err(BlobError::InvalidHash);
     }
-    let person = device.person;
+    let person = uploader;
     let row = {
         let conn = db.lock();
         match index::upload(&conn, hash, person)? {
@@ -121,13 +122,13 @@ pub fn put_chunk(
     index::upload_state(&conn, hash, person, &row)
 }
 
-/// Every chunk of the device's upload of `hash` is there: verifies the whole and accepts it,
+/// Every chunk of `uploader`'s upload of `hash` is there: verifies the whole and accepts it,
 /// or discards it.
-pub fn complete(db: &Db, blobs: &Blobs, device: &DeviceRecord, hash: &str) -> Result<UploadState, BlobError> {
+pub fn complete(db: &Db, blobs: &Blobs, uploader: Uuid, hash: &str) -> Result<UploadState, BlobError> {
     if !is_blob_hash(hash) {
         return Err(BlobError::InvalidHash);
     }
-    let person = device.person;
+    let person = uploader;
     let _one_at_a_time = blobs.assembling.lock().unwrap_or_else(|p| p.into_inner());
     let row = {
         let conn = db.lock();
@@ -184,6 +185,21 @@ pub fn download(
     range: Option<&[u8]>,
     head_only: bool,
 ) -> Result<Download, BlobError> {
+    open(db, blobs, hash, range, head_only, |conn| {
+        index::may_fetch(conn, hash, device.person)
+    })
+}
+
+/// Opens `hash` if `may_fetch` (asked in the same snapshot as the lookup) says yes; otherwise,
+/// like a blob the server does not hold, it is `NotFound`.
+pub fn open(
+    db: &Db,
+    blobs: &Blobs,
+    hash: &str,
+    range: Option<&[u8]>,
+    head_only: bool,
+    may_fetch: impl FnOnce(&rusqlite::Connection) -> Result<bool, BlobError>,
+) -> Result<Download, BlobError> {
     if !is_blob_hash(hash) {
         return Err(BlobError::InvalidHash);
     }
@@ -192,7 +208,7 @@ pub fn download(
         let conn = db.read()?;
         let _snapshot = Snapshot::begin(&conn)?;
         let row = index::blob(&conn, hash)?.ok_or(BlobError::NotFound)?;
-        if !index::may_fetch(&conn, hash, device.person)? {
+        if !may_fetch(&conn)? {
             return Err(BlobError::NotFound);
         }
         row

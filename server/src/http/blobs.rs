@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::auth::Device;
 use super::{Ids, Wire};
-use crate::blobs::{service, BlobError};
+use crate::blobs::{counselling, service, BlobError};
 use crate::state::AppState;
 
 /// Bytes per piece of a streamed download.
@@ -58,8 +58,10 @@ pub async fn put_chunk(
             "a chunk has at most {BLOB_CHUNK_BYTES} bytes, or the body could not be read: {e}"
         ))
     })?;
-    blocking(move || service::put_chunk(&state.db, &state.blobs, &device, &hash, index, &bytes).map(Wire))
-        .await
+    blocking(move || {
+        service::put_chunk(&state.db, &state.blobs, device.person, &hash, index, &bytes).map(Wire)
+    })
+    .await
 }
 
 /// `POST /v1/blobs/{hash}/complete`: every chunk is there; verify the whole and accept it, or
@@ -70,7 +72,7 @@ pub async fn complete(
     Ids(hash): Ids<String>,
 ) -> Result<Wire<UploadState>, BlobError> {
     let device = device.active()?;
-    blocking(move || service::complete(&state.db, &state.blobs, &device, &hash).map(Wire)).await
+    blocking(move || service::complete(&state.db, &state.blobs, device.person, &hash).map(Wire)).await
 }
 
 /// A `Range` header's single byte range, resolved against `size`: `Ok(None)` without a header.
@@ -93,7 +95,7 @@ pub async fn download(
 ) -> Result<Response, BlobError> {
     let head_only = method == Method::HEAD;
     let device = device.active()?;
-    let service::Download { row, range, reader } = {
+    let download = {
         let hash = hash.clone();
         blocking(move || {
             let range = headers.get(header::RANGE).map(HeaderValue::as_bytes);
@@ -101,6 +103,13 @@ pub async fn download(
         })
         .await?
     };
+    Ok(respond(&hash, download))
+}
+
+/// The answer to a download the device may make: the bytes streamed, with the headers of a
+/// content-addressed, ranged resource.
+fn respond(hash: &str, download: service::Download) -> Response {
+    let service::Download { row, range, reader } = download;
     let (start, end) = range.unwrap_or((0, row.size));
     let mut response = match reader {
         Some(reader) => stream_body(reader).into_response(),
@@ -131,7 +140,7 @@ pub async fn download(
             h.insert(header::CONTENT_RANGE, v);
         }
     }
-    Ok(response)
+    response
 }
 
 /// A blocking reader pumps pieces into a small channel; the body streams them out.
@@ -162,4 +171,127 @@ fn stream_body(reader: Box<dyn std::io::Read + Send>) -> Body {
             |mut rx| async move { rx.recv().await.map(|piece| (piece, rx)) },
         );
     Body::from_stream(stream)
+}
+
+/// The conversation access token a request carries (`quartier-access`), if any.
+fn access_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(quartier_protocol::counselling::ACCESS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `POST /v1/counselling/{conversation}/attachments`: announce (or resume) the upload of an
+/// encrypted attachment ([`counselling::announce`]).
+pub async fn announce_attachment(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Ids(conversation): Ids<Uuid>,
+    headers: HeaderMap,
+    Wire(announced): Wire<AnnounceBlob>,
+) -> Result<Wire<UploadState>, BlobError> {
+    let device = device.active()?;
+    let token = access_token(&headers);
+    blocking(move || {
+        let asker = counselling::Asker {
+            device: &device,
+            token: token.as_deref(),
+        };
+        counselling::announce(&state.db, &state.blobs, &asker, conversation, &announced).map(Wire)
+    })
+    .await
+}
+
+/// `PUT /v1/counselling/{conversation}/attachments/{hash}/chunks/{index}`: one chunk of an
+/// attachment, raw bytes ([`counselling::put_chunk`]).
+pub async fn put_attachment_chunk(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Ids((conversation, hash, index)): Ids<(Uuid, String, u32)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Wire<UploadState>, BlobError> {
+    let device = device.active()?;
+    if !quartier_protocol::blobs::is_blob_hash(&hash) {
+        return Err(BlobError::InvalidHash);
+    }
+    let token = access_token(&headers);
+    let limit = BLOB_CHUNK_BYTES as usize + 1;
+    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        BlobError::BadRequest(format!(
+            "a chunk has at most {BLOB_CHUNK_BYTES} bytes, or the body could not be read: {e}"
+        ))
+    })?;
+    blocking(move || {
+        let asker = counselling::Asker {
+            device: &device,
+            token: token.as_deref(),
+        };
+        counselling::put_chunk(
+            &state.db,
+            &state.blobs,
+            &asker,
+            conversation,
+            &hash,
+            index,
+            &bytes,
+        )
+        .map(Wire)
+    })
+    .await
+}
+
+/// `POST /v1/counselling/{conversation}/attachments/{hash}/complete`
+/// ([`counselling::complete`]).
+pub async fn complete_attachment(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Ids((conversation, hash)): Ids<(Uuid, String)>,
+    headers: HeaderMap,
+) -> Result<Wire<UploadState>, BlobError> {
+    let device = device.active()?;
+    let token = access_token(&headers);
+    blocking(move || {
+        let asker = counselling::Asker {
+            device: &device,
+            token: token.as_deref(),
+        };
+        counselling::complete(&state.db, &state.blobs, &asker, conversation, &hash).map(Wire)
+    })
+    .await
+}
+
+/// `GET /v1/counselling/{conversation}/attachments/{hash}`: an attachment's ciphertext, or a
+/// byte range of it, to the conversation's devices ([`counselling::download`]).
+pub async fn download_attachment(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Ids((conversation, hash)): Ids<(Uuid, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, BlobError> {
+    let head_only = method == Method::HEAD;
+    let device = device.active()?;
+    let download = {
+        let hash = hash.clone();
+        blocking(move || {
+            let token = access_token(&headers);
+            let asker = counselling::Asker {
+                device: &device,
+                token: token.as_deref(),
+            };
+            let range = headers.get(header::RANGE).map(HeaderValue::as_bytes);
+            counselling::download(
+                &state.db,
+                &state.blobs,
+                &asker,
+                conversation,
+                &hash,
+                range,
+                head_only,
+            )
+        })
+        .await?
+    };
+    Ok(respond(&hash, download))
 }

@@ -60,6 +60,22 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/counselling/backups/{backup}",
             put(teams::put_backup).get(teams::get_backup),
         )
+        .route(
+            "/v1/counselling/{conversation}/attachments",
+            post(blobs::announce_attachment),
+        )
+        .route(
+            "/v1/counselling/{conversation}/attachments/{hash}/chunks/{index}",
+            put(blobs::put_attachment_chunk),
+        )
+        .route(
+            "/v1/counselling/{conversation}/attachments/{hash}/complete",
+            post(blobs::complete_attachment),
+        )
+        .route(
+            "/v1/counselling/{conversation}/attachments/{hash}",
+            get(blobs::download_attachment),
+        )
         .route("/v1/spaces/{space}/blobs", post(blobs::announce))
         .route("/v1/blobs/{hash}/chunks/{index}", put(blobs::put_chunk))
         .route("/v1/blobs/{hash}/complete", post(blobs::complete))

@@ -16,6 +16,18 @@ pub async fn sync(
     Wire(req): Wire<SyncRequest>,
 ) -> Result<Wire<SyncResponse>, ServerError> {
     let device = device.0;
-    let response = blocking(move || crate::sync::exchange(&state.db, &state.docs, &device, &req)).await?;
+    let response = blocking(move || {
+        let response = crate::sync::exchange(&state.db, &state.docs, &device, &req)?;
+        let erasing = req.counselling.as_ref().is_some_and(|c| !c.erase.is_empty());
+        if erasing {
+            // The erased conversations' attachments: their bytes go now, not at the next
+            // collection. The erasure itself is committed; a failure here is only logged.
+            if let Err(e) = crate::blobs::gc::drop_unclaimed(&state.db, &state.blobs) {
+                tracing::error!(error = %e, "deleting erased attachments failed");
+            }
+        }
+        Ok(response)
+    })
+    .await?;
     Ok(Wire(response))
 }

@@ -150,13 +150,15 @@ pub struct ConversationRow {
     pub team: Uuid,
     pub space: Uuid,
     pub token_hash: Vec<u8>,
+    /// The token's hash before the resident side last replaced it ([`rotate_token`]).
+    pub previous_token_hash: Option<Vec<u8>>,
     pub closed_at: Option<i64>,
 }
 
 pub fn conversation(conn: &Connection, id: Uuid) -> Result<Option<ConversationRow>, ServerError> {
     let row = conn
         .prepare_cached(
-            "SELECT c.team_id, t.space_id, c.token_hash, c.closed_at FROM conversations c
+            "SELECT c.team_id, t.space_id, c.token_hash, c.closed_at, c.previous_token_hash FROM conversations c
              JOIN teams t ON t.team_id = c.team_id WHERE c.conversation_id = ?1",
         )?
         .query_row([id.to_string()], |r| {
@@ -165,28 +167,34 @@ pub fn conversation(conn: &Connection, id: Uuid) -> Result<Option<ConversationRo
                 r.get::<_, String>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
                 r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<Vec<u8>>>(4)?,
             ))
         })
         .optional()?;
-    row.map(|(team, space, token_hash, closed_at)| {
+    row.map(|(team, space, token_hash, closed_at, previous_token_hash)| {
         Ok(ConversationRow {
             id,
             team: parse_uuid(&team)?,
             space: parse_uuid(&space)?,
             token_hash,
+            previous_token_hash,
             closed_at,
         })
     })
     .transpose()
 }
 
-/// Whether `id` may not become a new conversation: a team's id (its notes channel), an erased
-/// conversation's, or one records were stored under.
+/// Whether `id` may not become a new conversation, nor a new space: a team's id (its notes
+/// channel), a space's, an erased conversation's, or one records were stored under. (A
+/// conversation's attachments are claimed under its id as if it were a space: the two must
+/// never meet.)
 pub fn id_taken(conn: &Connection, id: Uuid) -> Result<bool, ServerError> {
     let id = id.to_string();
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM teams WHERE team_id = ?1)
+                 OR EXISTS (SELECT 1 FROM spaces WHERE space_id = ?1)
+                 OR EXISTS (SELECT 1 FROM blob_claims WHERE space_id = ?1)
                  OR EXISTS (SELECT 1 FROM erasures WHERE conversation_id = ?1)
                  OR EXISTS (SELECT 1 FROM sealed WHERE conversation_id = ?1)
                  OR EXISTS (SELECT 1 FROM conversations WHERE conversation_id = ?1)",
@@ -200,6 +208,38 @@ pub fn resident_key_count(conn: &Connection, conversation: Uuid) -> Result<usize
         .prepare_cached("SELECT count(*) FROM counselling_keys WHERE conversation_id = ?1")?
         .query_row([conversation.to_string()], |r| r.get(0))?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Replaces a conversation's access token (its hash), keeping the replaced one's hash.
+pub fn rotate_token(conn: &Connection, conversation: Uuid, new_hash: &[u8]) -> Result<(), ServerError> {
+    conn.prepare_cached(
+        "UPDATE conversations SET previous_token_hash = token_hash, token_hash = ?2
+         WHERE conversation_id = ?1 AND token_hash != ?2",
+    )?
+    .execute(params![conversation.to_string(), new_hash])?;
+    Ok(())
+}
+
+/// Drops the resident side's identities of a conversation except `keep`, with their one-time
+/// keys and the messages waiting for them: those devices are no participants any more.
+pub fn drop_resident_identities(
+    conn: &Connection,
+    conversation: Uuid,
+    keep: &[String],
+) -> Result<usize, ServerError> {
+    let dropped: Vec<String> = conn
+        .prepare_cached("SELECT curve25519 FROM counselling_keys WHERE conversation_id = ?1")?
+        .query_map([conversation.to_string()], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|key| !keep.contains(key))
+        .collect();
+    for key in &dropped {
+        conn.execute("DELETE FROM to_device WHERE recipient = ?1", [key])?;
+        conn.execute("DELETE FROM one_time_keys WHERE curve25519 = ?1", [key])?;
+        conn.execute("DELETE FROM counselling_keys WHERE curve25519 = ?1", [key])?;
+    }
+    Ok(dropped.len())
 }
 
 /// Drops a device's caseworker identity (it publishes a new one), with its one-time keys and
@@ -598,6 +638,11 @@ pub fn erase_conversation(
     )?;
     conn.execute("DELETE FROM counselling_keys WHERE conversation_id = ?1", [&id])?;
     conn.execute("DELETE FROM conversations WHERE conversation_id = ?1", [&id])?;
+    // Its attachments (`blobs::counselling`: the conversation is their space and uploader);
+    // their bytes go with the next `blobs::gc::drop_unclaimed`.
+    conn.execute("DELETE FROM blob_claims WHERE space_id = ?1", [&id])?;
+    conn.execute("DELETE FROM blob_upload_chunks WHERE person_id = ?1", [&id])?;
+    conn.execute("DELETE FROM blob_uploads WHERE person_id = ?1", [&id])?;
     conn.execute(
         "INSERT OR IGNORE INTO erasures (conversation_id, team_id, requested_by, reason, erased_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",

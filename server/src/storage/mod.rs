@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -46,6 +46,8 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("010_counselling.sql"),
     // A person's further devices (one-use link codes).
     include_str!("011_device_links.sql"),
+    // Counselling: a resident side's access token replaced (a lost phone locked out).
+    include_str!("012_token_rotation.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements

@@ -25,6 +25,9 @@ pub fn create_space(conn: &Connection, space: Uuid, person: Uuid) -> Result<Memb
             return Ok(Membership { space, person, role });
         }
         Some(_) => return Err(ServerError::Conflict("that space id is taken".into())),
+        None if super::counselling::id_taken(conn, space)? => {
+            return Err(ServerError::Conflict("that space id is taken".into()))
+        }
         None => {
             let tx = conn.unchecked_transaction()?;
             tx.execute(

@@ -115,6 +115,27 @@ impl Reach {
     }
 }
 
+/// Whether `device` may use conversation `id` outside a sync (its attachments): it proves the
+/// conversation's access `token` (its resident side), or it belongs to a caseworker of the
+/// conversation's team now. An unknown or erased conversation: nobody.
+pub fn may_use_conversation(
+    conn: &Connection,
+    device: &DeviceRecord,
+    id: Uuid,
+    token: Option<&str>,
+) -> Result<bool, ServerError> {
+    let Some(row) = store::conversation(conn, id)? else {
+        return Ok(false);
+    };
+    if device.revoked {
+        return Ok(false);
+    }
+    if token.is_some_and(|t| t.len() <= 128 && secret_hash(t) == row.token_hash) {
+        return Ok(true);
+    }
+    team_device(conn, row.team, row.space, device.device)
+}
+
 /// The teams whose caseworker `device`'s person is now (none for a revoked device).
 fn device_teams(conn: &Connection, device: Uuid) -> Result<Vec<TeamRow>, ServerError> {
     match crate::storage::accounts::device(conn, device)? {
@@ -181,7 +202,19 @@ pub fn check(req: &CounsellingRequest) -> Result<(), ServerError> {
             "at most {MAX_ONE_TIME_KEYS_PER_PUBLISH} one-time keys per publication"
         )));
     }
-    if req.access.iter().any(|a| a.token.len() > 128) {
+    let rotations = req.access.iter().filter_map(|a| a.rotate.as_ref());
+    if rotations.clone().any(|r| r.keep.len() > MAX_RESIDENT_DEVICES)
+        || rotations.flat_map(|r| r.keep.iter()).any(|k| !is_public_key(k))
+    {
+        return Err(ServerError::BadRequest(format!(
+            "a token rotation keeps at most {MAX_RESIDENT_DEVICES} identities, each a public key"
+        )));
+    }
+    if req
+        .access
+        .iter()
+        .any(|a| a.token.len() > 128 || a.rotate.as_ref().is_some_and(|r| r.token.len() > 128))
+    {
         return Err(ServerError::BadRequest(
             "an access token has at most 128 characters".into(),
         ));
@@ -266,9 +299,29 @@ fn write_part(
                 _ => None,
             },
         };
+        let rotation = access.rotate.as_ref();
+        let rotated_to = rotation.map(|r| secret_hash(&r.token));
+        let proven = |row: &store::ConversationRow| {
+            row.token_hash == hash
+                // A rotation sent again (its answer was lost): already done.
+                || (row.previous_token_hash.as_ref() == Some(&hash) && rotated_to.as_ref() == Some(&row.token_hash))
+        };
         match row {
-            Some(row) if row.token_hash == hash => {
+            Some(mut row) if proven(&row) => {
+                if let (Some(rotation), Some(new_hash)) = (rotation, rotated_to) {
+                    // Before any publication of this request: the asking device's identity
+                    // (in `keep`) may be published right after, whatever the count was.
+                    store::rotate_token(&tx, row.id, &new_hash)?;
+                    store::drop_resident_identities(&tx, row.id, &rotation.keep)?;
+                    row.token_hash = new_hash;
+                }
                 reach.resident.insert(row.id, row);
+            }
+            Some(row) if row.previous_token_hash.as_ref() == Some(&hash) => {
+                response.gone.push(GoneConversation {
+                    conversation: access.conversation,
+                    reason: GoneReason::Revoked,
+                })
             }
             _ => response.gone.push(GoneConversation {
                 conversation: access.conversation,

@@ -155,10 +155,12 @@ impl InProcessServer {
             match rest.split('/').collect::<Vec<_>>().as_slice() {
                 [hash, "chunks", index] => {
                     let index = index.parse().expect("chunk index");
-                    service::put_chunk(db, blobs, device, hash, index, &request.body)
+                    service::put_chunk(db, blobs, device.person, hash, index, &request.body)
                         .map(|state| answer(&state))
                 }
-                [hash, "complete"] => service::complete(db, blobs, device, hash).map(|state| answer(&state)),
+                [hash, "complete"] => {
+                    service::complete(db, blobs, device.person, hash).map(|state| answer(&state))
+                }
                 [hash] => {
                     let range = request.range_from.map(|from| format!("bytes={from}-"));
                     let head_only = request.method == HttpMethod::Head;
