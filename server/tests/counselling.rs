@@ -244,7 +244,7 @@ async fn a_caseworker_taken_out_of_the_team_reads_nothing_sent_after_and_a_new_o
 }
 
 #[tokio::test]
-async fn a_restored_phone_with_the_passphrase_reads_the_history_and_one_without_cannot_and_locks_the_lost_one_out(
+async fn a_restored_phone_with_the_passphrase_reads_the_history_and_one_without_cannot_and_locks_the_lost_one_out_plaintext(
 ) {
     let server = Server::start();
     let team = Team::new(&server).await;
