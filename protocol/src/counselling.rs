@@ -38,6 +38,10 @@ pub const MAX_SEALED_BYTES: usize = 72 * 1024;
 /// `MAX_ATTACHMENT_BYTES`) and its authentication tag, with room to spare.
 pub const MAX_ATTACHMENT_CIPHERTEXT_BYTES: u64 = 32 * 1024 * 1024 + 1024;
 
+/// Most bytes of sealed records one conversation holds on a server (tens of thousands of
+/// messages); past it, records are refused (`too_large`) and the app shows why.
+pub const MAX_CONVERSATION_SEALED_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Most attachment bytes one conversation holds on a server (uploads under way included).
 pub const MAX_CONVERSATION_ATTACHMENT_BYTES: u64 = 256 * 1024 * 1024;
 

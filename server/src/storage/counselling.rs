@@ -4,7 +4,9 @@
 //! Plain SQL over one connection; the rules of who may do what live in `sync::counselling`
 //! and `http::teams`.
 
-use quartier_protocol::counselling::{ChannelKind, Participant, Side, TeamInfo, TeamSettings};
+use quartier_protocol::counselling::{
+    ChannelKind, Participant, Side, TeamInfo, TeamSettings, MAX_CONVERSATION_SEALED_BYTES,
+};
 use quartier_protocol::Record;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
@@ -441,6 +443,8 @@ pub enum Stored {
     Duplicate,
     /// The id is taken by a record of another channel.
     Conflict,
+    /// The conversation holds its most bytes of records ([`MAX_CONVERSATION_SEALED_BYTES`]).
+    Full,
 }
 
 pub fn store_sealed(
@@ -462,6 +466,21 @@ pub fn store_sealed(
         } else {
             Stored::Conflict
         });
+    }
+    // A conversation's records are bounded in bytes (a team's notes channel is not: only its
+    // caseworkers write there).
+    let charged = conn
+        .prepare_cached(
+            "UPDATE conversations SET sealed_bytes = sealed_bytes + ?2
+             WHERE conversation_id = ?1 AND sealed_bytes + ?2 <= ?3",
+        )?
+        .execute(params![
+            channel.to_string(),
+            ciphertext.len() as i64,
+            MAX_CONVERSATION_SEALED_BYTES as i64
+        ])?;
+    if charged == 0 && conversation(conn, channel)?.is_some() {
+        return Ok(Stored::Full);
     }
     conn.prepare_cached(
         "INSERT INTO sealed (conversation_id, record_id, sender, session_id, ciphertext, stored_at)
@@ -731,5 +750,54 @@ pub fn erase_due(conn: &Connection, now: i64) -> Result<usize, ServerError> {
 pub fn truncate_wal(conn: &Connection) {
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "checkpoint after an erasure failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Db;
+
+    /// A conversation takes records up to its byte bound, then refuses them; a duplicate is
+    /// still a duplicate, and a team's notes channel is not bounded.
+    #[test]
+    fn a_conversation_holds_a_bounded_number_of_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(dir.path()).expect("db");
+        let conn = db.lock();
+        let team = Uuid::now_v7();
+        conn.execute_batch("PRAGMA foreign_keys = OFF;")
+            .expect("no foreign keys");
+        conn.execute(
+            "INSERT INTO teams (team_id, space_id, name, topic, created_at) VALUES (?1, ?2, 'T', 'debt', 0)",
+            params![team.to_string(), Uuid::now_v7().to_string()],
+        )
+        .expect("a team");
+        let conversation = Uuid::now_v7();
+        assert!(open_conversation(&conn, conversation, team, b"hash", 0).expect("open"));
+        let record = |n: u8| Uuid::from_bytes([n; 16]);
+        let limit = MAX_CONVERSATION_SEALED_BYTES as i64;
+        conn.execute(
+            "UPDATE conversations SET sealed_bytes = ?1 WHERE conversation_id = ?2",
+            params![limit - 100, conversation.to_string()],
+        )
+        .expect("nearly full");
+        let store = |id, bytes: usize| store_sealed(&conn, conversation, id, "k", "s", &vec![7u8; bytes], 0);
+        assert!(matches!(store(record(1), 100).expect("fits"), Stored::New));
+        assert!(matches!(store(record(1), 100).expect("again"), Stored::Duplicate));
+        assert!(matches!(store(record(2), 1).expect("full"), Stored::Full));
+        let held: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sealed WHERE conversation_id = ?1",
+                [conversation.to_string()],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(held, 1, "nothing of the refused record is stored");
+        // The team's notes channel (no conversation row) takes records regardless.
+        assert!(matches!(
+            store_sealed(&conn, team, record(3), "k", "s", &[1; 10], 0).expect("notes"),
+            Stored::New
+        ));
     }
 }

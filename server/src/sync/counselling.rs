@@ -610,6 +610,10 @@ fn store_record(
                         RejectCode::Malformed,
                         "that record id belongs to another conversation",
                     ),
+                    Stored::Full => reject(
+                        RejectCode::TooLarge,
+                        "the conversation holds as many messages as the server keeps for one (64 MiB)",
+                    ),
                 },
             )
         }
