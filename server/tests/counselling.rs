@@ -1013,6 +1013,30 @@ async fn an_attachment_travels_encrypted_and_leaves_no_plaintext_anywhere() {
             assert_eq!(status, 404, "an outsider (access {access:?}) is told nothing");
         }
     }
+    // Nor a conversation a person's id: its files would share that person's media uploads.
+    let answer = mallory
+        .sync_counselling(
+            &server.url,
+            quartier_protocol::counselling::CounsellingRequest {
+                access: vec![quartier_protocol::counselling::ConversationAccess {
+                    conversation: anna.person.as_uuid(),
+                    token: "b".repeat(64),
+                    open: Some(quartier_protocol::counselling::OpenConversation {
+                        space: team.space.as_uuid(),
+                        team: team.team,
+                    }),
+                    rotate: None,
+                }],
+                ..Default::default()
+            },
+            vec![],
+        )
+        .await;
+    let refused = answer.counselling.expect("a counselling answer");
+    assert!(
+        refused.conversations.is_empty() && refused.gone.len() == 1,
+        "{refused:?}"
+    );
     // A space may not take the conversation's id (its files are kept under it).
     let taken = post_msg(
         &server.url,
@@ -1050,6 +1074,62 @@ async fn an_attachment_travels_encrypted_and_leaves_no_plaintext_anywhere() {
         Err(Error::Counselling(_)) => {}
         other => panic!("a tampered file must not open: {other:?}"),
     }
+
+    // A file lost on the device before its upload refuses its message (shown, with why) and
+    // holds nothing else up.
+    let lost = resident
+        .store
+        .send_counselling_files(
+            conversation,
+            "Noch ein Brief",
+            vec![NewAttachment {
+                bytes: b"MARKER-LETTER zwei".to_vec(),
+                mime: "application/pdf".into(),
+            }],
+        )
+        .expect("send");
+    let Some(Body::Message { attachments, .. }) = resident
+        .store
+        .counselling_records(conversation)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == lost)
+        .and_then(|r| r.body)
+    else {
+        panic!("the message");
+    };
+    std::fs::remove_file(
+        resident
+            .dir
+            .path()
+            .join("phone.db.media/counselling")
+            .join(&attachments[0].hash),
+    )
+    .expect("lose the file");
+    let after = resident
+        .store
+        .send_counselling_message(conversation, "Und danach")
+        .expect("send");
+    resident.sync().await;
+    let state_of = |id| {
+        resident
+            .store
+            .counselling_records(conversation)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| r.state)
+    };
+    assert!(
+        matches!(state_of(lost), Some(RecordState::Refused(why)) if why.contains("missing")),
+        "{:?}",
+        state_of(lost)
+    );
+    assert_eq!(
+        state_of(after),
+        Some(RecordState::Delivered),
+        "the next message went"
+    );
 
     // Erased: the ciphertext leaves the server and both devices.
     resident.store.erase_conversation(conversation).expect("erase");

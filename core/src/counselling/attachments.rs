@@ -18,6 +18,14 @@ use crate::error::{Error, Result};
 use crate::media::files;
 use crate::store::Store;
 
+/// Held while files are placed until their rows are committed, and while the folder is swept:
+/// a sweep in between would take a file placed a moment before its row for a leftover.
+static FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn files_lock() -> std::sync::MutexGuard<'static, ()> {
+    FILES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Most files one message carries.
 pub const MAX_FILES_PER_MESSAGE: usize = 10;
 
@@ -78,6 +86,7 @@ impl Store {
         let dir = folder(self.path());
         std::fs::create_dir_all(&dir).map_err(|e| Error::media_io("creating the attachment folder", e))?;
         let tmp = files::temp_dir(self.path());
+        let _placing = files_lock();
         let mut keys = Vec::with_capacity(files.len());
         let mut placed: Vec<(String, u64)> = Vec::with_capacity(files.len());
         let encrypted = (|| {
@@ -162,6 +171,7 @@ impl Store {
                 "the fetched bytes do not hash to its name",
             ));
         }
+        let placing = files_lock();
         staged.place(&dir, None)?;
         let kept = self.write(|tx, _| {
             if state::load_channel(tx, channel)?.is_none_or(|c| !c.erase_sent) {
@@ -174,6 +184,7 @@ impl Store {
             )?;
             Ok(true)
         })?;
+        drop(placing);
         if !kept {
             self.sweep_counselling_files()?;
         }
@@ -273,6 +284,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(Error::media_io("listing the attachment folder", e)),
         };
+        let _sweeping = files_lock();
         let held: std::collections::BTreeSet<String> = self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT DISTINCT hash FROM counselling_files")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

@@ -488,9 +488,11 @@ pub(crate) fn apply_part(
         state::forget_channel(tx, *id, false)?;
         applied.erased += 1;
     }
-    // A replaced token is the token once the server answered without refusing it.
+    // A replaced token is the token once the server served the conversation on the strength of
+    // the request that replaced it (an access entry the request left out, or a page the budget
+    // left out, is not that: the rotation is sent again, and taken as done).
     for (id, token) in &pushed.rotated {
-        if !response.gone.iter().any(|g| g.conversation == *id) {
+        if response.conversations.iter().any(|page| page.conversation == *id) {
             tx.execute(
                 "UPDATE counselling_channels SET token = ?2, rotate_to = NULL WHERE channel_id = ?1 AND rotate_to = ?2",
                 params![id.to_string(), token],

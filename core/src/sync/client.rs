@@ -222,6 +222,32 @@ impl SyncClient {
 
     /// Sends one request (unless the server's pause holds) and brings back its answer; a `429`
     /// holds every later request of this client until its `Retry-After` has passed.
+    /// Like [`Self::send`] for a streamed answer: the body is read piece by piece, and more
+    /// than `limit` bytes of it stop the read (a server cannot make the device buffer an
+    /// endless body). Not for answers that hold the server's pause (`429` is read whole).
+    pub(crate) async fn send_bounded(&self, request: HttpRequest, limit: u64) -> Result<HttpResponse> {
+        check_not_before(self.not_before(), Instant::now())?;
+        let mut streamed = self.transport.send_streaming(request).await?;
+        let mut body = Vec::new();
+        while let Some(piece) = streamed.body.next_piece().await? {
+            if (body.len() + piece.len()) as u64 > limit {
+                return Err(Error::MalformedResponse(format!(
+                    "the answer is longer than {limit} bytes"
+                )));
+            }
+            body.extend_from_slice(&piece);
+        }
+        let response = HttpResponse {
+            status: streamed.status,
+            body,
+            ..HttpResponse::default()
+        };
+        if response.status == 429 {
+            return Err(refusal(&response));
+        }
+        Ok(response)
+    }
+
     pub(crate) async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
         check_not_before(self.not_before(), Instant::now())?;
         let response = self.transport.send(request).await?;

@@ -168,7 +168,19 @@ impl SyncClient {
         let mut uploaded = 0;
         for upload in pending {
             let (channel, hash) = (upload.channel, upload.hash.clone());
-            match self.upload_attachment(&token, upload).await {
+            // A file gone or changed on this device can never be sent: its message is refused
+            // (and shows why) instead of holding the conversation's outbox for good.
+            let bytes = match std::fs::read(&upload.path) {
+                Ok(bytes) if bytes.len() as u64 == upload.size => bytes,
+                _ => {
+                    blocking(store, move |s| {
+                        s.refuse_attachment(channel, &hash, "the file is missing or changed on this device")
+                    })
+                    .await?;
+                    continue;
+                }
+            };
+            match self.upload_attachment(&token, upload, bytes).await {
                 Ok(()) => {
                     blocking(store, move |s| s.mark_attachment_uploaded(channel, &hash)).await?;
                     uploaded += 1;
@@ -187,7 +199,7 @@ impl SyncClient {
         Ok(uploaded)
     }
 
-    async fn upload_attachment(&self, token: &str, upload: PendingUpload) -> Result<()> {
+    async fn upload_attachment(&self, token: &str, upload: PendingUpload, bytes: Vec<u8>) -> Result<()> {
         let base = format!("/v1/counselling/{}/attachments", upload.channel);
         let with_access = |mut request: HttpRequest| {
             request.access = upload.token.clone();
@@ -207,12 +219,12 @@ impl SyncClient {
             encode(&announced)?,
         ));
         let state: UploadState = decode_answer(&self.send(request).await?)?;
+        // The server's word on what it holds is checked before anything is built from it.
+        state
+            .check_answers(&announced)
+            .map_err(Error::MalformedResponse)?;
         if state.complete {
             return Ok(());
-        }
-        let bytes = std::fs::read(&upload.path).map_err(|e| Error::media_io("reading an attachment", e))?;
-        if bytes.len() as u64 != upload.size {
-            return Err(Error::Corrupt("an attachment's file changed size on disk".into()));
         }
         for index in missing_chunks(&state) {
             let (start, end) = chunk_range(upload.size, BLOB_CHUNK_BYTES, index)
@@ -235,7 +247,7 @@ impl SyncClient {
             encode(&())?,
         ));
         let state: UploadState = decode_answer(&self.send(request).await?)?;
-        if !state.complete {
+        if !state.complete || state.hash != announced.hash {
             return Err(Error::MalformedResponse(
                 "the server did not take the attachment".into(),
             ));
@@ -274,14 +286,16 @@ impl SyncClient {
             Some(&token),
         );
         request.access = access;
-        let response = self.send(request).await?;
+        // Read in pieces and bounded: a server cannot make the device buffer more than an
+        // attachment can be.
+        let response = self
+            .send_bounded(request, MAX_ATTACHMENT_CIPHERTEXT_BYTES)
+            .await?;
         if !response.is_success() {
             return Err(refusal(&response));
         }
         let ciphertext = response.body;
-        if ciphertext.len() as u64 > MAX_ATTACHMENT_CIPHERTEXT_BYTES
-            || blake3::hash(&ciphertext).to_hex().as_str() != file.hash
-        {
+        if blake3::hash(&ciphertext).to_hex().as_str() != file.hash {
             return Err(Error::MalformedResponse(
                 "the attachment's bytes do not hash to its name".into(),
             ));

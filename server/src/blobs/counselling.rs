@@ -1,11 +1,14 @@
 //! Attachments of counselling conversations (`docs/counselling.md`, "Attachments"): files the
 //! devices encrypted, each under a key of its own that only the conversation's messages carry.
 //! The server keeps their ciphertext in the same byte store and tables as media, in a namespace
-//! of their own: a conversation is the "space" and the "uploader" of its attachments in
-//! `blob_claims` and `blob_uploads`. So no person or device is recorded for them (a resident
+//! of their own: a conversation is the "space" of its attachments in `blob_claims`, and their
+//! "uploader" (in `blob_claims` and `blob_uploads`) is an id derived from the conversation's
+//! ([`uploader_of`]), which no person's id can equal (a conversation's id is the client's
+//! choice; a person's never is, and the derivation cannot be steered to one). So no person or
+//! device is recorded for them (a resident
 //! stays pseudonymous), uploads resume chunk by chunk as media's do, a conversation has a quota
 //! of its own, and erasing the conversation drops them (`storage::counselling`), the bytes
-//! with the next [`gc::drop_unclaimed`](super::gc::drop_unclaimed).
+//! with the next [`gc::drop_erased`](super::gc::drop_erased).
 //!
 //! Who may: the devices proving the conversation's access token (its resident side) and the
 //! devices of its team's caseworkers ([`may_use_conversation`]). To anyone else a conversation's
@@ -25,6 +28,18 @@ use crate::sync::counselling::may_use_conversation;
 pub struct Asker<'a> {
     pub device: &'a DeviceRecord,
     pub token: Option<&'a str>,
+}
+
+/// The uploader id of a conversation's attachments: BLAKE3-derived from its id, so that a
+/// conversation opened under someone's person id still never shares their uploads or claims.
+pub fn uploader_of(conversation: Uuid) -> Uuid {
+    let derived = blake3::derive_key(
+        "quartier counselling attachment uploader v1",
+        conversation.as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&derived[..16]);
+    Uuid::from_bytes(bytes)
 }
 
 fn check_access(conn: &Connection, asker: &Asker<'_>, conversation: Uuid) -> Result<(), BlobError> {
@@ -68,10 +83,12 @@ pub fn announce(
     let (state, discard) = {
         let conn = db.lock();
         check_access(&conn, asker, conversation)?;
-        index::announce(&conn, conversation, conversation, announced, &limits)?
+        index::announce(&conn, conversation, uploader_of(conversation), announced, &limits)?
     };
     if discard {
-        blobs.store.discard_partial(&announced.hash, conversation)?;
+        blobs
+            .store
+            .discard_partial(&announced.hash, uploader_of(conversation))?;
     }
     Ok(state)
 }
@@ -87,7 +104,7 @@ pub fn put_chunk(
     bytes: &[u8],
 ) -> Result<UploadState, BlobError> {
     check_access(&db.lock(), asker, conversation)?;
-    service::put_chunk(db, blobs, conversation, hash, index, bytes)
+    service::put_chunk(db, blobs, uploader_of(conversation), hash, index, bytes)
 }
 
 /// Every chunk is there: verifies the attachment's hash and keeps it.
@@ -99,7 +116,7 @@ pub fn complete(
     hash: &str,
 ) -> Result<UploadState, BlobError> {
     check_access(&db.lock(), asker, conversation)?;
-    service::complete(db, blobs, conversation, hash)
+    service::complete(db, blobs, uploader_of(conversation), hash)
 }
 
 /// Opens an attachment of `conversation` that was uploaded into it (whole, or `range`).
@@ -122,13 +139,19 @@ pub fn download(
 
 /// Whether `hash`'s bytes were uploaded (verified) into `conversation`.
 fn uploaded_into(conn: &Connection, conversation: Uuid, hash: &str) -> Result<bool, BlobError> {
-    let id = conversation.to_string();
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM blob_claims
-             WHERE space_id = ?1 AND person_id = ?1 AND hash = ?2 AND uploaded_at IS NOT NULL",
+             WHERE space_id = ?1 AND person_id = ?2 AND hash = ?3 AND uploaded_at IS NOT NULL",
         )?
-        .query_row(params![id, hash], |_| Ok(()))
+        .query_row(
+            params![
+                conversation.to_string(),
+                uploader_of(conversation).to_string(),
+                hash
+            ],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }

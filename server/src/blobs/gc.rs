@@ -93,6 +93,8 @@ pub fn collect(db: &Db, blobs: &Blobs, grace_ms: i64, now_ms: i64) -> Result<GcR
         )?;
         // 3. Blobs no space claims any more.
         let gone = forget_unclaimed(&tx)?;
+        // Whatever erasures left for `drop_erased` is settled by this run too.
+        tx.execute("DELETE FROM erased_blobs", [])?;
         tx.commit()?;
         gone
     };
@@ -100,16 +102,28 @@ pub fn collect(db: &Db, blobs: &Blobs, grace_ms: i64, now_ms: i64) -> Result<GcR
     Ok(report)
 }
 
-/// Deletes now the blobs nobody claims any more (what [`collect`] does last, without its
-/// grace periods): called right after a counselling erasure, so that the erased attachments'
-/// bytes do not wait for the next collection.
-pub fn drop_unclaimed(db: &Db, blobs: &Blobs) -> Result<GcReport, BlobError> {
+/// Deletes now the attachments of erased counselling conversations that nobody claims any
+/// more (`erased_blobs`, filled by the erasure): called right after a sync that erased, so
+/// that their bytes do not wait for the next collection. Work in proportion to what was
+/// erased; nothing to do is one lookup.
+pub fn drop_erased(db: &Db, blobs: &Blobs) -> Result<GcReport, BlobError> {
     let _no_completions = blobs.assembling.lock().unwrap_or_else(|p| p.into_inner());
     let mut report = GcReport::default();
     let deleted = {
         let conn = db.lock();
         let tx = conn.unchecked_transaction()?;
-        let gone = forget_unclaimed(&tx)?;
+        let gone: Vec<(String, i64)> = {
+            let mut stmt = tx.prepare(
+                "SELECT b.hash, b.size FROM erased_blobs e JOIN blobs b ON b.hash = e.hash
+                 WHERE NOT EXISTS (SELECT 1 FROM blob_claims c WHERE c.hash = e.hash)",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (hash, _) in &gone {
+            tx.execute("DELETE FROM blobs WHERE hash = ?1", params![hash])?;
+        }
+        tx.execute("DELETE FROM erased_blobs", [])?;
         tx.commit()?;
         gone
     };

@@ -22,7 +22,7 @@ pub async fn sync(
         if erasing {
             // The erased conversations' attachments: their bytes go now, not at the next
             // collection. The erasure itself is committed; a failure here is only logged.
-            if let Err(e) = crate::blobs::gc::drop_unclaimed(&state.db, &state.blobs) {
+            if let Err(e) = crate::blobs::gc::drop_erased(&state.db, &state.blobs) {
                 tracing::error!(error = %e, "deleting erased attachments failed");
             }
         }

@@ -7,5 +7,9 @@ ALTER TABLE conversations ADD COLUMN previous_token_hash BLOB;
 -- Bytes of sealed records a conversation holds: bounded (MAX_CONVERSATION_SEALED_BYTES), so a
 -- flood of records into one conversation cannot fill the server's disk.
 ALTER TABLE conversations ADD COLUMN sealed_bytes INTEGER NOT NULL DEFAULT 0;
+-- Attachments of erased conversations whose bytes may have to go (blobs::gc::drop_erased):
+-- bounded work right after an erasure, instead of a scan of every blob.
+CREATE TABLE erased_blobs (hash TEXT PRIMARY KEY) WITHOUT ROWID;
+
 UPDATE conversations SET sealed_bytes =
     (SELECT coalesce(sum(length(ciphertext)), 0) FROM sealed s WHERE s.conversation_id = conversations.conversation_id);

@@ -196,6 +196,7 @@ pub fn id_taken(conn: &Connection, id: Uuid) -> Result<bool, ServerError> {
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM teams WHERE team_id = ?1)
                  OR EXISTS (SELECT 1 FROM spaces WHERE space_id = ?1)
+                 OR EXISTS (SELECT 1 FROM persons WHERE person_id = ?1)
                  OR EXISTS (SELECT 1 FROM blob_claims WHERE space_id = ?1)
                  OR EXISTS (SELECT 1 FROM erasures WHERE conversation_id = ?1)
                  OR EXISTS (SELECT 1 FROM sealed WHERE conversation_id = ?1)
@@ -658,10 +659,15 @@ pub fn erase_conversation(
     conn.execute("DELETE FROM counselling_keys WHERE conversation_id = ?1", [&id])?;
     conn.execute("DELETE FROM conversations WHERE conversation_id = ?1", [&id])?;
     // Its attachments (`blobs::counselling`: the conversation is their space and uploader);
-    // their bytes go with the next `blobs::gc::drop_unclaimed`.
+    // their bytes go with the next `blobs::gc::drop_erased` (or collection).
+    conn.execute(
+        "INSERT OR IGNORE INTO erased_blobs (hash) SELECT hash FROM blob_claims WHERE space_id = ?1",
+        [&id],
+    )?;
     conn.execute("DELETE FROM blob_claims WHERE space_id = ?1", [&id])?;
-    conn.execute("DELETE FROM blob_upload_chunks WHERE person_id = ?1", [&id])?;
-    conn.execute("DELETE FROM blob_uploads WHERE person_id = ?1", [&id])?;
+    let uploader = crate::blobs::counselling::uploader_of(conversation.id).to_string();
+    conn.execute("DELETE FROM blob_upload_chunks WHERE person_id = ?1", [&uploader])?;
+    conn.execute("DELETE FROM blob_uploads WHERE person_id = ?1", [&uploader])?;
     conn.execute(
         "INSERT OR IGNORE INTO erasures (conversation_id, team_id, requested_by, reason, erased_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
