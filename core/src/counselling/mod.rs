@@ -44,7 +44,7 @@ pub struct CounsellingChannel {
     /// Why the server refused this device the channel (a wrong token), if it did.
     pub problem: Option<String>,
     /// Records written here that the server has not taken yet.
-    pub unsent: u32,
+    pub unsent: i64,
 }
 
 /// Where a record stands.
@@ -189,6 +189,14 @@ impl Store {
                 return Err(Error::invalid("message", "a message needs text or an attachment"));
             }
         }
+        if let Body::Appointment { minutes, .. } = &body {
+            if *minutes <= 0 {
+                return Err(Error::invalid(
+                    "appointment",
+                    format!("an appointment lasts at least a minute, got {minutes}"),
+                ));
+            }
+        }
         if matches!(body, Body::Unknown) {
             return Err(Error::invalid(
                 "counselling record",
@@ -314,7 +322,7 @@ impl Store {
                     participants: serde_json::from_str(&participants)
                         .map_err(|e| Error::Corrupt(format!("counselling participants: {e}")))?,
                     problem,
-                    unsent: u32::try_from(unsent).unwrap_or(u32::MAX),
+                    unsent,
                 });
             }
             Ok(out)
