@@ -30,6 +30,7 @@ use state::{pickle_key, Channel};
 
 /// A conversation or a team's notes channel, as this device holds it.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CounsellingChannel {
     pub id: Uuid,
     pub kind: ChannelKind,
@@ -49,6 +50,7 @@ pub struct CounsellingChannel {
 
 /// Where a record stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum RecordState {
     /// Written on this device, waiting for the next sync.
     Queued,
@@ -62,12 +64,15 @@ pub enum RecordState {
 
 /// One record of a channel: a message, a note, an appointment, a closing.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CounsellingRecord {
     pub id: Uuid,
     pub channel: Uuid,
     /// Written on this device.
     pub mine: bool,
-    /// Which side wrote it (by the sender's key among the participants).
+    /// Which side wrote it (by the sender's key among the participants). `from_side` across
+    /// the FFI (`from` is a keyword in Python).
+    #[cfg_attr(feature = "uniffi", uniffi(name = "from_side"))]
     pub from: Side,
     /// The sender device's identity key.
     pub sender: String,
@@ -79,6 +84,7 @@ pub struct CounsellingRecord {
 
 /// A passphrase-sealed copy of this device's resident-side counselling keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct KeyBackup {
     /// The recovery code: where the backup is kept on the server (32 hex characters). The
     /// resident writes it down with the passphrase.
