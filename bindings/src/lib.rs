@@ -10,6 +10,8 @@
 //! - [`live`]: the foreign `LiveQueryListener` and the `LiveSubscription` handle;
 //! - [`sync`]: `QuartierSync` (async, on the library's tokio runtime), `CancelToken`,
 //!   progress and background-sync listeners;
+//! - [`counselling`]: conversations, notes, appointments, erasure on `QuartierStore`; teams,
+//!   key backups and device links on `QuartierSync`; routing by topic and postcode;
 //! - [`media`]: media import, files, budget on `QuartierStore`; transfers on `QuartierSync`;
 //! - [`logging`]: `tracing` events forwarded to a foreign `Logger`, filtered by level;
 //! - [`types`]: re-exports of the derived types, and the records that are adapters: search hits
@@ -21,6 +23,7 @@
 //! Every object is `Send + Sync`: any method may be called from any thread at once. Listeners
 //! are called on library threads, never on the caller's thread.
 
+pub mod counselling;
 pub mod error;
 pub mod live;
 pub mod logging;

@@ -182,6 +182,10 @@ impl QuartierSync {
     pub(crate) fn core(&self) -> FfiResult<quartier_core::Store> {
         self.store.core()
     }
+
+    pub(crate) fn client(&self) -> &SyncClient {
+        &self.client
+    }
 }
 
 #[uniffi::export]

@@ -24,6 +24,7 @@ pub(crate) fn parse_uuid(field: &str, text: &str) -> FfiResult<uuid::Uuid> {
 // ---------------------------------------------------------------------------------------------
 // Derived where they are defined (quartier-domain's and quartier-core's `uniffi` feature)
 
+pub use quartier_core::counselling::{CounsellingChannel, CounsellingRecord, KeyBackup, RecordState};
 pub use quartier_core::model::{
     Address, Audience, Categories, Category, Comment, ConsentMethod, Contact, Event, FieldValue, FieldValues,
     Item, ItemContent, ItemDetails, ItemId, ItemKind, ItemPatch, Layer, Layers, LocalizedText, Location,
@@ -117,13 +118,35 @@ impl From<&quartier_core::query::SearchHit> for SearchHit {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum LiveResult {
-    Feed { page: FeedPage },
-    Search { hits: Vec<SearchHit> },
-    Viewport { items: Vec<Item> },
-    Near { items: Vec<NearbyItem> },
-    OpenOffers { items: Vec<Item> },
-    Events { occurrences: Vec<EventOccurrence> },
-    Detail { detail: ItemDetail },
+    Feed {
+        page: FeedPage,
+    },
+    Search {
+        hits: Vec<SearchHit>,
+    },
+    Viewport {
+        items: Vec<Item>,
+    },
+    Near {
+        items: Vec<NearbyItem>,
+    },
+    OpenOffers {
+        items: Vec<Item>,
+    },
+    Events {
+        occurrences: Vec<EventOccurrence>,
+    },
+    Detail {
+        detail: ItemDetail,
+    },
+    /// `LiveQuery.Counselling`: the channel's records (empty once it is erased).
+    Counselling {
+        records: Vec<CounsellingRecord>,
+    },
+    /// `LiveQuery.CounsellingChannels`.
+    CounsellingChannels {
+        channels: Vec<CounsellingChannel>,
+    },
 }
 
 impl From<quartier_core::LiveResult> for LiveResult {
@@ -139,6 +162,8 @@ impl From<quartier_core::LiveResult> for LiveResult {
             L::OpenOffers(items) => LiveResult::OpenOffers { items },
             L::Events(occurrences) => LiveResult::Events { occurrences },
             L::Detail(detail) => LiveResult::Detail { detail: *detail },
+            L::Counselling(records) => LiveResult::Counselling { records },
+            L::CounsellingChannels(channels) => LiveResult::CounsellingChannels { channels },
         }
     }
 }

@@ -22,6 +22,8 @@ pub mod counselling;
 pub mod error;
 pub mod media;
 pub mod query;
+#[cfg(feature = "uniffi")]
+mod remote;
 pub mod search;
 pub mod store;
 pub mod sync;

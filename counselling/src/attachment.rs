@@ -23,7 +23,7 @@ pub struct FileKey {
     pub key: String,
     pub nonce: String,
     /// Plaintext size and type, for the app to show before it fetches.
-    pub size: u64,
+    pub size: i64,
     pub mime: String,
 }
 
@@ -46,7 +46,7 @@ pub fn encrypt(plaintext: &[u8], mime: &str) -> Result<(Vec<u8>, FileKey)> {
         hash: blake3::hash(&ciphertext).to_hex().to_string(),
         key: vodozemac::base64_encode(key),
         nonce: vodozemac::base64_encode(nonce),
-        size: plaintext.len() as u64,
+        size: plaintext.len() as i64,
         mime: mime.to_string(),
     };
     Ok((ciphertext, file_key))
@@ -88,7 +88,7 @@ mod tests {
         let (ciphertext, key) = encrypt(&letter, "image/jpeg").unwrap();
         assert!(!ciphertext.windows(6).any(|w| w == b"MARKER"));
         assert_eq!(decrypt(&ciphertext, &key).unwrap(), letter);
-        assert_eq!(key.size, letter.len() as u64);
+        assert_eq!(key.size, letter.len() as i64);
         // Two encryptions of the same file share nothing.
         let (again, other_key) = encrypt(&letter, "image/jpeg").unwrap();
         assert_ne!(again, ciphertext);

@@ -40,7 +40,7 @@ pub enum Body {
     Appointment {
         appointment: Uuid,
         starts_at_ms: i64,
-        minutes: u32,
+        minutes: i32,
         place: AppointmentPlace,
         #[serde(default)]
         cancelled: bool,

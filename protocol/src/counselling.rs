@@ -282,7 +282,7 @@ pub struct TeamInfo {
     pub postcodes: Vec<String>,
     /// Days after closing that a conversation is erased (`None`: kept until erased on request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention_days: Option<u32>,
+    pub retention_days: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,7 +299,7 @@ pub struct TeamSettings {
     #[serde(default)]
     pub postcodes: Vec<String>,
     #[serde(default)]
-    pub retention_days: Option<u32>,
+    pub retention_days: Option<i32>,
 }
 
 /// `PUT /v1/counselling/backups/{id}`: a passphrase-sealed key backup, stored under a random id

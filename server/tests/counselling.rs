@@ -960,7 +960,7 @@ async fn an_attachment_travels_encrypted_and_leaves_no_plaintext_anywhere() {
     };
     assert_eq!(
         (file.size, file.mime.as_str()),
-        (letter.len() as u64, "image/jpeg")
+        (letter.len() as i64, "image/jpeg")
     );
     assert_eq!(
         anna.store.counselling_attachment(conversation, file).unwrap(),

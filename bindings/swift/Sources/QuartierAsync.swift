@@ -194,6 +194,18 @@ extension QuartierStore {
     public func detailUpdates(itemId: String, viewer: Viewer, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, ItemDetail> {
         liveQuery(.detail(itemId: itemId, viewer: viewer), onError: onError).compactMap { if case let .detail(detail) = $0 { detail } else { nil } }
     }
+
+    /// A counselling conversation's (or team notes channel's) records, live: after every send,
+    /// every sync that brought, delivered or opened one, and its erasure. A channel this device
+    /// does not hold (not received yet, or erased) yields `[]`.
+    public func counsellingUpdates(channel: String, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [CounsellingRecord]> {
+        liveQuery(.counselling(channel: channel), onError: onError).compactMap { if case let .counselling(records) = $0 { records } else { nil } }
+    }
+
+    /// The counselling channels this device takes part in, live.
+    public func counsellingChannelUpdates(onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [CounsellingChannel]> {
+        liveQuery(.counsellingChannels, onError: onError).compactMap { if case let .counsellingChannels(channels) = $0 { channels } else { nil } }
+    }
 }
 
 // MARK: - One sync as a sequence

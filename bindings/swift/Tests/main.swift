@@ -489,6 +489,186 @@ func leak() throws {
     try check(after - before < 8 * 1024, "RSS grew by \(after - before) KiB over \(cycles) cycles")
 }
 
+// MARK: - Counselling
+
+/// What the organisation's operator does: `quartier-server admin --data DIR grant-org-admin`.
+func grantOrgAdmin(_ person: String) throws {
+    let env = ProcessInfo.processInfo.environment
+    guard let bin = env["QUARTIER_SERVER_BIN"], let data = env["QUARTIER_SERVER_DATA"] else {
+        throw CheckFailure(description: "QUARTIER_SERVER_BIN / QUARTIER_SERVER_DATA not set: run scripts/test-bindings-swift")
+    }
+    let admin = Process()
+    admin.executableURL = URL(fileURLWithPath: bin)
+    admin.arguments = ["admin", "--data", data, "grant-org-admin", person]
+    try admin.run()
+    admin.waitUntilExit()
+    try check(admin.terminationStatus == 0, "grant-org-admin exited with \(admin.terminationStatus)")
+}
+
+/// The texts of messages and notes, in order.
+func texts(_ records: [CounsellingRecord]) -> [String] {
+    records.compactMap { record in
+        switch record.body {
+        case let .message(text, _)?: text
+        case let .note(_, text)?: text
+        default: nil
+        }
+    }
+}
+
+/// As `expectFailure`, for a generated call (which throws the generated `QuartierError`).
+@discardableResult
+func expectGeneratedFailure<T>(_ what: String, _ kind: QuartierFailure.Kind, _ body: () async throws -> T) async throws -> QuartierFailure {
+    do {
+        _ = try await body()
+    } catch {
+        guard let failure = QuartierFailure(error), failure.kind == kind else {
+            throw CheckFailure(description: "\(what): wrong error \(error)")
+        }
+        return failure
+    }
+    throw CheckFailure(description: "\(what): no error thrown")
+}
+
+/// Iterates `sequence`, handing each element (with its index) to `step` until `step` says done;
+/// fails after `seconds`. `step` may do more work (a sync) between elements.
+func iterate<S: AsyncSequence & Sendable>(_ seconds: Double, _ sequence: S, _ step: @escaping @Sendable (Int, S.Element) async throws -> Bool) async throws where S.Element: Sendable {
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            var index = 0
+            for try await element in sequence {
+                if try await step(index, element) { return true }
+                index += 1
+            }
+            return false
+        }
+        group.addTask {
+            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            return false
+        }
+        let done = try await group.next()!
+        group.cancelAll()
+        try check(done, "the sequence did not reach the expected state within \(seconds) s")
+    }
+}
+
+func counselling() async throws {
+    try check(!serverURL.isEmpty, "QUARTIER_SERVER_URL is set")
+    let coord = try openStore("c-coord"), anna = try openStore("c-anna")
+    let resident = try openStore("c-resident"), phone = try openStore("c-phone")
+    defer { for store in [coord, anna, resident, phone] { try? store.close() } }
+    let coordSync = try QuartierSync(store: coord, serverUrl: serverURL)
+    let annaSync = try QuartierSync(store: anna, serverUrl: serverURL)
+    let residentSync = try QuartierSync(store: resident, serverUrl: serverURL)
+    let phoneSync = try QuartierSync(store: phone, serverUrl: serverURL)
+
+    // The coordinator, as organisation admin, appoints a caseworker; a team with her in it.
+    let coordinator = try await coordSync.register(displayName: "Koordination")
+    let space = try await coordSync.createSpace(meta: meta).space.id
+    try grantOrgAdmin(coordinator.personId)
+    let expires = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
+    let workerCode = try await coordSync.createInvite(spaceId: space, role: .caseworker, expiresAtMs: expires, maxUses: 1)
+    let residentCode = try await coordSync.createInvite(spaceId: space, role: .resident, expiresAtMs: expires, maxUses: 1)
+    let worker = try await annaSync.register(displayName: "Anna (Beratung)")
+    try check(try await annaSync.redeemInvite(code: workerCode).role == .caseworker, "a caseworker")
+    _ = try await residentSync.register(displayName: "Nachbarin")
+    _ = try await residentSync.redeemInvite(code: residentCode)
+    let general = try await coordSync.createCounsellingTeam(spaceId: space, settings: TeamSettings(name: "Schuldnerberatung", topic: "debt", postcodes: [], retentionDays: 90))
+    let local = try await coordSync.createCounsellingTeam(spaceId: space, settings: TeamSettings(name: "Beratung Nippes", topic: "debt", postcodes: ["507"], retentionDays: nil))
+    let members = try await coordSync.addTeamMember(spaceId: space, team: local.id, personId: worker.personId)
+    try check(members.caseworkers == [worker.personId], "team members \(members)")
+    let refused = try await expectGeneratedFailure("retention of 0 days", .server) {
+        try await coordSync.createCounsellingTeam(spaceId: space, settings: TeamSettings(name: "Falsch", topic: "debt", postcodes: [], retentionDays: 0))
+    }
+    try check(refused.httpStatus == 400, "refused with 400: \(refused)")
+    _ = try await annaSync.syncNow()
+
+    // The resident routes, opens offline and writes; her sequence shows it queued, then delivered.
+    let teams = try await residentSync.counsellingTeams(spaceId: space)
+    try check(routeCounselling(teams: teams, topic: "debt", postcode: "50733")?.id == local.id, "the local team for 50733")
+    try check(routeCounselling(teams: teams, topic: "debt", postcode: "10115")?.id == general.id, "the general team elsewhere")
+    try check(routeCounselling(teams: teams, topic: "family", postcode: "50733") == nil, "no family team")
+    let conversation = try resident.openConversation(spaceId: space, team: local.id)
+    try await iterate(30, resident.counsellingUpdates(channel: conversation)) { index, records in
+        if index == 0 {
+            try check(records.isEmpty, "an empty conversation first")
+            _ = try resident.sendCounsellingMessage(channel: conversation, text: "Ich habe Schulden beim Vermieter")
+            return false
+        }
+        if records.first?.state == .queued { _ = try await residentSync.syncNow() }
+        return records.first?.state == .delivered
+    }
+
+    // Anna's sequence, iterated before her sync, receives it.
+    try await iterate(30, anna.counsellingUpdates(channel: conversation)) { index, records in
+        if index == 0 {
+            try check(records.isEmpty, "not on her phone before her sync")
+            _ = try await annaSync.syncNow()
+            return false
+        }
+        return texts(records) == ["Ich habe Schulden beim Vermieter"] && records[0].fromSide == .resident
+    }
+    let channels = try await firstWithin(30, anna.counsellingChannelUpdates()) { list in list.contains { $0.kind == .conversation } }
+    try check(channels.map(\.id).contains(conversation), "the conversation among Anna's channels")
+
+    // She answers, notes, proposes an appointment; the resident sees answer and appointment live.
+    _ = try anna.sendCounsellingMessage(channel: conversation, text: "Bringen Sie den Brief mit")
+    _ = try anna.writeCaseNote(team: local.id, about: conversation, text: "Mietschulden, etwa 1200 EUR")
+    let appointment = UUID().uuidString.lowercased()
+    let starts = Int64(Date().timeIntervalSince1970 * 1000) + 86_400_000
+    let body = Body.appointment(appointment: appointment, startsAtMs: starts, minutes: 45, place: .phone(number: "+49 221 123456"), cancelled: false)
+    _ = try anna.sendCounselling(channel: conversation, body: body)
+    try expectError("an appointment of no minutes", .invalid) {
+        try anna.sendCounselling(channel: conversation, body: .appointment(appointment: appointment, startsAtMs: starts, minutes: 0, place: .phone(number: "1"), cancelled: false))
+    }
+    _ = try await annaSync.syncNow()
+    try check(texts(try anna.counsellingRecords(channel: local.id)) == ["Mietschulden, etwa 1200 EUR"], "the note in the team's channel")
+    try await iterate(30, resident.counsellingUpdates(channel: conversation)) { index, records in
+        if index == 0 { _ = try await residentSync.syncNow() }
+        return records.count == 3
+            && texts(records) == ["Ich habe Schulden beim Vermieter", "Bringen Sie den Brief mit"]
+            && records[1].fromSide == .team && records[2].body == body
+    }
+    try check(try resident.counsellingChannels().map(\.kind) == [.conversation], "the resident never holds the notes")
+
+    // A photo of a letter goes encrypted with a message; Anna fetches and opens it.
+    let letter = Data(String(repeating: "Bescheid vom Jobcenter ", count: 20_000).utf8)
+    _ = try resident.sendCounsellingFiles(channel: conversation, text: "Hier der Brief", files: [NewAttachment(bytes: letter, mime: "image/jpeg")])
+    _ = try await residentSync.syncNow()
+    _ = try await annaSync.syncNow()
+    let files: [FileKey] = try anna.counsellingRecords(channel: conversation).compactMap { record in
+        if case let .message(_, attachments)? = record.body { return attachments.first }
+        return nil
+    }
+    try check(files.count == 1 && files[0].size == Int64(letter.count), "one file of the letter's size")
+    try check(try anna.counsellingAttachment(channel: conversation, file: files[0]) == nil, "not fetched yet")
+    try check(try await annaSync.fetchCounsellingAttachment(channel: conversation, file: files[0]) == letter, "the same bytes")
+
+    // Closed; a key backup restored on a new phone with the passphrase reads the history.
+    _ = try resident.closeConversation(channel: conversation)
+    _ = try await residentSync.syncNow()
+    let backup = try await residentSync.uploadKeyBackup(passphrase: "Kastanienbaum im Hinterhof 7")
+    try check(try resident.keyBackupId() == backup.backupId, "the recovery code is kept")
+    _ = try await phoneSync.register(displayName: "Neues Telefon")
+    let wrong = try await expectGeneratedFailure("a wrong passphrase", .counselling) {
+        try await phoneSync.restoreKeyBackup(recoveryCode: backup.backupId, passphrase: "falsch")
+    }
+    try check(wrong.code == "wrong_passphrase", "code \(wrong.code)")
+    try check(try await phoneSync.restoreKeyBackup(recoveryCode: backup.backupId, passphrase: "Kastanienbaum im Hinterhof 7") == 1, "one conversation restored")
+    _ = try await phoneSync.syncNow()
+    try check(texts(try phone.counsellingRecords(channel: conversation)) == ["Ich habe Schulden beim Vermieter", "Bringen Sie den Brief mit", "Hier der Brief"], "history on the new phone")
+
+    // Erasure empties the team's sequence at its next sync.
+    try resident.eraseConversation(channel: conversation)
+    _ = try await residentSync.syncNow()
+    try await iterate(30, anna.counsellingUpdates(channel: conversation)) { index, records in
+        if index == 0 { _ = try await annaSync.syncNow() }
+        return records.isEmpty
+    }
+    let invalid = try expectError("an id that is not a UUID", .invalid) { try resident.counsellingRecords(channel: "kein-uuid") }
+    try check(invalid.reason.contains("not a UUID"), "reason: \(invalid.reason)")
+}
+
 var passed = 0, failedCount = 0
 @MainActor
 func run(_ name: String, _ body: () async throws -> Void) async {
@@ -507,6 +687,7 @@ await run("items of several kinds, search, map query") { try itemsOfSeveralKinds
 await run("live query sequence updates after a write") { try await liveQueryUpdates() }
 await run("typed live shortcuts report errors through onError") { try await liveShortcutsReportErrors() }
 await run("two stores sync through a real server") { try await syncTwoStores() }
+await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }
 await run("live sequences subscribe when iterated, unsubscribe when left") { try await liveSequencesStartWhenIterated() }

@@ -414,6 +414,8 @@ pub(crate) struct CounsellingApplied {
     pub erased: usize,
     /// Another request has work: pages left, or keys claimed that shares now use.
     pub more: bool,
+    /// Channels whose records or state this answer changed (for live queries).
+    pub channels: BTreeSet<Uuid>,
 }
 
 /// Applies the acknowledgements of the counselling records `pushed` pushed, and the answer.
@@ -427,6 +429,16 @@ pub(crate) fn apply_part(
         more: pushed.seqs.len() == MAX_PUSH,
         ..Default::default()
     };
+    // The channels of the pushed records: acknowledged, they are delivered or refused.
+    for seq in &pushed.seqs {
+        let channel: Option<Option<String>> = tx
+            .prepare_cached("SELECT channel_id FROM counselling_outbox WHERE seq = ?1 AND kind = 'sealed'")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?;
+        if let Some(Some(channel)) = channel {
+            applied.channels.insert(state::parse_uuid(&channel)?);
+        }
+    }
     for ack in acks {
         let Some(position) = (ack.index as usize).checked_sub(pushed.first_index) else {
             continue;
@@ -499,6 +511,9 @@ pub(crate) fn apply_part(
             )?;
         }
     }
+    applied
+        .channels
+        .extend(response.gone.iter().map(|g| g.conversation));
     for gone in &response.gone {
         match gone.reason {
             // Locked out by the resident side's other device (this one was lost): nothing of
@@ -699,6 +714,7 @@ pub(crate) fn apply_part(
         "DELETE FROM counselling_pending_keys WHERE received_at < ?1",
         [crate::store::now_ms() - 7 * 86_400_000],
     )?;
+    applied.channels.extend(touched.iter().copied());
     for channel in touched {
         open_waiting(tx, &key, channel)?;
     }

@@ -33,6 +33,7 @@ use state::{pickle_key, Channel};
 
 /// A conversation or a team's notes channel, as this device holds it.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CounsellingChannel {
     pub id: Uuid,
     pub kind: ChannelKind,
@@ -47,11 +48,12 @@ pub struct CounsellingChannel {
     /// Why the server refused this device the channel (a wrong token), if it did.
     pub problem: Option<String>,
     /// Records written here that the server has not taken yet.
-    pub unsent: u32,
+    pub unsent: i64,
 }
 
 /// Where a record stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum RecordState {
     /// Written on this device, waiting for the next sync.
     Queued,
@@ -65,12 +67,15 @@ pub enum RecordState {
 
 /// One record of a channel: a message, a note, an appointment, a closing.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CounsellingRecord {
     pub id: Uuid,
     pub channel: Uuid,
     /// Written on this device.
     pub mine: bool,
-    /// Which side wrote it (by the sender's key among the participants).
+    /// Which side wrote it (by the sender's key among the participants). `from_side` across
+    /// the FFI (`from` is a keyword in Python).
+    #[cfg_attr(feature = "uniffi", uniffi(name = "from_side"))]
     pub from: Side,
     /// The sender device's identity key.
     pub sender: String,
@@ -82,6 +87,7 @@ pub struct CounsellingRecord {
 
 /// A passphrase-sealed copy of this device's resident-side counselling keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct KeyBackup {
     /// The recovery code: where the backup is kept on the server (32 hex characters). The
     /// resident writes it down with the passphrase.
@@ -171,7 +177,8 @@ impl Store {
     pub fn open_conversation(&self, space: SpaceId, team: Uuid) -> Result<Uuid> {
         let id = Uuid::now_v7();
         let token = random_hex::<32>()?;
-        self.write(|tx, _| {
+        self.write(|tx, touched| {
+            touched.counselling.insert(id);
             let key = pickle_key(tx)?;
             state::create_identity(tx, &key, Some(id))?;
             tx.execute(
@@ -192,16 +199,25 @@ impl Store {
                 return Err(Error::invalid("message", "a message needs text or an attachment"));
             }
         }
+        if let Body::Appointment { minutes, .. } = &body {
+            if *minutes <= 0 {
+                return Err(Error::invalid(
+                    "appointment",
+                    format!("an appointment lasts at least a minute, got {minutes}"),
+                ));
+            }
+        }
         if matches!(body, Body::Unknown) {
             return Err(Error::invalid(
                 "counselling record",
                 "not a kind of record that can be sent",
             ));
         }
-        self.write(|tx, _| {
+        self.write(|tx, touched| {
             let channel = state::load_channel(tx, channel)?
                 .filter(|c| c.erase_sent)
                 .ok_or_else(|| not_found(channel))?;
+            touched.counselling.insert(channel.id);
             let closes = matches!(body, Body::Closed);
             let id = seal_and_queue(tx, &channel, body)?;
             if closes {
@@ -257,7 +273,8 @@ impl Store {
     /// device at the next sync (the resident side, or a caseworker of its team at the
     /// resident's request). Nothing of it stays: records, keys, the identity made for it.
     pub fn erase_conversation(&self, channel: Uuid) -> Result<()> {
-        self.write(|tx, _| {
+        self.write(|tx, touched| {
+            touched.counselling.insert(channel);
             state::load_channel(tx, channel)?
                 .filter(|c| c.kind == "conversation")
                 .ok_or_else(|| not_found(channel))?;
@@ -301,119 +318,130 @@ impl Store {
 
     /// The channels this device takes part in, oldest first.
     pub fn counselling_channels(&self) -> Result<Vec<CounsellingChannel>> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT c.channel_id, c.kind, c.side, c.space_id, c.team_id, c.opened_at, c.closed_at, c.participants,
-                        c.problem,
-                        (SELECT count(*) FROM counselling_outbox o WHERE o.channel_id = c.channel_id AND o.kind = 'sealed')
-                 FROM counselling_channels c WHERE c.erase_sent = 1 ORDER BY c.opened_at, c.channel_id",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, i64>(9)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, kind, side, space, team, opened_at_ms, closed_at_ms, participants, problem, unsent) = row?;
-                out.push(CounsellingChannel {
-                    id: state::parse_uuid(&id)?,
-                    kind: if kind == "team_notes" {
-                        ChannelKind::TeamNotes
-                    } else {
-                        ChannelKind::Conversation
-                    },
-                    side: if side == "team" { Side::Team } else { Side::Resident },
-                    space: state::parse_uuid(&space)?,
-                    team: state::parse_uuid(&team)?,
-                    opened_at_ms,
-                    closed_at_ms,
-                    participants: serde_json::from_str(&participants)
-                        .map_err(|e| Error::Corrupt(format!("counselling participants: {e}")))?,
-                    problem,
-                    unsent: u32::try_from(unsent).unwrap_or(u32::MAX),
-                });
-            }
-            Ok(out)
-        })
+        self.read(Self::channels_on)
+    }
+
+    /// [`Store::counselling_channels`] on a connection (also run by the live query).
+    pub(crate) fn channels_on(conn: &rusqlite::Connection) -> Result<Vec<CounsellingChannel>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.channel_id, c.kind, c.side, c.space_id, c.team_id, c.opened_at, c.closed_at, c.participants,
+                    c.problem,
+                    (SELECT count(*) FROM counselling_outbox o WHERE o.channel_id = c.channel_id AND o.kind = 'sealed')
+             FROM counselling_channels c WHERE c.erase_sent = 1 ORDER BY c.opened_at, c.channel_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, i64>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, side, space, team, opened_at_ms, closed_at_ms, participants, problem, unsent) =
+                row?;
+            out.push(CounsellingChannel {
+                id: state::parse_uuid(&id)?,
+                kind: if kind == "team_notes" {
+                    ChannelKind::TeamNotes
+                } else {
+                    ChannelKind::Conversation
+                },
+                side: if side == "team" {
+                    Side::Team
+                } else {
+                    Side::Resident
+                },
+                space: state::parse_uuid(&space)?,
+                team: state::parse_uuid(&team)?,
+                opened_at_ms,
+                closed_at_ms,
+                participants: serde_json::from_str(&participants)
+                    .map_err(|e| Error::Corrupt(format!("counselling participants: {e}")))?,
+                problem,
+                unsent,
+            });
+        }
+        Ok(out)
     }
 
     /// A channel's records in order: those the server placed by its order, then this device's
     /// queued ones.
     pub fn counselling_records(&self, channel: Uuid) -> Result<Vec<CounsellingRecord>> {
-        self.read(|conn| {
-            let held = state::load_channel(conn, channel)?
-                .filter(|c| c.erase_sent)
-                .ok_or_else(|| not_found(channel))?;
-            let own = state::identity_curve(conn, &held)?;
-            // The server lists every resident-side key of a conversation for as long as it
-            // exists; a sender not among them is a caseworker (one who left the team too).
-            let resident_keys: std::collections::BTreeSet<&str> = held
-                .participants
-                .iter()
-                .filter(|p| p.side == Side::Resident)
-                .map(|p| p.curve25519.as_str())
-                .collect();
-            let mut stmt = conn.prepare_cached(
-                "SELECT r.record_id, r.sender, r.mine, r.written_at, r.body, r.refused, r.seq,
-                        EXISTS (SELECT 1 FROM counselling_outbox o WHERE o.record_id = r.record_id)
-                 FROM counselling_records r WHERE r.channel_id = ?1
-                 ORDER BY r.seq IS NULL, r.seq, r.local_order",
-            )?;
-            let rows = stmt.query_map([channel.to_string()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, bool>(7)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, sender, mine, written_at_ms, body, refused, seq, queued) = row?;
-                let body: Option<Body> = body
-                    .map(|b| {
-                        serde_json::from_str(&b).map_err(|e| Error::Corrupt(format!("counselling body: {e}")))
-                    })
-                    .transpose()?;
-                let state = match (refused, &body, queued, seq) {
-                    (Some(reason), ..) => RecordState::Refused(reason),
-                    (None, None, ..) => RecordState::WaitingForKey,
-                    (None, Some(_), true, _) => RecordState::Queued,
-                    (None, Some(_), false, _) => RecordState::Delivered,
-                };
-                let resident_side = if mine || own.as_deref() == Some(sender.as_str()) {
-                    held.side == "resident"
-                } else {
-                    held.kind == "conversation" && resident_keys.contains(sender.as_str())
-                };
-                let from = if resident_side { Side::Resident } else { Side::Team };
-                out.push(CounsellingRecord {
-                    id: state::parse_uuid(&id)?,
-                    channel,
-                    mine,
-                    from,
-                    sender,
-                    written_at_ms,
-                    state,
-                    body,
-                });
-            }
-            Ok(out)
-        })
+        self.read(|conn| Self::records_on(conn, channel))
+    }
+
+    /// [`Store::counselling_records`] on a connection (also run by the live query).
+    pub(crate) fn records_on(conn: &rusqlite::Connection, channel: Uuid) -> Result<Vec<CounsellingRecord>> {
+        let held = state::load_channel(conn, channel)?
+            .filter(|c| c.erase_sent)
+            .ok_or_else(|| not_found(channel))?;
+        let own = state::identity_curve(conn, &held)?;
+        // The server lists every resident-side key of a conversation for as long as it
+        // exists; a sender not among them is a caseworker (one who left the team too).
+        let resident_keys: std::collections::BTreeSet<&str> = held
+            .participants
+            .iter()
+            .filter(|p| p.side == Side::Resident)
+            .map(|p| p.curve25519.as_str())
+            .collect();
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.record_id, r.sender, r.mine, r.written_at, r.body, r.refused, r.seq,
+                    EXISTS (SELECT 1 FROM counselling_outbox o WHERE o.record_id = r.record_id)
+             FROM counselling_records r WHERE r.channel_id = ?1
+             ORDER BY r.seq IS NULL, r.seq, r.local_order",
+        )?;
+        let rows = stmt.query_map([channel.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, bool>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, sender, mine, written_at_ms, body, refused, seq, queued) = row?;
+            let body: Option<Body> = body
+                .map(|b| {
+                    serde_json::from_str(&b).map_err(|e| Error::Corrupt(format!("counselling body: {e}")))
+                })
+                .transpose()?;
+            let state = match (refused, &body, queued, seq) {
+                (Some(reason), ..) => RecordState::Refused(reason),
+                (None, None, ..) => RecordState::WaitingForKey,
+                (None, Some(_), true, _) => RecordState::Queued,
+                (None, Some(_), false, _) => RecordState::Delivered,
+            };
+            let resident_side = if mine || own.as_deref() == Some(sender.as_str()) {
+                held.side == "resident"
+            } else {
+                held.kind == "conversation" && resident_keys.contains(sender.as_str())
+            };
+            let from = if resident_side { Side::Resident } else { Side::Team };
+            out.push(CounsellingRecord {
+                id: state::parse_uuid(&id)?,
+                channel,
+                mine,
+                from,
+                sender,
+                written_at_ms,
+                state,
+                body,
+            });
+        }
+        Ok(out)
     }
 
     /// Seals this device's resident-side counselling keys under `passphrase` (Argon2id): what a
@@ -488,12 +516,13 @@ impl Store {
                 reason: e.to_string(),
             })
         })?;
-        self.write(|tx, _| {
+        self.write(|tx, touched| {
             let key = pickle_key(tx)?;
             tx.execute(
                 "UPDATE counselling_device SET backup_id = ?1, backup_secret = ?2 WHERE singleton = 1",
                 params![content.backup_id, content.secret],
             )?;
+            touched.counselling.extend(content.channels.iter().map(|c| c.id));
             let mut added = 0;
             for channel in &content.channels {
                 if state::load_channel(tx, channel.id)?.is_some() {

@@ -18,7 +18,8 @@ use rusqlite::Connection;
 
 use super::connection::ReaderPool;
 use super::{Store, Touched};
-use crate::error::Result;
+use crate::counselling::{CounsellingChannel, CounsellingRecord};
+use crate::error::{Error, Result};
 use crate::model::{Item, ItemId, Viewer};
 use crate::query::{
     self, EventOccurrence, EventsQuery, FeedPage, FeedQuery, ItemDetail, NearbyItem, OpenOffersQuery,
@@ -40,6 +41,18 @@ pub enum LiveQuery {
         item: ItemId,
         viewer: Viewer,
     },
+    /// A counselling conversation's (or a team notes channel's) records, as
+    /// [`Store::counselling_records`] lists them; called after every send, every sync that
+    /// brought, delivered, opened or refused one of its records, and its erasure. A channel this
+    /// device does not hold (not yet received, or erased here or by the server) has no records:
+    /// an empty list, not an error, so that a watched conversation that is erased empties.
+    Counselling {
+        channel: uuid::Uuid,
+    },
+    /// The counselling channels this device takes part in ([`Store::counselling_channels`]);
+    /// called after every change to any of them (a conversation opened, received, closed,
+    /// erased, its participants or its unsent records).
+    CounsellingChannels,
 }
 
 /// The result of a live query, in the shape of the query.
@@ -52,12 +65,16 @@ pub enum LiveResult {
     OpenOffers(Vec<Item>),
     Events(Vec<EventOccurrence>),
     Detail(Box<ItemDetail>),
+    Counselling(Vec<CounsellingRecord>),
+    CounsellingChannels(Vec<CounsellingChannel>),
 }
 
 impl LiveQuery {
     /// Whether a commit that touched `t` can change this query's result.
     fn affected_by(&self, t: &Touched) -> bool {
         let space = match self {
+            LiveQuery::Counselling { channel } => return t.counselling.contains(channel),
+            LiveQuery::CounsellingChannels => return !t.counselling.is_empty(),
             LiveQuery::Feed(q) => Some(q.space),
             LiveQuery::Search(q) => q.space,
             LiveQuery::Viewport(q) => Some(q.space),
@@ -87,6 +104,11 @@ impl LiveQuery {
             LiveQuery::Detail { item, viewer } => {
                 LiveResult::Detail(Box::new(query::item_detail(conn, *item, viewer)?))
             }
+            LiveQuery::Counselling { channel } => match Store::records_on(conn, *channel) {
+                Err(Error::NotFound { .. }) => LiveResult::Counselling(Vec::new()),
+                records => LiveResult::Counselling(records?),
+            },
+            LiveQuery::CounsellingChannels => LiveResult::CounsellingChannels(Store::channels_on(conn)?),
         })
     }
 }
@@ -138,7 +160,7 @@ impl LiveQueries {
     }
 
     pub fn notify(&self, touched: Touched) {
-        if touched.spaces.is_empty() && touched.items.is_empty() {
+        if touched.spaces.is_empty() && touched.items.is_empty() && touched.counselling.is_empty() {
             return;
         }
         let has_subscribers = !self
@@ -228,6 +250,7 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
             Notice::Committed(t) => {
                 touched.spaces.extend(t.spaces);
                 touched.items.extend(t.items);
+                touched.counselling.extend(t.counselling);
             }
             Notice::Subscribed(id) => {
                 fresh.insert(id);
@@ -285,5 +308,146 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
                 tracing::error!("a live query listener panicked; it stays subscribed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use quartier_protocol::counselling::{
+        ChannelKind, ConversationPage, CounsellingResponse, GoneConversation, GoneReason,
+    };
+    use quartier_protocol::{Ack, AckOutcome, Record, SyncResponse, PROTOCOL_VERSION};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::counselling::RecordState;
+    use crate::model::{PersonId, SpaceId};
+    use crate::sync::Account;
+
+    /// Waits (at most five seconds) for a counselling result that `done` accepts.
+    fn wait_for(
+        rx: &mpsc::Receiver<Result<LiveResult>>,
+        what: &str,
+        done: impl Fn(&[CounsellingRecord]) -> bool,
+    ) -> Vec<CounsellingRecord> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(LiveResult::Counselling(records))) if done(&records) => return records,
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => panic!("the counselling query failed while waiting for {what}: {e}"),
+                Err(_) => panic!("the listener was not called with {what}"),
+            }
+        }
+    }
+
+    fn response(counselling: CounsellingResponse, acks: Vec<Ack>) -> SyncResponse {
+        SyncResponse {
+            protocol: PROTOCOL_VERSION,
+            acks,
+            pages: Vec::new(),
+            memberships: Vec::new(),
+            revoked: Vec::new(),
+            counselling: Some(counselling),
+        }
+    }
+
+    #[test]
+    fn a_send_a_received_record_and_erasures_call_the_counselling_listener() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path().join("s.db"), crate::StoreOptions::default()).expect("store");
+        store
+            .save_account(&Account {
+                server: "http://127.0.0.1:1".into(),
+                device: Uuid::now_v7(),
+                person: PersonId::new(),
+                token: "token".into(),
+            })
+            .expect("account");
+        let (space, team) = (SpaceId::new(), Uuid::now_v7());
+        let channel = store.open_conversation(space, team).expect("open");
+        let watch = |query: LiveQuery| {
+            let (tx, rx) = mpsc::channel();
+            let sub = store.subscribe(query, move |r| {
+                let _ = tx.send(r);
+            });
+            (sub, rx)
+        };
+        let (_sub, rx) = watch(LiveQuery::Counselling { channel });
+        wait_for(&rx, "the empty conversation", |r| r.is_empty());
+
+        // A send.
+        store.send_counselling_message(channel, "Hallo").expect("send");
+        let records = wait_for(&rx, "the queued message", |r| r.len() == 1);
+        assert_eq!(records[0].state, RecordState::Queued);
+
+        // A sync's answer: the message acknowledged, and a record from the team received (its
+        // key has not come yet).
+        let (_, pushed) = store.build_sync_request(1 << 20, 100).expect("request");
+        let part = pushed.counselling.clone().expect("a counselling part");
+        assert_eq!(part.seqs.len(), 1, "the sealed message is pushed");
+        let ack = Ack {
+            index: part.first_index as u32,
+            outcome: AckOutcome::Stored,
+        };
+        let page = ConversationPage {
+            conversation: channel,
+            space: space.as_uuid(),
+            team,
+            kind: ChannelKind::Conversation,
+            participants: Vec::new(),
+            records: vec![Record::Sealed {
+                conversation: channel,
+                id: Uuid::now_v7(),
+                sender: "team-device-key".into(),
+                session_id: "session".into(),
+                ciphertext: vec![1, 2, 3],
+                seq: Some(7),
+            }],
+            next: 7,
+            more: false,
+            closed_at_ms: None,
+        };
+        let answer = CounsellingResponse {
+            conversations: vec![page],
+            ..Default::default()
+        };
+        store
+            .apply_sync_response(&pushed, &response(answer, vec![ack]))
+            .expect("apply");
+        let records = wait_for(&rx, "the received record", |r| r.len() == 2);
+        let mine = records.iter().find(|r| r.mine).expect("the message");
+        assert_eq!(mine.state, RecordState::Delivered);
+        assert!(records
+            .iter()
+            .any(|r| !r.mine && r.state == RecordState::WaitingForKey));
+
+        // Erased here: the conversation empties.
+        store.erase_conversation(channel).expect("erase");
+        wait_for(&rx, "no records after the erasure", |r| r.is_empty());
+
+        // Erased by the server (on the other side's request, or by retention).
+        let other = store.open_conversation(space, team).expect("open");
+        store.send_counselling_message(other, "Noch da?").expect("send");
+        let (_other_sub, other_rx) = watch(LiveQuery::Counselling { channel: other });
+        wait_for(&other_rx, "the second conversation", |r| r.len() == 1);
+        let (_, pushed) = store.build_sync_request(1 << 20, 100).expect("request");
+        let gone = CounsellingResponse {
+            gone: vec![GoneConversation {
+                conversation: other,
+                reason: GoneReason::Erased,
+            }],
+            ..Default::default()
+        };
+        store
+            .apply_sync_response(&pushed, &response(gone, Vec::new()))
+            .expect("apply");
+        wait_for(&other_rx, "no records after the server's erasure", |r| {
+            r.is_empty()
+        });
+        assert!(store.counselling_channels().expect("channels").is_empty());
     }
 }

@@ -74,6 +74,8 @@ pub(crate) struct Touched {
     /// Spaces whose cursor a write started over (`documents::distrust_creation`): the page being
     /// applied must not move it forward again.
     pub refetch: BTreeSet<String>,
+    /// Counselling channels whose records or state changed (`LiveQuery::Counselling`).
+    pub counselling: BTreeSet<uuid::Uuid>,
 }
 
 struct Inner {

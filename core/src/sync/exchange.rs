@@ -324,6 +324,7 @@ impl Store {
                 outcome.received += applied.received;
                 outcome.more |= applied.more;
                 outcome.counselling_erased += applied.erased;
+                touched.counselling.extend(applied.channels);
             }
             // Acknowledgements hold whenever they arrive (outbox positions are never reused); the
             // rest only if the store still stands where the request was built.

@@ -22,7 +22,7 @@ use crate::storage::{accounts, now_ms, secret_hash, spaces};
 
 /// Longest retention a team may set (ten years: the longest record-keeping duty a welfare
 /// organisation has).
-const MAX_RETENTION_DAYS: u32 = 3650;
+const MAX_RETENTION_DAYS: i32 = 3650;
 const MAX_POSTCODES: usize = 200;
 
 fn check_settings(settings: &TeamSettings) -> Result<(), ServerError> {
@@ -55,7 +55,7 @@ fn check_settings(settings: &TeamSettings) -> Result<(), ServerError> {
     }
     if settings
         .retention_days
-        .is_some_and(|d| d == 0 || d > MAX_RETENTION_DAYS)
+        .is_some_and(|d| d <= 0 || d > MAX_RETENTION_DAYS)
     {
         return Err(ServerError::BadRequest(format!(
             "retention is 1 to {MAX_RETENTION_DAYS} days, or none"

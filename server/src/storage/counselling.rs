@@ -70,11 +70,11 @@ fn postcodes_json(postcodes: &[String]) -> String {
 
 fn team_from_row(
     r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, String, Option<u32>)> {
+) -> rusqlite::Result<(String, String, String, String, String, Option<i32>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
-fn team_row(fields: (String, String, String, String, String, Option<u32>)) -> Result<TeamRow, ServerError> {
+fn team_row(fields: (String, String, String, String, String, Option<i32>)) -> Result<TeamRow, ServerError> {
     let (id, space, name, topic, postcodes, retention_days) = fields;
     let id = parse_uuid(&id)?;
     Ok(TeamRow {

@@ -8,8 +8,12 @@ import java.util.concurrent.TimeUnit
  * A real `quartier-server serve` process on a free loopback port with its own data folder.
  * The binary comes from the `quartier.server.bin` system property (set by the pom).
  */
-class ServerProcess private constructor(private val process: Process, private val dataDir: File, val url: String) :
-    AutoCloseable {
+class ServerProcess private constructor(
+    private val process: Process,
+    private val bin: String,
+    private val dataDir: File,
+    val url: String,
+) : AutoCloseable {
     companion object {
         fun start(): ServerProcess {
             val bin = System.getProperty("quartier.server.bin")
@@ -36,8 +40,20 @@ class ServerProcess private constructor(private val process: Process, private va
                 isDaemon = true
                 start()
             }
-            return ServerProcess(process, dataDir, url)
+            return ServerProcess(process, bin, dataDir, url)
         }
+    }
+
+    /**
+     * Makes [person] an organisation admin (who appoints caseworkers), as the organisation's
+     * operator does: `quartier-server admin --data DIR grant-org-admin PERSON`.
+     */
+    fun grantOrgAdmin(person: String) {
+        val admin = ProcessBuilder(bin, "admin", "--data", dataDir.path, "grant-org-admin", person)
+            .redirectErrorStream(true)
+            .start()
+        val output = admin.inputStream.bufferedReader().readText()
+        check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "grant-org-admin failed: $output" }
     }
 
     override fun close() {

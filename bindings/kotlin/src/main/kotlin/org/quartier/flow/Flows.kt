@@ -10,6 +10,8 @@ import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.mapNotNull
 import kotlinx.coroutines.launch
+import uniffi.quartier_core.CounsellingChannel
+import uniffi.quartier_core.CounsellingRecord
 import uniffi.quartier_core.EventOccurrence
 import uniffi.quartier_core.EventsQuery
 import uniffi.quartier_core.FeedPage
@@ -85,6 +87,19 @@ fun QuartierStore.eventsFlow(query: EventsQuery, onError: (QuartierException) ->
 
 fun QuartierStore.detailFlow(itemId: String, viewer: Viewer, onError: (QuartierException) -> Unit = {}): Flow<ItemDetail> =
     liveQueryFlow(LiveQuery.Detail(itemId, viewer), onError).mapNotNull { (it as? LiveResult.Detail)?.detail }
+
+/**
+ * The records of a counselling conversation (or a team's notes channel), live: after every
+ * send, every sync that brought, delivered or opened one of them, and its erasure. A channel
+ * this device does not hold (not received yet, or erased here or by the server) emits an empty
+ * list.
+ */
+fun QuartierStore.counsellingFlow(channel: String, onError: (QuartierException) -> Unit = {}): Flow<List<CounsellingRecord>> =
+    liveQueryFlow(LiveQuery.Counselling(channel), onError).mapNotNull { (it as? LiveResult.Counselling)?.records }
+
+/** The counselling channels this device takes part in, live. */
+fun QuartierStore.counsellingChannelsFlow(onError: (QuartierException) -> Unit = {}): Flow<List<CounsellingChannel>> =
+    liveQueryFlow(LiveQuery.CounsellingChannels, onError).mapNotNull { (it as? LiveResult.CounsellingChannels)?.channels }
 
 /** What one [QuartierSync.syncFlow] reports: a committed page, then the final report. */
 sealed interface SyncUpdate {
