@@ -105,7 +105,8 @@ impl Store {
             Ok(())
         })();
         let result = encrypted.and_then(|()| {
-            self.write(|tx, _| {
+            self.write(|tx, touched| {
+                touched.counselling.insert(channel);
                 let held = state::load_channel(tx, channel)?
                     .filter(|c| c.erase_sent && c.kind == "conversation")
                     .ok_or_else(|| not_found(channel))?;
@@ -250,7 +251,8 @@ impl Store {
     /// its message is not sent and shows the reason (`RecordState::Refused`), like a record the
     /// server refused.
     pub(crate) fn refuse_attachment(&self, channel: Uuid, hash: &str, reason: &str) -> Result<()> {
-        self.write(|tx, _| {
+        self.write(|tx, touched| {
+            touched.counselling.insert(channel);
             let record: Option<Option<String>> = tx
                 .prepare_cached(
                     "SELECT record_id FROM counselling_files WHERE channel_id = ?1 AND hash = ?2",

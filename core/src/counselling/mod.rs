@@ -302,7 +302,8 @@ impl Store {
     /// holds the old token: upload a new one afterwards (`SyncClient::upload_key_backup`).
     pub fn lock_out_other_devices(&self, channel: Uuid) -> Result<()> {
         let token = random_hex::<32>()?;
-        self.write(|tx, _| {
+        self.write(|tx, touched| {
+            touched.counselling.insert(channel);
             state::load_channel(tx, channel)?
                 .filter(|c| {
                     c.erase_sent && c.kind == "conversation" && c.side == "resident" && c.token.is_some()

@@ -383,6 +383,20 @@ mod tests {
         store.send_counselling_message(channel, "Hallo").expect("send");
         let records = wait_for(&rx, "the queued message", |r| r.len() == 1);
         assert_eq!(records[0].state, RecordState::Queued);
+        // A send with a file, through its own write.
+        let with_file = store
+            .send_counselling_files(
+                channel,
+                "Der Brief",
+                vec![crate::counselling::NewAttachment {
+                    bytes: b"Bescheid".to_vec(),
+                    mime: "image/jpeg".into(),
+                }],
+            )
+            .expect("send a file");
+        wait_for(&rx, "the message with its file", |r| {
+            r.iter().any(|x| x.id == with_file)
+        });
 
         // A sync's answer: the message acknowledged, and a record from the team received (its
         // key has not come yet).
@@ -418,9 +432,21 @@ mod tests {
         store
             .apply_sync_response(&pushed, &response(answer, vec![ack]))
             .expect("apply");
-        let records = wait_for(&rx, "the received record", |r| r.len() == 2);
-        let mine = records.iter().find(|r| r.mine).expect("the message");
+        let records = wait_for(&rx, "the received record", |r| r.len() == 3);
+        let mine = records
+            .iter()
+            .find(|r| r.mine && r.id != with_file)
+            .expect("the message");
         assert_eq!(mine.state, RecordState::Delivered);
+        let waiting = records
+            .iter()
+            .find(|r| r.id == with_file)
+            .expect("the message with a file");
+        assert_eq!(
+            waiting.state,
+            RecordState::Queued,
+            "held until its file is uploaded"
+        );
         assert!(records
             .iter()
             .any(|r| !r.mine && r.state == RecordState::WaitingForKey));
