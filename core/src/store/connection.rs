@@ -12,7 +12,7 @@ use super::key::{self, StoreKey};
 use crate::error::Result;
 
 /// How long a connection waits for a lock before failing (checkpoints, a second process).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle readers kept open; more are opened under load and closed when returned.
 const MAX_IDLE_READERS: usize = 4;
 /// Prepared statements kept per connection. The store's paths use more distinct statements

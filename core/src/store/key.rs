@@ -300,14 +300,22 @@ const FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 /// whose old-key pages stayed in the file would not be one (nor an erasure whose old pages
 /// stayed in the WAL). Still busy after the attempts: `false`.
 pub(crate) fn try_fold_wal(conn: &Connection) -> Result<bool> {
-    for _ in 0..FOLD_ATTEMPTS {
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy == 0 {
-            return Ok(true);
+    // A TRUNCATE checkpoint waits for readers through the busy handler: with the connection's
+    // five seconds per try, forty tries would be minutes. Here each try answers at once and
+    // the pauses between them bound the wait (about two seconds).
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    let folded = (|| {
+        for _ in 0..FOLD_ATTEMPTS {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                return Ok(true);
+            }
+            std::thread::sleep(FOLD_PAUSE);
         }
-        std::thread::sleep(FOLD_PAUSE);
-    }
-    Ok(false)
+        Ok(false)
+    })();
+    conn.busy_timeout(super::connection::BUSY_TIMEOUT)?;
+    folded
 }
 
 /// A WAL a long read kept from being folded in: an error the caller can retry.

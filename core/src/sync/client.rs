@@ -224,7 +224,7 @@ impl SyncClient {
     /// holds every later request of this client until its `Retry-After` has passed.
     /// Like [`Self::send`] for a streamed answer: the body is read piece by piece, and more
     /// than `limit` bytes of it stop the read (a server cannot make the device buffer an
-    /// endless body). Not for answers that hold the server's pause (`429` is read whole).
+    /// endless body). A `429` holds later requests as with `send`.
     pub(crate) async fn send_bounded(&self, request: HttpRequest, limit: u64) -> Result<HttpResponse> {
         check_not_before(self.not_before(), Instant::now())?;
         let mut streamed = self.transport.send_streaming(request).await?;
@@ -243,7 +243,11 @@ impl SyncClient {
             ..HttpResponse::default()
         };
         if response.status == 429 {
-            return Err(refusal(&response));
+            let error = refusal(&response);
+            if let Error::RateLimited { retry_after_secs } = error {
+                self.hold_until(Instant::now() + Duration::from_secs(retry_after_secs));
+            }
+            return Err(error);
         }
         Ok(response)
     }
