@@ -551,3 +551,24 @@ fn a_checkpoint_held_back_by_a_reader_says_so() {
     reader.execute_batch("COMMIT").expect("end of the snapshot");
     fx.store.checkpoint().expect("folded once the reader is done");
 }
+
+/// An erasure whose checkpoint a reader holds back owes it: settling fails while the reader
+/// stays, and succeeds (clearing the debt) once it is gone.
+#[test]
+fn an_erasure_held_back_by_a_reader_owes_its_checkpoint_until_it_is_settled() {
+    let fx = Fixture::new();
+    let item = fx.post("Geheim", "wird gelöscht");
+    assert!(fx.store.settle_owed_checkpoint(), "nothing owed at first");
+    let reader = rusqlite::Connection::open(fx.store.path()).expect("a second connection");
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+        .expect("a snapshot");
+    fx.store.erase_item(item.id).expect("erase");
+    assert!(!fx.store.settle_owed_checkpoint(), "still held back");
+    reader.execute_batch("COMMIT").expect("end of the snapshot");
+    assert!(
+        fx.store.settle_owed_checkpoint(),
+        "settled once the reader is done"
+    );
+    assert!(fx.store.settle_owed_checkpoint(), "and nothing owed after");
+}

@@ -287,9 +287,7 @@ impl Store {
             Ok(())
         })?;
         // The deleted pages were zeroed (secure_delete); this drops the WAL's copies.
-        if let Err(e) = self.checkpoint() {
-            tracing::warn!(error = %e, "checkpoint after a counselling erasure failed");
-        }
+        self.checkpoint_after_erasure();
         self.sweep_counselling_files()?;
         Ok(())
     }

@@ -232,11 +232,9 @@ impl Store {
             touched.spaces.insert(space);
             Ok(doomed.len())
         })?;
-        // Best effort: a reader holding an old snapshot can delay the truncation, the pages are
-        // already overwritten by secure_delete once checkpointed.
-        if let Err(e) = self.checkpoint() {
-            tracing::warn!(error = %e, "checkpoint after erasure failed");
-        }
+        // A reader holding an old snapshot can hold the truncation back: the checkpoint is then
+        // owed and tried again after the next sync.
+        self.checkpoint_after_erasure();
         Ok(erased)
     }
 

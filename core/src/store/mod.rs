@@ -96,6 +96,9 @@ struct Inner {
     sync_gate: tokio::sync::Mutex<()>,
     /// The local permission check (`access.rs`); on unless a tool or test turns it off.
     check_permissions: std::sync::atomic::AtomicBool,
+    /// An erasure's checkpoint was held back by a reader: its old pages may still be in the
+    /// WAL, and the next sync (or close) folds them in ([`Store::checkpoint_after_erasure`]).
+    checkpoint_owed: std::sync::atomic::AtomicBool,
 }
 
 /// A Quartier store. Cheap to clone; all clones share one writer connection and one reader
@@ -160,6 +163,7 @@ impl Store {
                 live,
                 sync_gate: tokio::sync::Mutex::new(()),
                 check_permissions: std::sync::atomic::AtomicBool::new(true),
+                checkpoint_owed: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         if outcome.rebuild_projections {
@@ -252,6 +256,38 @@ impl Store {
             Err(key::wal_busy(
                 "a long read kept the write-ahead log from being folded into the store; try again",
             ))
+        }
+    }
+
+    /// After an erasure: folds the WAL in so that the erased content's old pages leave it (the
+    /// database's own pages were zeroed by `secure_delete`). A long read can hold that back;
+    /// then the checkpoint is owed, and [`Store::settle_owed_checkpoint`] (run after every
+    /// sync) tries again until it succeeds.
+    pub(crate) fn checkpoint_after_erasure(&self) {
+        if let Err(e) = self.checkpoint() {
+            self.inner
+                .checkpoint_owed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::warn!(error = %e, "checkpoint after an erasure held back; tried again after the next sync");
+        }
+    }
+
+    /// Folds the WAL in if an erasure's checkpoint is still owed. Returns whether none is owed
+    /// any more.
+    pub fn settle_owed_checkpoint(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if !self.inner.checkpoint_owed.load(Ordering::SeqCst) {
+            return true;
+        }
+        match self.checkpoint() {
+            Ok(()) => {
+                self.inner.checkpoint_owed.store(false, Ordering::SeqCst);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "an owed checkpoint is still held back");
+                false
+            }
         }
     }
 

@@ -592,8 +592,13 @@ impl SyncClient {
         if self.upload_counselling_files_quietly(store).await? > 0 {
             report.absorb(self.run_session(store, &progress).await?);
         }
-        // Files of conversations this sync erased or forgot.
-        blocking(store, |s| s.sweep_counselling_files()).await?;
+        // Files of conversations this sync erased or forgot, and an erasure's checkpoint a
+        // reader held back.
+        blocking(store, |s| {
+            s.settle_owed_checkpoint();
+            s.sweep_counselling_files()
+        })
+        .await?;
         Ok(report)
     }
 

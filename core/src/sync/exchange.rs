@@ -390,9 +390,7 @@ impl Store {
         // Erased counselling content leaves the WAL too (its pages were zeroed by
         // secure_delete); best effort, as after an item's erasure.
         if outcome.counselling_erased > 0 {
-            if let Err(e) = self.checkpoint() {
-                tracing::warn!(error = %e, "checkpoint after a counselling erasure failed");
-            }
+            self.checkpoint_after_erasure();
         }
         Ok(outcome)
     }
