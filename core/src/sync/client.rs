@@ -242,27 +242,25 @@ impl SyncClient {
             body,
             ..HttpResponse::default()
         };
-        if response.status == 429 {
-            let error = refusal(&response);
-            if let Error::RateLimited { retry_after_secs } = error {
-                self.hold_until(Instant::now() + Duration::from_secs(retry_after_secs));
-            }
-            return Err(error);
+        self.held_if_paused(response)
+    }
+
+    /// A `429` holds every later request of this client until its `Retry-After` has passed.
+    fn held_if_paused(&self, response: HttpResponse) -> Result<HttpResponse> {
+        if response.status != 429 {
+            return Ok(response);
         }
-        Ok(response)
+        let error = refusal(&response);
+        if let Error::RateLimited { retry_after_secs } = error {
+            self.hold_until(Instant::now() + Duration::from_secs(retry_after_secs));
+        }
+        Err(error)
     }
 
     pub(crate) async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
         check_not_before(self.not_before(), Instant::now())?;
         let response = self.transport.send(request).await?;
-        if response.status == 429 {
-            let error = refusal(&response);
-            if let Error::RateLimited { retry_after_secs } = error {
-                self.hold_until(Instant::now() + Duration::from_secs(retry_after_secs));
-            }
-            return Err(error);
-        }
-        Ok(response)
+        self.held_if_paused(response)
     }
 
     pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(

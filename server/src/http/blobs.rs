@@ -51,17 +51,23 @@ pub async fn put_chunk(
     if !quartier_protocol::blobs::is_blob_hash(&hash) {
         return Err(BlobError::InvalidHash);
     }
-    // Never buffer more than one chunk (plus one byte, to tell "too long" from "exactly full").
-    let limit = BLOB_CHUNK_BYTES as usize + 1;
-    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        BlobError::BadRequest(format!(
-            "a chunk has at most {BLOB_CHUNK_BYTES} bytes, or the body could not be read: {e}"
-        ))
-    })?;
+    let bytes = chunk_body(body).await?;
     blocking(move || {
         service::put_chunk(&state.db, &state.blobs, device.person, &hash, index, &bytes).map(Wire)
     })
     .await
+}
+
+/// A chunk's raw body, never buffered beyond one chunk (plus one byte, to tell "too long" from
+/// "exactly full").
+async fn chunk_body(body: Body) -> Result<Bytes, BlobError> {
+    axum::body::to_bytes(body, BLOB_CHUNK_BYTES as usize + 1)
+        .await
+        .map_err(|e| {
+            BlobError::BadRequest(format!(
+                "a chunk has at most {BLOB_CHUNK_BYTES} bytes, or the body could not be read: {e}"
+            ))
+        })
 }
 
 /// `POST /v1/blobs/{hash}/complete`: every chunk is there; verify the whole and accept it, or
@@ -216,12 +222,7 @@ pub async fn put_attachment_chunk(
         return Err(BlobError::InvalidHash);
     }
     let token = access_token(&headers);
-    let limit = BLOB_CHUNK_BYTES as usize + 1;
-    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        BlobError::BadRequest(format!(
-            "a chunk has at most {BLOB_CHUNK_BYTES} bytes, or the body could not be read: {e}"
-        ))
-    })?;
+    let bytes = chunk_body(body).await?;
     blocking(move || {
         let asker = counselling::Asker {
             device: &device,
