@@ -164,6 +164,13 @@ pub enum Error {
     /// An Automerge operation failed on a document held by this store.
     #[error("document error in {doc}: {reason}")]
     Document { doc: String, reason: String },
+
+    /// A device-to-device session stopped: the other device sent something this one does not
+    /// take (`code`: `bad_signature`, `bad_certificate`, `not_your_change`, `other_server`,
+    /// `unproven`, `not_shared`, `malformed`, `protocol`, `refused_by_peer`). Nothing of the
+    /// offending message was stored; what earlier messages brought stays.
+    #[error("device to device: {message}")]
+    Peer { code: &'static str, message: String },
 }
 
 /// The one conversion point from the domain layer's errors: each becomes the variant of the same
@@ -254,6 +261,10 @@ impl From<Error> for quartier_domain::QuartierError {
             Error::MediaIo { .. } => Public::Media {
                 reason,
                 code: "media_io".into(),
+            },
+            Error::Peer { code, .. } => Public::Peer {
+                reason,
+                code: code.to_owned(),
             },
             Error::Counselling(e) => Public::Counselling {
                 reason,

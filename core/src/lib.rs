@@ -16,11 +16,13 @@
 //! - [`media`]: the content-addressed media store: import, image processing, eviction;
 //! - [`query`]: the read side, on projections only;
 //! - [`sync`]: sync with a server: device key, sans-IO exchange, HTTP client, background task;
+//! - [`peer`]: device to device: certificates, the sans-IO peer session, store-and-forward;
 //! - [`counselling`]: end-to-end encrypted counselling kept in the store and moved by the sync.
 
 pub mod counselling;
 pub mod error;
 pub mod media;
+pub mod peer;
 pub mod query;
 #[cfg(feature = "uniffi")]
 mod remote;

@@ -106,6 +106,11 @@ pub enum QuartierError {
     /// `too_large`, `no_session`, `not_a_participant`).
     #[error("{reason}")]
     Counselling { reason: String, code: String },
+    /// A device-to-device session stopped: the other device sent something not taken
+    /// (`code`: `bad_signature`, `bad_certificate`, `not_your_change`, `other_server`,
+    /// `unproven`, `not_shared`, `malformed`, `protocol`, `refused_by_peer`).
+    #[error("{reason}")]
+    Peer { reason: String, code: String },
     /// The store was closed with `close()`; open it again to go on.
     #[error("{reason}")]
     Closed { reason: String },
@@ -128,7 +133,8 @@ impl QuartierError {
             NotPermitted { code, .. }
             | Server { code, .. }
             | Media { code, .. }
-            | Counselling { code, .. } => return code.clone(),
+            | Counselling { code, .. }
+            | Peer { code, .. } => return code.clone(),
             Invalid { .. } => "invalid",
             InvalidCoordinates { .. } => "invalid_coordinates",
             UnknownKind { .. } => "unknown_kind",

@@ -10,14 +10,18 @@
 //! - [`signing`]: what a device signs for each change it pushes;
 //! - [`blobs`]: media transfer (announce, chunk, download), `docs/blobs.md`;
 //! - [`counselling`]: the counselling part of a sync: conversations, to-device inboxes, keys;
+//! - [`certificates`]: membership certificates and revocation lists the server signs;
+//! - [`peer`]: the device-to-device session's messages and frames;
 //! - [`names`]: the rule for display names, enforced by the server and checked by devices.
 //!
 //! Nothing here does I/O.
 
 pub mod blobs;
+pub mod certificates;
 pub mod counselling;
 pub mod messages;
 pub mod names;
+pub mod peer;
 pub mod signing;
 pub mod wire;
 

@@ -382,6 +382,53 @@ pub struct SyncRequest {
     /// Counselling: conversations, inboxes, key claims and publications (`docs/counselling.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counselling: Option<crate::counselling::CounsellingRequest>,
+    /// Certificates and revocation lists for device to device (`docs/protocol.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsRequest>,
+}
+
+/// Most certificates of other devices one [`CredentialsRequest`] may ask for.
+pub const MAX_SIGNER_CERTIFICATES: usize = 256;
+
+/// What a device asks for to meet other devices without the server: its own certificates, the
+/// certificates of devices whose changes it carries, and newer revocation lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialsRequest {
+    /// Spaces for which the device wants a certificate of its own (first or renewed).
+    #[serde(default)]
+    pub own: Vec<Uuid>,
+    /// Other devices whose certificates it wants, at most [`MAX_SIGNER_CERTIFICATES`].
+    #[serde(default)]
+    pub signers: Vec<SignerRef>,
+    /// The revocation lists it holds (`after_ms` 0: none); a newer one is sent back.
+    #[serde(default)]
+    pub revocations: Vec<RevocationCursor>,
+}
+
+/// A device, in a space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerRef {
+    pub space: Uuid,
+    pub device: Uuid,
+}
+
+/// The time of the revocation list a device holds for a space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationCursor {
+    pub space: Uuid,
+    pub after_ms: i64,
+}
+
+/// Answer to [`CredentialsRequest`]: the server's key (which devices pin), and what it could
+/// issue: nothing for a space the device is not a member of or a device that is not one's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    #[serde(with = "serde_bytes")]
+    pub server_key: Vec<u8>,
+    #[serde(default)]
+    pub certificates: Vec<crate::certificates::SignedCertificate>,
+    #[serde(default)]
+    pub revocations: Vec<crate::certificates::SignedRevocationList>,
 }
 
 /// What became of a pushed change.
@@ -542,6 +589,9 @@ pub struct SyncResponse {
     /// The answer to [`SyncRequest::counselling`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counselling: Option<crate::counselling::CounsellingResponse>,
+    /// The answer to [`SyncRequest::credentials`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
 }
 
 /// Body of every 4xx/5xx answer.

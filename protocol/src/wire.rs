@@ -111,6 +111,7 @@ mod tests {
             budget_bytes: 1 << 20,
             accepts: vec![crate::ACCEPTS_CREATED.into()],
             counselling: None,
+            credentials: None,
         }
     }
 

@@ -77,6 +77,7 @@ fn sync_request(protocol: u32, cursors: Vec<SpaceCursor>, push: Vec<Record>) -> 
         budget_bytes: 64 * 1024,
         accepts: Vec::new(),
         counselling: None,
+        credentials: None,
     }
 }
 

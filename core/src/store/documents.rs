@@ -666,6 +666,7 @@ pub(crate) enum Records {
 pub(crate) fn erase(conn: &Connection, doc_id: &str, records: Records) -> Result<()> {
     conn.execute("DELETE FROM doc_changes WHERE doc_id = ?1", [doc_id])?;
     conn.execute("DELETE FROM outbox WHERE doc_id = ?1", [doc_id])?;
+    conn.execute("DELETE FROM change_signatures WHERE doc_id = ?1", [doc_id])?;
     if records == Records::Erase {
         conn.execute("DELETE FROM undelivered WHERE doc_id = ?1", [doc_id])?;
     }

@@ -352,6 +352,7 @@ mod tests {
             memberships: Vec::new(),
             revoked: Vec::new(),
             counselling: Some(counselling),
+            credentials: None,
         }
     }
 

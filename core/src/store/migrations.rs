@@ -113,7 +113,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/019_counselling_rotation.sql"),
         rebuilds_projections: false,
     },
-    // Next: 020. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 20,
+        sql: include_str!("migrations/020_peers.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 021. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -65,6 +65,8 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         "DELETE FROM space_members WHERE space_id = ?1",
         "DELETE FROM sync_spaces WHERE space_id = ?1",
         "DELETE FROM space_registrations WHERE space_id = ?1",
+        "DELETE FROM certificates WHERE space_id = ?1",
+        "DELETE FROM revocation_lists WHERE space_id = ?1",
     ] {
         tx.execute(sql, [space])?;
     }

@@ -125,6 +125,7 @@ impl Store {
         self.seal_outbox(max_push, true)?;
         if spaces_after.is_none() {
             self.prepare_counselling()?;
+            self.expire_carried()?;
         }
         self.read(|conn| {
             let account = load_account(conn)?.ok_or(Error::NotRegistered)?;
@@ -161,35 +162,44 @@ impl Store {
             };
             // Only spaces the server knows this person in: anything else would be refused and lost.
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes FROM outbox o
+                "SELECT o.seq, o.doc_id, o.kind, o.space_id, o.hash, o.bytes, o.signer, o.signature FROM outbox o
                  JOIN memberships m ON m.space_id = o.space_id {MAY_LEAVE_DEVICE} AND o.bytes IS NOT NULL
                  ORDER BY o.seq LIMIT ?1"
             ))?;
             let rows = stmt.query_map([max_push as i64], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
+                    (
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                    ),
+                    (r.get::<_, Option<String>>(6)?, r.get::<_, Option<Vec<u8>>>(7)?),
                 ))
             })?;
             let mut push = Vec::new();
             let mut pushed = Vec::new();
             for row in rows {
-                let (seq, doc_id, kind, space, hash, bytes) = row?;
+                let ((seq, doc_id, kind, space, hash, bytes), carried) = row?;
                 let kind =
                     DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
                 let parse =
                     |s: &str| uuid::Uuid::parse_str(s).map_err(|e| Error::Corrupt(format!("outbox id: {e}")));
+                // A change carried for another device goes as its author signed it; this
+                // device's own is signed now.
+                let (device, signature) = match carried {
+                    (Some(signer), Some(signature)) => (parse(&signer)?, signature),
+                    _ => (account.device, sign_change(self.signing_key(), &doc_id, &hash)),
+                };
                 push.push(Record::Change {
                     space: parse(&space)?,
                     doc: parse(&doc_id)?,
                     kind,
-                    signature: sign_change(self.signing_key(), &doc_id, &hash),
+                    signature,
                     bytes,
-                    device: account.device,
+                    device,
                 });
                 pushed.push(seq);
             }
@@ -223,6 +233,15 @@ impl Store {
             } else {
                 vec![ACCEPTS_CREATED.to_owned(), ACCEPTS_CREATED_UNVERSIONED.to_owned()]
             };
+            // Certificates and revocation lists ride on the first window's request.
+            let credentials = match spaces_after {
+                None => Some(crate::peer::credentials::credentials_request(
+                    conn,
+                    account.device,
+                    crate::store::now_ms(),
+                )?),
+                Some(_) => None,
+            };
             let request = SyncRequest {
                 protocol: PROTOCOL_VERSION,
                 cursors,
@@ -230,6 +249,7 @@ impl Store {
                 budget_bytes,
                 accepts,
                 counselling,
+                credentials,
             };
             Ok((request, entries))
         })
@@ -277,6 +297,7 @@ impl Store {
             creations.clear();
         }
         let by_doc = crate::store::decode_incoming(&incoming)?;
+        let signatures = signatures_of(&response.pages);
         let now = crate::store::now_ms();
         let outcome = self.write(|tx, touched| {
             let mut outcome = ExchangeOutcome {
@@ -326,6 +347,10 @@ impl Store {
                 outcome.counselling_erased += applied.erased;
                 touched.counselling.extend(applied.channels);
             }
+            // Credentials hold whenever they arrive: each is checked against the pinned key.
+            if let Some(credentials) = &response.credentials {
+                crate::peer::credentials::apply_credentials(tx, credentials)?;
+            }
             // Acknowledgements hold whenever they arrive (outbox positions are never reused); the
             // rest only if the store still stands where the request was built.
             if let Some(e) = &creation_failed {
@@ -349,6 +374,11 @@ impl Store {
                 return Ok(outcome);
             }
             self.merge_decoded(tx, by_doc, touched)?;
+            // The authors' signatures, kept to show the changes to peers.
+            for (doc, hash, device, signature) in &signatures {
+                crate::peer::credentials::keep_signature(tx, doc, hash, *device, signature)?;
+                crate::peer::relay::delivered(tx, hash)?;
+            }
             for page in &response.pages {
                 outcome.more |= page.more;
                 if touched.refetch.contains(&page.space.to_string()) {
@@ -561,6 +591,32 @@ fn incoming_creation(record: &Record) -> Result<Option<IncomingCreation>> {
     Ok(Some(incoming))
 }
 
+/// The signed changes of a response's pages: (document, change hash, device, signature).
+fn signatures_of(pages: &[quartier_protocol::SpacePage]) -> Vec<(String, Vec<u8>, uuid::Uuid, Vec<u8>)> {
+    let mut out = Vec::new();
+    for record in pages.iter().flat_map(|p| &p.records) {
+        if let Record::Change {
+            doc,
+            bytes,
+            device,
+            signature,
+            ..
+        } = record
+        {
+            // Decoded before (a malformed change refused the response already).
+            if let Ok(change) = guarded::decode(bytes.clone()) {
+                out.push((
+                    doc.to_string(),
+                    change.hash().0.to_vec(),
+                    *device,
+                    signature.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The changes a record carries: a change itself, or every change of a snapshot (creations are
 /// taken by [`incoming_creation`]).
 fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
@@ -685,6 +741,7 @@ mod tests {
             memberships: Vec::new(),
             revoked: Vec::new(),
             counselling: None,
+            credentials: None,
         }
     }
 

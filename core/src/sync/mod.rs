@@ -52,6 +52,7 @@ mod session;
 mod transfer;
 mod transfer_session;
 
+pub(crate) use account::load_account;
 pub use account::{Account, Member, SpaceMembership, SpaceSyncStatus};
 pub use background::BackgroundSync;
 pub use backoff::{BackgroundSchedule, BackoffPolicy, NextSync, SyncEvent, MEDIA_GC_EVERY};

@@ -107,6 +107,7 @@ pub fn write_corpus() {
         budget_bytes: 256 * 1024,
         accepts: vec![ACCEPTS_CREATED.into()],
         counselling: None,
+        credentials: None,
     };
     write("wire_bodies", "sync-request", &encode(&request).expect("encode"));
     let (doc, kind, base) = &base_docs()[1];
@@ -151,6 +152,7 @@ pub fn write_corpus() {
         }],
         revoked: vec![Uuid::from_u128(5)],
         counselling: None,
+        credentials: None,
     };
     write(
         "wire_bodies",

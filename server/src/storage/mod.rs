@@ -5,6 +5,7 @@
 //! blocking tasks.
 
 pub mod accounts;
+pub mod certificates;
 pub mod counselling;
 pub mod log;
 pub mod pending;
@@ -24,7 +25,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -48,6 +49,8 @@ const MIGRATIONS: [&str; 12] = [
     include_str!("011_device_links.sql"),
     // Counselling: a resident side's access token replaced (a lost phone locked out).
     include_str!("012_token_rotation.sql"),
+    // Certificates for device to device: the server's signing key, role changes.
+    include_str!("013_certificates.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements
@@ -62,6 +65,8 @@ pub struct Db {
     readers: readers::Readers,
     /// New documents whose creation form is still to be recorded (`sync::creations`).
     pending_creations: PendingCreations,
+    /// The key certificates and revocation lists are signed with.
+    signing_key: ed25519_dalek::SigningKey,
 }
 
 impl Db {
@@ -94,7 +99,9 @@ impl Db {
             tx.pragma_update(None, "user_version", from as i64 + 1)?;
             tx.commit()?;
         }
+        let signing_key = certificates::load_or_create_key(&conn)?;
         Ok(Db {
+            signing_key,
             conn: FairMutex::new(conn),
             readers: readers::Readers::new(path, readers::DEFAULT_READERS),
             pending_creations: PendingCreations::default(),
@@ -139,6 +146,11 @@ impl Db {
     /// one that holds a reader for the writer lock (docs/server.md, "Lock order").
     pub fn read(&self) -> Result<Reader<'_>, ServerError> {
         self.readers.get()
+    }
+
+    /// The key this server signs certificates and revocation lists with.
+    pub fn signing_key(&self) -> &ed25519_dalek::SigningKey {
+        &self.signing_key
     }
 
     /// New documents whose creation form is still to be recorded.

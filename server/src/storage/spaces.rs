@@ -208,8 +208,10 @@ pub fn redeem_invite(conn: &Connection, code: &str, person: Uuid) -> Result<Memb
     let role = current.map_or(role, |c| c.max(role));
     tx.execute(
         "INSERT INTO members (space_id, person_id, role) VALUES (?1, ?2, ?3)
-         ON CONFLICT (space_id, person_id) DO UPDATE SET role = excluded.role, revoked_at = NULL",
-        params![space, person.to_string(), role.as_str()],
+         ON CONFLICT (space_id, person_id) DO UPDATE SET role = excluded.role, revoked_at = NULL,
+             role_since = CASE WHEN members.role <> excluded.role OR members.revoked_at IS NOT NULL
+                               THEN ?4 ELSE members.role_since END",
+        params![space, person.to_string(), role.as_str(), now_ms()],
     )?;
     roster_changed(&tx, space_id, person)?;
     tx.commit()?;
@@ -223,9 +225,10 @@ pub fn redeem_invite(conn: &Connection, code: &str, person: Uuid) -> Result<Memb
 /// Sets a member's role.
 pub fn set_role(conn: &Connection, space: Uuid, person: Uuid, role: Role) -> Result<Membership, ServerError> {
     let changed = conn.execute(
-        "UPDATE members SET role = ?3, roster_seq = (SELECT max(roster_seq) + 1 FROM members)
+        "UPDATE members SET roster_seq = (SELECT max(roster_seq) + 1 FROM members),
+             role_since = CASE WHEN role <> ?3 THEN ?4 ELSE role_since END, role = ?3
          WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NULL",
-        params![space.to_string(), person.to_string(), role.as_str()],
+        params![space.to_string(), person.to_string(), role.as_str(), now_ms()],
     )?;
     if changed == 0 {
         return Err(ServerError::NotFound("no such member".into()));

@@ -3,13 +3,14 @@
 //! (the simulated network of `tests/simulated_sync.rs`), so both run the same rules.
 
 use quartier_protocol::{
-    Record, SyncRequest, SyncResponse, MAX_CURSORS_PER_REQUEST as MAX_CURSORS,
-    MAX_PUSH_PER_REQUEST as MAX_PUSH, PROTOCOL_VERSION,
+    Credentials, CredentialsRequest, Record, SyncRequest, SyncResponse,
+    MAX_CURSORS_PER_REQUEST as MAX_CURSORS, MAX_PUSH_PER_REQUEST as MAX_PUSH, MAX_SIGNER_CERTIFICATES,
+    PROTOCOL_VERSION,
 };
 
 use crate::documents::DocCache;
 use crate::error::ServerError;
-use crate::storage::{spaces, Db, DeviceRecord};
+use crate::storage::{accounts, certificates, spaces, Db, DeviceRecord};
 
 /// Answers one sync request of `device`. Blocking (database work): call it off async threads.
 pub fn exchange(
@@ -47,6 +48,7 @@ pub fn exchange(
             memberships: vec![],
             revoked: req.cursors.iter().map(|c| c.space).collect(),
             counselling: None,
+            credentials: None,
         });
     }
     // Document changes and counselling records go separate ways; acknowledgements keep each
@@ -111,6 +113,10 @@ pub fn exchange(
     )?;
     // The same snapshot as the pages: memberships and pages agree.
     let memberships = spaces::memberships(&conn, device.person)?;
+    let credentials = match &req.credentials {
+        Some(asked) => Some(credentials(&conn, db.signing_key(), device, &memberships, asked)?),
+        None => None,
+    };
     drop(snapshot);
     Ok(SyncResponse {
         protocol: PROTOCOL_VERSION,
@@ -119,5 +125,51 @@ pub fn exchange(
         memberships,
         revoked,
         counselling,
+        credentials,
     })
+}
+
+/// Certificates and revocation lists for device to device: only of spaces the device's person
+/// is a member of, and of other devices only while their person is one too.
+fn credentials(
+    conn: &rusqlite::Connection,
+    key: &ed25519_dalek::SigningKey,
+    device: &DeviceRecord,
+    memberships: &[quartier_protocol::Membership],
+    asked: &CredentialsRequest,
+) -> Result<Credentials, ServerError> {
+    if asked.signers.len() > MAX_SIGNER_CERTIFICATES
+        || asked.own.len() > MAX_CURSORS
+        || asked.revocations.len() > MAX_CURSORS
+    {
+        return Err(ServerError::BadRequest(format!(
+            "at most {MAX_SIGNER_CERTIFICATES} certificates of others and {MAX_CURSORS} spaces per request"
+        )));
+    }
+    let member_of = |space: &uuid::Uuid| memberships.iter().any(|m| m.space == *space);
+    let now = crate::storage::now_ms();
+    let mut out = Credentials {
+        server_key: key.verifying_key().to_bytes().to_vec(),
+        ..Credentials::default()
+    };
+    for space in asked.own.iter().filter(|s| member_of(s)) {
+        out.certificates
+            .extend(certificates::certificate(conn, key, *space, device, now)?);
+    }
+    for signer in asked.signers.iter().filter(|s| member_of(&s.space)) {
+        if let Some(other) = accounts::device(conn, signer.device)? {
+            out.certificates
+                .extend(certificates::certificate(conn, key, signer.space, &other, now)?);
+        }
+    }
+    for cursor in asked.revocations.iter().filter(|c| member_of(&c.space)) {
+        out.revocations.extend(certificates::revocation_list(
+            conn,
+            key,
+            cursor.space,
+            cursor.after_ms,
+            now,
+        )?);
+    }
+    Ok(out)
 }

@@ -449,6 +449,7 @@ impl RawDevice {
                 budget_bytes: 8 * 1024 * 1024,
                 accepts,
                 counselling: None,
+                credentials: None,
             },
         )
         .await;
@@ -475,6 +476,7 @@ impl RawDevice {
                 budget_bytes: 8 * 1024 * 1024,
                 accepts: vec![],
                 counselling: Some(counselling),
+                credentials: None,
             },
         )
         .await;

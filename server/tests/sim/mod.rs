@@ -224,6 +224,14 @@ impl InProcessServer {
         spaces::remove_member(&self.db.lock(), space.as_uuid(), person.as_uuid()).expect("remove member");
     }
 
+    /// The device the server recorded as a change's signer (its author's), if it holds it.
+    pub fn signer_of(&self, hash: &[u8]) -> Option<String> {
+        self.db
+            .lock()
+            .query_row("SELECT device_id FROM log WHERE hash = ?1", [hash], |r| r.get(0))
+            .ok()
+    }
+
     /// Whether the server holds a change.
     pub fn has_change(&self, hash: &[u8]) -> bool {
         log::document_of_change(&self.db.lock(), hash)
@@ -284,7 +292,7 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> T {
 }
 
 /// The setup calls of `SyncClient` (register, spaces, invites), carried without a network.
-struct Loopback(Arc<InProcessServer>);
+pub struct Loopback(pub Arc<InProcessServer>);
 
 impl HttpTransport for Loopback {
     fn send(&self, request: HttpRequest) -> TransportFuture<'_> {

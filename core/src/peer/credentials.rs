@@ -1,0 +1,280 @@
+//! Certificates, revocation lists and change signatures as the store keeps them
+//! (`docs/protocol.md`, "Certificates"): asked for and taken in with every sync, shown to and
+//! taken from peers. Every certificate and list is checked against the pinned server key before
+//! it is kept; nothing here trusts a peer.
+
+use ed25519_dalek::VerifyingKey;
+use quartier_protocol::certificates::{
+    Certificate, CertificateError, RevocationList, SignedCertificate, SignedRevocationList,
+};
+use quartier_protocol::{
+    Credentials, CredentialsRequest, RevocationCursor, SignerRef, MAX_SIGNER_CERTIFICATES,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// The server key this device pinned with its first credentials.
+pub(crate) fn server_key(conn: &Connection) -> Result<Option<VerifyingKey>> {
+    let key: Option<Option<Vec<u8>>> = conn
+        .query_row("SELECT server_key FROM account WHERE singleton = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(Some(bytes)) = key else { return Ok(None) };
+    let bytes = <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| Error::Corrupt("the pinned server key has the wrong length".into()))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|_| Error::Corrupt("the pinned server key is not a valid key".into()))
+}
+
+/// Whether a certificate should be renewed: past half its life.
+fn due_for_renewal(issued_at: i64, expires_at: i64, now: i64) -> bool {
+    now >= issued_at + (expires_at - issued_at) / 2
+}
+
+/// What the next sync asks for: certificates of this device where it has none, one of
+/// another role, or one past half its life; certificates of the devices whose changes it holds
+/// where it has no valid one; newer revocation lists of its spaces.
+pub(crate) fn credentials_request(
+    conn: &Connection,
+    own_device: Uuid,
+    now: i64,
+) -> Result<CredentialsRequest> {
+    let mut request = CredentialsRequest::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.space_id, c.role IS NULL OR c.role <> m.role, c.issued_at, c.expires_at,
+                coalesce(r.issued_at, 0)
+         FROM memberships m
+         LEFT JOIN certificates c ON c.space_id = m.space_id AND c.device = ?1
+         LEFT JOIN revocation_lists r ON r.space_id = m.space_id
+         ORDER BY m.space_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            own_device.to_string(),
+            quartier_protocol::MAX_CURSORS_PER_REQUEST as i64
+        ],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )?;
+    for row in rows {
+        let (space, other_role, issued, expires, list_at) = row?;
+        let space = parse_uuid(&space)?;
+        let renew = match (issued, expires) {
+            (Some(issued), Some(expires)) => other_role || due_for_renewal(issued, expires, now),
+            _ => true,
+        };
+        if renew {
+            request.own.push(space);
+        }
+        request.revocations.push(RevocationCursor {
+            space,
+            after_ms: list_at,
+        });
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT d.space_id, s.device FROM change_signatures s
+         JOIN documents d ON d.doc_id = s.doc_id
+         JOIN memberships m ON m.space_id = d.space_id
+         LEFT JOIN certificates c ON c.device = s.device AND c.space_id = d.space_id
+         WHERE s.device <> ?1 AND (c.device IS NULL OR c.issued_at + (c.expires_at - c.issued_at) / 2 <= ?2)
+         LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![own_device.to_string(), now, MAX_SIGNER_CERTIFICATES as i64],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )?;
+    for row in rows {
+        let (space, device) = row?;
+        request.signers.push(SignerRef {
+            space: parse_uuid(&space)?,
+            device: parse_uuid(&device)?,
+        });
+    }
+    Ok(request)
+}
+
+/// Takes in what a server answered: pins its key the first time (the sync runs over the same
+/// authenticated connection as the registration), then keeps every certificate and list its key
+/// signed. A server that answers with another key than the pinned one is not believed: its
+/// credentials are dropped and logged.
+pub(crate) fn apply_credentials(conn: &Connection, credentials: &Credentials) -> Result<()> {
+    let offered = <[u8; 32]>::try_from(credentials.server_key.as_slice())
+        .ok()
+        .and_then(|k| VerifyingKey::from_bytes(&k).ok());
+    let Some(offered) = offered else {
+        tracing::warn!("the server's credentials carry no valid key; ignored");
+        return Ok(());
+    };
+    let key = match server_key(conn)? {
+        Some(pinned) if pinned != offered => {
+            tracing::warn!(
+                "the server signs with another key than the one pinned; its credentials are ignored"
+            );
+            return Ok(());
+        }
+        Some(pinned) => pinned,
+        None => {
+            conn.execute(
+                "UPDATE account SET server_key = ?1 WHERE singleton = 1",
+                [offered.to_bytes().as_slice()],
+            )?;
+            offered
+        }
+    };
+    for signed in &credentials.certificates {
+        match signed.verify(&key) {
+            Ok(certificate) => keep_certificate(conn, &certificate, signed)?,
+            Err(e) => tracing::warn!(error = %e, "a certificate from the server does not verify; ignored"),
+        }
+    }
+    for signed in &credentials.revocations {
+        match signed.verify(&key) {
+            Ok(list) => keep_revocation_list(conn, &list, signed)?,
+            Err(e) => {
+                tracing::warn!(error = %e, "a revocation list from the server does not verify; ignored")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a verified certificate unless a newer one of the same device and space is kept.
+pub(crate) fn keep_certificate(
+    conn: &Connection,
+    certificate: &Certificate,
+    signed: &SignedCertificate,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO certificates (device, space_id, person_id, role, issued_at, expires_at, body, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (device, space_id) DO UPDATE SET person_id = excluded.person_id, role = excluded.role,
+             issued_at = excluded.issued_at, expires_at = excluded.expires_at, body = excluded.body,
+             signature = excluded.signature
+         WHERE excluded.issued_at > certificates.issued_at",
+    )?
+    .execute(params![
+        certificate.device.to_string(),
+        certificate.space.to_string(),
+        certificate.person.to_string(),
+        certificate.role.as_str(),
+        certificate.issued_at_ms,
+        certificate.expires_at_ms,
+        signed.body,
+        signed.signature,
+    ])?;
+    Ok(())
+}
+
+/// Keeps a verified list if it is newer than the one kept.
+pub(crate) fn keep_revocation_list(
+    conn: &Connection,
+    list: &RevocationList,
+    signed: &SignedRevocationList,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO revocation_lists (space_id, issued_at, body, signature) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (space_id) DO UPDATE SET issued_at = excluded.issued_at, body = excluded.body,
+             signature = excluded.signature
+         WHERE excluded.issued_at > revocation_lists.issued_at",
+    )?
+    .execute(params![
+        list.space.to_string(),
+        list.issued_at_ms,
+        signed.body,
+        signed.signature
+    ])?;
+    Ok(())
+}
+
+/// The newest revocation list kept for `space`, as signed.
+pub(crate) fn revocation_list(conn: &Connection, space: Uuid) -> Result<Option<SignedRevocationList>> {
+    Ok(conn
+        .prepare_cached("SELECT body, signature FROM revocation_lists WHERE space_id = ?1")?
+        .query_row([space.to_string()], |r| {
+            Ok(SignedRevocationList {
+                body: r.get(0)?,
+                signature: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The certificate kept for `device` in `space`, as signed.
+pub(crate) fn certificate(conn: &Connection, device: Uuid, space: Uuid) -> Result<Option<SignedCertificate>> {
+    Ok(conn
+        .prepare_cached("SELECT body, signature FROM certificates WHERE device = ?1 AND space_id = ?2")?
+        .query_row(params![device.to_string(), space.to_string()], |r| {
+            Ok(SignedCertificate {
+                body: r.get(0)?,
+                signature: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// A kept certificate, checked again (the pinned key, expiry, the newest list).
+pub(crate) fn valid_certificate(
+    conn: &Connection,
+    key: &VerifyingKey,
+    device: Uuid,
+    space: Uuid,
+    now: i64,
+) -> Result<std::result::Result<Certificate, CertificateError>> {
+    let Some(signed) = certificate(conn, device, space)? else {
+        return Ok(Err(CertificateError::Malformed("no certificate".into())));
+    };
+    let list = newest_list(conn, key, space)?;
+    Ok(signed
+        .verify(key)
+        .and_then(|c| c.check_valid(now, list.as_ref()).map(|()| c)))
+}
+
+/// The newest revocation list kept for `space`, read.
+pub(crate) fn newest_list(
+    conn: &Connection,
+    key: &VerifyingKey,
+    space: Uuid,
+) -> Result<Option<RevocationList>> {
+    Ok(revocation_list(conn, space)?.and_then(|signed| signed.verify(key).ok()))
+}
+
+/// Keeps the signature of a change another device made, and drops a carried copy of it from
+/// the outbox when it came from the server (the server has it).
+pub(crate) fn keep_signature(
+    conn: &Connection,
+    doc_id: &str,
+    hash: &[u8],
+    device: Uuid,
+    signature: &[u8],
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO change_signatures (hash, doc_id, device, signature) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![hash, doc_id, device.to_string(), signature])?;
+    Ok(())
+}
+
+/// The kept signature of a change: its device and signature.
+pub(crate) fn signature_of(conn: &Connection, hash: &[u8]) -> Result<Option<(Uuid, Vec<u8>)>> {
+    let row: Option<(String, Vec<u8>)> = conn
+        .prepare_cached("SELECT device, signature FROM change_signatures WHERE hash = ?1")?
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(device, signature)| Ok((parse_uuid(&device)?, signature)))
+        .transpose()
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|e| Error::Corrupt(format!("id {text}: {e}")))
+}

@@ -1,0 +1,20 @@
+//! Device to device (`docs/protocol.md`, "Device to device"): two devices of the same server
+//! sync with no infrastructure at all, and a device carries others' signed changes to the server.
+//!
+//! - `credentials`: the pinned server key, membership certificates, revocation lists and the
+//!   signatures of others' changes, as the store keeps them (taken in with every sync);
+//! - `session`: [`PeerSession`], the sans-IO session: frames in, frames out, turn by turn;
+//! - `verify`: what a device checks of every change a peer hands it before storing it;
+//! - `relay`: store-and-forward: carried changes in the outbox, within [`RelayLimits`].
+//!
+//! May touch: the store (through `Store::read`/`write` and the merge path sync uses). No I/O:
+//! transports (a socket, Bluetooth, QR codes) carry the frames.
+
+pub(crate) mod credentials;
+pub(crate) mod relay;
+mod session;
+mod verify;
+
+pub use relay::{CarriedChanges, RelayLimits};
+pub use session::{PeerOptions, PeerReport, PeerRole, PeerSession, DEFAULT_FRAME_BYTES, QR_FRAME_BYTES};
+pub use verify::PeerRefusal;

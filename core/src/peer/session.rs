@@ -1,0 +1,886 @@
+//! `PeerSession`: one device-to-device sync as a sans-IO state machine, fed frames and
+//! returning the frame to send (`docs/protocol.md`, "Device to device").
+//!
+//! Turns alternate: the initiator sends the first frame, and each side answers every frame it
+//! receives with exactly one, until both have said `done` (a frame that is not a message's last
+//! is answered with a one-byte `continue`). So a transport that shows one code at a time (QR)
+//! carries it as well as a socket. Every page of changes is checked ([`super::verify`]) and
+//! committed before the next turn: a session cut anywhere is started again, and the inventories
+//! leave out what the first one brought.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use automerge::ChangeHash;
+use ed25519_dalek::{Signature, Signer, VerifyingKey};
+use quartier_protocol::certificates::{Certificate, RevocationList, SignedCertificate, SignedRevocationList};
+use quartier_protocol::peer::{
+    frame, peer_proof_payload, Hello, InventoryEntry, PeerMessage, Turn, PEER_PROTOCOL_VERSION,
+};
+use quartier_protocol::{DocKind, Record};
+use rusqlite::{params, Connection};
+use uuid::Uuid;
+
+use super::credentials;
+use super::relay::{self, Carried};
+use super::verify::{verify_page, Certificates, PeerRefusal, Receiver};
+use crate::document::guarded;
+use crate::error::{Error, Result};
+use crate::model::{permits, Action, Audience, ItemKind, Role};
+use crate::store::{IncomingChange, Store};
+use crate::sync::Count;
+
+/// Frame size for a transport that carries little at a time (a QR code: 2 KB of binary).
+pub const QR_FRAME_BYTES: usize = 2_000;
+/// Frame size for a socket (the local-network transport).
+pub const DEFAULT_FRAME_BYTES: usize = 256 * 1024;
+/// Most bytes one message may inflate to.
+const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Most inventory entries a peer may announce in one session.
+const MAX_INVENTORY: usize = 500_000;
+/// Most refusals a report keeps (the count goes on).
+const MAX_REPORTED_REFUSALS: usize = 100;
+
+/// Who speaks first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum PeerRole {
+    Initiator,
+    Responder,
+}
+
+/// Settings of one session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerOptions {
+    /// Most bytes of one frame, header included (at least 128): [`QR_FRAME_BYTES`] for QR
+    /// codes, [`DEFAULT_FRAME_BYTES`] for sockets.
+    pub frame_bytes: usize,
+    /// Carry the peer's changes of others to the server (store-and-forward), within the
+    /// store's relay limits.
+    pub carry: bool,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        Self {
+            frame_bytes: DEFAULT_FRAME_BYTES,
+            carry: true,
+        }
+    }
+}
+
+/// What a session did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct PeerReport {
+    /// The other device, once it proved its key.
+    pub peer_device: Option<String>,
+    /// Spaces both devices hold a valid certificate of.
+    pub shared_spaces: Count,
+    pub changes_sent: Count,
+    /// Changes received, checked and stored.
+    pub changes_received: Count,
+    /// Changes received that were left out, with why (the first hundred).
+    pub refused: Vec<PeerRefusal>,
+    pub refused_count: Count,
+    /// Received changes put in the outbox for the server (store-and-forward).
+    pub carried: Count,
+    /// Received changes not carried: the relay limits were reached.
+    pub not_carried: Count,
+    /// Documents not offered: some change of theirs has no signature this device could show.
+    pub unsigned_documents: Count,
+    /// The peer held an older revocation list than this device for a shared space.
+    pub peer_revocations_stale: bool,
+    pub frames_sent: Count,
+    pub frames_received: Count,
+    pub bytes_sent: Count,
+    pub bytes_received: Count,
+    /// Both sides said done.
+    pub finished: bool,
+}
+
+/// One of this device's documents the peer may read, with its heads.
+struct Offer {
+    space: Uuid,
+    doc: Uuid,
+    kind: DocKind,
+    heads: Vec<ChangeHash>,
+}
+
+struct Peer {
+    device: Uuid,
+    key: VerifyingKey,
+    nonce: Vec<u8>,
+    /// Its certificates by space (valid ones only).
+    certificates: HashMap<Uuid, Certificate>,
+    proven: bool,
+}
+
+/// One device-to-device session.
+pub struct PeerSession {
+    role: PeerRole,
+    options: PeerOptions,
+    device: Uuid,
+    person: Uuid,
+    server_key: VerifyingKey,
+    nonce: [u8; 16],
+    /// This device's valid certificates by space, as signed and read.
+    mine: HashMap<Uuid, (SignedCertificate, Certificate)>,
+    peer: Option<Peer>,
+    shared: Vec<Uuid>,
+    /// Certificates the peer showed for change authors, read and as signed.
+    shown: HashMap<(Uuid, Uuid), (Certificate, SignedCertificate)>,
+    /// Revocation lists read this session (the newest of both sides).
+    lists: HashMap<Uuid, RevocationList>,
+    offers: Option<Vec<Offer>>,
+    inventory_sent: usize,
+    inventory_done_sent: bool,
+    peer_inventory: HashMap<Uuid, Vec<ChangeHash>>,
+    peer_inventory_done: bool,
+    /// Offers not yet planned (indices into `offers`), then the changes of the planned ones.
+    plan: VecDeque<usize>,
+    planned: bool,
+    queued: VecDeque<(Record, Option<SignedCertificate>)>,
+    certificates_sent: HashSet<(Uuid, Uuid)>,
+    said_done: bool,
+    peer_done: bool,
+    /// Frames of this side's current message not sent yet.
+    outgoing: VecDeque<Vec<u8>>,
+    incoming: Vec<u8>,
+    report: PeerReport,
+}
+
+fn stop(code: &'static str, message: impl Into<String>) -> Error {
+    Error::Peer {
+        code,
+        message: message.into(),
+    }
+}
+
+impl PeerSession {
+    /// Starts a session. The initiator gets its first frame to send; the responder `None` (it
+    /// waits for the initiator's). Needs a registered device with a pinned server key and a
+    /// valid certificate for at least one space (both come with a sync).
+    pub fn start(
+        store: &Store,
+        role: PeerRole,
+        options: PeerOptions,
+    ) -> Result<(PeerSession, Option<Vec<u8>>)> {
+        let now = crate::store::now_ms();
+        let (account, server_key, mine, lists) = store.read(|conn| {
+            let account = crate::sync::load_account(conn)?.ok_or(Error::NotRegistered)?;
+            let key = credentials::server_key(conn)?.ok_or_else(|| {
+                stop(
+                    "bad_certificate",
+                    "this device has no certificates yet: sync with the server once first",
+                )
+            })?;
+            let mut mine = HashMap::new();
+            let mut lists = Vec::new();
+            let spaces: Vec<String> = conn
+                .prepare("SELECT space_id FROM memberships ORDER BY space_id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for space in spaces {
+                let space = Uuid::parse_str(&space).map_err(|e| Error::Corrupt(e.to_string()))?;
+                if let Ok(cert) = credentials::valid_certificate(conn, &key, account.device, space, now)? {
+                    if let Some(signed) = credentials::certificate(conn, account.device, space)? {
+                        mine.insert(space, (signed, cert));
+                    }
+                }
+                lists.extend(credentials::revocation_list(conn, space)?);
+            }
+            Ok((account, key, mine, lists))
+        })?;
+        if mine.is_empty() {
+            return Err(stop(
+                "bad_certificate",
+                "this device holds no valid certificate: sync with the server first",
+            ));
+        }
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| Error::invalid("session", format!("no randomness: {e}")))?;
+        let mut session = PeerSession {
+            role,
+            options: PeerOptions {
+                frame_bytes: options.frame_bytes.max(frame::MIN_FRAME_BYTES),
+                ..options
+            },
+            device: account.device,
+            person: account.person.as_uuid(),
+            server_key,
+            nonce,
+            mine,
+            peer: None,
+            shared: Vec::new(),
+            shown: HashMap::new(),
+            lists: lists
+                .iter()
+                .filter_map(|l| l.verify(&server_key).ok())
+                .map(|l| (l.space, l))
+                .collect(),
+            offers: None,
+            inventory_sent: 0,
+            inventory_done_sent: false,
+            peer_inventory: HashMap::new(),
+            peer_inventory_done: false,
+            plan: VecDeque::new(),
+            planned: false,
+            queued: VecDeque::new(),
+            certificates_sent: HashSet::new(),
+            said_done: false,
+            peer_done: false,
+            outgoing: VecDeque::new(),
+            incoming: Vec::new(),
+            report: PeerReport::default(),
+        };
+        let first = match role {
+            PeerRole::Initiator => {
+                let hello = session.hello(None, lists);
+                Some(session.send(&PeerMessage::Hello(hello))?)
+            }
+            PeerRole::Responder => None,
+        };
+        Ok((session, first))
+    }
+
+    /// What the session did so far.
+    pub fn report(&self) -> &PeerReport {
+        &self.report
+    }
+
+    /// Whether both sides said done (nothing more to send or receive).
+    pub fn is_finished(&self) -> bool {
+        self.report.finished
+    }
+
+    /// Takes one frame from the peer; returns the frame to answer with, or `None` when the
+    /// session is finished. An error stops the session (send nothing more; start a new one).
+    pub fn receive(&mut self, store: &Store, received: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.report.finished {
+            return Err(stop("protocol", "the session is finished"));
+        }
+        self.report.frames_received += 1;
+        self.report.bytes_received += received.len();
+        let Some((&header, body)) = received.split_first() else {
+            return Err(stop("malformed", "an empty frame"));
+        };
+        match header {
+            frame::CONTINUE => {
+                let next = self
+                    .outgoing
+                    .pop_front()
+                    .ok_or_else(|| stop("protocol", "asked to continue a message that is complete"))?;
+                return Ok(Some(self.count_sent(next)));
+            }
+            frame::MORE | frame::LAST => {}
+            _ => return Err(stop("malformed", "a frame of an unknown kind")),
+        }
+        if !self.outgoing.is_empty() {
+            return Err(stop(
+                "protocol",
+                "a message arrived before this side's was complete",
+            ));
+        }
+        if self.incoming.len() + body.len() > MAX_MESSAGE_BYTES {
+            return Err(stop("malformed", "a message larger than a session takes"));
+        }
+        self.incoming.extend_from_slice(body);
+        if header == frame::MORE {
+            return Ok(Some(self.count_sent(vec![frame::CONTINUE])));
+        }
+        let bytes = std::mem::take(&mut self.incoming);
+        let message: PeerMessage = quartier_protocol::decode(&bytes, MAX_MESSAGE_BYTES)
+            .map_err(|e| stop("malformed", format!("a message does not decode: {e}")))?;
+        let reply = match message {
+            PeerMessage::Hello(hello) => self.on_hello(store, hello)?,
+            PeerMessage::Turn(turn) => self.on_turn(store, turn)?,
+            PeerMessage::Refused { code, message } => {
+                return Err(stop(
+                    "refused_by_peer",
+                    format!("the other device stopped: {code}: {message}"),
+                ))
+            }
+            PeerMessage::Unknown => return Err(stop("protocol", "a message of an unknown kind")),
+        };
+        match reply {
+            Some(message) => Ok(Some(self.send(&message)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn count_sent(&mut self, frame: Vec<u8>) -> Vec<u8> {
+        self.report.frames_sent += 1;
+        self.report.bytes_sent += frame.len();
+        frame
+    }
+
+    /// Encodes a message into frames; returns the first, keeps the rest.
+    fn send(&mut self, message: &PeerMessage) -> Result<Vec<u8>> {
+        let bytes = quartier_protocol::encode(message).map_err(|e| stop("malformed", e.to_string()))?;
+        let mut frames: VecDeque<Vec<u8>> = frame::split(&bytes, self.options.frame_bytes).into();
+        let first = frames.pop_front().unwrap_or_else(|| vec![frame::LAST]);
+        self.outgoing = frames;
+        Ok(self.count_sent(first))
+    }
+
+    fn hello(&self, proof: Option<Vec<u8>>, lists: Vec<SignedRevocationList>) -> Hello {
+        Hello {
+            version: PEER_PROTOCOL_VERSION,
+            server_key: self.server_key.to_bytes().to_vec(),
+            device: self.device,
+            nonce: self.nonce.to_vec(),
+            certificates: self.mine.values().map(|(signed, _)| signed.clone()).collect(),
+            revocations: lists,
+            proof,
+        }
+    }
+
+    /// The bytes each side signs: the initiator's nonce first.
+    fn proof_payload(&self, signer: Uuid) -> Result<Vec<u8>> {
+        let peer = self
+            .peer
+            .as_ref()
+            .ok_or_else(|| stop("protocol", "no hello yet"))?;
+        let (first, second) = match self.role {
+            PeerRole::Initiator => (self.nonce.as_slice(), peer.nonce.as_slice()),
+            PeerRole::Responder => (peer.nonce.as_slice(), self.nonce.as_slice()),
+        };
+        Ok(peer_proof_payload(
+            first,
+            second,
+            signer,
+            &self.server_key.to_bytes(),
+        ))
+    }
+
+    fn my_proof(&self, store: &Store) -> Result<Vec<u8>> {
+        Ok(store
+            .signing_key()
+            .sign(&self.proof_payload(self.device)?)
+            .to_bytes()
+            .to_vec())
+    }
+
+    fn check_proof(&mut self, proof: Option<&[u8]>) -> Result<()> {
+        let payload = {
+            let peer = self
+                .peer
+                .as_ref()
+                .ok_or_else(|| stop("protocol", "no hello yet"))?;
+            self.proof_payload(peer.device)?
+        };
+        let peer = self
+            .peer
+            .as_mut()
+            .ok_or_else(|| stop("protocol", "no hello yet"))?;
+        let good = proof.and_then(|p| <[u8; 64]>::try_from(p).ok()).is_some_and(|p| {
+            peer.key
+                .verify_strict(&payload, &Signature::from_bytes(&p))
+                .is_ok()
+        });
+        if !good {
+            return Err(stop(
+                "unproven",
+                "the other device did not prove it holds the key its certificates name",
+            ));
+        }
+        peer.proven = true;
+        self.report.peer_device = Some(peer.device.to_string());
+        Ok(())
+    }
+
+    fn on_hello(&mut self, store: &Store, hello: Hello) -> Result<Option<PeerMessage>> {
+        if self.peer.is_some() {
+            return Err(stop("protocol", "a second hello"));
+        }
+        if hello.version != PEER_PROTOCOL_VERSION {
+            return Err(stop(
+                "protocol",
+                format!(
+                    "the other device speaks session version {}, this one {PEER_PROTOCOL_VERSION}",
+                    hello.version
+                ),
+            ));
+        }
+        if hello.server_key != self.server_key.to_bytes() {
+            return Err(stop("other_server", "the other device belongs to another server"));
+        }
+        if hello.device == self.device {
+            return Err(stop("protocol", "a session with itself"));
+        }
+        if hello.nonce.len() != 16 || hello.certificates.len() > quartier_protocol::MAX_CURSORS_PER_REQUEST {
+            return Err(stop("malformed", "a hello out of bounds"));
+        }
+        // The peer's lists first: a newer one of either side wins over any certificate.
+        let now = crate::store::now_ms();
+        let mut newer = Vec::new();
+        for signed in hello
+            .revocations
+            .iter()
+            .take(quartier_protocol::MAX_CURSORS_PER_REQUEST)
+        {
+            let list = signed
+                .verify(&self.server_key)
+                .map_err(|e| stop("bad_certificate", format!("a revocation list: {e}")))?;
+            match self.lists.get(&list.space) {
+                Some(held) if held.issued_at_ms >= list.issued_at_ms => {}
+                _ => newer.push((list, signed.clone())),
+            }
+        }
+        if !newer.is_empty() {
+            store.write(|tx, _| {
+                for (list, signed) in &newer {
+                    credentials::keep_revocation_list(tx, list, signed)?;
+                }
+                Ok(())
+            })?;
+            for (list, _) in newer {
+                self.lists.insert(list.space, list);
+            }
+        }
+        let mut certificates = HashMap::new();
+        let mut key = None;
+        for signed in &hello.certificates {
+            let cert = signed
+                .verify(&self.server_key)
+                .map_err(|e| stop("bad_certificate", format!("the other device's certificate: {e}")))?;
+            if cert.device != hello.device
+                || key.is_some_and(|k: VerifyingKey| k.to_bytes().as_slice() != cert.device_key)
+            {
+                return Err(stop(
+                    "bad_certificate",
+                    "the other device's certificates name another device",
+                ));
+            }
+            key = Some(
+                cert.verifying_key()
+                    .map_err(|e| stop("bad_certificate", e.to_string()))?,
+            );
+            if cert.check_valid(now, self.lists.get(&cert.space)).is_ok() {
+                certificates.insert(cert.space, cert);
+            }
+        }
+        let key = key.ok_or_else(|| stop("bad_certificate", "the other device showed no certificate"))?;
+        // The peer's lists older than this device's: it has not heard of a revocation (or keeps
+        // it back); it gets this device's lists with the hello.
+        let theirs: HashMap<Uuid, i64> = hello
+            .revocations
+            .iter()
+            .filter_map(|s| s.verify(&self.server_key).ok())
+            .map(|l| (l.space, l.issued_at_ms))
+            .collect();
+        self.report.peer_revocations_stale = certificates.keys().any(|space| {
+            self.lists
+                .get(space)
+                .is_some_and(|mine| theirs.get(space).is_none_or(|t| *t < mine.issued_at_ms))
+        });
+        self.shared = certificates
+            .keys()
+            .filter(|s| self.mine.contains_key(s))
+            .copied()
+            .collect();
+        self.shared.sort();
+        self.report.shared_spaces = self.shared.len();
+        self.peer = Some(Peer {
+            device: hello.device,
+            key,
+            nonce: hello.nonce,
+            certificates,
+            proven: false,
+        });
+        match self.role {
+            PeerRole::Responder => {
+                let lists = store.read(|conn| {
+                    let mut out = Vec::new();
+                    for space in self.mine.keys() {
+                        out.extend(credentials::revocation_list(conn, *space)?);
+                    }
+                    Ok(out)
+                })?;
+                let proof = self.my_proof(store)?;
+                Ok(Some(PeerMessage::Hello(self.hello(Some(proof), lists))))
+            }
+            PeerRole::Initiator => {
+                self.check_proof(hello.proof.as_deref())?;
+                let proof = self.my_proof(store)?;
+                let mut turn = self.next_turn(store)?;
+                turn.proof = Some(proof);
+                Ok(Some(PeerMessage::Turn(turn)))
+            }
+        }
+    }
+
+    fn on_turn(&mut self, store: &Store, turn: Turn) -> Result<Option<PeerMessage>> {
+        let proven = self.peer.as_ref().is_some_and(|p| p.proven);
+        if !proven {
+            if self.role == PeerRole::Responder && self.peer.is_some() {
+                self.check_proof(turn.proof.as_deref())?;
+            } else {
+                return Err(stop("unproven", "a turn before the other device proved its key"));
+            }
+        }
+        if self.peer_inventory.len() + turn.inventory.len() > MAX_INVENTORY {
+            return Err(stop("malformed", "an inventory larger than a session takes"));
+        }
+        for entry in turn.inventory {
+            if !self.shared.contains(&entry.space) {
+                return Err(stop(
+                    "not_shared",
+                    "an inventory entry of a space this session does not share",
+                ));
+            }
+            let heads = entry
+                .heads
+                .iter()
+                .map(|h| {
+                    ChangeHash::try_from(h.as_slice())
+                        .map_err(|_| stop("malformed", "a head is not a change hash"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.peer_inventory.insert(entry.doc, heads);
+        }
+        self.peer_inventory_done |= turn.inventory_done;
+        self.take_certificates(&turn.certificates)?;
+        if !turn.changes.is_empty() {
+            self.take_changes(store, &turn.changes)?;
+        }
+        self.peer_done |= turn.done;
+        if self.peer_done && self.said_done {
+            self.report.finished = true;
+            return Ok(None);
+        }
+        let turn = self.next_turn(store)?;
+        if turn.done && self.peer_done {
+            self.report.finished = true;
+        }
+        Ok(Some(PeerMessage::Turn(turn)))
+    }
+
+    fn take_certificates(&mut self, shown: &[SignedCertificate]) -> Result<()> {
+        if shown.len() > quartier_protocol::MAX_SIGNER_CERTIFICATES {
+            return Err(stop("malformed", "too many certificates in one turn"));
+        }
+        for signed in shown {
+            let cert = signed
+                .verify(&self.server_key)
+                .map_err(|e| stop("bad_certificate", format!("an author's certificate: {e}")))?;
+            self.shown
+                .insert((cert.device, cert.space), (cert, signed.clone()));
+        }
+        Ok(())
+    }
+
+    /// Checks a page of changes and stores what passes, with the authors' signatures and
+    /// certificates, and (store-and-forward) carries them for the server.
+    fn take_changes(&mut self, store: &Store, records: &[Record]) -> Result<()> {
+        let now = crate::store::now_ms();
+        let receiver = Receiver {
+            person: self.person,
+            roles: self.mine.iter().map(|(s, (_, c))| (*s, c.role)).collect(),
+        };
+        let lookup = SessionCertificates {
+            shown: &self.shown,
+            lists: &self.lists,
+            server_key: &self.server_key,
+        };
+        let shared = self.shared.clone();
+        let carry = self.options.carry;
+        let (accepted, refused, carried, not_carried) = store.write(|tx, touched| {
+            let (accepted, refused) =
+                verify_page(tx, store.actor(), &lookup, &shared, &receiver, records, now)?;
+            let incoming: Vec<IncomingChange> = accepted
+                .iter()
+                .map(|a| IncomingChange {
+                    doc_id: a.doc.to_string(),
+                    kind: a.kind,
+                    bytes: a.change.raw_bytes().to_vec(),
+                })
+                .collect();
+            let by_doc = crate::store::decode_incoming(&incoming)?;
+            store.merge_decoded(tx, by_doc, touched)?;
+            let (mut carried, mut not_carried) = (0, 0);
+            for a in &accepted {
+                let doc = a.doc.to_string();
+                let hash = a.change.hash();
+                credentials::keep_signature(tx, &doc, &hash.0, a.device, &a.signature)?;
+                if let Some((cert, signed)) = self.shown.get(&(a.device, a.space)) {
+                    credentials::keep_certificate(tx, cert, signed)?;
+                }
+                if carry {
+                    let kept = relay::carry(
+                        tx,
+                        &Carried {
+                            doc_id: &doc,
+                            kind: a.kind.as_str(),
+                            space: &a.space.to_string(),
+                            hash: &hash.0,
+                            bytes: a.change.raw_bytes(),
+                            signer: &a.device.to_string(),
+                            signature: &a.signature,
+                        },
+                        now,
+                    )?;
+                    if kept {
+                        carried += 1;
+                    } else {
+                        not_carried += 1;
+                    }
+                }
+            }
+            Ok((accepted.len(), refused, carried, not_carried))
+        })?;
+        self.report.changes_received += accepted;
+        self.report.carried += carried;
+        self.report.not_carried += not_carried;
+        self.report.refused_count += refused.len();
+        let room = MAX_REPORTED_REFUSALS.saturating_sub(self.report.refused.len());
+        self.report.refused.extend(refused.into_iter().take(room));
+        Ok(())
+    }
+
+    /// The next turn: the rest of the inventory, then changes, within one page.
+    fn next_turn(&mut self, store: &Store) -> Result<Turn> {
+        let budget = (self.options.frame_bytes * 3 / 4).clamp(96, 1024 * 1024);
+        let mut turn = Turn::default();
+        let mut used = 64;
+        if self.offers.is_none() {
+            self.offers = Some(self.build_offers(store)?);
+        }
+        let offers = self.offers.as_ref().map_or(&[][..], Vec::as_slice);
+        while self.inventory_sent < offers.len() {
+            let offer = &offers[self.inventory_sent];
+            let entry = InventoryEntry {
+                space: offer.space,
+                doc: offer.doc,
+                heads: offer
+                    .heads
+                    .iter()
+                    .map(|h| quartier_protocol::peer::ByteBuf::from(h.0.to_vec()))
+                    .collect(),
+            };
+            if used + entry.weight() > budget && !turn.inventory.is_empty() {
+                break;
+            }
+            used += entry.weight();
+            turn.inventory.push(entry);
+            self.inventory_sent += 1;
+        }
+        if self.inventory_sent == offers.len() {
+            turn.inventory_done = true;
+            self.inventory_done_sent = true;
+        }
+        // Changes only once the peer's whole inventory is known, and only in room left.
+        if self.inventory_done_sent && self.peer_inventory_done {
+            if !self.planned {
+                self.plan = (0..offers.len()).collect();
+                self.planned = true;
+            }
+            while used < budget {
+                if self.queued.is_empty() {
+                    let Some(next) = self.plan.pop_front() else { break };
+                    self.queue_offer(store, next)?;
+                    continue;
+                }
+                let Some((record, cert)) = self.queued.front() else {
+                    break;
+                };
+                let weight = record.weight() + cert.as_ref().map_or(0, |c| c.body.len() + 64);
+                if used + weight > budget && !turn.changes.is_empty() {
+                    break;
+                }
+                used += weight;
+                if let Some((record, cert)) = self.queued.pop_front() {
+                    turn.changes.push(record);
+                    turn.certificates.extend(cert);
+                }
+            }
+            self.report.changes_sent += turn.changes.len();
+            if self.queued.is_empty() && self.plan.is_empty() {
+                turn.done = true;
+                self.said_done = true;
+            }
+        }
+        Ok(turn)
+    }
+
+    /// This device's documents of the shared spaces that the peer may read, with their heads.
+    fn build_offers(&self, store: &Store) -> Result<Vec<Offer>> {
+        let peer = self
+            .peer
+            .as_ref()
+            .ok_or_else(|| stop("protocol", "no hello yet"))?;
+        let peer_person = peer.certificates.values().next().map(|c| c.person);
+        store.read(|conn| {
+            let mut offers = Vec::new();
+            for space in &self.shared {
+                let Some(role) = peer.certificates.get(space).map(|c| c.role) else {
+                    continue;
+                };
+                for (doc, kind) in readable_documents(conn, *space, role, peer_person)? {
+                    let Some(loaded) = crate::store::load_document(conn, &doc.to_string(), store.actor())?
+                    else {
+                        continue;
+                    };
+                    let mut heads = loaded.doc.get_heads();
+                    if heads.is_empty() {
+                        continue;
+                    }
+                    heads.sort();
+                    offers.push(Offer {
+                        space: *space,
+                        doc,
+                        kind,
+                        heads,
+                    });
+                }
+            }
+            Ok(offers)
+        })
+    }
+
+    /// Queues the changes of one offer the peer lacks, each with its signature (and the
+    /// author's certificate the first time); a document with a change this device cannot show
+    /// signed is left out whole.
+    fn queue_offer(&mut self, store: &Store, index: usize) -> Result<()> {
+        let Some(offer) = self.offers.as_ref().and_then(|o| o.get(index)) else {
+            return Ok(());
+        };
+        let (space, doc, kind) = (offer.space, offer.doc, offer.kind);
+        let theirs = self.peer_inventory.get(&doc).cloned().unwrap_or_default();
+        if theirs == offer.heads {
+            return Ok(());
+        }
+        let doc_id = doc.to_string();
+        let device = self.device;
+        let mine = self.mine.get(&space).map(|(signed, _)| signed.clone());
+        let actor = store.actor().clone();
+        let signing = store.signing_key().clone();
+        let queued = store.read(|conn| {
+            let Some(loaded) = crate::store::load_document(conn, &doc_id, &actor)? else {
+                return Ok(None);
+            };
+            let known: Vec<ChangeHash> = theirs
+                .iter()
+                .filter(|h| loaded.doc.get_change_meta_by_hash(h).is_some())
+                .copied()
+                .collect();
+            let changes = guarded::changes_since(&loaded.doc, &known)
+                .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?;
+            let mut out = Vec::new();
+            for change in changes {
+                let hash = change.hash();
+                let (signer, signature, cert) = if change.actor_id() == &actor {
+                    let signature = crate::sync::identity::sign_change(&signing, &doc_id, &hash.0);
+                    (device, signature, mine.clone())
+                } else {
+                    match credentials::signature_of(conn, &hash.0)? {
+                        Some((signer, signature)) => {
+                            (signer, signature, credentials::certificate(conn, signer, space)?)
+                        }
+                        None => return Ok(None),
+                    }
+                };
+                let Some(cert) = cert else { return Ok(None) };
+                out.push((
+                    Record::Change {
+                        space,
+                        doc,
+                        kind,
+                        bytes: change.raw_bytes().to_vec(),
+                        device: signer,
+                        signature,
+                    },
+                    (signer, cert),
+                ));
+            }
+            Ok(Some(out))
+        })?;
+        match queued {
+            None => self.report.unsigned_documents += 1,
+            Some(records) => {
+                for (record, (signer, cert)) in records {
+                    let first = self.certificates_sent.insert((signer, space));
+                    self.queued.push_back((record, first.then_some(cert)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The certificates a session checks authors with: those the peer showed, then those kept;
+/// revocation lists the newest of both sides.
+struct SessionCertificates<'a> {
+    shown: &'a HashMap<(Uuid, Uuid), (Certificate, SignedCertificate)>,
+    lists: &'a HashMap<Uuid, RevocationList>,
+    server_key: &'a VerifyingKey,
+}
+
+impl Certificates for SessionCertificates<'_> {
+    fn lookup(&self, conn: &Connection, device: Uuid, space: Uuid) -> Result<Option<Certificate>> {
+        if let Some((cert, _)) = self.shown.get(&(device, space)) {
+            return Ok(Some(cert.clone()));
+        }
+        Ok(credentials::certificate(conn, device, space)?.and_then(|s| s.verify(self.server_key).ok()))
+    }
+
+    fn list(&self, conn: &Connection, space: Uuid) -> Result<Option<RevocationList>> {
+        let kept = credentials::newest_list(conn, self.server_key, space)?;
+        Ok(match (kept, self.lists.get(&space)) {
+            (Some(kept), Some(session)) if session.issued_at_ms > kept.issued_at_ms => Some(session.clone()),
+            (Some(kept), _) => Some(kept),
+            (None, session) => session.cloned(),
+        })
+    }
+}
+
+/// Documents of `space` a member with `role` may read: the space's own, and items by the
+/// permission table (their author always).
+fn readable_documents(
+    conn: &Connection,
+    space: Uuid,
+    role: Role,
+    person: Option<Uuid>,
+) -> Result<Vec<(Uuid, DocKind)>> {
+    let mut out = Vec::new();
+    let space_id = space.to_string();
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.doc_id, d.kind, i.kind, i.audience, i.author FROM documents d
+         LEFT JOIN items i ON i.item_id = d.doc_id
+         WHERE d.space_id = ?1 OR (d.kind = 'space' AND d.doc_id = ?1)
+         ORDER BY d.doc_id",
+    )?;
+    let rows = stmt.query_map(params![space_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    let person = person.map(|p| p.to_string());
+    for row in rows {
+        let (doc, kind, item_kind, audience, author) = row?;
+        let Ok(doc) = Uuid::parse_str(&doc) else { continue };
+        match DocKind::parse(&kind) {
+            Some(DocKind::Space) => out.push((doc, DocKind::Space)),
+            Some(DocKind::Item) => {
+                let (Some(item_kind), Some(audience)) = (item_kind, audience) else {
+                    continue;
+                };
+                let (Ok(item_kind), Ok(audience)) =
+                    (ItemKind::parse(&item_kind), audience.parse::<Audience>())
+                else {
+                    continue;
+                };
+                let is_author = person.is_some() && author == person;
+                if permits(role, Action::Read, item_kind, audience, is_author) {
+                    out.push((doc, DocKind::Item));
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
