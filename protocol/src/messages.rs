@@ -537,6 +537,33 @@ pub struct SpacePage {
     /// carried one and something changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roster: Option<RosterChanges>,
+    /// The authors' signatures of the changes inside this page's [`Record::Created`] and
+    /// [`Record::Snapshot`] records, for devices that list [`ACCEPTS_SIGNATURES`]: what lets a
+    /// device show those documents to another device (`docs/protocol.md`, "Device to device").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<ChangeSignature>,
+}
+
+/// What a device lists in [`SyncRequest::accepts`] to be sent [`SpacePage::signatures`].
+pub const ACCEPTS_SIGNATURES: &str = "signatures/1";
+
+/// One change's author and signature, as the device that made it pushed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSignature {
+    pub doc: Uuid,
+    /// The change's hash (32 bytes).
+    #[serde(with = "serde_bytes")]
+    pub hash: Vec<u8>,
+    pub device: Uuid,
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl ChangeSignature {
+    /// What it takes of a page's byte budget (random bytes: zstd does not shrink them).
+    pub fn weight(&self) -> usize {
+        self.hash.len() + self.signature.len() + 48
+    }
 }
 
 /// Who joined, changed their name or role, or left a space since a device's `members_after`.

@@ -145,6 +145,7 @@ impl Bench {
             sync::CreationForms {
                 accepted: true,
                 queue,
+                signatures: false,
             },
         )
         .expect("pull");
@@ -247,6 +248,7 @@ impl Bench {
                 sync::CreationForms {
                     accepted: true,
                     queue: None,
+                    signatures: false,
                 },
             )
             .expect("pull");
@@ -952,6 +954,7 @@ fn concurrent_pushes_and_pulls_finish_and_store_everything() {
                     sync::CreationForms {
                         accepted: true,
                         queue: None,
+                        signatures: false,
                     },
                 )
                 .expect("pull");

@@ -10,9 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use quartier_core::model::*;
-use quartier_core::peer::{PeerOptions, PeerReport, PeerRole, PeerSession};
+use quartier_core::peer::{PeerOptions, PeerReport, PeerRole, PeerSession, QR_FRAME_BYTES};
 use quartier_core::sync::SyncClient;
 use quartier_core::{Store, StoreOptions};
+use quartier_protocol::certificates::Certificate;
+use quartier_protocol::peer::{frame, PeerMessage, Turn};
+use quartier_protocol::Record;
 use sim::{InProcessServer, Loopback};
 use tempfile::TempDir;
 
@@ -303,4 +306,404 @@ fn relay_three_devices_without_a_server_converge_and_the_server_takes_each_chang
             "phone {phone}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A relay that misbehaves. Frames are large enough that every message is one frame, which the
+// relay decodes, changes and encodes again.
+
+const ONE_FRAME: usize = 1024 * 1024;
+
+fn decode_frame(frame: &[u8]) -> PeerMessage {
+    assert_eq!(frame[0], frame::LAST, "one frame per message");
+    quartier_protocol::decode(&frame[1..], quartier_protocol::MAX_DECODED_BYTES).expect("message")
+}
+
+fn encode_frame(message: &PeerMessage) -> Vec<u8> {
+    let mut frame = vec![frame::LAST];
+    frame.extend(quartier_protocol::encode(message).expect("encode"));
+    frame
+}
+
+/// Changes the relay's (`from_a`) turns that carry changes with `edit`.
+fn tamper_turns(mut edit: impl FnMut(&mut Turn)) -> impl FnMut(bool, Vec<u8>) -> Option<Vec<u8>> {
+    move |from_relay, frame| {
+        if !from_relay {
+            return Some(frame);
+        }
+        match decode_frame(&frame) {
+            PeerMessage::Turn(mut turn) if !turn.changes.is_empty() => {
+                edit(&mut turn);
+                Some(encode_frame(&PeerMessage::Turn(turn)))
+            }
+            _ => Some(frame),
+        }
+    }
+}
+
+/// A town where A (1) wrote a post and edited it, and relay B (2) took both from A; C (3) has
+/// not met anyone. All volunteers.
+fn relay_setup() -> (Town, Item) {
+    let mut town = Town::new(&[Role::Volunteer, Role::Volunteer, Role::Volunteer]);
+    let post = town.post(1, "Hoffest", Audience::Everyone);
+    town.store(1)
+        .update_item(
+            post.id,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Hoffest am Samstag")),
+                ..Default::default()
+            },
+            town.phones[1].person,
+        )
+        .expect("edit");
+    let (_, at_b) = meet(town.store(1), town.store(2), options(ONE_FRAME));
+    assert_eq!(at_b.changes_received, 2);
+    let _ = &mut town;
+    (town, post)
+}
+
+fn peer_code(error: &quartier_core::Error) -> &'static str {
+    match error {
+        quartier_core::Error::Peer { code, .. } => code,
+        other => panic!("not a session error: {other}"),
+    }
+}
+
+#[test]
+fn relay_that_alters_a_change_is_stopped_and_nothing_is_stored() {
+    let (town, post) = relay_setup();
+    let before = holding(town.store(3));
+    // The relay changes a byte of the change (its content), or swaps in another signature.
+    for alteration in 0..2 {
+        let result = meet_through(
+            town.store(2),
+            town.store(3),
+            options(ONE_FRAME),
+            tamper_turns(|turn| {
+                if let Some(Record::Change { bytes, signature, .. }) = turn.changes.first_mut() {
+                    if alteration == 0 {
+                        let last = bytes.len() - 1;
+                        bytes[last] ^= 0x55;
+                    } else {
+                        signature[0] ^= 1;
+                    }
+                }
+            }),
+        );
+        let (side, error) = result.expect_err("refused");
+        assert!(!side, "the receiving device stops the session");
+        assert!(
+            matches!(peer_code(&error), "bad_signature" | "malformed"),
+            "{error}"
+        );
+        assert_eq!(holding(town.store(3)), before, "nothing stored");
+        assert!(!has(town.store(3), post.id));
+    }
+}
+
+#[test]
+fn relay_that_re_signs_a_change_as_itself_or_with_another_key_is_stopped() {
+    let (town, post) = relay_setup();
+    // The relay's own key, read from its database as a thief of its phone would.
+    let relay_key = {
+        let conn = rusqlite::Connection::open(town.store(2).path()).expect("open");
+        let secret: Vec<u8> = conn
+            .query_row("SELECT signing_key FROM device WHERE singleton = 1", [], |r| {
+                r.get(0)
+            })
+            .expect("key");
+        ed25519_dalek::SigningKey::from_bytes(&secret.try_into().expect("32 bytes"))
+    };
+    let relay_device = town
+        .store(2)
+        .account()
+        .expect("account")
+        .expect("registered")
+        .device;
+    let before = holding(town.store(3));
+    for as_itself in [true, false] {
+        let key = relay_key.clone();
+        let result = meet_through(
+            town.store(2),
+            town.store(3),
+            options(ONE_FRAME),
+            tamper_turns(move |turn| {
+                for record in &mut turn.changes {
+                    if let Record::Change {
+                        doc,
+                        bytes,
+                        device,
+                        signature,
+                        ..
+                    } = record
+                    {
+                        let hash = quartier_core::document::guarded::decode(bytes.clone())
+                            .expect("change")
+                            .hash();
+                        use ed25519_dalek::Signer;
+                        *signature = key
+                            .sign(&quartier_protocol::signing::change_signing_payload(
+                                &doc.to_string(),
+                                &hash.0,
+                            ))
+                            .to_bytes()
+                            .to_vec();
+                        if as_itself {
+                            *device = relay_device;
+                        }
+                    }
+                }
+            }),
+        );
+        let (_, error) = result.expect_err("refused");
+        let expected = if as_itself {
+            "not_your_change"
+        } else {
+            "bad_signature"
+        };
+        assert_eq!(peer_code(&error), expected, "{error}");
+        assert_eq!(holding(town.store(3)), before, "nothing stored");
+    }
+    assert!(!has(town.store(3), post.id));
+}
+
+#[test]
+fn relay_that_forges_a_certificate_or_a_role_is_stopped() {
+    let (town, _) = relay_setup();
+    let before = holding(town.store(3));
+    // Its own certificate with a coordinator's role, in its hello.
+    let result = meet_through(
+        town.store(2),
+        town.store(3),
+        options(ONE_FRAME),
+        |from_relay, frame| {
+            if !from_relay {
+                return Some(frame);
+            }
+            match decode_frame(&frame) {
+                PeerMessage::Hello(mut hello) => {
+                    let signed = &mut hello.certificates[0];
+                    let mut cert: Certificate =
+                        ciborium::from_reader(signed.body.as_slice()).expect("certificate");
+                    cert.role = Role::Coordinator;
+                    signed.body.clear();
+                    ciborium::into_writer(&cert, &mut signed.body).expect("encode");
+                    Some(encode_frame(&PeerMessage::Hello(hello)))
+                }
+                _ => Some(frame),
+            }
+        },
+    );
+    let (_, error) = result.expect_err("refused");
+    assert_eq!(peer_code(&error), "bad_certificate", "{error}");
+    // An author's certificate made up by the relay (signed with its own key).
+    let fake_server = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let result = meet_through(
+        town.store(2),
+        town.store(3),
+        options(ONE_FRAME),
+        tamper_turns(|turn| {
+            for signed in &mut turn.certificates {
+                let mut cert: Certificate =
+                    ciborium::from_reader(signed.body.as_slice()).expect("certificate");
+                cert.role = Role::Coordinator;
+                *signed = cert.sign(&fake_server);
+            }
+        }),
+    );
+    let (_, error) = result.expect_err("refused");
+    assert_eq!(peer_code(&error), "bad_certificate", "{error}");
+    assert_eq!(holding(town.store(3)), before, "nothing stored");
+}
+
+#[test]
+fn relay_that_drops_a_change_is_detected_and_what_builds_on_it_is_not_stored() {
+    let (town, post) = relay_setup();
+    let (_, at_c) = meet_through(
+        town.store(2),
+        town.store(3),
+        options(ONE_FRAME),
+        tamper_turns(|turn| {
+            // The post's creation is left out; its edit goes on.
+            turn.changes.remove(0);
+        }),
+    )
+    .expect("the session ends");
+    assert_eq!(at_c.changes_received, 0, "{at_c:?}");
+    assert_eq!(at_c.refused_count, 1);
+    assert_eq!(at_c.refused[0].code, "missing_dependency");
+    assert_eq!(at_c.refused[0].doc_id, post.id.to_string());
+    assert!(!has(town.store(3), post.id));
+    // An honest meeting later brings both.
+    let (_, at_c) = meet(town.store(2), town.store(3), options(ONE_FRAME));
+    assert_eq!(at_c.changes_received, 2);
+    assert_eq!(
+        title(town.store(3), post.id),
+        LocalizedText::single("de", "Hoffest am Samstag")
+    );
+}
+
+#[test]
+fn relay_that_replays_an_earlier_session_is_not_believed() {
+    let (town, _) = relay_setup();
+    // Every frame of an honest session between the relay and C.
+    let mut recorded = Vec::new();
+    meet_through(
+        town.store(2),
+        town.store(3),
+        options(ONE_FRAME),
+        |from_relay, frame| {
+            if from_relay {
+                recorded.push(frame.clone());
+            }
+            Some(frame)
+        },
+    )
+    .expect("honest session");
+    // Someone on the network plays the relay's frames to C again, in a new session.
+    let (mut c, _) =
+        PeerSession::start(town.store(3), PeerRole::Responder, options(ONE_FRAME)).expect("start");
+    let answer = c
+        .receive(town.store(3), &recorded[0])
+        .expect("a hello is answered");
+    assert!(answer.is_some());
+    let error = c.receive(town.store(3), &recorded[1]).expect_err("an old proof");
+    assert_eq!(peer_code(&error), "unproven", "{error}");
+    // Replayed changes inside a live session are duplicates: nothing changes twice.
+    let before = holding(town.store(3));
+    let (_, at_c) = meet(town.store(2), town.store(3), options(ONE_FRAME));
+    assert_eq!(at_c.changes_received, 0);
+    assert_eq!(holding(town.store(3)), before);
+}
+
+#[test]
+fn relay_that_withholds_a_revocation_is_overruled_by_the_newer_list() {
+    let (town, post) = relay_setup();
+    // A's device is revoked on the server; C hears of it, the relay has not synced since.
+    let a_device = town
+        .store(1)
+        .account()
+        .expect("account")
+        .expect("registered")
+        .device;
+    town.server.revoke(a_device);
+    town.sync(3);
+    let (at_relay, at_c) = meet(town.store(2), town.store(3), options(ONE_FRAME));
+    assert!(at_c.peer_revocations_stale, "C sees the relay's list is older");
+    assert_eq!(at_c.changes_received, 0, "{at_c:?}");
+    assert_eq!(at_c.refused[0].code, "revoked", "{:?}", at_c.refused);
+    assert!(
+        at_c.refused[1..].iter().all(|r| r.code == "missing_dependency"),
+        "{:?}",
+        at_c.refused
+    );
+    assert!(!has(town.store(3), post.id));
+    assert!(!at_relay.peer_revocations_stale);
+    // The relay took C's newer list: it no longer offers A's changes as valid to anyone.
+    let (_, at_c_again) = meet(town.store(2), town.store(3), options(ONE_FRAME));
+    assert_eq!(at_c_again.changes_received, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permissions, budgets, cuts.
+
+/// A post of `kind` for `audience` by `phone`, made valid for its kind.
+fn item_of(town: &Town, phone: usize, kind: ItemKind, audience: Audience) -> Item {
+    let details = match kind {
+        ItemKind::Offer => ItemDetails::Offer(Offer {
+            organization: Organization {
+                name: "Caritas Köln".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        _ => ItemDetails::Post(Post {
+            post_type: PostType::Notice,
+        }),
+    };
+    let p = &town.phones[phone];
+    p.store
+        .create_item(NewItem::new(
+            town.space,
+            p.person,
+            ItemContent {
+                audience,
+                ..ItemContent::new(
+                    LocalizedText::single("de", format!("{kind} für {audience}")),
+                    details,
+                )
+            },
+        ))
+        .expect("item")
+}
+
+#[test]
+fn the_role_and_audience_matrix_holds_device_to_device_as_with_the_server() {
+    // 1 caseworker (holds everything), then for each role a phone that meets it and a twin
+    // that syncs with the server instead.
+    let roles = [
+        Role::Resident,
+        Role::Volunteer,
+        Role::Caseworker,
+        Role::Coordinator,
+    ];
+    let mut town = Town::new(&[Role::Caseworker]);
+    let mut met = Vec::new();
+    let mut twins = Vec::new();
+    for role in roles {
+        met.push(town.join(role));
+        twins.push(town.join(role));
+    }
+    for audience in [Audience::Everyone, Audience::Volunteers, Audience::Caseworkers] {
+        item_of(&town, 1, ItemKind::Post, audience);
+    }
+    item_of(&town, 0, ItemKind::Offer, Audience::Everyone);
+    item_of(&town, 0, ItemKind::Post, Audience::Volunteers);
+    town.sync(0);
+    town.sync(1);
+    for (i, role) in roles.iter().enumerate() {
+        let (_, report) = meet(town.store(1), town.store(met[i]), options(64 * 1024));
+        town.sync(twins[i]);
+        let by_peer: Vec<String> = holding(town.store(met[i])).into_keys().collect();
+        let by_server: Vec<String> = holding(town.store(twins[i])).into_keys().collect();
+        assert_eq!(by_peer, by_server, "{role}: {report:?}");
+    }
+    // The other way: what a resident may not write is not taken, even if its phone made it.
+    let resident = met[0];
+    town.store(resident).set_local_permission_check(false);
+    let offer = item_of(&town, resident, ItemKind::Offer, Audience::Everyone);
+    let (_, at_coordinator) = meet(town.store(resident), town.store(0), options(64 * 1024));
+    assert_eq!(at_coordinator.refused_count, 1, "{at_coordinator:?}");
+    assert_eq!(at_coordinator.refused[0].code, "forbidden");
+    assert!(!has(town.store(0), offer.id));
+}
+
+#[test]
+fn a_qr_sized_session_syncs_twenty_posts_and_a_late_joiner_shows_what_it_got_whole() {
+    // The newcomer joined before the posts were written, and has not synced since.
+    let mut town = Town::new(&[Role::Volunteer, Role::Resident]);
+    let newcomer = 2;
+    for i in 0..20 {
+        town.post(1, &format!("Aushang {i}"), Audience::Everyone);
+    }
+    town.sync(1);
+    // A phone that joins now gets the posts as creation forms, with their signatures.
+    let late = town.join(Role::Volunteer);
+    let (mut frames, mut largest) = (0, 0);
+    let (at_late, at_newcomer) = meet_through(
+        town.store(late),
+        town.store(newcomer),
+        options(QR_FRAME_BYTES),
+        |_, frame| {
+            frames += 1;
+            largest = largest.max(frame.len());
+            Some(frame)
+        },
+    )
+    .expect("session");
+    let _ = &mut town;
+    assert_eq!(at_late.unsigned_documents, 0, "{at_late:?}");
+    assert_eq!(at_newcomer.changes_received, 20, "{at_newcomer:?}");
+    assert!(largest <= QR_FRAME_BYTES, "{largest}");
+    println!("QR session for 20 posts: {frames} codes, largest {largest} bytes");
 }

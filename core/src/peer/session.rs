@@ -461,6 +461,13 @@ impl PeerSession {
             }
         }
         let key = key.ok_or_else(|| stop("bad_certificate", "the other device showed no certificate"))?;
+        // Its own certificates check its own changes like any author's.
+        for signed in &hello.certificates {
+            if let Ok(cert) = signed.verify(&self.server_key) {
+                self.shown
+                    .insert((cert.device, cert.space), (cert, signed.clone()));
+            }
+        }
         // The peer's lists older than this device's: it has not heard of a revocation (or keeps
         // it back); it gets this device's lists with the hello.
         let theirs: HashMap<Uuid, i64> = hello

@@ -228,11 +228,11 @@ impl Store {
                 |r| r.get(0),
             )?;
             // The unversioned name too, for servers from before the rule had a version.
-            let accepts = if creation_failed.is_some() {
-                Vec::new()
-            } else {
-                vec![ACCEPTS_CREATED.to_owned(), ACCEPTS_CREATED_UNVERSIONED.to_owned()]
-            };
+            // And the signatures of what comes whole, so that it can be shown to peers.
+            let mut accepts = vec![quartier_protocol::ACCEPTS_SIGNATURES.to_owned()];
+            if creation_failed.is_none() {
+                accepts.extend([ACCEPTS_CREATED.to_owned(), ACCEPTS_CREATED_UNVERSIONED.to_owned()]);
+            }
             // Certificates and revocation lists ride on the first window's request.
             let credentials = match spaces_after {
                 None => Some(crate::peer::credentials::credentials_request(
@@ -593,7 +593,11 @@ fn incoming_creation(record: &Record) -> Result<Option<IncomingCreation>> {
 
 /// The signed changes of a response's pages: (document, change hash, device, signature).
 fn signatures_of(pages: &[quartier_protocol::SpacePage]) -> Vec<(String, Vec<u8>, uuid::Uuid, Vec<u8>)> {
-    let mut out = Vec::new();
+    let mut out: Vec<_> = pages
+        .iter()
+        .flat_map(|p| &p.signatures)
+        .map(|s| (s.doc.to_string(), s.hash.clone(), s.device, s.signature.clone()))
+        .collect();
     for record in pages.iter().flat_map(|p| &p.records) {
         if let Record::Change {
             doc,
@@ -655,7 +659,9 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
 mod tests {
     //! The exchange without a network: responses are written by hand, as a server would answer.
 
-    use quartier_protocol::{Ack, DeferReason, MemberInfo, Membership, RejectCode, Role, RosterChanges};
+    use quartier_protocol::{
+        accepts_created_v1, Ack, DeferReason, MemberInfo, Membership, RejectCode, Role, RosterChanges,
+    };
 
     use super::*;
     use crate::model::*;
@@ -994,6 +1000,7 @@ mod tests {
             next: "c:99".into(),
             more: false,
             roster: None,
+            signatures: Vec::new(),
         });
         let outcome = p.store.apply_sync_response(&pushed, &response).unwrap();
         assert!(outcome.more, "the page is asked for again");
@@ -1001,7 +1008,7 @@ mod tests {
         let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
         assert_eq!(again.cursors, cursor_before, "the cursor did not move");
         assert!(
-            again.accepts.is_empty(),
+            !accepts_created_v1(&again.accepts),
             "snapshots from now on: {:?}",
             again.accepts
         );
@@ -1077,6 +1084,7 @@ mod tests {
             next: format!("c:{next}"),
             more: false,
             roster: None,
+            signatures: Vec::new(),
         });
         p.store.apply_sync_response(&pushed, &response).unwrap()
     }
@@ -1189,7 +1197,7 @@ mod tests {
             "not shown unchecked"
         );
         let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
-        assert!(again.accepts.is_empty(), "snapshots from now on");
+        assert!(!accepts_created_v1(&again.accepts), "snapshots from now on");
         assert_eq!(again.cursors[0].after, None, "the space is fetched again");
         assert!(matches!(
             p.store.update_item(item.id, &patch, p.person),
@@ -1213,7 +1221,7 @@ mod tests {
         let (edited, edit) = retitled_elsewhere(&p, &item, &mut doc, "Sprechstunde (verlegt)");
         receive(&p, vec![edit]);
         let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
-        assert!(again.accepts.is_empty(), "snapshots from now on");
+        assert!(!accepts_created_v1(&again.accepts), "snapshots from now on");
         assert_eq!(again.cursors[0].after, None, "the space is fetched again");
         assert!(
             p.store.item_detail(item.id, &viewer).is_err(),
@@ -1278,6 +1286,7 @@ mod tests {
                 next: request.cursors[0].after.clone().unwrap_or_else(|| "c:0".into()),
                 more: false,
                 roster: Some(roster),
+                signatures: Vec::new(),
             });
             p.store.apply_sync_response(&pushed, &response).unwrap();
             request.cursors[0].members_after

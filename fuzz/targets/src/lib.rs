@@ -225,6 +225,7 @@ fn push_to_server(data: &[u8], change: &Change) {
         quartier_server::sync::CreationForms {
             accepted: true,
             queue: None,
+            signatures: false,
         },
     );
 }
@@ -387,6 +388,7 @@ pub fn server_requests(data: &[u8]) {
                 quartier_server::sync::CreationForms {
                     accepted: mode & 0x80 != 0,
                     queue: None,
+                    signatures: false,
                 },
             );
         }

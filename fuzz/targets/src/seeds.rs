@@ -144,6 +144,7 @@ pub fn write_corpus() {
             next: "c:40:coordinator".into(),
             more: true,
             roster: None,
+            signatures: Vec::new(),
         }],
         memberships: vec![Membership {
             space: SPACE,

@@ -97,6 +97,7 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
             CreationForms {
                 accepted: true,
                 queue: None,
+                signatures: false,
             },
         )
         .unwrap_or_else(|e| panic!("{name}: a pull after it fails: {e}"));

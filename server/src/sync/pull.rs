@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 
 use quartier_domain::model::{Audience, Role};
-use quartier_protocol::{DocKind, Record, RosterChanges, SpaceCursor, SpacePage, MAX_MEMBERS_PER_PAGE};
+use quartier_protocol::{
+    ChangeSignature, DocKind, Record, RosterChanges, SpaceCursor, SpacePage, MAX_MEMBERS_PER_PAGE,
+};
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -112,6 +114,7 @@ pub fn pull(
             },
         };
         let mut records = Vec::new();
+        let mut signatures = Vec::new();
         let mut more = false;
         'page: loop {
             match &mut position {
@@ -129,12 +132,19 @@ pub fn pull(
                                 &meta,
                                 send_created,
                             )?;
-                            if !records.is_empty() && record.weight() > budget {
+                            let signed = match forms.signatures {
+                                true => signatures_of(conn, doc, snapshot.seq())?,
+                                false => Vec::new(),
+                            };
+                            let weight =
+                                record.weight() + signed.iter().map(ChangeSignature::weight).sum::<usize>();
+                            if !records.is_empty() && weight > budget {
                                 more = true;
                                 break 'page;
                             }
-                            budget = budget.saturating_sub(record.weight());
+                            budget = budget.saturating_sub(weight);
                             records.push(record);
+                            signatures.extend(signed);
                         }
                         *last_doc = doc.to_string();
                     }
@@ -152,7 +162,11 @@ pub fn pull(
                         }
                         let meta = meta_of(conn, &mut metas, row.doc)?;
                         if let Some(meta) = meta.filter(|m| may_read(m, &person_text, role)) {
+                            let mut signed = Vec::new();
                             let record = if row.reveal {
+                                if forms.signatures {
+                                    signed = signatures_of(conn, row.doc, snapshot.seq())?;
+                                }
                                 snapshot_record(
                                     &snapshot,
                                     docs,
@@ -172,12 +186,15 @@ pub fn pull(
                                     signature: row.signature,
                                 }
                             };
-                            if !records.is_empty() && record.weight() > budget {
+                            let weight =
+                                record.weight() + signed.iter().map(ChangeSignature::weight).sum::<usize>();
+                            if !records.is_empty() && weight > budget {
                                 more = true;
                                 break 'page;
                             }
-                            budget = budget.saturating_sub(record.weight());
+                            budget = budget.saturating_sub(weight);
                             records.push(record);
+                            signatures.extend(signed);
                         }
                         *after = row.seq;
                     }
@@ -204,6 +221,7 @@ pub fn pull(
             next: position.render(role),
             more,
             roster,
+            signatures,
         });
     }
     Ok((pages, revoked))
@@ -237,6 +255,38 @@ pub struct CreationForms<'a> {
     pub accepted: bool,
     /// Where a form worked out during the pull (never recorded by the prover) is queued again.
     pub queue: Option<&'a PendingCreations>,
+    /// The device wants the signatures of the changes inside forms and snapshots
+    /// ([`quartier_protocol::ACCEPTS_SIGNATURES`]).
+    pub signatures: bool,
+}
+
+/// The signatures of a document's changes up to `seq`, as their devices pushed them.
+fn signatures_of(conn: &Connection, doc: Uuid, seq: i64) -> Result<Vec<ChangeSignature>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, device_id, signature FROM log
+         WHERE doc_id = ?1 AND record = 'change' AND seq <= ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![doc.to_string(), seq], |r| {
+        Ok((
+            r.get::<_, Option<Vec<u8>>>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<Vec<u8>>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        if let (Some(hash), Some(device), Some(signature)) = row? {
+            if let Ok(device) = Uuid::parse_str(&device) {
+                out.push(ChangeSignature {
+                    doc,
+                    hash,
+                    device,
+                    signature,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A document as the snapshot holds it: its creation form, or its whole state.

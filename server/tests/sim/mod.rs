@@ -232,6 +232,11 @@ impl InProcessServer {
             .ok()
     }
 
+    /// Revokes a device, through the server's account logic.
+    pub fn revoke(&self, device: Uuid) {
+        accounts::revoke_device(&self.db.lock(), device).expect("revoke device");
+    }
+
     /// Whether the server holds a change.
     pub fn has_change(&self, hash: &[u8]) -> bool {
         log::document_of_change(&self.db.lock(), hash)
