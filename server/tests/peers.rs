@@ -707,3 +707,78 @@ fn a_qr_sized_session_syncs_twenty_posts_and_a_late_joiner_shows_what_it_got_who
     assert!(largest <= QR_FRAME_BYTES, "{largest}");
     println!("QR session for 20 posts: {frames} codes, largest {largest} bytes");
 }
+
+/// How a session is cut: after this many frames, the next frame arrives cut at this byte (or
+/// not at all).
+#[derive(Clone, Debug)]
+struct Cut {
+    after_frames: usize,
+    at_byte: Option<usize>,
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// Sessions cut at random frames and byte offsets, started again until one finishes:
+    /// both phones then hold the same documents, each exactly once, whatever the frame size.
+    #[test]
+    fn interrupted_sessions_resume_and_converge(
+        posts_a in 1usize..5,
+        posts_b in 0usize..4,
+        edits in 0usize..3,
+        frame_bytes in 128usize..3000,
+        cuts in proptest::collection::vec((0usize..40, proptest::option::of(0usize..3000)), 0..6),
+    ) {
+        let town = Town::new(&[Role::Volunteer, Role::Volunteer]);
+        let mut first = None;
+        for i in 0..posts_a {
+            let post = town.post(1, &format!("A {i}"), Audience::Everyone);
+            first.get_or_insert(post.id);
+        }
+        for i in 0..posts_b {
+            town.post(2, &format!("B {i}"), Audience::Volunteers);
+        }
+        if let Some(id) = first {
+            for e in 0..edits {
+                town.store(1)
+                    .update_item(
+                        id,
+                        &ItemPatch {
+                            title: Some(LocalizedText::single("de", format!("A 0, edit {e}"))),
+                            ..Default::default()
+                        },
+                        town.phones[1].person,
+                    )
+                    .expect("edit");
+            }
+        }
+        let cuts: Vec<Cut> = cuts
+            .into_iter()
+            .map(|(after_frames, at_byte)| Cut { after_frames, at_byte })
+            .collect();
+        let mut finished = false;
+        for cut in cuts.iter().map(Some).chain(std::iter::repeat(None).take(3)) {
+            let mut frames = 0;
+            let result = meet_through(town.store(1), town.store(2), options(frame_bytes), |_, frame| {
+                frames += 1;
+                match cut {
+                    Some(cut) if frames > cut.after_frames => {
+                        cut.at_byte.map(|at| frame[..at.min(frame.len())].to_vec())
+                    }
+                    _ => Some(frame),
+                }
+            });
+            if result.is_ok() {
+                finished = true;
+                break;
+            }
+        }
+        proptest::prop_assert!(finished, "an uncut session finishes");
+        proptest::prop_assert_eq!(holding(town.store(1)), holding(town.store(2)));
+        proptest::prop_assert_eq!(
+            holding(town.store(1)).len(),
+            1 + posts_a + posts_b,
+            "the space and every post, once"
+        );
+    }
+}
