@@ -22,13 +22,17 @@ pub const PEER_PROTOCOL_VERSION: u32 = 1;
 /// Prefix of the bytes a device signs to prove, in a session, that it holds its key.
 pub const PEER_PROOF_CONTEXT: &[u8] = b"quartier/peer-proof/v1\0";
 
-/// The bytes a device signs in a session: both nonces (the initiator's first), its own device id
-/// and the server key both trust, so a proof is good for this session and this device only.
+/// The bytes a device signs in a session: both nonces (the initiator's first), its own device id,
+/// the server key both trust and the transport's channel binding (the Noise handshake hash of the
+/// local-network transport; empty where the transport has none), so a proof is good for this
+/// session, this device and this encrypted channel only: a machine in the middle that runs two
+/// channels cannot pass one side's proof to the other.
 pub fn peer_proof_payload(
     initiator_nonce: &[u8],
     responder_nonce: &[u8],
     device: Uuid,
     server_key: &[u8],
+    channel: &[u8],
 ) -> Vec<u8> {
     let mut payload = Vec::with_capacity(PEER_PROOF_CONTEXT.len() + 96);
     payload.extend_from_slice(PEER_PROOF_CONTEXT);
@@ -38,6 +42,8 @@ pub fn peer_proof_payload(
     payload.push(0);
     payload.extend_from_slice(device.as_bytes());
     payload.extend_from_slice(server_key);
+    payload.push(0);
+    payload.extend_from_slice(channel);
     payload
 }
 
@@ -167,8 +173,18 @@ mod tests {
 
     #[test]
     fn a_proof_is_bound_to_both_nonces_and_the_device() {
-        let a = peer_proof_payload(b"n1", b"n2", Uuid::from_u128(1), &[0; 32]);
-        assert_ne!(a, peer_proof_payload(b"n2", b"n1", Uuid::from_u128(1), &[0; 32]));
-        assert_ne!(a, peer_proof_payload(b"n1", b"n2", Uuid::from_u128(2), &[0; 32]));
+        let a = peer_proof_payload(b"n1", b"n2", Uuid::from_u128(1), &[0; 32], b"");
+        assert_ne!(
+            a,
+            peer_proof_payload(b"n2", b"n1", Uuid::from_u128(1), &[0; 32], b"")
+        );
+        assert_ne!(
+            a,
+            peer_proof_payload(b"n1", b"n2", Uuid::from_u128(2), &[0; 32], b"")
+        );
+        assert_ne!(
+            a,
+            peer_proof_payload(b"n1", b"n2", Uuid::from_u128(1), &[0; 32], b"channel")
+        );
     }
 }

@@ -5,16 +5,22 @@
 //!   signatures of others' changes, as the store keeps them (taken in with every sync);
 //! - `session`: [`PeerSession`], the sans-IO session: frames in, frames out, turn by turn;
 //! - `verify`: what a device checks of every change a peer hands it before storing it;
+//! - `lan` (I/O): the local-network transport: discovery (mDNS/DNS-SD), a Noise channel over TCP;
 //! - `relay`: store-and-forward: carried changes in the outbox, within [`RelayLimits`].
 //!
-//! May touch: the store (through `Store::read`/`write` and the merge path sync uses). No I/O:
-//! transports (a socket, Bluetooth, QR codes) carry the frames.
+//! May touch: the store (through `Store::read`/`write` and the merge path sync uses). Only `lan`
+//! does I/O; other transports (Bluetooth, Wi-Fi Direct, QR codes) are the app's, and carry the
+//! session's frames as they are.
 
 pub(crate) mod credentials;
+mod lan;
 pub(crate) mod relay;
 mod session;
 mod verify;
 
+pub use lan::{
+    meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, LAN_FRAME_BYTES, SERVICE_TYPE,
+};
 pub use relay::{CarriedChanges, RelayLimits};
 pub use session::{PeerOptions, PeerReport, PeerRole, PeerSession, DEFAULT_FRAME_BYTES, QR_FRAME_BYTES};
 pub use verify::PeerRefusal;

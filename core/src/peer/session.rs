@@ -49,7 +49,7 @@ pub enum PeerRole {
 }
 
 /// Settings of one session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerOptions {
     /// Most bytes of one frame, header included (at least 128): [`QR_FRAME_BYTES`] for QR
     /// codes, [`DEFAULT_FRAME_BYTES`] for sockets.
@@ -57,6 +57,13 @@ pub struct PeerOptions {
     /// Carry the peer's changes of others to the server (store-and-forward), within the
     /// store's relay limits.
     pub carry: bool,
+    /// What the transport's encryption binds the session to (the local-network transport's
+    /// Noise handshake hash): both proofs sign it. `None` for transports the devices see
+    /// directly (QR codes shown and scanned face to face).
+    pub channel_binding: Option<[u8; 32]>,
+    /// Only these spaces are offered and synced (the local network: the spaces opted in);
+    /// `None`: every space both devices hold a certificate of.
+    pub only_spaces: Option<Vec<Uuid>>,
 }
 
 impl Default for PeerOptions {
@@ -64,6 +71,8 @@ impl Default for PeerOptions {
         Self {
             frame_bytes: DEFAULT_FRAME_BYTES,
             carry: true,
+            channel_binding: None,
+            only_spaces: None,
         }
     }
 }
@@ -182,6 +191,13 @@ impl PeerSession {
                 .collect::<rusqlite::Result<_>>()?;
             for space in spaces {
                 let space = Uuid::parse_str(&space).map_err(|e| Error::Corrupt(e.to_string()))?;
+                if options
+                    .only_spaces
+                    .as_ref()
+                    .is_some_and(|only| !only.contains(&space))
+                {
+                    continue;
+                }
                 if let Ok(cert) = credentials::valid_certificate(conn, &key, account.device, space, now)? {
                     if let Some(signed) = credentials::certificate(conn, account.device, space)? {
                         mine.insert(space, (signed, cert));
@@ -345,11 +361,13 @@ impl PeerSession {
             PeerRole::Initiator => (self.nonce.as_slice(), peer.nonce.as_slice()),
             PeerRole::Responder => (peer.nonce.as_slice(), self.nonce.as_slice()),
         };
+        let channel = self.options.channel_binding.as_ref().map_or(&[][..], |c| &c[..]);
         Ok(peer_proof_payload(
             first,
             second,
             signer,
             &self.server_key.to_bytes(),
+            channel,
         ))
     }
 

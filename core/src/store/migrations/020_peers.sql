@@ -36,3 +36,7 @@ ALTER TABLE outbox ADD COLUMN signature BLOB;
 -- What this device carries for others at most (bytes of changes, age in ms).
 ALTER TABLE device ADD COLUMN relay_max_bytes INTEGER NOT NULL DEFAULT 33554432;
 ALTER TABLE device ADD COLUMN relay_max_age_ms INTEGER NOT NULL DEFAULT 1209600000;
+-- Spaces this device meets other devices in on a local network (opt-in per space).
+CREATE TABLE nearby_spaces (
+    space_id TEXT PRIMARY KEY
+);

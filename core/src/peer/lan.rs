@@ -1,0 +1,332 @@
+//! The local-network transport (I/O edge): phones on the same Wi-Fi find each other with
+//! DNS-SD over mDNS (`mdns-sd`) and run a [`PeerSession`] over TCP, inside a Noise channel
+//! (`snow`, `Noise_NN_25519_ChaChaPoly_BLAKE2s`) whose handshake hash both devices sign in their
+//! proofs: the network is not trusted for anything, neither to read nor to vouch.
+//!
+//! Opt-in per space ([`Store::set_nearby`]): only spaces a device opted in are announced and
+//! synced over the local network. An announcement names no person, device or space: its
+//! instance name is random, and it carries for each opted-in space a tag that changes every day
+//! and that only members of the space can compute ([`space_tag`]).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rusqlite::params;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::session::{PeerOptions, PeerReport, PeerRole, PeerSession};
+use crate::error::{Error, Result};
+use crate::model::SpaceId;
+use crate::store::Store;
+
+/// The DNS-SD service type devices announce.
+pub const SERVICE_TYPE: &str = "_quartier._tcp.local.";
+/// Frame size over the local network: one frame fits one Noise message (65 535 bytes, less the
+/// 16-byte tag).
+pub const LAN_FRAME_BYTES: usize = 60_000;
+const NOISE_PARAMS: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
+const MAX_NOISE_MESSAGE: usize = 65_535;
+/// How long discovery goes on listening once a first device answered.
+pub const GATHER_AFTER_FIRST: Duration = Duration::from_millis(500);
+/// How long a device waits for the other's next message before it gives up.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn offline(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Offline(format!("{what}: {e}"))
+}
+
+fn noise_error(e: snow::Error) -> Error {
+    Error::Peer {
+        code: "malformed",
+        message: format!("the encrypted channel failed: {e}"),
+    }
+}
+
+/// A Noise channel over a TCP stream: each message is a big-endian `u16` length and that many
+/// bytes.
+struct Channel {
+    stream: TcpStream,
+    noise: snow::TransportState,
+}
+
+async fn write_message(stream: &mut TcpStream, bytes: &[u8]) -> Result<()> {
+    let len = u16::try_from(bytes.len()).map_err(|_| offline("send", "message too large"))?;
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+    tokio::time::timeout(IO_TIMEOUT, stream.write_all(&out))
+        .await
+        .map_err(|_| offline("send", "timed out"))?
+        .map_err(|e| offline("send", e))
+}
+
+async fn read_message(stream: &mut TcpStream) -> Result<Vec<u8>> {
+    let read = async {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let mut bytes = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut bytes).await?;
+        Ok::<_, std::io::Error>(bytes)
+    };
+    tokio::time::timeout(IO_TIMEOUT, read)
+        .await
+        .map_err(|_| offline("receive", "the other device stopped answering"))?
+        .map_err(|e| offline("receive", e))
+}
+
+impl Channel {
+    /// The NN handshake: `-> e`, `<- e, ee`. Returns the channel and its handshake hash.
+    async fn open(mut stream: TcpStream, initiator: bool) -> Result<(Channel, [u8; 32])> {
+        let params = NOISE_PARAMS.parse().map_err(noise_error)?;
+        let builder = snow::Builder::new(params);
+        let mut buf = vec![0u8; MAX_NOISE_MESSAGE];
+        let handshake = if initiator {
+            let mut hs = builder.build_initiator().map_err(noise_error)?;
+            let len = hs.write_message(&[], &mut buf).map_err(noise_error)?;
+            write_message(&mut stream, &buf[..len]).await?;
+            let answer = read_message(&mut stream).await?;
+            hs.read_message(&answer, &mut buf).map_err(noise_error)?;
+            hs
+        } else {
+            let mut hs = builder.build_responder().map_err(noise_error)?;
+            let first = read_message(&mut stream).await?;
+            hs.read_message(&first, &mut buf).map_err(noise_error)?;
+            let len = hs.write_message(&[], &mut buf).map_err(noise_error)?;
+            write_message(&mut stream, &buf[..len]).await?;
+            hs
+        };
+        let hash: [u8; 32] = handshake
+            .get_handshake_hash()
+            .try_into()
+            .map_err(|_| offline("handshake", "unexpected hash length"))?;
+        let noise = handshake.into_transport_mode().map_err(noise_error)?;
+        Ok((Channel { stream, noise }, hash))
+    }
+
+    async fn send(&mut self, plain: &[u8]) -> Result<()> {
+        let mut buf = vec![0u8; MAX_NOISE_MESSAGE];
+        let len = self.noise.write_message(plain, &mut buf).map_err(noise_error)?;
+        write_message(&mut self.stream, &buf[..len]).await
+    }
+
+    async fn receive(&mut self) -> Result<Vec<u8>> {
+        let cipher = read_message(&mut self.stream).await?;
+        let mut buf = vec![0u8; MAX_NOISE_MESSAGE];
+        let len = self.noise.read_message(&cipher, &mut buf).map_err(noise_error)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
+/// Runs one session over a connected stream, inside a Noise channel, with the spaces this device
+/// opted in for the local network.
+pub async fn meet_over(store: &Store, stream: TcpStream, role: PeerRole, carry: bool) -> Result<PeerReport> {
+    let (mut channel, binding) = Channel::open(stream, role == PeerRole::Initiator).await?;
+    let options = PeerOptions {
+        frame_bytes: LAN_FRAME_BYTES,
+        carry,
+        channel_binding: Some(binding),
+        only_spaces: Some(store.nearby_spaces()?.iter().map(|s| s.as_uuid()).collect()),
+    };
+    let (mut session, first) = PeerSession::start(store, role, options)?;
+    if let Some(frame) = first {
+        channel.send(&frame).await?;
+    }
+    loop {
+        let frame = channel.receive().await?;
+        match session.receive(store, &frame)? {
+            Some(reply) => {
+                channel.send(&reply).await?;
+                if session.is_finished() {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    Ok(session.report().clone())
+}
+
+/// Connects to a device found nearby and syncs with it.
+pub async fn meet_at(store: &Store, address: SocketAddr, carry: bool) -> Result<PeerReport> {
+    let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address))
+        .await
+        .map_err(|_| offline("connect", "timed out"))?
+        .map_err(|e| offline("connect", e))?;
+    stream.set_nodelay(true).map_err(|e| offline("connect", e))?;
+    meet_over(store, stream, PeerRole::Initiator, carry).await
+}
+
+/// Waits for one device to connect on `listener` and syncs with it.
+pub async fn meet_next(store: &Store, listener: &TcpListener, carry: bool) -> Result<PeerReport> {
+    let (stream, _) = listener.accept().await.map_err(|e| offline("accept", e))?;
+    stream.set_nodelay(true).map_err(|e| offline("accept", e))?;
+    meet_over(store, stream, PeerRole::Responder, carry).await
+}
+
+/// The tag of a space in announcements on `day` (days since the epoch): a keyed hash only
+/// members can compute (the key derives from the space id, which strangers do not know), and
+/// that changes every day, so a phone cannot be followed from one day to the next by it.
+pub fn space_tag(space: SpaceId, day: i64) -> String {
+    let key = blake3::derive_key("quartier nearby space tag v1", space.as_uuid().as_bytes());
+    let hash = blake3::keyed_hash(&key, &day.to_be_bytes());
+    hash.as_bytes()[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn today() -> i64 {
+    crate::store::now_ms().div_euclid(24 * 60 * 60 * 1000)
+}
+
+/// A device found on the local network that shares an opted-in space with this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NearbyDevice {
+    /// Its random instance name (changes with every announcement).
+    pub instance: String,
+    pub addresses: Vec<SocketAddr>,
+}
+
+/// This device's presence on the local network: announced while it lives.
+pub struct Nearby {
+    daemon: mdns_sd::ServiceDaemon,
+    fullname: Option<String>,
+}
+
+fn mdns_error(e: mdns_sd::Error) -> Error {
+    Error::Offline(format!("local network discovery: {e}"))
+}
+
+impl Nearby {
+    /// Starts discovery (no announcement yet).
+    pub fn new() -> Result<Nearby> {
+        Ok(Nearby {
+            daemon: mdns_sd::ServiceDaemon::new().map_err(mdns_error)?,
+            fullname: None,
+        })
+    }
+
+    /// Announces this device on `address` (the listener's address: the phone's Wi-Fi address
+    /// and port) for its opted-in spaces. Nothing is announced when no space is opted in.
+    pub fn announce(&mut self, store: &Store, address: SocketAddr) -> Result<bool> {
+        self.withdraw();
+        let spaces = store.nearby_spaces()?;
+        if spaces.is_empty() {
+            return Ok(false);
+        }
+        let day = today();
+        let tags: Vec<String> = spaces.iter().map(|s| space_tag(*s, day)).collect();
+        let mut random = [0u8; 12];
+        getrandom::fill(&mut random)
+            .map_err(|e| Error::invalid("announcement", format!("no randomness: {e}")))?;
+        let instance: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let host = format!("{instance}.local.");
+        let properties = [("v", "1".to_owned()), ("t", tags.join(","))];
+        let info = mdns_sd::ServiceInfo::new(
+            SERVICE_TYPE,
+            &instance,
+            &host,
+            address.ip(),
+            address.port(),
+            &properties[..],
+        )
+        .map_err(mdns_error)?;
+        self.fullname = Some(info.get_fullname().to_owned());
+        self.daemon.register(info).map_err(mdns_error)?;
+        Ok(true)
+    }
+
+    /// Stops announcing.
+    pub fn withdraw(&mut self) {
+        if let Some(name) = self.fullname.take() {
+            let _ = self.daemon.unregister(&name);
+        }
+    }
+
+    /// Devices announcing a tag of one of this device's opted-in spaces: waits up to `wait` for
+    /// the first, then [`GATHER_AFTER_FIRST`] for others answering at about the same time.
+    pub fn browse(&self, store: &Store, wait: Duration) -> Result<Vec<NearbyDevice>> {
+        let day = today();
+        let mine: Vec<String> = store
+            .nearby_spaces()?
+            .iter()
+            .flat_map(|s| [space_tag(*s, day), space_tag(*s, day - 1)])
+            .collect();
+        let events = self.daemon.browse(SERVICE_TYPE).map_err(mdns_error)?;
+        let own = self.fullname.clone();
+        let mut deadline = std::time::Instant::now() + wait;
+        let mut found: Vec<NearbyDevice> = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(event) = events.recv_timeout(left) else {
+                break;
+            };
+            let mdns_sd::ServiceEvent::ServiceResolved(info) = event else {
+                continue;
+            };
+            if own.as_deref() == Some(info.get_fullname()) {
+                continue;
+            }
+            let shares = info
+                .get_property_val_str("t")
+                .is_some_and(|tags| tags.split(',').any(|t| mine.iter().any(|m| m == t)));
+            if !shares {
+                continue;
+            }
+            let instance = info.get_fullname().to_owned();
+            let addresses: Vec<SocketAddr> = info
+                .get_addresses_v4()
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip.into(), info.get_port()))
+                .collect();
+            if addresses.is_empty() || found.iter().any(|d| d.instance == instance) {
+                continue;
+            }
+            if found.is_empty() {
+                deadline = deadline.min(std::time::Instant::now() + GATHER_AFTER_FIRST);
+            }
+            found.push(NearbyDevice { instance, addresses });
+        }
+        let _ = self.daemon.stop_browse(SERVICE_TYPE);
+        Ok(found)
+    }
+}
+
+impl Drop for Nearby {
+    fn drop(&mut self) {
+        self.withdraw();
+        let _ = self.daemon.shutdown();
+    }
+}
+
+impl Store {
+    /// Opts a space in or out of meeting devices on the local network (announced and synced
+    /// there); out by default.
+    pub fn set_nearby(&self, space: SpaceId, enabled: bool) -> Result<()> {
+        self.write(|tx, _| {
+            if enabled {
+                tx.execute(
+                    "INSERT OR IGNORE INTO nearby_spaces (space_id) VALUES (?1)",
+                    params![space.to_string()],
+                )?;
+            } else {
+                tx.execute(
+                    "DELETE FROM nearby_spaces WHERE space_id = ?1",
+                    params![space.to_string()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The spaces opted in for the local network.
+    pub fn nearby_spaces(&self) -> Result<Vec<SpaceId>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT space_id FROM nearby_spaces ORDER BY space_id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row?.parse()?);
+            }
+            Ok(out)
+        })
+    }
+}
