@@ -235,6 +235,13 @@ fn relay_three_devices_without_a_server_converge_and_the_server_takes_each_chang
         )
         .expect("edit");
     let b_post = town.post(b, "Suche Leiter", Audience::Everyone);
+    // Each phone holds a certificate of its own for the space, in its role.
+    let certificates = town.store(b).peer_certificates().expect("certificates");
+    assert_eq!(certificates.len(), 1);
+    assert_eq!(
+        (certificates[0].space, certificates[0].role, certificates[0].valid),
+        (town.space, Role::Resident, true)
+    );
     // A and B meet; then B and C. No server.
     let (at_a, at_b) = meet(town.store(a), town.store(b), options(64 * 1024));
     assert_eq!(at_a.shared_spaces, 1);
@@ -807,8 +814,8 @@ fn lan_transport_syncs_over_an_encrypted_channel_for_opted_in_spaces_only() {
                 .expect("listen");
             let address = listener.local_addr().expect("address");
             let (served, met) = tokio::join!(
-                quartier_core::peer::meet_next(town.store(2), &listener, true),
-                quartier_core::peer::meet_at(town.store(1), address, true),
+                quartier_core::peer::meet_next(town.store(2), &listener, true, &|_| {}),
+                quartier_core::peer::meet_at(town.store(1), address, true, &|_| {}),
             );
             (served, met)
         })
@@ -857,7 +864,7 @@ fn lan_peer_node_child() {
                 let mut nearby = quartier_core::peer::Nearby::new().expect("mdns");
                 nearby.announce(&store, address).expect("announce");
                 say(&format!("LISTENING {address}"));
-                quartier_core::peer::meet_next(&store, &listener, true).await
+                quartier_core::peer::meet_next(&store, &listener, true, &|_| {}).await
             }
             _ => {
                 let address = match std::env::var("QUARTIER_PEER_ADDR") {
@@ -871,7 +878,7 @@ fn lan_peer_node_child() {
                         found.first().expect("a device nearby").addresses[0]
                     }
                 };
-                quartier_core::peer::meet_at(&store, address, true).await
+                quartier_core::peer::meet_at(&store, address, true, &|_| {}).await
             }
         }
     });

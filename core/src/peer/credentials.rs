@@ -278,3 +278,53 @@ pub(crate) fn signature_of(conn: &Connection, hash: &[u8]) -> Result<Option<(Uui
 fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|e| Error::Corrupt(format!("id {text}: {e}")))
 }
+
+/// A certificate this device holds of its own, as the app shows it ("can meet other devices in
+/// this space as a volunteer until …").
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct PeerCertificate {
+    pub space: crate::model::SpaceId,
+    pub role: crate::model::Role,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// Not expired and not revoked by the newest list this device holds.
+    pub valid: bool,
+}
+
+impl crate::store::Store {
+    /// This device's own certificates, by space (empty before the first sync with a server that
+    /// issues them).
+    pub fn peer_certificates(&self) -> Result<Vec<PeerCertificate>> {
+        let now = crate::store::now_ms();
+        self.read(|conn| {
+            let Some(account) = crate::sync::load_account(conn)? else {
+                return Ok(Vec::new());
+            };
+            let Some(key) = server_key(conn)? else {
+                return Ok(Vec::new());
+            };
+            let spaces: Vec<String> = conn
+                .prepare("SELECT space_id FROM certificates WHERE device = ?1 ORDER BY space_id")?
+                .query_map([account.device.to_string()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::new();
+            for space in spaces {
+                let space = parse_uuid(&space)?;
+                let Some(signed) = certificate(conn, account.device, space)? else {
+                    continue;
+                };
+                let Ok(cert) = signed.verify(&key) else { continue };
+                let list = newest_list(conn, &key, space)?;
+                out.push(PeerCertificate {
+                    space: space.into(),
+                    role: cert.role,
+                    issued_at_ms: cert.issued_at_ms,
+                    expires_at_ms: cert.expires_at_ms,
+                    valid: cert.check_valid(now, list.as_ref()).is_ok(),
+                });
+            }
+            Ok(out)
+        })
+    }
+}

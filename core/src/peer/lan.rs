@@ -120,8 +120,14 @@ impl Channel {
 }
 
 /// Runs one session over a connected stream, inside a Noise channel, with the spaces this device
-/// opted in for the local network.
-pub async fn meet_over(store: &Store, stream: TcpStream, role: PeerRole, carry: bool) -> Result<PeerReport> {
+/// opted in for the local network; `progress` is told after every frame received.
+pub async fn meet_over(
+    store: &Store,
+    stream: TcpStream,
+    role: PeerRole,
+    carry: bool,
+    progress: &(dyn Fn(&PeerReport) + Send + Sync),
+) -> Result<PeerReport> {
     let (mut channel, binding) = Channel::open(stream, role == PeerRole::Initiator).await?;
     let options = PeerOptions {
         frame_bytes: LAN_FRAME_BYTES,
@@ -135,7 +141,9 @@ pub async fn meet_over(store: &Store, stream: TcpStream, role: PeerRole, carry: 
     }
     loop {
         let frame = channel.receive().await?;
-        match session.receive(store, &frame)? {
+        let reply = session.receive(store, &frame)?;
+        progress(session.report());
+        match reply {
             Some(reply) => {
                 channel.send(&reply).await?;
                 if session.is_finished() {
@@ -149,20 +157,30 @@ pub async fn meet_over(store: &Store, stream: TcpStream, role: PeerRole, carry: 
 }
 
 /// Connects to a device found nearby and syncs with it.
-pub async fn meet_at(store: &Store, address: SocketAddr, carry: bool) -> Result<PeerReport> {
+pub async fn meet_at(
+    store: &Store,
+    address: SocketAddr,
+    carry: bool,
+    progress: &(dyn Fn(&PeerReport) + Send + Sync),
+) -> Result<PeerReport> {
     let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| offline("connect", "timed out"))?
         .map_err(|e| offline("connect", e))?;
     stream.set_nodelay(true).map_err(|e| offline("connect", e))?;
-    meet_over(store, stream, PeerRole::Initiator, carry).await
+    meet_over(store, stream, PeerRole::Initiator, carry, progress).await
 }
 
 /// Waits for one device to connect on `listener` and syncs with it.
-pub async fn meet_next(store: &Store, listener: &TcpListener, carry: bool) -> Result<PeerReport> {
+pub async fn meet_next(
+    store: &Store,
+    listener: &TcpListener,
+    carry: bool,
+    progress: &(dyn Fn(&PeerReport) + Send + Sync),
+) -> Result<PeerReport> {
     let (stream, _) = listener.accept().await.map_err(|e| offline("accept", e))?;
     stream.set_nodelay(true).map_err(|e| offline("accept", e))?;
-    meet_over(store, stream, PeerRole::Responder, carry).await
+    meet_over(store, stream, PeerRole::Responder, carry, progress).await
 }
 
 /// The tag of a space in announcements on `day` (days since the epoch): a keyed hash only

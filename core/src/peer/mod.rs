@@ -18,6 +18,7 @@ pub(crate) mod relay;
 mod session;
 mod verify;
 
+pub use credentials::PeerCertificate;
 pub use lan::{
     meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, LAN_FRAME_BYTES, SERVICE_TYPE,
 };
