@@ -212,6 +212,103 @@ impl SignedRevocationList {
     }
 }
 
+/// Prefix of the bytes a coordinator's device signs for an offline invite.
+pub const OFFLINE_INVITE_SIGNING_CONTEXT: &[u8] = b"quartier/offline-invite/v1\0";
+
+/// An invite a coordinator's phone makes without the server (joining offline,
+/// `docs/protocol.md`): shown as a QR code face to face, it lets the new device take the space's
+/// public content from that phone at once, and is redeemed with the server at the new device's
+/// first connection, which makes the membership real.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineInvite {
+    pub id: Uuid,
+    pub space: Uuid,
+    /// The role the new member gets when the server confirms (resident or volunteer).
+    pub role: Role,
+    /// The coordinator's device that made it (and alone hosts the new device until then).
+    pub issued_by: Uuid,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// Where and whom the new device trusts: the server's address and signing key.
+    pub server: String,
+    #[serde(with = "serde_bytes")]
+    pub server_key: Vec<u8>,
+}
+
+/// An offline invite as the coordinator's device signed it, with that device's certificate
+/// (which shows the server made it a coordinator of the space).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOfflineInvite {
+    /// CBOR of an [`OfflineInvite`].
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    pub certificate: SignedCertificate,
+}
+
+/// Most bytes an offline invite's body may have.
+pub const MAX_OFFLINE_INVITE_BYTES: usize = 1024;
+
+impl OfflineInvite {
+    /// Signs the invite with the coordinator device's key.
+    pub fn sign(&self, device_key: &SigningKey, certificate: SignedCertificate) -> SignedOfflineInvite {
+        let body = cbor(self);
+        let signature = device_key.sign(&signing_payload(OFFLINE_INVITE_SIGNING_CONTEXT, &body));
+        SignedOfflineInvite {
+            body,
+            signature: signature.to_bytes().to_vec(),
+            certificate,
+        }
+    }
+}
+
+impl SignedOfflineInvite {
+    /// The invite and its issuer's certificate, if the server's key signed the certificate, the
+    /// certificate makes its device a coordinator of the invite's space, and that device signed
+    /// the invite. Expiry is the caller's to check (with its clock).
+    pub fn verify(
+        &self,
+        server_key: &VerifyingKey,
+    ) -> Result<(OfflineInvite, Certificate), CertificateError> {
+        if self.body.len() > MAX_OFFLINE_INVITE_BYTES {
+            return Err(CertificateError::Malformed("the invite is too large".into()));
+        }
+        let certificate = self.certificate.verify(server_key)?;
+        let invite: OfflineInvite = ciborium::from_reader(self.body.as_slice())
+            .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+        if certificate.role != Role::Coordinator
+            || certificate.space != invite.space
+            || certificate.device != invite.issued_by
+            || invite.server_key != server_key.to_bytes()
+        {
+            return Err(CertificateError::WrongDevice);
+        }
+        verify_signed(
+            OFFLINE_INVITE_SIGNING_CONTEXT,
+            &self.body,
+            &self.signature,
+            &certificate.verifying_key()?,
+        )?;
+        Ok((invite, certificate))
+    }
+
+    /// The invite's own claims, read without checking anything (the new device reads the
+    /// server key from it, then checks the rest with [`SignedOfflineInvite::verify`]).
+    pub fn claims(&self) -> Result<OfflineInvite, CertificateError> {
+        if self.body.len() > MAX_OFFLINE_INVITE_BYTES {
+            return Err(CertificateError::Malformed("the invite is too large".into()));
+        }
+        ciborium::from_reader(self.body.as_slice()).map_err(|e| CertificateError::Malformed(e.to_string()))
+    }
+}
+
+/// `POST /v1/invites/redeem-offline`: joins the space of an offline invite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemOfflineInvite {
+    pub invite: SignedOfflineInvite,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +365,50 @@ mod tests {
         };
         assert_eq!(
             confused.verify(&key.verifying_key()),
+            Err(CertificateError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn an_offline_invite_needs_a_coordinator_certificate_and_its_device_signature() {
+        let server = server();
+        let coordinator_key = SigningKey::from_bytes(&[9; 32]);
+        let certificate = certificate(Role::Coordinator);
+        let invite = OfflineInvite {
+            id: Uuid::from_u128(7),
+            space: certificate.space,
+            role: Role::Resident,
+            issued_by: certificate.device,
+            issued_at_ms: 1_500,
+            expires_at_ms: 9_000,
+            server: "https://quartier.example".into(),
+            server_key: server.verifying_key().to_bytes().to_vec(),
+        };
+        let signed = invite.sign(&coordinator_key, certificate.sign(&server));
+        assert_eq!(signed.verify(&server.verifying_key()).unwrap().0, invite);
+        // A volunteer's certificate does not make invites.
+        let volunteer = invite.sign(
+            &coordinator_key,
+            super::tests::certificate(Role::Volunteer).sign(&server),
+        );
+        assert_eq!(
+            volunteer.verify(&server.verifying_key()),
+            Err(CertificateError::WrongDevice)
+        );
+        // Signed by another key than the certified device's.
+        let forged = invite.sign(&SigningKey::from_bytes(&[1; 32]), certificate.sign(&server));
+        assert_eq!(
+            forged.verify(&server.verifying_key()),
+            Err(CertificateError::BadSignature)
+        );
+        // A role swapped in the body.
+        let mut swapped = signed.clone();
+        swapped.body = cbor(&OfflineInvite {
+            role: Role::Coordinator,
+            ..invite
+        });
+        assert_eq!(
+            swapped.verify(&server.verifying_key()),
             Err(CertificateError::BadSignature)
         );
     }

@@ -99,6 +99,11 @@ pub struct RegisterDevice {
     /// phone) instead of becoming a new person. `display_name` is then ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_code: Option<String>,
+    /// The person id the device has written under since before it registered (what it wrote
+    /// offline, joining offline, carries it): the server takes it for the new person unless it
+    /// is taken. Ignored with `link_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Uuid>,
 }
 
 /// `POST /v1/me/device-links`: a one-use code, valid for minutes, that registers another

@@ -80,6 +80,19 @@ pub struct Hello {
     /// The responder's proof (it has the initiator's nonce already); `None` from the initiator.
     #[serde(default, with = "serde_bytes")]
     pub proof: Option<Vec<u8>>,
+    /// A new device without certificates (joining offline): the invite the other device made,
+    /// and the key its proof is checked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<Guest>,
+}
+
+/// What a new device shows instead of certificates: the offline invite it was given by the
+/// other device, and its own device key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guest {
+    pub invite: crate::certificates::SignedOfflineInvite,
+    #[serde(with = "serde_bytes")]
+    pub device_key: Vec<u8>,
 }
 
 /// One turn after the hellos.

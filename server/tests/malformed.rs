@@ -181,6 +181,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         challenge: None,
         signature: None,
         link_code: None,
+        person: None,
     }))
     .await;
     checks.refused("sync: another message type", &answer, &[400], &["malformed"]);
@@ -217,6 +218,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         challenge: None,
         signature: None,
         link_code: None,
+        person: None,
     });
     let answer = sync(cbor_bomb).await;
     checks.refused(
@@ -480,6 +482,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
                 challenge: None,
                 signature: None,
                 link_code: None,
+                person: None,
             },
         ),
         (
@@ -490,6 +493,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
                 challenge: None,
                 signature: None,
                 link_code: None,
+                person: None,
             },
         ),
         (
@@ -500,6 +504,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
                 challenge: None,
                 signature: None,
                 link_code: None,
+                person: None,
             },
         ),
     ] {

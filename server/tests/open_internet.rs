@@ -434,6 +434,7 @@ async fn registration_proves_possession_of_a_strong_key() {
         challenge: None,
         signature: None,
         link_code: None,
+        person: None,
     })
     .await;
     assert_eq!(answer.status, 426);
@@ -454,6 +455,7 @@ async fn registration_proves_possession_of_a_strong_key() {
             challenge: Some(challenge),
             signature: Some(vec![0; 64]),
             link_code: None,
+            person: None,
         })
         .await;
         assert_eq!(answer.status, 400, "{:?}", answer.error_body());

@@ -1070,3 +1070,129 @@ fn lan_two_network_namespaces_find_each_other_with_mdns_and_sync() {
         true,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Joining offline.
+
+#[test]
+fn joining_offline_a_new_phone_gets_public_content_at_once_and_its_posts_wait_for_the_server() {
+    let town = Town::new(&[Role::Volunteer]);
+    let public = town.post(0, "Willkommen im Veedel", Audience::Everyone);
+    let volunteers_only = town.post(0, "Dienstplan", Audience::Volunteers);
+    town.sync(0);
+    // No network: the coordinator's phone makes an invite, the new phone scans it.
+    let invite = town
+        .store(0)
+        .make_offline_invite(town.space, Role::Resident, 24 * 60 * 60 * 1000)
+        .expect("invite");
+    assert!(
+        invite.len() < 1_200,
+        "fits a QR code: {} characters",
+        invite.len()
+    );
+    // A volunteer cannot make one.
+    assert!(town
+        .store(1)
+        .make_offline_invite(town.space, Role::Resident, 60_000)
+        .is_err());
+    let path = town.dir.path().join("newcomer.db");
+    let newcomer = Store::open(&path, StoreOptions::default()).expect("store");
+    let info = newcomer.accept_offline_invite(&invite).expect("accept");
+    assert_eq!((info.space, info.role), (town.space, Role::Resident));
+    // Damaged or forged invites are refused.
+    assert!(newcomer.accept_offline_invite(&invite.replace('A', "B")).is_err());
+    assert!(newcomer.accept_offline_invite("quartier-offline:!!!").is_err());
+    // The new phone meets the coordinator's: it gets the public post, not the volunteers' one.
+    let (at_newcomer, at_coordinator) = meet(&newcomer, town.store(0), options(QR_FRAME_BYTES));
+    assert!(has(&newcomer, public.id), "{at_newcomer:?}");
+    assert!(!has(&newcomer, volunteers_only.id));
+    assert_eq!(at_coordinator.changes_received, 0);
+    // A volunteer's phone (not the inviting one) does not host it.
+    let error =
+        meet_through(&newcomer, town.store(1), options(ONE_FRAME), |_, f| Some(f)).expect_err("refused");
+    assert_eq!(peer_code(&error.1), "bad_certificate", "{}", error.1);
+    // It writes a post at once; the post waits.
+    let provisional = newcomer.provisional_person().expect("person");
+    let pending = newcomer.create_item(NewItem::new(
+        town.space,
+        provisional,
+        ItemContent::new(
+            LocalizedText::single("de", "Hallo, ich bin neu"),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        ),
+    ));
+    // First connection: it registers, the server confirms the invite, the post goes up.
+    town.runtime
+        .block_on(town.client.register(&newcomer, None))
+        .expect("register");
+    let memberships = town
+        .runtime
+        .block_on(town.client.confirm_offline_invites(&newcomer))
+        .expect("confirmed");
+    assert_eq!(memberships.len(), 1);
+    assert_eq!(memberships[0].role, Role::Resident);
+    assert!(newcomer.offline_invites().expect("invites").is_empty());
+    // An invite is used once: someone else with the same text is refused.
+    let other = town.register();
+    other
+        .store
+        .accept_offline_invite(&invite)
+        .expect("still a valid text");
+    assert!(town
+        .runtime
+        .block_on(town.client.confirm_offline_invites(&other.store))
+        .is_err());
+    town.runtime
+        .block_on(town.client.sync_now(&newcomer, |_| {}))
+        .expect("sync");
+    let person = newcomer.account().expect("account").expect("registered").person;
+    assert_eq!(person, provisional, "the server took the id it wrote under");
+    // Nobody else can take that id (or an existing one) by proposing it.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32])
+        .verifying_key()
+        .to_bytes();
+    let taken = town.server.register_proposing(&key, person.as_uuid());
+    assert!(
+        matches!(taken, Err(quartier_server::ServerError::Conflict(_))),
+        "{taken:?}"
+    );
+    let fresh = uuid::Uuid::now_v7();
+    assert_eq!(
+        town.server.register_proposing(&key, fresh).expect("a free id"),
+        fresh
+    );
+    let pending = pending.expect("the post written before registering");
+    town.sync(0);
+    assert!(
+        has(town.store(0), pending.id),
+        "the post written offline reached the coordinator"
+    );
+    assert_eq!(newcomer.outbox_len().expect("outbox"), 0);
+    let mine = newcomer
+        .create_item(NewItem::new(
+            town.space,
+            person,
+            ItemContent::new(
+                LocalizedText::single("de", "Suche Fahrrad"),
+                ItemDetails::Post(Post {
+                    post_type: PostType::News,
+                }),
+            ),
+        ))
+        .expect("a member's post");
+    town.runtime
+        .block_on(town.client.sync_now(&newcomer, |_| {}))
+        .expect("sync");
+    town.sync(0);
+    assert!(
+        has(town.store(0), mine.id),
+        "the new member's post reached the coordinator"
+    );
+    assert!(newcomer
+        .peer_certificates()
+        .expect("certificates")
+        .iter()
+        .any(|c| c.valid));
+}

@@ -4,6 +4,8 @@
 //! - `credentials`: the pinned server key, membership certificates, revocation lists and the
 //!   signatures of others' changes, as the store keeps them (taken in with every sync);
 //! - `session`: [`PeerSession`], the sans-IO session: frames in, frames out, turn by turn;
+//! - `guest`: joining offline: invites a coordinator's phone makes without the server, kept by
+//!   the new device until the server confirms them;
 //! - `verify`: what a device checks of every change a peer hands it before storing it;
 //! - `lan` (I/O): the local-network transport: discovery (mDNS/DNS-SD), a Noise channel over TCP;
 //! - `relay`: store-and-forward: carried changes in the outbox, within [`RelayLimits`].
@@ -13,12 +15,14 @@
 //! session's frames as they are.
 
 pub(crate) mod credentials;
+pub(crate) mod guest;
 mod lan;
 pub(crate) mod relay;
 mod session;
 mod verify;
 
 pub use credentials::PeerCertificate;
+pub use guest::{OfflineInviteInfo, MAX_OFFLINE_INVITE_MS, OFFLINE_INVITE_PREFIX};
 pub use lan::{
     meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, LAN_FRAME_BYTES, SERVICE_TYPE,
 };

@@ -12,9 +12,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use automerge::ChangeHash;
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
-use quartier_protocol::certificates::{Certificate, RevocationList, SignedCertificate, SignedRevocationList};
+use quartier_protocol::certificates::{
+    Certificate, OfflineInvite, RevocationList, SignedCertificate, SignedOfflineInvite, SignedRevocationList,
+};
 use quartier_protocol::peer::{
-    frame, peer_proof_payload, Hello, InventoryEntry, PeerMessage, Turn, PEER_PROTOCOL_VERSION,
+    frame, peer_proof_payload, Guest, Hello, InventoryEntry, PeerMessage, Turn, PEER_PROTOCOL_VERSION,
 };
 use quartier_protocol::{DocKind, Record};
 use rusqlite::{params, Connection};
@@ -134,6 +136,10 @@ pub struct PeerSession {
     nonce: [u8; 16],
     /// This device's valid certificates by space, as signed and read.
     mine: HashMap<Uuid, (SignedCertificate, Certificate)>,
+    /// This device's public key (a guest shows it with its invite).
+    device_key: [u8; 32],
+    /// A guest's invite (this device has no account yet).
+    guest: Option<(SignedOfflineInvite, OfflineInvite)>,
     peer: Option<Peer>,
     shared: Vec<Uuid>,
     /// Certificates the peer showed for change authors, read and as signed.
@@ -158,6 +164,15 @@ pub struct PeerSession {
     report: PeerReport,
 }
 
+/// Who this device is in a session.
+struct Identity {
+    device: Uuid,
+    person: Uuid,
+    server_key: VerifyingKey,
+    mine: HashMap<Uuid, (SignedCertificate, Certificate)>,
+    guest: Option<(SignedOfflineInvite, OfflineInvite)>,
+}
+
 fn stop(code: &'static str, message: impl Into<String>) -> Error {
     Error::Peer {
         code,
@@ -175,6 +190,9 @@ impl PeerSession {
         options: PeerOptions,
     ) -> Result<(PeerSession, Option<Vec<u8>>)> {
         let now = crate::store::now_ms();
+        if !store.read(super::guest::has_account)? {
+            return Self::start_guest(store, role, options, now);
+        }
         let (account, server_key, mine, lists) = store.read(|conn| {
             let account = crate::sync::load_account(conn)?.ok_or(Error::NotRegistered)?;
             let key = credentials::server_key(conn)?.ok_or_else(|| {
@@ -213,6 +231,69 @@ impl PeerSession {
                 "this device holds no valid certificate: sync with the server first",
             ));
         }
+        let lists: Vec<_> = lists;
+        Self::begin(
+            store,
+            role,
+            options,
+            Identity {
+                device: account.device,
+                person: account.person.as_uuid(),
+                server_key,
+                mine,
+                guest: None,
+            },
+            lists,
+        )
+    }
+
+    /// A device without an account, holding an offline invite: it meets the coordinator's
+    /// device that made it, shows the invite instead of certificates, and only receives.
+    fn start_guest(
+        store: &Store,
+        role: PeerRole,
+        options: PeerOptions,
+        now: i64,
+    ) -> Result<(PeerSession, Option<Vec<u8>>)> {
+        let (signed, invite) = store.guest_invite(now)?.ok_or(Error::NotRegistered)?;
+        let key = <[u8; 32]>::try_from(invite.server_key.as_slice())
+            .ok()
+            .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+            .ok_or_else(|| stop("bad_certificate", "the invite names no valid server key"))?;
+        let mut device = [0u8; 16];
+        getrandom::fill(&mut device).map_err(|e| Error::invalid("session", format!("no randomness: {e}")))?;
+        Self::begin(
+            store,
+            role,
+            PeerOptions {
+                carry: false,
+                ..options
+            },
+            Identity {
+                device: Uuid::from_bytes(device),
+                person: Uuid::nil(),
+                server_key: key,
+                mine: HashMap::new(),
+                guest: Some((signed, invite)),
+            },
+            Vec::new(),
+        )
+    }
+
+    fn begin(
+        store: &Store,
+        role: PeerRole,
+        options: PeerOptions,
+        identity: Identity,
+        lists: Vec<SignedRevocationList>,
+    ) -> Result<(PeerSession, Option<Vec<u8>>)> {
+        let Identity {
+            device,
+            person,
+            server_key,
+            mine,
+            guest,
+        } = identity;
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| Error::invalid("session", format!("no randomness: {e}")))?;
         let mut session = PeerSession {
@@ -221,8 +302,10 @@ impl PeerSession {
                 frame_bytes: options.frame_bytes.max(frame::MIN_FRAME_BYTES),
                 ..options
             },
-            device: account.device,
-            person: account.person.as_uuid(),
+            device,
+            person,
+            device_key: store.device_public_key(),
+            guest,
             server_key,
             nonce,
             mine,
@@ -348,6 +431,10 @@ impl PeerSession {
             certificates: self.mine.values().map(|(signed, _)| signed.clone()).collect(),
             revocations: lists,
             proof,
+            guest: self.guest.as_ref().map(|(signed, _)| Guest {
+                invite: signed.clone(),
+                device_key: self.device_key.to_vec(),
+            }),
         }
     }
 
@@ -478,7 +565,22 @@ impl PeerSession {
                 certificates.insert(cert.space, cert);
             }
         }
-        let key = key.ok_or_else(|| stop("bad_certificate", "the other device showed no certificate"))?;
+        // A new device shows the invite this device made instead (joining offline).
+        let key = match (key, &hello.guest) {
+            (Some(key), _) => key,
+            (None, Some(guest)) => self.host_guest(guest, hello.device, now, &mut certificates)?,
+            (None, None) => return Err(stop("bad_certificate", "the other device showed no certificate")),
+        };
+        // A guest meets the device that made its invite, and only for the invite's space.
+        if let Some((_, invite)) = &self.guest {
+            if hello.device != invite.issued_by {
+                return Err(stop(
+                    "bad_certificate",
+                    "a new member first meets the coordinator's phone that invited it",
+                ));
+            }
+            certificates.retain(|space, _| *space == invite.space);
+        }
         // Its own certificates check its own changes like any author's.
         for signed in &hello.certificates {
             if let Ok(cert) = signed.verify(&self.server_key) {
@@ -499,9 +601,10 @@ impl PeerSession {
                 .get(space)
                 .is_some_and(|mine| theirs.get(space).is_none_or(|t| *t < mine.issued_at_ms))
         });
+        let guest_space = self.guest.as_ref().map(|(_, invite)| invite.space);
         self.shared = certificates
             .keys()
-            .filter(|s| self.mine.contains_key(s))
+            .filter(|s| self.mine.contains_key(s) || guest_space == Some(**s))
             .copied()
             .collect();
         self.shared.sort();
@@ -533,6 +636,51 @@ impl PeerSession {
                 Ok(Some(PeerMessage::Turn(turn)))
             }
         }
+    }
+
+    /// Checks a new device's invite: this device made it, for a space it holds, and it has not
+    /// expired. The guest is then seen as a resident of that space: it gets what a resident
+    /// reads, and nothing of its own is taken (it has no certificate).
+    fn host_guest(
+        &self,
+        guest: &Guest,
+        device: Uuid,
+        now: i64,
+        certificates: &mut HashMap<Uuid, Certificate>,
+    ) -> Result<VerifyingKey> {
+        let (invite, _) = guest
+            .invite
+            .verify(&self.server_key)
+            .map_err(|e| stop("bad_certificate", format!("the invite: {e}")))?;
+        if invite.issued_by != self.device {
+            return Err(stop("bad_certificate", "an invite this device did not make"));
+        }
+        if invite.expires_at_ms <= now {
+            return Err(stop("bad_certificate", "the invite has expired"));
+        }
+        if !self.mine.contains_key(&invite.space) {
+            return Err(stop(
+                "not_shared",
+                "the invite's space is not one this device offers",
+            ));
+        }
+        let key = <[u8; 32]>::try_from(guest.device_key.as_slice())
+            .ok()
+            .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+            .ok_or_else(|| stop("bad_certificate", "the new device's key is not a valid key"))?;
+        certificates.insert(
+            invite.space,
+            Certificate {
+                space: invite.space,
+                person: Uuid::nil(),
+                device,
+                device_key: guest.device_key.clone(),
+                role: Role::Resident,
+                issued_at_ms: invite.issued_at_ms,
+                expires_at_ms: invite.expires_at_ms,
+            },
+        );
+        Ok(key)
     }
 
     fn on_turn(&mut self, store: &Store, turn: Turn) -> Result<Option<PeerMessage>> {
@@ -599,9 +747,14 @@ impl PeerSession {
     /// certificates, and (store-and-forward) carries them for the server.
     fn take_changes(&mut self, store: &Store, records: &[Record]) -> Result<()> {
         let now = crate::store::now_ms();
+        let mut roles: HashMap<Uuid, Role> = self.mine.iter().map(|(s, (_, c))| (*s, c.role)).collect();
+        if let Some((_, invite)) = &self.guest {
+            // Until the server confirms it, a new member reads what a resident reads.
+            roles.insert(invite.space, Role::Resident);
+        }
         let receiver = Receiver {
             person: self.person,
-            roles: self.mine.iter().map(|(s, (_, c))| (*s, c.role)).collect(),
+            roles,
         };
         let lookup = SessionCertificates {
             shown: &self.shown,
@@ -730,6 +883,10 @@ impl PeerSession {
 
     /// This device's documents of the shared spaces that the peer may read, with their heads.
     fn build_offers(&self, store: &Store) -> Result<Vec<Offer>> {
+        // A guest offers nothing: what it wrote waits for the server.
+        if self.guest.is_some() {
+            return Ok(Vec::new());
+        }
         let peer = self
             .peer
             .as_ref()

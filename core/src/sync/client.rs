@@ -357,12 +357,20 @@ impl SyncClient {
             ))
             .to_bytes()
             .to_vec();
+        // What this device wrote before registering is authored by its provisional person id:
+        // proposed, so that it is delivered as the new person's (a second phone of a person
+        // joins that person instead).
+        let person = match link_code {
+            None => Some(blocking(store, |s| s.provisional_person()).await?.as_uuid()),
+            Some(_) => None,
+        };
         let request = RegisterDevice {
             public_key,
             display_name,
             challenge: Some(challenge.challenge),
             signature: Some(signature),
             link_code,
+            person,
         };
         let registered: DeviceRegistered = self.call(HttpMethod::Post, "/v1/devices", None, &request).await?;
         let account = Account {
@@ -518,6 +526,57 @@ impl SyncClient {
             )
             .await?;
         self.remember(store, membership).await
+    }
+
+    /// Confirms with the server the offline invites this device was given face to face
+    /// (joining offline, `docs/protocol.md`): each becomes a membership, and what this device
+    /// wrote in the space meanwhile goes with the next sync. An invite the server refuses for
+    /// good (expired, used by someone else, its coordinator no longer one) is dropped and its
+    /// error returned last; the others are still confirmed.
+    pub async fn confirm_offline_invites(&self, store: &Store) -> Result<Vec<Membership>> {
+        let account = self.account_for_invite(store).await?;
+        let now = crate::store::now_ms();
+        let invites = blocking(store, move |s| {
+            s.read(|conn| crate::peer::guest::held_invites(conn, now))
+        })
+        .await?;
+        let mut confirmed = Vec::new();
+        let mut refused = None;
+        for (signed, invite) in invites {
+            let answer: Result<Membership> = self
+                .call(
+                    HttpMethod::Post,
+                    "/v1/invites/redeem-offline",
+                    Some(&account.token),
+                    &quartier_protocol::certificates::RedeemOfflineInvite { invite: signed },
+                )
+                .await;
+            match answer {
+                Ok(membership) => {
+                    let space = invite.space;
+                    blocking(store, move |s| {
+                        s.write(|tx, _| crate::peer::guest::confirmed(tx, space))
+                    })
+                    .await?;
+                    confirmed.push(self.remember(store, membership).await?);
+                }
+                // No link, or the server failing for a moment: the invite stays for next time.
+                Err(e @ (Error::Offline(_) | Error::RateLimited { .. })) => return Err(e),
+                Err(e @ Error::Server { status: 500.., .. }) => return Err(e),
+                Err(e) => {
+                    let space = invite.space;
+                    blocking(store, move |s| {
+                        s.write(|tx, _| crate::peer::guest::confirmed(tx, space))
+                    })
+                    .await?;
+                    refused = Some(e);
+                }
+            }
+        }
+        match refused {
+            Some(e) if confirmed.is_empty() => Err(e),
+            _ => Ok(confirmed),
+        }
     }
 
     /// Changes a member's role (coordinators).

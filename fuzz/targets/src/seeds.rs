@@ -170,6 +170,7 @@ pub fn write_corpus() {
                 challenge: Some(vec![7; 32]),
                 signature: Some(vec![9; 64]),
                 link_code: None,
+                person: None,
             })
             .expect("encode"),
         ),

@@ -130,12 +130,13 @@ pub(crate) async fn register(
     }
     let token = random_token(32)?;
     let registered = blocking(move || {
-        let record = accounts::register(
+        let record = accounts::register_as(
             &state.db.lock(),
             &req.public_key,
             display_name.as_deref(),
             &token,
             req.link_code.as_deref(),
+            req.person,
         )?;
         Ok(DeviceRegistered {
             device: record.device,

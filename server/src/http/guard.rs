@@ -226,13 +226,13 @@ fn admit(state: &AppState, req: &Request) -> Option<Response> {
         if post && path == "/v1/devices" {
             checks.push(check(&limiters.registrations, a));
         }
-        if post && path == "/v1/invites/redeem" {
+        if post && path.starts_with("/v1/invites/redeem") {
             checks.push(check(&limiters.redemptions_by_address, a));
         }
     }
     if let Some(d) = &device {
         checks.push(check(&limiters.per_device, d));
-        if post && path == "/v1/invites/redeem" {
+        if post && path.starts_with("/v1/invites/redeem") {
             checks.push(check(&limiters.redemptions_by_device, d));
         }
     }

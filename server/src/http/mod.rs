@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(spaces::revoke_invite),
         )
         .route("/v1/invites/redeem", post(spaces::redeem))
+        .route("/v1/invites/redeem-offline", post(spaces::redeem_offline))
         .route("/v1/spaces/{space}/members", get(spaces::members))
         .route(
             "/v1/spaces/{space}/members/{person}",

@@ -135,6 +135,25 @@ pub async fn redeem(
     Ok(Wire(membership))
 }
 
+/// `POST /v1/invites/redeem-offline`: joins the space of an offline invite (joining offline).
+pub async fn redeem_offline(
+    State(state): State<Arc<AppState>>,
+    device: Device,
+    Wire(req): Wire<quartier_protocol::certificates::RedeemOfflineInvite>,
+) -> Result<Wire<Membership>, ServerError> {
+    let device = device.active()?;
+    let membership = blocking(move || {
+        spaces::redeem_offline_invite(
+            &state.db.lock(),
+            state.db.signing_key(),
+            &req.invite,
+            device.person,
+        )
+    })
+    .await?;
+    Ok(Wire(membership))
+}
+
 pub async fn set_role(
     State(state): State<Arc<AppState>>,
     device: Device,

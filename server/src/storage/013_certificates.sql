@@ -8,3 +8,10 @@ CREATE TABLE server_identity (
     created_at  INTEGER NOT NULL
 );
 ALTER TABLE members ADD COLUMN role_since INTEGER;
+-- Offline invites (joining offline) redeemed: each once, by one person.
+CREATE TABLE offline_invite_uses (
+    invite_id TEXT PRIMARY KEY,
+    space_id  TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    used_at   INTEGER NOT NULL
+);

@@ -38,6 +38,20 @@ pub fn register(
     token: &str,
     link_code: Option<&str>,
 ) -> Result<DeviceRecord, ServerError> {
+    register_as(conn, public_key, display_name, token, link_code, None)
+}
+
+/// As [`register`], for a new person with the id the device proposes (the one it wrote under
+/// before registering), unless that id is taken or nil: then it is refused with `409`, and
+/// nothing is registered.
+pub fn register_as(
+    conn: &Connection,
+    public_key: &[u8],
+    display_name: Option<&str>,
+    token: &str,
+    link_code: Option<&str>,
+    proposed_person: Option<Uuid>,
+) -> Result<DeviceRecord, ServerError> {
     let device = Uuid::now_v7();
     let tx = conn.unchecked_transaction()?;
     let linked_person = match link_code {
@@ -60,7 +74,22 @@ pub fn register(
         }
         None => None,
     };
-    let person = linked_person.unwrap_or_else(Uuid::now_v7);
+    let proposed = match (linked_person, proposed_person) {
+        (None, Some(person)) => {
+            let taken: bool = person.is_nil()
+                || tx
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM persons WHERE person_id = ?1)")?
+                    .query_row([person.to_string()], |r| r.get(0))?;
+            if taken {
+                return Err(ServerError::Conflict(
+                    "the person id this device proposes is taken; register without it".into(),
+                ));
+            }
+            Some(person)
+        }
+        _ => None,
+    };
+    let person = linked_person.or(proposed).unwrap_or_else(Uuid::now_v7);
     let taken: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM devices WHERE public_key = ?1)")?
         .query_row([public_key], |r| r.get(0))?;

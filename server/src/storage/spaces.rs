@@ -1,5 +1,6 @@
 //! Spaces, members and invites. The server is the only authority on who belongs where.
 
+use quartier_protocol::certificates::SignedOfflineInvite;
 use quartier_protocol::{InviteInfo, MemberInfo, Membership, Role, RosterChanges};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
@@ -217,6 +218,103 @@ pub fn redeem_invite(conn: &Connection, code: &str, person: Uuid) -> Result<Memb
     tx.commit()?;
     Ok(Membership {
         space: space_id,
+        person,
+        role,
+    })
+}
+
+/// Redeems an offline invite (joining offline): the server's key signed its coordinator's
+/// certificate, that device (registered, not revoked, with the key certified) signed it, its
+/// person is still a coordinator of the space, it has not expired, and no one else used it. A
+/// person removed from the space after the invite was made is not let back by it. The same
+/// person redeeming it again gets the same answer.
+pub fn redeem_offline_invite(
+    conn: &Connection,
+    key: &ed25519_dalek::SigningKey,
+    signed: &SignedOfflineInvite,
+    person: Uuid,
+) -> Result<Membership, ServerError> {
+    let (invite, certificate) = signed
+        .verify(&key.verifying_key())
+        .map_err(|e| ServerError::Forbidden(format!("not a valid offline invite: {e}")))?;
+    if !matches!(invite.role, Role::Resident | Role::Volunteer) {
+        return Err(ServerError::Forbidden(
+            "an offline invite makes residents or volunteers".into(),
+        ));
+    }
+    if invite.expires_at_ms < now_ms() {
+        return Err(ServerError::Gone("the invite has expired".into()));
+    }
+    let issuer = super::accounts::device(conn, invite.issued_by)?
+        .filter(|d| !d.revoked && d.public_key == certificate.device_key)
+        .ok_or_else(|| ServerError::Forbidden("the inviting device is unknown or revoked".into()))?;
+    let tx = conn.unchecked_transaction()?;
+    if role_of(&tx, invite.space, issuer.person)? != Some(Role::Coordinator) {
+        return Err(ServerError::Forbidden(
+            "the invite's coordinator no longer is one".into(),
+        ));
+    }
+    let used_by: Option<String> = tx
+        .query_row(
+            "SELECT person_id FROM offline_invite_uses WHERE invite_id = ?1",
+            [invite.id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match used_by {
+        Some(other) if other != person.to_string() => {
+            return Err(ServerError::Gone("the invite has been used".into()));
+        }
+        Some(_) => {
+            let role = role_of(&tx, invite.space, person)?
+                .ok_or_else(|| ServerError::Forbidden("you are no longer a member of this space".into()))?;
+            return Ok(Membership {
+                space: invite.space,
+                person,
+                role,
+            });
+        }
+        None => {}
+    }
+    let removed_at: Option<Option<i64>> = tx
+        .query_row(
+            "SELECT revoked_at FROM members WHERE space_id = ?1 AND person_id = ?2 AND revoked_at IS NOT NULL",
+            params![invite.space.to_string(), person.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if removed_at.flatten().is_some_and(|at| at >= invite.issued_at_ms) {
+        return Err(ServerError::Forbidden(
+            "you were removed from this space after this invite was made; only a new invite lets you back"
+                .into(),
+        ));
+    }
+    tx.execute(
+        "INSERT INTO offline_invite_uses (invite_id, space_id, person_id, used_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            invite.id.to_string(),
+            invite.space.to_string(),
+            person.to_string(),
+            now_ms()
+        ],
+    )?;
+    let role = role_of(&tx, invite.space, person)?.map_or(invite.role, |c| c.max(invite.role));
+    tx.execute(
+        "INSERT INTO members (space_id, person_id, role) VALUES (?1, ?2, ?3)
+         ON CONFLICT (space_id, person_id) DO UPDATE SET role = excluded.role, revoked_at = NULL,
+             role_since = CASE WHEN members.role <> excluded.role OR members.revoked_at IS NOT NULL
+                               THEN ?4 ELSE members.role_since END",
+        params![
+            invite.space.to_string(),
+            person.to_string(),
+            role.as_str(),
+            now_ms()
+        ],
+    )?;
+    roster_changed(&tx, invite.space, person)?;
+    tx.commit()?;
+    Ok(Membership {
+        space: invite.space,
         person,
         role,
     })

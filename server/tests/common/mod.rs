@@ -552,6 +552,7 @@ pub async fn signed_registration(url: &str, key: &SigningKey, name: Option<&str>
         challenge: Some(challenge),
         signature: Some(signature),
         link_code: None,
+        person: None,
     }
 }
 

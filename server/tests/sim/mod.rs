@@ -75,9 +75,15 @@ impl InProcessServer {
                 let req: RegisterDevice = decode(&request.body);
                 let token = Uuid::new_v4().simple().to_string();
                 let conn = self.db.lock();
-                let device =
-                    accounts::register(&conn, &req.public_key, req.display_name.as_deref(), &token, None)
-                        .expect("register");
+                let device = accounts::register_as(
+                    &conn,
+                    &req.public_key,
+                    req.display_name.as_deref(),
+                    &token,
+                    None,
+                    req.person,
+                )
+                .expect("register");
                 answer(&DeviceRegistered {
                     device: device.device,
                     person: device.person,
@@ -113,6 +119,18 @@ impl InProcessServer {
                 if path == "/v1/invites/redeem" {
                     let req: RedeemInvite = decode(&request.body);
                     return answer(&spaces::redeem_invite(&conn, &req.code, device.person).expect("redeem"));
+                }
+                if path == "/v1/invites/redeem-offline" {
+                    let req: quartier_protocol::certificates::RedeemOfflineInvite = decode(&request.body);
+                    return match spaces::redeem_offline_invite(
+                        &conn,
+                        self.db.signing_key(),
+                        &req.invite,
+                        device.person,
+                    ) {
+                        Ok(membership) => answer(&membership),
+                        Err(e) => as_http(e),
+                    };
                 }
                 if let Some(space) = path
                     .strip_prefix("/v1/spaces/")
@@ -230,6 +248,23 @@ impl InProcessServer {
             .lock()
             .query_row("SELECT device_id FROM log WHERE hash = ?1", [hash], |r| r.get(0))
             .ok()
+    }
+
+    /// Registers a device key for a person id it proposes, through the server's account logic.
+    pub fn register_proposing(
+        &self,
+        public_key: &[u8],
+        person: Uuid,
+    ) -> Result<Uuid, quartier_server::ServerError> {
+        accounts::register_as(
+            &self.db.lock(),
+            public_key,
+            None,
+            &Uuid::new_v4().to_string(),
+            None,
+            Some(person),
+        )
+        .map(|record| record.person)
     }
 
     /// Revokes a device, through the server's account logic.

@@ -40,3 +40,14 @@ ALTER TABLE device ADD COLUMN relay_max_age_ms INTEGER NOT NULL DEFAULT 12096000
 CREATE TABLE nearby_spaces (
     space_id TEXT PRIMARY KEY
 );
+-- Offline invites this device was given face to face (joining offline): the invite as shown,
+-- until the server confirms it at the first connection.
+CREATE TABLE guest_invites (
+    space_id   TEXT PRIMARY KEY,
+    invite     BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    confirmed  INTEGER NOT NULL DEFAULT 0
+);
+-- The person id this device writes under before it registers (a new member joining offline);
+-- proposed to the server at registration.
+ALTER TABLE device ADD COLUMN provisional_person TEXT;
