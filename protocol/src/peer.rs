@@ -134,6 +134,30 @@ impl InventoryEntry {
     }
 }
 
+/// After a session over the local network: thumbnails (and small files) of the items the
+/// session brought, asked for and sent one file per message (`docs/protocol.md`, "Media").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PeerMedia {
+    /// Files the sender wants (BLAKE3 hashes, hex); `last`: its wants end with this batch.
+    Wants { hashes: Vec<String>, last: bool },
+    /// One wanted file.
+    File {
+        hash: String,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A wanted file the sender does not have, or will not send (not readable for the asker).
+    Missing { hash: String },
+    /// Every file of the last batch of wants was answered.
+    End,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Most hashes in one [`PeerMedia::Wants`].
+pub const MAX_WANTS_PER_BATCH: usize = 500;
+
 /// Frames: a message split into pieces of at most a frame size, each with one header byte.
 pub mod frame {
     /// Header byte of a frame that more frames of the same message follow.

@@ -1196,3 +1196,85 @@ fn joining_offline_a_new_phone_gets_public_content_at_once_and_its_posts_wait_fo
         .iter()
         .any(|c| c.valid));
 }
+
+/// A photo with a smooth gradient (its thumbnail is a few kilobytes).
+fn gradient_photo(width: u32, height: u32) -> Vec<u8> {
+    let pixels = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x * 255 / width) as u8,
+            (y * 255 / height) as u8,
+            ((x + y) % 256) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    pixels
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+#[test]
+fn lan_transport_brings_the_thumbnails_of_the_items_it_brought() {
+    let town = Town::new(&[Role::Volunteer, Role::Resident]);
+    let imported = town
+        .store(1)
+        .import_media_bytes(
+            &gradient_photo(900, 600),
+            &quartier_core::media::ImportOptions::default(),
+        )
+        .expect("import");
+    let thumbnail = imported.reference.thumbnail.clone().expect("a thumbnail").hash;
+    let p = &town.phones[1];
+    let post = p
+        .store
+        .create_item(NewItem::new(
+            town.space,
+            p.person,
+            ItemContent {
+                media: vec![imported.reference.clone()],
+                ..ItemContent::new(
+                    LocalizedText::single("de", "Unser Hof"),
+                    ItemDetails::Post(Post {
+                        post_type: PostType::News,
+                    }),
+                )
+            },
+        ))
+        .expect("post");
+    for phone in [1, 2] {
+        town.store(phone).set_nearby(town.space, true).expect("opt in");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (served, met) = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let address = listener.local_addr().expect("address");
+        tokio::join!(
+            quartier_core::peer::meet_next(town.store(2), &listener, true, &|_| {}),
+            quartier_core::peer::meet_at(town.store(1), address, true, &|_| {}),
+        )
+    });
+    let (served, met) = (served.expect("served"), met.expect("met"));
+    assert!(has(town.store(2), post.id));
+    assert_eq!((served.media_received, met.media_sent), (1, 1), "{served:?}");
+    let kept = town
+        .store(2)
+        .media_info(&thumbnail)
+        .expect("info")
+        .expect("the thumbnail");
+    assert!(kept.present);
+    assert_eq!(
+        town.store(2).read_media(&thumbnail).expect("bytes"),
+        town.store(1).read_media(&thumbnail).expect("bytes")
+    );
+    // The original stays with the server's transfer queue.
+    assert!(!town
+        .store(2)
+        .media_info(&imported.reference.hash)
+        .expect("info")
+        .is_some_and(|m| m.present));
+}

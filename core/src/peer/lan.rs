@@ -3,20 +3,28 @@
 //! (`snow`, `Noise_NN_25519_ChaChaPoly_BLAKE2s`) whose handshake hash both devices sign in their
 //! proofs: the network is not trusted for anything, neither to read nor to vouch.
 //!
+//! After the session, each device asks the other for the thumbnails (and small files) of the
+//! items it holds and lacks ([`super::media`]).
+//!
 //! Opt-in per space ([`Store::set_nearby`]): only spaces a device opted in are announced and
 //! synced over the local network. An announcement names no person, device or space: its
 //! instance name is random, and it carries for each opted-in space a tag that changes every day
 //! and that only members of the space can compute ([`space_tag`]).
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use quartier_protocol::peer::{PeerMedia, MAX_WANTS_PER_BATCH};
 
 use rusqlite::params;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::media;
 use super::session::{PeerOptions, PeerReport, PeerRole, PeerSession};
 use crate::error::{Error, Result};
+use crate::media::LocalMedia;
 use crate::model::SpaceId;
 use crate::store::Store;
 
@@ -153,7 +161,116 @@ pub async fn meet_over(
             None => break,
         }
     }
+    // Then thumbnails: the initiator asks first, then answers.
+    let (me, them) = session.readers().ok_or_else(|| Error::Peer {
+        code: "protocol",
+        message: "the session ended before the other device proved its key".into(),
+    })?;
+    let servable: HashSet<String> = media::shareable(store, &them)?
+        .into_iter()
+        .map(|f| f.hash)
+        .collect();
+    let (received, sent) = if role == PeerRole::Initiator {
+        let received = ask_for_files(&mut channel, store, &me).await?;
+        (received, answer_for_files(&mut channel, store, &servable).await?)
+    } else {
+        let sent = answer_for_files(&mut channel, store, &servable).await?;
+        (ask_for_files(&mut channel, store, &me).await?, sent)
+    };
+    session.count_media(received, sent);
+    progress(session.report());
     Ok(session.report().clone())
+}
+
+fn media_stop(message: impl Into<String>) -> Error {
+    Error::Peer {
+        code: "malformed",
+        message: message.into(),
+    }
+}
+
+impl Channel {
+    async fn send_media(&mut self, message: &PeerMedia) -> Result<()> {
+        let bytes = quartier_protocol::encode(message).map_err(|e| media_stop(e.to_string()))?;
+        self.send(&bytes).await
+    }
+
+    async fn receive_media(&mut self) -> Result<PeerMedia> {
+        let bytes = self.receive().await?;
+        quartier_protocol::decode(&bytes, MAX_NOISE_MESSAGE * 2).map_err(|e| media_stop(e.to_string()))
+    }
+}
+
+/// Asks for the files this device lacks, batch by batch; keeps those whose content matches.
+async fn ask_for_files(channel: &mut Channel, store: &Store, me: &media::Reader) -> Result<usize> {
+    let wanted = media::wanted(store, me)?;
+    let batches: Vec<&[LocalMedia]> = if wanted.is_empty() {
+        vec![&[]]
+    } else {
+        wanted.chunks(MAX_WANTS_PER_BATCH).collect()
+    };
+    let mut received = 0;
+    for (i, batch) in batches.iter().enumerate() {
+        let hashes = batch.iter().map(|f| f.hash.clone()).collect();
+        channel
+            .send_media(&PeerMedia::Wants {
+                hashes,
+                last: i + 1 == batches.len(),
+            })
+            .await?;
+        let mut open: HashMap<&str, &LocalMedia> = batch.iter().map(|f| (f.hash.as_str(), f)).collect();
+        loop {
+            match channel.receive_media().await? {
+                PeerMedia::File { hash, bytes } => {
+                    let expected = open
+                        .remove(hash.as_str())
+                        .ok_or_else(|| media_stop("a file that was not asked for"))?;
+                    media::adopt(store, expected, &bytes).map_err(|e| match e {
+                        Error::MediaHashMismatch { .. } => Error::Peer {
+                            code: "bad_signature",
+                            message: "a file does not have the content its item names".into(),
+                        },
+                        other => other,
+                    })?;
+                    received += 1;
+                }
+                PeerMedia::Missing { hash } => {
+                    open.remove(hash.as_str());
+                }
+                PeerMedia::End => break,
+                _ => return Err(media_stop("an unexpected message among files")),
+            }
+        }
+    }
+    Ok(received)
+}
+
+/// Answers the other device's wants with the files it may read.
+async fn answer_for_files(channel: &mut Channel, store: &Store, servable: &HashSet<String>) -> Result<usize> {
+    let mut sent = 0;
+    let mut asked = 0;
+    loop {
+        let PeerMedia::Wants { hashes, last } = channel.receive_media().await? else {
+            return Err(media_stop("files asked for in another form"));
+        };
+        asked += hashes.len();
+        if hashes.len() > MAX_WANTS_PER_BATCH || asked > media::MAX_WANTS {
+            return Err(media_stop("asked for more files than a session sends"));
+        }
+        for hash in hashes {
+            match media::serve(store, servable, &hash)? {
+                Some(bytes) => {
+                    channel.send_media(&PeerMedia::File { hash, bytes }).await?;
+                    sent += 1;
+                }
+                None => channel.send_media(&PeerMedia::Missing { hash }).await?,
+            }
+        }
+        channel.send_media(&PeerMedia::End).await?;
+        if last {
+            return Ok(sent);
+        }
+    }
 }
 
 /// Connects to a device found nearby and syncs with it.

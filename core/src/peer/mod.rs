@@ -8,6 +8,7 @@
 //!   the new device until the server confirms them;
 //! - `verify`: what a device checks of every change a peer hands it before storing it;
 //! - `lan` (I/O): the local-network transport: discovery (mDNS/DNS-SD), a Noise channel over TCP;
+//! - `media`: which thumbnails a device asks for and may send after a local-network session;
 //! - `relay`: store-and-forward: carried changes in the outbox, within [`RelayLimits`].
 //!
 //! May touch: the store (through `Store::read`/`write` and the merge path sync uses). Only `lan`
@@ -17,6 +18,7 @@
 pub(crate) mod credentials;
 pub(crate) mod guest;
 mod lan;
+mod media;
 pub(crate) mod relay;
 mod session;
 mod verify;
@@ -26,6 +28,7 @@ pub use guest::{OfflineInviteInfo, MAX_OFFLINE_INVITE_MS, OFFLINE_INVITE_PREFIX}
 pub use lan::{
     meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, LAN_FRAME_BYTES, SERVICE_TYPE,
 };
+pub use media::MAX_PEER_FILE_BYTES;
 pub use relay::{CarriedChanges, RelayLimits};
 pub use session::{PeerOptions, PeerReport, PeerRole, PeerSession, DEFAULT_FRAME_BYTES, QR_FRAME_BYTES};
 pub use verify::PeerRefusal;

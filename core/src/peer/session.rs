@@ -107,6 +107,9 @@ pub struct PeerReport {
     pub bytes_received: Count,
     /// Both sides said done.
     pub finished: bool,
+    /// Thumbnails and small files received and sent after the session (local network only).
+    pub media_received: Count,
+    pub media_sent: Count,
 }
 
 /// One of this device's documents the peer may read, with its heads.
@@ -345,6 +348,50 @@ impl PeerSession {
     /// What the session did so far.
     pub fn report(&self) -> &PeerReport {
         &self.report
+    }
+
+    /// Who reads on each side, for the media exchange after the session: this device, then the
+    /// other; roles of the shared spaces only. `None` before the other device proved its key.
+    pub(crate) fn readers(&self) -> Option<(super::media::Reader, super::media::Reader)> {
+        let peer = self.peer.as_ref().filter(|p| p.proven)?;
+        let shared = |space: &Uuid| self.shared.contains(space);
+        let mut mine: HashMap<Uuid, Role> = self
+            .mine
+            .iter()
+            .filter(|(s, _)| shared(s))
+            .map(|(s, (_, c))| (*s, c.role))
+            .collect();
+        if let Some((_, invite)) = &self.guest {
+            mine.insert(invite.space, Role::Resident);
+        }
+        let theirs: HashMap<Uuid, Role> = peer
+            .certificates
+            .iter()
+            .filter(|(s, _)| shared(s))
+            .map(|(s, c)| (*s, c.role))
+            .collect();
+        let their_person = peer
+            .certificates
+            .values()
+            .next()
+            .map(|c| c.person)
+            .filter(|p| !p.is_nil());
+        Some((
+            super::media::Reader {
+                person: self.guest.is_none().then_some(self.person),
+                roles: mine,
+            },
+            super::media::Reader {
+                person: their_person,
+                roles: theirs,
+            },
+        ))
+    }
+
+    /// Counts files moved after the session (the local-network transport's media exchange).
+    pub(crate) fn count_media(&mut self, received: usize, sent: usize) {
+        self.report.media_received += received;
+        self.report.media_sent += sent;
     }
 
     /// Whether both sides said done (nothing more to send or receive).
