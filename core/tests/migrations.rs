@@ -206,6 +206,25 @@ const ADDED_BY: &[Added] = &[
         columns: &[("counselling_channels", "rotate_to")],
         undo: "",
     },
+    Added {
+        version: 20,
+        tables: &[
+            "change_signatures",
+            "certificates",
+            "revocation_lists",
+            "nearby_spaces",
+            "guest_invites",
+        ],
+        columns: &[
+            ("account", "server_key"),
+            ("outbox", "signer"),
+            ("outbox", "signature"),
+            ("device", "relay_max_bytes"),
+            ("device", "relay_max_age_ms"),
+            ("device", "provisional_person"),
+        ],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -21,7 +21,7 @@ pub const REVOCATIONS_SIGNING_CONTEXT: &[u8] = b"quartier/revocations/v1\0";
 /// [`MAX_REVOCATIONS`] devices).
 pub const MAX_CERTIFICATE_BYTES: usize = 512;
 pub const MAX_REVOCATIONS: usize = 4_096;
-pub const MAX_REVOCATION_LIST_BYTES: usize = 64 + MAX_REVOCATIONS * 40;
+pub const MAX_REVOCATION_LIST_BYTES: usize = 128 + MAX_REVOCATIONS * 64;
 
 /// What the server says about one device of one member of one space.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +233,10 @@ pub struct OfflineInvite {
     pub server: String,
     #[serde(with = "serde_bytes")]
     pub server_key: Vec<u8>,
+    /// BLAKE3 of the invite's secret, which only the QR code carries: the invite alone (shown
+    /// in a session, copied off a screen) neither lets its bearer be hosted nor redeems it.
+    #[serde(with = "serde_bytes")]
+    pub secret_hash: Vec<u8>,
 }
 
 /// An offline invite as the coordinator's device signed it, with that device's certificate
@@ -303,11 +307,17 @@ impl SignedOfflineInvite {
     }
 }
 
-/// `POST /v1/invites/redeem-offline`: joins the space of an offline invite.
+/// `POST /v1/invites/redeem-offline`: joins the space of an offline invite, with the secret
+/// its QR code carried.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedeemOfflineInvite {
     pub invite: SignedOfflineInvite,
+    #[serde(with = "serde_bytes")]
+    pub secret: Vec<u8>,
 }
+
+/// Longest an offline invite may be good for, from its making.
+pub const MAX_OFFLINE_INVITE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 #[cfg(test)]
 mod tests {
@@ -383,6 +393,7 @@ mod tests {
             expires_at_ms: 9_000,
             server: "https://quartier.example".into(),
             server_key: server.verifying_key().to_bytes().to_vec(),
+            secret_hash: vec![5; 32],
         };
         let signed = invite.sign(&coordinator_key, certificate.sign(&server));
         assert_eq!(signed.verify(&server.verifying_key()).unwrap().0, invite);

@@ -367,6 +367,10 @@ impl Record {
     }
 }
 
+/// Most bytes of one change: the server refuses a larger one (`too_large`), and so does a
+/// device taking changes from another device.
+pub const MAX_CHANGE_BYTES: usize = 512 * 1024;
+
 /// Most records one [`SyncRequest`] may push, and most spaces it may carry cursors for; a
 /// device in more spaces asks about them in windows of this many (the server refuses more).
 pub const MAX_PUSH_PER_REQUEST: usize = 5_000;

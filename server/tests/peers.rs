@@ -1278,3 +1278,79 @@ fn lan_transport_brings_the_thumbnails_of_the_items_it_brought() {
         .expect("info")
         .is_some_and(|m| m.present));
 }
+
+#[test]
+fn relay_whose_carried_change_the_server_refuses_returns_the_document_and_lists_nothing_as_its_own() {
+    let (town, post) = relay_setup();
+    // The relay writes a post of its own too; then A's device is revoked before the relay syncs.
+    let own = town.post(2, "Eigener Aushang", Audience::Everyone);
+    let a_device = town
+        .store(1)
+        .account()
+        .expect("account")
+        .expect("registered")
+        .device;
+    town.server.revoke(a_device);
+    town.sync(2);
+    // A's changes were refused (their signing device is revoked): they left the relay's outbox
+    // and copy, the relay's own post went through, and nothing is listed as the relay's own.
+    assert_eq!(town.store(2).outbox_len().expect("outbox"), 0);
+    assert!(
+        !has(town.store(2), post.id),
+        "returned to what the server accepted"
+    );
+    assert!(town
+        .store(2)
+        .undelivered_changes()
+        .expect("undelivered")
+        .is_empty());
+    town.sync(0);
+    assert!(has(town.store(0), own.id));
+    assert!(!has(town.store(0), post.id));
+}
+
+/// Found by `interrupted_sessions_resume_and_converge`: a side that said its last word in
+/// several frames was already "finished" and refused the other's `continue`.
+#[test]
+fn a_last_message_in_several_frames_still_finishes_the_session() {
+    let town = Town::new(&[Role::Volunteer, Role::Volunteer]);
+    town.post(1, "A 0", Audience::Everyone);
+    for frame_bytes in [128, 283, 500] {
+        let (_, at_b) = meet(town.store(1), town.store(2), options(frame_bytes));
+        assert!(at_b.finished, "{frame_bytes}: {at_b:?}");
+    }
+    assert_eq!(holding(town.store(1)), holding(town.store(2)));
+}
+
+#[test]
+fn joining_offline_without_the_invites_secret_is_neither_hosted_nor_confirmed() {
+    let town = Town::new(&[]);
+    town.post(0, "Willkommen", Audience::Everyone);
+    town.sync(0);
+    let invite = town
+        .store(0)
+        .make_offline_invite(town.space, Role::Resident, 60 * 60 * 1000)
+        .expect("invite");
+    let newcomer = Store::open(town.dir.path().join("copycat.db"), StoreOptions::default()).expect("store");
+    newcomer.accept_offline_invite(&invite).expect("accept");
+    // Someone who saw the invite in a session but not its QR code: the right invite, another
+    // secret (written into the store by hand, as such a device would hold it).
+    {
+        let conn = rusqlite::Connection::open(newcomer.path()).expect("open");
+        conn.execute("UPDATE guest_invites SET secret = zeroblob(32)", [])
+            .expect("forge");
+    }
+    let error =
+        meet_through(&newcomer, town.store(0), options(ONE_FRAME), |_, f| Some(f)).expect_err("refused");
+    assert_eq!(peer_code(&error.1), "unproven", "{}", error.1);
+    town.runtime
+        .block_on(town.client.register(&newcomer, None))
+        .expect("register");
+    let refused = town
+        .runtime
+        .block_on(town.client.confirm_offline_invites(&newcomer));
+    assert!(
+        matches!(&refused, Err(quartier_core::Error::Server { status: 403, .. })),
+        "{refused:?}"
+    );
+}

@@ -19,8 +19,28 @@ use crate::store::Store;
 pub const OFFLINE_INVITE_PREFIX: &str = "quartier-offline:";
 /// Most characters an offline invite's text may have (it fits a QR code).
 pub const MAX_OFFLINE_INVITE_TEXT: usize = 2_048;
-/// How long an offline invite is good for at most.
-pub const MAX_OFFLINE_INVITE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+pub use quartier_protocol::certificates::MAX_OFFLINE_INVITE_MS;
+
+/// What an offline invite's QR code carries: the signed invite and its secret (which never
+/// travels in a session: the guest proves it knows it with a keyed hash of the session).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct InviteCard {
+    invite: SignedOfflineInvite,
+    secret: quartier_protocol::peer::ByteBuf,
+}
+
+/// The secret of an invite this device made: derived from its key and the invite's id, so the
+/// device need not keep a list of the invites it made.
+pub(crate) fn invite_secret(device_key: &ed25519_dalek::SigningKey, invite: Uuid) -> [u8; 32] {
+    let mut material = device_key.to_bytes().to_vec();
+    material.extend_from_slice(invite.as_bytes());
+    blake3::derive_key("quartier offline invite secret v1", &material)
+}
+
+/// What a guest sends as its proof in a session: a keyed hash of the proof payload.
+pub(crate) fn guest_proof(secret: &[u8; 32], payload: &[u8]) -> Vec<u8> {
+    blake3::keyed_hash(secret, payload).as_bytes().to_vec()
+}
 
 /// An offline invite as the new device sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,15 +56,15 @@ fn invalid(reason: impl Into<String>) -> Error {
     Error::invalid("offline invite", reason)
 }
 
-fn encode(invite: &SignedOfflineInvite) -> Result<String> {
-    let bytes = quartier_protocol::encode(invite).map_err(|e| invalid(e.to_string()))?;
+fn encode(card: &InviteCard) -> Result<String> {
+    let bytes = quartier_protocol::encode(card).map_err(|e| invalid(e.to_string()))?;
     Ok(format!(
         "{OFFLINE_INVITE_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     ))
 }
 
-fn decode(text: &str) -> Result<SignedOfflineInvite> {
+fn decode(text: &str) -> Result<InviteCard> {
     let text = text.trim();
     if text.len() > MAX_OFFLINE_INVITE_TEXT {
         return Err(invalid("the text is too long for an invite"));
@@ -67,21 +87,35 @@ fn key_of(invite: &OfflineInvite) -> Result<VerifyingKey> {
         .ok_or_else(|| invalid("the invite names no valid server key"))
 }
 
+/// An invite this device was given, with its secret.
+pub(crate) struct HeldInvite {
+    pub signed: SignedOfflineInvite,
+    pub invite: OfflineInvite,
+    pub secret: [u8; 32],
+}
+
 /// The unconfirmed, unexpired invites this device holds, read and checked.
-pub(crate) fn held_invites(conn: &Connection, now: i64) -> Result<Vec<(SignedOfflineInvite, OfflineInvite)>> {
+pub(crate) fn held_invites(conn: &Connection, now: i64) -> Result<Vec<HeldInvite>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT invite FROM guest_invites WHERE confirmed = 0 AND expires_at > ?1 ORDER BY space_id",
+        "SELECT invite, secret FROM guest_invites WHERE confirmed = 0 AND expires_at > ?1 ORDER BY space_id",
     )?;
-    let rows = stmt.query_map([now], |r| r.get::<_, Vec<u8>>(0))?;
+    let rows = stmt.query_map([now], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
     let mut out = Vec::new();
     for row in rows {
-        let signed: SignedOfflineInvite = quartier_protocol::decode(&row?, 8 * MAX_OFFLINE_INVITE_TEXT)
+        let (row, secret) = row?;
+        let secret = <[u8; 32]>::try_from(secret.as_slice())
+            .map_err(|_| Error::Corrupt("a kept offline invite's secret".into()))?;
+        let signed: SignedOfflineInvite = quartier_protocol::decode(&row, 8 * MAX_OFFLINE_INVITE_TEXT)
             .map_err(|e| Error::Corrupt(format!("a kept offline invite: {e}")))?;
         let claims = signed.claims().map_err(|e| Error::Corrupt(e.to_string()))?;
         let (invite, _) = signed
             .verify(&key_of(&claims)?)
             .map_err(|e| Error::Corrupt(format!("a kept offline invite: {e}")))?;
-        out.push((signed, invite));
+        out.push(HeldInvite {
+            signed,
+            invite,
+            secret,
+        });
     }
     Ok(out)
 }
@@ -124,8 +158,10 @@ impl Store {
                 .ok_or_else(|| invalid("this device has no certificate for the space"))?;
             let mut id = [0u8; 16];
             getrandom::fill(&mut id).map_err(|e| invalid(format!("no randomness: {e}")))?;
+            let id = Uuid::from_bytes(id);
+            let secret = invite_secret(self.signing_key(), id);
             let invite = OfflineInvite {
-                id: Uuid::from_bytes(id),
+                id,
                 space: space.as_uuid(),
                 role,
                 issued_by: account.device,
@@ -133,8 +169,12 @@ impl Store {
                 expires_at_ms: (now + valid_for_ms).min(certificate.expires_at_ms),
                 server: account.server,
                 server_key: key.to_bytes().to_vec(),
+                secret_hash: blake3::hash(&secret).as_bytes().to_vec(),
             };
-            Ok(invite.sign(self.signing_key(), signed_certificate))
+            Ok(InviteCard {
+                invite: invite.sign(self.signing_key(), signed_certificate),
+                secret: quartier_protocol::peer::ByteBuf::from(secret.to_vec()),
+            })
         })?;
         encode(&signed)
     }
@@ -145,13 +185,19 @@ impl Store {
     /// ([`super::PeerSession`]) and confirm the invite at its first connection. A device
     /// registered with another server refuses it.
     pub fn accept_offline_invite(&self, text: &str) -> Result<OfflineInviteInfo> {
-        let signed = decode(text)?;
+        let InviteCard {
+            invite: signed,
+            secret,
+        } = decode(text)?;
         let claims = signed.claims().map_err(|e| invalid(e.to_string()))?;
         let key = key_of(&claims)?;
         let (invite, _) = signed.verify(&key).map_err(|e| invalid(e.to_string()))?;
         let now = crate::store::now_ms();
         if invite.expires_at_ms <= now {
             return Err(invalid("the invite has expired"));
+        }
+        if blake3::hash(&secret).as_bytes().as_slice() != invite.secret_hash.as_slice() {
+            return Err(invalid("the invite is damaged"));
         }
         let stored = quartier_protocol::encode(&signed).map_err(|e| invalid(e.to_string()))?;
         self.write(|tx, _| {
@@ -165,10 +211,15 @@ impl Store {
                 }
             }
             tx.execute(
-                "INSERT INTO guest_invites (space_id, invite, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (space_id) DO UPDATE SET invite = excluded.invite,
+                "INSERT INTO guest_invites (space_id, invite, secret, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (space_id) DO UPDATE SET invite = excluded.invite, secret = excluded.secret,
                      expires_at = excluded.expires_at, confirmed = 0",
-                params![invite.space.to_string(), stored, invite.expires_at_ms],
+                params![
+                    invite.space.to_string(),
+                    stored,
+                    secret.as_slice(),
+                    invite.expires_at_ms
+                ],
             )?;
             Ok(())
         })?;
@@ -212,7 +263,7 @@ impl Store {
         self.read(|conn| {
             Ok(held_invites(conn, now)?
                 .into_iter()
-                .map(|(_, invite)| OfflineInviteInfo {
+                .map(|HeldInvite { invite, .. }| OfflineInviteInfo {
                     space: invite.space.into(),
                     role: invite.role,
                     server: invite.server,
@@ -223,7 +274,7 @@ impl Store {
     }
 
     /// The space an unconfirmed invite of this device's is for, if any (tests, the app).
-    pub(crate) fn guest_invite(&self, now: i64) -> Result<Option<(SignedOfflineInvite, OfflineInvite)>> {
+    pub(crate) fn guest_invite(&self, now: i64) -> Result<Option<HeldInvite>> {
         self.read(|conn| Ok(held_invites(conn, now)?.into_iter().next()))
     }
 }

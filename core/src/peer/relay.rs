@@ -4,7 +4,7 @@
 //! device carries for others is bounded in bytes and age ([`RelayLimits`]); a carried change the
 //! server sends back, or acknowledges, leaves the outbox.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -97,6 +97,15 @@ pub(crate) fn carry(conn: &Connection, change: &Carried<'_>, now: i64) -> Result
         change.signature
     ])?;
     Ok(true)
+}
+
+/// Whether an outbox entry is a change carried for another device.
+pub(crate) fn is_carried(conn: &Connection, seq: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT signer IS NOT NULL FROM outbox WHERE seq = ?1")?
+        .query_row([seq], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// A carried change the server has (it sent it back): nothing left to carry.

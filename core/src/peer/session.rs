@@ -12,9 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use automerge::ChangeHash;
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
-use quartier_protocol::certificates::{
-    Certificate, OfflineInvite, RevocationList, SignedCertificate, SignedOfflineInvite, SignedRevocationList,
-};
+use quartier_protocol::certificates::{Certificate, RevocationList, SignedCertificate, SignedRevocationList};
 use quartier_protocol::peer::{
     frame, peer_proof_payload, Guest, Hello, InventoryEntry, PeerMessage, Turn, PEER_PROTOCOL_VERSION,
 };
@@ -23,6 +21,7 @@ use rusqlite::{params, Connection};
 use uuid::Uuid;
 
 use super::credentials;
+use super::guest::HeldInvite;
 use super::relay::{self, Carried};
 use super::verify::{verify_page, Certificates, PeerRefusal, Receiver};
 use crate::document::guarded;
@@ -37,8 +36,15 @@ pub const QR_FRAME_BYTES: usize = 2_000;
 pub const DEFAULT_FRAME_BYTES: usize = 256 * 1024;
 /// Most bytes one message may inflate to.
 const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
-/// Most inventory entries a peer may announce in one session.
+/// Most inventory entries a peer may announce in one session, and most heads in all of them
+/// and in one (a document has one head unless edits are concurrent).
 const MAX_INVENTORY: usize = 500_000;
+const MAX_INVENTORY_HEADS: usize = 1_000_000;
+const MAX_HEADS_PER_ENTRY: usize = 64;
+/// Most bytes a message may inflate to before the other device proved its key (a hello).
+const MAX_UNPROVEN_MESSAGE_BYTES: usize = 256 * 1024;
+/// Most turns one session takes from the other side (a peer that never says done).
+const MAX_TURNS: usize = 1_000_000;
 /// Most refusals a report keeps (the count goes on).
 const MAX_REPORTED_REFUSALS: usize = 100;
 
@@ -127,6 +133,8 @@ struct Peer {
     /// Its certificates by space (valid ones only).
     certificates: HashMap<Uuid, Certificate>,
     proven: bool,
+    /// A guest's invite secret (this device made the invite): its proof is a keyed hash.
+    guest_secret: Option<[u8; 32]>,
 }
 
 /// One device-to-device session.
@@ -142,7 +150,7 @@ pub struct PeerSession {
     /// This device's public key (a guest shows it with its invite).
     device_key: [u8; 32],
     /// A guest's invite (this device has no account yet).
-    guest: Option<(SignedOfflineInvite, OfflineInvite)>,
+    guest: Option<HeldInvite>,
     peer: Option<Peer>,
     shared: Vec<Uuid>,
     /// Certificates the peer showed for change authors, read and as signed.
@@ -154,6 +162,9 @@ pub struct PeerSession {
     inventory_done_sent: bool,
     peer_inventory: HashMap<Uuid, Vec<ChangeHash>>,
     peer_inventory_done: bool,
+    /// Heads announced by the peer so far, and turns taken from it.
+    inventory_heads: usize,
+    turns: usize,
     /// Offers not yet planned (indices into `offers`), then the changes of the planned ones.
     plan: VecDeque<usize>,
     planned: bool,
@@ -173,7 +184,7 @@ struct Identity {
     person: Uuid,
     server_key: VerifyingKey,
     mine: HashMap<Uuid, (SignedCertificate, Certificate)>,
-    guest: Option<(SignedOfflineInvite, OfflineInvite)>,
+    guest: Option<HeldInvite>,
 }
 
 fn stop(code: &'static str, message: impl Into<String>) -> Error {
@@ -258,8 +269,8 @@ impl PeerSession {
         options: PeerOptions,
         now: i64,
     ) -> Result<(PeerSession, Option<Vec<u8>>)> {
-        let (signed, invite) = store.guest_invite(now)?.ok_or(Error::NotRegistered)?;
-        let key = <[u8; 32]>::try_from(invite.server_key.as_slice())
+        let held = store.guest_invite(now)?.ok_or(Error::NotRegistered)?;
+        let key = <[u8; 32]>::try_from(held.invite.server_key.as_slice())
             .ok()
             .and_then(|k| VerifyingKey::from_bytes(&k).ok())
             .ok_or_else(|| stop("bad_certificate", "the invite names no valid server key"))?;
@@ -277,7 +288,7 @@ impl PeerSession {
                 person: Uuid::nil(),
                 server_key: key,
                 mine: HashMap::new(),
-                guest: Some((signed, invite)),
+                guest: Some(held),
             },
             Vec::new(),
         )
@@ -325,6 +336,8 @@ impl PeerSession {
             inventory_done_sent: false,
             peer_inventory: HashMap::new(),
             peer_inventory_done: false,
+            inventory_heads: 0,
+            turns: 0,
             plan: VecDeque::new(),
             planned: false,
             queued: VecDeque::new(),
@@ -361,7 +374,7 @@ impl PeerSession {
             .filter(|(s, _)| shared(s))
             .map(|(s, (_, c))| (*s, c.role))
             .collect();
-        if let Some((_, invite)) = &self.guest {
+        if let Some(HeldInvite { invite, .. }) = &self.guest {
             mine.insert(invite.space, Role::Resident);
         }
         let theirs: HashMap<Uuid, Role> = peer
@@ -396,13 +409,14 @@ impl PeerSession {
 
     /// Whether both sides said done (nothing more to send or receive).
     pub fn is_finished(&self) -> bool {
-        self.report.finished
+        // A last message in several frames is finished once its last frame went out.
+        self.report.finished && self.outgoing.is_empty()
     }
 
     /// Takes one frame from the peer; returns the frame to answer with, or `None` when the
     /// session is finished. An error stops the session (send nothing more; start a new one).
     pub fn receive(&mut self, store: &Store, received: &[u8]) -> Result<Option<Vec<u8>>> {
-        if self.report.finished {
+        if self.is_finished() {
             return Err(stop("protocol", "the session is finished"));
         }
         self.report.frames_received += 1;
@@ -427,7 +441,12 @@ impl PeerSession {
                 "a message arrived before this side's was complete",
             ));
         }
-        if self.incoming.len() + body.len() > MAX_MESSAGE_BYTES {
+        // Before the other device proved its key, only a hello's worth is read.
+        let limit = match self.peer.as_ref().is_some_and(|p| p.proven) {
+            true => MAX_MESSAGE_BYTES,
+            false => MAX_UNPROVEN_MESSAGE_BYTES,
+        };
+        if self.incoming.len() + body.len() > limit {
             return Err(stop("malformed", "a message larger than a session takes"));
         }
         self.incoming.extend_from_slice(body);
@@ -435,7 +454,7 @@ impl PeerSession {
             return Ok(Some(self.count_sent(vec![frame::CONTINUE])));
         }
         let bytes = std::mem::take(&mut self.incoming);
-        let message: PeerMessage = quartier_protocol::decode(&bytes, MAX_MESSAGE_BYTES)
+        let message: PeerMessage = quartier_protocol::decode(&bytes, limit)
             .map_err(|e| stop("malformed", format!("a message does not decode: {e}")))?;
         let reply = match message {
             PeerMessage::Hello(hello) => self.on_hello(store, hello)?,
@@ -478,8 +497,8 @@ impl PeerSession {
             certificates: self.mine.values().map(|(signed, _)| signed.clone()).collect(),
             revocations: lists,
             proof,
-            guest: self.guest.as_ref().map(|(signed, _)| Guest {
-                invite: signed.clone(),
+            guest: self.guest.as_ref().map(|held| Guest {
+                invite: held.signed.clone(),
                 device_key: self.device_key.to_vec(),
             }),
         }
@@ -506,6 +525,13 @@ impl PeerSession {
     }
 
     fn my_proof(&self, store: &Store) -> Result<Vec<u8>> {
+        // A guest proves it holds the invite's secret (its QR code), not a certified key.
+        if let Some(held) = &self.guest {
+            return Ok(super::guest::guest_proof(
+                &held.secret,
+                &self.proof_payload(self.device)?,
+            ));
+        }
         Ok(store
             .signing_key()
             .sign(&self.proof_payload(self.device)?)
@@ -525,11 +551,17 @@ impl PeerSession {
             .peer
             .as_mut()
             .ok_or_else(|| stop("protocol", "no hello yet"))?;
-        let good = proof.and_then(|p| <[u8; 64]>::try_from(p).ok()).is_some_and(|p| {
-            peer.key
-                .verify_strict(&payload, &Signature::from_bytes(&p))
-                .is_ok()
-        });
+        let good = match &peer.guest_secret {
+            // A keyed hash of the session under the invite's secret (compared in constant time).
+            Some(secret) => proof
+                .and_then(|p| <[u8; 32]>::try_from(p).ok())
+                .is_some_and(|p| blake3::Hash::from(p) == blake3::keyed_hash(secret, &payload)),
+            None => proof.and_then(|p| <[u8; 64]>::try_from(p).ok()).is_some_and(|p| {
+                peer.key
+                    .verify_strict(&payload, &Signature::from_bytes(&p))
+                    .is_ok()
+            }),
+        };
         if !good {
             return Err(stop(
                 "unproven",
@@ -592,6 +624,7 @@ impl PeerSession {
         }
         let mut certificates = HashMap::new();
         let mut key = None;
+        let mut guest_secret = None;
         for signed in &hello.certificates {
             let cert = signed
                 .verify(&self.server_key)
@@ -615,11 +648,15 @@ impl PeerSession {
         // A new device shows the invite this device made instead (joining offline).
         let key = match (key, &hello.guest) {
             (Some(key), _) => key,
-            (None, Some(guest)) => self.host_guest(guest, hello.device, now, &mut certificates)?,
+            (None, Some(guest)) => {
+                let (key, secret) = self.host_guest(store, guest, hello.device, now, &mut certificates)?;
+                guest_secret = Some(secret);
+                key
+            }
             (None, None) => return Err(stop("bad_certificate", "the other device showed no certificate")),
         };
         // A guest meets the device that made its invite, and only for the invite's space.
-        if let Some((_, invite)) = &self.guest {
+        if let Some(HeldInvite { invite, .. }) = &self.guest {
             if hello.device != invite.issued_by {
                 return Err(stop(
                     "bad_certificate",
@@ -640,6 +677,7 @@ impl PeerSession {
         let theirs: HashMap<Uuid, i64> = hello
             .revocations
             .iter()
+            .take(quartier_protocol::MAX_CURSORS_PER_REQUEST)
             .filter_map(|s| s.verify(&self.server_key).ok())
             .map(|l| (l.space, l.issued_at_ms))
             .collect();
@@ -648,7 +686,7 @@ impl PeerSession {
                 .get(space)
                 .is_some_and(|mine| theirs.get(space).is_none_or(|t| *t < mine.issued_at_ms))
         });
-        let guest_space = self.guest.as_ref().map(|(_, invite)| invite.space);
+        let guest_space = self.guest.as_ref().map(|held| held.invite.space);
         self.shared = certificates
             .keys()
             .filter(|s| self.mine.contains_key(s) || guest_space == Some(**s))
@@ -662,6 +700,7 @@ impl PeerSession {
             nonce: hello.nonce,
             certificates,
             proven: false,
+            guest_secret,
         });
         match self.role {
             PeerRole::Responder => {
@@ -690,11 +729,12 @@ impl PeerSession {
     /// reads, and nothing of its own is taken (it has no certificate).
     fn host_guest(
         &self,
+        store: &Store,
         guest: &Guest,
         device: Uuid,
         now: i64,
         certificates: &mut HashMap<Uuid, Certificate>,
-    ) -> Result<VerifyingKey> {
+    ) -> Result<(VerifyingKey, [u8; 32])> {
         let (invite, _) = guest
             .invite
             .verify(&self.server_key)
@@ -727,7 +767,7 @@ impl PeerSession {
                 expires_at_ms: invite.expires_at_ms,
             },
         );
-        Ok(key)
+        Ok((key, super::guest::invite_secret(store.signing_key(), invite.id)))
     }
 
     fn on_turn(&mut self, store: &Store, turn: Turn) -> Result<Option<PeerMessage>> {
@@ -739,10 +779,21 @@ impl PeerSession {
                 return Err(stop("unproven", "a turn before the other device proved its key"));
             }
         }
-        if self.peer_inventory.len() + turn.inventory.len() > MAX_INVENTORY {
-            return Err(stop("malformed", "an inventory larger than a session takes"));
+        self.turns += 1;
+        if self.peer_inventory.len() + turn.inventory.len() > MAX_INVENTORY || self.turns > MAX_TURNS {
+            return Err(stop(
+                "malformed",
+                "an inventory or a session longer than a session takes",
+            ));
         }
         for entry in turn.inventory {
+            self.inventory_heads += entry.heads.len();
+            if entry.heads.len() > MAX_HEADS_PER_ENTRY || self.inventory_heads > MAX_INVENTORY_HEADS {
+                return Err(stop(
+                    "malformed",
+                    "an inventory with more heads than a session takes",
+                ));
+            }
             if !self.shared.contains(&entry.space) {
                 return Err(stop(
                     "not_shared",
@@ -795,7 +846,7 @@ impl PeerSession {
     fn take_changes(&mut self, store: &Store, records: &[Record]) -> Result<()> {
         let now = crate::store::now_ms();
         let mut roles: HashMap<Uuid, Role> = self.mine.iter().map(|(s, (_, c))| (*s, c.role)).collect();
-        if let Some((_, invite)) = &self.guest {
+        if let Some(HeldInvite { invite, .. }) = &self.guest {
             // Until the server confirms it, a new member reads what a resident reads.
             roles.insert(invite.space, Role::Resident);
         }

@@ -34,7 +34,8 @@ pub(crate) struct Accepted {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PeerRefusal {
     pub doc_id: String,
-    /// `forbidden`, `not_your_change`, `revoked`, `expired`, `missing_dependency`, `unreadable`.
+    /// `forbidden`, `not_your_change`, `revoked`, `expired`, `missing_dependency`, `unreadable`,
+    /// `too_large`, `malformed`.
     pub code: String,
     pub message: String,
 }
@@ -191,8 +192,20 @@ pub(crate) fn verify_page(
             DocKind::Item if !state.get_heads().is_empty() => item_from_doc(state, &doc.to_string()).ok(),
             _ => None,
         };
-        let mut after = state.clone();
-        guarded::apply(&mut after, vec![change.clone()])
+        if bytes.len() > quartier_protocol::MAX_CHANGE_BYTES {
+            stopped.insert(*doc, ());
+            refused.push(refuse(
+                "too_large",
+                format!(
+                    "a change may have at most {} bytes",
+                    quartier_protocol::MAX_CHANGE_BYTES
+                ),
+            ));
+            continue;
+        }
+        // Applied in place: a document with a refused change takes no later change of the page,
+        // so its scratch copy is not read again.
+        guarded::apply(state, vec![change.clone()])
             .map_err(|e| stop("malformed", format!("a change does not apply: {e}")))?;
         let judged = judge(
             *kind,
@@ -200,12 +213,11 @@ pub(crate) fn verify_page(
             *space,
             *doc,
             before.as_ref(),
-            &after,
+            state,
             receiver,
         );
         match judged {
             Ok(()) => {
-                *state = after;
                 accepted.push(Accepted {
                     space: *space,
                     doc: *doc,

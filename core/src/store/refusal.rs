@@ -127,6 +127,10 @@ impl Store {
         let Some(entry) = outbox_entry(tx, seq, false)? else {
             return Ok(None);
         };
+        // A change carried for another device: the document is returned to the accepted state
+        // all the same (this device's own later edits are made again on it), but the refusal is
+        // the author's to hear of (its own push is refused the same way), not this person's.
+        let carried = crate::peer::relay::is_carried(tx, seq)?;
         let OutboxEntry {
             doc_id,
             kind,
@@ -180,11 +184,16 @@ impl Store {
                 .execute(params![doc_id, hash.to_string()])?;
         }
 
-        let mut lost_fields: Vec<String> = note_fields(refused_change(&doomed, refused));
+        let mut lost_fields: Vec<String> = match carried {
+            false => note_fields(refused_change(&doomed, refused)),
+            true => Vec::new(),
+        };
         if base.get_heads().is_empty() {
             // Its creation was refused: nothing to return to, so nothing to build on either.
             for change in doomed.iter().filter(|c| c.hash() != refused) {
-                lost_fields.extend(note_fields(Some(change)));
+                if !carried || local.contains(&change.hash()) {
+                    lost_fields.extend(note_fields(Some(change)));
+                }
             }
             documents::erase(tx, &doc_id, documents::Records::Erase)?;
             if kind == DocKind::Item {
@@ -228,6 +237,10 @@ impl Store {
             other => other,
         });
         let seen = seen.map(|v| v.to_string());
+        if carried && lost_fields.is_empty() {
+            tracing::info!(code, "the server refused a change carried for another device");
+            return Ok(None);
+        }
         record(tx, &entry, code, message, now, &lost_fields, seen.as_deref())?;
         Ok(Some(returned))
     }
@@ -416,7 +429,11 @@ fn note_fields(change: Option<&Change>) -> Vec<String> {
 
 /// Hashes of a document's changes still in the outbox (made or relayed here, not yet taken).
 fn outbox_hashes(tx: &Connection, doc_id: &str) -> Result<HashSet<ChangeHash>> {
-    let mut stmt = tx.prepare_cached("SELECT hash FROM outbox WHERE doc_id = ?1 AND hash IS NOT NULL")?;
+    // This device's own entries only: a change carried for another device that builds on a
+    // refused one is withdrawn with it, never made again as this device's.
+    let mut stmt = tx.prepare_cached(
+        "SELECT hash FROM outbox WHERE doc_id = ?1 AND hash IS NOT NULL AND signer IS NULL",
+    )?;
     let rows = stmt.query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?;
     let mut out = HashSet::new();
     for row in rows {

@@ -542,13 +542,17 @@ impl SyncClient {
         .await?;
         let mut confirmed = Vec::new();
         let mut refused = None;
-        for (signed, invite) in invites {
+        for held in invites {
+            let invite = held.invite;
             let answer: Result<Membership> = self
                 .call(
                     HttpMethod::Post,
                     "/v1/invites/redeem-offline",
                     Some(&account.token),
-                    &quartier_protocol::certificates::RedeemOfflineInvite { invite: signed },
+                    &quartier_protocol::certificates::RedeemOfflineInvite {
+                        invite: held.signed,
+                        secret: held.secret.to_vec(),
+                    },
                 )
                 .await;
             match answer {

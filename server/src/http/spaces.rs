@@ -143,11 +143,13 @@ pub async fn redeem_offline(
 ) -> Result<Wire<Membership>, ServerError> {
     let device = device.active()?;
     let membership = blocking(move || {
+        let approved_only = state.config.invite_creation == Allowed::Approved;
         spaces::redeem_offline_invite(
             &state.db.lock(),
             state.db.signing_key(),
-            &req.invite,
+            &req,
             device.person,
+            approved_only,
         )
     })
     .await?;

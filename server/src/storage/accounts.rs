@@ -76,9 +76,16 @@ pub fn register_as(
     };
     let proposed = match (linked_person, proposed_person) {
         (None, Some(person)) => {
-            let taken: bool = person.is_nil()
+            // A UUIDv7 (what devices make), not a person's, nor any other id a person id must
+            // never be: a space, a conversation, a team (`counselling::id_taken`), or one that
+            // media uploads are kept under (a conversation's attachments' derived uploader).
+            let taken: bool = person.get_version_num() != 7
+                || super::counselling::id_taken(&tx, person)?
                 || tx
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM persons WHERE person_id = ?1)")?
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM blob_uploads WHERE person_id = ?1)
+                             OR EXISTS (SELECT 1 FROM blob_claims WHERE person_id = ?1)",
+                    )?
                     .query_row([person.to_string()], |r| r.get(0))?;
             if taken {
                 return Err(ServerError::Conflict(

@@ -1,6 +1,6 @@
 //! Spaces, members and invites. The server is the only authority on who belongs where.
 
-use quartier_protocol::certificates::SignedOfflineInvite;
+use quartier_protocol::certificates::{RedeemOfflineInvite, MAX_OFFLINE_INVITE_MS};
 use quartier_protocol::{InviteInfo, MemberInfo, Membership, Role, RosterChanges};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
@@ -231,23 +231,47 @@ pub fn redeem_invite(conn: &Connection, code: &str, person: Uuid) -> Result<Memb
 pub fn redeem_offline_invite(
     conn: &Connection,
     key: &ed25519_dalek::SigningKey,
-    signed: &SignedOfflineInvite,
+    redeem: &RedeemOfflineInvite,
     person: Uuid,
+    approved_only: bool,
 ) -> Result<Membership, ServerError> {
-    let (invite, certificate) = signed
+    let (invite, certificate) = redeem
+        .invite
         .verify(&key.verifying_key())
         .map_err(|e| ServerError::Forbidden(format!("not a valid offline invite: {e}")))?;
+    // The secret only the QR code carried: the invite alone (seen in a session) redeems nothing.
+    if blake3::hash(&redeem.secret).as_bytes().as_slice() != invite.secret_hash.as_slice() {
+        return Err(ServerError::Forbidden(
+            "not a valid offline invite: wrong secret".into(),
+        ));
+    }
     if !matches!(invite.role, Role::Resident | Role::Volunteer) {
         return Err(ServerError::Forbidden(
             "an offline invite makes residents or volunteers".into(),
         ));
     }
-    if invite.expires_at_ms < now_ms() {
+    // The same bounds as the device's: made in the past (a few minutes of clock skew allowed),
+    // good for a week at most.
+    let now = now_ms();
+    if invite.issued_at_ms > now + 5 * 60 * 1000
+        || invite.expires_at_ms.saturating_sub(invite.issued_at_ms) > MAX_OFFLINE_INVITE_MS
+    {
+        return Err(ServerError::Forbidden(
+            "an offline invite is good for a week at most from its making".into(),
+        ));
+    }
+    if invite.expires_at_ms < now {
         return Err(ServerError::Gone("the invite has expired".into()));
     }
     let issuer = super::accounts::device(conn, invite.issued_by)?
         .filter(|d| !d.revoked && d.public_key == certificate.device_key)
         .ok_or_else(|| ServerError::Forbidden("the inviting device is unknown or revoked".into()))?;
+    // Where the operator lets only approved coordinators invite, offline invites too.
+    if approved_only && !super::accounts::is_approved(conn, issuer.person)? {
+        return Err(ServerError::Forbidden(
+            "on this server only coordinators its operator approved may invite".into(),
+        ));
+    }
     let tx = conn.unchecked_transaction()?;
     if role_of(&tx, invite.space, issuer.person)? != Some(Role::Coordinator) {
         return Err(ServerError::Forbidden(

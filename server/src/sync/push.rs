@@ -29,7 +29,7 @@ use crate::error::ServerError;
 use crate::storage::{accounts, log, spaces, Db, DocMeta, PendingCreation, PendingCreations};
 
 /// Largest single change accepted.
-pub const MAX_CHANGE_BYTES: usize = 512 * 1024;
+pub const MAX_CHANGE_BYTES: usize = quartier_protocol::MAX_CHANGE_BYTES;
 
 /// Work counted for a change however small its document: the rows it reads and writes, the
 /// document read as JSON.

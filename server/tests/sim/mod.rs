@@ -125,8 +125,9 @@ impl InProcessServer {
                     return match spaces::redeem_offline_invite(
                         &conn,
                         self.db.signing_key(),
-                        &req.invite,
+                        &req,
                         device.person,
+                        false,
                     ) {
                         Ok(membership) => answer(&membership),
                         Err(e) => as_http(e),

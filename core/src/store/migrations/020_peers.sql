@@ -45,6 +45,7 @@ CREATE TABLE nearby_spaces (
 CREATE TABLE guest_invites (
     space_id   TEXT PRIMARY KEY,
     invite     BLOB NOT NULL,
+    secret     BLOB NOT NULL,
     expires_at INTEGER NOT NULL,
     confirmed  INTEGER NOT NULL DEFAULT 0
 );
