@@ -20,7 +20,8 @@ mod verify;
 
 pub use credentials::PeerCertificate;
 pub use lan::{
-    meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, LAN_FRAME_BYTES, SERVICE_TYPE,
+    meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, PeerAddress, LAN_FRAME_BYTES,
+    SERVICE_TYPE,
 };
 pub use relay::{CarriedChanges, RelayLimits};
 pub use session::{PeerOptions, PeerReport, PeerRole, PeerSession, DEFAULT_FRAME_BYTES, QR_FRAME_BYTES};
