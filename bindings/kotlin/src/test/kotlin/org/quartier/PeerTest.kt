@@ -2,6 +2,7 @@ package org.quartier
 
 import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
@@ -155,6 +156,7 @@ class PeerTest {
                 // Cancelling a collector that waits for a device stops the waiting; the
                 // listener goes on listening.
                 assertNull(withTimeoutOrNull(300) { listener.meetNextFlow().toList() })
+                delay(100) // the library drops the cancelled wait
 
                 val (served, met) = withTimeout(60_000) {
                     coroutineScope {
