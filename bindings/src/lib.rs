@@ -13,6 +13,10 @@
 //! - [`counselling`]: conversations, notes, appointments, erasure on `QuartierStore`; teams,
 //!   key backups and device links on `QuartierSync`; routing by topic and postcode;
 //! - [`media`]: media import, files, budget on `QuartierStore`; transfers on `QuartierSync`;
+//! - [`peer`]: device to device: the local-network opt-in, relay limits, carried changes and
+//!   certificates on `QuartierStore`; `QuartierPeerSession` (sans-IO, for transports the app
+//!   carries: Bluetooth, Wi-Fi Direct, QR codes); the local network (`QuartierPeerListener`,
+//!   `meet_at`, `browse_nearby`, async) with the foreign `PeerProgressListener`;
 //! - [`logging`]: `tracing` events forwarded to a foreign `Logger`, filtered by level;
 //! - [`types`]: re-exports of the derived types, and the records that are adapters: search hits
 //!   with UTF-16 snippet offsets, live results holding them, and sync reports whose core types
@@ -28,6 +32,7 @@ pub mod error;
 pub mod live;
 pub mod logging;
 pub mod media;
+pub mod peer;
 pub mod store;
 pub mod sync;
 pub mod types;

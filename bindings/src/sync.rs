@@ -24,7 +24,7 @@ static RUNTIME: LazyLock<Mutex<Option<Arc<Runtime>>>> = LazyLock::new(|| Mutex::
 /// Set once the runtime was shut down: it is not built again.
 static SHUT_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn runtime() -> FfiResult<Arc<Runtime>> {
+pub(crate) fn runtime() -> FfiResult<Arc<Runtime>> {
     let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(runtime) = slot.as_ref() {
         return Ok(runtime.clone());

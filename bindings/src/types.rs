@@ -32,6 +32,9 @@ pub use quartier_core::model::{
     PositionSource, Post, PostType, Request, RequestDirection, RequestState, Role, ServiceLocation, Space,
     SpaceId, SpaceMeta, Status, StringMap, Tags, Timestamp, Viewer,
 };
+pub use quartier_core::peer::{
+    CarriedChanges, NearbyDevice, PeerCertificate, PeerRefusal, PeerReport, PeerRole, RelayLimits,
+};
 pub use quartier_core::query::{
     EventOccurrence, EventsQuery, FeedCursor, FeedPage, FeedQuery, HistoryEntry, ItemDetail, Limit, MapPin,
     NearbyItem, OpenOffersQuery, RadiusQuery, SearchRequest, ViewportQuery,

@@ -35,7 +35,7 @@ public struct QuartierFailure: Error, Equatable, Hashable, Sendable, CustomStrin
         case malformedChange, kindChange, notFound, notPermitted, schedule, search
         case storageFull, corrupt, schemaTooNew, wrongStoreKey, storage, offline, rateLimited, unauthorized
         case deviceRevoked, notRegistered, server, protocolMismatch, malformedResponse
-        case cancelled, document, media, counselling, closed
+        case cancelled, document, media, counselling, peer, closed
         case `internal`
     }
 
@@ -86,6 +86,7 @@ public struct QuartierFailure: Error, Equatable, Hashable, Sendable, CustomStrin
         case .Document: .document
         case .Media: .media
         case .Counselling: .counselling
+        case .Peer: .peer
         case .Closed: .closed
         case .Internal: .internal
         }
@@ -102,7 +103,8 @@ public struct QuartierFailure: Error, Equatable, Hashable, Sendable, CustomStrin
              let .RateLimited(reason, _), let .Unauthorized(reason), let .DeviceRevoked(reason),
              let .NotRegistered(reason), let .Server(reason, _, _), let .ProtocolMismatch(reason),
              let .MalformedResponse(reason), let .Cancelled(reason), let .Document(reason),
-             let .Media(reason, _), let .Counselling(reason, _), let .Closed(reason), let .Internal(reason):
+             let .Media(reason, _), let .Counselling(reason, _), let .Peer(reason, _), let .Closed(reason),
+             let .Internal(reason):
             reason
         }
     }
@@ -169,6 +171,7 @@ extension QuartierFailure {
     public static let document = Kind.document
     public static let media = Kind.media
     public static let counselling = Kind.counselling
+    public static let peer = Kind.peer
     public static let closed = Kind.closed
     public static let `internal` = Kind.internal
 }

@@ -669,6 +669,114 @@ func counselling() async throws {
     try check(invalid.reason.contains("not a UUID"), "reason: \(invalid.reason)")
 }
 
+// MARK: - Device to device
+
+/// Two phones registered with the server, in one space, both synced (so both hold
+/// certificates); a QR-sized `QuartierPeerSession` pair driven by this loop carries a post, which
+/// the receiver carries on to the server; the local network over loopback (opt-in, a listener,
+/// `meetUpdates`, `meet(at:)`) with progress after every frame. No mDNS: announcing and browsing
+/// would multicast on the machine's real interfaces (the core tests them in network namespaces).
+func deviceToDevice() async throws {
+    try check(!serverURL.isEmpty, "QUARTIER_SERVER_URL is set")
+    let a = try openStore("p-a"), b = try openStore("p-b")
+    defer { try? a.close(); try? b.close() }
+    let syncA = try QuartierSync(store: a, serverUrl: serverURL)
+    let syncB = try QuartierSync(store: b, serverUrl: serverURL)
+    let personA = try await syncA.register(displayName: "Anna").personId
+    let space = try await syncA.createSpace(meta: meta).space.id
+    let code = try await syncA.createInvite(spaceId: space, role: .volunteer,
+                                            expiresAtMs: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000, maxUses: 1)
+    let personB = try await syncB.register(displayName: "Ben").personId
+    _ = try await syncB.redeemInvite(code: code)
+    _ = try await syncA.syncNow()
+    _ = try await syncB.syncNow()
+    for (store, role) in [(a, Role.coordinator), (b, Role.volunteer)] {
+        let certificates = try store.peerCertificates()
+        try check(certificates.count == 1 && certificates[0].space == space && certificates[0].role == role && certificates[0].valid,
+                  "one valid certificate as \(role): \(certificates)")
+    }
+    func hasAtB(_ item: Item) -> Bool {
+        (try? b.itemDetail(itemId: item.id, viewer: Viewer(person: personB, role: .volunteer)).item.content.title) == item.content.title
+    }
+    func write(_ title: String, _ body: String) throws -> Item {
+        try a.createItem(item: NewItem(spaceId: space, author: personA, content: ItemContent(
+            title: ["de": title], body: ["de": body], audience: .everyone, status: .published, details: .post(Post(postType: .news)))))
+    }
+
+    // QR codes: this loop is the transport, one "code" at a time.
+    let party = try write("Hoffest am Samstag", String(repeating: "Wir grillen im Hof. ", count: 150))
+    try check(!hasAtB(party), "not at B before the session")
+    let qr = qrFrameBytes()
+    try check(qr == 2_000 && defaultFrameBytes() == 262_144, "frame sizes \(qr), \(defaultFrameBytes())")
+    let initiator = try QuartierPeerSession(store: a, role: .initiator, frameBytes: qr)
+    let responder = try QuartierPeerSession(store: b, role: .responder, frameBytes: qr)
+    try check(responder.firstFrame() == nil, "the responder waits")
+    var next = initiator.firstFrame()
+    try check(next != nil && initiator.firstFrame() == nil, "the first frame, once")
+    var shown: [Data] = []
+    while let frame = next {
+        shown.append(frame)
+        try check(frame.count <= Int(qr), "a frame of \(frame.count) bytes")
+        next = try (shown.count % 2 == 1 ? responder : initiator).receive(frame: frame)
+    }
+    try check(initiator.isFinished() && responder.isFinished(), "both finished")
+    try check(shown.count > 4, "the post took several codes: \(shown.count)")
+    let got = responder.report(), gave = initiator.report()
+    try check(got.changesReceived == 1 && gave.changesSent == 1 && got.sharedSpaces == 1 && got.refusedCount == 0, "reports \(got) / \(gave)")
+    try check(got.peerDevice == (try a.account())?.deviceId, "the peer proved its device: \(String(describing: got.peerDevice))")
+    try check(got.framesReceived + gave.framesReceived == Int64(shown.count), "every frame counted")
+    try check(hasAtB(party), "the post reached B")
+    try check(got.carried == 1 && (try b.carriedChanges()).changes == 1, "B carries it for the server")
+    _ = try await syncB.syncNow()
+    try check(try b.carriedChanges() == CarriedChanges(changes: 0, bytes: 0), "delivered by B's sync")
+    let finished = try expectError("a finished session", .peer) { try responder.receive(frame: shown[0]) }
+    try check(finished.code == "protocol", "code \(finished.code)")
+    let garbage = try expectError("garbage", .peer) { try QuartierPeerSession(store: b, role: .responder).receive(frame: Data([7, 1, 2])) }
+    try check(garbage.code == "malformed", "code \(garbage.code)")
+
+    // The local network over loopback, opted in on both phones.
+    let market = try write("Flohmarkt im Veedel", "")
+    for store in [a, b] {
+        try store.setNearby(spaceId: space, enabled: true)
+        try check(try store.nearbySpaces() == [space], "opted in")
+    }
+    let listener = try QuartierPeerListener(store: b)
+    try check(listener.port() > 0, "a port")
+    // Leaving a sequence that waits for a device stops the waiting; the listener listens on.
+    let waiting = Task { () async throws -> Int in
+        var seen = 0
+        for try await _ in listener.meetUpdates() { seen += 1 }
+        return seen
+    }
+    try await Task.sleep(nanoseconds: 300_000_000)
+    waiting.cancel()
+    try check(try await waiting.value == 0, "nothing came while waiting")
+    try await Task.sleep(nanoseconds: 100_000_000)   // the library drops the cancelled wait
+
+    let progressA = Recorder<PeerReport>()
+    let served = Task { () async throws -> [PeerUpdate] in
+        var updates: [PeerUpdate] = []
+        for try await update in listener.meetUpdates() { updates.append(update) }
+        return updates
+    }
+    let met = try await a.meet(at: "127.0.0.1:\(listener.port())") { progressA.add($0) }
+    let updates = try await served.value
+    guard case let .finished(servedReport)? = updates.last else { throw CheckFailure(description: "no finished update: \(updates)") }
+    let progressB: [PeerReport] = updates.dropLast().compactMap { if case let .progress(report) = $0 { report } else { nil } }
+    try check(progressB.count == updates.count - 1, "progress, then finished")
+    for (progress, report) in [(progressB, servedReport), (progressA.all, met)] {
+        try check(report.framesReceived > 0, "frames were received: \(report)")
+        try check(progress.map(\.framesReceived) == Array(1...report.framesReceived), "one report per frame: \(progress.map(\.framesReceived))")
+        try check(progress.last == report && report.finished, "the last progress is the final report")
+    }
+    try check(servedReport.changesReceived == 1 && met.changesSent == 1, "reports \(servedReport) / \(met)")
+    try check(hasAtB(market), "the market post reached B")
+    _ = try await expectFailure("not an address", .invalid) { try await a.meet(at: "nebenan") }
+    let limits = RelayLimits(maxBytes: 0, maxAgeMs: 86_400_000)
+    try b.setRelayLimits(limits: limits)
+    try check(try b.relayLimits() == limits, "relay limits kept")
+}
+
 var passed = 0, failedCount = 0
 @MainActor
 func run(_ name: String, _ body: () async throws -> Void) async {
@@ -688,6 +796,7 @@ await run("live query sequence updates after a write") { try await liveQueryUpda
 await run("typed live shortcuts report errors through onError") { try await liveShortcutsReportErrors() }
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
+await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }
 await run("live sequences subscribe when iterated, unsubscribe when left") { try await liveSequencesStartWhenIterated() }

@@ -313,12 +313,28 @@ fn today() -> i64 {
     crate::store::now_ms().div_euclid(24 * 60 * 60 * 1000)
 }
 
+/// An address of a device on the local network (`ip:port`); across the FFI its text
+/// (`192.168.1.20:45123`, `[fe80::1]:45123`), what `meet_at` takes.
+pub type PeerAddress = SocketAddr;
+
+// `SocketAddr` is std's, so this is a remote custom type (implemented for the core's tag only,
+// as the domain's `Timestamp`); text that is not an address is refused while crossing.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(PeerAddress, String, {
+    remote,
+    lower: |address| address.to_string(),
+    try_lift: |text| Ok(text.parse::<SocketAddr>().map_err(|e| {
+        crate::QuartierError::invalid("address", format!("`{text}` is not an address with a port: {e}"))
+    })?),
+});
+
 /// A device found on the local network that shares an opted-in space with this one.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct NearbyDevice {
     /// Its random instance name (changes with every announcement).
     pub instance: String,
-    pub addresses: Vec<SocketAddr>,
+    pub addresses: Vec<PeerAddress>,
 }
 
 /// This device's presence on the local network: announced while it lives.

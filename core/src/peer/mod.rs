@@ -26,7 +26,8 @@ mod verify;
 pub use credentials::PeerCertificate;
 pub use guest::{OfflineInviteInfo, MAX_OFFLINE_INVITE_MS, OFFLINE_INVITE_PREFIX};
 pub use lan::{
-    meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, LAN_FRAME_BYTES, SERVICE_TYPE,
+    meet_at, meet_next, meet_over, space_tag, Nearby, NearbyDevice, PeerAddress, LAN_FRAME_BYTES,
+    SERVICE_TYPE,
 };
 pub use media::MAX_PEER_FILE_BYTES;
 pub use relay::{CarriedChanges, RelayLimits};
