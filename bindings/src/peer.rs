@@ -82,6 +82,30 @@ impl QuartierStore {
     pub fn peer_certificates(&self) -> FfiResult<Vec<PeerCertificate>> {
         self.with(|s| Ok(s.peer_certificates()?))
     }
+
+    /// Joining offline, on a coordinator's phone: an invite to `space_id` for `role` (resident
+    /// or volunteer), good for `valid_for_ms` (a week at most), as the text of a QR code.
+    pub fn make_offline_invite(&self, space_id: SpaceId, role: Role, valid_for_ms: i64) -> FfiResult<String> {
+        self.with(|s| Ok(s.make_offline_invite(space_id, role, valid_for_ms)?))
+    }
+
+    /// Joining offline, on the new device: takes an invite's QR text; the device can then meet
+    /// the inviting phone (a session started without an account) and confirm the invite with
+    /// `QuartierSync.confirm_offline_invites` at its first connection.
+    pub fn accept_offline_invite(&self, text: String) -> FfiResult<OfflineInviteInfo> {
+        self.with(|s| Ok(s.accept_offline_invite(&text)?))
+    }
+
+    /// The offline invites this device holds that no server confirmed yet.
+    pub fn offline_invites(&self) -> FfiResult<Vec<OfflineInviteInfo>> {
+        self.with(|s| Ok(s.offline_invites()?))
+    }
+
+    /// The person id to write under before this device registered (joining offline); the
+    /// account's person once it has.
+    pub fn provisional_person(&self) -> FfiResult<PersonId> {
+        self.with(|s| Ok(s.provisional_person()?))
+    }
 }
 
 /// Implemented by the app; called on a library thread after every frame a local-network

@@ -366,6 +366,25 @@ impl QuartierSync {
         .await
     }
 
+    /// Confirms the offline invites this device was given face to face (joining offline): each
+    /// becomes a membership, and what the device wrote in the space meanwhile goes with the
+    /// next sync.
+    pub async fn confirm_offline_invites(
+        &self,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<Vec<Membership>> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            Ok(client
+                .confirm_offline_invites(&store)
+                .await?
+                .iter()
+                .map(Membership::from)
+                .collect())
+        })
+        .await
+    }
+
     /// Changes a member's role (coordinators).
     #[uniffi::method(default(cancel = None))]
     pub async fn set_role(

@@ -33,7 +33,8 @@ pub use quartier_core::model::{
     SpaceId, SpaceMeta, Status, StringMap, Tags, Timestamp, Viewer,
 };
 pub use quartier_core::peer::{
-    CarriedChanges, NearbyDevice, PeerCertificate, PeerRefusal, PeerReport, PeerRole, RelayLimits,
+    CarriedChanges, NearbyDevice, OfflineInviteInfo, PeerCertificate, PeerRefusal, PeerReport, PeerRole,
+    RelayLimits,
 };
 pub use quartier_core::query::{
     EventOccurrence, EventsQuery, FeedCursor, FeedPage, FeedQuery, HistoryEntry, ItemDetail, Limit, MapPin,

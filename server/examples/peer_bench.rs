@@ -43,8 +43,8 @@ fn photo(seed: u32) -> Vec<u8> {
     let pixels = image::RgbImage::from_fn(480, 320, |x, y| {
         image::Rgb([
             ((x + seed) % 256) as u8,
-            ((y * 3 + seed) % 256) as u8,
-            ((x ^ y ^ seed) % 256) as u8,
+            ((y * 3 + seed / 256 * 41) % 256) as u8,
+            ((x ^ y ^ (seed * 7)) % 256) as u8,
         ])
     });
     let mut out = std::io::Cursor::new(Vec::new());
@@ -170,16 +170,58 @@ async fn main() -> Result<(), BoxError> {
     );
     let _ = served;
 
-    // QR codes: a member up to date but for `qr_posts` new posts, frames of 2 000 bytes shown
-    // in turn. It takes the rest first (not counted), as an earlier meeting or sync would.
-    session(&qr_peer.store, &coordinator.store, 1024 * 1024)?;
+    // QR codes, frames of 2 000 bytes shown in turn: a small space of `qr_posts` posts to a
+    // member that has none of them; then `qr_posts` new posts in the large space to a member up
+    // to date with the rest (taken first, not counted, as an earlier meeting or sync would).
+    let small = coordinator
+        .store
+        .create_space(
+            SpaceMeta {
+                name: LocalizedText::single("de", "Hausgemeinschaft"),
+                description: LocalizedText::single("de", "Haus 12"),
+                time_zone: "Europe/Berlin".into(),
+                default_language: "de".into(),
+                categories: Default::default(),
+                layers: Default::default(),
+            },
+            coordinator.person,
+        )?
+        .id;
+    coordinator.client.create_space(&coordinator.store, small).await?;
+    coordinator.client.sync_now(&coordinator.store, |_| {}).await?;
+    let code = coordinator
+        .client
+        .create_invite(
+            &coordinator.store,
+            small,
+            Role::Resident,
+            quartier_server::storage::now_ms() + 24 * 60 * 60 * 1000,
+            1,
+        )
+        .await?;
+    qr_peer.client.redeem_invite(&qr_peer.store, &code).await?;
+    qr_peer.client.sync_now(&qr_peer.store, |_| {}).await?;
+    for i in 0..qr_posts {
+        post(&coordinator, small, format!("Zettel {i}"), vec![])?;
+    }
+    let qr = session(&qr_peer.store, &coordinator.store, QR_FRAME_BYTES, Some(small))?;
+    println!(
+        "QR, a space of {qr_posts} posts: {} changes received, {} codes in all ({} shown by each \
+         side), largest {} bytes, {} KiB",
+        qr.0,
+        qr.1,
+        qr.1.div_ceil(2),
+        qr.2,
+        qr.3 / 1024
+    );
+    session(&qr_peer.store, &coordinator.store, 1024 * 1024, Some(space))?;
     for i in 0..qr_posts {
         post(&coordinator, space, format!("Zettel {i}"), vec![])?;
     }
-    let qr = session(&qr_peer.store, &coordinator.store, QR_FRAME_BYTES)?;
+    let qr = session(&qr_peer.store, &coordinator.store, QR_FRAME_BYTES, Some(space))?;
     println!(
-        "QR, {qr_posts} new posts: {} changes received, {} codes in all ({} shown by each side), \
-         largest {} bytes, {} KiB",
+        "QR, {qr_posts} new posts in the space of {items}: {} changes received, {} codes in all \
+         ({} shown by each side), largest {} bytes, {} KiB",
         qr.0,
         qr.1,
         qr.1.div_ceil(2),
@@ -191,10 +233,16 @@ async fn main() -> Result<(), BoxError> {
 }
 
 /// A session in frames of `frame_bytes`: (changes received by `a`, frames, largest, bytes).
-fn session(a: &Store, b: &Store, frame_bytes: usize) -> Result<(usize, usize, usize, usize), BoxError> {
+fn session(
+    a: &Store,
+    b: &Store,
+    frame_bytes: usize,
+    only: Option<SpaceId>,
+) -> Result<(usize, usize, usize, usize), BoxError> {
     let options = PeerOptions {
         frame_bytes,
         carry: false,
+        only_spaces: only.map(|s| vec![s.as_uuid()]),
         ..PeerOptions::default()
     };
     let (mut left, first) = PeerSession::start(a, PeerRole::Initiator, options.clone())?;

@@ -1098,10 +1098,16 @@ struct SessionCertificates<'a> {
 
 impl Certificates for SessionCertificates<'_> {
     fn lookup(&self, conn: &Connection, device: Uuid, space: Uuid) -> Result<Option<Certificate>> {
-        if let Some((cert, _)) = self.shown.get(&(device, space)) {
-            return Ok(Some(cert.clone()));
-        }
-        Ok(credentials::certificate(conn, device, space)?.and_then(|s| s.verify(self.server_key).ok()))
+        // The newer of the one shown and the one kept: an older certificate of another role
+        // shown by a relay does not win over what this device already knows.
+        let kept =
+            credentials::certificate(conn, device, space)?.and_then(|s| s.verify(self.server_key).ok());
+        let shown = self.shown.get(&(device, space)).map(|(cert, _)| cert.clone());
+        Ok(match (shown, kept) {
+            (Some(shown), Some(kept)) if kept.issued_at_ms > shown.issued_at_ms => Some(kept),
+            (Some(shown), _) => Some(shown),
+            (None, kept) => kept,
+        })
     }
 
     fn list(&self, conn: &Connection, space: Uuid) -> Result<Option<RevocationList>> {

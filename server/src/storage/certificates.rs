@@ -42,7 +42,7 @@ pub(crate) fn load_or_create_key(conn: &Connection) -> Result<SigningKey, Server
 }
 
 /// Revocations of `space` that can still void an unexpired certificate, by device, newest
-/// time per device.
+/// time per device; past [`MAX_REVOCATIONS`] (a list must stay one signed message), the newest.
 fn revocations(conn: &Connection, space: Uuid, now: i64) -> Result<Vec<Revocation>, ServerError> {
     let cutoff = now - CERTIFICATE_VALIDITY_MS;
     let mut stmt = conn.prepare_cached(
@@ -58,7 +58,7 @@ fn revocations(conn: &Connection, space: Uuid, now: i64) -> Result<Vec<Revocatio
              SELECT d.device_id, d.revoked_at FROM devices d
                  JOIN members m ON m.person_id = d.person_id AND m.space_id = ?1
                  WHERE d.revoked_at > ?2
-         ) GROUP BY device_id ORDER BY device_id LIMIT ?3",
+         ) GROUP BY device_id ORDER BY max(since) DESC, device_id LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![space.to_string(), cutoff, MAX_REVOCATIONS as i64], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
