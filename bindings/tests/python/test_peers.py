@@ -209,3 +209,53 @@ def test_the_local_network_opt_in_listener_and_meet_at_with_progress(phones):
         asyncio.run(q.meet_at(phones.a, "nebenan"))
     with pytest.raises(q.QuartierError.Invalid):
         phones.b.set_relay_limits(q.RelayLimits(max_bytes=-1, max_age_ms=0))
+
+
+def test_joining_offline_through_the_bindings(phones, tmp_path, server_url):
+    """A coordinator's phone makes an invite; a new phone takes it, meets that phone in QR-sized
+    frames as a guest (no account yet) and gets the public post; it writes under its
+    provisional person id; at its first connection the server confirms the invite and the post
+    goes up."""
+    public = phones.write("Willkommen im Veedel")
+    invite = phones.a.make_offline_invite(phones.space, q.Role.RESIDENT, 3_600_000)
+    assert invite.startswith("quartier-offline:") and len(invite) < 1_200
+    with pytest.raises(q.QuartierError.NotPermitted):
+        phones.b.make_offline_invite(phones.space, q.Role.RESIDENT, 3_600_000)
+
+    newcomer = q.QuartierStore.open(str(tmp_path / "newcomer.db"))
+    try:
+        info = newcomer.accept_offline_invite(invite)
+        assert (info.space, info.role) == (phones.space, q.Role.RESIDENT)
+        assert newcomer.offline_invites() == [info]
+        with pytest.raises(q.QuartierError.Invalid):
+            newcomer.accept_offline_invite("quartier-offline:garbage")
+
+        guest = q.QuartierPeerSession(newcomer, q.PeerRole.INITIATOR, frame_bytes=q.qr_frame_bytes())
+        host = q.QuartierPeerSession(phones.a, q.PeerRole.RESPONDER, frame_bytes=q.qr_frame_bytes())
+        frame, sides, n = guest.first_frame(), [host, guest], 0
+        while frame is not None:
+            frame = sides[n % 2].receive(frame)
+            n += 1
+        assert guest.report().changes_received >= 1 and host.report().changes_received == 0
+        viewer = q.Viewer(person=phones.person_a, role=q.Role.RESIDENT)
+        assert newcomer.item_detail(public.id, viewer).item.content.title == public.content.title
+
+        person = newcomer.provisional_person()
+        mine = newcomer.create_item(q.NewItem(space_id=phones.space, author=person, content=post("Hallo, ich bin neu")))
+
+        sync = q.QuartierSync(newcomer, server_url)
+
+        async def first_connection():
+            registered = await sync.register("Neu")
+            assert registered.person_id == person, "the server took the id it wrote under"
+            memberships = await sync.confirm_offline_invites()
+            assert [m.role for m in memberships] == [q.Role.RESIDENT]
+            await sync.sync_now()
+            await phones.sync_a.sync_now()
+
+        asyncio.run(first_connection())
+        assert newcomer.offline_invites() == []
+        coordinator = q.Viewer(person=phones.person_a, role=q.Role.COORDINATOR)
+        assert phones.a.item_detail(mine.id, coordinator).item.content.title == mine.content.title
+    finally:
+        newcomer.close()
