@@ -369,6 +369,7 @@ impl QuartierSync {
     /// Confirms the offline invites this device was given face to face (joining offline): each
     /// becomes a membership, and what the device wrote in the space meanwhile goes with the
     /// next sync.
+    #[uniffi::method(default(cancel = None))]
     pub async fn confirm_offline_invites(
         &self,
         cancel: Option<Arc<CancelToken>>,

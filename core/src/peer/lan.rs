@@ -177,8 +177,12 @@ pub async fn meet_over(
         let sent = answer_for_files(&mut channel, store, &servable).await?;
         (ask_for_files(&mut channel, store, &me).await?, sent)
     };
-    session.count_media(received, sent);
-    progress(session.report());
+    // Told once more when files moved (the report then counts them); otherwise the last
+    // frame's report was the final one already.
+    if received + sent > 0 {
+        session.count_media(received, sent);
+        progress(session.report());
+    }
     Ok(session.report().clone())
 }
 
