@@ -398,7 +398,8 @@ impl Nearby {
     }
 
     /// Devices announcing a tag of one of this device's opted-in spaces: waits up to `wait` for
-    /// the first, then [`GATHER_AFTER_FIRST`] for others answering at about the same time.
+    /// the first, then half a second (`GATHER_AFTER_FIRST`) for others answering at about the
+    /// same time.
     pub fn browse(&self, store: &Store, wait: Duration) -> Result<Vec<NearbyDevice>> {
         let day = today();
         let mine: Vec<String> = store
