@@ -1277,6 +1277,31 @@ fn lan_transport_brings_the_thumbnails_of_the_items_it_brought() {
         .media_info(&imported.reference.hash)
         .expect("info")
         .is_some_and(|m| m.present));
+    // Store and forward: the author never synced; the phone that got the post and its
+    // thumbnail carries both to the server.
+    assert!(!town.server.has_blob(&thumbnail));
+    town.sync(2);
+    let queue = quartier_core::sync::TransferQueue::new(&town.client).expect("queue");
+    town.runtime
+        .block_on(queue.run(town.store(2), |_| {}))
+        .expect("transfers");
+    assert!(
+        town.server.has_blob(&thumbnail),
+        "the relay put the thumbnail on the server"
+    );
+    town.sync(0);
+    assert!(has(town.store(0), post.id));
+    let coordinator_queue = quartier_core::sync::TransferQueue::new(&town.client).expect("queue");
+    town.runtime
+        .block_on(coordinator_queue.run(town.store(0), |_| {}))
+        .expect("transfers");
+    assert!(
+        town.store(0)
+            .media_info(&thumbnail)
+            .expect("info")
+            .is_some_and(|m| m.present),
+        "the coordinator got the thumbnail from the server"
+    );
 }
 
 #[test]

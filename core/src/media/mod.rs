@@ -640,6 +640,19 @@ impl Store {
         })
     }
 
+    /// A file taken from another device to carry to the server (store-and-forward): this
+    /// device uploads it like one it imported, and keeps it until a server has it.
+    pub(crate) fn carry_media(&self, hash: &str) -> Result<()> {
+        validate_hash(hash)?;
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE media SET imported = 1, on_server = 0 WHERE hash = ?1 AND imported = 0",
+                [hash],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Records that a server has the file: from now on it may be evicted.
     pub fn mark_media_on_server(&self, hash: &str) -> Result<()> {
         validate_hash(hash)?;

@@ -171,11 +171,11 @@ pub async fn meet_over(
         .map(|f| f.hash)
         .collect();
     let (received, sent) = if role == PeerRole::Initiator {
-        let received = ask_for_files(&mut channel, store, &me).await?;
+        let received = ask_for_files(&mut channel, store, &me, carry).await?;
         (received, answer_for_files(&mut channel, store, &servable).await?)
     } else {
         let sent = answer_for_files(&mut channel, store, &servable).await?;
-        (ask_for_files(&mut channel, store, &me).await?, sent)
+        (ask_for_files(&mut channel, store, &me, carry).await?, sent)
     };
     // Told once more when files moved (the report then counts them); otherwise the last
     // frame's report was the final one already.
@@ -206,7 +206,12 @@ impl Channel {
 }
 
 /// Asks for the files this device lacks, batch by batch; keeps those whose content matches.
-async fn ask_for_files(channel: &mut Channel, store: &Store, me: &media::Reader) -> Result<usize> {
+async fn ask_for_files(
+    channel: &mut Channel,
+    store: &Store,
+    me: &media::Reader,
+    carry: bool,
+) -> Result<usize> {
     let wanted = media::wanted(store, me)?;
     let batches: Vec<&[LocalMedia]> = if wanted.is_empty() {
         vec![&[]]
@@ -229,7 +234,7 @@ async fn ask_for_files(channel: &mut Channel, store: &Store, me: &media::Reader)
                     let expected = open
                         .remove(hash.as_str())
                         .ok_or_else(|| media_stop("a file that was not asked for"))?;
-                    media::adopt(store, expected, &bytes).map_err(|e| match e {
+                    media::adopt(store, expected, &bytes, carry).map_err(|e| match e {
                         Error::MediaHashMismatch { .. } => Error::Peer {
                             code: "bad_signature",
                             message: "a file does not have the content its item names".into(),

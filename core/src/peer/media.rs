@@ -115,7 +115,10 @@ pub(crate) fn serve(store: &Store, shareable: &HashSet<String>, hash: &str) -> R
 }
 
 /// Keeps a received file if its content has the hash asked for (else `MediaHashMismatch`).
-pub(crate) fn adopt(store: &Store, expected: &LocalMedia, bytes: &[u8]) -> Result<()> {
+/// With `carry` (store-and-forward), the file is this device's to upload until a server has it,
+/// like a file it imported: its transfer queue puts it into the spaces whose items use it (the
+/// server, which may have it already from its author, then only records the claim).
+pub(crate) fn adopt(store: &Store, expected: &LocalMedia, bytes: &[u8], carry: bool) -> Result<()> {
     let tmp = store.media_temp_dir();
     std::fs::create_dir_all(&tmp).map_err(|e| crate::Error::media_io("creating the temporary folder", e))?;
     let file =
@@ -128,5 +131,9 @@ pub(crate) fn adopt(store: &Store, expected: &LocalMedia, bytes: &[u8]) -> Resul
     if result.is_err() {
         let _ = std::fs::remove_file(&path);
     }
-    result.map(|_| ())
+    result?;
+    if carry {
+        store.carry_media(&expected.hash)?;
+    }
+    Ok(())
 }
