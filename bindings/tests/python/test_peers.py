@@ -6,6 +6,8 @@ after every frame; relay limits; typed errors. No mDNS here: announcing and brow
 multicast on the machine's real interfaces (the core tests them in network namespaces)."""
 
 import asyncio
+import os
+import sys
 import threading
 import time
 
@@ -259,3 +261,83 @@ def test_joining_offline_through_the_bindings(phones, tmp_path, server_url):
         assert phones.a.item_detail(mine.id, coordinator).item.content.title == mine.content.title
     finally:
         newcomer.close()
+
+
+CHILD = r'''
+import asyncio, os, sys, time
+sys.path.insert(0, os.environ["QUARTIER_BINDINGS_DIR"])
+import quartier as q
+mode, db, space = sys.argv[1], sys.argv[2], sys.argv[3]
+store = q.QuartierStore.open(db)
+store.set_nearby(space, True)
+if mode == "listen":
+    listener = q.QuartierPeerListener(store)
+    assert listener.announce(sys.argv[4])
+    print("LISTENING", listener.port(), flush=True)
+    time.sleep(float(sys.argv[5]))
+    listener.withdraw()
+else:
+    found = asyncio.run(q.browse_nearby(store, 10_000))
+    print("FOUND", " ".join(a for d in found for a in d.addresses), flush=True)
+store.close()
+q.shutdown_runtime()
+'''
+
+
+def test_discovery_finds_a_nearby_device_in_two_network_namespaces(tmp_path):
+    """mDNS through the bindings, where it may multicast: two network namespaces joined by a
+    veth pair (root only; skipped elsewhere). A phone announces its listener for an opted-in
+    space; the other finds it by the space's tag, at its address and port."""
+    import subprocess
+    import uuid
+
+    def ip(*args):
+        return subprocess.run(["ip", *args], capture_output=True).returncode == 0
+
+    names = ("qpy-a", "qpy-b")
+    for ns in names:
+        ip("netns", "del", ns)
+    steps = [
+        ("netns", "add", "qpy-a"), ("netns", "add", "qpy-b"),
+        ("link", "add", "qpy-va", "type", "veth", "peer", "name", "qpy-vb"),
+        ("link", "set", "qpy-va", "netns", "qpy-a"), ("link", "set", "qpy-vb", "netns", "qpy-b"),
+        ("-n", "qpy-a", "addr", "add", "10.79.0.1/24", "dev", "qpy-va"),
+        ("-n", "qpy-b", "addr", "add", "10.79.0.2/24", "dev", "qpy-vb"),
+        ("-n", "qpy-a", "link", "set", "qpy-va", "up", "multicast", "on"),
+        ("-n", "qpy-b", "link", "set", "qpy-vb", "up", "multicast", "on"),
+    ]
+    try:
+        if not all(ip(*step) for step in steps):
+            pytest.skip("network namespaces are not available here (not root?)")
+        script = tmp_path / "child.py"
+        script.write_text(CHILD)
+        space = str(uuid.uuid4())
+        env = dict(os.environ)
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", "qpy-a", sys.executable, str(script), "listen",
+             str(tmp_path / "a.db"), space, "10.79.0.1", "15"],
+            stdout=subprocess.PIPE, text=True, env=env,
+        )
+        line = listener.stdout.readline().split()
+        assert line[:1] == ["LISTENING"], line
+        port = line[1]
+        browser = subprocess.run(
+            ["ip", "netns", "exec", "qpy-b", sys.executable, str(script), "browse",
+             str(tmp_path / "b.db"), space],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert browser.returncode == 0, browser.stderr
+        found = browser.stdout.split("FOUND", 1)[1].split()
+        assert found == [f"10.79.0.1:{port}"], browser.stdout
+        # A phone of another space finds nothing.
+        other = subprocess.run(
+            ["ip", "netns", "exec", "qpy-b", sys.executable, str(script), "browse",
+             str(tmp_path / "c.db"), str(uuid.uuid4())],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert other.stdout.split("FOUND", 1)[1].split() == [], other.stdout
+        listener.kill()
+        listener.wait()
+    finally:
+        for ns in names:
+            ip("netns", "del", ns)
