@@ -273,7 +273,8 @@ impl Store {
         })
     }
 
-    /// The space an unconfirmed invite of this device's is for, if any (tests, the app).
+    /// The first unconfirmed, unexpired invite this device holds: what a session without an
+    /// account shows.
     pub(crate) fn guest_invite(&self, now: i64) -> Result<Option<HeldInvite>> {
         self.read(|conn| Ok(held_invites(conn, now)?.into_iter().next()))
     }

@@ -74,29 +74,43 @@ pub(crate) struct Carried<'a> {
     pub signature: &'a [u8],
 }
 
-/// Puts a change in the outbox to carry, if the limits leave room; `false` if they do not.
-/// A change already waiting (carried or this device's own) is not added twice.
-pub(crate) fn carry(conn: &Connection, change: &Carried<'_>, now: i64) -> Result<bool> {
-    let limits = limits(conn)?;
-    let now_carried = carried(conn)?;
-    if now_carried.bytes + change.bytes.len() as i64 > limits.max_bytes {
-        return Ok(false);
+/// Room left for carrying others' changes, read once per page of a session (not per change).
+pub(crate) struct CarryRoom {
+    left: i64,
+}
+
+impl CarryRoom {
+    pub(crate) fn read(conn: &Connection) -> Result<CarryRoom> {
+        Ok(CarryRoom {
+            left: limits(conn)?.max_bytes - carried(conn)?.bytes,
+        })
     }
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (doc_id, kind, space_id, hash, bytes, created_at, signer, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        change.doc_id,
-        change.kind,
-        change.space,
-        change.hash,
-        change.bytes,
-        now,
-        change.signer,
-        change.signature
-    ])?;
-    Ok(true)
+
+    /// Puts a change in the outbox to carry, if the limits leave room; `false` if they do not.
+    /// A change already waiting (carried or this device's own) is not added twice.
+    pub(crate) fn carry(&mut self, conn: &Connection, change: &Carried<'_>, now: i64) -> Result<bool> {
+        let size = change.bytes.len() as i64;
+        if size > self.left {
+            return Ok(false);
+        }
+        let added = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox (doc_id, kind, space_id, hash, bytes, created_at, signer, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                change.doc_id,
+                change.kind,
+                change.space,
+                change.hash,
+                change.bytes,
+                now,
+                change.signer,
+                change.signature
+            ])?;
+        self.left -= size * added as i64;
+        Ok(true)
+    }
 }
 
 /// Whether an outbox entry is a change carried for another device.

@@ -875,15 +875,20 @@ impl PeerSession {
             let by_doc = crate::store::decode_incoming(&incoming)?;
             store.merge_decoded(tx, by_doc, touched)?;
             let (mut carried, mut not_carried) = (0, 0);
+            let mut room = relay::CarryRoom::read(tx)?;
+            // Each author's certificate is kept once per page, not once per change.
+            let authors: HashSet<(Uuid, Uuid)> = accepted.iter().map(|a| (a.device, a.space)).collect();
+            for author in &authors {
+                if let Some((cert, signed)) = self.shown.get(author) {
+                    credentials::keep_certificate(tx, cert, signed)?;
+                }
+            }
             for a in &accepted {
                 let doc = a.doc.to_string();
                 let hash = a.change.hash();
                 credentials::keep_signature(tx, &doc, &hash.0, a.device, &a.signature)?;
-                if let Some((cert, signed)) = self.shown.get(&(a.device, a.space)) {
-                    credentials::keep_certificate(tx, cert, signed)?;
-                }
                 if carry {
-                    let kept = relay::carry(
+                    let kept = room.carry(
                         tx,
                         &Carried {
                             doc_id: &doc,
