@@ -777,6 +777,80 @@ func deviceToDevice() async throws {
     try check(try b.relayLimits() == limits, "relay limits kept")
 }
 
+// MARK: - Devices nearby, in network namespaces
+
+/// A phone in its own process, for discovery where mDNS may multicast: `nearby listen DB SPACE IP
+/// SECONDS` announces a listener for SPACE at IP and prints `LISTENING <port>`; `nearby browse DB
+/// SPACE` takes the first list of `nearbyDevices()` and prints `FOUND <ip:port> …`. `devicesNearby`
+/// runs these children in two network namespaces.
+func nearbyChild(_ args: [String]) async throws -> Never {
+    let store = try QuartierStore.open(path: args[1])
+    try store.setNearby(spaceId: args[2], enabled: true)
+    if args[0] == "listen" {
+        let listener = try QuartierPeerListener(store: store, port: 0)
+        guard try listener.announce(ip: args[3]) else { exit(3) }
+        FileHandle.standardOutput.write(Data("LISTENING \(listener.port())\n".utf8))  // unbuffered
+        try await Task.sleep(nanoseconds: UInt64(args[4]).map { $0 * 1_000_000_000 } ?? 0)
+        listener.withdraw()
+    } else {
+        var found: [NearbyDevice] = []
+        for try await devices in store.nearbyDevices(wait: 10) {
+            found = devices
+            break
+        }
+        FileHandle.standardOutput.write(Data(("FOUND " + found.flatMap(\.addresses).joined(separator: " ") + "\n").utf8))
+    }
+    exit(0)
+}
+
+struct Skipped: Error { let reason: String }
+
+/// Two network namespaces joined by a veth pair, made by scripts/test-bindings-swift (root only)
+/// and handed over as QUARTIER_NETNS_A / _B (their files) and QUARTIER_NETNS_A_IP. One child
+/// phone announces a listener for an opted-in space; the other's `nearbyDevices()` finds it by the
+/// space's tag at its address and port; a phone of another space finds nothing.
+func devicesNearby() throws {
+    let env = ProcessInfo.processInfo.environment
+    guard let nsA = env["QUARTIER_NETNS_A"], let nsB = env["QUARTIER_NETNS_B"], let ipA = env["QUARTIER_NETNS_A_IP"] else {
+        throw Skipped(reason: "no network namespaces here (not root?)")
+    }
+    let me = URL(fileURLWithPath: CommandLine.arguments[0], relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+    func child(_ namespace: String, _ args: [String]) throws -> (Process, FileHandle) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+        process.arguments = ["--net=\(namespace)", me.path, "nearby"] + args
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        return (process, pipe.fileHandleForReading)
+    }
+    func browse(_ db: String, _ space: String) throws -> [String] {
+        let (process, out) = try child(nsB, ["browse", workDir.appendingPathComponent(db).path, space])
+        let text = String(decoding: out.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try check(process.terminationStatus == 0, "the browsing child failed: \(text)")
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("FOUND") }) else {
+            throw CheckFailure(description: "no FOUND line in \(text)")
+        }
+        return line.dropFirst("FOUND".count).split(separator: " ").map(String.init)
+    }
+    let space = UUID().uuidString.lowercased()
+    let (listener, out) = try child(nsA, ["listen", workDir.appendingPathComponent("nearby-a.db").path, space, ipA, "30"])
+    defer { listener.terminate(); listener.waitUntilExit() }
+    var line = Data()
+    while true {
+        let byte = out.readData(ofLength: 1)
+        if byte.isEmpty || byte.first == 10 { break }
+        line.append(byte)
+    }
+    let said = String(decoding: line, as: UTF8.self).split(separator: " ")
+    try check(said.count == 2 && said[0] == "LISTENING", "the listener said \(said)")
+    let found = try browse("nearby-b.db", space)
+    try check(found == ["\(ipA):\(said[1])"], "the phone of the space at its address: \(found)")
+    let stranger = try browse("nearby-c.db", UUID().uuidString.lowercased())
+    try check(stranger.isEmpty, "a phone of another space finds nothing: \(stranger)")
+}
+
 var passed = 0, failedCount = 0
 @MainActor
 func run(_ name: String, _ body: () async throws -> Void) async {
@@ -784,12 +858,17 @@ func run(_ name: String, _ body: () async throws -> Void) async {
         try await body()
         passed += 1
         print("ok   \(name)")
+    } catch let skipped as Skipped {
+        print("skip \(name): \(skipped.reason)")
     } catch {
         failedCount += 1
         print("FAIL \(name): \(error)")
     }
 }
 
+if CommandLine.arguments.count > 2, CommandLine.arguments[1] == "nearby" {
+    try await nearbyChild(Array(CommandLine.arguments.dropFirst(2)))
+}
 print("quartier swift bindings, library \(libraryVersion()), server \(serverURL)")
 await run("items of several kinds, search, map query") { try itemsOfSeveralKindsSearchAndMap() }
 await run("live query sequence updates after a write") { try await liveQueryUpdates() }
@@ -797,6 +876,7 @@ await run("typed live shortcuts report errors through onError") { try await live
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
 await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
+await run("devices nearby: an AsyncSequence finds a phone of the space in another network namespace") { try devicesNearby() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }
 await run("live sequences subscribe when iterated, unsubscribe when left") { try await liveSequencesStartWhenIterated() }

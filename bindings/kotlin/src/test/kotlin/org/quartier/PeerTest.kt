@@ -8,6 +8,7 @@ import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assumptions.assumeTrue
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
@@ -19,6 +20,7 @@ import uniffi.quartier_core.*
 import uniffi.quartier_domain.*
 import uniffi.quartier_ffi.*
 import java.nio.file.Path
+import java.util.UUID
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertIs
@@ -31,8 +33,8 @@ import kotlin.test.assertTrue
  * both synced (so both hold certificates); a [QuartierPeerSession] pair exchanging QR-sized
  * frames in the test's own loop carries a post, which the receiver carries on to the server;
  * the local network over loopback (opt-in, a listener, [meetAtFlow] and [meetNextFlow]) with
- * progress after every frame. No mDNS: announcing and browsing would multicast on the
- * machine's real interfaces (the core tests them in network namespaces).
+ * progress after every frame. mDNS only between child processes in network namespaces: in the
+ * test's own process it would multicast on the machine's real interfaces.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class PeerTest {
@@ -187,6 +189,33 @@ class PeerTest {
             phones.b.setRelayLimits(limits)
             assertEquals(limits, phones.b.relayLimits())
             assertFailsWith<QuartierException.Invalid> { phones.b.setRelayLimits(RelayLimits(-1, 0)) }
+        }
+    }
+
+    /**
+     * Discovery where it may multicast: two network namespaces joined by a veth pair (root only;
+     * skipped elsewhere), a phone in each as its own JVM ([NearbyChild]). One announces a
+     * listener for an opted-in space; the other's [nearbyDevicesFlow] finds it by the space's
+     * tag at its address and port; a phone of another space finds nothing.
+     */
+    @Test
+    fun `nearby devices flow finds a phone of the space in another network namespace`() {
+        NetworkNamespaces.pair("qkt", "10.79.1").use { net ->
+            assumeTrue(net != null, "network namespaces are not available here (not root?)")
+            net!!
+            val space = UUID.randomUUID().toString()
+            val listener = net.startIn(0, "listen", dir.resolve("nearby-a.db").toString(), space, net.address(0), "30")
+            try {
+                val line = listener.inputStream.bufferedReader().readLine()?.split(" ")
+                assertEquals("LISTENING", line?.firstOrNull(), "listener said $line")
+                val port = line!![1]
+                val found = net.runIn(1, "browse", dir.resolve("nearby-b.db").toString(), space)
+                assertEquals(listOf("${net.address(0)}:$port"), found, "the phone of the space, at its address")
+                val stranger = net.runIn(1, "browse", dir.resolve("nearby-c.db").toString(), UUID.randomUUID().toString())
+                assertEquals(emptyList(), stranger, "a phone of another space finds nothing")
+            } finally {
+                listener.destroyForcibly().waitFor()
+            }
         }
     }
 }
