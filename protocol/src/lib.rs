@@ -20,6 +20,7 @@ pub mod blobs;
 pub mod certificates;
 pub mod counselling;
 pub mod messages;
+pub mod moderation;
 pub mod names;
 pub mod peer;
 pub mod signing;

@@ -394,6 +394,10 @@ pub struct SyncRequest {
     /// Certificates and revocation lists for device to device (`docs/protocol.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsRequest>,
+    /// Reports, coordinators' decisions, mutes and the moderation log's cursors
+    /// (`docs/neighbourhood.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<crate::moderation::ModerationRequest>,
 }
 
 /// Most certificates of other devices one [`CredentialsRequest`] may ask for.
@@ -501,6 +505,10 @@ pub enum RejectCode {
     NotYourChange,
     TooLarge,
     Malformed,
+    /// The author is blocked in the space by its coordinators.
+    Blocked,
+    /// The item was erased by the space's coordinators: nothing more of it is taken.
+    Erased,
     #[serde(other)]
     Other,
 }
@@ -515,6 +523,8 @@ impl RejectCode {
             RejectCode::NotYourChange => "not_your_change",
             RejectCode::TooLarge => "too_large",
             RejectCode::Malformed => "malformed",
+            RejectCode::Blocked => "blocked",
+            RejectCode::Erased => "erased",
             RejectCode::Other => "other",
         }
     }
@@ -628,6 +638,9 @@ pub struct SyncResponse {
     /// The answer to [`SyncRequest::credentials`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
+    /// The answer to [`SyncRequest::moderation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<crate::moderation::ModerationResponse>,
 }
 
 /// Body of every 4xx/5xx answer.
@@ -659,6 +672,8 @@ mod tests {
             (RejectCode::NotYourChange, "not_your_change"),
             (RejectCode::TooLarge, "too_large"),
             (RejectCode::Malformed, "malformed"),
+            (RejectCode::Blocked, "blocked"),
+            (RejectCode::Erased, "erased"),
             (RejectCode::Other, "other"),
         ] {
             let wire = serde_json::to_value(code).unwrap();

@@ -112,6 +112,7 @@ mod tests {
             accepts: vec![crate::ACCEPTS_CREATED.into()],
             counselling: None,
             credentials: None,
+            moderation: None,
         }
     }
 

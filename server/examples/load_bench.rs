@@ -179,6 +179,7 @@ async fn run_device(client: reqwest::Client, url: Arc<String>, device: Device) -
             accepts: vec![quartier_protocol::ACCEPTS_CREATED.to_owned()],
             counselling: None,
             credentials: None,
+            moderation: None,
         };
         let body = quartier_protocol::encode(&request).map_err(|e| e.to_string())?;
         let started = Instant::now();

@@ -78,6 +78,7 @@ fn sync_request(protocol: u32, cursors: Vec<SpaceCursor>, push: Vec<Record>) -> 
         accepts: Vec::new(),
         counselling: None,
         credentials: None,
+        moderation: None,
     }
 }
 

@@ -353,6 +353,7 @@ mod tests {
             revoked: Vec::new(),
             counselling: Some(counselling),
             credentials: None,
+            moderation: None,
         }
     }
 

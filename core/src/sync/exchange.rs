@@ -748,6 +748,7 @@ mod tests {
             revoked: Vec::new(),
             counselling: None,
             credentials: None,
+            moderation: None,
         }
     }
 

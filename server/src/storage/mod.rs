@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod certificates;
 pub mod counselling;
 pub mod log;
+pub mod moderation;
 pub mod pending;
 pub mod readers;
 pub mod spaces;
@@ -25,7 +26,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -51,6 +52,8 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("012_token_rotation.sql"),
     // Certificates for device to device: the server's signing key, role changes.
     include_str!("013_certificates.sql"),
+    // Moderation: reports and decisions, hidden items, blocks, erased items, mutes.
+    include_str!("014_moderation.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements

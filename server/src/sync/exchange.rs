@@ -39,6 +39,9 @@ pub fn exchange(
     if let Some(counselling) = &req.counselling {
         super::counselling::check(counselling)?;
     }
+    if let Some(moderation) = &req.moderation {
+        super::moderation::check(moderation)?;
+    }
     // A revoked device learns that every space it asks about is gone, and nothing else.
     if device.revoked {
         return Ok(SyncResponse {
@@ -49,10 +52,17 @@ pub fn exchange(
             revoked: req.cursors.iter().map(|c| c.space).collect(),
             counselling: None,
             credentials: None,
+            moderation: None,
         });
     }
     // Document changes and counselling records go separate ways; acknowledgements keep each
     // record's place in the push.
+    // Moderation before the push: a decision (a block, an erasure) holds for the changes that
+    // follow it, this request's included.
+    let moderation = match &req.moderation {
+        Some(moderation) => Some(super::moderation::exchange(db, docs, device, moderation)?),
+        None => None,
+    };
     type Indexed<'a> = Vec<(usize, &'a Record)>;
     let (sealed, documents): (Indexed<'_>, Indexed<'_>) =
         req.push.iter().enumerate().partition(|(_, r)| r.is_counselling());
@@ -130,6 +140,7 @@ pub fn exchange(
         revoked,
         counselling,
         credentials,
+        moderation,
     })
 }
 

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::documents::{Doc, DocCache, SNAPSHOT_AFTER_CHANGES};
 use crate::error::ServerError;
-use crate::storage::{accounts, log, spaces, Db, DocMeta, PendingCreation, PendingCreations};
+use crate::storage::{accounts, log, moderation, spaces, Db, DocMeta, PendingCreation, PendingCreations};
 
 /// Largest single change accepted.
 pub const MAX_CHANGE_BYTES: usize = quartier_protocol::MAX_CHANGE_BYTES;
@@ -569,6 +569,19 @@ fn store_change(
     let role = spaces::role_of(conn, space, signer.person)
         .map_err(internal)?
         .ok_or_else(|| reject(RejectCode::NotAMember, "the author is not a member of this space"))?;
+    // Moderation: a blocked author writes nothing more; an erased item takes no change again.
+    if moderation::is_blocked(conn, space, signer.person).map_err(internal)? {
+        return Err(reject(
+            RejectCode::Blocked,
+            "the space's coordinators have blocked you: no change of yours is taken",
+        ));
+    }
+    if moderation::erased_in(conn, doc).map_err(internal)?.is_some() {
+        return Err(reject(
+            RejectCode::Erased,
+            "the item was erased by the space's coordinators",
+        ));
+    }
     let existing = log::doc_meta(conn, doc).map_err(internal)?;
     if let Some(meta) = &existing {
         if meta.space != space || meta.kind != kind.as_str() {
@@ -657,6 +670,8 @@ fn store_change(
         saved = Some(snapshot);
     }
     let after = &state.doc;
+    // A comment's item, recorded with a new document (erased with it).
+    let mut parent = None;
     // Blobs the document references now (items only; a deleted item references none), so a
     // blob download can be checked against the items that use it (`blobs::index::may_fetch`).
     let (meta, reveal, blob_refs) = match kind {
@@ -714,6 +729,7 @@ fn store_change(
                     .map_err(|e| reject(RejectCode::Malformed, format!("not a valid item: {e}")))?;
             }
             let reveal = old.as_ref().is_some_and(|o| widens(o, &new));
+            parent = new.content.details.parent().map(|p| p.as_uuid());
             (
                 DocMeta {
                     space,
@@ -747,6 +763,9 @@ fn store_change(
         reveal,
     )
     .map_err(internal)?;
+    if let (None, Some(parent)) = (&existing, parent) {
+        moderation::set_parent(conn, doc, parent).map_err(internal)?;
+    }
     if let Some(hashes) = &blob_refs {
         crate::blobs::index::set_refs(conn, doc, hashes.iter().map(String::as_str))
             .map_err(|e| internal(ServerError::Internal(e.to_string())))?;

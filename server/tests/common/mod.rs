@@ -450,6 +450,7 @@ impl RawDevice {
                 accepts,
                 counselling: None,
                 credentials: None,
+                moderation: None,
             },
         )
         .await;
@@ -477,6 +478,7 @@ impl RawDevice {
                 accepts: vec![],
                 counselling: Some(counselling),
                 credentials: None,
+                moderation: None,
             },
         )
         .await;

@@ -1,0 +1,335 @@
+//! The moderation part of a sync (`docs/neighbourhood.md`): reports and coordinators' decisions
+//! judged one by one and stored in one transaction under the writer, the person's mutes, then
+//! each space's log after the device's cursor, cut to what the person's role may see.
+
+use quartier_domain::document::item_from_doc;
+use quartier_domain::model::Role;
+use quartier_protocol::moderation::{
+    self, Decision, ModerationCursor, ModerationEvent, ModerationOutcome, ModerationRefusal,
+    ModerationRequest, ModerationResponse, Report, DECISIONS, MAX_MODERATION_EVENTS,
+    MAX_MODERATION_TEXT_CHARS, MAX_MUTES, REPORT_REASONS,
+};
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use crate::documents::DocCache;
+use crate::error::ServerError;
+use crate::storage::moderation::{self as store, NewEntry};
+use crate::storage::{log, now_ms, spaces, Db, DeviceRecord};
+
+/// Checks the request's shape before anything is done (a bad one refuses the whole sync).
+pub fn check(req: &ModerationRequest) -> Result<(), ServerError> {
+    moderation::check_request(req, quartier_protocol::MAX_CURSORS_PER_REQUEST)
+        .map_err(ServerError::BadRequest)
+}
+
+/// Runs the moderation part of one request for `device`.
+pub fn exchange(
+    db: &Db,
+    docs: &DocCache,
+    device: &DeviceRecord,
+    req: &ModerationRequest,
+) -> Result<ModerationResponse, ServerError> {
+    let person = device.person;
+    let (outcomes, erased) = {
+        let conn = db.lock();
+        let tx = conn.unchecked_transaction()?;
+        let mut outcomes = Vec::with_capacity(req.reports.len() + req.decisions.len());
+        let mut erased = Vec::new();
+        let now = now_ms();
+        for report in &req.reports {
+            let refused = judge_report(&tx, person, report, now)?.err();
+            outcomes.push(ModerationOutcome {
+                id: report.id,
+                refused,
+            });
+        }
+        for decision in &req.decisions {
+            let refused = match judge_decision(&tx, docs, person, decision, now)? {
+                Ok(gone) => {
+                    erased.extend(gone);
+                    None
+                }
+                Err(refusal) => Some(refusal),
+            };
+            outcomes.push(ModerationOutcome {
+                id: decision.id,
+                refused,
+            });
+        }
+        for change in &req.mutes {
+            // Muting oneself means nothing; past the cap a mute is not kept. The answer's
+            // list is the truth the device takes either way.
+            if change.person == person {
+                continue;
+            }
+            if change.muted && store::muted(&tx, person)?.len() >= MAX_MUTES {
+                continue;
+            }
+            store::set_muted(&tx, person, change.person, change.muted)?;
+        }
+        tx.commit()?;
+        (outcomes, erased)
+    };
+    for doc in &erased {
+        docs.forget(*doc);
+    }
+    let conn = db.read()?;
+    let mut response = ModerationResponse {
+        outcomes,
+        muted: store::muted(&conn, person)?,
+        ..Default::default()
+    };
+    let mut room = MAX_MODERATION_EVENTS;
+    for cursor in &req.cursors {
+        let Some(role) = spaces::role_of(&conn, cursor.space, person)? else {
+            continue;
+        };
+        let mut after = cursor.after.max(0);
+        if room > 0 {
+            let entries = store::entries_after(&conn, cursor.space, after, room)?;
+            if entries.len() == room {
+                response.more = true;
+            }
+            room -= entries.len();
+            for entry in entries {
+                after = entry.seq;
+                response.events.extend(as_seen_by(entry, person, role));
+            }
+        } else {
+            response.more |= store::last_seq(&conn, cursor.space)? > after;
+        }
+        response.cursors.push(ModerationCursor {
+            space: cursor.space,
+            after,
+        });
+    }
+    Ok(response)
+}
+
+/// An entry as `person` (of `role` in its space) may see it, or nothing.
+fn as_seen_by(mut entry: ModerationEvent, person: Uuid, role: Role) -> Option<ModerationEvent> {
+    if role == Role::Coordinator {
+        return Some(entry);
+    }
+    let concerns_me = entry.person == Some(person);
+    match entry.action.as_str() {
+        "hide" | "restore" | "erase" => {}
+        "block" | "unblock" if concerns_me => {}
+        _ => return None,
+    }
+    entry.actor = None;
+    entry.reason = None;
+    if !concerns_me {
+        entry.text = None;
+    }
+    Some(entry)
+}
+
+fn refuse(code: &str, message: impl Into<String>) -> ModerationRefusal {
+    ModerationRefusal {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+type Judged<T> = Result<Result<T, ModerationRefusal>, ServerError>;
+
+fn check_text(text: &str, what: &str) -> Result<(), ModerationRefusal> {
+    if text.chars().count() > MAX_MODERATION_TEXT_CHARS {
+        return Err(refuse(
+            "invalid",
+            format!("a {what} has at most {MAX_MODERATION_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The author of `item` in `space` if `person` (of `role`) may see it; `not_found` otherwise
+/// (never whether it exists), `erased` if it was erased.
+fn readable_item(
+    conn: &Connection,
+    space: Uuid,
+    item: Uuid,
+    person: Uuid,
+    role: Role,
+) -> Judged<Option<Uuid>> {
+    if store::erased_in(conn, item)? == Some(space) {
+        return Ok(Err(refuse(
+            "erased",
+            "the item was erased by the space's coordinators",
+        )));
+    }
+    let meta = log::doc_meta(conn, item)?;
+    match meta {
+        Some(meta)
+            if meta.space == space
+                && meta.kind == "item"
+                && super::may_read(&meta, &person.to_string(), role) =>
+        {
+            Ok(Ok(meta.author.and_then(|a| Uuid::parse_str(&a).ok())))
+        }
+        _ => Ok(Err(refuse("not_found", "no such item in this space"))),
+    }
+}
+
+fn judge_report(conn: &Connection, person: Uuid, report: &Report, now: i64) -> Judged<()> {
+    if !REPORT_REASONS.contains(&report.reason.as_str()) {
+        return Ok(Err(refuse(
+            "invalid",
+            format!("unknown reason; one of {}", REPORT_REASONS.join(", ")),
+        )));
+    }
+    if let Err(refusal) = check_text(&report.text, "report") {
+        return Ok(Err(refusal));
+    }
+    if report.reason == "other" && report.text.trim().is_empty() {
+        return Ok(Err(refuse(
+            "invalid",
+            "a report for another reason says what it is",
+        )));
+    }
+    let Some(role) = spaces::role_of(conn, report.space, person)? else {
+        return Ok(Err(refuse("not_a_member", "you are not a member of this space")));
+    };
+    if store::entry_exists(conn, report.id)? {
+        return Ok(Ok(()));
+    }
+    let author = match readable_item(conn, report.space, report.item, person, role)? {
+        Ok(author) => author,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    store::append(
+        conn,
+        &NewEntry {
+            id: report.id,
+            space: report.space,
+            action: "report",
+            item: Some(report.item),
+            person: author,
+            actor: person,
+            reason: Some(&report.reason),
+            text: Some(report.text.trim()),
+            at: now,
+        },
+    )?;
+    Ok(Ok(()))
+}
+
+/// Judges and carries out one decision; the documents an erasure removed.
+fn judge_decision(
+    conn: &Connection,
+    docs: &DocCache,
+    person: Uuid,
+    d: &Decision,
+    now: i64,
+) -> Judged<Vec<Uuid>> {
+    if !DECISIONS.contains(&d.action.as_str()) {
+        return Ok(Err(refuse(
+            "invalid",
+            format!("unknown decision; one of {}", DECISIONS.join(", ")),
+        )));
+    }
+    if let Err(refusal) = check_text(&d.note, "note") {
+        return Ok(Err(refusal));
+    }
+    match spaces::role_of(conn, d.space, person)? {
+        None => return Ok(Err(refuse("not_a_member", "you are not a member of this space"))),
+        Some(Role::Coordinator) => {}
+        Some(_) => return Ok(Err(refuse("forbidden", "only coordinators moderate"))),
+    }
+    if store::entry_exists(conn, d.id)? {
+        return Ok(Ok(Vec::new()));
+    }
+    let mut erased = Vec::new();
+    let target = match d.action.as_str() {
+        "block" | "unblock" => {
+            let Some(target) = d.person else {
+                return Ok(Err(refuse("invalid", "a block names a person")));
+            };
+            if target == person {
+                return Ok(Err(refuse("forbidden", "you cannot block yourself")));
+            }
+            match spaces::role_of(conn, d.space, target)? {
+                None => return Ok(Err(refuse("not_found", "no such member in this space"))),
+                Some(Role::Coordinator) => {
+                    return Ok(Err(refuse(
+                        "forbidden",
+                        "a coordinator cannot be blocked; change their role first",
+                    )))
+                }
+                Some(_) => {}
+            }
+            let block = d.action == "block";
+            if store::is_blocked(conn, d.space, target)? == block {
+                let now_is = if block { "already blocked" } else { "not blocked" };
+                return Ok(Err(refuse("not_allowed_now", format!("the member is {now_is}"))));
+            }
+            store::set_blocked(conn, d.space, target, block, now)?;
+            Some(target)
+        }
+        action => {
+            let Some(item) = d.item else {
+                return Ok(Err(refuse("invalid", "this decision names an item")));
+            };
+            let author = match readable_item(conn, d.space, item, person, Role::Coordinator)? {
+                Ok(author) => author,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let hidden = store::is_hidden(conn, item)?;
+            match action {
+                "hide" if hidden => return Ok(Err(refuse("not_allowed_now", "the item is hidden already"))),
+                "restore" if !hidden => return Ok(Err(refuse("not_allowed_now", "the item is not hidden"))),
+                "hide" | "restore" => store::set_hidden(conn, d.space, item, action == "hide", now)?,
+                "erase" => {
+                    erased = item_and_comments(conn, docs, d.space, item)?;
+                    store::erase_documents(conn, d.space, item, &erased, now)?;
+                }
+                _ => {} // dismiss: the reports are closed by the entry itself
+            }
+            author
+        }
+    };
+    store::append(
+        conn,
+        &NewEntry {
+            id: d.id,
+            space: d.space,
+            action: &d.action,
+            item: d
+                .item
+                .filter(|_| !matches!(d.action.as_str(), "block" | "unblock")),
+            person: target,
+            actor: person,
+            reason: None,
+            text: Some(d.note.trim()),
+            at: now,
+        },
+    )?;
+    Ok(Ok(erased))
+}
+
+/// The item and its comments: those whose parent the server recorded, and those stored before
+/// it recorded parents, read once here (and their parent recorded).
+fn item_and_comments(
+    conn: &Connection,
+    docs: &DocCache,
+    space: Uuid,
+    item: Uuid,
+) -> Result<Vec<Uuid>, ServerError> {
+    let (mut doomed, unknown) = store::comments_of(conn, space, item)?;
+    for doc in unknown {
+        let state = docs.get(conn, doc)?;
+        let Ok(comment) = item_from_doc(&state.doc, &doc.to_string()) else {
+            continue;
+        };
+        if let Some(parent) = comment.content.details.parent() {
+            store::set_parent(conn, doc, parent.as_uuid())?;
+            if parent.as_uuid() == item {
+                doomed.push(doc);
+            }
+        }
+    }
+    doomed.push(item);
+    Ok(doomed)
+}
