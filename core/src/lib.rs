@@ -22,6 +22,7 @@
 pub mod counselling;
 pub mod error;
 pub mod media;
+pub mod moderation;
 pub mod peer;
 pub mod query;
 #[cfg(feature = "uniffi")]

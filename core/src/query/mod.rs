@@ -70,7 +70,10 @@ impl Filter {
         self.visible_to(viewer)
     }
 
-    /// Items visible to `viewer`, in any space.
+    /// Items visible to `viewer`, in any space: never deleted ones; the viewer's own always;
+    /// others' when published (or in the statuses the viewer may see), in an audience the
+    /// viewer's role reads, and neither hidden by the coordinators nor by an author this person
+    /// muted (`items.hidden`, `moderation`).
     pub fn visible_to(&mut self, viewer: &Viewer) -> &mut Self {
         let audiences: Vec<SqlValue> = viewer
             .audiences()
@@ -89,7 +92,7 @@ impl Filter {
         params.extend(audiences);
         self.and(
             format!(
-                "i.status != 'deleted' AND (i.author = ? OR (i.status IN ({s_marks}) AND i.audience IN ({a_marks})))"
+                "i.status != 'deleted' AND (i.author = ? OR (i.hidden = 0 AND i.status IN ({s_marks}) AND i.audience IN ({a_marks})))"
             ),
             params,
         )

@@ -72,6 +72,12 @@ pub(crate) fn check_item_write(
     let Some(role) = role_for(conn, new.space, by).map_err(refused)? else {
         return Ok(());
     };
+    if crate::moderation::blocked_in(conn, new.space)? {
+        return Err(refused(Refusal::new(
+            RejectCode::Blocked,
+            "the space's coordinators have blocked you: no change of yours is taken",
+        )));
+    }
     judge_item(role, by, new.space, new.id, old, new).map_err(refused)
 }
 

@@ -205,32 +205,10 @@ impl Store {
     pub fn erase_item(&self, id: ItemId) -> Result<usize> {
         let doc_id = id.to_string();
         let erased = self.write(|tx, touched| {
-            let space: Option<String> = tx
-                .query_row(
-                    "SELECT space_id FROM documents WHERE doc_id = ?1",
-                    [&doc_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .flatten();
-            let Some(space) = space else {
-                return Err(Error::NotFound {
-                    what: "item",
-                    id: doc_id.clone(),
-                });
-            };
-            let mut doomed = vec![doc_id.clone()];
-            let mut stmt = tx.prepare("SELECT item_id FROM items WHERE parent_id = ?1")?;
-            for child in stmt.query_map([&doc_id], |r| r.get::<_, String>(0))? {
-                doomed.push(child?);
-            }
-            for doc in &doomed {
-                documents::erase(tx, doc, documents::Records::Erase)?;
-                projection::remove_item(tx, doc)?;
-                touched.items.insert(doc.clone());
-            }
-            touched.spaces.insert(space);
-            Ok(doomed.len())
+            erase_in(tx, &doc_id, touched)?.ok_or_else(|| Error::NotFound {
+                what: "item",
+                id: doc_id.clone(),
+            })
         })?;
         // A reader holding an old snapshot can hold the truncation back: the checkpoint is then
         // owed and tried again after the next sync.
@@ -356,4 +334,32 @@ fn require_item(conn: &Connection, item_id: &str) -> Result<()> {
         what: "item",
         id: item_id.to_owned(),
     })
+}
+
+/// Erases an item and its comments inside a write (see [`Store::erase_item`]); how many
+/// documents went, or `None` when the store does not hold the item.
+pub(crate) fn erase_in(tx: &Connection, doc_id: &str, touched: &mut super::Touched) -> Result<Option<usize>> {
+    let space: Option<String> = tx
+        .query_row(
+            "SELECT space_id FROM documents WHERE doc_id = ?1",
+            [doc_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let Some(space) = space else {
+        return Ok(None);
+    };
+    let mut doomed = vec![doc_id.to_owned()];
+    let mut stmt = tx.prepare("SELECT item_id FROM items WHERE parent_id = ?1")?;
+    for child in stmt.query_map([doc_id], |r| r.get::<_, String>(0))? {
+        doomed.push(child?);
+    }
+    for doc in &doomed {
+        documents::erase(tx, doc, documents::Records::Erase)?;
+        projection::remove_item(tx, doc)?;
+        touched.items.insert(doc.clone());
+    }
+    touched.spaces.insert(space);
+    Ok(Some(doomed.len()))
 }

@@ -118,7 +118,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/020_peers.sql"),
         rebuilds_projections: false,
     },
-    // Next: 021. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 21,
+        sql: include_str!("migrations/021_moderation.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 022. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

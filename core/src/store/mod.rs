@@ -5,6 +5,7 @@
 
 mod access;
 mod commands;
+pub(crate) use commands::erase_in;
 mod connection;
 mod documents;
 mod key;

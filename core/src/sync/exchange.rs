@@ -35,6 +35,8 @@ pub struct PushedEntries {
     pub(crate) window_end: Option<uuid::Uuid>,
     /// What the request carried for counselling (first window only).
     pub(crate) counselling: Option<crate::counselling::exchange::PushedCounselling>,
+    /// What the request carried for moderation (first window only).
+    pub(crate) moderation: Option<crate::moderation::exchange::PushedModeration>,
 }
 
 impl PushedEntries {
@@ -100,6 +102,8 @@ pub struct ExchangeOutcome {
     pub stale: bool,
     /// Counselling conversations erased from this device by this response.
     pub counselling_erased: usize,
+    /// Items (and comments) erased from this device by the coordinators' decisions.
+    pub moderation_erased: usize,
 }
 
 impl Store {
@@ -215,11 +219,20 @@ impl Store {
                 }
                 None => (None, None),
             };
+            // Moderation rides on the first window's request too.
+            let (moderation, moderation_pushed) = match spaces_after {
+                None => {
+                    let (part, pushed) = crate::moderation::exchange::request_part(conn)?;
+                    (Some(part), Some(pushed))
+                }
+                Some(_) => (None, None),
+            };
             let entries = PushedEntries {
                 seqs: pushed,
                 cursors: cursors.clone(),
                 window_end,
                 counselling: counselling_pushed,
+                moderation: moderation_pushed,
             };
             // A device that failed to rebuild a creation record asks for snapshots from then on.
             let creation_failed: Option<i64> = conn.query_row(
@@ -250,6 +263,7 @@ impl Store {
                 accepts,
                 counselling,
                 credentials,
+                moderation,
             };
             Ok((request, entries))
         })
@@ -351,6 +365,12 @@ impl Store {
             if let Some(credentials) = &response.credentials {
                 crate::peer::credentials::apply_credentials(tx, credentials)?;
             }
+            // Moderation keeps its own cursors, and applies each log entry once.
+            if let (Some(part), Some(answer)) = (&pushed.moderation, &response.moderation) {
+                let applied = crate::moderation::exchange::apply_part(tx, part, answer, touched)?;
+                outcome.more |= applied.more;
+                outcome.moderation_erased += applied.erased;
+            }
             // Acknowledgements hold whenever they arrive (outbox positions are never reused); the
             // rest only if the store still stands where the request was built.
             if let Some(e) = &creation_failed {
@@ -419,7 +439,7 @@ impl Store {
         })?;
         // Erased counselling content leaves the WAL too (its pages were zeroed by
         // secure_delete); best effort, as after an item's erasure.
-        if outcome.counselling_erased > 0 {
+        if outcome.counselling_erased > 0 || outcome.moderation_erased > 0 {
             self.checkpoint_after_erasure();
         }
         Ok(outcome)

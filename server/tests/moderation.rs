@@ -1,0 +1,609 @@
+//! Moderation against a real `quartier-server` with four phones (a coordinator, a volunteer,
+//! two residents): report → queue → hide → gone from every other phone; restore; erase (the
+//! item and its comments gone from the server and every phone); block (pending changes refused
+//! with `blocked`); mute (on this person's phones only); bad input. `cargo test moderat`.
+
+mod common;
+
+use common::*;
+use quartier_core::model::*;
+use quartier_core::moderation::{ModerationAction, ReportReason};
+use quartier_core::query::SearchRequest;
+use quartier_core::Error;
+use quartier_protocol::moderation::{Decision, ModerationCursor, ModerationRequest, Report};
+use quartier_protocol::{SyncRequest, SyncResponse, PROTOCOL_VERSION};
+use uuid::Uuid;
+
+struct Neighbourhood {
+    _server: Server,
+    url: String,
+    space: SpaceId,
+    coordinator: Device,
+    volunteer: Device,
+    anna: Device,
+    ben: Device,
+}
+
+impl Neighbourhood {
+    async fn new() -> Self {
+        let server = Server::start();
+        let url = server.url.clone();
+        let (coordinator, space) = space_with_coordinator(&url).await;
+        let volunteer = join(&url, &coordinator, space, Role::Volunteer, "Vera").await;
+        let anna = join(&url, &coordinator, space, Role::Resident, "Anna").await;
+        let ben = join(&url, &coordinator, space, Role::Resident, "Ben").await;
+        let n = Neighbourhood {
+            _server: server,
+            url,
+            space,
+            coordinator,
+            volunteer,
+            anna,
+            ben,
+        };
+        n.sync_all().await;
+        n
+    }
+
+    fn all(&self) -> [(&Device, Role); 4] {
+        [
+            (&self.coordinator, Role::Coordinator),
+            (&self.volunteer, Role::Volunteer),
+            (&self.anna, Role::Resident),
+            (&self.ben, Role::Resident),
+        ]
+    }
+
+    async fn sync_all(&self) {
+        for (device, _) in self.all() {
+            device.sync().await;
+        }
+    }
+}
+
+fn sees(device: &Device, role: Role, space: SpaceId, title: &str) -> bool {
+    titles(&device.store, space, device.viewer(role))
+        .iter()
+        .any(|t| t == title)
+}
+
+fn finds(device: &Device, role: Role, space: SpaceId, word: &str) -> bool {
+    let request = SearchRequest::new(space, device.viewer(role), word);
+    !device.store.search(&request).expect("search").is_empty()
+}
+
+#[tokio::test]
+async fn moderation_report_hide_restore_reaches_every_phone_and_the_author_cannot_unhide() {
+    let n = Neighbourhood::new().await;
+    let spam = n.anna.post(n.space, "Billige Uhren", Audience::Everyone);
+    n.anna.sync().await;
+    n.sync_all().await;
+    for (device, role) in n.all() {
+        assert!(
+            sees(device, role, n.space, "Billige Uhren"),
+            "everyone sees the post first"
+        );
+    }
+
+    // Ben reports it; the coordinator's queue shows it with Ben as the reporter.
+    n.ben
+        .store
+        .report_item(spam.id, ReportReason::Spam, "Werbung")
+        .expect("report");
+    assert_eq!(n.ben.store.pending_moderation().expect("pending").len(), 1);
+    n.ben.sync().await;
+    assert!(
+        n.ben.store.pending_moderation().expect("pending").is_empty(),
+        "the server took it"
+    );
+    assert!(
+        n.ben.store.moderation_queue(n.space).expect("queue").is_empty(),
+        "only coordinators see reports"
+    );
+    n.coordinator.sync().await;
+    let queue = n.coordinator.store.moderation_queue(n.space).expect("queue");
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0].item, spam.id);
+    assert_eq!(queue[0].title.as_deref(), Some("Billige Uhren"));
+    assert_eq!(queue[0].author, Some(n.anna.person));
+    assert_eq!(queue[0].reports[0].reporter, Some(n.ben.person));
+    assert_eq!(queue[0].reports[0].reason, ReportReason::Spam);
+    // The volunteer and the author never learn who reported (nor that anyone did).
+    n.volunteer.sync().await;
+    n.anna.sync().await;
+    assert!(n
+        .volunteer
+        .store
+        .moderation_log(n.space, 50)
+        .expect("log")
+        .is_empty());
+    assert!(n.anna.store.moderation_log(n.space, 50).expect("log").is_empty());
+
+    // A resident may not moderate: refused at once, and by the server where the check is off.
+    match n.ben.store.moderate_item(spam.id, ModerationAction::Hide, "") {
+        Err(Error::NotPermitted { code, .. }) => assert_eq!(code, RejectCode::Forbidden),
+        other => panic!("a resident hid an item: {other:?}"),
+    }
+    n.ben.store.set_local_permission_check(false);
+    let attempt = n
+        .ben
+        .store
+        .moderate_item(spam.id, ModerationAction::Hide, "")
+        .expect("queued");
+    n.ben.sync().await;
+    let refused = n.ben.store.pending_moderation().expect("pending");
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0]
+            .refused
+            .as_deref()
+            .is_some_and(|r| r.starts_with("forbidden")),
+        "{refused:?}"
+    );
+    assert!(
+        sees(&n.ben, Role::Resident, n.space, "Billige Uhren"),
+        "a refused hide does not hide"
+    );
+    n.ben.store.dismiss_pending_moderation(attempt).expect("dismiss");
+    n.ben.store.set_local_permission_check(true);
+
+    // The coordinator hides it: gone from the coordinator's views at once, from everyone
+    // else's after their next sync; the author still sees it, and the note.
+    n.coordinator
+        .store
+        .moderate_item(spam.id, ModerationAction::Hide, "Werbung ist hier nicht erlaubt")
+        .expect("hide");
+    assert!(!sees(&n.coordinator, Role::Coordinator, n.space, "Billige Uhren"));
+    n.coordinator.sync().await;
+    assert!(
+        n.coordinator
+            .store
+            .moderation_queue(n.space)
+            .expect("queue")
+            .is_empty(),
+        "decided"
+    );
+    n.sync_all().await;
+    for (device, role) in [(&n.volunteer, Role::Volunteer), (&n.ben, Role::Resident)] {
+        assert!(
+            !sees(device, role, n.space, "Billige Uhren"),
+            "hidden in the feed"
+        );
+        assert!(!finds(device, role, n.space, "Uhren"), "hidden in search");
+        assert!(
+            device.store.item_detail(spam.id, &device.viewer(role)).is_err(),
+            "hidden in detail"
+        );
+    }
+    assert!(
+        sees(&n.anna, Role::Resident, n.space, "Billige Uhren"),
+        "the author still sees it"
+    );
+    let told = n.anna.store.moderation_log(n.space, 50).expect("log");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].action, ModerationAction::Hide);
+    assert_eq!(told[0].text.as_deref(), Some("Werbung ist hier nicht erlaubt"));
+    assert_eq!(told[0].actor, None, "the author is not told which coordinator");
+    let seen_by_ben = n.ben.store.moderation_log(n.space, 50).expect("log");
+    assert_eq!(
+        seen_by_ben[0].text, None,
+        "the note is for the author and the coordinators"
+    );
+
+    // The author edits the item: it stays hidden (moderation is not document data).
+    n.anna.retitle(spam.id, "Billige Uhren, jetzt noch billiger");
+    n.anna.sync().await;
+    n.sync_all().await;
+    assert!(!sees(
+        &n.ben,
+        Role::Resident,
+        n.space,
+        "Billige Uhren, jetzt noch billiger"
+    ));
+    assert!(!finds(&n.volunteer, Role::Volunteer, n.space, "billiger"));
+
+    // Restored: back on every phone.
+    n.coordinator
+        .store
+        .moderate_item(spam.id, ModerationAction::Restore, "doch in Ordnung")
+        .expect("restore");
+    n.coordinator.sync().await;
+    n.sync_all().await;
+    for (device, role) in n.all() {
+        assert!(
+            sees(device, role, n.space, "Billige Uhren, jetzt noch billiger"),
+            "restored"
+        );
+    }
+    // Restoring what is not hidden is refused by the server, and stays listed as refused.
+    n.coordinator
+        .store
+        .moderate_item(spam.id, ModerationAction::Restore, "")
+        .expect("queued");
+    n.coordinator.sync().await;
+    let refused = n.coordinator.store.pending_moderation().expect("pending");
+    assert!(
+        refused[0]
+            .refused
+            .as_deref()
+            .is_some_and(|r| r.starts_with("not_allowed_now")),
+        "{refused:?}"
+    );
+    // The coordinators' log holds every step, with who did it.
+    let log = n.coordinator.store.moderation_log(n.space, 50).expect("log");
+    let actions: Vec<_> = log.iter().rev().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            ModerationAction::Report,
+            ModerationAction::Hide,
+            ModerationAction::Restore
+        ]
+    );
+    assert!(log.iter().all(|e| e.actor.is_some()));
+}
+
+#[tokio::test]
+async fn moderation_erase_removes_the_item_and_its_comments_from_the_server_and_every_phone() {
+    let n = Neighbourhood::new().await;
+    let post = n
+        .anna
+        .post(n.space, "Hier wohnt Herr M., Hausnummer 12", Audience::Everyone);
+    n.anna.sync().await;
+    n.volunteer.sync().await;
+    let comment = n
+        .volunteer
+        .store
+        .create_item(NewItem::new(
+            n.space,
+            n.volunteer.person,
+            ItemContent::new(
+                LocalizedText::single("de", "Bitte löschen"),
+                ItemDetails::Comment(Comment { parent: post.id }),
+            ),
+        ))
+        .expect("comment");
+    n.volunteer.sync().await;
+    n.sync_all().await;
+    assert!(n
+        .ben
+        .store
+        .item_detail(comment.id, &n.ben.viewer(Role::Resident))
+        .is_ok());
+
+    n.ben
+        .store
+        .report_item(post.id, ReportReason::PersonalData, "Adresse eines Nachbarn")
+        .expect("report");
+    n.ben.sync().await;
+    // Meanwhile the author edits it offline.
+    n.anna.retitle(post.id, "Hier wohnt Herr M.");
+    n.coordinator.sync().await;
+    n.coordinator
+        .store
+        .moderate_item(post.id, ModerationAction::Erase, "persönliche Daten")
+        .expect("erase");
+    n.coordinator.sync().await;
+    // The author's pending edit is refused as erased, and the item leaves the phone.
+    let report = n.anna.sync().await;
+    assert!(
+        report.rejected.iter().any(|r| r.code == "erased"),
+        "{:?}",
+        report.rejected
+    );
+    n.sync_all().await;
+    for (device, role) in n.all() {
+        for id in [post.id, comment.id] {
+            assert!(
+                matches!(
+                    device.store.item_detail(id, &device.viewer(role)),
+                    Err(Error::NotFound { .. })
+                ),
+                "erased from every phone"
+            );
+        }
+        assert!(!finds(device, role, n.space, "Hausnummer"));
+    }
+    // A new member gets nothing of it; acting on it again is refused.
+    let late = join(&n.url, &n.coordinator, n.space, Role::Volunteer, "Lea").await;
+    late.sync().await;
+    assert!(late
+        .store
+        .item_detail(post.id, &late.viewer(Role::Volunteer))
+        .is_err());
+    assert!(late
+        .store
+        .item_detail(comment.id, &late.viewer(Role::Volunteer))
+        .is_err());
+    assert!(matches!(
+        n.coordinator
+            .store
+            .moderate_item(post.id, ModerationAction::Hide, ""),
+        Err(Error::NotFound { .. })
+    ));
+    let raw = RawDevice::register(&n.url, "Roh").await;
+    let code = n.coordinator.invite(n.space, Role::Coordinator).await;
+    raw.redeem(&n.url, &code).await;
+    let answer = moderation_sync(
+        &n.url,
+        &raw,
+        ModerationRequest {
+            decisions: vec![decision(n.space, "hide", Some(post.id.as_uuid()), None)],
+            ..Default::default()
+        },
+    )
+    .await;
+    let refusal = answer.outcomes[0].refused.as_ref().expect("refused");
+    assert_eq!(refusal.code, "erased");
+}
+
+#[tokio::test]
+async fn moderation_block_refuses_pending_changes_with_a_clear_reason() {
+    let n = Neighbourhood::new().await;
+    // Written offline, before the block.
+    n.anna.post(n.space, "Noch ein Angebot", Audience::Everyone);
+    match n
+        .coordinator
+        .store
+        .moderate_member(n.space, n.coordinator.person, ModerationAction::Block, "")
+    {
+        Ok(_) => {
+            n.coordinator.sync().await;
+            let pending = n.coordinator.store.pending_moderation().expect("pending");
+            assert!(
+                pending[0]
+                    .refused
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("forbidden")),
+                "{pending:?}"
+            );
+            n.coordinator
+                .store
+                .dismiss_pending_moderation(pending[0].id)
+                .expect("dismiss");
+        }
+        Err(e) => panic!("queued either way: {e:?}"),
+    }
+    n.coordinator
+        .store
+        .moderate_member(
+            n.space,
+            n.anna.person,
+            ModerationAction::Block,
+            "wiederholt Werbung",
+        )
+        .expect("block");
+    n.coordinator.sync().await;
+    let report = n.anna.sync().await;
+    assert!(
+        report.rejected.iter().any(|r| r.code == "blocked"),
+        "{:?}",
+        report.rejected
+    );
+    assert!(n.anna.store.is_blocked(n.space).expect("blocked"));
+    let told = n.anna.store.moderation_log(n.space, 10).expect("log");
+    assert_eq!(told[0].action, ModerationAction::Block);
+    assert_eq!(told[0].text.as_deref(), Some("wiederholt Werbung"));
+    // Nothing of hers reached anyone; a new write is refused at once.
+    n.sync_all().await;
+    assert!(!sees(&n.ben, Role::Resident, n.space, "Noch ein Angebot"));
+    assert!(
+        n.ben.store.moderation_log(n.space, 10).expect("log").is_empty(),
+        "others are not told"
+    );
+    let write = n.anna.store.create_item(NewItem::new(
+        n.space,
+        n.anna.person,
+        ItemContent::new(
+            LocalizedText::single("de", "Trotzdem"),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        ),
+    ));
+    match write {
+        Err(Error::NotPermitted { code, .. }) => assert_eq!(code, RejectCode::Blocked),
+        other => panic!("a blocked member wrote: {other:?}"),
+    }
+    // She still reads.
+    n.volunteer.post(n.space, "Kaffee am Freitag", Audience::Everyone);
+    n.volunteer.sync().await;
+    n.anna.sync().await;
+    assert!(sees(&n.anna, Role::Resident, n.space, "Kaffee am Freitag"));
+
+    // Unblocked: she writes again.
+    n.coordinator
+        .store
+        .moderate_member(n.space, n.anna.person, ModerationAction::Unblock, "")
+        .expect("unblock");
+    n.coordinator.sync().await;
+    n.anna.sync().await;
+    assert!(!n.anna.store.is_blocked(n.space).expect("blocked"));
+    n.anna.post(n.space, "Wieder da", Audience::Everyone);
+    n.anna.sync().await;
+    n.ben.sync().await;
+    assert!(sees(&n.ben, Role::Resident, n.space, "Wieder da"));
+}
+
+#[tokio::test]
+async fn moderation_mute_hides_a_person_on_my_phones_only() {
+    let n = Neighbourhood::new().await;
+    n.anna.post(n.space, "Laut und viel", Audience::Everyone);
+    n.anna.sync().await;
+    n.sync_all().await;
+    assert!(matches!(
+        n.ben.store.set_muted(n.ben.person, true),
+        Err(Error::Invalid { .. })
+    ));
+    n.ben.store.set_muted(n.anna.person, true).expect("mute");
+    assert!(
+        !sees(&n.ben, Role::Resident, n.space, "Laut und viel"),
+        "at once here"
+    );
+    n.ben.sync().await;
+    assert_eq!(
+        n.ben.store.muted_persons().expect("muted"),
+        vec![n.anna.person],
+        "kept by the server"
+    );
+    n.sync_all().await;
+    assert!(!sees(&n.ben, Role::Resident, n.space, "Laut und viel"));
+    assert!(
+        sees(&n.volunteer, Role::Volunteer, n.space, "Laut und viel"),
+        "nobody else's view"
+    );
+    assert!(
+        n.anna.store.moderation_log(n.space, 10).expect("log").is_empty(),
+        "she is not told"
+    );
+    // Later posts of hers are muted as they arrive.
+    n.anna.post(n.space, "Noch lauter", Audience::Everyone);
+    n.anna.sync().await;
+    n.ben.sync().await;
+    assert!(!sees(&n.ben, Role::Resident, n.space, "Noch lauter"));
+    n.ben.store.set_muted(n.anna.person, false).expect("unmute");
+    n.ben.sync().await;
+    assert!(sees(&n.ben, Role::Resident, n.space, "Noch lauter"));
+    assert!(n.ben.store.muted_persons().expect("muted").is_empty());
+}
+
+fn decision(space: SpaceId, action: &str, item: Option<Uuid>, person: Option<Uuid>) -> Decision {
+    Decision {
+        id: Uuid::now_v7(),
+        space: space.as_uuid(),
+        action: action.into(),
+        item,
+        person,
+        note: String::new(),
+        at_ms: 0,
+    }
+}
+
+async fn moderation_sync(
+    url: &str,
+    device: &RawDevice,
+    moderation: ModerationRequest,
+) -> quartier_protocol::moderation::ModerationResponse {
+    let answer = post_msg(
+        url,
+        "/v1/sync",
+        Some(&device.token),
+        &SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursors: vec![],
+            push: vec![],
+            budget_bytes: 1024 * 1024,
+            accepts: vec![],
+            counselling: None,
+            credentials: None,
+            moderation: Some(moderation),
+        },
+    )
+    .await;
+    assert_eq!(answer.status, 200, "sync: {:?}", answer.error_body());
+    let response: SyncResponse = answer.decode();
+    response.moderation.expect("a moderation answer")
+}
+
+#[tokio::test]
+async fn moderation_bad_input_is_refused_entry_by_entry_and_nothing_is_stored() {
+    let n = Neighbourhood::new().await;
+    let post = n.anna.post(n.space, "Flohmarkt", Audience::Everyone);
+    n.anna.sync().await;
+    let raw = RawDevice::register(&n.url, "Roh").await;
+    let code = n.coordinator.invite(n.space, Role::Resident).await;
+    raw.redeem(&n.url, &code).await;
+    let report = |reason: &str, text: String, item: Uuid| Report {
+        id: Uuid::now_v7(),
+        space: n.space.as_uuid(),
+        item,
+        reason: reason.into(),
+        text,
+        at_ms: 0,
+    };
+    let item = post.id.as_uuid();
+    let answer = moderation_sync(
+        &n.url,
+        &raw,
+        ModerationRequest {
+            reports: vec![
+                report("rude", String::new(), item),
+                report("spam", "x".repeat(1_001), item),
+                report("other", "  ".into(), item),
+                report("spam", String::new(), Uuid::now_v7()),
+                report("insult", "gemein".into(), item),
+            ],
+            decisions: vec![
+                decision(n.space, "hide", Some(item), None),
+                decision(n.space, "ban", Some(item), None),
+            ],
+            cursors: vec![ModerationCursor {
+                space: n.space.as_uuid(),
+                after: 0,
+            }],
+            ..Default::default()
+        },
+    )
+    .await;
+    let codes: Vec<Option<&str>> = answer
+        .outcomes
+        .iter()
+        .map(|o| o.refused.as_ref().map(|r| r.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Some("invalid"),
+            Some("invalid"),
+            Some("invalid"),
+            Some("not_found"),
+            None,
+            Some("forbidden"),
+            Some("invalid")
+        ]
+    );
+    assert!(
+        answer.events.is_empty(),
+        "a resident sees no reports: {:?}",
+        answer.events
+    );
+    // Only the good report reached the coordinators.
+    n.coordinator.sync().await;
+    let queue = n.coordinator.store.moderation_queue(n.space).expect("queue");
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].reports.len(), 1);
+    assert_eq!(queue[0].reports[0].reason, ReportReason::Insult);
+    // Too many entries, or a space named twice: the whole request is refused.
+    let answer = post_msg(
+        &n.url,
+        "/v1/sync",
+        Some(&raw.token),
+        &SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursors: vec![],
+            push: vec![],
+            budget_bytes: 1024,
+            accepts: vec![],
+            counselling: None,
+            credentials: None,
+            moderation: Some(ModerationRequest {
+                reports: (0..201).map(|_| report("spam", String::new(), item)).collect(),
+                ..Default::default()
+            }),
+        },
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+    // A report on the device: bad text is `Invalid`, nothing queued.
+    assert!(matches!(
+        n.ben.store.report_item(post.id, ReportReason::Other, " "),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        n.ben
+            .store
+            .report_item(post.id, ReportReason::Spam, &"x".repeat(1_001)),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(n.ben.store.pending_moderation().expect("pending").is_empty());
+}
