@@ -3,7 +3,11 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use quartier_core::moderation::{
+    ModerationAction, ModerationEntry, ModerationQueueEntry, PendingModeration, ReportReason,
+};
 use quartier_core::{Store, StoreKey, StoreOptions};
+use uuid::Uuid;
 
 use crate::error::{guard, signed, FfiResult, QuartierError};
 use crate::types::*;
@@ -264,6 +268,66 @@ impl QuartierStore {
     /// many items were erased.
     pub fn erase_item(&self, item_id: ItemId) -> FfiResult<i64> {
         self.with(|s| Ok(signed(s.erase_item(item_id)?)))
+    }
+
+    // -- moderation (docs/neighbourhood.md) ----------------------------------------------
+
+    /// Reports an item or comment to the space's coordinators (sent with the next sync; the
+    /// reporter is shown to coordinators only). `Other` needs a text. Returns the report's id.
+    pub fn report_item(&self, item_id: ItemId, reason: ReportReason, text: String) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.report_item(item_id, reason, &text)?))
+    }
+
+    /// A coordinator's decision about an item: `Hide`, `Restore` (shown here at once), `Erase`
+    /// (once the server has carried it out), `Dismiss`. Sent with the next sync.
+    pub fn moderate_item(&self, item_id: ItemId, action: ModerationAction, note: String) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.moderate_item(item_id, action, &note)?))
+    }
+
+    /// A coordinator's decision about a member: `Block` (the server takes no change of theirs
+    /// any more) or `Unblock`. Sent with the next sync.
+    pub fn moderate_member(
+        &self,
+        space_id: SpaceId,
+        person: PersonId,
+        action: ModerationAction,
+        note: String,
+    ) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.moderate_member(space_id, person, action, &note)?))
+    }
+
+    /// Mutes or unmutes a person: their content is hidden on this person's devices only.
+    pub fn set_muted(&self, person: PersonId, muted: bool) -> FfiResult<()> {
+        self.with(|s| Ok(s.set_muted(person, muted)?))
+    }
+
+    pub fn muted_persons(&self) -> FfiResult<Vec<PersonId>> {
+        self.with(|s| Ok(s.muted_persons()?))
+    }
+
+    /// Whether this person is blocked in a space (as the last sync said).
+    pub fn is_blocked(&self, space_id: SpaceId) -> FfiResult<bool> {
+        self.with(|s| Ok(s.is_blocked(space_id)?))
+    }
+
+    /// Reports and decisions not yet taken by the server, and those it refused.
+    pub fn pending_moderation(&self) -> FfiResult<Vec<PendingModeration>> {
+        self.with(|s| Ok(s.pending_moderation()?))
+    }
+
+    /// Forgets a refused report or decision.
+    pub fn dismiss_pending_moderation(&self, id: Uuid) -> FfiResult<()> {
+        self.with(|s| Ok(s.dismiss_pending_moderation(id)?))
+    }
+
+    /// The space's moderation log as this person may see it, newest first.
+    pub fn moderation_log(&self, space_id: SpaceId, limit: i32) -> FfiResult<Vec<ModerationEntry>> {
+        self.with(|s| Ok(s.moderation_log(space_id, limit.max(0) as u32)?))
+    }
+
+    /// Items of a space with open reports (coordinators; empty for others).
+    pub fn moderation_queue(&self, space_id: SpaceId) -> FfiResult<Vec<ModerationQueueEntry>> {
+        self.with(|s| Ok(s.moderation_queue(space_id)?))
     }
 
     // -- queries --------------------------------------------------------------------------

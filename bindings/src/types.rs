@@ -151,6 +151,10 @@ pub enum LiveResult {
     CounsellingChannels {
         channels: Vec<CounsellingChannel>,
     },
+    /// `LiveQuery.ModerationQueue`: items with open reports (coordinators).
+    ModerationQueue {
+        entries: Vec<quartier_core::moderation::ModerationQueueEntry>,
+    },
 }
 
 impl From<quartier_core::LiveResult> for LiveResult {
@@ -168,6 +172,7 @@ impl From<quartier_core::LiveResult> for LiveResult {
             L::Detail(detail) => LiveResult::Detail { detail: *detail },
             L::Counselling(records) => LiveResult::Counselling { records },
             L::CounsellingChannels(channels) => LiveResult::CounsellingChannels { channels },
+            L::ModerationQueue(entries) => LiveResult::ModerationQueue { entries },
         }
     }
 }

@@ -225,6 +225,20 @@ const ADDED_BY: &[Added] = &[
         ],
         undo: "",
     },
+    Added {
+        version: 21,
+        tables: &[
+            "moderation_outbox",
+            "moderation_log",
+            "moderation_cursors",
+            "hidden_items",
+            "blocked_spaces",
+            "muted_persons",
+            "mute_outbox",
+        ],
+        columns: &[("items", "hidden")],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -53,6 +53,11 @@ pub enum LiveQuery {
     /// called after every change to any of them (a conversation opened, received, closed,
     /// erased, its participants or its unsent records).
     CounsellingChannels,
+    /// The coordinators' moderation queue of a space ([`Store::moderation_queue`]); called
+    /// after every commit that touches the space (a report or decision arriving, one made here).
+    ModerationQueue {
+        space: crate::model::SpaceId,
+    },
 }
 
 /// The result of a live query, in the shape of the query.
@@ -67,6 +72,7 @@ pub enum LiveResult {
     Detail(Box<ItemDetail>),
     Counselling(Vec<CounsellingRecord>),
     CounsellingChannels(Vec<CounsellingChannel>),
+    ModerationQueue(Vec<crate::moderation::ModerationQueueEntry>),
 }
 
 impl LiveQuery {
@@ -81,6 +87,7 @@ impl LiveQuery {
             LiveQuery::Near(q) => Some(q.space),
             LiveQuery::OpenOffers(q) => Some(q.space),
             LiveQuery::Events(q) => Some(q.space),
+            LiveQuery::ModerationQueue { space } => Some(*space),
             // Comments touch their own id; their parent's detail lists them.
             LiveQuery::Detail { .. } => None,
         };
@@ -109,6 +116,9 @@ impl LiveQuery {
                 records => LiveResult::Counselling(records?),
             },
             LiveQuery::CounsellingChannels => LiveResult::CounsellingChannels(Store::channels_on(conn)?),
+            LiveQuery::ModerationQueue { space } => {
+                LiveResult::ModerationQueue(crate::moderation::queue_of(conn, *space)?)
+            }
         })
     }
 }
