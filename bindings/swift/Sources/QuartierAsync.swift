@@ -206,6 +206,12 @@ extension QuartierStore {
     public func counsellingChannelUpdates(onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [CounsellingChannel]> {
         liveQuery(.counsellingChannels, onError: onError).compactMap { if case let .counsellingChannels(channels) = $0 { channels } else { nil } }
     }
+
+    /// The coordinators' moderation queue of a space (items with open reports), live: after
+    /// every report or decision made here or brought by a sync. Empty for anyone else.
+    public func moderationQueueUpdates(spaceId: SpaceId, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [ModerationQueueEntry]> {
+        liveQuery(.moderationQueue(space: spaceId), onError: onError).compactMap { if case let .moderationQueue(entries) = $0 { entries } else { nil } }
+    }
 }
 
 // MARK: - One sync as a sequence

@@ -777,6 +777,53 @@ func deviceToDevice() async throws {
     try check(try b.relayLimits() == limits, "relay limits kept")
 }
 
+// MARK: - Moderation
+
+/// A resident reports a post; the coordinator's `moderationQueueUpdates` yields it with the
+/// reporter; the hide leaves the other resident's feed after a sync while the author still sees
+/// it and the note; a resident's attempt to moderate is `notPermitted`.
+func moderation() async throws {
+    try check(!serverURL.isEmpty, "QUARTIER_SERVER_URL is set")
+    let coord = try openStore("m-coord"), anna = try openStore("m-anna"), ben = try openStore("m-ben")
+    defer { try? coord.close(); try? anna.close(); try? ben.close() }
+    let syncC = try QuartierSync(store: coord, serverUrl: serverURL)
+    let syncA = try QuartierSync(store: anna, serverUrl: serverURL)
+    let syncB = try QuartierSync(store: ben, serverUrl: serverURL)
+    let personC = try await syncC.register(displayName: "Koordination").personId
+    let space = try await syncC.createSpace(meta: meta).space.id
+    var persons: [String] = []
+    for sync in [syncA, syncB] {
+        let code = try await syncC.createInvite(spaceId: space, role: .resident,
+                                                expiresAtMs: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000, maxUses: 1)
+        persons.append(try await sync.register(displayName: "Nachbar").personId)
+        _ = try await sync.redeemInvite(code: code)
+    }
+    let (personA, personB) = (persons[0], persons[1])
+    func syncAll() async throws { for sync in [syncA, syncB, syncC, syncA, syncB] { _ = try await sync.syncNow() } }
+    func titles(_ store: QuartierStore, _ person: String) throws -> [String] {
+        try store.feed(query: FeedQuery(spaceId: space, viewer: Viewer(person: person, role: .resident))).items.map { $0.content.title["de"] ?? "" }
+    }
+    try await syncAll()
+    let spam = try anna.createItem(item: post(space, personA, "Billige Uhren")).id
+    try await syncAll()
+    try check(try titles(ben, personB) == ["Billige Uhren"], "Ben sees the post")
+    _ = try ben.reportItem(itemId: spam, reason: .spam, text: "Werbung")
+    _ = try await syncB.syncNow()
+    _ = try await syncC.syncNow()
+    let queue = try await firstWithin(10, coord.moderationQueueUpdates(spaceId: space), where: { !$0.isEmpty })
+    try check(queue.count == 1 && queue[0].item == spam && queue[0].author == personA
+              && queue[0].reports.map(\.reporter) == [personB] && queue[0].reports[0].reason == .spam, "the queue: \(queue)")
+    _ = try expectError("a resident moderates", .notPermitted) { try ben.moderateItem(itemId: spam, action: .hide, note: "") }
+    _ = try coord.moderateItem(itemId: spam, action: .hide, note: "Keine Werbung")
+    try await syncAll()
+    try check(try coord.moderationQueue(spaceId: space).isEmpty, "decided")
+    try check(try titles(ben, personB).isEmpty, "hidden from Ben")
+    try check(try titles(anna, personA) == ["Billige Uhren"], "the author still sees it")
+    let told = try anna.moderationLog(spaceId: space, limit: 10)
+    try check(told.count == 1 && told[0].action == .hide && told[0].text == "Keine Werbung" && told[0].actor == nil, "told: \(told)")
+    _ = personC
+}
+
 // MARK: - Devices nearby, in network namespaces
 
 /// A phone in its own process, for discovery where mDNS may multicast: `nearby listen DB SPACE IP
@@ -876,6 +923,7 @@ await run("typed live shortcuts report errors through onError") { try await live
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
 await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
+await run("moderation: a report in the queue sequence, a hide leaves the other feeds") { try await moderation() }
 await run("devices nearby: an AsyncSequence finds a phone of the space in another network namespace") { try devicesNearby() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }

@@ -108,6 +108,7 @@ pub fn write_corpus() {
         accepts: vec![ACCEPTS_CREATED.into()],
         counselling: None,
         credentials: None,
+        moderation: None,
     };
     write("wire_bodies", "sync-request", &encode(&request).expect("encode"));
     let (doc, kind, base) = &base_docs()[1];
@@ -154,6 +155,7 @@ pub fn write_corpus() {
         revoked: vec![Uuid::from_u128(5)],
         counselling: None,
         credentials: None,
+        moderation: None,
     };
     write(
         "wire_bodies",

@@ -18,6 +18,7 @@ import uniffi.quartier_core.FeedPage
 import uniffi.quartier_core.FeedQuery
 import uniffi.quartier_core.ItemDetail
 import uniffi.quartier_core.LiveQuery
+import uniffi.quartier_core.ModerationQueueEntry
 import uniffi.quartier_core.NearbyItem
 import uniffi.quartier_core.OpenOffersQuery
 import uniffi.quartier_core.RadiusQuery
@@ -100,6 +101,13 @@ fun QuartierStore.counsellingFlow(channel: String, onError: (QuartierException) 
 /** The counselling channels this device takes part in, live. */
 fun QuartierStore.counsellingChannelsFlow(onError: (QuartierException) -> Unit = {}): Flow<List<CounsellingChannel>> =
     liveQueryFlow(LiveQuery.CounsellingChannels, onError).mapNotNull { (it as? LiveResult.CounsellingChannels)?.channels }
+
+/**
+ * The coordinators' moderation queue of a space (items with open reports), live: after every
+ * report or decision made here or brought by a sync. Empty for anyone but a coordinator.
+ */
+fun QuartierStore.moderationQueueFlow(space: String, onError: (QuartierException) -> Unit = {}): Flow<List<ModerationQueueEntry>> =
+    liveQueryFlow(LiveQuery.ModerationQueue(space), onError).mapNotNull { (it as? LiveResult.ModerationQueue)?.entries }
 
 /** What one [QuartierSync.syncFlow] reports: a committed page, then the final report. */
 sealed interface SyncUpdate {
