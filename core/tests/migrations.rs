@@ -239,6 +239,12 @@ const ADDED_BY: &[Added] = &[
         columns: &[("items", "hidden")],
         undo: "",
     },
+    Added {
+        version: 22,
+        tables: &["help_outbox", "help_log", "help_cursors"],
+        columns: &[],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -19,6 +19,7 @@
 pub mod blobs;
 pub mod certificates;
 pub mod counselling;
+pub mod help;
 pub mod messages;
 pub mod moderation;
 pub mod names;

@@ -398,6 +398,9 @@ pub struct SyncRequest {
     /// (`docs/neighbourhood.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<crate::moderation::ModerationRequest>,
+    /// Steps of the help board's flow and the help log's cursors (`docs/neighbourhood.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<crate::help::HelpRequest>,
 }
 
 /// Most certificates of other devices one [`CredentialsRequest`] may ask for.
@@ -641,6 +644,9 @@ pub struct SyncResponse {
     /// The answer to [`SyncRequest::moderation`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<crate::moderation::ModerationResponse>,
+    /// The answer to [`SyncRequest::help`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<crate::help::HelpResponse>,
 }
 
 /// Body of every 4xx/5xx answer.

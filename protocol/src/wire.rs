@@ -113,6 +113,7 @@ mod tests {
             counselling: None,
             credentials: None,
             moderation: None,
+            help: None,
         }
     }
 

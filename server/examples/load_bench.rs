@@ -180,6 +180,7 @@ async fn run_device(client: reqwest::Client, url: Arc<String>, device: Device) -
             counselling: None,
             credentials: None,
             moderation: None,
+            help: None,
         };
         let body = quartier_protocol::encode(&request).map_err(|e| e.to_string())?;
         let started = Instant::now();

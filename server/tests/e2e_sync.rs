@@ -455,3 +455,24 @@ async fn a_new_member_starts_with_a_small_page_and_grows_with_the_link() {
     let viewer = b.viewer(Role::Volunteer);
     assert_eq!(titles(&b.store, space, viewer).len(), 300);
 }
+
+/// A further device of a person (registered with a link code) knows none of the person's
+/// spaces before its first sync; that one sync brings them and their content, not the next.
+#[tokio::test]
+async fn a_further_device_gets_its_spaces_and_their_content_in_its_first_sync() {
+    let server = Server::start();
+    let (phone, space) = space_with_coordinator(&server.url).await;
+    phone.post(space, "Straßenfest", Audience::Everyone);
+    phone.sync().await;
+    let link = phone.client.create_device_link(&phone.store).await.expect("link");
+    let dir = tempfile::tempdir().expect("dir");
+    let tablet =
+        quartier_core::Store::open(dir.path().join("tablet.db"), Default::default()).expect("tablet");
+    let client = quartier_core::sync::SyncClient::new(&server.url).expect("client");
+    client.register_linked(&tablet, &link.code).await.expect("linked");
+    client.sync_now(&tablet, |_| {}).await.expect("first sync");
+    assert_eq!(
+        titles(&tablet, space, phone.viewer(Role::Coordinator)),
+        ["Straßenfest"]
+    );
+}

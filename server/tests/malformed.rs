@@ -79,6 +79,7 @@ fn sync_request(protocol: u32, cursors: Vec<SpaceCursor>, push: Vec<Record>) -> 
         counselling: None,
         credentials: None,
         moderation: None,
+        help: None,
     }
 }
 

@@ -497,6 +497,7 @@ async fn moderation_sync(
             counselling: None,
             credentials: None,
             moderation: Some(moderation),
+            help: None,
         },
     )
     .await;
@@ -590,6 +591,7 @@ async fn moderation_bad_input_is_refused_entry_by_entry_and_nothing_is_stored() 
                 reports: (0..201).map(|_| report("spam", String::new(), item)).collect(),
                 ..Default::default()
             }),
+            help: None,
         },
     )
     .await;

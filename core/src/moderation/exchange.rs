@@ -91,21 +91,48 @@ pub(crate) fn request_part(conn: &Connection) -> Result<(ModerationRequest, Push
         });
         pushed.mutes.push((person, seq));
     }
-    let mut stmt = conn.prepare_cached(
+    req.cursors = cursors_of(conn, "moderation_cursors")?;
+    Ok((req, pushed))
+}
+
+/// Where this device stands in each of its spaces' logs kept in `table` (`moderation_cursors`,
+/// `help_cursors`): a cursor per membership, 0 where nothing was received yet.
+pub(crate) fn cursors_of(conn: &Connection, table: &str) -> Result<Vec<ModerationCursor>> {
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT m.space_id, coalesce(c.after, 0) FROM memberships m
-         LEFT JOIN moderation_cursors c ON c.space_id = m.space_id ORDER BY m.space_id LIMIT ?1",
-    )?;
+         LEFT JOIN {table} c ON c.space_id = m.space_id ORDER BY m.space_id LIMIT ?1"
+    ))?;
     let rows = stmt.query_map([quartier_protocol::MAX_CURSORS_PER_REQUEST as i64], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
     })?;
+    let mut out = Vec::new();
     for row in rows {
         let (space, after) = row?;
-        req.cursors.push(ModerationCursor {
+        out.push(ModerationCursor {
             space: parse(&space)?,
             after,
         });
     }
-    Ok((req, pushed))
+    Ok(out)
+}
+
+/// The cursor of `space` in `table` (0: none).
+pub(crate) fn cursor_at(tx: &Connection, table: &str, space: &str) -> Result<i64> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT coalesce((SELECT after FROM {table} WHERE space_id = ?1), 0)"
+        ))?
+        .query_row([space], |r| r.get(0))?)
+}
+
+/// Moves the cursor of `space` in `table` to `seq`, never back.
+pub(crate) fn advance_cursor(tx: &Connection, table: &str, space: &str, seq: i64) -> Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} (space_id, after) VALUES (?1, ?2)
+         ON CONFLICT (space_id) DO UPDATE SET after = max(after, excluded.after)"
+    ))?
+    .execute(params![space, seq])?;
+    Ok(())
 }
 
 /// What applying the answer did.
@@ -193,27 +220,16 @@ pub(crate) fn apply_part(
         .optional()?;
     for event in &response.events {
         let space = event.space.to_string();
-        let cursor: i64 = tx
-            .prepare_cached("SELECT coalesce((SELECT after FROM moderation_cursors WHERE space_id = ?1), 0)")?
-            .query_row([&space], |r| r.get(0))?;
-        if event.seq <= cursor {
+        if event.seq <= cursor_at(tx, "moderation_cursors", &space)? {
             continue;
         }
         record(tx, event)?;
         applied.erased += decide(tx, event, me.as_deref(), touched, &mut items)?;
-        tx.prepare_cached(
-            "INSERT INTO moderation_cursors (space_id, after) VALUES (?1, ?2)
-             ON CONFLICT (space_id) DO UPDATE SET after = max(after, excluded.after)",
-        )?
-        .execute(params![space, event.seq])?;
+        advance_cursor(tx, "moderation_cursors", &space, event.seq)?;
         touched.spaces.insert(space);
     }
     for cursor in &response.cursors {
-        tx.prepare_cached(
-            "INSERT INTO moderation_cursors (space_id, after) VALUES (?1, ?2)
-             ON CONFLICT (space_id) DO UPDATE SET after = max(after, excluded.after)",
-        )?
-        .execute(params![cursor.space.to_string(), cursor.after])?;
+        advance_cursor(tx, "moderation_cursors", &cursor.space.to_string(), cursor.after)?;
     }
     for item in items {
         refresh_hidden(tx, "item_id = ?1", &item)?;

@@ -364,6 +364,7 @@ mod tests {
             counselling: Some(counselling),
             credentials: None,
             moderation: None,
+            help: None,
         }
     }
 

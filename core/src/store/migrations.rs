@@ -123,7 +123,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/021_moderation.sql"),
         rebuilds_projections: false,
     },
-    // Next: 022. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 22,
+        sql: include_str!("migrations/022_help.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 023. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

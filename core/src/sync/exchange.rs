@@ -37,6 +37,8 @@ pub struct PushedEntries {
     pub(crate) counselling: Option<crate::counselling::exchange::PushedCounselling>,
     /// What the request carried for moderation (first window only).
     pub(crate) moderation: Option<crate::moderation::exchange::PushedModeration>,
+    /// What the request carried for the help board (first window only).
+    pub(crate) help: Option<crate::help::exchange::PushedHelp>,
 }
 
 impl PushedEntries {
@@ -227,12 +229,20 @@ impl Store {
                 }
                 Some(_) => (None, None),
             };
+            let (help, help_pushed) = match spaces_after {
+                None => {
+                    let (part, pushed) = crate::help::exchange::request_part(conn)?;
+                    (Some(part), Some(pushed))
+                }
+                Some(_) => (None, None),
+            };
             let entries = PushedEntries {
                 seqs: pushed,
                 cursors: cursors.clone(),
                 window_end,
                 counselling: counselling_pushed,
                 moderation: moderation_pushed,
+                help: help_pushed,
             };
             // A device that failed to rebuild a creation record asks for snapshots from then on.
             let creation_failed: Option<i64> = conn.query_row(
@@ -264,6 +274,7 @@ impl Store {
                 counselling,
                 credentials,
                 moderation,
+                help,
             };
             Ok((request, entries))
         })
@@ -371,6 +382,9 @@ impl Store {
                 outcome.more |= applied.more;
                 outcome.moderation_erased += applied.erased;
             }
+            if let (Some(part), Some(answer)) = (&pushed.help, &response.help) {
+                outcome.more |= crate::help::exchange::apply_part(tx, part, answer, touched)?;
+            }
             // Acknowledgements hold whenever they arrive (outbox positions are never reused); the
             // rest only if the store still stands where the request was built.
             if let Some(e) = &creation_failed {
@@ -420,6 +434,13 @@ impl Store {
                 if !revoked.contains(&membership.space.to_string()) {
                     let set_aside = drop_what_a_new_role_may_not_read(tx, membership, touched)?;
                     outcome.rejected.extend(set_aside.into_iter().map(RejectedChange::from));
+                    // A space new to this store (a further device of the person at its first
+                    // sync, a membership granted elsewhere) is fetched in this same sync: the
+                    // request did not carry its cursor.
+                    let known = tx
+                        .prepare_cached("SELECT 1 FROM memberships WHERE space_id = ?1")?
+                        .exists([membership.space.to_string()])?;
+                    outcome.more |= !known;
                     record_membership(tx, membership)?;
                 }
             }
@@ -769,6 +790,7 @@ mod tests {
             counselling: None,
             credentials: None,
             moderation: None,
+            help: None,
         }
     }
 

@@ -109,6 +109,7 @@ pub fn write_corpus() {
         counselling: None,
         credentials: None,
         moderation: None,
+        help: None,
     };
     write("wire_bodies", "sync-request", &encode(&request).expect("encode"));
     let (doc, kind, base) = &base_docs()[1];
@@ -156,6 +157,7 @@ pub fn write_corpus() {
         counselling: None,
         credentials: None,
         moderation: None,
+        help: None,
     };
     write(
         "wire_bodies",

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod certificates;
 pub mod counselling;
+pub mod help;
 pub mod log;
 pub mod moderation;
 pub mod pending;
@@ -26,7 +27,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 14] = [
+const MIGRATIONS: [&str; 15] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -54,6 +55,8 @@ const MIGRATIONS: [&str; 14] = [
     include_str!("013_certificates.sql"),
     // Moderation: reports and decisions, hidden items, blocks, erased items, mutes.
     include_str!("014_moderation.sql"),
+    // The help board: each request's flow.
+    include_str!("015_help.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements

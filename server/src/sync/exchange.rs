@@ -42,6 +42,9 @@ pub fn exchange(
     if let Some(moderation) = &req.moderation {
         super::moderation::check(moderation)?;
     }
+    if let Some(help) = &req.help {
+        super::help::check(help)?;
+    }
     // A revoked device learns that every space it asks about is gone, and nothing else.
     if device.revoked {
         return Ok(SyncResponse {
@@ -53,6 +56,7 @@ pub fn exchange(
             counselling: None,
             credentials: None,
             moderation: None,
+            help: None,
         });
     }
     // Document changes and counselling records go separate ways; acknowledgements keep each
@@ -61,6 +65,10 @@ pub fn exchange(
     // follow it, this request's included.
     let moderation = match &req.moderation {
         Some(moderation) => Some(super::moderation::exchange(db, docs, device, moderation)?),
+        None => None,
+    };
+    let help = match &req.help {
+        Some(help) => Some(super::help::exchange(db, docs, device, help)?),
         None => None,
     };
     type Indexed<'a> = Vec<(usize, &'a Record)>;
@@ -141,6 +149,7 @@ pub fn exchange(
         counselling,
         credentials,
         moderation,
+        help,
     })
 }
 

@@ -4,6 +4,7 @@
 pub mod counselling;
 pub mod creations;
 mod exchange;
+pub mod help;
 pub mod moderation;
 mod pull;
 mod push;

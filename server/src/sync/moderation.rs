@@ -126,14 +126,14 @@ fn as_seen_by(mut entry: ModerationEvent, person: Uuid, role: Role) -> Option<Mo
     Some(entry)
 }
 
-fn refuse(code: &str, message: impl Into<String>) -> ModerationRefusal {
+pub(super) fn refuse(code: &str, message: impl Into<String>) -> ModerationRefusal {
     ModerationRefusal {
         code: code.into(),
         message: message.into(),
     }
 }
 
-type Judged<T> = Result<Result<T, ModerationRefusal>, ServerError>;
+pub(super) type Judged<T> = Result<Result<T, ModerationRefusal>, ServerError>;
 
 fn check_text(text: &str, what: &str) -> Result<(), ModerationRefusal> {
     if text.chars().count() > MAX_MODERATION_TEXT_CHARS {

@@ -451,6 +451,7 @@ impl RawDevice {
                 counselling: None,
                 credentials: None,
                 moderation: None,
+                help: None,
             },
         )
         .await;
@@ -479,6 +480,7 @@ impl RawDevice {
                 counselling: Some(counselling),
                 credentials: None,
                 moderation: None,
+                help: None,
             },
         )
         .await;

@@ -1,0 +1,180 @@
+//! Help board rows (`015_help.sql`): the log of each request's flow per space and where each
+//! request stands. Judging who may take which step is `sync::help`'s.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use crate::error::ServerError;
+
+/// One log row.
+#[derive(Clone, Debug)]
+pub struct HelpRow {
+    pub seq: i64,
+    pub request: Uuid,
+    pub author: Uuid,
+    pub action: String,
+    pub actor: Uuid,
+    pub person: Option<Uuid>,
+    pub note: String,
+    pub contact: String,
+    pub at: i64,
+}
+
+/// Where a request stands: `open` (also when it has no row), `agreed`, `done`, `withdrawn`.
+pub struct HelpState {
+    pub state: String,
+    pub agreed_with: Option<Uuid>,
+}
+
+fn uuid(text: &str) -> Result<Uuid, ServerError> {
+    Uuid::parse_str(text).map_err(|e| ServerError::Internal(format!("help log id {text}: {e}")))
+}
+
+/// The person who sent the entry with this id, if it was taken before.
+pub fn entry_actor(conn: &Connection, id: Uuid) -> Result<Option<Uuid>, ServerError> {
+    let actor: Option<String> = conn
+        .prepare_cached("SELECT actor FROM help_log WHERE entry_id = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()?;
+    actor.as_deref().map(uuid).transpose()
+}
+
+pub fn state(conn: &Connection, request: Uuid) -> Result<HelpState, ServerError> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT state, agreed_with FROM help_state WHERE request_id = ?1")?
+        .query_row([request.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((state, agreed_with)) => HelpState {
+            state,
+            agreed_with: agreed_with.as_deref().map(uuid).transpose()?,
+        },
+        None => HelpState {
+            state: "open".into(),
+            agreed_with: None,
+        },
+    })
+}
+
+pub fn set_state(
+    conn: &Connection,
+    space: Uuid,
+    request: Uuid,
+    state: &str,
+    agreed_with: Option<Uuid>,
+) -> Result<(), ServerError> {
+    conn.prepare_cached(
+        "INSERT INTO help_state (request_id, space_id, state, agreed_with) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (request_id) DO UPDATE SET state = excluded.state, agreed_with = excluded.agreed_with",
+    )?
+    .execute(params![
+        request.to_string(),
+        space.to_string(),
+        state,
+        agreed_with.map(|p| p.to_string())
+    ])?;
+    Ok(())
+}
+
+/// The contact `person` gave with their response to `request`, if they responded.
+pub fn response_of(conn: &Connection, request: Uuid, person: Uuid) -> Result<Option<String>, ServerError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT contact FROM help_log WHERE request_id = ?1 AND action = 'respond' AND actor = ?2 LIMIT 1",
+        )?
+        .query_row([request.to_string(), person.to_string()], |r| r.get(0))
+        .optional()?)
+}
+
+pub struct NewHelpEntry<'a> {
+    pub id: Uuid,
+    pub space: Uuid,
+    pub request: Uuid,
+    pub author: Uuid,
+    pub action: &'a str,
+    pub actor: Uuid,
+    pub person: Option<Uuid>,
+    pub note: &'a str,
+    pub contact: &'a str,
+    pub at: i64,
+}
+
+pub fn append(conn: &Connection, e: &NewHelpEntry<'_>) -> Result<(), ServerError> {
+    conn.prepare_cached(
+        "INSERT INTO help_log (entry_id, space_id, request_id, author, action, actor, person_id, note, contact, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        e.id.to_string(),
+        e.space.to_string(),
+        e.request.to_string(),
+        e.author.to_string(),
+        e.action,
+        e.actor.to_string(),
+        e.person.map(|p| p.to_string()),
+        e.note,
+        e.contact,
+        e.at
+    ])?;
+    Ok(())
+}
+
+/// Rows of `space` after `after`, oldest first, at most `limit`.
+pub fn rows_after(
+    conn: &Connection,
+    space: Uuid,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<HelpRow>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, request_id, author, action, actor, person_id, note, contact, at FROM help_log
+         WHERE space_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    type Raw = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        i64,
+    );
+    let rows = stmt.query_map(params![space.to_string(), after, limit as i64], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, request, author, action, actor, person, note, contact, at): Raw = row?;
+        out.push(HelpRow {
+            seq,
+            request: uuid(&request)?,
+            author: uuid(&author)?,
+            action,
+            actor: uuid(&actor)?,
+            person: person.as_deref().map(uuid).transpose()?,
+            note,
+            contact,
+            at,
+        });
+    }
+    Ok(out)
+}
+
+/// The last row of `space` (0: none).
+pub fn last_seq(conn: &Connection, space: Uuid) -> Result<i64, ServerError> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM help_log WHERE space_id = ?1")?
+        .query_row([space.to_string()], |r| r.get(0))?)
+}
