@@ -609,3 +609,288 @@ async fn moderation_bad_input_is_refused_entry_by_entry_and_nothing_is_stored() 
     ));
     assert!(n.ben.store.pending_moderation().expect("pending").is_empty());
 }
+
+fn comment(d: &Device, space: SpaceId, parent: ItemId, text: &str) -> Item {
+    d.store
+        .create_item(NewItem::new(
+            space,
+            d.person,
+            ItemContent::new(
+                LocalizedText::single("de", text),
+                ItemDetails::Comment(Comment { parent }),
+            ),
+        ))
+        .expect("comment")
+}
+
+// Found by an attacker's review: each of these failed before its fix.
+
+/// A comment written before (offline) or after an erasure, pointing at the erased item, is
+/// taken by the server and served to every later member.
+#[tokio::test]
+async fn moderation_a_comment_on_an_erased_item_is_refused_before_or_after_the_erasure() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let vera = join(&url, &coord, space, Role::Volunteer, "Vera").await;
+    let post = coord.post(space, "Adresse von Herrn M.", Audience::Everyone);
+    coord.sync().await;
+    vera.sync().await;
+    let c = comment(&vera, space, post.id, "Hausnummer 12, 2. Stock"); // offline
+    coord
+        .store
+        .moderate_item(post.id, ModerationAction::Erase, "")
+        .expect("call");
+    coord.sync().await;
+    let report = vera.sync().await;
+    assert!(
+        report.rejected.iter().any(|r| r.code == "erased"),
+        "{:?}",
+        report.rejected
+    );
+    let late = join(&url, &coord, space, Role::Volunteer, "Lea").await;
+    late.sync().await;
+    let got = late.store.item_detail(c.id, &late.viewer(Role::Volunteer));
+    assert!(got.is_err(), "comment of erased item still served: {got:?}");
+}
+
+/// A comment created under an innocuous item and then moved (edit of details.parent) under
+/// the item later erased is not erased on the server (parent recorded at creation only).
+#[tokio::test]
+async fn moderation_a_comment_cannot_move_out_of_an_items_erasure() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let vera = join(&url, &coord, space, Role::Volunteer, "Vera").await;
+    let target = coord.post(space, "Thread", Audience::Everyone);
+    let decoy = coord.post(space, "Decoy", Audience::Everyone);
+    coord.sync().await;
+    vera.sync().await;
+    let c = comment(&vera, space, decoy.id, "Hausnummer 12");
+    vera.sync().await;
+    let moved = vera.store.update_item(
+        c.id,
+        &ItemPatch {
+            details: Some(ItemDetails::Comment(Comment { parent: target.id })),
+            ..Default::default()
+        },
+        vera.person,
+    );
+    assert!(matches!(moved, Err(Error::NotPermitted { .. })), "{moved:?}");
+    vera.sync().await;
+    coord.sync().await;
+    coord
+        .store
+        .moderate_item(target.id, ModerationAction::Erase, "")
+        .expect("call");
+    coord.sync().await;
+    let late = join(&url, &coord, space, Role::Volunteer, "Lea").await;
+    late.sync().await;
+    // It stayed with the item it was written under; the server refuses the move too.
+    let got = late
+        .store
+        .item_detail(c.id, &late.viewer(Role::Volunteer))
+        .expect("the comment stays");
+    assert_eq!(got.item.content.details.parent(), Some(decoy.id));
+    vera.store.set_local_permission_check(false);
+    vera.store
+        .update_item(
+            c.id,
+            &ItemPatch {
+                details: Some(ItemDetails::Comment(Comment { parent: target.id })),
+                ..Default::default()
+            },
+            vera.person,
+        )
+        .expect("queued");
+    let report = vera.sync().await;
+    assert!(
+        report.rejected.iter().any(|r| r.code == "forbidden"),
+        "{:?}",
+        report.rejected
+    );
+}
+
+/// A resident is told, through the log, the id and author of a volunteers-only item that was
+/// hidden (an item they may not read).
+#[tokio::test]
+async fn moderation_the_log_says_nothing_of_items_a_member_may_not_read() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let vera = join(&url, &coord, space, Role::Volunteer, "Vera").await;
+    let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
+    coord.sync().await;
+    vera.sync().await;
+    anna.sync().await;
+    let secret = vera.post(space, "Nur für Ehrenamtliche", Audience::Volunteers);
+    vera.sync().await;
+    coord.sync().await;
+    coord
+        .store
+        .moderate_item(secret.id, ModerationAction::Hide, "")
+        .expect("call");
+    coord.sync().await;
+    anna.sync().await;
+    let log = anna.store.moderation_log(space, 10).expect("call");
+    assert!(log.is_empty(), "resident learns of an unreadable item: {log:?}");
+}
+
+/// Caseworker-only items (not even coordinators read them) reach the coordinators' queue with
+/// their author when reported, and the coordinators can never close the report.
+#[tokio::test]
+async fn moderation_a_caseworkers_item_is_not_reported_to_coordinators() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let cw = join(&url, &coord, space, Role::Caseworker, "Carla").await;
+    coord.sync().await;
+    cw.sync().await;
+    let secret = cw.post(space, "Fall 17", Audience::Caseworkers);
+    cw.sync().await;
+    cw.store
+        .report_item(secret.id, ReportReason::Other, "Klientin Frau K. bedroht")
+        .expect("call");
+    cw.sync().await;
+    coord.sync().await;
+    let q = coord.store.moderation_queue(space).expect("call");
+    assert!(
+        q.is_empty(),
+        "coordinators see a caseworkers-only item's report: {q:?}"
+    );
+    let told = cw.store.pending_moderation().expect("pending");
+    assert!(
+        told[0]
+            .refused
+            .as_deref()
+            .is_some_and(|r| r.starts_with("forbidden")),
+        "{told:?}"
+    );
+}
+
+/// A non-coordinator's cursor moves past reports it is not shown: it learns when reports are made.
+#[tokio::test]
+async fn moderation_a_members_cursor_does_not_reveal_reports() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let ben = join(&url, &coord, space, Role::Resident, "Ben").await;
+    let post = coord.post(space, "Flohmarkt", Audience::Everyone);
+    coord.sync().await;
+    ben.sync().await;
+    let raw = RawDevice::register(&url, "Spion").await;
+    let code = coord.invite(space, Role::Resident).await;
+    raw.redeem(&url, &code).await;
+    let cur = |after| ModerationRequest {
+        cursors: vec![ModerationCursor {
+            space: space.as_uuid(),
+            after,
+        }],
+        ..Default::default()
+    };
+    let a0 = moderation_sync(&url, &raw, cur(0)).await.cursors[0].after;
+    ben.store
+        .report_item(post.id, ReportReason::Spam, "")
+        .expect("call");
+    ben.sync().await;
+    let a1 = moderation_sync(&url, &raw, cur(a0)).await;
+    assert!(a1.events.is_empty());
+    assert_eq!(
+        a1.cursors[0].after, a0,
+        "the cursor moved past a hidden report: a report was made"
+    );
+}
+
+/// A blocked member keeps filling the coordinators' queue: 200 reports per request, no limit.
+#[tokio::test]
+async fn moderation_a_blocked_member_cannot_report() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let post = coord.post(space, "Flohmarkt", Audience::Everyone);
+    coord.sync().await;
+    let raw = RawDevice::register(&url, "Troll").await;
+    let code = coord.invite(space, Role::Resident).await;
+    raw.redeem(&url, &code).await;
+    coord.sync().await;
+    coord
+        .store
+        .moderate_member(space, raw.person, ModerationAction::Block, "")
+        .expect("call");
+    coord.sync().await;
+    let reports = (0..200)
+        .map(|_| Report {
+            id: Uuid::now_v7(),
+            space: space.as_uuid(),
+            item: post.id.as_uuid(),
+            reason: "other".into(),
+            text: "x".repeat(1000),
+            at_ms: 0,
+        })
+        .collect();
+    let a = moderation_sync(
+        &url,
+        &raw,
+        ModerationRequest {
+            reports,
+            ..Default::default()
+        },
+    )
+    .await;
+    let taken = a.outcomes.iter().filter(|o| o.refused.is_none()).count();
+    assert_eq!(taken, 0, "a blocked member's reports are taken");
+}
+
+/// The log is cut to the role: a member made coordinator gets the reports made before, and a
+/// coordinator made resident no longer holds them.
+#[tokio::test]
+async fn moderation_a_new_role_reads_the_log_again() {
+    let n = Neighbourhood::new().await;
+    let post = n.anna.post(n.space, "Lärm", Audience::Everyone);
+    n.anna.sync().await;
+    n.ben.sync().await;
+    n.ben
+        .store
+        .report_item(post.id, ReportReason::Insult, "unfreundlich")
+        .expect("report");
+    n.ben.sync().await;
+    n.volunteer.sync().await;
+    assert!(n
+        .volunteer
+        .store
+        .moderation_queue(n.space)
+        .expect("queue")
+        .is_empty());
+    n.coordinator
+        .client
+        .set_role(
+            &n.coordinator.store,
+            n.space,
+            n.volunteer.person,
+            Role::Coordinator,
+        )
+        .await
+        .expect("promote");
+    n.volunteer.sync().await;
+    let queue = n.volunteer.store.moderation_queue(n.space).expect("queue");
+    assert_eq!(queue.len(), 1, "the report made before the promotion: {queue:?}");
+    assert_eq!(queue[0].reports[0].reporter, Some(n.ben.person));
+    n.coordinator
+        .client
+        .set_role(&n.coordinator.store, n.space, n.volunteer.person, Role::Resident)
+        .await
+        .expect("demote");
+    n.volunteer.sync().await;
+    assert!(n
+        .volunteer
+        .store
+        .moderation_queue(n.space)
+        .expect("queue")
+        .is_empty());
+    assert!(n
+        .volunteer
+        .store
+        .moderation_log(n.space, 10)
+        .expect("log")
+        .is_empty());
+}

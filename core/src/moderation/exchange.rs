@@ -238,6 +238,16 @@ pub(crate) fn apply_part(
     Ok(applied)
 }
 
+/// Forgets what this device received of a space's moderation log, to read it again from the
+/// start (after a change of role: what the log shows depends on it).
+pub(crate) fn forget_log(tx: &Connection, space: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM moderation_log WHERE space_id = ?1")?
+        .execute([space])?;
+    tx.prepare_cached("DELETE FROM moderation_cursors WHERE space_id = ?1")?
+        .execute([space])?;
+    Ok(())
+}
+
 fn record(tx: &Connection, e: &ModerationEvent) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR IGNORE INTO moderation_log (space_id, seq, action, item_id, person_id, actor, reason, text, at)

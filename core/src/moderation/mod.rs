@@ -185,7 +185,9 @@ pub(crate) fn hidden_expression(item: &str, author: &str) -> String {
         "(coalesce((SELECT o.action = 'hide' FROM moderation_outbox o
                      WHERE o.item_id = {item} AND o.action IN ('hide', 'restore') AND o.refused IS NULL
                      ORDER BY o.rowid DESC LIMIT 1),
-                    EXISTS (SELECT 1 FROM hidden_items h WHERE h.item_id = {item})) * {HIDDEN_BY_MODERATORS}
+                    EXISTS (SELECT 1 FROM hidden_items h WHERE h.item_id = {item})
+                    OR EXISTS (SELECT 1 FROM moderation_log e WHERE e.item_id = {item} AND e.action = 'erase'))
+             * {HIDDEN_BY_MODERATORS}
           | EXISTS (SELECT 1 FROM muted_persons m WHERE m.person_id = {author}) * {AUTHOR_MUTED})"
     )
 }
@@ -475,20 +477,22 @@ type EntryRow = (
     i64,
 );
 
-fn entry_of(row: EntryRow) -> Result<ModerationEntry> {
+fn entry_of(row: EntryRow) -> Result<Option<ModerationEntry>> {
     let (seq, space, action, item, person, actor, reason, text, at) = row;
-    Ok(ModerationEntry {
+    let Some(action) = ModerationAction::parse(&action) else {
+        return Ok(None);
+    };
+    Ok(Some(ModerationEntry {
         seq,
         space: space.parse()?,
-        action: ModerationAction::parse(&action)
-            .ok_or_else(|| Error::Corrupt(format!("moderation action {action}")))?,
+        action,
         item: item.map(|i| i.parse()).transpose()?,
         person: person.map(|p| p.parse()).transpose()?,
         actor: actor.map(|p| p.parse()).transpose()?,
         reason: reason.as_deref().and_then(ReportReason::parse),
         text,
         at: DateTime::from_timestamp_millis(at).unwrap_or_default(),
-    })
+    }))
 }
 
 const ENTRY_COLUMNS: &str = "seq, space_id, action, item_id, person_id, actor, reason, text, at";
@@ -512,7 +516,14 @@ pub(crate) fn log_of(conn: &Connection, space: SpaceId, limit: u32) -> Result<Ve
         "SELECT {ENTRY_COLUMNS} FROM moderation_log WHERE space_id = ?1 ORDER BY seq DESC LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![space.to_string(), limit], entry_row)?;
-    rows.map(|r| entry_of(r?)).collect()
+    let mut out = Vec::new();
+    for row in rows {
+        // An action of a newer server this core does not know is left out, not an error.
+        if let Some(entry) = entry_of(row?)? {
+            out.push(entry);
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn queue_of(conn: &Connection, space: SpaceId) -> Result<Vec<ModerationQueueEntry>> {
@@ -528,7 +539,7 @@ pub(crate) fn queue_of(conn: &Connection, space: SpaceId) -> Result<Vec<Moderati
     let rows = stmt.query_map([space.to_string()], entry_row)?;
     let mut out: Vec<ModerationQueueEntry> = Vec::new();
     for row in rows {
-        let entry = entry_of(row?)?;
+        let Some(entry) = entry_of(row?)? else { continue };
         let Some(item) = entry.item else { continue };
         let report = OpenReport {
             reporter: entry.actor,

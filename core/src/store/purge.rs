@@ -68,6 +68,14 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         "DELETE FROM certificates WHERE space_id = ?1",
         "DELETE FROM revocation_lists WHERE space_id = ?1",
         "DELETE FROM nearby_spaces WHERE space_id = ?1",
+        // Moderation and the help board: what the server let this person see of the space.
+        "DELETE FROM moderation_outbox WHERE space_id = ?1",
+        "DELETE FROM moderation_log WHERE space_id = ?1",
+        "DELETE FROM moderation_cursors WHERE space_id = ?1",
+        "DELETE FROM blocked_spaces WHERE space_id = ?1",
+        "DELETE FROM help_outbox WHERE space_id = ?1",
+        "DELETE FROM help_log WHERE space_id = ?1",
+        "DELETE FROM help_cursors WHERE space_id = ?1",
     ] {
         tx.execute(sql, [space])?;
     }

@@ -437,10 +437,17 @@ impl Store {
                     // A space new to this store (a further device of the person at its first
                     // sync, a membership granted elsewhere) is fetched in this same sync: the
                     // request did not carry its cursor.
-                    let known = tx
-                        .prepare_cached("SELECT 1 FROM memberships WHERE space_id = ?1")?
-                        .exists([membership.space.to_string()])?;
-                    outcome.more |= !known;
+                    let before: Option<String> = tx
+                        .prepare_cached("SELECT role FROM memberships WHERE space_id = ?1")?
+                        .query_row([membership.space.to_string()], |r| r.get(0))
+                        .optional()?;
+                    outcome.more |= before.is_none();
+                    // The moderation log is cut to the role: a new role reads it again from
+                    // the start (a new coordinator gets the reports, a former one loses them).
+                    if before.as_deref().is_some_and(|r| r != membership.role.as_str()) {
+                        crate::moderation::exchange::forget_log(tx, &membership.space.to_string())?;
+                        outcome.more = true;
+                    }
                     record_membership(tx, membership)?;
                 }
             }

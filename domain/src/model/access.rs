@@ -238,6 +238,13 @@ pub fn judge_item(
             "an item's author, kind and creation time cannot change",
         ));
     }
+    // A comment stays with its item: erasing the item erases it (moving it would let it escape).
+    if new.content.details.parent() != old.content.details.parent() {
+        return Err(Refusal::new(
+            RejectCode::Forbidden,
+            "a comment cannot move to another item",
+        ));
+    }
     let allowed = if new.content.status == Status::Deleted && old.content.status != Status::Deleted {
         permits(role, Action::Delete, kind, old.content.audience, is_author)
     } else if is_author {

@@ -9,11 +9,17 @@ CREATE TABLE moderation_log (
     item_id    TEXT,
     person_id  TEXT,
     actor      TEXT NOT NULL,
+    -- Who receives the entry: 'coordinators' (reports, dismissals), 'members' (decisions
+    -- about items, to those who may read the item: `item_audience`), 'person' (a block, to
+    -- the person blocked).
+    audience   TEXT NOT NULL,
+    item_audience TEXT,
     reason     TEXT,
     text       TEXT,
     at         INTEGER NOT NULL
 );
 CREATE INDEX moderation_log_space ON moderation_log(space_id, seq);
+CREATE INDEX moderation_log_item ON moderation_log(item_id, action, actor);
 CREATE TABLE hidden_items (
     item_id  TEXT PRIMARY KEY,
     space_id TEXT NOT NULL,

@@ -16,6 +16,10 @@ pub struct NewEntry<'a> {
     pub item: Option<Uuid>,
     pub person: Option<Uuid>,
     pub actor: Uuid,
+    /// `coordinators`, `members` or `person` (see `014_moderation.sql`).
+    pub audience: &'a str,
+    /// The item's audience when the entry was made (who of the members receives it).
+    pub item_audience: Option<&'a str>,
     pub reason: Option<&'a str>,
     pub text: Option<&'a str>,
     pub at: i64,
@@ -25,17 +29,31 @@ fn uuid(text: Option<String>) -> Option<Uuid> {
     text.and_then(|t| Uuid::parse_str(&t).ok())
 }
 
-/// Whether an entry with this id is in the log already (a report or decision sent again).
-pub fn entry_exists(conn: &Connection, id: Uuid) -> Result<bool, ServerError> {
+/// Who sent the entry with this id, and for which space, if it was taken before.
+pub fn entry_owner(conn: &Connection, id: Uuid) -> Result<Option<(Uuid, Uuid)>, ServerError> {
+    let row: Option<(String, String)> = conn
+        .prepare_cached("SELECT actor, space_id FROM moderation_log WHERE entry_id = ?1")?
+        .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(actor, space)| Some((uuid(Some(actor))?, uuid(Some(space))?))))
+}
+
+/// Whether `reporter` has a report on `item` that no decision closed yet.
+pub fn has_open_report(conn: &Connection, item: Uuid, reporter: Uuid) -> Result<bool, ServerError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM moderation_log WHERE entry_id = ?1")?
-        .exists([id.to_string()])?)
+        .prepare_cached(
+            "SELECT 1 FROM moderation_log r WHERE r.item_id = ?1 AND r.action = 'report' AND r.actor = ?2
+               AND r.seq > coalesce((SELECT max(d.seq) FROM moderation_log d WHERE d.item_id = ?1
+                                     AND d.action IN ('hide', 'restore', 'erase', 'dismiss')), 0)",
+        )?
+        .exists([item.to_string(), reporter.to_string()])?)
 }
 
 pub fn append(conn: &Connection, e: &NewEntry<'_>) -> Result<i64, ServerError> {
     conn.prepare_cached(
-        "INSERT INTO moderation_log (entry_id, space_id, action, item_id, person_id, actor, reason, text, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO moderation_log (entry_id, space_id, action, item_id, person_id, actor, audience, item_audience,
+                                     reason, text, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         e.id.to_string(),
@@ -44,6 +62,8 @@ pub fn append(conn: &Connection, e: &NewEntry<'_>) -> Result<i64, ServerError> {
         e.item.map(|i| i.to_string()),
         e.person.map(|p| p.to_string()),
         e.actor.to_string(),
+        e.audience,
+        e.item_audience,
         e.reason,
         e.text,
         e.at
@@ -51,18 +71,49 @@ pub fn append(conn: &Connection, e: &NewEntry<'_>) -> Result<i64, ServerError> {
     Ok(conn.last_insert_rowid())
 }
 
-/// Entries of `space` after `after`, oldest first, at most `limit`.
+/// Who reads a space's log: a coordinator all of it; anyone else the decisions about items
+/// in the audiences they read (`audiences`) or of their own, and the decisions about
+/// themselves. Filtered here, so that a cursor only ever moves over what its reader receives.
+pub enum LogReader<'a> {
+    Coordinator,
+    Member { person: Uuid, audiences: &'a [&'a str] },
+}
+
+/// Entries of `space` after `after` that `reader` receives, oldest first, at most `limit`.
 pub fn entries_after(
     conn: &Connection,
     space: Uuid,
     after: i64,
     limit: usize,
+    reader: &LogReader<'_>,
 ) -> Result<Vec<ModerationEvent>, ServerError> {
-    let mut stmt = conn.prepare_cached(
+    let mut args: Vec<rusqlite::types::Value> =
+        vec![space.to_string().into(), after.into(), (limit as i64).into()];
+    let filter = match reader {
+        LogReader::Coordinator => String::new(),
+        LogReader::Member { person, audiences } => {
+            args.push(person.to_string().into());
+            let mut marks = Vec::new();
+            for audience in audiences.iter() {
+                args.push((*audience).to_owned().into());
+                marks.push(format!("?{}", args.len()));
+            }
+            let readable = if marks.is_empty() {
+                "NULL".to_owned()
+            } else {
+                marks.join(", ")
+            };
+            format!(
+                "AND ((audience = 'members' AND (item_audience IN ({readable}) OR person_id = ?4))
+                      OR (audience = 'person' AND person_id = ?4))"
+            )
+        }
+    };
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT seq, action, item_id, person_id, actor, reason, text, at FROM moderation_log
-         WHERE space_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![space.to_string(), after, limit as i64], |r| {
+         WHERE space_id = ?1 AND seq > ?2 {filter} ORDER BY seq LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(ModerationEvent {
             seq: r.get(0)?,
             space,
@@ -76,13 +127,6 @@ pub fn entries_after(
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The last entry of `space` (0: none).
-pub fn last_seq(conn: &Connection, space: Uuid) -> Result<i64, ServerError> {
-    Ok(conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM moderation_log WHERE space_id = ?1")?
-        .query_row([space.to_string()], |r| r.get(0))?)
 }
 
 pub fn is_hidden(conn: &Connection, item: Uuid) -> Result<bool, ServerError> {
@@ -161,8 +205,8 @@ pub fn comments_of(
             .collect())
     };
     let known = ids(
-        "SELECT doc_id FROM docs WHERE parent_id = ?1",
-        &[item.to_string()],
+        "SELECT doc_id FROM docs WHERE parent_id = ?1 AND space_id = ?2",
+        &[item.to_string(), space.to_string()],
     )?;
     let unknown = ids(
         "SELECT doc_id FROM docs WHERE space_id = ?1 AND item_kind = 'comment' AND parent_id IS NULL",
@@ -171,10 +215,11 @@ pub fn comments_of(
     Ok((known, unknown))
 }
 
-/// Records the item a comment belongs to.
-pub fn set_parent(conn: &Connection, doc: Uuid, parent: Uuid) -> Result<(), ServerError> {
+/// Records the item a comment belongs to (`None`: it cannot be read; recorded as the empty
+/// string so that it is not read again).
+pub fn set_parent(conn: &Connection, doc: Uuid, parent: Option<Uuid>) -> Result<(), ServerError> {
     conn.prepare_cached("UPDATE docs SET parent_id = ?2 WHERE doc_id = ?1")?
-        .execute([doc.to_string(), parent.to_string()])?;
+        .execute([doc.to_string(), parent.map(|p| p.to_string()).unwrap_or_default()])?;
     Ok(())
 }
 
@@ -217,6 +262,13 @@ pub fn set_muted(conn: &Connection, person: Uuid, muted: Uuid, on: bool) -> Resu
     conn.prepare_cached(sql)?
         .execute([person.to_string(), muted.to_string()])?;
     Ok(())
+}
+
+pub fn mute_count(conn: &Connection, person: Uuid) -> Result<usize, ServerError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM mutes WHERE person_id = ?1")?
+        .query_row([person.to_string()], |r| r.get(0))?;
+    Ok(n as usize)
 }
 
 pub fn muted(conn: &Connection, person: Uuid) -> Result<Vec<Uuid>, ServerError> {

@@ -3,7 +3,7 @@
 //! each space's log after the device's cursor, cut to what the person's role may see.
 
 use quartier_domain::document::item_from_doc;
-use quartier_domain::model::Role;
+use quartier_domain::model::{Audience, Role};
 use quartier_protocol::moderation::{
     self, Decision, ModerationCursor, ModerationEvent, ModerationOutcome, ModerationRefusal,
     ModerationRequest, ModerationResponse, Report, DECISIONS, MAX_MODERATION_EVENTS,
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::documents::DocCache;
 use crate::error::ServerError;
-use crate::storage::moderation::{self as store, NewEntry};
+use crate::storage::moderation::{self as store, LogReader, NewEntry};
 use crate::storage::{log, now_ms, spaces, Db, DeviceRecord};
 
 /// Checks the request's shape before anything is done (a bad one refuses the whole sync).
@@ -57,16 +57,15 @@ pub fn exchange(
                 refused,
             });
         }
-        for change in &req.mutes {
-            // Muting oneself means nothing; past the cap a mute is not kept. The answer's
-            // list is the truth the device takes either way.
-            if change.person == person {
-                continue;
-            }
-            if change.muted && store::muted(&tx, person)?.len() >= MAX_MUTES {
+        // Muting oneself means nothing; past the cap a mute is not kept. The answer's list is
+        // the truth the device takes either way.
+        let mut mutes = store::mute_count(&tx, person)?;
+        for change in req.mutes.iter().filter(|c| c.person != person) {
+            if change.muted && mutes >= MAX_MUTES {
                 continue;
             }
             store::set_muted(&tx, person, change.person, change.muted)?;
+            mutes = store::mute_count(&tx, person)?;
         }
         tx.commit()?;
         (outcomes, erased)
@@ -85,19 +84,29 @@ pub fn exchange(
         let Some(role) = spaces::role_of(&conn, cursor.space, person)? else {
             continue;
         };
+        let audiences: Vec<&str> = Audience::ALL
+            .iter()
+            .filter(|a| a.admits(role))
+            .map(|a| a.as_str())
+            .collect();
+        let reader = match role {
+            Role::Coordinator => LogReader::Coordinator,
+            _ => LogReader::Member {
+                person,
+                audiences: &audiences,
+            },
+        };
         let mut after = cursor.after.max(0);
-        if room > 0 {
-            let entries = store::entries_after(&conn, cursor.space, after, room)?;
-            if entries.len() == room {
-                response.more = true;
-            }
+        if room == 0 {
+            response.more |= !store::entries_after(&conn, cursor.space, after, 1, &reader)?.is_empty();
+        } else {
+            let entries = store::entries_after(&conn, cursor.space, after, room, &reader)?;
+            response.more |= entries.len() == room;
             room -= entries.len();
             for entry in entries {
                 after = entry.seq;
-                response.events.extend(as_seen_by(entry, person, role));
+                response.events.push(as_seen_by(entry, person, role));
             }
-        } else {
-            response.more |= store::last_seq(&conn, cursor.space)? > after;
         }
         response.cursors.push(ModerationCursor {
             space: cursor.space,
@@ -107,23 +116,21 @@ pub fn exchange(
     Ok(response)
 }
 
-/// An entry as `person` (of `role` in its space) may see it, or nothing.
-fn as_seen_by(mut entry: ModerationEvent, person: Uuid, role: Role) -> Option<ModerationEvent> {
+/// An entry (one `reader` receives) as `person` sees it: a coordinator whole; anyone else
+/// without who reported or decided, the note only on what concerns them, and the person named
+/// only when it is them.
+fn as_seen_by(mut entry: ModerationEvent, person: Uuid, role: Role) -> ModerationEvent {
     if role == Role::Coordinator {
-        return Some(entry);
+        return entry;
     }
     let concerns_me = entry.person == Some(person);
-    match entry.action.as_str() {
-        "hide" | "restore" | "erase" => {}
-        "block" | "unblock" if concerns_me => {}
-        _ => return None,
-    }
     entry.actor = None;
     entry.reason = None;
     if !concerns_me {
         entry.text = None;
+        entry.person = None;
     }
-    Some(entry)
+    entry
 }
 
 pub(super) fn refuse(code: &str, message: impl Into<String>) -> ModerationRefusal {
@@ -145,31 +152,43 @@ fn check_text(text: &str, what: &str) -> Result<(), ModerationRefusal> {
     Ok(())
 }
 
-/// The author of `item` in `space` if `person` (of `role`) may see it; `not_found` otherwise
-/// (never whether it exists), `erased` if it was erased.
-fn readable_item(
-    conn: &Connection,
-    space: Uuid,
-    item: Uuid,
-    person: Uuid,
-    role: Role,
-) -> Judged<Option<Uuid>> {
+/// What the moderation of an item needs to know of it.
+struct Target {
+    author: Option<Uuid>,
+    audience: Option<String>,
+}
+
+/// The item `item` of `space` if `person` (of `role`) may read it; `not_found` otherwise (never
+/// whether it exists), `erased` if it was erased.
+fn readable_item(conn: &Connection, space: Uuid, item: Uuid, person: Uuid, role: Role) -> Judged<Target> {
     if store::erased_in(conn, item)? == Some(space) {
         return Ok(Err(refuse(
             "erased",
             "the item was erased by the space's coordinators",
         )));
     }
-    let meta = log::doc_meta(conn, item)?;
-    match meta {
+    match log::doc_meta(conn, item)? {
         Some(meta)
             if meta.space == space
                 && meta.kind == "item"
                 && super::may_read(&meta, &person.to_string(), role) =>
         {
-            Ok(Ok(meta.author.and_then(|a| Uuid::parse_str(&a).ok())))
+            Ok(Ok(Target {
+                author: meta.author.and_then(|a| Uuid::parse_str(&a).ok()),
+                audience: meta.audience,
+            }))
         }
         _ => Ok(Err(refuse("not_found", "no such item in this space"))),
+    }
+}
+
+/// Whether an entry with this id was taken before: `Ok(true)` when it was this person's for
+/// this space (sent again: stored), a refusal when someone else's.
+fn taken_before(conn: &Connection, id: Uuid, person: Uuid, space: Uuid) -> Judged<bool> {
+    match store::entry_owner(conn, id)? {
+        None => Ok(Ok(false)),
+        Some((actor, at)) if actor == person && at == space => Ok(Ok(true)),
+        Some(_) => Ok(Err(refuse("invalid", "this entry id is taken"))),
     }
 }
 
@@ -192,13 +211,39 @@ fn judge_report(conn: &Connection, person: Uuid, report: &Report, now: i64) -> J
     let Some(role) = spaces::role_of(conn, report.space, person)? else {
         return Ok(Err(refuse("not_a_member", "you are not a member of this space")));
     };
-    if store::entry_exists(conn, report.id)? {
-        return Ok(Ok(()));
+    match taken_before(conn, report.id, person, report.space)? {
+        Ok(true) => return Ok(Ok(())),
+        Ok(false) => {}
+        Err(refusal) => return Ok(Err(refusal)),
     }
-    let author = match readable_item(conn, report.space, report.item, person, role)? {
-        Ok(author) => author,
+    if store::is_blocked(conn, report.space, person)? {
+        return Ok(Err(refuse(
+            "blocked",
+            "the space's coordinators have blocked you",
+        )));
+    }
+    let target = match readable_item(conn, report.space, report.item, person, role)? {
+        Ok(target) => target,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    // Coordinators decide on what they can read only (caseworkers' items are not theirs).
+    let coordinators_read = target
+        .audience
+        .as_deref()
+        .and_then(|a| a.parse::<Audience>().ok())
+        .is_some_and(|a| a.admits(Role::Coordinator));
+    if !coordinators_read {
+        return Ok(Err(refuse(
+            "forbidden",
+            "the coordinators cannot read this item; tell the people it is shared with",
+        )));
+    }
+    if store::has_open_report(conn, report.item, person)? {
+        return Ok(Err(refuse(
+            "not_allowed_now",
+            "you have reported this item already",
+        )));
+    }
     store::append(
         conn,
         &NewEntry {
@@ -206,8 +251,10 @@ fn judge_report(conn: &Connection, person: Uuid, report: &Report, now: i64) -> J
             space: report.space,
             action: "report",
             item: Some(report.item),
-            person: author,
+            person: target.author,
             actor: person,
+            audience: "coordinators",
+            item_audience: target.audience.as_deref(),
             reason: Some(&report.reason),
             text: Some(report.text.trim()),
             at: now,
@@ -238,11 +285,13 @@ fn judge_decision(
         Some(Role::Coordinator) => {}
         Some(_) => return Ok(Err(refuse("forbidden", "only coordinators moderate"))),
     }
-    if store::entry_exists(conn, d.id)? {
-        return Ok(Ok(Vec::new()));
+    match taken_before(conn, d.id, person, d.space)? {
+        Ok(true) => return Ok(Ok(Vec::new())),
+        Ok(false) => {}
+        Err(refusal) => return Ok(Err(refusal)),
     }
     let mut erased = Vec::new();
-    let target = match d.action.as_str() {
+    let (target, item_audience, audience) = match d.action.as_str() {
         "block" | "unblock" => {
             let Some(target) = d.person else {
                 return Ok(Err(refuse("invalid", "a block names a person")));
@@ -250,9 +299,10 @@ fn judge_decision(
             if target == person {
                 return Ok(Err(refuse("forbidden", "you cannot block yourself")));
             }
+            let block = d.action == "block";
             match spaces::role_of(conn, d.space, target)? {
                 None => return Ok(Err(refuse("not_found", "no such member in this space"))),
-                Some(Role::Coordinator) => {
+                Some(Role::Coordinator) if block => {
                     return Ok(Err(refuse(
                         "forbidden",
                         "a coordinator cannot be blocked; change their role first",
@@ -260,20 +310,19 @@ fn judge_decision(
                 }
                 Some(_) => {}
             }
-            let block = d.action == "block";
             if store::is_blocked(conn, d.space, target)? == block {
                 let now_is = if block { "already blocked" } else { "not blocked" };
                 return Ok(Err(refuse("not_allowed_now", format!("the member is {now_is}"))));
             }
             store::set_blocked(conn, d.space, target, block, now)?;
-            Some(target)
+            (Some(target), None, "person")
         }
         action => {
             let Some(item) = d.item else {
                 return Ok(Err(refuse("invalid", "this decision names an item")));
             };
-            let author = match readable_item(conn, d.space, item, person, Role::Coordinator)? {
-                Ok(author) => author,
+            let target = match readable_item(conn, d.space, item, person, Role::Coordinator)? {
+                Ok(target) => target,
                 Err(refusal) => return Ok(Err(refusal)),
             };
             let hidden = store::is_hidden(conn, item)?;
@@ -287,7 +336,13 @@ fn judge_decision(
                 }
                 _ => {} // dismiss: the reports are closed by the entry itself
             }
-            author
+            // A dismissal is the coordinators' own business; the others are for the members.
+            let audience = if action == "dismiss" {
+                "coordinators"
+            } else {
+                "members"
+            };
+            (target.author, target.audience, audience)
         }
     };
     store::append(
@@ -301,6 +356,8 @@ fn judge_decision(
                 .filter(|_| !matches!(d.action.as_str(), "block" | "unblock")),
             person: target,
             actor: person,
+            audience,
+            item_audience: item_audience.as_deref(),
             reason: None,
             text: Some(d.note.trim()),
             at: now,
@@ -310,7 +367,8 @@ fn judge_decision(
 }
 
 /// The item and its comments: those whose parent the server recorded, and those stored before
-/// it recorded parents, read once here (and their parent recorded).
+/// it recorded parents, each read once here (their parent recorded; one that cannot be read is
+/// recorded as having none, so it is not read again).
 fn item_and_comments(
     conn: &Connection,
     docs: &DocCache,
@@ -319,15 +377,15 @@ fn item_and_comments(
 ) -> Result<Vec<Uuid>, ServerError> {
     let (mut doomed, unknown) = store::comments_of(conn, space, item)?;
     for doc in unknown {
-        let state = docs.get(conn, doc)?;
-        let Ok(comment) = item_from_doc(&state.doc, &doc.to_string()) else {
-            continue;
-        };
-        if let Some(parent) = comment.content.details.parent() {
-            store::set_parent(conn, doc, parent.as_uuid())?;
-            if parent.as_uuid() == item {
-                doomed.push(doc);
-            }
+        let parent = docs
+            .get(conn, doc)
+            .ok()
+            .and_then(|state| item_from_doc(&state.doc, &doc.to_string()).ok())
+            .and_then(|comment| comment.content.details.parent())
+            .map(|p| p.as_uuid());
+        store::set_parent(conn, doc, parent)?;
+        if parent == Some(item) {
+            doomed.push(doc);
         }
     }
     doomed.push(item);

@@ -730,6 +730,24 @@ fn store_change(
             }
             let reveal = old.as_ref().is_some_and(|o| widens(o, &new));
             parent = new.content.details.parent().map(|p| p.as_uuid());
+            // A new comment belongs to an item of this space that was not erased.
+            if let (None, Some(item)) = (&existing, parent) {
+                if moderation::erased_in(conn, item).map_err(internal)?.is_some() {
+                    return Err(reject(
+                        RejectCode::Erased,
+                        "the item this comment belongs to was erased by the space's coordinators",
+                    ));
+                }
+                if log::doc_meta(conn, item)
+                    .map_err(internal)?
+                    .is_some_and(|meta| meta.space != space)
+                {
+                    return Err(reject(
+                        RejectCode::Forbidden,
+                        "a comment belongs to an item of its own space",
+                    ));
+                }
+            }
             (
                 DocMeta {
                     space,
@@ -764,7 +782,7 @@ fn store_change(
     )
     .map_err(internal)?;
     if let (None, Some(parent)) = (&existing, parent) {
-        moderation::set_parent(conn, doc, parent).map_err(internal)?;
+        moderation::set_parent(conn, doc, Some(parent)).map_err(internal)?;
     }
     if let Some(hashes) = &blob_refs {
         crate::blobs::index::set_refs(conn, doc, hashes.iter().map(String::as_str))
