@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use quartier_core::help::{HelpStatus, PendingHelp};
 use quartier_core::moderation::{
     ModerationAction, ModerationEntry, ModerationQueueEntry, PendingModeration, ReportReason,
 };
@@ -328,6 +329,50 @@ impl QuartierStore {
     /// Items of a space with open reports (coordinators; empty for others).
     pub fn moderation_queue(&self, space_id: SpaceId) -> FfiResult<Vec<ModerationQueueEntry>> {
         self.with(|s| Ok(s.moderation_queue(space_id)?))
+    }
+
+    // -- the help board (docs/neighbourhood.md) --------------------------------------------
+
+    /// Responds to someone's request or offer of help (`contact` is shown to the author only
+    /// once they choose this person). Sent with the next sync; returns the step's id.
+    pub fn respond_to_request(&self, request: ItemId, note: String, contact: String) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.respond_to_request(request, &note, &contact)?))
+    }
+
+    /// The author chooses one responder (`contact` is shown to that person only).
+    pub fn agree_to_help(&self, request: ItemId, responder: PersonId, contact: String) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.agree_to_help(request, responder, &contact)?))
+    }
+
+    /// The author or the chosen helper closes an agreed request.
+    pub fn close_request(&self, request: ItemId, note: String) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.close_request(request, &note)?))
+    }
+
+    /// The author takes a request back.
+    pub fn withdraw_request(&self, request: ItemId, note: String) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.withdraw_request(request, &note)?))
+    }
+
+    /// Where a request stands for this person (responses, whom the author chose, the other
+    /// person's contact once agreed).
+    pub fn help_status(&self, request: ItemId) -> FfiResult<HelpStatus> {
+        self.with(|s| Ok(s.help_status(request)?))
+    }
+
+    /// The open requests and offers of help of a space; live as `LiveQuery.HelpBoard`.
+    pub fn help_board(&self, space_id: SpaceId, viewer: Viewer) -> FfiResult<Vec<Item>> {
+        self.with(|s| Ok(s.help_board(space_id, viewer)?))
+    }
+
+    /// Help steps not taken by the server yet, and refused ones.
+    pub fn pending_help(&self) -> FfiResult<Vec<PendingHelp>> {
+        self.with(|s| Ok(s.pending_help()?))
+    }
+
+    /// Forgets a refused help step.
+    pub fn dismiss_pending_help(&self, id: Uuid) -> FfiResult<()> {
+        self.with(|s| Ok(s.dismiss_pending_help(id)?))
     }
 
     // -- queries --------------------------------------------------------------------------

@@ -155,6 +155,10 @@ pub enum LiveResult {
     ModerationQueue {
         entries: Vec<quartier_core::moderation::ModerationQueueEntry>,
     },
+    /// `LiveQuery.HelpBoard`: the open requests and offers of help.
+    HelpBoard {
+        items: Vec<Item>,
+    },
 }
 
 impl From<quartier_core::LiveResult> for LiveResult {
@@ -173,6 +177,7 @@ impl From<quartier_core::LiveResult> for LiveResult {
             L::Counselling(records) => LiveResult::Counselling { records },
             L::CounsellingChannels(channels) => LiveResult::CounsellingChannels { channels },
             L::ModerationQueue(entries) => LiveResult::ModerationQueue { entries },
+            L::HelpBoard(items) => LiveResult::HelpBoard { items },
         }
     }
 }

@@ -212,6 +212,12 @@ extension QuartierStore {
     public func moderationQueueUpdates(spaceId: SpaceId, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [ModerationQueueEntry]> {
         liveQuery(.moderationQueue(space: spaceId), onError: onError).compactMap { if case let .moderationQueue(entries) = $0 { entries } else { nil } }
     }
+
+    /// The open requests and offers of help of a space, live: after every step made here or
+    /// brought by a sync, and every item written.
+    public func helpBoardUpdates(spaceId: SpaceId, viewer: Viewer, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
+        liveQuery(.helpBoard(space: spaceId, viewer: viewer), onError: onError).compactMap { if case let .helpBoard(items) = $0 { items } else { nil } }
+    }
 }
 
 // MARK: - One sync as a sequence

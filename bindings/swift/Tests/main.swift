@@ -822,6 +822,25 @@ func moderation() async throws {
     let told = try anna.moderationLog(spaceId: space, limit: 10)
     try check(told.count == 1 && told[0].action == .hide && told[0].text == "Keine Werbung" && told[0].actor == nil, "told: \(told)")
     _ = personC
+
+    // The help board: Anna's request on Ben's board sequence; Ben responds; Anna chooses him;
+    // the contacts reach the two of them; the request leaves the board.
+    let details = ItemDetails.request(Request(direction: .need, category: "einkauf", state: .open))
+    let wanted = try anna.createItem(item: NewItem(spaceId: space, author: personA, content: content("Wer kauft ein?", details))).id
+    try await syncAll()
+    let benSees = Viewer(person: personB, role: .resident)
+    let board = try await firstWithin(10, ben.helpBoardUpdates(spaceId: space, viewer: benSees), where: { !$0.isEmpty })
+    try check(board.map(\.id) == [wanted], "on the board: \(board)")
+    _ = try expectError("responding to one's own request", .notPermitted) { try anna.respondToRequest(request: wanted, note: "", contact: "") }
+    _ = try ben.respondToRequest(request: wanted, note: "Ich fahre morgen", contact: "Ben: 0171 111")
+    try await syncAll()
+    _ = try anna.agreeToHelp(request: wanted, responder: personB, contact: "Anna: 0221 333")
+    try await syncAll()
+    let mine = try anna.helpStatus(request: wanted)
+    try check(mine.state == .agreed && mine.contact == "Ben: 0171 111", "Anna: \(mine)")
+    let chosen = try ben.helpStatus(request: wanted)
+    try check(chosen.chosen == true && chosen.contact == "Anna: 0221 333", "Ben: \(chosen)")
+    _ = try await firstWithin(10, ben.helpBoardUpdates(spaceId: space, viewer: benSees), where: { $0.isEmpty })
 }
 
 // MARK: - Devices nearby, in network namespaces
@@ -923,7 +942,7 @@ await run("typed live shortcuts report errors through onError") { try await live
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
 await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
-await run("moderation: a report in the queue sequence, a hide leaves the other feeds") { try await moderation() }
+await run("moderation and the help board: a report in the queue sequence, a hide, a request agreed") { try await moderation() }
 await run("devices nearby: an AsyncSequence finds a phone of the space in another network namespace") { try devicesNearby() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }

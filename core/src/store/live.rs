@@ -58,6 +58,11 @@ pub enum LiveQuery {
     ModerationQueue {
         space: crate::model::SpaceId,
     },
+    /// The open requests and offers of help of a space ([`Store::help_board`]).
+    HelpBoard {
+        space: crate::model::SpaceId,
+        viewer: Viewer,
+    },
 }
 
 /// The result of a live query, in the shape of the query.
@@ -73,6 +78,7 @@ pub enum LiveResult {
     Counselling(Vec<CounsellingRecord>),
     CounsellingChannels(Vec<CounsellingChannel>),
     ModerationQueue(Vec<crate::moderation::ModerationQueueEntry>),
+    HelpBoard(Vec<Item>),
 }
 
 impl LiveQuery {
@@ -88,6 +94,7 @@ impl LiveQuery {
             LiveQuery::OpenOffers(q) => Some(q.space),
             LiveQuery::Events(q) => Some(q.space),
             LiveQuery::ModerationQueue { space } => Some(*space),
+            LiveQuery::HelpBoard { space, .. } => Some(*space),
             // Comments touch their own id; their parent's detail lists them.
             LiveQuery::Detail { .. } => None,
         };
@@ -118,6 +125,9 @@ impl LiveQuery {
             LiveQuery::CounsellingChannels => LiveResult::CounsellingChannels(Store::channels_on(conn)?),
             LiveQuery::ModerationQueue { space } => {
                 LiveResult::ModerationQueue(crate::moderation::queue_of(conn, *space)?)
+            }
+            LiveQuery::HelpBoard { space, viewer } => {
+                LiveResult::HelpBoard(crate::help::board_of(conn, *space, *viewer)?)
             }
         })
     }

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.io.TempDir
+import org.quartier.flow.helpBoardFlow
 import org.quartier.flow.moderationQueueFlow
 import uniffi.quartier_core.*
 import uniffi.quartier_domain.*
@@ -23,7 +24,9 @@ import kotlin.test.assertTrue
  * Moderation from Kotlin against a real server: a resident reports a post, the coordinator's
  * [moderationQueueFlow] shows it with the reporter, the coordinator hides it and it leaves the
  * other resident's feed after a sync (its author still sees it, with the note); a resident's
- * attempt to moderate is `NotPermitted`; a mute hides a person on this phone only.
+ * attempt to moderate is `NotPermitted`; a mute hides a person on this phone only. The help
+ * board: a request on [helpBoardFlow], a response, the author's agreement sharing the contacts
+ * between the two, the request leaving the board.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ModerationTest {
@@ -95,6 +98,50 @@ class ModerationTest {
             assertEquals(emptyList(), titles(ben, space, people.getValue("ben")))
             assertEquals(listOf("Hofflohmarkt"), titles(coord, space, people.getValue("coord")))
             assertEquals(listOf(people.getValue("anna")), ben.mutedPersons())
+        } finally {
+            (syncs.values + stores.values).forEach { it.close() }
+        }
+    }
+
+    @Test
+    fun `a request on the help board flow, a response, an agreement with the contacts for the two`() = runBlocking<Unit> {
+        val names = listOf("coord", "anna", "ben")
+        val stores = names.associateWith { QuartierStore.open(dir.resolve("help-$it.db").toString()) }
+        val syncs = names.associateWith { QuartierSync(stores.getValue(it), server.url) }
+        try {
+            val anna = stores.getValue("anna")
+            val ben = stores.getValue("ben")
+            val people = mutableMapOf("coord" to syncs.getValue("coord").register("Koordination").personId)
+            val space = syncs.getValue("coord").createSpace(Fixtures.berlinMeta).space.id
+            for (name in listOf("anna", "ben")) {
+                val code = syncs.getValue("coord").createInvite(space, Role.RESIDENT, System.currentTimeMillis() + 3_600_000, 1)
+                people[name] = syncs.getValue(name).register(name).personId
+                syncs.getValue(name).redeemInvite(code)
+            }
+            suspend fun syncAll() = listOf("anna", "ben", "coord", "anna", "ben").forEach { syncs.getValue(it).syncNow() }
+            syncAll()
+            val details = ItemDetails.Request(Request(RequestDirection.NEED, "einkauf", RequestState.OPEN))
+            val wanted = anna.createItem(NewItem(space, people.getValue("anna"), Fixtures.content("Wer kauft ein?", details))).id
+            val benSees = Viewer(people.getValue("ben"), Role.RESIDENT)
+            val onBoard = async { withTimeout(30_000) { ben.helpBoardFlow(space, benSees).first { it.isNotEmpty() } } }
+            syncAll()
+            assertEquals(listOf(wanted), onBoard.await().map { it.id })
+
+            assertFailsWith<QuartierException.NotPermitted> { anna.respondToRequest(wanted, "", "") }
+            ben.respondToRequest(wanted, "Ich fahre morgen", "Ben: 0171 111")
+            syncAll()
+            assertEquals(listOf(people["ben"]), anna.helpStatus(wanted).responses.map { it.person })
+            val offBoard = async { withTimeout(30_000) { ben.helpBoardFlow(space, benSees).first { it.isEmpty() } } }
+            anna.agreeToHelp(wanted, people.getValue("ben"), "Anna: 0221 333")
+            syncAll()
+            offBoard.await()
+            val mine = anna.helpStatus(wanted)
+            assertEquals(HelpState.AGREED, mine.state)
+            assertEquals("Ben: 0171 111", mine.contact)
+            val chosen = ben.helpStatus(wanted)
+            assertEquals(true, chosen.chosen)
+            assertEquals("Anna: 0221 333", chosen.contact)
+            assertNull(stores.getValue("coord").helpStatus(wanted).contact)
         } finally {
             (syncs.values + stores.values).forEach { it.close() }
         }

@@ -109,6 +109,10 @@ fun QuartierStore.counsellingChannelsFlow(onError: (QuartierException) -> Unit =
 fun QuartierStore.moderationQueueFlow(space: String, onError: (QuartierException) -> Unit = {}): Flow<List<ModerationQueueEntry>> =
     liveQueryFlow(LiveQuery.ModerationQueue(space), onError).mapNotNull { (it as? LiveResult.ModerationQueue)?.entries }
 
+/** The open requests and offers of help of a space, live (every step and every write). */
+fun QuartierStore.helpBoardFlow(space: String, viewer: Viewer, onError: (QuartierException) -> Unit = {}): Flow<List<Item>> =
+    liveQueryFlow(LiveQuery.HelpBoard(space, viewer), onError).mapNotNull { (it as? LiveResult.HelpBoard)?.items }
+
 /** What one [QuartierSync.syncFlow] reports: a committed page, then the final report. */
 sealed interface SyncUpdate {
     data class Progress(val progress: SyncProgress) : SyncUpdate
