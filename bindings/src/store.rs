@@ -7,6 +7,7 @@ use quartier_core::help::{HelpStatus, PendingHelp};
 use quartier_core::moderation::{
     ModerationAction, ModerationEntry, ModerationQueueEntry, PendingModeration, ReportReason,
 };
+use quartier_core::notifications::{FollowTarget, Notification, NotificationKind};
 use quartier_core::{Store, StoreKey, StoreOptions};
 use uuid::Uuid;
 
@@ -373,6 +374,52 @@ impl QuartierStore {
     /// Forgets a refused help step.
     pub fn dismiss_pending_help(&self, id: Uuid) -> FfiResult<()> {
         self.with(|s| Ok(s.dismiss_pending_help(id)?))
+    }
+
+    // -- notifications (docs/neighbourhood.md) ---------------------------------------------
+
+    /// The person's notifications, newest first (only the unread with `unread_only`); live as
+    /// `LiveQuery.Notifications`.
+    pub fn notifications(&self, unread_only: bool, limit: i32) -> FfiResult<Vec<Notification>> {
+        self.with(|s| Ok(s.notifications(unread_only, limit.max(0) as u32)?))
+    }
+
+    pub fn unread_notifications(&self) -> FfiResult<i32> {
+        self.with(|s| Ok(s.unread_notifications()?.min(i32::MAX as u32) as i32))
+    }
+
+    /// Marks notifications read: those of `ids`, or all (`ids` empty).
+    pub fn mark_notifications_read(&self, ids: Vec<i64>) -> FfiResult<()> {
+        self.with(|s| Ok(s.mark_notifications_read(&ids)?))
+    }
+
+    /// Follows a category, a tag or an item (its comments; an event's reminders; new items near
+    /// a place).
+    pub fn follow(&self, target: FollowTarget) -> FfiResult<()> {
+        self.with(|s| Ok(s.follow(target)?))
+    }
+
+    pub fn unfollow(&self, target: FollowTarget) -> FfiResult<()> {
+        self.with(|s| Ok(s.unfollow(target)?))
+    }
+
+    pub fn follows(&self) -> FfiResult<Vec<FollowTarget>> {
+        self.with(|s| Ok(s.follows()?))
+    }
+
+    /// Turns a kind of notification on or off.
+    pub fn set_notifications_enabled(&self, kind: NotificationKind, enabled: bool) -> FfiResult<()> {
+        self.with(|s| Ok(s.set_notifications_enabled(kind, enabled)?))
+    }
+
+    pub fn disabled_notifications(&self) -> FfiResult<Vec<NotificationKind>> {
+        self.with(|s| Ok(s.disabled_notifications()?))
+    }
+
+    /// Makes the reminders of followed events starting within the hour (each once); also done
+    /// after every sync. Returns how many were made.
+    pub fn check_reminders(&self) -> FfiResult<i32> {
+        self.with(|s| Ok(s.check_reminders(chrono::Utc::now())?.min(i32::MAX as usize) as i32))
     }
 
     // -- queries --------------------------------------------------------------------------

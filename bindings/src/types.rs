@@ -159,6 +159,10 @@ pub enum LiveResult {
     HelpBoard {
         items: Vec<Item>,
     },
+    /// `LiveQuery.Notifications`: the person's notifications, newest first.
+    Notifications {
+        notifications: Vec<quartier_core::notifications::Notification>,
+    },
 }
 
 impl From<quartier_core::LiveResult> for LiveResult {
@@ -178,6 +182,7 @@ impl From<quartier_core::LiveResult> for LiveResult {
             L::CounsellingChannels(channels) => LiveResult::CounsellingChannels { channels },
             L::ModerationQueue(entries) => LiveResult::ModerationQueue { entries },
             L::HelpBoard(items) => LiveResult::HelpBoard { items },
+            L::Notifications(notifications) => LiveResult::Notifications { notifications },
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod help;
 pub mod media;
 pub mod moderation;
+pub mod notifications;
 pub mod peer;
 pub mod query;
 #[cfg(feature = "uniffi")]

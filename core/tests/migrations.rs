@@ -245,6 +245,12 @@ const ADDED_BY: &[Added] = &[
         columns: &[],
         undo: "",
     },
+    Added {
+        version: 23,
+        tables: &["notifications", "follows", "notification_settings"],
+        columns: &[("device", "notifications_since")],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -218,6 +218,12 @@ extension QuartierStore {
     public func helpBoardUpdates(spaceId: SpaceId, viewer: Viewer, onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [Item]> {
         liveQuery(.helpBoard(space: spaceId, viewer: viewer), onError: onError).compactMap { if case let .helpBoard(items) = $0 { items } else { nil } }
     }
+
+    /// The person's notifications, newest first, live: after every one made (by a sync, a
+    /// reminder) or read. Turn the unread ones into local notifications.
+    public func notificationUpdates(onError: @escaping LiveErrorHandler = { _ in }) -> AsyncCompactMapSequence<LiveQuerySequence, [Notification]> {
+        liveQuery(.notifications, onError: onError).compactMap { if case let .notifications(notifications) = $0 { notifications } else { nil } }
+    }
 }
 
 // MARK: - One sync as a sequence

@@ -834,12 +834,17 @@ func moderation() async throws {
     _ = try expectError("responding to one's own request", .notPermitted) { try anna.respondToRequest(request: wanted, note: "", contact: "") }
     _ = try ben.respondToRequest(request: wanted, note: "Ich fahre morgen", contact: "Ben: 0171 111")
     try await syncAll()
+    let notified = try await firstWithin(10, anna.notificationUpdates(), where: { $0.contains { $0.kind == .response } })
+    try check(notified.first { $0.kind == .response }?.person == personB, "Anna is told of Ben's response: \(notified)")
+    try anna.markNotificationsRead(ids: [])
+    try check(try anna.unreadNotifications() == 0, "all read")
     _ = try anna.agreeToHelp(request: wanted, responder: personB, contact: "Anna: 0221 333")
     try await syncAll()
     let mine = try anna.helpStatus(request: wanted)
     try check(mine.state == .agreed && mine.contact == "Ben: 0171 111", "Anna: \(mine)")
     let chosen = try ben.helpStatus(request: wanted)
     try check(chosen.chosen == true && chosen.contact == "Anna: 0221 333", "Ben: \(chosen)")
+    try check(try ben.notifications(unreadOnly: false, limit: 10).map(\.kind).contains(.agreed), "Ben is told he was chosen")
     _ = try await firstWithin(10, ben.helpBoardUpdates(spaceId: space, viewer: benSees), where: { $0.isEmpty })
 }
 
@@ -942,7 +947,7 @@ await run("typed live shortcuts report errors through onError") { try await live
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
 await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
-await run("moderation and the help board: a report in the queue sequence, a hide, a request agreed") { try await moderation() }
+await run("moderation, the help board, notifications: a report in the queue, a hide, a request agreed") { try await moderation() }
 await run("devices nearby: an AsyncSequence finds a phone of the space in another network namespace") { try devicesNearby() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }

@@ -1,7 +1,9 @@
-"""The help board through the bindings against a real server: a resident's request on the
-board (a live query), two responses, the author chooses one: the contacts reach the two of them
-only, the other responder is told, the request leaves every board; the chosen helper closes
-it. Steps the flow does not allow come back refused. Run through scripts/test-bindings-python."""
+"""The help board and notifications through the bindings against a real server: a resident's
+request on the board (a live query), two responses, the author chooses one: the contacts reach
+the two of them only, the other responder is told, the request leaves every board; the chosen
+helper closes it. Steps the flow does not allow come back refused. Each step is a notification
+(a live query) for the person concerned, once; a followed tag too. Run through
+scripts/test-bindings-python."""
 
 import asyncio
 import time
@@ -35,6 +37,13 @@ def test_request_responses_agreement_and_done(tmp_path, server_url):
 
         await sync_all()
         wanted = anna.create_item(q.NewItem(space_id=space, author=people["anna"], content=request("Wer kauft für mich ein?"))).id
+        notified = Recorder()
+        notifications = anna.subscribe(q.LiveQuery.NOTIFICATIONS(), notified)
+        notified.wait_for(lambda r: r.notifications == [])
+        anna.follow(q.FollowTarget.TAG(tag="Flohmarkt"))
+        assert anna.follows() == [q.FollowTarget.TAG(tag="flohmarkt")]
+        vera.set_notifications_enabled(q.NotificationKind.NOT_CHOSEN, False)
+        assert vera.disabled_notifications() == [q.NotificationKind.NOT_CHOSEN]
         board = Recorder()
         subscription = ben.subscribe(q.LiveQuery.HELP_BOARD(space=space, viewer=viewer(people["ben"], q.Role.RESIDENT)), board)
         await sync_all()
@@ -49,6 +58,9 @@ def test_request_responses_agreement_and_done(tmp_path, server_url):
         assert status.state == q.HelpState.OPEN and status.contact is None
         assert sorted(r.person for r in status.responses) == sorted([people["ben"], people["vera"]])
 
+        got = notified.wait_for(lambda r: len(r.notifications) == 2).notifications
+        assert sorted(n.person for n in got) == sorted([people["ben"], people["vera"]])
+        assert {n.kind for n in got} == {q.NotificationKind.RESPONSE} and not any(n.read for n in got)
         anna.agree_to_help(wanted, people["ben"], "Anna: 0221 333")
         await sync_all()
         board.wait_for(lambda r: r.items == [])
@@ -71,6 +83,22 @@ def test_request_responses_agreement_and_done(tmp_path, server_url):
         await sync_all()
         assert anna.help_status(wanted).state == q.HelpState.DONE
         subscription.cancel()
+
+        assert [n.kind for n in ben.notifications(False, 10)] == [q.NotificationKind.AGREED]
+        assert vera.notifications(False, 10) == [], "Vera turned `not chosen` off"
+        tagged = content("Flohmarkt im Hof", q.ItemDetails.POST(q.Post(post_type=q.PostType.NEWS)), tags=["flohmarkt"])
+        stores["coord"].create_item(q.NewItem(space_id=space, author=people["coord"], content=tagged))
+        await sync_all()
+        await sync_all()
+        latest = notified.wait_for(lambda r: len(r.notifications) == 3).notifications[0]
+        assert latest.kind == q.NotificationKind.FOLLOWED and latest.person == people["coord"]
+        assert anna.unread_notifications() == 3
+        anna.mark_notifications_read([latest.id])
+        assert anna.unread_notifications() == 2
+        anna.mark_notifications_read([])
+        notified.wait_for(lambda r: all(n.read for n in r.notifications))
+        assert anna.check_reminders() == 0
+        notifications.cancel()
 
     try:
         asyncio.run(scenario())

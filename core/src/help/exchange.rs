@@ -101,6 +101,7 @@ pub(crate) fn apply_part(
             continue;
         }
         record(tx, event)?;
+        crate::notifications::help_entry(tx, event, touched)?;
         advance_cursor(tx, "help_cursors", &space, event.seq)?;
         touched.items.insert(event.request.to_string());
         touched.spaces.insert(space);

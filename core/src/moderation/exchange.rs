@@ -224,6 +224,7 @@ pub(crate) fn apply_part(
             continue;
         }
         record(tx, event)?;
+        crate::notifications::moderation_entry(tx, event, touched)?;
         applied.erased += decide(tx, event, me.as_deref(), touched, &mut items)?;
         advance_cursor(tx, "moderation_cursors", &space, event.seq)?;
         touched.spaces.insert(space);

@@ -63,6 +63,9 @@ pub enum LiveQuery {
         space: crate::model::SpaceId,
         viewer: Viewer,
     },
+    /// The person's notifications, newest first (the last 200; [`Store::notifications`]);
+    /// called after every one made or read.
+    Notifications,
 }
 
 /// The result of a live query, in the shape of the query.
@@ -79,6 +82,7 @@ pub enum LiveResult {
     CounsellingChannels(Vec<CounsellingChannel>),
     ModerationQueue(Vec<crate::moderation::ModerationQueueEntry>),
     HelpBoard(Vec<Item>),
+    Notifications(Vec<crate::notifications::Notification>),
 }
 
 impl LiveQuery {
@@ -87,6 +91,7 @@ impl LiveQuery {
         let space = match self {
             LiveQuery::Counselling { channel } => return t.counselling.contains(channel),
             LiveQuery::CounsellingChannels => return !t.counselling.is_empty(),
+            LiveQuery::Notifications => return t.notifications,
             LiveQuery::Feed(q) => Some(q.space),
             LiveQuery::Search(q) => q.space,
             LiveQuery::Viewport(q) => Some(q.space),
@@ -128,6 +133,9 @@ impl LiveQuery {
             }
             LiveQuery::HelpBoard { space, viewer } => {
                 LiveResult::HelpBoard(crate::help::board_of(conn, *space, *viewer)?)
+            }
+            LiveQuery::Notifications => {
+                LiveResult::Notifications(crate::notifications::list(conn, false, 200)?)
             }
         })
     }
@@ -180,7 +188,11 @@ impl LiveQueries {
     }
 
     pub fn notify(&self, touched: Touched) {
-        if touched.spaces.is_empty() && touched.items.is_empty() && touched.counselling.is_empty() {
+        if touched.spaces.is_empty()
+            && touched.items.is_empty()
+            && touched.counselling.is_empty()
+            && !touched.notifications
+        {
             return;
         }
         let has_subscribers = !self
@@ -271,6 +283,7 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
                 touched.spaces.extend(t.spaces);
                 touched.items.extend(t.items);
                 touched.counselling.extend(t.counselling);
+                touched.notifications |= t.notifications;
             }
             Notice::Subscribed(id) => {
                 fresh.insert(id);

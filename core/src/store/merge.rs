@@ -289,6 +289,7 @@ impl Store {
                         )?;
                         loaded.space_id = Some(space.clone());
                         projection::project_item(tx, &item)?;
+                        crate::notifications::item_arrived(tx, &item, touched)?;
                         touched.spaces.insert(space);
                         touched.items.insert(doc_id.to_owned());
                     }
@@ -541,6 +542,7 @@ fn project_creation(
     match read {
         Some(Readable::Item(item)) => {
             projection::project_item(tx, &item)?;
+            crate::notifications::item_arrived(tx, &item, touched)?;
             touched.spaces.insert(item.space.to_string());
             touched.items.insert(doc_id.to_owned());
         }

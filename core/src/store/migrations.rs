@@ -128,7 +128,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/022_help.sql"),
         rebuilds_projections: false,
     },
-    // Next: 023. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 23,
+        sql: include_str!("migrations/023_notifications.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 024. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -77,6 +77,8 @@ pub(crate) struct Touched {
     pub refetch: BTreeSet<String>,
     /// Counselling channels whose records or state changed (`LiveQuery::Counselling`).
     pub counselling: BTreeSet<uuid::Uuid>,
+    /// A notification was made or read (`LiveQuery::Notifications`).
+    pub notifications: bool,
 }
 
 struct Inner {

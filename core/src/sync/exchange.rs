@@ -458,6 +458,8 @@ impl Store {
             {
                 outcome.more = true;
             }
+            // Reminders of followed events, with what this sync brought.
+            crate::notifications::remind(tx, chrono::Utc::now(), touched)?;
             for space in revoked {
                 let set_aside = crate::store::purge_space(tx, &space, touched)?;
                 outcome.rejected.extend(set_aside.into_iter().map(RejectedChange::from));

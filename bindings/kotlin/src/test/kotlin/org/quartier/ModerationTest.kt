@@ -11,6 +11,7 @@ import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.io.TempDir
 import org.quartier.flow.helpBoardFlow
 import org.quartier.flow.moderationQueueFlow
+import org.quartier.flow.notificationsFlow
 import uniffi.quartier_core.*
 import uniffi.quartier_domain.*
 import uniffi.quartier_ffi.*
@@ -122,6 +123,7 @@ class ModerationTest {
             syncAll()
             val details = ItemDetails.Request(Request(RequestDirection.NEED, "einkauf", RequestState.OPEN))
             val wanted = anna.createItem(NewItem(space, people.getValue("anna"), Fixtures.content("Wer kauft ein?", details))).id
+            val notified = async { withTimeout(30_000) { anna.notificationsFlow().first { it.isNotEmpty() } } }
             val benSees = Viewer(people.getValue("ben"), Role.RESIDENT)
             val onBoard = async { withTimeout(30_000) { ben.helpBoardFlow(space, benSees).first { it.isNotEmpty() } } }
             syncAll()
@@ -131,6 +133,12 @@ class ModerationTest {
             ben.respondToRequest(wanted, "Ich fahre morgen", "Ben: 0171 111")
             syncAll()
             assertEquals(listOf(people["ben"]), anna.helpStatus(wanted).responses.map { it.person })
+            val response = notified.await().single()
+            assertEquals(NotificationKind.RESPONSE, response.kind)
+            assertEquals(people["ben"], response.person)
+            assertEquals(1, anna.unreadNotifications())
+            anna.markNotificationsRead(listOf(response.id))
+            assertEquals(0, anna.unreadNotifications())
             val offBoard = async { withTimeout(30_000) { ben.helpBoardFlow(space, benSees).first { it.isEmpty() } } }
             anna.agreeToHelp(wanted, people.getValue("ben"), "Anna: 0221 333")
             syncAll()
@@ -142,6 +150,7 @@ class ModerationTest {
             assertEquals(true, chosen.chosen)
             assertEquals("Anna: 0221 333", chosen.contact)
             assertNull(stores.getValue("coord").helpStatus(wanted).contact)
+            assertEquals(listOf(NotificationKind.AGREED), ben.notifications(false, 10).map { it.kind })
         } finally {
             (syncs.values + stores.values).forEach { it.close() }
         }

@@ -19,6 +19,7 @@ import uniffi.quartier_core.FeedQuery
 import uniffi.quartier_core.ItemDetail
 import uniffi.quartier_core.LiveQuery
 import uniffi.quartier_core.ModerationQueueEntry
+import uniffi.quartier_core.Notification
 import uniffi.quartier_core.NearbyItem
 import uniffi.quartier_core.OpenOffersQuery
 import uniffi.quartier_core.RadiusQuery
@@ -112,6 +113,13 @@ fun QuartierStore.moderationQueueFlow(space: String, onError: (QuartierException
 /** The open requests and offers of help of a space, live (every step and every write). */
 fun QuartierStore.helpBoardFlow(space: String, viewer: Viewer, onError: (QuartierException) -> Unit = {}): Flow<List<Item>> =
     liveQueryFlow(LiveQuery.HelpBoard(space, viewer), onError).mapNotNull { (it as? LiveResult.HelpBoard)?.items }
+
+/**
+ * The person's notifications, newest first, live: after every one made (by a sync, a reminder)
+ * or read. Turn the unread ones into local notifications.
+ */
+fun QuartierStore.notificationsFlow(onError: (QuartierException) -> Unit = {}): Flow<List<Notification>> =
+    liveQueryFlow(LiveQuery.Notifications, onError).mapNotNull { (it as? LiveResult.Notifications)?.notifications }
 
 /** What one [QuartierSync.syncFlow] reports: a committed page, then the final report. */
 sealed interface SyncUpdate {
