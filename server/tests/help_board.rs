@@ -171,9 +171,9 @@ async fn help_board_request_flow_shares_contacts_between_the_two_only() {
     );
     let vera = s.vera.store.help_status(wanted.id).expect("status");
     assert_eq!(
-        (vera.state, vera.chosen, vera.contact),
-        (HelpState::Agreed, Some(false), None),
-        "Vera is told"
+        (vera.state, vera.chosen, vera.agreed_with, vera.contact),
+        (HelpState::Agreed, Some(false), None, None),
+        "Vera is told it was not her, not who it was"
     );
     let other = s.coordinator.store.help_status(wanted.id).expect("status");
     assert_eq!(

@@ -47,8 +47,8 @@ pub struct HelpStatus {
     pub state: HelpState,
     /// All responses for the author; one's own for a responder; none for anyone else.
     pub responses: Vec<HelpResponseInfo>,
-    /// Whom the author chose: known to the two of them only (and to the other responders,
-    /// who learn that it was not them).
+    /// Whom the author chose: known to the two of them only (the other responders learn that
+    /// it was not them: [`HelpStatus::chosen`]).
     pub agreed_with: Option<PersonId>,
     /// Whether this person was chosen (`Some(false)`: someone else was); `None` when they did
     /// not respond.
@@ -294,6 +294,7 @@ pub(crate) fn status_of(conn: &Connection, request: ItemId) -> Result<HelpStatus
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
     })?;
     let mut responded = false;
+    let mut agreed = false;
     for row in rows {
         let (action, actor, person, note, contact, at): Row = row?;
         let actor: Option<PersonId> = actor.map(|a| a.parse()).transpose()?;
@@ -312,6 +313,7 @@ pub(crate) fn status_of(conn: &Connection, request: ItemId) -> Result<HelpStatus
                 status.state = HelpState::Agreed;
                 status.agreed_with = person.map(|p| p.parse()).transpose()?;
                 status.contact = contact;
+                agreed = true;
             }
             "done" => status.state = HelpState::Done,
             _ => status.state = HelpState::Withdrawn,
@@ -363,8 +365,10 @@ pub(crate) fn status_of(conn: &Connection, request: ItemId) -> Result<HelpStatus
         }
     }
     let is_author = me.is_some() && me == Some(author);
-    if responded && !is_author && status.agreed_with.is_some() {
-        status.chosen = Some(status.agreed_with == me);
+    // A responder learns whether they were chosen; the server names the chosen one to them
+    // only if it is them.
+    if responded && !is_author && agreed {
+        status.chosen = Some(status.agreed_with.is_some() && status.agreed_with == me);
     }
     if !is_author && status.chosen != Some(true) {
         status.contact = None;

@@ -110,7 +110,9 @@ fn as_seen_by(
         request: row.request,
         action: row.action,
         actor: involved.then_some(row.actor),
-        person: if involved { row.person } else { None },
+        // Whom the author chose: to the author and the chosen one; the other responders learn
+        // only that it was not them.
+        person: row.person.filter(|p| is_author || *p == person),
         note: involved.then_some(row.note),
         contact,
         at_ms: row.at,
