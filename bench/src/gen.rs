@@ -211,6 +211,8 @@ impl Generator {
                     .to_string(),
                 consent: ConsentMethod::Verbal,
                 consent_given_at: self.date_time(2026),
+                witnessed_by: None,
+                reach: None,
             });
         }
         content
@@ -434,6 +436,8 @@ impl Generator {
             } else {
                 Vec::new()
             },
+            assured_date: None,
+            assured_by: None,
         }
     }
 

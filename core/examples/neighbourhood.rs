@@ -179,6 +179,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 name: "Frau K.".into(),
                 consent: ConsentMethod::Verbal,
                 consent_given_at: now,
+                witnessed_by: None,
+                reach: None,
             }),
             ..ItemContent::new(
                 LocalizedText::single("de", "Hilfe beim Einkaufen tragen"),

@@ -25,6 +25,7 @@ pub mod help;
 pub mod media;
 pub mod moderation;
 pub mod notifications;
+pub mod offers;
 pub mod peer;
 pub mod query;
 #[cfg(feature = "uniffi")]

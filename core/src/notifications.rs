@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::model::{Item, ItemDetails, ItemId, ItemKind, PersonId, SpaceId, Viewer};
+use crate::model::{Item, ItemDetails, ItemId, ItemKind, OnBehalfOf, PersonId, Reach, SpaceId, Viewer};
 use crate::store::{Store, Touched};
 
 /// What a notification is about.
@@ -36,10 +36,14 @@ pub enum NotificationKind {
     Followed,
     /// A coordinators' decision about my content or about me (`detail`: the decision).
     Moderation,
+    /// A reply or a response to an item I recorded for a neighbour who is reached through me:
+    /// mine to pass on ([`Store::call_backs`]).
+    CallBack,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 7] = [
+    pub const ALL: [NotificationKind; 8] = [
+        NotificationKind::CallBack,
         NotificationKind::Reply,
         NotificationKind::Response,
         NotificationKind::Agreed,
@@ -58,6 +62,7 @@ impl NotificationKind {
             NotificationKind::EventSoon => "event_soon",
             NotificationKind::Followed => "followed",
             NotificationKind::Moderation => "moderation",
+            NotificationKind::CallBack => "call_back",
         }
     }
 
@@ -80,6 +85,18 @@ pub struct Notification {
     pub detail: Option<String>,
     pub at: DateTime<Utc>,
     pub read: bool,
+}
+
+/// One entry of a volunteer's call-back list.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct CallBack {
+    /// The reply or response (its `item` is the recorded item, `person` who wrote).
+    pub notification: Notification,
+    /// The recorded item's title.
+    pub title: String,
+    /// The neighbour to pass it on to, and how they consented.
+    pub neighbour: OnBehalfOf,
 }
 
 /// What a person follows.
@@ -208,7 +225,7 @@ pub(crate) fn item_arrived(conn: &Connection, item: &Item, touched: &mut Touched
                 conn,
                 touched,
                 &key,
-                NotificationKind::Reply,
+                reply_kind(conn, &parent, NotificationKind::Reply)?,
                 &space,
                 Some(&parent),
                 Some(&author),
@@ -256,6 +273,19 @@ pub(crate) fn item_arrived(conn: &Connection, item: &Item, touched: &mut Touched
     Ok(())
 }
 
+/// `CallBack` when `item` (mine) was recorded for a neighbour who is reached through me,
+/// otherwise `kind`.
+fn reply_kind(conn: &Connection, item: &str, kind: NotificationKind) -> Result<NotificationKind> {
+    let through_me = crate::query::item_by_id(conn, item)?
+        .and_then(|i| i.content.on_behalf_of)
+        .is_some_and(|b| matches!(b.reach, None | Some(Reach::ThroughRecorder)));
+    Ok(if through_me {
+        NotificationKind::CallBack
+    } else {
+        kind
+    })
+}
+
 fn follows(conn: &Connection, kind: &str, value: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM follows WHERE kind = ?1 AND value = ?2")?
@@ -297,7 +327,7 @@ pub(crate) fn help_entry(
             conn,
             touched,
             &format!("response:{space}:{}", e.seq),
-            NotificationKind::Response,
+            reply_kind(conn, &request, NotificationKind::Response)?,
             &space,
             Some(&request),
             actor.as_deref(),
@@ -506,6 +536,33 @@ impl Store {
                 if !enabled(conn, kind)? {
                     out.push(kind);
                 }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The call-back list: replies and responses to items this person recorded for neighbours
+    /// reached through them, oldest first, with whom to pass each on to. Those not passed on
+    /// yet only, unless `all`; [`Store::mark_notifications_read`] marks one passed on.
+    pub fn call_backs(&self, all: bool) -> Result<Vec<CallBack>> {
+        self.read(|conn| {
+            let mut out = Vec::new();
+            for notification in list(conn, !all, 1_000)?.into_iter().rev() {
+                if notification.kind != NotificationKind::CallBack {
+                    continue;
+                }
+                let Some(item) = notification.item else { continue };
+                let Some(recorded) = crate::query::item_by_id(conn, &item.to_string())? else {
+                    continue;
+                };
+                let Some(neighbour) = recorded.content.on_behalf_of.clone() else {
+                    continue;
+                };
+                out.push(CallBack {
+                    notification,
+                    title: recorded.content.title.joined(),
+                    neighbour,
+                });
             }
             Ok(out)
         })

@@ -431,6 +431,8 @@ impl World {
                     name: NAMES[*name].into(),
                     consent: CONSENTS[*method],
                     consent_given_at: utc(2025, 2, *day, 9, 30),
+                    witnessed_by: None,
+                    reach: None,
                 })
             }
             Edit::Status(s) => patch.status = Some(STATUSES[*s]),

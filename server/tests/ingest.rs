@@ -278,6 +278,8 @@ fn photo(hash: &str) -> MediaRef {
         thumbnail: None,
         alt_text: Default::default(),
         caption: Default::default(),
+        transcript: Default::default(),
+        language: None,
     }
 }
 

@@ -341,6 +341,49 @@ impl Store {
         Ok(id)
     }
 
+    /// The neighbour an item was recorded for withdrew their consent: the item (and its
+    /// comments) is erased from the server and every device, as a coordinator's erasure is
+    /// (sent with the next sync; this device erases it when the server has). Only the person
+    /// who recorded it, and only for an item recorded on someone's behalf.
+    pub fn withdraw_consent(&self, item: ItemId, note: &str) -> Result<Uuid> {
+        check_text(note, "note")?;
+        let id = Uuid::now_v7();
+        self.write(|tx, touched| {
+            let recorded = crate::query::item_by_id(tx, &item.to_string())?.ok_or_else(|| Error::NotFound {
+                what: "item",
+                id: item.to_string(),
+            })?;
+            let me: Option<String> =
+                rusqlite::OptionalExtension::optional(tx.query_row("SELECT person_id FROM account", [], |r| r.get(0)))?;
+            if recorded.content.on_behalf_of.is_none() {
+                return Err(Error::Invalid {
+                    field: "item",
+                    reason: "the item was not recorded on someone's behalf".into(),
+                });
+            }
+            if me.is_some_and(|me| me != recorded.author.to_string()) {
+                return Err(Error::NotPermitted {
+                    code: quartier_protocol::RejectCode::Forbidden,
+                    message: "only the person who recorded it".into(),
+                });
+            }
+            tx.prepare_cached(
+                "INSERT INTO moderation_outbox (id, space_id, action, item_id, person_id, reason, text, created_at)
+                 VALUES (?1, ?2, 'erase', ?3, NULL, NULL, ?4, ?5)",
+            )?
+            .execute(params![
+                id.to_string(),
+                recorded.space.to_string(),
+                item.to_string(),
+                note.trim(),
+                crate::store::now_ms()
+            ])?;
+            touched.spaces.insert(recorded.space.to_string());
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
     /// Mutes (or unmutes) a person for this device's person: their items and comments are
     /// hidden from every view on this person's devices (at once here, on the others after
     /// their next sync); nobody else learns of it. Muting oneself is `Invalid`.

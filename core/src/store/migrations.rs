@@ -131,7 +131,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 23,
         sql: include_str!("migrations/023_notifications.sql"),
-        rebuilds_projections: false,
+        // Media alt text, captions and transcripts joined the search index.
+        rebuilds_projections: true,
     },
     // Next: 024. Append here; SCHEMA_VERSION follows the last entry.
 ];

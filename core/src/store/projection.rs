@@ -157,6 +157,15 @@ fn extra_text(item: &Item) -> String {
     if let Some(behalf) = &item.content.on_behalf_of {
         parts.push(&behalf.name);
     }
+    // What media say for people who cannot see or hear them is found by search too.
+    let media: Vec<String> = item
+        .content
+        .media
+        .iter()
+        .flat_map(|m| [m.alt_text.joined(), m.caption.joined(), m.transcript.joined()])
+        .filter(|t| !t.is_empty())
+        .collect();
+    parts.extend(media.iter().map(String::as_str));
     parts.join(" ")
 }
 

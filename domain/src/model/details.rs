@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::access::string_enum;
-use super::ids::ItemId;
+use super::ids::{ItemId, PersonId};
 use crate::error::{Error, Result};
 use crate::schedule::{EventTiming, OpeningRule};
+use chrono::NaiveDate;
 
 // The maps of places and observations stay `BTreeMap`s in the model: items are also written as
 // JSON text with `serde_json::to_string` (the store's projection), where a `HashMap` would
@@ -124,7 +125,7 @@ impl ItemDetails {
 
 string_enum!(
     /// News is dated reporting; a notice is a standing announcement (notice board).
-    PostType, "post type" { News = "news", Notice = "notice" }
+    PostType, "post type" { News = "news", Notice = "notice", Audio = "audio" }
 );
 
 /// A news item or notice.
@@ -249,6 +250,14 @@ pub struct Offer {
     #[serde(default)]
     #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub accessibility: Vec<String>,
+    /// The day the offer's information was last checked (HSDS `assured_date`) and who checked
+    /// it: residents see how recent it is, coordinators what is due for review.
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub assured_date: Option<NaiveDate>,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub assured_by: Option<PersonId>,
 }
 
 /// An event, possibly recurring.

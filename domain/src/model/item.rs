@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Audience, Status};
-use super::details::{ItemDetails, ItemKind};
+use super::details::{ItemDetails, ItemKind, Post, PostType};
 use super::geo::Location;
 use super::ids::{ItemId, PersonId, SpaceId};
 use super::media::MediaRef;
@@ -40,9 +40,26 @@ uniffi::custom_type!(Tags, Vec<String>, {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentMethod {
+    /// Spoken, face to face.
     Verbal,
+    /// A signed paper.
     Written,
     ByProxy,
+    /// On the phone.
+    Phone,
+}
+
+/// How a neighbour recorded by someone else wants to be reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[serde(rename_all = "snake_case", tag = "via")]
+pub enum Reach {
+    /// Through the person who recorded the item (replies reach their call-back list).
+    ThroughRecorder,
+    /// At this phone number.
+    Phone { number: String },
+    /// At this desk (the community centre's, a counselling office).
+    Desk { name: String },
 }
 
 /// Content a volunteer recorded on behalf of a neighbour, with that neighbour's consent noted.
@@ -54,6 +71,14 @@ pub struct OnBehalfOf {
     pub consent: ConsentMethod,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub consent_given_at: DateTime<Utc>,
+    /// Who witnessed the consent (another volunteer, the desk), if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub witnessed_by: Option<String>,
+    /// How the neighbour wants to be reached (`None`: through the person who recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub reach: Option<Reach>,
 }
 
 /// An item of any kind, as stored and as read from the projections. Its kind is its
@@ -185,6 +210,41 @@ impl ItemContent {
                     "the neighbour's name or pseudonym must have 1 to 200 bytes",
                 ));
             }
+            let reach = match &behalf.reach {
+                Some(Reach::Phone { number }) => Some(number),
+                Some(Reach::Desk { name }) => Some(name),
+                _ => None,
+            };
+            if behalf.witnessed_by.as_ref().is_some_and(|w| w.len() > 200)
+                || reach.is_some_and(|r| r.trim().is_empty() || r.len() > 200)
+            {
+                return Err(Error::invalid(
+                    "on behalf of",
+                    "a witness, phone number or desk has at most 200 bytes (and a number or desk at least one)",
+                ));
+            }
+        }
+        // An audio post's main content is its first media: a recording with its play time.
+        if let ItemDetails::Post(Post {
+            post_type: PostType::Audio,
+        }) = &self.details
+        {
+            if !self
+                .media
+                .first()
+                .is_some_and(|m| m.is_audio() && m.duration_ms.is_some())
+            {
+                return Err(Error::invalid(
+                    "media",
+                    "an audio post starts with an audio recording whose duration is known",
+                ));
+            }
+        }
+        for media in &self.media {
+            media.transcript.validate("transcript", MAX_BODY_BYTES)?;
+            if let Some(language) = &media.language {
+                super::text::validate_language_tag(language).map_err(|e| Error::invalid("media", e))?;
+            }
         }
         let kind = self.details.kind();
         if matches!(kind, ItemKind::Place | ItemKind::Observation) && self.location.is_none() {
@@ -194,6 +254,36 @@ impl ItemContent {
             return Err(Error::invalid("status", "use delete to delete an item"));
         }
         self.details.validate()
+    }
+}
+
+/// Something an item should have before it is published, which the core does not refuse:
+/// the app asks for it in its flow (`ItemContent::warnings`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum ContentWarning {
+    /// An image without alt text, for people who cannot see it (`media`: its position).
+    MissingAltText { media: u32 },
+    /// An audio or video recording without a transcript or summary, for people who cannot
+    /// listen.
+    MissingTranscript { media: u32 },
+}
+
+impl ItemContent {
+    /// What the app should ask for before publishing (see [`ContentWarning`]).
+    pub fn warnings(&self) -> Vec<ContentWarning> {
+        let mut out = Vec::new();
+        for (i, media) in self.media.iter().enumerate() {
+            let media_index = u32::try_from(i).unwrap_or(u32::MAX);
+            if media.is_image() && media.alt_text.iter().all(|(_, t)| t.trim().is_empty()) {
+                out.push(ContentWarning::MissingAltText { media: media_index });
+            }
+            let recording = media.is_audio() || media.mime_type.starts_with("video/");
+            if recording && media.transcript.iter().all(|(_, t)| t.trim().is_empty()) {
+                out.push(ContentWarning::MissingTranscript { media: media_index });
+            }
+        }
+        out
     }
 }
 

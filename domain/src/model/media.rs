@@ -47,6 +47,15 @@ pub struct MediaRef {
     #[serde(default, skip_serializing_if = "LocalizedText::is_empty")]
     #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub caption: LocalizedText,
+    /// What an audio or video recording says (a transcript or a summary), per language, for
+    /// people who cannot listen; searchable like the alt text.
+    #[serde(default, skip_serializing_if = "LocalizedText::is_empty")]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub transcript: LocalizedText,
+    /// The language spoken in a recording (BCP-47).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub language: Option<String>,
 }
 
 /// A derived file of a media reference (preview or thumbnail of an image).
@@ -75,7 +84,17 @@ impl MediaRef {
             thumbnail: None,
             alt_text: LocalizedText::default(),
             caption: LocalizedText::default(),
+            transcript: LocalizedText::default(),
+            language: None,
         }
+    }
+
+    pub fn is_image(&self) -> bool {
+        self.mime_type.starts_with("image/")
+    }
+
+    pub fn is_audio(&self) -> bool {
+        self.mime_type.starts_with("audio/")
     }
 
     /// Every content hash this reference needs: the original, then the preview and the

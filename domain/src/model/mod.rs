@@ -36,8 +36,8 @@ pub use details::{
 pub use geo::{haversine_m, validate_coordinates, Location, PositionSource};
 pub use ids::{ItemId, PersonId, SpaceId};
 pub use item::{
-    ConsentMethod, Item, ItemContent, ItemPatch, NewItem, OnBehalfOf, Tags, MAX_BODY_BYTES, MAX_MEDIA,
-    MAX_TAGS, MAX_TAG_CHARS, MAX_TITLE_BYTES,
+    ConsentMethod, ContentWarning, Item, ItemContent, ItemPatch, NewItem, OnBehalfOf, Reach, Tags,
+    MAX_BODY_BYTES, MAX_MEDIA, MAX_TAGS, MAX_TAG_CHARS, MAX_TITLE_BYTES,
 };
 pub use media::validate_hash;
 pub use media::{MediaRef, MediaVariantRef};

@@ -283,6 +283,9 @@ fn judge_decision(
     match spaces::role_of(conn, d.space, person)? {
         None => return Ok(Err(refuse("not_a_member", "you are not a member of this space"))),
         Some(Role::Coordinator) => {}
+        // The neighbour an item was recorded for withdrew consent: the person who recorded it
+        // erases it everywhere.
+        Some(_) if d.action == "erase" && recorded_by(conn, docs, d, person)? => {}
         Some(_) => return Ok(Err(refuse("forbidden", "only coordinators moderate"))),
     }
     match taken_before(conn, d.id, person, d.space)? {
@@ -364,6 +367,21 @@ fn judge_decision(
         },
     )?;
     Ok(Ok(erased))
+}
+
+/// Whether `person` recorded the decision's item on someone's behalf.
+fn recorded_by(conn: &Connection, docs: &DocCache, d: &Decision, person: Uuid) -> Result<bool, ServerError> {
+    let Some(item) = d.item else { return Ok(false) };
+    let Some(meta) = log::doc_meta(conn, item)? else {
+        return Ok(false);
+    };
+    if meta.space != d.space || meta.author.as_deref() != Some(person.to_string().as_str()) {
+        return Ok(false);
+    }
+    let Ok(state) = docs.get(conn, item) else {
+        return Ok(false);
+    };
+    Ok(item_from_doc(&state.doc, &item.to_string()).is_ok_and(|i| i.content.on_behalf_of.is_some()))
 }
 
 /// The item and its comments: those whose parent the server recorded, and those stored before
