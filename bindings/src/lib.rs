@@ -42,6 +42,15 @@ pub use error::QuartierError;
 uniffi::setup_scaffolding!();
 
 /// The version of this library (the workspace version).
+/// What an item should have before it is published and the core does not refuse: images
+/// without alt text, recordings without a transcript (ask for them in the app's flow).
+#[uniffi::export]
+pub fn content_warnings(
+    content: quartier_core::model::ItemContent,
+) -> Vec<quartier_core::model::ContentWarning> {
+    content.warnings()
+}
+
 #[uniffi::export]
 pub fn library_version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()

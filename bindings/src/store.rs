@@ -7,7 +7,7 @@ use quartier_core::help::{HelpStatus, PendingHelp};
 use quartier_core::moderation::{
     ModerationAction, ModerationEntry, ModerationQueueEntry, PendingModeration, ReportReason,
 };
-use quartier_core::notifications::{FollowTarget, Notification, NotificationKind};
+use quartier_core::notifications::{CallBack, FollowTarget, Notification, NotificationKind};
 use quartier_core::{Store, StoreKey, StoreOptions};
 use uuid::Uuid;
 
@@ -420,6 +420,39 @@ impl QuartierStore {
     /// after every sync. Returns how many were made.
     pub fn check_reminders(&self) -> FfiResult<i32> {
         self.with(|s| Ok(s.check_reminders(chrono::Utc::now())?.min(i32::MAX as usize) as i32))
+    }
+
+    // -- proxies and offers upkeep (docs/neighbourhood.md) ---------------------------------
+
+    /// The call-back list: replies and responses to items this person recorded for
+    /// neighbours reached through them (only those not passed on yet, unless `all`); mark one
+    /// passed on with `markNotificationsRead`.
+    pub fn call_backs(&self, all: bool) -> FfiResult<Vec<CallBack>> {
+        self.with(|s| Ok(s.call_backs(all)?))
+    }
+
+    /// The neighbour an item was recorded for withdrew consent: erased everywhere (by the
+    /// person who recorded it; sent with the next sync).
+    pub fn withdraw_consent(&self, item_id: ItemId, note: String) -> FfiResult<Uuid> {
+        self.with(|s| Ok(s.withdraw_consent(item_id, &note)?))
+    }
+
+    /// Records that `by` checked an offer's information today.
+    pub fn confirm_offer(&self, item_id: ItemId, by: PersonId) -> FfiResult<Item> {
+        self.with(|s| Ok(s.confirm_offer(item_id, by, chrono::Utc::now().date_naive())?))
+    }
+
+    /// The offers of a space not checked within `max_age_days` (never-checked first, then the
+    /// oldest check).
+    pub fn offers_to_review(
+        &self,
+        space_id: SpaceId,
+        viewer: Viewer,
+        max_age_days: i32,
+    ) -> FfiResult<Vec<Item>> {
+        let days = u32::try_from(max_age_days)
+            .map_err(|_| QuartierError::invalid("max age days", "not negative"))?;
+        self.with(|s| Ok(s.offers_to_review(space_id, viewer, chrono::Utc::now().date_naive(), days)?))
     }
 
     // -- queries --------------------------------------------------------------------------

@@ -848,6 +848,27 @@ func moderation() async throws {
     _ = try await firstWithin(10, ben.helpBoardUpdates(spaceId: space, viewer: benSees), where: { $0.isEmpty })
 }
 
+/// Offers upkeep on one phone (a space of its own): an unchecked offer is due for review, a
+/// checked one is not; content warnings for a recording without a transcript and an image
+/// without alt text.
+func offersUpkeepAndWarnings() throws {
+    let store = try openStore("upkeep")
+    defer { try? store.close() }
+    let sid = try store.createSpace(meta: meta, by: anyone).id
+    let offerId = try store.createItem(item: offer(sid, anyone, "Sozialberatung")).id
+    let coordinator = Viewer(person: anyone, role: .coordinator)
+    try check(try store.offersToReview(spaceId: sid, viewer: coordinator, maxAgeDays: 180).map(\.id) == [offerId], "due for review")
+    let checked = try store.confirmOffer(itemId: offerId, by: anyone)
+    guard case let .offer(details) = checked.content.details else { throw CheckFailure(description: "an offer") }
+    try check(details.assuredBy == anyone && details.assuredDate != nil, "checked by me today")
+    try check(try store.offersToReview(spaceId: sid, viewer: coordinator, maxAgeDays: 180).isEmpty, "not due any more")
+    let photo = MediaRef(hash: String(repeating: "b", count: 64), mimeType: "image/jpeg", size: 10)
+    let voice = MediaRef(hash: String(repeating: "c", count: 64), mimeType: "audio/ogg", size: 10, durationMs: 3000)
+    var audio = content("Sprachnachricht", .post(Post(postType: .audio)))
+    audio.media = [voice, photo]
+    try check(contentWarnings(content: audio) == [.missingTranscript(media: 0), .missingAltText(media: 1)], "warnings")
+}
+
 // MARK: - Devices nearby, in network namespaces
 
 /// A phone in its own process, for discovery where mDNS may multicast: `nearby listen DB SPACE IP
@@ -948,6 +969,7 @@ await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
 await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
 await run("moderation, the help board, notifications: a report in the queue, a hide, a request agreed") { try await moderation() }
+await run("offers upkeep and content warnings") { try offersUpkeepAndWarnings() }
 await run("devices nearby: an AsyncSequence finds a phone of the space in another network namespace") { try devicesNearby() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }

@@ -56,7 +56,7 @@ pub struct HelpStatus {
     /// The other person's contact, once the two agreed (shown to them only).
     pub contact: Option<String>,
     /// This device's steps the server has not taken yet.
-    pub pending: u32,
+    pub pending: i32,
     /// The server refused a step of this device's (code and message), until dismissed.
     pub refused: Option<String>,
 }

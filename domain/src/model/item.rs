@@ -263,10 +263,10 @@ impl ItemContent {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ContentWarning {
     /// An image without alt text, for people who cannot see it (`media`: its position).
-    MissingAltText { media: u32 },
+    MissingAltText { media: i32 },
     /// An audio or video recording without a transcript or summary, for people who cannot
     /// listen.
-    MissingTranscript { media: u32 },
+    MissingTranscript { media: i32 },
 }
 
 impl ItemContent {
@@ -274,7 +274,7 @@ impl ItemContent {
     pub fn warnings(&self) -> Vec<ContentWarning> {
         let mut out = Vec::new();
         for (i, media) in self.media.iter().enumerate() {
-            let media_index = u32::try_from(i).unwrap_or(u32::MAX);
+            let media_index = i32::try_from(i).unwrap_or(i32::MAX);
             if media.is_image() && media.alt_text.iter().all(|(_, t)| t.trim().is_empty()) {
                 out.push(ContentWarning::MissingAltText { media: media_index });
             }

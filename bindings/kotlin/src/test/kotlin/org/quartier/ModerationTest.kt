@@ -155,4 +155,28 @@ class ModerationTest {
             (syncs.values + stores.values).forEach { it.close() }
         }
     }
+
+    @Test
+    fun `offers upkeep and content warnings on one phone`() {
+        QuartierStore.open(dir.resolve("upkeep.db").toString()).use { store ->
+            val me = java.util.UUID.randomUUID().toString()
+            val space = store.createSpace(Fixtures.berlinMeta, me).id
+            val offer = store.createItem(
+                NewItem(space, me, Fixtures.content("Sozialberatung", ItemDetails.Offer(Offer(Organization("Caritas"))))),
+            ).id
+            val coordinator = Viewer(me, Role.COORDINATOR)
+            assertEquals(listOf(offer), store.offersToReview(space, coordinator, 180).map { it.id })
+            val checked = store.confirmOffer(offer, me).content.details as ItemDetails.Offer
+            assertEquals(me, checked.v1.assuredBy)
+            assertTrue(store.offersToReview(space, coordinator, 180).isEmpty())
+
+            val photo = MediaRef(hash = "b".repeat(64), mimeType = "image/jpeg", size = 10)
+            val voice = MediaRef(hash = "c".repeat(64), mimeType = "audio/ogg", size = 10, durationMs = 3_000)
+            val audio = Fixtures.content("Sprachnachricht", ItemDetails.Post(Post(PostType.AUDIO))).copy(media = listOf(voice, photo))
+            assertEquals(
+                listOf(ContentWarning.MissingTranscript(0), ContentWarning.MissingAltText(1)),
+                contentWarnings(audio),
+            )
+        }
+    }
 }
