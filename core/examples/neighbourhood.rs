@@ -368,5 +368,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         phone_a.outbox_len()?
     );
     let _ = tafel;
+    println!(
+        "\nNext: the same neighbourhood with a server, moderation, the help board and notifications:\n  cargo run -p quartier-server --example neighbourhood_life"
+    );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Notifications (`docs/neighbourhood.md`, "Notifications"): what is new for this device's
 //! person, worked out on the device in the same transaction as what brought it — a merge of
-//! items from a sync or a peer ([`item_arrived`]), the help board's and moderation's log
-//! entries ([`help_entry`], [`moderation_entry`]), and reminders of followed events
+//! items from a sync or a peer (`item_arrived`), the help board's and moderation's log
+//! entries (`help_entry`, `moderation_entry`), and reminders of followed events
 //! ([`Store::check_reminders`], also run after every sync). Nothing is pushed by a server: the
 //! apps turn the list (live as `LiveQuery::Notifications`) into local notifications.
 //!

@@ -1,7 +1,7 @@
 //! The help board on the device (`docs/neighbourhood.md`, "The help board"): a request (Suche)
 //! or an offer of help (Biete) moves through open → responded → agreed with one person → done
 //! or withdrawn, or expires by its `valid_until`. Each step waits in a small outbox and travels
-//! with the next sync ([`exchange`]); the server decides the order, so of two agreements made
+//! with the next sync (`exchange`); the server decides the order, so of two agreements made
 //! offline the first to arrive holds and the other comes back refused. The device keeps the
 //! steps the server let this person see ([`HelpStatus`]), and the board
 //! ([`Store::help_board`]) shows what is still open.

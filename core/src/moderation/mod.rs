@@ -2,7 +2,7 @@
 //! decisions (hide, restore, erase, dismiss; block and unblock a member), muting a person, and
 //! what the server's moderation log says — the coordinators' queue of open reports and the log
 //! itself. Reports and decisions wait in a small outbox of their own and travel with the next
-//! sync ([`exchange`]); the server decides, and the device keeps a read-only copy of what it
+//! sync (`exchange`); the server decides, and the device keeps a read-only copy of what it
 //! decided, as it does for memberships.
 //!
 //! What a decision changes shows in the projections through one column, `items.hidden`: bit 1
