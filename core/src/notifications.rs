@@ -193,14 +193,7 @@ pub(crate) fn item_arrived(conn: &Connection, item: &Item, touched: &mut Touched
     if item.author.to_string() == me {
         return Ok(());
     }
-    let since: Option<i64> = conn
-        .query_row(
-            "SELECT coalesce(notifications_since, created_at) FROM device WHERE singleton = 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if since.is_some_and(|since| item.created_at.timestamp_millis() < since) {
+    if !is_new(conn, item.created_at.timestamp_millis())? {
         return Ok(());
     }
     // Hidden by the coordinators, muted, deleted, or not for this person: nothing to tell.
@@ -286,6 +279,19 @@ fn reply_kind(conn: &Connection, item: &str, kind: NotificationKind) -> Result<N
     })
 }
 
+/// Whether something that happened at `at_ms` is news: not from before the store made
+/// notifications (a first sync, a linked device, a log read again after a change of role).
+fn is_new(conn: &Connection, at_ms: i64) -> Result<bool> {
+    let since: Option<i64> = conn
+        .query_row(
+            "SELECT coalesce(notifications_since, created_at) FROM device WHERE singleton = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(since.is_none_or(|since| at_ms >= since))
+}
+
 fn follows(conn: &Connection, kind: &str, value: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM follows WHERE kind = ?1 AND value = ?2")?
@@ -318,7 +324,7 @@ pub(crate) fn help_entry(
     let space = e.space.to_string();
     let request = e.request.to_string();
     let actor = e.actor.map(|a| a.to_string());
-    if actor.as_deref() == Some(me.as_str()) {
+    if actor.as_deref() == Some(me.as_str()) || !is_new(conn, e.at_ms)? {
         return Ok(());
     }
     match e.action.as_str() {
@@ -365,7 +371,8 @@ pub(crate) fn moderation_entry(
     touched: &mut Touched,
 ) -> Result<()> {
     let Some(me) = me(conn)? else { return Ok(()) };
-    if e.person.map(|p| p.to_string()).as_deref() != Some(me.as_str()) || e.action == "report" {
+    let mine = |p: Option<uuid::Uuid>| p.map(|p| p.to_string()).as_deref() == Some(me.as_str());
+    if !mine(e.person) || mine(e.actor) || e.action == "report" || !is_new(conn, e.at_ms)? {
         return Ok(());
     }
     let space = e.space.to_string();

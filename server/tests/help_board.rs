@@ -356,3 +356,68 @@ async fn help_board_withdrawn_and_expired_requests_leave_the_board() {
         Err(Error::Invalid { .. })
     ));
 }
+
+// Found by an attacker's review; each failed before its fix.
+
+/// A responder who was not chosen learns that, and nothing of who was or what they wrote when
+/// closing it: the rows of the end of a request name people to the two who agreed only.
+#[tokio::test]
+async fn help_board_a_responder_not_chosen_learns_nothing_of_the_chosen_one() {
+    let s = street().await;
+    let wanted = request(&s.anna, s.space, "Einkauf", Some(Duration::days(3)));
+    s.anna.sync().await;
+    s.ben.sync().await;
+    s.vera.sync().await;
+    s.ben
+        .store
+        .respond_to_request(wanted.id, "ich", "Ben 0171")
+        .expect("respond");
+    s.vera
+        .store
+        .respond_to_request(wanted.id, "ich auch", "Vera 0172")
+        .expect("respond");
+    s.ben.sync().await;
+    s.vera.sync().await;
+    s.anna.sync().await;
+    s.anna
+        .store
+        .agree_to_help(wanted.id, s.ben.person, "Anna 0221")
+        .expect("agree");
+    s.anna.sync().await;
+    s.ben.sync().await;
+    s.ben
+        .store
+        .close_request(wanted.id, "Ben war bei Anna, Hausnr. 7")
+        .expect("done");
+    s.ben.sync().await;
+    s.vera.sync().await;
+    let status = s.vera.store.help_status(wanted.id).expect("status");
+    assert_eq!(
+        (status.state, status.chosen, status.agreed_with),
+        (HelpState::Done, Some(false), None)
+    );
+    let conn = rusqlite::Connection::open(s.vera.dir.path().join("phone.db")).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT action, actor, person_id, note FROM help_log WHERE request_id = ?1 AND action != 'respond'")
+        .expect("query");
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = stmt
+        .query_map([wanted.id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "agree and done: {rows:?}");
+    assert!(
+        rows.iter()
+            .all(|(_, actor, person, note)| actor.is_none() && person.is_none() && note.is_none()),
+        "{rows:?}"
+    );
+    // The author sees the note of the one she chose.
+    s.anna.sync().await;
+    assert_eq!(
+        s.anna.store.help_status(wanted.id).expect("status").state,
+        HelpState::Done
+    );
+}

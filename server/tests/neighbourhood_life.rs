@@ -314,3 +314,91 @@ async fn audio_posts_and_alt_text_warnings_and_search() {
         Err(Error::Invalid { .. })
     ));
 }
+
+/// Found by an attacker's review: an author cannot mark an item recorded for someone after the
+/// fact and then "withdraw consent" to erase other people's comments on it.
+#[tokio::test]
+async fn proxies_an_item_is_recorded_for_someone_when_it_is_made_or_never() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
+    let ben = join(&url, &coord, space, Role::Resident, "Ben").await;
+    for d in [&coord, &anna, &ben] {
+        d.sync().await;
+    }
+    let post = anna.post(space, "Diskussion", Audience::Everyone);
+    anna.sync().await;
+    ben.sync().await;
+    let reply = ItemContent::new(
+        LocalizedText::single("de", "Kritik an Anna"),
+        ItemDetails::Comment(Comment { parent: post.id }),
+    );
+    let comment = ben
+        .store
+        .create_item(NewItem::new(space, ben.person, reply))
+        .expect("comment");
+    ben.sync().await;
+    anna.sync().await;
+    let patch = ItemPatch {
+        on_behalf_of: Some(recorded_for("niemand", None)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        anna.store.update_item(post.id, &patch, anna.person),
+        Err(Error::NotPermitted { .. })
+    ));
+    // With the local check off, the server refuses the edit, and then the erasure.
+    anna.store.set_local_permission_check(false);
+    anna.store
+        .update_item(post.id, &patch, anna.person)
+        .expect("queued");
+    let report = anna.sync().await;
+    assert!(
+        report.rejected.iter().any(|r| r.code == "forbidden"),
+        "{:?}",
+        report.rejected
+    );
+    anna.store
+        .moderate_item(post.id, quartier_core::moderation::ModerationAction::Erase, "")
+        .expect("queued");
+    anna.sync().await;
+    ben.sync().await;
+    assert!(
+        ben.store
+            .item_detail(comment.id, &ben.viewer(Role::Resident))
+            .is_ok(),
+        "Ben's comment stays"
+    );
+    // And a recorder's own withdrawal makes no notification for themselves.
+    let recorded = ItemContent {
+        on_behalf_of: Some(recorded_for("Herr M.", None)),
+        ..ItemContent::new(
+            LocalizedText::single("de", "Für Herrn M."),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        )
+    };
+    let mine = anna
+        .store
+        .create_item(NewItem::new(space, anna.person, recorded))
+        .expect("recorded");
+    anna.sync().await;
+    anna.store
+        .withdraw_consent(mine.id, "widerrufen")
+        .expect("withdraw");
+    anna.sync().await;
+    anna.sync().await;
+    assert!(
+        anna.store
+            .item_detail(mine.id, &anna.viewer(Role::Resident))
+            .is_err(),
+        "erased"
+    );
+    let told = anna.store.notifications(false, 20).expect("list");
+    assert!(
+        !told.iter().any(|n| n.kind == NotificationKind::Moderation),
+        "{told:?}"
+    );
+}

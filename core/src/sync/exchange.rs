@@ -458,13 +458,13 @@ impl Store {
             {
                 outcome.more = true;
             }
-            // Reminders of followed events, with what this sync brought.
-            crate::notifications::remind(tx, chrono::Utc::now(), touched)?;
             for space in revoked {
                 let set_aside = crate::store::purge_space(tx, &space, touched)?;
                 outcome.rejected.extend(set_aside.into_iter().map(RejectedChange::from));
                 outcome.purged.push(space);
             }
+            // Reminders of followed events, with what this sync brought (not of spaces left).
+            crate::notifications::remind(tx, chrono::Utc::now(), touched)?;
             Ok(outcome)
         })?;
         // Erased counselling content leaves the WAL too (its pages were zeroed by

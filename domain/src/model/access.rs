@@ -229,8 +229,9 @@ pub fn judge_item(
                 format!("a {role} may not create a {kind} for {audience}"),
             ));
         }
-        return Ok(());
+        return check_offer_assurance(person, None, new);
     };
+    check_offer_assurance(person, Some(old), new)?;
     let is_author = old.author == person;
     if new.author != old.author || new.kind() != old.kind() || new.created_at != old.created_at {
         return Err(Refusal::new(
@@ -243,6 +244,14 @@ pub fn judge_item(
         return Err(Refusal::new(
             RejectCode::Forbidden,
             "a comment cannot move to another item",
+        ));
+    }
+    // Recorded for someone when it is made, or never: its recorder may erase it everywhere when
+    // the neighbour withdraws consent, which must not become a way to erase others' comments.
+    if old.content.on_behalf_of.is_none() && new.content.on_behalf_of.is_some() {
+        return Err(Refusal::new(
+            RejectCode::Forbidden,
+            "an item is recorded on someone's behalf when it is made",
         ));
     }
     let allowed = if new.content.status == Status::Deleted && old.content.status != Status::Deleted {
@@ -276,4 +285,34 @@ pub fn judge_space_edit(role: Role) -> Result<(), Refusal> {
             "only coordinators edit a space's details",
         ))
     }
+}
+
+/// An offer's check (`assured_by`, `assured_date`) is signed by whoever records it and is not
+/// dated after the day of the change: nobody vouches in someone else's name or keeps an offer
+/// off the review list with a date to come.
+fn check_offer_assurance(person: PersonId, old: Option<&Item>, new: &Item) -> Result<(), Refusal> {
+    let assurance = |item: &Item| match &item.content.details {
+        super::ItemDetails::Offer(o) => (o.assured_date, o.assured_by),
+        _ => (None, None),
+    };
+    let now = assurance(new);
+    if old.map(assurance) == Some(now) || now == (None, None) {
+        return Ok(());
+    }
+    if now.1.is_some_and(|by| by != person) {
+        return Err(Refusal::new(
+            RejectCode::Forbidden,
+            "an offer is marked checked by the person who checked it",
+        ));
+    }
+    if now
+        .0
+        .is_some_and(|day| day > (new.updated_at + chrono::Duration::days(1)).date_naive())
+    {
+        return Err(Refusal::new(
+            RejectCode::Forbidden,
+            "an offer cannot be checked in the future",
+        ));
+    }
+    Ok(())
 }

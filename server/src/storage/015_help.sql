@@ -6,6 +6,8 @@ CREATE TABLE help_log (
     space_id   TEXT NOT NULL,
     request_id TEXT NOT NULL,
     author     TEXT NOT NULL,
+    -- The request's audience when the step was taken: who of the members receives the row.
+    item_audience TEXT,
     action     TEXT NOT NULL,
     actor      TEXT NOT NULL,
     person_id  TEXT,

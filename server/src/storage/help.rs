@@ -30,13 +30,16 @@ fn uuid(text: &str) -> Result<Uuid, ServerError> {
     Uuid::parse_str(text).map_err(|e| ServerError::Internal(format!("help log id {text}: {e}")))
 }
 
-/// The person who sent the entry with this id, if it was taken before.
-pub fn entry_actor(conn: &Connection, id: Uuid) -> Result<Option<Uuid>, ServerError> {
-    let actor: Option<String> = conn
-        .prepare_cached("SELECT actor FROM help_log WHERE entry_id = ?1")?
-        .query_row([id.to_string()], |r| r.get(0))
+/// Who sent the entry with this id, for which space, request and step, if it was taken before.
+pub fn entry_owner(conn: &Connection, id: Uuid) -> Result<Option<(Uuid, Uuid, Uuid, String)>, ServerError> {
+    let row: Option<(String, String, String, String)> = conn
+        .prepare_cached("SELECT actor, space_id, request_id, action FROM help_log WHERE entry_id = ?1")?
+        .query_row([id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    actor.as_deref().map(uuid).transpose()
+    row.map(|(actor, space, request, action)| Ok((uuid(&actor)?, uuid(&space)?, uuid(&request)?, action)))
+        .transpose()
 }
 
 pub fn state(conn: &Connection, request: Uuid) -> Result<HelpState, ServerError> {
@@ -91,6 +94,7 @@ pub struct NewHelpEntry<'a> {
     pub space: Uuid,
     pub request: Uuid,
     pub author: Uuid,
+    pub item_audience: Option<&'a str>,
     pub action: &'a str,
     pub actor: Uuid,
     pub person: Option<Uuid>,
@@ -101,8 +105,9 @@ pub struct NewHelpEntry<'a> {
 
 pub fn append(conn: &Connection, e: &NewHelpEntry<'_>) -> Result<(), ServerError> {
     conn.prepare_cached(
-        "INSERT INTO help_log (entry_id, space_id, request_id, author, action, actor, person_id, note, contact, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO help_log (entry_id, space_id, request_id, author, item_audience, action, actor, person_id, note,
+                               contact, at)
+         VALUES (?1, ?2, ?3, ?4, ?11, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         e.id.to_string(),
@@ -114,22 +119,44 @@ pub fn append(conn: &Connection, e: &NewHelpEntry<'_>) -> Result<(), ServerError
         e.person.map(|p| p.to_string()),
         e.note,
         e.contact,
-        e.at
+        e.at,
+        e.item_audience
     ])?;
     Ok(())
 }
 
-/// Rows of `space` after `after`, oldest first, at most `limit`.
+/// Rows of `space` after `after` that `person` receives (rows of requests in an audience of
+/// `audiences`, or of their own), oldest first, at most `limit`. Filtered here, so that a
+/// cursor only moves over what its reader receives.
 pub fn rows_after(
     conn: &Connection,
     space: Uuid,
     after: i64,
     limit: usize,
+    person: Uuid,
+    audiences: &[&str],
 ) -> Result<Vec<HelpRow>, ServerError> {
-    let mut stmt = conn.prepare_cached(
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        space.to_string().into(),
+        after.into(),
+        (limit as i64).into(),
+        person.to_string().into(),
+    ];
+    let mut marks = Vec::new();
+    for audience in audiences {
+        args.push((*audience).to_owned().into());
+        marks.push(format!("?{}", args.len()));
+    }
+    let readable = if marks.is_empty() {
+        "NULL".to_owned()
+    } else {
+        marks.join(", ")
+    };
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT seq, request_id, author, action, actor, person_id, note, contact, at FROM help_log
-         WHERE space_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
+         WHERE space_id = ?1 AND seq > ?2 AND (item_audience IN ({readable}) OR author = ?4)
+         ORDER BY seq LIMIT ?3"
+    ))?;
     type Raw = (
         i64,
         String,
@@ -141,7 +168,7 @@ pub fn rows_after(
         String,
         i64,
     );
-    let rows = stmt.query_map(params![space.to_string(), after, limit as i64], |r| {
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
         Ok((
             r.get(0)?,
             r.get(1)?,
@@ -170,11 +197,4 @@ pub fn rows_after(
         });
     }
     Ok(out)
-}
-
-/// The last row of `space` (0: none).
-pub fn last_seq(conn: &Connection, space: Uuid) -> Result<i64, ServerError> {
-    Ok(conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM help_log WHERE space_id = ?1")?
-        .query_row([space.to_string()], |r| r.get(0))?)
 }

@@ -4,6 +4,7 @@
 //! what the person may see.
 
 use quartier_domain::document::item_from_doc;
+use quartier_domain::model::Audience;
 use quartier_protocol::help::{
     HelpAction, HelpCursor, HelpEvent, HelpOutcome, HelpRequest, HelpResponse, HELP_ACTIONS, MAX_HELP_EVENTS,
     MAX_HELP_TEXT_CHARS,
@@ -53,12 +54,17 @@ pub fn exchange(
     };
     let mut room = MAX_HELP_EVENTS;
     for cursor in &req.cursors {
-        if spaces::role_of(&conn, cursor.space, person)?.is_none() {
+        let Some(role) = spaces::role_of(&conn, cursor.space, person)? else {
             continue;
-        }
+        };
+        let audiences: Vec<&str> = Audience::ALL
+            .iter()
+            .filter(|a| a.admits(role))
+            .map(|a| a.as_str())
+            .collect();
         let mut after = cursor.after.max(0);
         if room > 0 {
-            let rows = store::rows_after(&conn, cursor.space, after, room)?;
+            let rows = store::rows_after(&conn, cursor.space, after, room, person, &audiences)?;
             if rows.len() == room {
                 response.more = true;
             }
@@ -70,7 +76,8 @@ pub fn exchange(
                     .extend(as_seen_by(&conn, cursor.space, row, person)?);
             }
         } else {
-            response.more |= store::last_seq(&conn, cursor.space)? > after;
+            response.more |=
+                !store::rows_after(&conn, cursor.space, after, 1, person, &audiences)?.is_empty();
         }
         response.cursors.push(HelpCursor {
             space: cursor.space,
@@ -80,9 +87,10 @@ pub fn exchange(
     Ok(response)
 }
 
-/// A log row as `person` may see it, or nothing: responses only to the request's author and
-/// the responder; the end of a request (agreed, done, withdrawn) to everyone, who did what and
-/// the notes only to the people involved, the contact only to the other of the two who agreed.
+/// A log row as `person` may see it, or nothing: a response only to the request's author and
+/// the responder; the end of a request (agreed, done, withdrawn) to every member who may read
+/// it (the rows are cut by audience when read), but who acted, whom the author chose and the
+/// note only to the author and the chosen person; the contact only to the other of those two.
 fn as_seen_by(
     conn: &Connection,
     space: Uuid,
@@ -90,11 +98,11 @@ fn as_seen_by(
     person: Uuid,
 ) -> Result<Option<HelpEvent>, ServerError> {
     let is_author = row.author == person;
-    let involved =
-        is_author || row.actor == person || store::response_of(conn, row.request, person)?.is_some();
     if row.action == "respond" && !is_author && row.actor != person {
         return Ok(None);
     }
+    // `person` on agree, done and withdraw rows is the chosen responder (if any).
+    let privy = is_author || row.actor == person && row.action == "respond" || row.person == Some(person);
     let contact = match row.action.as_str() {
         "agree" if is_author => row
             .person
@@ -109,11 +117,9 @@ fn as_seen_by(
         space,
         request: row.request,
         action: row.action,
-        actor: involved.then_some(row.actor),
-        // Whom the author chose: to the author and the chosen one; the other responders learn
-        // only that it was not them.
-        person: row.person.filter(|p| is_author || *p == person),
-        note: involved.then_some(row.note),
+        actor: privy.then_some(row.actor),
+        person: if privy { row.person } else { None },
+        note: privy.then_some(row.note),
         contact,
         at_ms: row.at,
     }))
@@ -135,8 +141,8 @@ fn judge(conn: &Connection, docs: &DocCache, person: Uuid, a: &HelpAction, now: 
     let Some(role) = spaces::role_of(conn, a.space, person)? else {
         return Ok(Err(refuse("not_a_member", "you are not a member of this space")));
     };
-    match store::entry_actor(conn, a.id)? {
-        Some(actor) if actor == person => return Ok(Ok(())),
+    match store::entry_owner(conn, a.id)? {
+        Some(owner) if owner == (person, a.space, a.request, a.action.clone()) => return Ok(Ok(())),
         Some(_) => return Ok(Err(refuse("invalid", "this entry id is taken"))),
         None => {}
     }
@@ -146,13 +152,14 @@ fn judge(conn: &Connection, docs: &DocCache, person: Uuid, a: &HelpAction, now: 
             "the space's coordinators have blocked you",
         )));
     }
-    if moderation::erased_in(conn, a.request)?.is_some() {
+    if moderation::erased_in(conn, a.request)? == Some(a.space) {
         return Ok(Err(refuse(
             "erased",
             "the request was erased by the space's coordinators",
         )));
     }
     let meta = log::doc_meta(conn, a.request)?;
+    let meta_audience = meta.as_ref().and_then(|m| m.audience.clone());
     let readable = meta.as_ref().is_some_and(|m| {
         m.space == a.space
             && m.item_kind.as_deref() == Some("request")
@@ -183,11 +190,11 @@ fn judge(conn: &Connection, docs: &DocCache, person: Uuid, a: &HelpAction, now: 
             if at.state != "open" {
                 return not_now(&format!("the request is {} already", at.state));
             }
-            if expired()? {
-                return not_now("the request has expired");
-            }
             if store::response_of(conn, a.request, person)?.is_some() {
                 return not_now("you have responded already");
+            }
+            if expired()? {
+                return not_now("the request has expired");
             }
         }
         "agree" => {
@@ -217,6 +224,7 @@ fn judge(conn: &Connection, docs: &DocCache, person: Uuid, a: &HelpAction, now: 
                 return not_now(&format!("the request is {}, not agreed", at.state));
             }
             store::set_state(conn, a.space, a.request, "done", at.agreed_with)?;
+            person_named = at.agreed_with;
         }
         _ => {
             // withdraw
@@ -227,6 +235,7 @@ fn judge(conn: &Connection, docs: &DocCache, person: Uuid, a: &HelpAction, now: 
                 return not_now(&format!("the request is {} already", at.state));
             }
             store::set_state(conn, a.space, a.request, "withdrawn", at.agreed_with)?;
+            person_named = at.agreed_with;
         }
     }
     store::append(
@@ -236,6 +245,7 @@ fn judge(conn: &Connection, docs: &DocCache, person: Uuid, a: &HelpAction, now: 
             space: a.space,
             request: a.request,
             author,
+            item_audience: meta_audience.as_deref(),
             action: &a.action,
             actor: person,
             person: person_named,

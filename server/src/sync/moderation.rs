@@ -124,7 +124,10 @@ fn as_seen_by(mut entry: ModerationEvent, person: Uuid, role: Role) -> Moderatio
         return entry;
     }
     let concerns_me = entry.person == Some(person);
-    entry.actor = None;
+    // Who decided is the coordinators' to know, unless it was this person (a withdrawn consent).
+    if entry.actor != Some(person) {
+        entry.actor = None;
+    }
     entry.reason = None;
     if !concerns_me {
         entry.text = None;
@@ -285,7 +288,10 @@ fn judge_decision(
         Some(Role::Coordinator) => {}
         // The neighbour an item was recorded for withdrew consent: the person who recorded it
         // erases it everywhere.
-        Some(_) if d.action == "erase" && recorded_by(conn, docs, d, person)? => {}
+        Some(_)
+            if d.action == "erase"
+                && !store::is_blocked(conn, d.space, person)?
+                && recorded_by(conn, docs, d, person)? => {}
         Some(_) => return Ok(Err(refuse("forbidden", "only coordinators moderate"))),
     }
     match taken_before(conn, d.id, person, d.space)? {
