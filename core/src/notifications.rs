@@ -491,7 +491,7 @@ impl Store {
                 "INSERT OR IGNORE INTO follows (kind, value, since) VALUES (?1, ?2, ?3)",
                 params![kind, value, crate::store::now_ms()],
             )?;
-            Ok(())
+            queue_setting(tx, &format!("follow_{kind}"), &value, true)
         })
     }
 
@@ -502,7 +502,7 @@ impl Store {
                 "DELETE FROM follows WHERE kind = ?1 AND value = ?2",
                 params![kind, value],
             )?;
-            Ok(())
+            queue_setting(tx, &format!("follow_{kind}"), &value, false)
         })
     }
 
@@ -531,7 +531,7 @@ impl Store {
                  ON CONFLICT (kind) DO UPDATE SET enabled = excluded.enabled",
                 params![kind.as_str(), enabled],
             )?;
-            Ok(())
+            queue_setting(tx, "notifications_off", kind.as_str(), !enabled)
         })
     }
 
@@ -580,6 +580,77 @@ impl Store {
     pub fn check_reminders(&self, now: DateTime<Utc>) -> Result<usize> {
         self.write(|tx, touched| remind(tx, now, touched))
     }
+}
+
+/// Queues a change of a personal setting for the server, which keeps them for all the
+/// person's devices (`moderation::exchange` carries it).
+fn queue_setting(tx: &Connection, kind: &str, value: &str, on: bool) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO settings_outbox (kind, value, \"on\", seq)
+         VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq), 0) + 1 FROM settings_outbox))
+         ON CONFLICT (kind, value) DO UPDATE SET \"on\" = excluded.\"on\", seq = excluded.seq",
+    )?
+    .execute(params![kind, value, on])?;
+    Ok(())
+}
+
+/// Takes the server's list of the person's settings, with the changes made here since:
+/// follows and turned-off kinds become what it says.
+pub(crate) fn take_settings(
+    tx: &Connection,
+    settings: &[quartier_protocol::moderation::PersonSetting],
+) -> Result<()> {
+    let mut target: std::collections::BTreeSet<(String, String)> = settings
+        .iter()
+        .map(|s| (s.kind.clone(), s.value.clone()))
+        .collect();
+    {
+        let mut stmt = tx.prepare_cached("SELECT kind, value, \"on\" FROM settings_outbox")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (kind, value, on) = row?;
+            if on {
+                target.insert((kind, value));
+            } else {
+                target.remove(&(kind, value));
+            }
+        }
+    }
+    let now = crate::store::now_ms();
+    let follows: Vec<(String, String)> = {
+        let mut stmt = tx.prepare_cached("SELECT kind, value FROM follows")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (kind, value) in &follows {
+        if !target.contains(&(format!("follow_{kind}"), value.clone())) {
+            tx.execute(
+                "DELETE FROM follows WHERE kind = ?1 AND value = ?2",
+                params![kind, value],
+            )?;
+        }
+    }
+    tx.execute("DELETE FROM notification_settings", [])?;
+    for (kind, value) in &target {
+        if let Some(follow) = kind.strip_prefix("follow_") {
+            tx.execute(
+                "INSERT OR IGNORE INTO follows (kind, value, since) VALUES (?1, ?2, ?3)",
+                params![follow, value, now],
+            )?;
+        } else if kind == "notifications_off" {
+            tx.execute(
+                "INSERT OR REPLACE INTO notification_settings (kind, enabled) VALUES (?1, 0)",
+                [value],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn list(conn: &Connection, unread_only: bool, limit: u32) -> Result<Vec<Notification>> {

@@ -247,7 +247,7 @@ const ADDED_BY: &[Added] = &[
     },
     Added {
         version: 23,
-        tables: &["notifications", "follows", "notification_settings"],
+        tables: &["notifications", "follows", "notification_settings", "settings_outbox"],
         columns: &[("device", "notifications_since")],
         undo: "",
     },

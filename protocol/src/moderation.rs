@@ -65,6 +65,33 @@ pub struct MuteChange {
     pub muted: bool,
 }
 
+/// Most personal settings (follows, notification kinds turned off) one person keeps.
+pub const MAX_SETTINGS: usize = 2_000;
+
+/// The kinds of personal setting: what a person follows, and the notification kinds they
+/// turned off (`value`: the kind's name).
+pub const SETTING_KINDS: [&str; 4] = [
+    "follow_category",
+    "follow_tag",
+    "follow_item",
+    "notifications_off",
+];
+
+/// A person's setting added (`on`) or removed, from one of their devices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingChange {
+    pub kind: String,
+    pub value: String,
+    pub on: bool,
+}
+
+/// One of a person's settings, as the server keeps it for all their devices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonSetting {
+    pub kind: String,
+    pub value: String,
+}
+
 /// Where a device stands in a space's moderation log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModerationCursor {
@@ -81,6 +108,9 @@ pub struct ModerationRequest {
     pub mutes: Vec<MuteChange>,
     /// At most one per space (spaces the person is no member of are left out of the answer).
     pub cursors: Vec<ModerationCursor>,
+    /// Follows and notification kinds turned off, kept per person like mutes.
+    #[serde(default)]
+    pub settings: Vec<SettingChange>,
 }
 
 /// What became of one report or decision, by its id.
@@ -131,6 +161,10 @@ pub struct ModerationResponse {
     pub more: bool,
     /// Everyone the person has muted, now.
     pub muted: Vec<Uuid>,
+    /// All the person's settings, now (`None` from a server that keeps none: the device keeps
+    /// its own).
+    #[serde(default)]
+    pub settings: Option<Vec<PersonSetting>>,
 }
 
 /// Checks the shape of a request (counts, one cursor per space); each entry's content is the
@@ -139,6 +173,7 @@ pub fn check_request(req: &ModerationRequest, max_cursors: usize) -> Result<(), 
     if req.reports.len() > MAX_MODERATION_ENTRIES
         || req.decisions.len() > MAX_MODERATION_ENTRIES
         || req.mutes.len() > MAX_MODERATION_ENTRIES
+        || req.settings.len() > MAX_MODERATION_ENTRIES
     {
         return Err(format!(
             "at most {MAX_MODERATION_ENTRIES} reports, decisions and mute changes each per request"

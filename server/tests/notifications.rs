@@ -304,3 +304,55 @@ async fn notifications_remind_of_a_followed_event_once_and_skip_muted_people() {
         Err(quartier_core::Error::Invalid { .. })
     ));
 }
+
+/// Follows and the kinds turned off are the person's, kept by the server for all their devices:
+/// set on the phone, they hold on the tablet after its sync, and the other way round.
+#[tokio::test]
+async fn notifications_follows_and_opt_outs_are_kept_per_person() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
+    coord.sync().await;
+    anna.sync().await;
+    let link = anna.client.create_device_link(&anna.store).await.expect("link");
+    let dir = tempfile::tempdir().expect("dir");
+    let tablet =
+        quartier_core::Store::open(dir.path().join("tablet.db"), Default::default()).expect("tablet");
+    let client = quartier_core::sync::SyncClient::new(&url).expect("client");
+    client.register_linked(&tablet, &link.code).await.expect("linked");
+
+    anna.store
+        .follow(FollowTarget::Tag {
+            tag: "Flohmarkt".into(),
+        })
+        .expect("follow");
+    anna.store
+        .set_notifications_enabled(NotificationKind::Followed, false)
+        .expect("off");
+    anna.sync().await;
+    client.sync_now(&tablet, |_| {}).await.expect("tablet sync");
+    assert_eq!(
+        tablet.follows().expect("follows"),
+        vec![FollowTarget::Tag {
+            tag: "flohmarkt".into()
+        }]
+    );
+    assert_eq!(
+        tablet.disabled_notifications().expect("off"),
+        vec![NotificationKind::Followed]
+    );
+    // Changed on the tablet: back on the phone.
+    tablet
+        .unfollow(FollowTarget::Tag {
+            tag: "flohmarkt".into(),
+        })
+        .expect("unfollow");
+    tablet
+        .set_notifications_enabled(NotificationKind::Followed, true)
+        .expect("on");
+    client.sync_now(&tablet, |_| {}).await.expect("tablet sync");
+    anna.sync().await;
+    assert!(anna.store.follows().expect("follows").is_empty());
+    assert!(anna.store.disabled_notifications().expect("off").is_empty());
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use quartier_protocol::moderation::{
     Decision, ModerationCursor, ModerationEvent, ModerationRequest, ModerationResponse, MuteChange, Report,
-    MAX_MODERATION_ENTRIES,
+    SettingChange, MAX_MODERATION_ENTRIES,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
@@ -25,6 +25,8 @@ pub(crate) struct PushedModeration {
     ids: Vec<String>,
     /// Mute changes sent, with the sequence each had (a change made since is sent again).
     mutes: Vec<(String, i64)>,
+    /// Setting changes sent, likewise.
+    settings: Vec<(String, String, i64)>,
 }
 
 fn parse(text: &str) -> Result<Uuid> {
@@ -90,6 +92,25 @@ pub(crate) fn request_part(conn: &Connection) -> Result<(ModerationRequest, Push
             muted,
         });
         pushed.mutes.push((person, seq));
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, value, \"on\", seq FROM settings_outbox ORDER BY seq LIMIT ?1")?;
+    let rows = stmt.query_map([MAX_MODERATION_ENTRIES as i64], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, value, on, seq) = row?;
+        req.settings.push(SettingChange {
+            kind: kind.clone(),
+            value: value.clone(),
+            on,
+        });
+        pushed.settings.push((kind, value, seq));
     }
     req.cursors = cursors_of(conn, "moderation_cursors")?;
     Ok((req, pushed))
@@ -213,6 +234,14 @@ pub(crate) fn apply_part(
         for space in stmt.query_map([person], |r| r.get::<_, String>(0))? {
             touched.spaces.insert(space?);
         }
+    }
+    // Follows and turned-off kinds: the server's list, with the changes made since.
+    for (kind, value, seq) in &pushed.settings {
+        tx.prepare_cached("DELETE FROM settings_outbox WHERE kind = ?1 AND value = ?2 AND seq = ?3")?
+            .execute(params![kind, value, seq])?;
+    }
+    if let Some(settings) = &response.settings {
+        crate::notifications::take_settings(tx, settings)?;
     }
     // The log's new entries, each once.
     let me: Option<String> = tx

@@ -43,3 +43,10 @@ CREATE TABLE mutes (
 ) WITHOUT ROWID;
 ALTER TABLE docs ADD COLUMN parent_id TEXT;
 CREATE INDEX docs_parent ON docs(parent_id) WHERE parent_id IS NOT NULL;
+-- Each person's follows and notification kinds turned off, for all their devices.
+CREATE TABLE person_settings (
+    person_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (person_id, kind, value)
+) WITHOUT ROWID;

@@ -281,3 +281,43 @@ pub fn muted(conn: &Connection, person: Uuid) -> Result<Vec<Uuid>, ServerError> 
         .filter_map(|t| Uuid::parse_str(&t).ok())
         .collect())
 }
+
+pub fn set_setting(
+    conn: &Connection,
+    person: Uuid,
+    kind: &str,
+    value: &str,
+    on: bool,
+) -> Result<(), ServerError> {
+    let sql = if on {
+        "INSERT OR IGNORE INTO person_settings (person_id, kind, value) VALUES (?1, ?2, ?3)"
+    } else {
+        "DELETE FROM person_settings WHERE person_id = ?1 AND kind = ?2 AND value = ?3"
+    };
+    conn.prepare_cached(sql)?
+        .execute([person.to_string().as_str(), kind, value])?;
+    Ok(())
+}
+
+pub fn settings(
+    conn: &Connection,
+    person: Uuid,
+) -> Result<Vec<quartier_protocol::moderation::PersonSetting>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, value FROM person_settings WHERE person_id = ?1 ORDER BY kind, value",
+    )?;
+    let rows = stmt.query_map([person.to_string()], |r| {
+        Ok(quartier_protocol::moderation::PersonSetting {
+            kind: r.get(0)?,
+            value: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn setting_count(conn: &Connection, person: Uuid) -> Result<usize, ServerError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM person_settings WHERE person_id = ?1")?
+        .query_row([person.to_string()], |r| r.get(0))?;
+    Ok(n as usize)
+}

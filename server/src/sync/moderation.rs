@@ -7,7 +7,7 @@ use quartier_domain::model::{Audience, Role};
 use quartier_protocol::moderation::{
     self, Decision, ModerationCursor, ModerationEvent, ModerationOutcome, ModerationRefusal,
     ModerationRequest, ModerationResponse, Report, DECISIONS, MAX_MODERATION_EVENTS,
-    MAX_MODERATION_TEXT_CHARS, MAX_MUTES, REPORT_REASONS,
+    MAX_MODERATION_TEXT_CHARS, MAX_MUTES, MAX_SETTINGS, REPORT_REASONS, SETTING_KINDS,
 };
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -67,6 +67,18 @@ pub fn exchange(
             store::set_muted(&tx, person, change.person, change.muted)?;
             mutes = store::mute_count(&tx, person)?;
         }
+        // Follows and notification kinds turned off: known kinds, short values, a cap per
+        // person; the answer's list is the truth either way.
+        let mut settings = store::setting_count(&tx, person)?;
+        for change in &req.settings {
+            let known = SETTING_KINDS.contains(&change.kind.as_str());
+            let sized = !change.value.trim().is_empty() && change.value.chars().count() <= 200;
+            if !known || !sized || (change.on && settings >= MAX_SETTINGS) {
+                continue;
+            }
+            store::set_setting(&tx, person, &change.kind, &change.value, change.on)?;
+            settings = store::setting_count(&tx, person)?;
+        }
         tx.commit()?;
         (outcomes, erased)
     };
@@ -77,6 +89,7 @@ pub fn exchange(
     let mut response = ModerationResponse {
         outcomes,
         muted: store::muted(&conn, person)?,
+        settings: Some(store::settings(&conn, person)?),
         ..Default::default()
     };
     let mut room = MAX_MODERATION_EVENTS;

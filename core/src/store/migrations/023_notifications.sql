@@ -23,5 +23,14 @@ CREATE TABLE notification_settings (
     kind    TEXT PRIMARY KEY,
     enabled INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Changes to follows and turned-off kinds not yet sent: the server keeps them for all the
+-- person's devices.
+CREATE TABLE settings_outbox (
+    kind  TEXT NOT NULL,
+    value TEXT NOT NULL,
+    "on"  INTEGER NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (kind, value)
+) WITHOUT ROWID;
 ALTER TABLE device ADD COLUMN notifications_since INTEGER;
 UPDATE device SET notifications_since = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
