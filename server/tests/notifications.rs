@@ -356,3 +356,91 @@ async fn notifications_follows_and_opt_outs_are_kept_per_person() {
     assert!(anna.store.follows().expect("follows").is_empty());
     assert!(anna.store.disabled_notifications().expect("off").is_empty());
 }
+
+/// A followed place: a new item within 150 m of it is news, one further away is not; a
+/// followed item: a comment on it is news.
+#[tokio::test]
+async fn notifications_for_a_followed_place_and_a_followed_item() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
+    let vera = join(&url, &coord, space, Role::Volunteer, "Vera").await;
+    for p in [&coord, &anna, &vera] {
+        p.sync().await;
+    }
+    let at = |title: &str, lat: f64, lon: f64, details: ItemDetails| {
+        let content = ItemContent {
+            location: Some(Location::new(lat, lon)),
+            ..ItemContent::new(LocalizedText::single("de", title), details)
+        };
+        vera.store
+            .create_item(NewItem::new(space, vera.person, content))
+            .expect("item")
+    };
+    let place = at(
+        "Bürgerzentrum",
+        50.9680,
+        6.9520,
+        ItemDetails::Place(Place::default()),
+    );
+    let news = item(
+        &vera,
+        space,
+        "Neues vom Hof",
+        ItemDetails::Post(Post {
+            post_type: PostType::News,
+        }),
+        &[],
+    );
+    vera.sync().await;
+    anna.sync().await;
+    anna.store
+        .follow(FollowTarget::Item { item: place.id })
+        .expect("follow place");
+    anna.store
+        .follow(FollowTarget::Item { item: news.id })
+        .expect("follow item");
+    // About 60 m away, and about 2 km away.
+    let near = at(
+        "Flohmarkt vor dem Bürgerzentrum",
+        50.9685,
+        6.9525,
+        ItemDetails::Post(Post {
+            post_type: PostType::News,
+        }),
+    );
+    at(
+        "Flohmarkt am Dom",
+        50.9413,
+        6.9583,
+        ItemDetails::Post(Post {
+            post_type: PostType::News,
+        }),
+    );
+    item(
+        &vera,
+        space,
+        "Und noch etwas",
+        ItemDetails::Comment(Comment { parent: news.id }),
+        &[],
+    );
+    vera.sync().await;
+    anna.sync().await;
+    let told: Vec<_> = anna
+        .store
+        .notifications(false, 10)
+        .expect("list")
+        .into_iter()
+        .map(|n| (n.kind, n.item))
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(
+        told.contains(&(NotificationKind::Followed, Some(near.id))),
+        "{told:?}"
+    );
+    assert!(
+        told.contains(&(NotificationKind::Followed, Some(news.id))),
+        "the comment on a followed item: {told:?}"
+    );
+}
