@@ -179,6 +179,18 @@ pub(crate) fn refresh_hidden(conn: &Connection, filter: &str, key: &str) -> Resu
     Ok(())
 }
 
+/// Whether this store holds anything that can hide an item (a hide, a pending hide or restore,
+/// a mute, an erasure): without it every item's `hidden` is 0 and need not be worked out.
+pub(crate) fn any_hiding(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM hidden_items) OR EXISTS (SELECT 1 FROM muted_persons)
+                 OR EXISTS (SELECT 1 FROM moderation_outbox WHERE action IN ('hide', 'restore'))
+                 OR EXISTS (SELECT 1 FROM moderation_log WHERE action = 'erase')",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// The SQL value of `items.hidden` for an item and author (column names or parameters).
 pub(crate) fn hidden_expression(item: &str, author: &str) -> String {
     format!(
