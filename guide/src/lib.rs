@@ -1,0 +1,3 @@
+//! # quartier-guide
+//!
+//! The printable neighbourhood guide (`docs/standards.md`, "The printed guide").

@@ -1,0 +1,15 @@
+//! # quartier-standards
+//!
+//! The standards Quartier's partners already use, mapped onto the model of `quartier-domain`.
+//! Every conversion here is a pure function: an export takes items (and the space they belong
+//! to) and returns bytes; an import takes bytes and returns an [`Import`]: the items it could
+//! read, each under the key it had in the source (so that re-importing an updated file updates
+//! instead of duplicating), and every record it could not take, with the reason. Nothing here
+//! touches a store, a file or the network: the device core and the server apply imports and
+//! write exports.
+//!
+//! Field-by-field mappings, and what does not map, are in `docs/standards.md`.
+
+pub mod import;
+
+pub use import::{Import, ImportError, ImportedItem, Skipped, MAX_IMPORT_BYTES};
