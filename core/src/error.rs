@@ -287,6 +287,11 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// An id the store itself wrote, read back: text that is not a UUID means the file is damaged.
+pub(crate) fn parse_stored_uuid(text: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(text).map_err(|e| Error::Corrupt(format!("stored id {text:?}: {e}")))
+}
+
 impl Error {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {

@@ -29,9 +29,7 @@ async fn proxies_replies_reach_the_call_back_list_and_withdrawn_consent_erases()
     let (coord, space) = space_with_coordinator(&url).await;
     let vera = join(&url, &coord, space, Role::Volunteer, "Vera").await;
     let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
-    for d in [&coord, &vera, &anna] {
-        d.sync().await;
-    }
+    sync_each(&[&coord, &vera, &anna]).await;
     // Vera records a request for Herr M., who has no phone of his own.
     let content = ItemContent {
         on_behalf_of: Some(recorded_for("Herr M.", None)),
@@ -127,9 +125,7 @@ async fn proxies_replies_reach_the_call_back_list_and_withdrawn_consent_erases()
         .withdraw_consent(wanted.id, "Herr M. hat widerrufen")
         .expect("withdraw");
     vera.sync().await;
-    for d in [&coord, &anna, &vera] {
-        d.sync().await;
-    }
+    sync_each(&[&coord, &anna, &vera]).await;
     for (d, role) in [
         (&coord, Role::Coordinator),
         (&anna, Role::Resident),
@@ -156,13 +152,7 @@ async fn proxies_replies_reach_the_call_back_list_and_withdrawn_consent_erases()
         .expect("queued");
     anna.sync().await;
     let refused = anna.store.pending_moderation().expect("pending");
-    assert!(
-        refused[0]
-            .refused
-            .as_deref()
-            .is_some_and(|r| r.starts_with("forbidden")),
-        "{refused:?}"
-    );
+    assert_refused(&refused[0].refused, "forbidden");
 }
 
 #[tokio::test]
@@ -324,9 +314,7 @@ async fn proxies_an_item_is_recorded_for_someone_when_it_is_made_or_never() {
     let (coord, space) = space_with_coordinator(&url).await;
     let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
     let ben = join(&url, &coord, space, Role::Resident, "Ben").await;
-    for d in [&coord, &anna, &ben] {
-        d.sync().await;
-    }
+    sync_each(&[&coord, &anna, &ben]).await;
     let post = anna.post(space, "Diskussion", Audience::Everyone);
     anna.sync().await;
     ben.sync().await;

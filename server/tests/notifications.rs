@@ -234,9 +234,7 @@ async fn notifications_remind_of_a_followed_event_once_and_skip_muted_people() {
     let (coord, space) = space_with_coordinator(&url).await;
     let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
     let ben = join(&url, &coord, space, Role::Resident, "Ben").await;
-    for p in [&coord, &anna, &ben] {
-        p.sync().await;
-    }
+    sync_each(&[&coord, &anna, &ben]).await;
     // An event starting in about 30 minutes.
     let start = (Utc::now() + Duration::minutes(30)).naive_utc();
     let start = start
@@ -366,9 +364,7 @@ async fn notifications_for_a_followed_place_and_a_followed_item() {
     let (coord, space) = space_with_coordinator(&url).await;
     let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
     let vera = join(&url, &coord, space, Role::Volunteer, "Vera").await;
-    for p in [&coord, &anna, &vera] {
-        p.sync().await;
-    }
+    sync_each(&[&coord, &anna, &vera]).await;
     let at = |title: &str, lat: f64, lon: f64, details: ItemDetails| {
         let content = ItemContent {
             location: Some(Location::new(lat, lon)),

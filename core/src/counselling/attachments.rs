@@ -14,7 +14,7 @@ use rusqlite::{params, OptionalExtension};
 use uuid::Uuid;
 
 use super::{not_found, seal_and_queue, state, Body, FileKey};
-use crate::error::{Error, Result};
+use crate::error::{parse_stored_uuid, Error, Result};
 use crate::media::files;
 use crate::store::Store;
 
@@ -226,7 +226,7 @@ impl Store {
                 let (channel, hash, size, token) = row?;
                 checked_hash(&hash)?;
                 out.push(PendingUpload {
-                    channel: state::parse_uuid(&channel)?,
+                    channel: parse_stored_uuid(&channel)?,
                     path: dir.join(&hash),
                     hash,
                     size: u64::try_from(size).unwrap_or_default(),

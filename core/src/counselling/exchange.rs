@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::state::{self, pickle_key, Channel};
 use super::Body;
-use crate::error::{Error, Result};
+use crate::error::{parse_stored_uuid, Error, Result};
 use crate::store::Store;
 
 /// One-time keys published at a time, and the count under which more are published.
@@ -84,7 +84,7 @@ fn reseal_queued(tx: &Transaction<'_>, channel: Uuid, outbound: &mut OutboundGro
         let body: Body =
             serde_json::from_str(&body).map_err(|e| Error::Corrupt(format!("counselling body: {e}")))?;
         let envelope = Envelope {
-            id: state::parse_uuid(&record_id)?,
+            id: parse_stored_uuid(&record_id)?,
             conversation: channel,
             written_at_ms: written_at.unwrap_or(0),
             body,
@@ -328,7 +328,7 @@ pub(crate) fn request_part(
     req.claims = claims.iter().map(|(_, peer)| peer.clone()).collect();
     pushed.claim_owners = claims.into_iter().map(|(own, _)| own).collect();
     for (curve, ed, conversation, inbox_after, to_publish) in identities {
-        let conversation = conversation.as_deref().map(state::parse_uuid).transpose()?;
+        let conversation = conversation.as_deref().map(parse_stored_uuid).transpose()?;
         if let Some(to_publish) = to_publish {
             let keys: ToPublish = serde_json::from_str(&to_publish)
                 .map_err(|e| Error::Corrupt(format!("counselling keys to publish: {e}")))?;
@@ -375,8 +375,8 @@ pub(crate) fn request_part(
         let (seq, kind, channel, record, sender, recipient, session_id, ciphertext) = row?;
         let record = if kind == "sealed" {
             Record::Sealed {
-                conversation: state::parse_uuid(channel.as_deref().unwrap_or_default())?,
-                id: state::parse_uuid(record.as_deref().unwrap_or_default())?,
+                conversation: parse_stored_uuid(channel.as_deref().unwrap_or_default())?,
+                id: parse_stored_uuid(record.as_deref().unwrap_or_default())?,
                 sender,
                 session_id: session_id.unwrap_or_default(),
                 ciphertext,
@@ -436,7 +436,7 @@ pub(crate) fn apply_part(
             .query_row([seq], |r| r.get(0))
             .optional()?;
         if let Some(Some(channel)) = channel {
-            applied.channels.insert(state::parse_uuid(&channel)?);
+            applied.channels.insert(parse_stored_uuid(&channel)?);
         }
     }
     for ack in acks {
@@ -465,7 +465,7 @@ pub(crate) fn apply_part(
                     .optional()?;
                 if let Some((Some(channel), Some(recipient))) = share {
                     let key = pickle_key(tx)?;
-                    if let Some(held) = state::load_channel(tx, state::parse_uuid(&channel)?)? {
+                    if let Some(held) = state::load_channel(tx, parse_stored_uuid(&channel)?)? {
                         let mut groups = state::outbounds_of(&held, &key)?;
                         for group in &mut groups {
                             group.unmark_shared(&recipient);
@@ -699,7 +699,7 @@ pub(crate) fn apply_part(
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (conversation, sender, session_id, session_key) in pending {
-        let conversation = state::parse_uuid(&conversation)?;
+        let conversation = parse_stored_uuid(&conversation)?;
         // A key still not takeable stays (with the time it first came).
         if take_key(tx, &key, conversation, &sender, &session_id, &session_key)? {
             tx.execute(

@@ -26,7 +26,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{parse_stored_uuid, Error, Result};
 use crate::model::SpaceId;
 use crate::store::Store;
 use state::{pickle_key, Channel};
@@ -347,7 +347,7 @@ impl Store {
             let (id, kind, side, space, team, opened_at_ms, closed_at_ms, participants, problem, unsent) =
                 row?;
             out.push(CounsellingChannel {
-                id: state::parse_uuid(&id)?,
+                id: parse_stored_uuid(&id)?,
                 kind: if kind == "team_notes" {
                     ChannelKind::TeamNotes
                 } else {
@@ -358,8 +358,8 @@ impl Store {
                 } else {
                     Side::Resident
                 },
-                space: state::parse_uuid(&space)?,
-                team: state::parse_uuid(&team)?,
+                space: parse_stored_uuid(&space)?,
+                team: parse_stored_uuid(&team)?,
                 opened_at_ms,
                 closed_at_ms,
                 participants: serde_json::from_str(&participants)
@@ -430,7 +430,7 @@ impl Store {
             };
             let from = if resident_side { Side::Resident } else { Side::Team };
             out.push(CounsellingRecord {
-                id: state::parse_uuid(&id)?,
+                id: parse_stored_uuid(&id)?,
                 channel,
                 mine,
                 from,

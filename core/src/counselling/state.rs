@@ -9,7 +9,7 @@ use quartier_protocol::counselling::{Participant, TokenRotation};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{parse_stored_uuid, Error, Result};
 
 /// The key vodozemac pickles are encrypted with, if this device has made one.
 pub(crate) fn stored_pickle_key(conn: &Connection) -> Result<Option<[u8; 32]>> {
@@ -183,11 +183,11 @@ fn channel(fields: ChannelFields) -> Result<Channel> {
         erase_sent,
     ) = fields;
     Ok(Channel {
-        id: parse_uuid(&id)?,
+        id: parse_stored_uuid(&id)?,
         kind,
         side,
-        space: parse_uuid(&space)?,
-        team: parse_uuid(&team)?,
+        space: parse_stored_uuid(&space)?,
+        team: parse_stored_uuid(&team)?,
         token,
         opened,
         after,
@@ -332,8 +332,4 @@ pub(crate) fn forget_channel(conn: &Connection, id: Uuid, keep_row: bool) -> Res
         conn.execute("DELETE FROM counselling_channels WHERE channel_id = ?1", [&id])?;
     }
     Ok(())
-}
-
-pub(crate) fn parse_uuid(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|e| Error::Corrupt(format!("counselling id: {e}")))
 }

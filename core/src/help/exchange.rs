@@ -4,20 +4,15 @@
 
 use quartier_protocol::help::{HelpAction, HelpEvent, HelpRequest, HelpResponse, MAX_HELP_ENTRIES};
 use rusqlite::{params, Connection};
-use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::moderation::exchange::{advance_cursor, cursor_at, cursors_of};
+use crate::error::{parse_stored_uuid as parse, Result};
 use crate::store::Touched;
+use crate::sync::server_log::ServerLog;
 
 /// The ids of the steps a request carried.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PushedHelp {
     ids: Vec<String>,
-}
-
-fn parse(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|e| Error::Corrupt(format!("help id {text}: {e}")))
 }
 
 /// The help part of the next request.
@@ -64,7 +59,7 @@ pub(crate) fn request_part(conn: &Connection) -> Result<(HelpRequest, PushedHelp
         });
         pushed.ids.push(id);
     }
-    req.cursors = cursors_of(conn, "help_cursors")?;
+    req.cursors = ServerLog::Help.cursors(conn)?;
     Ok((req, pushed))
 }
 
@@ -85,29 +80,22 @@ pub(crate) fn apply_part(
                 .query_row([&id], |r| r.get(0)),
         )?;
         let Some(request) = request else { continue };
-        match &outcome.refused {
-            None => tx
-                .prepare_cached("DELETE FROM help_outbox WHERE id = ?1")?
-                .execute([&id])?,
-            Some(refusal) => tx
-                .prepare_cached("UPDATE help_outbox SET refused = ?2 WHERE id = ?1")?
-                .execute(params![id, format!("{}: {}", refusal.code, refusal.message)])?,
-        };
+        ServerLog::Help.settle(tx, outcome)?;
         touched.items.insert(request);
     }
     for event in &response.events {
         let space = event.space.to_string();
-        if event.seq <= cursor_at(tx, "help_cursors", &space)? {
-            continue;
+        let taken = ServerLog::Help.take_once(tx, &space, event.seq, || {
+            record(tx, event)?;
+            crate::notifications::help_entry(tx, event, touched)
+        })?;
+        if taken {
+            touched.items.insert(event.request.to_string());
+            touched.spaces.insert(space);
         }
-        record(tx, event)?;
-        crate::notifications::help_entry(tx, event, touched)?;
-        advance_cursor(tx, "help_cursors", &space, event.seq)?;
-        touched.items.insert(event.request.to_string());
-        touched.spaces.insert(space);
     }
     for cursor in &response.cursors {
-        advance_cursor(tx, "help_cursors", &cursor.space.to_string(), cursor.after)?;
+        ServerLog::Help.advance(tx, &cursor.space.to_string(), cursor.after)?;
     }
     Ok(response.more)
 }

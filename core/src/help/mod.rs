@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{parse_stored_uuid, Error, Result};
 use crate::model::{Item, ItemId, ItemKind, PersonId, SpaceId, Viewer};
 use crate::store::Store;
+use crate::sync::server_log::ServerLog;
 
 /// Where a request stands, as this device knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,7 +215,7 @@ impl Store {
             for row in rows {
                 let (id, request, action, refused) = row?;
                 out.push(PendingHelp {
-                    id: Uuid::parse_str(&id).map_err(|e| Error::Corrupt(e.to_string()))?,
+                    id: parse_stored_uuid(&id)?,
                     request: request.parse()?,
                     action,
                     refused,
@@ -226,18 +227,7 @@ impl Store {
 
     /// Forgets a refused help step (one still waiting is `Invalid`).
     pub fn dismiss_pending_help(&self, id: Uuid) -> Result<()> {
-        self.write(|tx, _| {
-            let n = tx
-                .prepare_cached("DELETE FROM help_outbox WHERE id = ?1 AND refused IS NOT NULL")?
-                .execute([id.to_string()])?;
-            if n == 0 {
-                return Err(Error::Invalid {
-                    field: "id",
-                    reason: "no refused help step with this id".into(),
-                });
-            }
-            Ok(())
-        })
+        self.write(|tx, _| ServerLog::Help.dismiss_refused(tx, id, "help step"))
     }
 }
 

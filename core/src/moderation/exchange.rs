@@ -9,15 +9,16 @@
 use std::collections::BTreeSet;
 
 use quartier_protocol::moderation::{
-    Decision, ModerationCursor, ModerationEvent, ModerationRequest, ModerationResponse, MuteChange, Report,
-    SettingChange, MAX_MODERATION_ENTRIES,
+    Decision, ModerationEvent, ModerationRequest, ModerationResponse, MuteChange, Report, SettingChange,
+    MAX_MODERATION_ENTRIES,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use super::refresh_hidden;
-use crate::error::{Error, Result};
+use crate::error::{parse_stored_uuid as parse, Result};
 use crate::store::Touched;
+use crate::sync::server_log::ServerLog;
 
 /// What a request carried, to match the answer with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,10 +28,6 @@ pub(crate) struct PushedModeration {
     mutes: Vec<(String, i64)>,
     /// Setting changes sent, likewise.
     settings: Vec<(String, String, i64)>,
-}
-
-fn parse(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|e| Error::Corrupt(format!("moderation id {text}: {e}")))
 }
 
 /// The moderation part of the next request, for the spaces this device is a member of.
@@ -112,48 +109,8 @@ pub(crate) fn request_part(conn: &Connection) -> Result<(ModerationRequest, Push
         });
         pushed.settings.push((kind, value, seq));
     }
-    req.cursors = cursors_of(conn, "moderation_cursors")?;
+    req.cursors = ServerLog::Moderation.cursors(conn)?;
     Ok((req, pushed))
-}
-
-/// Where this device stands in each of its spaces' logs kept in `table` (`moderation_cursors`,
-/// `help_cursors`): a cursor per membership, 0 where nothing was received yet.
-pub(crate) fn cursors_of(conn: &Connection, table: &str) -> Result<Vec<ModerationCursor>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT m.space_id, coalesce(c.after, 0) FROM memberships m
-         LEFT JOIN {table} c ON c.space_id = m.space_id ORDER BY m.space_id LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([quartier_protocol::MAX_CURSORS_PER_REQUEST as i64], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (space, after) = row?;
-        out.push(ModerationCursor {
-            space: parse(&space)?,
-            after,
-        });
-    }
-    Ok(out)
-}
-
-/// The cursor of `space` in `table` (0: none).
-pub(crate) fn cursor_at(tx: &Connection, table: &str, space: &str) -> Result<i64> {
-    Ok(tx
-        .prepare_cached(&format!(
-            "SELECT coalesce((SELECT after FROM {table} WHERE space_id = ?1), 0)"
-        ))?
-        .query_row([space], |r| r.get(0))?)
-}
-
-/// Moves the cursor of `space` in `table` to `seq`, never back.
-pub(crate) fn advance_cursor(tx: &Connection, table: &str, space: &str, seq: i64) -> Result<()> {
-    tx.prepare_cached(&format!(
-        "INSERT INTO {table} (space_id, after) VALUES (?1, ?2)
-         ON CONFLICT (space_id) DO UPDATE SET after = max(after, excluded.after)"
-    ))?
-    .execute(params![space, seq])?;
-    Ok(())
 }
 
 /// What applying the answer did.
@@ -187,14 +144,7 @@ pub(crate) fn apply_part(
             .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((space, item)) = row else { continue };
-        match &outcome.refused {
-            None => tx
-                .prepare_cached("DELETE FROM moderation_outbox WHERE id = ?1")?
-                .execute([&id])?,
-            Some(refusal) => tx
-                .prepare_cached("UPDATE moderation_outbox SET refused = ?2 WHERE id = ?1")?
-                .execute(params![id, format!("{}: {}", refusal.code, refusal.message)])?,
-        };
+        ServerLog::Moderation.settle(tx, outcome)?;
         touched.spaces.insert(space);
         items.extend(item);
     }
@@ -249,17 +199,18 @@ pub(crate) fn apply_part(
         .optional()?;
     for event in &response.events {
         let space = event.space.to_string();
-        if event.seq <= cursor_at(tx, "moderation_cursors", &space)? {
-            continue;
+        let taken = ServerLog::Moderation.take_once(tx, &space, event.seq, || {
+            record(tx, event)?;
+            crate::notifications::moderation_entry(tx, event, touched)?;
+            applied.erased += decide(tx, event, me.as_deref(), touched, &mut items)?;
+            Ok(())
+        })?;
+        if taken {
+            touched.spaces.insert(space);
         }
-        record(tx, event)?;
-        crate::notifications::moderation_entry(tx, event, touched)?;
-        applied.erased += decide(tx, event, me.as_deref(), touched, &mut items)?;
-        advance_cursor(tx, "moderation_cursors", &space, event.seq)?;
-        touched.spaces.insert(space);
     }
     for cursor in &response.cursors {
-        advance_cursor(tx, "moderation_cursors", &cursor.space.to_string(), cursor.after)?;
+        ServerLog::Moderation.advance(tx, &cursor.space.to_string(), cursor.after)?;
     }
     for item in items {
         refresh_hidden(tx, "item_id = ?1", &item)?;

@@ -16,9 +16,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{parse_stored_uuid, Error, Result};
 use crate::model::{ItemId, PersonId, SpaceId};
 use crate::store::Store;
+use crate::sync::server_log::ServerLog;
 
 /// Why a member reports an item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -472,7 +473,7 @@ impl Store {
             for row in rows {
                 let (id, space, action, item, person, refused) = row?;
                 out.push(PendingModeration {
-                    id: Uuid::parse_str(&id).map_err(|e| Error::Corrupt(e.to_string()))?,
+                    id: parse_stored_uuid(&id)?,
                     space: space.parse()?,
                     action: ModerationAction::parse(&action)
                         .ok_or_else(|| Error::Corrupt(format!("moderation action {action}")))?,
@@ -487,18 +488,7 @@ impl Store {
 
     /// Forgets a refused report or decision (one still waiting is kept: `Invalid`).
     pub fn dismiss_pending_moderation(&self, id: Uuid) -> Result<()> {
-        self.write(|tx, _| {
-            let n = tx
-                .prepare_cached("DELETE FROM moderation_outbox WHERE id = ?1 AND refused IS NOT NULL")?
-                .execute([id.to_string()])?;
-            if n == 0 {
-                return Err(Error::Invalid {
-                    field: "id",
-                    reason: "no refused report or decision with this id".into(),
-                });
-            }
-            Ok(())
-        })
+        self.write(|tx, _| ServerLog::Moderation.dismiss_refused(tx, id, "report or decision"))
     }
 
     /// The space's moderation log as this device received it, newest first, at most `limit`.

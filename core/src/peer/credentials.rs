@@ -69,7 +69,7 @@ pub(crate) fn credentials_request(
     )?;
     for row in rows {
         let (space, other_role, issued, expires, list_at) = row?;
-        let space = parse_uuid(&space)?;
+        let space = parse_stored_uuid(&space)?;
         let renew = match (issued, expires) {
             (Some(issued), Some(expires)) => other_role || due_for_renewal(issued, expires, now),
             _ => true,
@@ -97,8 +97,8 @@ pub(crate) fn credentials_request(
     for row in rows {
         let (space, device) = row?;
         request.signers.push(SignerRef {
-            space: parse_uuid(&space)?,
-            device: parse_uuid(&device)?,
+            space: parse_stored_uuid(&space)?,
+            device: parse_stored_uuid(&device)?,
         });
     }
     Ok(request)
@@ -271,13 +271,11 @@ pub(crate) fn signature_of(conn: &Connection, hash: &[u8]) -> Result<Option<(Uui
         .prepare_cached("SELECT device, signature FROM change_signatures WHERE hash = ?1")?
         .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    row.map(|(device, signature)| Ok((parse_uuid(&device)?, signature)))
+    row.map(|(device, signature)| Ok((parse_stored_uuid(&device)?, signature)))
         .transpose()
 }
 
-fn parse_uuid(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|e| Error::Corrupt(format!("id {text}: {e}")))
-}
+use crate::error::parse_stored_uuid;
 
 /// A certificate this device holds of its own, as the app shows it ("can meet other devices in
 /// this space as a volunteer until …").
@@ -310,7 +308,7 @@ impl crate::store::Store {
                 .collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::new();
             for space in spaces {
-                let space = parse_uuid(&space)?;
+                let space = parse_stored_uuid(&space)?;
                 let Some(signed) = certificate(conn, account.device, space)? else {
                     continue;
                 };

@@ -48,6 +48,7 @@ pub(crate) mod identity;
 mod invite_link;
 mod pacing;
 mod reqwest_transport;
+pub(crate) mod server_log;
 mod session;
 mod transfer;
 mod transfer_session;

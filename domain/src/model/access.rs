@@ -106,6 +106,11 @@ impl Audience {
             Audience::AuthorOnly => false,
         }
     }
+
+    /// The audiences a member with `role` sees in others' items.
+    pub fn admitting(role: Role) -> impl Iterator<Item = Audience> {
+        Audience::ALL.iter().copied().filter(move |a| a.admits(role))
+    }
 }
 
 /// The person a query is asked for, with their role in the space(s) queried.
@@ -123,11 +128,7 @@ impl Viewer {
 
     /// The audiences this viewer sees in others' items.
     pub fn audiences(&self) -> Vec<Audience> {
-        Audience::ALL
-            .iter()
-            .copied()
-            .filter(|a| a.admits(self.role))
-            .collect()
+        Audience::admitting(self.role).collect()
     }
 
     /// The statuses this viewer sees in others' items.

@@ -17,6 +17,9 @@ CREATE TABLE help_log (
 );
 CREATE INDEX help_log_space ON help_log(space_id, seq);
 CREATE INDEX help_log_request ON help_log(request_id, action, actor);
+-- Where each request stands. It could be derived from the log (its last agree/done/withdraw),
+-- but every step is judged against it under the writer's lock, so it is kept as one row read
+-- by primary key instead of a scan of the request's log entries.
 CREATE TABLE help_state (
     request_id  TEXT PRIMARY KEY,
     space_id    TEXT NOT NULL,

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use super::{now_ms, secret_hash};
+use super::{now_ms, secret_hash, stored_uuid};
 use crate::error::ServerError;
 
 /// A registered device.
@@ -15,15 +15,10 @@ pub struct DeviceRecord {
     pub revoked: bool,
 }
 
-fn parse_uuid(text: String) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(&text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
-
 fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     Ok(DeviceRecord {
-        device: parse_uuid(r.get(0)?)?,
-        person: parse_uuid(r.get(1)?)?,
+        device: stored_uuid(&r.get::<_, String>(0)?)?,
+        person: stored_uuid(&r.get::<_, String>(1)?)?,
         public_key: r.get(2)?,
         revoked: r.get::<_, Option<i64>>(3)?.is_some(),
     })
@@ -63,7 +58,7 @@ pub fn register_as(
                 .query_row(params![secret_hash(code), now_ms()], |r| r.get(0))
                 .optional()?;
             match person {
-                Some(p) => Some(parse_uuid(p)?),
+                Some(p) => Some(stored_uuid(&p)?),
                 None => {
                     return Err(ServerError::Forbidden(
                         "unknown, used or expired device link code; make a new one on your other device"
@@ -199,7 +194,7 @@ pub fn persons(conn: &Connection) -> Result<Vec<PersonRecord>, ServerError> {
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(PersonRecord {
-            person: parse_uuid(r.get(0)?)?,
+            person: stored_uuid(&r.get::<_, String>(0)?)?,
             display_name: r.get(1)?,
             approved: r.get(2)?,
             devices: r.get(3)?,

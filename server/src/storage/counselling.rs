@@ -11,14 +11,11 @@ use quartier_protocol::Record;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use super::stored_uuid;
 use crate::error::ServerError;
 
 /// Most one-time keys the server keeps per identity (vodozemac keeps 100 unused ones).
 pub const MAX_STORED_ONE_TIME_KEYS: i64 = 100;
-
-fn parse_uuid(text: &str) -> Result<Uuid, ServerError> {
-    Uuid::parse_str(text).map_err(|e| ServerError::Internal(format!("stored id: {e}")))
-}
 
 /// A team row.
 #[derive(Clone, Debug)]
@@ -76,10 +73,10 @@ fn team_from_row(
 
 fn team_row(fields: (String, String, String, String, String, Option<i32>)) -> Result<TeamRow, ServerError> {
     let (id, space, name, topic, postcodes, retention_days) = fields;
-    let id = parse_uuid(&id)?;
+    let id = stored_uuid(&id)?;
     Ok(TeamRow {
         id,
-        space: parse_uuid(&space)?,
+        space: stored_uuid(&space)?,
         info: TeamInfo {
             id,
             name,
@@ -142,7 +139,7 @@ pub fn team_members(conn: &Connection, team: Uuid) -> Result<Vec<Uuid>, ServerEr
     let mut stmt =
         conn.prepare_cached("SELECT person_id FROM team_members WHERE team_id = ?1 ORDER BY person_id")?;
     let rows = stmt.query_map([team.to_string()], |r| r.get::<_, String>(0))?;
-    rows.map(|r| parse_uuid(&r?)).collect()
+    Ok(rows.map(|r| stored_uuid(&r?)).collect::<rusqlite::Result<_>>()?)
 }
 
 /// A conversation as the server knows it.
@@ -176,8 +173,8 @@ pub fn conversation(conn: &Connection, id: Uuid) -> Result<Option<ConversationRo
     row.map(|(team, space, token_hash, closed_at, previous_token_hash)| {
         Ok(ConversationRow {
             id,
-            team: parse_uuid(&team)?,
-            space: parse_uuid(&space)?,
+            team: stored_uuid(&team)?,
+            space: stored_uuid(&space)?,
             token_hash,
             previous_token_hash,
             closed_at,
@@ -289,7 +286,7 @@ pub fn conversations_of_team(conn: &Connection, team: Uuid) -> Result<Vec<Uuid>,
         "SELECT conversation_id FROM conversations WHERE team_id = ?1 ORDER BY opened_at, conversation_id",
     )?;
     let rows = stmt.query_map([team.to_string()], |r| r.get::<_, String>(0))?;
-    rows.map(|r| parse_uuid(&r?)).collect()
+    Ok(rows.map(|r| stored_uuid(&r?)).collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether `conversation` was erased.
@@ -314,8 +311,8 @@ pub fn key_owner(conn: &Connection, curve25519: &str) -> Result<Option<KeyOwner>
         })
         .optional()?;
     Ok(match row {
-        Some((Some(device), _)) => Some(KeyOwner::Device(parse_uuid(&device)?)),
-        Some((None, Some(conversation))) => Some(KeyOwner::Conversation(parse_uuid(&conversation)?)),
+        Some((Some(device), _)) => Some(KeyOwner::Device(stored_uuid(&device)?)),
+        Some((None, Some(conversation))) => Some(KeyOwner::Conversation(stored_uuid(&conversation)?)),
         _ => None,
     })
 }
@@ -430,7 +427,7 @@ pub fn participants(
             curve25519,
             ed25519,
             side: Side::Team,
-            person: Some(parse_uuid(&person)?),
+            person: Some(stored_uuid(&person)?),
         });
     }
     Ok(out)
@@ -514,7 +511,7 @@ pub fn sealed_after(
     page(rows, after, budget, |r| {
         Ok(Record::Sealed {
             conversation: channel,
-            id: parse_uuid(&r.get::<_, String>(1)?)?,
+            id: stored_uuid(&r.get::<_, String>(1)?)?,
             sender: r.get(2)?,
             session_id: r.get(3)?,
             ciphertext: r.get(4)?,
@@ -702,8 +699,8 @@ pub fn erasures(conn: &Connection) -> Result<Vec<ErasureRecord>, ServerError> {
     rows.map(|row| {
         let (conversation, team, requested_by, reason, erased_at) = row?;
         Ok(ErasureRecord {
-            conversation: parse_uuid(&conversation)?,
-            team: parse_uuid(&team)?,
+            conversation: stored_uuid(&conversation)?,
+            team: stored_uuid(&team)?,
             requested_by,
             reason,
             erased_at,
@@ -722,7 +719,7 @@ pub fn due_for_erasure(conn: &Connection, now: i64) -> Result<Vec<ConversationRo
     let ids: Vec<String> = stmt.query_map([now], |r| r.get(0))?.collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for id in ids {
-        if let Some(row) = conversation(conn, parse_uuid(&id)?)? {
+        if let Some(row) = conversation(conn, stored_uuid(&id)?)? {
             out.push(row);
         }
     }

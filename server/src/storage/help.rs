@@ -4,6 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use super::stored_uuid;
 use crate::error::ServerError;
 
 /// One log row.
@@ -26,10 +27,6 @@ pub struct HelpState {
     pub agreed_with: Option<Uuid>,
 }
 
-fn uuid(text: &str) -> Result<Uuid, ServerError> {
-    Uuid::parse_str(text).map_err(|e| ServerError::Internal(format!("help log id {text}: {e}")))
-}
-
 /// Who sent the entry with this id, for which space, request and step, if it was taken before.
 pub fn entry_owner(conn: &Connection, id: Uuid) -> Result<Option<(Uuid, Uuid, Uuid, String)>, ServerError> {
     let row: Option<(String, String, String, String)> = conn
@@ -38,8 +35,16 @@ pub fn entry_owner(conn: &Connection, id: Uuid) -> Result<Option<(Uuid, Uuid, Uu
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    row.map(|(actor, space, request, action)| Ok((uuid(&actor)?, uuid(&space)?, uuid(&request)?, action)))
-        .transpose()
+    Ok(row
+        .map(|(actor, space, request, action)| -> rusqlite::Result<_> {
+            Ok((
+                stored_uuid(&actor)?,
+                stored_uuid(&space)?,
+                stored_uuid(&request)?,
+                action,
+            ))
+        })
+        .transpose()?)
 }
 
 pub fn state(conn: &Connection, request: Uuid) -> Result<HelpState, ServerError> {
@@ -50,7 +55,7 @@ pub fn state(conn: &Connection, request: Uuid) -> Result<HelpState, ServerError>
     Ok(match row {
         Some((state, agreed_with)) => HelpState {
             state,
-            agreed_with: agreed_with.as_deref().map(uuid).transpose()?,
+            agreed_with: agreed_with.as_deref().map(stored_uuid).transpose()?,
         },
         None => HelpState {
             state: "open".into(),
@@ -142,16 +147,7 @@ pub fn rows_after(
         (limit as i64).into(),
         person.to_string().into(),
     ];
-    let mut marks = Vec::new();
-    for audience in audiences {
-        args.push((*audience).to_owned().into());
-        marks.push(format!("?{}", args.len()));
-    }
-    let readable = if marks.is_empty() {
-        "NULL".to_owned()
-    } else {
-        marks.join(", ")
-    };
+    let readable = super::audience_marks(&mut args, audiences);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT seq, request_id, author, action, actor, person_id, note, contact, at FROM help_log
          WHERE space_id = ?1 AND seq > ?2 AND (item_audience IN ({readable}) OR author = ?4)
@@ -186,11 +182,11 @@ pub fn rows_after(
         let (seq, request, author, action, actor, person, note, contact, at): Raw = row?;
         out.push(HelpRow {
             seq,
-            request: uuid(&request)?,
-            author: uuid(&author)?,
+            request: stored_uuid(&request)?,
+            author: stored_uuid(&author)?,
             action,
-            actor: uuid(&actor)?,
-            person: person.as_deref().map(uuid).transpose()?,
+            actor: stored_uuid(&actor)?,
+            person: person.as_deref().map(stored_uuid).transpose()?,
             note,
             contact,
             at,

@@ -165,6 +165,29 @@ impl Db {
     }
 }
 
+/// An id the server itself stored, read back. Text that is not a UUID is a damaged database: an
+/// error (never skipped), usable inside row closures and with `?` outside them.
+pub fn stored_uuid(text: &str) -> rusqlite::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// The placeholders of an `IN (…)` list of the audiences a reader may read, with their values
+/// appended to `args`: the one way the logs (moderation, help) cut their entries per reader. An
+/// empty list is `NULL`, which matches nothing.
+pub fn audience_marks(args: &mut Vec<rusqlite::types::Value>, audiences: &[&str]) -> String {
+    let mut marks = Vec::new();
+    for audience in audiences {
+        args.push((*audience).to_owned().into());
+        marks.push(format!("?{}", args.len()));
+    }
+    if marks.is_empty() {
+        "NULL".to_owned()
+    } else {
+        marks.join(", ")
+    }
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

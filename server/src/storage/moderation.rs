@@ -6,6 +6,7 @@ use quartier_protocol::moderation::ModerationEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use super::stored_uuid;
 use crate::error::ServerError;
 
 /// One entry to append to a space's log.
@@ -25,8 +26,8 @@ pub struct NewEntry<'a> {
     pub at: i64,
 }
 
-fn uuid(text: Option<String>) -> Option<Uuid> {
-    text.and_then(|t| Uuid::parse_str(&t).ok())
+fn optional_uuid(text: Option<String>) -> rusqlite::Result<Option<Uuid>> {
+    text.as_deref().map(stored_uuid).transpose()
 }
 
 /// Who sent the entry with this id, and for which space, if it was taken before.
@@ -35,7 +36,9 @@ pub fn entry_owner(conn: &Connection, id: Uuid) -> Result<Option<(Uuid, Uuid)>, 
         .prepare_cached("SELECT actor, space_id FROM moderation_log WHERE entry_id = ?1")?
         .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(row.and_then(|(actor, space)| Some((uuid(Some(actor))?, uuid(Some(space))?))))
+    Ok(row
+        .map(|(actor, space)| -> rusqlite::Result<_> { Ok((stored_uuid(&actor)?, stored_uuid(&space)?)) })
+        .transpose()?)
 }
 
 /// Whether `reporter` has a report on `item` that no decision closed yet.
@@ -93,16 +96,7 @@ pub fn entries_after(
         LogReader::Coordinator => String::new(),
         LogReader::Member { person, audiences } => {
             args.push(person.to_string().into());
-            let mut marks = Vec::new();
-            for audience in audiences.iter() {
-                args.push((*audience).to_owned().into());
-                marks.push(format!("?{}", args.len()));
-            }
-            let readable = if marks.is_empty() {
-                "NULL".to_owned()
-            } else {
-                marks.join(", ")
-            };
+            let readable = super::audience_marks(&mut args, audiences);
             format!(
                 "AND ((audience = 'members' AND (item_audience IN ({readable}) OR person_id = ?4))
                       OR (audience = 'person' AND person_id = ?4))"
@@ -118,9 +112,9 @@ pub fn entries_after(
             seq: r.get(0)?,
             space,
             action: r.get(1)?,
-            item: uuid(r.get(2)?),
-            person: uuid(r.get(3)?),
-            actor: uuid(r.get(4)?),
+            item: optional_uuid(r.get(2)?)?,
+            person: optional_uuid(r.get(3)?)?,
+            actor: optional_uuid(r.get(4)?)?,
             reason: r.get(5)?,
             text: r.get(6)?,
             at_ms: r.get(7)?,
@@ -185,7 +179,7 @@ pub fn erased_in(conn: &Connection, item: Uuid) -> Result<Option<Uuid>, ServerEr
         .prepare_cached("SELECT space_id FROM erased_items WHERE item_id = ?1")?
         .query_row([item.to_string()], |r| r.get(0))
         .optional()?;
-    Ok(uuid(space))
+    Ok(optional_uuid(space)?)
 }
 
 /// Comments of `item` (by the parent recorded when they were stored), and comments of the space

@@ -57,11 +57,7 @@ pub fn exchange(
         let Some(role) = spaces::role_of(&conn, cursor.space, person)? else {
             continue;
         };
-        let audiences: Vec<&str> = Audience::ALL
-            .iter()
-            .filter(|a| a.admits(role))
-            .map(|a| a.as_str())
-            .collect();
+        let audiences: Vec<&str> = Audience::admitting(role).map(|a| a.as_str()).collect();
         let mut after = cursor.after.max(0);
         if room > 0 {
             let rows = store::rows_after(&conn, cursor.space, after, room, person, &audiences)?;

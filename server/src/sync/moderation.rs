@@ -97,11 +97,7 @@ pub fn exchange(
         let Some(role) = spaces::role_of(&conn, cursor.space, person)? else {
             continue;
         };
-        let audiences: Vec<&str> = Audience::ALL
-            .iter()
-            .filter(|a| a.admits(role))
-            .map(|a| a.as_str())
-            .collect();
+        let audiences: Vec<&str> = Audience::admitting(role).map(|a| a.as_str()).collect();
         let reader = match role {
             Role::Coordinator => LogReader::Coordinator,
             _ => LogReader::Member {

@@ -247,6 +247,23 @@ pub async fn join(url: &str, coordinator: &Device, space: SpaceId, role: Role, n
 }
 
 /// Feed titles as `viewer` sees them, sorted.
+/// Syncs each phone once, in the order given.
+pub async fn sync_each(devices: &[&Device]) {
+    for device in devices {
+        device.sync().await;
+    }
+}
+
+/// Asserts that a pending step (a report, a decision, a help step) came back refused with
+/// `code` (`not_allowed_now`, `blocked`, …).
+#[track_caller]
+pub fn assert_refused(refused: &Option<String>, code: &str) {
+    assert!(
+        refused.as_deref().is_some_and(|r| r.starts_with(code)),
+        "expected a refusal `{code}`, got {refused:?}"
+    );
+}
+
 pub fn titles(store: &Store, space: SpaceId, viewer: Viewer) -> Vec<String> {
     let mut q = quartier_core::query::FeedQuery::new(space, viewer);
     q.limit = 1000.into();
