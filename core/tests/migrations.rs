@@ -251,6 +251,12 @@ const ADDED_BY: &[Added] = &[
         columns: &[("device", "notifications_since")],
         undo: "",
     },
+    Added {
+        version: 24,
+        tables: &["imported_items"],
+        columns: &[],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

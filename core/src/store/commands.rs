@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{access, documents, now, projection, Store};
+use super::{access, documents, now, projection, Store, Touched};
 use crate::document::{
     guarded, item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, Creation, DocKind,
 };
@@ -93,6 +93,11 @@ impl Store {
     /// (`documents::store_local_creation`): its Automerge change is built when it is first
     /// pushed or edited, from what this call stored, so no Automerge work happens here.
     pub fn create_item(&self, new: NewItem) -> Result<Item> {
+        self.write(|tx, touched| self.create_item_in(tx, touched, new))
+    }
+
+    /// [`Store::create_item`] inside the caller's write transaction (imports create many in one).
+    pub(crate) fn create_item_in(&self, tx: &Connection, touched: &mut Touched, new: NewItem) -> Result<Item> {
         new.content.validate()?;
         let item = new.into_item(now());
         let doc_id = item.id.to_string();
@@ -110,25 +115,16 @@ impl Store {
             state,
             check: Vec::new(),
         };
-        self.write(|tx, touched| {
-            require_space(tx, &space_id)?;
-            if let Some(parent) = item.content.details.parent() {
-                require_item(tx, &parent.to_string())?;
-            }
-            access::check_item_write(self, tx, item.author, None, &item)?;
-            documents::store_local_creation(
-                tx,
-                &doc_id,
-                DocKind::Item,
-                &space_id,
-                &creation,
-                super::now_ms(),
-            )?;
-            projection::project_item(tx, &item)?;
-            touched.spaces.insert(space_id.clone());
-            touched.items.insert(doc_id.clone());
-            Ok(item)
-        })
+        require_space(tx, &space_id)?;
+        if let Some(parent) = item.content.details.parent() {
+            require_item(tx, &parent.to_string())?;
+        }
+        access::check_item_write(self, tx, item.author, None, &item)?;
+        documents::store_local_creation(tx, &doc_id, DocKind::Item, &space_id, &creation, super::now_ms())?;
+        projection::project_item(tx, &item)?;
+        touched.spaces.insert(space_id);
+        touched.items.insert(doc_id);
+        Ok(item)
     }
 
     /// Edits an item: the fields set in `patch` change, the rest stays (and merges with
@@ -160,8 +156,23 @@ impl Store {
         fields: Vec<&'static str>,
         edit: impl FnOnce(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
     ) -> Result<Item> {
+        self.write(|tx, touched| self.change_item_in(tx, touched, id, by, fields, edit))?
+    }
+
+    /// [`Store::update_item`]'s work inside the caller's write transaction. The outer error
+    /// rolls the transaction back; the inner one (an edit of a document set aside) keeps what
+    /// setting it aside wrote.
+    pub(crate) fn change_item_in(
+        &self,
+        tx: &Connection,
+        touched: &mut Touched,
+        id: ItemId,
+        by: PersonId,
+        fields: Vec<&'static str>,
+        edit: impl FnOnce(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
+    ) -> Result<Result<Item>> {
         let doc_id = id.to_string();
-        self.write(|tx, touched| {
+        {
             let mut loaded = match self.load_doc(tx, &doc_id, DocKind::Item, "item", touched)? {
                 ForEdit::Loaded(loaded) => loaded,
                 ForEdit::SetAside(refused) => return Ok(Err(refused)),
@@ -196,7 +207,7 @@ impl Store {
             touched.spaces.insert(item.space.to_string());
             touched.items.insert(doc_id.clone());
             Ok(Ok(item))
-        })?
+        }
     }
 
     /// Erases an item for a data-protection request: its document, every change, its outbox
@@ -358,6 +369,8 @@ pub(crate) fn erase_in(tx: &Connection, doc_id: &str, touched: &mut super::Touch
     for doc in &doomed {
         documents::erase(tx, doc, documents::Records::Erase)?;
         projection::remove_item(tx, doc)?;
+        tx.prepare_cached("DELETE FROM imported_items WHERE item_id = ?1")?
+            .execute([doc])?;
         touched.items.insert(doc.clone());
     }
     touched.spaces.insert(space);

@@ -134,7 +134,12 @@ const MIGRATIONS: &[Migration] = &[
         // Media alt text, captions and transcripts joined the search index.
         rebuilds_projections: true,
     },
-    // Next: 024. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 24,
+        sql: include_str!("migrations/024_imports.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 025. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

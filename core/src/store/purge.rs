@@ -76,6 +76,7 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         "DELETE FROM help_outbox WHERE space_id = ?1",
         "DELETE FROM help_log WHERE space_id = ?1",
         "DELETE FROM help_cursors WHERE space_id = ?1",
+        "DELETE FROM imported_items WHERE space_id = ?1",
     ] {
         tx.execute(sql, [space])?;
     }
