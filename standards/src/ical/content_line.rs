@@ -1,0 +1,542 @@
+//! Content lines (RFC 5545 §3.1, the same syntax in vCard 4.0, RFC 6350 §3.3): unfolding, the
+//! `NAME;PARAM=value:VALUE` grammar, TEXT escaping, parameter quoting (with RFC 6868's `^`
+//! encoding), folding at 75 octets with CRLF, and the tree of `BEGIN`/`END` components.
+//!
+//! One implementation serves both iCalendar and vCard, so each thing is done one way. It is
+//! written here rather than taken from a crate (see `docs/standards.md`, "Why the content
+//! lines are our own"): the tree is built with an explicit stack and a depth limit, so nested
+//! `BEGIN` blocks cannot overflow the stack; a malformed line is reported with its line number
+//! and the rest of the file is still read; and writing is deterministic (nothing is filled in
+//! from the clock or a random source).
+
+use crate::import::Skipped;
+
+/// The longest line a writer emits, in octets, without the CRLF (RFC 5545 §3.1).
+const FOLD_OCTETS: usize = 75;
+
+/// One unfolded content line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ContentLine {
+    /// The property name, upper-cased (names are case-insensitive).
+    pub name: String,
+    /// Parameters in order: upper-cased name, values (unquoted, RFC 6868 decoded).
+    pub params: Vec<(String, Vec<String>)>,
+    /// The value as written (still escaped: unescaping depends on the value type).
+    pub value: String,
+    /// The 1-based line of the file where the content line starts.
+    pub line: usize,
+}
+
+impl ContentLine {
+    /// The first value of parameter `name` (upper case).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, values)| values.first())
+            .map(String::as_str)
+    }
+
+    /// Every value of parameter `name`, split on commas: `TYPE=work,voice` and `TYPE=work;TYPE=voice`
+    /// read the same.
+    pub fn param_values(&self, name: &str) -> Vec<&str> {
+        self.params
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, values)| values.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// A component: `BEGIN:NAME` … `END:NAME` with its properties and nested components.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Component {
+    /// Upper-cased name, e.g. `VEVENT`.
+    pub name: String,
+    pub properties: Vec<ContentLine>,
+    pub children: Vec<Component>,
+    /// Line of its `BEGIN`.
+    pub line: usize,
+}
+
+impl Component {
+    /// The first property called `name`.
+    pub fn property(&self, name: &str) -> Option<&ContentLine> {
+        self.properties.iter().find(|p| p.name == name)
+    }
+
+    /// Every property called `name`.
+    pub fn properties_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ContentLine> + 'a {
+        self.properties.iter().filter(move |p| p.name == name)
+    }
+}
+
+/// Limits of one parse, so that a hostile file costs bounded memory and no recursion.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Deepest nesting of components (`VCALENDAR` > `VEVENT` > `VALARM` is 3).
+    pub max_depth: usize,
+    /// Most components kept below the top level; further ones are counted, not kept.
+    pub max_components: usize,
+    /// Most line problems listed one by one; the rest are summed up in one entry.
+    pub max_reports: usize,
+}
+
+/// What a parse found: the top-level components, line problems, and how many components were
+/// dropped because of [`Limits::max_components`].
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub components: Vec<Component>,
+    pub problems: Vec<Skipped>,
+    pub dropped_components: usize,
+}
+
+/// Why a whole file is refused by the tree builder.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TreeError {
+    TooDeep { line: usize, max: usize },
+}
+
+/// Splits `text` into unfolded logical lines with the number of the physical line each starts
+/// on. Accepts CRLF and bare LF (many producers write LF); a line starting with a space or a
+/// tab continues the previous one (the one whitespace character is removed).
+pub(crate) fn unfold(text: &str) -> Vec<(usize, String)> {
+    let mut lines: Vec<(usize, String)> = Vec::new();
+    for (index, raw) in text.split('\n').enumerate() {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        match raw.as_bytes().first() {
+            Some(b' ' | b'\t') => match lines.last_mut() {
+                Some((_, previous)) => previous.push_str(&raw[1..]),
+                None => lines.push((index + 1, raw[1..].to_owned())),
+            },
+            _ => lines.push((index + 1, raw.to_owned())),
+        }
+    }
+    lines.retain(|(_, line)| !line.is_empty());
+    lines
+}
+
+/// Parses one unfolded line: `name *(";" param) ":" value` (RFC 5545 §3.1).
+pub(crate) fn parse_line(line_no: usize, text: &str) -> Result<ContentLine, String> {
+    let name_end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or(text.len());
+    let name = &text[..name_end];
+    if name.is_empty() {
+        return Err("the line does not start with a property name".to_owned());
+    }
+    // vCard allows a group prefix (`item1.TEL`); it carries no meaning for us.
+    let (name, mut rest) = match text[name_end..].strip_prefix('.') {
+        Some(after_group) => {
+            let end = after_group
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .unwrap_or(after_group.len());
+            if end == 0 {
+                return Err("a group name is not followed by a property name".to_owned());
+            }
+            (&after_group[..end], &after_group[end..])
+        }
+        None => (name, &text[name_end..]),
+    };
+    let mut params: Vec<(String, Vec<String>)> = Vec::new();
+    while let Some(after) = rest.strip_prefix(';') {
+        let key_end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(after.len());
+        let key = &after[..key_end];
+        if key.is_empty() {
+            return Err(format!("a parameter of {name} has no name"));
+        }
+        let Some(mut values_text) = after[key_end..].strip_prefix('=') else {
+            return Err(format!("the parameter {key} of {name} has no `=`"));
+        };
+        let mut values = Vec::new();
+        loop {
+            let (value, next) = if let Some(quoted) = values_text.strip_prefix('"') {
+                let Some(close) = quoted.find('"') else {
+                    return Err(format!("the parameter {key} of {name} has an unclosed quote"));
+                };
+                (&quoted[..close], &quoted[close + 1..])
+            } else {
+                let end = values_text.find([',', ';', ':']).unwrap_or(values_text.len());
+                (&values_text[..end], &values_text[end..])
+            };
+            values.push(decode_param(value));
+            match next.strip_prefix(',') {
+                Some(more) => values_text = more,
+                None => {
+                    values_text = next;
+                    break;
+                }
+            }
+        }
+        params.push((key.to_ascii_uppercase(), values));
+        rest = values_text;
+    }
+    let Some(value) = rest.strip_prefix(':') else {
+        return Err(format!("the property {name} has no `:` before its value"));
+    };
+    Ok(ContentLine {
+        name: name.to_ascii_uppercase(),
+        params,
+        value: value.to_owned(),
+        line: line_no,
+    })
+}
+
+/// Builds the component tree of `text`, without recursion. Lines outside any component,
+/// unparsable lines, stray `END`s and unterminated components are reported in
+/// [`Parsed::problems`]; only nesting deeper than [`Limits::max_depth`] refuses the file.
+pub(crate) fn parse_components(text: &str, limits: Limits) -> Result<Parsed, TreeError> {
+    let mut parsed = Parsed::default();
+    let mut dropped_reports = 0_usize;
+    let mut report = |parsed: &mut Parsed, record: String, reason: String| {
+        if parsed.problems.len() < limits.max_reports {
+            parsed.problems.push(Skipped { record, reason });
+        } else {
+            dropped_reports += 1;
+        }
+    };
+    // The open components by name; a `None` is one being skipped (over the limit): its
+    // contents are read for structure only.
+    let mut stack: Vec<(String, usize, Option<Component>)> = Vec::new();
+    let mut kept = 0_usize;
+    for (line_no, text) in unfold(text) {
+        let line = match parse_line(line_no, &text) {
+            Ok(line) => line,
+            Err(reason) => {
+                report(&mut parsed, format!("line {line_no}"), reason);
+                continue;
+            }
+        };
+        match line.name.as_str() {
+            "BEGIN" => {
+                if stack.len() >= limits.max_depth {
+                    return Err(TreeError::TooDeep {
+                        line: line_no,
+                        max: limits.max_depth,
+                    });
+                }
+                let name = line.value.trim().to_ascii_uppercase();
+                let parent_dropped = stack.last().is_some_and(|(_, _, c)| c.is_none());
+                // Only the records (children of the top-level component) count.
+                let record = stack.len() == 1;
+                let component = if parent_dropped || (record && kept >= limits.max_components) {
+                    if record {
+                        parsed.dropped_components += 1;
+                    }
+                    None
+                } else {
+                    if record {
+                        kept += 1;
+                    }
+                    Some(Component {
+                        name: name.clone(),
+                        line: line_no,
+                        ..Component::default()
+                    })
+                };
+                stack.push((name, line_no, component));
+            }
+            "END" => {
+                let name = line.value.trim().to_ascii_uppercase();
+                let Some(position) = stack.iter().rposition(|(open, _, _)| *open == name) else {
+                    report(
+                        &mut parsed,
+                        format!("line {line_no}"),
+                        format!("END:{name} closes no open component"),
+                    );
+                    continue;
+                };
+                while stack.len() > position + 1 {
+                    if let Some((unclosed, begin_line, Some(_))) = stack.pop() {
+                        report(
+                            &mut parsed,
+                            format!("line {begin_line}"),
+                            format!("{unclosed} has no END before END:{name} at line {line_no}; it was not read"),
+                        );
+                    }
+                }
+                if let Some((_, _, Some(done))) = stack.pop() {
+                    match stack.last_mut() {
+                        Some((_, _, Some(parent))) => parent.children.push(done),
+                        Some((_, _, None)) => {}
+                        None => parsed.components.push(done),
+                    }
+                }
+            }
+            _ => match stack.last_mut() {
+                Some((_, _, Some(component))) => component.properties.push(line),
+                Some((_, _, None)) => {}
+                None => report(
+                    &mut parsed,
+                    format!("line {line_no}"),
+                    format!("{} stands outside any BEGIN/END block", line.name),
+                ),
+            },
+        }
+    }
+    for (name, begin_line, component) in stack {
+        if component.is_some() {
+            report(
+                &mut parsed,
+                format!("line {begin_line}"),
+                format!("{name} has no END; it was not read"),
+            );
+        }
+    }
+    if dropped_reports > 0 {
+        parsed.problems.push(Skipped {
+            record: "file".to_owned(),
+            reason: format!("{dropped_reports} more problems of the same kinds were not listed"),
+        });
+    }
+    Ok(parsed)
+}
+
+/// Unescapes a TEXT value (RFC 5545 §3.3.11, RFC 6350 §3.4): `\\`, `\;`, `\,`, `\n`/`\N`.
+/// Unknown escapes keep their character (lenient, as calendar programs are).
+pub(crate) fn unescape_text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n' | 'N') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Splits a value on `separator` where it is not escaped (lists and structured values), each
+/// part still escaped.
+pub(crate) fn split_unescaped(value: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == separator {
+            parts.push(&value[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+}
+
+/// Escapes text for a TEXT value: backslash, semicolon, comma and line breaks; other control
+/// characters (which neither RFC allows) are dropped, a CRLF becomes one line break.
+pub(crate) fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push_str("\\n");
+                }
+            }
+            '\t' => out.push('\t'),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// RFC 6868: `^n` is a line break, `^'` a double quote, `^^` a caret.
+fn decode_param(value: &str) -> String {
+    if !value.contains('^') {
+        return value.to_owned();
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '^' {
+            match chars.peek() {
+                Some('n') => {
+                    out.push('\n');
+                    chars.next();
+                }
+                Some('\'') => {
+                    out.push('"');
+                    chars.next();
+                }
+                Some('^') => {
+                    out.push('^');
+                    chars.next();
+                }
+                _ => out.push('^'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A parameter value as written: RFC 6868 encoding, quoted when it holds `:`, `;` or `,`.
+fn encode_param(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '^' => encoded.push_str("^^"),
+            '"' => encoded.push_str("^'"),
+            '\n' => encoded.push_str("^n"),
+            c if c.is_control() => {}
+            c => encoded.push(c),
+        }
+    }
+    if encoded.contains([':', ';', ',']) {
+        format!("\"{encoded}\"")
+    } else {
+        encoded
+    }
+}
+
+/// Writes content lines: CRLF line ends, folded at 75 octets on character boundaries.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    out: String,
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn begin(&mut self, name: &str) {
+        self.raw_line(&format!("BEGIN:{name}"));
+    }
+
+    pub fn end(&mut self, name: &str) {
+        self.raw_line(&format!("END:{name}"));
+    }
+
+    /// A property whose `value` is already in its written form (escaped where needed).
+    pub fn property(&mut self, name: &str, params: &[(&str, &str)], value: &str) {
+        let mut line = String::with_capacity(name.len() + value.len() + 16);
+        line.push_str(name);
+        for (key, param_value) in params {
+            line.push(';');
+            line.push_str(key);
+            line.push('=');
+            line.push_str(&encode_param(param_value));
+        }
+        line.push(':');
+        line.push_str(value);
+        self.raw_line(&line);
+    }
+
+    /// A property with a TEXT value, escaped here.
+    pub fn text(&mut self, name: &str, params: &[(&str, &str)], value: &str) {
+        self.property(name, params, &escape_text(value));
+    }
+
+    fn raw_line(&mut self, line: &str) {
+        let mut rest = line;
+        let mut limit = FOLD_OCTETS;
+        loop {
+            if rest.len() <= limit {
+                self.out.push_str(rest);
+                self.out.push_str("\r\n");
+                return;
+            }
+            let mut cut = limit;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.out.push_str(&rest[..cut]);
+            self.out.push_str("\r\n ");
+            rest = &rest[cut..];
+            // A continuation line starts with the space, which counts towards its 75 octets.
+            limit = FOLD_OCTETS - 1;
+        }
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ical_content_lines_fold_at_75_octets_and_unfold_back() {
+        let mut writer = Writer::new();
+        let long = "Nachbarschaftscafé, mit Kuchen; und Kaffee\nfür alle 😀 ".repeat(6);
+        writer.text("DESCRIPTION", &[("LANGUAGE", "de")], &long);
+        let written = writer.finish();
+        for physical in written.split("\r\n") {
+            assert!(physical.len() <= 75, "{physical:?} has {} octets", physical.len());
+        }
+        let lines = unfold(&written);
+        assert_eq!(lines.len(), 1);
+        let line = parse_line(1, &lines[0].1).unwrap();
+        assert_eq!(line.param("LANGUAGE"), Some("de"));
+        assert_eq!(unescape_text(&line.value), long);
+    }
+
+    #[test]
+    fn ical_parameters_quote_and_rfc6868() {
+        let mut writer = Writer::new();
+        writer.property("X-A", &[("X-P", "a:b;c, \"d\"^\ne")], "v");
+        let written = writer.finish();
+        let line = parse_line(1, unfold(&written)[0].1.as_str()).unwrap();
+        assert_eq!(line.param("X-P"), Some("a:b;c, \"d\"^\ne"));
+        let typed = parse_line(1, "item1.tel;type=work,voice;TYPE=pref:+49 30 1").unwrap();
+        assert_eq!(typed.name, "TEL");
+        assert_eq!(typed.param_values("TYPE"), vec!["work", "voice", "pref"]);
+        assert!(parse_line(1, "DTSTART;TZID=\"Europe/Berlin:20260101").is_err());
+        assert!(parse_line(1, ":value").is_err());
+        assert!(parse_line(1, "SUMMARY").is_err());
+    }
+
+    #[test]
+    fn ical_tree_reports_problems_and_refuses_deep_nesting() {
+        let limits = Limits {
+            max_depth: 4,
+            max_components: 2,
+            max_reports: 10,
+        };
+        let text = "stray\r\nBEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\n\
+                    UID:2\r\nBEGIN:VALARM\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VTODO\r\n\
+                    END:VCALENDAR\r\n";
+        let parsed = parse_components(text, limits).unwrap();
+        assert_eq!(parsed.components.len(), 1);
+        assert_eq!(parsed.components[0].children.len(), 2);
+        assert_eq!(parsed.dropped_components, 1);
+        let reasons: Vec<_> = parsed.problems.iter().map(|p| p.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[1].contains("VALARM has no END"));
+        assert!(reasons[2].contains("END:VTODO closes no open component"));
+        let deep = "BEGIN:A\n".repeat(100_000);
+        assert_eq!(
+            parse_components(&deep, limits).unwrap_err(),
+            TreeError::TooDeep { line: 5, max: 4 }
+        );
+    }
+
+    #[test]
+    fn ical_text_escapes_round_trip() {
+        let text = "a,b;c\\d\r\ne\u{7}f";
+        assert_eq!(escape_text(text), "a\\,b\\;c\\\\d\\nef");
+        assert_eq!(unescape_text(&escape_text(text)), "a,b;c\\d\nef");
+        assert_eq!(split_unescaped("a\\,b,c,,d", ','), vec!["a\\,b", "c", "", "d"]);
+    }
+}
