@@ -10,8 +10,10 @@
 //!
 //! Field-by-field mappings, and what does not map, are in `docs/standards.md`.
 
+pub mod geojson;
 pub mod ical;
 pub mod import;
 
+pub use geojson::{export_geojson, import_geojson, GeoJsonExport};
 pub use ical::{export_ics, import_ics, IcalExport, IcalExportOptions, IcalImportOptions};
 pub use import::{Import, ImportError, ImportedItem, Skipped, MAX_IMPORT_BYTES};
