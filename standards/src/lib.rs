@@ -13,7 +13,9 @@
 pub mod geojson;
 pub mod ical;
 pub mod import;
+pub mod vcard;
 
 pub use geojson::{export_geojson, import_geojson, GeoJsonExport};
 pub use ical::{export_ics, import_ics, IcalExport, IcalExportOptions, IcalImportOptions};
 pub use import::{Import, ImportError, ImportedItem, Skipped, MAX_IMPORT_BYTES};
+pub use vcard::{export_vcards, import_vcards, VcardExportError, VcardImport};

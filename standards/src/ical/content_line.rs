@@ -9,7 +9,9 @@
 //! and the rest of the file is still read; and writing is deterministic (nothing is filled in
 //! from the clock or a random source).
 
-use crate::import::Skipped;
+use std::borrow::Cow;
+
+use crate::import::{ImportError, Skipped};
 
 /// The longest line a writer emits, in octets, without the CRLF (RFC 5545 §3.1).
 const FOLD_OCTETS: usize = 75;
@@ -95,6 +97,35 @@ pub(crate) struct Parsed {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TreeError {
     TooDeep { line: usize, max: usize },
+}
+
+/// The size and UTF-8 checks of every import, tolerating one thing RFC 5545 §3.1 warns about:
+/// a simple writer may fold a line inside a multi-octet character, which leaves the file
+/// invalid UTF-8 until it is unfolded. Such a file is unfolded as bytes and checked again
+/// (its line numbers then count unfolded lines).
+pub(crate) fn checked_text(bytes: &[u8]) -> Result<Cow<'_, str>, ImportError> {
+    match ImportError::check_text(bytes) {
+        Ok(text) => Ok(Cow::Borrowed(text)),
+        Err(error @ ImportError::NotUtf8 { .. }) => {
+            let mut unfolded = Vec::with_capacity(bytes.len());
+            let mut i = 0;
+            while i < bytes.len() {
+                let fold = match &bytes[i..] {
+                    [b'\r', b'\n', b' ' | b'\t', ..] => 3,
+                    [b'\n', b' ' | b'\t', ..] => 2,
+                    _ => 0,
+                };
+                if fold > 0 {
+                    i += fold;
+                } else {
+                    unfolded.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(unfolded).map(Cow::Owned).map_err(|_| error)
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Splits `text` into unfolded logical lines with the number of the physical line each starts
@@ -253,7 +284,9 @@ pub(crate) fn parse_components(text: &str, limits: Limits) -> Result<Parsed, Tre
                         report(
                             &mut parsed,
                             format!("line {begin_line}"),
-                            format!("{unclosed} has no END before END:{name} at line {line_no}; it was not read"),
+                            format!(
+                                "{unclosed} has no END before END:{name} at line {line_no}; it was not read"
+                            ),
                         );
                     }
                 }

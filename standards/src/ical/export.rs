@@ -5,15 +5,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
-use quartier_domain::model::{
-    Address, Item, ItemDetails, LocalizedText, Offer, Space, Status,
-};
+use quartier_domain::model::{Address, Item, ItemDetails, LocalizedText, Offer, Space, Status};
 use quartier_domain::schedule::{local_to_utc, opening_intervals, parse_time_zone, EventTiming, OpeningRule};
 
 use super::content_line::{escape_text, Writer};
 use super::timezone::{covered_range, write_vtimezone};
 use super::values::{end_of_local_day, format_date, format_local, format_utc, rewrite_until, StartForm};
-use super::{SUMMARY_X, DESCRIPTION_X, PRODID};
+use super::{DESCRIPTION_X, PRODID, SUMMARY_X};
 use crate::import::Skipped;
 
 /// How far past the later of the export and a series' start a VTIMEZONE reaches for a series
@@ -70,7 +68,10 @@ pub fn export_ics(space: &Space, items: &[Item], options: &IcalExportOptions) ->
     let mut entries = Vec::new();
     let space_tz = parse_time_zone(&space.meta.time_zone);
     for item in items {
-        if matches!(item.content.status, Status::Draft | Status::Hidden | Status::Deleted) {
+        if matches!(
+            item.content.status,
+            Status::Draft | Status::Hidden | Status::Deleted
+        ) {
             continue;
         }
         match &item.content.details {
@@ -126,7 +127,10 @@ pub fn export_ics(space: &Space, items: &[Item], options: &IcalExportOptions) ->
 
     // One VTIMEZONE per zone, covering every series written in it.
     let mut zones: BTreeMap<&str, (Tz, DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
-    for entry in entries.iter().filter(|e| matches!(start_form(e), StartForm::Zoned(_))) {
+    for entry in entries
+        .iter()
+        .filter(|e| matches!(start_form(e), StartForm::Zoned(_)))
+    {
         let (first, last) = entry.span;
         zones
             .entry(entry.tz.name())
@@ -167,7 +171,10 @@ fn start_form(entry: &Entry<'_>) -> StartForm {
 }
 
 fn is_utc(tz: Tz) -> bool {
-    matches!(tz, Tz::UTC | Tz::Etc__UTC | Tz::Etc__Universal | Tz::Etc__Zulu | Tz::Universal | Tz::Zulu)
+    matches!(
+        tz,
+        Tz::UTC | Tz::Etc__UTC | Tz::Etc__Universal | Tz::Etc__Zulu | Tz::Universal | Tz::Zulu
+    )
 }
 
 /// The span a series covers, for its zone's VTIMEZONE.
@@ -177,7 +184,11 @@ fn series_span(timing: &EventTiming, now: DateTime<Utc>) -> Result<(DateTime<Utc
     Ok((first, last))
 }
 
-fn event_entry<'a>(item: &'a Item, timing: &EventTiming, options: &IcalExportOptions) -> Result<Entry<'a>, String> {
+fn event_entry<'a>(
+    item: &'a Item,
+    timing: &EventTiming,
+    options: &IcalExportOptions,
+) -> Result<Entry<'a>, String> {
     timing.validate().map_err(|e| e.to_string())?;
     let tz = parse_time_zone(&timing.time_zone).map_err(|e| e.to_string())?;
     Ok(Entry {
@@ -187,7 +198,10 @@ fn event_entry<'a>(item: &'a Item, timing: &EventTiming, options: &IcalExportOpt
         tz,
         summary: item.content.title.clone(),
         location: None,
-        url: options.item_link_base.as_ref().map(|base| format!("{base}{}", item.id)),
+        url: options
+            .item_link_base
+            .as_ref()
+            .map(|base| format!("{base}{}", item.id)),
         transparent: false,
         span: series_span(timing, options.now)?,
     })
@@ -205,7 +219,12 @@ fn offer_entry<'a>(
     let timing = opening_timing(rule, tz, today)?;
     let mut summary = LocalizedText::new();
     for (language, title) in item.content.title.iter() {
-        match rule.description.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        match rule
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
             Some(description) => summary.set(language, format!("{title} ({description})")),
             None => summary.set(language, title),
         }
@@ -264,7 +283,8 @@ pub(crate) fn opening_timing(rule: &OpeningRule, tz: Tz, today: NaiveDate) -> Re
     let mut first = None;
     for days in [62, 800, 4000] {
         let to = from + Duration::days(days);
-        let openings = opening_intervals(std::slice::from_ref(&probe), tz, from, to).map_err(|e| e.to_string())?;
+        let openings =
+            opening_intervals(std::slice::from_ref(&probe), tz, from, to).map_err(|e| e.to_string())?;
         if let Some(opening) = openings.into_iter().find(|o| o.start >= from) {
             first = Some(opening.start);
             break;
@@ -279,7 +299,8 @@ pub(crate) fn opening_timing(rule: &OpeningRule, tz: Tz, today: NaiveDate) -> Re
     let day = first.with_timezone(&tz).date_naive();
     let start = day.and_time(rule.opens);
     let close_day = if rule.closes <= rule.opens {
-        day.succ_opt().ok_or("the opening ends after the supported years")?
+        day.succ_opt()
+            .ok_or("the opening ends after the supported years")?
     } else {
         day
     };
@@ -287,9 +308,11 @@ pub(crate) fn opening_timing(rule: &OpeningRule, tz: Tz, today: NaiveDate) -> Re
     let mut rrule = rule.rrule.clone();
     if let Some(until) = rule.valid_until {
         let limit = end_of_local_day(tz, until);
-        let has_count = rrule
-            .split(';')
-            .any(|part| part.split('=').next().is_some_and(|n| n.eq_ignore_ascii_case("COUNT")));
+        let has_count = rrule.split(';').any(|part| {
+            part.split('=')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case("COUNT"))
+        });
         let needs_limit = if has_count {
             // Keep COUNT when its series ends by valid_until; otherwise UNTIL replaces it
             // (RFC 5545 allows only one of them) and gives the same openings.
@@ -309,7 +332,12 @@ pub(crate) fn opening_timing(rule: &OpeningRule, tz: Tz, today: NaiveDate) -> Re
         if needs_limit {
             let without_count: Vec<&str> = rrule
                 .split(';')
-                .filter(|part| !part.split('=').next().is_some_and(|n| n.eq_ignore_ascii_case("COUNT")))
+                .filter(|part| {
+                    !part
+                        .split('=')
+                        .next()
+                        .is_some_and(|n| n.eq_ignore_ascii_case("COUNT"))
+                })
                 .collect();
             rrule = rewrite_until(&without_count.join(";"), StartForm::Zoned(tz), Some(limit))?;
         }
@@ -345,7 +373,13 @@ pub(crate) fn pick<'t>(text: &'t LocalizedText, languages: &[String]) -> Option<
 }
 
 /// Writes `main` (the preferred variant) as `name` and every other variant as `x_name`.
-fn write_localized(writer: &mut Writer, name: &str, x_name: &str, text: &LocalizedText, languages: &[String]) {
+fn write_localized(
+    writer: &mut Writer,
+    name: &str,
+    x_name: &str,
+    text: &LocalizedText,
+    languages: &[String],
+) {
     let Some((main_language, main)) = pick(text, languages) else {
         return;
     };
@@ -395,7 +429,13 @@ fn write_vevent(writer: &mut Writer, entry: &Entry<'_>, options: &IcalExportOpti
     }
     write_time(writer, "EXDATE", &timing.exdates);
     write_localized(writer, "SUMMARY", SUMMARY_X, &entry.summary, &options.languages);
-    write_localized(writer, "DESCRIPTION", DESCRIPTION_X, &item.content.body, &options.languages);
+    write_localized(
+        writer,
+        "DESCRIPTION",
+        DESCRIPTION_X,
+        &item.content.body,
+        &options.languages,
+    );
     if let Some(location) = &entry.location {
         writer.text("LOCATION", &[], location);
     }
@@ -409,6 +449,14 @@ fn write_vevent(writer: &mut Writer, entry: &Entry<'_>, options: &IcalExportOpti
         let tags: Vec<String> = item.content.tags.iter().map(|t| escape_text(t)).collect();
         writer.property("CATEGORIES", &[], &tags.join(","));
     }
-    writer.property("TRANSP", &[], if entry.transparent { "TRANSPARENT" } else { "OPAQUE" });
+    writer.property(
+        "TRANSP",
+        &[],
+        if entry.transparent {
+            "TRANSPARENT"
+        } else {
+            "OPAQUE"
+        },
+    );
     writer.end("VEVENT");
 }

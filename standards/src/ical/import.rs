@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Duration, NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 use quartier_domain::model::{
-    validate_language_tag, Event, ItemContent, ItemDetails, Location, LocalizedText, NewItem, PersonId, SpaceId,
-    MAX_TAGS, MAX_TAG_CHARS,
+    validate_language_tag, Event, ItemContent, ItemDetails, LocalizedText, Location, NewItem, PersonId,
+    SpaceId, MAX_TAGS, MAX_TAG_CHARS,
 };
 use quartier_domain::schedule::{local_to_utc, parse_time_zone, EventTiming};
 
-use super::content_line::{parse_components, split_unescaped, unescape_text, Component, ContentLine, Limits, TreeError};
+use super::content_line::{
+    checked_text, parse_components, split_unescaped, unescape_text, Component, ContentLine, Limits, TreeError,
+};
 use super::timezone::{lic_locations, resolve_tzid};
 use super::values::{parse_date_value, parse_duration, DateValue};
 use super::{DESCRIPTION_X, MAX_ICAL_COMPONENTS, MAX_ICAL_DEPTH, MAX_LISTED_PROBLEMS, SUMMARY_X};
@@ -81,15 +83,18 @@ const SILENT: [&str; 20] = [
 /// skips the one record concerned, with the reason. At most [`MAX_ICAL_COMPONENTS`] components
 /// are read; an RRULE is checked by the domain (COUNT at most 10 000, no expansion at import).
 pub fn import_ics(bytes: &[u8], options: &IcalImportOptions) -> Result<Import, ImportError> {
-    let text = ImportError::check_text(bytes)?;
+    let text = checked_text(bytes)?;
+    let text: &str = &text;
     let limits = Limits {
         max_depth: MAX_ICAL_DEPTH,
         max_components: MAX_ICAL_COMPONENTS,
         max_reports: MAX_LISTED_PROBLEMS,
     };
-    let parsed = parse_components(text, limits).map_err(|TreeError::TooDeep { line, max }| ImportError::Malformed {
-        format: "iCalendar",
-        reason: format!("components are nested more than {max} deep (line {line})"),
+    let parsed = parse_components(text, limits).map_err(|TreeError::TooDeep { line, max }| {
+        ImportError::Malformed {
+            format: "iCalendar",
+            reason: format!("components are nested more than {max} deep (line {line})"),
+        }
     })?;
     if !parsed.components.iter().any(|c| c.name == "VCALENDAR") {
         return Err(ImportError::Malformed {
@@ -150,13 +155,36 @@ fn read_component(
     match component.name.as_str() {
         "VEVENT" => {}
         "VTIMEZONE" => return,
-        "VTODO" => return skip(import, "a to-do (VTODO) is not an event; only events are imported".into()),
-        "VJOURNAL" => return skip(import, "a journal entry (VJOURNAL) is not an event; only events are imported".into()),
-        "VFREEBUSY" => return skip(import, "free/busy time (VFREEBUSY) is not an event; only events are imported".into()),
-        other => return skip(import, format!("a {other} component is not an event; only events are imported")),
+        "VTODO" => {
+            return skip(
+                import,
+                "a to-do (VTODO) is not an event; only events are imported".into(),
+            )
+        }
+        "VJOURNAL" => {
+            return skip(
+                import,
+                "a journal entry (VJOURNAL) is not an event; only events are imported".into(),
+            )
+        }
+        "VFREEBUSY" => {
+            return skip(
+                import,
+                "free/busy time (VFREEBUSY) is not an event; only events are imported".into(),
+            )
+        }
+        other => {
+            return skip(
+                import,
+                format!("a {other} component is not an event; only events are imported"),
+            )
+        }
     }
     let Some(uid) = uid else {
-        return skip(import, "the event has no UID, so a later import could not update it".into());
+        return skip(
+            import,
+            "the event has no UID, so a later import could not update it".into(),
+        );
     };
     if let Some(recurrence_id) = component.property("RECURRENCE-ID") {
         return skip(
@@ -169,14 +197,20 @@ fn read_component(
         );
     }
     if !seen.insert(uid.clone()) {
-        return skip(import, "another event in the file has the same UID; the first one is imported".into());
+        return skip(
+            import,
+            "another event in the file has the same UID; the first one is imported".into(),
+        );
     }
     match read_event(component, locations, options) {
         Ok((item, notes)) => {
             if !notes.is_empty() {
                 skip(import, format!("imported without: {}", notes.join("; ")));
             }
-            import.items.push(ImportedItem { source_key: record.clone(), item });
+            import.items.push(ImportedItem {
+                source_key: record.clone(),
+                item,
+            });
         }
         Err(reason) => skip(import, reason),
     }
@@ -198,8 +232,16 @@ fn read_when(
     tz_default: Tz,
 ) -> Result<When, String> {
     let parsed = parse_date_value(value).map_err(|e| format!("{}: {e}", property.name))?;
-    if property.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) && !matches!(parsed, DateValue::Date(_)) {
-        return Err(format!("{} says VALUE=DATE but holds `{}`", property.name, value.trim()));
+    if property
+        .param("VALUE")
+        .is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
+        && !matches!(parsed, DateValue::Date(_))
+    {
+        return Err(format!(
+            "{} says VALUE=DATE but holds `{}`",
+            property.name,
+            value.trim()
+        ));
     }
     Ok(match parsed {
         DateValue::Date(date) => When {
@@ -269,14 +311,21 @@ fn read_event(
         return Err("the event is cancelled (STATUS:CANCELLED)".into());
     }
     let start_property = event.property("DTSTART").ok_or("the event has no DTSTART")?;
-    let start = read_when(start_property, &start_property.value, locations, options.time_zone)?;
+    let start = read_when(
+        start_property,
+        &start_property.value,
+        locations,
+        options.time_zone,
+    )?;
     let tz = start.tz;
     let end_property = event.property("DTEND");
     let duration_property = event.property("DURATION");
     let end = match (end_property, duration_property) {
         (Some(end_property), other) => {
             if other.is_some() {
-                notes.push("DURATION (the event also has DTEND, which RFC 5545 forbids; DTEND was used)".to_owned());
+                notes.push(
+                    "DURATION (the event also has DTEND, which RFC 5545 forbids; DTEND was used)".to_owned(),
+                );
             }
             let end = read_when(end_property, &end_property.value, locations, options.time_zone)?;
             if end.date != start.date {
@@ -346,7 +395,10 @@ fn read_event(
     if let Some(geo) = event.property("GEO") {
         match read_geo(&geo.value) {
             Some(location) => content.location = Some(location),
-            None => notes.push(format!("GEO `{}` (not a latitude;longitude pair)", geo.value.trim())),
+            None => notes.push(format!(
+                "GEO `{}` (not a latitude;longitude pair)",
+                geo.value.trim()
+            )),
         }
     }
     for property in event.properties_named("CATEGORIES") {
@@ -357,9 +409,14 @@ fn read_event(
                 continue;
             }
             if chars > MAX_TAG_CHARS || tag.chars().any(char::is_control) {
-                notes.push(format!("the category `{}…` (a tag has at most {MAX_TAG_CHARS} characters)", tag.chars().take(20).collect::<String>()));
+                notes.push(format!(
+                    "the category `{}…` (a tag has at most {MAX_TAG_CHARS} characters)",
+                    tag.chars().take(20).collect::<String>()
+                ));
             } else if content.tags.len() >= MAX_TAGS && !content.tags.contains(&tag) {
-                notes.push(format!("the category `{tag}` (an item has at most {MAX_TAGS} tags)"));
+                notes.push(format!(
+                    "the category `{tag}` (an item has at most {MAX_TAGS} tags)"
+                ));
             } else {
                 content.tags.insert(tag);
             }
@@ -383,7 +440,11 @@ fn read_event(
             "ATTACH" | "IMAGE" => "attachments are not fetched",
             _ => "Quartier has no field for it",
         };
-        let times = if count > 1 { format!(" ×{count}") } else { String::new() };
+        let times = if count > 1 {
+            format!(" ×{count}")
+        } else {
+            String::new()
+        };
         notes.push(format!("{name}{times} ({why})"));
     }
     for child in event.children.iter().filter(|c| c.name != "VALARM") {

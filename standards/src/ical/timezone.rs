@@ -28,9 +28,10 @@ fn span_at(tz: Tz, at: DateTime<Utc>) -> Span {
         from: at,
         offset: offset.fix().local_minus_utc(),
         daylight: offset.dst_offset() != Duration::zero(),
-        name: offset
-            .abbreviation()
-            .map_or_else(|| format_utc_offset(offset.fix().local_minus_utc()), str::to_owned),
+        name: offset.abbreviation().map_or_else(
+            || format_utc_offset(offset.fix().local_minus_utc()),
+            str::to_owned,
+        ),
     }
 }
 
@@ -162,7 +163,10 @@ pub(crate) fn resolve_tzid(tzid: &str, locations: &BTreeMap<String, String>) -> 
     if let Some(tz) = locations.get(tzid).and_then(|name| parse_time_zone(name).ok()) {
         return Ok(tz);
     }
-    if let Some((_, iana)) = WINDOWS_ZONES.iter().find(|(windows, _)| windows.eq_ignore_ascii_case(tzid)) {
+    if let Some((_, iana)) = WINDOWS_ZONES
+        .iter()
+        .find(|(windows, _)| windows.eq_ignore_ascii_case(tzid))
+    {
         return parse_time_zone(iana).map_err(|e| e.to_string());
     }
     Err(format!(
@@ -203,11 +207,16 @@ mod tests {
         let none = BTreeMap::new();
         let berlin = Ok(chrono_tz::Europe::Berlin);
         assert_eq!(resolve_tzid("Europe/Berlin", &none), berlin);
-        assert_eq!(resolve_tzid("/mozilla.org/20070129_1/Europe/Berlin", &none), berlin);
+        assert_eq!(
+            resolve_tzid("/mozilla.org/20070129_1/Europe/Berlin", &none),
+            berlin
+        );
         assert_eq!(resolve_tzid("W. Europe Standard Time", &none), berlin);
         let locations = BTreeMap::from([("Mitteleuropa".to_owned(), "Europe/Berlin".to_owned())]);
         assert_eq!(resolve_tzid("Mitteleuropa", &locations), berlin);
-        assert!(resolve_tzid("Mitteleuropa", &none).unwrap_err().contains("Mitteleuropa"));
+        assert!(resolve_tzid("Mitteleuropa", &none)
+            .unwrap_err()
+            .contains("Mitteleuropa"));
         assert!(resolve_tzid("Berlin", &none).is_err());
     }
 }

@@ -143,7 +143,11 @@ pub(crate) enum StartForm {
 /// The RRULE with its UNTIL written in the form `form` needs, and, when `limit` is given, no
 /// occurrence starting after that UTC instant. The domain reads UNTIL in any of the three
 /// forms; calendar programs (and RFC 5545) do not.
-pub(crate) fn rewrite_until(rrule: &str, form: StartForm, limit: Option<DateTime<Utc>>) -> Result<String, String> {
+pub(crate) fn rewrite_until(
+    rrule: &str,
+    form: StartForm,
+    limit: Option<DateTime<Utc>>,
+) -> Result<String, String> {
     let mut parts: Vec<String> = Vec::new();
     let mut until: Option<DateTime<Utc>> = None;
     let mut date_until: Option<NaiveDate> = None;
@@ -211,7 +215,13 @@ mod tests {
             parse_date_value("20260305T190000Z"),
             Ok(DateValue::Utc(Utc.from_utc_datetime(&local)))
         );
-        for bad in ["2026-03-05", "20261305", "20260305T250000", "x", "20260305T190000+01"] {
+        for bad in [
+            "2026-03-05",
+            "20261305",
+            "20260305T250000",
+            "x",
+            "20260305T190000+01",
+        ] {
             assert!(parse_date_value(bad).is_err(), "{bad}");
         }
         assert_eq!(format_utc_offset(3600), "+0100");
@@ -221,7 +231,13 @@ mod tests {
 
     #[test]
     fn ical_durations() {
-        assert_eq!(parse_duration("PT1H30M"), Ok(IcalDuration { days: 0, seconds: 5400 }));
+        assert_eq!(
+            parse_duration("PT1H30M"),
+            Ok(IcalDuration {
+                days: 0,
+                seconds: 5400
+            })
+        );
         assert_eq!(parse_duration("P1W"), Ok(IcalDuration { days: 7, seconds: 0 }));
         assert_eq!(parse_duration("P1DT2S"), Ok(IcalDuration { days: 1, seconds: 2 }));
         for bad in ["-PT1H", "P", "PT", "1H", "PT1D", "P1H", "P99999999999D", "P1DT"] {
@@ -233,7 +249,12 @@ mod tests {
     fn ical_until_is_rewritten_for_the_start_form() {
         let berlin = chrono_tz::Europe::Berlin;
         assert_eq!(
-            rewrite_until("FREQ=WEEKLY;UNTIL=20260326;BYDAY=TH", StartForm::Zoned(berlin), None).unwrap(),
+            rewrite_until(
+                "FREQ=WEEKLY;UNTIL=20260326;BYDAY=TH",
+                StartForm::Zoned(berlin),
+                None
+            )
+            .unwrap(),
             "FREQ=WEEKLY;BYDAY=TH;UNTIL=20260326T225959Z"
         );
         assert_eq!(
