@@ -619,3 +619,196 @@ fn ical_line_folded_inside_a_character_still_reads() {
     let import = import_ics(&bytes, &import_options(&space)).unwrap();
     assert_eq!(import.items[0].item.content.title.get("de"), Some("Café"));
 }
+
+/// Runs `script` with Python 3 and `args`. `None` when Python or one of `modules` is missing:
+/// then the test fails under `QUARTIER_REQUIRE_VALIDATORS` and otherwise only prints a note.
+fn python(script: &str, modules: &[&str], args: &[&str]) -> Option<String> {
+    let required = std::env::var_os("QUARTIER_REQUIRE_VALIDATORS").is_some();
+    let probe = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                !required,
+                "QUARTIER_REQUIRE_VALIDATORS is set but python3 with {modules:?} is missing: {why}"
+            );
+            eprintln!("note: skipping the independent check, python3 with {modules:?} is missing ({why}); see scripts/validators-requirements.txt");
+            return None;
+        }
+    }
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the independent parser failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).expect("UTF-8 from python"))
+}
+
+/// Reads an `.ics` with Python `icalendar` (zones by name) and with `vobject` (zones from the
+/// file's VTIMEZONEs), expands every VEVENT with dateutil over 2026, and prints per UID:
+/// the summary, the duration and the occurrence starts (UTC, or the date for all-day events).
+const EXPAND_ICS: &str = r#"
+import sys, json, datetime
+import icalendar, vobject
+from dateutil import rrule as dr
+
+path = sys.argv[1]
+raw = open(path, 'rb').read()
+utc = datetime.timezone.utc
+lo = datetime.datetime(2026, 1, 1, tzinfo=utc)
+hi = datetime.datetime(2027, 1, 1, tzinfo=utc)
+
+def show(value):
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return value.strftime('%Y-%m-%d')
+
+def window(start):
+    if isinstance(start, datetime.datetime):
+        return lo, hi
+    return lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+
+def expand(start, end, rule, exdates):
+    all_day = not isinstance(start, datetime.datetime)
+    first = datetime.datetime.combine(start, datetime.time()) if all_day else start
+    rs = dr.rruleset()
+    if rule:
+        rs.rrule(dr.rrulestr(rule, dtstart=first))
+    else:
+        rs.rdate(first)
+    for ex in exdates:
+        if all_day:
+            ex = datetime.datetime.combine(ex, datetime.time()) if not isinstance(ex, datetime.datetime) else ex
+        rs.exdate(ex)
+    a, b = window(start)
+    starts = rs.between(a, b, inc=True)
+    return [show(s.date() if all_day else s) for s in starts], (end - start).total_seconds()
+
+out = {'icalendar': {}, 'vobject': {}}
+cal = icalendar.Calendar.from_ical(raw)
+for ev in cal.walk('VEVENT'):
+    start = ev.decoded('DTSTART')
+    end = ev.decoded('DTEND')
+    rule = ev.get('RRULE')
+    rule = rule.to_ical().decode() if rule else None
+    exdates = []
+    ex = ev.get('EXDATE')
+    for group in (ex if isinstance(ex, list) else [ex] if ex else []):
+        exdates += [d.dt for d in group.dts]
+    starts, length = expand(start, end, rule, exdates)
+    out['icalendar'][str(ev['UID'])] = {'summary': str(ev['SUMMARY']), 'length': length, 'starts': starts}
+
+vcal = vobject.readOne(raw.decode('utf-8'))
+for ev in vcal.vevent_list:
+    start = ev.dtstart.value
+    end = ev.dtend.value
+    rs = ev.getrruleset(addRDate=True)
+    a, b = window(start)
+    if rs is None:
+        starts = [start] if a <= (start if isinstance(start, datetime.datetime) else datetime.datetime.combine(start, datetime.time())) < b else []
+    else:
+        starts = rs.between(a, b, inc=True)
+    all_day = not isinstance(start, datetime.datetime)
+    shown = [show(s.date() if all_day and isinstance(s, datetime.datetime) else s) for s in starts]
+    out['vobject'][ev.uid.value] = {'summary': ev.summary.value, 'length': (end - start).total_seconds(), 'starts': shown}
+print(json.dumps(out, sort_keys=True))
+"#;
+
+#[test]
+fn ical_exports_read_the_same_in_python_icalendar_and_vobject() {
+    let space = space();
+    let items = vec![
+        repair_cafe(&space),
+        street_party(&space),
+        online_meeting(&space),
+        offer(&space),
+    ];
+    let export = export_ics(&space, &items, &options());
+    assert!(export.skipped.is_empty(), "{:?}", export.skipped);
+    let dir = std::env::temp_dir().join(format!("quartier-ical-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("export.ics");
+    std::fs::write(&path, &export.ics).unwrap();
+    let Some(output) = python(
+        EXPAND_ICS,
+        &["icalendar", "vobject", "dateutil"],
+        &[path.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let parsed: serde_json::Value = serde_json::from_str(&output).unwrap();
+
+    // What we expect, from the domain's own expansion.
+    let (from, to) = (utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0));
+    let tz = chrono_tz::Europe::Berlin;
+    let mut expected: BTreeMap<String, (String, f64, Vec<String>)> = BTreeMap::new();
+    let show = |timing: &EventTiming, start: DateTime<Utc>| {
+        if timing.start.time() == NaiveTime::MIN && timing.end.time() == NaiveTime::MIN {
+            start.with_timezone(&tz).format("%Y-%m-%d").to_string()
+        } else {
+            start.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        }
+    };
+    for item in &items {
+        match &item.content.details {
+            ItemDetails::Event(event) => {
+                let t = &event.timing;
+                let occurrences = t.occurrences_between(from, to, 1000).unwrap();
+                let length = (occurrences[0].end - occurrences[0].start).num_seconds() as f64;
+                let starts = occurrences.iter().map(|o| show(t, o.start)).collect();
+                let title = item.content.title.best(&["de"]).unwrap().to_owned();
+                expected.insert(format!("{}@quartier", item.id), (title, length, starts));
+            }
+            ItemDetails::Offer(offer) => {
+                for (index, rule) in offer.schedules.iter().enumerate() {
+                    // A rule without a start date is written from the export's day on.
+                    let since = if rule.valid_from.is_some() {
+                        from
+                    } else {
+                        options().now
+                    };
+                    let openings = opening_intervals(std::slice::from_ref(rule), tz, since, to).unwrap();
+                    let length = (openings[0].end - openings[0].start).num_seconds() as f64;
+                    let starts = openings
+                        .iter()
+                        .map(|o| o.start.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                        .collect();
+                    let title = match &rule.description {
+                        Some(d) => format!("Sozialberatung ({d})"),
+                        None => "Sozialberatung".to_owned(),
+                    };
+                    expected.insert(
+                        format!("{}-opening-{}@quartier", item.id, index + 1),
+                        (title, length, starts),
+                    );
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+    for parser in ["icalendar", "vobject"] {
+        let events = parsed[parser].as_object().unwrap();
+        assert_eq!(events.len(), expected.len(), "{parser}: {events:#?}");
+        for (uid, (title, length, starts)) in &expected {
+            let got = &events[uid];
+            assert_eq!(got["summary"].as_str(), Some(title.as_str()), "{parser} {uid}");
+            assert_eq!(got["length"].as_f64(), Some(*length), "{parser} {uid}");
+            let got_starts: Vec<String> = serde_json::from_value(got["starts"].clone()).unwrap();
+            assert_eq!(&got_starts, starts, "{parser} {uid}");
+        }
+    }
+}
