@@ -585,9 +585,10 @@ fn offer_phones(offer: &Offer) -> Vec<String> {
 }
 
 /// A phone number as a left-to-right isolate (U+2066 … U+2069): in a right-to-left line the
-/// spaces between its digit groups would otherwise reverse the groups ("67 45 123 0231").
+/// spaces between its digit groups would otherwise reverse the groups ("67 45 123 0231"). Its
+/// spaces become no-break spaces: a number split over two lines gets misdialled.
 pub(crate) fn isolate(number: &str) -> String {
-    format!("\u{2066}{number}\u{2069}")
+    format!("\u{2066}{}\u{2069}", number.replace(' ', "\u{a0}"))
 }
 
 fn local_midnight(tz: Tz, day: NaiveDate) -> Option<DateTime<Utc>> {

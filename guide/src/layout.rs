@@ -184,14 +184,16 @@ impl<'a> Flow<'a> {
         self.y += block.height;
     }
 
-    /// Lays out paragraphs within `width`, aligned to the reading start (left, or right for
-    /// right-to-left), starting at `x`; returns the draws and the height used. Stops before
+    /// Lays out paragraphs aligned to the reading start (left, or right for right to left):
+    /// paragraphs starting above `narrow_until` (a QR code beside them) within `narrow`
+    /// (x, width), the rest within `full`. Returns the draws and the height used; stops before
     /// `max_height`, ending with "…".
     fn text_lines(
         &self,
         paragraphs: &[(String, f32, bool, Rgb, f32)],
-        x: f32,
-        width: f32,
+        narrow: (f32, f32),
+        narrow_until: f32,
+        full: (f32, f32),
         max_height: f32,
     ) -> (Vec<Draw>, f32) {
         let mut draws = Vec::new();
@@ -200,6 +202,7 @@ impl<'a> Flow<'a> {
             if !draws.is_empty() {
                 y += space_before;
             }
+            let (x, width) = if y < narrow_until { narrow } else { full };
             for line in self.fonts.layout(text, *size, *bold, width, self.rtl) {
                 let height = size * self.geo.leading;
                 if y + height > max_height {
@@ -239,8 +242,9 @@ impl<'a> Flow<'a> {
         let width = geo.column_width();
         let (mut draws, height) = self.text_lines(
             &[(text.to_owned(), geo.heading, true, ACCENT, 0.0)],
+            (0.0, width),
             0.0,
-            width,
+            (0.0, width),
             self.column_height(),
         );
         draws.push(Draw::Rect {
@@ -256,13 +260,25 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// An entry: its title across the column, then the QR code at the column's end side with
+    /// the first paragraphs beside it and the rest below it at full width. A long title never
+    /// has to squeeze beside the code (German compounds would be cut mid-word in a poster's
+    /// narrow columns).
     fn entry(&self, entry: &Entry) -> Block {
         let geo = self.geo;
         let width = geo.column_width();
         let qr_gap = geo.body * 0.8;
-        let text_width = width - geo.qr - qr_gap;
-        let text_x = if self.rtl { geo.qr + qr_gap } else { 0.0 };
-        let mut paragraphs = vec![(entry.title.clone(), geo.entry_title, true, ACCENT, 0.0)];
+        let padding = geo.body * 0.6;
+        let max = self.column_height() - 2.0 * padding;
+        let (title, title_height) = self.text_lines(
+            &[(entry.title.clone(), geo.entry_title, true, ACCENT, 0.0)],
+            (0.0, width),
+            0.0,
+            (0.0, width),
+            max,
+        );
+        let qr_top = title_height + geo.body * 0.2;
+        let mut paragraphs = Vec::new();
         for p in &entry.paragraphs {
             let (size, bold, color, before) = match p.style {
                 Style::Meta => (geo.meta, false, MUTED, 0.0),
@@ -273,13 +289,20 @@ impl<'a> Flow<'a> {
             };
             paragraphs.push((p.text.clone(), size, bold, color, before));
         }
-        let padding = geo.body * 0.6;
-        let max = self.column_height() - 2.0 * padding;
-        let (mut draws, text_height) = self.text_lines(&paragraphs, text_x, text_width, max);
-        let draws_height = text_height.max(geo.qr);
+        let narrow_x = if self.rtl { geo.qr + qr_gap } else { 0.0 };
+        let (rest, rest_height) = self.text_lines(
+            &paragraphs,
+            (narrow_x, width - geo.qr - qr_gap),
+            geo.qr,
+            (0.0, width),
+            (max - qr_top).max(0.0),
+        );
+        let content_height = qr_top + rest_height.max(geo.qr);
+        let mut draws = title;
+        draws.extend(rest.into_iter().map(|d| d.moved(0.0, qr_top)));
         draws.push(Draw::Qr {
             x: if self.rtl { 0.0 } else { width - geo.qr },
-            y: 0.0,
+            y: qr_top,
             size: geo.qr,
             qr: entry.qr.clone(),
             link: entry.link.clone(),
@@ -288,22 +311,23 @@ impl<'a> Flow<'a> {
         let mut draws: Vec<Draw> = draws.into_iter().map(|d| d.moved(0.0, padding)).collect();
         draws.push(Draw::Rect {
             x: 0.0,
-            y: draws_height + 2.0 * padding,
+            y: content_height + 2.0 * padding,
             w: width,
             h: 0.5,
             color: RULE,
         });
         Block {
             draws,
-            height: draws_height + 2.0 * padding + 0.5,
+            height: content_height + 2.0 * padding + 0.5,
         }
     }
 
     fn simple(&self, text: &str, size: f32, bold: bool, color: Rgb, after: f32) -> Block {
         let (draws, height) = self.text_lines(
             &[(text.to_owned(), size, bold, color, 0.0)],
+            (0.0, self.geo.column_width()),
             0.0,
-            self.geo.column_width(),
+            (0.0, self.geo.column_width()),
             self.column_height(),
         );
         Block {
@@ -360,8 +384,9 @@ pub(crate) fn layout(content: &GuideContent, fonts: &Fonts) -> (Geometry, Vec<Ve
                 geo.body * 0.3,
             ),
         ],
+        (0.0, full),
         0.0,
-        full,
+        (0.0, full),
         geo.height / 2.0,
     );
     let mut page_one: Vec<Draw> = title_draws

@@ -69,7 +69,8 @@ impl OfferSpec {
         self.titles
             .iter()
             .find(|(t, _)| *t == tag)
-            .or_else(|| self.titles.first())
+            // As `LocalizedText::best`: else the variant with the first tag.
+            .or_else(|| self.titles.iter().min_by_key(|(t, _)| *t))
             .map(|(_, title)| *title)
             .unwrap_or("")
     }
@@ -305,7 +306,8 @@ impl EventSpec {
         self.titles
             .iter()
             .find(|(t, _)| *t == tag)
-            .or_else(|| self.titles.first())
+            // As `LocalizedText::best`: else the variant with the first tag.
+            .or_else(|| self.titles.iter().min_by_key(|(t, _)| *t))
             .map(|(_, title)| *title)
             .unwrap_or("")
     }
