@@ -66,7 +66,12 @@ pub fn export_vcards(item: &Item, languages: &[String]) -> Result<String, VcardE
         organization.phone.as_deref(),
         organization.email.as_deref(),
     );
-    if let Some(url) = offer.service_url.as_ref().or(organization.url.as_ref()) {
+    if let Some(url) = organization
+        .url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
         writer.property("URL", &[], url);
     }
     end_card(&mut writer, offer, note, &revision);
@@ -103,7 +108,7 @@ fn begin_card(writer: &mut Writer, uid: &str, kind: &str) {
 fn write_reach(writer: &mut Writer, phone: Option<&str>, email: Option<&str>) {
     if let Some(phone) = phone.map(str::trim).filter(|p| !p.is_empty()) {
         // Free text (allowed by RFC 6350 for compatibility), so the number stays as written.
-        writer.text("TEL", &[("TYPE", "work,voice")], phone);
+        writer.property_lists("TEL", &[("TYPE", &["work", "voice"])], &escape_text(phone));
     }
     if let Some(email) = email.map(str::trim).filter(|e| !e.is_empty()) {
         writer.text("EMAIL", &[("TYPE", "work")], email);
@@ -312,8 +317,9 @@ fn read_card(card: &Component, import: &mut VcardImport) -> Result<Vec<String>, 
         .filter(|o| !o.is_empty());
     let not_fax = |p: &ContentLine| {
         let types = p.param_values("TYPE");
-        !(types.iter().any(|t| t.eq_ignore_ascii_case("fax"))
-            && !types.iter().any(|t| t.eq_ignore_ascii_case("voice")))
+        // A fax-only number is no phone number; a combined one is.
+        !types.iter().any(|t| t.eq_ignore_ascii_case("fax"))
+            || types.iter().any(|t| t.eq_ignore_ascii_case("voice"))
     };
     let faxes = card.properties_named("TEL").filter(|p| !not_fax(p)).count();
     let (phone, more_phones) = preferred(card, "TEL", not_fax);

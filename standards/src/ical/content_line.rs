@@ -459,15 +459,25 @@ impl Writer {
         self.raw_line(&format!("END:{name}"));
     }
 
-    /// A property whose `value` is already in its written form (escaped where needed).
+    /// A property whose `value` is already in its written form (escaped where needed), each
+    /// parameter with one value.
     pub fn property(&mut self, name: &str, params: &[(&str, &str)], value: &str) {
+        let lists: Vec<(&str, [&str; 1])> = params.iter().map(|(key, v)| (*key, [*v])).collect();
+        let lists: Vec<(&str, &[&str])> = lists.iter().map(|(key, v)| (*key, &v[..])).collect();
+        self.property_lists(name, &lists, value);
+    }
+
+    /// A property whose parameters may have several values (`TYPE=work,voice`): each value is
+    /// encoded (and quoted when it must be) on its own, and they are joined with commas.
+    pub fn property_lists(&mut self, name: &str, params: &[(&str, &[&str])], value: &str) {
         let mut line = String::with_capacity(name.len() + value.len() + 16);
         line.push_str(name);
-        for (key, param_value) in params {
+        for (key, values) in params {
             line.push(';');
             line.push_str(key);
             line.push('=');
-            line.push_str(&encode_param(param_value));
+            let encoded: Vec<String> = values.iter().map(|v| encode_param(v)).collect();
+            line.push_str(&encoded.join(","));
         }
         line.push(':');
         line.push_str(value);
