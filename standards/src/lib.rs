@@ -11,11 +11,16 @@
 //! Field-by-field mappings, and what does not map, are in `docs/standards.md`.
 
 pub mod geojson;
+pub mod hsds;
 pub mod ical;
 pub mod import;
 pub mod vcard;
 
 pub use geojson::{export_geojson, import_geojson, GeoJsonExport};
+pub use hsds::{
+    export_hsds_csv, export_hsds_json, import_hsds_csv, import_hsds_json, HsdsCsvExport, HsdsImportOptions,
+    HsdsJsonExport,
+};
 pub use ical::{export_ics, import_ics, IcalExport, IcalExportOptions, IcalImportOptions};
 pub use import::{Import, ImportError, ImportedItem, Skipped, MAX_IMPORT_BYTES};
 pub use vcard::{export_vcards, import_vcards, VcardExportError, VcardImport};
