@@ -31,6 +31,7 @@ pub mod query;
 #[cfg(feature = "uniffi")]
 mod remote;
 pub mod search;
+pub mod standards;
 pub mod store;
 pub mod sync;
 

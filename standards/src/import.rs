@@ -49,8 +49,13 @@ impl ImportError {
     /// The checks every import makes before parsing: size, then UTF-8.
     pub fn check_text(bytes: &[u8]) -> Result<&str, ImportError> {
         if bytes.len() > MAX_IMPORT_BYTES {
-            return Err(ImportError::TooLarge { size: bytes.len(), max: MAX_IMPORT_BYTES });
+            return Err(ImportError::TooLarge {
+                size: bytes.len(),
+                max: MAX_IMPORT_BYTES,
+            });
         }
-        std::str::from_utf8(bytes).map_err(|e| ImportError::NotUtf8 { offset: e.valid_up_to() })
+        std::str::from_utf8(bytes).map_err(|e| ImportError::NotUtf8 {
+            offset: e.valid_up_to(),
+        })
     }
 }

@@ -97,7 +97,12 @@ impl Store {
     }
 
     /// [`Store::create_item`] inside the caller's write transaction (imports create many in one).
-    pub(crate) fn create_item_in(&self, tx: &Connection, touched: &mut Touched, new: NewItem) -> Result<Item> {
+    pub(crate) fn create_item_in(
+        &self,
+        tx: &Connection,
+        touched: &mut Touched,
+        new: NewItem,
+    ) -> Result<Item> {
         new.content.validate()?;
         let item = new.into_item(now());
         let doc_id = item.id.to_string();

@@ -1,0 +1,258 @@
+//! Imports and exports of the standards partners already use (`docs/standards.md`). The
+//! conversions themselves are `quartier-standards`' pure functions; here they meet the store:
+//! - which items an export holds: what everyone in the space may read (audience everyone,
+//!   published), because a file or a calendar feed leaves the app's access control;
+//! - how an import lands: in one write transaction, each record under its source key, so that
+//!   importing an updated file updates the items it made before instead of adding new ones. A
+//!   record the store refuses (invalid, not permitted) is skipped with the reason; the rest of
+//!   the file is taken.
+
+pub use quartier_standards::MAX_IMPORT_BYTES;
+use quartier_standards::{Import, ImportError, Skipped};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::model::{Audience, Item, ItemContent, ItemId, ItemKind, NewItem, SpaceId, Status, Viewer};
+use crate::query::{feed, FeedQuery, Limit};
+use crate::store::{Store, Touched};
+
+/// The most items one export writes; more are named in the export's skipped list.
+pub const MAX_EXPORT_ITEMS: usize = 20_000;
+
+/// A record of a file that was not taken (import) or an item not written (export), and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct SkippedRecord {
+    /// Where: a record id of the file, a line, or an item id.
+    pub record: String,
+    pub reason: String,
+}
+
+impl From<Skipped> for SkippedRecord {
+    fn from(s: Skipped) -> Self {
+        SkippedRecord {
+            record: s.record,
+            reason: s.reason,
+        }
+    }
+}
+
+/// What importing a file changed on this device.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct ImportOutcome {
+    /// Items made from records seen for the first time.
+    pub created: Vec<ItemId>,
+    /// Items made by an earlier import of the same records, changed to what the file says now.
+    pub updated: Vec<ItemId>,
+    /// Items made by an earlier import that the file leaves as they are.
+    pub unchanged: Vec<ItemId>,
+    /// Records not taken, with the reason: what the file's reader could not read and what the
+    /// store refused.
+    pub skipped: Vec<SkippedRecord>,
+}
+
+/// An export: the file's bytes, and the items it could not hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Exported {
+    pub bytes: Vec<u8>,
+    pub skipped: Vec<SkippedRecord>,
+}
+
+impl From<ImportError> for Error {
+    fn from(e: ImportError) -> Self {
+        Error::MalformedInput {
+            what: "import file",
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// The fields an import owns: what the standards hold. Audience, status, media and a proxy's
+/// details stay as they were set on the device.
+const IMPORTED_FIELDS: [&str; 6] = ["title", "body", "tags", "location", "details", "valid_until"];
+
+fn imported_over(current: &ItemContent, imported: &ItemContent) -> ItemContent {
+    ItemContent {
+        title: imported.title.clone(),
+        body: imported.body.clone(),
+        tags: imported.tags.clone(),
+        location: imported.location,
+        details: imported.details.clone(),
+        valid_until: imported.valid_until,
+        ..current.clone()
+    }
+}
+
+/// Whether a store error refuses one record (it is skipped) or stops the import (the file's
+/// records are all left out and the error returned): a full disk or a damaged store stops it.
+fn refuses_the_record(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Invalid { .. }
+            | Error::InvalidCoordinates { .. }
+            | Error::UnknownKind(_)
+            | Error::MalformedInput { .. }
+            | Error::DocumentTooLarge { .. }
+            | Error::KindChange { .. }
+            | Error::NotPermitted { .. }
+            | Error::NotFound { .. }
+            | Error::Schedule(_)
+    )
+}
+
+enum Landed {
+    Created(ItemId),
+    Updated(ItemId),
+    Unchanged(ItemId),
+}
+
+impl Store {
+    /// Takes what a standards reader read (`quartier_standards::import_*`) into the store, in
+    /// one transaction: each record creates an item, or updates the one an earlier import of
+    /// the same source key made. An item deleted here since is left deleted (skipped).
+    pub fn apply_import(&self, import: Import) -> Result<ImportOutcome> {
+        let mut outcome = ImportOutcome {
+            skipped: import.skipped.into_iter().map(SkippedRecord::from).collect(),
+            ..Default::default()
+        };
+        self.write(|tx, touched| {
+            let mut seen = std::collections::BTreeSet::new();
+            for record in import.items {
+                if !seen.insert((record.item.space, record.source_key.clone())) {
+                    outcome.skipped.push(SkippedRecord {
+                        record: record.source_key,
+                        reason: "the file has this record twice; the first one was taken".into(),
+                    });
+                    continue;
+                }
+                tx.execute_batch("SAVEPOINT import_record")?;
+                match self.land(tx, touched, &record.source_key, record.item) {
+                    Ok(landed) => {
+                        tx.execute_batch("RELEASE import_record")?;
+                        match landed {
+                            Landed::Created(id) => outcome.created.push(id),
+                            Landed::Updated(id) => outcome.updated.push(id),
+                            Landed::Unchanged(id) => outcome.unchanged.push(id),
+                        }
+                    }
+                    Err(e) if refuses_the_record(&e) => {
+                        tx.execute_batch("ROLLBACK TO import_record; RELEASE import_record")?;
+                        outcome.skipped.push(SkippedRecord {
+                            record: record.source_key,
+                            reason: e.to_string(),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
+        Ok(outcome)
+    }
+
+    fn land(&self, tx: &Connection, touched: &mut Touched, key: &str, new: NewItem) -> Result<Landed> {
+        let space = new.space.to_string();
+        let earlier: Option<String> = tx
+            .prepare_cached("SELECT item_id FROM imported_items WHERE space_id = ?1 AND source_key = ?2")?
+            .query_row([&space, key], |r| r.get(0))
+            .optional()?;
+        let existing = match earlier {
+            Some(id) => crate::query::item_by_id(tx, &id)?.map(|item| (item.id, item)),
+            None => None,
+        };
+        if let Some((id, current)) = existing {
+            if current.content.status == Status::Deleted {
+                return Err(Error::invalid(
+                    "record",
+                    "the item it made was deleted on this device; it is not brought back",
+                ));
+            }
+            let next = imported_over(&current.content, &new.content);
+            if next == current.content {
+                return Ok(Landed::Unchanged(id));
+            }
+            self.change_item_in(tx, touched, id, new.author, IMPORTED_FIELDS.to_vec(), |_| {
+                next.validate()?;
+                Ok(next)
+            })??;
+            return Ok(Landed::Updated(id));
+        }
+        let item = self.create_item_in(tx, touched, new)?;
+        tx.prepare_cached(
+            "INSERT INTO imported_items (space_id, source_key, item_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (space_id, source_key) DO UPDATE SET item_id = excluded.item_id",
+        )?
+        .execute([&space, key, &item.id.to_string()])?;
+        Ok(Landed::Created(item.id))
+    }
+
+    /// The items of `kinds` in `space` that everyone there may read (audience everyone,
+    /// published), as `viewer` has them, newest first, at most [`MAX_EXPORT_ITEMS`]; whether
+    /// there were more.
+    pub(crate) fn exportable_items(
+        &self,
+        space: SpaceId,
+        viewer: Viewer,
+        kinds: &[ItemKind],
+    ) -> Result<(Vec<Item>, bool)> {
+        self.read(|conn| {
+            let mut query = FeedQuery::new(space, viewer);
+            query.kinds = kinds.to_vec();
+            query.audiences = vec![Audience::Everyone];
+            query.limit = Limit(500);
+            let mut items = Vec::new();
+            loop {
+                let page = feed(conn, &query)?;
+                items.extend(page.items);
+                if items.len() > MAX_EXPORT_ITEMS {
+                    items.truncate(MAX_EXPORT_ITEMS);
+                    return Ok((items, true));
+                }
+                match page.next {
+                    Some(next) => query.after = Some(next),
+                    None => return Ok((items, false)),
+                }
+            }
+        })
+    }
+
+    /// Places and observations of `space` as a GeoJSON `FeatureCollection` (RFC 7946).
+    pub fn export_geojson(&self, space: SpaceId, viewer: Viewer) -> Result<Exported> {
+        let (items, more) =
+            self.exportable_items(space, viewer, &[ItemKind::Place, ItemKind::Observation])?;
+        let export = quartier_standards::export_geojson(&items).map_err(|e| Error::MalformedInput {
+            what: "GeoJSON export",
+            reason: e.to_string(),
+        })?;
+        Ok(Exported {
+            bytes: export.bytes,
+            skipped: with_cap_note(export.skipped, more),
+        })
+    }
+
+    /// Reads a GeoJSON `FeatureCollection` into places and observations of `space`, authored by
+    /// `by` (texts in `language`), and takes them in ([`Store::apply_import`]).
+    pub fn import_geojson(
+        &self,
+        space: SpaceId,
+        by: crate::model::PersonId,
+        bytes: &[u8],
+        language: &str,
+    ) -> Result<ImportOutcome> {
+        self.apply_import(quartier_standards::import_geojson(bytes, space, by, language)?)
+    }
+}
+
+/// An export's skipped list, with a line for the items left out over [`MAX_EXPORT_ITEMS`].
+fn with_cap_note(skipped: Vec<Skipped>, more: bool) -> Vec<SkippedRecord> {
+    let mut out: Vec<SkippedRecord> = skipped.into_iter().map(SkippedRecord::from).collect();
+    if more {
+        out.push(SkippedRecord {
+            record: "…".into(),
+            reason: format!("only the newest {MAX_EXPORT_ITEMS} items are exported"),
+        });
+    }
+    out
+}

@@ -1,0 +1,229 @@
+//! Imports and exports of the standards through the store (`docs/standards.md`): an import
+//! lands in one transaction under source keys, so re-importing updates instead of
+//! duplicating; what the store refuses is skipped with the reason; a bad file changes
+//! nothing; exports hold what everyone in the space may read. `cargo test geojson` etc.
+
+mod common;
+
+use common::*;
+use quartier_core::model::*;
+use quartier_core::query::FeedQuery;
+use quartier_core::Error;
+
+fn feature_collection(features: &[String]) -> Vec<u8> {
+    format!(
+        r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+        features.join(",")
+    )
+    .into_bytes()
+}
+
+fn point(id: &str, name: &str, lon: f64, lat: f64) -> String {
+    format!(
+        r#"{{"type":"Feature","id":"{id}","geometry":{{"type":"Point","coordinates":[{lon},{lat}]}},"properties":{{"name":"{name}"}}}}"#
+    )
+}
+
+fn titles(fx: &Fixture) -> Vec<String> {
+    let mut q = FeedQuery::new(fx.space, fx.author_viewer());
+    q.limit = 500.into();
+    let mut out: Vec<String> = fx
+        .store
+        .feed(&q)
+        .expect("feed")
+        .items
+        .iter()
+        .map(|i| i.content.title.get("de").unwrap_or_default().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn geojson_import_twice_updates_instead_of_duplicating() {
+    let fx = Fixture::new();
+    let file = feature_collection(&[
+        point("bank-1", "Bank am Spielplatz", 6.9503, 50.9612),
+        point("brunnen-2", "Trinkbrunnen", 6.9511, 50.9620),
+    ]);
+    let first = fx
+        .store
+        .import_geojson(fx.space, fx.author, &file, "de")
+        .expect("import");
+    assert_eq!(first.created.len(), 2, "{first:?}");
+    assert!(first.skipped.is_empty(), "{first:?}");
+    assert_eq!(titles(&fx), ["Bank am Spielplatz", "Trinkbrunnen"]);
+
+    // The same file again changes nothing.
+    let again = fx
+        .store
+        .import_geojson(fx.space, fx.author, &file, "de")
+        .expect("again");
+    assert!(again.created.is_empty() && again.updated.is_empty(), "{again:?}");
+    assert_eq!(again.unchanged.len(), 2);
+
+    // An updated file: one renamed and moved, one new; the renamed one keeps its id.
+    let updated = feature_collection(&[
+        point("bank-1", "Bank am Spielplatz (neu gestrichen)", 6.9504, 50.9613),
+        point("brunnen-2", "Trinkbrunnen", 6.9511, 50.9620),
+        point("tisch-3", "Tischtennisplatte", 6.9520, 50.9630),
+    ]);
+    let third = fx
+        .store
+        .import_geojson(fx.space, fx.author, &updated, "de")
+        .expect("update");
+    assert_eq!(third.updated, vec![first.created[0]], "{third:?}");
+    assert_eq!(third.created.len(), 1);
+    assert_eq!(third.unchanged, vec![first.created[1]]);
+    assert_eq!(
+        titles(&fx),
+        [
+            "Bank am Spielplatz (neu gestrichen)",
+            "Tischtennisplatte",
+            "Trinkbrunnen"
+        ]
+    );
+    let bank = fx
+        .store
+        .item_detail(first.created[0], &fx.author_viewer())
+        .expect("get")
+        .item;
+    let location = bank.content.location.expect("position");
+    assert_eq!((location.lat, location.lon), (50.9613, 6.9504));
+}
+
+#[test]
+fn geojson_import_keeps_what_the_device_set_and_leaves_deleted_items_deleted() {
+    let fx = Fixture::new();
+    let file = feature_collection(&[
+        point("bank-1", "Bank", 6.95, 50.96),
+        point("baum-2", "Baum", 6.96, 50.97),
+    ]);
+    let first = fx
+        .store
+        .import_geojson(fx.space, fx.author, &file, "de")
+        .expect("import");
+    let (bank, tree) = (first.created[0], first.created[1]);
+    // The audience is the device's: a re-import does not make it public again.
+    let patch = ItemPatch {
+        audience: Some(Audience::Volunteers),
+        ..Default::default()
+    };
+    fx.store.update_item(bank, &patch, fx.author).expect("narrow");
+    fx.store.delete_item(tree, fx.author).expect("delete");
+    let renamed = feature_collection(&[
+        point("bank-1", "Bank (Holz)", 6.95, 50.96),
+        point("baum-2", "Baum", 6.96, 50.97),
+    ]);
+    let again = fx
+        .store
+        .import_geojson(fx.space, fx.author, &renamed, "de")
+        .expect("again");
+    assert_eq!(again.updated, vec![bank]);
+    let item = fx.store.item_detail(bank, &fx.author_viewer()).expect("get").item;
+    assert_eq!(item.content.audience, Audience::Volunteers);
+    assert_eq!(item.content.title.get("de"), Some("Bank (Holz)"));
+    assert_eq!(again.skipped.len(), 1, "{again:?}");
+    assert_eq!(again.skipped[0].record, "geojson:baum-2");
+    assert!(again.skipped[0].reason.contains("deleted"), "{again:?}");
+}
+
+#[test]
+fn geojson_bad_file_changes_nothing_and_bad_records_are_skipped_with_reasons() {
+    let fx = Fixture::new();
+    fx.post("schon da", "");
+    for bad in [
+        b"\xff\xfe not utf-8".to_vec(),
+        b"{\"type\":\"FeatureCollection\",\"features\":[".to_vec(),
+        "[".repeat(100_000).into_bytes(),
+        vec![b' '; quartier_core::standards::MAX_IMPORT_BYTES + 1],
+    ] {
+        match fx.store.import_geojson(fx.space, fx.author, &bad, "de") {
+            Err(Error::MalformedInput { what, reason }) => {
+                assert_eq!(what, "import file");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("expected a malformed file, got {other:?}"),
+        }
+    }
+    assert_eq!(titles(&fx), ["schon da"]);
+    // One good feature among bad ones: the good one is taken, each bad one named.
+    let file = feature_collection(&[
+        point("gut", "Gut", 6.95, 50.96),
+        point("weit-weg", "Weit weg", 200.0, 50.0),
+        r#"{"type":"Feature","id":"linie","geometry":{"type":"LineString","coordinates":[[6.9,50.9],[6.91,50.91]]},"properties":{"name":"Weg"}}"#.into(),
+        r#"{"type":"Feature","id":"ohne-name","geometry":{"type":"Point","coordinates":[6.9,50.9]},"properties":{}}"#.into(),
+    ]);
+    let outcome = fx
+        .store
+        .import_geojson(fx.space, fx.author, &file, "de")
+        .expect("import");
+    assert_eq!(outcome.created.len(), 1);
+    let mut skipped: Vec<&str> = outcome.skipped.iter().map(|s| s.record.as_str()).collect();
+    skipped.sort();
+    assert_eq!(skipped.len(), 3, "{:?}", outcome.skipped);
+    assert!(outcome.skipped.iter().all(|s| !s.reason.is_empty()));
+    assert_eq!(titles(&fx), ["Gut", "schon da"]);
+}
+
+#[test]
+fn geojson_import_a_record_the_store_refuses_is_skipped_and_the_rest_taken() {
+    // The reader takes a long description; the store's per-document budget refuses it. That
+    // record is named with the store's reason and rolled back alone; the others are taken.
+    let fx = Fixture::with_options(quartier_core::StoreOptions {
+        document_budget: 4096,
+        ..Default::default()
+    });
+    let long = "Sehr lange Beschreibung. ".repeat(400);
+    let file = feature_collection(&[
+        point("a", "A", 6.95, 50.96),
+        format!(
+            r#"{{"type":"Feature","id":"lang","geometry":{{"type":"Point","coordinates":[6.9,50.9]}},"properties":{{"name":"Lang","description":"{long}"}}}}"#
+        ),
+        point("b", "B", 6.96, 50.97),
+    ]);
+    let outcome = fx
+        .store
+        .import_geojson(fx.space, fx.author, &file, "de")
+        .expect("import");
+    assert_eq!(outcome.created.len(), 2, "{outcome:?}");
+    assert_eq!(outcome.skipped.len(), 1);
+    assert_eq!(outcome.skipped[0].record, "geojson:lang");
+    assert!(
+        outcome.skipped[0].reason.contains("document too large"),
+        "{outcome:?}"
+    );
+    assert_eq!(titles(&fx), ["A", "B"]);
+}
+
+#[test]
+fn geojson_export_holds_what_everyone_may_read_and_erasure_forgets_the_source_key() {
+    let fx = Fixture::new();
+    let public = fx.create(place("Bücherschrank", 50.9612, 6.9503));
+    let mut private = place("Schlüssel bei Frau K.", 50.9613, 6.9504);
+    private.audience = Audience::Volunteers;
+    fx.create(private);
+    fx.post("Ein Beitrag", "ohne Ort");
+    let exported = fx
+        .store
+        .export_geojson(fx.space, fx.author_viewer())
+        .expect("export");
+    let json: serde_json::Value = serde_json::from_slice(&exported.bytes).expect("json");
+    let features = json["features"].as_array().expect("features");
+    assert_eq!(features.len(), 1, "{json}");
+    assert_eq!(features[0]["id"], public.id.to_string());
+
+    // Erasure leaves no trace of the import either: the same record comes back as new.
+    let file = feature_collection(&[point("bank", "Bank", 6.95, 50.96)]);
+    let first = fx
+        .store
+        .import_geojson(fx.space, fx.author, &file, "de")
+        .expect("import");
+    fx.store.erase_item(first.created[0]).expect("erase");
+    let again = fx
+        .store
+        .import_geojson(fx.space, fx.author, &file, "de")
+        .expect("again");
+    assert_eq!(again.created.len(), 1);
+    assert_ne!(again.created[0], first.created[0]);
+}
