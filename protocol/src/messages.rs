@@ -169,6 +169,14 @@ pub struct RedeemInvite {
     pub code: String,
 }
 
+/// Answer to `POST /v1/spaces/{space}/calendar-feed`: the member's new secret calendar feed,
+/// as a path on the server (`/calendar/<token>.ics`; the app puts the server's address in front).
+/// Any earlier feed of this member and space stops working; `DELETE` on the same route ends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarFeed {
+    pub path: String,
+}
+
 /// A person's membership of a space, as the server decided it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {

@@ -9,6 +9,7 @@
 //! - `documents`: documents in memory (LRU) for permission checks and snapshots;
 //! - `sync`: push checks and pull paging, under the core's permission table;
 //! - `blobs`: media files (chunked uploads, ranged downloads, quotas, who may fetch what);
+//! - `public`: what the server shows outside the app (calendar feeds, item pages, exports);
 //! - `http`: routes and wire-format bodies.
 
 pub mod blobs;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod documents;
 pub mod error;
 pub mod http;
+pub mod public;
 pub mod state;
 pub mod storage;
 pub mod sync;

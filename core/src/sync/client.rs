@@ -512,6 +512,31 @@ impl SyncClient {
         .await
     }
 
+    /// This person's secret calendar feed of `space`: an address calendar apps subscribe to,
+    /// with the space's public events and offers' opening hours (docs/standards.md). Each call
+    /// makes a new address; the one given before stops working.
+    pub async fn renew_calendar_feed(&self, store: &Store, space: SpaceId) -> Result<String> {
+        let account = self.account(store).await?;
+        let request = HttpRequest::bare(
+            HttpMethod::Post,
+            format!("/v1/spaces/{space}/calendar-feed"),
+            Some(&account.token),
+        );
+        let feed: quartier_protocol::CalendarFeed = decode_answer(&self.send(request).await?)?;
+        Ok(format!("{}{}", self.base_url().trim_end_matches('/'), feed.path))
+    }
+
+    /// Ends this person's calendar feed of `space`: its address answers nothing any more.
+    pub async fn end_calendar_feed(&self, store: &Store, space: SpaceId) -> Result<()> {
+        let account = self.account(store).await?;
+        self.call_empty(
+            HttpMethod::Delete,
+            &format!("/v1/spaces/{space}/calendar-feed"),
+            &account.token,
+        )
+        .await
+    }
+
     /// Joins the space of an invite code.
     pub async fn redeem_invite(&self, store: &Store, code: &str) -> Result<Membership> {
         let account = self.account_for_invite(store).await?;

@@ -7,6 +7,7 @@ mod blobs;
 mod body;
 pub mod devices;
 pub mod guard;
+mod public;
 mod spaces;
 mod sync;
 mod teams;
@@ -81,6 +82,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/blobs/{hash}/chunks/{index}", put(blobs::put_chunk))
         .route("/v1/blobs/{hash}/complete", post(blobs::complete))
         .route("/v1/blobs/{hash}", get(blobs::download))
+        .route(
+            "/v1/spaces/{space}/calendar-feed",
+            post(public::renew_feed).delete(public::revoke_feed),
+        )
+        .route("/calendar/{file}", get(public::feed))
+        .route("/i/{item}", get(public::item_page))
         // Every refusal carries an `ErrorBody`, unknown routes and methods included.
         .fallback(|| async { crate::error::ServerError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {

@@ -5,6 +5,7 @@
 //! blocking tasks.
 
 pub mod accounts;
+pub mod calendar_feeds;
 pub mod certificates;
 pub mod counselling;
 pub mod help;
@@ -27,7 +28,7 @@ use rusqlite::Connection;
 use crate::error::ServerError;
 
 /// The schema, one script per version: `MIGRATIONS[n]` brings version `n` to `n + 1`.
-const MIGRATIONS: [&str; 15] = [
+const MIGRATIONS: [&str; 16] = [
     include_str!("schema.sql"),
     // Blobs (media).
     include_str!("002_blobs.sql"),
@@ -57,6 +58,8 @@ const MIGRATIONS: [&str; 15] = [
     include_str!("014_moderation.sql"),
     // The help board: each request's flow.
     include_str!("015_help.sql"),
+    // Calendar feeds: a secret address per member and space.
+    include_str!("016_calendar_feeds.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements

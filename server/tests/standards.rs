@@ -1,0 +1,243 @@
+//! The server's side of the standards (`docs/standards.md`) against a real `quartier-server`:
+//! a member's secret calendar feed (public events and opening hours as iCalendar, read back by
+//! Python's `icalendar`), renewed and ended; and the plain web page of a public item that the
+//! printed guide's QR codes lead to. `cargo test ical`, `cargo test item_page`.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+use quartier_core::model::*;
+use quartier_core::moderation::ModerationAction;
+use quartier_core::schedule::EventTiming;
+
+fn event(space: SpaceId, author: PersonId, title: &str, audience: Audience) -> NewItem {
+    let start = (Utc::now() + Duration::days(3))
+        .date_naive()
+        .and_hms_opt(18, 0, 0)
+        .expect("time");
+    let content = ItemContent {
+        audience,
+        ..ItemContent::new(
+            LocalizedText::single("de", title),
+            ItemDetails::Event(Event {
+                timing: EventTiming {
+                    start,
+                    end: start + Duration::hours(2),
+                    time_zone: "Europe/Berlin".into(),
+                    rrule: Some("FREQ=WEEKLY;COUNT=4".into()),
+                    exdates: vec![],
+                },
+                venue: Some("Bürgerhaus, Turmstraße 3".into()),
+            }),
+        )
+    };
+    NewItem::new(space, author, content)
+}
+
+async fn get(url: &str) -> (u16, String, String) {
+    let response = http().get(url).send().await.expect("GET");
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, kind, response.text().await.expect("body"))
+}
+
+/// Python with `icalendar` reads the feed; its summaries and the number of occurrences of the
+/// weekly event in the next six weeks. `None` (with a note) when the parser is not installed
+/// and `QUARTIER_REQUIRE_VALIDATORS` is not set.
+fn python_reads_ics(ics: &str) -> Option<String> {
+    let script = r#"
+import sys, datetime
+try:
+    import icalendar
+except ImportError:
+    sys.exit(77)
+cal = icalendar.Calendar.from_ical(sys.stdin.read())
+for ev in cal.walk("VEVENT"):
+    print("SUMMARY", str(ev.get("SUMMARY")), "RRULE" if ev.get("RRULE") else "")
+"#;
+    let required = std::env::var_os("QUARTIER_REQUIRE_VALIDATORS").is_some();
+    let spawned = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = spawned else {
+        assert!(!required, "python3 is required (QUARTIER_REQUIRE_VALIDATORS)");
+        eprintln!("note: python3 missing; the feed was not read by an independent parser");
+        return None;
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ics.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    match out.status.code() {
+        Some(77) => {
+            assert!(
+                !required,
+                "Python icalendar is required (QUARTIER_REQUIRE_VALIDATORS)"
+            );
+            eprintln!("note: Python icalendar missing; the feed was not read by an independent parser");
+            None
+        }
+        Some(0) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        _ => panic!("icalendar could not read the feed: {out:?}\n{ics}"),
+    }
+}
+
+#[tokio::test]
+async fn ical_calendar_feed_is_per_member_secret_public_only_renewable_and_revocable() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
+    let ben = join(&url, &coord, space, Role::Resident, "Ben").await;
+    for (title, audience) in [
+        ("Nachbarschaftscafé", Audience::Everyone),
+        ("Helferrunde", Audience::Volunteers),
+    ] {
+        coord
+            .store
+            .create_item(event(space, coord.person, title, audience))
+            .expect("event");
+    }
+    sync_each(&[&coord, &anna, &ben]).await;
+
+    let feed = anna
+        .client
+        .renew_calendar_feed(&anna.store, space)
+        .await
+        .expect("feed");
+    assert!(feed.starts_with(&url) && feed.ends_with(".ics"), "{feed}");
+    let (status, kind, ics) = get(&feed).await;
+    assert_eq!(status, 200, "{ics}");
+    assert!(kind.starts_with("text/calendar"), "{kind}");
+    assert!(ics.contains("Nachbarschaftscaf"), "{ics}");
+    assert!(
+        !ics.contains("Helferrunde"),
+        "a volunteers' event stays out of feeds: {ics}"
+    );
+    if let Some(read) = python_reads_ics(&ics) {
+        assert!(read.contains("SUMMARY Nachbarschaftscafé RRULE"), "{read}");
+        assert!(!read.contains("Helferrunde"), "{read}");
+    }
+
+    // Ben's feed is another address; a new one of Anna's ends her old one.
+    let bens = ben
+        .client
+        .renew_calendar_feed(&ben.store, space)
+        .await
+        .expect("ben's feed");
+    assert_ne!(bens, feed);
+    let renewed = anna
+        .client
+        .renew_calendar_feed(&anna.store, space)
+        .await
+        .expect("renew");
+    assert_ne!(renewed, feed);
+    assert_eq!(get(&feed).await.0, 404, "the old address answers nothing");
+    assert_eq!(get(&renewed).await.0, 200);
+    anna.client
+        .end_calendar_feed(&anna.store, space)
+        .await
+        .expect("end");
+    assert_eq!(get(&renewed).await.0, 404);
+    assert!(
+        anna.client.end_calendar_feed(&anna.store, space).await.is_err(),
+        "nothing left to end"
+    );
+
+    // A member removed from the space: their feed ends with their membership.
+    assert_eq!(get(&bens).await.0, 200);
+    coord
+        .client
+        .remove_member(&coord.store, space, ben.person)
+        .await
+        .expect("remove");
+    assert_eq!(get(&bens).await.0, 404);
+
+    // Guesses and junk: 404, bounded.
+    for path in [
+        "/calendar/00.ics",
+        "/calendar/zz.ics",
+        "/calendar/x",
+        &format!("/calendar/{}.ics", "a".repeat(10_000)),
+    ] {
+        assert_eq!(get(&format!("{url}{path}")).await.0, 404, "{path}");
+    }
+    // Someone who is no member gets no feed.
+    let stranger = Device::register(&url, "Fremd").await;
+    assert!(stranger
+        .client
+        .renew_calendar_feed(&stranger.store, space)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn item_page_shows_public_items_only_escaped_with_the_app_link() {
+    let server = Server::start();
+    let url = server.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let public = coord.post(
+        space,
+        "Tauschregal <script>alert(1)</script> & mehr",
+        Audience::Everyone,
+    );
+    let private = coord.post(space, "Schlüsselliste", Audience::Volunteers);
+    let hidden = coord.post(space, "Bald versteckt", Audience::Everyone);
+    coord.sync().await;
+
+    let (status, kind, html) = get(&format!("{url}/i/{}", public.id)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(
+        html.contains("Tauschregal &#60;script&#62;alert(1)&#60;/script&#62; &#38; mehr"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains(r#"lang="de""#), "{html}");
+    assert!(html.contains(&format!("quartier://item/{}", public.id)), "{html}");
+
+    assert_eq!(get(&format!("{url}/i/{}", private.id)).await.0, 404);
+    coord
+        .store
+        .moderate_item(hidden.id, ModerationAction::Hide, "später")
+        .expect("hide");
+    assert_eq!(
+        get(&format!("{url}/i/{}", hidden.id)).await.0,
+        200,
+        "not hidden until synced"
+    );
+    coord.sync().await;
+    assert_eq!(
+        get(&format!("{url}/i/{}", hidden.id)).await.0,
+        404,
+        "hidden by the coordinators"
+    );
+    assert_eq!(get(&format!("{url}/i/{}", ItemId::new())).await.0, 404);
+    assert_eq!(get(&format!("{url}/i/not-an-id")).await.0, 400);
+    // Past its validity: no longer shown.
+    let mut old = ItemContent::new(
+        LocalizedText::single("de", "Flohmarkt letzte Woche"),
+        ItemDetails::Post(Post {
+            post_type: PostType::News,
+        }),
+    );
+    old.valid_until = Some(Utc::now() - Duration::days(1));
+    let expired = coord
+        .store
+        .create_item(NewItem::new(space, coord.person, old))
+        .expect("create");
+    coord.sync().await;
+    assert_eq!(get(&format!("{url}/i/{}", expired.id)).await.0, 404);
+}
