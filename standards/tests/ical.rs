@@ -812,3 +812,55 @@ fn ical_exports_read_the_same_in_python_icalendar_and_vobject() {
         }
     }
 }
+
+mod ical_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zé😀ل,;:\\\\\"^ \n\t]{1,120}".prop_filter("needs a visible character", |t| !t.trim().is_empty())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the text (escapes, quotes, carets, line breaks, multi-octet characters
+        /// across folds), it comes back as it was.
+        #[test]
+        fn ical_any_text_round_trips(title in text(), body in text(), venue in "[a-zé,;\\\\ ]{0,40}[a-z]") {
+            let space = space();
+            let mut original = street_party(&space);
+            original.content.title = LocalizedText::single("de", title.as_str());
+            original.content.body = LocalizedText::single("de", body.as_str());
+            if let ItemDetails::Event(event) = &mut original.content.details {
+                event.venue = Some(venue.trim().to_owned());
+            }
+            let export = export_ics(&space, std::slice::from_ref(&original), &options());
+            for line in export.ics.split("\r\n") {
+                prop_assert!(line.len() <= 75);
+            }
+            let import = import_ics(export.ics.as_bytes(), &import_options(&space)).unwrap();
+            let back = by_key(&import, &format!("ical:{}@quartier", original.id));
+            prop_assert_eq!(&back.title, &original.content.title);
+            prop_assert_eq!(&back.body, &original.content.body);
+            prop_assert_eq!(&back.details, &original.content.details);
+        }
+
+        /// Any jumble of calendar-looking lines gives items, skipped records or a typed error,
+        /// never a panic.
+        #[test]
+        fn ical_import_never_panics(parts in proptest::collection::vec(prop_oneof![
+            Just("BEGIN:VCALENDAR"), Just("END:VCALENDAR"), Just("BEGIN:VEVENT"), Just("END:VEVENT"),
+            Just("BEGIN:VALARM"), Just("UID:a"), Just("UID:b"), Just("SUMMARY:x\\,y"),
+            Just("DTSTART:20260101T100000Z"), Just("DTSTART;VALUE=DATE:20260101"), Just("DTEND:20251231T100000Z"),
+            Just("DTSTART;TZID=\"Europe/Berlin\":20260329T023000"), Just("DURATION:P1W"), Just("RRULE:FREQ=DAILY;COUNT=3"),
+            Just("RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"), Just("EXDATE:20260102T100000Z,20260103"),
+            Just("RECURRENCE-ID:20260102T100000Z"), Just("GEO:1;2"), Just(" folded"), Just(";;;"), Just(":"),
+            Just("CATEGORIES:a,,b\\,c"), Just("END:VTODO"), Just("\u{e9}"),
+        ], 0..60)) {
+            let text = parts.join("\r\n");
+            let space = space();
+            let _ = import_ics(text.as_bytes(), &import_options(&space));
+        }
+    }
+}
