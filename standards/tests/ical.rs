@@ -864,3 +864,30 @@ mod ical_properties {
         }
     }
 }
+
+#[test]
+fn ical_cancelled_single_occurrences_become_exdates() {
+    let space = space();
+    // As Outlook writes a deleted occurrence: the override comes before its series.
+    let text = calendar(concat!(
+        "BEGIN:VEVENT\r\nUID:chor\r\nRECURRENCE-ID;TZID=W. Europe Standard Time:20260312T190000\r\n",
+        "STATUS:CANCELLED\r\nSUMMARY:Chor\r\nDTSTART;TZID=W. Europe Standard Time:20260312T190000\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:chor\r\nSUMMARY:Chor\r\nDTSTART;TZID=W. Europe Standard Time:20260305T190000\r\n",
+        "DTEND;TZID=W. Europe Standard Time:20260305T203000\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:elsewhere\r\nRECURRENCE-ID:20260312T180000Z\r\nSTATUS:CANCELLED\r\n",
+        "SUMMARY:Fremd\r\nDTSTART:20260312T180000Z\r\nEND:VEVENT\r\n",
+    ));
+    let import = import_ics(text.as_bytes(), &import_options(&space)).unwrap();
+    assert_eq!(import.skipped.len(), 1, "{:#?}", import.skipped);
+    assert!(reason_for(&import, "ical:elsewhere").contains("not in this file"));
+    let series = timing_of(by_key(&import, "ical:chor"));
+    assert_eq!(series.time_zone, "Europe/Berlin");
+    assert_eq!(series.exdates, vec![local(2026, 3, 12, 19, 0)]);
+    let starts: Vec<_> = series
+        .occurrences_between(utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0), 10)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.start)
+        .collect();
+    assert_eq!(starts, vec![utc(2026, 3, 5, 18, 0), utc(2026, 3, 19, 18, 0)]);
+}

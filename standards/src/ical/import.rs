@@ -116,8 +116,16 @@ pub fn import_ics(bytes: &[u8], options: &IcalImportOptions) -> Result<Import, I
             continue;
         }
         let locations = lic_locations(top);
+        let cancelled = cancelled_occurrences(top);
+        let series: BTreeSet<String> = top
+            .children
+            .iter()
+            .filter(|c| c.name == "VEVENT" && c.property("RECURRENCE-ID").is_none())
+            .filter_map(|c| c.property("UID"))
+            .map(|uid| unescape_text(&uid.value).trim().to_owned())
+            .collect();
         for component in &top.children {
-            read_component(component, &locations, options, &mut seen, &mut import);
+            read_component(component, &locations, &cancelled, &series, options, &mut seen, &mut import);
         }
     }
     if parsed.dropped_components > 0 {
@@ -132,9 +140,31 @@ pub fn import_ics(bytes: &[u8], options: &IcalImportOptions) -> Result<Import, I
     Ok(import)
 }
 
+/// The cancelled single occurrences of each series (a VEVENT with RECURRENCE-ID and
+/// STATUS:CANCELLED, as Outlook and Exchange write a deleted occurrence), by UID: they become
+/// EXDATEs of the series.
+fn cancelled_occurrences(calendar: &Component) -> BTreeMap<String, Vec<&ContentLine>> {
+    let mut cancelled: BTreeMap<String, Vec<&ContentLine>> = BTreeMap::new();
+    for event in calendar.children.iter().filter(|c| c.name == "VEVENT") {
+        let (Some(uid), Some(recurrence_id)) = (event.property("UID"), event.property("RECURRENCE-ID")) else {
+            continue;
+        };
+        if event
+            .property("STATUS")
+            .is_some_and(|s| s.value.trim().eq_ignore_ascii_case("CANCELLED"))
+        {
+            let uid = unescape_text(&uid.value).trim().to_owned();
+            cancelled.entry(uid).or_default().push(recurrence_id);
+        }
+    }
+    cancelled
+}
+
 fn read_component(
     component: &Component,
     locations: &BTreeMap<String, String>,
+    cancelled: &BTreeMap<String, Vec<&ContentLine>>,
+    series: &BTreeSet<String>,
     options: &IcalImportOptions,
     seen: &mut BTreeSet<String>,
     import: &mut Import,
@@ -187,6 +217,19 @@ fn read_component(
         );
     };
     if let Some(recurrence_id) = component.property("RECURRENCE-ID") {
+        if cancelled.get(&uid).is_some_and(|ids| ids.iter().any(|id| std::ptr::eq(*id, recurrence_id))) {
+            // Taken as an EXDATE of its series, if the series is in the file.
+            if series.contains(&uid) {
+                return;
+            }
+            return skip(
+                import,
+                format!(
+                    "cancels the occurrence {} of a series that is not in this file",
+                    recurrence_id.value.trim()
+                ),
+            );
+        }
         return skip(
             import,
             format!(
@@ -202,7 +245,8 @@ fn read_component(
             "another event in the file has the same UID; the first one is imported".into(),
         );
     }
-    match read_event(component, locations, options) {
+    let cancelled_here = cancelled.get(&uid).map(Vec::as_slice).unwrap_or_default();
+    match read_event(component, locations, cancelled_here, options) {
         Ok((item, notes)) => {
             if !notes.is_empty() {
                 skip(import, format!("imported without: {}", notes.join("; ")));
@@ -301,6 +345,7 @@ fn localized(component: &Component, name: &str, x_name: &str, default_language: 
 fn read_event(
     event: &Component,
     locations: &BTreeMap<String, String>,
+    cancelled: &[&ContentLine],
     options: &IcalImportOptions,
 ) -> Result<(NewItem, Vec<String>), String> {
     let mut notes = Vec::new();
@@ -361,7 +406,7 @@ fn read_event(
         return Err("EXRULE (removed from iCalendar by RFC 5545) is not supported; the event's occurrences cannot be computed".into());
     }
     let mut exdates = Vec::new();
-    for property in event.properties_named("EXDATE") {
+    for property in event.properties_named("EXDATE").chain(cancelled.iter().copied()) {
         for value in property.value.split(',').filter(|v| !v.trim().is_empty()) {
             let when = read_when(property, value, locations, options.time_zone)?;
             exdates.push(if when.date && !start.date {
