@@ -125,7 +125,15 @@ pub fn import_ics(bytes: &[u8], options: &IcalImportOptions) -> Result<Import, I
             .map(|uid| unescape_text(&uid.value).trim().to_owned())
             .collect();
         for component in &top.children {
-            read_component(component, &locations, &cancelled, &series, options, &mut seen, &mut import);
+            read_component(
+                component,
+                &locations,
+                &cancelled,
+                &series,
+                options,
+                &mut seen,
+                &mut import,
+            );
         }
     }
     if parsed.dropped_components > 0 {
@@ -146,7 +154,8 @@ pub fn import_ics(bytes: &[u8], options: &IcalImportOptions) -> Result<Import, I
 fn cancelled_occurrences(calendar: &Component) -> BTreeMap<String, Vec<&ContentLine>> {
     let mut cancelled: BTreeMap<String, Vec<&ContentLine>> = BTreeMap::new();
     for event in calendar.children.iter().filter(|c| c.name == "VEVENT") {
-        let (Some(uid), Some(recurrence_id)) = (event.property("UID"), event.property("RECURRENCE-ID")) else {
+        let (Some(uid), Some(recurrence_id)) = (event.property("UID"), event.property("RECURRENCE-ID"))
+        else {
             continue;
         };
         if event
@@ -217,7 +226,10 @@ fn read_component(
         );
     };
     if let Some(recurrence_id) = component.property("RECURRENCE-ID") {
-        if cancelled.get(&uid).is_some_and(|ids| ids.iter().any(|id| std::ptr::eq(*id, recurrence_id))) {
+        if cancelled
+            .get(&uid)
+            .is_some_and(|ids| ids.iter().any(|id| std::ptr::eq(*id, recurrence_id)))
+        {
             // Taken as an EXDATE of its series, if the series is in the file.
             if series.contains(&uid) {
                 return;
