@@ -8,11 +8,15 @@
 //!   the file is taken.
 
 pub use quartier_standards::MAX_IMPORT_BYTES;
+use std::collections::{BTreeMap, HashMap};
+
 use quartier_standards::{Import, ImportError, Skipped};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::model::{Audience, Item, ItemContent, ItemId, ItemKind, NewItem, SpaceId, Status, Viewer};
+use crate::model::{
+    Audience, Item, ItemContent, ItemId, ItemKind, NewItem, PersonId, SpaceId, Status, Viewer,
+};
 use crate::query::{feed, FeedQuery, Limit};
 use crate::store::{Store, Touched};
 
@@ -237,12 +241,173 @@ impl Store {
     pub fn import_geojson(
         &self,
         space: SpaceId,
-        by: crate::model::PersonId,
+        by: PersonId,
         bytes: &[u8],
         language: &str,
     ) -> Result<ImportOutcome> {
         self.apply_import(quartier_standards::import_geojson(bytes, space, by, language)?)
     }
+}
+
+impl Store {
+    /// Events and offers' opening hours of `space` as iCalendar (RFC 5545), texts in the
+    /// space's default language first. `item_link_base` (e.g. `https://server.example/i/`) gives
+    /// each event a URL.
+    pub fn export_icalendar(
+        &self,
+        space: SpaceId,
+        viewer: Viewer,
+        item_link_base: Option<String>,
+    ) -> Result<Exported> {
+        let meta = self.space(space)?;
+        let (items, more) = self.exportable_items(space, viewer, &[ItemKind::Event, ItemKind::Offer])?;
+        let options = quartier_standards::IcalExportOptions {
+            now: chrono::Utc::now(),
+            languages: vec![meta.meta.default_language.clone()],
+            item_link_base,
+        };
+        let export = quartier_standards::export_ics(&meta, &items, &options);
+        Ok(Exported {
+            bytes: export.ics.into_bytes(),
+            skipped: with_cap_note(export.skipped, more),
+        })
+    }
+
+    /// Reads an `.ics` file into events of `space` authored by `by` (texts without a language
+    /// in `language`; floating times and all-day events in the space's time zone), and takes
+    /// them in ([`Store::apply_import`]).
+    pub fn import_icalendar(
+        &self,
+        space: SpaceId,
+        by: PersonId,
+        bytes: &[u8],
+        language: &str,
+    ) -> Result<ImportOutcome> {
+        let meta = self.space(space)?;
+        let options = quartier_standards::IcalImportOptions::new(space, by, language, &meta.meta.time_zone)?;
+        self.apply_import(quartier_standards::import_ics(bytes, &options)?)
+    }
+
+    /// Offers of `space` as Open Referral HSDS 3.0 JSON (a `service_list` page of compiled
+    /// service objects), texts in `language`.
+    pub fn export_hsds(&self, space: SpaceId, viewer: Viewer, language: &str) -> Result<Exported> {
+        let (items, more) = self.exportable_items(space, viewer, &[ItemKind::Offer])?;
+        let export = quartier_standards::export_hsds_json(&items, language);
+        Ok(Exported {
+            bytes: export.bytes,
+            skipped: with_cap_note(export.skipped, more),
+        })
+    }
+
+    /// Offers of `space` as the HSDS 3.0 tabular datapackage: file name → CSV (and
+    /// `datapackage.json`).
+    pub fn export_hsds_tables(
+        &self,
+        space: SpaceId,
+        viewer: Viewer,
+        language: &str,
+    ) -> Result<ExportedTables> {
+        let (items, more) = self.exportable_items(space, viewer, &[ItemKind::Offer])?;
+        let export =
+            quartier_standards::export_hsds_csv(&items, language).map_err(|e| Error::MalformedInput {
+                what: "HSDS tables",
+                reason: e.to_string(),
+            })?;
+        Ok(ExportedTables {
+            files: export.files.into_iter().collect(),
+            skipped: with_cap_note(export.skipped, more),
+        })
+    }
+
+    /// Reads HSDS 3.0 JSON (a `service_list` page, a list of services or one service) into
+    /// offers of `space` authored by `by`, texts in `language`, and takes them in.
+    pub fn import_hsds(
+        &self,
+        space: SpaceId,
+        by: PersonId,
+        bytes: &[u8],
+        language: &str,
+    ) -> Result<ImportOutcome> {
+        let options = hsds_options(space, by, language)?;
+        self.apply_import(quartier_standards::import_hsds_json(bytes, &options)?)
+    }
+
+    /// Reads the HSDS 3.0 tabular form (file name → CSV bytes, names as in the datapackage:
+    /// `services.csv`, `schedules.csv`, …) and takes it in as [`Store::import_hsds`] does.
+    pub fn import_hsds_tables(
+        &self,
+        space: SpaceId,
+        by: PersonId,
+        files: HashMap<String, Vec<u8>>,
+        language: &str,
+    ) -> Result<ImportOutcome> {
+        let total: usize = files.values().map(Vec::len).sum();
+        if total > MAX_IMPORT_BYTES {
+            return Err(ImportError::TooLarge {
+                size: total,
+                max: MAX_IMPORT_BYTES,
+            }
+            .into());
+        }
+        let options = hsds_options(space, by, language)?;
+        let files: BTreeMap<String, Vec<u8>> = files.into_iter().collect();
+        self.apply_import(quartier_standards::import_hsds_csv(&files, &options)?)
+    }
+
+    /// An offer's organization and contacts as vCard 4.0 cards (one `.vcf` text), texts in the
+    /// space's default language first.
+    pub fn offer_vcards(&self, item: ItemId, viewer: Viewer) -> Result<String> {
+        let item = self.item_detail(item, &viewer)?.item;
+        let meta = self.space(item.space)?;
+        quartier_standards::export_vcards(&item, &[meta.meta.default_language]).map_err(|e| Error::Invalid {
+            field: "item",
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn hsds_options(
+    space: SpaceId,
+    by: PersonId,
+    language: &str,
+) -> Result<quartier_standards::HsdsImportOptions> {
+    crate::model::validate_language_tag(language).map_err(|reason| Error::Invalid {
+        field: "language",
+        reason,
+    })?;
+    Ok(quartier_standards::HsdsImportOptions {
+        space,
+        author: by,
+        language: language.to_owned(),
+    })
+}
+
+/// What a `.vcf` file held: organizations and contacts to put into an offer, and the cards or
+/// properties not taken.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct VcardContacts {
+    pub organizations: Vec<crate::model::Organization>,
+    pub contacts: Vec<crate::model::Contact>,
+    pub skipped: Vec<SkippedRecord>,
+}
+
+/// Reads vCards (3.0 or 4.0, as contacts programs export them) into offer contacts.
+pub fn read_vcards(bytes: &[u8]) -> Result<VcardContacts> {
+    let read = quartier_standards::import_vcards(bytes)?;
+    Ok(VcardContacts {
+        organizations: read.organizations,
+        contacts: read.contacts,
+        skipped: read.skipped.into_iter().map(SkippedRecord::from).collect(),
+    })
+}
+
+/// An export in several files (HSDS tables): file name → bytes, and the items not written.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct ExportedTables {
+    pub files: HashMap<String, Vec<u8>>,
+    pub skipped: Vec<SkippedRecord>,
 }
 
 /// An export's skipped list, with a line for the items left out over [`MAX_EXPORT_ITEMS`].

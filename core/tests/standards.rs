@@ -227,3 +227,239 @@ fn geojson_export_holds_what_everyone_may_read_and_erasure_forgets_the_source_ke
     assert_eq!(again.created.len(), 1);
     assert_ne!(again.created[0], first.created[0]);
 }
+
+fn ics(events: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//Kalender//DE\r\n");
+    for (uid, summary) in events {
+        out.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20261201T090000Z\r\nDTSTART;TZID=Europe/Berlin:20261210T180000\r\nDTEND;TZID=Europe/Berlin:20261210T200000\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\n"
+        ));
+    }
+    out.push_str("BEGIN:VTODO\r\nUID:todo-1\r\nSUMMARY:Aufräumen\r\nEND:VTODO\r\nEND:VCALENDAR\r\n");
+    out.into_bytes()
+}
+
+#[test]
+fn ical_import_through_the_store_updates_on_reimport_and_names_what_it_skips() {
+    let fx = Fixture::new();
+    let file = ics(&[("a@kalender", "Chorprobe"), ("b@kalender", "Sprachcafé")]);
+    let first = fx
+        .store
+        .import_icalendar(fx.space, fx.author, &file, "de")
+        .expect("import");
+    assert_eq!(first.created.len(), 2, "{first:?}");
+    assert!(
+        first
+            .skipped
+            .iter()
+            .any(|s| s.record.contains("todo-1") || s.reason.contains("VTODO")),
+        "{first:?}"
+    );
+    let changed = ics(&[
+        ("a@kalender", "Chorprobe (neuer Raum)"),
+        ("b@kalender", "Sprachcafé"),
+    ]);
+    let again = fx
+        .store
+        .import_icalendar(fx.space, fx.author, &changed, "de")
+        .expect("again");
+    assert_eq!(
+        (again.created.len(), again.updated.len(), again.unchanged.len()),
+        (0, 1, 1),
+        "{again:?}"
+    );
+    assert_eq!(titles(&fx), ["Chorprobe (neuer Raum)", "Sprachcafé"]);
+    let item = fx
+        .store
+        .item_detail(again.updated[0], &fx.author_viewer())
+        .expect("get")
+        .item;
+    match item.content.details {
+        ItemDetails::Event(event) => {
+            assert_eq!(event.timing.rrule.as_deref(), Some("FREQ=WEEKLY;COUNT=3"));
+            assert_eq!(event.timing.time_zone, "Europe/Berlin");
+            assert_eq!(event.timing.start, local(2026, 12, 10, 18, 0));
+        }
+        other => panic!("an event, got {other:?}"),
+    }
+}
+
+#[test]
+fn ical_export_through_the_store_holds_public_events_and_opening_hours_only() {
+    let fx = Fixture::new();
+    fx.create(event(
+        "Nachbarschaftscafé",
+        local(2026, 12, 10, 15, 0),
+        local(2026, 12, 10, 17, 0),
+        Some("FREQ=WEEKLY;BYDAY=TH"),
+        vec![],
+    ));
+    let mut narrow = event(
+        "Helferrunde",
+        local(2026, 12, 11, 18, 0),
+        local(2026, 12, 11, 19, 0),
+        None,
+        vec![],
+    );
+    narrow.audience = Audience::Volunteers;
+    fx.create(narrow);
+    fx.create(offer(
+        "Kleiderkammer",
+        vec![opening("FREQ=WEEKLY;BYDAY=MO,WE", hm(10, 0), hm(12, 0), None)],
+    ));
+    let exported = fx
+        .store
+        .export_icalendar(
+            fx.space,
+            fx.author_viewer(),
+            Some("https://quartier.example/i/".into()),
+        )
+        .expect("export");
+    let text = String::from_utf8(exported.bytes).expect("utf-8");
+    assert!(text.starts_with("BEGIN:VCALENDAR\r\n"), "{text}");
+    assert!(text.contains("SUMMARY;LANGUAGE=de:Nachbarschaftscafé"), "{text}");
+    assert!(text.contains("Kleiderkammer"), "{text}");
+    assert!(text.contains("BYDAY=MO,WE"), "{text}");
+    assert!(!text.contains("Helferrunde"), "{text}");
+    assert!(text.contains("BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin"), "{text}");
+}
+
+#[test]
+fn hsds_round_trip_through_two_stores_json_and_tables() {
+    let fx = Fixture::new();
+    let mut content = offer(
+        "Sozialberatung",
+        vec![opening(
+            "FREQ=WEEKLY;BYDAY=TU,TH",
+            hm(9, 0),
+            hm(12, 30),
+            Some(date(2026, 1, 1)),
+        )],
+    );
+    if let ItemDetails::Offer(o) = &mut content.details {
+        o.languages = vec!["de".into(), "tr".into()];
+        o.contacts = vec![Contact {
+            name: Some("Frau Yilmaz".into()),
+            phone: Some("+49 221 555 0101".into()),
+            ..Default::default()
+        }];
+    }
+    let original = fx.create(content);
+    let json = fx
+        .store
+        .export_hsds(fx.space, fx.author_viewer(), "de")
+        .expect("json");
+    let tables = fx
+        .store
+        .export_hsds_tables(fx.space, fx.author_viewer(), "de")
+        .expect("tables");
+    assert!(tables.files.contains_key("services.csv") && tables.files.contains_key("schedules.csv"));
+
+    for via_tables in [false, true] {
+        let other = Fixture::new();
+        let outcome = if via_tables {
+            other
+                .store
+                .import_hsds_tables(other.space, other.author, tables.files.clone(), "de")
+        } else {
+            other
+                .store
+                .import_hsds(other.space, other.author, &json.bytes, "de")
+        }
+        .expect("import");
+        assert_eq!(outcome.created.len(), 1, "{outcome:?}");
+        let copy = other
+            .store
+            .item_detail(outcome.created[0], &other.author_viewer())
+            .expect("get")
+            .item;
+        assert_eq!(copy.content.title, original.content.title);
+        let (ItemDetails::Offer(a), ItemDetails::Offer(b)) =
+            (&original.content.details, &copy.content.details)
+        else {
+            panic!("offers")
+        };
+        assert_eq!(a.schedules, b.schedules, "tables: {via_tables}");
+        assert_eq!(a.languages, b.languages);
+        assert_eq!(a.contacts[0].phone, b.contacts[0].phone);
+        // Importing the same file again: nothing new.
+        let again = if via_tables {
+            other
+                .store
+                .import_hsds_tables(other.space, other.author, tables.files.clone(), "de")
+        } else {
+            other
+                .store
+                .import_hsds(other.space, other.author, &json.bytes, "de")
+        }
+        .expect("again");
+        assert_eq!(again.unchanged, outcome.created, "{again:?}");
+    }
+}
+
+#[test]
+fn hsds_the_specification_sample_imports_through_the_store() {
+    let fx = Fixture::new();
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../standards/tests/data/hsds/examples/service_full.json"
+    ))
+    .expect("sample");
+    let outcome = fx
+        .store
+        .import_hsds(fx.space, fx.author, &sample, "en")
+        .expect("import");
+    assert_eq!(outcome.created.len(), 1, "{outcome:?}");
+    // The sample's own errors (a schedule with COUNT and UNTIL, a location at latitude 100)
+    // are named, not silently dropped.
+    assert!(!outcome.skipped.is_empty(), "{outcome:?}");
+    assert!(outcome.skipped.iter().all(|s| !s.reason.is_empty()));
+    let too_many: std::collections::HashMap<String, Vec<u8>> = [(
+        "services.csv".to_owned(),
+        vec![b'a'; quartier_core::standards::MAX_IMPORT_BYTES + 1],
+    )]
+    .into();
+    assert!(matches!(
+        fx.store.import_hsds_tables(fx.space, fx.author, too_many, "en"),
+        Err(Error::MalformedInput { .. })
+    ));
+    assert!(matches!(
+        fx.store
+            .import_hsds(fx.space, fx.author, b"{}", "not a language tag!"),
+        Err(Error::Invalid { .. })
+    ));
+}
+
+#[test]
+fn vcard_an_offers_contacts_round_trip_through_cards() {
+    let fx = Fixture::new();
+    let mut content = offer("Mieterberatung", vec![]);
+    if let ItemDetails::Offer(o) = &mut content.details {
+        o.contacts = vec![
+            Contact {
+                name: Some("Herr Petrenko".into()),
+                phone: Some("+49 221 555 0202".into()),
+                email: Some("beratung@example.org".into()),
+                ..Default::default()
+            },
+            Contact {
+                name: Some("Frau Haddad".into()),
+                phone: Some("+49 221 555 0303".into()),
+                ..Default::default()
+            },
+        ];
+    }
+    let item = fx.create(content);
+    let cards = fx.store.offer_vcards(item.id, fx.author_viewer()).expect("cards");
+    assert!(cards.contains("BEGIN:VCARD\r\nVERSION:4.0"), "{cards}");
+    let read = quartier_core::standards::read_vcards(cards.as_bytes()).expect("read");
+    let names: Vec<_> = read.contacts.iter().filter_map(|c| c.name.clone()).collect();
+    assert_eq!(names, ["Herr Petrenko", "Frau Haddad"]);
+    assert_eq!(read.contacts[0].email.as_deref(), Some("beratung@example.org"));
+    assert_eq!(read.organizations[0].name, "Caritas Köln");
+    let post = fx.post("Kein Angebot", "");
+    assert!(matches!(
+        fx.store.offer_vcards(post.id, fx.author_viewer()),
+        Err(Error::Invalid { .. })
+    ));
+}
