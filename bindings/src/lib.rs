@@ -51,6 +51,13 @@ pub fn content_warnings(
     content.warnings()
 }
 
+/// Reads vCards (3.0 or 4.0, as contacts programs export them) into an offer's organization
+/// and contacts, with the cards or properties not taken.
+#[uniffi::export]
+pub fn read_vcards(bytes: Vec<u8>) -> Result<quartier_core::standards::VcardContacts, QuartierError> {
+    Ok(quartier_core::standards::read_vcards(&bytes)?)
+}
+
 #[uniffi::export]
 pub fn library_version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()

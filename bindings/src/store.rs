@@ -3,11 +3,13 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use quartier_core::guide::{Guide, GuideSpec};
 use quartier_core::help::{HelpStatus, PendingHelp};
 use quartier_core::moderation::{
     ModerationAction, ModerationEntry, ModerationQueueEntry, PendingModeration, ReportReason,
 };
 use quartier_core::notifications::{CallBack, FollowTarget, Notification, NotificationKind};
+use quartier_core::standards::{Exported, ExportedTables, ImportOutcome};
 use quartier_core::{Store, StoreKey, StoreOptions};
 use uuid::Uuid;
 
@@ -453,6 +455,95 @@ impl QuartierStore {
         let days = u32::try_from(max_age_days)
             .map_err(|_| QuartierError::invalid("max age days", "not negative"))?;
         self.with(|s| Ok(s.offers_to_review(space_id, viewer, chrono::Utc::now().date_naive(), days)?))
+    }
+
+    // -- standards and the printed guide (docs/standards.md) ------------------------------
+
+    /// Places and observations everyone in the space may read, as GeoJSON (RFC 7946).
+    pub fn export_geojson(&self, space_id: SpaceId, viewer: Viewer) -> FfiResult<Exported> {
+        self.with(|s| Ok(s.export_geojson(space_id, viewer)?))
+    }
+
+    /// Reads a GeoJSON file into places and observations of the space (texts without a
+    /// language in `language`); importing an updated file updates what the last import made.
+    pub fn import_geojson(
+        &self,
+        space_id: SpaceId,
+        by: PersonId,
+        bytes: Vec<u8>,
+        language: String,
+    ) -> FfiResult<ImportOutcome> {
+        self.with(|s| Ok(s.import_geojson(space_id, by, &bytes, &language)?))
+    }
+
+    /// Public events and offers' opening hours as iCalendar (RFC 5545); `item_link_base`
+    /// (e.g. `https://server.example/i/`) gives each event a link.
+    #[uniffi::method(default(item_link_base = None))]
+    pub fn export_icalendar(
+        &self,
+        space_id: SpaceId,
+        viewer: Viewer,
+        item_link_base: Option<String>,
+    ) -> FfiResult<Exported> {
+        self.with(|s| Ok(s.export_icalendar(space_id, viewer, item_link_base)?))
+    }
+
+    /// Reads an `.ics` file into events of the space.
+    pub fn import_icalendar(
+        &self,
+        space_id: SpaceId,
+        by: PersonId,
+        bytes: Vec<u8>,
+        language: String,
+    ) -> FfiResult<ImportOutcome> {
+        self.with(|s| Ok(s.import_icalendar(space_id, by, &bytes, &language)?))
+    }
+
+    /// Public offers as Open Referral HSDS 3.0 JSON, texts in `language`.
+    pub fn export_hsds(&self, space_id: SpaceId, viewer: Viewer, language: String) -> FfiResult<Exported> {
+        self.with(|s| Ok(s.export_hsds(space_id, viewer, &language)?))
+    }
+
+    /// Public offers as the HSDS 3.0 tables: file name → CSV bytes, and `datapackage.json`.
+    pub fn export_hsds_tables(
+        &self,
+        space_id: SpaceId,
+        viewer: Viewer,
+        language: String,
+    ) -> FfiResult<ExportedTables> {
+        self.with(|s| Ok(s.export_hsds_tables(space_id, viewer, &language)?))
+    }
+
+    /// Reads HSDS 3.0 JSON into offers of the space.
+    pub fn import_hsds(
+        &self,
+        space_id: SpaceId,
+        by: PersonId,
+        bytes: Vec<u8>,
+        language: String,
+    ) -> FfiResult<ImportOutcome> {
+        self.with(|s| Ok(s.import_hsds(space_id, by, &bytes, &language)?))
+    }
+
+    /// Reads the HSDS 3.0 tables (file name → CSV bytes) into offers of the space.
+    pub fn import_hsds_tables(
+        &self,
+        space_id: SpaceId,
+        by: PersonId,
+        files: std::collections::HashMap<String, Vec<u8>>,
+        language: String,
+    ) -> FfiResult<ImportOutcome> {
+        self.with(|s| Ok(s.import_hsds_tables(space_id, by, files, &language)?))
+    }
+
+    /// An offer's organization and contacts as vCard 4.0 text (to share or save).
+    pub fn offer_vcards(&self, item_id: ItemId, viewer: Viewer) -> FfiResult<String> {
+        self.with(|s| Ok(s.offer_vcards(item_id, viewer)?))
+    }
+
+    /// The printed neighbourhood guide of the space: PDF and HTML, public entries only.
+    pub fn make_guide(&self, space_id: SpaceId, viewer: Viewer, spec: GuideSpec) -> FfiResult<Guide> {
+        self.with(|s| Ok(s.make_guide(space_id, viewer, &spec)?))
     }
 
     // -- queries --------------------------------------------------------------------------

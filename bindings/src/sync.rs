@@ -421,6 +421,36 @@ impl QuartierSync {
         .await
     }
 
+    /// This person's secret calendar feed of a space (its public events and opening hours, for
+    /// the calendar app they already use). Each call gives a new address and ends the old one.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn renew_calendar_feed(
+        &self,
+        space_id: SpaceId,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<String> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(cancel, async move {
+            client.renew_calendar_feed(&store, space_id).await
+        })
+        .await
+    }
+
+    /// Ends this person's calendar feed of a space.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn end_calendar_feed(
+        &self,
+        space_id: SpaceId,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> FfiResult<()> {
+        let (store, client) = (self.core()?, self.client.clone());
+        on_runtime(
+            cancel,
+            async move { client.end_calendar_feed(&store, space_id).await },
+        )
+        .await
+    }
+
     /// Revokes one of this person's devices (a lost phone).
     #[uniffi::method(default(cancel = None))]
     pub async fn revoke_device(&self, device_id: String, cancel: Option<Arc<CancelToken>>) -> FfiResult<()> {

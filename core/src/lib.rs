@@ -21,6 +21,7 @@
 
 pub mod counselling;
 pub mod error;
+pub mod guide;
 pub mod help;
 pub mod media;
 pub mod moderation;

@@ -463,3 +463,44 @@ fn vcard_an_offers_contacts_round_trip_through_cards() {
         Err(Error::Invalid { .. })
     ));
 }
+
+#[test]
+fn guide_from_the_store_prints_what_everyone_may_read() {
+    use quartier_core::guide::{GuidePaper, GuidePhoneNumber, GuideSpec};
+    let fx = Fixture::new();
+    fx.create(offer(
+        "Kleiderkammer",
+        vec![opening("FREQ=WEEKLY;BYDAY=MO", hm(10, 0), hm(12, 0), None)],
+    ));
+    let mut narrow = offer("Schlüsseldienst für Helfende", vec![]);
+    narrow.audience = Audience::Volunteers;
+    fx.create(narrow);
+    let spec = GuideSpec {
+        language: "de".into(),
+        first_day: date(2026, 12, 7),
+        last_day: date(2026, 12, 20),
+        link_template: "https://quartier.example/i/{item}".into(),
+        paper: GuidePaper::A4Booklet,
+        large_print: false,
+        easy_language: false,
+        phone_numbers: vec![GuidePhoneNumber {
+            label: LocalizedText::single("de", "Notruf"),
+            number: "112".into(),
+        }],
+    };
+    let guide = fx
+        .store
+        .make_guide(fx.space, fx.author_viewer(), &spec)
+        .expect("guide");
+    assert!(guide.pdf.starts_with(b"%PDF"));
+    assert_eq!((guide.offers_printed, guide.events_printed), (1, 0));
+    assert!(guide.html.contains("Kleiderkammer") && !guide.html.contains("Schlüsseldienst"));
+    let bad = GuideSpec {
+        link_template: "quartier.example/{item}".into(),
+        ..spec
+    };
+    assert!(matches!(
+        fx.store.make_guide(fx.space, fx.author_viewer(), &bad),
+        Err(Error::Invalid { field: "guide", .. })
+    ));
+}
