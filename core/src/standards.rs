@@ -10,13 +10,11 @@
 pub use quartier_standards::MAX_IMPORT_BYTES;
 use std::collections::{BTreeMap, HashMap};
 
-use quartier_standards::{Import, ImportError, Skipped};
+use quartier_standards::{imported_over, Import, ImportError, Skipped, IMPORTED_FIELDS};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::model::{
-    Audience, Item, ItemContent, ItemId, ItemKind, NewItem, PersonId, SpaceId, Status, Viewer,
-};
+use crate::model::{Audience, Item, ItemId, ItemKind, NewItem, PersonId, SpaceId, Status, Viewer};
 use crate::query::{feed, FeedQuery, Limit};
 use crate::store::{Store, Touched};
 
@@ -70,22 +68,6 @@ impl From<ImportError> for Error {
             what: "import file",
             reason: e.to_string(),
         }
-    }
-}
-
-/// The fields an import owns: what the standards hold. Audience, status, media and a proxy's
-/// details stay as they were set on the device.
-const IMPORTED_FIELDS: [&str; 6] = ["title", "body", "tags", "location", "details", "valid_until"];
-
-fn imported_over(current: &ItemContent, imported: &ItemContent) -> ItemContent {
-    ItemContent {
-        title: imported.title.clone(),
-        body: imported.body.clone(),
-        tags: imported.tags.clone(),
-        location: imported.location,
-        details: imported.details.clone(),
-        valid_until: imported.valid_until,
-        ..current.clone()
     }
 }
 

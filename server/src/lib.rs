@@ -9,6 +9,8 @@
 //! - `documents`: documents in memory (LRU) for permission checks and snapshots;
 //! - `sync`: push checks and pull paging, under the core's permission table;
 //! - `blobs`: media files (chunked uploads, ranged downloads, quotas, who may fetch what);
+//! - `files`: the operator's file tasks (import, export, the printed guide);
+//! - `import`: the operator's imports of the standards, pushed as an import device's changes;
 //! - `public`: what the server shows outside the app (calendar feeds, item pages, exports);
 //! - `http`: routes and wire-format bodies.
 
@@ -16,7 +18,9 @@ pub mod blobs;
 pub mod config;
 pub mod documents;
 pub mod error;
+pub mod files;
 pub mod http;
+pub mod import;
 pub mod public;
 pub mod state;
 pub mod storage;
@@ -37,6 +41,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let db = storage::Db::open(&config.data_dir)?;
+    // Held for as long as this serves: an import beside it would write documents it keeps in
+    // memory (`files::DataLock`).
+    let _lock = files::DataLock::acquire(&config.data_dir, "serving")?;
     let blob_store = blobs::fs::FsBlobStore::open(&config.data_dir.join("blobs"))
         .map_err(|e| ServerError::Startup(format!("blob folder: {e}")))?;
     let state = Arc::new(state::AppState {

@@ -1,4 +1,5 @@
-//! `quartier-server`: one binary, subcommands `serve` and `admin`.
+//! `quartier-server`: one binary, subcommands `serve`, `admin`, and the file tasks `import`,
+//! `export` and `guide` (docs/standards.md).
 
 use std::path::PathBuf;
 
@@ -112,6 +113,68 @@ impl ServeArgs {
 enum Command {
     /// Serve sync, devices and membership (embedded SQLite in the data folder).
     Serve(Box<ServeArgs>),
+    /// Imports a file into a space as one of its members (run while `serve` is stopped): each
+    /// record becomes an item, or updates the one an earlier import of it made. Prints what
+    /// was created, updated, left unchanged and skipped (with the reason).
+    Import {
+        #[arg(long, env = "QUARTIER_DATA")]
+        data: Option<PathBuf>,
+        #[arg(value_enum)]
+        standard: StandardArg,
+        /// The space to import into.
+        #[arg(long)]
+        space: uuid::Uuid,
+        /// The member the items are written by (a person id; see `admin persons`).
+        #[arg(long = "as")]
+        person: uuid::Uuid,
+        /// Language (BCP 47) of texts the file gives without one.
+        #[arg(long, default_value = "de")]
+        language: String,
+        /// The file (a folder for hsds-csv).
+        input: PathBuf,
+    },
+    /// Exports what everyone in a space may read (published, audience everyone).
+    Export {
+        #[arg(long, env = "QUARTIER_DATA")]
+        data: Option<PathBuf>,
+        #[arg(value_enum)]
+        standard: StandardArg,
+        #[arg(long)]
+        space: uuid::Uuid,
+        /// Language of the texts written where the standard holds one.
+        #[arg(long, default_value = "de")]
+        language: String,
+        /// The file to write (a folder for hsds-csv).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes the printed neighbourhood guide of a space (guide.pdf and guide.html).
+    Guide {
+        #[arg(long, env = "QUARTIER_DATA")]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        space: uuid::Uuid,
+        #[arg(long, default_value = "de")]
+        language: String,
+        /// First day covered, YYYY-MM-DD ("open this week" is the week from it).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day covered.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// This server's public address: each QR code leads to <link-base>/i/<item>.
+        #[arg(long)]
+        link_base: String,
+        #[arg(long, value_enum, default_value = "a4")]
+        paper: PaperArg,
+        #[arg(long)]
+        large_print: bool,
+        #[arg(long)]
+        easy_language: bool,
+        /// The folder to write into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Administrative tasks on an existing data folder.
     Admin {
         /// The data folder of a server (must exist).
@@ -120,6 +183,39 @@ enum Command {
         #[command(subcommand)]
         task: AdminTask,
     },
+}
+
+/// The standards of `import` and `export`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StandardArg {
+    /// Open Referral HSDS 3.0 JSON (offers).
+    Hsds,
+    /// HSDS 3.0 tables: a folder of CSV files and datapackage.json (offers).
+    HsdsCsv,
+    /// iCalendar .ics (events; exports add offers' opening hours).
+    Ical,
+    /// GeoJSON (places and observations).
+    Geojson,
+}
+
+impl From<StandardArg> for quartier_server::files::Standard {
+    fn from(s: StandardArg) -> Self {
+        use quartier_server::files::Standard;
+        match s {
+            StandardArg::Hsds => Standard::Hsds,
+            StandardArg::HsdsCsv => Standard::HsdsTables,
+            StandardArg::Ical => Standard::Ical,
+            StandardArg::Geojson => Standard::Geojson,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PaperArg {
+    /// A4 booklet, two columns.
+    A4,
+    /// A3 notice-board poster, three columns.
+    A3,
 }
 
 #[derive(Subcommand)]
@@ -233,6 +329,92 @@ fn run(cli: Cli) -> Result<(), ServerError> {
             let config = args.into_overrides().apply(config);
             let runtime = tokio::runtime::Runtime::new().map_err(|e| ServerError::Startup(e.to_string()))?;
             runtime.block_on(quartier_server::serve(config, shutdown_signal()))
+        }
+        Command::Import {
+            data,
+            standard,
+            space,
+            person,
+            language,
+            input,
+        } => {
+            let data = data.unwrap_or(config.data_dir);
+            let db = quartier_server::storage::Db::open_existing(&data)?;
+            let _lock = quartier_server::files::DataLock::acquire(&data, "an import")?;
+            let done =
+                quartier_server::files::import(&db, space, person, standard.into(), &language, &input)?;
+            for (what, ids) in [
+                ("created", &done.created),
+                ("updated", &done.updated),
+                ("unchanged", &done.unchanged),
+            ] {
+                println!("{what}: {}", ids.len());
+                for id in ids {
+                    println!("  {id}");
+                }
+            }
+            println!("skipped: {}", done.skipped.len());
+            for s in &done.skipped {
+                println!("  {}\t{}", s.record, s.reason);
+            }
+            Ok(())
+        }
+        Command::Export {
+            data,
+            standard,
+            space,
+            language,
+            out,
+        } => {
+            let db = quartier_server::storage::Db::open_existing(&data.unwrap_or(config.data_dir))?;
+            let skipped = quartier_server::files::export(&db, space, standard.into(), &language, &out)?;
+            println!("wrote {}", out.display());
+            println!("not written: {}", skipped.len());
+            for s in &skipped {
+                println!("  {}\t{}", s.record, s.reason);
+            }
+            Ok(())
+        }
+        Command::Guide {
+            data,
+            space,
+            language,
+            from,
+            to,
+            link_base,
+            paper,
+            large_print,
+            easy_language,
+            out,
+        } => {
+            let db = quartier_server::storage::Db::open_existing(&data.unwrap_or(config.data_dir))?;
+            let task = quartier_server::files::GuideTask {
+                space,
+                language,
+                first_day: from,
+                last_day: to,
+                link_base,
+                paper: match paper {
+                    PaperArg::A4 => quartier_guide::PaperFormat::A4Booklet,
+                    PaperArg::A3 => quartier_guide::PaperFormat::A3Poster,
+                },
+                large_print,
+                easy_language,
+                out: out.clone(),
+            };
+            let summary = quartier_server::files::guide(&db, &task)?;
+            println!(
+                "wrote {}/guide.pdf and guide.html: {} offers, {} events, {} phone numbers ({} left out)",
+                out.display(),
+                summary.offers_printed,
+                summary.events_printed,
+                summary.numbers_printed,
+                summary.offers_left_out + summary.events_left_out
+            );
+            for (item, why) in &summary.problems {
+                println!("  {item}\t{why}");
+            }
+            Ok(())
         }
         Command::Admin { data, task } => {
             if let Some(data) = data {

@@ -241,3 +241,170 @@ async fn item_page_shows_public_items_only_escaped_with_the_app_link() {
     coord.sync().await;
     assert_eq!(get(&format!("{url}/i/{}", expired.id)).await.0, 404);
 }
+
+/// Runs `quartier-server <args>` as the operator would.
+fn operator(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quartier-server"))
+        .args(args)
+        .env("QUARTIER_LOG", "warn")
+        .output()
+        .expect("run quartier-server");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn count_of(output: &str, what: &str) -> usize {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{what}: ")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{what}:` line in {output}"))
+}
+
+#[tokio::test]
+async fn hsds_operator_import_reaches_every_member_and_a_reimport_updates() {
+    let server = Server::start();
+    let proxy = common::proxy::Proxy::start(&server.url).await;
+    let url = proxy.url.clone();
+    let (coord, space) = space_with_coordinator(&url).await;
+    let anna = join(&url, &coord, space, Role::Resident, "Anna").await;
+    sync_each(&[&coord, &anna]).await;
+    let data = server.data.path().to_path_buf();
+    let (space_text, coord_text) = (space.to_string(), coord.person.to_string());
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../standards/tests/data/hsds/examples/service_full.json"
+    );
+    let import = |file: &str| {
+        operator(&[
+            "import",
+            "hsds",
+            "--data",
+            data.to_str().expect("path"),
+            "--space",
+            &space_text,
+            "--as",
+            &coord_text,
+            "--language",
+            "en",
+            file,
+        ])
+    };
+
+    // Not beside a running server: it keeps documents in memory.
+    let (ok, text) = import(sample);
+    assert!(!ok && text.contains("stop `serve` first"), "{text}");
+    let data_dir = server.kill();
+    let (ok, text) = import(sample);
+    assert!(ok, "{text}");
+    assert_eq!(count_of(&text, "created"), 1, "{text}");
+    assert!(
+        count_of(&text, "skipped") >= 1,
+        "the sample's own errors are named: {text}"
+    );
+    // The same file again: nothing new.
+    let (ok, again) = import(sample);
+    assert!(ok, "{again}");
+    assert_eq!(
+        (count_of(&again, "created"), count_of(&again, "unchanged")),
+        (0, 1),
+        "{again}"
+    );
+    // A non-member may not import; a bad file is refused whole.
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let (ok, text) = operator(&[
+        "import",
+        "hsds",
+        "--data",
+        data.to_str().expect("path"),
+        "--space",
+        &space_text,
+        "--as",
+        &stranger,
+        sample,
+    ]);
+    assert!(!ok && text.contains("not a member"), "{text}");
+    let junk = data.join("junk.json");
+    std::fs::write(&junk, b"\xff\xfe{").expect("write");
+    assert!(!import(junk.to_str().expect("path")).0);
+
+    // Anna's phone receives the imported offer at its next sync.
+    let server = Server::start_in(data_dir);
+    proxy.set_upstream(&server.url);
+    anna.sync().await;
+    let offers = {
+        let mut q = quartier_core::query::FeedQuery::new(space, anna.viewer(Role::Resident));
+        q.kinds = vec![ItemKind::Offer];
+        anna.store.feed(&q).expect("feed").items
+    };
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    let id = offers[0].id;
+
+    // An updated file (the service renamed) updates the same item on the server and the phones.
+    let renamed =
+        std::fs::read_to_string(sample)
+            .expect("sample")
+            .replacen("\"name\": \"", "\"name\": \"Neu: ", 1);
+    let updated = server.data.path().join("renamed.json");
+    std::fs::write(&updated, renamed).expect("write");
+    let data_dir = server.kill();
+    let (ok, text) = import(updated.to_str().expect("path"));
+    assert!(ok, "{text}");
+    assert_eq!(count_of(&text, "updated"), 1, "{text}");
+    let server = Server::start_in(data_dir);
+    proxy.set_upstream(&server.url);
+    anna.sync().await;
+    let item = anna
+        .store
+        .item_detail(id, &anna.viewer(Role::Resident))
+        .expect("the same item")
+        .item;
+    assert!(
+        item.content.title.iter().any(|(_, t)| t.starts_with("Neu: ")),
+        "{item:?}"
+    );
+
+    // Export and the guide, read from the same data folder.
+    let out = tempfile::tempdir().expect("temp dir");
+    let exported = out.path().join("offers.json");
+    let (ok, text) = operator(&[
+        "export",
+        "hsds",
+        "--data",
+        server.data.path().to_str().expect("path"),
+        "--space",
+        &space_text,
+        "--out",
+        exported.to_str().expect("path"),
+    ]);
+    assert!(ok, "{text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&exported).expect("read")).expect("json");
+    assert_eq!(json["contents"][0]["id"], id.to_string(), "{json}");
+    let (ok, text) = operator(&[
+        "guide",
+        "--data",
+        server.data.path().to_str().expect("path"),
+        "--space",
+        &space_text,
+        "--language",
+        "en",
+        "--from",
+        "2026-12-07",
+        "--to",
+        "2026-12-20",
+        "--link-base",
+        &url,
+        "--out",
+        out.path().to_str().expect("path"),
+    ]);
+    assert!(ok, "{text}");
+    assert!(std::fs::read(out.path().join("guide.pdf"))
+        .expect("pdf")
+        .starts_with(b"%PDF"));
+    assert!(text.contains("1 offers"), "{text}");
+}

@@ -2,7 +2,7 @@
 //! identifier, and the records skipped with a reason. One shape for all standards so that the
 //! core, the server and the bindings report imports one way.
 
-use quartier_domain::model::NewItem;
+use quartier_domain::model::{ItemContent, NewItem};
 
 /// The largest file an import reads (bytes). A bigger one is refused whole before parsing, so a
 /// 50 MB upload costs nothing but the check.
@@ -57,5 +57,24 @@ impl ImportError {
         std::str::from_utf8(bytes).map_err(|e| ImportError::NotUtf8 {
             offset: e.valid_up_to(),
         })
+    }
+}
+
+/// The fields an import owns: what the standards hold. Audience, status, media and a proxy's
+/// details stay as they were set in Quartier, so a re-import never makes a narrowed item public
+/// again or drops its photos.
+pub const IMPORTED_FIELDS: [&str; 6] = ["title", "body", "tags", "location", "details", "valid_until"];
+
+/// An item's content after importing `imported` over `current`: the one rule the device and the
+/// server apply when a record comes back under the same source key.
+pub fn imported_over(current: &ItemContent, imported: &ItemContent) -> ItemContent {
+    ItemContent {
+        title: imported.title.clone(),
+        body: imported.body.clone(),
+        tags: imported.tags.clone(),
+        location: imported.location,
+        details: imported.details.clone(),
+        valid_until: imported.valid_until,
+        ..current.clone()
     }
 }

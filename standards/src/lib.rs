@@ -22,5 +22,7 @@ pub use hsds::{
     HsdsJsonExport,
 };
 pub use ical::{export_ics, import_ics, IcalExport, IcalExportOptions, IcalImportOptions};
-pub use import::{Import, ImportError, ImportedItem, Skipped, MAX_IMPORT_BYTES};
+pub use import::{
+    imported_over, Import, ImportError, ImportedItem, Skipped, IMPORTED_FIELDS, MAX_IMPORT_BYTES,
+};
 pub use vcard::{export_vcards, import_vcards, VcardExportError, VcardImport};

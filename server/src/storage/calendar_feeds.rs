@@ -1,4 +1,4 @@
-//! Calendar feeds: one secret address per member and space (`016_calendar_feeds.sql`). Only a
+//! Calendar feeds: one secret address per member and space (`016_standards.sql`). Only a
 //! hash of each token is kept, as for device tokens, so the database alone does not give the
 //! addresses away.
 

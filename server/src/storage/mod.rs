@@ -58,8 +58,8 @@ const MIGRATIONS: [&str; 16] = [
     include_str!("014_moderation.sql"),
     // The help board: each request's flow.
     include_str!("015_help.sql"),
-    // Calendar feeds: a secret address per member and space.
-    include_str!("016_calendar_feeds.sql"),
+    // Standards: a secret calendar feed per member and space; the operator's imports.
+    include_str!("016_standards.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prepared statements kept per connection: a push and a pull use more distinct statements

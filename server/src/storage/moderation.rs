@@ -233,6 +233,7 @@ pub fn erase_documents(
             "DELETE FROM doc_creations WHERE doc_id = ?1",
             "DELETE FROM blob_refs WHERE doc_id = ?1",
             "DELETE FROM hidden_items WHERE item_id = ?1",
+            "DELETE FROM imported_items WHERE item_id = ?1",
             "DELETE FROM docs WHERE doc_id = ?1",
         ] {
             conn.prepare_cached(sql)?.execute([&doc])?;
