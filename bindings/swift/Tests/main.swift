@@ -4,6 +4,9 @@
 // concurrency checking) together with the generated Swift and the wrappers, so the wrappers'
 // and these listeners' Sendable claims are checked by the compiler.
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking  // URLSession on Linux (the calendar feed over HTTP)
+#endif
 import Synchronization
 
 struct CheckFailure: Error, CustomStringConvertible {
@@ -869,6 +872,120 @@ func offersUpkeepAndWarnings() throws {
     try check(contentWarnings(content: audio) == [.missingTranscript(media: 0), .missingAltText(media: 1)], "warnings")
 }
 
+// MARK: - Standards and the printed guide
+
+/// `YYYY-MM-DD` of `date` in this machine's zone (a `NaiveDate` for the library).
+func isoDay(_ date: Date) -> String {
+    let c = Calendar(identifier: .gregorian).dateComponents([.year, .month, .day], from: date)
+    func pad(_ n: Int, _ width: Int) -> String { String(repeating: "0", count: max(0, width - String(n).count)) + String(n) }
+    return "\(pad(c.year!, 4))-\(pad(c.month!, 2))-\(pad(c.day!, 2))"
+}
+
+/// A plain GET through URLSession: the status and the body as text.
+func httpGet(_ url: String) async throws -> (Int, String) {
+    guard let address = URL(string: url) else { throw CheckFailure(description: "not a URL: \(url)") }
+    var request = URLRequest(url: address)
+    request.timeoutInterval = 30
+    return try await withCheckedThrowingContinuation { continuation in
+        URLSession.shared.dataTask(with: request) { data, response, error in
+            if let error {
+                continuation.resume(throwing: error)
+            } else if let http = response as? HTTPURLResponse {
+                continuation.resume(returning: (http.statusCode, String(decoding: data ?? Data(), as: UTF8.self)))
+            } else {
+                continuation.resume(throwing: CheckFailure(description: "no HTTP response from \(url)"))
+            }
+        }.resume()
+    }
+}
+
+/// As `bindings/tests/python/test_standards.py` (docs/standards.md): GeoJSON, iCalendar, HSDS
+/// (JSON and tables) and vCard out of one store and into another, a second import finding the
+/// offer `unchanged`; bad files `malformedInput` changing nothing; the guide as PDF and HTML, a
+/// bad link template `invalid`; a member's secret calendar feed fetched with URLSession from the
+/// real server, 404 once ended.
+func standards() async throws {
+    let one = try openStore("s-one"), two = try openStore("s-two")
+    defer { try? one.close(); try? two.close() }
+    let me = UUID().uuidString.lowercased()
+    let spaceOne = try one.createSpace(meta: meta, by: me).id
+    let spaceTwo = try two.createSpace(meta: meta, by: me).id
+    _ = try one.createItem(item: NewItem(spaceId: spaceOne, author: me, content: content("Sozialberatung", .offer(Offer(
+        organization: Organization(name: "Caritas Köln"),
+        schedules: [OpeningRule(rrule: "FREQ=WEEKLY;BYDAY=MO,WE", opens: "10:00", closes: "12:00", validFrom: "2026-01-01")],
+        contacts: [Contact(name: "Frau Yilmaz", phone: "+49 221 555 0101")])))))
+    _ = try one.createItem(item: NewItem(spaceId: spaceOne, author: me, content: content(
+        "Bücherschrank", .place(Place(category: "books")), location: Location(lat: 50.9612, lon: 6.9503, source: .manual))))
+    let seen = Viewer(person: me, role: .coordinator)
+
+    let geo = try one.exportGeojson(spaceId: spaceOne, viewer: seen)
+    let geoJSON = try JSONSerialization.jsonObject(with: geo.bytes) as? [String: Any]
+    let features = geoJSON?["features"] as? [[String: Any]] ?? []
+    let geoTitles = features.map { (($0["properties"] as? [String: Any])?["title:de"] as? String) ?? "" }
+    try check(geoTitles == ["Bücherschrank"], "GeoJSON holds the place only: \(geoTitles)")
+    let hsds = try one.exportHsds(spaceId: spaceOne, viewer: seen, language: "de")
+    let tables = try one.exportHsdsTables(spaceId: spaceOne, viewer: seen, language: "de")
+    try check(tables.files["services.csv"] != nil && tables.files["datapackage.json"] != nil, "HSDS tables: \(tables.files.keys.sorted())")
+    let ics = try one.exportIcalendar(spaceId: spaceOne, viewer: seen)
+    let icsText = String(decoding: ics.bytes, as: UTF8.self)
+    try check(ics.bytes.starts(with: Data("BEGIN:VCALENDAR\r\n".utf8)) && icsText.contains("Sozialberatung"), "iCalendar: \(icsText)")
+
+    let first = try two.importHsds(spaceId: spaceTwo, by: me, bytes: hsds.bytes, language: "de")
+    try check(first.created.count == 1 && first.skipped.isEmpty, "the first import creates the offer: \(first)")
+    let again = try two.importHsdsTables(spaceId: spaceTwo, by: me, files: tables.files, language: "de")
+    try check(again.created.isEmpty && again.unchanged == first.created, "the second import finds it unchanged: \(again)")
+    try check(try two.importGeojson(spaceId: spaceTwo, by: me, bytes: geo.bytes, language: "de").created.count == 1, "GeoJSON creates the place")
+    let copy = try two.itemDetail(itemId: first.created[0], viewer: seen).item
+    try check(copy.content.title == ["de": "Sozialberatung"], "title: \(copy.content.title)")
+    guard case let .offer(copied) = copy.content.details else { throw CheckFailure(description: "an offer: \(copy.content.details)") }
+    try check(copied.schedules.first?.rrule == "FREQ=WEEKLY;BYDAY=MO,WE", "schedules: \(copied.schedules)")
+
+    let cards = try two.offerVcards(itemId: first.created[0], viewer: seen)
+    let read = try readVcards(bytes: Data(cards.utf8))
+    try check(read.contacts.map(\.phone) == ["+49 221 555 0101"], "vCards read back: \(read)")
+
+    let feed = FeedQuery(spaceId: spaceTwo, viewer: seen)
+    let before = try two.feed(query: feed).items.count
+    for bad in [Data([0xff, 0xfe]), Data("{".utf8), Data(String(repeating: "[", count: 100_000).utf8)] {
+        try expectError("a bad GeoJSON file", .malformedInput) { try two.importGeojson(spaceId: spaceTwo, by: me, bytes: bad, language: "de") }
+    }
+    let badICS = Data(("BEGIN:VCALENDAR\r\n" + String(repeating: "BEGIN:VEVENT\r\n", count: 50)).utf8)
+    try expectError("a bad iCalendar file", .malformedInput) { try two.importIcalendar(spaceId: spaceTwo, by: me, bytes: badICS, language: "de") }
+    try check(try two.feed(query: feed).items.count == before, "bad files change nothing")
+
+    let monday = Calendar(identifier: .iso8601).dateInterval(of: .weekOfYear, for: Date())!.start
+    let guide = try two.makeGuide(spaceId: spaceTwo, viewer: seen, spec: GuideSpec(
+        language: "de", firstDay: isoDay(monday), lastDay: isoDay(monday.addingTimeInterval(13 * 86_400 + 3_600)),
+        linkTemplate: "https://quartier.example/i/{item}", paper: .a4Booklet, largePrint: false, easyLanguage: false,
+        phoneNumbers: [GuidePhoneNumber(label: ["de": "Notruf"], number: "112")]))
+    try check(guide.pdf.starts(with: Data("%PDF".utf8)) && guide.pages >= 1 && guide.offersPrinted == 1,
+              "the guide: \(guide.pages) pages, \(guide.offersPrinted) offers, \(guide.pdf.prefix(8))")
+    try check(guide.html.contains("lang=\"de\"") && guide.html.contains("Sozialberatung"), "the guide's HTML: \(guide.html.prefix(300))")
+    try expectError("a link template that is not https", .invalid) {
+        try two.makeGuide(spaceId: spaceTwo, viewer: seen, spec: GuideSpec(
+            language: "de", firstDay: isoDay(monday), lastDay: isoDay(monday), linkTemplate: "ftp://nope",
+            paper: .a3Poster, largePrint: true, easyLanguage: false, phoneNumbers: []))
+    }
+
+    // A member's secret calendar feed, from the real server.
+    try check(!serverURL.isEmpty, "QUARTIER_SERVER_URL is set")
+    let coord = try openStore("s-coord")
+    defer { try? coord.close() }
+    let sync = try QuartierSync(store: coord, serverUrl: serverURL)
+    let person = try await sync.register(displayName: "Koordination").personId
+    let space = try await sync.createSpace(meta: meta).space.id
+    let start = isoDay(Date().addingTimeInterval(2 * 86_400))
+    _ = try coord.createItem(item: NewItem(spaceId: space, author: person, content: content("Nachbarschaftscafé", .event(Event(
+        timing: EventTiming(start: "\(start)T15:00:00", end: "\(start)T17:00:00", timeZone: "Europe/Berlin"))))))
+    _ = try await sync.syncNow()
+    let url = try await sync.renewCalendarFeed(spaceId: space)
+    let (status, body) = try await httpGet(url)
+    try check(status == 200 && body.hasPrefix("BEGIN:VCALENDAR") && body.contains("Nachbarschaftscaf"), "the feed (\(status)): \(body)")
+    try await sync.endCalendarFeed(spaceId: space)
+    let (gone, _) = try await httpGet(url)
+    try check(gone == 404, "an ended feed answers 404, not \(gone)")
+}
+
 // MARK: - Devices nearby, in network namespaces
 
 /// A phone in its own process, for discovery where mDNS may multicast: `nearby listen DB SPACE IP
@@ -970,6 +1087,7 @@ await run("counselling: teams, a conversation live in AsyncSequences, backup, er
 await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
 await run("moderation, the help board, notifications: a report in the queue, a hide, a request agreed") { try await moderation() }
 await run("offers upkeep and content warnings") { try offersUpkeepAndWarnings() }
+await run("standards: GeoJSON, iCalendar, HSDS, vCard between two stores, the printed guide, a calendar feed from the server") { try await standards() }
 await run("devices nearby: an AsyncSequence finds a phone of the space in another network namespace") { try devicesNearby() }
 await run("typed errors") { try await typedErrors() }
 await run("errors in Swift style: kind, code, httpStatus, isRetryable") { try errorsInSwiftStyle() }
