@@ -459,9 +459,10 @@ impl QuartierStore {
 
     // -- standards and the printed guide (docs/standards.md) ------------------------------
 
-    /// Places and observations everyone in the space may read, as GeoJSON (RFC 7946).
-    pub fn export_geojson(&self, space_id: SpaceId, viewer: Viewer) -> FfiResult<Exported> {
-        self.with(|s| Ok(s.export_geojson(space_id, viewer)?))
+    /// Places and observations everyone in the space may read, as GeoJSON (RFC 7946). Exports
+    /// hold only what everyone in the space may read, whoever makes them.
+    pub fn export_geojson(&self, space_id: SpaceId) -> FfiResult<Exported> {
+        self.with(|s| Ok(s.export_geojson(space_id)?))
     }
 
     /// Reads a GeoJSON file into places and observations of the space (texts without a
@@ -479,13 +480,8 @@ impl QuartierStore {
     /// Public events and offers' opening hours as iCalendar (RFC 5545); `item_link_base`
     /// (e.g. `https://server.example/i/`) gives each event a link.
     #[uniffi::method(default(item_link_base = None))]
-    pub fn export_icalendar(
-        &self,
-        space_id: SpaceId,
-        viewer: Viewer,
-        item_link_base: Option<String>,
-    ) -> FfiResult<Exported> {
-        self.with(|s| Ok(s.export_icalendar(space_id, viewer, item_link_base)?))
+    pub fn export_icalendar(&self, space_id: SpaceId, item_link_base: Option<String>) -> FfiResult<Exported> {
+        self.with(|s| Ok(s.export_icalendar(space_id, item_link_base)?))
     }
 
     /// Reads an `.ics` file into events of the space.
@@ -500,18 +496,13 @@ impl QuartierStore {
     }
 
     /// Public offers as Open Referral HSDS 3.0 JSON, texts in `language`.
-    pub fn export_hsds(&self, space_id: SpaceId, viewer: Viewer, language: String) -> FfiResult<Exported> {
-        self.with(|s| Ok(s.export_hsds(space_id, viewer, &language)?))
+    pub fn export_hsds(&self, space_id: SpaceId, language: String) -> FfiResult<Exported> {
+        self.with(|s| Ok(s.export_hsds(space_id, &language)?))
     }
 
     /// Public offers as the HSDS 3.0 tables: file name → CSV bytes, and `datapackage.json`.
-    pub fn export_hsds_tables(
-        &self,
-        space_id: SpaceId,
-        viewer: Viewer,
-        language: String,
-    ) -> FfiResult<ExportedTables> {
-        self.with(|s| Ok(s.export_hsds_tables(space_id, viewer, &language)?))
+    pub fn export_hsds_tables(&self, space_id: SpaceId, language: String) -> FfiResult<ExportedTables> {
+        self.with(|s| Ok(s.export_hsds_tables(space_id, &language)?))
     }
 
     /// Reads HSDS 3.0 JSON into offers of the space.
@@ -542,8 +533,8 @@ impl QuartierStore {
     }
 
     /// The printed neighbourhood guide of the space: PDF and HTML, public entries only.
-    pub fn make_guide(&self, space_id: SpaceId, viewer: Viewer, spec: GuideSpec) -> FfiResult<Guide> {
-        self.with(|s| Ok(s.make_guide(space_id, viewer, &spec)?))
+    pub fn make_guide(&self, space_id: SpaceId, spec: GuideSpec) -> FfiResult<Guide> {
+        self.with(|s| Ok(s.make_guide(space_id, &spec)?))
     }
 
     // -- queries --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use quartier_guide::{GuideOptions, GuideRequest, LinkScheme, PaperFormat, PhoneNumber};
 
 use crate::error::{Error, Result};
-use crate::model::{ItemKind, LocalizedText, SpaceId, Viewer};
+use crate::model::{ItemKind, LocalizedText, SpaceId};
 use crate::store::Store;
 
 /// The paper a guide is printed on.
@@ -54,17 +54,18 @@ pub struct GuideSpec {
 pub struct Guide {
     pub pdf: Vec<u8>,
     pub html: String,
-    pub pages: u32,
-    pub offers_printed: u32,
-    pub events_printed: u32,
+    pub pages: i32,
+    pub offers_printed: i32,
+    pub events_printed: i32,
     /// Offers and events past the guide's caps (its last entry says how many).
-    pub left_out: u32,
+    pub left_out: i32,
     /// Entries printed without part of their content, and why.
     pub problems: Vec<String>,
 }
 
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// Counts cross the FFI signed (Java has no unsigned types); no guide comes near the bound.
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 impl From<quartier_guide::GuideError> for Error {
@@ -79,10 +80,10 @@ impl From<quartier_guide::GuideError> for Error {
 impl Store {
     /// Makes the printed guide of `space` as `spec` asks, from the offers and events everyone
     /// there may read.
-    pub fn make_guide(&self, space: SpaceId, viewer: Viewer, spec: &GuideSpec) -> Result<Guide> {
+    pub fn make_guide(&self, space: SpaceId, spec: &GuideSpec) -> Result<Guide> {
         let meta = self.space(space)?.meta;
-        let (offers, _) = self.exportable_items(space, viewer, &[ItemKind::Offer])?;
-        let (events, _) = self.exportable_items(space, viewer, &[ItemKind::Event])?;
+        let (offers, _) = self.exportable_items(space, &[ItemKind::Offer])?;
+        let (events, _) = self.exportable_items(space, &[ItemKind::Event])?;
         let name = meta
             .name
             .get(&spec.language)

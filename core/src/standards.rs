@@ -144,6 +144,12 @@ impl Store {
             .prepare_cached("SELECT item_id FROM imported_items WHERE space_id = ?1 AND source_key = ?2")?
             .query_row([&space, key], |r| r.get(0))
             .optional()?;
+        if earlier.as_deref() == Some("") {
+            return Err(Error::invalid(
+                "record",
+                "the item it made was erased on this device; it is not imported again",
+            ));
+        }
         let existing = match earlier {
             Some(id) => crate::query::item_by_id(tx, &id)?.map(|item| (item.id, item)),
             None => None,
@@ -175,16 +181,15 @@ impl Store {
     }
 
     /// The items of `kinds` in `space` that everyone there may read (audience everyone,
-    /// published), as `viewer` has them, newest first, at most [`MAX_EXPORT_ITEMS`]; whether
-    /// there were more.
-    pub(crate) fn exportable_items(
-        &self,
-        space: SpaceId,
-        viewer: Viewer,
-        kinds: &[ItemKind],
-    ) -> Result<(Vec<Item>, bool)> {
+    /// published, not hidden), newest first, at most [`MAX_EXPORT_ITEMS`]; whether there were
+    /// more. Items of people this device's person muted are left out too (`items.hidden`).
+    pub(crate) fn exportable_items(&self, space: SpaceId, kinds: &[ItemKind]) -> Result<(Vec<Item>, bool)> {
+        // Read as a resident who wrote nothing sees the space: what everyone there may read.
+        // The caller's own items get no exception (one of theirs hidden by the coordinators is
+        // not exported), nor do their role's wider audiences.
+        let everyone = Viewer::new(PersonId::from(uuid::Uuid::nil()), crate::model::Role::Resident);
         self.read(|conn| {
-            let mut query = FeedQuery::new(space, viewer);
+            let mut query = FeedQuery::new(space, everyone);
             query.kinds = kinds.to_vec();
             query.audiences = vec![Audience::Everyone];
             query.limit = Limit(500);
@@ -205,9 +210,8 @@ impl Store {
     }
 
     /// Places and observations of `space` as a GeoJSON `FeatureCollection` (RFC 7946).
-    pub fn export_geojson(&self, space: SpaceId, viewer: Viewer) -> Result<Exported> {
-        let (items, more) =
-            self.exportable_items(space, viewer, &[ItemKind::Place, ItemKind::Observation])?;
+    pub fn export_geojson(&self, space: SpaceId) -> Result<Exported> {
+        let (items, more) = self.exportable_items(space, &[ItemKind::Place, ItemKind::Observation])?;
         let export = quartier_standards::export_geojson(&items).map_err(|e| Error::MalformedInput {
             what: "GeoJSON export",
             reason: e.to_string(),
@@ -235,14 +239,9 @@ impl Store {
     /// Events and offers' opening hours of `space` as iCalendar (RFC 5545), texts in the
     /// space's default language first. `item_link_base` (e.g. `https://server.example/i/`) gives
     /// each event a URL.
-    pub fn export_icalendar(
-        &self,
-        space: SpaceId,
-        viewer: Viewer,
-        item_link_base: Option<String>,
-    ) -> Result<Exported> {
+    pub fn export_icalendar(&self, space: SpaceId, item_link_base: Option<String>) -> Result<Exported> {
         let meta = self.space(space)?;
-        let (items, more) = self.exportable_items(space, viewer, &[ItemKind::Event, ItemKind::Offer])?;
+        let (items, more) = self.exportable_items(space, &[ItemKind::Event, ItemKind::Offer])?;
         let options = quartier_standards::IcalExportOptions {
             now: chrono::Utc::now(),
             languages: vec![meta.meta.default_language.clone()],
@@ -272,8 +271,8 @@ impl Store {
 
     /// Offers of `space` as Open Referral HSDS 3.0 JSON (a `service_list` page of compiled
     /// service objects), texts in `language`.
-    pub fn export_hsds(&self, space: SpaceId, viewer: Viewer, language: &str) -> Result<Exported> {
-        let (items, more) = self.exportable_items(space, viewer, &[ItemKind::Offer])?;
+    pub fn export_hsds(&self, space: SpaceId, language: &str) -> Result<Exported> {
+        let (items, more) = self.exportable_items(space, &[ItemKind::Offer])?;
         let export = quartier_standards::export_hsds_json(&items, language);
         Ok(Exported {
             bytes: export.bytes,
@@ -283,13 +282,8 @@ impl Store {
 
     /// Offers of `space` as the HSDS 3.0 tabular datapackage: file name → CSV (and
     /// `datapackage.json`).
-    pub fn export_hsds_tables(
-        &self,
-        space: SpaceId,
-        viewer: Viewer,
-        language: &str,
-    ) -> Result<ExportedTables> {
-        let (items, more) = self.exportable_items(space, viewer, &[ItemKind::Offer])?;
+    pub fn export_hsds_tables(&self, space: SpaceId, language: &str) -> Result<ExportedTables> {
+        let (items, more) = self.exportable_items(space, &[ItemKind::Offer])?;
         let export =
             quartier_standards::export_hsds_csv(&items, language).map_err(|e| Error::MalformedInput {
                 what: "HSDS tables",

@@ -124,6 +124,12 @@ pub fn run(
                 .prepare_cached("SELECT item_id FROM imported_items WHERE space_id = ?1 AND source_key = ?2")?
                 .query_row([space.to_string(), key_text.clone()], |r| r.get(0))
                 .optional()?;
+            if earlier.as_deref() == Some("") {
+                summary
+                    .skipped
+                    .push(skip("the item it made was erased; it is not imported again"));
+                continue;
+            }
             let earlier = earlier.map(|id| stored_uuid(&id)).transpose()?;
             let current = match earlier {
                 Some(id) => documents::load(&conn, id).ok().and_then(|state| {

@@ -75,14 +75,23 @@ pub fn items(
     Ok((out, false))
 }
 
-/// One item, if it is public at `now`.
+/// The kinds that have a page of their own outside the app: what the printed guide lists. Posts,
+/// requests, observations and comments are "everyone" within a space, not on the web.
+pub const KINDS_WITH_PAGES: [ItemKind; 2] = [ItemKind::Offer, ItemKind::Event];
+
+/// One offer or event, if it is public at `now`.
 pub fn item(conn: &Connection, id: Uuid, now: DateTime<Utc>) -> Result<Option<Item>, ServerError> {
     let known = conn
         .prepare_cached(
             "SELECT 1 FROM docs d WHERE d.doc_id = ?1 AND d.kind = 'item' AND d.audience = 'everyone'
+               AND d.item_kind IN (?2, ?3)
                AND NOT EXISTS (SELECT 1 FROM hidden_items h WHERE h.item_id = d.doc_id)",
         )?
-        .exists([id.to_string()])?;
+        .exists([
+            id.to_string(),
+            KINDS_WITH_PAGES[0].as_str().to_owned(),
+            KINDS_WITH_PAGES[1].as_str().to_owned(),
+        ])?;
     if !known {
         return Ok(None);
     }

@@ -165,6 +165,15 @@ async fn ical_calendar_feed_is_per_member_secret_public_only_renewable_and_revoc
         .expect("remove");
     assert_eq!(get(&bens).await.0, 404);
 
+    // Back in the space by a new invite: the old address stays dead.
+    let code = coord.invite(space, Role::Resident).await;
+    ben.client.redeem_invite(&ben.store, &code).await.expect("rejoin");
+    assert_eq!(
+        get(&bens).await.0,
+        404,
+        "a feed ends with the membership, for good"
+    );
+
     // Guesses and junk: 404, bounded.
     for path in [
         "/calendar/00.ics",
@@ -184,18 +193,47 @@ async fn ical_calendar_feed_is_per_member_secret_public_only_renewable_and_revoc
 }
 
 #[tokio::test]
-async fn item_page_shows_public_items_only_escaped_with_the_app_link() {
+async fn item_page_shows_public_offers_and_events_only_escaped_with_the_app_link() {
     let server = Server::start();
     let url = server.url.clone();
     let (coord, space) = space_with_coordinator(&url).await;
-    let public = coord.post(
-        space,
+    let offer = |title: &str, audience: Audience, valid_until: Option<chrono::DateTime<Utc>>| {
+        let content = ItemContent {
+            audience,
+            valid_until,
+            ..ItemContent::new(
+                LocalizedText::single("de", title),
+                ItemDetails::Offer(Offer {
+                    organization: Organization {
+                        name: "Nachbarschaftshilfe".into(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }),
+            )
+        };
+        coord
+            .store
+            .create_item(NewItem::new(space, coord.person, content))
+            .expect("offer")
+    };
+    let public = offer(
         "Tauschregal <script>alert(1)</script> & mehr",
         Audience::Everyone,
+        None,
     );
-    let private = coord.post(space, "Schlüsselliste", Audience::Volunteers);
-    let hidden = coord.post(space, "Bald versteckt", Audience::Everyone);
+    let private = offer("Schlüsselliste", Audience::Volunteers, None);
+    let hidden = offer("Bald versteckt", Audience::Everyone, None);
+    let expired = offer(
+        "Flohmarkt letzte Woche",
+        Audience::Everyone,
+        Some(Utc::now() - Duration::days(1)),
+    );
+    // Posts for everyone are for everyone in the space, not on the web: only offers and
+    // events (what the guide prints) have pages.
+    let post = coord.post(space, "Nur für die Nachbarschaft", Audience::Everyone);
     coord.sync().await;
+    assert_eq!(get(&format!("{url}/i/{}", post.id)).await.0, 404);
 
     let (status, kind, html) = get(&format!("{url}/i/{}", public.id)).await;
     assert_eq!(status, 200, "{html}");
@@ -227,18 +265,6 @@ async fn item_page_shows_public_items_only_escaped_with_the_app_link() {
     assert_eq!(get(&format!("{url}/i/{}", ItemId::new())).await.0, 404);
     assert_eq!(get(&format!("{url}/i/not-an-id")).await.0, 400);
     // Past its validity: no longer shown.
-    let mut old = ItemContent::new(
-        LocalizedText::single("de", "Flohmarkt letzte Woche"),
-        ItemDetails::Post(Post {
-            post_type: PostType::News,
-        }),
-    );
-    old.valid_until = Some(Utc::now() - Duration::days(1));
-    let expired = coord
-        .store
-        .create_item(NewItem::new(space, coord.person, old))
-        .expect("create");
-    coord.sync().await;
     assert_eq!(get(&format!("{url}/i/{}", expired.id)).await.0, 404);
 }
 

@@ -74,7 +74,9 @@ pub fn imported_over(current: &ItemContent, imported: &ItemContent) -> ItemConte
         tags: imported.tags.clone(),
         location: imported.location,
         details: imported.details.clone(),
-        valid_until: imported.valid_until,
+        // Most standards carry no end date (HSDS, iCalendar): one set in Quartier to retire an
+        // imported item stays unless the file gives one.
+        valid_until: imported.valid_until.or(current.valid_until),
         ..current.clone()
     }
 }

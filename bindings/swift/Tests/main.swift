@@ -918,15 +918,15 @@ func standards() async throws {
         "Bücherschrank", .place(Place(category: "books")), location: Location(lat: 50.9612, lon: 6.9503, source: .manual))))
     let seen = Viewer(person: me, role: .coordinator)
 
-    let geo = try one.exportGeojson(spaceId: spaceOne, viewer: seen)
+    let geo = try one.exportGeojson(spaceId: spaceOne)
     let geoJSON = try JSONSerialization.jsonObject(with: geo.bytes) as? [String: Any]
     let features = geoJSON?["features"] as? [[String: Any]] ?? []
     let geoTitles = features.map { (($0["properties"] as? [String: Any])?["title:de"] as? String) ?? "" }
     try check(geoTitles == ["Bücherschrank"], "GeoJSON holds the place only: \(geoTitles)")
-    let hsds = try one.exportHsds(spaceId: spaceOne, viewer: seen, language: "de")
-    let tables = try one.exportHsdsTables(spaceId: spaceOne, viewer: seen, language: "de")
+    let hsds = try one.exportHsds(spaceId: spaceOne, language: "de")
+    let tables = try one.exportHsdsTables(spaceId: spaceOne, language: "de")
     try check(tables.files["services.csv"] != nil && tables.files["datapackage.json"] != nil, "HSDS tables: \(tables.files.keys.sorted())")
-    let ics = try one.exportIcalendar(spaceId: spaceOne, viewer: seen)
+    let ics = try one.exportIcalendar(spaceId: spaceOne)
     let icsText = String(decoding: ics.bytes, as: UTF8.self)
     try check(ics.bytes.starts(with: Data("BEGIN:VCALENDAR\r\n".utf8)) && icsText.contains("Sozialberatung"), "iCalendar: \(icsText)")
 
@@ -954,7 +954,7 @@ func standards() async throws {
     try check(try two.feed(query: feed).items.count == before, "bad files change nothing")
 
     let monday = Calendar(identifier: .iso8601).dateInterval(of: .weekOfYear, for: Date())!.start
-    let guide = try two.makeGuide(spaceId: spaceTwo, viewer: seen, spec: GuideSpec(
+    let guide = try two.makeGuide(spaceId: spaceTwo, spec: GuideSpec(
         language: "de", firstDay: isoDay(monday), lastDay: isoDay(monday.addingTimeInterval(13 * 86_400 + 3_600)),
         linkTemplate: "https://quartier.example/i/{item}", paper: .a4Booklet, largePrint: false, easyLanguage: false,
         phoneNumbers: [GuidePhoneNumber(label: ["de": "Notruf"], number: "112")]))
@@ -962,7 +962,7 @@ func standards() async throws {
               "the guide: \(guide.pages) pages, \(guide.offersPrinted) offers, \(guide.pdf.prefix(8))")
     try check(guide.html.contains("lang=\"de\"") && guide.html.contains("Sozialberatung"), "the guide's HTML: \(guide.html.prefix(300))")
     try expectError("a link template that is not https", .invalid) {
-        try two.makeGuide(spaceId: spaceTwo, viewer: seen, spec: GuideSpec(
+        try two.makeGuide(spaceId: spaceTwo, spec: GuideSpec(
             language: "de", firstDay: isoDay(monday), lastDay: isoDay(monday), linkTemplate: "ftp://nope",
             paper: .a3Poster, largePrint: true, easyLanguage: false, phoneNumbers: []))
     }

@@ -34,12 +34,12 @@ def test_standards_round_trip_between_two_stores(tmp_path):
         location=q.Location(lat=50.9612, lon=6.9503, source=q.PositionSource.MANUAL))))
     seen = viewer(me)
 
-    geo = one.export_geojson(space_one, seen)
+    geo = one.export_geojson(space_one)
     assert [f["properties"].get("title:de") for f in json.loads(geo.bytes)["features"]] == ["Bücherschrank"]
-    hsds = one.export_hsds(space_one, seen, "de")
-    tables = one.export_hsds_tables(space_one, seen, "de")
+    hsds = one.export_hsds(space_one, "de")
+    tables = one.export_hsds_tables(space_one, "de")
     assert "services.csv" in tables.files and "datapackage.json" in tables.files
-    ics = one.export_icalendar(space_one, seen)
+    ics = one.export_icalendar(space_one)
     assert ics.bytes.startswith(b"BEGIN:VCALENDAR\r\n") and b"Sozialberatung" in ics.bytes
 
     first = two.import_hsds(space_two, me, hsds.bytes, "de")
@@ -65,7 +65,7 @@ def test_standards_round_trip_between_two_stores(tmp_path):
 
     today = datetime.date.today()
     monday = today - datetime.timedelta(days=today.weekday())
-    guide = two.make_guide(space_two, seen, q.GuideSpec(
+    guide = two.make_guide(space_two, q.GuideSpec(
         language="de", first_day=monday.isoformat(), last_day=(monday + datetime.timedelta(days=13)).isoformat(),
         link_template="https://quartier.example/i/{item}", paper=q.GuidePaper.A4_BOOKLET,
         large_print=False, easy_language=False,
@@ -73,7 +73,7 @@ def test_standards_round_trip_between_two_stores(tmp_path):
     assert guide.pdf.startswith(b"%PDF") and guide.pages >= 1 and guide.offers_printed == 1
     assert 'lang="de"' in guide.html and "Sozialberatung" in guide.html
     with pytest.raises(q.QuartierError.Invalid):
-        two.make_guide(space_two, seen, q.GuideSpec(
+        two.make_guide(space_two, q.GuideSpec(
             language="de", first_day=monday.isoformat(), last_day=monday.isoformat(),
             link_template="ftp://nope", paper=q.GuidePaper.A3_POSTER,
             large_print=True, easy_language=False, phone_numbers=[]))

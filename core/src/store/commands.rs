@@ -374,7 +374,8 @@ pub(crate) fn erase_in(tx: &Connection, doc_id: &str, touched: &mut super::Touch
     for doc in &doomed {
         documents::erase(tx, doc, documents::Records::Erase)?;
         projection::remove_item(tx, doc)?;
-        tx.prepare_cached("DELETE FROM imported_items WHERE item_id = ?1")?
+        // The source key stays, without the item: the same record is not imported again.
+        tx.prepare_cached("UPDATE imported_items SET item_id = '' WHERE item_id = ?1")?
             .execute([doc])?;
         touched.items.insert(doc.clone());
     }

@@ -145,8 +145,7 @@ fn too_many(wait: Duration) -> Response {
 /// The middleware of every request (see the module documentation).
 pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %logged_path(req.uri().path()));
     let render = Render::of(req.headers());
     req.extensions_mut().insert(RequestId(id.clone()));
     let response = async {
@@ -396,5 +395,14 @@ mod tests {
         );
         assert!(check(&limiter, &2).is_ok(), "another key has its own bucket");
         assert!(check(&keyed::<u8>(0, Duration::from_secs(1)), &1).is_ok());
+    }
+}
+
+/// The path as logs show it: a calendar feed's path is its secret, so it is left out.
+fn logged_path(path: &str) -> &str {
+    if path.starts_with("/calendar/") {
+        "/calendar/…"
+    } else {
+        path
     }
 }

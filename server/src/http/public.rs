@@ -166,7 +166,7 @@ fn facts_of(item: &Item) -> Vec<String> {
     facts
 }
 
-/// The plain page of a public item: `404` for anything not public (or unknown: nothing tells
+/// The plain page of a public offer or event: `404` for anything else (or unknown: nothing tells
 /// which).
 pub async fn item_page(
     State(state): State<Arc<AppState>>,
@@ -191,7 +191,8 @@ pub async fn item_page(
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
+            // Not kept by shared caches: a page hidden or erased must go at once.
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         html,
     )

@@ -233,7 +233,8 @@ pub fn erase_documents(
             "DELETE FROM doc_creations WHERE doc_id = ?1",
             "DELETE FROM blob_refs WHERE doc_id = ?1",
             "DELETE FROM hidden_items WHERE item_id = ?1",
-            "DELETE FROM imported_items WHERE item_id = ?1",
+            // The source key stays, without the item: the same record is not imported again.
+            "UPDATE imported_items SET item_id = '' WHERE item_id = ?1",
             "DELETE FROM docs WHERE doc_id = ?1",
         ] {
             conn.prepare_cached(sql)?.execute([&doc])?;

@@ -361,6 +361,8 @@ pub fn set_role(conn: &Connection, space: Uuid, person: Uuid, role: Role) -> Res
 /// Removes a member at once. Every invite made until now is spent for them (see
 /// [`redeem_invite`]).
 pub fn remove_member(conn: &Connection, space: Uuid, person: Uuid) -> Result<bool, ServerError> {
+    // Their calendar feed ends with the membership, and does not come back if they rejoin.
+    super::calendar_feeds::revoke(conn, person, space)?;
     Ok(conn.execute(
         "UPDATE members SET revoked_at = ?3, invites_before = (SELECT coalesce(max(rowid), 0) FROM invites),
              roster_seq = (SELECT max(roster_seq) + 1 FROM members)

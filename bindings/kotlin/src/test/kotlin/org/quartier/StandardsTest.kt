@@ -88,12 +88,12 @@ class StandardsTest {
                 )
                 val seen = Viewer(me, Role.COORDINATOR)
 
-                val geo = one.exportGeojson(spaceOne, seen)
+                val geo = one.exportGeojson(spaceOne)
                 assertEquals(listOf("Bücherschrank"), geoTitles(geo.bytes), geo.bytes.decodeToString())
-                val hsds = one.exportHsds(spaceOne, seen, "de")
-                val tables = one.exportHsdsTables(spaceOne, seen, "de")
+                val hsds = one.exportHsds(spaceOne, "de")
+                val tables = one.exportHsdsTables(spaceOne, "de")
                 assertTrue("services.csv" in tables.files && "datapackage.json" in tables.files, tables.files.keys.toString())
-                val ics = one.exportIcalendar(spaceOne, seen)
+                val ics = one.exportIcalendar(spaceOne)
                 assertTrue(ics.bytes.startsWith("BEGIN:VCALENDAR\r\n"), ics.bytes.decodeToString())
                 assertTrue("Sozialberatung" in ics.bytes.decodeToString(), ics.bytes.decodeToString())
 
@@ -127,7 +127,7 @@ class StandardsTest {
 
                 val monday = LocalDate.now().with(DayOfWeek.MONDAY)
                 val guide = two.makeGuide(
-                    spaceTwo, seen,
+                    spaceTwo,
                     GuideSpec(
                         language = "de", firstDay = monday.toString(), lastDay = monday.plusDays(13).toString(),
                         linkTemplate = "https://quartier.example/i/{item}", paper = GuidePaper.A4_BOOKLET,
@@ -141,7 +141,7 @@ class StandardsTest {
                 assertTrue("lang=\"de\"" in guide.html && "Sozialberatung" in guide.html, guide.html)
                 assertFailsWith<QuartierException.Invalid> {
                     two.makeGuide(
-                        spaceTwo, seen,
+                        spaceTwo,
                         GuideSpec(
                             language = "de", firstDay = monday.toString(), lastDay = monday.toString(),
                             linkTemplate = "ftp://nope", paper = GuidePaper.A3_POSTER,
