@@ -7,8 +7,12 @@
 //! `docs/standards.md` ("GeoJSON (RFC 7946)").
 //!
 //! Reading is bounded: the file is size- and UTF-8-checked first ([`ImportError::check_text`]),
-//! nesting deeper than serde_json's recursion limit (128) fails the file as malformed, and at
+//! nesting deeper than serde_json's recursion limit (128) fails the file as malformed (checked
+//! on the text before parsing), and at
 //! most [`MAX_FEATURES`] features are read (the rest are counted, not parsed, and reported).
+//! Features are kept as their text until each is read, and one larger than
+//! [`MAX_FEATURE_BYTES`] (or with properties larger than [`MAX_FEATURE_PROPERTIES_BYTES`]) is
+//! skipped before it becomes JSON values.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,6 +25,7 @@ use quartier_domain::model::{
 };
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::import::{Import, ImportError, ImportedItem, Skipped};
@@ -175,35 +180,48 @@ fn properties_of(item: &Item, location: &Location) -> JsonObject {
     p
 }
 
-/// The top of a GeoJSON text, read without keeping more than [`MAX_FEATURES`] features.
+/// The largest `properties` object of a feature an import reads, as JSON text (bytes). A
+/// feature with a larger one is skipped (reported): its size is measured on the text, before
+/// anything of it is parsed, so a 16 MiB list of numbers never becomes half a gigabyte of JSON
+/// values.
+pub const MAX_FEATURE_PROPERTIES_BYTES: usize = 64 * 1024;
+
+/// The largest feature an import reads, as JSON text (bytes): its properties, its point and
+/// room to spare for other members. A larger one is skipped (reported) before it is parsed.
+pub const MAX_FEATURE_BYTES: usize = 128 * 1024;
+
+/// The top of a GeoJSON text, read without keeping more than [`MAX_FEATURES`] features and
+/// without turning any member into JSON values yet: each is kept as its text (borrowed).
 #[derive(Deserialize)]
-struct Top {
-    #[serde(rename = "type")]
-    kind: Option<JsonValue>,
-    features: Option<BoundedFeatures>,
-    crs: Option<JsonValue>,
+struct Top<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    features: Option<BoundedFeatures<'a>>,
+    #[serde(borrow)]
+    crs: Option<&'a RawValue>,
 }
 
-/// The `features` array: the first [`MAX_FEATURES`] members as JSON values, the rest only
-/// counted (parsed as `IgnoredAny`, which allocates nothing).
-struct BoundedFeatures {
-    kept: Vec<JsonValue>,
+/// The `features` array: the text of the first [`MAX_FEATURES`] members, the rest only counted
+/// (parsed as `IgnoredAny`, which allocates nothing).
+struct BoundedFeatures<'a> {
+    kept: Vec<&'a RawValue>,
     beyond: usize,
 }
 
-impl<'de> Deserialize<'de> for BoundedFeatures {
+impl<'de: 'a, 'a> Deserialize<'de> for BoundedFeatures<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Bounded;
-        impl<'de> Visitor<'de> for Bounded {
-            type Value = BoundedFeatures;
+        struct Bounded<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Bounded<'a> {
+            type Value = BoundedFeatures<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array of features")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BoundedFeatures, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BoundedFeatures<'a>, A::Error> {
                 let mut kept = Vec::new();
                 let mut beyond = 0;
                 while kept.len() < MAX_FEATURES {
-                    match seq.next_element::<JsonValue>()? {
+                    match seq.next_element::<&'de RawValue>()? {
                         Some(value) => kept.push(value),
                         None => return Ok(BoundedFeatures { kept, beyond }),
                     }
@@ -214,8 +232,85 @@ impl<'de> Deserialize<'de> for BoundedFeatures {
                 Ok(BoundedFeatures { kept, beyond })
             }
         }
-        deserializer.deserialize_seq(Bounded)
+        deserializer.deserialize_seq(Bounded(std::marker::PhantomData))
     }
+}
+
+/// Only the `properties` member of a feature, as text, to measure it before parsing.
+#[derive(Deserialize)]
+struct PropertiesText<'a> {
+    #[serde(borrow)]
+    properties: Option<&'a RawValue>,
+}
+
+/// A feature's text as a JSON value, when it is within [`MAX_FEATURE_BYTES`] and its
+/// properties within [`MAX_FEATURE_PROPERTIES_BYTES`].
+fn bounded_feature(raw: &RawValue) -> Result<JsonValue, String> {
+    let text = raw.get();
+    if text.len() > MAX_FEATURE_BYTES {
+        return Err(format!(
+            "the feature is {} bytes of JSON; a feature is read up to {MAX_FEATURE_BYTES} bytes",
+            text.len()
+        ));
+    }
+    if let Ok(PropertiesText {
+        properties: Some(properties),
+    }) = serde_json::from_str::<PropertiesText<'_>>(text)
+    {
+        let size = properties.get().len();
+        if size > MAX_FEATURE_PROPERTIES_BYTES {
+            return Err(format!(
+                "its properties are {size} bytes of JSON; a feature's properties are read up to \
+                 {MAX_FEATURE_PROPERTIES_BYTES} bytes"
+            ));
+        }
+    }
+    serde_json::from_str(text).map_err(|e| format!("not a GeoJSON Feature: {e}"))
+}
+
+/// serde_json's recursion limit: a file nesting deeper is refused.
+const MAX_JSON_DEPTH: usize = 128;
+
+/// Whether arrays and objects in `text` nest deeper than `max` (strings skipped), in one pass
+/// without allocating.
+fn nests_deeper_than(text: &str, max: usize) -> bool {
+    let mut depth = 0_usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The old `crs` member, only as far as its name.
+#[derive(Deserialize)]
+struct Crs {
+    properties: Option<CrsProperties>,
+}
+
+#[derive(Deserialize)]
+struct CrsProperties {
+    name: Option<String>,
 }
 
 /// Reads a GeoJSON `FeatureCollection` (or one `Feature`) into new places and observations for
@@ -240,17 +335,25 @@ pub fn import_geojson(
         format: FORMAT,
         reason,
     };
+    // Features are kept as text (which serde_json checks without a depth limit) until each is
+    // read, so the depth limit of a parse into values is checked on the whole file first.
+    if nests_deeper_than(text, MAX_JSON_DEPTH) {
+        return Err(malformed(format!(
+            "the JSON nests deeper than {MAX_JSON_DEPTH} levels (the recursion limit of the parser)"
+        )));
+    }
     let top: Top = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
-    if let Some(crs) = &top.crs {
+    if let Some(crs) = top.crs {
         check_crs(crs).map_err(malformed)?;
     }
-    let features = match (top.kind.as_ref().and_then(JsonValue::as_str), top.features) {
+    let kind: Option<String> = top.kind.and_then(|k| serde_json::from_str(k.get()).ok());
+    let features = match (kind.as_deref(), top.features) {
         (Some("FeatureCollection"), Some(features)) => features,
         (Some("FeatureCollection"), None) => {
             return Err(malformed("the FeatureCollection has no `features` array".into()))
         }
         (Some("Feature"), _) => {
-            let value: JsonValue = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+            let value: &RawValue = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
             BoundedFeatures {
                 kept: vec![value],
                 beyond: 0,
@@ -273,7 +376,7 @@ pub fn import_geojson(
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for (index, value) in features.kept.into_iter().enumerate() {
         let record = format!("feature {}", index + 1);
-        match read_feature(value, space, author, language, &record) {
+        match bounded_feature(value).and_then(|value| read_feature(value, space, author, language, &record)) {
             Ok((imported, not_taken)) => {
                 if seen.insert(imported.source_key.clone()) {
                     import.items.push(imported);
@@ -306,12 +409,13 @@ pub fn import_geojson(
 
 /// Old GeoJSON (2008) allowed a `crs` member; RFC 7946 removed it and fixed WGS84. A file that
 /// names another system would put points in the wrong place, so it is refused whole.
-fn check_crs(crs: &JsonValue) -> Result<(), String> {
-    let name = crs
-        .get("properties")
-        .and_then(|p| p.get("name"))
-        .and_then(JsonValue::as_str)
-        .unwrap_or("");
+fn check_crs(crs: &RawValue) -> Result<(), String> {
+    let name = serde_json::from_str::<Crs>(crs.get())
+        .ok()
+        .and_then(|c| c.properties)
+        .and_then(|p| p.name)
+        .unwrap_or_default();
+    let name = name.as_str();
     let wgs84 = [
         "urn:ogc:def:crs:OGC:1.3:CRS84",
         "urn:ogc:def:crs:OGC::CRS84",

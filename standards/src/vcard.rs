@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use quartier_domain::model::{Contact, Item, ItemDetails, Offer, Organization};
+use quartier_domain::model::{validate_language_tag, Contact, Item, ItemDetails, Offer, Organization};
 
 use crate::ical::content_line::{
-    checked_text, escape_text, parse_components, split_unescaped, unescape_text, Component, ContentLine,
-    Limits, TreeError, Writer,
+    checked_text, escape_text, http_url, parse_components, split_unescaped, unescape_text, Component,
+    ContentLine, Limits, TreeError, Writer,
 };
-use crate::ical::{address_line, pick};
+use crate::ical::{address_line, not_a_url, pick};
 use crate::import::{ImportError, Skipped};
 
 /// Most cards one import reads; the rest are reported as one skipped entry.
@@ -66,12 +66,9 @@ pub fn export_vcards(item: &Item, languages: &[String]) -> Result<String, VcardE
         organization.phone.as_deref(),
         organization.email.as_deref(),
     );
-    if let Some(url) = organization
-        .url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-    {
+    // Only an http(s) URL is written; any other value (one with spaces or line breaks, a
+    // `javascript:` link) is left out, as vCard export has no list of what it left out.
+    if let Some(url) = organization.url.as_deref().and_then(http_url) {
         writer.property("URL", &[], url);
     }
     end_card(&mut writer, offer, note, &revision);
@@ -134,7 +131,13 @@ fn end_card(writer: &mut Writer, offer: &Offer, note: Option<(&str, &str)>, revi
             &value.join(";"),
         );
     }
-    for (index, language) in offer.languages.iter().enumerate() {
+    // LANG is a language tag (RFC 6350 §6.4.4); anything that is not one is left out.
+    let languages = offer
+        .languages
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| validate_language_tag(l).is_ok());
+    for (index, language) in languages.enumerate() {
         writer.property("LANG", &[("PREF", &(index + 1).min(100).to_string())], language);
     }
     if let Some((language, title)) = note {
@@ -161,18 +164,18 @@ pub fn import_vcards(bytes: &[u8]) -> Result<VcardImport, ImportError> {
         max_depth: MAX_VCARD_DEPTH,
         max_components: MAX_VCARDS,
         max_reports: crate::ical::MAX_LISTED_PROBLEMS,
+        max_properties: crate::ical::MAX_PROPERTIES_PER_COMPONENT,
+        // The wrapper adds two lines.
+        max_lines: crate::ical::MAX_CONTENT_LINES + 2,
     };
     // Cards are top-level components; wrapping them makes the component limit count cards.
     let wrapped = format!("BEGIN:X-FILE\r\n{text}\r\nEND:X-FILE\r\n");
-    let parsed = parse_components(&wrapped, limits).map_err(|TreeError::TooDeep { line, max }| {
-        ImportError::Malformed {
-            format: "vCard",
-            reason: format!(
-                "components are nested more than {} deep (line {})",
-                max - 1,
-                line - 1
-            ),
+    let parsed = parse_components(&wrapped, limits).map_err(|e| match e {
+        TreeError::TooManyLines { .. } => TreeError::TooManyLines {
+            max: crate::ical::MAX_CONTENT_LINES,
         }
+        .into_import_error("vCard", 0),
+        deep => deep.into_import_error("vCard", 1),
     })?;
     let cards: Vec<&Component> = parsed
         .components
@@ -342,9 +345,13 @@ fn read_card(card: &Component, import: &mut VcardImport) -> Result<Vec<String>, 
         .is_some_and(|k| k.value.trim().eq_ignore_ascii_case("org"));
     let title = text_of(card, "TITLE");
     if is_org {
+        let url = text_of(card, "URL");
+        if let Some(bad) = url.as_deref().filter(|u| http_url(u).is_none()) {
+            notes.push(format!("URL ({})", not_a_url(bad)));
+        }
         import.organizations.push(Organization {
             name: organization_name.clone().unwrap_or(full_name),
-            url: text_of(card, "URL"),
+            url: url.as_deref().and_then(http_url).map(str::to_owned),
             email,
             phone,
         });

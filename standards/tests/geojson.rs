@@ -451,3 +451,59 @@ fn geojson_import_takes_a_single_feature_and_keys_by_id() {
     assert_eq!(import.items[0].source_key, format!("geojson:{id}"));
     assert_eq!(import.items[0].item.content.body.get("de"), Some("Schattig"));
 }
+
+#[test]
+fn geojson_import_skips_a_feature_with_oversized_properties_before_parsing_it() {
+    use quartier_standards::geojson::{MAX_FEATURE_BYTES, MAX_FEATURE_PROPERTIES_BYTES};
+    let point = r#"{"type":"Point","coordinates":[13.4,52.5]}"#;
+    let zeros = vec!["0"; MAX_FEATURE_PROPERTIES_BYTES / 2].join(",");
+    let big = feature(point, &format!(r#"{{"name":"Groß","x":[{zeros}]}}"#));
+    let fits = feature(
+        point,
+        &format!(
+            r#"{{"name":"Passt","note":"{}"}}"#,
+            "a".repeat(MAX_FEATURE_PROPERTIES_BYTES - 100)
+        ),
+    );
+    let huge = feature(
+        point,
+        &format!(
+            r#"{{"name":"Riesig"}},"foreign":"{}""#,
+            "b".repeat(MAX_FEATURE_BYTES)
+        ),
+    );
+    let file = format!(r#"{{"type":"FeatureCollection","features":[{big},{fits},{huge}]}}"#);
+    let import = import(file.as_bytes()).unwrap();
+    let names: Vec<_> = import
+        .items
+        .iter()
+        .map(|i| i.item.content.title.best(&[]).unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["Passt"]);
+    let skipped: Vec<String> = import
+        .skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.record, s.reason))
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.starts_with("feature 1: its properties are")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(|s| s.starts_with("feature 3: the feature is")),
+        "{skipped:?}"
+    );
+    // The depth limit still refuses the file, though features are measured as text.
+    let deep = feature(
+        point,
+        &format!(r#"{{"x":{}{}}}"#, "[".repeat(200), "]".repeat(200)),
+    );
+    let file = format!(r#"{{"type":"FeatureCollection","features":[{deep}]}}"#);
+    assert!(matches!(import_file(&file), Err(ImportError::Malformed { .. })));
+}
+
+fn import_file(text: &str) -> Result<quartier_standards::Import, ImportError> {
+    import(text.as_bytes())
+}

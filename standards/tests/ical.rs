@@ -891,3 +891,104 @@ fn ical_cancelled_single_occurrences_become_exdates() {
         .collect();
     assert_eq!(starts, vec![utc(2026, 3, 5, 18, 0), utc(2026, 3, 19, 18, 0)]);
 }
+
+/// An offer as an attacker stores it: no validation on the way (the export must hold anyway).
+fn offer_with_urls(space: &Space, service_url: &str, organization_url: &str) -> Item {
+    let mut item = offer(space);
+    if let ItemDetails::Offer(offer) = &mut item.content.details {
+        offer.service_url = Some(service_url.into());
+        offer.organization.url = Some(organization_url.into());
+    }
+    item
+}
+
+#[test]
+fn ical_export_lets_no_url_inject_lines_or_events() {
+    let space = space();
+    let injection = "https://x.example/\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:victim@quartier\r\n\
+                     SUMMARY:Injected\r\nDTSTART:20260301T100000Z\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nX-A:b";
+    let item = offer_with_urls(&space, injection, "javascript:alert(1)");
+    let export = export_ics(&space, std::slice::from_ref(&item), &options());
+    // Two opening rules, two events; nothing else.
+    assert_eq!(export.ics.matches("BEGIN:VEVENT").count(), 2, "{}", export.ics);
+    assert!(!export.ics.contains("victim@quartier"), "{}", export.ics);
+    assert!(!export.ics.contains("SUMMARY:Injected"), "{}", export.ics);
+    assert!(!export.ics.contains("\nURL"), "{}", export.ics);
+    for line in export.ics.split("\r\n") {
+        assert!(!line.contains(['\r', '\n']), "{line:?}");
+    }
+    let reasons: Vec<&str> = export.skipped.iter().map(|s| s.reason.as_str()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("the service URL is not written")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("the organization URL is not written")),
+        "{reasons:?}"
+    );
+    // The import of the export sees two events, each with its own UID.
+    let import = import_ics(export.ics.as_bytes(), &import_options(&space)).unwrap();
+    assert_eq!(import.items.len(), 2, "{:#?}", import.skipped);
+    assert!(import
+        .items
+        .iter()
+        .all(|i| i.source_key.contains(&item.id.to_string())));
+
+    // A valid organization URL stands in for a bad service URL.
+    let item = offer_with_urls(&space, "https://x.example/ a", "https://verein.example/");
+    let export = export_ics(&space, &[item], &options());
+    assert_eq!(
+        export.ics.matches("URL:https://verein.example/").count(),
+        2,
+        "{}",
+        export.ics
+    );
+}
+
+#[test]
+fn ical_import_skips_a_component_with_too_many_properties() {
+    use quartier_standards::ical::MAX_PROPERTIES_PER_COMPONENT;
+    let space = space();
+    let crowded = format!(
+        "BEGIN:VEVENT\r\nUID:crowded\r\nDTSTART:20260305T190000Z\r\nSUMMARY:Voll\r\n{}END:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:fine\r\nDTSTART:20260305T190000Z\r\nSUMMARY:Gut\r\nEND:VEVENT\r\n",
+        "X:\r\n".repeat(MAX_PROPERTIES_PER_COMPONENT)
+    );
+    let import = import_ics(calendar(&crowded).as_bytes(), &import_options(&space)).unwrap();
+    let keys: Vec<&str> = import.items.iter().map(|i| i.source_key.as_str()).collect();
+    assert_eq!(keys, ["ical:fine"]);
+    assert!(
+        import.skipped.iter().any(|s| s.reason.contains(&format!(
+            "VEVENT has more than {MAX_PROPERTIES_PER_COMPONENT} properties"
+        ))),
+        "{:#?}",
+        import.skipped
+    );
+}
+
+#[test]
+fn ical_import_refuses_a_file_of_too_many_content_lines() {
+    use quartier_standards::ical::{MAX_CONTENT_LINES, MAX_PROPERTIES_PER_COMPONENT};
+    let space = space();
+    // Events just under the property limit, enough of them to pass the line limit.
+    let event = format!(
+        "BEGIN:VEVENT\r\n{}END:VEVENT\r\n",
+        "X:\r\n".repeat(MAX_PROPERTIES_PER_COMPONENT - 1)
+    );
+    let events = MAX_CONTENT_LINES / MAX_PROPERTIES_PER_COMPONENT + 1;
+    let text = calendar(&event.repeat(events));
+    assert!(text.len() < MAX_IMPORT_BYTES);
+    match import_ics(text.as_bytes(), &import_options(&space)) {
+        Err(ImportError::Malformed { reason, .. }) => {
+            assert!(
+                reason.contains(&format!("more than {MAX_CONTENT_LINES} content lines")),
+                "{reason}"
+            )
+        }
+        other => panic!("expected Malformed, got {:?}", other.map(|i| i.skipped.len())),
+    }
+}

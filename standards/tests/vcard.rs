@@ -338,3 +338,61 @@ fn vcard_exports_read_the_same_in_python_vobject() {
     }
     assert_eq!(strings(&cards[0]["url"]), vec![org.url.clone().unwrap()]);
 }
+
+#[test]
+fn vcard_export_lets_no_language_or_url_inject_properties() {
+    let mut item = offer_item();
+    if let ItemDetails::Offer(offer) = &mut item.content.details {
+        offer.languages = vec!["de\r\nTEL:+1 900 FRAUD".into(), "tr".into()];
+        offer.organization.url = Some("https://x.example/\r\nTEL:+1 900 FRAUD".into());
+    }
+    let vcf = export_vcards(&item, &["de".into()]).unwrap();
+    assert!(!vcf.contains("FRAUD"), "{vcf}");
+    for line in vcf.split("\r\n") {
+        assert!(!line.contains(['\r', '\n']), "{line:?}");
+    }
+    // Only the valid tag is written, as the first (PREF=1) language.
+    assert!(vcf.contains("LANG;PREF=1:tr\r\n"), "{vcf}");
+    assert!(!vcf.contains("\r\nURL"), "{vcf}");
+    let import = import_vcards(vcf.as_bytes()).unwrap();
+    assert_eq!(import.organizations[0].phone.as_deref(), Some("+49 30 1234567"));
+    assert!(import
+        .contacts
+        .iter()
+        .all(|c| c.phone.as_deref() != Some("+1 900 FRAUD")));
+}
+
+#[test]
+fn vcard_import_takes_only_http_urls_and_skips_crowded_cards() {
+    let card = |uid: &str, extra: &str| {
+        format!(
+            "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:{uid}\r\nKIND:org\r\nFN:Verein {uid}\r\n{extra}END:VCARD\r\n"
+        )
+    };
+    let file = [
+        card("a", "URL:javascript:alert(1)\r\n"),
+        card("b", "URL:https://verein.example/\r\n"),
+        card("c", &"X-A:1\r\n".repeat(1_000)),
+    ]
+    .concat();
+    let import = import_vcards(file.as_bytes()).unwrap();
+    let urls: Vec<Option<&str>> = import.organizations.iter().map(|o| o.url.as_deref()).collect();
+    assert_eq!(urls, [None, Some("https://verein.example/")]);
+    let reasons: Vec<String> = import
+        .skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.record, s.reason))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("vcard:a:") && r.contains("not an http(s) URL")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("VCARD has more than 1000 properties")),
+        "{reasons:?}"
+    );
+}

@@ -4,9 +4,9 @@
 //! with its nested organization, service_at_locations → location → addresses and accessibility,
 //! schedules, contacts → phones, languages), and the CSV form is the tabular datapackage (one
 //! CSV per table plus `datapackage.json`), handed over as a map file name → bytes. CSV is read
-//! by assembling the same service objects from the tables ([`tables`]), and written by
+//! by assembling the same service objects from the tables (`tables`), and written by
 //! flattening them, so the mapping of fields lives once, here; schedules ↔ opening rules live in
-//! [`schedule`]. Zip archives are not read: a datapackage is passed as its files.
+//! `schedule`. Zip archives are not read: a datapackage is passed as its files.
 //!
 //! Ids: a service's id is the offer's item id; the rows an offer gives rise to (organization,
 //! location, address, schedules, contacts, phones, languages, accessibility) get UUIDv5 ids
@@ -27,9 +27,11 @@ use quartier_domain::model::{
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::ical::content_line::http_url;
+use crate::ical::not_a_url;
 use crate::import::{Import, ImportError, ImportedItem, Skipped};
 
-pub use tables::{HsdsCsvError, CSV_TABLES};
+pub use tables::{HsdsCsvError, CSV_TABLES, MAX_CELL_BYTES, MAX_JOINED_BYTES};
 
 /// Most services one import reads (the file size bounds the rest).
 pub const MAX_SERVICES: usize = 50_000;
@@ -449,6 +451,21 @@ fn optional(object: &Map<String, Value>, key: &str, part: &str, notes: &mut Note
     })
 }
 
+/// A URL field: only an http(s) URL of printable characters without spaces is taken; another
+/// value is noted (it could break the lines of an iCalendar or vCard export, or be a
+/// `javascript:` link).
+fn url_field(object: &Map<String, Value>, key: &str, part: &str, notes: &mut Notes) -> Option<String> {
+    let value = optional(object, key, part, notes)?;
+    match http_url(&value) {
+        Some(url) => Some(url.to_owned()),
+        None => {
+            let at = format!("{part} {key}");
+            notes.push((at.trim().to_owned(), format!("not taken: {}", not_a_url(&value))));
+            None
+        }
+    }
+}
+
 fn offer_from(
     value: &Value,
     options: &HsdsImportOptions,
@@ -499,11 +516,11 @@ fn offer_from(
     let mut offer = Offer {
         organization: Organization {
             name: org_name,
-            url: optional(organization, "website", "organization", notes),
+            url: url_field(organization, "website", "organization", notes),
             email: optional(organization, "email", "organization", notes),
             phone: org_phone,
         },
-        service_url: optional(service, "url", "", notes),
+        service_url: url_field(service, "url", "", notes),
         fees: optional(service, "fees_description", "", notes)
             .or_else(|| optional(service, "fees", "", notes)),
         eligibility: optional(service, "eligibility_description", "", notes),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
+use super::MAX_SERVICES;
 use crate::import::{ImportError, Skipped, MAX_IMPORT_BYTES};
 
 /// The tables written and read, with their columns (HSDS 3.0 order).
@@ -176,11 +177,70 @@ pub struct HsdsCsvError {
     pub reason: String,
 }
 
+/// The longest cell an import reads, in bytes; a row with a longer one is skipped (reported).
+pub const MAX_CELL_BYTES: usize = 64 * 1024;
+
+/// The most an import's joined service objects may hold, in bytes of cell text (each cell
+/// counted with its column name and a small overhead, once for every service it is copied
+/// into): twice the largest file. Joining copies a shared row (an organization, a location)
+/// into every service that names it, so without this bound a small file could ask for
+/// gigabytes. A file that needs more is refused as malformed.
+pub const MAX_JOINED_BYTES: usize = 2 * MAX_IMPORT_BYTES;
+
+/// What each cell adds to [`MAX_JOINED_BYTES`] besides its text (the map entry).
+const CELL_OVERHEAD: usize = 16;
+
 fn cell(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
+    let text = match value {
+        None | Some(Value::Null) => return String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
+    };
+    defuse(text)
+}
+
+/// Characters that make a spreadsheet read a cell as a formula (or, for TAB and CR, that let
+/// a cell be shifted so that one does).
+fn formula_start(c: char) -> bool {
+    matches!(c, '=' | '@' | '\t' | '\r' | '+' | '-')
+}
+
+/// A number or phone number as people write them: `+49 221 555 0101`, `-3.5`, `(030) 12/34`.
+fn plain_number(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '(' | ')' | '.' | '/' | '-' | '+'))
+}
+
+/// Guards a cell against formula injection (OWASP "CSV injection"): a cell starting with `=`,
+/// `@`, TAB or CR, or with `+` or `-` when it is not a plain number, gets a leading `'`, which
+/// spreadsheets show as text. A cell that starts with `'`s followed by one of those characters
+/// gets one more `'`, so that [`restore`] gives back exactly what was written.
+fn defuse(text: String) -> String {
+    let after_quotes = text.trim_start_matches('\'');
+    let Some(first) = after_quotes.chars().next() else {
+        return text;
+    };
+    let quoted = after_quotes.len() < text.len();
+    let dangerous = match first {
+        '=' | '@' | '\t' | '\r' => true,
+        '+' | '-' => quoted || !plain_number(&text),
+        _ => false,
+    };
+    if dangerous {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
+
+/// Undoes [`defuse`] on import: one leading `'` is removed where the cell, after its leading
+/// `'`s, starts with `=`, `@`, TAB, CR, `+` or `-`.
+fn restore(text: &str) -> &str {
+    match text.strip_prefix('\'') {
+        Some(rest) if rest.trim_start_matches('\'').starts_with(formula_start) => rest,
+        _ => text,
     }
 }
 
@@ -272,6 +332,8 @@ pub(crate) fn write(services: &[Value]) -> Result<BTreeMap<String, Vec<u8>>, Hsd
 struct Row {
     line: u64,
     cells: BTreeMap<String, String>,
+    /// What the row costs each time it is copied into a service.
+    size: usize,
 }
 
 impl Row {
@@ -283,11 +345,35 @@ impl Row {
         self.get("id")
     }
 
-    fn object(&self) -> Map<String, Value> {
-        self.cells
+    /// The row as an object, its size taken from `budget` (see [`MAX_JOINED_BYTES`]).
+    fn object(&self, budget: &mut Budget) -> Result<Map<String, Value>, ImportError> {
+        budget.spend(self.size)?;
+        Ok(self
+            .cells
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect()
+            .collect())
+    }
+}
+
+/// What is left of [`MAX_JOINED_BYTES`] while joining.
+struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    fn spend(&mut self, bytes: usize) -> Result<(), ImportError> {
+        self.left = self
+            .left
+            .checked_sub(bytes)
+            .ok_or_else(|| ImportError::Malformed {
+                format: "HSDS CSV",
+                reason: format!(
+                    "joined into services, the tables would hold more than {MAX_JOINED_BYTES} bytes \
+                 (rows shared by many services are copied into each); split the file"
+                ),
+            })?;
+        Ok(())
     }
 }
 
@@ -313,13 +399,29 @@ fn parse_table(name: &str, text: &str, skipped: &mut Vec<Skipped>) -> Vec<Row> {
         match record {
             Ok(record) => {
                 let line = record.position().map_or(0, csv::Position::line);
-                let cells = headers
+                if let Some((column, long)) = headers
+                    .iter()
+                    .zip(record.iter())
+                    .find(|(_, v)| v.len() > MAX_CELL_BYTES)
+                {
+                    skipped.push(Skipped {
+                        record: format!("{name} line {line}"),
+                        reason: format!(
+                            "not read: its `{}` is {} bytes; a cell is read up to {MAX_CELL_BYTES} bytes",
+                            column.chars().take(40).collect::<String>(),
+                            long.len()
+                        ),
+                    });
+                    continue;
+                }
+                let cells: BTreeMap<String, String> = headers
                     .iter()
                     .zip(record.iter())
                     .filter(|(_, v)| !v.trim().is_empty())
-                    .map(|(h, v)| (h.clone(), v.to_owned()))
+                    .map(|(h, v)| (h.clone(), restore(v).to_owned()))
                     .collect();
-                rows.push(Row { line, cells });
+                let size = cells.iter().map(|(k, v)| k.len() + v.len() + CELL_OVERHEAD).sum();
+                rows.push(Row { line, cells, size });
             }
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);
@@ -338,20 +440,21 @@ type Used = BTreeMap<&'static str, BTreeSet<usize>>;
 /// The rows found (by index) that are not excluded and not taken yet, as objects; marks them.
 fn take(
     used: &mut Used,
+    budget: &mut Budget,
     table: &'static str,
     found: Option<&Vec<(usize, &Row)>>,
     exclude: &dyn Fn(&Row) -> bool,
-) -> Vec<Value> {
+) -> Result<Vec<Value>, ImportError> {
     let mut out = Vec::new();
     for (i, row) in found.into_iter().flatten() {
         if exclude(row) {
             continue;
         }
         if used.entry(table).or_default().insert(*i) {
-            out.push(Value::Object(row.object()));
+            out.push(Value::Object(row.object(budget)?));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Joins the tables into service objects. Rows no service uses are reported, with the reason.
@@ -417,24 +520,35 @@ pub(crate) fn read(files: &BTreeMap<String, Vec<u8>>) -> Result<(Vec<Value>, Vec
         .filter_map(Row::id)
         .collect();
 
+    let mut budget = Budget {
+        left: MAX_JOINED_BYTES,
+    };
+    let service_rows = table("services.csv");
+    if service_rows.len() > MAX_SERVICES {
+        skipped.push(Skipped {
+            record: format!("services.csv rows {} to {}", MAX_SERVICES + 1, service_rows.len()),
+            reason: format!("an import reads at most {MAX_SERVICES} services; these were not read"),
+        });
+    }
     let mut services = Vec::new();
-    for service_row in table("services.csv") {
-        let mut service = service_row.object();
+    for service_row in service_rows.iter().take(MAX_SERVICES) {
+        let mut service = service_row.object(&mut budget)?;
         let id = service_row.id().unwrap_or("");
         if let Some(org_id) = service_row.get("organization_id") {
             if let Some(&(i, org)) = organizations.get(org_id).and_then(|o| o.first()) {
                 used.entry("organizations.csv").or_default().insert(i);
-                let mut organization = org.object();
+                let mut organization = org.object(&mut budget)?;
                 // A phone of a contact goes with the contact, a phone of the service with it.
                 let phones = take(
                     &mut used,
+                    &mut budget,
                     "phones.csv",
                     phones_of_organization.get(org_id),
                     &|p| {
                         p.get("contact_id").is_some_and(|c| contact_ids.contains(c))
                             || p.get("service_id").is_some()
                     },
-                );
+                )?;
                 if !phones.is_empty() {
                     organization.insert("phones".into(), phones.into());
                 }
@@ -444,39 +558,48 @@ pub(crate) fn read(files: &BTreeMap<String, Vec<u8>>) -> Result<(Vec<Value>, Vec
         let mut ats = Vec::new();
         for (i, at) in at_locations.get(id).into_iter().flatten() {
             used.entry("service_at_location.csv").or_default().insert(*i);
-            let mut at_object = at.object();
+            let mut at_object = at.object(&mut budget)?;
             let at_schedules = take(
                 &mut used,
+                &mut budget,
                 "schedules.csv",
                 at.id().and_then(|a| schedules_of_at.get(a)),
                 &|s| s.get("service_id").is_some(),
-            );
+            )?;
             if !at_schedules.is_empty() {
                 at_object.insert("schedules".into(), at_schedules.into());
             }
             if let Some(location_id) = at.get("location_id") {
                 if let Some(&(j, location)) = locations.get(location_id).and_then(|l| l.first()) {
                     used.entry("locations.csv").or_default().insert(j);
-                    let mut location_object = location.object();
-                    let list = take(&mut used, "addresses.csv", addresses.get(location_id), &none);
+                    let mut location_object = location.object(&mut budget)?;
+                    let list = take(
+                        &mut used,
+                        &mut budget,
+                        "addresses.csv",
+                        addresses.get(location_id),
+                        &none,
+                    )?;
                     if !list.is_empty() {
                         location_object.insert("addresses".into(), list.into());
                     }
                     let list = take(
                         &mut used,
+                        &mut budget,
                         "accessibility.csv",
                         accessibility.get(location_id),
                         &none,
-                    );
+                    )?;
                     if !list.is_empty() {
                         location_object.insert("accessibility".into(), list.into());
                     }
                     let list = take(
                         &mut used,
+                        &mut budget,
                         "schedules.csv",
                         schedules_of_location.get(location_id),
                         &|s| s.get("service_id").is_some() || s.get("service_at_location_id").is_some(),
-                    );
+                    )?;
                     if !list.is_empty() {
                         location_object.insert("schedules".into(), list.into());
                     }
@@ -488,20 +611,27 @@ pub(crate) fn read(files: &BTreeMap<String, Vec<u8>>) -> Result<(Vec<Value>, Vec
         if !ats.is_empty() {
             service.insert("service_at_locations".into(), ats.into());
         }
-        let list = take(&mut used, "schedules.csv", schedules_of_service.get(id), &none);
+        let list = take(
+            &mut used,
+            &mut budget,
+            "schedules.csv",
+            schedules_of_service.get(id),
+            &none,
+        )?;
         if !list.is_empty() {
             service.insert("schedules".into(), list.into());
         }
         let mut contact_list = Vec::new();
         for (i, contact) in contacts.get(id).into_iter().flatten() {
             used.entry("contacts.csv").or_default().insert(*i);
-            let mut contact_object = contact.object();
+            let mut contact_object = contact.object(&mut budget)?;
             let phones = take(
                 &mut used,
+                &mut budget,
                 "phones.csv",
                 contact.id().and_then(|c| phones_of_contact.get(c)),
                 &none,
-            );
+            )?;
             if !phones.is_empty() {
                 contact_object.insert("phones".into(), phones.into());
             }
@@ -510,13 +640,17 @@ pub(crate) fn read(files: &BTreeMap<String, Vec<u8>>) -> Result<(Vec<Value>, Vec
         if !contact_list.is_empty() {
             service.insert("contacts".into(), contact_list.into());
         }
-        let phones = take(&mut used, "phones.csv", phones_of_service.get(id), &|p| {
-            p.get("contact_id").is_some_and(|c| contact_ids.contains(c))
-        });
+        let phones = take(
+            &mut used,
+            &mut budget,
+            "phones.csv",
+            phones_of_service.get(id),
+            &|p| p.get("contact_id").is_some_and(|c| contact_ids.contains(c)),
+        )?;
         if !phones.is_empty() {
             service.insert("phones".into(), phones.into());
         }
-        let list = take(&mut used, "languages.csv", languages.get(id), &none);
+        let list = take(&mut used, &mut budget, "languages.csv", languages.get(id), &none)?;
         if !list.is_empty() {
             service.insert("languages".into(), list.into());
         }
@@ -550,4 +684,34 @@ pub(crate) fn read(files: &BTreeMap<String, Vec<u8>>) -> Result<(Vec<Value>, Vec
         }
     }
     Ok((services, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsds_csv_cells_defuse_and_restore() {
+        for (cell, written) in [
+            ("=1+1", "'=1+1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\r=x", "'\r=x"),
+            ("+SUM(A1)", "'+SUM(A1)"),
+            ("-x", "'-x"),
+            ("-", "'-"),
+            ("+49 221 555 0101", "+49 221 555 0101"),
+            ("-3.5", "-3.5"),
+            ("(030) 12/34-5", "(030) 12/34-5"),
+            ("'=x", "''=x"),
+            ("''+49 1", "'''+49 1"),
+            ("'plain", "'plain"),
+            ("'", "'"),
+            ("plain = text", "plain = text"),
+            ("", ""),
+        ] {
+            assert_eq!(defuse(cell.to_owned()), written, "{cell:?}");
+            assert_eq!(restore(written), cell, "{written:?}");
+        }
+    }
 }

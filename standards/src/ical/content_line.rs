@@ -82,6 +82,13 @@ pub(crate) struct Limits {
     pub max_components: usize,
     /// Most line problems listed one by one; the rest are summed up in one entry.
     pub max_reports: usize,
+    /// Most properties kept in one component: a record with more is skipped (reported); a
+    /// top-level component (`VCALENDAR`, the vCard file) keeps its first ones and reports the
+    /// rest, so that its records are still read.
+    pub max_properties: usize,
+    /// Most content lines (after unfolding) a parse keeps: the properties and `BEGIN`s of the
+    /// components it keeps. A file that would need more is refused.
+    pub max_lines: usize,
 }
 
 /// What a parse found: the top-level components, line problems, and how many components were
@@ -97,6 +104,25 @@ pub(crate) struct Parsed {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TreeError {
     TooDeep { line: usize, max: usize },
+    TooManyLines { max: usize },
+}
+
+impl TreeError {
+    /// The file-level error of an import of `format`; `line_offset` is subtracted from line
+    /// numbers (the vCard import wraps the file in one more component, and so one more line).
+    pub fn into_import_error(self, format: &'static str, line_offset: usize) -> ImportError {
+        let reason = match self {
+            TreeError::TooDeep { line, max } => format!(
+                "components are nested more than {} deep (line {})",
+                max.saturating_sub(line_offset),
+                line.saturating_sub(line_offset)
+            ),
+            TreeError::TooManyLines { max } => {
+                format!("the file has more than {max} content lines; an import reads at most that many")
+            }
+        };
+        ImportError::Malformed { format, reason }
+    }
 }
 
 /// The size and UTF-8 checks of every import, tolerating one thing RFC 5545 §3.1 warns about:
@@ -130,21 +156,44 @@ pub(crate) fn checked_text(bytes: &[u8]) -> Result<Cow<'_, str>, ImportError> {
 
 /// Splits `text` into unfolded logical lines with the number of the physical line each starts
 /// on. Accepts CRLF and bare LF (many producers write LF); a line starting with a space or a
-/// tab continues the previous one (the one whitespace character is removed).
-pub(crate) fn unfold(text: &str) -> Vec<(usize, String)> {
-    let mut lines: Vec<(usize, String)> = Vec::new();
-    for (index, raw) in text.split('\n').enumerate() {
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        match raw.as_bytes().first() {
-            Some(b' ' | b'\t') => match lines.last_mut() {
-                Some((_, previous)) => previous.push_str(&raw[1..]),
-                None => lines.push((index + 1, raw[1..].to_owned())),
-            },
-            _ => lines.push((index + 1, raw.to_owned())),
+/// tab continues the previous one (the one whitespace character is removed). Empty lines are
+/// left out.
+///
+/// Lines are produced one at a time (an iterator), so a parse holds only the lines it keeps,
+/// never the whole unfolded file beside it.
+pub(crate) fn unfold(text: &str) -> Unfold<'_> {
+    Unfold {
+        physical: text.split('\n').enumerate().peekable(),
+    }
+}
+
+/// The iterator of [`unfold`].
+pub(crate) struct Unfold<'a> {
+    physical: std::iter::Peekable<std::iter::Enumerate<std::str::Split<'a, char>>>,
+}
+
+impl<'a> Iterator for Unfold<'a> {
+    type Item = (usize, Cow<'a, str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (index, raw) = self.physical.next()?;
+            let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            // A continuation at the very start of the file (nothing to continue) stands alone.
+            let mut line = Cow::Borrowed(raw.strip_prefix([' ', '\t']).unwrap_or(raw));
+            while let Some((_, next)) = self.physical.peek() {
+                let next = next.strip_suffix('\r').unwrap_or(next);
+                let Some(rest) = next.strip_prefix([' ', '\t']) else {
+                    break;
+                };
+                line.to_mut().push_str(rest);
+                self.physical.next();
+            }
+            if !line.is_empty() {
+                return Some((index + 1, line));
+            }
         }
     }
-    lines.retain(|(_, line)| !line.is_empty());
-    lines
 }
 
 /// Parses one unfolded line: `name *(";" param) ":" value` (RFC 5545 §3.1).
@@ -232,6 +281,21 @@ pub(crate) fn parse_components(text: &str, limits: Limits) -> Result<Parsed, Tre
     // contents are read for structure only.
     let mut stack: Vec<(String, usize, Option<Component>)> = Vec::new();
     let mut kept = 0_usize;
+    // Properties of a top-level component beyond `max_properties`, not kept.
+    let mut top_overflow = 0_usize;
+    // Content lines kept in the tree (properties and BEGINs of kept components): what a parse
+    // holds in memory. Lines of components over the limit are read and dropped, not counted.
+    let mut stored = 0_usize;
+    let store = |stored: &mut usize| {
+        *stored += 1;
+        if *stored > limits.max_lines {
+            Err(TreeError::TooManyLines {
+                max: limits.max_lines,
+            })
+        } else {
+            Ok(())
+        }
+    };
     for (line_no, text) in unfold(text) {
         let line = match parse_line(line_no, &text) {
             Ok(line) => line,
@@ -261,6 +325,7 @@ pub(crate) fn parse_components(text: &str, limits: Limits) -> Result<Parsed, Tre
                     if record {
                         kept += 1;
                     }
+                    store(&mut stored)?;
                     Some(Component {
                         name: name.clone(),
                         line: line_no,
@@ -298,10 +363,29 @@ pub(crate) fn parse_components(text: &str, limits: Limits) -> Result<Parsed, Tre
                     }
                 }
             }
-            _ => match stack.last_mut() {
-                Some((_, _, Some(component))) => component.properties.push(line),
-                Some((_, _, None)) => {}
-                None => report(
+            _ => match (stack.len(), stack.last_mut()) {
+                (_, Some((_, _, Some(component)))) if component.properties.len() < limits.max_properties => {
+                    store(&mut stored)?;
+                    component.properties.push(line);
+                }
+                (1, Some((_, _, Some(_)))) => top_overflow += 1,
+                (_, Some((name, begin_line, slot @ Some(_)))) => {
+                    // A record (or a part of one) with too many properties is not read: what
+                    // it holds beyond the limit is not data Quartier keeps, and keeping it
+                    // would let one component take the memory of a whole file.
+                    *slot = None;
+                    let (name, begin_line) = (name.clone(), *begin_line);
+                    report(
+                        &mut parsed,
+                        format!("line {begin_line}"),
+                        format!(
+                            "{name} has more than {} properties; it was not read",
+                            limits.max_properties
+                        ),
+                    );
+                }
+                (_, Some((_, _, None))) => {}
+                (_, None) => report(
                     &mut parsed,
                     format!("line {line_no}"),
                     format!("{} stands outside any BEGIN/END block", line.name),
@@ -317,6 +401,15 @@ pub(crate) fn parse_components(text: &str, limits: Limits) -> Result<Parsed, Tre
                 format!("{name} has no END; it was not read"),
             );
         }
+    }
+    if top_overflow > 0 {
+        parsed.problems.push(Skipped {
+            record: "file".to_owned(),
+            reason: format!(
+                "{top_overflow} properties outside the records were not read: at most {} are",
+                limits.max_properties
+            ),
+        });
     }
     if dropped_reports > 0 {
         parsed.problems.push(Skipped {
@@ -440,6 +533,32 @@ fn encode_param(value: &str) -> String {
     }
 }
 
+/// `text` without CR, LF and the other control characters (TAB is kept: RFC 5545 allows it in
+/// values).
+fn without_controls(text: &str) -> Cow<'_, str> {
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        Cow::Owned(text.chars().filter(|c| !c.is_control() || *c == '\t').collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// `value` (trimmed) when it is an absolute `http`/`https` URL of printable ASCII without
+/// whitespace: the only URLs an export writes and an import takes, so a URL can neither break
+/// a content line or CSV cell nor be a `javascript:` or `data:` link.
+pub(crate) fn http_url(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let rest = if value.len() > 8 && value[..8].eq_ignore_ascii_case("https://") {
+        &value[8..]
+    } else if value.len() > 7 && value[..7].eq_ignore_ascii_case("http://") {
+        &value[7..]
+    } else {
+        return None;
+    };
+    let printable = value.bytes().all(|b| b.is_ascii_graphic());
+    (printable && !rest.starts_with(['/', '?', '#'])).then_some(value)
+}
+
 /// Writes content lines: CRLF line ends, folded at 75 octets on character boundaries.
 #[derive(Debug, Default)]
 pub(crate) struct Writer {
@@ -489,8 +608,14 @@ impl Writer {
         self.property(name, params, &escape_text(value));
     }
 
+    /// Writes one content line, folded. This is the one place every line goes through, so it
+    /// is where the file's structure is guarded: CR, LF and every other control character but
+    /// TAB are dropped here, whatever the caller passed, so no value or parameter can end its
+    /// line and start a property or component of its own (TEXT values and parameters have
+    /// already turned line breaks into `\n` and `^n`).
     fn raw_line(&mut self, line: &str) {
-        let mut rest = line;
+        let cleaned = without_controls(line);
+        let mut rest: &str = &cleaned;
         let mut limit = FOLD_OCTETS;
         loop {
             if rest.len() <= limit {
@@ -528,7 +653,7 @@ mod tests {
         for physical in written.split("\r\n") {
             assert!(physical.len() <= 75, "{physical:?} has {} octets", physical.len());
         }
-        let lines = unfold(&written);
+        let lines: Vec<_> = unfold(&written).collect();
         assert_eq!(lines.len(), 1);
         let line = parse_line(1, &lines[0].1).unwrap();
         assert_eq!(line.param("LANGUAGE"), Some("de"));
@@ -540,7 +665,8 @@ mod tests {
         let mut writer = Writer::new();
         writer.property("X-A", &[("X-P", "a:b;c, \"d\"^\ne")], "v");
         let written = writer.finish();
-        let line = parse_line(1, unfold(&written)[0].1.as_str()).unwrap();
+        let lines: Vec<_> = unfold(&written).collect();
+        let line = parse_line(1, &lines[0].1).unwrap();
         assert_eq!(line.param("X-P"), Some("a:b;c, \"d\"^\ne"));
         let typed = parse_line(1, "item1.tel;type=work,voice;TYPE=pref:+49 30 1").unwrap();
         assert_eq!(typed.name, "TEL");
@@ -556,6 +682,8 @@ mod tests {
             max_depth: 4,
             max_components: 2,
             max_reports: 10,
+            max_properties: 100,
+            max_lines: 1_000_000,
         };
         let text = "stray\r\nBEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\n\
                     UID:2\r\nBEGIN:VALARM\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VTODO\r\n\
@@ -572,6 +700,91 @@ mod tests {
         assert_eq!(
             parse_components(&deep, limits).unwrap_err(),
             TreeError::TooDeep { line: 5, max: 4 }
+        );
+    }
+
+    #[test]
+    fn ical_writer_never_lets_a_value_or_parameter_break_its_line() {
+        let mut writer = Writer::new();
+        writer.property(
+            "URL",
+            &[("X-P", "a\r\nEND:VCALENDAR")],
+            "https://x.example/\r\nEND:VEVENT\r\nBEGIN:VEVENT\rUID:victim\nX:\u{0}\u{1b}y",
+        );
+        writer.property_lists("LANG", &[("PREF", &["1\r\nTEL:+1"])], "de\r\nTEL:+1 900 FRAUD");
+        writer.raw_line("X-RAW:a\r\nBEGIN:VEVENT\u{85}b");
+        let written = writer.finish();
+        let physical: Vec<&str> = written.split("\r\n").collect();
+        for line in &physical {
+            assert!(
+                !line.contains(['\r', '\n', '\u{0}', '\u{1b}', '\u{85}']),
+                "{line:?}"
+            );
+        }
+        let logical: Vec<_> = unfold(&written).collect();
+        assert_eq!(logical.len(), 3, "{written:?}");
+        let names: Vec<String> = logical
+            .iter()
+            .map(|(n, l)| parse_line(*n, l).map(|c| c.name).unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["URL", "LANG", "X-RAW"]);
+    }
+
+    #[test]
+    fn ical_http_urls_are_checked() {
+        assert_eq!(
+            http_url(" https://x.example/a?b=c "),
+            Some("https://x.example/a?b=c")
+        );
+        assert_eq!(http_url("HTTP://x.example"), Some("HTTP://x.example"));
+        for bad in [
+            "https://x.example/\r\nEND:VEVENT",
+            "https://x.example/a b",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "https://",
+            "https:///path",
+            "ftp://x.example",
+            "https://bücher.example",
+        ] {
+            assert_eq!(http_url(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ical_tree_caps_properties_per_component_and_lines_per_file() {
+        let limits = Limits {
+            max_depth: 4,
+            max_components: 100,
+            max_reports: 10,
+            max_properties: 3,
+            max_lines: 20,
+        };
+        let text = "BEGIN:VCALENDAR\nA:1\nB:2\nC:3\nD:4\nBEGIN:VEVENT\nUID:1\nX:1\nX:2\nX:3\n\
+                    BEGIN:VALARM\nEND:VALARM\nEND:VEVENT\nBEGIN:VEVENT\nUID:2\nEND:VEVENT\nEND:VCALENDAR\n";
+        let parsed = parse_components(text, limits).unwrap();
+        let calendar = &parsed.components[0];
+        assert_eq!(calendar.properties.len(), 3);
+        assert_eq!(calendar.children.len(), 1);
+        assert_eq!(
+            calendar.children[0].property("UID").map(|u| u.value.as_str()),
+            Some("2")
+        );
+        let reasons: Vec<_> = parsed.problems.iter().map(|p| p.reason.as_str()).collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("VEVENT has more than 3 properties")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("1 properties outside")),
+            "{reasons:?}"
+        );
+        let long = "BEGIN:VCALENDAR\n".to_owned() + &"BEGIN:VEVENT\nX:1\nEND:VEVENT\n".repeat(10);
+        assert_eq!(
+            parse_components(&long, limits).unwrap_err(),
+            TreeError::TooManyLines { max: 20 }
         );
     }
 

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use quartier_domain::model::{Address, Item, ItemDetails, LocalizedText, Offer, Space, Status};
 use quartier_domain::schedule::{local_to_utc, opening_intervals, parse_time_zone, EventTiming, OpeningRule};
 
-use super::content_line::{escape_text, Writer};
+use super::content_line::{escape_text, http_url, Writer};
 use super::timezone::{covered_range, write_vtimezone};
 use super::values::{end_of_local_day, format_date, format_local, format_utc, rewrite_until, StartForm};
 use super::{DESCRIPTION_X, PRODID, SUMMARY_X};
@@ -67,6 +67,14 @@ pub fn export_ics(space: &Space, items: &[Item], options: &IcalExportOptions) ->
     let mut skipped = Vec::new();
     let mut entries = Vec::new();
     let space_tz = parse_time_zone(&space.meta.time_zone);
+    if let Some(base) = &options.item_link_base {
+        if http_url(&format!("{base}x")).is_none() {
+            skipped.push(Skipped {
+                record: "item link base".to_owned(),
+                reason: format!("events are written without URL: {}", not_a_url(base)),
+            });
+        }
+    }
     for item in items {
         if matches!(
             item.content.status,
@@ -99,6 +107,19 @@ pub fn export_ics(space: &Space, items: &[Item], options: &IcalExportOptions) ->
                         continue;
                     }
                 };
+                let urls = [
+                    ("service URL", &offer.service_url),
+                    ("organization URL", &offer.organization.url),
+                ];
+                for (what, url) in urls {
+                    let url = url.as_deref().filter(|u| !u.trim().is_empty());
+                    if let Some(url) = url.filter(|u| http_url(u).is_none() && !offer.schedules.is_empty()) {
+                        skipped.push(Skipped {
+                            record: format!("offer {}", item.id),
+                            reason: format!("the {what} is not written: {}", not_a_url(url)),
+                        });
+                    }
+                }
                 for (index, rule) in offer.schedules.iter().enumerate() {
                     match offer_entry(item, offer, index, rule, tz, options) {
                         Ok(entry) => entries.push(entry),
@@ -201,7 +222,8 @@ fn event_entry<'a>(
         url: options
             .item_link_base
             .as_ref()
-            .map(|base| format!("{base}{}", item.id)),
+            .map(|base| format!("{base}{}", item.id))
+            .filter(|url| http_url(url).is_some()),
         transparent: false,
         span: series_span(timing, options.now)?,
     })
@@ -247,10 +269,21 @@ fn offer_entry<'a>(
         location: location.filter(|l| !l.is_empty()),
         url: offer
             .service_url
-            .clone()
-            .or_else(|| offer.organization.url.clone()),
+            .as_deref()
+            .and_then(http_url)
+            .or_else(|| offer.organization.url.as_deref().and_then(http_url))
+            .map(str::to_owned),
         transparent: true,
     })
+}
+
+/// Why `url` is not written, showing its start with control characters escaped.
+pub(crate) fn not_a_url(url: &str) -> String {
+    let shown: String = url.chars().take(60).collect();
+    format!(
+        "`{}` is not an http(s) URL of printable characters without spaces",
+        shown.escape_debug()
+    )
 }
 
 /// An address on one line: `Street 1, 12345 City, DE`.

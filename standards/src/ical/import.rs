@@ -12,11 +12,14 @@ use quartier_domain::model::{
 use quartier_domain::schedule::{local_to_utc, parse_time_zone, EventTiming};
 
 use super::content_line::{
-    checked_text, parse_components, split_unescaped, unescape_text, Component, ContentLine, Limits, TreeError,
+    checked_text, parse_components, split_unescaped, unescape_text, Component, ContentLine, Limits,
 };
 use super::timezone::{lic_locations, resolve_tzid};
 use super::values::{parse_date_value, parse_duration, DateValue};
-use super::{DESCRIPTION_X, MAX_ICAL_COMPONENTS, MAX_ICAL_DEPTH, MAX_LISTED_PROBLEMS, SUMMARY_X};
+use super::{
+    DESCRIPTION_X, MAX_CONTENT_LINES, MAX_ICAL_COMPONENTS, MAX_ICAL_DEPTH, MAX_LISTED_PROBLEMS,
+    MAX_PROPERTIES_PER_COMPONENT, SUMMARY_X,
+};
 use crate::import::{Import, ImportError, ImportedItem, Skipped};
 
 /// Who the imported items belong to and how to read what the file leaves open.
@@ -89,13 +92,10 @@ pub fn import_ics(bytes: &[u8], options: &IcalImportOptions) -> Result<Import, I
         max_depth: MAX_ICAL_DEPTH,
         max_components: MAX_ICAL_COMPONENTS,
         max_reports: MAX_LISTED_PROBLEMS,
+        max_properties: MAX_PROPERTIES_PER_COMPONENT,
+        max_lines: MAX_CONTENT_LINES,
     };
-    let parsed = parse_components(text, limits).map_err(|TreeError::TooDeep { line, max }| {
-        ImportError::Malformed {
-            format: "iCalendar",
-            reason: format!("components are nested more than {max} deep (line {line})"),
-        }
-    })?;
+    let parsed = parse_components(text, limits).map_err(|e| e.into_import_error("iCalendar", 0))?;
     if !parsed.components.iter().any(|c| c.name == "VCALENDAR") {
         return Err(ImportError::Malformed {
             format: "iCalendar",

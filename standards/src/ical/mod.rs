@@ -24,7 +24,7 @@ mod values;
 pub use export::{export_ics, IcalExport, IcalExportOptions};
 pub use import::{import_ics, IcalImportOptions};
 
-pub(crate) use export::{address_line, pick};
+pub(crate) use export::{address_line, not_a_url, pick};
 
 /// Deepest nesting an import reads (`VCALENDAR` > `VEVENT` > `VALARM` is 3); deeper files are
 /// refused whole.
@@ -36,6 +36,16 @@ pub const MAX_ICAL_COMPONENTS: usize = 20_000;
 
 /// Most line problems listed one by one; the others are counted in one entry.
 pub const MAX_LISTED_PROBLEMS: usize = 1_000;
+
+/// Most properties one component may have (an event, a card, an alarm); one with more is
+/// skipped with the reason (a calendar's own properties beyond it are dropped and counted).
+/// Shared with vCard.
+pub const MAX_PROPERTIES_PER_COMPONENT: usize = 1_000;
+
+/// Most content lines (after unfolding) one import keeps: the lines of the components it reads
+/// (those beyond [`MAX_ICAL_COMPONENTS`] are only counted). A file that would need more is
+/// refused whole. 20 000 events of 15 lines fit. Shared with vCard.
+pub const MAX_CONTENT_LINES: usize = 300_000;
 
 /// Our product identifier.
 const PRODID: &str = "-//Quartier//Quartier standards//EN";
