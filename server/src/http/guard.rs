@@ -344,6 +344,15 @@ fn fallback_code(status: StatusCode) -> &'static str {
     }
 }
 
+/// The path as logs show it: a calendar feed's path is its secret, so it is left out.
+fn logged_path(path: &str) -> &str {
+    if path.starts_with("/calendar/") {
+        "/calendar/…"
+    } else {
+        path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,14 +404,5 @@ mod tests {
         );
         assert!(check(&limiter, &2).is_ok(), "another key has its own bucket");
         assert!(check(&keyed::<u8>(0, Duration::from_secs(1)), &1).is_ok());
-    }
-}
-
-/// The path as logs show it: a calendar feed's path is its secret, so it is left out.
-fn logged_path(path: &str) -> &str {
-    if path.starts_with("/calendar/") {
-        "/calendar/…"
-    } else {
-        path
     }
 }
