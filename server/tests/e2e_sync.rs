@@ -435,22 +435,35 @@ async fn a_new_member_starts_with_a_small_page_and_grows_with_the_link() {
     }
     a.sync().await;
     let b = join(&server.url, &a, space, Role::Volunteer, "Bea").await;
-    let first_page = std::sync::Mutex::new(None);
+    // Records received after each page (progress is reported per round, cumulatively).
+    let seen = std::sync::Mutex::new(Vec::new());
     let report = b
         .client
-        .sync_now(&b.store, |p| {
-            let mut first = first_page.lock().expect("lock");
-            first.get_or_insert(p.received);
-        })
+        .sync_now(&b.store, |p| seen.lock().expect("lock").push(p.received))
         .await
         .expect("sync");
-    let first = first_page.lock().expect("lock").unwrap_or(0);
-    assert_eq!(report.rounds, 2, "a small page, then the rest: {report:?}");
+    let seen = seen.into_inner().expect("lock");
+    let mut pages = Vec::new();
+    let mut before = 0;
+    for received in seen {
+        if received > before {
+            pages.push(received - before);
+            before = received;
+        }
+    }
+    // How many rounds the rest takes depends on the throughput the client measures, which a
+    // loaded machine lowers; what must hold is a small first page and a larger next one.
+    assert!(
+        pages.len() >= 2,
+        "a small page, then the rest: {pages:?} {report:?}"
+    );
+    let first = pages[0];
     assert!(
         first < report.received / 2,
         "the first page holds {first} of {} records",
         report.received
     );
+    assert!(pages[1] > first, "the pages grow with the link: {pages:?}");
     assert!(report.bytes_received > 100_000, "{report:?}");
     let viewer = b.viewer(Role::Volunteer);
     assert_eq!(titles(&b.store, space, viewer).len(), 300);
