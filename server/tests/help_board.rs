@@ -403,3 +403,43 @@ async fn help_board_a_responder_not_chosen_learns_nothing_of_the_chosen_one() {
         HelpState::Done
     );
 }
+
+#[tokio::test]
+async fn help_board_an_agreement_still_pending_when_the_request_expires_shows_expired() {
+    let s = street().await;
+    let wanted = request(&s.anna, s.space, "Heute noch Milch?", Some(Duration::seconds(3)));
+    s.anna.sync().await;
+    s.ben.sync().await;
+    s.ben
+        .store
+        .respond_to_request(wanted.id, "Ich gehe gleich", "")
+        .expect("respond");
+    s.ben.sync().await;
+    s.anna.sync().await;
+    // Anna agrees while the request is open, but her phone is offline until it has expired:
+    // the server will refuse the step, so her phone must not show the request as agreed.
+    s.anna
+        .store
+        .agree_to_help(wanted.id, s.ben.person, "0170 123")
+        .expect("agree");
+    assert_eq!(
+        s.anna.store.help_status(wanted.id).expect("status").state,
+        HelpState::Agreed,
+        "agreed while open"
+    );
+    let expired = wait_until(std::time::Duration::from_secs(30), || {
+        Utc::now() > wanted.content.valid_until.expect("valid until") + Duration::milliseconds(100)
+    });
+    assert!(expired);
+    assert_eq!(
+        s.anna.store.help_status(wanted.id).expect("status").state,
+        HelpState::Expired
+    );
+    s.anna.sync().await;
+    let status = s.anna.store.help_status(wanted.id).expect("status");
+    assert_eq!(status.state, HelpState::Expired);
+    assert!(
+        status.refused.is_some(),
+        "the server refused the late agreement: {status:?}"
+    );
+}

@@ -309,6 +309,12 @@ pub(crate) fn status_of(conn: &Connection, request: ItemId) -> Result<HelpStatus
             _ => status.state = HelpState::Withdrawn,
         }
     }
+    // Past its validity, a request is expired: the server refuses an agreement that arrives
+    // then, so one still waiting on this device does not make it agreed.
+    let until: Option<i64> = conn
+        .prepare_cached("SELECT valid_until FROM items WHERE item_id = ?1")?
+        .query_row([&key], |r| r.get(0))?;
+    let expired = until.is_some_and(|u| u < crate::store::now_ms());
     // This device's own steps count at once.
     let mut stmt = conn.prepare_cached(
         "SELECT action, person_id, note, created_at, refused FROM help_outbox WHERE request_id = ?1 ORDER BY rowid",
@@ -335,7 +341,7 @@ pub(crate) fn status_of(conn: &Connection, request: ItemId) -> Result<HelpStatus
                     });
                 }
             }
-            "agree" if status.state == HelpState::Open => {
+            "agree" if status.state == HelpState::Open && !expired => {
                 status.state = HelpState::Agreed;
                 status.agreed_with = person.map(|p| p.parse()).transpose()?;
             }
@@ -346,13 +352,8 @@ pub(crate) fn status_of(conn: &Connection, request: ItemId) -> Result<HelpStatus
             _ => {}
         }
     }
-    if status.state == HelpState::Open {
-        let until: Option<i64> = conn
-            .prepare_cached("SELECT valid_until FROM items WHERE item_id = ?1")?
-            .query_row([&key], |r| r.get(0))?;
-        if until.is_some_and(|u| u < crate::store::now_ms()) {
-            status.state = HelpState::Expired;
-        }
+    if status.state == HelpState::Open && expired {
+        status.state = HelpState::Expired;
     }
     let is_author = me.is_some() && me == Some(author);
     // A responder learns whether they were chosen; the server names the chosen one to them
