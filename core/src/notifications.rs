@@ -138,8 +138,10 @@ fn enabled(conn: &Connection, kind: NotificationKind) -> Result<bool> {
 }
 
 fn me(conn: &Connection) -> Result<Option<String>> {
+    // Cached: asked for every item a sync or a bulk apply merges.
     Ok(conn
-        .query_row("SELECT person_id FROM account", [], |r| r.get(0))
+        .prepare_cached("SELECT person_id FROM account")?
+        .query_row([], |r| r.get(0))
         .optional()?)
 }
 
@@ -283,11 +285,8 @@ fn reply_kind(conn: &Connection, item: &str, kind: NotificationKind) -> Result<N
 /// notifications (a first sync, a linked device, a log read again after a change of role).
 fn is_new(conn: &Connection, at_ms: i64) -> Result<bool> {
     let since: Option<i64> = conn
-        .query_row(
-            "SELECT coalesce(notifications_since, created_at) FROM device WHERE singleton = 1",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT coalesce(notifications_since, created_at) FROM device WHERE singleton = 1")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     Ok(since.is_none_or(|since| at_ms >= since))
 }
