@@ -86,9 +86,7 @@ impl Store {
         let (events, _) = self.exportable_items(space, &[ItemKind::Event])?;
         let name = meta
             .name
-            .get(&spec.language)
-            .or_else(|| meta.name.get(&meta.default_language))
-            .or_else(|| meta.name.iter().next().map(|(_, name)| name))
+            .best(&[&spec.language, &meta.default_language])
             .unwrap_or_default()
             .to_owned();
         let mut request = GuideRequest::new(

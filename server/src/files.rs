@@ -237,8 +237,7 @@ pub fn guide(db: &Db, task: &GuideTask) -> Result<quartier_guide::GuideSummary, 
     let name = meta
         .meta
         .name
-        .get(&task.language)
-        .or_else(|| meta.meta.name.get(&meta.meta.default_language))
+        .best(&[&task.language, &meta.meta.default_language])
         .unwrap_or_default()
         .to_owned();
     let mut request = quartier_guide::GuideRequest::new(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::documents;
 use crate::error::ServerError;
-use crate::storage::stored_uuid;
+use crate::storage::{in_list, stored_uuid};
 
 /// The most items one feed, page or export reads; more are left out (the newest documents by
 /// id, which are UUIDv7 and so by creation time, are kept).
@@ -44,17 +44,13 @@ pub fn items(
     now: DateTime<Utc>,
 ) -> Result<(Vec<Item>, bool), ServerError> {
     let mut args: Vec<rusqlite::types::Value> = vec![space.to_string().into()];
-    let mut marks = Vec::new();
-    for kind in kinds {
-        args.push(kind.as_str().to_owned().into());
-        marks.push(format!("?{}", args.len()));
-    }
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let marks = in_list(&mut args, &kinds);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT d.doc_id FROM docs d
-         WHERE d.space_id = ?1 AND d.kind = 'item' AND d.audience = 'everyone' AND d.item_kind IN ({})
+         WHERE d.space_id = ?1 AND d.kind = 'item' AND d.audience = 'everyone' AND d.item_kind IN ({marks})
            AND NOT EXISTS (SELECT 1 FROM hidden_items h WHERE h.item_id = d.doc_id)
-         ORDER BY d.doc_id DESC",
-        marks.join(", ")
+         ORDER BY d.doc_id DESC"
     ))?;
     let ids: Vec<String> = stmt
         .query_map(rusqlite::params_from_iter(args), |r| r.get(0))?

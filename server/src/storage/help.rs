@@ -147,7 +147,7 @@ pub fn rows_after(
         (limit as i64).into(),
         person.to_string().into(),
     ];
-    let readable = super::audience_marks(&mut args, audiences);
+    let readable = super::in_list(&mut args, audiences);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT seq, request_id, author, action, actor, person_id, note, contact, at FROM help_log
          WHERE space_id = ?1 AND seq > ?2 AND (item_audience IN ({readable}) OR author = ?4)

@@ -175,13 +175,13 @@ pub fn stored_uuid(text: &str) -> rusqlite::Result<uuid::Uuid> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
-/// The placeholders of an `IN (…)` list of the audiences a reader may read, with their values
-/// appended to `args`: the one way the logs (moderation, help) cut their entries per reader. An
-/// empty list is `NULL`, which matches nothing.
-pub fn audience_marks(args: &mut Vec<rusqlite::types::Value>, audiences: &[&str]) -> String {
+/// The placeholders of an `IN (…)` list of `values` (audiences a reader may read, item kinds),
+/// with the values appended to `args`: the one way a query filters by a list. An empty list is
+/// `NULL`, which matches nothing.
+pub fn in_list(args: &mut Vec<rusqlite::types::Value>, values: &[&str]) -> String {
     let mut marks = Vec::new();
-    for audience in audiences {
-        args.push((*audience).to_owned().into());
+    for value in values {
+        args.push((*value).to_owned().into());
         marks.push(format!("?{}", args.len()));
     }
     if marks.is_empty() {

@@ -96,7 +96,7 @@ pub fn entries_after(
         LogReader::Coordinator => String::new(),
         LogReader::Member { person, audiences } => {
             args.push(person.to_string().into());
-            let readable = super::audience_marks(&mut args, audiences);
+            let readable = super::in_list(&mut args, audiences);
             format!(
                 "AND ((audience = 'members' AND (item_audience IN ({readable}) OR person_id = ?4))
                       OR (audience = 'person' AND person_id = ?4))"
