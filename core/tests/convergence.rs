@@ -6,7 +6,7 @@
 //! rerun a failure with `PROPTEST_RNG_SEED=<seed>`, and raise the number of schedules with
 //! `PROPTEST_CASES=<n>`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

@@ -6,7 +6,7 @@
 //! The child is this test binary itself, re-run on the ignored test `child_writer` with the
 //! store's path in an environment variable.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -175,7 +175,7 @@ fn run_child(
     let mut child = Command::new(exe)
         .args([
             "--exact",
-            "child_writer",
+            "crash::child_writer",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

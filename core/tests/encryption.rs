@@ -5,7 +5,7 @@
 //!
 //! The byte scans carry `plaintext` in their names: `cargo test plaintext` runs them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -513,7 +513,12 @@ fn a_kill_during_encryption_leaves_one_whole_store_and_no_plaintext() {
     let exe = std::env::current_exe().expect("test binary");
     let run = |path: &Path| {
         Command::new(&exe)
-            .args(["child_encrypter", "--exact", "--ignored", "--nocapture"])
+            .args([
+                "encryption::child_encrypter",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(CHILD_STORE_ENV, path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -2,7 +2,7 @@
 //! that can change it (local writes and merges), silence for commits elsewhere, unsubscribing,
 //! and listeners that panic, read or write.
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};

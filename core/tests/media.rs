@@ -4,7 +4,7 @@
 //! original no server has, downloads checked against their hash, and persistence across reopen.
 //! Every image is generated in the test; EXIF is written with kamadak-exif's writer.
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::path::Path;

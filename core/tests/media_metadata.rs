@@ -10,7 +10,7 @@
 //! it). Without them the tests say so and are skipped, unless `QUARTIER_REQUIRE_FFMPEG` is set
 //! (CI sets it), where they fail.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! is refused without being changed, a file that is not a store gives a typed error, and a
 //! current store reopens without any change.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

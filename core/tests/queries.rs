@@ -2,7 +2,7 @@
 //! pagination), full-text search (folding, ranking, snippets, hostile input), map (viewport,
 //! radius), offers open at a moment, events in a range, and item detail with history.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

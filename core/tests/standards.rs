@@ -3,7 +3,7 @@
 //! duplicating; what the store refuses is skipped with the reason; a bad file changes
 //! nothing; exports hold what everyone in the space may read. `cargo test geojson` etc.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

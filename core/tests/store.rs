@@ -1,6 +1,6 @@
 //! Writes, edits, merges, deletion and erasure through the public API.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

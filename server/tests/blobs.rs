@@ -3,7 +3,7 @@
 //! and the core's transfer queue resuming through a proxy that cuts connections at random byte
 //! offsets. Randomness is seeded; the seed is printed, `QUARTIER_FAULT_SEED=<n>` replays a run.
 
-mod common;
+use crate::common;
 
 use std::sync::Mutex;
 

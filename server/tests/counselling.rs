@@ -5,7 +5,7 @@
 //! reach the team only; erasure removes a conversation everywhere; and the server's data
 //! folder holds no plaintext (`cargo test plaintext`).
 
-mod common;
+use crate::common;
 
 use common::scan::find_markers;
 use common::*;

@@ -1,6 +1,6 @@
 //! End to end: a real `quartier-server` process on loopback, several device stores.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

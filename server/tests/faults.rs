@@ -7,7 +7,7 @@
 //! that forwards bytes and closes both sides once a planned number of bytes has passed. All
 //! randomness is seeded; the seed is printed, and `QUARTIER_FAULT_SEED=<n>` replays a run.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! is told; withdrawn and expired requests leave the board; bad steps are refused one by one.
 //! `cargo test help_board`.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::*;

@@ -4,7 +4,7 @@
 //! strictly, documents have a size budget, and a long push does bounded work per hold of the
 //! database lock and per request. The nesting-depth attack runs against the real process.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

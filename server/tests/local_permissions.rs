@@ -3,7 +3,7 @@
 //! holds), with the server's code; apps ask `allowed_actions`/`may_create` to grey out what is
 //! not allowed. Against a real `quartier-server`: the allowed writes still sync and converge.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

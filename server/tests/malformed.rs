@@ -2,7 +2,7 @@
 //! gets a 4xx with an `ErrorBody` (a stable code and a clear message), and the server keeps
 //! serving everyone else.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

@@ -2,7 +2,7 @@
 //! come back through an invite made before the removal, and a demoted member's device drops what
 //! the new role may not read on its next sync.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

@@ -3,7 +3,7 @@
 //! item and its comments gone from the server and every phone); block (pending changes refused
 //! with `blocked`); mute (on this person's phones only); bad input. `cargo test moderat`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

@@ -3,7 +3,7 @@
 //! neighbour's withdrawal of consent erases the item everywhere), the offers directory's upkeep
 //! (checked offers, the review list, recency for residents), audio posts and alt text.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::*;

@@ -5,7 +5,7 @@
 //! applied twice; nothing for one's own doing, for muted people, or for a kind turned off.
 //! `cargo test notif`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

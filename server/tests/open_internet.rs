@@ -4,7 +4,7 @@
 //! decoder, rate limits answer `429` with `Retry-After`, registration proves possession of the
 //! key, operator restrictions hold, and HTTPS works with a certificate reloaded on SIGHUP.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

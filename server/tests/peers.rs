@@ -4,7 +4,7 @@
 //! device reach the server as their authors'. Tests whose names hold `relay` cover
 //! store-and-forward and malicious relays (`cargo test relay`).
 
-mod sim;
+use crate::sim;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -902,7 +902,7 @@ fn child(prefix: &[&str], mode: &str, store: &Store, env: &[(&str, String)]) -> 
     args.extend(
         [
             "--exact",
-            "lan_peer_node_child",
+            "peers::lan_peer_node_child",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -2,7 +2,7 @@
 //! they chose, in a list by role that each sync keeps current on the device (offline too); a
 //! name is checked on the device and on the server; only members may list a space's members.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

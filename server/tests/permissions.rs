@@ -4,7 +4,7 @@
 //! server. Then hand-forged changes (bad signatures, tampered bytes, someone else's name,
 //! non-members, replays, changed authors and kinds, author-only items) must all be refused.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -3,7 +3,7 @@
 //! the server accepted, makes the person's later allowed edits again on top, lists the refused
 //! change as undelivered, and leaves both devices converged. Real server process, real HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

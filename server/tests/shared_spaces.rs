@@ -2,7 +2,7 @@
 //! on the device, registered with a real `quartier-server` and pushed, so that an invitee finds
 //! it at once. Offline, the space is still created and the next sync registers and pushes it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use quartier_core::model::*;

@@ -24,7 +24,7 @@
 //! share of the cases, which rerun it on one thread (`PROPTEST_RNG_SEED=<seed>
 //! PROPTEST_CASES=<n> SIM_THREADS=1`). `PROPTEST_CASES` raises the number of schedules.
 
-mod sim;
+use crate::sim;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

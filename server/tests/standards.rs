@@ -3,7 +3,7 @@
 //! Python's `icalendar`), renewed and ended; and the plain web page of a public item that the
 //! printed guide's QR codes lead to. `cargo test ical`, `cargo test item_page`.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::*;

@@ -1,6 +1,6 @@
 //! The seed corpus: valid inputs made by the project's own encoders, written into
 //! `fuzz/corpus/<target>/`, then minimised with `cargo fuzz cmin` before committing
-//! (`docs/fuzzing.md`). Written by `cargo test -p quartier-fuzz-targets --test seeds -- --ignored`,
+//! (`docs/fuzzing.md`). Written by `cargo test -p quartier-fuzz-targets --test integration seeds:: -- --ignored`,
 //! or by any libFuzzer harness started with `QUARTIER_FUZZ_WRITE_SEEDS=1` (for machines that
 //! only have the fuzz build).
 //!

@@ -1,7 +1,7 @@
 //! Writes the seed corpus and the regression inputs made by hand (`src/seeds.rs`). Run by hand:
 //!
 //! ```sh
-//! cargo test -p quartier-fuzz-targets --test seeds -- --ignored
+//! cargo test -p quartier-fuzz-targets --test integration seeds:: -- --ignored
 //! ```
 
 #[test]

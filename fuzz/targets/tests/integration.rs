@@ -1,0 +1,7 @@
+//! Integration tests of the fuzz targets' bodies, as one test binary: one link instead of one per file (each weighs
+//! about as much as the whole crate and its dependencies). Every file of this folder is a
+//! module; run one with `cargo test -p <package> --test integration <module>::`.
+
+mod automerge_panics;
+mod replay;
+mod seeds;
