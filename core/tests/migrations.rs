@@ -257,6 +257,15 @@ const ADDED_BY: &[Added] = &[
         columns: &[],
         undo: "",
     },
+    Added {
+        version: 25,
+        tables: &[],
+        columns: &[],
+        undo: "DROP INDEX items_feed; DROP INDEX items_kind; DROP INDEX items_author;
+               CREATE INDEX items_feed ON items(space_id, created_at DESC, id DESC);
+               CREATE INDEX items_kind ON items(space_id, kind, created_at DESC, id DESC);
+               CREATE INDEX items_author ON items(author, created_at DESC);",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -133,7 +133,7 @@ fn units(text: &str) -> Vec<Unit> {
     while let Some((start, c)) = chars.next() {
         let mut end = start + c.len_utf8();
         while let Some(&(i, m)) = chars.peek() {
-            if !is_combining_mark(m) {
+            if m.is_ascii() || !is_combining_mark(m) {
                 break;
             }
             end = i + m.len_utf8();
@@ -153,6 +153,8 @@ fn units(text: &str) -> Vec<Unit> {
 fn fold_char(c: char, start: usize, end: usize, out: &mut Vec<Unit>) {
     let mut push = |ch: char, kind: Kind| out.push(Unit { ch, kind, start, end });
     match c {
+        // Most of what people write: the general arm below gives the same, a dozen lookups later.
+        c if c.is_ascii_alphanumeric() => push(c.to_ascii_lowercase(), Kind::Letter),
         'I' | 'İ' | 'ı' => push('i', Kind::Letter),
         'ß' | 'ẞ' => {
             push('s', Kind::Letter);
