@@ -58,13 +58,17 @@ pub fn fold(text: &str) -> String {
 pub fn fold_for_index(text: &str) -> String {
     let tokens = fold_tokens(text);
     let mut out = String::with_capacity(text.len());
-    let words = tokens.iter().map(|t| t.text.clone());
-    let stems = tokens.iter().flat_map(|t| proclitic_stems(&t.text));
-    for word in words.chain(stems) {
+    let mut push = |word: &str| {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(&word);
+        out.push_str(word);
+    };
+    for token in &tokens {
+        push(&token.text);
+    }
+    for stem in tokens.iter().flat_map(|t| proclitic_stems(&t.text)) {
+        push(&stem);
     }
     out
 }
