@@ -1,9 +1,8 @@
 //! GeoJSON (RFC 7946): round trips, files written by GIS tools, bad files, and an independent
 //! check of exports with the Python `geojson` package. `cargo test geojson` runs them all.
 
+use crate::common::python;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Utc};
 use quartier_domain::model::{
@@ -147,36 +146,6 @@ fn geojson_export_writes_lon_lat_with_six_decimals_and_skips_other_kinds() {
     assert_eq!(properties["position_source"], "gps");
 }
 
-/// Runs `script` with `input` on stdin. `None` when Python or the package is missing and
-/// `QUARTIER_REQUIRE_VALIDATORS` is unset (a note is printed); with it set, that fails.
-fn python(script: &str, input: &[u8], package: &str) -> Option<std::process::Output> {
-    let require = std::env::var_os("QUARTIER_REQUIRE_VALIDATORS").is_some();
-    let missing = |why: String| {
-        assert!(!require, "QUARTIER_REQUIRE_VALIDATORS is set but {why}");
-        eprintln!("note: skipping the independent check: {why}");
-        None
-    };
-    let probe = Command::new("python3")
-        .args(["-c", &format!("import {package}")])
-        .output();
-    match probe {
-        Err(e) => return missing(format!("python3 cannot be run ({e})")),
-        Ok(out) if !out.status.success() => {
-            return missing(format!("the Python package `{package}` is not installed"))
-        }
-        Ok(_) => {}
-    }
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    Some(child.wait_with_output().unwrap())
-}
-
 const PYTHON_GEOJSON_CHECK: &str = r#"
 import sys, geojson
 collection = geojson.loads(sys.stdin.read())
@@ -201,7 +170,7 @@ fn geojson_export_is_valid_for_the_python_geojson_package() {
     let mut far = place();
     far.content.location = Some(Location::new(-89.999_999_9, 179.999_999_4));
     let export = export_geojson(&[place(), observation(), far]).unwrap();
-    let Some(out) = python(PYTHON_GEOJSON_CHECK, &export.bytes, "geojson") else {
+    let Some(out) = python(PYTHON_GEOJSON_CHECK, &["geojson"], &[], &[], &export.bytes) else {
         return;
     };
     assert!(

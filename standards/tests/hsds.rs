@@ -2,9 +2,8 @@
 //! official JSON schemas (Python `jsonschema`), the specification's own samples imported, and
 //! bad files. `cargo test hsds` runs them all.
 
+use crate::common::python;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use quartier_domain::model::{
@@ -270,35 +269,10 @@ fn hsds_exports_are_stable_and_report_what_does_not_map() {
         .any(|s| s.record.contains("schedule") && s.reason.contains("no `freq`")));
 }
 
-/// Runs `script` with `input` on stdin. `None` when Python or the package is missing and
-/// `QUARTIER_REQUIRE_VALIDATORS` is unset (a note is printed); with it set, that fails.
-fn python(script: &str, input: &[u8], package: &str) -> Option<std::process::Output> {
-    let require = std::env::var_os("QUARTIER_REQUIRE_VALIDATORS").is_some();
-    let missing = |why: String| {
-        assert!(!require, "QUARTIER_REQUIRE_VALIDATORS is set but {why}");
-        eprintln!("note: skipping the independent check: {why}");
-        None
-    };
-    match Command::new("python3")
-        .args(["-c", &format!("import {package}")])
-        .output()
-    {
-        Err(e) => return missing(format!("python3 cannot be run ({e})")),
-        Ok(out) if !out.status.success() => {
-            return missing(format!("the Python package `{package}` is not installed"))
-        }
-        Ok(_) => {}
-    }
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .env("HSDS_SCHEMAS", format!("{DATA}/schema"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    Some(child.wait_with_output().unwrap())
+/// Runs [`PYTHON_HSDS_CHECK`] on `page`, with the official schemas of the test data.
+fn hsds_check(page: &[u8]) -> Option<std::process::Output> {
+    let schemas = [("HSDS_SCHEMAS", format!("{DATA}/schema"))];
+    python(PYTHON_HSDS_CHECK, &["jsonschema"], &[], &schemas, page)
 }
 
 /// Validates every service of the page against the official compiled service schema, with
@@ -326,7 +300,7 @@ print(len(page["contents"]))
 #[test]
 fn hsds_json_export_validates_against_the_official_schema() {
     let export = export_hsds_json(&[offer_item(), minimal_offer()], "de");
-    let Some(out) = python(PYTHON_HSDS_CHECK, &export.bytes, "jsonschema") else {
+    let Some(out) = hsds_check(&export.bytes) else {
         return;
     };
     assert!(
@@ -346,10 +320,10 @@ fn hsds_json_export_validates_against_the_official_schema() {
         )
         .unwrap()
     };
-    let out = python(PYTHON_HSDS_CHECK, &wrap(&sample), "jsonschema").unwrap();
+    let out = hsds_check(&wrap(&sample)).unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let broken = br#"{"id": "not-a-uuid", "name": "x", "status": "open"}"#;
-    let out = python(PYTHON_HSDS_CHECK, &wrap(broken), "jsonschema").unwrap();
+    let out = hsds_check(&wrap(broken)).unwrap();
     assert!(!out.status.success());
 }
 

@@ -1,6 +1,7 @@
 //! iCalendar (RFC 5545): round trips, files as calendar programs export them, bad files.
 //! `cargo test ical` runs them (with the independent check in `ical_validators.rs`).
 
+use crate::common::python;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
@@ -620,43 +621,6 @@ fn ical_line_folded_inside_a_character_still_reads() {
     assert_eq!(import.items[0].item.content.title.get("de"), Some("Café"));
 }
 
-/// Runs `script` with Python 3 and `args`. `None` when Python or one of `modules` is missing:
-/// then the test fails under `QUARTIER_REQUIRE_VALIDATORS` and otherwise only prints a note.
-fn python(script: &str, modules: &[&str], args: &[&str]) -> Option<String> {
-    let required = std::env::var_os("QUARTIER_REQUIRE_VALIDATORS").is_some();
-    let probe = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!("import {}", modules.join(", ")))
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                !required,
-                "QUARTIER_REQUIRE_VALIDATORS is set but python3 with {modules:?} is missing: {why}"
-            );
-            eprintln!("note: skipping the independent check, python3 with {modules:?} is missing ({why}); see scripts/validators-requirements.txt");
-            return None;
-        }
-    }
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "the independent parser failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).expect("UTF-8 from python"))
-}
-
 /// Reads an `.ics` with Python `icalendar` (zones by name) and with `vobject` (zones from the
 /// file's VTIMEZONEs), expands every VEVENT with dateutil over 2026, and prints per UID:
 /// the summary, the duration and the occurrence starts (UTC, or the date for all-day events).
@@ -742,13 +706,21 @@ fn ical_exports_read_the_same_in_python_icalendar_and_vobject() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("export.ics");
     std::fs::write(&path, &export.ics).unwrap();
-    let Some(output) = python(
+    let Some(out) = python(
         EXPAND_ICS,
         &["icalendar", "vobject", "dateutil"],
         &[path.to_str().unwrap()],
+        &[],
+        b"",
     ) else {
         return;
     };
+    assert!(
+        out.status.success(),
+        "the independent parser failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output = String::from_utf8(out.stdout).expect("UTF-8 from python");
     let _ = std::fs::remove_dir_all(&dir);
     let parsed: serde_json::Value = serde_json::from_str(&output).unwrap();
 

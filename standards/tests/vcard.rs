@@ -2,6 +2,7 @@
 //! contacts program exports it, bad files, and an independent check with Python `vobject`.
 //! `cargo test vcard` runs them.
 
+use crate::common::python;
 use chrono::{DateTime, TimeZone, Utc};
 use quartier_domain::model::{
     Address, Contact, Event, Item, ItemContent, ItemDetails, LocalizedText, NewItem, Offer, Organization,
@@ -263,31 +264,16 @@ print(json.dumps(cards, ensure_ascii=False))
 
 #[test]
 fn vcard_exports_read_the_same_in_python_vobject() {
-    let required = std::env::var_os("QUARTIER_REQUIRE_VALIDATORS").is_some();
-    let available = std::process::Command::new("python3")
-        .args(["-c", "import vobject"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !available {
-        assert!(
-            !required,
-            "QUARTIER_REQUIRE_VALIDATORS is set but python3 with vobject is missing"
-        );
-        eprintln!("note: skipping the independent vCard check, python3 with vobject is missing (scripts/validators-requirements.txt)");
-        return;
-    }
     let item = offer_item();
     let dir = std::env::temp_dir().join(format!("quartier-vcard-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("contacts.vcf");
     std::fs::write(&path, export_vcards(&item, &["de".to_owned()]).unwrap()).unwrap();
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(READ_VCF)
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = python(READ_VCF, &["vobject"], &[path.to_str().unwrap()], &[], b"");
     let _ = std::fs::remove_dir_all(&dir);
+    let Some(out) = out else {
+        return;
+    };
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cards: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cards = cards.as_array().unwrap();
