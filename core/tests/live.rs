@@ -716,3 +716,27 @@ fn a_subscription_may_outlive_its_store() {
     drop(sub);
     drop(dir);
 }
+
+#[test]
+fn a_live_search_sees_writes_that_wait_for_the_search_index() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    // Written before anyone watched: pending when the live search starts.
+    let early = fx.post("Sperrmüll am Montag", "");
+    let (_sub, search) = watch(
+        &fx.store,
+        LiveQuery::Search(SearchRequest::new(fx.space, resident, "sperrmuell")),
+    );
+    wait_for(
+        &search,
+        "the item written before",
+        |r| matches!(r, LiveResult::Search(hits) if hits.iter().map(|h| h.item.id).collect::<Vec<_>>() == vec![early.id]),
+    );
+    // Written while it watches: one item, far from a batch of its own.
+    let late = fx.post("Sperrmüll abholen", "");
+    wait_for(
+        &search,
+        "the item written after",
+        |r| matches!(r, LiveResult::Search(hits) if hits.len() == 2 && hits.iter().any(|h| h.item.id == late.id)),
+    );
+}

@@ -266,6 +266,13 @@ const ADDED_BY: &[Added] = &[
                CREATE INDEX items_kind ON items(space_id, kind, created_at DESC, id DESC);
                CREATE INDEX items_author ON items(author, created_at DESC);",
     },
+    Added {
+        version: 26,
+        tables: &["search_pending"],
+        columns: &[],
+        // Before it, every item was indexed by its own write.
+        undo: "INSERT INTO items_fts (rowid, title, body, extra) SELECT id, title, body, extra FROM search_pending;",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -2353,3 +2353,89 @@ fn map_pins_are_the_viewport_items_with_title_kind_and_exact_position() {
         .unwrap();
     assert_eq!((moved.lat, moved.lon), (50.9412, 6.9583));
 }
+
+/// Items waiting for the next batch of the search index (`store::search_index`), read from the
+/// file the way another process would.
+fn pending_in_index(store: &Store) -> i64 {
+    rusqlite::Connection::open(store.path())
+        .expect("open the store file")
+        .query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+        .expect("count the pending rows")
+}
+
+#[test]
+fn search_finds_every_write_whether_its_batch_was_indexed_or_not() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    let all_of = |text: &str| SearchRequest {
+        limit: 100.into(),
+        ..SearchRequest::new(fx.space, resident, text)
+    };
+    let mut written = BTreeSet::new();
+    for i in 0..5 {
+        written.insert(fx.post(&format!("Laternenumzug {i}"), "mit Kindern").id);
+    }
+    // Fewer than a batch: written durably, not indexed yet, and found all the same.
+    assert_eq!(pending_in_index(&fx.store), 5);
+    let found: BTreeSet<ItemId> = hit_ids(&fx.store.search(&all_of("laternenumzug")).unwrap())
+        .into_iter()
+        .collect();
+    assert_eq!(found, written);
+    assert_eq!(
+        pending_in_index(&fx.store),
+        0,
+        "the search indexed what was pending"
+    );
+    // Across a batch: the write that gathers sixteen indexes them in its own transaction.
+    for i in 5..40 {
+        written.insert(fx.post(&format!("Laternenumzug {i}"), "").id);
+    }
+    assert!(pending_in_index(&fx.store) < 16);
+    let found: BTreeSet<ItemId> = hit_ids(&fx.store.search(&all_of("laternenumzug")).unwrap())
+        .into_iter()
+        .collect();
+    assert_eq!(found, written);
+    // An edit while pending replaces the pending text; a delete removes it.
+    let edited = *written.iter().next_back().expect("an item");
+    fx.store
+        .update_item(
+            edited,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Martinsfeuer")),
+                ..Default::default()
+            },
+            fx.author,
+        )
+        .unwrap();
+    assert_eq!(hit_ids(&search(&fx, resident, "martinsfeuer")), vec![edited]);
+    assert!(!hit_ids(&search(&fx, resident, "laternenumzug")).contains(&edited));
+    fx.store.delete_item(edited, fx.author).unwrap();
+    assert!(search(&fx, resident, "martinsfeuer").is_empty());
+}
+
+#[test]
+fn erasing_an_item_still_waiting_for_the_search_index_leaves_no_trace_of_its_words() {
+    let fx = Fixture::new();
+    let kept = fx.post("Gartenfest", "");
+    let erased = fx.post("Nachbarschaftshilfe", "Zitronenwortxyz bei Frau Meier");
+    let needle = b"zitronenwortxyz";
+    let in_file = |store: &Store| {
+        store.checkpoint().unwrap();
+        let bytes = std::fs::read(store.path()).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    };
+    assert!(pending_in_index(&fx.store) >= 1);
+    // The folded words wait in plain text (the item's own rows are compressed): the check
+    // below can see them.
+    assert!(
+        in_file(&fx.store),
+        "the pending words are not where the test looks"
+    );
+    fx.store.erase_item(erased.id).unwrap();
+    assert!(
+        !in_file(&fx.store),
+        "an erased item's words are still in the database file"
+    );
+    let resident = fx.viewer(Role::Resident);
+    assert_eq!(hit_ids(&search(&fx, resident, "gartenfest")), vec![kept.id]);
+}

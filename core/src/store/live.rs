@@ -210,6 +210,25 @@ impl LiveQueries {
         }
     }
 
+    /// Runs subscriber `id`'s query again (as when it subscribed).
+    fn run_again(&self, id: u64) {
+        let _ = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Notice::Subscribed(id));
+    }
+
+    /// Whether a live search is subscribed (writes then index what they project at once).
+    pub fn searching(&self) -> bool {
+        self.registry
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|s| matches!(s.query, LiveQuery::Search(_)))
+    }
+
     fn subscribe(&self, query: LiveQuery, listener: Listener) -> Subscription {
         let id = self.registry.next_id.fetch_add(1, Ordering::Relaxed);
         self.registry
@@ -268,7 +287,19 @@ impl Store {
         query: LiveQuery,
         listener: impl Fn(Result<LiveResult>) + Send + Sync + 'static,
     ) -> Subscription {
-        self.inner.live.subscribe(query, Box::new(listener))
+        let searching = matches!(query, LiveQuery::Search(_));
+        let subscription = self.inner.live.subscribe(query, Box::new(listener));
+        if searching {
+            // From here on every write indexes what it projects at once; what earlier writes
+            // left pending is indexed now, and the search runs again if there was any (its
+            // first run may have come before).
+            match self.write(|tx, _| super::search_index::index_pending(tx, 1)) {
+                Ok(0) => {}
+                Ok(_) => self.inner.live.run_again(subscription.id),
+                Err(e) => tracing::warn!(error = %e, "indexing pending items for a live search failed"),
+            }
+        }
+        subscription
     }
 }
 

@@ -327,6 +327,7 @@ impl Store {
                 "item_tags",
                 "item_media",
                 "items_fts",
+                "search_pending",
                 "item_json",
                 "items_geo",
                 "offer_hours",

@@ -144,7 +144,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/025_ascending_feed_indexes.sql"),
         rebuilds_projections: false,
     },
-    // Next: 026. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 26,
+        sql: include_str!("migrations/026_search_pending.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 027. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -17,6 +17,7 @@ mod projection;
 mod purge;
 mod reads;
 mod refusal;
+mod search_index;
 mod sync_types;
 
 use std::collections::BTreeSet;
@@ -202,6 +203,14 @@ impl Store {
             let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx, &mut touched)?;
+            // A live search reads on the notifier's reader connection: it must find the batch
+            // indexed when it runs after this commit.
+            let batch = if self.inner.live.searching() {
+                1
+            } else {
+                search_index::BATCH
+            };
+            search_index::index_pending(&tx, batch)?;
             tx.commit()?;
             value
         };

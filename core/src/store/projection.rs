@@ -132,13 +132,13 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
         conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item) VALUES (?1, ?2)")?
             .execute(params![tag, row_id])?;
     }
-    conn.prepare_cached("INSERT INTO items_fts (rowid, title, body, extra) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![
-            row_id,
-            fold_for_index(&c.title.joined()),
-            fold_for_index(&c.body.joined()),
-            fold_for_index(&extra_text(item))
-        ])?;
+    super::search_index::defer(
+        conn,
+        row_id,
+        &fold_for_index(&c.title.joined()),
+        &fold_for_index(&c.body.joined()),
+        &fold_for_index(&extra_text(item)),
+    )?;
     if let Some(loc) = &c.location {
         conn.prepare_cached(
             "INSERT INTO items_geo (id, min_lat, max_lat, min_lon, max_lon) VALUES (?1, ?2, ?2, ?3, ?3)",
@@ -193,7 +193,7 @@ fn clear_secondary(conn: &Connection, row_id: i64) -> Result<()> {
     ] {
         conn.prepare_cached(sql)?.execute([row_id])?;
     }
-    Ok(())
+    super::search_index::forget(conn, row_id)
 }
 
 /// Removes every projection row of an item, its history included.

@@ -26,6 +26,10 @@ impl Store {
 
     /// Full-text search, best matches first.
     pub fn search(&self, q: &SearchRequest) -> Result<Vec<SearchHit>> {
+        // What was written since the last batch is indexed first (`store::search_index`).
+        if self.read(super::search_index::pending)? > 0 {
+            self.write(|tx, _| super::search_index::index_pending(tx, 1).map(drop))?;
+        }
         self.read(|c| query::search(c, q))
     }
 
