@@ -379,6 +379,7 @@ pub(crate) fn erase_in(tx: &Connection, doc_id: &str, touched: &mut super::Touch
             .execute([doc])?;
         touched.items.insert(doc.clone());
     }
+    touched.words_removed = true;
     touched.spaces.insert(space);
     Ok(Some(doomed.len()))
 }

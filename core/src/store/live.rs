@@ -210,15 +210,6 @@ impl LiveQueries {
         }
     }
 
-    /// Runs subscriber `id`'s query again (as when it subscribed).
-    fn run_again(&self, id: u64) {
-        let _ = self
-            .sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Notice::Subscribed(id));
-    }
-
     /// Whether a live search is subscribed (writes then index what they project at once).
     pub fn searching(&self) -> bool {
         self.registry
@@ -290,13 +281,12 @@ impl Store {
         let searching = matches!(query, LiveQuery::Search(_));
         let subscription = self.inner.live.subscribe(query, Box::new(listener));
         if searching {
-            // From here on every write indexes what it projects at once; what earlier writes
-            // left pending is indexed now, and the search runs again if there was any (its
-            // first run may have come before).
-            match self.write(|tx, _| super::search_index::index_pending(tx, 1)) {
-                Ok(0) => {}
-                Ok(_) => self.inner.live.run_again(subscription.id),
-                Err(e) => tracing::warn!(error = %e, "indexing pending items for a live search failed"),
+            // From here on every write indexes what it projects at once. What earlier writes
+            // left pending is indexed now, by this write or one that comes first: either marks
+            // the spaces it indexed touched, and the search runs again (its first run may have
+            // come before).
+            if let Err(e) = self.write(|tx, touched| super::search_index::index_pending(tx, 1, touched)) {
+                tracing::warn!(error = %e, "indexing pending items for a live search failed; the next write does");
             }
         }
         subscription

@@ -80,6 +80,9 @@ pub(crate) struct Touched {
     pub counselling: BTreeSet<uuid::Uuid>,
     /// A notification was made or read (`LiveQuery::Notifications`).
     pub notifications: bool,
+    /// Items left the store for good (erasure, a space or role left): the write rewrites the
+    /// search index once before it commits (`search_index::drop_removed_words`).
+    pub words_removed: bool,
 }
 
 struct Inner {
@@ -210,7 +213,10 @@ impl Store {
             } else {
                 search_index::BATCH
             };
-            search_index::index_pending(&tx, batch)?;
+            search_index::index_pending(&tx, batch, &mut touched)?;
+            if touched.words_removed {
+                search_index::drop_removed_words(&tx)?;
+            }
             tx.commit()?;
             value
         };

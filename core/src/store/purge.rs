@@ -57,6 +57,7 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         projection::remove_item(tx, doc)?;
         touched.items.insert(doc.clone());
     }
+    touched.words_removed |= !docs.is_empty();
     for sql in [
         // Set aside above; what is left has no document (the space's own, not yet registered).
         "DELETE FROM outbox WHERE space_id = ?1",
@@ -144,6 +145,7 @@ pub(crate) fn purge_unreadable(
         touched.items.insert(doc.clone());
     }
     if !gone.is_empty() {
+        touched.words_removed = true;
         touched.spaces.insert(space.to_owned());
         tracing::info!(
             space,

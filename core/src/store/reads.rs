@@ -26,11 +26,25 @@ impl Store {
 
     /// Full-text search, best matches first.
     pub fn search(&self, q: &SearchRequest) -> Result<Vec<SearchHit>> {
-        // What was written since the last batch is indexed first (`store::search_index`).
-        if self.read(super::search_index::pending)? > 0 {
-            self.write(|tx, _| super::search_index::index_pending(tx, 1).map(drop))?;
+        // One snapshot in which nothing waits for the search index, or else the search runs
+        // inside the write that indexes what waits (`store::search_index`): either way every
+        // write committed before the search is found, an item being edited meanwhile too.
+        let settled = self.read(|c| {
+            let snapshot = c.unchecked_transaction()?;
+            if super::search_index::pending(&snapshot)? > 0 {
+                return Ok(None);
+            }
+            let hits = query::search(&snapshot, q)?;
+            snapshot.commit()?;
+            Ok(Some(hits))
+        })?;
+        match settled {
+            Some(hits) => Ok(hits),
+            None => self.write(|tx, touched| {
+                super::search_index::index_pending(tx, 1, touched)?;
+                query::search(tx, q)
+            }),
         }
-        self.read(|c| query::search(c, q))
     }
 
     /// Items in a map viewport.

@@ -3,7 +3,8 @@
 //! writes a segment, its structure record and merges (about six of the nineteen pages a create
 //! wrote, and a quarter of a durable create's time). The pending rows go into `items_fts`
 //! together: when [`BATCH`] have gathered, at the end of the write transaction that reaches it;
-//! before any search, so that a search always sees every committed write ([`Store::search`]);
+//! before any search, so that a search always sees every committed write (`Store::search`:
+//! it reads in one snapshot with nothing pending, or searches inside the write that indexed);
 //! and at the end of every write while a live search is subscribed (its notifier reads on a
 //! reader connection, which cannot index).
 //!
@@ -12,6 +13,7 @@
 
 use rusqlite::{params, Connection};
 
+use super::Touched;
 use crate::error::Result;
 
 /// How many pending items a write transaction lets gather before it indexes them.
@@ -34,6 +36,17 @@ pub(crate) fn forget(conn: &Connection, row_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites the search index without the words of items removed from it. FTS5 takes a removed
+/// row's entries out of the doclists (`secure-delete`) but keeps a term whose doclist became
+/// empty in its segment: an erased item's words stayed readable in the file. `optimize` merges
+/// every segment into one, which drops them; its work grows with the index (about half a
+/// second for 100 000 items here), so it runs once per write that removed content for good
+/// (`Touched::words_removed`: erasure, a space or role left).
+pub(crate) fn drop_removed_words(conn: &Connection) -> Result<()> {
+    conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')", [])?;
+    Ok(())
+}
+
 /// How many items wait to be indexed.
 pub(crate) fn pending(conn: &Connection) -> Result<i64> {
     Ok(conn
@@ -41,11 +54,18 @@ pub(crate) fn pending(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// Indexes every pending item when at least `at_least` wait. Returns how many were indexed.
-pub(crate) fn index_pending(conn: &Connection, at_least: i64) -> Result<i64> {
+/// Indexes every pending item when at least `at_least` wait, and marks their spaces touched
+/// (a live search in them runs again, whichever write indexed them). Returns how many were
+/// indexed.
+pub(crate) fn index_pending(conn: &Connection, at_least: i64, touched: &mut Touched) -> Result<i64> {
     let waiting = pending(conn)?;
     if waiting == 0 || waiting < at_least {
         return Ok(0);
+    }
+    let mut spaces =
+        conn.prepare_cached("SELECT DISTINCT i.space_id FROM search_pending p JOIN items i ON i.id = p.id")?;
+    for space in spaces.query_map([], |r| r.get::<_, String>(0))? {
+        touched.spaces.insert(space?);
     }
     conn.prepare_cached(
         "INSERT INTO items_fts (rowid, title, body, extra) SELECT id, title, body, extra FROM search_pending",
