@@ -109,10 +109,6 @@ fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
         .collect()
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Every zstd frame that starts somewhere in `bytes`, decompressed (bounded), for the scan.
 fn zstd_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
     const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];

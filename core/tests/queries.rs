@@ -2419,21 +2419,16 @@ fn erasing_an_item_still_waiting_for_the_search_index_leaves_no_trace_of_its_wor
     let kept = fx.post("Gartenfest", "");
     let erased = fx.post("Nachbarschaftshilfe", "Zitronenwortxyz bei Frau Meier");
     let needle = b"zitronenwortxyz";
-    let in_file = |store: &Store| {
-        store.checkpoint().unwrap();
-        let bytes = std::fs::read(store.path()).unwrap();
-        bytes.windows(needle.len()).any(|w| w == needle)
-    };
     assert!(pending_in_index(&fx.store) >= 1);
     // The folded words wait in plain text (the item's own rows are compressed): the check
     // below can see them.
     assert!(
-        in_file(&fx.store),
+        store_file_holds(&fx.store, needle),
         "the pending words are not where the test looks"
     );
     fx.store.erase_item(erased.id).unwrap();
     assert!(
-        !in_file(&fx.store),
+        !store_file_holds(&fx.store, needle),
         "an erased item's words are still in the database file"
     );
     let resident = fx.viewer(Role::Resident);
@@ -2454,18 +2449,13 @@ fn erasing_an_indexed_item_leaves_no_trace_of_its_words_in_the_search_index() {
     );
     assert_eq!(pending_in_index(&fx.store), 0);
     let needle = b"xjzwortmarker";
-    let in_file = |store: &Store| {
-        store.checkpoint().unwrap();
-        let bytes = std::fs::read(store.path()).unwrap();
-        bytes.windows(needle.len()).any(|w| w == needle)
-    };
     assert!(
-        in_file(&fx.store),
+        store_file_holds(&fx.store, needle),
         "the indexed words are not where the test looks"
     );
     fx.store.erase_item(erased.id).unwrap();
     assert!(
-        !in_file(&fx.store),
+        !store_file_holds(&fx.store, needle),
         "an erased item's words are still in the search index"
     );
     assert!(search(&fx, resident, "qqxjzwortmarker").is_empty());

@@ -206,17 +206,7 @@ impl Store {
             let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx, &mut touched)?;
-            // A live search reads on the notifier's reader connection: it must find the batch
-            // indexed when it runs after this commit.
-            let batch = if self.inner.live.searching() {
-                1
-            } else {
-                search_index::BATCH
-            };
-            search_index::index_pending(&tx, batch, &mut touched)?;
-            if touched.words_removed {
-                search_index::drop_removed_words(&tx)?;
-            }
+            search_index::before_commit(&tx, self.inner.live.searching(), &mut touched)?;
             tx.commit()?;
             value
         };

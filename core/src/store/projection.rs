@@ -16,7 +16,7 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     let item_id = item.id.to_string();
     let key = RowKey {
         space_id: item.space.to_string(),
-        kind: item.kind().as_str(),
+        kind: item.kind().as_str().to_owned(),
         author: item.author.to_string(),
         parent_id: c.details.parent().map(|p| p.to_string()),
         created_at: item.created_at.timestamp_millis(),
@@ -34,15 +34,14 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
             "SELECT id, space_id, kind, author, parent_id, created_at FROM items WHERE item_id = ?1",
         )?
         .query_row([&item_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                (
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ),
-                (r.get::<_, Option<String>>(4)?, r.get::<_, i64>(5)?),
-            ))
+            let stored = RowKey {
+                space_id: r.get(1)?,
+                kind: r.get(2)?,
+                author: r.get(3)?,
+                parent_id: r.get(4)?,
+                created_at: r.get(5)?,
+            };
+            Ok((r.get::<_, i64>(0)?, stored))
         })
         .optional()?;
     let rewrite = existing.is_some();
@@ -50,13 +49,7 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
         // An edit that leaves every indexed column as it was (nearly all do) sets only the
         // others: SQLite rewrites the entries of every index whose columns an UPDATE sets, equal
         // or not, and the full upsert below touched four index pages per edit for nothing.
-        Some((row_id, (space_id, kind, author), (parent_id, created_at)))
-            if space_id == key.space_id
-                && kind == key.kind
-                && author == key.author
-                && parent_id == key.parent_id
-                && created_at == key.created_at =>
-        {
+        Some((row_id, stored)) if stored == key => {
             conn.prepare_cached(
                 "UPDATE items SET audience = ?2, status = ?3, updated_at = ?4, valid_until = ?5, title = ?6,
                                   lat = ?7, lon = ?8
@@ -173,9 +166,10 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
 }
 
 /// The columns of an `items` row that its indexes are made of (besides `id` and `item_id`).
+#[derive(PartialEq)]
 struct RowKey {
     space_id: String,
-    kind: &'static str,
+    kind: String,
     author: String,
     parent_id: Option<String>,
     created_at: i64,

@@ -17,7 +17,19 @@ use super::Touched;
 use crate::error::Result;
 
 /// How many pending items a write transaction lets gather before it indexes them.
-pub(crate) const BATCH: i64 = 16;
+const BATCH: i64 = 16;
+
+/// What every write transaction does to the index before it commits: index the batch when it
+/// is full, or whatever waits while a live search is subscribed (its notifier reads on a
+/// reader connection, after this commit); rewrite the index when the write removed items for
+/// good.
+pub(crate) fn before_commit(conn: &Connection, live_search: bool, touched: &mut Touched) -> Result<()> {
+    index_pending(conn, if live_search { 1 } else { BATCH }, touched)?;
+    if touched.words_removed {
+        drop_removed_words(conn)?;
+    }
+    Ok(())
+}
 
 /// Records the folded texts of the item at `row_id` for the next batch.
 pub(crate) fn defer(conn: &Connection, row_id: i64, title: &str, body: &str, extra: &str) -> Result<()> {

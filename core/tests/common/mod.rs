@@ -204,3 +204,14 @@ impl Fixture {
             .id
     }
 }
+
+/// Whether `needle` occurs anywhere in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether the store's database file holds `needle`, after folding the WAL in.
+pub fn store_file_holds(store: &Store, needle: &[u8]) -> bool {
+    store.checkpoint().expect("checkpoint");
+    contains(&std::fs::read(store.path()).expect("read the store file"), needle)
+}
