@@ -112,10 +112,16 @@ impl LiveQuery {
         }
     }
 
-    pub(crate) fn run(&self, conn: &Connection) -> Result<LiveResult> {
-        Ok(match self {
+    /// The query's current result, or `None` for a search while items wait for the search
+    /// index: a result without them would be stale from the start (a pager takes a live
+    /// search's first result as its first page). Whichever write indexes them marks their
+    /// spaces touched, and the notifier runs the search again then.
+    pub(crate) fn run(&self, conn: &Connection) -> Result<Option<LiveResult>> {
+        Ok(Some(match self {
+            LiveQuery::Search(q) => {
+                return Ok(super::search_index::search_if_settled(conn, q)?.map(LiveResult::Search))
+            }
             LiveQuery::Feed(q) => LiveResult::Feed(query::feed(conn, q)?),
-            LiveQuery::Search(q) => LiveResult::Search(query::search(conn, q)?),
             LiveQuery::Viewport(q) => LiveResult::Viewport(query::viewport(conn, q)?),
             LiveQuery::Near(q) => LiveResult::Near(query::near(conn, q)?),
             LiveQuery::OpenOffers(q) => LiveResult::OpenOffers(query::open_offers(conn, q)?),
@@ -137,7 +143,7 @@ impl LiveQuery {
             LiveQuery::Notifications => {
                 LiveResult::Notifications(crate::notifications::list(conn, false, 200)?)
             }
-        })
+        }))
     }
 }
 
@@ -296,9 +302,12 @@ impl Store {
 fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Receiver<Notice>) {
     // Its own reader, kept between notices; opened again after a rekey (see `ReaderPool`).
     let mut conn: Option<(u64, Connection)> = None;
+    // Searches that found items waiting for the search index: they run at the next notice,
+    // which the write that indexes those items sends (`LiveQuery::run`).
+    let mut owed = BTreeSet::new();
     while let Ok(first) = receiver.recv() {
         let mut touched = Touched::default();
-        let mut fresh = BTreeSet::new();
+        let mut fresh = std::mem::take(&mut owed);
         let mut absorb = |notice: Notice| match notice {
             Notice::Committed(t) => {
                 touched.spaces.extend(t.spaces);
@@ -357,7 +366,14 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
             if !subscribed {
                 continue;
             }
-            let result = subscriber.query.run(c);
+            let result = match subscriber.query.run(c) {
+                Ok(Some(result)) => Ok(result),
+                Ok(None) => {
+                    owed.insert(id);
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
             if catch_unwind(AssertUnwindSafe(|| (subscriber.listener)(result))).is_err() {
                 tracing::error!("a live query listener panicked; it stays subscribed");
             }

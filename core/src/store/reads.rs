@@ -29,16 +29,7 @@ impl Store {
         // One snapshot in which nothing waits for the search index, or else the search runs
         // inside the write that indexes what waits (`store::search_index`): either way every
         // write committed before the search is found, an item being edited meanwhile too.
-        let settled = self.read(|c| {
-            let snapshot = c.unchecked_transaction()?;
-            if super::search_index::pending(&snapshot)? > 0 {
-                return Ok(None);
-            }
-            let hits = query::search(&snapshot, q)?;
-            snapshot.commit()?;
-            Ok(Some(hits))
-        })?;
-        match settled {
+        match self.read(|c| super::search_index::search_if_settled(c, q))? {
             Some(hits) => Ok(hits),
             None => self.write(|tx, touched| {
                 super::search_index::index_pending(tx, 1, touched)?;

@@ -4,9 +4,11 @@
 //! wrote, and a quarter of a durable create's time). The pending rows go into `items_fts`
 //! together: when [`BATCH`] have gathered, at the end of the write transaction that reaches it;
 //! before any search, so that a search always sees every committed write (`Store::search`:
-//! it reads in one snapshot with nothing pending, or searches inside the write that indexed);
+//! it reads in one snapshot with nothing pending, [`search_if_settled`], or searches inside
+//! the write that indexed);
 //! and at the end of every write while a live search is subscribed (its notifier reads on a
-//! reader connection, which cannot index).
+//! reader connection, which cannot index: a live search that finds items waiting gives no
+//! result and runs again after the write that indexes them, `LiveQuery::run`).
 //!
 //! An item has an FTS row or a pending row, never both: projecting it clears both first
 //! (`projection::clear_secondary`). May touch `search_pending` and `items_fts` only.
@@ -15,6 +17,7 @@ use rusqlite::{params, Connection};
 
 use super::Touched;
 use crate::error::Result;
+use crate::query::{SearchHit, SearchRequest};
 
 /// How many pending items a write transaction lets gather before it indexes them.
 const BATCH: i64 = 16;
@@ -64,6 +67,21 @@ pub(crate) fn pending(conn: &Connection) -> Result<i64> {
     Ok(conn
         .prepare_cached("SELECT count(*) FROM search_pending")?
         .query_row([], |r| r.get(0))?)
+}
+
+/// The hits of `request` in one snapshot of `conn`, or `None` if items wait for the index
+/// there (the caller indexes them first, or waits for the write that does).
+pub(crate) fn search_if_settled(
+    conn: &Connection,
+    request: &SearchRequest,
+) -> Result<Option<Vec<SearchHit>>> {
+    let snapshot = conn.unchecked_transaction()?;
+    if pending(&snapshot)? > 0 {
+        return Ok(None);
+    }
+    let hits = crate::query::search(&snapshot, request)?;
+    snapshot.commit()?;
+    Ok(Some(hits))
 }
 
 /// Indexes every pending item when at least `at_least` wait, and marks their spaces touched
