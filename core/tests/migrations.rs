@@ -273,6 +273,13 @@ const ADDED_BY: &[Added] = &[
         // Before it, every item was indexed by its own write.
         undo: "INSERT INTO items_fts (rowid, title, body, extra) SELECT id, title, body, extra FROM search_pending;",
     },
+    Added {
+        version: 27,
+        tables: &[],
+        columns: &[("search_pending", "replaces")],
+        // Before it, an edit took the item's index row out at once.
+        undo: "DELETE FROM items_fts WHERE rowid IN (SELECT id FROM search_pending WHERE replaces = 1);",
+    },
 ];
 
 /// Tables of the schema at `version`.

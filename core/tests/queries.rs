@@ -2354,6 +2354,14 @@ fn map_pins_are_the_viewport_items_with_title_kind_and_exact_position() {
     assert_eq!((moved.lat, moved.lon), (50.9412, 6.9583));
 }
 
+/// Rows in the search index (one per item it holds), read as [`pending_in_index`] reads.
+fn rows_in_index(store: &Store) -> i64 {
+    rusqlite::Connection::open(store.path())
+        .expect("open the store file")
+        .query_row("SELECT count(*) FROM items_fts_docsize", [], |r| r.get(0))
+        .expect("count the index rows")
+}
+
 /// Items waiting for the next batch of the search index (`store::search_index`), read from the
 /// file the way another process would.
 fn pending_in_index(store: &Store) -> i64 {
@@ -2411,6 +2419,74 @@ fn search_finds_every_write_whether_its_batch_was_indexed_or_not() {
     assert!(!hit_ids(&search(&fx, resident, "laternenumzug")).contains(&edited));
     fx.store.delete_item(edited, fx.author).unwrap();
     assert!(search(&fx, resident, "martinsfeuer").is_empty());
+}
+
+#[test]
+fn an_edit_leaves_the_index_row_for_the_next_batch_to_replace() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    let edit = |id: ItemId, title: &str| {
+        fx.store
+            .update_item(
+                id,
+                &ItemPatch {
+                    title: Some(LocalizedText::single("de", title)),
+                    ..Default::default()
+                },
+                fx.author,
+            )
+            .unwrap();
+    };
+    let lantern = fx.post("Laternenumzug", "mit Kindern").id;
+    let garden = fx.post("Gartenfest", "Kuchen und Musik").id;
+    assert_eq!(hit_ids(&search(&fx, resident, "gartenfest")), vec![garden]);
+    assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 2));
+    // The edit writes a pending row and leaves the index alone (no FTS5 delete, with its
+    // segment writes, at each edit); a second edit before the batch keeps what the first knew.
+    edit(lantern, "Martinsfeuer");
+    edit(lantern, "Martinsfeuer am Rhein");
+    assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (1, 2));
+    // The search replaces the row: the new words are found, the old ones are not, and the
+    // index holds one row per item.
+    assert_eq!(hit_ids(&search(&fx, resident, "martinsfeuer")), vec![lantern]);
+    assert!(search(&fx, resident, "laternenumzug").is_empty());
+    assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 2));
+    // The same through a batch that a write fills (sixteen pending rows).
+    edit(garden, "Sommerfest");
+    let mut more = Vec::new();
+    for i in 0..15 {
+        more.push(fx.post(&format!("Flohmarkt {i}"), "").id);
+    }
+    assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 17));
+    assert_eq!(hit_ids(&search(&fx, resident, "sommerfest")), vec![garden]);
+    assert!(search(&fx, resident, "gartenfest").is_empty());
+    // Deleting an item whose edit waits takes its old row out at once.
+    edit(garden, "Herbstfest");
+    fx.store.delete_item(garden, fx.author).unwrap();
+    assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 16));
+    assert!(search(&fx, resident, "sommerfest").is_empty());
+    assert!(search(&fx, resident, "herbstfest").is_empty());
+    // Erasing an item whose edit waits leaves neither its old nor its new words in the file.
+    edit(lantern, "Qqvorherwortxyz");
+    assert_eq!(hit_ids(&search(&fx, resident, "qqvorherwortxyz")), vec![lantern]);
+    edit(lantern, "Qqnachherwortxyz");
+    assert_eq!(pending_in_index(&fx.store), 1);
+    for needle in [&b"vorherwortxyz"[..], b"qqnachherwortxyz"] {
+        assert!(
+            store_file_holds(&fx.store, needle),
+            "{} is not where the test looks",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    fx.store.erase_item(lantern).unwrap();
+    for needle in [&b"vorherwortxyz"[..], b"nachherwortxyz"] {
+        assert!(
+            !store_file_holds(&fx.store, needle),
+            "an erased item's words ({}) are still in the database file",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 15));
 }
 
 #[test]

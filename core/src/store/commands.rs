@@ -325,12 +325,10 @@ fn leaves_its_author_for_the_first_time(
 }
 
 fn require_space(conn: &Connection, space_id: &str) -> Result<()> {
+    // Cached: every create asks.
     let known: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM spaces WHERE space_id = ?1",
-            params![space_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT 1 FROM spaces WHERE space_id = ?1")?
+        .query_row([space_id], |r| r.get(0))
         .optional()?;
     known.map(|_| ()).ok_or_else(|| Error::NotFound {
         what: "space",
@@ -339,12 +337,10 @@ fn require_space(conn: &Connection, space_id: &str) -> Result<()> {
 }
 
 fn require_item(conn: &Connection, item_id: &str) -> Result<()> {
+    // Cached: every create asks.
     let known: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM items WHERE item_id = ?1 AND status != 'deleted'",
-            params![item_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT 1 FROM items WHERE item_id = ?1 AND status != 'deleted'")?
+        .query_row([item_id], |r| r.get(0))
         .optional()?;
     known.map(|_| ()).ok_or_else(|| Error::NotFound {
         what: "item",

@@ -149,7 +149,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/026_search_pending.sql"),
         rebuilds_projections: false,
     },
-    // Next: 027. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 27,
+        sql: include_str!("migrations/027_search_pending_replaces.sql"),
+        rebuilds_projections: false,
+    },
+    // Next: 028. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

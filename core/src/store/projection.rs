@@ -4,6 +4,7 @@
 use automerge::Change;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::search_index::Pending;
 use crate::document::ChangeNote;
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemDetails, Space, Status};
@@ -31,7 +32,8 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     // The row as it stands, with the columns `items`' indexes are made of.
     let existing = conn
         .prepare_cached(
-            "SELECT id, space_id, kind, author, parent_id, created_at FROM items WHERE item_id = ?1",
+            "SELECT id, space_id, kind, author, parent_id, created_at, status = 'deleted' FROM items
+             WHERE item_id = ?1",
         )?
         .query_row([&item_id], |r| {
             let stored = RowKey {
@@ -41,15 +43,20 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
                 parent_id: r.get(4)?,
                 created_at: r.get(5)?,
             };
-            Ok((r.get::<_, i64>(0)?, stored))
+            Ok((r.get::<_, i64>(0)?, stored, r.get::<_, bool>(6)?))
         })
         .optional()?;
     let rewrite = existing.is_some();
+    // Every stored item but a deleted one has its texts in the index or pending for it.
+    let pending = match &existing {
+        Some((_, _, false)) => Pending::Replaces,
+        _ => Pending::New,
+    };
     let row_id = match existing {
         // An edit that leaves every indexed column as it was (nearly all do) sets only the
         // others: SQLite rewrites the entries of every index whose columns an UPDATE sets, equal
         // or not, and the full upsert below touched four index pages per edit for nothing.
-        Some((row_id, stored)) if stored == key => {
+        Some((row_id, stored, _)) if stored == key => {
             conn.prepare_cached(
                 "UPDATE items SET audience = ?2, status = ?3, updated_at = ?4, valid_until = ?5, title = ?6,
                                   lat = ?7, lon = ?8
@@ -112,6 +119,9 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     // `remove_item`): the lookup above instead of six deletes on the create and bulk paths.
     if rewrite {
         clear_secondary(conn, row_id)?;
+        if c.status == Status::Deleted {
+            super::search_index::remove(conn, row_id)?;
+        }
     }
     if c.status == Status::Deleted {
         return Ok(());
@@ -128,6 +138,7 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     super::search_index::defer(
         conn,
         row_id,
+        pending,
         &fold_for_index(&c.title.joined()),
         &fold_for_index(&c.body.joined()),
         &fold_for_index(&extra_text(item)),
@@ -175,19 +186,20 @@ struct RowKey {
     created_at: i64,
 }
 
-/// Removes the secondary rows of an item (tags, media, text, map, hours, events).
+/// Removes the secondary rows of an item (tags, media, map, hours, events), not its texts in the
+/// search index: a rewrite replaces those at the next batch (`search_index::defer`), a removal
+/// takes them out itself (`search_index::remove`).
 fn clear_secondary(conn: &Connection, row_id: i64) -> Result<()> {
     for sql in [
         "DELETE FROM item_tags WHERE item = ?1",
         "DELETE FROM item_media WHERE item = ?1",
-        "DELETE FROM items_fts WHERE rowid = ?1",
         "DELETE FROM items_geo WHERE id = ?1",
         "DELETE FROM offer_hours WHERE item = ?1",
         "DELETE FROM event_series WHERE item = ?1",
     ] {
         conn.prepare_cached(sql)?.execute([row_id])?;
     }
-    super::search_index::forget(conn, row_id)
+    Ok(())
 }
 
 /// Removes every projection row of an item, its history included.
@@ -197,6 +209,7 @@ pub(crate) fn remove_item(conn: &Connection, item_id: &str) -> Result<()> {
         .optional()?;
     if let Some(row_id) = row_id {
         clear_secondary(conn, row_id)?;
+        super::search_index::remove(conn, row_id)?;
         conn.execute("DELETE FROM item_json WHERE id = ?1", [row_id])?;
         conn.execute("DELETE FROM items WHERE id = ?1", [row_id])?;
     }

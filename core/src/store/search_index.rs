@@ -10,8 +10,11 @@
 //! reader connection, which cannot index: a live search that finds items waiting gives no
 //! result and runs again after the write that indexes them, `LiveQuery::run`).
 //!
-//! An item has an FTS row or a pending row, never both: projecting it clears both first
-//! (`projection::clear_secondary`). May touch `search_pending` and `items_fts` only.
+//! An edit leaves the item's FTS row where it is and marks its pending row `replaces`: the batch
+//! deletes that FTS row before it inserts the new texts (an FTS5 delete at each edit wrote and
+//! merged segments as an insert does). No search reads the index while anything is pending, so
+//! the old row is never found. A removal (erasure, deletion, a space left) takes both rows out
+//! at once (`projection::clear_secondary`). May touch `search_pending` and `items_fts` only.
 
 use rusqlite::{params, Connection};
 
@@ -34,18 +37,37 @@ pub(crate) fn before_commit(conn: &Connection, live_search: bool, touched: &mut 
     Ok(())
 }
 
-/// Records the folded texts of the item at `row_id` for the next batch.
-pub(crate) fn defer(conn: &Connection, row_id: i64, title: &str, body: &str, extra: &str) -> Result<()> {
+/// What an item's texts do to the index at the next batch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Pending {
+    /// The item has no row in `items_fts` (it is new, or was deleted).
+    New,
+    /// The item's row in `items_fts` (if no earlier pending row says otherwise) is replaced.
+    Replaces,
+}
+
+/// Records the folded texts of the item at `row_id` for the next batch. A pending row that is
+/// there already keeps its `replaces`: it knows whether the index holds the item.
+pub(crate) fn defer(
+    conn: &Connection,
+    row_id: i64,
+    pending: Pending,
+    title: &str,
+    body: &str,
+    extra: &str,
+) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO search_pending (id, title, body, extra) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO search_pending (id, title, body, extra, replaces) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, body = excluded.body, extra = excluded.extra",
     )?
-    .execute(params![row_id, title, body, extra])?;
+    .execute(params![row_id, title, body, extra, pending == Pending::Replaces])?;
     Ok(())
 }
 
-/// Forgets what is pending for the item at `row_id` (its projection is rewritten or removed).
-pub(crate) fn forget(conn: &Connection, row_id: i64) -> Result<()> {
+/// Takes the item at `row_id` out of the index and out of what is pending, at once.
+pub(crate) fn remove(conn: &Connection, row_id: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM items_fts WHERE rowid = ?1")?
+        .execute([row_id])?;
     conn.prepare_cached("DELETE FROM search_pending WHERE id = ?1")?
         .execute([row_id])?;
     Ok(())
@@ -96,6 +118,14 @@ pub(crate) fn index_pending(conn: &Connection, at_least: i64, touched: &mut Touc
         conn.prepare_cached("SELECT DISTINCT i.space_id FROM search_pending p JOIN items i ON i.id = p.id")?;
     for space in spaces.query_map([], |r| r.get::<_, String>(0))? {
         touched.spaces.insert(space?);
+    }
+    let replaced: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM search_pending WHERE replaces = 1")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for row_id in replaced {
+        conn.prepare_cached("DELETE FROM items_fts WHERE rowid = ?1")?
+            .execute([row_id])?;
     }
     conn.prepare_cached(
         "INSERT INTO items_fts (rowid, title, body, extra) SELECT id, title, body, extra FROM search_pending",
