@@ -5,7 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{access, documents, now, projection, Store, Touched};
 use crate::document::{
-    guarded, item_from_doc, item_to_json, space_to_json, write_change, ChangeNote, Creation, DocKind,
+    guarded, item_from_doc, item_to_json, space_to_json, write_change, write_edit, ChangeNote, Creation,
+    DocKind,
 };
 use crate::error::{Error, Result};
 use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
@@ -40,7 +41,14 @@ impl Store {
         self.write(|tx, touched| {
             let mut loaded = LoadedDoc::new(DocKind::Space, self.actor());
             loaded.space_id = Some(doc_id.clone());
-            self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, ["created"]))?;
+            self.commit_change(
+                tx,
+                &doc_id,
+                &mut loaded,
+                None,
+                &json,
+                ChangeNote::new(by, ["created"]),
+            )?;
             projection::project_space(tx, &space, super::now_ms())?;
             if register {
                 tx.execute(
@@ -82,7 +90,14 @@ impl Store {
             access::check_space_edit(self, tx, by, id)?;
             let space = Space { id, meta };
             let json = space_to_json(id, &space.meta)?;
-            self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, ["meta"]))?;
+            self.commit_change(
+                tx,
+                &doc_id,
+                &mut loaded,
+                None,
+                &json,
+                ChangeNote::new(by, ["meta"]),
+            )?;
             projection::project_space(tx, &space, super::now_ms())?;
             touched.spaces.insert(doc_id.clone());
             Ok(Ok(space))
@@ -201,9 +216,27 @@ impl Store {
                 tx.execute("DELETE FROM item_history WHERE item_id = ?1", [&doc_id])?;
                 let mut fresh = LoadedDoc::new(DocKind::Item, self.actor());
                 fresh.space_id = loaded.space_id.clone();
-                self.commit_change(tx, &doc_id, &mut fresh, &json, ChangeNote::new(by, ["created"]))?
+                self.commit_change(
+                    tx,
+                    &doc_id,
+                    &mut fresh,
+                    None,
+                    &json,
+                    ChangeNote::new(by, ["created"]),
+                )?
             } else {
-                self.commit_change(tx, &doc_id, &mut loaded, &json, ChangeNote::new(by, fields))?
+                {
+                    // Only the fields that differ are read and written in the document.
+                    let before = item_to_json(&current)?;
+                    self.commit_change(
+                        tx,
+                        &doc_id,
+                        &mut loaded,
+                        Some(&before),
+                        &json,
+                        ChangeNote::new(by, fields),
+                    )?
+                }
             };
             projection::project_item(tx, &item)?;
             if let Some(change) = change {
@@ -265,23 +298,23 @@ impl Store {
 
     /// Makes the change, enforces the document budget, stores change and outbox entry, and
     /// compacts when due. Returns the change, or `None` if the document was already `target`.
+    /// With `before` (what the document reads back as now), only what differs from it is read
+    /// and written (`write_edit`).
     fn commit_change(
         &self,
         tx: &Connection,
         doc_id: &str,
         loaded: &mut LoadedDoc,
+        before: Option<&serde_json::Value>,
         target: &serde_json::Value,
         note: ChangeNote,
     ) -> Result<Option<automerge::Change>> {
-        let Some(change) = write_change(
-            &mut loaded.doc,
-            doc_id,
-            loaded.kind,
-            target,
-            &note,
-            super::now_ms(),
-        )?
-        else {
+        let (doc, kind, now) = (&mut loaded.doc, loaded.kind, super::now_ms());
+        let written = match before {
+            Some(before) => write_edit(doc, doc_id, kind, before, target, &note, now)?,
+            None => write_change(doc, doc_id, kind, target, &note, now)?,
+        };
+        let Some(change) = written else {
             return Ok(None);
         };
         let budget = self.options().document_budget;

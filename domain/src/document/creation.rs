@@ -118,6 +118,7 @@ pub fn build_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Resul
         &mut doc,
         doc_id,
         kind,
+        None,
         &target,
         creation.message.clone(),
         creation.time_ms,

@@ -115,6 +115,49 @@ pub(crate) fn reconcile_map<T: Transactable>(
     Ok(())
 }
 
+/// [`reconcile_map`] guided by `before`, what the map reads back as now: only the entries where
+/// `before` and `target` differ are read and written (an edit of one field of an item touches
+/// that field, where the whole walk read every field through Automerge). Entries of the map that
+/// `before` does not know (written by a newer peer) are left as they are.
+pub(crate) fn reconcile_map_from<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    before: &Map<String, Value>,
+    target: &Map<String, Value>,
+    path: &mut Vec<String>,
+    policy: PathPolicy,
+) -> Result<(), JsonError> {
+    for (key, old) in before {
+        let gone = !old.is_null() && target.get(key).is_none_or(Value::is_null);
+        if gone && tx.get(obj, key.as_str())?.is_some() {
+            tx.delete(obj, key.as_str())?;
+        }
+    }
+    for (key, value) in target {
+        if value.is_null() || before.get(key) == Some(value) {
+            continue;
+        }
+        path.push(key.clone());
+        let shape = {
+            let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+            policy(&refs)
+        };
+        match (before.get(key), value) {
+            (Some(Value::Object(old)), Value::Object(new)) if shape != Shape::Atomic => {
+                match tx.get(obj, key.as_str())? {
+                    Some((AmValue::Object(ObjType::Map), id)) => {
+                        reconcile_map_from(tx, &id, old, new, path, policy)?
+                    }
+                    _ => reconcile_entry(tx, obj, key, value, path, shape, policy)?,
+                }
+            }
+            _ => reconcile_entry(tx, obj, key, value, path, shape, policy)?,
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
 fn reconcile_entry<T: Transactable>(
     tx: &mut T,
     obj: &ObjId,

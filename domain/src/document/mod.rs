@@ -37,7 +37,31 @@ pub fn write_change(
     note: &ChangeNote,
     time_ms: i64,
 ) -> Result<Option<Change>> {
-    commit_target(doc, doc_id, kind, target, Some(note.encode()), time_ms)
+    commit_target(doc, doc_id, kind, None, target, Some(note.encode()), time_ms)
+}
+
+/// [`write_change`] for an edit: `before` is what the document reads back as now (the model
+/// value read from it, as JSON), and only the entries where `before` and `target` differ are
+/// read and written. The document ends as [`write_change`] would leave it, apart from entries
+/// `before` does not know (a newer peer's), which stay.
+pub fn write_edit(
+    doc: &mut Automerge,
+    doc_id: &str,
+    kind: DocKind,
+    before: &Value,
+    target: &Value,
+    note: &ChangeNote,
+    time_ms: i64,
+) -> Result<Option<Change>> {
+    commit_target(
+        doc,
+        doc_id,
+        kind,
+        Some(before),
+        target,
+        Some(note.encode()),
+        time_ms,
+    )
 }
 
 /// Whether a change's stored checksum (bytes 4..8 of its chunk, the first four bytes of its hash)
@@ -98,6 +122,7 @@ fn commit_target(
     doc: &mut Automerge,
     doc_id: &str,
     kind: DocKind,
+    before: Option<&Value>,
     target: &Value,
     message: Option<String>,
     time_ms: i64,
@@ -109,13 +134,14 @@ fn commit_target(
         return Err(json_error(doc_id, json::JsonError::TooDeep));
     }
     let mut tx = doc.transaction();
-    if let Err(e) = json::reconcile_map(
-        &mut tx,
-        &ObjId::Root,
-        root,
-        &mut Vec::new(),
-        schema::path_policy(kind),
-    ) {
+    let policy = schema::path_policy(kind);
+    let written = match before {
+        Some(Value::Object(before)) => {
+            json::reconcile_map_from(&mut tx, &ObjId::Root, before, root, &mut Vec::new(), policy)
+        }
+        _ => json::reconcile_map(&mut tx, &ObjId::Root, root, &mut Vec::new(), policy),
+    };
+    if let Err(e) = written {
         tx.rollback();
         return Err(json_error(doc_id, e));
     }

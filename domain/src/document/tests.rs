@@ -340,3 +340,75 @@ fn a_creation_record_nested_too_deep_is_refused() {
     let err = rebuild_creation(&creation, "x", DocKind::Item).expect_err("too deep");
     assert!(err.to_string().contains("nested deeper"), "{err}");
 }
+
+/// JSON values as documents hold them: keys from a small set (so that two values share keys,
+/// and `title`/`body` entries are collaborative text), scalars, lists and maps a few levels deep.
+fn json_entries() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        (-3i64..3).prop_map(serde_json::Value::from),
+        "[ab ]{0,5}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::Array),
+            json_map(inner),
+        ]
+    })
+}
+
+fn json_map(
+    values: impl proptest::strategy::Strategy<Value = serde_json::Value>,
+) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let keys = prop::sample::select(vec!["title", "body", "de", "en", "n", "tags", "location"]);
+    prop::collection::btree_map(keys, values, 0..4).prop_map(|entries| {
+        serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    })
+}
+
+proptest::proptest! {
+    /// An edit written from what the document reads back as (`write_edit`) leaves it exactly
+    /// where writing the whole value (`write_change`) leaves it.
+    #[test]
+    fn an_edit_from_what_the_document_reads_as_ends_where_a_whole_write_ends(
+        first in json_map(json_entries()),
+        second in json_map(json_entries()),
+    ) {
+        let mut base = doc(1);
+        write_change(&mut base, "x", DocKind::Item, &first, &note(), 0).unwrap();
+        let before = read_json(&base, "x").unwrap();
+        let mut whole = base.fork().with_actor(ActorId::from(vec![2; 16]));
+        let mut guided = base.fork().with_actor(ActorId::from(vec![2; 16]));
+        let by_whole = write_change(&mut whole, "x", DocKind::Item, &second, &note(), 0).unwrap();
+        let by_edit = write_edit(&mut guided, "x", DocKind::Item, &before, &second, &note(), 0).unwrap();
+        proptest::prop_assert_eq!(read_json(&guided, "x").unwrap(), read_json(&whole, "x").unwrap());
+        proptest::prop_assert_eq!(by_edit.is_some(), by_whole.is_some());
+    }
+}
+
+#[test]
+fn an_edit_reads_and_writes_only_what_differs_and_keeps_what_it_does_not_know() {
+    let mut d = doc(1);
+    let stored = json!({"title": {"de": "Hoffest"}, "n": 1, "future": {"from": "a newer peer"}});
+    write_change(&mut d, "x", DocKind::Item, &stored, &note(), 0).unwrap();
+    // What this version's model reads back: it does not know `future`.
+    let before = json!({"title": {"de": "Hoffest"}, "n": 1});
+    let after = json!({"title": {"de": "Hoffest am Sonntag"}, "n": 1});
+    let change = write_edit(&mut d, "x", DocKind::Item, &before, &after, &note(), 0)
+        .unwrap()
+        .expect("the title changed");
+    assert_eq!(
+        read_json(&d, "x").unwrap(),
+        json!({"title": {"de": "Hoffest am Sonntag"}, "n": 1, "future": {"from": "a newer peer"}})
+    );
+    // Only the title's text: one splice of eleven characters (a whole write would also have
+    // deleted `future`).
+    assert_eq!(change.len(), 1);
+    // Nothing differs, nothing is written.
+    assert!(write_edit(&mut d, "x", DocKind::Item, &after, &after, &note(), 0)
+        .unwrap()
+        .is_none());
+}
