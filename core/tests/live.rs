@@ -758,3 +758,33 @@ fn a_live_search_sees_writes_that_wait_for_the_search_index() {
         |r| matches!(r, LiveResult::Search(hits) if hits.len() == 13 && hits.iter().any(|h| h.item.id == late.id) && hits.iter().any(|h| h.item.id == early)),
     );
 }
+
+#[test]
+fn a_live_search_that_cannot_index_what_waits_hears_why_and_recovers() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    let early = fx.post("Sperrmüll am Montag", "");
+    // Another connection (another process, as far as SQLite can tell) holds the write lock past
+    // the store's busy timeout: the live search cannot index the item that waits.
+    let blocker = rusqlite::Connection::open(fx.store.path()).expect("open the store file");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let (_sub, search) = watch(
+        &fx.store,
+        LiveQuery::Search(SearchRequest::new(fx.space, resident, "sperrmuell")),
+    );
+    match search.recv_timeout(WAIT) {
+        Ok(Err(e)) => assert!(matches!(e, Error::Storage(_)), "a storage error, got {e}"),
+        other => panic!("the listener should hear why no result comes, got {other:?}"),
+    }
+    blocker.execute_batch("ROLLBACK").expect("release the write lock");
+    drop(blocker);
+    // The next write indexes both, and the search runs.
+    let late = fx.post("Sperrmüll abholen", "");
+    wait_for(
+        &search,
+        "both items",
+        |r| matches!(r, LiveResult::Search(hits) if hits.len() == 2 && [early.id, late.id].iter().all(|id| hits.iter().any(|h| h.item.id == *id))),
+    );
+}

@@ -164,6 +164,8 @@ struct Registry {
 enum Notice {
     Committed(Touched),
     Subscribed(u64),
+    /// Work a subscription needed before its first result failed: its listener hears why.
+    Failed(u64, Error),
 }
 
 /// The live queries of one store and their notifier thread.
@@ -224,6 +226,16 @@ impl LiveQueries {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .any(|s| matches!(s.query, LiveQuery::Search(_)))
+    }
+
+    /// Tells the listener of subscription `id`, on the notifier thread, that `error` kept its
+    /// result from coming (it comes with the next commit that can change it).
+    fn fail(&self, id: u64, error: Error) {
+        let _ = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Notice::Failed(id, error));
     }
 
     fn subscribe(&self, query: LiveQuery, listener: Listener) -> Subscription {
@@ -291,8 +303,12 @@ impl Store {
             // left pending is indexed now, by this write or one that comes first: either marks
             // the spaces it indexed touched, and the search runs again (its first run may have
             // come before).
+            // Until it is, the search gives no result (`LiveQuery::run`): if indexing fails (a
+            // full disk, another process holding the write lock), the listener hears the error
+            // instead of silence, and the result comes after the next write that succeeds.
             if let Err(e) = self.write(|tx, touched| super::search_index::index_pending(tx, 1, touched)) {
                 tracing::warn!(error = %e, "indexing pending items for a live search failed; the next write does");
+                self.inner.live.fail(subscription.id, e);
             }
         }
         subscription
@@ -308,6 +324,7 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
     while let Ok(first) = receiver.recv() {
         let mut touched = Touched::default();
         let mut fresh = std::mem::take(&mut owed);
+        let mut failed = Vec::new();
         let mut absorb = |notice: Notice| match notice {
             Notice::Committed(t) => {
                 touched.spaces.extend(t.spaces);
@@ -318,6 +335,7 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
             Notice::Subscribed(id) => {
                 fresh.insert(id);
             }
+            Notice::Failed(id, error) => failed.push((id, error)),
         };
         absorb(first);
         while let Ok(more) = receiver.try_recv() {
@@ -326,6 +344,19 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
         let Some(live) = registry.upgrade() else {
             return;
         };
+        for (id, error) in failed {
+            let subscriber = live
+                .subscribers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+                .cloned();
+            if let Some(subscriber) = subscriber {
+                if catch_unwind(AssertUnwindSafe(|| (subscriber.listener)(Err(error)))).is_err() {
+                    tracing::error!("a live query listener panicked; it stays subscribed");
+                }
+            }
+        }
         let due: Vec<(u64, Arc<Subscriber>)> = live
             .subscribers
             .lock()
@@ -350,6 +381,8 @@ fn notifier(pool: Weak<ReaderPool>, registry: Weak<Registry>, receiver: mpsc::Re
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::error!(error = %e, "live queries cannot open a reader");
+                    // They run at the next notice instead of waiting for their space to change.
+                    owed.extend(due.iter().map(|(id, _)| *id));
                     continue;
                 }
             }

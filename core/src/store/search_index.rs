@@ -14,7 +14,7 @@
 //! deletes that FTS row before it inserts the new texts (an FTS5 delete at each edit wrote and
 //! merged segments as an insert does). No search reads the index while anything is pending, so
 //! the old row is never found. A removal (erasure, deletion, a space left) takes both rows out
-//! at once (`projection::clear_secondary`). May touch `search_pending` and `items_fts` only.
+//! at once ([`remove`], called by `projection`). May touch `search_pending` and `items_fts` only.
 
 use rusqlite::{params, Connection};
 
