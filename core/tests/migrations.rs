@@ -994,6 +994,69 @@ fn an_index_written_before_version_10_gets_the_new_search_terms() {
     }
 }
 
+/// Version 27 lets an edit leave the item's index row for the next batch to replace: a store
+/// written with such an edit waiting, taken back to each schema before it, upgrades to one
+/// that finds the new words only, with one index row for the item.
+#[test]
+fn an_edit_waiting_for_the_search_index_upgrades_from_the_schemas_before_it() {
+    let fx = Fixture::new();
+    let resident = fx.viewer(Role::Resident);
+    let item = fx.post("Laternenumzug", "mit Kindern");
+    let found = |store: &Store, text: &str| -> Vec<ItemId> {
+        store
+            .search(&SearchRequest::new(fx.space, resident, text))
+            .expect("search")
+            .into_iter()
+            .map(|h| h.item.id)
+            .collect()
+    };
+    assert_eq!(found(&fx.store, "laternenumzug"), [item.id]);
+    fx.store
+        .update_item(
+            item.id,
+            &ItemPatch {
+                title: Some(LocalizedText::single("de", "Martinsfeuer")),
+                ..Default::default()
+            },
+            fx.author,
+        )
+        .expect("edit");
+    let creations = creation_changes(&fx.store);
+    let original = fx.store.path().to_path_buf();
+    let replaces: i64 = read_only(&original)
+        .query_row(
+            "SELECT count(*) FROM search_pending WHERE replaces = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("pending rows");
+    assert_eq!(replaces, 1, "the edit waits to replace the item's index row");
+    let Fixture {
+        dir, store, space, ..
+    } = fx;
+    close(store);
+    for version in [25, 26] {
+        let copy = downgraded_copy(&original, dir.path(), version, &creations);
+        let store = Store::open(&copy, StoreOptions::default()).expect("upgrade");
+        let what = format!("upgraded from version {version}");
+        let search = |text: &str| -> Vec<ItemId> {
+            store
+                .search(&SearchRequest::new(space, resident, text))
+                .expect("search")
+                .into_iter()
+                .map(|h| h.item.id)
+                .collect()
+        };
+        assert_eq!(search("martinsfeuer"), [item.id], "{what}");
+        assert!(search("laternenumzug").is_empty(), "{what}");
+        close(store);
+        let rows: i64 = read_only(&copy)
+            .query_row("SELECT count(*) FROM items_fts_docsize", [], |r| r.get(0))
+            .expect("index rows");
+        assert_eq!(rows, 1, "{what}");
+    }
+}
+
 #[test]
 fn a_current_store_reopens_without_changes() {
     let fx = Fixture::new();

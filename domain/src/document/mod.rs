@@ -42,8 +42,9 @@ pub fn write_change(
 
 /// [`write_change`] for an edit: `before` is what the document reads back as now (the model
 /// value read from it, as JSON), and only the entries where `before` and `target` differ are
-/// read and written. The document ends as [`write_change`] would leave it, apart from entries
-/// `before` does not know (a newer peer's), which stay.
+/// read and written. The document reads back as the same model value as after
+/// [`write_change`]; entries where `before` and `target` agree stay as the document holds them
+/// (a newer peer's entries, or the form an older core wrote a value in).
 pub fn write_edit(
     doc: &mut Automerge,
     doc_id: &str,

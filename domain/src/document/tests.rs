@@ -146,6 +146,71 @@ fn item_round_trips_through_its_document_and_note_travels_with_the_change() {
     assert_eq!(change.timestamp(), 42);
 }
 
+/// As the store edits: `before` is the item read from the document, as JSON. Edit after edit,
+/// the document written by `write_edit` reads back as the one written whole.
+#[test]
+fn edits_written_from_the_item_read_back_end_where_whole_writes_end() {
+    let mut model = json!({
+        "id": ItemId::new(), "space": crate::model::SpaceId::new(), "author": PersonId::new(),
+        "created_at": 1_700_000_000_000i64, "updated_at": 1_700_000_000_000i64,
+        "title": {"de": "Tafel", "de-x-easy": "Essen für alle"}, "body": {"de": "Jeden Dienstag"},
+        "tags": ["essen", "hilfe"], "location": {"lat": 50.95, "lon": 6.95, "source": "manual"},
+        "media": [], "audience": "everyone", "status": "published",
+        "details": {"kind": "request", "direction": "need", "category": "food", "state": "open"}
+    });
+    let item = |model: &serde_json::Value| -> crate::model::Item {
+        serde_json::from_value(model.clone()).expect("a valid item")
+    };
+    let mut whole = doc(1);
+    write_change(
+        &mut whole,
+        "x",
+        DocKind::Item,
+        &item_to_json(&item(&model)).unwrap(),
+        &note(),
+        0,
+    )
+    .unwrap();
+    let mut guided = whole.fork().with_actor(ActorId::from(vec![1; 16]));
+    let edits: Vec<(&str, serde_json::Value)> = vec![
+        (
+            "title",
+            json!({"de": "Tafel am Dienstag", "de-x-easy": "Essen für alle"}),
+        ),
+        ("title", json!({"de": "Tafel am Dienstag"})),
+        (
+            "body",
+            json!({"de": "Jeden Dienstag und Donnerstag", "tr": "Her salı"}),
+        ),
+        ("tags", json!(["essen", "hilfe", "nachbarn"])),
+        ("tags", json!(["nachbarn"])),
+        ("location", json!({"lat": 50.96, "lon": 6.94, "source": "manual"})),
+        ("location", serde_json::Value::Null),
+        ("valid_until", json!(1_800_000_000_000i64)),
+        ("audience", json!("volunteers")),
+        (
+            "details",
+            json!({"kind": "request", "direction": "offer", "category": "food", "state": "open"}),
+        ),
+        ("updated_at", json!(1_700_000_100_000i64)),
+        ("status", json!("deleted")),
+    ];
+    for (field, value) in edits {
+        let before = item_to_json(&item_from_doc(&guided, "x").unwrap()).unwrap();
+        model[field] = value;
+        let target = item_to_json(&item(&model)).unwrap();
+        let by_whole = write_change(&mut whole, "x", DocKind::Item, &target, &note(), 0).unwrap();
+        let by_edit = write_edit(&mut guided, "x", DocKind::Item, &before, &target, &note(), 0).unwrap();
+        assert_eq!(by_edit.is_some(), by_whole.is_some(), "{field}");
+        assert_eq!(item_from_doc(&guided, "x").unwrap(), item(&model), "{field}");
+        assert_eq!(
+            read_json(&guided, "x").unwrap(),
+            read_json(&whole, "x").unwrap(),
+            "{field}"
+        );
+    }
+}
+
 #[test]
 fn documents_from_a_newer_schema_or_without_one_are_refused() {
     let mut d = doc(1);
