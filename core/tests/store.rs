@@ -388,6 +388,74 @@ fn an_item_edited_before_its_first_push_sends_its_creation_then_the_edit_across_
     assert_eq!(history[0].change, creation.hash().to_string());
 }
 
+/// A field that a newer version of the app added to a document stays when this version edits
+/// the item or the space: an edit writes only the fields that differ from what it read.
+#[test]
+fn an_edit_keeps_the_fields_a_newer_version_added() {
+    use automerge::transaction::{CommitOptions, Transactable};
+    use automerge::ReadDoc;
+    let fx = Fixture::new();
+    let item = fx.post("Hoffest", "Am Sonntag");
+    let docs = [item.id.to_string(), fx.space.to_string()];
+    let read = |doc_id: &str| {
+        let mut doc = automerge::Automerge::new();
+        let changes = fx.store.document_changes(doc_id).unwrap();
+        doc.apply_changes(
+            changes
+                .iter()
+                .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap()),
+        )
+        .unwrap();
+        (doc, changes[0].kind)
+    };
+    let mut newer = Vec::new();
+    for doc_id in &docs {
+        let (mut doc, kind) = read(doc_id);
+        doc.set_actor(automerge::ActorId::random());
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "step_free_entrance", "ramp at the back")
+            .unwrap();
+        let note = quartier_core::document::ChangeNote::new(fx.author, ["step_free_entrance"]);
+        tx.commit_with(CommitOptions::default().with_message(note.encode()));
+        let change = doc.get_last_local_change().unwrap();
+        newer.push(IncomingChange {
+            doc_id: doc_id.clone(),
+            kind,
+            bytes: change.raw_bytes().to_vec(),
+        });
+    }
+    let report = fx.store.apply_changes(&newer).unwrap();
+    assert_eq!(report.applied, 2, "{report:?}");
+    let title = LocalizedText::single("de", "Hoffest am Sonntag");
+    fx.store
+        .update_item(
+            item.id,
+            &ItemPatch {
+                title: Some(title.clone()),
+                ..Default::default()
+            },
+            fx.author,
+        )
+        .unwrap();
+    let mut meta = fx.store.space(fx.space).unwrap().meta;
+    meta.name = LocalizedText::single("de", "Ehrenfeld-Süd");
+    fx.store.update_space(fx.space, meta.clone(), fx.author).unwrap();
+    for doc_id in &docs {
+        let (doc, _) = read(doc_id);
+        let kept = doc
+            .get(automerge::ROOT, "step_free_entrance")
+            .unwrap()
+            .map(|(value, _)| value.to_string());
+        assert_eq!(kept.as_deref(), Some("\"ramp at the back\""), "{doc_id}");
+    }
+    let viewer = fx.viewer(Role::Resident);
+    assert_eq!(
+        fx.store.item_detail(item.id, &viewer).unwrap().item.content.title,
+        title
+    );
+    assert_eq!(fx.store.space(fx.space).unwrap().meta, meta);
+}
+
 #[test]
 fn an_oversize_new_item_is_refused_before_anything_is_stored() {
     let fx = Fixture::with_options(StoreOptions {

@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{access, documents, now, projection, Store, Touched};
 use crate::document::{
-    guarded, item_from_doc, item_to_json, space_to_json, write_change, write_edit, ChangeNote, Creation,
-    DocKind,
+    guarded, item_from_doc, item_to_json, space_from_doc, space_to_json, write_change, write_edit,
+    ChangeNote, Creation, DocKind,
 };
 use crate::error::{Error, Result};
 use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
@@ -90,11 +90,17 @@ impl Store {
             access::check_space_edit(self, tx, by, id)?;
             let space = Space { id, meta };
             let json = space_to_json(id, &space.meta)?;
+            // Only what differs is written, as for items; a document that does not read as a
+            // space is written whole.
+            let before = match space_from_doc(&loaded.doc, &doc_id) {
+                Ok(current) => Some(space_to_json(id, &current.meta)?),
+                Err(_) => None,
+            };
             self.commit_change(
                 tx,
                 &doc_id,
                 &mut loaded,
-                None,
+                before.as_ref(),
                 &json,
                 ChangeNote::new(by, ["meta"]),
             )?;
