@@ -41,6 +41,11 @@ commands:
   create [--items N] [--encrypted]
                                  durable create vs bare insert, N each (default 2000);
                                  --encrypted: also into a store with a store key (SQLCipher)
+  update [--items N]             one field edited, durable, vs a bare UPDATE of the JSON row;
+                                 N items, each edited twice (default 1000)
+  bulk [--items N]               the bulk-apply path alone: N generated creation forms into a
+                                 fresh store, 1 000 per transaction (default 20 000)
+  ranking                        top 5 of ten queries, bounded vs full BM25 ranking
   breakdown                      where search (and viewport) time goes
   breakdown-viewport             where viewport time goes
   breakdown-create [--items N]   CPU cost of the parts of a create (Automerge, JSON, folding)
@@ -868,15 +873,17 @@ fn viewport_breakdown() -> Res<()> {
     let viewer = resident_viewer();
     let conn = rusqlite::Connection::open_with_flags(&data.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.execute_batch("PRAGMA cache_size = -1024;")?;
+    // The JSON lives in `item_json` since schema 14 (light rows).
     let sql = |columns: &str| {
         format!(
             "SELECT {columns} FROM items_geo g CROSS JOIN items i ON i.id = g.id
+             LEFT JOIN item_json j ON j.id = i.id
              WHERE g.min_lat <= ?5 AND g.max_lat >= ?6 AND g.min_lon <= ?7 AND g.max_lon >= ?8
                AND {} LIMIT 200",
             STORE_FILTERS.replace("i.kind != 'comment'", "i.kind != 'comment' AND ?1 IS NOT NULL")
         )
     };
-    let (ids, json) = (sql("i.id"), sql("i.json"));
+    let (ids, json) = (sql("i.id"), sql("j.json"));
     let boxes = district_viewports(300, 0xB0C5);
     let mut columns: Vec<Vec<Duration>> = vec![Vec::new(); 3];
     let now = chrono::Utc::now().timestamp_millis();
