@@ -7,7 +7,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::document::{build_creation, guarded, rebuild_creation, Creation, DocKind};
+use crate::document::{build_creation, build_creation_doc, guarded, rebuild_creation_doc, Creation, DocKind};
 use crate::error::{Error, Result};
 
 /// Compact when a document has more incremental changes than this…
@@ -231,24 +231,29 @@ pub(crate) fn load_checked(
     };
     let kind =
         DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("document {doc_id} has kind {kind}")))?;
-    let mut doc = match snapshot {
+    let mut doc = match &snapshot {
         Some(bytes) => {
-            guarded::load_stored(&bytes).map_err(|e| Error::Corrupt(format!("snapshot of {doc_id}: {e}")))?
+            guarded::load_stored(bytes).map_err(|e| Error::Corrupt(format!("snapshot of {doc_id}: {e}")))?
         }
         None => Automerge::new(),
     };
     let mut unsettled = None;
     if let Some(stored) = creation {
-        let change = match creation_change(conn, doc_id, kind, &stored)? {
-            Ok(change) => change,
+        let (change, built_in) = match creation_change(conn, doc_id, kind, &stored)? {
+            Ok(built) => built,
             // Content that waits in the outbox exists nowhere else: never set aside.
             Err(UnbuildableCreation(reason)) if waits_in_outbox(conn, doc_id)? => {
                 return Err(Error::Corrupt(reason))
             }
             Err(unbuildable) => return Ok(Err(unbuildable)),
         };
-        guarded::apply_stored(&mut doc, vec![change.clone()])
-            .map_err(|e| Error::Corrupt(format!("creation of {doc_id}: {e}")))?;
+        match built_in {
+            // The document the change was built in holds exactly that change: applying it to a
+            // new one would do the build's work again.
+            Some(built) if snapshot.is_none() => doc = built,
+            _ => guarded::apply_stored(&mut doc, vec![change.clone()])
+                .map_err(|e| Error::Corrupt(format!("creation of {doc_id}: {e}")))?,
+        }
         unsettled = Some(Unsettled { change });
     }
     doc.set_actor(actor.clone());
@@ -275,15 +280,16 @@ pub(crate) fn load_checked(
     })))
 }
 
-/// The change a stored creation form stands for. A form made here whose change was built for a
-/// push takes it from its outbox entry (the change itself, until a server has it); a form made
-/// here and not built yet is built (it keeps its state); a form received is rebuilt and checked.
+/// The change a stored creation form stands for, with the document it was built in when it was
+/// built here. A form made here whose change was built for a push takes it from its outbox entry
+/// (the change itself, until a server has it); a form made here and not built yet is built (it
+/// keeps its state); a form received is rebuilt and checked.
 fn creation_change(
     conn: &Connection,
     doc_id: &str,
     kind: DocKind,
     stored: &[u8],
-) -> Result<std::result::Result<Change, UnbuildableCreation>> {
+) -> Result<std::result::Result<(Change, Option<Automerge>), UnbuildableCreation>> {
     // A document in creation form has no other change in the outbox than its creation (an
     // edit settles the form first).
     let outgoing = || -> Result<Option<Change>> {
@@ -302,14 +308,14 @@ fn creation_change(
     };
     let Some(form) = decode_stored(doc_id, stored) else {
         // When the form is damaged, its change waiting in the outbox is the document.
-        return Ok(outgoing()?.ok_or_else(unreadable));
+        return Ok(outgoing()?.map(|change| (change, None)).ok_or_else(unreadable));
     };
     // Only a sealed form (a check) can have its change in the outbox; one not sealed builds from
     // the state it keeps, and a form received has no outbox entry to read.
     if !form.check.is_empty() {
         if let Some(change) = outgoing()? {
             if change.hash().0.starts_with(&form.check) {
-                return Ok(Ok(change));
+                return Ok(Ok((change, None)));
             }
         }
     }
@@ -317,11 +323,11 @@ fn creation_change(
         return Ok(Err(unreadable()));
     };
     let built = if creation.check.is_empty() {
-        build_creation(&creation, doc_id, kind)
+        build_creation_doc(&creation, doc_id, kind)
     } else {
-        rebuild_creation(&creation, doc_id, kind)
+        rebuild_creation_doc(&creation, doc_id, kind)
     };
-    Ok(built.map_err(|e| {
+    Ok(built.map(|built| (built.change, Some(built.doc))).map_err(|e| {
         UnbuildableCreation(format!(
             "the creation form of {doc_id} does not rebuild to the change it names: {e}"
         ))

@@ -81,25 +81,43 @@ pub fn creation_of(doc: &Automerge, doc_id: &str, kind: DocKind) -> Result<Optio
 /// with its `check` (a sender whose rules differ from ours, or damaged data), or whose check is
 /// not [`CREATION_CHECK_LEN`] bytes long.
 pub fn rebuild_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Result<Change> {
+    Ok(rebuild_creation_doc(creation, doc_id, kind)?.change)
+}
+
+/// A creation's change and the document it was built in, which holds exactly that change: a
+/// store that loads the document for an edit or a merge takes it as it is instead of applying
+/// the change to a new one (as much work again as the build).
+pub struct BuiltCreation {
+    pub change: Change,
+    pub doc: Automerge,
+}
+
+/// [`rebuild_creation`], with the document it was built in.
+pub fn rebuild_creation_doc(creation: &Creation, doc_id: &str, kind: DocKind) -> Result<BuiltCreation> {
     if creation.check.len() != CREATION_CHECK_LEN {
         return Err(Error::MalformedChange {
             doc: doc_id.to_owned(),
             reason: "creation: check of a wrong length".into(),
         });
     }
-    let change = build_creation(creation, doc_id, kind)?;
-    if change.hash().0[..CREATION_CHECK_LEN] != creation.check[..] {
+    let built = build_creation_doc(creation, doc_id, kind)?;
+    if built.change.hash().0[..CREATION_CHECK_LEN] != creation.check[..] {
         return Err(Error::MalformedChange {
             doc: doc_id.to_owned(),
             reason: "the rebuilt creation does not match its hash (a sender with other rules?)".into(),
         });
     }
-    Ok(change)
+    Ok(built)
 }
 
 /// Builds the change a [`Creation`] describes without checking it against a hash: for a form
 /// written on this device, whose change is built for the first time (its `check` is ignored).
 pub fn build_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Result<Change> {
+    Ok(build_creation_doc(creation, doc_id, kind)?.change)
+}
+
+/// [`build_creation`], with the document it was built in.
+pub fn build_creation_doc(creation: &Creation, doc_id: &str, kind: DocKind) -> Result<BuiltCreation> {
     let malformed = |reason: String| Error::MalformedChange {
         doc: doc_id.to_owned(),
         reason,
@@ -125,5 +143,5 @@ pub fn build_creation(creation: &Creation, doc_id: &str, kind: DocKind) -> Resul
     )
     .map_err(|e| malformed(format!("creation: {e}")))?
     .ok_or_else(|| malformed("creation writes nothing".into()))?;
-    Ok(change)
+    Ok(BuiltCreation { change, doc })
 }

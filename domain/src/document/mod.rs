@@ -10,7 +10,10 @@ mod json;
 mod note;
 mod schema;
 
-pub use creation::{build_creation, creation_of, rebuild_creation, Creation, CREATION_CHECK_LEN};
+pub use creation::{
+    build_creation, build_creation_doc, creation_of, rebuild_creation, rebuild_creation_doc, BuiltCreation,
+    Creation, CREATION_CHECK_LEN,
+};
 pub use json::MAX_NESTING;
 pub use note::ChangeNote;
 pub use schema::DocKind;

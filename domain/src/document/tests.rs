@@ -211,6 +211,41 @@ fn edits_written_from_the_item_read_back_end_where_whole_writes_end() {
     }
 }
 
+/// The document a creation was built in stands for the creation applied to a new document:
+/// the same value, the same heads, and the next edit makes byte for byte the same change.
+#[test]
+fn the_document_a_creation_was_built_in_is_the_creation_applied() {
+    let mut d = doc(7);
+    let value = json!({"schema": 1, "id": "x", "title": {"de": "Tafel"}, "body": {"de": "Ausgabe dienstags"},
+        "tags": {"essen": true}, "location": {"lat": 52.52, "lon": 13.405}});
+    write_change(&mut d, "x", DocKind::Item, &value, &note(), 1_700_000_000_123).unwrap();
+    let creation = creation_of(&d, "x", DocKind::Item).unwrap().expect("a creation");
+    let built = rebuild_creation_doc(&creation, "x", DocKind::Item).unwrap();
+    let mut applied = Automerge::new();
+    applied.apply_changes([built.change.clone()]).unwrap();
+    let mut built_doc = built.doc;
+    assert_eq!(
+        read_json(&built_doc, "x").unwrap(),
+        read_json(&applied, "x").unwrap()
+    );
+    assert_eq!(built_doc.get_heads(), applied.get_heads());
+    let edit = json!({"schema": 1, "id": "x", "title": {"de": "Tafel am Dienstag"}, "body": {"de": "Ausgabe dienstags"},
+        "tags": {"essen": true}, "location": {"lat": 52.52, "lon": 13.405}});
+    let mut changes = Vec::new();
+    for doc in [&mut built_doc, &mut applied] {
+        doc.set_actor(ActorId::from(vec![9; 16]));
+        let change = write_change(doc, "x", DocKind::Item, &edit, &note_at(), 1_700_000_100_000)
+            .unwrap()
+            .expect("an edit");
+        changes.push(change.raw_bytes().to_vec());
+    }
+    assert_eq!(changes[0], changes[1]);
+}
+
+fn note_at() -> ChangeNote {
+    ChangeNote::new(PersonId::from(uuid::Uuid::nil()), ["title"])
+}
+
 #[test]
 fn documents_from_a_newer_schema_or_without_one_are_refused() {
     let mut d = doc(1);
