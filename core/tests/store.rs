@@ -456,6 +456,64 @@ fn an_edit_keeps_the_fields_a_newer_version_added() {
     assert_eq!(fx.store.space(fx.space).unwrap().meta, meta);
 }
 
+/// From its first edit on, an item's document is kept as a snapshot with the later edits beside
+/// it (loading a saved document is faster than applying the changes that made it), and reads,
+/// edits and syncs as before.
+#[test]
+fn an_edited_item_is_kept_as_a_snapshot_and_its_later_edits() {
+    let fx = Fixture::new();
+    let item = fx.post("Hoffest", "Am Sonntag im Hof");
+    let stored = |store: &Store| -> (bool, i64) {
+        rusqlite::Connection::open(store.path())
+            .unwrap()
+            .query_row(
+                "SELECT d.snapshot IS NOT NULL, (SELECT count(*) FROM doc_changes c WHERE c.doc_id = d.doc_id)
+                 FROM documents d WHERE d.doc_id = ?1",
+                [item.id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(
+        stored(&fx.store),
+        (false, 0),
+        "a new item is kept in creation form"
+    );
+    let edit = |title: &str| {
+        fx.store
+            .update_item(
+                item.id,
+                &ItemPatch {
+                    title: Some(LocalizedText::single("de", title)),
+                    ..Default::default()
+                },
+                fx.author,
+            )
+            .unwrap()
+    };
+    edit("Hoffest am Sonntag");
+    assert_eq!(stored(&fx.store), (true, 0), "the first edit leaves a snapshot");
+    edit("Hoffest am Sonntag, 15 Uhr");
+    edit("Hoffest am Sonntag, 16 Uhr");
+    assert_eq!(stored(&fx.store), (true, 2), "later edits are kept beside it");
+    let viewer = fx.viewer(Role::Resident);
+    let detail = fx.store.item_detail(item.id, &viewer).unwrap();
+    assert_eq!(
+        detail.item.content.title.get("de"),
+        Some("Hoffest am Sonntag, 16 Uhr")
+    );
+    assert_eq!(detail.history.len(), 4);
+    // Another store that takes every change reads the same item.
+    let dir = tempfile::tempdir().unwrap();
+    let other = Store::open(dir.path().join("other.db"), StoreOptions::default()).unwrap();
+    for (doc, _) in fx.store.document_ids().unwrap() {
+        other
+            .apply_changes(&fx.store.document_changes(&doc).unwrap())
+            .unwrap();
+    }
+    assert_eq!(other.item_detail(item.id, &viewer).unwrap().item, detail.item);
+}
+
 #[test]
 fn an_oversize_new_item_is_refused_before_anything_is_stored() {
     let fx = Fixture::with_options(StoreOptions {

@@ -601,7 +601,12 @@ pub(crate) fn store_change(
 /// Replaces incremental changes by a snapshot when they have grown; changes whose
 /// dependencies are still missing are kept, since a snapshot only holds applied history.
 pub(crate) fn compact_if_due(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -> Result<bool> {
-    let due = loaded.change_count > COMPACT_AFTER_CHANGES
+    // A document past its first edit is loaded from a snapshot from then on: Automerge reads a
+    // saved document faster than it applies the changes that made it (an item's texts are one
+    // operation per character), and the snapshot is smaller than its creation and edit.
+    let first_edit = loaded.snapshot_bytes == 0 && loaded.change_count >= 2;
+    let due = first_edit
+        || loaded.change_count > COMPACT_AFTER_CHANGES
         || loaded.change_bytes > loaded.snapshot_bytes.max(COMPACT_AFTER_BYTES);
     if !due {
         return Ok(false);
