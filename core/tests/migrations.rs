@@ -1002,15 +1002,15 @@ fn an_edit_waiting_for_the_search_index_upgrades_from_the_schemas_before_it() {
     let fx = Fixture::new();
     let resident = fx.viewer(Role::Resident);
     let item = fx.post("Laternenumzug", "mit Kindern");
-    let found = |store: &Store, text: &str| -> Vec<ItemId> {
+    let found = |store: &Store, space: SpaceId, text: &str| -> Vec<ItemId> {
         store
-            .search(&SearchRequest::new(fx.space, resident, text))
+            .search(&SearchRequest::new(space, resident, text))
             .expect("search")
             .into_iter()
             .map(|h| h.item.id)
             .collect()
     };
-    assert_eq!(found(&fx.store, "laternenumzug"), [item.id]);
+    assert_eq!(found(&fx.store, fx.space, "laternenumzug"), [item.id]);
     fx.store
         .update_item(
             item.id,
@@ -1039,16 +1039,8 @@ fn an_edit_waiting_for_the_search_index_upgrades_from_the_schemas_before_it() {
         let copy = downgraded_copy(&original, dir.path(), version, &creations);
         let store = Store::open(&copy, StoreOptions::default()).expect("upgrade");
         let what = format!("upgraded from version {version}");
-        let search = |text: &str| -> Vec<ItemId> {
-            store
-                .search(&SearchRequest::new(space, resident, text))
-                .expect("search")
-                .into_iter()
-                .map(|h| h.item.id)
-                .collect()
-        };
-        assert_eq!(search("martinsfeuer"), [item.id], "{what}");
-        assert!(search("laternenumzug").is_empty(), "{what}");
+        assert_eq!(found(&store, space, "martinsfeuer"), [item.id], "{what}");
+        assert!(found(&store, space, "laternenumzug").is_empty(), "{what}");
         close(store);
         let rows: i64 = read_only(&copy)
             .query_row("SELECT count(*) FROM items_fts_docsize", [], |r| r.get(0))

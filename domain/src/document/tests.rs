@@ -117,17 +117,21 @@ fn removed_keys_are_deleted_and_lists_replaced() {
     assert_eq!(read_json(&d, "x").unwrap(), json!({"l": [2], "m": {}}));
 }
 
-#[test]
-fn item_round_trips_through_its_document_and_note_travels_with_the_change() {
-    let item: crate::model::Item = serde_json::from_value(json!({
+/// A help request for food, as the model's JSON (not the document's).
+fn food_request() -> serde_json::Value {
+    json!({
         "id": ItemId::new(), "space": crate::model::SpaceId::new(), "author": PersonId::new(),
         "created_at": 1_700_000_000_000i64, "updated_at": 1_700_000_000_000i64,
         "title": {"de": "Tafel", "de-x-easy": "Essen für alle"}, "body": {"de": "Jeden Dienstag"},
         "tags": ["essen", "hilfe"], "location": {"lat": 50.95, "lon": 6.95, "source": "manual"},
         "media": [], "audience": "everyone", "status": "published",
         "details": {"kind": "request", "direction": "need", "category": "food", "state": "open"}
-    }))
-    .unwrap();
+    })
+}
+
+#[test]
+fn item_round_trips_through_its_document_and_note_travels_with_the_change() {
+    let item: crate::model::Item = serde_json::from_value(food_request()).unwrap();
     let mut d = doc(1);
     let by = PersonId::new();
     let change = write_change(
@@ -150,14 +154,7 @@ fn item_round_trips_through_its_document_and_note_travels_with_the_change() {
 /// the document written by `write_edit` reads back as the one written whole.
 #[test]
 fn edits_written_from_the_item_read_back_end_where_whole_writes_end() {
-    let mut model = json!({
-        "id": ItemId::new(), "space": crate::model::SpaceId::new(), "author": PersonId::new(),
-        "created_at": 1_700_000_000_000i64, "updated_at": 1_700_000_000_000i64,
-        "title": {"de": "Tafel", "de-x-easy": "Essen für alle"}, "body": {"de": "Jeden Dienstag"},
-        "tags": ["essen", "hilfe"], "location": {"lat": 50.95, "lon": 6.95, "source": "manual"},
-        "media": [], "audience": "everyone", "status": "published",
-        "details": {"kind": "request", "direction": "need", "category": "food", "state": "open"}
-    });
+    let mut model = food_request();
     let item = |model: &serde_json::Value| -> crate::model::Item {
         serde_json::from_value(model.clone()).expect("a valid item")
     };
