@@ -1011,16 +1011,7 @@ fn an_edit_waiting_for_the_search_index_upgrades_from_the_schemas_before_it() {
             .collect()
     };
     assert_eq!(found(&fx.store, fx.space, "laternenumzug"), [item.id]);
-    fx.store
-        .update_item(
-            item.id,
-            &ItemPatch {
-                title: Some(LocalizedText::single("de", "Martinsfeuer")),
-                ..Default::default()
-            },
-            fx.author,
-        )
-        .expect("edit");
+    fx.retitle(item.id, "Martinsfeuer");
     let creations = creation_changes(&fx.store);
     let original = fx.store.path().to_path_buf();
     let replaces: i64 = read_only(&original)

@@ -2354,6 +2354,26 @@ fn map_pins_are_the_viewport_items_with_title_kind_and_exact_position() {
     assert_eq!((moved.lat, moved.lon), (50.9412, 6.9583));
 }
 
+/// Erases item `id`, after checking that the database file holds each needle (so that the
+/// check can fail), and checks that the file holds none of them afterwards.
+fn erase_and_check_the_file(fx: &Fixture, id: ItemId, needles: &[&[u8]]) {
+    for needle in needles {
+        assert!(
+            store_file_holds(&fx.store, needle),
+            "{} is not where the test looks",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    fx.store.erase_item(id).unwrap();
+    for needle in needles {
+        assert!(
+            !store_file_holds(&fx.store, needle),
+            "an erased item's words ({}) are still in the database file",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}
+
 /// Rows in the search index (one per item it holds), read as [`pending_in_index`] reads.
 fn rows_in_index(store: &Store) -> i64 {
     rusqlite::Connection::open(store.path())
@@ -2405,16 +2425,7 @@ fn search_finds_every_write_whether_its_batch_was_indexed_or_not() {
     assert_eq!(found, written);
     // An edit while pending replaces the pending text; a delete removes it.
     let edited = *written.iter().next_back().expect("an item");
-    fx.store
-        .update_item(
-            edited,
-            &ItemPatch {
-                title: Some(LocalizedText::single("de", "Martinsfeuer")),
-                ..Default::default()
-            },
-            fx.author,
-        )
-        .unwrap();
+    fx.retitle(edited, "Martinsfeuer");
     assert_eq!(hit_ids(&search(&fx, resident, "martinsfeuer")), vec![edited]);
     assert!(!hit_ids(&search(&fx, resident, "laternenumzug")).contains(&edited));
     fx.store.delete_item(edited, fx.author).unwrap();
@@ -2425,26 +2436,14 @@ fn search_finds_every_write_whether_its_batch_was_indexed_or_not() {
 fn an_edit_leaves_the_index_row_for_the_next_batch_to_replace() {
     let fx = Fixture::new();
     let resident = fx.viewer(Role::Resident);
-    let edit = |id: ItemId, title: &str| {
-        fx.store
-            .update_item(
-                id,
-                &ItemPatch {
-                    title: Some(LocalizedText::single("de", title)),
-                    ..Default::default()
-                },
-                fx.author,
-            )
-            .unwrap();
-    };
     let lantern = fx.post("Laternenumzug", "mit Kindern").id;
     let garden = fx.post("Gartenfest", "Kuchen und Musik").id;
     assert_eq!(hit_ids(&search(&fx, resident, "gartenfest")), vec![garden]);
     assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 2));
     // The edit writes a pending row and leaves the index alone (no FTS5 delete, with its
     // segment writes, at each edit); a second edit before the batch keeps what the first knew.
-    edit(lantern, "Martinsfeuer");
-    edit(lantern, "Martinsfeuer am Rhein");
+    fx.retitle(lantern, "Martinsfeuer");
+    fx.retitle(lantern, "Martinsfeuer am Rhein");
     assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (1, 2));
     // The search replaces the row: the new words are found, the old ones are not, and the
     // index holds one row per item.
@@ -2452,7 +2451,7 @@ fn an_edit_leaves_the_index_row_for_the_next_batch_to_replace() {
     assert!(search(&fx, resident, "laternenumzug").is_empty());
     assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 2));
     // The same through a batch that a write fills (sixteen pending rows).
-    edit(garden, "Sommerfest");
+    fx.retitle(garden, "Sommerfest");
     let mut more = Vec::new();
     for i in 0..15 {
         more.push(fx.post(&format!("Flohmarkt {i}"), "").id);
@@ -2461,31 +2460,17 @@ fn an_edit_leaves_the_index_row_for_the_next_batch_to_replace() {
     assert_eq!(hit_ids(&search(&fx, resident, "sommerfest")), vec![garden]);
     assert!(search(&fx, resident, "gartenfest").is_empty());
     // Deleting an item whose edit waits takes its old row out at once.
-    edit(garden, "Herbstfest");
+    fx.retitle(garden, "Herbstfest");
     fx.store.delete_item(garden, fx.author).unwrap();
     assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 16));
     assert!(search(&fx, resident, "sommerfest").is_empty());
     assert!(search(&fx, resident, "herbstfest").is_empty());
     // Erasing an item whose edit waits leaves neither its old nor its new words in the file.
-    edit(lantern, "Qqvorherwortxyz");
+    fx.retitle(lantern, "Qqvorherwortxyz");
     assert_eq!(hit_ids(&search(&fx, resident, "qqvorherwortxyz")), vec![lantern]);
-    edit(lantern, "Qqnachherwortxyz");
+    fx.retitle(lantern, "Qqnachherwortxyz");
     assert_eq!(pending_in_index(&fx.store), 1);
-    for needle in [&b"vorherwortxyz"[..], b"qqnachherwortxyz"] {
-        assert!(
-            store_file_holds(&fx.store, needle),
-            "{} is not where the test looks",
-            String::from_utf8_lossy(needle)
-        );
-    }
-    fx.store.erase_item(lantern).unwrap();
-    for needle in [&b"vorherwortxyz"[..], b"nachherwortxyz"] {
-        assert!(
-            !store_file_holds(&fx.store, needle),
-            "an erased item's words ({}) are still in the database file",
-            String::from_utf8_lossy(needle)
-        );
-    }
+    erase_and_check_the_file(&fx, lantern, &[b"vorherwortxyz", b"nachherwortxyz"]);
     assert_eq!((pending_in_index(&fx.store), rows_in_index(&fx.store)), (0, 15));
 }
 
@@ -2494,19 +2479,10 @@ fn erasing_an_item_still_waiting_for_the_search_index_leaves_no_trace_of_its_wor
     let fx = Fixture::new();
     let kept = fx.post("Gartenfest", "");
     let erased = fx.post("Nachbarschaftshilfe", "Zitronenwortxyz bei Frau Meier");
-    let needle = b"zitronenwortxyz";
     assert!(pending_in_index(&fx.store) >= 1);
     // The folded words wait in plain text (the item's own rows are compressed): the check
-    // below can see them.
-    assert!(
-        store_file_holds(&fx.store, needle),
-        "the pending words are not where the test looks"
-    );
-    fx.store.erase_item(erased.id).unwrap();
-    assert!(
-        !store_file_holds(&fx.store, needle),
-        "an erased item's words are still in the database file"
-    );
+    // can see them.
+    erase_and_check_the_file(&fx, erased.id, &[b"zitronenwortxyz"]);
     let resident = fx.viewer(Role::Resident);
     assert_eq!(hit_ids(&search(&fx, resident, "gartenfest")), vec![kept.id]);
 }
@@ -2524,16 +2500,7 @@ fn erasing_an_indexed_item_leaves_no_trace_of_its_words_in_the_search_index() {
         vec![erased.id]
     );
     assert_eq!(pending_in_index(&fx.store), 0);
-    let needle = b"xjzwortmarker";
-    assert!(
-        store_file_holds(&fx.store, needle),
-        "the indexed words are not where the test looks"
-    );
-    fx.store.erase_item(erased.id).unwrap();
-    assert!(
-        !store_file_holds(&fx.store, needle),
-        "an erased item's words are still in the search index"
-    );
+    erase_and_check_the_file(&fx, erased.id, &[b"xjzwortmarker"]);
     assert!(search(&fx, resident, "qqxjzwortmarker").is_empty());
     assert_eq!(hit_ids(&search(&fx, resident, "gartenfest")), vec![kept.id]);
 }

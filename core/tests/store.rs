@@ -426,17 +426,7 @@ fn an_edit_keeps_the_fields_a_newer_version_added() {
     }
     let report = fx.store.apply_changes(&newer).unwrap();
     assert_eq!(report.applied, 2, "{report:?}");
-    let title = LocalizedText::single("de", "Hoffest am Sonntag");
-    fx.store
-        .update_item(
-            item.id,
-            &ItemPatch {
-                title: Some(title.clone()),
-                ..Default::default()
-            },
-            fx.author,
-        )
-        .unwrap();
+    let title = fx.retitle(item.id, "Hoffest am Sonntag").content.title;
     let mut meta = fx.store.space(fx.space).unwrap().meta;
     meta.name = LocalizedText::single("de", "Ehrenfeld-Süd");
     fx.store.update_space(fx.space, meta.clone(), fx.author).unwrap();
@@ -479,22 +469,10 @@ fn an_edited_item_is_kept_as_a_snapshot_and_its_later_edits() {
         (false, 0),
         "a new item is kept in creation form"
     );
-    let edit = |title: &str| {
-        fx.store
-            .update_item(
-                item.id,
-                &ItemPatch {
-                    title: Some(LocalizedText::single("de", title)),
-                    ..Default::default()
-                },
-                fx.author,
-            )
-            .unwrap()
-    };
-    edit("Hoffest am Sonntag");
+    fx.retitle(item.id, "Hoffest am Sonntag");
     assert_eq!(stored(&fx.store), (true, 0), "the first edit leaves a snapshot");
-    edit("Hoffest am Sonntag, 15 Uhr");
-    edit("Hoffest am Sonntag, 16 Uhr");
+    fx.retitle(item.id, "Hoffest am Sonntag, 15 Uhr");
+    fx.retitle(item.id, "Hoffest am Sonntag, 16 Uhr");
     assert_eq!(stored(&fx.store), (true, 2), "later edits are kept beside it");
     let viewer = fx.viewer(Role::Resident);
     let detail = fx.store.item_detail(item.id, &viewer).unwrap();

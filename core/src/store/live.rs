@@ -210,12 +210,13 @@ impl LiveQueries {
             .unwrap_or_else(|p| p.into_inner())
             .is_empty();
         if has_subscribers {
-            let _ = self
-                .sender
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .send(Notice::Committed(touched));
+            self.send(Notice::Committed(touched));
         }
+    }
+
+    /// Hands `notice` to the notifier thread (gone only when the store is closing).
+    fn send(&self, notice: Notice) {
+        let _ = self.sender.lock().unwrap_or_else(|p| p.into_inner()).send(notice);
     }
 
     /// Whether a live search is subscribed (writes then index what they project at once).
@@ -231,11 +232,7 @@ impl LiveQueries {
     /// Tells the listener of subscription `id`, on the notifier thread, that `error` kept its
     /// result from coming (it comes with the next commit that can change it).
     fn fail(&self, id: u64, error: Error) {
-        let _ = self
-            .sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Notice::Failed(id, error));
+        self.send(Notice::Failed(id, error));
     }
 
     fn subscribe(&self, query: LiveQuery, listener: Listener) -> Subscription {
@@ -245,11 +242,7 @@ impl LiveQueries {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, Arc::new(Subscriber { query, listener }));
-        let _ = self
-            .sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Notice::Subscribed(id));
+        self.send(Notice::Subscribed(id));
         Subscription {
             id,
             registry: Arc::downgrade(&self.registry),

@@ -52,6 +52,20 @@ impl Fixture {
     pub fn post(&self, title: &str, body: &str) -> Item {
         self.create(post(title, body))
     }
+
+    /// Gives item `id` a new (German) title, as its author.
+    pub fn retitle(&self, id: ItemId, title: &str) -> Item {
+        self.store
+            .update_item(
+                id,
+                &ItemPatch {
+                    title: Some(LocalizedText::single("de", title)),
+                    ..Default::default()
+                },
+                self.author,
+            )
+            .expect("retitle")
+    }
 }
 
 pub fn space_meta(name: &str) -> SpaceMeta {
