@@ -19,12 +19,24 @@ const MAX_IDLE_READERS: usize = 4;
 /// than rusqlite's default of 16: with that cache, `prepare_cached` evicted and compiled the
 /// same SQL again on every write and sync round.
 pub(crate) const STATEMENT_CACHE: usize = 128;
+/// Bytes of the store file a reader maps into memory, reading pages in place instead of
+/// copying each into its page cache with a system call: a search touches hundreds of scattered
+/// pages (doclists, `items` rows, row sizes), and `pread` into the 1 MB cache was a third of its
+/// time (`docs/store.md`, "Connections"). 64-bit only: a 32-bit process has too little address
+/// space to map the file once per reader. An encrypted store is never mapped (SQLCipher reads
+/// every page through its codec).
+pub(crate) const READER_MMAP_BYTES: i64 = if cfg!(target_pointer_width = "64") {
+    1 << 30
+} else {
+    0
+};
 
 /// Opens the writer connection; with a store key, that key is its first statement.
 pub(crate) fn open_writer(path: &Path, store_key: Option<&StoreKey>) -> Result<Connection> {
     let conn = Connection::open(path)?;
     key::apply(&conn, store_key)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    plan_once(&conn)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers never block the writer and the writer never blocks readers.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -50,11 +62,23 @@ pub(crate) fn open_reader(path: &Path, store_key: Option<&StoreKey>) -> Result<C
     let conn = Connection::open_with_flags(path, flags)?;
     key::apply(&conn, store_key)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    plan_once(&conn)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Smaller page cache per reader than the default 2 MB: several readers on a low-end phone.
     conn.pragma_update(None, "cache_size", -1024)?;
+    conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
+}
+
+/// A cached statement keeps the plan it was prepared with, whatever values are bound to it.
+/// Without this SQLite (3.54) prepares a statement again at every run that binds a new value
+/// to a `LIMIT ?` (it plans with the bound limit), which every page of the feed, search and map
+/// does: about a tenth of a search's time. The store's queries do not rely on plans that depend
+/// on bound values (no `LIKE ?`, no `ANALYZE` statistics).
+fn plan_once(conn: &Connection) -> Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 /// Read-only connections, handed out one per query, and the store key they are opened with.
@@ -114,5 +138,56 @@ impl ReaderPool {
         *current = Some(key);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// A store file with a few rows, and the sum of the first `limit` of them read by the same
+    /// cached statement with each limit in turn; returns how often SQLite prepared it again.
+    fn reprepares_across_limits(conn: &Connection) -> i32 {
+        let mut total = 0;
+        for limit in [1_i64, 2, 3, 2] {
+            let mut stmt = conn
+                .prepare_cached("SELECT count(*) FROM (SELECT n FROM numbers ORDER BY n LIMIT ?1)")
+                .expect("prepare");
+            let count: i64 = stmt.query_row([limit], |r| r.get(0)).expect("query");
+            assert_eq!(count, limit);
+            total = stmt.get_status(StatementStatus::RePrepare);
+        }
+        total
+    }
+
+    #[test]
+    fn a_cached_statement_is_not_prepared_again_for_each_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let writer = open_writer(&path, None).expect("writer");
+        writer
+            .execute_batch("CREATE TABLE numbers (n INTEGER); INSERT INTO numbers VALUES (1), (2), (3), (4);")
+            .expect("seed");
+        assert_eq!(reprepares_across_limits(&writer), 0, "writer");
+        let reader = open_reader(&path, None).expect("reader");
+        assert_eq!(reprepares_across_limits(&reader), 0, "reader");
+    }
+
+    #[test]
+    fn readers_map_the_store_file_and_the_writer_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let writer = open_writer(&path, None).expect("writer");
+        writer.execute_batch("CREATE TABLE t (x);").expect("schema");
+        let mapped = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA mmap_size", [], |r| r.get(0))
+                .expect("mmap_size")
+        };
+        assert_eq!(
+            mapped(&open_reader(&path, None).expect("reader")),
+            READER_MMAP_BYTES
+        );
+        assert_eq!(mapped(&writer), 0);
     }
 }

@@ -78,6 +78,15 @@ pub struct Db {
     signing_key: ed25519_dalek::SigningKey,
 }
 
+/// A cached statement keeps the plan it was prepared with, whatever values are bound to it.
+/// Without this SQLite (3.54) prepares a statement again at every run that binds a new value
+/// to a `LIMIT ?` (it plans with the bound limit), as every page of a pull does. The server's
+/// queries do not rely on plans that depend on bound values (no `LIKE ?`, no `ANALYZE`).
+fn plan_once(conn: &Connection) -> Result<(), ServerError> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
 impl Db {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Db, ServerError> {
@@ -86,6 +95,7 @@ impl Db {
         let path = dir.join("quartier-server.db");
         let conn = Connection::open(&path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        plan_once(&conn)?;
         // WAL + FULL: an acknowledged change is on disk, power loss included.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -214,6 +224,25 @@ pub fn secret_hash(secret: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_statement_is_not_prepared_again_for_each_limit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Db::open(dir.path()).expect("open");
+        let sql = "SELECT count(*) FROM (SELECT value FROM json_each('[1,2,3,4]') LIMIT ?1)";
+        let reprepares = |conn: &Connection| {
+            let mut total = 0;
+            for limit in [1_i64, 3, 2] {
+                let mut stmt = conn.prepare_cached(sql).expect("prepare");
+                let count: i64 = stmt.query_row([limit], |r| r.get(0)).expect("query");
+                assert_eq!(count, limit);
+                total = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            }
+            total
+        };
+        assert_eq!(reprepares(&db.lock()), 0, "writer");
+        assert_eq!(reprepares(&db.read().expect("reader")), 0, "reader");
+    }
 
     fn version(db: &Db) -> i64 {
         db.lock()

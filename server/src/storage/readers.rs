@@ -86,6 +86,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
+        super::plan_once(&conn)?;
         // A reader waits for the writer only in rare moments of WAL recovery or checkpointing;
         // the same patience as the writer's.
         conn.busy_timeout(Duration::from_secs(5))?;
