@@ -2,7 +2,7 @@
 //!
 //! The grammar is deliberately small and forgiving:
 //! - words separated by white space are ANDed and prefix-matched (`nach` finds
-//!   `Nachbarschaft`);
+//!   `Nachbarschaft`), except short words (see [`MIN_PREFIX_CHARS`]);
 //! - a word with punctuation inside (`e-mail`, `9:30`, `title:x`) is one prefix phrase of its
 //!   parts;
 //! - `"double-quoted words"` (also `„…“`, `“…”`, `«…»`) match as an exact phrase; with an odd
@@ -21,6 +21,14 @@ pub const MAX_QUERY_CHARS: usize = 500;
 
 /// The most words (counting every word of every phrase and exclusion) a search may have.
 pub const MAX_QUERY_TERMS: usize = 32;
+
+/// A word shorter than this (folded, in characters) matches only itself, not every word it
+/// begins, when the search has other words (`es` in `hier gibt es`), and so does a single
+/// character searched alone. Such a prefix narrows the matches hardly at all, and FTS5 merges
+/// the lists of every indexed word that begins with it before it can stop at the newest
+/// matches: `es` alone begins words in 46 000 of the 100 000 bench items, and it made
+/// `hier gibt es` the slowest search of the bench set (`docs/queries.md`).
+pub const MIN_PREFIX_CHARS: usize = 3;
 
 /// Why a search string cannot be searched.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -65,8 +73,9 @@ impl SearchQuery {
         if input.chars().count() > MAX_QUERY_CHARS {
             return Err(SearchSyntaxError::TooLong { max: MAX_QUERY_CHARS });
         }
-        let parts = split(input);
-        if parts.iter().map(|p| p.words.len()).sum::<usize>() > MAX_QUERY_TERMS {
+        let mut parts = split(input);
+        let words: usize = parts.iter().map(|p| p.words.len()).sum();
+        if words > MAX_QUERY_TERMS {
             return Err(SearchSyntaxError::TooManyTerms { max: MAX_QUERY_TERMS });
         }
         if parts.is_empty() {
@@ -74,6 +83,12 @@ impl SearchQuery {
         }
         if parts.iter().all(|p| p.exclude) {
             return Err(SearchSyntaxError::OnlyExclusions);
+        }
+        for part in &mut parts {
+            let last = part.words.last().map_or(0, |w| w.chars().count());
+            if last < MIN_PREFIX_CHARS && (words > 1 || last == 1) {
+                part.prefix = false;
+            }
         }
         Ok(SearchQuery { parts })
     }
@@ -244,7 +259,7 @@ mod tests {
         assert_eq!(fts(r#""Straße am See" garten"#), r#""strasse am see" "garten"*"#);
         assert_eq!(fts("„offener Garten“"), r#""offener garten""#);
         assert_eq!(fts(r#""garten""#), r#""garten""#);
-        assert_eq!(fts(r#"a""b"#), r#""a"* "b"*"#);
+        assert_eq!(fts(r#"ab""cd"#), r#""ab" "cd""#);
     }
 
     #[test]
@@ -253,26 +268,41 @@ mod tests {
             fts(r#"offener "Garten heute"#),
             r#""offener"* "garten"* "heute"*"#
         );
-        assert_eq!(fts(r#""a b" "c d"#), r#""a b" "c"* "d"*"#);
-        assert_eq!(fts(r#"a"b"#), r#""a"* "b"*"#);
+        assert_eq!(fts(r#""a b" "cat dog"#), r#""a b" "cat"* "dog"*"#);
+        assert_eq!(fts(r#"cat"dog"#), r#""cat"* "dog"*"#);
     }
 
     #[test]
     fn punctuated_words_are_prefix_phrases() {
         assert_eq!(fts("E-Mail"), r#""e mail"*"#);
-        assert_eq!(fts("9:30"), r#""9 30"*"#);
+        assert_eq!(fts("9:300"), r#""9 300"*"#);
         assert_eq!(fts("title:garten"), r#""title garten"*"#);
     }
 
     #[test]
     fn fts5_operators_are_plain_words_or_punctuation() {
         assert_eq!(
-            fts("a AND b OR c NOT d"),
-            r#""a"* "and"* "b"* "or"* "c"* "not"* "d"*"#
+            fts("ab AND bc OR cd NOT de"),
+            r#""ab" "and"* "bc" "or" "cd" "not"* "de""#
         );
-        assert_eq!(fts("NEAR(a b)"), r#""near a"* "b"*"#);
-        assert_eq!(fts("*x ^y (z)"), r#""x"* "y"* "z"*"#);
-        assert_eq!(fts("a - -- b"), r#""a"* "b"*"#);
+        assert_eq!(fts("NEAR(abc bcd)"), r#""near abc"* "bcd"*"#);
+        assert_eq!(fts("*xyz ^yes (zen)"), r#""xyz"* "yes"* "zen"*"#);
+        assert_eq!(fts("abc - -- bcd"), r#""abc"* "bcd"*"#);
+    }
+
+    #[test]
+    fn short_words_match_whole_words_beside_others_and_a_single_letter_always() {
+        assert_eq!(fts("Hier gibt es"), r#""hier"* "gibt"* "es""#);
+        assert_eq!(fts("es"), r#""es"*"#);
+        assert_eq!(fts("k"), r#""k""#);
+        assert_eq!(fts("Ä"), r#""a""#);
+        assert_eq!(fts("kalk 5"), r#""kalk"* "5""#);
+        assert_eq!(fts("9:30"), r#""9 30""#);
+        assert_eq!(fts("hilfe -ab"), r#""hilfe"* NOT "ab""#);
+        // Characters, not bytes: a two-letter Arabic or Cyrillic word is short too, a
+        // three-letter one is not.
+        assert_eq!(fts("الحي"), r#""الحي"*"#);
+        assert_eq!(fts("сад ні"), r#""сад"* "ні""#);
     }
 
     #[test]
