@@ -57,7 +57,9 @@ impl SearchRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchHit {
     pub item: Item,
-    /// BM25 score; lower is better (SQLite's convention).
+    /// BM25 score; lower is better (SQLite's convention). A search for one word or phrase
+    /// leaves out that phrase's inverse document frequency, the same factor for every hit, so
+    /// the order is BM25's.
     pub score: f64,
     pub title: Snippet,
     pub body: Snippet,
@@ -77,10 +79,17 @@ pub(crate) fn search(conn: &Connection, request: &SearchRequest) -> Result<Vec<S
     f.push_param(SqlValue::Integer(RANKED_MATCHES));
     f.push_param(SqlValue::Integer(clamp_limit(request.limit)));
     // FTS5 walks the matches newest first and stops after RANKED_MATCHES that pass the filters
-    // (each joined with its light `items` row); only the hits returned read their JSON.
+    // (each joined with its light `items` row); only the hits returned read their JSON. One
+    // word or phrase has one inverse document frequency for every row: its BM25 order needs
+    // no count of the rows that hold it (`store::bm25_one_phrase`).
+    let rank = if query.positive_parts().count() == 1 {
+        crate::store::bm25_one_phrase::NAME
+    } else {
+        "bm25"
+    };
     let sql = format!(
         "SELECT r.score, {ITEM_COLUMNS} FROM (
-             SELECT i.id AS id, bm25(items_fts, 8.0, 1.0, 3.0) AS score
+             SELECT i.id AS id, {rank}(items_fts, 8.0, 1.0, 3.0) AS score
              FROM items_fts CROSS JOIN items i ON i.id = items_fts.rowid
              WHERE {} ORDER BY items_fts.rowid DESC LIMIT ?
          ) r CROSS JOIN items i ON i.id = r.id CROSS JOIN item_json j ON j.id = r.id

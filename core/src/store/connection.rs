@@ -37,6 +37,7 @@ pub(crate) fn open_writer(path: &Path, store_key: Option<&StoreKey>) -> Result<C
     key::apply(&conn, store_key)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     plan_once(&conn)?;
+    super::bm25_one_phrase::register(&conn)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers never block the writer and the writer never blocks readers.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -63,6 +64,7 @@ pub(crate) fn open_reader(path: &Path, store_key: Option<&StoreKey>) -> Result<C
     key::apply(&conn, store_key)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     plan_once(&conn)?;
+    super::bm25_one_phrase::register(&conn)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Smaller page cache per reader than the default 2 MB: several readers on a low-end phone.
     conn.pragma_update(None, "cache_size", -1024)?;

@@ -4,6 +4,7 @@
 //! after the commit. See `docs/store.md` for the concurrency model.
 
 mod access;
+pub(crate) mod bm25_one_phrase;
 mod commands;
 pub(crate) use commands::erase_in;
 mod connection;
