@@ -521,6 +521,36 @@ fn search_matches_word_prefixes() {
 }
 
 #[test]
+fn a_short_word_beside_others_or_a_letter_alone_matches_only_itself() {
+    let fx = Fixture::new();
+    let word = fx.post("Hier gibt es Kuchen", "Am Sonntag, Haus 5.");
+    let longer = fx.post("Hier gibt essen", "Am Sonntag, Haus 55.");
+    let letter = fx.post("Vitamin K", "für k und kk");
+    let resident = fx.viewer(Role::Resident);
+    let found = |text: &str| {
+        let mut ids = hit_ids(&search(&fx, resident, text));
+        ids.sort();
+        ids
+    };
+    let sorted = |mut ids: Vec<ItemId>| {
+        ids.sort();
+        ids
+    };
+    // Beside other words, `es` and `5` are whole words; alone, `es` is still a prefix.
+    assert_eq!(found("hier gibt es"), vec![word.id]);
+    assert_eq!(found("haus 5"), vec![word.id]);
+    assert_eq!(found("haus 55"), vec![longer.id]);
+    assert_eq!(found("es"), sorted(vec![word.id, longer.id]));
+    // A single letter alone is a whole word too.
+    assert_eq!(found("k"), vec![letter.id]);
+    assert_eq!(found("kk"), vec![letter.id]);
+    // Marks follow the match: the whole word `es`, not the start of `essen`.
+    let hits = search(&fx, resident, "gibt es");
+    assert_eq!(hit_ids(&hits), vec![word.id]);
+    assert_eq!(hits[0].title.marked("[", "]"), "Hier [gibt] [es] Kuchen");
+}
+
+#[test]
 fn search_ranks_title_matches_above_body_matches_and_marks_them() {
     let fx = Fixture::new();
     let resident = fx.viewer(Role::Resident);
