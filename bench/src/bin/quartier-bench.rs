@@ -678,8 +678,7 @@ fn ranking() -> Res<()> {
     let viewer = resident_viewer();
     let conn = rusqlite::Connection::open_with_flags(&data.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let full = format!(
-        "SELECT j.json FROM items_fts CROSS JOIN items i ON i.id = items_fts.rowid
-         CROSS JOIN item_json j ON j.id = i.id
+        "SELECT i.item_id FROM items_fts CROSS JOIN items i ON i.id = items_fts.rowid
          WHERE items_fts MATCH ?1 AND {STORE_FILTERS}
          ORDER BY bm25(items_fts, 8.0, 1.0, 3.0), i.id DESC LIMIT 5"
     );
@@ -712,15 +711,17 @@ fn ranking() -> Res<()> {
             |r| r.get(0),
         )?;
         let mut stmt = conn.prepare(&full)?;
-        let before: Vec<String> = stmt
+        // The items through the store (their rows are compressed and split over two tables).
+        let before = stmt
             .query_map(
                 rusqlite::params![fts, space.to_string(), viewer.person.to_string(), now],
                 |r| r.get::<_, String>(0),
             )?
-            .filter_map(|json| json.ok())
-            .filter_map(|json| serde_json::from_str::<quartier_core::model::Item>(&json).ok())
-            .map(|item| title(&item))
-            .collect();
+            .map(|id| -> Res<String> {
+                let id: quartier_core::model::ItemId = id?.parse()?;
+                Ok(title(&store.item_detail(id, &viewer)?.item))
+            })
+            .collect::<Res<Vec<String>>>()?;
         let mut request = SearchRequest::new(space, viewer, q);
         request.limit = 5.into();
         let after: Vec<String> = store.search(&request)?.iter().map(|h| title(&h.item)).collect();
