@@ -280,6 +280,26 @@ const ADDED_BY: &[Added] = &[
         // Before it, an edit took the item's index row out at once.
         undo: "DELETE FROM items_fts WHERE rowid IN (SELECT id FROM search_pending WHERE replaces = 1);",
     },
+    Added {
+        version: 28,
+        tables: &[],
+        columns: &[],
+        // Before it, the index had no prefix index: the same rows, copied word by word.
+        undo: "CREATE VIRTUAL TABLE temp.fts_words USING fts5vocab(main, items_fts, 'instance');
+               CREATE VIRTUAL TABLE items_fts_before USING fts5(
+                   title, body, extra, content = '', contentless_delete = 1,
+                   tokenize = 'unicode61 remove_diacritics 0');
+               INSERT INTO items_fts_before (rowid, title, body, extra)
+                   SELECT doc,
+                          coalesce(group_concat(CASE WHEN col = 'title' THEN term END, ' ' ORDER BY offset), ''),
+                          coalesce(group_concat(CASE WHEN col = 'body' THEN term END, ' ' ORDER BY offset), ''),
+                          coalesce(group_concat(CASE WHEN col = 'extra' THEN term END, ' ' ORDER BY offset), '')
+                   FROM temp.fts_words GROUP BY doc;
+               DROP TABLE temp.fts_words;
+               DROP TABLE items_fts;
+               ALTER TABLE items_fts_before RENAME TO items_fts;
+               INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', 1);",
+    },
 ];
 
 /// Tables of the schema at `version`.

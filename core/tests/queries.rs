@@ -521,11 +521,13 @@ fn search_matches_word_prefixes() {
 }
 
 #[test]
-fn a_short_word_beside_others_or_a_letter_alone_matches_only_itself() {
+fn a_single_character_matches_only_itself_and_two_are_a_prefix() {
     let fx = Fixture::new();
     let word = fx.post("Hier gibt es Kuchen", "Am Sonntag, Haus 5.");
     let longer = fx.post("Hier gibt essen", "Am Sonntag, Haus 55.");
     let letter = fx.post("Vitamin K", "für k und kk");
+    let turkish = fx.post("Evler kiralık", "Kalk");
+    let chinese = fx.post("花园活动", "周末");
     let resident = fx.viewer(Role::Resident);
     let found = |text: &str| {
         let mut ids = hit_ids(&search(&fx, resident, text));
@@ -536,18 +538,31 @@ fn a_short_word_beside_others_or_a_letter_alone_matches_only_itself() {
         ids.sort();
         ids
     };
-    // Beside other words, `es` and `5` are whole words; alone, `es` is still a prefix.
-    assert_eq!(found("hier gibt es"), vec![word.id]);
+    // One character is a whole word, alone or beside others; two are a prefix (the
+    // two-character prefix index of schema 28 answers them).
     assert_eq!(found("haus 5"), vec![word.id]);
     assert_eq!(found("haus 55"), vec![longer.id]);
-    assert_eq!(found("es"), sorted(vec![word.id, longer.id]));
-    // A single letter alone is a whole word too.
     assert_eq!(found("k"), vec![letter.id]);
     assert_eq!(found("kk"), vec![letter.id]);
-    // Marks follow the match: the whole word `es`, not the start of `essen`.
-    let hits = search(&fx, resident, "gibt es");
+    assert_eq!(found("es"), sorted(vec![word.id, longer.id]));
+    assert_eq!(found("hier gibt es"), sorted(vec![word.id, longer.id]));
+    assert_eq!(found("ev kiralık"), vec![turkish.id]);
+    assert_eq!(found("ka"), vec![turkish.id]);
+    // A script without spaces indexes runs: one character is still a prefix of the run.
+    assert_eq!(found("花"), vec![chinese.id]);
+    // Marks follow the match: `5` marks the number 5, not the start of 55.
+    let hits = search(&fx, resident, "sonntag 5");
     assert_eq!(hit_ids(&hits), vec![word.id]);
-    assert_eq!(hits[0].title.marked("[", "]"), "Hier [gibt] [es] Kuchen");
+    assert_eq!(hits[0].body.marked("[", "]"), "Am [Sonntag], Haus [5].");
+    let hits = search(&fx, resident, "gibt es");
+    assert_eq!(hits.len(), 2);
+    for hit in hits {
+        let marked = hit.title.marked("[", "]");
+        assert!(
+            marked == "Hier [gibt] [es] Kuchen" || marked == "Hier [gibt] [essen]",
+            "{marked}"
+        );
+    }
 }
 
 #[test]

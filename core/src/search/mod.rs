@@ -46,5 +46,5 @@ mod snippet;
 mod fts5_tests;
 
 pub use fold::{fold, fold_for_index};
-pub use query::{SearchQuery, SearchSyntaxError, MAX_QUERY_CHARS, MAX_QUERY_TERMS};
+pub use query::{SearchQuery, SearchSyntaxError, MAX_QUERY_CHARS, MAX_QUERY_TERMS, MIN_PREFIX_CHARS};
 pub use snippet::{snippet, Snippet};

@@ -23,12 +23,13 @@ pub const MAX_QUERY_CHARS: usize = 500;
 pub const MAX_QUERY_TERMS: usize = 32;
 
 /// A word shorter than this (folded, in characters) matches only itself, not every word it
-/// begins, when the search has other words (`es` in `hier gibt es`), and so does a single
-/// character searched alone. Such a prefix narrows the matches hardly at all, and FTS5 merges
-/// the lists of every indexed word that begins with it before it can stop at the newest
-/// matches: `es` alone begins words in 46 000 of the 100 000 bench items, and it made
-/// `hier gibt es` the slowest search of the bench set (`docs/queries.md`).
-pub const MIN_PREFIX_CHARS: usize = 3;
+/// begins: `garten f` finds the word `f` until a second letter is typed, `k` alone finds `K`.
+/// FTS5 keeps a list per two-character prefix (schema 28) and reads it newest first, but for
+/// a one-character prefix it merges the lists of every word that begins with it before it can
+/// stop at the newest matches: `k` begins words in 77 000 of the 100 000 bench items (28 ms;
+/// `garten f` 12 ms). Characters of scripts written without spaces (Chinese, Japanese, Thai,
+/// ...) stay prefixes: there a word is a run of such characters (`docs/queries.md`).
+pub const MIN_PREFIX_CHARS: usize = 2;
 
 /// Why a search string cannot be searched.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -74,8 +75,7 @@ impl SearchQuery {
             return Err(SearchSyntaxError::TooLong { max: MAX_QUERY_CHARS });
         }
         let mut parts = split(input);
-        let words: usize = parts.iter().map(|p| p.words.len()).sum();
-        if words > MAX_QUERY_TERMS {
+        if parts.iter().map(|p| p.words.len()).sum::<usize>() > MAX_QUERY_TERMS {
             return Err(SearchSyntaxError::TooManyTerms { max: MAX_QUERY_TERMS });
         }
         if parts.is_empty() {
@@ -85,8 +85,8 @@ impl SearchQuery {
             return Err(SearchSyntaxError::OnlyExclusions);
         }
         for part in &mut parts {
-            let last = part.words.last().map_or(0, |w| w.chars().count());
-            if last < MIN_PREFIX_CHARS && (words > 1 || last == 1) {
+            let last = part.words.last().map(String::as_str).unwrap_or_default();
+            if last.chars().count() < MIN_PREFIX_CHARS && last.chars().all(written_with_spaces) {
                 part.prefix = false;
             }
         }
@@ -143,6 +143,22 @@ impl Part {
             out.push('*');
         }
     }
+}
+
+/// Whether `c` belongs to a script whose words are separated by spaces: not Han, Hiragana,
+/// Katakana, Thai, Lao, Khmer or Myanmar, which FTS5 indexes as unbroken runs.
+fn written_with_spaces(c: char) -> bool {
+    !matches!(
+        u32::from(c),
+        0x0E00..=0x0EFF // Thai, Lao
+            | 0x1000..=0x109F // Myanmar
+            | 0x1780..=0x17FF // Khmer
+            | 0x3040..=0x30FF // Hiragana, Katakana
+            | 0x3400..=0x4DBF // Han extension A
+            | 0x4E00..=0x9FFF // Han
+            | 0xF900..=0xFAFF // Han compatibility
+            | 0x2_0000..=0x3_FFFF // Han extensions B and later
+    )
 }
 
 fn is_quote(c: char) -> bool {
@@ -259,7 +275,7 @@ mod tests {
         assert_eq!(fts(r#""Straße am See" garten"#), r#""strasse am see" "garten"*"#);
         assert_eq!(fts("„offener Garten“"), r#""offener garten""#);
         assert_eq!(fts(r#""garten""#), r#""garten""#);
-        assert_eq!(fts(r#"ab""cd"#), r#""ab" "cd""#);
+        assert_eq!(fts(r#"ab""cd"#), r#""ab"* "cd"*"#);
     }
 
     #[test]
@@ -275,7 +291,7 @@ mod tests {
     #[test]
     fn punctuated_words_are_prefix_phrases() {
         assert_eq!(fts("E-Mail"), r#""e mail"*"#);
-        assert_eq!(fts("9:300"), r#""9 300"*"#);
+        assert_eq!(fts("9:30"), r#""9 30"*"#);
         assert_eq!(fts("title:garten"), r#""title garten"*"#);
     }
 
@@ -283,7 +299,7 @@ mod tests {
     fn fts5_operators_are_plain_words_or_punctuation() {
         assert_eq!(
             fts("ab AND bc OR cd NOT de"),
-            r#""ab" "and"* "bc" "or" "cd" "not"* "de""#
+            r#""ab"* "and"* "bc"* "or"* "cd"* "not"* "de"*"#
         );
         assert_eq!(fts("NEAR(abc bcd)"), r#""near abc"* "bcd"*"#);
         assert_eq!(fts("*xyz ^yes (zen)"), r#""xyz"* "yes"* "zen"*"#);
@@ -291,18 +307,22 @@ mod tests {
     }
 
     #[test]
-    fn short_words_match_whole_words_beside_others_and_a_single_letter_always() {
-        assert_eq!(fts("Hier gibt es"), r#""hier"* "gibt"* "es""#);
-        assert_eq!(fts("es"), r#""es"*"#);
+    fn a_single_character_matches_only_itself_unless_its_script_has_no_spaces() {
         assert_eq!(fts("k"), r#""k""#);
         assert_eq!(fts("Ä"), r#""a""#);
+        assert_eq!(fts("garten f"), r#""garten"* "f""#);
         assert_eq!(fts("kalk 5"), r#""kalk"* "5""#);
-        assert_eq!(fts("9:30"), r#""9 30""#);
-        assert_eq!(fts("hilfe -ab"), r#""hilfe"* NOT "ab""#);
-        // Characters, not bytes: a two-letter Arabic or Cyrillic word is short too, a
-        // three-letter one is not.
-        assert_eq!(fts("الحي"), r#""الحي"*"#);
-        assert_eq!(fts("сад ні"), r#""сад"* "ні""#);
+        assert_eq!(fts("hilfe -x"), r#""hilfe"* NOT "x""#);
+        assert_eq!(fts("E-M"), r#""e m""#);
+        // Two characters are a prefix, beside other words too (`ev` finds `Evler`).
+        assert_eq!(fts("Hier gibt es"), r#""hier"* "gibt"* "es"*"#);
+        assert_eq!(fts("ev kiralık"), r#""ev"* "kiralik"*"#);
+        assert_eq!(fts("ні"), r#""ні"*"#);
+        assert_eq!(fts("ب"), r#""ب""#);
+        // Scripts without spaces index runs of characters: one is a prefix of the run.
+        assert_eq!(fts("花"), r#""花"*"#);
+        assert_eq!(fts("カ"), r#""カ"*"#);
+        assert_eq!(fts("ก"), r#""ก"*"#);
     }
 
     #[test]

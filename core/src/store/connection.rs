@@ -68,7 +68,11 @@ pub(crate) fn open_reader(path: &Path, store_key: Option<&StoreKey>) -> Result<C
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Smaller page cache per reader than the default 2 MB: several readers on a low-end phone.
     conn.pragma_update(None, "cache_size", -1024)?;
-    conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+    if store_key.is_none() {
+        // SQLCipher reads an encrypted store's pages through its codec, never mapped: the
+        // pragma then says so too.
+        conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+    }
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
@@ -177,15 +181,23 @@ mod tests {
     }
 
     #[test]
-    fn readers_map_the_store_file_and_the_writer_does_not() {
+    fn readers_map_the_store_file_and_the_writer_and_encrypted_readers_do_not() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("store.db");
-        let writer = open_writer(&path, None).expect("writer");
-        writer.execute_batch("CREATE TABLE t (x);").expect("schema");
+        let key = StoreKey::new([7; StoreKey::LEN]);
+        let encrypted = dir.path().join("encrypted.db");
+        open_writer(&encrypted, Some(&key))
+            .expect("encrypted writer")
+            .execute_batch("CREATE TABLE t (x);")
+            .expect("encrypted schema");
+        let keyed = open_reader(&encrypted, Some(&key)).expect("encrypted reader");
         let mapped = |conn: &Connection| -> i64 {
             conn.query_row("PRAGMA mmap_size", [], |r| r.get(0))
                 .expect("mmap_size")
         };
+        assert_eq!(mapped(&keyed), 0);
+        let path = dir.path().join("store.db");
+        let writer = open_writer(&path, None).expect("writer");
+        writer.execute_batch("CREATE TABLE t (x);").expect("schema");
         assert_eq!(
             mapped(&open_reader(&path, None).expect("reader")),
             READER_MMAP_BYTES

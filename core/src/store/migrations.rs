@@ -154,7 +154,13 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/027_search_pending_replaces.sql"),
         rebuilds_projections: false,
     },
-    // Next: 028. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 28,
+        sql: include_str!("migrations/028_search_prefix_index.sql"),
+        // The search index is built again with its prefix index.
+        rebuilds_projections: true,
+    },
+    // Next: 029. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.
