@@ -9,12 +9,14 @@ use rusqlite::{Connection, OpenFlags};
 use super::key::{self, FileKind, StoreKey};
 use crate::error::{Error, Result};
 
-/// One migration: its version, the SQL, and whether documents written before it need their
-/// projections rebuilt afterwards.
+/// One migration: its version, the SQL, whether documents written before it need their
+/// projections rebuilt afterwards, and a step in Rust run after the SQL in the same
+/// transaction (skipped when a projection rebuild is owed: that rebuild does its work too).
 struct Migration {
     version: i64,
     sql: &'static str,
     rebuilds_projections: bool,
+    then: Option<fn(&Connection) -> Result<()>>,
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -22,143 +24,171 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         sql: include_str!("migrations/001_documents.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 2,
         sql: include_str!("migrations/002_projections.sql"),
         rebuilds_projections: true,
+        then: None,
     },
     Migration {
         version: 3,
         sql: include_str!("migrations/003_history.sql"),
         rebuilds_projections: true,
+        then: None,
     },
     Migration {
         version: 4,
         sql: include_str!("migrations/004_sync.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 5,
         sql: include_str!("migrations/005_media.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 6,
         sql: include_str!("migrations/006_undelivered.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 7,
         sql: include_str!("migrations/007_space_registrations.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 8,
         sql: include_str!("migrations/008_media_spaces.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 9,
         sql: include_str!("migrations/009_members.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 10,
         sql: include_str!("migrations/010_search_stems.sql"),
         rebuilds_projections: true,
+        then: None,
     },
     Migration {
         version: 11,
         sql: include_str!("migrations/011_creation_forms.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 12,
         sql: include_str!("migrations/012_light_rows.sql"),
         rebuilds_projections: true,
+        then: None,
     },
     Migration {
         version: 13,
         sql: include_str!("migrations/013_map_pins.sql"),
         rebuilds_projections: true,
+        then: None,
     },
     Migration {
         version: 14,
         sql: include_str!("migrations/014_rebuild_marker.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 15,
         sql: include_str!("migrations/015_lighter_writes.sql"),
         rebuilds_projections: true,
+        then: None,
     },
     Migration {
         version: 16,
         sql: include_str!("migrations/016_counselling.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 17,
         sql: include_str!("migrations/017_media_key.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 18,
         sql: include_str!("migrations/018_counselling_files.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 19,
         sql: include_str!("migrations/019_counselling_rotation.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 20,
         sql: include_str!("migrations/020_peers.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 21,
         sql: include_str!("migrations/021_moderation.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 22,
         sql: include_str!("migrations/022_help.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 23,
         sql: include_str!("migrations/023_notifications.sql"),
         // Media alt text, captions and transcripts joined the search index.
         rebuilds_projections: true,
+        then: None,
     },
     Migration {
         version: 24,
         sql: include_str!("migrations/024_imports.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 25,
         sql: include_str!("migrations/025_ascending_feed_indexes.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 26,
         sql: include_str!("migrations/026_search_pending.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 27,
         sql: include_str!("migrations/027_search_pending_replaces.sql"),
         rebuilds_projections: false,
+        then: None,
     },
     Migration {
         version: 28,
         sql: include_str!("migrations/028_search_prefix_index.sql"),
-        // The search index is built again with its prefix index.
-        rebuilds_projections: true,
+        // Only the search index is built again, with its prefix index.
+        rebuilds_projections: false,
+        then: Some(super::search_index::rebuild),
     },
     // Next: 029. Append here; SCHEMA_VERSION follows the last entry.
 ];
@@ -320,6 +350,11 @@ pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<MigrationOut
             let documents: i64 = tx.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))?;
             outcome.rebuild_projections |= documents > 0;
         }
+        if let Some(step) = migration.then {
+            if !outcome.rebuild_projections && !rebuild_owed(&tx)? {
+                step(&tx)?;
+            }
+        }
         if outcome.rebuild_projections && has_table(&tx, "projection_rebuild")? {
             tx.execute(
                 "INSERT OR IGNORE INTO projection_rebuild (singleton, owed_since) VALUES (1, ?1)",
@@ -331,15 +366,21 @@ pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<MigrationOut
         tracing::info!(version = migration.version, "applied store migration");
     }
     // A rebuild an earlier open owed and did not finish.
-    if has_table(conn, "projection_rebuild")? {
-        let owed: i64 = conn.query_row("SELECT count(*) FROM projection_rebuild", [], |r| r.get(0))?;
-        outcome.rebuild_projections |= owed > 0;
-    }
+    outcome.rebuild_projections |= rebuild_owed(conn)?;
     let application: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     if application != APPLICATION_ID {
         conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     }
     Ok(outcome)
+}
+
+/// Whether an earlier open owes a projection rebuild it did not finish.
+fn rebuild_owed(conn: &Connection) -> Result<bool> {
+    if !has_table(conn, "projection_rebuild")? {
+        return Ok(false);
+    }
+    let owed: i64 = conn.query_row("SELECT count(*) FROM projection_rebuild", [], |r| r.get(0))?;
+    Ok(owed > 0)
 }
 
 fn has_table(conn: &Connection, name: &str) -> Result<bool> {

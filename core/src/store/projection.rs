@@ -135,14 +135,8 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
         conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item) VALUES (?1, ?2)")?
             .execute(params![tag, row_id])?;
     }
-    super::search_index::defer(
-        conn,
-        row_id,
-        pending,
-        &fold_for_index(&c.title.joined()),
-        &fold_for_index(&c.body.joined()),
-        &fold_for_index(&extra_text(item)),
-    )?;
+    let [title, body, extra] = search_texts(item);
+    super::search_index::defer(conn, row_id, pending, &title, &body, &extra)?;
     if let Some(loc) = &c.location {
         conn.prepare_cached(
             "INSERT INTO items_geo (id, min_lat, max_lat, min_lon, max_lon) VALUES (?1, ?2, ?2, ?3, ?3)",
@@ -215,6 +209,15 @@ pub(crate) fn remove_item(conn: &Connection, item_id: &str) -> Result<()> {
     }
     conn.execute("DELETE FROM item_history WHERE item_id = ?1", [item_id])?;
     Ok(())
+}
+
+/// The item's title, body and other words (`extra_text`) as the search index holds them.
+pub(super) fn search_texts(item: &Item) -> [String; 3] {
+    [
+        fold_for_index(&item.content.title.joined()),
+        fold_for_index(&item.content.body.joined()),
+        fold_for_index(&extra_text(item)),
+    ]
 }
 
 /// Words searched besides title and body: tags and the kind's names and categories.

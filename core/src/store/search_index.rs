@@ -64,6 +64,29 @@ pub(crate) fn defer(
     Ok(())
 }
 
+/// Fills the index again from the items' projection rows, one item at a time, in the caller's
+/// transaction: for a schema that changes the index's layout and nothing else (schema 28), where
+/// a projection rebuild would rewrite every document and every row. Deleted items have no index
+/// row, as [`super::projection::project_item`] leaves them.
+pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
+    conn.execute("DELETE FROM items_fts", [])?;
+    conn.execute("DELETE FROM search_pending", [])?;
+    let sql = format!(
+        "SELECT i.id, {} FROM items i JOIN item_json j ON j.id = i.id WHERE i.status != 'deleted'",
+        crate::query::ITEM_COLUMNS
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let row_id: i64 = row.get(0)?;
+        let item = crate::query::item_from_row(row, 1)?;
+        let [title, body, extra] = super::projection::search_texts(&item);
+        defer(conn, row_id, Pending::New, &title, &body, &extra)?;
+    }
+    index_pending(conn, 1, &mut Touched::default())?;
+    Ok(())
+}
+
 /// Takes the item at `row_id` out of the index and out of what is pending, at once.
 pub(crate) fn remove(conn: &Connection, row_id: i64) -> Result<()> {
     conn.prepare_cached("DELETE FROM items_fts WHERE rowid = ?1")?
