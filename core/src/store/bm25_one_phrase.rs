@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 pub(crate) const NAME: &str = "bm25_one_phrase";
 const NAME_C: &CStr = c"bm25_one_phrase";
 
+/// Column weights read at most (the index has three columns); later columns weigh 1.
+const MAX_COLUMNS: usize = 8;
+
 /// FTS5's `bm25` constants (`fts5_aux.c`), so that the order is the same.
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
@@ -78,10 +81,16 @@ unsafe extern "C" fn bm25_one_phrase(
     n_values: c_int,
     values: *mut *mut ffi::sqlite3_value,
 ) {
-    let weights: Vec<f64> = (0..n_values.max(0) as usize)
-        .map(|i| ffi::sqlite3_value_double(*values.add(i)))
-        .collect();
-    match score(&*api, fts, &weights) {
+    // Called for each of up to 500 rows per search: the weights and counts live on the stack.
+    let mut weights = [1.0_f64; MAX_COLUMNS];
+    for (i, weight) in weights.iter_mut().enumerate().take(n_values.max(0) as usize) {
+        *weight = ffi::sqlite3_value_double(*values.add(i));
+    }
+    match score(
+        &*api,
+        fts,
+        &weights[..(n_values.max(0) as usize).min(MAX_COLUMNS)],
+    ) {
         Ok(score) => ffi::sqlite3_result_double(ctx, score),
         Err(rc) => ffi::sqlite3_result_error_code(ctx, rc),
     }
@@ -100,7 +109,15 @@ unsafe fn score(
 ) -> std::result::Result<f64, c_int> {
     let missing = ffi::SQLITE_MISUSE;
     let phrases = api.xPhraseCount.ok_or(missing)?(fts).max(0) as usize;
-    let mut frequency = vec![0.0_f64; phrases];
+    let mut on_stack = [0.0_f64; 32];
+    let mut on_heap = Vec::new();
+    let frequency: &mut [f64] = match on_stack.get_mut(..phrases) {
+        Some(counts) => counts,
+        None => {
+            on_heap.resize(phrases, 0.0);
+            &mut on_heap
+        }
+    };
     let mut instances: c_int = 0;
     check(api.xInstCount.ok_or(missing)?(fts, &mut instances))?;
     let inst = api.xInst.ok_or(missing)?;
