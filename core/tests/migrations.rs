@@ -1340,3 +1340,98 @@ fn outbox_positions_are_not_reused_across_the_outbox_rebuild() {
         .seq;
     assert!(newest > last, "position {newest} reused (last taken: {last})");
 }
+
+/// Every word of the search index, by item row, column and position.
+fn index_postings(path: &Path) -> BTreeSet<(i64, String, String, i64)> {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, items_fts, 'instance');")
+        .expect("vocabulary");
+    let mut stmt = conn
+        .prepare("SELECT doc, col, term, offset FROM temp.words")
+        .expect("prepare");
+    let postings = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("postings");
+    postings
+}
+
+fn row_ids(path: &Path, sql: &str) -> Vec<i64> {
+    let conn = read_only(path);
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    let ids = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("ids");
+    ids
+}
+
+/// Schema 28 builds the search index again from the items' rows instead of a projection
+/// rebuild: it must hold exactly what the projection wrote, word for word, for deleted, erased,
+/// hidden and muted items and comments too (no erased word comes back).
+#[test]
+fn the_search_index_rebuilt_by_schema_28_holds_what_the_projection_wrote() {
+    use quartier_core::moderation::ModerationAction;
+    let fx = Fixture::new();
+    let data = build(&fx);
+    let erased = fx.post("Zaunkoenig geheim", "privat");
+    fx.create(comment(erased.id, "Kommentar Zaunkoenig"));
+    fx.store.erase_item(erased.id).expect("erase");
+    let hidden = fx.post("Versteckt Blaumeise", "x");
+    // Hiding may be refused to this device's role; either way the item's rows stay as written.
+    let _ = fx.store.moderate_item(hidden.id, ModerationAction::Hide, "note");
+    let muted = PersonId::new();
+    fx.create_by(muted, post("Stumm Rotkehlchen", "y"));
+    fx.store.set_muted(muted, true).expect("mute");
+    let _ = shown(&fx.store, &data); // a search indexes what waits
+    let creations = creation_changes(&fx.store);
+    let original = fx.store.path().to_path_buf();
+    let Fixture { dir, store, .. } = fx;
+    close(store);
+    let postings = index_postings(&original);
+    let indexed = row_ids(&original, "SELECT id FROM items_fts_docsize ORDER BY id");
+    let live = row_ids(
+        &original,
+        "SELECT id FROM items WHERE status != 'deleted' ORDER BY id",
+    );
+    let all = row_ids(&original, "SELECT id FROM items ORDER BY id");
+    assert_eq!(indexed, live, "the projection indexes the items not deleted");
+    assert!(all.len() > live.len(), "a deleted item is in the data");
+    assert!(!postings.iter().any(|(_, _, term, _)| term == "zaunkoenig"));
+    for version in [23, 25, 26, 27] {
+        let copy = downgraded_copy(&original, dir.path(), version, &creations);
+        close(Store::open(&copy, StoreOptions::default()).expect("upgrade"));
+        assert_eq!(
+            row_ids(&copy, "SELECT id FROM items_fts_docsize ORDER BY id"),
+            indexed,
+            "from {version}: rows"
+        );
+        assert_eq!(index_postings(&copy), postings, "from {version}: words");
+    }
+}
+
+/// A damaged item row does not keep a schema-27 store from opening: the upgrade owes the full
+/// projection rebuild instead, which rebuilds from the documents.
+#[test]
+fn a_damaged_item_row_does_not_stop_the_upgrade_to_schema_28() {
+    let closed = ClosedPost::new("Hofflohmarkt", "Kuchen");
+    let copy = downgraded_copy(&closed.path, closed.dir.path(), 27, &closed.creations);
+    {
+        let conn = Connection::open(&copy).expect("open");
+        conn.execute("UPDATE item_json SET json = x'28b52ffd'", [])
+            .expect("damage the row");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("checkpoint");
+    }
+    let store = Store::open(&copy, StoreOptions::default()).expect("the upgrade opens the store");
+    assert_eq!(user_version(&copy), SCHEMA_VERSION);
+    let hits = store
+        .search(&SearchRequest::new(closed.space, closed.viewer, "hofflohmarkt"))
+        .expect("search");
+    assert_eq!(
+        hits.iter().map(|h| h.item.id).collect::<Vec<_>>(),
+        vec![closed.item.id]
+    );
+}

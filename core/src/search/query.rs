@@ -146,14 +146,20 @@ impl Part {
 }
 
 /// Whether `c` belongs to a script whose words are separated by spaces: not Han, Hiragana,
-/// Katakana, Thai, Lao, Khmer or Myanmar, which FTS5 indexes as unbroken runs.
+/// Katakana, Yi, Thai, Lao, Khmer, Myanmar or Tai Tham, which FTS5 indexes as unbroken runs.
 fn written_with_spaces(c: char) -> bool {
     !matches!(
         u32::from(c),
         0x0E00..=0x0EFF // Thai, Lao
             | 0x1000..=0x109F // Myanmar
+            | 0xA9E0..=0xA9FF // Myanmar extended-B
+            | 0xAA60..=0xAA7F // Myanmar extended-A
             | 0x1780..=0x17FF // Khmer
+            | 0x1A20..=0x1AAF // Tai Tham
+            | 0x3005..=0x3007 // 々 〆 〇
             | 0x3040..=0x30FF // Hiragana, Katakana
+            | 0x31F0..=0x31FF // Katakana phonetic extensions
+            | 0xA000..=0xA4CF // Yi
             | 0x3400..=0x4DBF // Han extension A
             | 0x4E00..=0x9FFF // Han
             | 0xF900..=0xFAFF // Han compatibility
@@ -323,6 +329,9 @@ mod tests {
         assert_eq!(fts("花"), r#""花"*"#);
         assert_eq!(fts("カ"), r#""カ"*"#);
         assert_eq!(fts("ก"), r#""ก"*"#);
+        assert_eq!(fts("ꀀ"), r#""ꀀ"*"#);
+        // Counted after folding: `ß` is `ss`, two characters.
+        assert_eq!(fts("ß"), r#""ss"*"#);
     }
 
     #[test]

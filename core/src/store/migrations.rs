@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 
 /// One migration: its version, the SQL, whether documents written before it need their
 /// projections rebuilt afterwards, and a step in Rust run after the SQL in the same
-/// transaction (skipped when a projection rebuild is owed: that rebuild does its work too).
+/// transaction (skipped when a projection rebuild is owed: that rebuild does its work too; a
+/// step that meets a damaged row owes that rebuild instead of failing).
 struct Migration {
     version: i64,
     sql: &'static str,
@@ -352,7 +353,17 @@ pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<MigrationOut
         }
         if let Some(step) = migration.then {
             if !outcome.rebuild_projections && !rebuild_owed(&tx)? {
-                step(&tx)?;
+                match step(&tx) {
+                    Ok(()) => {}
+                    // A row the step cannot read (a damaged projection): the projections are
+                    // rebuilt from the documents instead, which never fails the opening over
+                    // one document, rather than the store refusing to open at every attempt.
+                    Err(Error::Corrupt(reason)) => {
+                        tracing::error!(version = migration.version, %reason, "migration step: rebuilding the projections");
+                        outcome.rebuild_projections = true;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         if outcome.rebuild_projections && has_table(&tx, "projection_rebuild")? {

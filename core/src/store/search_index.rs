@@ -64,8 +64,8 @@ pub(crate) fn defer(
     Ok(())
 }
 
-/// Fills the index again from the items' projection rows, one item at a time, in the caller's
-/// transaction: for a schema that changes the index's layout and nothing else (schema 28), where
+/// Fills the index again from the items' projection rows, one item at a time, straight into
+/// `items_fts`, in the caller's transaction: for a schema that changes the index's layout and nothing else (schema 28), where
 /// a projection rebuild would rewrite every document and every row. Deleted items have no index
 /// row, as [`super::projection::project_item`] leaves them.
 pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
@@ -76,14 +76,18 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
         crate::query::ITEM_COLUMNS
     );
     let mut stmt = conn.prepare(&sql)?;
+    let mut insert =
+        conn.prepare("INSERT INTO items_fts (rowid, title, body, extra) VALUES (?1, ?2, ?3, ?4)")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let row_id: i64 = row.get(0)?;
+        // A row that does not read is `Error::Corrupt`: the migration then owes the full
+        // projection rebuild, which rebuilds from the documents and never fails an opening
+        // over one document.
         let item = crate::query::item_from_row(row, 1)?;
         let [title, body, extra] = super::projection::search_texts(&item);
-        defer(conn, row_id, Pending::New, &title, &body, &extra)?;
+        insert.execute(params![row_id, title, body, extra])?;
     }
-    index_pending(conn, 1, &mut Touched::default())?;
     Ok(())
 }
 
