@@ -168,6 +168,9 @@ fn fold_char(c: char, start: usize, end: usize, out: &mut Vec<Unit>) {
     match c {
         // Most of what people write: the general arm below gives the same, a dozen lookups later.
         c if c.is_ascii_alphanumeric() => push(c.to_ascii_lowercase(), Kind::Letter),
+        // Other ASCII but the apostrophe separates words: the general arm gives separators too,
+        // after three Unicode lookups (spaces and punctuation are a sixth of what people write).
+        c if c.is_ascii() && c != '\'' => push(' ', Kind::Separator),
         'I' | 'İ' | 'ı' => push('i', Kind::Letter),
         'ß' | 'ẞ' => {
             push('s', Kind::Letter);
@@ -343,29 +346,21 @@ fn drop_german_digraph_e(units: &mut Vec<Unit>) {
         /// After a vowel whose following `e` is kept.
         Keep,
     }
+    // `retain` visits every unit once, in order: the state runs through the dropped ones too.
     let mut state = State::Other;
-    let mut keep = vec![true; units.len()];
-    for (i, unit) in units.iter().enumerate() {
-        state = match (unit.kind, unit.ch) {
-            (Kind::Umlaut, _) => State::Keep,
-            (Kind::Letter, 'a' | 'o') => State::Vowel,
-            (Kind::Letter, 'u') if state == State::Other => State::Vowel,
-            (Kind::Letter, 'u') => State::Keep,
-            (Kind::Letter, 'e') => {
-                if state == State::Vowel {
-                    keep[i] = false;
-                }
-                State::Keep
-            }
-            (Kind::Letter, 'i' | 'q' | 'y') => State::Keep,
-            _ => State::Other,
+    units.retain(|unit| {
+        let (next, keep) = match (unit.kind, unit.ch) {
+            (Kind::Umlaut, _) => (State::Keep, true),
+            (Kind::Letter, 'a' | 'o') => (State::Vowel, true),
+            (Kind::Letter, 'u') if state == State::Other => (State::Vowel, true),
+            (Kind::Letter, 'u') => (State::Keep, true),
+            (Kind::Letter, 'e') => (State::Keep, state != State::Vowel),
+            (Kind::Letter, 'i' | 'q' | 'y') => (State::Keep, true),
+            _ => (State::Other, true),
         };
-    }
-    if keep.iter().all(|&k| k) {
-        return;
-    }
-    let mut flags = keep.into_iter();
-    units.retain(|_| flags.next().unwrap_or(true));
+        state = next;
+        keep
+    });
 }
 
 fn tokens(units: &[Unit]) -> Vec<Token> {
@@ -407,6 +402,17 @@ mod tests {
             let mut words: Vec<String> = tokens.iter().map(|t| t.text.clone()).collect();
             words.extend(tokens.iter().flat_map(|t| proclitic_stems(&t.text)));
             proptest::prop_assert_eq!(fold_for_index(&text), words.join(" "));
+        }
+    }
+
+    #[test]
+    fn every_ascii_character_but_letters_digits_and_the_apostrophe_separates_words() {
+        for c in (0u8..128)
+            .map(char::from)
+            .filter(|c| !c.is_ascii_alphanumeric() && *c != '\'')
+        {
+            assert_eq!(fold(&format!("ab{c}cd")), "ab cd", "{c:?}");
+            assert_eq!(fold_for_index(&format!("mue{c}ller")), "mu ller", "{c:?}");
         }
     }
 
