@@ -13,7 +13,7 @@ use quartier_core::model::*;
 use quartier_core::query::{
     EventsQuery, FeedQuery, OpenOffersQuery, RadiusQuery, SearchRequest, ViewportQuery,
 };
-use quartier_core::{Error, LiveQuery, LiveResult, Result, Store, StoreOptions, Subscription};
+use quartier_core::{Error, LiveQuery, LiveResult, Result, Store, Subscription};
 
 /// How long a result may take to arrive.
 const WAIT: Duration = Duration::from_secs(5);
@@ -81,18 +81,6 @@ fn feed_ids(result: &LiveResult) -> Vec<ItemId> {
 
 fn feed_query(fx: &Fixture) -> LiveQuery {
     LiveQuery::Feed(FeedQuery::new(fx.space, fx.viewer(Role::Resident)))
-}
-
-/// A second store holding every document of `fx`'s store.
-fn replica(fx: &Fixture) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("replica.db"), StoreOptions::default()).unwrap();
-    for (doc, _) in fx.store.document_ids().unwrap() {
-        store
-            .apply_changes(&fx.store.document_changes(&doc).unwrap())
-            .unwrap();
-    }
-    (dir, store)
 }
 
 #[test]
@@ -167,7 +155,7 @@ fn live_feed_gets_the_current_result_then_one_after_each_local_write() {
 fn live_feed_follows_changes_merged_from_another_store() {
     let fx = Fixture::new();
     let local = fx.post("Hier geschrieben", "");
-    let (_dir, phone) = replica(&fx);
+    let (_dir, phone) = fx.replica();
     let (_sub, rx) = watch(&fx.store, feed_query(&fx));
     assert_eq!(feed_ids(&next(&rx)), vec![local.id]);
 
@@ -249,7 +237,7 @@ fn live_queries_are_not_called_for_writes_to_another_space() {
     assert_quiet(&rx_events, "a write to another space");
 
     // Merged into the other space: still quiet here.
-    let (_dir, phone) = replica(&fx);
+    let (_dir, phone) = fx.replica();
     let merged = phone
         .create_item(NewItem::new(
             other,

@@ -15,7 +15,7 @@ use quartier_core::query::{
 };
 use quartier_core::schedule::{OpeningRule, ScheduleError};
 use quartier_core::search::SearchSyntaxError;
-use quartier_core::{Error, Store, StoreOptions};
+use quartier_core::{Error, Store};
 
 fn ids(items: &[Item]) -> Vec<ItemId> {
     items.iter().map(|i| i.id).collect()
@@ -2057,13 +2057,7 @@ fn item_detail_tells_who_changed_what_when_from_which_device_and_lists_comments(
         .unwrap();
 
     // A second device edits the body; its change arrives by merge.
-    let dir = tempfile::tempdir().unwrap();
-    let phone = Store::open(dir.path().join("phone.db"), StoreOptions::default()).unwrap();
-    for (doc, _) in fx.store.document_ids().unwrap() {
-        phone
-            .apply_changes(&fx.store.document_changes(&doc).unwrap())
-            .unwrap();
-    }
+    let (_dir, phone) = fx.replica();
     phone
         .update_item(
             item.id,

@@ -482,13 +482,7 @@ fn an_edited_item_is_kept_as_a_snapshot_and_its_later_edits() {
     );
     assert_eq!(detail.history.len(), 4);
     // Another store that takes every change reads the same item.
-    let dir = tempfile::tempdir().unwrap();
-    let other = Store::open(dir.path().join("other.db"), StoreOptions::default()).unwrap();
-    for (doc, _) in fx.store.document_ids().unwrap() {
-        other
-            .apply_changes(&fx.store.document_changes(&doc).unwrap())
-            .unwrap();
-    }
+    let (_dir, other) = fx.replica();
     assert_eq!(other.item_detail(item.id, &viewer).unwrap().item, detail.item);
 }
 

@@ -86,11 +86,8 @@ unsafe extern "C" fn bm25_one_phrase(
     for (i, weight) in weights.iter_mut().enumerate().take(n_values.max(0) as usize) {
         *weight = ffi::sqlite3_value_double(*values.add(i));
     }
-    match score(
-        &*api,
-        fts,
-        &weights[..(n_values.max(0) as usize).min(MAX_COLUMNS)],
-    ) {
+    // Columns without a weight given weigh 1, as in `bm25`.
+    match score(&*api, fts, &weights) {
         Ok(score) => ffi::sqlite3_result_double(ctx, score),
         Err(rc) => ffi::sqlite3_result_error_code(ctx, rc),
     }

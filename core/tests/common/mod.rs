@@ -66,6 +66,19 @@ impl Fixture {
             )
             .expect("retitle")
     }
+
+    /// A second store holding every document of this one (as a device that took every change).
+    pub fn replica(&self) -> (TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(dir.path().join("replica.db"), StoreOptions::default()).expect("open replica");
+        for (doc, _) in self.store.document_ids().expect("documents") {
+            store
+                .apply_changes(&self.store.document_changes(&doc).expect("changes"))
+                .expect("apply");
+        }
+        (dir, store)
+    }
 }
 
 pub fn space_meta(name: &str) -> SpaceMeta {
