@@ -167,7 +167,7 @@ impl Store {
             }
             self.change_item_in(tx, touched, id, new.author, IMPORTED_FIELDS.to_vec(), |_| {
                 next.validate()?;
-                Ok(next)
+                Ok(next.clone())
             })??;
             return Ok(Landed::Updated(id));
         }

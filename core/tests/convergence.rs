@@ -525,16 +525,17 @@ impl View {
             let detail = match store.item_detail(*id, &coordinator) {
                 Ok(d) => {
                     let mut history = d.history;
-                    // A creation not built yet is named by the first 8 hex digits of its hash,
-                    // or not at all on the store that made it (`HistoryEntry::change`): later
-                    // changes are compared by that prefix, the creation by who, when and where.
+                    // A change not built yet has a key of its own on the store that made it
+                    // (`HistoryEntry::change`: a creation the first hex digits of its hash or
+                    // nothing, an edit kept as a patch `pending-…`), the full hash elsewhere:
+                    // entries are compared by who, when and what (the heads above compare the
+                    // changes themselves, `assert_consistent` each store's keys).
                     for entry in &mut history {
-                        if entry.fields == ["created"] {
-                            entry.change.clear();
-                        }
-                        entry.change.truncate(8);
+                        entry.change.clear();
                     }
-                    history.sort_by(|a, b| a.change.cmp(&b.change));
+                    history.sort_by(|a, b| {
+                        (a.at, &a.device, &a.fields, a.person).cmp(&(b.at, &b.device, &b.fields, b.person))
+                    });
                     Ok(Detail {
                         item: d.item,
                         history,
@@ -592,6 +593,15 @@ fn assert_same_view(a: &View, b: &View, what: &str) {
     assert_eq!(a.map, b.map, "{what}: map results differ");
 }
 
+/// The history keys a store shows for an item, as they are.
+fn store_history_keys(store: &Store, id: ItemId) -> Vec<String> {
+    let coordinator = Viewer::new(PersonId::new(), Role::Coordinator);
+    store
+        .item_detail(id, &coordinator)
+        .map(|d| d.history.into_iter().map(|h| h.change).collect())
+        .unwrap_or_default()
+}
+
 /// Checks one converged store against what was written.
 fn assert_consistent(world: &World, store: &Store, view: &View) {
     let actors: BTreeSet<String> = world.stores.iter().map(Store::device_actor).collect();
@@ -607,6 +617,21 @@ fn assert_consistent(world: &World, store: &Store, view: &View) {
             detail.history.iter().filter(|h| h.fields == ["created"]).count(),
             1
         );
+        let hashes: Vec<String> = changes
+            .iter()
+            .map(|c| {
+                automerge::Change::from_bytes(c.bytes.clone())
+                    .expect("change")
+                    .hash()
+                    .to_string()
+            })
+            .collect();
+        for key in store_history_keys(store, *id) {
+            assert!(
+                key.starts_with("pending-") || hashes.iter().any(|h| h.starts_with(&key)),
+                "item {id}: history key {key} names none of its changes"
+            );
+        }
         for entry in &detail.history {
             assert!(actors.contains(&entry.device), "history names an unknown device");
             assert_eq!(entry.person, Some(world.author));

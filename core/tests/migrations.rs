@@ -300,6 +300,40 @@ const ADDED_BY: &[Added] = &[
                ALTER TABLE items_fts_before RENAME TO items_fts;
                INSERT INTO items_fts(items_fts, rank) VALUES ('secure-delete', 1);",
     },
+    Added {
+        version: 29,
+        tables: &[],
+        columns: &[("outbox", "edit")],
+        // Before it, an edit was built at once: the edits kept as patches get their changes
+        // (`edit_changes`, filled by `downgraded_copy` from the original through the public
+        // API), history rows and outbox bytes, after their document's creation form is settled
+        // as the first edit settled it then.
+        undo: "INSERT INTO doc_changes (doc_id, hash, bytes)
+                   SELECT c.doc_id, c.hash, c.bytes FROM creation_changes c
+                   JOIN documents d ON d.doc_id = c.doc_id
+                   WHERE d.creation IS NOT NULL AND c.doc_id IN (SELECT doc_id FROM edit_changes);
+               INSERT OR IGNORE INTO item_history (item_id, hash, actor, person, at, fields)
+                   SELECT c.doc_id, lower(hex(c.hash)), c.actor, c.person, c.at, c.fields
+                   FROM creation_changes c JOIN documents d ON d.doc_id = c.doc_id
+                   WHERE d.creation IS NOT NULL AND c.doc_id IN (SELECT doc_id FROM edit_changes);
+               UPDATE outbox SET hash = (SELECT c.hash FROM creation_changes c WHERE c.doc_id = outbox.doc_id),
+                                 bytes = (SELECT c.bytes FROM creation_changes c WHERE c.doc_id = outbox.doc_id)
+                   WHERE bytes IS NULL AND edit IS NULL AND doc_id IN (SELECT doc_id FROM edit_changes);
+               UPDATE documents SET snapshot_bytes = 0, creation = NULL,
+                   change_bytes = change_bytes + (SELECT length(c.bytes) FROM creation_changes c WHERE c.doc_id = documents.doc_id),
+                   change_count = change_count + 1
+                   WHERE creation IS NOT NULL AND doc_id IN (SELECT doc_id FROM edit_changes);
+               INSERT INTO doc_changes (doc_id, hash, bytes) SELECT doc_id, hash, bytes FROM edit_changes ORDER BY seq;
+               INSERT OR IGNORE INTO item_history (item_id, hash, actor, person, at, fields)
+                   SELECT doc_id, lower(hex(hash)), actor, person, at, fields FROM edit_changes;
+               UPDATE documents SET
+                   change_bytes = change_bytes + (SELECT sum(length(e.bytes)) FROM edit_changes e WHERE e.doc_id = documents.doc_id),
+                   change_count = change_count + (SELECT count(*) FROM edit_changes e WHERE e.doc_id = documents.doc_id)
+                   WHERE doc_id IN (SELECT doc_id FROM edit_changes);
+               UPDATE outbox SET hash = (SELECT e.hash FROM edit_changes e WHERE e.seq = outbox.seq),
+                                 bytes = (SELECT e.bytes FROM edit_changes e WHERE e.seq = outbox.seq)
+                   WHERE edit IS NOT NULL;",
+    },
 ];
 
 /// Tables of the schema at `version`.
@@ -400,12 +434,83 @@ fn dump(path: &Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// The change each document kept in creation form was built to, with its history row:
+/// A change not built yet in the store, as it builds, with its history row:
 /// `(doc_id, hash, bytes, actor, person, at, fields)`.
-type CreationChanges = Vec<(String, Vec<u8>, Vec<u8>, String, Option<String>, i64, String)>;
+type UnbuiltChange = (String, Vec<u8>, Vec<u8>, String, Option<String>, i64, String);
 
-/// The creation changes of `store`'s documents kept in creation form, through the public API.
+/// The changes an earlier schema keeps built that the current one may not have built yet.
+#[derive(Default)]
+struct CreationChanges {
+    /// The creation of each document kept in creation form.
+    creations: Vec<UnbuiltChange>,
+    /// Each edit kept as a patch, with its outbox position.
+    edits: Vec<(i64, UnbuiltChange)>,
+}
+
+fn unbuilt(doc: &str, bytes: &[u8]) -> UnbuiltChange {
+    let change = automerge::Change::from_bytes(bytes.to_vec()).expect("change");
+    let note = quartier_core::document::ChangeNote::decode(change.message());
+    (
+        doc.to_owned(),
+        change.hash().0.to_vec(),
+        bytes.to_vec(),
+        change.actor_id().to_hex_string(),
+        note.as_ref().map(|n| n.by.to_string()),
+        change.timestamp(),
+        note.map(|n| n.fields.join(",")).unwrap_or_default(),
+    )
+}
+
+/// The changes of `store`'s documents kept in creation form, and of its edits kept as patches,
+/// through the public API (which builds them without storing them).
 fn creation_changes(store: &Store) -> CreationChanges {
+    let conn = read_only(store.path());
+    let mut edits = Vec::new();
+    let waiting: Vec<(i64, String)> = conn
+        .prepare("SELECT seq, doc_id FROM outbox WHERE edit IS NOT NULL ORDER BY seq")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("edits");
+    let docs: BTreeSet<&String> = waiting.iter().map(|(_, doc)| doc).collect();
+    for doc in docs {
+        let stored: BTreeSet<Vec<u8>> = conn
+            .prepare("SELECT hash FROM doc_changes WHERE doc_id = ?1")
+            .expect("prepare")
+            .query_map([doc], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("hashes");
+        // Not stored and not the creation: the edits, in the order this device made them.
+        let mut built: Vec<automerge::Change> = store
+            .document_changes(doc)
+            .expect("changes")
+            .into_iter()
+            .map(|c| automerge::Change::from_bytes(c.bytes).expect("change"))
+            .filter(|c| !c.deps().is_empty() && !stored.contains(c.hash().0.as_slice()))
+            .collect();
+        built.sort_by_key(|c| c.seq());
+        let seqs: Vec<i64> = waiting
+            .iter()
+            .filter(|(_, d)| d == doc)
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(built.len(), seqs.len(), "one change per edit kept as a patch");
+        edits.extend(
+            seqs.into_iter()
+                .zip(built)
+                .map(|(seq, c)| (seq, unbuilt(doc, c.raw_bytes()))),
+        );
+    }
+    CreationChanges {
+        creations: creation_forms(store),
+        edits,
+    }
+}
+
+/// The creation changes of `store`'s documents kept in creation form.
+fn creation_forms(store: &Store) -> Vec<UnbuiltChange> {
     let in_form: Vec<String> = {
         let conn = read_only(store.path());
         let mut stmt = conn
@@ -422,22 +527,39 @@ fn creation_changes(store: &Store) -> CreationChanges {
         .into_iter()
         .map(|doc| {
             let changes = store.document_changes(&doc).expect("changes");
-            let [creation] = changes.as_slice() else {
-                panic!("a document in creation form has one change")
+            // Its creation, and the changes of edits kept as patches built on it.
+            let creations: Vec<_> = changes
+                .iter()
+                .filter(|c| {
+                    automerge::Change::from_bytes(c.bytes.clone())
+                        .expect("change")
+                        .deps()
+                        .is_empty()
+                })
+                .collect();
+            let [creation] = creations.as_slice() else {
+                panic!("a document in creation form has one creation")
             };
-            let change = automerge::Change::from_bytes(creation.bytes.clone()).expect("change");
-            let note = quartier_core::document::ChangeNote::decode(change.message());
-            (
-                doc,
-                change.hash().0.to_vec(),
-                creation.bytes.clone(),
-                change.actor_id().to_hex_string(),
-                note.as_ref().map(|n| n.by.to_string()),
-                change.timestamp(),
-                note.map(|n| n.fields.join(",")).unwrap_or_default(),
-            )
+            unbuilt(&doc, &creation.bytes)
         })
         .collect()
+}
+
+/// The hash (hex) a history key of a change not built yet builds to; other keys as they are.
+fn resolved_key(unbuilt: &CreationChanges, item: ItemId, key: String) -> String {
+    let hex = |hash: &[u8]| hash.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let doc = item.to_string();
+    if key.is_empty() {
+        if let Some(creation) = unbuilt.creations.iter().find(|c| c.0 == doc) {
+            return hex(&creation.1);
+        }
+    }
+    if let Some(seq) = key.strip_prefix("pending-").and_then(|s| s.parse::<i64>().ok()) {
+        if let Some((_, edit)) = unbuilt.edits.iter().find(|(s, _)| *s == seq) {
+            return hex(&edit.1);
+        }
+    }
+    key
 }
 
 /// Copies a closed store and takes the copy back to schema `version`.
@@ -446,15 +568,23 @@ fn downgraded_copy(original: &Path, dir: &Path, version: i64, creations: &Creati
     std::fs::copy(original, &copy).expect("copy the store");
     let conn = Connection::open(&copy).expect("open the copy");
     conn.execute_batch(
-        "CREATE TABLE creation_changes (doc_id TEXT, hash BLOB, bytes BLOB, actor TEXT, person TEXT, at INTEGER, fields TEXT)",
+        "CREATE TABLE creation_changes (doc_id TEXT, hash BLOB, bytes BLOB, actor TEXT, person TEXT, at INTEGER, fields TEXT);
+         CREATE TABLE edit_changes (seq INTEGER, doc_id TEXT, hash BLOB, bytes BLOB, actor TEXT, person TEXT, at INTEGER, fields TEXT);",
     )
-    .expect("creation changes");
-    for (doc, hash, bytes, actor, person, at, fields) in creations {
+    .expect("unbuilt changes");
+    for (doc, hash, bytes, actor, person, at, fields) in &creations.creations {
         conn.execute(
             "INSERT INTO creation_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             rusqlite::params![doc, hash, bytes, actor, person, at, fields],
         )
         .expect("creation change");
+    }
+    for (seq, (doc, hash, bytes, actor, person, at, fields)) in &creations.edits {
+        conn.execute(
+            "INSERT INTO edit_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![seq, doc, hash, bytes, actor, person, at, fields],
+        )
+        .expect("edit change");
     }
     for added in ADDED_BY.iter().rev().filter(|a| a.version > version) {
         conn.execute_batch(added.undo).expect("undo a later migration");
@@ -467,8 +597,8 @@ fn downgraded_copy(original: &Path, dir: &Path, version: i64, creations: &Creati
                 .expect("drop a later column");
         }
     }
-    conn.execute_batch("DROP TABLE creation_changes")
-        .expect("drop creation changes");
+    conn.execute_batch("DROP TABLE creation_changes; DROP TABLE edit_changes")
+        .expect("drop unbuilt changes");
     conn.pragma_update(None, "user_version", version)
         .expect("set user_version");
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -707,6 +837,7 @@ fn shown(store: &Store, data: &Data) -> Shown {
             (doc, heads)
         })
         .collect();
+    let unbuilt = creation_changes(store);
     let details = data
         .items
         .iter()
@@ -715,11 +846,15 @@ fn shown(store: &Store, data: &Data) -> Shown {
                 Ok(d) => Ok(Detail {
                     item: d.item,
                     // A creation kept in creation form is named by its hash's first 8 hex
-                    // digits, as earlier schemas could not keep it: compared by that prefix.
+                    // digits (or nothing, made here and not built), an edit kept as a patch by
+                    // its outbox position, as earlier schemas could not keep them: the keys
+                    // not built are resolved to the hashes they build to, then all compared by
+                    // that prefix.
                     history: d
                         .history
                         .into_iter()
                         .map(|mut h| {
+                            h.change = resolved_key(&unbuilt, *id, h.change);
                             h.change.truncate(8);
                             h
                         })
@@ -877,9 +1012,10 @@ fn stores_of_every_earlier_version_upgrade_with_their_data() {
     let original = fx.store.path().to_path_buf();
     let creations = creation_changes(&fx.store);
     assert!(
-        creations.len() >= 5,
-        "items kept in creation form: {}",
-        creations.len()
+        creations.creations.len() >= 5 && !creations.edits.is_empty(),
+        "items kept in creation form: {}, edits kept as patches: {}",
+        creations.creations.len(),
+        creations.edits.len()
     );
     let Fixture { dir, store, .. } = fx;
     close(store);
@@ -1263,7 +1399,7 @@ fn media_from_before_version_8_is_told_apart_as_imported_or_downloaded() {
         ))
         .expect("media rows");
     }
-    let copy = downgraded_copy(&path, dir.path(), 7, &Vec::new());
+    let copy = downgraded_copy(&path, dir.path(), 7, &CreationChanges::default());
     close(Store::open(&copy, StoreOptions::default()).expect("upgrade"));
     let imported: Vec<(String, bool)> = read_only(&copy)
         .prepare("SELECT substr(hash, 1, 1), imported FROM media ORDER BY hash")

@@ -2130,10 +2130,18 @@ fn item_detail_tells_who_changed_what_when_from_which_device_and_lists_comments(
     assert_eq!(ids(&for_caseworker.comments), vec![c1.id, c2.id, c3.id]);
     assert_eq!(for_caseworker.history, detail.history);
 
-    // The phone has the same history once it has the same changes.
+    // The phone has the same history once it has the same changes, and once its own edit,
+    // kept as a patch until then (named by its outbox position), is built for sending.
     phone
         .apply_changes(&fx.store.document_changes(&item.id.to_string()).unwrap())
         .unwrap();
+    let unsent = phone.item_detail(item.id, &resident).unwrap().history;
+    assert_eq!(
+        unsent.iter().filter(|h| h.change.starts_with("pending-")).count(),
+        1,
+        "{unsent:#?}"
+    );
+    phone.pending_changes(10).unwrap();
     let on_phone = phone.item_detail(item.id, &resident).unwrap();
     assert_eq!(on_phone.history, detail.history);
 }

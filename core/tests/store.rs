@@ -446,9 +446,10 @@ fn an_edit_keeps_the_fields_a_newer_version_added() {
     assert_eq!(fx.store.space(fx.space).unwrap().meta, meta);
 }
 
-/// From its first edit on, an item's document is kept as a snapshot with the later edits beside
-/// it (loading a saved document is faster than applying the changes that made it), and reads,
-/// edits and syncs as before.
+/// From its first built edit on, an item's document is kept as a snapshot with the later edits
+/// beside it (loading a saved document is faster than applying the changes that made it), and
+/// reads, edits and syncs as before. Edits are kept as patches until the document is next
+/// needed (here: built for sending).
 #[test]
 fn an_edited_item_is_kept_as_a_snapshot_and_its_later_edits() {
     let fx = Fixture::new();
@@ -470,9 +471,16 @@ fn an_edited_item_is_kept_as_a_snapshot_and_its_later_edits() {
         "a new item is kept in creation form"
     );
     fx.retitle(item.id, "Hoffest am Sonntag");
-    assert_eq!(stored(&fx.store), (true, 0), "the first edit leaves a snapshot");
+    assert_eq!(stored(&fx.store), (false, 0), "an edit is kept as a patch");
+    fx.store.pending_changes(10).unwrap();
+    assert_eq!(
+        stored(&fx.store),
+        (true, 0),
+        "the first built edit leaves a snapshot"
+    );
     fx.retitle(item.id, "Hoffest am Sonntag, 15 Uhr");
     fx.retitle(item.id, "Hoffest am Sonntag, 16 Uhr");
+    fx.store.pending_changes(10).unwrap();
     assert_eq!(stored(&fx.store), (true, 2), "later edits are kept beside it");
     let viewer = fx.viewer(Role::Resident);
     let detail = fx.store.item_detail(item.id, &viewer).unwrap();

@@ -55,14 +55,19 @@ pub(crate) fn item_detail(conn: &Connection, id: ItemId, viewer: &Viewer) -> Res
         .optional()?
         .ok_or_else(not_found)??;
     let mut history = Vec::new();
-    // A creation kept in creation form has no row: its form says who, when and where.
-    if let Some(creation) = crate::store::creation_history(conn, &id.to_string())? {
+    // A creation kept in creation form and edits kept as patches have no row: the form and
+    // the outbox entries say who, when and what.
+    let doc_id = id.to_string();
+    let unbuilt = crate::store::creation_history(conn, &doc_id)?
+        .into_iter()
+        .chain(crate::store::pending_edit_history(conn, &doc_id)?);
+    for entry in unbuilt {
         history.push(HistoryEntry {
-            change: creation.key,
-            device: creation.actor,
-            person: creation.note.as_ref().map(|n| n.by),
-            at: DateTime::from_timestamp_millis(creation.time_ms).unwrap_or_default(),
-            fields: creation.note.map(|n| n.fields).unwrap_or_default(),
+            change: entry.key,
+            device: entry.actor,
+            person: entry.note.as_ref().map(|n| n.by),
+            at: DateTime::from_timestamp_millis(entry.time_ms).unwrap_or_default(),
+            fields: entry.note.map(|n| n.fields).unwrap_or_default(),
         });
     }
     let mut stmt = conn.prepare_cached(

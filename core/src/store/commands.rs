@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{access, documents, now, projection, Store, Touched};
 use crate::document::{
-    guarded, item_from_doc, item_to_json, space_from_doc, space_to_json, write_change, write_edit,
-    ChangeNote, Creation, DocKind,
+    guarded, item_from_doc, item_to_json, merge_patch, space_from_doc, space_to_json, write_change,
+    write_edit, ChangeNote, Creation, DocKind,
 };
 use crate::error::{Error, Result};
 use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, SpaceId, SpaceMeta, Status};
@@ -180,14 +180,15 @@ impl Store {
         id: ItemId,
         by: PersonId,
         fields: Vec<&'static str>,
-        edit: impl FnOnce(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
+        edit: impl Fn(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
     ) -> Result<Item> {
         self.write(|tx, touched| self.change_item_in(tx, touched, id, by, fields, edit))?
     }
 
     /// [`Store::update_item`]'s work inside the caller's write transaction. The outer error
     /// rolls the transaction back; the inner one (an edit of a document set aside) keeps what
-    /// setting it aside wrote.
+    /// setting it aside wrote. An edit is kept as a patch when it can be ([`Self::edit_as_patch`]),
+    /// and built at once otherwise.
     pub(crate) fn change_item_in(
         &self,
         tx: &Connection,
@@ -195,9 +196,12 @@ impl Store {
         id: ItemId,
         by: PersonId,
         fields: Vec<&'static str>,
-        edit: impl FnOnce(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
+        edit: impl Fn(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
     ) -> Result<Result<Item>> {
         let doc_id = id.to_string();
+        if let Some(item) = self.edit_as_patch(tx, touched, &doc_id, by, &fields, &edit)? {
+            return Ok(Ok(item));
+        }
         {
             let mut loaded = match self.load_doc(tx, &doc_id, DocKind::Item, "item", touched)? {
                 ForEdit::Loaded(loaded) => loaded,
@@ -252,6 +256,84 @@ impl Store {
             touched.items.insert(doc_id.clone());
             Ok(Ok(item))
         }
+    }
+
+    /// Makes an edit without loading the item's document: the item is read from its
+    /// projection, the edit is stored as the merge patch it makes to the item's JSON in a new
+    /// outbox entry (`documents::PendingEdit`), and its change is built when the document is
+    /// next loaded (a push, a merge, an edit built at once). `None` when the edit must be built
+    /// at once: the item has no readable projection, the edit makes an author-only item
+    /// shareable (which replaces its history, [`leaves_its_author_for_the_first_time`]), or the
+    /// document may be near its budget (only a built document tells its size).
+    fn edit_as_patch(
+        &self,
+        tx: &Connection,
+        touched: &mut Touched,
+        doc_id: &str,
+        by: PersonId,
+        fields: &[&'static str],
+        edit: &impl Fn(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
+    ) -> Result<Option<Item>> {
+        let row: Option<(String, i64, Option<Vec<u8>>)> = tx
+            .prepare_cached(
+                "SELECT kind, snapshot_bytes + change_bytes, creation FROM documents WHERE doc_id = ?1",
+            )?
+            .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((kind, stored_bytes, creation)) = row else {
+            return Ok(None);
+        };
+        if kind != DocKind::Item.as_str() {
+            return Ok(None);
+        }
+        let current = match crate::query::item_by_id(tx, doc_id) {
+            Ok(Some(item)) if item.id.to_string() == doc_id => item,
+            Ok(_) | Err(Error::Corrupt(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let content = edit(&current.content)?;
+        if content == current.content {
+            return Ok(Some(current));
+        }
+        if current.content.audience == Audience::AuthorOnly && content.audience != Audience::AuthorOnly {
+            return Ok(None);
+        }
+        let item = Item {
+            updated_at: now(),
+            content,
+            ..current.clone()
+        };
+        access::check_item_write(self, tx, by, Some(&current), &item)?;
+        let Some(patch) = merge_patch::diff(&item_to_json(&current)?, &item_to_json(&item)?) else {
+            return Ok(None);
+        };
+        let patch = patch.to_string();
+        // A change is about as large as the JSON it writes, a stored patch smaller than its JSON
+        // (compressed): the estimate is generous, and past it the edit is built and measured.
+        let pending = documents::pending_edit_bytes(tx, doc_id)?;
+        let estimate = stored_bytes as usize + 4 * pending as usize + 2 * patch.len();
+        if estimate > self.options().document_budget {
+            return Ok(None);
+        }
+        if let Some(stored) = creation {
+            // The form's state may be left to the projection, which the edit changes; a form
+            // received is checked by its first build, which the edit then does at once.
+            if !documents::keep_creation_state(tx, doc_id, &stored, &current, self.actor())? {
+                return Ok(None);
+            }
+        }
+        let space_id = item.space.to_string();
+        let pending = documents::PendingEdit {
+            actor: self.actor().to_bytes().to_vec(),
+            time_ms: super::now_ms(),
+            note: ChangeNote::new(by, fields.iter().copied()),
+            patch,
+        };
+        documents::store_local_edit(tx, doc_id, &space_id, &pending, super::now_ms())?;
+        projection::project_item(tx, &item)?;
+        touched.spaces.insert(space_id);
+        touched.items.insert(doc_id.to_owned());
+        Ok(Some(item))
     }
 
     /// Erases an item for a data-protection request: its document, every change, its outbox

@@ -7,7 +7,10 @@ use automerge::{ActorId, Automerge, Change, ChangeHash};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::document::{build_creation, build_creation_doc, guarded, rebuild_creation_doc, Creation, DocKind};
+use crate::document::{
+    build_creation, build_creation_doc, guarded, item_from_doc, item_to_json, merge_patch, read_json,
+    rebuild_creation_doc, write_edit, ChangeNote, Creation, DocKind,
+};
 use crate::error::{Error, Result};
 
 /// Compact when a document has more incremental changes than this…
@@ -26,6 +29,32 @@ pub(crate) struct LoadedDoc {
     /// The change rebuilt from the document's stored creation form, not stored as a change yet:
     /// [`settle`] stores it before anything else of the document is written.
     pub unsettled: Option<Unsettled>,
+    /// The changes of the edits made here and kept as patches ([`PendingEdit`]), built on load
+    /// in the order they were made; [`settle`] stores them after the creation.
+    pub pending: Vec<BuiltEdit>,
+}
+
+/// An edit made on this device and kept in its outbox entry (`outbox.edit`) instead of as an
+/// Automerge change: the JSON merge patch it makes to the item, who made it and when. Its
+/// change is built when the document is next loaded (for a push, a merge, another edit that
+/// needs the document), on the document as it was when the edit was made, so it is the change
+/// the edit would have built at once (same operations, same dependencies, same time). This
+/// keeps Automerge off the edit path as [`store_local_creation`] keeps it off the create path.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PendingEdit {
+    /// The Automerge actor of the device that made the edit.
+    pub actor: Vec<u8>,
+    pub time_ms: i64,
+    pub note: ChangeNote,
+    /// The merge patch, as JSON text.
+    pub patch: String,
+}
+
+/// A pending edit's change, built on load; `None` when the edit changes nothing in the document
+/// (its entry then leaves the outbox).
+pub(crate) struct BuiltEdit {
+    seq: i64,
+    change: Option<Change>,
 }
 
 /// A creation form rebuilt on load.
@@ -90,10 +119,11 @@ fn creation_history_key(check: &[u8]) -> String {
     check.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The creation of a document kept in creation form, as its history shows it: the form is its
-/// history row (`item_history` only has rows for built changes; [`settle`] writes this one).
+/// A change not built yet as its history shows it: the creation of a document kept in creation
+/// form, or an edit kept as a patch (`item_history` only has rows for built changes; [`settle`]
+/// writes them when it builds them).
 pub(crate) struct CreationHistory {
-    /// [`creation_history_key`] of the form's check.
+    /// [`creation_history_key`] of the form's check, or [`pending_history_key`].
     pub key: String,
     pub actor: String,
     pub note: Option<crate::document::ChangeNote>,
@@ -132,6 +162,7 @@ impl LoadedDoc {
             change_bytes: 0,
             change_count: 0,
             unsettled: None,
+            pending: Vec::new(),
         }
     }
 
@@ -143,7 +174,13 @@ impl LoadedDoc {
     /// Bytes of the change rebuilt from its creation form that [`settle`] will store (the
     /// form's own bytes, in `snapshot_bytes`, are far fewer).
     pub fn unsettled_bytes(&self) -> usize {
-        self.unsettled.as_ref().map_or(0, |u| u.change.raw_bytes().len())
+        let edits: usize = self
+            .pending
+            .iter()
+            .filter_map(|e| e.change.as_ref())
+            .map(|c| c.raw_bytes().len())
+            .sum();
+        self.unsettled.as_ref().map_or(0, |u| u.change.raw_bytes().len()) + edits
     }
 }
 
@@ -256,7 +293,6 @@ pub(crate) fn load_checked(
         }
         unsettled = Some(Unsettled { change });
     }
-    doc.set_actor(actor.clone());
     let mut stmt = conn.prepare_cached("SELECT bytes FROM doc_changes WHERE doc_id = ?1 ORDER BY id")?;
     let changes = stmt
         .query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?
@@ -269,6 +305,11 @@ pub(crate) fn load_checked(
         guarded::apply_stored(&mut doc, changes)
             .map_err(|e| Error::Corrupt(format!("stored changes of {doc_id}: {e}")))?;
     }
+    let pending = match kind {
+        DocKind::Item => build_pending_edits(conn, doc_id, &mut doc)?,
+        DocKind::Space => Vec::new(),
+    };
+    doc.set_actor(actor.clone());
     Ok(Ok(Some(LoadedDoc {
         doc,
         kind,
@@ -277,7 +318,110 @@ pub(crate) fn load_checked(
         change_bytes,
         change_count,
         unsettled,
+        pending,
     })))
+}
+
+/// Largest pending edit read back (an edit's patch is bounded by the document budget).
+const MAX_PENDING_EDIT: usize = quartier_protocol::MAX_DECODED_BYTES;
+
+/// Stores an edit made here as a patch in a new outbox entry, without building its change
+/// ([`PendingEdit`]).
+pub(crate) fn store_local_edit(
+    conn: &Connection,
+    doc_id: &str,
+    space_id: &str,
+    edit: &PendingEdit,
+    now_ms: i64,
+) -> Result<()> {
+    let stored = quartier_protocol::encode(edit).map_err(|e| Error::document(doc_id, e))?;
+    conn.prepare_cached(
+        "INSERT INTO outbox (doc_id, kind, space_id, created_at, edit) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![doc_id, DocKind::Item.as_str(), space_id, now_ms, stored])?;
+    Ok(())
+}
+
+/// Bytes of the document's edits kept as patches.
+pub(crate) fn pending_edit_bytes(conn: &Connection, doc_id: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT coalesce(sum(length(edit)), 0) FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL",
+        )?
+        .query_row([doc_id], |r| r.get(0))?)
+}
+
+/// The history entries of the document's edits kept as patches, in the order they were made.
+pub(crate) fn pending_edit_history(conn: &Connection, doc_id: &str) -> Result<Vec<CreationHistory>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, edit FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL ORDER BY seq")?;
+    let rows = stmt.query_map([doc_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, stored) = row?;
+        let Ok(edit) = quartier_protocol::decode::<PendingEdit>(&stored, MAX_PENDING_EDIT) else {
+            continue;
+        };
+        out.push(CreationHistory {
+            key: pending_history_key(seq),
+            actor: ActorId::from(edit.actor.as_slice()).to_hex_string(),
+            note: Some(edit.note),
+            time_ms: edit.time_ms,
+        });
+    }
+    Ok(out)
+}
+
+/// The history key of an edit not built yet: its outbox position, which cannot be mistaken
+/// for a hash (hex digits only).
+fn pending_history_key(seq: i64) -> String {
+    format!("pending-{seq}")
+}
+
+/// Builds the changes of the document's edits kept as patches, in order, into `doc`. An edit
+/// is brought about on what the document reads back as (the item, or its raw JSON when it does
+/// not read as one), as [`crate::store::Store::update_item`] would have at once. An edit that
+/// does not build (a damaged entry) is logged and stays pending with every later one of the
+/// document: a merge or another edit is never refused over it, and `seal_outbox` reports it.
+fn build_pending_edits(conn: &Connection, doc_id: &str, doc: &mut Automerge) -> Result<Vec<BuiltEdit>> {
+    let rows: Vec<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, edit FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL ORDER BY seq")?
+        .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut built = Vec::with_capacity(rows.len());
+    for (seq, stored) in rows {
+        match build_pending_edit(doc_id, doc, &stored) {
+            Ok(change) => built.push(BuiltEdit { seq, change }),
+            Err(reason) => {
+                tracing::error!(doc = doc_id, seq, %reason, "an edit kept as a patch does not build");
+                break;
+            }
+        }
+    }
+    Ok(built)
+}
+
+fn build_pending_edit(doc_id: &str, doc: &mut Automerge, stored: &[u8]) -> Result<Option<Change>> {
+    let edit: PendingEdit = quartier_protocol::decode(stored, MAX_PENDING_EDIT)
+        .map_err(|e| Error::Corrupt(format!("does not decode: {e}")))?;
+    let patch: serde_json::Value =
+        serde_json::from_str(&edit.patch).map_err(|e| Error::Corrupt(format!("patch: {e}")))?;
+    let before = match item_from_doc(doc, doc_id) {
+        Ok(item) => item_to_json(&item)?,
+        Err(_) => read_json(doc, doc_id)?,
+    };
+    let mut target = before.clone();
+    merge_patch::apply(&mut target, &patch);
+    doc.set_actor(ActorId::from(edit.actor.as_slice()));
+    Ok(write_edit(
+        doc,
+        doc_id,
+        DocKind::Item,
+        &before,
+        &target,
+        &edit.note,
+        edit.time_ms,
+    )?)
 }
 
 /// The change a stored creation form stands for, with the document it was built in when it was
@@ -463,8 +607,10 @@ pub(crate) fn seal(conn: &Connection, doc_id: &str) -> Result<bool> {
 /// Gives a document's outbox entry that waits without its change (a creation made here) the
 /// change's hash and bytes.
 fn fill_outbox(conn: &Connection, doc_id: &str, change: &Change) -> Result<()> {
-    conn.prepare_cached("UPDATE outbox SET hash = ?2, bytes = ?3 WHERE doc_id = ?1 AND bytes IS NULL")?
-        .execute(params![doc_id, change.hash().as_ref(), change.raw_bytes()])?;
+    conn.prepare_cached(
+        "UPDATE outbox SET hash = ?2, bytes = ?3 WHERE doc_id = ?1 AND bytes IS NULL AND edit IS NULL",
+    )?
+    .execute(params![doc_id, change.hash().as_ref(), change.raw_bytes()])?;
     Ok(())
 }
 
@@ -484,6 +630,39 @@ pub(crate) fn keep_creation_states(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Makes sure a document's stored creation form keeps its state before the item's projection
+/// changes without the form being built (an edit kept as a patch): a form that leaves its state
+/// to the projection gets it written in, from `current`, the item as the projection gives it
+/// now. False (nothing written) when the edit must be built at once: the form does not decode,
+/// or it came from elsewhere and was never built here, so that its first build must check it
+/// against the change it names (`load_checked`), which sets it aside if it does not rebuild.
+pub(crate) fn keep_creation_state(
+    conn: &Connection,
+    doc_id: &str,
+    stored: &[u8],
+    current: &crate::model::Item,
+    actor: &ActorId,
+) -> Result<bool> {
+    let Some(form) = decode_stored(doc_id, stored) else {
+        return Ok(false);
+    };
+    if !form.check.is_empty() && form.actor != actor.to_bytes() {
+        return Ok(false);
+    }
+    if form.state.is_some() {
+        return Ok(true);
+    }
+    let creation = Creation {
+        actor: form.actor,
+        time_ms: form.time_ms,
+        message: form.message,
+        state: creation_state_of(current, doc_id)?,
+        check: form.check,
+    };
+    write_creation(conn, doc_id, &creation, true)?;
+    Ok(true)
 }
 
 /// Rewrites a document's creation form, with its state or without (`keep_state`).
@@ -539,9 +718,50 @@ pub(crate) fn store_creation(
     Ok(inserted == 1)
 }
 
+/// Builds and stores the changes of a document's edits kept as patches (and its creation form's
+/// change first, when it has one), for a push; the first edit's compaction follows as after
+/// any stored change. Nothing new is written in this device's name, so the document is loaded
+/// with a throwaway actor (each edit is built with the actor it was made by).
+pub(crate) fn settle_pending(conn: &Connection, doc_id: &str) -> Result<()> {
+    let Some(mut loaded) = load(conn, doc_id, &ActorId::random())? else {
+        return Ok(());
+    };
+    settle(conn, doc_id, &mut loaded)?;
+    compact_if_due(conn, doc_id, &mut loaded)?;
+    Ok(())
+}
+
 /// Stores the change a creation form was rebuilt to, as the document's first change, before
 /// anything else of the document is written; its history row gets the full hash.
 pub(crate) fn settle(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -> Result<()> {
+    settle_creation(conn, doc_id, loaded)?;
+    for BuiltEdit { seq, change } in std::mem::take(&mut loaded.pending) {
+        let Some(change) = change else {
+            conn.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([seq])?;
+            continue;
+        };
+        let bytes = change.raw_bytes();
+        let inserted = conn
+            .prepare_cached("INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)")?
+            .execute(params![doc_id, change.hash().as_ref(), bytes])?;
+        if inserted == 1 {
+            loaded.change_bytes += bytes.len() as i64;
+            loaded.change_count += 1;
+            conn.prepare_cached(
+                "UPDATE documents SET change_bytes = ?2, change_count = ?3 WHERE doc_id = ?1",
+            )?
+            .execute(params![doc_id, loaded.change_bytes, loaded.change_count])?;
+        }
+        super::projection::record_history(conn, doc_id, &change)?;
+        conn.prepare_cached("UPDATE outbox SET hash = ?2, bytes = ?3, edit = NULL WHERE seq = ?1")?
+            .execute(params![seq, change.hash().as_ref(), bytes])?;
+    }
+    Ok(())
+}
+
+/// The creation half of [`settle`].
+fn settle_creation(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) -> Result<()> {
     let Some(Unsettled { change }) = loaded.unsettled.take() else {
         return Ok(());
     };

@@ -347,7 +347,9 @@ impl Store {
             }
             let mut report = MergeReport::default();
             for doc_id in ids {
-                if let Some(incoming) = documents::stored_creation(tx, &doc_id)? {
+                // A form with edits kept as patches is built with them, below.
+                let edited = documents::pending_edit_bytes(tx, &doc_id)? > 0;
+                if let Some(incoming) = documents::stored_creation(tx, &doc_id)?.filter(|_| !edited) {
                     let read = read_creation_state(&incoming);
                     // A form made here and not sent keeps its state: it is the only copy.
                     let keep_state =
@@ -377,6 +379,8 @@ impl Store {
                     }
                 };
                 if let Some(mut loaded) = loaded {
+                    // Edits kept as patches get their history rows with their hashes.
+                    documents::settle(tx, &doc_id, &mut loaded)?;
                     self.reproject(tx, &doc_id, &mut loaded, &[], &mut report, touched)?;
                 }
             }

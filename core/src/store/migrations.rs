@@ -191,7 +191,13 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_projections: false,
         then: Some(super::search_index::rebuild),
     },
-    // Next: 029. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 29,
+        sql: include_str!("migrations/029_pending_edits.sql"),
+        rebuilds_projections: false,
+        then: None,
+    },
+    // Next: 030. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

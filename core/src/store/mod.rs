@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior};
 
 pub use access::AllowedActions;
-pub(crate) use documents::{creation_history, load as load_document};
+pub(crate) use documents::{creation_history, load as load_document, pending_edit_history};
 pub use key::StoreKey;
 pub use live::{LiveQuery, LiveResult, Subscription};
 pub use merge::IncomingCreation;

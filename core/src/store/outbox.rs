@@ -80,8 +80,8 @@ impl Store {
     }
 
     /// Builds the changes of the oldest `limit` outbox entries that may leave the device and
-    /// wait without their change (items created here, `documents::store_local_creation`), so
-    /// that they can be signed and pushed. One transaction; nothing is written when none wait.
+    /// wait without their change (items created here, `documents::store_local_creation`, and
+    /// edits kept as patches, `documents::PendingEdit`), so that they can be signed and pushed. One transaction; nothing is written when none wait.
     /// With `members_only`, only entries of spaces the server knows this device in: the ones a
     /// sync request pushes, so that the window sealed is the window pushed. An entry whose change
     /// cannot be built is marked deferred with [`CANNOT_BUILD`] (the app is told, as for any
@@ -93,13 +93,13 @@ impl Store {
             ""
         };
         let sql = format!(
-            "SELECT o.seq, o.doc_id FROM outbox o {join} {MAY_LEAVE_DEVICE}
+            "SELECT o.seq, o.doc_id, o.edit IS NOT NULL FROM outbox o {join} {MAY_LEAVE_DEVICE}
              AND o.bytes IS NULL AND o.defer_reason IS NOT ?2 ORDER BY o.seq LIMIT ?1"
         );
-        let waiting = |conn: &rusqlite::Connection| -> Result<Vec<(i64, String)>> {
+        let waiting = |conn: &rusqlite::Connection| -> Result<Vec<(i64, String, bool)>> {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![limit as i64, CANNOT_BUILD], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         };
@@ -108,12 +108,27 @@ impl Store {
         }
         self.write(|tx, _| {
             let mut sealed = 0;
-            for (seq, doc_id) in waiting(tx)? {
-                let failure = match super::documents::seal(tx, &doc_id) {
+            for (seq, doc_id, edit) in waiting(tx)? {
+                // Building an edit builds every earlier entry of its document too.
+                let built = |tx: &rusqlite::Connection| -> Result<bool> {
+                    Ok(!tx
+                        .prepare_cached("SELECT 1 FROM outbox WHERE seq = ?1 AND bytes IS NULL")?
+                        .exists([seq])?)
+                };
+                if built(tx)? {
+                    sealed += 1;
+                    continue;
+                }
+                let done = match edit {
+                    true => super::documents::settle_pending(tx, &doc_id).and_then(|()| built(tx)),
+                    false => super::documents::seal(tx, &doc_id),
+                };
+                let failure = match done {
                     Ok(true) => {
                         sealed += 1;
                         continue;
                     }
+                    Ok(false) if edit => "an edit of this item could not be prepared for sending".to_owned(),
                     Ok(false) => "the item is no longer stored".to_owned(),
                     Err(e @ (Error::Corrupt(_) | Error::MalformedChange { .. } | Error::Document { .. })) => {
                         e.to_string()

@@ -153,6 +153,9 @@ impl Store {
             record(tx, &entry, code, message, now, &[], None)?;
             return Ok(Some(returned));
         };
+        // Edits made while the refused change was on its way are built and stored first, so
+        // that they are made again on the accepted state like every other later edit.
+        documents::settle(tx, &doc_id, &mut loaded)?;
         let old = std::mem::replace(&mut loaded.doc, Automerge::new());
         let seen = read_json(&old, &doc_id).ok();
 
@@ -365,8 +368,10 @@ pub(crate) fn set_aside_pending(
     message: &'static str,
     keep_written: bool,
 ) -> Result<Option<SetAside>> {
-    // A creation made here waits in the outbox without its change until it is built.
+    // A creation made here, and edits kept as patches, wait in the outbox without their
+    // changes until they are built.
     documents::seal(tx, doc_id)?;
+    documents::settle_pending(tx, doc_id)?;
     let seqs: Vec<i64> = tx
         .prepare_cached("SELECT seq FROM outbox WHERE doc_id = ?1 ORDER BY seq")?
         .query_map([doc_id], |r| r.get(0))?

@@ -1214,6 +1214,11 @@ mod tests {
         let pending = p.store.pending_changes(10).unwrap();
         let edit = automerge::Change::from_bytes(pending.last().unwrap().bytes.clone()).unwrap();
         assert_eq!(edit.deps(), vec![created_hash]);
+        assert_eq!(
+            history_keys(&p, &item)[1],
+            edit.hash().to_string(),
+            "the edit's history entry has its hash once it is built"
+        );
         // Received again (a replayed page), it is a duplicate, not a second document.
         receive(&p, vec![creation_record(&p, &item, &doc)]);
         assert_eq!(p.store.document_changes(&item.id.to_string()).unwrap().len(), 2);

@@ -7,6 +7,7 @@
 mod creation;
 pub mod guarded;
 mod json;
+pub mod merge_patch;
 mod note;
 mod schema;
 

@@ -509,3 +509,44 @@ fn an_edit_reads_and_writes_only_what_differs_and_keeps_what_it_does_not_know() 
         .unwrap()
         .is_none());
 }
+
+/// An edit kept as a merge patch builds, on the same document, the same change (same hash) as
+/// the edit built at once from the whole new value: what lets a device store edits as patches.
+#[test]
+fn an_edit_built_from_its_merge_patch_is_the_edit_built_at_once() {
+    let before = json!({
+        "schema": 1,
+        "title": {"de": "Flohmarkt im Hof", "en": "Flea market"},
+        "body": {"de": "Am Samstag ab 10 Uhr."},
+        "tags": ["markt", "hof"],
+        "place": {"category": "market", "address": {"street": "Venloer Str. 1", "city": "Köln"}},
+        "status": "published",
+    });
+    let afters = [
+        json!({"schema": 1, "title": {"de": "Flohmarkt im Garten", "en": "Flea market"},
+               "body": {"de": "Am Samstag ab 10 Uhr."}, "tags": ["markt", "hof"],
+               "place": {"category": "market", "address": {"street": "Venloer Str. 1", "city": "Köln"}},
+               "status": "published"}),
+        json!({"schema": 1, "title": {"de": "Flohmarkt im Hof"}, "body": {"de": "Am Sonntag."},
+               "tags": ["hof"], "place": {"category": "market", "address": null},
+               "status": "deleted", "note": "neu"}),
+    ];
+    for after in afters {
+        let mut base = doc(1);
+        write_change(&mut base, "x", DocKind::Item, &before, &note(), 5).unwrap();
+        let note = note();
+        let mut at_once = base.fork().with_actor(ActorId::from(vec![1; 16]));
+        let mut from_patch = base.fork().with_actor(ActorId::from(vec![1; 16]));
+        let read = read_json(&base, "x").unwrap();
+        let direct = write_edit(&mut at_once, "x", DocKind::Item, &read, &after, &note, 9)
+            .unwrap()
+            .expect("a change");
+        let patch = merge_patch::diff(&before, &after).expect("a difference");
+        let mut target = read.clone();
+        merge_patch::apply(&mut target, &patch);
+        let patched = write_edit(&mut from_patch, "x", DocKind::Item, &read, &target, &note, 9)
+            .unwrap()
+            .expect("a change");
+        assert_eq!(patched.hash(), direct.hash(), "{patch}");
+    }
+}

@@ -1,0 +1,148 @@
+//! JSON merge patches (RFC 7386): what an edit changed in a document's JSON, kept small enough
+//! to store in place of the edit's Automerge change until that change is built (an edit made on
+//! a device is stored as a patch and built when it is first sent, merged or loaded; see
+//! `quartier_core`'s `documents::PendingEdit`).
+//!
+//! A merge patch cannot tell a key set to `null` from a key removed; documents make no such
+//! difference either ([`super::write_edit`] leaves `null` out), so building the edit from
+//! `apply(before, diff(before, after))` writes exactly what building it from `after` writes.
+//! The `json-patch` crate offers RFC 7386's apply but no diff, and RFC 6902 patches address
+//! list entries by position, which a patch meant to be applied later should not; both
+//! functions here are a few lines.
+
+use serde_json::{Map, Value};
+
+/// The merge patch that takes `before` to `after`, or `None` when they are equal. Maps are
+/// compared key by key (a removed key becomes `null`); any other value that differs is
+/// replaced whole, lists included.
+pub fn diff(before: &Value, after: &Value) -> Option<Value> {
+    match (before, after) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = Map::new();
+            for (key, old_value) in old {
+                if !new.contains_key(key) && !old_value.is_null() {
+                    patch.insert(key.clone(), Value::Null);
+                }
+            }
+            for (key, new_value) in new {
+                match old.get(key) {
+                    Some(old_value) => {
+                        if let Some(inner) = diff(old_value, new_value) {
+                            patch.insert(key.clone(), inner);
+                        }
+                    }
+                    None if new_value.is_null() => {}
+                    None => {
+                        patch.insert(key.clone(), new_value.clone());
+                    }
+                }
+            }
+            (!patch.is_empty()).then_some(Value::Object(patch))
+        }
+        // A map that becomes another kind of value (or the other way round) is replaced; a
+        // value that becomes a map is replaced by the whole map, with the `null`s it holds.
+        _ if before == after => None,
+        (_, Value::Object(new)) => Some(Value::Object(without_nulls(new))),
+        _ => Some(after.clone()),
+    }
+}
+
+/// Applies a merge patch to `target` (RFC 7386, section 2).
+pub fn apply(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(map) = target else { return };
+    for (key, value) in patch {
+        if value.is_null() {
+            map.remove(key);
+        } else {
+            apply(map.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// A map as a merge patch sets it: its `null` entries would remove keys, not set them.
+fn without_nulls(map: &Map<String, Value>) -> Map<String, Value> {
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| match v {
+            Value::Object(inner) => (k.clone(), Value::Object(without_nulls(inner))),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// `value` with every `null` map entry removed, at every depth: what a document holds.
+    fn stored(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), stored(v)))
+                    .collect(),
+            ),
+            Value::Array(list) => Value::Array(list.iter().map(stored).collect()),
+            other => other.clone(),
+        }
+    }
+
+    fn round_trip(before: Value, after: Value) {
+        let mut patched = before.clone();
+        if let Some(patch) = diff(&before, &after) {
+            apply(&mut patched, &patch);
+        }
+        assert_eq!(stored(&patched), stored(&after), "{before} -> {after}");
+    }
+
+    #[test]
+    fn equal_values_need_no_patch() {
+        let value = json!({"title": {"de": "Hof"}, "tags": ["a", "b"], "n": 1});
+        assert_eq!(diff(&value, &value), None);
+    }
+
+    #[test]
+    fn a_patch_holds_only_what_changed() {
+        let before = json!({"title": {"de": "Hof", "en": "Yard"}, "tags": ["a"], "status": "published"});
+        let after = json!({"title": {"de": "Garten", "en": "Yard"}, "tags": ["a"], "status": "published"});
+        assert_eq!(diff(&before, &after), Some(json!({"title": {"de": "Garten"}})));
+    }
+
+    #[test]
+    fn removed_keys_become_null_and_lists_are_replaced_whole() {
+        let before =
+            json!({"place": {"address": {"street": "Venloer Str."}, "category": "cafe"}, "tags": ["a", "b"]});
+        let after = json!({"place": {"address": null}, "tags": ["b"]});
+        assert_eq!(
+            diff(&before, &after),
+            Some(json!({"place": {"address": null, "category": null}, "tags": ["b"]}))
+        );
+        round_trip(before, after);
+    }
+
+    #[test]
+    fn values_that_change_kind_round_trip() {
+        round_trip(json!({"a": 1}), json!({"a": {"b": null, "c": [1, {"d": null}]}}));
+        round_trip(json!({"a": {"b": 1}}), json!({"a": "text"}));
+        round_trip(json!({"a": {"b": 1}}), json!({"a": null}));
+        round_trip(json!({"a": null}), json!({"a": {"b": 2}}));
+        round_trip(json!({"a": [1, 2]}), json!({"a": []}));
+        round_trip(json!({}), json!({"new": {"deep": {"er": true}}}));
+    }
+
+    #[test]
+    fn nulls_that_a_document_leaves_out_make_no_patch() {
+        assert_eq!(diff(&json!({"a": null}), &json!({})), None);
+        assert_eq!(diff(&json!({}), &json!({"a": null})), None);
+    }
+}
