@@ -675,3 +675,165 @@ fn an_erasure_held_back_by_a_reader_owes_its_checkpoint_until_it_is_settled() {
     );
     assert!(fx.store.settle_owed_checkpoint(), "and nothing owed after");
 }
+
+/// An edit is kept as a patch until its document is needed: the history names it by its outbox
+/// position, reading the document builds it (the same heads before and after it is stored), and
+/// building it for sending gives the chain of changes the edits made, one on the other.
+#[test]
+fn edits_are_kept_as_patches_until_they_are_sent() {
+    let fx = Fixture::new();
+    let item = fx.post("Hoffest", "Am Sonntag");
+    fx.retitle(item.id, "Hoffest im Garten");
+    let body = ItemPatch {
+        body: Some(LocalizedText::single("de", "Am Sonntag ab 15 Uhr")),
+        ..Default::default()
+    };
+    fx.store.update_item(item.id, &body, fx.author).unwrap();
+    let viewer = fx.viewer(Role::Coordinator);
+    let history = fx.store.item_detail(item.id, &viewer).unwrap().history;
+    let fields: Vec<_> = history.iter().map(|h| h.fields.join(",")).collect();
+    assert_eq!(fields, ["created", "title", "body"]);
+    assert!(
+        history[1..].iter().all(|h| h.change.starts_with("pending-")
+            && h.person == Some(fx.author)
+            && h.device == fx.store.device_actor()),
+        "{history:#?}"
+    );
+    let heads = fx.store.document_heads(&item.id.to_string()).unwrap();
+
+    let sent = fx.store.pending_changes(10).unwrap();
+    let ours: Vec<automerge::Change> = sent
+        .iter()
+        .filter(|c| c.doc_id == item.id.to_string())
+        .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap())
+        .collect();
+    assert_eq!(ours.len(), 3);
+    assert_eq!(ours[1].deps(), vec![ours[0].hash()]);
+    assert_eq!(ours[2].deps(), vec![ours[1].hash()]);
+    assert_eq!(
+        fx.store.document_heads(&item.id.to_string()).unwrap(),
+        heads,
+        "built the same when read and when stored"
+    );
+    assert_eq!(heads, vec![ours[2].hash().to_string()]);
+    let keys: Vec<_> = fx
+        .store
+        .item_detail(item.id, &viewer)
+        .unwrap()
+        .history
+        .into_iter()
+        .map(|h| h.change)
+        .collect();
+    let hashes: Vec<_> = ours.iter().map(|c| c.hash().to_string()).collect();
+    assert_eq!(keys, hashes, "the history names the built changes");
+    let (_dir, other) = fx.replica();
+    let there = other.item_detail(item.id, &viewer).unwrap().item;
+    assert_eq!(there.content.title.get("de"), Some("Hoffest im Garten"));
+    assert_eq!(there.content.body.get("de"), Some("Am Sonntag ab 15 Uhr"));
+}
+
+/// Changes from elsewhere merged while edits wait as patches: the edits are built on the
+/// document as it was when they were made (not on top of what arrived), both edits show, and
+/// both stores end with the same document.
+#[test]
+fn edits_kept_as_patches_are_built_on_the_state_they_were_made_on() {
+    let fx = Fixture::new();
+    let item = fx.post("Repair-Café", "Jeden Monat");
+    let creation = fx.store.pending_changes(10).unwrap();
+    let creation = automerge::Change::from_bytes(creation.last().unwrap().bytes.clone())
+        .unwrap()
+        .hash();
+    let (_dir, phone) = fx.replica();
+    let body = ItemPatch {
+        body: Some(LocalizedText::single("de", "Jeden ersten Samstag")),
+        ..Default::default()
+    };
+    phone.update_item(item.id, &body, fx.author).unwrap();
+    fx.retitle(item.id, "Repair-Café Nippes");
+    fx.store
+        .apply_changes(&phone.document_changes(&item.id.to_string()).unwrap())
+        .unwrap();
+    let viewer = fx.viewer(Role::Resident);
+    let merged = fx.store.item_detail(item.id, &viewer).unwrap().item;
+    assert_eq!(merged.content.title.get("de"), Some("Repair-Café Nippes"));
+    assert_eq!(merged.content.body.get("de"), Some("Jeden ersten Samstag"));
+    let sent = fx.store.pending_changes(10).unwrap();
+    let edit = automerge::Change::from_bytes(sent.last().unwrap().bytes.clone()).unwrap();
+    assert_eq!(edit.deps(), vec![creation], "built where it was made");
+    phone
+        .apply_changes(&fx.store.document_changes(&item.id.to_string()).unwrap())
+        .unwrap();
+    assert_eq!(
+        phone.document_heads(&item.id.to_string()).unwrap(),
+        fx.store.document_heads(&item.id.to_string()).unwrap()
+    );
+    assert_eq!(phone.item_detail(item.id, &viewer).unwrap().item, merged);
+}
+
+/// Erasing an item takes its edits kept as patches with it: nothing waits to be sent, and the
+/// words they wrote are gone from the file.
+#[test]
+fn erasing_an_item_erases_its_edits_kept_as_patches() {
+    let fx = Fixture::new();
+    let waiting = fx.store.outbox_len().unwrap();
+    let item = fx.post("Sprechstunde", "Dienstags");
+    fx.retitle(item.id, "Sprechstunde Zimmer Qwertzuiop");
+    fx.retitle(item.id, "Sprechstunde Zimmer 12");
+    assert_eq!(fx.store.outbox_len().unwrap(), waiting + 3);
+    fx.store.erase_item(item.id).unwrap();
+    assert_eq!(fx.store.outbox_len().unwrap(), waiting);
+    assert!(!store_file_holds(&fx.store, b"Qwertzuiop"));
+}
+
+/// A projection rebuild builds the edits kept as patches with their documents: the items read
+/// as edited and their history names the built changes.
+#[test]
+fn a_projection_rebuild_builds_the_edits_kept_as_patches() {
+    let fx = Fixture::new();
+    let item = fx.post("Flohmarkt", "Samstag");
+    fx.retitle(item.id, "Flohmarkt im Hof");
+    fx.store.rebuild_projections().unwrap();
+    let viewer = fx.viewer(Role::Resident);
+    let detail = fx.store.item_detail(item.id, &viewer).unwrap();
+    assert_eq!(detail.item.content.title.get("de"), Some("Flohmarkt im Hof"));
+    assert_eq!(detail.history.len(), 2);
+    assert!(
+        detail.history.iter().all(|h| h.change.len() == 64),
+        "{:#?}",
+        detail.history
+    );
+    let sent = fx.store.pending_changes(10).unwrap();
+    assert_eq!(sent.iter().filter(|c| c.doc_id == item.id.to_string()).count(), 2);
+}
+
+/// An author-only item edited as a patch and then shared is created afresh, as it is: one
+/// change, its creation, with the last title.
+#[test]
+fn an_author_only_item_edited_then_shared_leaves_as_one_creation() {
+    let fx = Fixture::new();
+    let mut content = post("Notiz", "nur für mich");
+    content.audience = Audience::AuthorOnly;
+    let item = fx.create(content);
+    fx.retitle(item.id, "Notiz für alle");
+    let share = ItemPatch {
+        audience: Some(Audience::Everyone),
+        ..Default::default()
+    };
+    fx.store.update_item(item.id, &share, fx.author).unwrap();
+    let sent: Vec<_> = fx
+        .store
+        .pending_changes(10)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.doc_id == item.id.to_string())
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let change = automerge::Change::from_bytes(sent[0].bytes.clone()).unwrap();
+    assert!(change.deps().is_empty(), "a creation");
+    let (_dir, other) = fx.replica();
+    let there = other
+        .item_detail(item.id, &fx.viewer(Role::Resident))
+        .unwrap()
+        .item;
+    assert_eq!(there.content.title.get("de"), Some("Notiz für alle"));
+}

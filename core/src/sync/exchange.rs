@@ -827,6 +827,135 @@ mod tests {
         automerge::Change::from_bytes(bytes.clone()).unwrap().hash()
     }
 
+    /// An edit made while the push carrying an earlier edit is on its way is kept as a patch;
+    /// when the server refuses the earlier edit, the later one is built and made again on the
+    /// accepted state like any later edit, and nothing the person wrote is lost.
+    #[test]
+    fn an_edit_made_while_a_refused_one_was_on_its_way_is_made_again_on_the_accepted_state() {
+        let p = phone();
+        let item = news(&p, "Alt");
+        let (accepted, _) = push_all(&p.store, |_| AckOutcome::Stored);
+        let creation = accepted.iter().map(hash_of).next_back().unwrap();
+        let title = ItemPatch {
+            title: Some(LocalizedText::single("de", "Verboten")),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &title, p.person).unwrap();
+        let (request, pushed) = p.store.build_sync_request(1 << 20, 100).unwrap();
+        assert_eq!(request.push.len(), 1, "the title edit is built and sent");
+        let body = ItemPatch {
+            body: Some(LocalizedText::single("de", "Unterwegs geschrieben")),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &body, p.person).unwrap();
+        let response = answer(vec![AckOutcome::Rejected {
+            code: RejectCode::Forbidden,
+            message: "a resident may not make this change".into(),
+        }]);
+        let outcome = p.store.apply_sync_response(&pushed, &response).unwrap();
+        assert_eq!(outcome.rejected.len(), 1);
+        assert_eq!(outcome.rejected[0].reapplied, 1, "the body edit is made again");
+        let detail = p
+            .store
+            .item_detail(item.id, &Viewer::new(p.person, Role::Coordinator))
+            .unwrap();
+        assert_eq!(detail.item.content.title.get("de"), Some("Alt"));
+        assert_eq!(detail.item.content.body.get("de"), Some("Unterwegs geschrieben"));
+        let (again, _) = push_all(&p.store, |_| AckOutcome::Stored);
+        assert_eq!(again.len(), 1, "only the body edit goes out");
+        assert_eq!(
+            deps_of(&again[0]),
+            vec![creation],
+            "built on what the server accepted"
+        );
+        assert_eq!(p.store.outbox_len().unwrap(), 0);
+    }
+
+    /// An edit kept as a patch whose stored entry is damaged does not stop the sync: it is
+    /// reported as waiting (never sent half-built), the other changes go out, and a change of the
+    /// same item from elsewhere still merges.
+    #[test]
+    fn a_damaged_edit_kept_as_a_patch_is_reported_not_a_wedge() {
+        let p = phone();
+        let item = news(&p, "Tauschbörse");
+        push_all(&p.store, |_| AckOutcome::Stored);
+        p.store
+            .update_item(
+                item.id,
+                &ItemPatch {
+                    title: Some(LocalizedText::single("de", "Tauschbörse im Hof")),
+                    ..Default::default()
+                },
+                p.person,
+            )
+            .unwrap();
+        p.store
+            .write(|tx, _| {
+                Ok(tx.execute(
+                    "UPDATE outbox SET edit = x'28b52ffd00' WHERE edit IS NOT NULL",
+                    [],
+                )?)
+            })
+            .unwrap();
+        let other = news(&p, "Lesecafé");
+        let (pushed, _) = push_all(&p.store, |_| AckOutcome::Stored);
+        assert_eq!(pushed.len(), 1, "the other item goes out");
+        let deferred = p.store.deferred_changes(0).unwrap();
+        assert_eq!(deferred.len(), 1, "{deferred:?}");
+        assert_eq!(deferred[0].doc_id, item.id.to_string());
+        assert!(
+            deferred[0].reason.contains("could not be prepared"),
+            "{deferred:?}"
+        );
+        let viewer = Viewer::new(p.person, Role::Coordinator);
+        assert_eq!(
+            p.store
+                .item_detail(other.id, &viewer)
+                .unwrap()
+                .item
+                .content
+                .title
+                .get("de"),
+            Some("Lesecafé")
+        );
+        // A change from elsewhere to the same item still merges.
+        let (_dir, elsewhere) = {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path().join("e.db"), crate::StoreOptions::default()).unwrap();
+            (dir, store)
+        };
+        let changes = p.store.document_changes(&p.space.to_string()).unwrap();
+        elsewhere.apply_changes(&changes).unwrap();
+        let item_changes = p.store.document_changes(&item.id.to_string()).unwrap();
+        assert_eq!(item_changes.len(), 1, "the damaged edit is not built");
+        elsewhere.apply_changes(&item_changes).unwrap();
+        elsewhere
+            .update_item(
+                item.id,
+                &ItemPatch {
+                    body: Some(LocalizedText::single("de", "Jeden Samstag")),
+                    ..Default::default()
+                },
+                p.person,
+            )
+            .unwrap();
+        let report = p
+            .store
+            .apply_changes(&elsewhere.document_changes(&item.id.to_string()).unwrap())
+            .unwrap();
+        assert_eq!(report.applied, 1);
+        assert_eq!(
+            p.store
+                .item_detail(item.id, &viewer)
+                .unwrap()
+                .item
+                .content
+                .body
+                .get("de"),
+            Some("Jeden Samstag")
+        );
+    }
+
     /// A refused title edit followed by an allowed body edit built on it: the title returns to
     /// what the server has, the body edit is made again on the accepted state (so it no longer
     /// depends on the refused change), and the refused edit is listed for the person.
