@@ -2551,3 +2551,77 @@ fn erasing_an_indexed_item_leaves_no_trace_of_its_words_in_the_search_index() {
     assert!(search(&fx, resident, "qqxjzwortmarker").is_empty());
     assert_eq!(hit_ids(&search(&fx, resident, "gartenfest")), vec![kept.id]);
 }
+
+/// An edit rewrites only the projection rows of the parts it changed: every query shows each
+/// kind of edit (title, location, tags, status), and what it left alone is still found.
+#[test]
+fn each_kind_of_edit_shows_in_every_query_and_what_it_left_alone_stays_found() {
+    let fx = Fixture::new();
+    let mut content = place("Gemeinschaftsgarten", 50.95, 6.95);
+    content.tags.insert("garten".into());
+    let item = fx.create(content);
+    let viewer = fx.viewer(Role::Resident);
+    let found = |word: &str| -> bool {
+        fx.store
+            .search(&SearchRequest::new(fx.space, viewer, word))
+            .unwrap()
+            .iter()
+            .any(|h| h.item.id == item.id)
+    };
+    let on_map = |lat: f64, lon: f64| -> bool {
+        fx.store
+            .viewport(&ViewportQuery {
+                space: fx.space,
+                viewer,
+                south: lat - 0.01,
+                west: lon - 0.01,
+                north: lat + 0.01,
+                east: lon + 0.01,
+                kinds: Vec::new(),
+                limit: 100.into(),
+                at: None,
+            })
+            .unwrap()
+            .iter()
+            .any(|i| i.id == item.id)
+    };
+    let tagged = |tag: &str| -> bool {
+        let mut q = FeedQuery::new(fx.space, viewer);
+        q.tag = Some(tag.into());
+        fx.store.feed(&q).unwrap().items.iter().any(|i| i.id == item.id)
+    };
+    assert!(found("gemeinschaftsgarten") && on_map(50.95, 6.95) && tagged("garten"));
+
+    fx.retitle(item.id, "Nachbarschaftsgarten");
+    assert!(found("nachbarschaftsgarten") && !found("gemeinschaftsgarten"));
+    assert!(
+        on_map(50.95, 6.95) && tagged("garten"),
+        "the title edit left them alone"
+    );
+
+    let moved = ItemPatch {
+        location: Some(Location {
+            lat: 50.93,
+            lon: 6.97,
+            accuracy_m: None,
+            source: Default::default(),
+        }),
+        ..Default::default()
+    };
+    fx.store.update_item(item.id, &moved, fx.author).unwrap();
+    assert!(on_map(50.93, 6.97) && !on_map(50.95, 6.95));
+    assert!(found("nachbarschaftsgarten") && tagged("garten"));
+
+    let mut tags = BTreeSet::new();
+    tags.insert("beet".to_owned());
+    let retagged = ItemPatch {
+        tags: Some(tags),
+        ..Default::default()
+    };
+    fx.store.update_item(item.id, &retagged, fx.author).unwrap();
+    assert!(tagged("beet") && !tagged("garten") && found("beet"));
+    assert!(on_map(50.93, 6.97));
+
+    fx.store.delete_item(item.id, fx.author).unwrap();
+    assert!(!found("nachbarschaftsgarten") && !on_map(50.93, 6.97) && !tagged("beet"));
+}

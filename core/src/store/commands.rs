@@ -330,7 +330,7 @@ impl Store {
             patch,
         };
         documents::store_local_edit(tx, doc_id, &space_id, &pending, super::now_ms())?;
-        projection::project_item(tx, &item)?;
+        projection::project_item_over(tx, Some(&current), &item)?;
         touched.spaces.insert(space_id);
         touched.items.insert(doc_id.to_owned());
         Ok(Some(item))

@@ -12,7 +12,16 @@ use crate::search::fold_for_index;
 
 /// Writes (or rewrites) every projection row of an item.
 pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
+    project_item_over(conn, None, item)
+}
+
+/// [`project_item`] for an edit made here, `before` being the item exactly as its projection
+/// held it: the secondary rows and search texts of the parts the edit left alone are kept as
+/// they are instead of being deleted and written again (the map's R*Tree entry alone is
+/// several pages).
+pub(crate) fn project_item_over(conn: &Connection, before: Option<&Item>, item: &Item) -> Result<()> {
     let c = &item.content;
+    let kept = Kept::between(before, item);
     let rest = crate::query::encode_item_rest(item)?;
     let item_id = item.id.to_string();
     let key = RowKey {
@@ -117,8 +126,9 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     }
     // A new row has no secondary rows to clear (every removal of a row clears its own first,
     // `remove_item`): the lookup above instead of six deletes on the create and bulk paths.
+    let kept = if rewrite { kept } else { Kept::default() };
     if rewrite {
-        clear_secondary(conn, row_id)?;
+        clear_secondary(conn, row_id, &kept)?;
         if c.status == Status::Deleted {
             super::search_index::remove(conn, row_id)?;
         }
@@ -126,24 +136,86 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     if c.status == Status::Deleted {
         return Ok(());
     }
-    for (position, reference) in c.media.iter().enumerate() {
+    if !kept.media {
+        insert_media(conn, item, row_id)?;
+    }
+    if !kept.tags {
+        for tag in &c.tags {
+            conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item) VALUES (?1, ?2)")?
+                .execute(params![tag, row_id])?;
+        }
+    }
+    if !kept.texts {
+        let [title, body, extra] = search_texts(item);
+        super::search_index::defer(conn, row_id, pending, &title, &body, &extra)?;
+    }
+    if !kept.location {
+        if let Some(loc) = &c.location {
+            conn.prepare_cached(
+                "INSERT INTO items_geo (id, min_lat, max_lat, min_lon, max_lon) VALUES (?1, ?2, ?2, ?3, ?3)",
+            )?
+            .execute(params![row_id, loc.lat, loc.lon])?;
+        }
+    }
+    if !kept.details {
+        insert_schedules(conn, item, row_id)?;
+    }
+    Ok(())
+}
+
+/// Which parts of an item an edit left as they were, so that their rows stay (all false for a
+/// new row, a merge, or an edit that deletes or restores the item).
+#[derive(Default)]
+struct Kept {
+    media: bool,
+    tags: bool,
+    location: bool,
+    /// The kind's details: opening hours and event series.
+    details: bool,
+    /// Everything the search texts are made of (`search_texts`).
+    texts: bool,
+}
+
+impl Kept {
+    fn between(before: Option<&Item>, item: &Item) -> Self {
+        let Some(before) = before else {
+            return Self::default();
+        };
+        let (old, new) = (&before.content, &item.content);
+        if old.status == Status::Deleted || new.status == Status::Deleted {
+            return Self::default();
+        }
+        let media = old.media == new.media;
+        let tags = old.tags == new.tags;
+        let details = old.details == new.details;
+        Self {
+            media,
+            tags,
+            location: old.location.as_ref().map(|l| (l.lat, l.lon))
+                == new.location.as_ref().map(|l| (l.lat, l.lon)),
+            details,
+            texts: media
+                && tags
+                && details
+                && old.title == new.title
+                && old.body == new.body
+                && old.on_behalf_of == new.on_behalf_of,
+        }
+    }
+}
+
+fn insert_media(conn: &Connection, item: &Item, row_id: i64) -> Result<()> {
+    for (position, reference) in item.content.media.iter().enumerate() {
         let reference = serde_json::to_string(reference).map_err(|e| Error::document(item.id, e))?;
         conn.prepare_cached("INSERT INTO item_media (item, position, reference) VALUES (?1, ?2, ?3)")?
             .execute(params![row_id, position as i64, reference])?;
     }
-    for tag in &c.tags {
-        conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item) VALUES (?1, ?2)")?
-            .execute(params![tag, row_id])?;
-    }
-    let [title, body, extra] = search_texts(item);
-    super::search_index::defer(conn, row_id, pending, &title, &body, &extra)?;
-    if let Some(loc) = &c.location {
-        conn.prepare_cached(
-            "INSERT INTO items_geo (id, min_lat, max_lat, min_lon, max_lon) VALUES (?1, ?2, ?2, ?3, ?3)",
-        )?
-        .execute(params![row_id, loc.lat, loc.lon])?;
-    }
-    match &c.details {
+    Ok(())
+}
+
+/// An offer's opening hours and an event's series.
+fn insert_schedules(conn: &Connection, item: &Item, row_id: i64) -> Result<()> {
+    match &item.content.details {
         ItemDetails::Offer(offer) if !offer.schedules.is_empty() => {
             let rules = serde_json::to_string(&offer.schedules).map_err(|e| Error::document(item.id, e))?;
             conn.prepare_cached("INSERT INTO offer_hours (item, rules) VALUES (?1, ?2)")?
@@ -180,18 +252,20 @@ struct RowKey {
     created_at: i64,
 }
 
-/// Removes the secondary rows of an item (tags, media, map, hours, events), not its texts in the
-/// search index: a rewrite replaces those at the next batch (`search_index::defer`), a removal
-/// takes them out itself (`search_index::remove`).
-fn clear_secondary(conn: &Connection, row_id: i64) -> Result<()> {
-    for sql in [
-        "DELETE FROM item_tags WHERE item = ?1",
-        "DELETE FROM item_media WHERE item = ?1",
-        "DELETE FROM items_geo WHERE id = ?1",
-        "DELETE FROM offer_hours WHERE item = ?1",
-        "DELETE FROM event_series WHERE item = ?1",
+/// Removes the secondary rows of an item (tags, media, map, hours, events) but the ones of
+/// `kept` parts, not its texts in the search index: a rewrite replaces those at the next batch
+/// (`search_index::defer`), a removal takes them out itself (`search_index::remove`).
+fn clear_secondary(conn: &Connection, row_id: i64, kept: &Kept) -> Result<()> {
+    for (sql, keep) in [
+        ("DELETE FROM item_tags WHERE item = ?1", kept.tags),
+        ("DELETE FROM item_media WHERE item = ?1", kept.media),
+        ("DELETE FROM items_geo WHERE id = ?1", kept.location),
+        ("DELETE FROM offer_hours WHERE item = ?1", kept.details),
+        ("DELETE FROM event_series WHERE item = ?1", kept.details),
     ] {
-        conn.prepare_cached(sql)?.execute([row_id])?;
+        if !keep {
+            conn.prepare_cached(sql)?.execute([row_id])?;
+        }
     }
     Ok(())
 }
@@ -202,7 +276,7 @@ pub(crate) fn remove_item(conn: &Connection, item_id: &str) -> Result<()> {
         .query_row("SELECT id FROM items WHERE item_id = ?1", [item_id], |r| r.get(0))
         .optional()?;
     if let Some(row_id) = row_id {
-        clear_secondary(conn, row_id)?;
+        clear_secondary(conn, row_id, &Kept::default())?;
         super::search_index::remove(conn, row_id)?;
         conn.execute("DELETE FROM item_json WHERE id = ?1", [row_id])?;
         conn.execute("DELETE FROM items WHERE id = ?1", [row_id])?;
