@@ -303,7 +303,7 @@ const ADDED_BY: &[Added] = &[
     Added {
         version: 29,
         tables: &[],
-        columns: &[("outbox", "edit")],
+        columns: &[("outbox", "edit"), ("documents", "unreadable")],
         // Before it, an edit was built at once: the edits kept as patches get their changes
         // (`edit_changes`, filled by `downgraded_copy` from the original through the public
         // API), history rows and outbox bytes, after their document's creation form is settled

@@ -13,6 +13,10 @@ use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, 
 
 use documents::LoadedDoc;
 
+/// Edits of one document kept as patches at most; the next is built at once with them (every
+/// load of the document builds them all).
+const MAX_PENDING_EDITS: i64 = 64;
+
 /// A document loaded for a local edit, or set aside because its creation form does not rebuild
 /// (the edit is then refused with the error, after the setting aside is committed).
 enum ForEdit {
@@ -274,16 +278,19 @@ impl Store {
         fields: &[&'static str],
         edit: &impl Fn(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
     ) -> Result<Option<Item>> {
-        let row: Option<(String, i64, Option<Vec<u8>>)> = tx
+        let row: Option<(String, i64, Option<Vec<u8>>, bool)> = tx
             .prepare_cached(
-                "SELECT kind, snapshot_bytes + change_bytes, creation FROM documents WHERE doc_id = ?1",
+                "SELECT kind, snapshot_bytes + change_bytes, creation, unreadable FROM documents WHERE doc_id = ?1",
             )?
-            .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        let Some((kind, stored_bytes, creation)) = row else {
+        let Some((kind, stored_bytes, creation, unreadable)) = row else {
             return Ok(None);
         };
-        if kind != DocKind::Item.as_str() {
+        // A document merged into a form this core does not read (a newer core's) keeps its last
+        // readable projection: an edit is built at once, which refuses it, rather than written
+        // over what the person never saw.
+        if kind != DocKind::Item.as_str() || unreadable {
             return Ok(None);
         }
         let current = match crate::query::item_by_id(tx, doc_id) {
@@ -304,15 +311,30 @@ impl Store {
             ..current.clone()
         };
         access::check_item_write(self, tx, by, Some(&current), &item)?;
-        let Some(patch) = merge_patch::diff(&item_to_json(&current)?, &item_to_json(&item)?) else {
+        let before = item_to_json(&current)?;
+        let Some(patch) = merge_patch::diff(&before, &item_to_json(&item)?) else {
             return Ok(None);
         };
         let patch = patch.to_string();
-        // A change is about as large as the JSON it writes, a stored patch smaller than its JSON
-        // (compressed): the estimate is generous, and past it the edit is built and measured.
-        let pending = documents::pending_edit_bytes(tx, doc_id)?;
-        let estimate = stored_bytes as usize + 4 * pending as usize + 2 * patch.len();
-        if estimate > self.options().document_budget {
+        // Only a built document tells its size: past a generous estimate, or past a number of
+        // edits every load would build again, the edit is built at once (with the ones waiting)
+        // and measured. A change is about as large as the JSON it writes; a stored patch is
+        // compressed; a creation form's stored bytes leave out the state its projection gives.
+        let (waiting, waiting_bytes) = documents::pending_edits(tx, doc_id)?;
+        let state = match creation {
+            Some(_) => serde_json::to_string(&before).map_or(usize::MAX, |json| json.len()),
+            None => 0,
+        };
+        let estimate = usize::try_from(stored_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(state)
+            .saturating_add(
+                usize::try_from(waiting_bytes)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(10),
+            )
+            .saturating_add(patch.len().saturating_mul(2));
+        if waiting >= MAX_PENDING_EDITS || estimate > self.options().document_budget {
             return Ok(None);
         }
         if let Some(stored) = creation {
@@ -439,10 +461,8 @@ fn leaves_its_author_for_the_first_time(
     let history = guarded::changes_since(&loaded.doc, &[])
         .map_err(|e| Error::Corrupt(format!("history of {doc_id}: {e}")))?
         .len();
-    let waiting: i64 = tx.query_row("SELECT count(*) FROM outbox WHERE doc_id = ?1", [doc_id], |r| {
-        r.get(0)
-    })?;
-    Ok(usize::try_from(waiting).is_ok_and(|w| w == history))
+    // Edits kept as patches count once built; one that does not build is in neither.
+    Ok(documents::waiting_built(tx, doc_id, loaded)? == history)
 }
 
 fn require_space(conn: &Connection, space_id: &str) -> Result<()> {

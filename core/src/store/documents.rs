@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::document::{
-    build_creation, build_creation_doc, guarded, item_from_doc, item_to_json, merge_patch, read_json,
+    build_creation, build_creation_doc, guarded, item_from_doc, item_to_json, merge_patch,
     rebuild_creation_doc, write_edit, ChangeNote, Creation, DocKind,
 };
 use crate::error::{Error, Result};
@@ -342,13 +342,30 @@ pub(crate) fn store_local_edit(
     Ok(())
 }
 
-/// Bytes of the document's edits kept as patches.
-pub(crate) fn pending_edit_bytes(conn: &Connection, doc_id: &str) -> Result<i64> {
+/// How many edits of the document are kept as patches, and their stored bytes.
+pub(crate) fn pending_edits(conn: &Connection, doc_id: &str) -> Result<(i64, i64)> {
     Ok(conn
         .prepare_cached(
-            "SELECT coalesce(sum(length(edit)), 0) FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL",
+            "SELECT count(*), coalesce(sum(length(edit)), 0) FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL",
         )?
-        .query_row([doc_id], |r| r.get(0))?)
+        .query_row([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// The fields a stored pending edit sets, when it decodes.
+pub(crate) fn pending_edit_fields(stored: &[u8]) -> Vec<String> {
+    quartier_protocol::decode::<PendingEdit>(stored, MAX_PENDING_EDIT)
+        .map(|edit| edit.note.fields)
+        .unwrap_or_default()
+}
+
+/// How many of the document's changes wait in the outbox built, or were built on load from
+/// patches (`loaded.pending`): edits that do not build are not in the document.
+pub(crate) fn waiting_built(conn: &Connection, doc_id: &str, loaded: &LoadedDoc) -> Result<usize> {
+    let stored: i64 = conn
+        .prepare_cached("SELECT count(*) FROM outbox WHERE doc_id = ?1 AND edit IS NULL")?
+        .query_row([doc_id], |r| r.get(0))?;
+    let built = loaded.pending.iter().filter(|e| e.change.is_some()).count();
+    Ok(usize::try_from(stored).unwrap_or(0) + built)
 }
 
 /// The history entries of the document's edits kept as patches, in the order they were made.
@@ -379,10 +396,11 @@ fn pending_history_key(seq: i64) -> String {
 }
 
 /// Builds the changes of the document's edits kept as patches, in order, into `doc`. An edit
-/// is brought about on what the document reads back as (the item, or its raw JSON when it does
-/// not read as one), as [`crate::store::Store::update_item`] would have at once. An edit that
-/// does not build (a damaged entry) is logged and stays pending with every later one of the
-/// document: a merge or another edit is never refused over it, and `seal_outbox` reports it.
+/// is brought about on the item the document reads back as, as
+/// [`crate::store::Store::update_item`] would have at once. An edit that does not build (a
+/// damaged entry, or a document this core no longer reads as an item) is logged and stays
+/// pending, and the later ones are built without it (each patch sets only its own fields): a
+/// merge or another edit is never refused over it, and `seal_outbox` reports it.
 fn build_pending_edits(conn: &Connection, doc_id: &str, doc: &mut Automerge) -> Result<Vec<BuiltEdit>> {
     let rows: Vec<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT seq, edit FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL ORDER BY seq")?
@@ -394,7 +412,6 @@ fn build_pending_edits(conn: &Connection, doc_id: &str, doc: &mut Automerge) -> 
             Ok(change) => built.push(BuiltEdit { seq, change }),
             Err(reason) => {
                 tracing::error!(doc = doc_id, seq, %reason, "an edit kept as a patch does not build");
-                break;
             }
         }
     }
@@ -406,10 +423,7 @@ fn build_pending_edit(doc_id: &str, doc: &mut Automerge, stored: &[u8]) -> Resul
         .map_err(|e| Error::Corrupt(format!("does not decode: {e}")))?;
     let patch: serde_json::Value =
         serde_json::from_str(&edit.patch).map_err(|e| Error::Corrupt(format!("patch: {e}")))?;
-    let before = match item_from_doc(doc, doc_id) {
-        Ok(item) => item_to_json(&item)?,
-        Err(_) => read_json(doc, doc_id)?,
-    };
+    let before = item_to_json(&item_from_doc(doc, doc_id)?)?;
     let mut target = before.clone();
     merge_patch::apply(&mut target, &patch);
     doc.set_actor(ActorId::from(edit.actor.as_slice()));
@@ -434,8 +448,9 @@ fn creation_change(
     kind: DocKind,
     stored: &[u8],
 ) -> Result<std::result::Result<(Change, Option<Automerge>), UnbuildableCreation>> {
-    // A document in creation form has no other change in the outbox than its creation (an
-    // edit settles the form first).
+    // A document in creation form has no other built change in the outbox than its creation
+    // (an edit built at once settles the form first; edits kept as patches have no bytes until
+    // `settle` stores the creation before them).
     let outgoing = || -> Result<Option<Change>> {
         let bytes: Option<Vec<u8>> = conn
             .prepare_cached(
@@ -604,8 +619,8 @@ pub(crate) fn seal(conn: &Connection, doc_id: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Gives a document's outbox entry that waits without its change (a creation made here) the
-/// change's hash and bytes.
+/// Gives a document's outbox entry that waits without its change (a creation made here, not an
+/// edit kept as a patch) the change's hash and bytes.
 fn fill_outbox(conn: &Connection, doc_id: &str, change: &Change) -> Result<()> {
     conn.prepare_cached(
         "UPDATE outbox SET hash = ?2, bytes = ?3 WHERE doc_id = ?1 AND bytes IS NULL AND edit IS NULL",

@@ -284,7 +284,7 @@ impl Store {
                     Ok(item) if item.id.to_string() == doc_id => {
                         let space = item.space.to_string();
                         tx.execute(
-                            "UPDATE documents SET space_id = ?2 WHERE doc_id = ?1",
+                            "UPDATE documents SET space_id = ?2, unreadable = 0 WHERE doc_id = ?1",
                             [doc_id, &space],
                         )?;
                         loaded.space_id = Some(space.clone());
@@ -293,9 +293,13 @@ impl Store {
                         touched.spaces.insert(space);
                         touched.items.insert(doc_id.to_owned());
                     }
-                    Ok(_) => report.unreadable.push(doc_id.to_owned()),
+                    Ok(_) => {
+                        mark_unreadable(tx, doc_id)?;
+                        report.unreadable.push(doc_id.to_owned());
+                    }
                     Err(e) => {
                         tracing::debug!(doc = doc_id, error = %e, "merged item not readable yet");
+                        mark_unreadable(tx, doc_id)?;
                         report.unreadable.push(doc_id.to_owned());
                     }
                 }
@@ -348,7 +352,7 @@ impl Store {
             let mut report = MergeReport::default();
             for doc_id in ids {
                 // A form with edits kept as patches is built with them, below.
-                let edited = documents::pending_edit_bytes(tx, &doc_id)? > 0;
+                let edited = documents::pending_edits(tx, &doc_id)?.0 > 0;
                 if let Some(incoming) = documents::stored_creation(tx, &doc_id)?.filter(|_| !edited) {
                     let read = read_creation_state(&incoming);
                     // A form made here and not sent keeps its state: it is the only copy.
@@ -441,6 +445,14 @@ impl Store {
                 .collect())
         })
     }
+}
+
+/// Marks an item's document as merged into a form this core does not read (see
+/// `documents.unreadable`).
+fn mark_unreadable(tx: &Connection, doc_id: &str) -> Result<()> {
+    tx.prepare_cached("UPDATE documents SET unreadable = 1 WHERE doc_id = ?1")?
+        .execute([doc_id])?;
+    Ok(())
 }
 
 /// A document arriving in its creation form (`Record::Created`, an import, the bench generator).

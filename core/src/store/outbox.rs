@@ -135,7 +135,7 @@ impl Store {
                     }
                     Err(e) => return Err(e),
                 };
-                tracing::error!(doc = %doc_id, reason = %failure, "an item created here cannot be sent");
+                tracing::error!(doc = %doc_id, reason = %failure, "a change made here cannot be sent");
                 defer_entry(tx, seq, CANNOT_BUILD, super::now_ms())?;
             }
             Ok(sealed)

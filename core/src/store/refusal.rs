@@ -370,8 +370,18 @@ pub(crate) fn set_aside_pending(
 ) -> Result<Option<SetAside>> {
     // A creation made here, and edits kept as patches, wait in the outbox without their
     // changes until they are built.
+    // One that does not build (a damaged entry, a form that does not rebuild) is set aside as
+    // it is: this runs inside the sync that purges, which must not fail over one document.
     documents::seal(tx, doc_id)?;
-    documents::settle_pending(tx, doc_id)?;
+    if documents::pending_edits(tx, doc_id)?.0 > 0 {
+        match documents::settle_pending(tx, doc_id) {
+            Ok(()) => {}
+            Err(e @ (Error::Corrupt(_) | Error::MalformedChange { .. } | Error::Document { .. })) => {
+                tracing::warn!(doc = doc_id, error = %e, "edits kept as patches set aside unbuilt");
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let seqs: Vec<i64> = tx
         .prepare_cached("SELECT seq FROM outbox WHERE doc_id = ?1 ORDER BY seq")?
         .query_map([doc_id], |r| r.get(0))?
@@ -381,7 +391,11 @@ pub(crate) fn set_aside_pending(
     for seq in seqs {
         if let Some(entry) = outbox_entry(tx, seq, true)? {
             let change = guarded::decode(entry.bytes.clone()).ok();
-            for field in note_fields(change.as_ref()) {
+            let set = match (&change, &entry.edit) {
+                (None, Some(edit)) => documents::pending_edit_fields(edit),
+                _ => note_fields(change.as_ref()),
+            };
+            for field in set {
                 if !fields.contains(&field) {
                     fields.push(field);
                 }
@@ -393,15 +407,28 @@ pub(crate) fn set_aside_pending(
         return Ok(None);
     };
     let written = if keep_written {
-        documents::load(tx, doc_id, &automerge::ActorId::random())?
-            .and_then(|loaded| read_json(&loaded.doc, doc_id).ok())
-            .and_then(|json| match json {
-                Value::Object(all) => Some(Value::Object(
-                    all.into_iter().filter(|(k, _)| fields.contains(k)).collect(),
-                )),
-                _ => None,
-            })
-            .map(|v| v.to_string())
+        // What the person last saw: the projection (edits that did not build included), else
+        // the document.
+        let shown = match crate::query::item_by_id(tx, doc_id) {
+            Ok(Some(item)) => crate::document::item_to_json(&item).ok(),
+            _ => None,
+        };
+        let stored = || match documents::load(tx, doc_id, &automerge::ActorId::random()) {
+            Ok(loaded) => Ok(loaded.and_then(|loaded| read_json(&loaded.doc, doc_id).ok())),
+            Err(Error::Corrupt(_)) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let json = match shown {
+            Some(json) => Some(json),
+            None => stored()?,
+        };
+        json.and_then(|json| match json {
+            Value::Object(all) => Some(Value::Object(
+                all.into_iter().filter(|(k, _)| fields.contains(k)).collect(),
+            )),
+            _ => None,
+        })
+        .map(|v| v.to_string())
     } else {
         None
     };
@@ -460,21 +487,23 @@ fn withdraw(tx: &Connection, hashes: &[ChangeHash]) -> Result<usize> {
     Ok(removed)
 }
 
-/// An outbox entry the server refused.
+/// An outbox entry the server refused, or one set aside (`hash` and `bytes` empty for an edit
+/// kept as a patch that did not build, `edit` its patch).
 struct OutboxEntry {
     doc_id: String,
     kind: DocKind,
     space_id: String,
     hash: Vec<u8>,
     bytes: Vec<u8>,
+    edit: Option<Vec<u8>>,
 }
 
 /// Reads the outbox entry `seq`, or takes it out of the outbox when `take`.
 fn outbox_entry(tx: &Connection, seq: i64, take: bool) -> Result<Option<OutboxEntry>> {
     let sql = if take {
-        "DELETE FROM outbox WHERE seq = ?1 RETURNING doc_id, kind, space_id, hash, bytes"
+        "DELETE FROM outbox WHERE seq = ?1 RETURNING doc_id, kind, space_id, hash, bytes, edit"
     } else {
-        "SELECT doc_id, kind, space_id, hash, bytes FROM outbox WHERE seq = ?1"
+        "SELECT doc_id, kind, space_id, hash, bytes, edit FROM outbox WHERE seq = ?1"
     };
     let row = tx
         .query_row(sql, [seq], |r| {
@@ -482,12 +511,13 @@ fn outbox_entry(tx: &Connection, seq: i64, take: bool) -> Result<Option<OutboxEn
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+                r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
+                r.get::<_, Option<Vec<u8>>>(5)?,
             ))
         })
         .optional()?;
-    let Some((doc_id, kind, space_id, hash, bytes)) = row else {
+    let Some((doc_id, kind, space_id, hash, bytes, edit)) = row else {
         return Ok(None);
     };
     let kind = DocKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("outbox kind {kind}")))?;
@@ -497,6 +527,7 @@ fn outbox_entry(tx: &Connection, seq: i64, take: bool) -> Result<Option<OutboxEn
         space_id,
         hash,
         bytes,
+        edit,
     }))
 }
 

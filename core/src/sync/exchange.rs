@@ -897,9 +897,19 @@ mod tests {
                 )?)
             })
             .unwrap();
+        p.store
+            .update_item(
+                item.id,
+                &ItemPatch {
+                    tags: Some(["tausch".to_owned()].into()),
+                    ..Default::default()
+                },
+                p.person,
+            )
+            .unwrap();
         let other = news(&p, "Lesecafé");
         let (pushed, _) = push_all(&p.store, |_| AckOutcome::Stored);
-        assert_eq!(pushed.len(), 1, "the other item goes out");
+        assert_eq!(pushed.len(), 2, "the later edit and the other item go out");
         let deferred = p.store.deferred_changes(0).unwrap();
         assert_eq!(deferred.len(), 1, "{deferred:?}");
         assert_eq!(deferred[0].doc_id, item.id.to_string());
@@ -927,7 +937,11 @@ mod tests {
         let changes = p.store.document_changes(&p.space.to_string()).unwrap();
         elsewhere.apply_changes(&changes).unwrap();
         let item_changes = p.store.document_changes(&item.id.to_string()).unwrap();
-        assert_eq!(item_changes.len(), 1, "the damaged edit is not built");
+        assert_eq!(
+            item_changes.len(),
+            2,
+            "the damaged edit is not built, the later one is"
+        );
         elsewhere.apply_changes(&item_changes).unwrap();
         elsewhere
             .update_item(
@@ -1389,6 +1403,74 @@ mod tests {
             p.store.update_item(item.id, &patch, p.person),
             Err(Error::NotFound { .. })
         ));
+    }
+
+    /// Losing a space whose documents include a received form that does not rebuild and an
+    /// edit kept as a patch whose entry is damaged: the purge goes through (it runs inside the
+    /// sync), and the edit is listed as not delivered.
+    #[test]
+    fn losing_a_space_with_unbuildable_forms_and_damaged_edits_is_not_a_wedge() {
+        let p = phone();
+        let (item, doc) = written_elsewhere(&p, "Lesepaten gesucht");
+        receive(&p, vec![with_wrong_check(creation_record(&p, &item, &doc))]);
+        let mine = news(&p, "Hofflohmarkt");
+        push_all(&p.store, |_| AckOutcome::Stored);
+        let title = ItemPatch {
+            title: Some(LocalizedText::single("de", "Hofflohmarkt am Samstag")),
+            ..Default::default()
+        };
+        p.store.update_item(mine.id, &title, p.person).unwrap();
+        p.store
+            .write(|tx, _| {
+                Ok(tx.execute(
+                    "UPDATE outbox SET edit = x'28b52ffd00' WHERE edit IS NOT NULL",
+                    [],
+                )?)
+            })
+            .unwrap();
+        let mut revoked = answer(Vec::new());
+        revoked.revoked.push(p.space.as_uuid());
+        let (_, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        p.store.apply_sync_response(&pushed, &revoked).unwrap();
+        assert_eq!(p.store.outbox_len().unwrap(), 0);
+        let undelivered = p.store.undelivered_changes().unwrap();
+        assert_eq!(undelivered.len(), 1, "{undelivered:?}");
+        assert_eq!(undelivered[0].doc_id, mine.id.to_string());
+    }
+
+    /// A document merged into a form this core does not read (a newer core's schema) keeps its
+    /// last readable projection; an edit of it is refused, as before edits were kept as patches,
+    /// instead of being written over what the person never saw.
+    #[test]
+    fn an_edit_of_a_document_this_core_does_not_read_is_refused() {
+        let p = phone();
+        let (item, mut doc) = written_elsewhere(&p, "Sprechstunde");
+        receive(&p, vec![snapshot_record(&p, &item, &doc)]);
+        let mut tx = doc.transaction();
+        automerge::transaction::Transactable::put(&mut tx, automerge::ROOT, "schema", 2_i64).unwrap();
+        tx.commit();
+        let change = doc.get_last_local_change().unwrap().clone();
+        receive(
+            &p,
+            vec![Record::Change {
+                space: p.space.as_uuid(),
+                doc: item.id.as_uuid(),
+                kind: DocKind::Item,
+                signature: vec![0; 64],
+                bytes: change.raw_bytes().to_vec(),
+                device: uuid::Uuid::now_v7(),
+            }],
+        );
+        let title = ItemPatch {
+            title: Some(LocalizedText::single("de", "Sprechstunde neu")),
+            ..Default::default()
+        };
+        assert!(p.store.update_item(item.id, &title, p.person).is_err());
+        assert_eq!(
+            p.store.document_changes(&item.id.to_string()).unwrap().len(),
+            2,
+            "nothing written into it"
+        );
     }
 
     /// A stored creation form that does not rebuild to the change it names (a server with other

@@ -3,3 +3,7 @@
 -- push, a merge, or another edit that needs the document (store/documents.rs, `PendingEdit`).
 -- Entries from before this schema all carry their change.
 ALTER TABLE outbox ADD COLUMN edit BLOB;
+-- 1 when the last merge left an item's document in a form this core does not read (a newer
+-- core's): its projection is the last readable state, and an edit is then built at once (which
+-- refuses it) instead of being kept as a patch against that state.
+ALTER TABLE documents ADD COLUMN unreadable INTEGER NOT NULL DEFAULT 0;
