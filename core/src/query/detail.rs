@@ -16,7 +16,10 @@ pub struct HistoryEntry {
     /// Automerge change hash, hex. For the creation of a document this device keeps in creation
     /// form (not built yet, `docs/store.md`), its first 8 hex digits: a prefix of the full hash,
     /// which replaces it once the document is built; empty for an item created here whose change
-    /// was not built yet (not pushed, not edited).
+    /// was not built yet (not pushed, not loaded); `pending-<n>` for an edit made here and kept
+    /// as a patch, until its change is built (pushed, or the document loaded for a merge). Keys
+    /// of changes not built yet are this device's own: another device names the same change by
+    /// its hash.
     pub change: String,
     /// The device (Automerge actor), hex.
     pub device: String,

@@ -13,6 +13,10 @@ use crate::model::{Audience, Item, ItemId, ItemPatch, NewItem, PersonId, Space, 
 
 use documents::LoadedDoc;
 
+/// What an edit kept as a patch reads of its document's row: kind, stored bytes, creation form,
+/// whether the document is known not to read (`None`: not known).
+type DocumentRow = (String, i64, Option<Vec<u8>>, Option<bool>);
+
 /// Edits of one document kept as patches at most; the next is built at once with them (every
 /// load of the document builds them all).
 const MAX_PENDING_EDITS: i64 = 64;
@@ -212,6 +216,11 @@ impl Store {
                 ForEdit::SetAside(refused) => return Ok(Err(refused)),
             };
             let current = item_from_doc(&loaded.doc, &doc_id)?;
+            // Read: its later edits may be kept as patches.
+            tx.prepare_cached(
+                "UPDATE documents SET unreadable = 0 WHERE doc_id = ?1 AND unreadable IS NOT 0",
+            )?
+            .execute([&doc_id])?;
             let content = edit(&current.content)?;
             if content == current.content {
                 return Ok(Ok(current));
@@ -278,7 +287,7 @@ impl Store {
         fields: &[&'static str],
         edit: &impl Fn(&crate::model::ItemContent) -> Result<crate::model::ItemContent>,
     ) -> Result<Option<Item>> {
-        let row: Option<(String, i64, Option<Vec<u8>>, bool)> = tx
+        let row: Option<DocumentRow> = tx
             .prepare_cached(
                 "SELECT kind, snapshot_bytes + change_bytes, creation, unreadable FROM documents WHERE doc_id = ?1",
             )?
@@ -290,7 +299,8 @@ impl Store {
         // A document merged into a form this core does not read (a newer core's) keeps its last
         // readable projection: an edit is built at once, which refuses it, rather than written
         // over what the person never saw.
-        if kind != DocKind::Item.as_str() || unreadable {
+        // Not known for a document stored before schema 29: its first edit is built at once.
+        if kind != DocKind::Item.as_str() || unreadable != Some(false) {
             return Ok(None);
         }
         let current = match crate::query::item_by_id(tx, doc_id) {
@@ -312,7 +322,7 @@ impl Store {
         };
         access::check_item_write(self, tx, by, Some(&current), &item)?;
         let before = item_to_json(&current)?;
-        let Some(patch) = merge_patch::diff(&before, &item_to_json(&item)?) else {
+        let Some(patch) = merge_patch::diff_document(DocKind::Item, &before, &item_to_json(&item)?) else {
             return Ok(None);
         };
         let patch = patch.to_string();
@@ -338,9 +348,9 @@ impl Store {
             return Ok(None);
         }
         if let Some(stored) = creation {
-            // The form's state may be left to the projection, which the edit changes; a form
-            // received is checked by its first build, which the edit then does at once.
-            if !documents::keep_creation_state(tx, doc_id, &stored, &current, self.actor())? {
+            // A form made here keeps its state; one with a check (received, or sealed for a
+            // push) is checked by its first build, which the edit then does at once.
+            if !documents::keep_creation_state(tx, doc_id, &stored, &current)? {
                 return Ok(None);
             }
         }

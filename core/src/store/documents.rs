@@ -411,7 +411,7 @@ fn build_pending_edits(conn: &Connection, doc_id: &str, doc: &mut Automerge) -> 
         match build_pending_edit(doc_id, doc, &stored) {
             Ok(change) => built.push(BuiltEdit { seq, change }),
             Err(reason) => {
-                tracing::error!(doc = doc_id, seq, %reason, "an edit kept as a patch does not build");
+                tracing::warn!(doc = doc_id, seq, %reason, "an edit kept as a patch does not build");
             }
         }
     }
@@ -423,7 +423,11 @@ fn build_pending_edit(doc_id: &str, doc: &mut Automerge, stored: &[u8]) -> Resul
         .map_err(|e| Error::Corrupt(format!("does not decode: {e}")))?;
     let patch: serde_json::Value =
         serde_json::from_str(&edit.patch).map_err(|e| Error::Corrupt(format!("patch: {e}")))?;
-    let before = item_to_json(&item_from_doc(doc, doc_id)?)?;
+    let item = item_from_doc(doc, doc_id)?;
+    if item.id.to_string() != doc_id {
+        return Err(Error::Corrupt("the document names another item".into()));
+    }
+    let before = item_to_json(&item)?;
     let mut target = before.clone();
     merge_patch::apply(&mut target, &patch);
     doc.set_actor(ActorId::from(edit.actor.as_slice()));
@@ -651,19 +655,20 @@ pub(crate) fn keep_creation_states(conn: &Connection) -> Result<()> {
 /// changes without the form being built (an edit kept as a patch): a form that leaves its state
 /// to the projection gets it written in, from `current`, the item as the projection gives it
 /// now. False (nothing written) when the edit must be built at once: the form does not decode,
-/// or it came from elsewhere and was never built here, so that its first build must check it
-/// against the change it names (`load_checked`), which sets it aside if it does not rebuild.
+/// or it has a check (received, or sealed for a push; a form received may even carry this
+/// device's actor, after a purge), so that its first build checks it against the change it
+/// names (`load_checked`), which sets it aside if it does not rebuild. Only a form made here and
+/// never built has no check: nothing to check it against, and its state is its content.
 pub(crate) fn keep_creation_state(
     conn: &Connection,
     doc_id: &str,
     stored: &[u8],
     current: &crate::model::Item,
-    actor: &ActorId,
 ) -> Result<bool> {
     let Some(form) = decode_stored(doc_id, stored) else {
         return Ok(false);
     };
-    if !form.check.is_empty() && form.actor != actor.to_bytes() {
+    if !form.check.is_empty() {
         return Ok(false);
     }
     if form.state.is_some() {
@@ -719,8 +724,8 @@ pub(crate) fn store_creation(
     let stored = encode_creation(doc_id, creation, keep_state)?;
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO documents (doc_id, kind, space_id, creation, snapshot_bytes, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (doc_id) DO NOTHING",
+            "INSERT INTO documents (doc_id, kind, space_id, creation, snapshot_bytes, updated_at, unreadable)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT (doc_id) DO NOTHING",
         )?
         .execute(params![
             doc_id,
@@ -815,7 +820,7 @@ pub(crate) fn store_change(
 ) -> Result<bool> {
     settle(conn, doc_id, loaded)?;
     conn.prepare_cached(
-        "INSERT INTO documents (doc_id, kind, space_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO documents (doc_id, kind, space_id, updated_at, unreadable) VALUES (?1, ?2, ?3, ?4, 0)
          ON CONFLICT (doc_id) DO UPDATE SET space_id = coalesce(excluded.space_id, space_id),
                                             updated_at = excluded.updated_at",
     )?

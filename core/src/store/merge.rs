@@ -326,6 +326,10 @@ impl Store {
                 "UPDATE outbox SET deferred_since = NULL, defer_reason = NULL WHERE defer_reason = ?1",
                 [super::outbox::CANNOT_BUILD],
             )?;
+            tx.execute(
+                "UPDATE outbox SET deferred_since = NULL, defer_reason = NULL WHERE defer_reason = ?1",
+                [super::outbox::EDIT_CANNOT_BUILD],
+            )?;
             documents::keep_creation_states(tx)?;
             for table in [
                 "item_tags",

@@ -13,6 +13,11 @@ use crate::error::{Error, Result};
 pub(crate) const CANNOT_BUILD: &str =
     "this item could not be prepared for sending on this device; copy its content, create it again and erase this one";
 
+/// Why an outbox entry waits for good: an edit made here and kept as a patch whose change could
+/// not be built (its stored entry damaged, or the item no longer readable by this core).
+pub(crate) const EDIT_CANNOT_BUILD: &str =
+    "an edit of this item could not be prepared for sending on this device; its other changes are sent, make this one again";
+
 /// Outbox rows (`o`) that may leave the device: not changes of drafts or author-only items
 /// (`i` is the items projection, left-joined on the document id). Every query that selects what
 /// to send uses this one condition.
@@ -94,11 +99,12 @@ impl Store {
         };
         let sql = format!(
             "SELECT o.seq, o.doc_id, o.edit IS NOT NULL FROM outbox o {join} {MAY_LEAVE_DEVICE}
-             AND o.bytes IS NULL AND o.defer_reason IS NOT ?2 ORDER BY o.seq LIMIT ?1"
+             AND o.bytes IS NULL AND o.defer_reason IS NOT ?2 AND o.defer_reason IS NOT ?3
+             ORDER BY o.seq LIMIT ?1"
         );
         let waiting = |conn: &rusqlite::Connection| -> Result<Vec<(i64, String, bool)>> {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![limit as i64, CANNOT_BUILD], |r| {
+            let rows = stmt.query_map(params![limit as i64, CANNOT_BUILD, EDIT_CANNOT_BUILD], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -136,7 +142,8 @@ impl Store {
                     Err(e) => return Err(e),
                 };
                 tracing::error!(doc = %doc_id, reason = %failure, "a change made here cannot be sent");
-                defer_entry(tx, seq, CANNOT_BUILD, super::now_ms())?;
+                let reason = if edit { EDIT_CANNOT_BUILD } else { CANNOT_BUILD };
+                defer_entry(tx, seq, reason, super::now_ms())?;
             }
             Ok(sealed)
         })

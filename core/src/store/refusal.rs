@@ -372,15 +372,17 @@ pub(crate) fn set_aside_pending(
     // changes until they are built.
     // One that does not build (a damaged entry, a form that does not rebuild) is set aside as
     // it is: this runs inside the sync that purges, which must not fail over one document.
-    documents::seal(tx, doc_id)?;
-    if documents::pending_edits(tx, doc_id)?.0 > 0 {
-        match documents::settle_pending(tx, doc_id) {
-            Ok(()) => {}
-            Err(e @ (Error::Corrupt(_) | Error::MalformedChange { .. } | Error::Document { .. })) => {
-                tracing::warn!(doc = doc_id, error = %e, "edits kept as patches set aside unbuilt");
-            }
-            Err(e) => return Err(e),
+    let unbuilt = |what: &str, result: Result<()>| match result {
+        Ok(()) => Ok(()),
+        Err(e @ (Error::Corrupt(_) | Error::MalformedChange { .. } | Error::Document { .. })) => {
+            tracing::warn!(doc = doc_id, error = %e, "{what} set aside unbuilt");
+            Ok(())
         }
+        Err(e) => Err(e),
+    };
+    unbuilt("a creation made here", documents::seal(tx, doc_id).map(|_| ()))?;
+    if documents::pending_edits(tx, doc_id)?.0 > 0 {
+        unbuilt("edits kept as patches", documents::settle_pending(tx, doc_id))?;
     }
     let seqs: Vec<i64> = tx
         .prepare_cached("SELECT seq FROM outbox WHERE doc_id = ?1 ORDER BY seq")?

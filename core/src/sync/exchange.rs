@@ -879,6 +879,14 @@ mod tests {
         let p = phone();
         let item = news(&p, "Tauschbörse");
         push_all(&p.store, |_| AckOutcome::Stored);
+        // The first edit after a push is built at once (it checks the sealed form); the ones
+        // after it are kept as patches.
+        let first = ItemPatch {
+            body: Some(LocalizedText::single("de", "Bücher und Spiele")),
+            ..Default::default()
+        };
+        p.store.update_item(item.id, &first, p.person).unwrap();
+        push_all(&p.store, |_| AckOutcome::Stored);
         p.store
             .update_item(
                 item.id,
@@ -939,7 +947,7 @@ mod tests {
         let item_changes = p.store.document_changes(&item.id.to_string()).unwrap();
         assert_eq!(
             item_changes.len(),
-            2,
+            3,
             "the damaged edit is not built, the later one is"
         );
         elsewhere.apply_changes(&item_changes).unwrap();
@@ -1415,6 +1423,12 @@ mod tests {
         receive(&p, vec![with_wrong_check(creation_record(&p, &item, &doc))]);
         let mine = news(&p, "Hofflohmarkt");
         push_all(&p.store, |_| AckOutcome::Stored);
+        let first = ItemPatch {
+            body: Some(LocalizedText::single("de", "Im Hof")),
+            ..Default::default()
+        };
+        p.store.update_item(mine.id, &first, p.person).unwrap();
+        push_all(&p.store, |_| AckOutcome::Stored);
         let title = ItemPatch {
             title: Some(LocalizedText::single("de", "Hofflohmarkt am Samstag")),
             ..Default::default()
@@ -1428,14 +1442,35 @@ mod tests {
                 )?)
             })
             .unwrap();
+        // And a draft made here (never sealed) whose creation form no longer decodes.
+        let mut content = ItemContent::new(
+            LocalizedText::single("de", "Entwurf"),
+            ItemDetails::Post(Post {
+                post_type: PostType::News,
+            }),
+        );
+        content.status = crate::model::Status::Draft;
+        let draft = p
+            .store
+            .create_item(NewItem::new(p.space, p.person, content))
+            .unwrap();
+        p.store
+            .write(|tx, _| {
+                Ok(tx.execute(
+                    "UPDATE documents SET creation = x'28b52ffd00' WHERE doc_id = ?1",
+                    [draft.id.to_string()],
+                )?)
+            })
+            .unwrap();
         let mut revoked = answer(Vec::new());
         revoked.revoked.push(p.space.as_uuid());
         let (_, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
         p.store.apply_sync_response(&pushed, &revoked).unwrap();
         assert_eq!(p.store.outbox_len().unwrap(), 0);
         let undelivered = p.store.undelivered_changes().unwrap();
-        assert_eq!(undelivered.len(), 1, "{undelivered:?}");
-        assert_eq!(undelivered[0].doc_id, mine.id.to_string());
+        let docs: Vec<String> = undelivered.iter().map(|u| u.doc_id.clone()).collect();
+        assert_eq!(docs.len(), 2, "{undelivered:?}");
+        assert!(docs.contains(&mine.id.to_string()) && docs.contains(&draft.id.to_string()));
     }
 
     /// A document merged into a form this core does not read (a newer core's schema) keeps its

@@ -12,12 +12,39 @@
 
 use serde_json::{Map, Value};
 
+use super::json::Shape;
+use super::DocKind;
+
 /// The merge patch that takes `before` to `after`, or `None` when they are equal. Maps are
 /// compared key by key (a removed key becomes `null`); any other value that differs is
 /// replaced whole, lists included.
 pub fn diff(before: &Value, after: &Value) -> Option<Value> {
+    diff_at(before, after, &mut Vec::new(), &|_: &[&str]| false)
+}
+
+/// [`diff`] for a document of `kind`: a map the document keeps as one value (an item's
+/// position, its consent record, an event's timing) is replaced whole when it differs, never
+/// patched key by key, so that a patch applied without the ones before it (one that did not
+/// build) can never make a value nobody set.
+pub fn diff_document(kind: DocKind, before: &Value, after: &Value) -> Option<Value> {
+    let policy = super::schema::path_policy(kind);
+    diff_at(before, after, &mut Vec::new(), &|path: &[&str]| {
+        matches!(policy(path), Shape::Atomic)
+    })
+}
+
+fn diff_at(
+    before: &Value,
+    after: &Value,
+    path: &mut Vec<String>,
+    atomic: &dyn Fn(&[&str]) -> bool,
+) -> Option<Value> {
+    let whole = {
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        !refs.is_empty() && atomic(&refs)
+    };
     match (before, after) {
-        (Value::Object(old), Value::Object(new)) => {
+        (Value::Object(old), Value::Object(new)) if !whole => {
             let mut patch = Map::new();
             for (key, old_value) in old {
                 if !new.contains_key(key) && !old_value.is_null() {
@@ -27,7 +54,10 @@ pub fn diff(before: &Value, after: &Value) -> Option<Value> {
             for (key, new_value) in new {
                 match old.get(key) {
                     Some(old_value) => {
-                        if let Some(inner) = diff(old_value, new_value) {
+                        path.push(key.clone());
+                        let inner = diff_at(old_value, new_value, path, atomic);
+                        path.pop();
+                        if let Some(inner) = inner {
                             patch.insert(key.clone(), inner);
                         }
                     }
@@ -138,6 +168,23 @@ mod tests {
         round_trip(json!({"a": null}), json!({"a": {"b": 2}}));
         round_trip(json!({"a": [1, 2]}), json!({"a": []}));
         round_trip(json!({}), json!({"new": {"deep": {"er": true}}}));
+    }
+
+    #[test]
+    fn a_value_a_document_keeps_whole_is_replaced_whole() {
+        let before = json!({"location": {"lat": 50.0, "lon": 7.0}, "details": {"timing": {"start": 1, "end": 2}, "venue": "Hof"}});
+        let after = json!({"location": {"lat": 52.0, "lon": 7.0}, "details": {"timing": {"start": 1, "end": 3}, "venue": "Hof"}});
+        assert_eq!(
+            diff_document(DocKind::Item, &before, &after),
+            Some(
+                json!({"location": {"lat": 52.0, "lon": 7.0}, "details": {"timing": {"start": 1, "end": 3}}})
+            )
+        );
+        assert_eq!(
+            diff(&before, &after),
+            Some(json!({"location": {"lat": 52.0}, "details": {"timing": {"end": 3}}}))
+        );
+        assert_eq!(diff_document(DocKind::Item, &before, &before), None);
     }
 
     #[test]

@@ -520,6 +520,7 @@ fn an_edit_built_from_its_merge_patch_is_the_edit_built_at_once() {
         "body": {"de": "Am Samstag ab 10 Uhr."},
         "tags": ["markt", "hof"],
         "place": {"category": "market", "address": {"street": "Venloer Str. 1", "city": "Köln"}},
+        "location": {"lat": 50.94, "lon": 6.93},
         "status": "published",
     });
     let afters = [
@@ -530,6 +531,10 @@ fn an_edit_built_from_its_merge_patch_is_the_edit_built_at_once() {
         json!({"schema": 1, "title": {"de": "Flohmarkt im Hof"}, "body": {"de": "Am Sonntag."},
                "tags": ["hof"], "place": {"category": "market", "address": null},
                "status": "deleted", "note": "neu"}),
+        json!({"schema": 1, "title": {"de": "Flohmarkt im Hof", "en": "Flea market"},
+               "body": {"de": "Am Samstag ab 10 Uhr."}, "tags": ["markt", "hof"],
+               "place": {"category": "market", "address": {"street": "Venloer Str. 1", "city": "Köln"}},
+               "location": {"lat": 50.95, "lon": 6.93}, "status": "published"}),
     ];
     for after in afters {
         let mut base = doc(1);
@@ -541,7 +546,7 @@ fn an_edit_built_from_its_merge_patch_is_the_edit_built_at_once() {
         let direct = write_edit(&mut at_once, "x", DocKind::Item, &read, &after, &note, 9)
             .unwrap()
             .expect("a change");
-        let patch = merge_patch::diff(&before, &after).expect("a difference");
+        let patch = merge_patch::diff_document(DocKind::Item, &before, &after).expect("a difference");
         let mut target = read.clone();
         merge_patch::apply(&mut target, &patch);
         let patched = write_edit(&mut from_patch, "x", DocKind::Item, &read, &target, &note, 9)

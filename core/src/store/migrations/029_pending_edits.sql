@@ -5,5 +5,7 @@
 ALTER TABLE outbox ADD COLUMN edit BLOB;
 -- 1 when the last merge left an item's document in a form this core does not read (a newer
 -- core's): its projection is the last readable state, and an edit is then built at once (which
--- refuses it) instead of being kept as a patch against that state.
-ALTER TABLE documents ADD COLUMN unreadable INTEGER NOT NULL DEFAULT 0;
+-- refuses it) instead of being kept as a patch against that state. 0 once the document was read
+-- (a projection, an edit built at once) or stored new; NULL, not known, for every document
+-- stored before this schema: its first edit is built at once.
+ALTER TABLE documents ADD COLUMN unreadable INTEGER;
