@@ -761,19 +761,9 @@ pub(crate) fn settle(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc) ->
                 .execute([seq])?;
             continue;
         };
-        let bytes = change.raw_bytes();
-        let inserted = conn
-            .prepare_cached("INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)")?
-            .execute(params![doc_id, change.hash().as_ref(), bytes])?;
-        if inserted == 1 {
-            loaded.change_bytes += bytes.len() as i64;
-            loaded.change_count += 1;
-            conn.prepare_cached(
-                "UPDATE documents SET change_bytes = ?2, change_count = ?3 WHERE doc_id = ?1",
-            )?
-            .execute(params![doc_id, loaded.change_bytes, loaded.change_count])?;
-        }
+        insert_change(conn, doc_id, loaded, &change)?;
         super::projection::record_history(conn, doc_id, &change)?;
+        let bytes = change.raw_bytes();
         conn.prepare_cached("UPDATE outbox SET hash = ?2, bytes = ?3, edit = NULL WHERE seq = ?1")?
             .execute(params![seq, change.hash().as_ref(), bytes])?;
     }
@@ -825,6 +815,11 @@ pub(crate) fn store_change(
                                             updated_at = excluded.updated_at",
     )?
     .execute(params![doc_id, loaded.kind.as_str(), loaded.space_id, now_ms])?;
+    insert_change(conn, doc_id, loaded, change)
+}
+
+/// Adds a change to the document's stored changes and its counters; false when it was there.
+fn insert_change(conn: &Connection, doc_id: &str, loaded: &mut LoadedDoc, change: &Change) -> Result<bool> {
     let bytes = change.raw_bytes();
     let inserted = conn
         .prepare_cached("INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)")?

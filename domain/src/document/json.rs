@@ -267,7 +267,7 @@ fn put_fresh<T: Transactable>(
 }
 
 /// A JSON value as it reads back once written: null entries of maps are not stored.
-fn stored_form(value: &Value) -> Value {
+pub(crate) fn stored_form(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::json::Shape;
+use super::json::{stored_form, Shape};
 use super::DocKind;
 
 /// The merge patch that takes `before` to `after`, or `None` when they are equal. Maps are
@@ -72,7 +72,7 @@ fn diff_at(
         // A map that becomes another kind of value (or the other way round) is replaced; a
         // value that becomes a map is replaced by the whole map, with the `null`s it holds.
         _ if before == after => None,
-        (_, Value::Object(new)) => Some(Value::Object(without_nulls(new))),
+        (_, Value::Object(_)) => Some(stored_form(after)),
         _ => Some(after.clone()),
     }
 }
@@ -96,43 +96,18 @@ pub fn apply(target: &mut Value, patch: &Value) {
     }
 }
 
-/// A map as a merge patch sets it: its `null` entries would remove keys, not set them.
-fn without_nulls(map: &Map<String, Value>) -> Map<String, Value> {
-    map.iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| match v {
-            Value::Object(inner) => (k.clone(), Value::Object(without_nulls(inner))),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
 
-    /// `value` with every `null` map entry removed, at every depth: what a document holds.
-    fn stored(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), stored(v)))
-                    .collect(),
-            ),
-            Value::Array(list) => Value::Array(list.iter().map(stored).collect()),
-            other => other.clone(),
-        }
-    }
-
     fn round_trip(before: Value, after: Value) {
         let mut patched = before.clone();
         if let Some(patch) = diff(&before, &after) {
             apply(&mut patched, &patch);
         }
-        assert_eq!(stored(&patched), stored(&after), "{before} -> {after}");
+        assert_eq!(stored_form(&patched), stored_form(&after), "{before} -> {after}");
     }
 
     #[test]
