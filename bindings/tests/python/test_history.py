@@ -1,0 +1,43 @@
+"""An item's history as an app shows it: an edit made offline is in the history at once (who,
+which fields), named by a key of this phone's own until it is sent, and by its change hash once
+sent, the same hash another phone shows for it."""
+
+import asyncio
+import time
+
+from conftest import q, space_meta, viewer, place
+
+
+def test_an_edit_is_in_the_history_at_once_and_named_by_its_hash_once_sent(tmp_path, server_url):
+    a = q.QuartierStore.open(str(tmp_path / "anna.db"))
+    b = q.QuartierStore.open(str(tmp_path / "ben.db"))
+    sync_a = q.QuartierSync(a, server_url)
+    sync_b = q.QuartierSync(b, server_url)
+
+    async def scenario():
+        anna = await sync_a.register("Anna")
+        space = (await sync_a.create_space(space_meta())).space.id
+        code = await sync_a.create_invite(space, q.Role.RESIDENT, int(time.time() * 1000) + 3_600_000, 1)
+        bench = a.create_item(q.NewItem(space_id=space, author=anna.person_id, content=place("Bank", 50.95, 6.95)))
+        a.update_item(bench.id, q.ItemPatch(title={"de": "Bank am Spielplatz"}), anna.person_id)
+
+        history = a.item_detail(bench.id, viewer(anna.person_id)).history
+        assert [h.fields for h in history] == [["created"], ["title"]]
+        assert history[1].person == anna.person_id
+        assert history[1].change.startswith("pending-"), history[1].change
+
+        await sync_a.sync_now()
+        sent = a.item_detail(bench.id, viewer(anna.person_id)).history
+        assert [len(h.change) for h in sent] == [64, 64], [h.change for h in sent]
+        assert [(h.fields, h.person, h.at) for h in sent] == [(h.fields, h.person, h.at) for h in history]
+
+        ben = await sync_b.register("Ben")
+        await sync_b.redeem_invite(code)
+        await sync_b.sync_now()
+        seen = b.item_detail(bench.id, viewer(ben.person_id, q.Role.RESIDENT))
+        assert seen.item.content.title == {"de": "Bank am Spielplatz"}
+        assert seen.history[1].change == sent[1].change
+
+    asyncio.run(scenario())
+    a.close()
+    b.close()
