@@ -275,9 +275,11 @@ impl Store {
     /// projection, the edit is stored as the merge patch it makes to the item's JSON in a new
     /// outbox entry (`documents::PendingEdit`), and its change is built when the document is
     /// next loaded (a push, a merge, an edit built at once). `None` when the edit must be built
-    /// at once: the item has no readable projection, the edit makes an author-only item
-    /// shareable (which replaces its history, [`leaves_its_author_for_the_first_time`]), or the
-    /// document may be near its budget (only a built document tells its size).
+    /// at once (`docs/store.md`, "Edits kept as patches"): the item has no readable projection,
+    /// or its document is not known to read; the edit makes an author-only item shareable (which
+    /// replaces its history, [`leaves_its_author_for_the_first_time`]); the document may be near
+    /// its budget or has [`MAX_PENDING_EDITS`] waiting; or it is kept in a creation form with a
+    /// check, which its first build must check.
     fn edit_as_patch(
         &self,
         tx: &Connection,
@@ -298,8 +300,8 @@ impl Store {
         };
         // A document merged into a form this core does not read (a newer core's) keeps its last
         // readable projection: an edit is built at once, which refuses it, rather than written
-        // over what the person never saw.
-        // Not known for a document stored before schema 29: its first edit is built at once.
+        // over what the person never saw. Not known (`None`) for a document stored before
+        // schema 29: its first edit is built at once, which reads it.
         if kind != DocKind::Item.as_str() || unreadable != Some(false) {
             return Ok(None);
         }
