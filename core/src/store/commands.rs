@@ -349,12 +349,8 @@ impl Store {
         if waiting >= MAX_PENDING_EDITS || estimate > self.options().document_budget {
             return Ok(None);
         }
-        if let Some(stored) = creation {
-            // A form made here keeps its state; one with a check (received, or sealed for a
-            // push) is checked by its first build, which the edit then does at once.
-            if !documents::keep_creation_state(tx, doc_id, &stored, &current)? {
-                return Ok(None);
-            }
+        if creation.is_some_and(|stored| !documents::form_takes_patches(doc_id, &stored)) {
+            return Ok(None);
         }
         let space_id = item.space.to_string();
         let pending = documents::PendingEdit {

@@ -368,14 +368,18 @@ pub(crate) fn waiting_built(conn: &Connection, doc_id: &str, loaded: &LoadedDoc)
     Ok(usize::try_from(stored).unwrap_or(0) + built)
 }
 
+/// The document's outbox entries that hold an edit kept as a patch, in order: position, patch.
+fn pending_rows(conn: &Connection, doc_id: &str) -> Result<Vec<(i64, Vec<u8>)>> {
+    Ok(conn
+        .prepare_cached("SELECT seq, edit FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL ORDER BY seq")?
+        .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
 /// The history entries of the document's edits kept as patches, in the order they were made.
 pub(crate) fn pending_edit_history(conn: &Connection, doc_id: &str) -> Result<Vec<CreationHistory>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT seq, edit FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL ORDER BY seq")?;
-    let rows = stmt.query_map([doc_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
     let mut out = Vec::new();
-    for row in rows {
-        let (seq, stored) = row?;
+    for (seq, stored) in pending_rows(conn, doc_id)? {
         let Ok(edit) = quartier_protocol::decode::<PendingEdit>(&stored, MAX_PENDING_EDIT) else {
             continue;
         };
@@ -402,10 +406,7 @@ fn pending_history_key(seq: i64) -> String {
 /// pending, and the later ones are built without it (each patch sets only its own fields): a
 /// merge or another edit is never refused over it, and `seal_outbox` reports it.
 fn build_pending_edits(conn: &Connection, doc_id: &str, doc: &mut Automerge) -> Result<Vec<BuiltEdit>> {
-    let rows: Vec<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, edit FROM outbox WHERE doc_id = ?1 AND edit IS NOT NULL ORDER BY seq")?
-        .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let rows = pending_rows(conn, doc_id)?;
     let mut built = Vec::with_capacity(rows.len());
     for (seq, stored) in rows {
         match build_pending_edit(doc_id, doc, &stored) {
@@ -651,38 +652,14 @@ pub(crate) fn keep_creation_states(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Makes sure a document's stored creation form keeps its state before the item's projection
-/// changes without the form being built (an edit kept as a patch): a form that leaves its state
-/// to the projection gets it written in, from `current`, the item as the projection gives it
-/// now. False (nothing written) when the edit must be built at once: the form does not decode,
-/// or it has a check (received, or sealed for a push; a form received may even carry this
-/// device's actor, after a purge), so that its first build checks it against the change it
-/// names (`load_checked`), which sets it aside if it does not rebuild. Only a form made here and
-/// never built has no check: nothing to check it against, and its state is its content.
-pub(crate) fn keep_creation_state(
-    conn: &Connection,
-    doc_id: &str,
-    stored: &[u8],
-    current: &crate::model::Item,
-) -> Result<bool> {
-    let Some(form) = decode_stored(doc_id, stored) else {
-        return Ok(false);
-    };
-    if !form.check.is_empty() {
-        return Ok(false);
-    }
-    if form.state.is_some() {
-        return Ok(true);
-    }
-    let creation = Creation {
-        actor: form.actor,
-        time_ms: form.time_ms,
-        message: form.message,
-        state: creation_state_of(current, doc_id)?,
-        check: form.check,
-    };
-    write_creation(conn, doc_id, &creation, true)?;
-    Ok(true)
+/// Whether an item kept in this stored creation form may take edits as patches, its form left
+/// as it is: only a form made here and never built, which has no check (nothing to check a
+/// build against) and always keeps its state (the only copy of content never sent), so the
+/// projection may change under it. A form with a check — received, or sealed for a push; a form
+/// received may even carry this device's actor, after a purge — is checked by its first build
+/// (`load_checked`, which sets it aside if it does not rebuild): the edit is then built at once.
+pub(crate) fn form_takes_patches(doc_id: &str, stored: &[u8]) -> bool {
+    decode_stored(doc_id, stored).is_some_and(|form| form.check.is_empty() && form.state.is_some())
 }
 
 /// Rewrites a document's creation form, with its state or without (`keep_state`).
