@@ -770,6 +770,22 @@ mod tests {
         }
     }
 
+    /// An edit that gives the item this German title.
+    fn title_patch(text: &str) -> ItemPatch {
+        ItemPatch {
+            title: Some(LocalizedText::single("de", text)),
+            ..Default::default()
+        }
+    }
+
+    /// An edit that gives the item this German body.
+    fn body_patch(text: &str) -> ItemPatch {
+        ItemPatch {
+            body: Some(LocalizedText::single("de", text)),
+            ..Default::default()
+        }
+    }
+
     fn news(p: &Phone, title: &str) -> Item {
         let content = ItemContent::new(
             LocalizedText::single("de", title),
@@ -836,17 +852,11 @@ mod tests {
         let item = news(&p, "Alt");
         let (accepted, _) = push_all(&p.store, |_| AckOutcome::Stored);
         let creation = accepted.iter().map(hash_of).next_back().unwrap();
-        let title = ItemPatch {
-            title: Some(LocalizedText::single("de", "Verboten")),
-            ..Default::default()
-        };
+        let title = title_patch("Verboten");
         p.store.update_item(item.id, &title, p.person).unwrap();
         let (request, pushed) = p.store.build_sync_request(1 << 20, 100).unwrap();
         assert_eq!(request.push.len(), 1, "the title edit is built and sent");
-        let body = ItemPatch {
-            body: Some(LocalizedText::single("de", "Unterwegs geschrieben")),
-            ..Default::default()
-        };
+        let body = body_patch("Unterwegs geschrieben");
         p.store.update_item(item.id, &body, p.person).unwrap();
         let response = answer(vec![AckOutcome::Rejected {
             code: RejectCode::Forbidden,
@@ -881,21 +891,11 @@ mod tests {
         push_all(&p.store, |_| AckOutcome::Stored);
         // The first edit after a push is built at once (it checks the sealed form); the ones
         // after it are kept as patches.
-        let first = ItemPatch {
-            body: Some(LocalizedText::single("de", "Bücher und Spiele")),
-            ..Default::default()
-        };
+        let first = body_patch("Bücher und Spiele");
         p.store.update_item(item.id, &first, p.person).unwrap();
         push_all(&p.store, |_| AckOutcome::Stored);
         p.store
-            .update_item(
-                item.id,
-                &ItemPatch {
-                    title: Some(LocalizedText::single("de", "Tauschbörse im Hof")),
-                    ..Default::default()
-                },
-                p.person,
-            )
+            .update_item(item.id, &title_patch("Tauschbörse im Hof"), p.person)
             .unwrap();
         p.store
             .write(|tx, _| {
@@ -952,14 +952,7 @@ mod tests {
         );
         elsewhere.apply_changes(&item_changes).unwrap();
         elsewhere
-            .update_item(
-                item.id,
-                &ItemPatch {
-                    body: Some(LocalizedText::single("de", "Jeden Samstag")),
-                    ..Default::default()
-                },
-                p.person,
-            )
+            .update_item(item.id, &body_patch("Jeden Samstag"), p.person)
             .unwrap();
         let report = p
             .store
@@ -988,15 +981,9 @@ mod tests {
         let (accepted, _) = push_all(&p.store, |_| AckOutcome::Stored);
         let creation = accepted.iter().map(hash_of).next_back().unwrap();
 
-        let title = ItemPatch {
-            title: Some(LocalizedText::single("de", "Verboten")),
-            ..Default::default()
-        };
+        let title = title_patch("Verboten");
         p.store.update_item(item.id, &title, p.person).unwrap();
-        let body = ItemPatch {
-            body: Some(LocalizedText::single("de", "Neuer Text")),
-            ..Default::default()
-        };
+        let body = body_patch("Neuer Text");
         p.store.update_item(item.id, &body, p.person).unwrap();
 
         let refused_hash = std::cell::Cell::new(None);
@@ -1099,10 +1086,7 @@ mod tests {
             .apply_changes(&p.store.document_changes(&item.id.to_string()).unwrap())
             .unwrap();
 
-        let title = ItemPatch {
-            title: Some(LocalizedText::single("de", "Verboten")),
-            ..Default::default()
-        };
+        let title = title_patch("Verboten");
         p.store.update_item(item.id, &title, p.person).unwrap();
         let tags = ItemPatch {
             tags: Some(["mein".to_owned()].into()),
@@ -1346,10 +1330,7 @@ mod tests {
             "reading the document builds the same change"
         );
 
-        let patch = ItemPatch {
-            title: Some(LocalizedText::single("de", "Flohmarkt am Sonntag")),
-            ..Default::default()
-        };
+        let patch = title_patch("Flohmarkt am Sonntag");
         p.store.update_item(item.id, &patch, p.person).unwrap();
         assert!(!creation_kept(&p, &item), "built and stored on the first edit");
         let keys = history_keys(&p, &item);
@@ -1393,10 +1374,7 @@ mod tests {
         let p = phone();
         let (item, _doc) = written_elsewhere(&p, "Lesepaten gesucht");
         receive(&p, vec![with_wrong_check(creation_record(&p, &item, &_doc))]);
-        let patch = ItemPatch {
-            title: Some(LocalizedText::single("de", "Lesepatinnen gesucht")),
-            ..Default::default()
-        };
+        let patch = title_patch("Lesepatinnen gesucht");
         let refused = p.store.update_item(item.id, &patch, p.person).unwrap_err();
         assert!(matches!(refused, Error::NotFound { .. }), "{refused:?}");
         let viewer = Viewer::new(p.person, Role::Coordinator);
@@ -1423,16 +1401,10 @@ mod tests {
         receive(&p, vec![with_wrong_check(creation_record(&p, &item, &doc))]);
         let mine = news(&p, "Hofflohmarkt");
         push_all(&p.store, |_| AckOutcome::Stored);
-        let first = ItemPatch {
-            body: Some(LocalizedText::single("de", "Im Hof")),
-            ..Default::default()
-        };
+        let first = body_patch("Im Hof");
         p.store.update_item(mine.id, &first, p.person).unwrap();
         push_all(&p.store, |_| AckOutcome::Stored);
-        let title = ItemPatch {
-            title: Some(LocalizedText::single("de", "Hofflohmarkt am Samstag")),
-            ..Default::default()
-        };
+        let title = title_patch("Hofflohmarkt am Samstag");
         p.store.update_item(mine.id, &title, p.person).unwrap();
         p.store
             .write(|tx, _| {
@@ -1496,10 +1468,7 @@ mod tests {
                 device: uuid::Uuid::now_v7(),
             }],
         );
-        let title = ItemPatch {
-            title: Some(LocalizedText::single("de", "Sprechstunde neu")),
-            ..Default::default()
-        };
+        let title = title_patch("Sprechstunde neu");
         assert!(p.store.update_item(item.id, &title, p.person).is_err());
         assert_eq!(
             p.store.document_changes(&item.id.to_string()).unwrap().len(),
