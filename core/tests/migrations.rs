@@ -334,6 +334,12 @@ const ADDED_BY: &[Added] = &[
                                  bytes = (SELECT e.bytes FROM edit_changes e WHERE e.seq = outbox.seq)
                    WHERE edit IS NOT NULL;",
     },
+    Added {
+        version: 30,
+        tables: &[],
+        columns: &[("item_history", "seq")],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

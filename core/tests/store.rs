@@ -732,6 +732,56 @@ fn edits_are_kept_as_patches_until_they_are_sent() {
     assert_eq!(there.content.body.get("de"), Some("Am Sonntag ab 15 Uhr"));
 }
 
+/// A burst of edits (an import, a script, a person typing fast) often falls within one
+/// millisecond: the history keeps them in the order they were made, as patches and once built,
+/// and the title is the last one's.
+#[test]
+fn a_burst_of_edits_shows_in_history_in_the_order_it_was_made() {
+    let fx = Fixture::new();
+    let item = fx.post("Flohmarkt", "Im Hof");
+    let titles: Vec<String> = (1..=12).map(|n| format!("Flohmarkt {n}")).collect();
+    for title in &titles {
+        fx.retitle(item.id, title);
+    }
+    let viewer = fx.viewer(Role::Coordinator);
+    let pending: Vec<i64> = fx
+        .store
+        .item_detail(item.id, &viewer)
+        .unwrap()
+        .history
+        .iter()
+        .skip(1)
+        .map(|h| h.change.strip_prefix("pending-").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(pending.len(), titles.len());
+    assert!(
+        pending.windows(2).all(|w| w[0] < w[1]),
+        "in the order made: {pending:?}"
+    );
+
+    let ours: Vec<automerge::Change> = fx
+        .store
+        .pending_changes(100)
+        .unwrap()
+        .iter()
+        .filter(|c| c.doc_id == item.id.to_string())
+        .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap())
+        .collect();
+    assert_eq!(ours.len(), titles.len() + 1);
+    let keys: Vec<_> = fx
+        .store
+        .item_detail(item.id, &viewer)
+        .unwrap()
+        .history
+        .into_iter()
+        .map(|h| h.change)
+        .collect();
+    let hashes: Vec<_> = ours.iter().map(|c| c.hash().to_string()).collect();
+    assert_eq!(keys, hashes, "the built chain, in order");
+    let shown = fx.store.item_detail(item.id, &viewer).unwrap().item;
+    assert_eq!(shown.content.title.get("de"), titles.last().map(String::as_str));
+}
+
 /// Changes from elsewhere merged while edits wait as patches: the edits are built on the
 /// document as it was when they were made (not on top of what arrived), both edits show, and
 /// both stores end with the same document.

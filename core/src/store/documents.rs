@@ -376,18 +376,28 @@ fn pending_rows(conn: &Connection, doc_id: &str) -> Result<Vec<(i64, Vec<u8>)>> 
         .collect::<rusqlite::Result<_>>()?)
 }
 
+/// The history entry of an edit kept as a patch, with its outbox position: the edits are
+/// built in that order.
+pub(crate) struct PendingHistory {
+    pub position: i64,
+    pub entry: CreationHistory,
+}
+
 /// The history entries of the document's edits kept as patches, in the order they were made.
-pub(crate) fn pending_edit_history(conn: &Connection, doc_id: &str) -> Result<Vec<CreationHistory>> {
+pub(crate) fn pending_edit_history(conn: &Connection, doc_id: &str) -> Result<Vec<PendingHistory>> {
     let mut out = Vec::new();
     for (seq, stored) in pending_rows(conn, doc_id)? {
         let Ok(edit) = quartier_protocol::decode::<PendingEdit>(&stored, MAX_PENDING_EDIT) else {
             continue;
         };
-        out.push(CreationHistory {
-            key: pending_history_key(seq),
-            actor: ActorId::from(edit.actor.as_slice()).to_hex_string(),
-            note: Some(edit.note),
-            time_ms: edit.time_ms,
+        out.push(PendingHistory {
+            position: seq,
+            entry: CreationHistory {
+                key: pending_history_key(seq),
+                actor: ActorId::from(edit.actor.as_slice()).to_hex_string(),
+                note: Some(edit.note),
+                time_ms: edit.time_ms,
+            },
         });
     }
     Ok(out)

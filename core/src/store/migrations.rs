@@ -197,7 +197,13 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_projections: false,
         then: None,
     },
-    // Next: 030. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 30,
+        sql: include_str!("migrations/030_history_order.sql"),
+        rebuilds_projections: false,
+        then: None,
+    },
+    // Next: 031. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

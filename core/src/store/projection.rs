@@ -344,30 +344,23 @@ pub(crate) fn project_space(conn: &Connection, space: &Space, now_ms: i64) -> Re
     Ok(())
 }
 
-fn insert_history(
-    conn: &Connection,
-    item_id: &str,
-    key: &str,
-    actor: &str,
-    note: Option<ChangeNote>,
-    at: i64,
-) -> Result<()> {
+/// Records one change of an item document in its history. The change's sequence number among
+/// its device's changes orders the changes one device made within the same millisecond.
+pub(crate) fn record_history(conn: &Connection, item_id: &str, change: &Change) -> Result<()> {
+    let note = ChangeNote::decode(change.message());
     let fields = note.as_ref().map(|n| n.fields.join(",")).unwrap_or_default();
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO item_history (item_id, hash, actor, person, at, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO item_history (item_id, hash, actor, person, at, fields, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![item_id, key, actor, note.map(|n| n.by.to_string()), at, fields])?;
-    Ok(())
-}
-
-/// Records one change of an item document in its history.
-pub(crate) fn record_history(conn: &Connection, item_id: &str, change: &Change) -> Result<()> {
-    insert_history(
-        conn,
+    .execute(params![
         item_id,
-        &change.hash().to_string(),
-        &change.actor_id().to_hex_string(),
-        ChangeNote::decode(change.message()),
+        change.hash().to_string(),
+        change.actor_id().to_hex_string(),
+        note.map(|n| n.by.to_string()),
         change.timestamp(),
-    )
+        fields,
+        i64::try_from(change.seq()).unwrap_or(i64::MAX),
+    ])?;
+    Ok(())
 }
