@@ -340,6 +340,13 @@ const ADDED_BY: &[Added] = &[
         columns: &[("item_history", "seq")],
         undo: "",
     },
+    Added {
+        version: 31,
+        tables: &[],
+        columns: &[],
+        // Before it, the search index merged segments a tenth deleted.
+        undo: "DELETE FROM items_fts_config WHERE k = 'deletemerge';",
+    },
 ];
 
 /// Tables of the schema at `version`.

@@ -203,7 +203,13 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_projections: false,
         then: None,
     },
-    // Next: 031. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 31,
+        sql: include_str!("migrations/031_search_delete_merge.sql"),
+        rebuilds_projections: false,
+        then: None,
+    },
+    // Next: 032. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.
