@@ -887,3 +887,122 @@ fn an_author_only_item_edited_then_shared_leaves_as_one_creation() {
         .item;
     assert_eq!(there.content.title.get("de"), Some("Notiz für alle"));
 }
+
+/// `n` title edits by another device (actor `11…`), all made in the millisecond `at_ms`, built
+/// on `store`'s copy of the item's document: a burst from a script or an import elsewhere.
+fn burst_from_elsewhere(
+    store: &Store,
+    id: ItemId,
+    by: PersonId,
+    at_ms: i64,
+    n: usize,
+) -> Vec<IncomingChange> {
+    use quartier_core::document::{item_from_doc, item_to_json, write_edit, ChangeNote, DocKind};
+    let doc_id = id.to_string();
+    let mut doc = automerge::Automerge::new();
+    let base: Vec<automerge::Change> = store
+        .document_changes(&doc_id)
+        .unwrap()
+        .into_iter()
+        .map(|c| automerge::Change::from_bytes(c.bytes).unwrap())
+        .collect();
+    doc.apply_changes(base).unwrap();
+    doc.set_actor(automerge::ActorId::from([0x11u8; 16]));
+    let mut out = Vec::new();
+    for k in 1..=n {
+        let mut item = item_from_doc(&doc, &doc_id).unwrap();
+        let before = item_to_json(&item).unwrap();
+        item.content.title = LocalizedText::single("de", format!("Burst {k}"));
+        let target = item_to_json(&item).unwrap();
+        let note = ChangeNote::new(by, ["title"]);
+        let change = write_edit(&mut doc, &doc_id, DocKind::Item, &before, &target, &note, at_ms)
+            .unwrap()
+            .unwrap();
+        out.push(IncomingChange {
+            doc_id: doc_id.clone(),
+            kind: DocKind::Item,
+            bytes: change.raw_bytes().to_vec(),
+        });
+    }
+    out
+}
+
+/// An item's history as (time, device, fields, key).
+fn history_of(store: &Store, id: ItemId) -> Vec<(i64, String, Vec<String>, String)> {
+    let viewer = Viewer::new(PersonId::new(), Role::Coordinator);
+    store
+        .item_detail(id, &viewer)
+        .unwrap()
+        .history
+        .into_iter()
+        .map(|h| (h.at.timestamp_millis(), h.device, h.fields, h.change))
+        .collect()
+}
+
+/// Bursts within one millisecond on two devices: this one's edits kept as patches, a replica
+/// holding them built, and another device's burst in the same millisecond merged into both.
+/// Both show one order, keys included once merged.
+#[test]
+fn bursts_within_one_millisecond_show_in_one_order_on_every_device() {
+    let fx = Fixture::new();
+    let item = fx.post("Flohmarkt", "Im Hof");
+    for n in 1..=6 {
+        fx.retitle(item.id, &format!("Flohmarkt {n}"));
+    }
+    let here = history_of(&fx.store, item.id);
+    assert!(here.iter().skip(1).all(|h| h.3.starts_with("pending-")));
+    let (_dir, there) = fx.replica();
+    let without_keys = |h: &[(i64, String, Vec<String>, String)]| -> Vec<(i64, String, Vec<String>)> {
+        h.iter()
+            .map(|(at, device, fields, _)| (*at, device.clone(), fields.clone()))
+            .collect()
+    };
+    assert_eq!(without_keys(&here), without_keys(&history_of(&there, item.id)));
+    let at = here.last().unwrap().0;
+    let burst = burst_from_elsewhere(&there, item.id, fx.author, at, 8);
+    there.apply_changes(&burst).unwrap();
+    fx.store.apply_changes(&burst).unwrap();
+    let merged = history_of(&fx.store, item.id);
+    assert_eq!(merged, history_of(&there, item.id));
+    let theirs: Vec<&str> = merged
+        .iter()
+        .filter(|h| h.1 == "11".repeat(16))
+        .map(|h| h.3.as_str())
+        .collect();
+    let made: Vec<String> = burst
+        .iter()
+        .map(|c| {
+            automerge::Change::from_bytes(c.bytes.clone())
+                .unwrap()
+                .hash()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(theirs, made, "in the order made");
+}
+
+/// A burst within one millisecond stored before schema 30 (no sequence numbers) shows, once the
+/// store is upgraded, in the order made, as on a device that received it since.
+#[test]
+fn a_burst_stored_before_schema_30_shows_in_the_order_made_after_the_upgrade() {
+    let fx = Fixture::new();
+    let item = fx.post("Flohmarkt", "Im Hof");
+    let burst = burst_from_elsewhere(&fx.store, item.id, fx.author, 1_700_000_000_000, 8);
+    fx.store.apply_changes(&burst).unwrap();
+    let (_there_dir, there) = fx.replica();
+    let expected = history_of(&there, item.id);
+    let path = fx.store.path().to_path_buf();
+    let Fixture { dir: _dir, store, .. } = fx;
+    store.close().unwrap();
+    // Back to schema 29, as `migrations.rs` takes stores back.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DELETE FROM items_fts_config WHERE k = 'deletemerge';
+             ALTER TABLE item_history DROP COLUMN seq;
+             PRAGMA user_version = 29;",
+        )
+        .unwrap();
+    let upgraded = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(history_of(&upgraded, item.id), expected);
+}

@@ -201,7 +201,8 @@ const MIGRATIONS: &[Migration] = &[
         version: 30,
         sql: include_str!("migrations/030_history_order.sql"),
         rebuilds_projections: false,
-        then: None,
+        // Rows stored before it get theirs where their order depends on it.
+        then: Some(super::projection::fill_history_seq),
     },
     Migration {
         version: 31,

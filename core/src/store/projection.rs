@@ -364,3 +364,36 @@ pub(crate) fn record_history(conn: &Connection, item_id: &str, change: &Change) 
     ])?;
     Ok(())
 }
+
+/// Schema 30's step: the sequence numbers of the history rows that share an item, a device and
+/// a millisecond (the only rows whose order they decide), read from their documents, so that an
+/// upgraded device shows them in the order made as every other device does. A document that does
+/// not load keeps its rows without (ordered by hash, as before) rather than fail the upgrade.
+pub(crate) fn fill_history_seq(conn: &Connection) -> Result<()> {
+    let items: Vec<String> = conn
+        .prepare("SELECT DISTINCT item_id FROM item_history GROUP BY item_id, actor, at HAVING count(*) > 1")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for item_id in items {
+        let loaded = match super::documents::load(conn, &item_id, &automerge::ActorId::random()) {
+            Ok(Some(loaded)) => loaded,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(doc = %item_id, error = %e, "history order not filled in");
+                continue;
+            }
+        };
+        let Ok(changes) = crate::document::guarded::changes_since(&loaded.doc, &[]) else {
+            continue;
+        };
+        for change in changes {
+            conn.prepare_cached("UPDATE item_history SET seq = ?3 WHERE item_id = ?1 AND hash = ?2")?
+                .execute(params![
+                    item_id,
+                    change.hash().to_string(),
+                    i64::try_from(change.seq()).unwrap_or(i64::MAX)
+                ])?;
+        }
+    }
+    Ok(())
+}

@@ -69,7 +69,8 @@ pub(crate) fn defer(
 /// a projection rebuild would rewrite every document and every row. Deleted items have no index
 /// row, as [`super::projection::project_item`] leaves them.
 pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM items_fts", [])?;
+    // All segments at once (a `DELETE` would leave every row in the file, marked deleted).
+    conn.execute("INSERT INTO items_fts (items_fts) VALUES ('delete-all')", [])?;
     conn.execute("DELETE FROM search_pending", [])?;
     let sql = format!(
         "SELECT i.id, {} FROM items i JOIN item_json j ON j.id = i.id WHERE i.status != 'deleted'",
