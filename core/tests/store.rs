@@ -701,12 +701,7 @@ fn edits_are_kept_as_patches_until_they_are_sent() {
     );
     let heads = fx.store.document_heads(&item.id.to_string()).unwrap();
 
-    let sent = fx.store.pending_changes(10).unwrap();
-    let ours: Vec<automerge::Change> = sent
-        .iter()
-        .filter(|c| c.doc_id == item.id.to_string())
-        .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap())
-        .collect();
+    let ours = sent_changes_of(&fx.store, item.id);
     assert_eq!(ours.len(), 3);
     assert_eq!(ours[1].deps(), vec![ours[0].hash()]);
     assert_eq!(ours[2].deps(), vec![ours[1].hash()]);
@@ -716,16 +711,11 @@ fn edits_are_kept_as_patches_until_they_are_sent() {
         "built the same when read and when stored"
     );
     assert_eq!(heads, vec![ours[2].hash().to_string()]);
-    let keys: Vec<_> = fx
-        .store
-        .item_detail(item.id, &viewer)
-        .unwrap()
-        .history
-        .into_iter()
-        .map(|h| h.change)
-        .collect();
-    let hashes: Vec<_> = ours.iter().map(|c| c.hash().to_string()).collect();
-    assert_eq!(keys, hashes, "the history names the built changes");
+    assert_eq!(
+        history_keys(&fx.store, item.id),
+        hashes_of(&ours),
+        "the history names the built changes"
+    );
     let (_dir, other) = fx.replica();
     let there = other.item_detail(item.id, &viewer).unwrap().item;
     assert_eq!(there.content.title.get("de"), Some("Hoffest im Garten"));
@@ -743,15 +733,10 @@ fn a_burst_of_edits_shows_in_history_in_the_order_it_was_made() {
     for title in &titles {
         fx.retitle(item.id, title);
     }
-    let viewer = fx.viewer(Role::Coordinator);
-    let pending: Vec<i64> = fx
-        .store
-        .item_detail(item.id, &viewer)
-        .unwrap()
-        .history
+    let pending: Vec<i64> = history_keys(&fx.store, item.id)
         .iter()
         .skip(1)
-        .map(|h| h.change.strip_prefix("pending-").unwrap().parse().unwrap())
+        .map(|key| key.strip_prefix("pending-").unwrap().parse().unwrap())
         .collect();
     assert_eq!(pending.len(), titles.len());
     assert!(
@@ -759,26 +744,18 @@ fn a_burst_of_edits_shows_in_history_in_the_order_it_was_made() {
         "in the order made: {pending:?}"
     );
 
-    let ours: Vec<automerge::Change> = fx
-        .store
-        .pending_changes(100)
-        .unwrap()
-        .iter()
-        .filter(|c| c.doc_id == item.id.to_string())
-        .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap())
-        .collect();
+    let ours = sent_changes_of(&fx.store, item.id);
     assert_eq!(ours.len(), titles.len() + 1);
-    let keys: Vec<_> = fx
+    assert_eq!(
+        history_keys(&fx.store, item.id),
+        hashes_of(&ours),
+        "the built chain, in order"
+    );
+    let shown = fx
         .store
-        .item_detail(item.id, &viewer)
+        .item_detail(item.id, &fx.viewer(Role::Coordinator))
         .unwrap()
-        .history
-        .into_iter()
-        .map(|h| h.change)
-        .collect();
-    let hashes: Vec<_> = ours.iter().map(|c| c.hash().to_string()).collect();
-    assert_eq!(keys, hashes, "the built chain, in order");
-    let shown = fx.store.item_detail(item.id, &viewer).unwrap().item;
+        .item;
     assert_eq!(shown.content.title.get("de"), titles.last().map(String::as_str));
 }
 
@@ -927,6 +904,26 @@ fn burst_from_elsewhere(
     out
 }
 
+/// The item's changes the store sends next (built now if they were kept as patches), in order.
+fn sent_changes_of(store: &Store, id: ItemId) -> Vec<automerge::Change> {
+    store
+        .pending_changes(1000)
+        .unwrap()
+        .iter()
+        .filter(|c| c.doc_id == id.to_string())
+        .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap())
+        .collect()
+}
+
+fn hashes_of(changes: &[automerge::Change]) -> Vec<String> {
+    changes.iter().map(|c| c.hash().to_string()).collect()
+}
+
+/// The keys of an item's history, in order.
+fn history_keys(store: &Store, id: ItemId) -> Vec<String> {
+    history_of(store, id).into_iter().map(|h| h.3).collect()
+}
+
 /// An item's history as (time, device, fields, key).
 fn history_of(store: &Store, id: ItemId) -> Vec<(i64, String, Vec<String>, String)> {
     let viewer = Viewer::new(PersonId::new(), Role::Coordinator);
@@ -969,16 +966,11 @@ fn bursts_within_one_millisecond_show_in_one_order_on_every_device() {
         .filter(|h| h.1 == "11".repeat(16))
         .map(|h| h.3.as_str())
         .collect();
-    let made: Vec<String> = burst
+    let made: Vec<automerge::Change> = burst
         .iter()
-        .map(|c| {
-            automerge::Change::from_bytes(c.bytes.clone())
-                .unwrap()
-                .hash()
-                .to_string()
-        })
+        .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap())
         .collect();
-    assert_eq!(theirs, made, "in the order made");
+    assert_eq!(theirs, hashes_of(&made), "in the order made");
 }
 
 /// A burst within one millisecond stored before schema 30 (no sequence numbers) shows, once the
