@@ -41,3 +41,41 @@ def test_an_edit_is_in_the_history_at_once_and_named_by_its_hash_once_sent(tmp_p
     asyncio.run(scenario())
     a.close()
     b.close()
+
+
+def test_a_burst_of_edits_shows_in_the_order_made_on_both_phones(tmp_path, server_url):
+    """Edits made one after another (often within one millisecond) keep their order: as keys of
+    this phone's own, once sent, and on a second phone, entry for entry."""
+    a = q.QuartierStore.open(str(tmp_path / "anna.db"))
+    b = q.QuartierStore.open(str(tmp_path / "ben.db"))
+    sync_a = q.QuartierSync(a, server_url)
+    sync_b = q.QuartierSync(b, server_url)
+
+    async def scenario():
+        anna = await sync_a.register("Anna")
+        space = (await sync_a.create_space(space_meta())).space.id
+        code = await sync_a.create_invite(space, q.Role.RESIDENT, int(time.time() * 1000) + 3_600_000, 1)
+        bench = a.create_item(q.NewItem(space_id=space, author=anna.person_id, content=place("Bank", 50.95, 6.95)))
+        titles = [f"Bank {n}" for n in range(1, 13)]
+        for title in titles:
+            a.update_item(bench.id, q.ItemPatch(title={"de": title}), anna.person_id)
+
+        made = a.item_detail(bench.id, viewer(anna.person_id)).history
+        positions = [int(h.change.removeprefix("pending-")) for h in made[1:]]
+        assert len(positions) == len(titles)
+        assert positions == sorted(positions), [h.change for h in made]
+
+        await sync_a.sync_now()
+        sent = a.item_detail(bench.id, viewer(anna.person_id)).history
+        assert [(h.fields, h.at) for h in sent] == [(h.fields, h.at) for h in made]
+
+        ben = await sync_b.register("Ben")
+        await sync_b.redeem_invite(code)
+        await sync_b.sync_now()
+        seen = b.item_detail(bench.id, viewer(ben.person_id, q.Role.RESIDENT))
+        assert seen.item.content.title == {"de": titles[-1]}
+        assert [h.change for h in seen.history] == [h.change for h in sent]
+
+    asyncio.run(scenario())
+    a.close()
+    b.close()
