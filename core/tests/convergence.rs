@@ -528,14 +528,12 @@ impl View {
                     // A change not built yet has a key of its own on the store that made it
                     // (`HistoryEntry::change`: a creation the first hex digits of its hash or
                     // nothing, an edit kept as a patch `pending-…`), the full hash elsewhere:
-                    // entries are compared by who, when and what (the heads above compare the
-                    // changes themselves, `assert_consistent` each store's keys).
+                    // entries are compared by who, when and what, in the order each store gives
+                    // them (the heads above compare the changes themselves, `assert_consistent`
+                    // each store's keys).
                     for entry in &mut history {
                         entry.change.clear();
                     }
-                    history.sort_by(|a, b| {
-                        (a.at, &a.device, &a.fields, a.person).cmp(&(b.at, &b.device, &b.fields, b.person))
-                    });
                     Ok(Detail {
                         item: d.item,
                         history,
