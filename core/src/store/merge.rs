@@ -331,14 +331,10 @@ impl Store {
                 [super::outbox::EDIT_CANNOT_BUILD],
             )?;
             documents::keep_creation_states(tx)?;
-            // The whole index at once: a `DELETE` marks each row of the contentless index
-            // deleted, and with no merge at deletion (schema 31) those rows stayed in the file
-            // as a second, dead copy of the index that every search read through.
-            tx.execute("INSERT INTO items_fts (items_fts) VALUES ('delete-all')", [])?;
+            super::search_index::clear(tx)?;
             for table in [
                 "item_tags",
                 "item_media",
-                "search_pending",
                 "item_json",
                 "items_geo",
                 "offer_hours",
