@@ -8,6 +8,24 @@ import time
 from conftest import q, space_meta, viewer, place
 
 
+async def anna_with_a_bench(a, sync_a):
+    """Anna registers, makes a space with a one-use invite and puts a bench on its map (not sent
+    yet): her person, the invite code and the bench."""
+    anna = await sync_a.register("Anna")
+    space = (await sync_a.create_space(space_meta())).space.id
+    code = await sync_a.create_invite(space, q.Role.RESIDENT, int(time.time() * 1000) + 3_600_000, 1)
+    bench = a.create_item(q.NewItem(space_id=space, author=anna.person_id, content=place("Bank", 50.95, 6.95)))
+    return anna, code, bench
+
+
+async def ben_joins(b, sync_b, code):
+    """Ben registers on a second phone, redeems the invite and syncs: his person."""
+    ben = await sync_b.register("Ben")
+    await sync_b.redeem_invite(code)
+    await sync_b.sync_now()
+    return ben
+
+
 def test_an_edit_is_in_the_history_at_once_and_named_by_its_hash_once_sent(tmp_path, server_url):
     a = q.QuartierStore.open(str(tmp_path / "anna.db"))
     b = q.QuartierStore.open(str(tmp_path / "ben.db"))
@@ -15,10 +33,7 @@ def test_an_edit_is_in_the_history_at_once_and_named_by_its_hash_once_sent(tmp_p
     sync_b = q.QuartierSync(b, server_url)
 
     async def scenario():
-        anna = await sync_a.register("Anna")
-        space = (await sync_a.create_space(space_meta())).space.id
-        code = await sync_a.create_invite(space, q.Role.RESIDENT, int(time.time() * 1000) + 3_600_000, 1)
-        bench = a.create_item(q.NewItem(space_id=space, author=anna.person_id, content=place("Bank", 50.95, 6.95)))
+        anna, code, bench = await anna_with_a_bench(a, sync_a)
         a.update_item(bench.id, q.ItemPatch(title={"de": "Bank am Spielplatz"}), anna.person_id)
 
         history = a.item_detail(bench.id, viewer(anna.person_id)).history
@@ -31,9 +46,7 @@ def test_an_edit_is_in_the_history_at_once_and_named_by_its_hash_once_sent(tmp_p
         assert [len(h.change) for h in sent] == [64, 64], [h.change for h in sent]
         assert [(h.fields, h.person, h.at) for h in sent] == [(h.fields, h.person, h.at) for h in history]
 
-        ben = await sync_b.register("Ben")
-        await sync_b.redeem_invite(code)
-        await sync_b.sync_now()
+        ben = await ben_joins(b, sync_b, code)
         seen = b.item_detail(bench.id, viewer(ben.person_id, q.Role.RESIDENT))
         assert seen.item.content.title == {"de": "Bank am Spielplatz"}
         assert seen.history[1].change == sent[1].change
@@ -52,10 +65,7 @@ def test_a_burst_of_edits_shows_in_the_order_made_on_both_phones(tmp_path, serve
     sync_b = q.QuartierSync(b, server_url)
 
     async def scenario():
-        anna = await sync_a.register("Anna")
-        space = (await sync_a.create_space(space_meta())).space.id
-        code = await sync_a.create_invite(space, q.Role.RESIDENT, int(time.time() * 1000) + 3_600_000, 1)
-        bench = a.create_item(q.NewItem(space_id=space, author=anna.person_id, content=place("Bank", 50.95, 6.95)))
+        anna, code, bench = await anna_with_a_bench(a, sync_a)
         titles = [f"Bank {n}" for n in range(1, 13)]
         for title in titles:
             a.update_item(bench.id, q.ItemPatch(title={"de": title}), anna.person_id)
@@ -69,9 +79,7 @@ def test_a_burst_of_edits_shows_in_the_order_made_on_both_phones(tmp_path, serve
         sent = a.item_detail(bench.id, viewer(anna.person_id)).history
         assert [(h.fields, h.at) for h in sent] == [(h.fields, h.at) for h in made]
 
-        ben = await sync_b.register("Ben")
-        await sync_b.redeem_invite(code)
-        await sync_b.sync_now()
+        ben = await ben_joins(b, sync_b, code)
         seen = b.item_detail(bench.id, viewer(ben.person_id, q.Role.RESIDENT))
         assert seen.item.content.title == {"de": titles[-1]}
         assert [h.change for h in seen.history] == [h.change for h in sent]
