@@ -13,10 +13,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
-use quartier_core::document::creation_of;
 use quartier_core::model::*;
 use quartier_core::query::{FeedQuery, HistoryEntry, SearchRequest, ViewportQuery};
-use quartier_core::{Error, IncomingChange, IncomingCreation, Store, StoreOptions};
+use quartier_core::{Error, IncomingChange, Store, StoreOptions};
 use tempfile::TempDir;
 
 const REPLICAS: usize = 3;
@@ -176,32 +175,6 @@ fn all_changes(store: &Store) -> Vec<IncomingChange> {
         out.extend(store.document_changes(&doc).expect("document changes"));
     }
     out
-}
-
-/// Every document of `store` whose history is one change that the creation rule rebuilds, in
-/// creation form, and every change of the others.
-fn creation_forms(store: &Store) -> (Vec<IncomingCreation>, Vec<IncomingChange>) {
-    let mut forms = Vec::new();
-    let mut rest = Vec::new();
-    for (doc_id, kind) in store.document_ids().expect("document ids") {
-        let changes = store.document_changes(&doc_id).expect("document changes");
-        if let [only] = changes.as_slice() {
-            let mut doc = automerge::Automerge::new();
-            doc.apply_changes([automerge::Change::from_bytes(only.bytes.clone()).expect("change")])
-                .expect("apply");
-            if let Some(creation) = creation_of(&doc, &doc_id, kind).expect("creation_of") {
-                forms.push(IncomingCreation {
-                    doc_id,
-                    kind,
-                    space: None,
-                    creation,
-                });
-                continue;
-            }
-        }
-        rest.extend(changes);
-    }
-    (forms, rest)
 }
 
 /// The raw bytes of every applied change of the given documents.

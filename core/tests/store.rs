@@ -998,3 +998,81 @@ fn a_burst_stored_before_schema_30_shows_in_the_order_made_after_the_upgrade() {
     let upgraded = Store::open(&path, StoreOptions::default()).unwrap();
     assert_eq!(history_of(&upgraded, item.id), expected);
 }
+
+/// The bulk path reads and encodes a large page's forms on other threads while it stores the
+/// ones before (`store::parallel`): the outcome is the same as the forms stored one per call,
+/// in order, which never leaves the writer's thread.
+#[test]
+fn a_large_page_of_creation_forms_stores_as_the_same_forms_one_at_a_time() {
+    let fx = Fixture::new();
+    for i in 0..150 {
+        let content = match i % 3 {
+            0 => post(
+                &format!("Flohmarkt Nummer {i}"),
+                "Am Leipziger Platz, bitte Taschen mitbringen",
+            ),
+            1 => place(&format!("Bank {i}"), 50.95 + i as f64 * 1e-4, 6.93),
+            _ => request(&format!("Hilfe beim Umzug {i}"), "moving"),
+        };
+        fx.create(content);
+    }
+    let (forms, rest) = creation_forms(&fx.store);
+    assert!(rest.is_empty(), "every document is one change: {rest:?}");
+    assert_eq!(forms.len(), 151, "the space and its items");
+    let mut page = forms.clone();
+    // The same form twice in a page (the second is merged as a change of the first) and a form
+    // this core cannot read (kept, not shown).
+    page.insert(90, forms[40].clone());
+    let mut unreadable = forms[7].clone();
+    unreadable.doc_id = ItemId::new().to_string();
+    unreadable.creation.state = r#"{"schema": 999, "title": {"de": "Aus der Zukunft"}}"#.into();
+    page.insert(120, unreadable.clone());
+
+    let whole = tempfile::tempdir().unwrap();
+    let whole = Store::open(whole.path().join("whole.db"), StoreOptions::default()).unwrap();
+    let report = whole.apply_creations(page.clone()).unwrap();
+    let singly_dir = tempfile::tempdir().unwrap();
+    let singly = Store::open(singly_dir.path().join("singly.db"), StoreOptions::default()).unwrap();
+    let mut one_by_one = quartier_core::MergeReport::default();
+    for form in page {
+        let r = singly.apply_creations(vec![form]).unwrap();
+        one_by_one.applied += r.applied;
+        one_by_one.duplicates += r.duplicates;
+        one_by_one.waiting += r.waiting;
+        one_by_one.unreadable.extend(r.unreadable);
+    }
+    assert_eq!(report, one_by_one);
+    assert_eq!(report.applied, 152, "{report:?}");
+    assert_eq!(report.duplicates, 1, "{report:?}");
+    assert_eq!(report.unreadable, vec![unreadable.doc_id.clone()]);
+
+    let viewer = fx.viewer(Role::Resident);
+    let feed = FeedQuery {
+        limit: 1000.into(),
+        ..FeedQuery::new(fx.space, viewer)
+    };
+    let original = fx.store.feed(&feed).unwrap().items;
+    assert_eq!(original.len(), 150);
+    for store in [&whole, &singly] {
+        assert_eq!(store.feed(&feed).unwrap().items, original);
+        assert_eq!(store.document_ids().unwrap(), singly.document_ids().unwrap());
+        for text in ["flohmarkt", "umzug 14", "leipziger"] {
+            let hits = |s: &Store| -> Vec<ItemId> {
+                s.search(&quartier_core::query::SearchRequest::new(fx.space, viewer, text))
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| h.item.id)
+                    .collect()
+            };
+            assert!(!hits(&fx.store).is_empty(), "{text}");
+            assert_eq!(hits(store), hits(&fx.store), "{text}");
+        }
+        for form in &forms {
+            assert_eq!(
+                store.document_heads(&form.doc_id).unwrap(),
+                fx.store.document_heads(&form.doc_id).unwrap()
+            );
+        }
+        store.integrity_check().unwrap();
+    }
+}

@@ -91,6 +91,11 @@ pub(crate) fn state_from_projection(conn: &Connection, doc_id: &str) -> Result<O
 /// The creation state an item reads back as: its document JSON without the id, and without
 /// the null fields of its maps, which a write leaves out of the document.
 pub(crate) fn creation_state_of(item: &crate::model::Item, doc_id: &str) -> Result<String> {
+    serde_json::to_string(&creation_value_of(item)?).map_err(|e| Error::document(doc_id, e))
+}
+
+/// [`creation_state_of`] before it is written out, to compare with a state already parsed.
+pub(crate) fn creation_value_of(item: &crate::model::Item) -> Result<serde_json::Value> {
     fn drop_nulls(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
@@ -106,7 +111,7 @@ pub(crate) fn creation_state_of(item: &crate::model::Item, doc_id: &str) -> Resu
         root.remove("id");
     }
     drop_nulls(&mut value);
-    serde_json::to_string(&value).map_err(|e| Error::document(doc_id, e))
+    Ok(value)
 }
 
 /// Largest stored creation form read back (a document's budget is 1 MiB; this bounds a damaged
@@ -594,7 +599,8 @@ pub(crate) fn store_local_creation(
     now_ms: i64,
 ) -> Result<()> {
     debug_assert!(creation.check.is_empty());
-    if !store_creation(conn, doc_id, kind, Some(space_id), creation, true, now_ms)? {
+    let stored = encode_creation(doc_id, creation, true)?;
+    if !store_creation(conn, doc_id, kind, Some(space_id), &stored, now_ms)? {
         return Err(Error::Corrupt(format!(
             "a new document {doc_id} is already stored"
         )));
@@ -679,13 +685,18 @@ pub(crate) fn write_creation(
     creation: &Creation,
     keep_state: bool,
 ) -> Result<()> {
-    let stored = encode_creation(doc_id, creation, keep_state)?;
+    write_stored_creation(conn, doc_id, &encode_creation(doc_id, creation, keep_state)?)
+}
+
+/// Rewrites a document's creation form as [`encode_creation`] gave it.
+pub(crate) fn write_stored_creation(conn: &Connection, doc_id: &str, stored: &[u8]) -> Result<()> {
     conn.prepare_cached("UPDATE documents SET creation = ?2, snapshot_bytes = ?3 WHERE doc_id = ?1")?
         .execute(params![doc_id, stored, stored.len() as i64])?;
     Ok(())
 }
 
-fn encode_creation(doc_id: &str, creation: &Creation, keep_state: bool) -> Result<Vec<u8>> {
+/// A creation form as `documents.creation` holds it, with its state or without (`keep_state`).
+pub(crate) fn encode_creation(doc_id: &str, creation: &Creation, keep_state: bool) -> Result<Vec<u8>> {
     quartier_protocol::encode(&StoredCreation {
         actor: creation.actor.clone(),
         time_ms: creation.time_ms,
@@ -696,19 +707,17 @@ fn encode_creation(doc_id: &str, creation: &Creation, keep_state: bool) -> Resul
     .map_err(|e| Error::document(doc_id, e))
 }
 
-/// Stores a document that is new to this store in its creation form, without building it, its
-/// state left to the projection unless `keep_state`. Returns false (and writes nothing) when the
-/// store already has the document: it is then merged as a change.
+/// Stores a document that is new to this store in its creation form (`stored`, from
+/// [`encode_creation`]), without building it. Returns false (and writes nothing) when the store
+/// already has the document: it is then merged as a change.
 pub(crate) fn store_creation(
     conn: &Connection,
     doc_id: &str,
     kind: DocKind,
     space_id: Option<&str>,
-    creation: &Creation,
-    keep_state: bool,
+    stored: &[u8],
     now_ms: i64,
 ) -> Result<bool> {
-    let stored = encode_creation(doc_id, creation, keep_state)?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO documents (doc_id, kind, space_id, creation, snapshot_bytes, updated_at, unreadable)

@@ -8,7 +8,8 @@ use automerge::Change;
 use rusqlite::Connection;
 
 use super::documents::{self, LoadedDoc};
-use super::{projection, Store, Touched};
+use super::projection::{self, ItemRows};
+use super::{Store, Touched};
 use crate::document::{
     guarded, item_from_doc, item_from_json, space_from_doc, space_from_json, Creation, DocKind,
 };
@@ -226,6 +227,9 @@ impl Store {
     /// Stores documents received in their creation form that are new to this store, without
     /// building them (history on demand, `documents::store_creation`), and projects each from
     /// the JSON it carries. Returns the ones the store already has, to be merged as changes.
+    ///
+    /// Each form is read and encoded on other threads ([`PreparedCreation`]) while this one
+    /// stores the forms before it: the writer is left with the SQL.
     fn store_creations(
         &self,
         tx: &Connection,
@@ -235,30 +239,24 @@ impl Store {
     ) -> Result<Vec<IncomingCreation>> {
         let mut known = Vec::new();
         let now = super::now_ms();
-        for incoming in creations {
-            let doc_id = incoming.doc_id.as_str();
-            let read = read_creation_state(&incoming);
-            let space = match &read {
-                Some(Readable::Item(item)) => Some(item.space.to_string()),
-                Some(Readable::Space(_)) => Some(doc_id.to_owned()),
-                None => incoming.space.map(|s| s.to_string()),
-            };
-            let keep_state = !state_in_projection(&incoming, read.as_ref())?;
+        super::parallel::map_in_order(creations, PreparedCreation::of, |prepared| {
+            let prepared = prepared?;
+            let space = prepared.space();
+            let incoming = &prepared.incoming;
             if !documents::store_creation(
                 tx,
-                doc_id,
+                &incoming.doc_id,
                 incoming.kind,
                 space.as_deref(),
-                &incoming.creation,
-                keep_state,
+                &prepared.stored,
                 now,
             )? {
-                known.push(incoming);
-                continue;
+                known.push(prepared.incoming);
+                return Ok(());
             }
             report.applied += 1;
-            project_creation(tx, &incoming, read, report, touched, now)?;
-        }
+            project_creation(tx, &prepared.incoming, prepared.read, report, touched, now)
+        })?;
         Ok(known)
     }
 
@@ -357,12 +355,16 @@ impl Store {
                 // A form with edits kept as patches is built with them, below.
                 let edited = documents::pending_edits(tx, &doc_id)?.0 > 0;
                 if let Some(incoming) = documents::stored_creation(tx, &doc_id)?.filter(|_| !edited) {
-                    let read = read_creation_state(&incoming);
-                    // A form made here and not sent keeps its state: it is the only copy.
-                    let keep_state =
-                        incoming.creation.check.is_empty() || !state_in_projection(&incoming, read.as_ref())?;
-                    project_creation(tx, &incoming, read, &mut report, touched, super::now_ms())?;
-                    documents::write_creation(tx, &doc_id, &incoming.creation, keep_state)?;
+                    let prepared = PreparedCreation::of(incoming)?;
+                    project_creation(
+                        tx,
+                        &prepared.incoming,
+                        prepared.read,
+                        &mut report,
+                        touched,
+                        super::now_ms(),
+                    )?;
+                    documents::write_stored_creation(tx, &doc_id, &prepared.stored)?;
                     continue;
                 }
                 let loaded = match documents::load_checked(tx, &doc_id, self.actor()) {
@@ -488,11 +490,35 @@ impl IncomingCreation {
         if self.creation.check.len() != crate::document::CREATION_CHECK_LEN {
             return Err(malformed("check of a wrong length"));
         }
-        match serde_json::from_str::<serde_json::Value>(&self.creation.state) {
-            Ok(serde_json::Value::Object(_)) => Ok(()),
-            _ => Err(malformed("the state is not a JSON map")),
+        if is_json_map(&self.creation.state) {
+            Ok(())
+        } else {
+            Err(malformed("the state is not a JSON map"))
         }
     }
+}
+
+/// Whether `text` is one JSON map, checked without building it (every form of a page is
+/// checked before any is stored, and read in full only after).
+fn is_json_map(text: &str) -> bool {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct AnyMap;
+    impl<'de> Visitor<'de> for AnyMap {
+        type Value = AnyMap;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON map")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<AnyMap, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(AnyMap)
+        }
+    }
+    impl<'de> Deserialize<'de> for AnyMap {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<AnyMap, D::Error> {
+            d.deserialize_map(AnyMap)
+        }
+    }
+    serde_json::from_str::<AnyMap>(text).is_ok()
 }
 
 /// How [`Store::merge_creations`] ended.
@@ -504,48 +530,76 @@ pub(crate) enum CreationsApplied {
 
 /// What a creation form's JSON reads as, when this core can read it.
 enum Readable {
-    Item(Box<Item>),
+    Item(Box<Item>, ItemRows),
     Space(Space),
 }
 
+/// A creation form read, compared with what its projection would give back, and encoded for
+/// `documents.creation`: everything of storing it that needs no connection, made on other
+/// threads by the bulk path (`parallel`).
+struct PreparedCreation {
+    incoming: IncomingCreation,
+    /// `None` when this core cannot read it (kept, not shown, as for merged documents).
+    read: Option<Readable>,
+    /// The form as stored: without its state when the projection gives that back exactly
+    /// (`documents::state_from_projection` reads it back).
+    stored: Vec<u8>,
+}
+
+impl PreparedCreation {
+    fn of(incoming: IncomingCreation) -> Result<Self> {
+        let (read, in_projection) = read_creation_state(&incoming)?;
+        // A form made here and not sent keeps its state: it is the only copy.
+        let keep_state = incoming.creation.check.is_empty() || !in_projection;
+        let stored = documents::encode_creation(&incoming.doc_id, &incoming.creation, keep_state)?;
+        Ok(Self {
+            incoming,
+            read,
+            stored,
+        })
+    }
+
+    /// The space its document is stored with: an item's own, a space itself, or else the one it
+    /// came in (so that a document this core cannot read is fetched again with its space).
+    fn space(&self) -> Option<String> {
+        match &self.read {
+            Some(Readable::Item(item, _)) => Some(item.space.to_string()),
+            Some(Readable::Space(_)) => Some(self.incoming.doc_id.clone()),
+            None => self.incoming.space.map(|s| s.to_string()),
+        }
+    }
+}
+
 /// The item or space a creation form describes, read from its JSON as `reproject` reads a built
-/// document (the form's state is that document's JSON without its id); `None` when it is not
-/// readable here (kept, not shown, as for merged documents).
-fn read_creation_state(incoming: &IncomingCreation) -> Option<Readable> {
+/// document (the form's state is that document's JSON without its id), and whether the item's
+/// projection gives that JSON back: key order and spacing aside, what
+/// `documents::creation_state_of` makes of the item read is the same JSON.
+fn read_creation_state(incoming: &IncomingCreation) -> Result<(Option<Readable>, bool)> {
     let doc_id = incoming.doc_id.as_str();
-    let mut json: serde_json::Value = serde_json::from_str(&incoming.creation.state).ok()?;
+    let Ok(state) = serde_json::from_str::<serde_json::Value>(&incoming.creation.state) else {
+        return Ok((None, false));
+    };
+    let mut json = state.clone();
     if let serde_json::Value::Object(root) = &mut json {
         root.entry("id")
             .or_insert_with(|| serde_json::Value::String(doc_id.to_owned()));
     }
-    match incoming.kind {
+    Ok(match incoming.kind {
         DocKind::Item => match item_from_json(json, doc_id) {
-            Ok(item) if item.id.to_string() == doc_id => Some(Readable::Item(Box::new(item))),
-            _ => None,
+            Ok(item) if item.id.to_string() == doc_id => {
+                let in_projection = documents::creation_value_of(&item)? == state;
+                let rows = ItemRows::of(&item)?;
+                (Some(Readable::Item(Box::new(item), rows)), in_projection)
+            }
+            _ => (None, false),
         },
         DocKind::Space => match space_from_json(json, doc_id) {
             Ok(space) if space.id.to_string() == doc_id && space.meta.validate().is_ok() => {
-                Some(Readable::Space(space))
+                (Some(Readable::Space(space)), false)
             }
-            _ => None,
+            _ => (None, false),
         },
-    }
-}
-
-/// Whether the item's projection gives a creation's state back exactly, so that the stored form
-/// can leave it out (`documents::state_from_projection` reads it back).
-fn state_in_projection(incoming: &IncomingCreation, read: Option<&Readable>) -> Result<bool> {
-    let Some(Readable::Item(item)) = read else {
-        return Ok(false);
-    };
-    let derived = documents::creation_state_of(item, &incoming.doc_id)?;
-    if derived == incoming.creation.state {
-        return Ok(true);
-    }
-    // The same JSON written with other key order or spacing still gives the same document.
-    let same = serde_json::from_str::<serde_json::Value>(&derived).ok()
-        == serde_json::from_str::<serde_json::Value>(&incoming.creation.state).ok();
-    Ok(same)
+    })
 }
 
 /// Projects a document kept in creation form (its form is its history entry until
@@ -560,8 +614,8 @@ fn project_creation(
 ) -> Result<()> {
     let doc_id = incoming.doc_id.as_str();
     match read {
-        Some(Readable::Item(item)) => {
-            projection::project_item(tx, &item)?;
+        Some(Readable::Item(item, rows)) => {
+            projection::project_item_rows(tx, &item, rows)?;
             crate::notifications::item_arrived(tx, &item, touched)?;
             touched.spaces.insert(item.space.to_string());
             touched.items.insert(doc_id.to_owned());

@@ -14,6 +14,7 @@ mod live;
 mod merge;
 pub(crate) mod migrations;
 mod outbox;
+mod parallel;
 mod projection;
 mod purge;
 mod reads;

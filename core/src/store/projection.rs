@@ -10,9 +10,42 @@ use crate::error::{Error, Result};
 use crate::model::{Item, ItemDetails, Space, Status};
 use crate::search::fold_for_index;
 
+/// The values of an item's projection rows that take work to make and need no connection: its
+/// JSON without the columns, compressed; its title; its folded search texts. The bulk path makes
+/// them on other threads while the writer stores the items before (`parallel`).
+pub(crate) struct ItemRows {
+    rest: rusqlite::types::Value,
+    title: String,
+    /// Made only when the write needs them (an edit that leaves the texts keeps their rows).
+    texts: Option<[String; 3]>,
+}
+
+impl ItemRows {
+    /// Every value, texts included.
+    pub(crate) fn of(item: &Item) -> Result<Self> {
+        Ok(Self {
+            texts: Some(search_texts(item)),
+            ..Self::without_texts(item)?
+        })
+    }
+
+    fn without_texts(item: &Item) -> Result<Self> {
+        Ok(Self {
+            rest: crate::query::encode_item_rest(item)?,
+            title: serde_json::to_string(&item.content.title).map_err(|e| Error::document(item.id, e))?,
+            texts: None,
+        })
+    }
+}
+
 /// Writes (or rewrites) every projection row of an item.
 pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
     project_item_over(conn, None, item)
+}
+
+/// [`project_item`] with its row values made already ([`ItemRows::of`]).
+pub(crate) fn project_item_rows(conn: &Connection, item: &Item, rows: ItemRows) -> Result<()> {
+    write_item(conn, None, item, rows)
 }
 
 /// [`project_item`] for an edit made here, `before` being the item exactly as its projection
@@ -20,9 +53,13 @@ pub(crate) fn project_item(conn: &Connection, item: &Item) -> Result<()> {
 /// they are instead of being deleted and written again (the map's R*Tree entry alone is
 /// several pages).
 pub(crate) fn project_item_over(conn: &Connection, before: Option<&Item>, item: &Item) -> Result<()> {
+    write_item(conn, before, item, ItemRows::without_texts(item)?)
+}
+
+fn write_item(conn: &Connection, before: Option<&Item>, item: &Item, rows: ItemRows) -> Result<()> {
     let c = &item.content;
     let kept = Kept::between(before, item);
-    let rest = crate::query::encode_item_rest(item)?;
+    let ItemRows { rest, title, texts } = rows;
     let item_id = item.id.to_string();
     let key = RowKey {
         space_id: item.space.to_string(),
@@ -31,7 +68,6 @@ pub(crate) fn project_item_over(conn: &Connection, before: Option<&Item>, item: 
         parent_id: c.details.parent().map(|p| p.to_string()),
         created_at: item.created_at.timestamp_millis(),
     };
-    let title = serde_json::to_string(&c.title).map_err(|e| Error::document(item.id, e))?;
     let (lat, lon) = (
         c.location.as_ref().map(|l| l.lat),
         c.location.as_ref().map(|l| l.lon),
@@ -146,7 +182,7 @@ pub(crate) fn project_item_over(conn: &Connection, before: Option<&Item>, item: 
         }
     }
     if !kept.texts {
-        let [title, body, extra] = search_texts(item);
+        let [title, body, extra] = texts.unwrap_or_else(|| search_texts(item));
         super::search_index::defer(conn, row_id, pending, &title, &body, &extra)?;
     }
     if !kept.location {

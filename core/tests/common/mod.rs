@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
+use quartier_core::document::creation_of;
 use quartier_core::model::*;
-use quartier_core::{Store, StoreOptions};
+use quartier_core::{IncomingChange, IncomingCreation, Store, StoreOptions};
 use tempfile::TempDir;
 
 pub struct Fixture {
@@ -241,4 +242,30 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn store_file_holds(store: &Store, needle: &[u8]) -> bool {
     store.checkpoint().expect("checkpoint");
     contains(&std::fs::read(store.path()).expect("read the store file"), needle)
+}
+
+/// Every document of `store` whose history is one change that the creation rule rebuilds, in
+/// creation form, and every change of the others.
+pub fn creation_forms(store: &Store) -> (Vec<IncomingCreation>, Vec<IncomingChange>) {
+    let mut forms = Vec::new();
+    let mut rest = Vec::new();
+    for (doc_id, kind) in store.document_ids().expect("document ids") {
+        let changes = store.document_changes(&doc_id).expect("document changes");
+        if let [only] = changes.as_slice() {
+            let mut doc = automerge::Automerge::new();
+            doc.apply_changes([automerge::Change::from_bytes(only.bytes.clone()).expect("change")])
+                .expect("apply");
+            if let Some(creation) = creation_of(&doc, &doc_id, kind).expect("creation_of") {
+                forms.push(IncomingCreation {
+                    doc_id,
+                    kind,
+                    space: None,
+                    creation,
+                });
+                continue;
+            }
+        }
+        rest.extend(changes);
+    }
+    (forms, rest)
 }
