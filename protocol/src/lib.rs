@@ -28,7 +28,7 @@ pub mod signing;
 pub mod wire;
 
 pub use messages::*;
-pub use wire::{decode, encode, WireError, MAX_DECODED_BYTES};
+pub use wire::{decode, decode_compact, encode, encode_compact, WireError, MAX_DECODED_BYTES};
 
 /// Version of the protocol this crate speaks. A server answers requests of another version
 /// with `409` and [`messages::ErrorBody`] naming the versions it speaks.

@@ -53,6 +53,39 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
     })
 }
 
+/// CBOR shorter than this stays uncompressed in [`encode_compact`]: on a few dozen bytes
+/// zstd's frame and tables cost more bytes than they save, and most of the time of encoding.
+const COMPACT_PLAIN_BELOW: usize = 256;
+
+/// zstd's magic number, as a frame starts. No CBOR message of ours (a map or an array) starts
+/// with these bytes: a CBOR value starting with 0x28 is the integer -9, complete in that byte.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// Encodes a record kept on a device (a stored creation form, an edit kept as a patch): CBOR,
+/// compressed with zstd only when it is long enough to gain from it. Read it with
+/// [`decode_compact`], which also reads what [`encode`] made. Not for the wire: [`decode`]
+/// takes only compressed bodies.
+pub fn encode_compact<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+    let mut cbor = Vec::new();
+    ciborium::into_writer(message, &mut cbor).map_err(|e| WireError::Encode(e.to_string()))?;
+    if cbor.len() < COMPACT_PLAIN_BELOW {
+        return Ok(cbor);
+    }
+    encode(message)
+}
+
+/// Decodes what [`encode_compact`] or [`encode`] made, refusing records longer than `limit`
+/// bytes once decompressed.
+pub fn decode_compact<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
+    if body.starts_with(&ZSTD_MAGIC) {
+        return decode(body, limit);
+    }
+    if body.len() > limit {
+        return Err(WireError::TooLarge { limit });
+    }
+    ciborium::from_reader(body).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
 /// Decodes a message, refusing bodies that inflate beyond `limit` bytes.
 pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
     let cbor = DECOMPRESSOR.with(|slot| {
@@ -115,6 +148,52 @@ mod tests {
             moderation: None,
             help: None,
         }
+    }
+
+    #[test]
+    fn compact_records_are_plain_cbor_when_short_and_read_either_way() {
+        #[derive(Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Note {
+            text: String,
+        }
+        let short = Note { text: "kurz".into() };
+        let plain = encode_compact(&short).unwrap();
+        assert!(
+            !plain.starts_with(&ZSTD_MAGIC),
+            "a short record is not compressed"
+        );
+        assert_eq!(decode_compact::<Note>(&plain, 4096).unwrap(), short);
+        // A long record is compressed, and what `encode` made (as stored before) reads too.
+        let long = Note {
+            text: "lang ".repeat(200),
+        };
+        let compressed = encode_compact(&long).unwrap();
+        assert!(compressed.starts_with(&ZSTD_MAGIC));
+        assert!(compressed.len() < 200);
+        assert_eq!(decode_compact::<Note>(&compressed, 4096).unwrap(), long);
+        assert_eq!(
+            decode_compact::<Note>(&encode(&short).unwrap(), 4096).unwrap(),
+            short
+        );
+        // Bounds and garbage give typed errors.
+        assert_eq!(
+            decode_compact::<Note>(&plain, 5),
+            Err(WireError::TooLarge { limit: 5 })
+        );
+        assert_eq!(
+            decode_compact::<Note>(&compressed, 64),
+            Err(WireError::TooLarge { limit: 64 })
+        );
+        assert!(matches!(
+            decode_compact::<Note>(&[0xA1, 0x64, 0xFF], 4096),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_compact::<Note>(&[0x28, 0xB5, 0x2F, 0xFD, 0, 0], 4096),
+            Err(WireError::Compression(_))
+        ));
+        // The wire itself still takes only compressed bodies.
+        assert!(decode::<Note>(&plain, 4096).is_err());
     }
 
     #[test]

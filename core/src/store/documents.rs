@@ -62,8 +62,8 @@ pub(crate) struct Unsettled {
     change: Change,
 }
 
-/// How a creation form is kept in `documents.creation`: CBOR, then zstd, through the wire
-/// encoding. The JSON state is left out (`None`) when the item's projection gives it back
+/// How a creation form is kept in `documents.creation`: CBOR, compressed when long
+/// (`quartier_protocol::encode_compact`). The JSON state is left out (`None`) when the item's projection gives it back
 /// exactly ([`state_from_projection`]): the state is most of a form, and the same content is in
 /// `item_json` already.
 #[derive(Serialize, Deserialize)]
@@ -339,7 +339,7 @@ pub(crate) fn store_local_edit(
     edit: &PendingEdit,
     now_ms: i64,
 ) -> Result<()> {
-    let stored = quartier_protocol::encode(edit).map_err(|e| Error::document(doc_id, e))?;
+    let stored = quartier_protocol::encode_compact(edit).map_err(|e| Error::document(doc_id, e))?;
     conn.prepare_cached(
         "INSERT INTO outbox (doc_id, kind, space_id, created_at, edit) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -358,7 +358,7 @@ pub(crate) fn pending_edits(conn: &Connection, doc_id: &str) -> Result<(i64, i64
 
 /// The fields a stored pending edit sets, when it decodes.
 pub(crate) fn pending_edit_fields(stored: &[u8]) -> Vec<String> {
-    quartier_protocol::decode::<PendingEdit>(stored, MAX_PENDING_EDIT)
+    quartier_protocol::decode_compact::<PendingEdit>(stored, MAX_PENDING_EDIT)
         .map(|edit| edit.note.fields)
         .unwrap_or_default()
 }
@@ -392,7 +392,7 @@ pub(crate) struct PendingHistory {
 pub(crate) fn pending_edit_history(conn: &Connection, doc_id: &str) -> Result<Vec<PendingHistory>> {
     let mut out = Vec::new();
     for (seq, stored) in pending_rows(conn, doc_id)? {
-        let Ok(edit) = quartier_protocol::decode::<PendingEdit>(&stored, MAX_PENDING_EDIT) else {
+        let Ok(edit) = quartier_protocol::decode_compact::<PendingEdit>(&stored, MAX_PENDING_EDIT) else {
             continue;
         };
         out.push(PendingHistory {
@@ -435,7 +435,7 @@ fn build_pending_edits(conn: &Connection, doc_id: &str, doc: &mut Automerge) -> 
 }
 
 fn build_pending_edit(doc_id: &str, doc: &mut Automerge, stored: &[u8]) -> Result<Option<Change>> {
-    let edit: PendingEdit = quartier_protocol::decode(stored, MAX_PENDING_EDIT)
+    let edit: PendingEdit = quartier_protocol::decode_compact(stored, MAX_PENDING_EDIT)
         .map_err(|e| Error::Corrupt(format!("does not decode: {e}")))?;
     let patch: serde_json::Value =
         serde_json::from_str(&edit.patch).map_err(|e| Error::Corrupt(format!("patch: {e}")))?;
@@ -557,7 +557,7 @@ fn read_creation(conn: &Connection, doc_id: &str, stored: &[u8]) -> Result<Optio
 /// Decodes a stored form; `None` (logged) when it does not decode: such a form is set aside
 /// like one that does not rebuild, never an error that repeats on every sync.
 fn decode_stored(doc_id: &str, stored: &[u8]) -> Option<StoredCreation> {
-    match quartier_protocol::decode(stored, MAX_STORED_CREATION) {
+    match quartier_protocol::decode_compact(stored, MAX_STORED_CREATION) {
         Ok(stored) => Some(stored),
         Err(e) => {
             tracing::warn!(doc = doc_id, error = %e, "a stored creation form does not decode");
@@ -697,7 +697,7 @@ pub(crate) fn write_stored_creation(conn: &Connection, doc_id: &str, stored: &[u
 
 /// A creation form as `documents.creation` holds it, with its state or without (`keep_state`).
 pub(crate) fn encode_creation(doc_id: &str, creation: &Creation, keep_state: bool) -> Result<Vec<u8>> {
-    quartier_protocol::encode(&StoredCreation {
+    quartier_protocol::encode_compact(&StoredCreation {
         actor: creation.actor.clone(),
         time_ms: creation.time_ms,
         message: creation.message.clone(),
