@@ -549,6 +549,7 @@ fn bulk(items: usize) -> Res<f64> {
         left -= count;
     }
     let started = Instant::now();
+    let cpu_before = quartier_bench::process_cpu();
     let mut samples = Vec::new();
     for batch in batches {
         let t = Instant::now();
@@ -556,6 +557,9 @@ fn bulk(items: usize) -> Res<f64> {
         samples.push(t.elapsed());
     }
     let wall = started.elapsed();
+    let cpu = quartier_bench::process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let rate = items as f64 / wall.as_secs_f64();
     let batch = Summary::of(&samples);
     println!(
@@ -563,8 +567,9 @@ fn bulk(items: usize) -> Res<f64> {
         quartier_bench::FILL_BATCH
     );
     println!(
-        "{rate:.0} items/s ({:.2} s); per batch p50 {:.1} ms, p99 {:.1} ms; store {:.0} bytes per item",
+        "{rate:.0} items/s ({:.2} s; CPU {}, every thread); per batch p50 {:.1} ms, p99 {:.1} ms; store {:.0} bytes per item",
         wall.as_secs_f64(),
+        cpu.map_or("unknown".to_owned(), |cpu| format!("{:.2} s", cpu.as_secs_f64())),
         ms(batch.p50),
         ms(batch.p99),
         std::fs::metadata(store.path())?.len() as f64 / items as f64
