@@ -1076,3 +1076,43 @@ fn a_large_page_of_creation_forms_stores_as_the_same_forms_one_at_a_time() {
         store.integrity_check().unwrap();
     }
 }
+
+/// A creation form's state must parse as JSON in full: a value the item reader cannot take
+/// (an unpaired surrogate, a number beyond f64, nesting deeper than the parser's limit) is a
+/// malformed form, refused with its whole page, not a form kept as unreadable whose content is
+/// later dropped. The check runs where the page's forms are read (on other threads for a large
+/// page): nothing of the page is stored.
+#[test]
+fn a_form_whose_state_does_not_parse_refuses_its_whole_page() {
+    let fx = Fixture::new();
+    for i in 0..80 {
+        fx.post(&format!("Flohmarkt {i}"), "Am Platz");
+    }
+    let (forms, _) = creation_forms(&fx.store);
+    let item = forms
+        .iter()
+        .find(|f| f.kind == quartier_core::DocKind::Item)
+        .unwrap();
+    let deep = format!(r#"{{"t":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+    for state in [r#"{"t":"\ud800"}"#.to_owned(), r#"{"t":1e400}"#.to_owned(), deep] {
+        let mut form = item.clone();
+        form.doc_id = ItemId::new().to_string();
+        form.creation.state = state.clone();
+        assert!(
+            matches!(form.validate(), Err(Error::MalformedChange { .. })),
+            "{state}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db"), StoreOptions::default()).unwrap();
+        let mut page = forms.clone();
+        page.insert(70, form);
+        assert!(
+            matches!(store.apply_creations(page), Err(Error::MalformedChange { .. })),
+            "{state}"
+        );
+        assert!(
+            store.document_ids().unwrap().is_empty(),
+            "{state}: nothing stored"
+        );
+    }
+}

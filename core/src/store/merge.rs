@@ -179,10 +179,10 @@ impl Store {
     /// that later fails to rebuild is set aside and fetched again from the server. Content made
     /// on this device (an import of a file) must be written as local changes instead, which the
     /// outbox keeps until a server has them.
+    ///
+    /// Every form is checked ([`IncomingCreation::validate`], on the threads that read the forms):
+    /// a malformed one refuses the whole call and nothing is stored.
     pub fn apply_creations(&self, creations: Vec<IncomingCreation>) -> Result<MergeReport> {
-        for incoming in &creations {
-            incoming.validate()?;
-        }
         self.write(|tx, touched| {
             let mut report = MergeReport::default();
             if let CreationsApplied::Unbuildable(e) =
@@ -194,9 +194,9 @@ impl Store {
         })
     }
 
-    /// [`Store::apply_creations`] inside the caller's transaction, for forms its caller has
-    /// validated ([`IncomingCreation::validate`]); a creation of a known document that does not
-    /// rebuild stops it (what was applied before stays in `tx`).
+    /// [`Store::apply_creations`] inside the caller's transaction; a malformed form, or a
+    /// creation of a known document that does not rebuild, stops it (what was applied before
+    /// stays in `tx`).
     pub(crate) fn merge_creations(
         &self,
         tx: &Connection,
@@ -239,7 +239,7 @@ impl Store {
     ) -> Result<Vec<IncomingCreation>> {
         let mut known = Vec::new();
         let now = super::now_ms();
-        super::parallel::map_in_order(creations, PreparedCreation::of, |prepared| {
+        super::parallel::map_in_order(creations, PreparedCreation::checked, |prepared| {
             let prepared = prepared?;
             let space = prepared.space();
             let incoming = &prepared.incoming;
@@ -477,6 +477,11 @@ impl IncomingCreation {
     /// lengths, a state that is a JSON map. A form that passes them and still does not rebuild
     /// is found when the document is first built.
     pub fn validate(&self) -> Result<()> {
+        self.checked_state().map(drop)
+    }
+
+    /// The checks of [`IncomingCreation::validate`], giving back the state they parsed.
+    fn checked_state(&self) -> Result<serde_json::Value> {
         let malformed = |reason: &str| Error::MalformedChange {
             doc: self.doc_id.chars().take(40).collect(),
             reason: format!("creation: {reason}"),
@@ -490,35 +495,11 @@ impl IncomingCreation {
         if self.creation.check.len() != crate::document::CREATION_CHECK_LEN {
             return Err(malformed("check of a wrong length"));
         }
-        if is_json_map(&self.creation.state) {
-            Ok(())
-        } else {
-            Err(malformed("the state is not a JSON map"))
+        match serde_json::from_str::<serde_json::Value>(&self.creation.state) {
+            Ok(state @ serde_json::Value::Object(_)) => Ok(state),
+            _ => Err(malformed("the state is not a JSON map")),
         }
     }
-}
-
-/// Whether `text` is one JSON map, checked without building it (every form of a page is
-/// checked before any is stored, and read in full only after).
-fn is_json_map(text: &str) -> bool {
-    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-    struct AnyMap;
-    impl<'de> Visitor<'de> for AnyMap {
-        type Value = AnyMap;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON map")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<AnyMap, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(AnyMap)
-        }
-    }
-    impl<'de> Deserialize<'de> for AnyMap {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<AnyMap, D::Error> {
-            d.deserialize_map(AnyMap)
-        }
-    }
-    serde_json::from_str::<AnyMap>(text).is_ok()
 }
 
 /// How [`Store::merge_creations`] ended.
@@ -547,8 +528,22 @@ struct PreparedCreation {
 }
 
 impl PreparedCreation {
+    /// A form received: checked first ([`IncomingCreation::validate`], which parses the state
+    /// once for both).
+    fn checked(incoming: IncomingCreation) -> Result<Self> {
+        let state = incoming.checked_state()?;
+        Self::with_state(incoming, Some(state))
+    }
+
+    /// A form stored here (it may be one made here, without a check, or one whose state does
+    /// not parse: it is then kept, not shown).
     fn of(incoming: IncomingCreation) -> Result<Self> {
-        let (read, in_projection) = read_creation_state(&incoming)?;
+        let state = serde_json::from_str(&incoming.creation.state).ok();
+        Self::with_state(incoming, state)
+    }
+
+    fn with_state(incoming: IncomingCreation, state: Option<serde_json::Value>) -> Result<Self> {
+        let (read, in_projection) = read_creation_state(&incoming, state)?;
         // A form made here and not sent keeps its state: it is the only copy.
         let keep_state = incoming.creation.check.is_empty() || !in_projection;
         let stored = documents::encode_creation(&incoming.doc_id, &incoming.creation, keep_state)?;
@@ -574,9 +569,12 @@ impl PreparedCreation {
 /// document (the form's state is that document's JSON without its id), and whether the item's
 /// projection gives that JSON back: key order and spacing aside, what
 /// `documents::creation_state_of` makes of the item read is the same JSON.
-fn read_creation_state(incoming: &IncomingCreation) -> Result<(Option<Readable>, bool)> {
+fn read_creation_state(
+    incoming: &IncomingCreation,
+    state: Option<serde_json::Value>,
+) -> Result<(Option<Readable>, bool)> {
     let doc_id = incoming.doc_id.as_str();
-    let Ok(state) = serde_json::from_str::<serde_json::Value>(&incoming.creation.state) else {
+    let Some(state) = state else {
         return Ok((None, false));
     };
     let mut json = state.clone();

@@ -13,10 +13,15 @@ const MIN_PARALLEL: usize = 64;
 const CHUNK: usize = 16;
 /// The most worker threads: beyond that the single writer is what limits the rate.
 const MAX_WORKERS: usize = 4;
+/// Chunks a worker may have done and not yet taken by the writer: what bounds the memory of
+/// results in flight (a new member's initial sync has a memory target of its own).
+const AHEAD: usize = 4;
 
 /// Calls `consume` with `work(input)` for every input, in input order, while the inputs after it
-/// are worked on by other threads (as many as the device has cores, up to [`MAX_WORKERS`]).
-/// Stops at the first error `consume` returns; the workers stop at their next chunk.
+/// are worked on by other threads (as many as the device has cores, up to [`MAX_WORKERS`],
+/// beside the calling thread; each at most [`AHEAD`] chunks ahead of it, plus the one it is
+/// handing over). Stops at the first error `consume` returns; the workers stop at their next
+/// chunk.
 pub(crate) fn map_in_order<T, U, E>(
     inputs: Vec<T>,
     work: impl Fn(T) -> U + Sync,
@@ -46,25 +51,45 @@ where
     }
     let work = &work;
     std::thread::scope(|scope| {
-        let receivers: Vec<mpsc::Receiver<Vec<U>>> = dealt
+        let mut sources: Vec<Source<T, U>> = dealt
             .into_iter()
             .map(|share| {
-                let (send, receive) = mpsc::channel();
-                scope.spawn(move || {
-                    for chunk in share {
-                        let done: Vec<U> = chunk.into_iter().map(work).collect();
-                        if send.send(done).is_err() {
-                            return; // the writer stopped
+                let (send, receive) = mpsc::sync_channel(AHEAD);
+                // The share goes to the thread once it runs: a thread the system refuses (a
+                // phone short of memory) leaves it here, to be worked on by the writer.
+                let (give, take) = mpsc::channel::<Vec<Vec<T>>>();
+                let started = std::thread::Builder::new()
+                    .name("quartier-bulk".into())
+                    .spawn_scoped(scope, move || {
+                        for chunk in take.recv().unwrap_or_default() {
+                            let done: Vec<U> = chunk.into_iter().map(work).collect();
+                            if send.send(done).is_err() {
+                                return; // the writer stopped
+                            }
                         }
+                    });
+                let unstarted = match started {
+                    Ok(_) => match give.send(share) {
+                        Ok(()) => return Source::Worker(receive),
+                        // The thread ended before it took its share (it cannot: it waits for it).
+                        Err(mpsc::SendError(share)) => share,
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no thread for the bulk path's work; done on the writer's");
+                        share
                     }
-                });
-                receive
+                };
+                Source::Here(unstarted.into_iter())
             })
             .collect();
         for chunk in 0..chunks {
-            // A worker that panicked dropped its sender: the scope raises its panic on return.
-            let Ok(done) = receivers[chunk % workers].recv() else {
-                break;
+            let done = match &mut sources[chunk % workers] {
+                // A worker that panicked dropped its sender: the scope raises its panic on return.
+                Source::Worker(receive) => match receive.recv() {
+                    Ok(done) => done,
+                    Err(_) => break,
+                },
+                Source::Here(share) => share.next().unwrap_or_default().into_iter().map(work).collect(),
             };
             for result in done {
                 consume(result)?;
@@ -74,6 +99,13 @@ where
         // On an early return the receivers drop first, so every worker's next send fails and
         // the scope's join does not wait for the rest of the work.
     })
+}
+
+/// Where the writer takes a worker's share of chunks from.
+enum Source<T, U> {
+    Worker(mpsc::Receiver<Vec<U>>),
+    /// The thread could not be started: the writer works on these itself.
+    Here(std::vec::IntoIter<Vec<T>>),
 }
 
 #[cfg(test)]
@@ -114,6 +146,34 @@ mod tests {
         );
         assert_eq!(result, Err(100));
         assert_eq!(seen, 101);
+    }
+
+    #[test]
+    fn workers_stay_a_few_chunks_ahead_of_a_slow_writer() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let worked = AtomicUsize::new(0);
+        let mut most_ahead = 0;
+        let mut seen = 0;
+        map_in_order(
+            (0..20_000).collect(),
+            |i: usize| {
+                worked.fetch_add(1, Ordering::SeqCst);
+                i
+            },
+            |_| -> Result<(), ()> {
+                if seen % 1000 == 0 {
+                    // Time for unbounded workers to finish everything.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                seen += 1;
+                most_ahead = most_ahead.max(worked.load(Ordering::SeqCst) - seen);
+                Ok(())
+            },
+        )
+        .unwrap();
+        // Per worker: the chunks waiting, the one it is sending, the one the writer holds.
+        let bound = MAX_WORKERS * (AHEAD + 2) * CHUNK;
+        assert!(most_ahead <= bound, "{most_ahead} results ahead of the writer");
     }
 
     #[test]
