@@ -63,9 +63,9 @@ pub(crate) struct Unsettled {
 }
 
 /// How a creation form is kept in `documents.creation`: CBOR, compressed when long
-/// (`quartier_protocol::encode_compact`). The JSON state is left out (`None`) when the item's projection gives it back
-/// exactly ([`state_from_projection`]): the state is most of a form, and the same content is in
-/// `item_json` already.
+/// (`quartier_protocol::encode_compact`). The JSON state is left out (`None`) when the item's
+/// projection gives it back exactly ([`state_from_projection`]): the state is most of a form,
+/// and the same content is in `item_json` already.
 #[derive(Serialize, Deserialize)]
 struct StoredCreation {
     actor: Vec<u8>,
