@@ -34,6 +34,12 @@ def server_url():
     return url
 
 
+def phone(tmp_path, server_url, name):
+    """A phone: a fresh store named `name` in `tmp_path` and its sync client for `server_url`."""
+    store = q.QuartierStore.open(str(tmp_path / f"{name}.db"))
+    return store, q.QuartierSync(store, server_url)
+
+
 def person():
     return str(uuid.uuid4())
 

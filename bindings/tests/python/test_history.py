@@ -5,7 +5,7 @@ sent, the same hash another phone shows for it."""
 import asyncio
 import time
 
-from conftest import q, space_meta, viewer, place
+from conftest import q, phone, space_meta, viewer, place
 
 
 async def anna_with_a_bench(a, sync_a):
@@ -27,10 +27,8 @@ async def ben_joins(b, sync_b, code):
 
 
 def test_an_edit_is_in_the_history_at_once_and_named_by_its_hash_once_sent(tmp_path, server_url):
-    a = q.QuartierStore.open(str(tmp_path / "anna.db"))
-    b = q.QuartierStore.open(str(tmp_path / "ben.db"))
-    sync_a = q.QuartierSync(a, server_url)
-    sync_b = q.QuartierSync(b, server_url)
+    a, sync_a = phone(tmp_path, server_url, "anna")
+    b, sync_b = phone(tmp_path, server_url, "ben")
 
     async def scenario():
         anna, code, bench = await anna_with_a_bench(a, sync_a)
@@ -59,10 +57,8 @@ def test_an_edit_is_in_the_history_at_once_and_named_by_its_hash_once_sent(tmp_p
 def test_a_burst_of_edits_shows_in_the_order_made_on_both_phones(tmp_path, server_url):
     """Edits made one after another (often within one millisecond) keep their order: as keys of
     this phone's own, once sent, and on a second phone, entry for entry."""
-    a = q.QuartierStore.open(str(tmp_path / "anna.db"))
-    b = q.QuartierStore.open(str(tmp_path / "ben.db"))
-    sync_a = q.QuartierSync(a, server_url)
-    sync_b = q.QuartierSync(b, server_url)
+    a, sync_a = phone(tmp_path, server_url, "anna")
+    b, sync_b = phone(tmp_path, server_url, "ben")
 
     async def scenario():
         anna, code, bench = await anna_with_a_bench(a, sync_a)

@@ -5,14 +5,12 @@ them in its feed, its search and its map, at once."""
 import asyncio
 import time
 
-from conftest import q, space_meta, viewer, place, post
+from conftest import q, phone, space_meta, viewer, place, post
 
 
 def test_a_new_member_sees_every_item_of_a_busy_space(tmp_path, server_url):
-    a = q.QuartierStore.open(str(tmp_path / "anna.db"))
-    b = q.QuartierStore.open(str(tmp_path / "ben.db"))
-    sync_a = q.QuartierSync(a, server_url)
-    sync_b = q.QuartierSync(b, server_url)
+    a, sync_a = phone(tmp_path, server_url, "anna")
+    b, sync_b = phone(tmp_path, server_url, "ben")
 
     async def scenario():
         anna = await sync_a.register("Anna")
