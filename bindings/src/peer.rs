@@ -76,6 +76,20 @@ impl QuartierStore {
         self.with(|s| Ok(s.carried_changes()?))
     }
 
+    /// Whether this device fetches the signatures it needs to show documents it got whole from
+    /// the server (a new member's first sync) to other devices. On by default; they follow each
+    /// space's content, about 100 bytes a document. Off saves a data plan that much, and the
+    /// device then shows peers only its own changes and those it got from peers or one by
+    /// one. Turned on again, the next sync fetches them for everything already held.
+    pub fn set_peer_signatures(&self, enabled: bool) -> FfiResult<()> {
+        self.with(|s| Ok(s.set_peer_signatures(enabled)?))
+    }
+
+    /// See `set_peer_signatures`.
+    pub fn peer_signatures(&self) -> FfiResult<bool> {
+        self.with(|s| Ok(s.peer_signatures()?))
+    }
+
     /// This device's own certificates by space (space, role, issued, expires, valid): which
     /// spaces it can meet other devices in, as what, until when. Empty before the first sync
     /// with a server that issues them.

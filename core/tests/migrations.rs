@@ -347,6 +347,12 @@ const ADDED_BY: &[Added] = &[
         // Before it, the search index merged segments a tenth deleted.
         undo: "DELETE FROM items_fts_config WHERE k = 'deletemerge';",
     },
+    Added {
+        version: 32,
+        tables: &[],
+        columns: &[("sync_spaces", "signatures_next"), ("device", "peer_signatures")],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.

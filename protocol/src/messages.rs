@@ -235,6 +235,11 @@ pub struct SpaceCursor {
     /// current members). `None` (devices before member lists): no member changes are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_after: Option<i64>,
+    /// Where the device stands in the space's stream of signatures
+    /// ([`ACCEPTS_SIGNATURE_STREAM`]): the `signatures_next` of the last page it committed,
+    /// verbatim, or `""` to start one over everything it holds up to `after`. `None`: no stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_after: Option<String>,
 }
 
 /// One record in a push or a page. Record types may be added without a version break: a peer
@@ -572,10 +577,22 @@ pub struct SpacePage {
     /// device show those documents to another device (`docs/protocol.md`, "Device to device").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<ChangeSignature>,
+    /// For devices that list [`ACCEPTS_SIGNATURE_STREAM`]: the `signatures_after` to send next
+    /// time for this space, `None` when the stream is complete (or there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_next: Option<String>,
 }
 
-/// What a device lists in [`SyncRequest::accepts`] to be sent [`SpacePage::signatures`].
+/// What a device lists in [`SyncRequest::accepts`] to be sent [`SpacePage::signatures`] inside
+/// each page, beside the forms and snapshots they sign.
 pub const ACCEPTS_SIGNATURES: &str = "signatures/1";
+
+/// What a device lists in [`SyncRequest::accepts`] to be sent the signatures of an initial
+/// sync's forms and snapshots after the space's content, in pages of their own
+/// ([`SpaceCursor::signatures_after`], [`SpacePage::signatures_next`]): the content arrives in
+/// fewer bytes, sooner, and a device that never shows documents to peers can go without them.
+/// A server that knows it prefers it to [`ACCEPTS_SIGNATURES`].
+pub const ACCEPTS_SIGNATURE_STREAM: &str = "signatures/2";
 
 /// One change's author and signature, as the device that made it pushed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

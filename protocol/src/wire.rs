@@ -132,6 +132,7 @@ mod tests {
                 space: Uuid::from_u128(1),
                 after: Some("c:42".into()),
                 members_after: None,
+                signatures_after: None,
             }],
             push: vec![Record::Change {
                 space: Uuid::from_u128(1),

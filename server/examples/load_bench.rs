@@ -173,6 +173,7 @@ async fn run_device(client: reqwest::Client, url: Arc<String>, device: Device) -
                 space: device.space.as_uuid(),
                 after: after.clone(),
                 members_after: None,
+                signatures_after: None,
             }],
             push,
             budget_bytes: 1024 * 1024,

@@ -39,24 +39,32 @@ async fn device(
 const JOIN_REPORT: &str = "join-report";
 
 /// The new member's device in a process of its own (`--join-child URL CODE DIR`), so that its
-/// peak memory is the device's alone: registers, redeems the invite, syncs once and prints the
-/// wall time, the sync report's figures and `VmHWM`.
+/// peak memory is the device's alone: registers, redeems the invite, syncs the space's content,
+/// then the signatures that let it show the content to peers (by default they follow the
+/// content in the same sync: the same pages, in one run), and prints for each the wall time,
+/// the sync report's figures and `VmHWM`.
 async fn join_child(url: &str, code: &str, dir: &std::path::Path) -> Result<(), BoxError> {
     let (b, b_client, b_person) = device(url, dir, "b").await?;
     b_client.redeem_invite(&b, code).await?;
     let before = proc_status_kib(std::process::id(), "VmRSS").unwrap_or(0);
-    let started = Instant::now();
-    let initial = b_client.sync_now(&b, |_| {}).await?;
-    let wall = started.elapsed();
-    let peak = proc_status_kib(std::process::id(), "VmHWM").unwrap_or(0);
+    let phase = async |signatures: bool| -> Result<String, BoxError> {
+        b.set_peer_signatures(signatures)?;
+        let started = Instant::now();
+        let report = b_client.sync_now(&b, |_| {}).await?;
+        let wall = started.elapsed();
+        let peak = proc_status_kib(std::process::id(), "VmHWM").unwrap_or(0);
+        Ok(format!(
+            "{} {} {} {} {peak}",
+            wall.as_micros(),
+            report.rounds,
+            report.bytes_sent,
+            report.bytes_received
+        ))
+    };
+    let content = phase(false).await?;
+    let signatures = phase(true).await?;
     b.close()?;
-    println!(
-        "{JOIN_REPORT} {} {} {} {} {before} {peak} {b_person}",
-        wall.as_micros(),
-        initial.rounds,
-        initial.bytes_sent,
-        initial.bytes_received
-    );
+    println!("{JOIN_REPORT} {before} {b_person} {content} {signatures}");
     Ok(())
 }
 
@@ -153,15 +161,23 @@ async fn main() -> Result<(), BoxError> {
     let fields: Vec<&str> = line.split_whitespace().skip(1).collect();
     let number =
         |i: usize| -> Result<u64, BoxError> { Ok(fields.get(i).ok_or("short join report")?.parse()?) };
-    let wall = std::time::Duration::from_micros(number(0)?);
-    let initial = quartier_core::sync::SyncReport {
-        rounds: number(1)? as usize,
-        bytes_sent: number(2)?,
-        bytes_received: number(3)?,
-        ..Default::default()
+    let rss_before = number(0)?;
+    let b_person: quartier_core::model::PersonId = fields.get(1).ok_or("short join report")?.parse()?;
+    let phase = |at: usize| -> Result<_, BoxError> {
+        let report = quartier_core::sync::SyncReport {
+            rounds: number(at + 1)? as usize,
+            bytes_sent: number(at + 2)?,
+            bytes_received: number(at + 3)?,
+            ..Default::default()
+        };
+        Ok((
+            std::time::Duration::from_micros(number(at)?),
+            report,
+            number(at + 4)?,
+        ))
     };
-    let (rss_before, peak) = (number(4)?, number(5)?);
-    let b_person: quartier_core::model::PersonId = fields.get(6).ok_or("short join report")?.parse()?;
+    let (wall, initial, peak) = phase(2)?;
+    let (signatures_wall, signatures, signatures_peak) = phase(7)?;
     let b = Store::open(phones.path().join("b.db"), StoreOptions::default())?;
     let b_client = SyncClient::new(&server.url)?.with_limits(1024 * 1024, 1000);
     let viewer = quartier_core::model::Viewer::new(b_person, Role::Resident);
@@ -211,6 +227,15 @@ async fn main() -> Result<(), BoxError> {
         "  the new member's process: {:.1} MiB resident before the sync, peak {:.1} MiB (VmHWM)",
         rss_before as f64 / 1024.0,
         peak as f64 / 1024.0
+    );
+    let signatures_wire = signatures.bytes_sent + signatures.bytes_received;
+    println!(
+        "  then the signatures to show it to peers: {:.2} s, {} requests, {:.2} MiB received, peak {:.1} MiB; content and signatures together: ratio {:.2}",
+        signatures_wall.as_secs_f64(),
+        signatures.rounds,
+        signatures.bytes_received as f64 / (1024.0 * 1024.0),
+        signatures_peak as f64 / 1024.0,
+        (wire + signatures_wire) as f64 / zstd_json as f64
     );
 
     // One new change to an already synced device.

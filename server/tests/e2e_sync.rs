@@ -5,6 +5,7 @@ use crate::common;
 use common::*;
 use quartier_core::model::*;
 use quartier_core::Error;
+use std::collections::BTreeSet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_devices_edit_offline_sync_in_any_order_and_converge() {
@@ -279,6 +280,149 @@ async fn a_device_in_more_spaces_than_one_request_names_syncs_them_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() {
+    use quartier_protocol::{ChangeSignature, SpaceCursor, SyncRequest, SyncResponse, PROTOCOL_VERSION};
+    let server = Server::start();
+    let (a, space) = space_with_coordinator(&server.url).await;
+    for i in 0..250 {
+        a.post(space, &format!("Aushang {i}"), Audience::Everyone);
+    }
+    let hidden = a.post(space, "Nur fürs Team", Audience::Volunteers);
+    let edited = a.post(space, "Lesecafé", Audience::Everyone);
+    a.retitle(edited.id, "Lesecafé im Hof");
+    a.sync().await;
+    let raw = RawDevice::register(&server.url, "Roh").await;
+    raw.redeem(&server.url, &a.invite(space, Role::Resident).await)
+        .await;
+    let request =
+        |after: Option<String>, signatures_after: Option<String>, accepts: &str, budget: u32| SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursors: vec![SpaceCursor {
+                space: space.as_uuid(),
+                after,
+                members_after: None,
+                signatures_after,
+            }],
+            push: vec![],
+            budget_bytes: budget,
+            accepts: vec![quartier_protocol::ACCEPTS_CREATED.into(), accepts.into()],
+            counselling: None,
+            credentials: None,
+            moderation: None,
+            help: None,
+        };
+    let key = |s: &ChangeSignature| (s.doc, s.hash.clone(), s.device, s.signature.clone());
+
+    // Beside the content, in one page (a device of before the stream).
+    let inline: SyncResponse = post_msg(
+        &server.url,
+        "/v1/sync",
+        Some(&raw.token),
+        &request(None, None, quartier_protocol::ACCEPTS_SIGNATURES, 8 << 20),
+    )
+    .await
+    .decode();
+    let inline_page = &inline.pages[0];
+    assert!(!inline_page.more && inline_page.signatures_next.is_none());
+    let expected: BTreeSet<_> = inline_page.signatures.iter().map(key).collect();
+    // The space and 251 posts the resident may read, one of them edited: 253 changes.
+    assert_eq!(expected.len(), 253, "{:?}", inline_page.signatures.len());
+
+    // As a stream, in pages of the smallest budget: the content first, then the signatures.
+    let (mut after, mut signatures_after) = (None, None);
+    let (mut streamed, mut records, mut requests) = (BTreeSet::new(), 0, 0);
+    let mut content_done = false;
+    loop {
+        requests += 1;
+        assert!(requests < 50, "the stream ends");
+        let answer = post_msg(
+            &server.url,
+            "/v1/sync",
+            Some(&raw.token),
+            &request(
+                after.clone(),
+                signatures_after.clone(),
+                quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+                16 * 1024,
+            ),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.error_body());
+        let response: SyncResponse = answer.decode();
+        let page = &response.pages[0];
+        if requests == 1 {
+            assert!(
+                page.more && page.signatures.is_empty(),
+                "more content than one page"
+            );
+            assert!(
+                page.signatures_next
+                    .as_deref()
+                    .is_some_and(|g| g.starts_with("g:0:")),
+                "a new member's first page starts the stream: {:?}",
+                page.signatures_next
+            );
+        }
+        assert!(
+            !content_done || page.records.is_empty(),
+            "no content after the signatures began"
+        );
+        if !page.signatures.is_empty() {
+            content_done = true;
+        }
+        records += page.records.len();
+        streamed.extend(page.signatures.iter().map(key));
+        after = Some(page.next.clone());
+        signatures_after = page.signatures_next.clone();
+        if !page.more {
+            assert!(page.signatures_next.is_none(), "the stream is complete");
+            break;
+        }
+    }
+    assert_eq!(records, 252, "the space and the posts the resident may read");
+    assert!(requests >= 4, "small pages: {requests}");
+    assert_eq!(streamed, expected, "the same signatures as beside the content");
+    assert!(!streamed.iter().any(|(doc, ..)| *doc == hidden.id.as_uuid()));
+
+    // Asked again from the start (a device turning them on later): the same, and only those.
+    let again: SyncResponse = post_msg(
+        &server.url,
+        "/v1/sync",
+        Some(&raw.token),
+        &request(
+            after.clone(),
+            Some(String::new()),
+            quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+            8 << 20,
+        ),
+    )
+    .await
+    .decode();
+    let page = &again.pages[0];
+    assert!(page.records.is_empty() && !page.more && page.signatures_next.is_none());
+    assert_eq!(page.signatures.iter().map(key).collect::<BTreeSet<_>>(), expected);
+
+    // A signatures cursor the server never gave out is a bad request, named as such.
+    for bad in ["x", "g:1", "g:9:1", "g:-1:5", "g:a:b"] {
+        let answer = post_msg(
+            &server.url,
+            "/v1/sync",
+            Some(&raw.token),
+            &request(
+                after.clone(),
+                Some(bad.into()),
+                quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+                16 * 1024,
+            ),
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{bad}");
+        let body = answer.error_body().expect("error body");
+        assert!(body.message.contains("signatures cursor"), "{bad}: {body:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_history() {
     let server = Server::start();
     let (a, space) = space_with_coordinator(&server.url).await;
@@ -296,6 +440,7 @@ async fn documents_never_edited_travel_as_creations_and_rebuild_to_the_same_hist
             space: space.as_uuid(),
             after: None,
             members_after: None,
+            signatures_after: None,
         }]
     };
     let form_of = |response: &quartier_protocol::SyncResponse, id: ItemId| {

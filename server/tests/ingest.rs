@@ -134,6 +134,7 @@ impl Bench {
             space: self.space.as_uuid(),
             after,
             members_after: None,
+            signatures_after: None,
         };
         let (pages, _) = sync::pull(
             conn,
@@ -145,7 +146,7 @@ impl Bench {
             sync::CreationForms {
                 accepted: true,
                 queue,
-                signatures: false,
+                signatures: quartier_server::sync::SignatureForm::None,
             },
         )
         .expect("pull");
@@ -243,12 +244,13 @@ impl Bench {
                     space: self.space.as_uuid(),
                     after: cursor.clone(),
                     members_after: None,
+                    signatures_after: None,
                 }],
                 64 * 1024,
                 sync::CreationForms {
                     accepted: true,
                     queue: None,
-                    signatures: false,
+                    signatures: quartier_server::sync::SignatureForm::None,
                 },
             )
             .expect("pull");
@@ -951,12 +953,13 @@ fn concurrent_pushes_and_pulls_finish_and_store_everything() {
                         space: b.space.as_uuid(),
                         after: None,
                         members_after: None,
+                        signatures_after: None,
                     }],
                     64 * 1024,
                     sync::CreationForms {
                         accepted: true,
                         queue: None,
-                        signatures: false,
+                        signatures: quartier_server::sync::SignatureForm::None,
                     },
                 )
                 .expect("pull");

@@ -120,6 +120,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
             space: space.as_uuid(),
             after: None,
             members_after: None,
+            signatures_after: None,
         }],
         vec![],
     ));
@@ -151,6 +152,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
         space: space.as_uuid(),
         after: None,
         members_after: Some(0),
+        signatures_after: None,
     };
     let answer = sync(encode(&sync_request(PROTOCOL_VERSION, vec![same; 500], vec![]))).await;
     checks.refused(
@@ -246,6 +248,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
             space: Uuid::now_v7(),
             after: None,
             members_after: None,
+            signatures_after: None,
         })
         .collect();
     let answer = sync(encode(&sync_request(PROTOCOL_VERSION, many, vec![]))).await;
@@ -272,6 +275,7 @@ async fn malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving() {
                 space: space.as_uuid(),
                 after: Some(cursor.to_owned()),
                 members_after: None,
+                signatures_after: None,
             }],
             vec![],
         )))

@@ -91,7 +91,13 @@ impl Town {
 
     /// A new phone joins with `role` and syncs; returns its index.
     fn join(&mut self, role: Role) -> usize {
+        self.join_with(role, |_| {})
+    }
+
+    /// As [`Town::join`], with `setup` done to the new phone's store before its first sync.
+    fn join_with(&mut self, role: Role, setup: impl FnOnce(&Store)) -> usize {
         let phone = self.register();
+        setup(&phone.store);
         let code = self
             .runtime
             .block_on(
@@ -714,6 +720,40 @@ fn a_qr_sized_session_syncs_twenty_posts_and_a_late_joiner_shows_what_it_got_who
     assert_eq!(at_newcomer.changes_received, 20, "{at_newcomer:?}");
     assert!(largest <= QR_FRAME_BYTES, "{largest}");
     println!("QR session for 20 posts: {frames} codes, largest {largest} bytes");
+}
+
+#[test]
+fn a_phone_without_peer_signatures_shows_peers_only_its_own_until_it_fetches_them() {
+    let mut town = Town::new(&[Role::Volunteer, Role::Resident]);
+    let newcomer = 2;
+    for i in 0..30 {
+        town.post(1, &format!("Aushang {i}"), Audience::Everyone);
+    }
+    town.sync(1);
+    // A phone on a tight data plan: the content without the signatures that show it on.
+    let late = town.join_with(Role::Volunteer, |store| {
+        store.set_peer_signatures(false).expect("off");
+    });
+    assert!(!town.store(late).peer_signatures().expect("setting"));
+    assert_eq!(holding(town.store(late)).len(), 31, "the space and every post");
+    let own = town.post(late, "Eigener Aushang", Audience::Everyone);
+    let (at_late, at_newcomer) = meet(town.store(late), town.store(newcomer), options(QR_FRAME_BYTES));
+    assert!(at_late.unsigned_documents >= 30, "{at_late:?}");
+    assert_eq!(
+        at_newcomer.changes_received, 1,
+        "only its own post: {at_newcomer:?}"
+    );
+    assert!(has(town.store(newcomer), own.id));
+
+    // Turned on: the next sync fetches the signatures of everything already held.
+    town.store(late).set_peer_signatures(true).expect("on");
+    town.runtime
+        .block_on(town.client.sync_now(town.store(late), |_| {}))
+        .expect("sync");
+    let (at_late, at_newcomer) = meet(town.store(late), town.store(newcomer), options(QR_FRAME_BYTES));
+    assert_eq!(at_late.unsigned_documents, 0, "{at_late:?}");
+    assert_eq!(at_newcomer.changes_received, 30, "{at_newcomer:?}");
+    assert_eq!(holding(town.store(late)), holding(town.store(newcomer)));
 }
 
 /// How a session is cut: after this many frames, the next frame arrives cut at this byte (or

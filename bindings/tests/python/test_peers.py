@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import post, q, space_meta
+from conftest import phone, post, q, space_meta
 
 
 class Progress(q.PeerProgressListener):
@@ -130,6 +130,47 @@ def test_a_qr_sized_session_in_our_own_loop_carries_a_post(phones):
     with pytest.raises(q.QuartierError.Peer) as finished:
         responder.receive(shown[0])
     assert finished.value.error_code() == "protocol"
+
+
+def meet(initiator_store, responder_store):
+    """One QR-sized session between two stores, frames handed across in this loop; the
+    responder's and the initiator's reports."""
+    initiator = q.QuartierPeerSession(initiator_store, q.PeerRole.INITIATOR, frame_bytes=q.qr_frame_bytes())
+    responder = q.QuartierPeerSession(responder_store, q.PeerRole.RESPONDER, frame_bytes=q.qr_frame_bytes())
+    frame, turn = initiator.first_frame(), 0
+    while frame is not None:
+        frame = (responder, initiator)[turn % 2].receive(frame)
+        turn += 1
+    return responder.report(), initiator.report()
+
+
+def test_a_phone_on_a_tight_data_plan_fetches_peer_signatures_only_when_turned_on(phones, tmp_path, server_url):
+    item = phones.write("Tafel heute offen")
+    asyncio.run(phones.sync_a.sync_now())
+    # Carla joins with the signatures off: she gets the post, but cannot show it on to Ben.
+    carla, sync_c = phone(tmp_path, server_url, "carla")
+    try:
+        assert carla.peer_signatures(), "on by default"
+        carla.set_peer_signatures(False)
+        assert not carla.peer_signatures()
+        asyncio.run(sync_c.register("Carla"))
+        code = asyncio.run(
+            phones.sync_a.create_invite(phones.space, q.Role.VOLUNTEER, int(time.time() * 1000) + 3_600_000, 1)
+        )
+        asyncio.run(sync_c.redeem_invite(code))
+        asyncio.run(sync_c.sync_now())
+        assert phones.has(carla, item) and not phones.has(phones.b, item)
+        got, gave = meet(carla, phones.b)
+        assert got.changes_received == 0 and gave.unsigned_documents >= 1, (got, gave)
+        assert not phones.has(phones.b, item)
+        # Turned on, the next sync fetches them for what she holds; then Ben gets the post.
+        carla.set_peer_signatures(True)
+        asyncio.run(sync_c.sync_now())
+        got, gave = meet(carla, phones.b)
+        assert got.changes_received == 1 and gave.unsigned_documents == 0, (got, gave)
+        assert phones.has(phones.b, item)
+    finally:
+        carla.close()
 
 
 def test_sessions_refuse_what_they_cannot_take(phones, tmp_path, server_url):

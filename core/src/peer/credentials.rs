@@ -265,6 +265,15 @@ pub(crate) fn keep_signature(
     Ok(())
 }
 
+/// Whether this device holds a certificate of `device` in `space` (valid or not).
+pub(crate) fn holds_certificate(conn: &Connection, device: Uuid, space: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM certificates WHERE device = ?1 AND space_id = ?2")?
+        .query_row(params![device.to_string(), space.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// The kept signature of a change: its device and signature.
 pub(crate) fn signature_of(conn: &Connection, hash: &[u8]) -> Result<Option<(Uuid, Vec<u8>)>> {
     let row: Option<(String, Vec<u8>)> = conn
@@ -276,6 +285,53 @@ pub(crate) fn signature_of(conn: &Connection, hash: &[u8]) -> Result<Option<(Uui
 }
 
 use crate::error::parse_stored_uuid;
+
+/// Whether this device keeps the signatures it needs to show documents from the server to peers
+/// (`Store::set_peer_signatures`).
+pub(crate) fn keeps_peer_signatures(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT peer_signatures FROM device WHERE singleton = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(true))
+}
+
+impl crate::store::Store {
+    /// Whether this device fetches the authors' signatures of what it syncs from the server
+    /// whole (an initial sync's forms and snapshots), which it needs to show those documents to
+    /// peers; on by default. They follow each space's content in pages of their own (about
+    /// 100 bytes a document that do not compress: 0.8 MiB for 8 000 documents), so turning them
+    /// off saves a data plan that much, and this device then shows peers only its own changes
+    /// and those it got from peers or as single changes. Turned on again, the next sync fetches
+    /// the signatures of everything already held.
+    pub fn set_peer_signatures(&self, enabled: bool) -> Result<()> {
+        self.write(|tx, _| {
+            let was = keeps_peer_signatures(tx)?;
+            tx.execute(
+                "UPDATE device SET peer_signatures = ?1 WHERE singleton = 1",
+                [enabled],
+            )?;
+            match (was, enabled) {
+                // Everything held so far, from each space's start up to its cursor.
+                (false, true) => tx.execute(
+                    "UPDATE sync_spaces SET signatures_next = '' WHERE cursor IS NOT NULL",
+                    [],
+                )?,
+                (true, false) => tx.execute("UPDATE sync_spaces SET signatures_next = NULL", [])?,
+                _ => 0,
+            };
+            Ok(())
+        })
+    }
+
+    /// See [`Store::set_peer_signatures`].
+    pub fn peer_signatures(&self) -> Result<bool> {
+        self.read(keeps_peer_signatures)
+    }
+}
 
 /// A certificate this device holds of its own, as the app shows it ("can meet other devices in
 /// this space as a volunteer until …").

@@ -210,7 +210,13 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_projections: false,
         then: None,
     },
-    // Next: 032. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 32,
+        sql: include_str!("migrations/032_signature_stream.sql"),
+        rebuilds_projections: false,
+        then: None,
+    },
+    // Next: 033. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

@@ -136,8 +136,9 @@ impl Store {
         self.read(|conn| {
             let account = load_account(conn)?.ok_or(Error::NotRegistered)?;
             let mut cursors = Vec::new();
+            let peer_signatures = crate::peer::credentials::keeps_peer_signatures(conn)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT m.space_id, s.cursor, coalesce(s.members_after, 0)
+                "SELECT m.space_id, s.cursor, coalesce(s.members_after, 0), s.signatures_next
                  FROM memberships m LEFT JOIN sync_spaces s ON s.space_id = m.space_id
                  WHERE m.space_id > ?1 ORDER BY m.space_id LIMIT ?2",
             )?;
@@ -148,16 +149,18 @@ impl Store {
                     r.get::<_, String>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
                 ))
             })?;
             for row in rows {
-                let (space, after, members_after) = row?;
+                let (space, after, members_after, signatures_after) = row?;
                 let space = uuid::Uuid::parse_str(&space)
                     .map_err(|e| Error::Corrupt(format!("membership space: {e}")))?;
                 cursors.push(SpaceCursor {
                     space,
                     after,
                     members_after: Some(members_after),
+                    signatures_after: signatures_after.filter(|_| peer_signatures),
                 });
             }
             let window_end = if cursors.len() > MAX_CURSORS_PER_REQUEST {
@@ -251,8 +254,15 @@ impl Store {
                 |r| r.get(0),
             )?;
             // The unversioned name too, for servers from before the rule had a version.
-            // And the signatures of what comes whole, so that it can be shown to peers.
-            let mut accepts = vec![quartier_protocol::ACCEPTS_SIGNATURES.to_owned()];
+            // And the signatures of what comes whole, so that it can be shown to peers: after
+            // the content, or beside it from servers before the stream.
+            let mut accepts = Vec::new();
+            if peer_signatures {
+                accepts.extend([
+                    quartier_protocol::ACCEPTS_SIGNATURE_STREAM.to_owned(),
+                    quartier_protocol::ACCEPTS_SIGNATURES.to_owned(),
+                ]);
+            }
             if creation_failed.is_none() {
                 accepts.extend([ACCEPTS_CREATED.to_owned(), ACCEPTS_CREATED_UNVERSIONED.to_owned()]);
             }
@@ -413,6 +423,17 @@ impl Store {
                 crate::peer::credentials::keep_signature(tx, doc, hash, *device, signature)?;
                 crate::peer::relay::delivered(tx, hash)?;
             }
+            // Devices whose signatures are new here: their certificates are asked for in this
+            // same sync, so that what they signed can be shown to peers at once. (A server
+            // that cannot issue one sends no new signatures with its answer: this ends.)
+            if let Some(account) = load_account(tx)? {
+                for (space, signer) in signers_of(&response.pages) {
+                    if signer != account.device && !crate::peer::credentials::holds_certificate(tx, signer, space)? {
+                        outcome.more = true;
+                        break;
+                    }
+                }
+            }
             for page in &response.pages {
                 outcome.more |= page.more;
                 if touched.refetch.contains(&page.space.to_string()) {
@@ -420,12 +441,13 @@ impl Store {
                     continue;
                 }
                 tx.prepare_cached(
-                    "INSERT INTO sync_spaces (space_id, cursor, last_success, last_attempt, last_error)
-                     VALUES (?1, ?2, ?3, ?3, NULL)
-                     ON CONFLICT (space_id) DO UPDATE SET cursor = excluded.cursor, last_success = excluded.last_success,
+                    "INSERT INTO sync_spaces (space_id, cursor, signatures_next, last_success, last_attempt, last_error)
+                     VALUES (?1, ?2, ?3, ?4, ?4, NULL)
+                     ON CONFLICT (space_id) DO UPDATE SET cursor = excluded.cursor,
+                         signatures_next = excluded.signatures_next, last_success = excluded.last_success,
                          last_attempt = excluded.last_attempt, last_error = NULL",
                 )?
-                .execute(params![page.space.to_string(), page.next, now])?;
+                .execute(params![page.space.to_string(), page.next, page.signatures_next, now])?;
                 if let Some(roster) = &page.roster {
                     apply_roster(tx, page.space, roster)?;
                 }
@@ -667,6 +689,19 @@ fn signatures_of(pages: &[quartier_protocol::SpacePage]) -> Vec<(String, Vec<u8>
                 ));
             }
         }
+    }
+    out
+}
+
+/// The devices whose signatures a response's pages bring, by space.
+fn signers_of(pages: &[quartier_protocol::SpacePage]) -> BTreeSet<(uuid::Uuid, uuid::Uuid)> {
+    let mut out = BTreeSet::new();
+    for page in pages {
+        out.extend(page.signatures.iter().map(|s| (page.space, s.device)));
+        out.extend(page.records.iter().filter_map(|r| match r {
+            Record::Change { device, .. } => Some((page.space, *device)),
+            _ => None,
+        }));
     }
     out
 }
@@ -1188,6 +1223,7 @@ mod tests {
             more: false,
             roster: None,
             signatures: Vec::new(),
+            signatures_next: None,
         });
         let outcome = p.store.apply_sync_response(&pushed, &response).unwrap();
         assert!(outcome.more, "the page is asked for again");
@@ -1272,6 +1308,7 @@ mod tests {
             more: false,
             roster: None,
             signatures: Vec::new(),
+            signatures_next: None,
         });
         p.store.apply_sync_response(&pushed, &response).unwrap()
     }
@@ -1559,6 +1596,7 @@ mod tests {
                 more: false,
                 roster: Some(roster),
                 signatures: Vec::new(),
+                signatures_next: None,
             });
             p.store.apply_sync_response(&pushed, &response).unwrap();
             request.cursors[0].members_after

@@ -213,6 +213,7 @@ fn push_to_server(data: &[u8], change: &Change) {
         space: SPACE,
         after: Some(format!("c:{before}:coordinator")),
         members_after: None,
+        signatures_after: None,
     };
     let conn = env.db.lock();
     let _ = quartier_server::sync::pull(
@@ -225,7 +226,7 @@ fn push_to_server(data: &[u8], change: &Change) {
         quartier_server::sync::CreationForms {
             accepted: true,
             queue: None,
-            signatures: false,
+            signatures: quartier_server::sync::SignatureForm::Inline,
         },
     );
 }
@@ -369,10 +370,14 @@ pub fn server_requests(data: &[u8]) {
         0 => {
             let env = server();
             let conn = env.db.lock();
+            // A NUL parts the cursor from the signatures cursor (`g:…`).
+            let mut parts = rest.splitn(2, |b| *b == 0);
+            let after = parts.next().unwrap_or_default();
             let cursor = quartier_protocol::SpaceCursor {
                 space: SPACE,
-                after: Some(String::from_utf8_lossy(rest).into_owned()),
+                after: Some(String::from_utf8_lossy(after).into_owned()),
                 members_after: None,
+                signatures_after: parts.next().map(|s| String::from_utf8_lossy(s).into_owned()),
             };
             // Whatever paging writes (compacted snapshots) is rolled back.
             let Ok(tx) = conn.unchecked_transaction() else {
@@ -388,7 +393,10 @@ pub fn server_requests(data: &[u8]) {
                 quartier_server::sync::CreationForms {
                     accepted: mode & 0x80 != 0,
                     queue: None,
-                    signatures: false,
+                    signatures: match mode & 0x40 != 0 {
+                        true => quartier_server::sync::SignatureForm::Stream,
+                        false => quartier_server::sync::SignatureForm::None,
+                    },
                 },
             );
         }

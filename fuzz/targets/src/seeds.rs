@@ -102,6 +102,7 @@ pub fn write_corpus() {
             space: SPACE,
             after: Some("c:12:resident".into()),
             members_after: None,
+            signatures_after: None,
         }],
         push,
         budget_bytes: 256 * 1024,
@@ -147,6 +148,7 @@ pub fn write_corpus() {
             more: true,
             roster: None,
             signatures: Vec::new(),
+            signatures_next: None,
         }],
         memberships: vec![Membership {
             space: SPACE,

@@ -86,6 +86,7 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
             space: fixtures::SPACE,
             after: None,
             members_after: None,
+            signatures_after: None,
         };
         pull(
             &conn,
@@ -97,7 +98,7 @@ fn the_server_refuses_each_as_malformed_and_keeps_working() {
             CreationForms {
                 accepted: true,
                 queue: None,
-                signatures: false,
+                signatures: quartier_server::sync::SignatureForm::None,
             },
         )
         .unwrap_or_else(|e| panic!("{name}: a pull after it fails: {e}"));

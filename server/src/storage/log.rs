@@ -1,6 +1,7 @@
 //! The change log and the per-document metadata kept beside it.
 
 use quartier_domain::document::Creation;
+use quartier_protocol::ChangeSignature;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -148,6 +149,55 @@ pub fn rows_after(
             device: device.and_then(|d| Uuid::parse_str(&d).ok()),
             signature: signature.unwrap_or_default(),
         });
+    }
+    Ok(out)
+}
+
+/// A change in the log, as the stream of signatures reads it: its author's signature, if the
+/// row has one (every change pushed since signatures were logged does).
+#[derive(Clone, Debug)]
+pub struct SignedRow {
+    pub seq: i64,
+    pub doc: Uuid,
+    pub signed: Option<ChangeSignature>,
+}
+
+/// Up to `limit` change rows of a space's log after `after` up to `upto`, in order.
+pub fn signed_after(
+    conn: &Connection,
+    space: Uuid,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> Result<Vec<SignedRow>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, doc_id, hash, device_id, signature FROM log
+         WHERE space_id = ?1 AND seq > ?2 AND seq <= ?3 AND record = 'change' ORDER BY seq LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![space.to_string(), after, upto, limit], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<Vec<u8>>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<Vec<u8>>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, doc, hash, device, signature) = row?;
+        let doc = Uuid::parse_str(&doc).map_err(|e| ServerError::Internal(e.to_string()))?;
+        let device = device.and_then(|d| Uuid::parse_str(&d).ok());
+        let signed = match (hash, device, signature) {
+            (Some(hash), Some(device), Some(signature)) => Some(ChangeSignature {
+                doc,
+                hash,
+                device,
+                signature,
+            }),
+            _ => None,
+        };
+        out.push(SignedRow { seq, doc, signed });
     }
     Ok(out)
 }

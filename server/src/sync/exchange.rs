@@ -127,10 +127,7 @@ pub fn exchange(
         super::CreationForms {
             accepted: quartier_protocol::accepts_created_v1(&req.accepts),
             queue: Some(db.pending_creations()),
-            signatures: req
-                .accepts
-                .iter()
-                .any(|a| a == quartier_protocol::ACCEPTS_SIGNATURES),
+            signatures: super::SignatureForm::of(&req.accepts),
         },
     )?;
     // The same snapshot as the pages: memberships and pages agree.

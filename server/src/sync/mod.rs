@@ -10,7 +10,7 @@ mod pull;
 mod push;
 
 pub use exchange::exchange;
-pub use pull::{pull, CreationForms};
+pub use pull::{pull, CreationForms, SignatureForm};
 pub use push::{push, PushLimits, PushReport, MAX_CHANGE_BYTES, MIN_WORK_PER_CHANGE};
 
 use quartier_domain::model::{permits, Action, Audience, ItemKind, Role};

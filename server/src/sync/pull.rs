@@ -10,6 +10,11 @@
 //! a read-only connection beside the writer: its pages, cursors and permission checks all
 //! describe the same committed state, and documents come from the shared cache only when the
 //! cached state is not newer than that snapshot (`DocCache::get_as_of`).
+//!
+//! The authors' signatures of the changes inside forms and snapshots travel with them
+//! ([`SignatureForm::Inline`]) or, for devices that take the stream, after the space's content
+//! in pages of their own ([`SignatureForm::Stream`], cursor `g:<after>:<upto>`: the change rows
+//! of the log after `after` up to `upto`, where the snapshots were taken).
 
 use std::collections::HashMap;
 
@@ -105,13 +110,22 @@ pub fn pull(
         };
         let person_text = person.to_string();
         let mut metas: HashMap<Uuid, Option<DocMeta>> = HashMap::new();
-        let mut position = match Position::parse(cursor.after.as_deref())? {
-            Some((p, seen_as)) if !seen_as.is_some_and(|before| reads_more(role, before)) => p,
+        let (mut position, started_over) = match Position::parse(cursor.after.as_deref())? {
+            Some((p, seen_as)) if !seen_as.is_some_and(|before| reads_more(role, before)) => (p, false),
             // New to the space, or promoted since: snapshots of everything it may see now.
-            _ => Position::Snapshots {
-                upto: log::last_seq(conn, cursor.space)?,
-                last_doc: String::new(),
-            },
+            _ => (
+                Position::Snapshots {
+                    upto: log::last_seq(conn, cursor.space)?,
+                    last_doc: String::new(),
+                },
+                true,
+            ),
+        };
+        let mut stream = match forms.signatures {
+            SignatureForm::Stream => {
+                SignatureStream::of(cursor.signatures_after.as_deref(), &position, started_over)?
+            }
+            _ => None,
         };
         let mut records = Vec::new();
         let mut signatures = Vec::new();
@@ -133,8 +147,8 @@ pub fn pull(
                                 send_created,
                             )?;
                             let signed = match forms.signatures {
-                                true => signatures_of(conn, doc, snapshot.seq())?,
-                                false => Vec::new(),
+                                SignatureForm::Inline => signatures_of(conn, doc, snapshot.seq())?,
+                                SignatureForm::None | SignatureForm::Stream => Vec::new(),
                             };
                             let weight =
                                 record.weight() + signed.iter().map(ChangeSignature::weight).sum::<usize>();
@@ -164,7 +178,7 @@ pub fn pull(
                         if let Some(meta) = meta.filter(|m| may_read(m, &person_text, role)) {
                             let mut signed = Vec::new();
                             let record = if row.reveal {
-                                if forms.signatures {
+                                if forms.signatures != SignatureForm::None {
                                     signed = signatures_of(conn, row.doc, snapshot.seq())?;
                                 }
                                 snapshot_record(
@@ -204,6 +218,27 @@ pub fn pull(
                 }
             }
         }
+        // The stream of signatures once the content is all there.
+        if let Some(s) = stream.as_mut().filter(|_| !more) {
+            // Not the device's own changes (it signs those itself when it shows them), nor
+            // those of documents it may not read (or that are gone).
+            let sends = |doc: Uuid, signer: Uuid| {
+                Ok(signer != device
+                    && meta_of(conn, &mut metas, doc)?.is_some_and(|m| may_read(&m, &person_text, role)))
+            };
+            let done = s.page(
+                conn,
+                cursor.space,
+                sends,
+                &mut budget,
+                &mut signatures,
+                records.is_empty(),
+            )?;
+            more |= !done;
+            if done {
+                stream = None;
+            }
+        }
         // Member changes for devices that keep a member list (every role sees the list).
         let roster = match cursor.members_after {
             Some(after) => {
@@ -222,6 +257,7 @@ pub fn pull(
             more,
             roster,
             signatures,
+            signatures_next: stream.as_ref().map(SignatureStream::render),
         });
     }
     Ok((pages, revoked))
@@ -255,9 +291,112 @@ pub struct CreationForms<'a> {
     pub accepted: bool,
     /// Where a form worked out during the pull (never recorded by the prover) is queued again.
     pub queue: Option<&'a PendingCreations>,
-    /// The device wants the signatures of the changes inside forms and snapshots
-    /// ([`quartier_protocol::ACCEPTS_SIGNATURES`]).
-    pub signatures: bool,
+    /// How the device wants the signatures of the changes inside forms and snapshots.
+    pub signatures: SignatureForm,
+}
+
+/// How a pull sends the authors' signatures of the changes inside forms and snapshots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SignatureForm {
+    /// Not at all (the device never shows them to peers).
+    #[default]
+    None,
+    /// Beside each form and snapshot ([`quartier_protocol::ACCEPTS_SIGNATURES`]).
+    Inline,
+    /// After the space's content, in a stream of their own
+    /// ([`quartier_protocol::ACCEPTS_SIGNATURE_STREAM`]); a document revealed later to the
+    /// device's role still brings its signatures along.
+    Stream,
+}
+
+impl SignatureForm {
+    /// What a request's `accepts` asks for: the stream where the device takes it.
+    pub fn of(accepts: &[String]) -> SignatureForm {
+        let listed = |name: &str| accepts.iter().any(|a| a == name);
+        if listed(quartier_protocol::ACCEPTS_SIGNATURE_STREAM) {
+            SignatureForm::Stream
+        } else if listed(quartier_protocol::ACCEPTS_SIGNATURES) {
+            SignatureForm::Inline
+        } else {
+            SignatureForm::None
+        }
+    }
+}
+
+/// Where a device stands in a space's stream of signatures: the change rows after `after` up to
+/// `upto` are still to send.
+struct SignatureStream {
+    after: i64,
+    upto: i64,
+}
+
+impl SignatureStream {
+    /// The stream a page continues: one over everything when the device starts the space over
+    /// (its snapshots are new), else the one its cursor names (`""`: one over what it holds up
+    /// to where its content stands).
+    fn of(asked: Option<&str>, position: &Position, started_over: bool) -> Result<Option<Self>, ServerError> {
+        let bad = || ServerError::BadRequest("a signatures cursor was not one this server gave out".into());
+        let held = match position {
+            Position::Snapshots { upto, .. } => *upto,
+            Position::Changes { after } => *after,
+        };
+        if started_over {
+            return Ok(Some(SignatureStream { after: 0, upto: held }));
+        }
+        let Some(asked) = asked else { return Ok(None) };
+        if asked.is_empty() {
+            return Ok(Some(SignatureStream { after: 0, upto: held }));
+        }
+        let rest = asked.strip_prefix("g:").ok_or_else(bad)?;
+        let (after, upto) = rest.split_once(':').ok_or_else(bad)?;
+        let (after, upto) = (
+            after.parse().map_err(|_| bad())?,
+            upto.parse().map_err(|_| bad())?,
+        );
+        if after < 0 || upto < after {
+            return Err(bad());
+        }
+        Ok(Some(SignatureStream { after, upto }))
+    }
+
+    fn render(&self) -> String {
+        format!("g:{}:{}", self.after, self.upto)
+    }
+
+    /// Adds the next signatures `sends` lets through (by document and signing device) to `out`,
+    /// within `budget` (at least one when the page holds nothing else, so that the stream always
+    /// moves). True when the stream is complete.
+    fn page(
+        &mut self,
+        conn: &Connection,
+        space: Uuid,
+        mut sends: impl FnMut(Uuid, Uuid) -> Result<bool, ServerError>,
+        budget: &mut usize,
+        out: &mut Vec<ChangeSignature>,
+        alone: bool,
+    ) -> Result<bool, ServerError> {
+        while self.after < self.upto {
+            let rows = log::signed_after(conn, space, self.after, self.upto, STEP)?;
+            let exhausted = (rows.len() as i64) < STEP;
+            for row in rows {
+                if let Some(signature) = row.signed {
+                    if sends(row.doc, signature.device)? {
+                        let weight = signature.weight();
+                        if !(alone && out.is_empty()) && weight > *budget {
+                            return Ok(false);
+                        }
+                        *budget = budget.saturating_sub(weight);
+                        out.push(signature);
+                    }
+                }
+                self.after = row.seq;
+            }
+            if exhausted {
+                self.after = self.upto;
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The signatures of a document's changes up to `seq`, as their devices pushed them.

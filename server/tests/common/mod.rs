@@ -524,6 +524,7 @@ impl RawDevice {
                         space: space.as_uuid(),
                         after: after.clone(),
                         members_after: None,
+                        signatures_after: None,
                     }],
                     vec![],
                 )
