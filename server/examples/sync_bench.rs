@@ -53,6 +53,13 @@ async fn join_child(url: &str, code: &str, dir: &std::path::Path) -> Result<(), 
         let report = b_client.sync_now(&b, |_| {}).await?;
         let wall = started.elapsed();
         let peak = proc_status_kib(std::process::id(), "VmHWM").unwrap_or(0);
+        // Where the resident memory is now: the heap, or pages of the binary and the store.
+        eprintln!(
+            "join: after the {} phase RssAnon {} KiB, RssFile {} KiB",
+            if signatures { "signatures" } else { "content" },
+            proc_status_kib(std::process::id(), "RssAnon").unwrap_or(0),
+            proc_status_kib(std::process::id(), "RssFile").unwrap_or(0)
+        );
         Ok(format!(
             "{} {} {} {} {peak}",
             wall.as_micros(),
@@ -151,6 +158,12 @@ async fn main() -> Result<(), BoxError> {
         .arg(phones.path())
         .output()?;
     let report = String::from_utf8_lossy(&output.stdout);
+    for line in String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| l.starts_with("join: "))
+    {
+        println!("  {line}");
+    }
     let Some(line) = report.lines().find(|l| l.starts_with(JOIN_REPORT)) else {
         return Err(format!(
             "the new member's process failed: {}",

@@ -362,6 +362,32 @@ async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() 
                 "a new member's first page starts the stream: {:?}",
                 page.signatures_next
             );
+            // A device that began its snapshots under a core from before the stream (its
+            // cursor is on snapshots, and it names no stream) is started on one too.
+            let upgraded: SyncResponse = post_msg(
+                &server.url,
+                "/v1/sync",
+                Some(&raw.token),
+                &request(
+                    Some(page.next.clone()),
+                    None,
+                    quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+                    16 * 1024,
+                ),
+            )
+            .await
+            .decode();
+            let upto = |g: Option<&String>| {
+                g.and_then(|g| g.rsplit_once(':'))
+                    .map(|(_, upto)| upto.to_owned())
+            };
+            assert!(
+                upto(upgraded.pages[0].signatures_next.as_ref()).is_some()
+                    && upto(upgraded.pages[0].signatures_next.as_ref())
+                        == upto(page.signatures_next.as_ref()),
+                "{:?}",
+                upgraded.pages[0].signatures_next
+            );
         }
         assert!(
             !content_done || page.records.is_empty(),
@@ -403,7 +429,16 @@ async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() 
     assert_eq!(page.signatures.iter().map(key).collect::<BTreeSet<_>>(), expected);
 
     // A signatures cursor the server never gave out is a bad request, named as such.
-    for bad in ["x", "g:1", "g:9:1", "g:-1:5", "g:a:b"] {
+    for bad in [
+        "x",
+        "g:1",
+        "g:9:1",
+        "g:-1:5",
+        "g:a:b",
+        "g:1:2:3",
+        "g:0:99999999999999999999",
+        "c:0:5",
+    ] {
         let answer = post_msg(
             &server.url,
             "/v1/sync",

@@ -306,7 +306,7 @@ impl crate::store::Store {
     /// 100 bytes a document that do not compress: 0.8 MiB for 8 000 documents), so turning them
     /// off saves a data plan that much, and this device then shows peers only its own changes
     /// and those it got from peers or as single changes. Turned on again, the next sync fetches
-    /// the signatures of everything already held.
+    /// the signatures of everything already held (from a server that knows the stream).
     pub fn set_peer_signatures(&self, enabled: bool) -> Result<()> {
         self.write(|tx, _| {
             let was = keeps_peer_signatures(tx)?;

@@ -10,7 +10,7 @@
 //! only its acknowledgements are applied, so an old page can neither move a cursor back nor bring
 //! back a space purged since.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use quartier_protocol::{
     AckOutcome, DocKind, Record, SpaceCursor, SyncRequest, SyncResponse, ACCEPTS_CREATED,
@@ -39,6 +39,12 @@ pub struct PushedEntries {
     pub(crate) moderation: Option<crate::moderation::exchange::PushedModeration>,
     /// What the request carried for the help board (first window only).
     pub(crate) help: Option<crate::help::exchange::PushedHelp>,
+    /// Where each space's stream of signatures stood when the request was built (sent or not):
+    /// a response moves it only from there, so that a late answer cannot move it back, nor one
+    /// to a request built before `set_peer_signatures(true)` undo it.
+    pub(crate) signatures_held: BTreeMap<uuid::Uuid, Option<String>>,
+    /// The other devices whose certificates the request asked for, by space.
+    pub(crate) signers_asked: BTreeSet<(uuid::Uuid, uuid::Uuid)>,
 }
 
 impl PushedEntries {
@@ -152,10 +158,12 @@ impl Store {
                     r.get::<_, Option<String>>(3)?,
                 ))
             })?;
+            let mut signatures_held = BTreeMap::new();
             for row in rows {
                 let (space, after, members_after, signatures_after) = row?;
                 let space = uuid::Uuid::parse_str(&space)
                     .map_err(|e| Error::Corrupt(format!("membership space: {e}")))?;
+                signatures_held.insert(space, signatures_after.clone());
                 cursors.push(SpaceCursor {
                     space,
                     after,
@@ -239,13 +247,15 @@ impl Store {
                 }
                 Some(_) => (None, None),
             };
-            let entries = PushedEntries {
+            let mut entries = PushedEntries {
                 seqs: pushed,
                 cursors: cursors.clone(),
                 window_end,
                 counselling: counselling_pushed,
                 moderation: moderation_pushed,
                 help: help_pushed,
+                signatures_held,
+                signers_asked: BTreeSet::new(),
             };
             // A device that failed to rebuild a creation record asks for snapshots from then on.
             let creation_failed: Option<i64> = conn.query_row(
@@ -275,6 +285,9 @@ impl Store {
                 )?),
                 Some(_) => None,
             };
+            if let Some(asked) = &credentials {
+                entries.signers_asked = asked.signers.iter().map(|s| (s.space, s.device)).collect();
+            }
             let request = SyncRequest {
                 protocol: PROTOCOL_VERSION,
                 cursors,
@@ -424,11 +437,15 @@ impl Store {
                 crate::peer::relay::delivered(tx, hash)?;
             }
             // Devices whose signatures are new here: their certificates are asked for in this
-            // same sync, so that what they signed can be shown to peers at once. (A server
-            // that cannot issue one sends no new signatures with its answer: this ends.)
+            // same sync, so that what they signed can be shown to peers at once. Not those this
+            // request asked for already (the server could not issue them: their person left).
             if let Some(account) = load_account(tx)? {
                 for (space, signer) in signers_of(&response.pages) {
-                    if signer != account.device && !crate::peer::credentials::holds_certificate(tx, signer, space)? {
+                    let unknown = signer != account.device
+                        && !signer.is_nil()
+                        && !pushed.signers_asked.contains(&(space, signer))
+                        && !crate::peer::credentials::holds_certificate(tx, signer, space)?;
+                    if unknown {
                         outcome.more = true;
                         break;
                     }
@@ -440,14 +457,18 @@ impl Store {
                     outcome.more = true;
                     continue;
                 }
+                // The stream moves only from where it stood when the request was built.
+                let held = pushed.signatures_held.get(&page.space).cloned().flatten();
                 tx.prepare_cached(
                     "INSERT INTO sync_spaces (space_id, cursor, signatures_next, last_success, last_attempt, last_error)
                      VALUES (?1, ?2, ?3, ?4, ?4, NULL)
                      ON CONFLICT (space_id) DO UPDATE SET cursor = excluded.cursor,
-                         signatures_next = excluded.signatures_next, last_success = excluded.last_success,
-                         last_attempt = excluded.last_attempt, last_error = NULL",
+                         signatures_next = CASE WHEN signatures_next IS ?5 THEN excluded.signatures_next
+                                                ELSE signatures_next END,
+                         last_success = excluded.last_success, last_attempt = excluded.last_attempt,
+                         last_error = NULL",
                 )?
-                .execute(params![page.space.to_string(), page.next, page.signatures_next, now])?;
+                .execute(params![page.space.to_string(), page.next, page.signatures_next, now, held])?;
                 if let Some(roster) = &page.roster {
                     apply_roster(tx, page.space, roster)?;
                 }
@@ -1195,6 +1216,69 @@ mod tests {
         let (_, done) = push_all(&p.store, |_| AckOutcome::Stored);
         assert_eq!(done.acknowledged, 1);
         assert!(p.store.deferred_changes(0).unwrap().is_empty());
+    }
+
+    /// A page of `p`'s space with this content cursor and stream of signatures, nothing else.
+    fn stream_page(p: &Phone, next: &str, signatures_next: Option<&str>) -> SyncResponse {
+        let mut response = answer(Vec::new());
+        response.pages.push(quartier_protocol::SpacePage {
+            space: p.space.as_uuid(),
+            records: Vec::new(),
+            next: next.into(),
+            more: false,
+            roster: None,
+            signatures: Vec::new(),
+            signatures_next: signatures_next.map(str::to_owned),
+        });
+        response
+    }
+
+    /// The stream of signatures moves only from where it stood when the request was built: an
+    /// answer to a request built before the app turned the signatures on does not undo that,
+    /// and a late copy of an answer does not move the stream back.
+    #[test]
+    fn the_stream_of_signatures_moves_only_from_where_the_request_left_it() {
+        let p = phone();
+        let stream = |p: &Phone| {
+            let (request, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
+            let listed = request
+                .accepts
+                .iter()
+                .any(|a| a == quartier_protocol::ACCEPTS_SIGNATURE_STREAM);
+            (request.cursors[0].signatures_after.clone(), listed)
+        };
+        let (_, first) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        p.store
+            .apply_sync_response(&first, &stream_page(&p, "c:5", None))
+            .unwrap();
+        p.store.set_peer_signatures(false).unwrap();
+        assert_eq!(stream(&p), (None, false), "off: no stream, not listed");
+        let (_, built_while_off) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        p.store.set_peer_signatures(true).unwrap();
+        p.store
+            .apply_sync_response(&built_while_off, &stream_page(&p, "c:6", None))
+            .unwrap();
+        assert_eq!(
+            stream(&p),
+            (Some(String::new()), true),
+            "turned on: from the start"
+        );
+
+        let (_, asked) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        let late_copy = stream_page(&p, "c:6", Some("g:3:9"));
+        p.store.apply_sync_response(&asked, &late_copy).unwrap();
+        assert_eq!(stream(&p).0.as_deref(), Some("g:3:9"));
+        let (_, next) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        p.store
+            .apply_sync_response(&next, &stream_page(&p, "c:6", Some("g:7:9")))
+            .unwrap();
+        p.store.apply_sync_response(&asked, &late_copy).unwrap();
+        assert_eq!(stream(&p).0.as_deref(), Some("g:7:9"), "not moved back");
+        let (_, last) = p.store.build_sync_request(1 << 20, 0).unwrap();
+        p.store
+            .apply_sync_response(&last, &stream_page(&p, "c:6", None))
+            .unwrap();
+        assert_eq!(stream(&p), (None, true), "complete");
     }
 
     /// A creation record that fails the checks made on arrival (here: a state that is not JSON)

@@ -37,6 +37,11 @@ pub const MAX_BUDGET: usize = 8 * 1024 * 1024;
 /// Rows read from the log per step.
 const STEP: i64 = 256;
 
+/// Most log rows (or documents) one request looks at per space, sent or not: where a device may
+/// read little of a space, its cursor moves on with `more` instead of one request reading the
+/// whole log.
+const MAX_EXAMINED: usize = 64 * STEP as usize;
+
 enum Position {
     Snapshots { upto: i64, last_doc: String },
     Changes { after: i64 },
@@ -130,12 +135,18 @@ pub fn pull(
         let mut records = Vec::new();
         let mut signatures = Vec::new();
         let mut more = false;
+        let mut examined = 0;
         'page: loop {
             match &mut position {
                 Position::Snapshots { upto, last_doc } => {
                     let batch = log::docs_after(conn, cursor.space, last_doc, STEP)?;
                     let exhausted = (batch.len() as i64) < STEP;
                     for (doc, meta) in batch {
+                        if examined == MAX_EXAMINED {
+                            more = true;
+                            break 'page;
+                        }
+                        examined += 1;
                         if may_read(&meta, &person_text, role) {
                             let record = snapshot_record(
                                 &snapshot,
@@ -170,6 +181,11 @@ pub fn pull(
                     let rows = log::rows_after(conn, cursor.space, *after, STEP)?;
                     let exhausted = (rows.len() as i64) < STEP;
                     for row in rows {
+                        if examined == MAX_EXAMINED {
+                            more = true;
+                            break 'page;
+                        }
+                        examined += 1;
                         if !row.reveal && row.device == Some(device) {
                             *after = row.seq;
                             continue;
@@ -230,7 +246,7 @@ pub fn pull(
                 conn,
                 cursor.space,
                 sends,
-                &mut budget,
+                (&mut budget, &mut examined),
                 &mut signatures,
                 records.is_empty(),
             )?;
@@ -332,8 +348,8 @@ struct SignatureStream {
 
 impl SignatureStream {
     /// The stream a page continues: one over everything when the device starts the space over
-    /// (its snapshots are new), else the one its cursor names (`""`: one over what it holds up
-    /// to where its content stands).
+    /// (its snapshots are new) or is on snapshots without one, else the one its cursor names
+    /// (`""`: one over what it holds up to where its content stands).
     fn of(asked: Option<&str>, position: &Position, started_over: bool) -> Result<Option<Self>, ServerError> {
         let bad = || ServerError::BadRequest("a signatures cursor was not one this server gave out".into());
         let held = match position {
@@ -343,7 +359,17 @@ impl SignatureStream {
         if started_over {
             return Ok(Some(SignatureStream { after: 0, upto: held }));
         }
-        let Some(asked) = asked else { return Ok(None) };
+        let Some(asked) = asked else {
+            // Still on snapshots without a stream: a device that began them under a core or a
+            // server from before the stream; the rest of its snapshots come without signatures.
+            return Ok(match position {
+                Position::Snapshots { upto, .. } => Some(SignatureStream {
+                    after: 0,
+                    upto: *upto,
+                }),
+                Position::Changes { .. } => None,
+            });
+        };
         if asked.is_empty() {
             return Ok(Some(SignatureStream { after: 0, upto: held }));
         }
@@ -364,14 +390,15 @@ impl SignatureStream {
     }
 
     /// Adds the next signatures `sends` lets through (by document and signing device) to `out`,
-    /// within `budget` (at least one when the page holds nothing else, so that the stream always
-    /// moves). True when the stream is complete.
+    /// within the byte budget (at least one when the page holds nothing else, so that the stream
+    /// always moves) and the rows left to examine ([`MAX_EXAMINED`]). True when the stream is
+    /// complete.
     fn page(
         &mut self,
         conn: &Connection,
         space: Uuid,
         mut sends: impl FnMut(Uuid, Uuid) -> Result<bool, ServerError>,
-        budget: &mut usize,
+        (budget, examined): (&mut usize, &mut usize),
         out: &mut Vec<ChangeSignature>,
         alone: bool,
     ) -> Result<bool, ServerError> {
@@ -379,6 +406,10 @@ impl SignatureStream {
             let rows = log::signed_after(conn, space, self.after, self.upto, STEP)?;
             let exhausted = (rows.len() as i64) < STEP;
             for row in rows {
+                if *examined == MAX_EXAMINED {
+                    return Ok(false);
+                }
+                *examined += 1;
                 if let Some(signature) = row.signed {
                     if sends(row.doc, signature.device)? {
                         let weight = signature.weight();
