@@ -353,6 +353,12 @@ const ADDED_BY: &[Added] = &[
         columns: &[("sync_spaces", "signatures_next"), ("device", "peer_signatures")],
         undo: "",
     },
+    Added {
+        version: 33,
+        tables: &["signers"],
+        columns: &[],
+        undo: "",
+    },
 ];
 
 /// Tables of the schema at `version`.
@@ -1594,6 +1600,39 @@ fn a_damaged_item_row_does_not_stop_the_upgrade_to_schema_28() {
 /// A document stored before schema 29 is not known to read as an item (a merge may have left
 /// it in a newer core's form, its projection the last readable state): its first edit is built
 /// at once, which reads it, and the edits after that are kept as patches.
+/// The devices whose signatures a store kept before schema 33 are its first `signers`, by the
+/// space of the signed document: the next sync asks for their certificates as before.
+#[test]
+fn signers_of_signatures_kept_before_schema_33_are_listed() {
+    let closed = ClosedPost::new("Hofflohmarkt", "Kuchen");
+    let signer = uuid::Uuid::from_u128(7);
+    {
+        let conn = Connection::open(&closed.path).expect("open");
+        conn.execute(
+            "INSERT INTO change_signatures (hash, doc_id, device, signature) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                vec![1u8; 32],
+                closed.item.id.to_string(),
+                signer.to_string(),
+                vec![2u8; 64]
+            ],
+        )
+        .expect("a kept signature");
+    }
+    let copy = downgraded_copy(&closed.path, closed.dir.path(), 32, &closed.creations);
+    let store = Store::open(&copy, StoreOptions::default()).expect("upgrade");
+    close(store);
+    let conn = Connection::open(&copy).expect("open");
+    let signers: Vec<(String, String)> = conn
+        .prepare("SELECT space_id, device FROM signers")
+        .expect("signers")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    assert_eq!(signers, vec![(closed.space.to_string(), signer.to_string())]);
+}
+
 #[test]
 fn the_first_edit_of_an_item_stored_before_schema_29_is_built_at_once() {
     let closed = ClosedPost::new("Hofflohmarkt", "Kuchen");

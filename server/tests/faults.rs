@@ -586,7 +586,10 @@ async fn the_same_response_twice_or_an_older_one_after_a_newer_one_changes_nothi
     assert_eq!(pushed1.len(), 3);
     let response1 = post_sync(&http, &server.url, &token, &request1).await;
     assert!(response1.pages[0].more, "60 posts take several pages");
-    let first = b.store.apply_sync_response(&pushed1, &response1).expect("apply");
+    let first = b
+        .store
+        .apply_sync_response(&pushed1, response1.clone())
+        .expect("apply");
     assert_eq!(first.acknowledged, 3);
     assert!(first.received > 0);
     let after1 = snapshot(&b.store, space, viewer);
@@ -594,7 +597,7 @@ async fn the_same_response_twice_or_an_older_one_after_a_newer_one_changes_nothi
     assert_eq!(after1.outbox, 0);
     let again = b
         .store
-        .apply_sync_response(&pushed1, &response1)
+        .apply_sync_response(&pushed1, response1.clone())
         .expect("apply again");
     assert_eq!(again.acknowledged, 0);
     assert!(again.stale, "the cursor has moved past the request");
@@ -609,7 +612,7 @@ async fn the_same_response_twice_or_an_older_one_after_a_newer_one_changes_nothi
     assert_eq!(replayed.pages.len(), response1.pages.len());
     assert_eq!(replayed.pages[0].next, response1.pages[0].next);
     b.store
-        .apply_sync_response(&pushed1, &replayed)
+        .apply_sync_response(&pushed1, replayed.clone())
         .expect("apply replay");
     assert_eq!(snapshot(&b.store, space, viewer), after1);
 
@@ -619,7 +622,7 @@ async fn the_same_response_twice_or_an_older_one_after_a_newer_one_changes_nothi
     let response2 = post_sync(&http, &server.url, &token, &request2).await;
     let second = b
         .store
-        .apply_sync_response(&pushed2, &response2)
+        .apply_sync_response(&pushed2, response2.clone())
         .expect("apply 2");
     assert!(second.received > 0);
     post(&b.store, space, b.person, "B-late", "noch nicht gesendet");
@@ -629,7 +632,7 @@ async fn the_same_response_twice_or_an_older_one_after_a_newer_one_changes_nothi
     assert_eq!(after2.outbox, 1);
     let stale = b
         .store
-        .apply_sync_response(&pushed1, &response1)
+        .apply_sync_response(&pushed1, response1.clone())
         .expect("apply old");
     assert_eq!(stale.acknowledged, 0, "old acks do not drop newer entries");
     assert!(stale.stale);
@@ -641,7 +644,7 @@ async fn the_same_response_twice_or_an_older_one_after_a_newer_one_changes_nothi
     );
     let twice = b
         .store
-        .apply_sync_response(&pushed2, &response2)
+        .apply_sync_response(&pushed2, response2.clone())
         .expect("apply 2 again");
     assert!(twice.stale);
     assert_eq!(snapshot(&b.store, space, viewer), after2);
@@ -916,11 +919,14 @@ async fn a_late_response_does_not_bring_back_a_space_purged_since() {
         .expect("remove");
     let (new_request, new_pushed) = b.store.build_sync_request(BUDGET, BATCH).expect("request");
     let new = post_sync(&http, &server.url, account.token(), &new_request).await;
-    let purged = b.store.apply_sync_response(&new_pushed, &new).expect("apply");
+    let purged = b
+        .store
+        .apply_sync_response(&new_pushed, new.clone())
+        .expect("apply");
     assert_eq!(purged.purged, vec![space.to_string()]);
     let late = b
         .store
-        .apply_sync_response(&old_pushed, &old)
+        .apply_sync_response(&old_pushed, old.clone())
         .expect("apply late");
     assert!(late.stale);
     assert!(b.store.document_ids().expect("ids").is_empty());

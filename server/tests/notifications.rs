@@ -206,7 +206,9 @@ async fn notifications_are_made_once_per_event_whatever_the_order_of_syncs() {
     assert_eq!(answer.status, 200);
     let response: quartier_protocol::SyncResponse = answer.decode();
     for _ in 0..2 {
-        anna.store.apply_sync_response(&pushed, &response).expect("apply");
+        anna.store
+            .apply_sync_response(&pushed, response.clone())
+            .expect("apply");
     }
     anna.sync().await;
     assert_eq!(

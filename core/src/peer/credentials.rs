@@ -83,11 +83,10 @@ pub(crate) fn credentials_request(
         });
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT d.space_id, s.device FROM change_signatures s
-         JOIN documents d ON d.doc_id = s.doc_id
-         JOIN memberships m ON m.space_id = d.space_id
-         LEFT JOIN certificates c ON c.device = s.device AND c.space_id = d.space_id
-         WHERE s.device <> ?1 AND (c.device IS NULL OR c.issued_at + (c.expires_at - c.issued_at) / 2 <= ?2)
+        "SELECT g.space_id, g.device FROM signers g
+         JOIN memberships m ON m.space_id = g.space_id
+         LEFT JOIN certificates c ON c.device = g.device AND c.space_id = g.space_id
+         WHERE g.device <> ?1 AND (c.device IS NULL OR c.issued_at + (c.expires_at - c.issued_at) / 2 <= ?2)
          LIMIT ?3",
     )?;
     let rows = stmt.query_map(
@@ -262,6 +261,14 @@ pub(crate) fn keep_signature(
         "INSERT OR IGNORE INTO change_signatures (hash, doc_id, device, signature) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![hash, doc_id, device.to_string(), signature])?;
+    Ok(())
+}
+
+/// Notes that this device keeps signatures of `device` in `space` (`signers`): the sync asks for
+/// its certificate. Once per device and space of a page, not per signature.
+pub(crate) fn keep_signer(conn: &Connection, space: Uuid, device: Uuid) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO signers (space_id, device) VALUES (?1, ?2)")?
+        .execute(params![space.to_string(), device.to_string()])?;
     Ok(())
 }
 

@@ -882,6 +882,7 @@ impl PeerSession {
                 if let Some((cert, signed)) = self.shown.get(author) {
                     credentials::keep_certificate(tx, cert, signed)?;
                 }
+                credentials::keep_signer(tx, author.1, author.0)?;
             }
             for a in &accepted {
                 let doc = a.doc.to_string();

@@ -529,7 +529,7 @@ mod tests {
             ..Default::default()
         };
         store
-            .apply_sync_response(&pushed, &response(answer, vec![ack]))
+            .apply_sync_response(&pushed, response(answer, vec![ack]))
             .expect("apply");
         let records = wait_for(&rx, "the received record", |r| r.len() == 3);
         let mine = records
@@ -568,7 +568,7 @@ mod tests {
             ..Default::default()
         };
         store
-            .apply_sync_response(&pushed, &response(gone, Vec::new()))
+            .apply_sync_response(&pushed, response(gone, Vec::new()))
             .expect("apply");
         wait_for(&other_rx, "no records after the server's erasure", |r| {
             r.is_empty()

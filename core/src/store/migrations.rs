@@ -216,7 +216,13 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_projections: false,
         then: None,
     },
-    // Next: 033. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 33,
+        sql: include_str!("migrations/033_signers.sql"),
+        rebuilds_projections: false,
+        then: None,
+    },
+    // Next: 034. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.

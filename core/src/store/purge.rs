@@ -67,6 +67,7 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         "DELETE FROM sync_spaces WHERE space_id = ?1",
         "DELETE FROM space_registrations WHERE space_id = ?1",
         "DELETE FROM certificates WHERE space_id = ?1",
+        "DELETE FROM signers WHERE space_id = ?1",
         "DELETE FROM revocation_lists WHERE space_id = ?1",
         "DELETE FROM nearby_spaces WHERE space_id = ?1",
         // Moderation and the help board: what the server let this person see of the space.

@@ -304,10 +304,13 @@ impl Store {
     }
 
     /// Applies a server's response to the request that pushed `pushed`, in one transaction.
+    ///
+    /// Takes the response whole: the records' payloads move into what is stored instead of
+    /// being copied beside it (a page of creation forms is megabytes once decoded).
     pub fn apply_sync_response(
         &self,
         pushed: &PushedEntries,
-        response: &SyncResponse,
+        mut response: SyncResponse,
     ) -> Result<ExchangeOutcome> {
         if response.protocol != PROTOCOL_VERSION {
             return Err(Error::ProtocolMismatch {
@@ -322,11 +325,13 @@ impl Store {
         // Creations new to the store are kept in their form (history on demand); their rule is
         // checked when a document is first built, and a form that fails then is set aside the same
         // way (`documents::distrust_creation`).
+        // The signatures first: a change's hash is read from its bytes, which move below.
+        let signatures = signatures_of(&response.pages);
         let mut incoming = Vec::new();
         let mut creations = Vec::new();
         let mut creation_failed = None;
-        for page in &response.pages {
-            for record in &page.records {
+        for page in &mut response.pages {
+            for record in &mut page.records {
                 if let Record::Created { .. } = record {
                     match incoming_creation(record) {
                         Ok(creation) => creations.extend(creation),
@@ -345,7 +350,6 @@ impl Store {
             creations.clear();
         }
         let by_doc = crate::store::decode_incoming(&incoming)?;
-        let signatures = signatures_of(&response.pages);
         let now = crate::store::now_ms();
         let outcome = self.write(|tx, touched| {
             let mut outcome = ExchangeOutcome {
@@ -383,7 +387,7 @@ impl Store {
             // Counselling keeps its own cursors (they only move forward): its answer holds unless
             // the request is stale.
             if let Some(part) = &pushed.counselling {
-                let current = creation_failed.is_none() && !is_stale(tx, pushed, response)?;
+                let current = creation_failed.is_none() && !is_stale(tx, pushed, &response)?;
                 let applied = crate::counselling::exchange::apply_part(
                     tx,
                     part,
@@ -416,7 +420,7 @@ impl Store {
                 outcome.more = true;
                 return Ok(outcome);
             }
-            if is_stale(tx, pushed, response)? {
+            if is_stale(tx, pushed, &response)? {
                 outcome.stale = true;
                 outcome.received = 0;
                 outcome.more = true;
@@ -441,14 +445,12 @@ impl Store {
             // request asked for already (the server could not issue them: their person left).
             if let Some(account) = load_account(tx)? {
                 for (space, signer) in signers_of(&response.pages) {
-                    let unknown = signer != account.device
-                        && !signer.is_nil()
-                        && !pushed.signers_asked.contains(&(space, signer))
-                        && !crate::peer::credentials::holds_certificate(tx, signer, space)?;
-                    if unknown {
-                        outcome.more = true;
-                        break;
+                    if signer == account.device || signer.is_nil() {
+                        continue;
                     }
+                    crate::peer::credentials::keep_signer(tx, space, signer)?;
+                    outcome.more |= !pushed.signers_asked.contains(&(space, signer))
+                        && !crate::peer::credentials::holds_certificate(tx, signer, space)?;
                 }
             }
             for page in &response.pages {
@@ -653,8 +655,8 @@ fn remove_outbox(conn: &Connection, seq: i64) -> Result<usize> {
 }
 
 /// The creation form a `Record::Created` carries, after the checks that need no building
-/// ([`IncomingCreation::validate`]).
-fn incoming_creation(record: &Record) -> Result<Option<IncomingCreation>> {
+/// ([`IncomingCreation::validate`]); its payload moves out of the record.
+fn incoming_creation(record: &mut Record) -> Result<Option<IncomingCreation>> {
     let Record::Created {
         space,
         doc,
@@ -673,11 +675,11 @@ fn incoming_creation(record: &Record) -> Result<Option<IncomingCreation>> {
         kind: *kind,
         space: Some(crate::model::SpaceId::from(*space)),
         creation: crate::document::Creation {
-            actor: actor.clone(),
+            actor: std::mem::take(actor),
             time_ms: *time_ms,
-            message: message.clone(),
-            state: state.clone(),
-            check: check.clone(),
+            message: message.take(),
+            state: std::mem::take(state),
+            check: std::mem::take(check),
         },
     };
     incoming.validate()?;
@@ -727,15 +729,15 @@ fn signers_of(pages: &[quartier_protocol::SpacePage]) -> BTreeSet<(uuid::Uuid, u
     out
 }
 
-/// The changes a record carries: a change itself, or every change of a snapshot (creations are
-/// taken by [`incoming_creation`]).
-fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
+/// The changes a record carries: a change itself (its bytes move out of the record), or every
+/// change of a snapshot (creations are taken by [`incoming_creation`]).
+fn record_changes(record: &mut Record) -> Result<Vec<IncomingChange>> {
     Ok(match record {
         Record::Change { doc, kind, bytes, .. } => {
             vec![IncomingChange {
                 doc_id: doc.to_string(),
                 kind: *kind,
-                bytes: bytes.clone(),
+                bytes: std::mem::take(bytes),
             }]
         }
         Record::Snapshot { doc, kind, bytes, .. } => {
@@ -743,7 +745,7 @@ fn record_changes(record: &Record) -> Result<Vec<IncomingChange>> {
                 doc: doc.to_string(),
                 reason: format!("snapshot: {e}"),
             };
-            let loaded = guarded::load(bytes).map_err(malformed)?;
+            let loaded = guarded::load(&std::mem::take(bytes)).map_err(malformed)?;
             guarded::changes_since(&loaded, &[])
                 .map_err(malformed)?
                 .into_iter()
@@ -878,7 +880,7 @@ mod tests {
     fn push_all(store: &Store, outcome: impl Fn(&Record) -> AckOutcome) -> (Vec<Record>, ExchangeOutcome) {
         let (request, pushed) = store.build_sync_request(1 << 20, 100).unwrap();
         let response = answer(request.push.iter().map(&outcome).collect());
-        let applied = store.apply_sync_response(&pushed, &response).unwrap();
+        let applied = store.apply_sync_response(&pushed, response.clone()).unwrap();
         (request.push, applied)
     }
 
@@ -918,7 +920,7 @@ mod tests {
             code: RejectCode::Forbidden,
             message: "a resident may not make this change".into(),
         }]);
-        let outcome = p.store.apply_sync_response(&pushed, &response).unwrap();
+        let outcome = p.store.apply_sync_response(&pushed, response.clone()).unwrap();
         assert_eq!(outcome.rejected.len(), 1);
         assert_eq!(outcome.rejected[0].reapplied, 1, "the body edit is made again");
         let detail = p
@@ -1120,7 +1122,7 @@ mod tests {
         let mut revoked = answer(Vec::new());
         revoked.revoked.push(p.space.as_uuid());
         let (_, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
-        p.store.apply_sync_response(&pushed, &revoked).unwrap();
+        p.store.apply_sync_response(&pushed, revoked.clone()).unwrap();
         let left = p.store.undelivered_changes().unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(
@@ -1249,14 +1251,14 @@ mod tests {
         };
         let (_, first) = p.store.build_sync_request(1 << 20, 0).unwrap();
         p.store
-            .apply_sync_response(&first, &stream_page(&p, "c:5", None))
+            .apply_sync_response(&first, stream_page(&p, "c:5", None))
             .unwrap();
         p.store.set_peer_signatures(false).unwrap();
         assert_eq!(stream(&p), (None, false), "off: no stream, not listed");
         let (_, built_while_off) = p.store.build_sync_request(1 << 20, 0).unwrap();
         p.store.set_peer_signatures(true).unwrap();
         p.store
-            .apply_sync_response(&built_while_off, &stream_page(&p, "c:6", None))
+            .apply_sync_response(&built_while_off, stream_page(&p, "c:6", None))
             .unwrap();
         assert_eq!(
             stream(&p),
@@ -1266,17 +1268,17 @@ mod tests {
 
         let (_, asked) = p.store.build_sync_request(1 << 20, 0).unwrap();
         let late_copy = stream_page(&p, "c:6", Some("g:3:9"));
-        p.store.apply_sync_response(&asked, &late_copy).unwrap();
+        p.store.apply_sync_response(&asked, late_copy.clone()).unwrap();
         assert_eq!(stream(&p).0.as_deref(), Some("g:3:9"));
         let (_, next) = p.store.build_sync_request(1 << 20, 0).unwrap();
         p.store
-            .apply_sync_response(&next, &stream_page(&p, "c:6", Some("g:7:9")))
+            .apply_sync_response(&next, stream_page(&p, "c:6", Some("g:7:9")))
             .unwrap();
-        p.store.apply_sync_response(&asked, &late_copy).unwrap();
+        p.store.apply_sync_response(&asked, late_copy.clone()).unwrap();
         assert_eq!(stream(&p).0.as_deref(), Some("g:7:9"), "not moved back");
         let (_, last) = p.store.build_sync_request(1 << 20, 0).unwrap();
         p.store
-            .apply_sync_response(&last, &stream_page(&p, "c:6", None))
+            .apply_sync_response(&last, stream_page(&p, "c:6", None))
             .unwrap();
         assert_eq!(stream(&p), (None, true), "complete");
     }
@@ -1309,7 +1311,7 @@ mod tests {
             signatures: Vec::new(),
             signatures_next: None,
         });
-        let outcome = p.store.apply_sync_response(&pushed, &response).unwrap();
+        let outcome = p.store.apply_sync_response(&pushed, response.clone()).unwrap();
         assert!(outcome.more, "the page is asked for again");
         assert_eq!(outcome.received, 0);
         let (again, _) = p.store.build_sync_request(1 << 20, 0).unwrap();
@@ -1394,7 +1396,7 @@ mod tests {
             signatures: Vec::new(),
             signatures_next: None,
         });
-        p.store.apply_sync_response(&pushed, &response).unwrap()
+        p.store.apply_sync_response(&pushed, response.clone()).unwrap()
     }
 
     fn creation_kept(p: &Phone, item: &Item) -> bool {
@@ -1558,7 +1560,7 @@ mod tests {
         let mut revoked = answer(Vec::new());
         revoked.revoked.push(p.space.as_uuid());
         let (_, pushed) = p.store.build_sync_request(1 << 20, 0).unwrap();
-        p.store.apply_sync_response(&pushed, &revoked).unwrap();
+        p.store.apply_sync_response(&pushed, revoked.clone()).unwrap();
         assert_eq!(p.store.outbox_len().unwrap(), 0);
         let undelivered = p.store.undelivered_changes().unwrap();
         let docs: Vec<String> = undelivered.iter().map(|u| u.doc_id.clone()).collect();
@@ -1682,7 +1684,7 @@ mod tests {
                 signatures: Vec::new(),
                 signatures_next: None,
             });
-            p.store.apply_sync_response(&pushed, &response).unwrap();
+            p.store.apply_sync_response(&pushed, response.clone()).unwrap();
             request.cursors[0].members_after
         };
         let names = || -> Vec<(Option<String>, Role)> {

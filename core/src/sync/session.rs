@@ -402,7 +402,7 @@ impl SyncSession {
                     now.saturating_duration_since(sent_at),
                     self.options.page_budget,
                 );
-                self.exchanged(store, &pushed, &answer, effects)
+                self.exchanged(store, &pushed, answer, effects)
             }
         }
     }
@@ -435,7 +435,7 @@ impl SyncSession {
         &mut self,
         store: &Store,
         pushed: &PushedEntries,
-        response: &SyncResponse,
+        response: SyncResponse,
         effects: &mut Vec<SessionEffect>,
     ) -> Result<bool> {
         let outcome = store.apply_sync_response(pushed, response)?;
