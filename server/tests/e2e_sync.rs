@@ -312,16 +312,15 @@ async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() 
             help: None,
         };
     let key = |s: &ChangeSignature| (s.doc, s.hash.clone(), s.device, s.signature.clone());
+    let send = async |after: Option<String>, signatures_after: Option<String>, accepts: &str, budget: u32| {
+        let request = request(after, signatures_after, accepts, budget);
+        post_msg(&server.url, "/v1/sync", Some(&raw.token), &request).await
+    };
 
     // Beside the content, in one page (a device of before the stream).
-    let inline: SyncResponse = post_msg(
-        &server.url,
-        "/v1/sync",
-        Some(&raw.token),
-        &request(None, None, quartier_protocol::ACCEPTS_SIGNATURES, 8 << 20),
-    )
-    .await
-    .decode();
+    let inline: SyncResponse = send(None, None, quartier_protocol::ACCEPTS_SIGNATURES, 8 << 20)
+        .await
+        .decode();
     let inline_page = &inline.pages[0];
     assert!(!inline_page.more && inline_page.signatures_next.is_none());
     let expected: BTreeSet<_> = inline_page.signatures.iter().map(key).collect();
@@ -335,16 +334,11 @@ async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() 
     loop {
         requests += 1;
         assert!(requests < 50, "the stream ends");
-        let answer = post_msg(
-            &server.url,
-            "/v1/sync",
-            Some(&raw.token),
-            &request(
-                after.clone(),
-                signatures_after.clone(),
-                quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
-                16 * 1024,
-            ),
+        let answer = send(
+            after.clone(),
+            signatures_after.clone(),
+            quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+            16 * 1024,
         )
         .await;
         assert_eq!(answer.status, 200, "{:?}", answer.error_body());
@@ -364,16 +358,11 @@ async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() 
             );
             // A device that began its snapshots under a core from before the stream (its
             // cursor is on snapshots, and it names no stream) is started on one too.
-            let upgraded: SyncResponse = post_msg(
-                &server.url,
-                "/v1/sync",
-                Some(&raw.token),
-                &request(
-                    Some(page.next.clone()),
-                    None,
-                    quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
-                    16 * 1024,
-                ),
+            let upgraded: SyncResponse = send(
+                Some(page.next.clone()),
+                None,
+                quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+                16 * 1024,
             )
             .await
             .decode();
@@ -411,16 +400,11 @@ async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() 
     assert!(!streamed.iter().any(|(doc, ..)| *doc == hidden.id.as_uuid()));
 
     // Asked again from the start (a device turning them on later): the same, and only those.
-    let again: SyncResponse = post_msg(
-        &server.url,
-        "/v1/sync",
-        Some(&raw.token),
-        &request(
-            after.clone(),
-            Some(String::new()),
-            quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
-            8 << 20,
-        ),
+    let again: SyncResponse = send(
+        after.clone(),
+        Some(String::new()),
+        quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+        8 << 20,
     )
     .await
     .decode();
@@ -439,16 +423,11 @@ async fn an_initial_syncs_signatures_follow_its_content_in_pages_of_their_own() 
         "g:0:99999999999999999999",
         "c:0:5",
     ] {
-        let answer = post_msg(
-            &server.url,
-            "/v1/sync",
-            Some(&raw.token),
-            &request(
-                after.clone(),
-                Some(bad.into()),
-                quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
-                16 * 1024,
-            ),
+        let answer = send(
+            after.clone(),
+            Some(bad.into()),
+            quartier_protocol::ACCEPTS_SIGNATURE_STREAM,
+            16 * 1024,
         )
         .await;
         assert_eq!(answer.status, 400, "{bad}");

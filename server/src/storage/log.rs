@@ -187,19 +187,47 @@ pub fn signed_after(
     for row in rows {
         let (seq, doc, hash, device, signature) = row?;
         let doc = Uuid::parse_str(&doc).map_err(|e| ServerError::Internal(e.to_string()))?;
-        let device = device.and_then(|d| Uuid::parse_str(&d).ok());
-        let signed = match (hash, device, signature) {
-            (Some(hash), Some(device), Some(signature)) => Some(ChangeSignature {
-                doc,
-                hash,
-                device,
-                signature,
-            }),
-            _ => None,
-        };
+        let signed = signature_of_row(doc, hash, device, signature);
         out.push(SignedRow { seq, doc, signed });
     }
     Ok(out)
+}
+
+/// The signatures of a document's changes up to `seq`, as their devices pushed them.
+pub fn signatures_of(conn: &Connection, doc: Uuid, seq: i64) -> Result<Vec<ChangeSignature>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, device_id, signature FROM log
+         WHERE doc_id = ?1 AND record = 'change' AND seq <= ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![doc.to_string(), seq], |r| {
+        Ok((
+            r.get::<_, Option<Vec<u8>>>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<Vec<u8>>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (hash, device, signature) = row?;
+        out.extend(signature_of_row(doc, hash, device, signature));
+    }
+    Ok(out)
+}
+
+/// A change row's signature, if it has one (every change pushed since signatures were logged).
+fn signature_of_row(
+    doc: Uuid,
+    hash: Option<Vec<u8>>,
+    device: Option<String>,
+    signature: Option<Vec<u8>>,
+) -> Option<ChangeSignature> {
+    let device = Uuid::parse_str(&device?).ok()?;
+    Some(ChangeSignature {
+        doc,
+        hash: hash?,
+        device,
+        signature: signature?,
+    })
 }
 
 /// The highest sequence number of a space's log (0 when empty).

@@ -158,7 +158,7 @@ pub fn pull(
                                 send_created,
                             )?;
                             let signed = match forms.signatures {
-                                SignatureForm::Inline => signatures_of(conn, doc, snapshot.seq())?,
+                                SignatureForm::Inline => log::signatures_of(conn, doc, snapshot.seq())?,
                                 SignatureForm::None | SignatureForm::Stream => Vec::new(),
                             };
                             let weight =
@@ -195,7 +195,7 @@ pub fn pull(
                             let mut signed = Vec::new();
                             let record = if row.reveal {
                                 if forms.signatures != SignatureForm::None {
-                                    signed = signatures_of(conn, row.doc, snapshot.seq())?;
+                                    signed = log::signatures_of(conn, row.doc, snapshot.seq())?;
                                 }
                                 snapshot_record(
                                     &snapshot,
@@ -428,35 +428,6 @@ impl SignatureStream {
         }
         Ok(true)
     }
-}
-
-/// The signatures of a document's changes up to `seq`, as their devices pushed them.
-fn signatures_of(conn: &Connection, doc: Uuid, seq: i64) -> Result<Vec<ChangeSignature>, ServerError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT hash, device_id, signature FROM log
-         WHERE doc_id = ?1 AND record = 'change' AND seq <= ?2 ORDER BY seq",
-    )?;
-    let rows = stmt.query_map(rusqlite::params![doc.to_string(), seq], |r| {
-        Ok((
-            r.get::<_, Option<Vec<u8>>>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<Vec<u8>>>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        if let (Some(hash), Some(device), Some(signature)) = row? {
-            if let Ok(device) = Uuid::parse_str(&device) {
-                out.push(ChangeSignature {
-                    doc,
-                    hash,
-                    device,
-                    signature,
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// A document as the snapshot holds it: its creation form, or its whole state.
