@@ -334,7 +334,7 @@ impl crate::store::Store {
         })
     }
 
-    /// See [`Store::set_peer_signatures`].
+    /// See [`Self::set_peer_signatures`].
     pub fn peer_signatures(&self) -> Result<bool> {
         self.read(keeps_peer_signatures)
     }
