@@ -359,6 +359,18 @@ const ADDED_BY: &[Added] = &[
         columns: &[],
         undo: "",
     },
+    Added {
+        version: 34,
+        tables: &[],
+        columns: &[],
+        // Before it, keyed by the hash, with an index on the document.
+        undo: "CREATE TABLE signatures_by_hash (hash BLOB PRIMARY KEY, doc_id TEXT NOT NULL,
+                   device TEXT NOT NULL, signature BLOB NOT NULL) WITHOUT ROWID;
+               INSERT INTO signatures_by_hash SELECT hash, doc_id, device, signature FROM change_signatures;
+               DROP TABLE change_signatures;
+               ALTER TABLE signatures_by_hash RENAME TO change_signatures;
+               CREATE INDEX change_signatures_doc ON change_signatures(doc_id);",
+    },
 ];
 
 /// Tables of the schema at `version`.
@@ -1601,7 +1613,8 @@ fn a_damaged_item_row_does_not_stop_the_upgrade_to_schema_28() {
 /// it in a newer core's form, its projection the last readable state): its first edit is built
 /// at once, which reads it, and the edits after that are kept as patches.
 /// The devices whose signatures a store kept before schema 33 are its first `signers`, by the
-/// space of the signed document: the next sync asks for their certificates as before.
+/// space of the signed document: the next sync asks for their certificates as before. The
+/// signatures themselves are kept by document from schema 34.
 #[test]
 fn signers_of_signatures_kept_before_schema_33_are_listed() {
     let closed = ClosedPost::new("Hofflohmarkt", "Kuchen");
@@ -1631,6 +1644,23 @@ fn signers_of_signatures_kept_before_schema_33_are_listed() {
         .collect::<Result<_, _>>()
         .expect("read");
     assert_eq!(signers, vec![(closed.space.to_string(), signer.to_string())]);
+    // Schema 34: the signature itself is kept, by document and hash, without the index.
+    let kept: (Vec<u8>, String) = conn
+        .query_row(
+            "SELECT signature, device FROM change_signatures WHERE doc_id = ?1 AND hash = ?2",
+            rusqlite::params![closed.item.id.to_string(), vec![1u8; 32]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("kept");
+    assert_eq!(kept, (vec![2u8; 64], signer.to_string()));
+    let index: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'change_signatures_doc'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("schema");
+    assert_eq!(index, 0);
 }
 
 #[test]

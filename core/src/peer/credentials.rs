@@ -281,11 +281,11 @@ pub(crate) fn holds_certificate(conn: &Connection, device: Uuid, space: Uuid) ->
         .is_some())
 }
 
-/// The kept signature of a change: its device and signature.
-pub(crate) fn signature_of(conn: &Connection, hash: &[u8]) -> Result<Option<(Uuid, Vec<u8>)>> {
+/// The kept signature of a change of `doc_id`: its device and signature.
+pub(crate) fn signature_of(conn: &Connection, doc_id: &str, hash: &[u8]) -> Result<Option<(Uuid, Vec<u8>)>> {
     let row: Option<(String, Vec<u8>)> = conn
-        .prepare_cached("SELECT device, signature FROM change_signatures WHERE hash = ?1")?
-        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT device, signature FROM change_signatures WHERE doc_id = ?1 AND hash = ?2")?
+        .query_row(params![doc_id, hash], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     row.map(|(device, signature)| Ok((parse_stored_uuid(&device)?, signature)))
         .transpose()

@@ -1059,7 +1059,7 @@ impl PeerSession {
                     let signature = crate::sync::identity::sign_change(&signing, &doc_id, &hash.0);
                     (device, signature, mine.clone())
                 } else {
-                    match credentials::signature_of(conn, &hash.0)? {
+                    match credentials::signature_of(conn, &doc_id, &hash.0)? {
                         Some((signer, signature)) => {
                             (signer, signature, credentials::certificate(conn, signer, space)?)
                         }

@@ -222,7 +222,13 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_projections: false,
         then: None,
     },
-    // Next: 034. Append here; SCHEMA_VERSION follows the last entry.
+    Migration {
+        version: 34,
+        sql: include_str!("migrations/034_signatures_by_document.sql"),
+        rebuilds_projections: false,
+        then: None,
+    },
+    // Next: 035. Append here; SCHEMA_VERSION follows the last entry.
 ];
 
 /// The schema version this core writes: the last migration's.
