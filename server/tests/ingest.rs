@@ -264,6 +264,65 @@ impl Bench {
     }
 }
 
+/// A pull looks at no more than 16 384 log rows per space, sent or not, in the content and in
+/// the stream of signatures: where a device may read none of a long stretch of the log (here
+/// rows of a document it has no metadata for), its cursors move on with `more`.
+#[test]
+fn a_pull_looks_at_a_bounded_number_of_rows_the_device_may_not_read() {
+    let b = Bench::new();
+    let conn = b.db.lock();
+    let before = quartier_server::storage::log::last_seq(&conn, b.space.as_uuid()).expect("seq");
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 16400)
+         INSERT INTO log (space_id, doc_id, record, device_id, received_at)
+         SELECT ?1, ?2, 'change', ?3, 0 FROM n",
+        rusqlite::params![
+            b.space.as_uuid().to_string(),
+            Uuid::new_v4().to_string(),
+            Uuid::new_v4().to_string()
+        ],
+    )
+    .expect("unreadable rows");
+    let last = quartier_server::storage::log::last_seq(&conn, b.space.as_uuid()).expect("seq");
+    let pull = |after: String, signatures_after: Option<String>| {
+        let (pages, _) = sync::pull(
+            &conn,
+            &b.docs,
+            Uuid::new_v4(),
+            b.person.as_uuid(),
+            &[SpaceCursor {
+                space: b.space.as_uuid(),
+                after: Some(after),
+                members_after: None,
+                signatures_after,
+            }],
+            64 * 1024,
+            sync::CreationForms {
+                accepted: true,
+                queue: None,
+                signatures: quartier_server::sync::SignatureForm::Stream,
+            },
+        )
+        .expect("pull");
+        pages.into_iter().next().expect("a page")
+    };
+    let first = pull(format!("c:{before}:coordinator"), None);
+    assert!(first.more && first.records.is_empty());
+    assert_eq!(first.next, format!("c:{}:coordinator", before + 16_384));
+    let second = pull(first.next.clone(), None);
+    assert!(!second.more && second.records.is_empty());
+    assert_eq!(second.next, format!("c:{last}:coordinator"));
+    // The stream over the same stretch, once the content is all there.
+    let streamed = pull(second.next.clone(), Some(format!("g:{before}:{last}")));
+    assert!(streamed.more && streamed.signatures.is_empty());
+    assert_eq!(
+        streamed.signatures_next,
+        Some(format!("g:{}:{last}", before + 16_384))
+    );
+    let done = pull(second.next, streamed.signatures_next);
+    assert!(!done.more && done.signatures_next.is_none());
+}
+
 fn blob_hash(byte: char) -> String {
     std::iter::repeat_n(byte, 64).collect()
 }
