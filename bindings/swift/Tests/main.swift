@@ -780,6 +780,56 @@ func deviceToDevice() async throws {
     try check(try b.relayLimits() == limits, "relay limits kept")
 }
 
+/// A phone on a tight data plan: with the peer signatures off, Carla gets Anna's post from the
+/// server but cannot show it on to Ben; turned on, one sync fetches them and the next session
+/// carries the post.
+func peerSignaturesOnlyWhenTurnedOn() async throws {
+    try check(!serverURL.isEmpty, "QUARTIER_SERVER_URL is set")
+    let a = try openStore("ps-a"), b = try openStore("ps-b"), c = try openStore("ps-c")
+    defer { try? a.close(); try? b.close(); try? c.close() }
+    let syncA = try QuartierSync(store: a, serverUrl: serverURL)
+    let syncB = try QuartierSync(store: b, serverUrl: serverURL)
+    let syncC = try QuartierSync(store: c, serverUrl: serverURL)
+    let expires = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
+    let personA = try await syncA.register(displayName: "Anna").personId
+    let space = try await syncA.createSpace(meta: meta).space.id
+    let personB = try await syncB.register(displayName: "Ben").personId
+    _ = try await syncB.redeemInvite(code: try await syncA.createInvite(spaceId: space, role: .volunteer, expiresAtMs: expires, maxUses: 1))
+    _ = try await syncB.syncNow()
+    let item = try a.createItem(item: post(space, personA, "Tafel heute offen"))
+    _ = try await syncA.syncNow()
+    func holds(_ store: QuartierStore) -> Bool {
+        (try? store.itemDetail(itemId: item.id, viewer: Viewer(person: personB, role: .volunteer)).item.content.title) == item.content.title
+    }
+    func meet(_ initiatorStore: QuartierStore, _ responderStore: QuartierStore) throws -> (PeerReport, PeerReport) {
+        let initiator = try QuartierPeerSession(store: initiatorStore, role: .initiator, frameBytes: qrFrameBytes())
+        let responder = try QuartierPeerSession(store: responderStore, role: .responder, frameBytes: qrFrameBytes())
+        var next = initiator.firstFrame()
+        var turn = 0
+        while let frame = next {
+            next = try (turn % 2 == 0 ? responder : initiator).receive(frame: frame)
+            turn += 1
+        }
+        return (responder.report(), initiator.report())
+    }
+
+    try check(try c.peerSignatures(), "on by default")
+    try c.setPeerSignatures(enabled: false)
+    try check(!(try c.peerSignatures()), "turned off")
+    _ = try await syncC.register(displayName: "Carla")
+    _ = try await syncC.redeemInvite(code: try await syncA.createInvite(spaceId: space, role: .volunteer, expiresAtMs: expires, maxUses: 1))
+    _ = try await syncC.syncNow()
+    try check(holds(c) && !holds(b), "Carla has the post, Ben not yet")
+    var (got, gave) = try meet(c, b)
+    try check(got.changesReceived == 0 && gave.unsignedDocuments >= 1, "without the signatures: \(got) / \(gave)")
+    try check(!holds(b), "Ben is still without it")
+    try c.setPeerSignatures(enabled: true)
+    _ = try await syncC.syncNow()
+    (got, gave) = try meet(c, b)
+    try check(got.changesReceived == 1 && gave.unsignedDocuments == 0, "with the signatures: \(got) / \(gave)")
+    try check(holds(b), "Ben got the post from Carla")
+}
+
 // MARK: - Moderation
 
 /// A resident reports a post; the coordinator's `moderationQueueUpdates` yields it with the
@@ -1085,6 +1135,7 @@ await run("typed live shortcuts report errors through onError") { try await live
 await run("two stores sync through a real server") { try await syncTwoStores() }
 await run("counselling: teams, a conversation live in AsyncSequences, backup, erasure") { try await counselling() }
 await run("device to device: certificates, a QR session in our loop, the local network with progress") { try await deviceToDevice() }
+await run("peer signatures: off on a tight data plan, fetched once turned on") { try await peerSignaturesOnlyWhenTurnedOn() }
 await run("moderation, the help board, notifications: a report in the queue, a hide, a request agreed") { try await moderation() }
 await run("offers upkeep and content warnings") { try offersUpkeepAndWarnings() }
 await run("standards: GeoJSON, iCalendar, HSDS, vCard between two stores, the printed guide, a calendar feed from the server") { try await standards() }

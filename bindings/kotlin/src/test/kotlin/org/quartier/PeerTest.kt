@@ -192,6 +192,61 @@ class PeerTest {
         }
     }
 
+    /** One QR-sized session between two stores, frames handed across in this loop: the
+     * responder's report, then the initiator's. */
+    private fun meet(initiatorStore: QuartierStore, responderStore: QuartierStore): Pair<PeerReport, PeerReport> =
+        QuartierPeerSession(initiatorStore, PeerRole.INITIATOR, frameBytes = qrFrameBytes()).use { initiator ->
+            QuartierPeerSession(responderStore, PeerRole.RESPONDER, frameBytes = qrFrameBytes()).use { responder ->
+                var frame = initiator.firstFrame()
+                var turn = 0
+                while (frame != null) {
+                    frame = (if (turn % 2 == 0) responder else initiator).receive(frame)
+                    turn++
+                }
+                responder.report() to initiator.report()
+            }
+        }
+
+    /**
+     * A phone on a tight data plan: with the peer signatures off, Carla gets Anna's post from the
+     * server but cannot show it on to Ben; turned on, one sync fetches them and the next session
+     * carries the post.
+     */
+    @Test
+    fun `a phone on a tight data plan fetches peer signatures only when turned on`() = runBlocking<Unit> {
+        Phones("plan").use { phones ->
+            phones.meetTheServer()
+            val item = phones.write("Tafel heute offen")
+            phones.syncA.syncNow()
+            fun holds(store: QuartierStore) = runCatching {
+                store.itemDetail(item.id, Viewer(phones.personB, Role.VOLUNTEER)).item.content.title
+            }.getOrNull() == item.content.title
+            QuartierStore.open(dir.resolve("plan-c.db").toString()).use { carla ->
+                QuartierSync(carla, server.url).use { syncC ->
+                    assertTrue(carla.peerSignatures(), "on by default")
+                    carla.setPeerSignatures(false)
+                    assertTrue(!carla.peerSignatures(), "turned off")
+                    syncC.register("Carla")
+                    val code = phones.syncA.createInvite(phones.space, Role.VOLUNTEER, System.currentTimeMillis() + 3_600_000, 1)
+                    syncC.redeemInvite(code)
+                    syncC.syncNow()
+                    assertTrue(holds(carla) && !holds(phones.b), "Carla has the post, Ben not yet")
+
+                    val (got, gave) = meet(carla, phones.b)
+                    assertTrue(got.changesReceived == 0L && gave.unsignedDocuments >= 1L, "$got / $gave")
+                    assertTrue(!holds(phones.b), "Ben is still without it")
+
+                    carla.setPeerSignatures(true)
+                    syncC.syncNow()
+                    val (gotNow, gaveNow) = meet(carla, phones.b)
+                    assertEquals(1L, gotNow.changesReceived, "$gotNow")
+                    assertEquals(0L, gaveNow.unsignedDocuments, "$gaveNow")
+                    assertTrue(holds(phones.b), "Ben got the post from Carla")
+                }
+            }
+        }
+    }
+
     /**
      * Discovery where it may multicast: two network namespaces joined by a veth pair (root only;
      * skipped elsewhere), a phone in each as its own JVM ([NearbyChild]). One announces a
