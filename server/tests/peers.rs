@@ -756,6 +756,38 @@ fn a_phone_without_peer_signatures_shows_peers_only_its_own_until_it_fetches_the
     assert_eq!(holding(town.store(late)), holding(town.store(newcomer)));
 }
 
+/// A device whose signatures a phone keeps is listed as a signer there (each sync renews its
+/// certificate) until the phone erases the last of the documents it signed in the space, not
+/// before.
+#[test]
+fn a_signer_is_forgotten_with_the_last_of_its_documents_here() {
+    let mut town = Town::new(&[Role::Volunteer]);
+    let first = town.post(1, "Aushang eins", Audience::Everyone);
+    let second = town.post(1, "Aushang zwei", Audience::Everyone);
+    town.sync(1);
+    let late = town.join(Role::Volunteer);
+    let author = town
+        .store(1)
+        .account()
+        .expect("account")
+        .expect("registered")
+        .device
+        .to_string();
+    let signers = |town: &Town| -> Vec<String> {
+        let conn = rusqlite::Connection::open(town.store(late).path()).expect("open");
+        let mut stmt = conn.prepare("SELECT device FROM signers").expect("prepare");
+        let rows = stmt.query_map([], |r| r.get(0)).expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    };
+    assert!(signers(&town).contains(&author), "{:?}", signers(&town));
+    town.store(late).erase_item(first.id).expect("erase");
+    assert!(signers(&town).contains(&author), "one of its posts is left");
+    town.store(late).erase_item(second.id).expect("erase");
+    assert!(!signers(&town).contains(&author), "{:?}", signers(&town));
+    town.sync(late);
+    assert!(!signers(&town).contains(&author), "not listed again by a sync");
+}
+
 /// How a session is cut: after this many frames, the next frame arrives cut at this byte (or
 /// not at all).
 #[derive(Clone, Debug)]

@@ -916,6 +916,21 @@ pub(crate) fn erase(conn: &Connection, doc_id: &str, records: Records) -> Result
     Ok(())
 }
 
+/// Forgets the signers of a space (`signers`) none of whose kept signatures is left there: after
+/// the erasure of the last document a device signed in the space, each sync would otherwise go
+/// on asking for its certificate, and the store would go on saying that it signed something
+/// there. One pass over the kept signatures, once per write that removed items for good
+/// (`Touched::words_removed`; a space that leaves the device takes its signers with it).
+pub(crate) fn forget_signers_without_signatures(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "DELETE FROM signers WHERE (space_id, device) NOT IN (
+             SELECT d.space_id, s.device FROM change_signatures s JOIN documents d ON d.doc_id = s.doc_id
+             WHERE d.space_id IS NOT NULL)",
+        [],
+    )?;
+    Ok(())
+}
+
 /// Queues a change for the server.
 pub(crate) fn enqueue(
     conn: &Connection,

@@ -83,7 +83,8 @@ pub(crate) struct Touched {
     /// A notification was made or read (`LiveQuery::Notifications`).
     pub notifications: bool,
     /// Items left the store for good (erasure, a space or role left): the write rewrites the
-    /// search index once before it commits (`search_index::drop_removed_words`).
+    /// search index once before it commits (`search_index::drop_removed_words`) and forgets the
+    /// signers left without a kept signature (`documents::forget_signers_without_signatures`).
     pub words_removed: bool,
 }
 
@@ -209,6 +210,9 @@ impl Store {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx, &mut touched)?;
             search_index::before_commit(&tx, self.inner.live.searching(), &mut touched)?;
+            if touched.words_removed {
+                documents::forget_signers_without_signatures(&tx)?;
+            }
             tx.commit()?;
             value
         };
