@@ -235,7 +235,7 @@ impl Store {
             let change = if leaves_its_author_for_the_first_time(tx, &doc_id, &loaded, &current, &item)? {
                 // Its private history goes: the server judges every change, and refuses the
                 // ones that made or edited an author-only item. It is created afresh, as it is.
-                documents::erase(tx, &doc_id, documents::Records::Erase)?;
+                documents::erase(tx, &doc_id, documents::Records::Erase, touched)?;
                 tx.execute("DELETE FROM item_history WHERE item_id = ?1", [&doc_id])?;
                 let mut fresh = LoadedDoc::new(DocKind::Item, self.actor());
                 fresh.space_id = loaded.space_id.clone();
@@ -517,7 +517,7 @@ pub(crate) fn erase_in(tx: &Connection, doc_id: &str, touched: &mut super::Touch
         doomed.push(child?);
     }
     for doc in &doomed {
-        documents::erase(tx, doc, documents::Records::Erase)?;
+        documents::erase(tx, doc, documents::Records::Erase, touched)?;
         projection::remove_item(tx, doc)?;
         // The source key stays, without the item: the same record is not imported again.
         tx.prepare_cached("UPDATE imported_items SET item_id = '' WHERE item_id = ?1")?

@@ -83,9 +83,12 @@ pub(crate) struct Touched {
     /// A notification was made or read (`LiveQuery::Notifications`).
     pub notifications: bool,
     /// Items left the store for good (erasure, a space or role left): the write rewrites the
-    /// search index once before it commits (`search_index::drop_removed_words`) and forgets the
-    /// signers left without a kept signature (`documents::forget_signers_without_signatures`).
+    /// search index once before it commits (`search_index::drop_removed_words`).
     pub words_removed: bool,
+    /// Signers whose kept signatures an erasure removed, with the space of the erased document
+    /// (`None`: it had none): the write forgets those left without one before it commits
+    /// (`documents::forget_signers_without_signatures`).
+    pub signers_unsure: BTreeSet<(Option<String>, String)>,
 }
 
 struct Inner {
@@ -210,9 +213,7 @@ impl Store {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx, &mut touched)?;
             search_index::before_commit(&tx, self.inner.live.searching(), &mut touched)?;
-            if touched.words_removed {
-                documents::forget_signers_without_signatures(&tx)?;
-            }
+            documents::forget_signers_without_signatures(&tx, &touched.signers_unsure)?;
             tx.commit()?;
             value
         };

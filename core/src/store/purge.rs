@@ -53,7 +53,7 @@ pub(crate) fn purge_space(tx: &Connection, space: &str, touched: &mut Touched) -
         )?);
     }
     for doc in &docs {
-        documents::erase(tx, doc, documents::Records::Keep)?;
+        documents::erase(tx, doc, documents::Records::Keep, touched)?;
         projection::remove_item(tx, doc)?;
         touched.items.insert(doc.clone());
     }
@@ -141,7 +141,7 @@ pub(crate) fn purge_unreadable(
     let mut set_aside = Vec::new();
     for doc in &gone {
         set_aside.extend(set_aside_pending(tx, doc, "forbidden", NO_LONGER_READABLE, true)?);
-        documents::erase(tx, doc, documents::Records::Keep)?;
+        documents::erase(tx, doc, documents::Records::Keep, touched)?;
         projection::remove_item(tx, doc)?;
         touched.items.insert(doc.clone());
     }

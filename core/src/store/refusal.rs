@@ -198,7 +198,7 @@ impl Store {
                     lost_fields.extend(note_fields(Some(change)));
                 }
             }
-            documents::erase(tx, &doc_id, documents::Records::Erase)?;
+            documents::erase(tx, &doc_id, documents::Records::Erase, touched)?;
             if kind == DocKind::Item {
                 projection::remove_item(tx, &doc_id)?;
                 touched.items.insert(doc_id.clone());
