@@ -229,32 +229,48 @@ impl Bench {
             .expect("remove fault");
     }
 
+    /// The page a new device of this person pulls for the space from these cursors, in pages of
+    /// 64 KiB with creation forms and `signatures` as asked.
+    fn pull_page(
+        &self,
+        conn: &rusqlite::Connection,
+        after: Option<String>,
+        signatures_after: Option<String>,
+        signatures: quartier_server::sync::SignatureForm,
+    ) -> quartier_protocol::SpacePage {
+        let (pages, _) = sync::pull(
+            conn,
+            &self.docs,
+            Uuid::new_v4(),
+            self.person.as_uuid(),
+            &[SpaceCursor {
+                space: self.space.as_uuid(),
+                after,
+                members_after: None,
+                signatures_after,
+            }],
+            64 * 1024,
+            sync::CreationForms {
+                accepted: true,
+                queue: None,
+                signatures,
+            },
+        )
+        .expect("pull");
+        pages.into_iter().next().expect("a page")
+    }
+
     /// Every record a new device of this person pulls for the space, paged to the end.
     fn pull_all(&self) -> Vec<Record> {
         let mut cursor = None;
         let mut records = Vec::new();
         loop {
-            let conn = self.db.lock();
-            let (pages, _) = sync::pull(
-                &conn,
-                &self.docs,
-                Uuid::new_v4(),
-                self.person.as_uuid(),
-                &[SpaceCursor {
-                    space: self.space.as_uuid(),
-                    after: cursor.clone(),
-                    members_after: None,
-                    signatures_after: None,
-                }],
-                64 * 1024,
-                sync::CreationForms {
-                    accepted: true,
-                    queue: None,
-                    signatures: quartier_server::sync::SignatureForm::None,
-                },
-            )
-            .expect("pull");
-            let page = pages.into_iter().next().expect("a page");
+            let page = self.pull_page(
+                &self.db.lock(),
+                cursor.clone(),
+                None,
+                quartier_server::sync::SignatureForm::None,
+            );
             records.extend(page.records);
             if !page.more {
                 return records;
@@ -285,26 +301,12 @@ fn a_pull_looks_at_a_bounded_number_of_rows_the_device_may_not_read() {
     .expect("unreadable rows");
     let last = quartier_server::storage::log::last_seq(&conn, b.space.as_uuid()).expect("seq");
     let pull = |after: String, signatures_after: Option<String>| {
-        let (pages, _) = sync::pull(
+        b.pull_page(
             &conn,
-            &b.docs,
-            Uuid::new_v4(),
-            b.person.as_uuid(),
-            &[SpaceCursor {
-                space: b.space.as_uuid(),
-                after: Some(after),
-                members_after: None,
-                signatures_after,
-            }],
-            64 * 1024,
-            sync::CreationForms {
-                accepted: true,
-                queue: None,
-                signatures: quartier_server::sync::SignatureForm::Stream,
-            },
+            Some(after),
+            signatures_after,
+            quartier_server::sync::SignatureForm::Stream,
         )
-        .expect("pull");
-        pages.into_iter().next().expect("a page")
     };
     let first = pull(format!("c:{before}:coordinator"), None);
     assert!(first.more && first.records.is_empty());

@@ -910,23 +910,25 @@ pub(crate) enum Records {
 /// undelivered records as `records` says. The devices whose signatures went are noted in
 /// `touched` ([`forget_signers_without_signatures`] runs before the write commits).
 pub(crate) fn erase(conn: &Connection, doc_id: &str, records: Records, touched: &mut Touched) -> Result<()> {
-    let space: Option<String> = conn
-        .prepare_cached("SELECT space_id FROM documents WHERE doc_id = ?1")?
-        .query_row([doc_id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    let mut signed =
-        conn.prepare_cached("SELECT DISTINCT device FROM change_signatures WHERE doc_id = ?1")?;
-    for device in signed.query_map([doc_id], |r| r.get::<_, String>(0))? {
-        touched.signers_unsure.insert((space.clone(), device?));
-    }
     conn.execute("DELETE FROM doc_changes WHERE doc_id = ?1", [doc_id])?;
     conn.execute("DELETE FROM outbox WHERE doc_id = ?1", [doc_id])?;
-    conn.execute("DELETE FROM change_signatures WHERE doc_id = ?1", [doc_id])?;
+    let signers: BTreeSet<String> = conn
+        .prepare_cached("DELETE FROM change_signatures WHERE doc_id = ?1 RETURNING device")?
+        .query_map([doc_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     if records == Records::Erase {
         conn.execute("DELETE FROM undelivered WHERE doc_id = ?1", [doc_id])?;
     }
-    conn.execute("DELETE FROM documents WHERE doc_id = ?1", [doc_id])?;
+    let space: Option<String> = conn
+        .prepare_cached("DELETE FROM documents WHERE doc_id = ?1 RETURNING space_id")?
+        .query_map([doc_id], |r| r.get::<_, Option<String>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .next();
+    touched
+        .signers_unsure
+        .extend(signers.into_iter().map(|device| (space.clone(), device)));
     Ok(())
 }
 
